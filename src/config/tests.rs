@@ -1,0 +1,187 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    from_toml_str(text, "test.toml", Vec::<(String, String)>::new())
+}
+
+fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    from_toml_str(
+        text,
+        "test.toml",
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+}
+
+#[test]
+fn empty_file_gives_defaults() {
+    assert_eq!(parse("").unwrap(), Config::default());
+}
+
+#[test]
+fn unknown_top_level_key_is_named_with_file() {
+    let err = parse("stat_dir = \"/tmp\"\n").unwrap_err().to_string();
+    assert!(err.starts_with("test.toml: key `stat_dir`"), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn unknown_nested_key_is_named_with_file() {
+    let err = parse("[http]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("test.toml: key `http.listne`"), "{err}");
+}
+
+#[test]
+fn unknown_key_in_trunk_is_named_with_index() {
+    let err = parse("[[trunks]]\nname = \"a\"\nhost = \"h\"\npasword = \"x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("key `trunks[0].pasword`"), "{err}");
+}
+
+#[test]
+fn bad_address_names_key_and_want() {
+    let err = parse("[http]\nlisten = \"localhost\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("test.toml: key `http.listen`"), "{err}");
+    assert!(err.contains("socket address"), "{err}");
+}
+
+#[test]
+fn bad_port_is_rejected() {
+    let err = parse("[[trunks]]\nname = \"a\"\nhost = \"h\"\nport = 70000\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("key `trunks[0].port`"), "{err}");
+}
+
+#[test]
+fn bad_duration_names_key() {
+    let err = parse("[shutdown]\ndrain_timeout = \"ten seconds\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("key `shutdown.drain_timeout`"), "{err}");
+    let err = parse("[shutdown]\ndrain_timeout = \"2h\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at most 1h"), "{err}");
+}
+
+#[test]
+fn bad_log_level_is_rejected() {
+    let err = parse("[log]\nlevel = \"loud\"\n").unwrap_err().to_string();
+    assert!(err.contains("key `log.level`"), "{err}");
+}
+
+#[test]
+fn env_overrides_file() {
+    let cfg = parse_env(
+        "[http]\nlisten = \"127.0.0.1:9090\"\n",
+        &[
+            ("DIALERD__HTTP__LISTEN", "127.0.0.1:0"),
+            ("DIALERD__LOG__LEVEL", "debug"),
+            ("DIALERD__SIP__LISTEN", "127.0.0.1:5062,[::1]:5062"),
+            ("DIALERD__SHUTDOWN__DRAIN_TIMEOUT", "250ms"),
+            ("OTHER__HTTP__LISTEN", "ignored"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(cfg.http.listen.port(), 0);
+    assert_eq!(cfg.log.level, "debug");
+    assert_eq!(cfg.sip.listen.len(), 2);
+    assert!(cfg.sip.listen[1].is_ipv6());
+    assert_eq!(
+        cfg.shutdown.drain_timeout,
+        std::time::Duration::from_millis(250)
+    );
+}
+
+#[test]
+fn unknown_env_key_names_the_variable() {
+    let err = parse_env("", &[("DIALERD__HTTP__LISTN", "127.0.0.1:1")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("environment variable DIALERD__HTTP__LISTN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_env_value_names_the_variable() {
+    let err = parse_env("", &[("DIALERD__HTTP__LISTEN", "nope")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("environment variable DIALERD__HTTP__LISTEN: key `http.listen`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_trunk_names_rejected() {
+    let err =
+        parse("[[trunks]]\nname = \"a\"\nhost = \"h\"\n[[trunks]]\nname = \"a\"\nhost = \"i\"\n")
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("key `trunks[1].name`"), "{err}");
+}
+
+#[test]
+fn secrets_are_masked_when_printed() {
+    let cfg =
+        parse("[[trunks]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword = \"hunter2\"\n")
+            .unwrap();
+    assert_eq!(cfg.trunks[0].password.expose(), "hunter2");
+    let shown = toml::to_string(&cfg).unwrap();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("password = \"********\""), "{shown}");
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+}
+
+#[test]
+fn printed_config_parses_back_to_itself() {
+    let cfg = parse("[log]\nlevel = \"debug\"\n[[trunks]]\nname = \"a\"\nhost = \"h\"\n").unwrap();
+    let again = parse(&toml::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(cfg, again);
+}
+
+#[test]
+fn restart_needed_lists_changed_sections() {
+    let a = Config::default();
+    let mut b = a.clone();
+    b.log.level = "debug".into();
+    assert!(a.restart_needed(&b).is_empty());
+    b.http.listen.set_port(1);
+    assert_eq!(a.restart_needed(&b), vec!["http"]);
+}
+
+#[test]
+fn bad_enum_value_says_what_is_wanted() {
+    let err = parse("[log]\nformat = \"xml\"\n").unwrap_err().to_string();
+    assert!(
+        err.contains("key `log.format`") && err.contains("wanted \"text\" or \"json\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_is_one_line_naming_the_file() {
+    let err = parse("[log\n").unwrap_err().to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("test.toml") && err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn env_list_error_names_the_variable_without_index() {
+    let err = parse_env("", &[("DIALERD__SIP__LISTEN", "x")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("environment variable DIALERD__SIP__LISTEN: key `sip.listen[0]`"),
+        "{err}"
+    );
+    assert!(err.contains("wanted IP:PORT"), "{err}");
+}

@@ -1,0 +1,322 @@
+//! The configuration structs, their defaults and their validation.
+
+use super::Secret;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole daemon configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the daemon keeps its state (database, recordings); `$STATE_DIRECTORY` wins.
+    pub state_dir: PathBuf,
+    /// Logging.
+    pub log: LogConfig,
+    /// Admin HTTP listener (metrics, health, API).
+    pub http: HttpConfig,
+    /// SIP stack.
+    pub sip: SipConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+    /// SIP trunks to carriers and PBXs.
+    pub trunks: Vec<TrunkConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("/var/lib/dialerd"),
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            sip: SipConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            trunks: Vec::new(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!(
+                "\"{s}\" is not a log format; wanted \"text\" or \"json\""
+            )),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, or `info,dialerd::sip=trace`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the admin HTTP listener.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Addresses to listen on, UDP and TCP on each.
+    pub listen: Vec<SocketAddr>,
+    /// Largest SIP message accepted, in bytes.
+    pub max_message_size: usize,
+    /// A TCP connection with no traffic for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub tcp_idle_timeout: Duration,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            max_message_size: 65_536,
+            tcp_idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long work in progress may take to finish after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// SIP transport protocol of a trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum TransportKind {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+impl TryFrom<String> for TransportKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "udp" => Ok(Self::Udp),
+            "tcp" => Ok(Self::Tcp),
+            _ => Err(format!(
+                "\"{s}\" is not a transport; wanted \"udp\" or \"tcp\""
+            )),
+        }
+    }
+}
+
+/// `[[trunks]]`: a carrier or PBX that calls go through.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Unique name, used in the API and metrics.
+    pub name: String,
+    /// Proxy host name or address.
+    pub host: String,
+    /// Proxy port.
+    #[serde(default = "default_sip_port")]
+    pub port: u16,
+    /// `udp` or `tcp`.
+    #[serde(default = "default_transport")]
+    pub transport: TransportKind,
+    /// Digest user name (empty: no authentication).
+    #[serde(default)]
+    pub username: String,
+    /// Digest password.
+    #[serde(default)]
+    pub password: Secret,
+    /// Digest realm to answer; empty accepts the realm the carrier offers.
+    #[serde(default)]
+    pub realm: String,
+    /// Domain for From headers; defaults to `host`.
+    #[serde(default)]
+    pub from_domain: String,
+    /// Register to the trunk.
+    #[serde(default)]
+    pub register: bool,
+    /// Most calls at once through this trunk.
+    #[serde(default = "default_trunk_max_calls")]
+    pub max_calls: u32,
+    /// Most new calls per second through this trunk.
+    #[serde(default = "default_trunk_max_cps")]
+    pub max_cps: f64,
+}
+
+fn default_sip_port() -> u16 {
+    5060
+}
+fn default_transport() -> TransportKind {
+    TransportKind::Udp
+}
+fn default_trunk_max_calls() -> u32 {
+    100
+}
+fn default_trunk_max_cps() -> f64 {
+    10.0
+}
+
+/// A bare word in a tracing filter is a target, so a misspelt level would silently log nothing;
+/// demand a level or `target=level` in every directive.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!("\"{directive}\" is not a level"));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl Config {
+    /// Checks values the types alone do not; on failure returns the key and what is wanted.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, want: &str| Err((key.to_string(), want.to_string()));
+        if self.state_dir.as_os_str().is_empty() {
+            return bad("state_dir", "wanted a directory path, got an empty string");
+        }
+        if let Err(e) = check_log_filter(&self.log.level) {
+            return Err((
+                "log.level".into(),
+                format!("wanted a level (error, warn, info, debug, trace) or a filter like \"info,dialerd::sip=debug\": {e}"),
+            ));
+        }
+        if self.sip.listen.is_empty() {
+            return bad(
+                "sip.listen",
+                "wanted at least one address such as \"127.0.0.1:5060\"",
+            );
+        }
+        if !(1024..=1_048_576).contains(&self.sip.max_message_size) {
+            return bad(
+                "sip.max_message_size",
+                "wanted a size in bytes between 1024 and 1048576",
+            );
+        }
+        if self.sip.tcp_idle_timeout < Duration::from_secs(1) {
+            return bad("sip.tcp_idle_timeout", "wanted a duration of at least 1s");
+        }
+        if self.shutdown.drain_timeout > Duration::from_secs(3600) {
+            return bad("shutdown.drain_timeout", "wanted a duration of at most 1h");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            let key = |f: &str| format!("trunks[{i}].{f}");
+            if t.name.is_empty()
+                || !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err((
+                    key("name"),
+                    "wanted a non-empty name of letters, digits, '-' and '_'".into(),
+                ));
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err((
+                    key("name"),
+                    format!("trunk name \"{}\" is used twice", t.name),
+                ));
+            }
+            if t.host.is_empty() {
+                return Err((key("host"), "wanted a host name or address".into()));
+            }
+            if t.port == 0 {
+                return Err((key("port"), "wanted a port between 1 and 65535".into()));
+            }
+            if t.max_calls == 0 {
+                return Err((key("max_calls"), "wanted at least 1".into()));
+            }
+            if !(t.max_cps > 0.0 && t.max_cps.is_finite()) {
+                return Err((
+                    key("max_cps"),
+                    "wanted a number of calls per second above 0".into(),
+                ));
+            }
+            if t.register && t.username.is_empty() {
+                return Err((
+                    key("username"),
+                    "wanted a user name: register = true needs one".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of settings that differ from `new` and only take effect after a restart.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.state_dir != new.state_dir {
+            changed.push("state_dir");
+        }
+        if self.log.format != new.log.format {
+            changed.push("log.format");
+        }
+        if self.http != new.http {
+            changed.push("http");
+        }
+        if self.sip != new.sip {
+            changed.push("sip");
+        }
+        if self.trunks != new.trunks {
+            changed.push("trunks");
+        }
+        changed
+    }
+}

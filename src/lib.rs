@@ -1,0 +1,15 @@
+//! dialerd: a SIP telephony and predictive-dialer daemon.
+//!
+//! Layers, top to bottom: `api` (HTTP) → `dialer`, `agents`, `lines`, `inbound` → `call` →
+//! `media` → `sip` → `store`; with `config`, `metrics` and `shutdown` beside them.
+//! A layer never calls the one above it.
+
+pub mod api;
+pub mod config;
+pub mod health;
+pub mod logging;
+pub mod metrics;
+pub mod shutdown;
+pub mod signal;
+pub mod state;
+pub mod systemd;

@@ -1,0 +1,162 @@
+//! The `dialerd` binary: reads top to bottom as the daemon's life.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dialerd::config::{self, Config};
+use dialerd::shutdown::{Drained, Shutdown};
+use dialerd::signal::{Signal, Signals};
+use dialerd::{api, health::Health, logging, metrics::Metrics, state, systemd};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "dialerd",
+    version,
+    about = "SIP telephony and predictive-dialer daemon"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground.
+    Run {
+        /// Config file [default: conf/dialerd.toml if present, else /etc/dialerd/dialerd.toml]
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration and print it, effective values, secrets masked.
+    CheckConfig {
+        /// Config file [default: as for `run`]
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(&config.unwrap_or_else(config::default_path)),
+        Command::CheckConfig { config } => {
+            check_config(&config.unwrap_or_else(config::default_path))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, naming what is wrong; no backtrace.
+            eprintln!("dialerd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: &Path) -> anyhow::Result<()> {
+    let cfg = config::load(path)?;
+    print!(
+        "# effective configuration from {}\n{}",
+        path.display(),
+        toml::to_string(&cfg)?
+    );
+    Ok(())
+}
+
+fn run(path: &Path) -> anyhow::Result<()> {
+    let cfg = config::load(path)?;
+    let log = logging::init(&cfg.log)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(path, cfg, log))
+}
+
+async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow::Result<()> {
+    let mut signals = Signals::new().context("cannot install signal handlers")?;
+    let metrics = Metrics::new()?;
+    let health = Health::new();
+    let shutdown = Shutdown::new();
+
+    let state_dir = state::prepare(&state::resolve(&cfg.state_dir))?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
+
+    let http = api::bind(cfg.http.listen).await?;
+    tracing::info!(addr = %http.local_addr()?, "http listening");
+    // The admin listener outlives the drain so /readyz can say 503 while work finishes.
+    let http_stop = tokio_util::sync::CancellationToken::new();
+    let http_task = tokio::spawn(api::serve(
+        http,
+        api::router(api::AppState {
+            metrics: metrics.clone(),
+            health: health.clone(),
+        }),
+        http_stop.clone().cancelled_owned(),
+    ));
+
+    health.set_ready(true);
+    systemd::notify("READY=1");
+    if let Some(every) = systemd::watchdog_interval() {
+        let token = shutdown.token();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            while token.run_until_cancelled(tick.tick()).await.is_some() {
+                systemd::notify("WATCHDOG=1");
+            }
+        });
+    }
+    tracing::info!("dialerd ready");
+
+    while signals.recv().await == Signal::Reload {
+        cfg = reload(path, cfg, &log);
+    }
+
+    tracing::info!(drain_timeout = ?cfg.shutdown.drain_timeout, "shutting down: draining work in progress");
+    health.set_ready(false);
+    systemd::notify("STOPPING=1");
+    match shutdown.drain(cfg.shutdown.drain_timeout).await {
+        Drained::Clean => tracing::info!("drained"),
+        Drained::TimedOut(n) => tracing::warn!(tasks = n, "drain timeout reached; abandoning work"),
+    }
+    http_stop.cancel();
+    http_task.await??;
+    tracing::info!("dialerd stopped");
+    Ok(())
+}
+
+/// SIGHUP: apply what can change live, name what needs a restart, keep the old config on error.
+fn reload(path: &Path, old: Config, log: &logging::LogHandle) -> Config {
+    systemd::notify_reloading();
+    let new = match config::load(path) {
+        Ok(new) => new,
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; keeping the running configuration");
+            systemd::notify("READY=1");
+            return old;
+        }
+    };
+    match log.set_level(&new.log.level) {
+        Ok(true) => tracing::info!(level = %new.log.level, "log level applied"),
+        Ok(false) => tracing::info!("RUST_LOG is set; it keeps the log level"),
+        Err(e) => tracing::error!(error = %e, "cannot apply log level"),
+    }
+    for section in old.restart_needed(&new) {
+        tracing::warn!(
+            section,
+            "changed in the config file; takes effect after a restart"
+        );
+    }
+    tracing::info!("configuration reloaded");
+    systemd::notify("READY=1");
+    // Settings needing a restart keep their running values, so what we report stays true.
+    Config {
+        log: config::LogConfig {
+            format: old.log.format,
+            ..new.log
+        },
+        shutdown: new.shutdown,
+        ..old
+    }
+}

@@ -1,0 +1,181 @@
+//! Runs the real `dialerd` binary for integration tests and talks to it over loopback.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dialerd")
+}
+
+/// A command for the binary with a clean environment: no inherited overrides or systemd vars.
+pub fn command() -> Command {
+    let mut cmd = Command::new(bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DIALERD__") {
+            cmd.env_remove(k);
+        }
+    }
+    for k in [
+        "RUST_LOG",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "STATE_DIRECTORY",
+        "JOURNAL_STREAM",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+/// A running daemon whose JSON log lines are collected.
+pub struct Daemon {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub dir: tempfile::TempDir,
+    lines: Receiver<Value>,
+    pub seen: Vec<Value>,
+}
+
+impl Daemon {
+    /// Config file path inside the daemon's temp dir.
+    pub fn config_path(dir: &Path) -> PathBuf {
+        dir.join("dialerd.toml")
+    }
+
+    /// Starts the daemon on `config` (TOML text), ephemeral ports via env overrides.
+    pub fn start(config: &str) -> Daemon {
+        Self::start_with(config, &[])
+    }
+
+    /// Like `start`, with extra environment variables.
+    pub fn start_with(config: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Self::config_path(dir.path());
+        std::fs::write(&path, config).unwrap();
+        let mut cmd = command();
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&path)
+            .env("DIALERD__HTTP__LISTEN", "127.0.0.1:0")
+            .env("DIALERD__SIP__LISTEN", "127.0.0.1:0")
+            .env("DIALERD__LOG__FORMAT", "json")
+            .env("DIALERD__STATE_DIR", dir.path().join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut d = Daemon {
+            child,
+            http: "0.0.0.0:0".parse().unwrap(),
+            dir,
+            lines: rx,
+            seen: Vec::new(),
+        };
+        let line = d.wait_log("http listening", Duration::from_secs(20));
+        d.http = line["fields"]["addr"].as_str().unwrap().parse().unwrap();
+        d.wait_log("dialerd ready", Duration::from_secs(20));
+        d
+    }
+
+    /// Waits for a log line whose message is `msg`, panicking with what was seen on timeout.
+    pub fn wait_log(&mut self, msg: &str, timeout: Duration) -> Value {
+        self.try_wait_log(msg, timeout).unwrap_or_else(|| {
+            panic!(
+                "no log line {msg:?} within {timeout:?}; saw: {:#?}",
+                self.seen
+            )
+        })
+    }
+
+    /// Waits for a log line whose message is `msg`; `None` on timeout.
+    pub fn try_wait_log(&mut self, msg: &str, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["fields"]["message"] == msg {
+                        return Some(v);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
+            }
+        }
+    }
+
+    /// Sends a Unix signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    /// Waits for exit up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// HTTP GET on the admin listener: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.http, path)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a fresh connection.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad HTTP response: {resp:?}"));
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -1,0 +1,247 @@
+//! The real binary: metrics, health, SIGHUP reload, SIGTERM drain, and bad-input exits.
+
+mod common;
+
+use common::{command, Daemon};
+use std::time::Duration;
+
+const BASE: &str = "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n";
+
+#[test]
+fn metrics_health_and_readiness_answer() {
+    let d = Daemon::start(BASE);
+    assert_eq!(d.get("/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(d.get("/readyz"), (200, "ready\n".to_string()));
+    let (status, body) = d.get("/metrics");
+    assert_eq!(status, 200);
+    let build = format!(
+        "dialerd_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(body.contains(&build), "{body}");
+    for series in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(body.contains(series), "missing {series}: {body}");
+    }
+    let rss: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rss > 1_000_000.0, "implausible RSS {rss}");
+    assert_eq!(d.get("/nope").0, 404);
+}
+
+#[test]
+fn sighup_applies_log_level_and_survives_a_bad_file() {
+    let mut d = Daemon::start(BASE);
+    let path = Daemon::config_path(d.dir.path());
+
+    // At info, requests are not logged.
+    d.get("/healthz");
+    assert!(d
+        .try_wait_log("http request", Duration::from_millis(500))
+        .is_none());
+
+    std::fs::write(&path, BASE.replace("\"info\"", "\"debug\"")).unwrap();
+    d.signal(libc::SIGHUP);
+    let applied = d.wait_log("log level applied", Duration::from_secs(10));
+    assert_eq!(applied["fields"]["level"], "debug");
+    d.get("/healthz");
+    let line = d.wait_log("http request", Duration::from_secs(10));
+    assert_eq!(line["level"], "DEBUG");
+    assert_eq!(line["fields"]["path"], "/healthz");
+
+    // A broken file is refused; the daemon keeps running on the old config.
+    std::fs::write(&path, "[log]\nlevle = \"trace\"\n").unwrap();
+    d.signal(libc::SIGHUP);
+    let failed = d.wait_log(
+        "reload failed; keeping the running configuration",
+        Duration::from_secs(10),
+    );
+    let err = failed["fields"]["error"].as_str().unwrap();
+    assert!(err.contains("log.levle"), "{err}");
+    assert_eq!(d.get("/readyz").0, 200);
+
+    // A section that needs a restart is named.
+    std::fs::write(&path, format!("{BASE}[sip]\nmax_message_size = 2048\n")).unwrap();
+    d.signal(libc::SIGHUP);
+    let warn = d.wait_log(
+        "changed in the config file; takes effect after a restart",
+        Duration::from_secs(10),
+    );
+    assert_eq!(warn["fields"]["section"], "sip");
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let mut d = Daemon::start(BASE);
+    d.signal(libc::SIGTERM);
+    let status = d
+        .wait_exit(Duration::from_secs(4))
+        .expect("still running after the drain timeout");
+    assert_eq!(status.code(), Some(0));
+    d.wait_log("dialerd stopped", Duration::from_secs(1));
+}
+
+#[test]
+fn sigint_exits_zero() {
+    let mut d = Daemon::start(BASE);
+    d.signal(libc::SIGINT);
+    let status = d.wait_exit(Duration::from_secs(4)).expect("still running");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sd_notify_ready_and_stopping_reach_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut d = Daemon::start_with(
+        BASE,
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    // READY first, then watchdog pings every 100 ms.
+    while got.iter().filter(|m: &&String| *m == "WATCHDOG=1").count() < 2 {
+        let n = sock.recv(&mut buf).expect("no notification");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(got[0], "READY=1");
+    d.signal(libc::SIGTERM);
+    loop {
+        let n = sock.recv(&mut buf).expect("no STOPPING");
+        if &buf[..n] == b"STOPPING=1" {
+            break;
+        }
+    }
+    assert_eq!(d.wait_exit(Duration::from_secs(4)).unwrap().code(), Some(0));
+}
+
+/// Runs the binary to completion: (exit code, stderr).
+fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut cmd = command();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_clean_line(stderr: &str) {
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "want one line: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_key_exits_nonzero_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:0\"\nport = 80\n").unwrap();
+    let (code, _, err) = run_to_exit(&["run", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1));
+    assert_one_clean_line(&err);
+    assert!(
+        err.contains(path.to_str().unwrap()) && err.contains("`http.port`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_env_value_exits_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.toml");
+    std::fs::write(&path, "").unwrap();
+    let (code, _, err) = run_to_exit(
+        &["check-config", "--config", path.to_str().unwrap()],
+        &[("DIALERD__SHUTDOWN__DRAIN_TIMEOUT", "soon")],
+    );
+    assert_eq!(code, Some(1));
+    assert_one_clean_line(&err);
+    assert!(err.contains("DIALERD__SHUTDOWN__DRAIN_TIMEOUT"), "{err}");
+}
+
+#[test]
+fn unreadable_file_exits_naming_it() {
+    let (code, _, err) = run_to_exit(&["run", "--config", "/nonexistent/dialerd.toml"], &[]);
+    assert_eq!(code, Some(1));
+    assert_one_clean_line(&err);
+    assert!(err.contains("/nonexistent/dialerd.toml"), "{err}");
+}
+
+#[test]
+fn port_in_use_exits_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.toml");
+    std::fs::write(&path, "").unwrap();
+    let state = dir.path().join("state");
+    let (code, _, err) = run_to_exit(
+        &["run", "--config", path.to_str().unwrap()],
+        &[
+            ("DIALERD__HTTP__LISTEN", &addr),
+            ("DIALERD__STATE_DIR", state.to_str().unwrap()),
+            ("DIALERD__LOG__LEVEL", "off"),
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert_one_clean_line(&err);
+    assert!(err.contains(&addr) && err.contains("http.listen"), "{err}");
+}
+
+#[test]
+fn check_config_prints_effective_config_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[[trunks]]\nname = \"carrier\"\nhost = \"sip.example.net\"\nusername = \"acct\"\npassword = \"s3cret-pw\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_to_exit(
+        &["check-config", "--config", path.to_str().unwrap()],
+        &[("DIALERD__LOG__LEVEL", "debug")],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("s3cret-pw"), "{out}");
+    assert!(out.contains("password = \"********\""), "{out}");
+    assert!(
+        out.contains("level = \"debug\""),
+        "env override not shown: {out}"
+    );
+    assert!(
+        out.contains("drain_timeout = \"30s\""),
+        "defaults not shown: {out}"
+    );
+}
+
+#[test]
+fn version_flag_prints_version() {
+    let (code, out, _) = run_to_exit(&["--version"], &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.trim(), format!("dialerd {}", env!("CARGO_PKG_VERSION")));
+}
