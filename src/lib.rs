@@ -11,5 +11,6 @@ pub mod logging;
 pub mod metrics;
 pub mod shutdown;
 pub mod signal;
+pub mod sip;
 pub mod state;
 pub mod systemd;
