@@ -5,4 +5,5 @@
 //! and transaction layers are sans-IO: no sockets, no clock reads; time comes in as `now`.
 
 pub mod transaction;
+pub mod transport;
 pub mod wire;

@@ -1,0 +1,269 @@
+//! SIP transports: UDP and TCP sockets on the `[sip] listen` addresses (same port for both).
+//!
+//! Thin tokio code: it moves bytes between sockets and the endpoint's channel and knows nothing
+//! of SIP beyond stream framing. TLS and WebSocket transports slot in beside `udp` and `tcp`.
+
+mod tcp;
+mod udp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Transport protocol of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Unreliable: the transaction layer retransmits.
+    Udp,
+    /// Reliable, stream framed by Content-Length.
+    Tcp,
+}
+
+impl Transport {
+    /// True for stream transports, where SIP does not retransmit.
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Transport::Tcp)
+    }
+    /// The Via transport token.
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+/// A remote address and the transport to reach it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// Remote socket address.
+    pub addr: SocketAddr,
+    /// Transport.
+    pub transport: Transport,
+}
+
+/// What the transports hand to the endpoint.
+#[derive(Debug)]
+pub enum Inbound {
+    /// One whole SIP message (a datagram or one framed stream message).
+    Message {
+        /// Raw bytes.
+        bytes: Vec<u8>,
+        /// Who sent it.
+        peer: Peer,
+        /// The local address it arrived on.
+        local: SocketAddr,
+    },
+    /// Bytes that could not be framed (TCP): the connection was closed.
+    FramingError {
+        /// Who sent it.
+        peer: Peer,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A message to this peer could not be sent (connection refused, reset, closed).
+    SendFailed {
+        /// The peer.
+        peer: Peer,
+        /// The bytes that were not sent.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Transport errors.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// A listen address cannot be bound.
+    #[error("cannot listen on sip.listen {addr} ({transport:?}): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which transport.
+        transport: Transport,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No socket of the right address family to send from.
+    #[error("no {transport:?} listener for {addr}")]
+    NoRoute {
+        /// Destination.
+        addr: SocketAddr,
+        /// Transport.
+        transport: Transport,
+    },
+    /// The kernel refused the datagram (buffer full, unreachable).
+    #[error("send to {addr} failed: {source}")]
+    Send {
+        /// Destination.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Largest message accepted.
+    pub max_message_size: usize,
+    /// Idle TCP connections are closed after this.
+    pub tcp_idle_timeout: Duration,
+}
+
+/// Open TCP connections by remote address: each has a writer queue.
+type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>>;
+
+/// The bound sockets, shared by the receive tasks and the endpoint that sends.
+#[derive(Clone)]
+pub struct Transports {
+    udp: Vec<Arc<tokio::net::UdpSocket>>,
+    local: Vec<SocketAddr>,
+    connections: Connections,
+    inbound: mpsc::Sender<Inbound>,
+    config: TransportConfig,
+    stop: CancellationToken,
+}
+
+impl Transports {
+    /// Binds UDP and TCP on every address and starts the receive tasks. With port 0, UDP picks
+    /// a port and TCP takes the same one.
+    pub async fn bind(
+        addrs: &[SocketAddr],
+        config: TransportConfig,
+        inbound: mpsc::Sender<Inbound>,
+        stop: CancellationToken,
+    ) -> Result<Self, TransportError> {
+        let mut udp_sockets = Vec::new();
+        let mut listeners = Vec::new();
+        let mut local = Vec::new();
+        for &addr in addrs {
+            let (udp, tcp) = bind_pair(addr).await?;
+            local.push(udp.local_addr().map_err(|source| TransportError::Bind {
+                addr,
+                transport: Transport::Udp,
+                source,
+            })?);
+            udp_sockets.push(Arc::new(udp));
+            listeners.push(tcp);
+        }
+        let transports = Transports {
+            udp: udp_sockets,
+            local,
+            connections: Arc::default(),
+            inbound,
+            config,
+            stop,
+        };
+        for (sock, &addr) in transports.udp.iter().zip(&transports.local) {
+            tokio::spawn(udp::receive(sock.clone(), addr, transports.clone()));
+        }
+        for (listener, &addr) in listeners.into_iter().zip(&transports.local) {
+            tokio::spawn(tcp::accept(listener, addr, transports.clone()));
+        }
+        Ok(transports)
+    }
+
+    /// The bound addresses (UDP and TCP share each).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
+    }
+
+    /// The local address to put in Via/Contact when talking to `dest`.
+    pub fn local_for(&self, dest: SocketAddr) -> SocketAddr {
+        self.local
+            .iter()
+            .copied()
+            .find(|l| l.is_ipv4() == dest.is_ipv4())
+            .unwrap_or(self.local[0])
+    }
+
+    /// Sends without waiting. UDP goes straight to the kernel; TCP is queued on the
+    /// connection (opened on demand), and a failure comes back as [`Inbound::SendFailed`].
+    pub fn send(&self, peer: Peer, bytes: Vec<u8>) -> Result<(), TransportError> {
+        match peer.transport {
+            Transport::Udp => {
+                let sock = self
+                    .udp
+                    .iter()
+                    .zip(&self.local)
+                    .find(|(_, l)| l.is_ipv4() == peer.addr.is_ipv4())
+                    .map(|(s, _)| s)
+                    .ok_or(TransportError::NoRoute {
+                        addr: peer.addr,
+                        transport: peer.transport,
+                    })?;
+                sock.try_send_to(&bytes, peer.addr)
+                    .map(|_| ())
+                    .map_err(|source| TransportError::Send {
+                        addr: peer.addr,
+                        source,
+                    })
+            }
+            Transport::Tcp => {
+                let Ok(mut conns) = self.connections.lock() else {
+                    return Err(TransportError::NoRoute {
+                        addr: peer.addr,
+                        transport: peer.transport,
+                    });
+                };
+                let bytes = match conns.get(&peer.addr) {
+                    Some(tx) => match tx.send(bytes) {
+                        Ok(()) => return Ok(()),
+                        // The connection task just ended; open a fresh one below.
+                        Err(mpsc::error::SendError(bytes)) => bytes,
+                    },
+                    None => bytes,
+                };
+                // Register the queue before connecting so later sends join it, not a 2nd socket.
+                let (tx, rx) = mpsc::unbounded_channel();
+                let _ = tx.send(bytes);
+                conns.insert(peer.addr, tx);
+                tokio::spawn(tcp::connect(peer.addr, rx, self.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Number of open TCP connections.
+    pub fn tcp_connections(&self) -> usize {
+        self.connections.lock().map(|c| c.len()).unwrap_or(0)
+    }
+}
+
+/// Binds UDP then TCP on the same address; with port 0 retries until both get one port.
+async fn bind_pair(
+    addr: SocketAddr,
+) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), TransportError> {
+    let mut attempts = 0;
+    loop {
+        let udp = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|source| TransportError::Bind {
+                addr,
+                transport: Transport::Udp,
+                source,
+            })?;
+        let port_addr = udp.local_addr().map_err(|source| TransportError::Bind {
+            addr,
+            transport: Transport::Udp,
+            source,
+        })?;
+        match tokio::net::TcpListener::bind(port_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(_) if addr.port() == 0 && attempts < 16 => attempts += 1,
+            Err(source) => {
+                return Err(TransportError::Bind {
+                    addr,
+                    transport: Transport::Tcp,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

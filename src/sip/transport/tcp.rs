@@ -1,0 +1,132 @@
+//! TCP: accept loop, per-connection task framing by Content-Length, idle timeout, writer queue.
+
+use super::{Inbound, Peer, Transport, Transports};
+use crate::sip::wire::{self, Frame};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// A connection's queue of messages to write.
+type Queue = mpsc::UnboundedReceiver<Vec<u8>>;
+
+/// How long an outbound connect may take before its messages are reported unsent.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Accepts connections until shutdown.
+pub(super) async fn accept(listener: TcpListener, local: SocketAddr, t: Transports) {
+    loop {
+        let (stream, from) = tokio::select! {
+            _ = t.stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "tcp accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(connection(stream, from, local, t.clone(), None));
+    }
+}
+
+/// Opens a connection to `addr` whose queue `rx` is already registered, then serves it.
+pub(super) async fn connect(addr: SocketAddr, mut rx: Queue, t: Transports) {
+    let peer = Peer {
+        addr,
+        transport: Transport::Tcp,
+    };
+    let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let local = stream.local_addr().unwrap_or(t.local_for(addr));
+            return connection(stream, addr, local, t, Some(rx)).await;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "timed out".to_string(),
+    };
+    tracing::debug!(%addr, error, "tcp connect failed");
+    forget(&t, addr);
+    rx.close();
+    while let Some(bytes) = rx.recv().await {
+        let _ = t.inbound.send(Inbound::SendFailed { peer, bytes }).await;
+    }
+}
+
+fn forget(t: &Transports, addr: SocketAddr) {
+    if let Ok(mut c) = t.connections.lock() {
+        c.remove(&addr);
+    }
+}
+
+/// Serves one connection: reads and frames messages, writes queued ones, closes when idle.
+async fn connection(
+    mut stream: TcpStream,
+    from: SocketAddr,
+    local: SocketAddr,
+    t: Transports,
+    queue: Option<Queue>,
+) {
+    let peer = Peer {
+        addr: from,
+        transport: Transport::Tcp,
+    };
+    let mut rx = match queue {
+        Some(rx) => rx,
+        None => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            if let Ok(mut c) = t.connections.lock() {
+                c.insert(from, tx);
+            }
+            rx
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.split();
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let idle = t.config.tcp_idle_timeout;
+    let reason = 'conn: loop {
+        tokio::select! {
+            _ = t.stop.cancelled() => break 'conn "shutdown".to_string(),
+            out = rx.recv() => match out {
+                Some(bytes) => {
+                    if let Err(e) = wr.write_all(&bytes).await {
+                        let _ = t.inbound.send(Inbound::SendFailed { peer, bytes }).await;
+                        break 'conn format!("write failed: {e}");
+                    }
+                }
+                None => break 'conn "closed".to_string(),
+            },
+            read = tokio::time::timeout(idle, rd.read(&mut chunk)) => {
+                let n = match read {
+                    Err(_) => break 'conn "idle timeout".to_string(),
+                    Ok(Err(e)) => break 'conn format!("read failed: {e}"),
+                    Ok(Ok(0)) => break 'conn "closed by peer".to_string(),
+                    Ok(Ok(n)) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                loop {
+                    match wire::frame(&buf, t.config.max_message_size) {
+                        Ok(Frame::Incomplete) => break,
+                        Ok(Frame::Keepalive(n)) => { buf.drain(..n); }
+                        Ok(Frame::Message(n)) => {
+                            let bytes: Vec<u8> = buf.drain(..n).collect();
+                            if t.inbound.send(Inbound::Message { bytes, peer, local }).await.is_err() {
+                                break 'conn "endpoint gone".to_string();
+                            }
+                        }
+                        Err(e) => {
+                            let reason = e.to_string();
+                            let _ = t.inbound.send(Inbound::FramingError { peer, reason: reason.clone() }).await;
+                            break 'conn reason;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    tracing::debug!(%from, reason, "tcp connection closed");
+    forget(&t, from);
+}
