@@ -148,12 +148,20 @@ fn compact(c: u8) -> Option<Kind> {
 
 /// Maps a received header name (any case, compact or long) to its kind.
 pub(super) fn kind_of(name: &str) -> Kind {
-    if name.len() == 1 {
-        return compact(name.as_bytes()[0]).unwrap_or(Kind::Other);
+    let b = name.as_bytes();
+    if b.len() == 1 {
+        return compact(b[0]).unwrap_or(Kind::Other);
     }
+    // NAMES entries are few per (length, first letter); filtering on both before the
+    // case-insensitive compare keeps this off the profile
+    let first = b.first().map_or(0, u8::to_ascii_lowercase);
     NAMES
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .find(|(n, _)| {
+            n.len() == b.len()
+                && n.as_bytes()[0].to_ascii_lowercase() == first
+                && n.eq_ignore_ascii_case(name)
+        })
         .map_or(Kind::Other, |&(_, k)| k)
 }
 
@@ -241,16 +249,6 @@ pub(super) struct Lexed<'a> {
     pub fault: Option<&'static str>,
 }
 
-fn trim_ws(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
 /// Next line (without its CRLF or bare LF) and the offset after it.
 fn line(buf: &[u8], from: usize) -> (&[u8], usize) {
     match buf[from..].iter().position(|&b| b == b'\n') {
@@ -271,56 +269,68 @@ pub(super) fn lex(buf: &[u8]) -> Lexed<'_> {
         .count();
     let (start, next) = line(buf, pos);
     pos = next;
+    // one UTF-8 check for the whole message; invalid bytes are only allowed in the body
+    let text = match std::str::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or_default(),
+    };
     let mut fields: Vec<Field<'_>> = Vec::with_capacity(16);
     let mut fault = None;
     let mut body: &[u8] = &[];
-    while pos < buf.len() {
-        let (l, next) = line(buf, pos);
-        pos = next;
+    let mut ended = false;
+    while pos < text.len() {
+        let rest = &text[pos..];
+        let l = match rest.find('\n') {
+            Some(i) => {
+                pos += i + 1;
+                &rest[..i]
+            }
+            None if text.len() < buf.len() => break,
+            None => {
+                pos = text.len();
+                rest
+            }
+        };
+        let l = l.strip_suffix('\r').unwrap_or(l);
         if l.is_empty() {
             body = &buf[pos..];
+            ended = true;
             break;
         }
-        if matches!(l[0], b' ' | b'\t') {
+        if l.starts_with([' ', '\t']) {
             // continuation: LWS folds into a single space
-            let cont = trim_ws(l);
-            match (fields.last_mut(), std::str::from_utf8(cont)) {
-                (Some(f), Ok(cont)) => {
-                    if !cont.is_empty() {
-                        let v = f.value.to_mut();
-                        if !v.is_empty() {
-                            v.push(' ');
-                        }
-                        v.push_str(cont);
+            let cont = l.trim_matches([' ', '\t']);
+            match fields.last_mut() {
+                Some(f) if !cont.is_empty() => {
+                    let v = f.value.to_mut();
+                    if !v.is_empty() {
+                        v.push(' ');
                     }
+                    v.push_str(cont);
                 }
-                (None, _) => fault = fault.or(Some("Malformed header line")),
-                (_, Err(_)) => fault = fault.or(Some("Invalid header encoding")),
+                Some(_) => {}
+                None => fault = fault.or(Some("Malformed header line")),
             }
             continue;
         }
-        let Some(colon) = l.iter().position(|&b| b == b':') else {
+        let Some(colon) = l.find(':') else {
             fault = fault.or(Some("Malformed header line"));
             continue;
         };
-        // l[0] is not whitespace here, so trimming only drops the LWS allowed before ':'
-        let name_b = trim_ws(&l[..colon]);
-        if name_b.is_empty() || !name_b.iter().all(|&b| is_token(b)) {
+        // l does not start with whitespace, so trimming only drops the LWS allowed before ':'
+        let name = l[..colon].trim_end_matches([' ', '\t']);
+        if name.is_empty() || !name.bytes().all(is_token) {
             fault = fault.or(Some("Malformed header line"));
             continue;
         }
-        let (Ok(name), Ok(value)) = (
-            std::str::from_utf8(name_b),
-            std::str::from_utf8(trim_ws(&l[colon + 1..])),
-        ) else {
-            fault = fault.or(Some("Invalid header encoding"));
-            continue;
-        };
         fields.push(Field {
             name,
             kind: kind_of(name),
-            value: Cow::Borrowed(value),
+            value: Cow::Borrowed(l[colon + 1..].trim_matches([' ', '\t'])),
         });
+    }
+    if !ended && text.len() < buf.len() {
+        fault = fault.or(Some("Invalid header encoding"));
     }
     Lexed {
         start,

@@ -237,11 +237,11 @@ fn check_headers<'a>(fields: &'a [Field<'a>]) -> Result<Checked<'a>, String> {
         ..Default::default()
     };
     for f in fields {
-        let name = lex::canonical(f.kind);
-        let invalid = |_| format!("Invalid {name} header");
+        // the canonical name is looked up only when a reason needs it
+        let invalid = |_| format!("Invalid {} header", lex::canonical(f.kind));
         let b = bit(f.kind);
         if b != 0 && b != bit(Kind::Via) && c.seen & b != 0 {
-            return Err(format!("Multiple {name} headers"));
+            return Err(format!("Multiple {} headers", lex::canonical(f.kind)));
         }
         c.seen |= b;
         let v: &'a str = &f.value;
@@ -293,7 +293,7 @@ fn check_headers<'a>(fields: &'a [Field<'a>]) -> Result<Checked<'a>, String> {
             _ => {}
         }
         c.headers
-            .push(lex::to_rsip(f.kind, f.name, f.value.to_string()));
+            .push(lex::to_rsip(f.kind, f.name, String::from(v)));
     }
     Ok(c)
 }
@@ -434,9 +434,8 @@ fn rsip_uri(p: ParsedUri<'_>) -> rsip::Uri {
                 port: u.port.map(Into::into),
             },
             params: u
-                .params
-                .iter()
-                .map(|&(n, v)| {
+                .params()
+                .map(|(n, v)| {
                     // rsip rejects unknown transports/methods in typed params: keep them as Other
                     Param::try_from((n, v))
                         .unwrap_or_else(|_| Param::Other(n.into(), v.map(Into::into)))

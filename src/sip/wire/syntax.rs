@@ -5,22 +5,41 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+/// A 256-entry membership table: alphanumerics plus `extra` (lookups beat `contains` scans
+/// on the hot path).
+const fn class(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+static TOKEN: [bool; 256] = class(b"-.!%*_+`'~");
+/// `word` from the Call-ID grammar.
+static WORD: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}");
+/// URI user: unreserved / user-unreserved.
+static USER: [bool; 256] = class(b"-_.!~*'()&=+$,;?/");
+static PASSWORD: [bool; 256] = class(b"-_.!~*'()&=+$,");
+/// URI paramchar: param-unreserved / unreserved.
+static PARAM: [bool; 256] = class(b"-_.!~*'()[]/:&+$");
+/// URI headers: hnv-unreserved / unreserved, plus the `=` and `&` separators.
+static HEADER: [bool; 256] = class(b"-_.!~*'()[]/?:+$=&");
+
 /// RFC 3261 `token` characters.
 pub(super) fn is_token(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+    TOKEN[c as usize]
 }
 
 fn is_ws(c: u8) -> bool {
     c == b' ' || c == b'\t'
-}
-
-fn is_unreserved(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&c)
-}
-
-/// `word` from the Call-ID grammar.
-fn is_word(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&c)
 }
 
 /// A byte cursor over one header value.
@@ -223,8 +242,19 @@ pub(super) struct SipUri<'a> {
     pub password: Option<&'a str>,
     pub host: &'a str,
     pub port: Option<u16>,
-    /// `;name[=value]` pairs.
-    pub params: Vec<(&'a str, Option<&'a str>)>,
+    /// `;name[=value]…` as received (validated); see [`SipUri::params`].
+    pub params: &'a str,
+}
+
+impl<'a> SipUri<'a> {
+    /// The URI parameters as `(name, value)` pairs.
+    pub fn params(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> {
+        let p: &'a str = self.params;
+        p.split(';').skip(1).map(|one| match one.find('=') {
+            Some(i) => (&one[..i], Some(&one[i + 1..])),
+            None => (one, None),
+        })
+    }
 }
 
 /// A validated URI of any scheme.
@@ -234,28 +264,25 @@ pub(super) enum ParsedUri<'a> {
     Other(&'a str, &'a str),
 }
 
-/// Every `%` must start a `%HH` escape.
-fn escapes_ok(s: &str) -> bool {
+/// All bytes in `class`, or `%HH` escapes.
+fn all(s: &str, class: &[bool; 256]) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' {
-            if i + 2 >= b.len() {
-                return false;
-            }
-            if !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
-                return false;
-            }
+        let c = b[i];
+        if class[c as usize] {
+            i += 1;
+        } else if c == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
             i += 3;
         } else {
-            i += 1;
+            return false;
         }
     }
     true
-}
-
-fn all(s: &str, f: impl Fn(u8) -> bool) -> bool {
-    s.bytes().all(|b| b == b'%' || f(b)) && escapes_ok(s)
 }
 
 /// Validates a URI. SIP/SIPS URIs are checked against RFC 3261 §25.1; other schemes only for
@@ -295,11 +322,11 @@ pub(super) fn uri(s: &str, at: UriIn) -> Result<ParsedUri<'_>, ()> {
                 Some(i) => (&ui[..i], Some(&ui[i + 1..])),
                 None => (ui, None),
             };
-            if u.is_empty() || !all(u, |b| is_unreserved(b) || b"&=+$,;?/".contains(&b)) {
+            if u.is_empty() || !all(u, &USER) {
                 return Err(());
             }
             if let Some(p) = p {
-                if !all(p, |b| is_unreserved(b) || b"&=+$,".contains(&b)) {
+                if !all(p, &PASSWORD) {
                     return Err(());
                 }
             }
@@ -319,27 +346,24 @@ pub(super) fn uri(s: &str, at: UriIn) -> Result<ParsedUri<'_>, ()> {
         Some(i) => (&tail[..i], Some(&tail[i + 1..])),
         None => (tail, None),
     };
-    let mut params = Vec::new();
     if !param_s.is_empty() {
+        // validated without collecting: most callers only need the verdict
         let p = param_s.strip_prefix(';').ok_or(())?;
         for one in p.split(';') {
             let (name, value) = match one.find('=') {
                 Some(i) => (&one[..i], Some(&one[i + 1..])),
                 None => (one, None),
             };
-            let pchar = |b: u8| is_unreserved(b) || b"[]/:&+$".contains(&b);
-            if name.is_empty() || !all(name, pchar) || !value.map_or(true, |v| all(v, pchar)) {
+            if name.is_empty() || !all(name, &PARAM) || !value.map_or(true, |v| all(v, &PARAM)) {
                 return Err(());
             }
-            params.push((name, value));
         }
     }
     if let Some(h) = headers {
         if at == UriIn::RequestLine || h.is_empty() {
             return Err(());
         }
-        let hchar = |b: u8| is_unreserved(b) || b"[]/?:+$=&".contains(&b);
-        if !all(h, hchar) {
+        if !all(h, &HEADER) {
             return Err(());
         }
     }
@@ -349,7 +373,7 @@ pub(super) fn uri(s: &str, at: UriIn) -> Result<ParsedUri<'_>, ()> {
         password,
         host: host_s,
         port: port_v,
-        params,
+        params: param_s,
     }))
 }
 
@@ -421,7 +445,7 @@ pub(super) fn call_id(v: &str) -> Result<(), ()> {
         Some(i) => (&v[..i], Some(&v[i + 1..])),
         None => (v, None),
     };
-    let word = |w: &str| !w.is_empty() && w.bytes().all(is_word);
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|b| WORD[b as usize]);
     if word(a) && b.map_or(true, word) {
         Ok(())
     } else {
