@@ -496,17 +496,14 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, FrameError> {
     }
     // end of the header block: CRLF CRLF, or LF LF from lax peers
     let mut end = None;
-    let mut lines = Vec::new();
     let mut pos = 0;
     while let Some(i) = buf[pos..].iter().position(|&b| b == b'\n') {
         let l = &buf[pos..pos + i];
-        let l = l.strip_suffix(b"\r").unwrap_or(l);
         pos += i + 1;
-        if l.is_empty() {
+        if l.is_empty() || l == b"\r" {
             end = Some(pos);
             break;
         }
-        lines.push(l);
     }
     let Some(end) = end else {
         return if buf.len() > max_size {
@@ -519,7 +516,11 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, FrameError> {
         return Err(FrameError::TooLarge(max_size));
     }
     let mut cl: Option<usize> = None;
-    for l in lines.iter().skip(1) {
+    // skip the start line; folded continuation lines never hold Content-Length
+    for l in buf[..end].split(|&b| b == b'\n').skip(1) {
+        if l.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            continue;
+        }
         let Some(colon) = l.iter().position(|&b| b == b':') else {
             continue;
         };

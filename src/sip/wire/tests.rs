@@ -764,6 +764,46 @@ fn no_panics_on_truncations_of_the_corpus() {
     }
 }
 
+#[test]
+fn no_panics_on_random_mutations() {
+    // deterministic LCG so a failure reproduces
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as usize
+    };
+    let alphabet = b" \t\r\n:;,<>\"\\@=%/[]?\x00\xc3\xa9\xff";
+    for (f, _) in TABLE {
+        let orig = load(f);
+        for _ in 0..200 {
+            let mut b = orig.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = next() % b.len();
+                match next() % 3 {
+                    0 => b[i] = alphabet[next() % alphabet.len()],
+                    1 => b.insert(i, alphabet[next() % alphabet.len()]),
+                    _ => {
+                        b.remove(i);
+                    }
+                }
+            }
+            let _ = parse(&b);
+            let _ = frame(&b, 1 << 16);
+            if let Err(WireError::BadRequest { reply, .. }) = parse(&b) {
+                let _ = reply.response_bytes(400, "x", "t", &[]);
+            }
+        }
+    }
+}
+
+#[test]
+fn frame_ignores_folded_lines() {
+    let msg = BASE.replace("Max-Forwards: 70\r\n", "Max-Forwards: 70\r\n l: 9\r\n");
+    assert_eq!(frame(msg.as_bytes(), 4096), Ok(Frame::Message(msg.len())));
+}
+
 /// Rough throughput figure; run with
 /// `cargo test --release --lib sip::wire::tests::throughput -- --ignored --nocapture`.
 #[test]
