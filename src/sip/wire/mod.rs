@@ -443,7 +443,8 @@ fn rsip_uri(p: ParsedUri<'_>) -> rsip::Uri {
                 .collect(),
             headers: Vec::new(),
         },
-        // rsip models non-SIP URIs poorly (it prints `scheme://`); the core answers 416 anyway
+        // rsip has no opaque-URI form: the part after the colon goes in the host, which
+        // serialize() writes back as `scheme:opaque`; the core answers 416 for these anyway
         ParsedUri::Other(scheme, rest) => rsip::Uri {
             scheme: Some(Scheme::Other(scheme.into())),
             auth: None,
@@ -559,7 +560,9 @@ pub fn serialize(msg: &rsip::SipMessage) -> Vec<u8> {
     let mut out = Vec::with_capacity(512 + body.len());
     match msg {
         rsip::SipMessage::Request(r) => {
-            let _ = write!(out, "{} {} SIP/2.0\r\n", r.method, r.uri);
+            let _ = write!(out, "{} ", r.method);
+            write_uri(&mut out, &r.uri);
+            out.extend_from_slice(b" SIP/2.0\r\n");
         }
         rsip::SipMessage::Response(r) => {
             let code = r.status_code.code();
@@ -578,6 +581,31 @@ pub fn serialize(msg: &rsip::SipMessage) -> Vec<u8> {
     let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.extend_from_slice(body);
     out
+}
+
+/// rsip's Uri Display writes IPv6 hosts without brackets and `scheme://` for non-SIP schemes;
+/// this writes RFC 3261 form (and `scheme:opaque` for URIs [`parse`] built).
+fn write_uri(out: &mut Vec<u8>, u: &rsip::Uri) {
+    if let Some(s) = &u.scheme {
+        let _ = write!(out, "{s}:");
+    }
+    if let Some(a) = &u.auth {
+        let _ = write!(out, "{a}@");
+    }
+    match &u.host_with_port.host {
+        rsip::Host::IpAddr(std::net::IpAddr::V6(ip)) => {
+            let _ = write!(out, "[{ip}]");
+        }
+        h => {
+            let _ = write!(out, "{h}");
+        }
+    }
+    if let Some(p) = &u.host_with_port.port {
+        let _ = write!(out, ":{p}");
+    }
+    for p in &u.params {
+        let _ = write!(out, "{p}");
+    }
 }
 
 /// Standard reason phrases (RFC 3261 §21 and later RFCs) for the codes rsip names.

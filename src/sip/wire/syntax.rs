@@ -468,7 +468,9 @@ pub(super) fn digits_u32(s: &str) -> Result<u32, ()> {
     t.parse::<u32>().map_err(|_| ())
 }
 
-/// Checks `CSeq: 1*DIGIT LWS Method`; returns the canonical value and the method.
+/// Checks `CSeq: 1*DIGIT LWS Method`; returns the canonical value and the method. The number
+/// may use all 32 bits: RFC 3261 tells senders to stay below 2^31, but only 2^32 and up is
+/// malformed (RFC 4475 §3.1.2.4).
 pub(super) fn cseq(v: &str) -> Result<(String, &str), ()> {
     let mut c = Cursor::new(v);
     c.sws();

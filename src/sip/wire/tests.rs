@@ -611,6 +611,28 @@ Content-Length: 0\r\n\r\n";
 }
 
 #[test]
+fn serialize_writes_uris_rsip_display_gets_wrong() {
+    let m = parse(&load("unkscm.dat")).unwrap();
+    let text = String::from_utf8(serialize(&m)).unwrap();
+    assert!(
+        text.starts_with("OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0\r\n"),
+        "{text}"
+    );
+    let mut m = parse(BASE.as_bytes()).unwrap();
+    if let rsip::SipMessage::Request(r) = &mut m {
+        r.uri.host_with_port = rsip::HostWithPort {
+            host: rsip::Host::IpAddr("2001:db8::1".parse().unwrap()),
+            port: Some(5062.into()),
+        };
+    }
+    let text = String::from_utf8(serialize(&m)).unwrap();
+    assert!(
+        text.starts_with("INVITE sip:bob@[2001:db8::1]:5062 SIP/2.0\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn serialize_fixes_content_length() {
     let mut m = parse(BASE.as_bytes()).unwrap();
     m.body_mut().extend_from_slice(b"o=x\n");
