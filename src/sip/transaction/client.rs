@@ -35,7 +35,8 @@ impl TransactionLayer {
         if !via.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE)) {
             let branch = self.new_branch();
             key::edit_top_via(&mut request.headers, |via| {
-                via.params.retain(|(n, _)| !n.eq_ignore_ascii_case("branch"));
+                via.params
+                    .retain(|(n, _)| !n.eq_ignore_ascii_case("branch"));
                 via.params.push(("branch".to_string(), Some(branch)));
                 true
             });
@@ -106,7 +107,11 @@ impl TransactionLayer {
             } else {
                 Kind::NonInviteClient
             },
-            state: if invite { State::Calling } else { State::Trying },
+            state: if invite {
+                State::Calling
+            } else {
+                State::Trying
+            },
             peer,
             request,
             request_bytes: bytes.clone(),
@@ -172,8 +177,7 @@ impl TransactionLayer {
             return;
         };
         on_response(&mut self.ctx, txn, &key, response, now);
-        if txn.kind == Kind::InviteClient && txn.state == State::Proceeding && txn.cancel_pending
-        {
+        if txn.kind == Kind::InviteClient && txn.state == State::Proceeding && txn.cancel_pending {
             txn.cancel_pending = false;
             self.start_cancel(now, &key);
         }
@@ -309,22 +313,32 @@ fn copy_headers(req: &rsip::Request, pick: impl Fn(&Header) -> bool) -> Vec<Head
 
 fn cseq_header(req: &rsip::Request, method: &str) -> Option<Header> {
     let (n, _) = key::cseq_of(&req.headers)?;
-    Some(Header::CSeq(rsip::headers::CSeq::new(format!("{n} {method}"))))
+    Some(Header::CSeq(rsip::headers::CSeq::new(format!(
+        "{n} {method}"
+    ))))
 }
 
 /// ACK for a non-2xx final (§17.1.1.3): same Request-URI, Call-ID, From, CSeq number and top
 /// Via (so the same branch) as the INVITE, To from the response, Route copied.
-pub(crate) fn build_ack(invite: &rsip::Request, response: &rsip::Response) -> Option<rsip::Request> {
+pub(crate) fn build_ack(
+    invite: &rsip::Request,
+    response: &rsip::Response,
+) -> Option<rsip::Request> {
     let mut headers = rsip::Headers::default();
     headers.push(top_via_header(invite)?);
     headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
     headers.extend(copy_headers(invite, |h| matches!(h, Header::From(_))));
-    let to = response.headers.iter().find(|h| matches!(h, Header::To(_)))?;
+    let to = response
+        .headers
+        .iter()
+        .find(|h| matches!(h, Header::To(_)))?;
     headers.push(to.clone());
     headers.extend(copy_headers(invite, |h| matches!(h, Header::CallId(_))));
     headers.push(cseq_header(invite, "ACK")?);
     headers.extend(copy_headers(invite, |h| matches!(h, Header::Route(_))));
-    headers.push(Header::ContentLength(rsip::headers::ContentLength::new("0")));
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        "0",
+    )));
     Some(rsip::Request {
         method: rsip::Method::Ack,
         uri: invite.uri.clone(),
@@ -345,7 +359,9 @@ pub(crate) fn build_cancel(invite: &rsip::Request) -> Option<rsip::Request> {
     }));
     headers.push(cseq_header(invite, "CANCEL")?);
     headers.extend(copy_headers(invite, |h| matches!(h, Header::Route(_))));
-    headers.push(Header::ContentLength(rsip::headers::ContentLength::new("0")));
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        "0",
+    )));
     Some(rsip::Request {
         method: rsip::Method::Cancel,
         uri: invite.uri.clone(),

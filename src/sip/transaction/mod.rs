@@ -502,7 +502,11 @@ fn encode_response(resp: &rsip::Response) -> Vec<u8> {
 
 /// Builds a response to `req` per §8.2.6: Via, From, To, Call-ID and CSeq copied; `to_tag`
 /// added to To when it has none.
-pub(crate) fn make_response(req: &rsip::Request, code: u16, to_tag: Option<&str>) -> rsip::Response {
+pub(crate) fn make_response(
+    req: &rsip::Request,
+    code: u16,
+    to_tag: Option<&str>,
+) -> rsip::Response {
     let mut headers = rsip::Headers::default();
     for h in req.headers.iter() {
         match h {
@@ -523,7 +527,9 @@ pub(crate) fn make_response(req: &rsip::Request, code: u16, to_tag: Option<&str>
             _ => {}
         }
     }
-    headers.push(Header::ContentLength(rsip::headers::ContentLength::new("0")));
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        "0",
+    )));
     rsip::Response {
         status_code: rsip::StatusCode::from(code),
         version: rsip::Version::V2,

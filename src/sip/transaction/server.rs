@@ -36,8 +36,7 @@ impl TransactionLayer {
     }
 
     pub(super) fn handle_request(&mut self, now: Instant, mut request: rsip::Request, peer: Peer) {
-        if key::cseq_of(&request.headers).is_none() || key::call_id_of(&request.headers).is_none()
-        {
+        if key::cseq_of(&request.headers).is_none() || key::call_id_of(&request.headers).is_none() {
             self.dropped += 1;
             return;
         }
@@ -96,7 +95,13 @@ impl TransactionLayer {
             .push_back(Event::Request { key, request, peer });
     }
 
-    fn handle_ack(&mut self, now: Instant, key: TransactionKey, request: rsip::Request, peer: Peer) {
+    fn handle_ack(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: rsip::Request,
+        peer: Peer,
+    ) {
         if let Some(txn) = self.txns.get_mut(&key) {
             if txn.kind == Kind::InviteServer {
                 match txn.state {
@@ -147,14 +152,18 @@ impl TransactionLayer {
 
     /// §9.2: answers the CANCEL itself (200 if the INVITE is known, else 481) in a non-INVITE
     /// server transaction of its own, and tells the TU when the INVITE is still pending.
-    fn handle_cancel(&mut self, now: Instant, key: TransactionKey, request: rsip::Request, dest: Peer) {
+    fn handle_cancel(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: rsip::Request,
+        dest: Peer,
+    ) {
         let invite_key = key.with_method("INVITE");
         let (code, tag, pending) = match self.txns.get(&invite_key) {
-            Some(inv) if inv.kind == Kind::InviteServer => (
-                200,
-                inv.to_tag.clone(),
-                inv.state == State::Proceeding,
-            ),
+            Some(inv) if inv.kind == Kind::InviteServer => {
+                (200, inv.to_tag.clone(), inv.state == State::Proceeding)
+            }
             _ => (481, None, false),
         };
         let tag = tag.unwrap_or_else(|| self.new_tag());
@@ -288,14 +297,12 @@ pub(super) fn on_timer(
             ctx.arm(txn, key, Timer::G, now, next);
         }
         (Timer::H, State::Completed) => {
-            ctx.events
-                .push_back(Event::AckTimeout { key: key.clone() });
+            ctx.events.push_back(Event::AckTimeout { key: key.clone() });
             txn.state = State::Terminated;
         }
         (Timer::L, State::Accepted) => {
             if !txn.acked {
-                ctx.events
-                    .push_back(Event::AckTimeout { key: key.clone() });
+                ctx.events.push_back(Event::AckTimeout { key: key.clone() });
             }
             txn.state = State::Terminated;
         }
