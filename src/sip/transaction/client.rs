@@ -113,7 +113,7 @@ impl TransactionLayer {
                 State::Trying
             },
             peer,
-            request,
+            request: Some(request),
             request_bytes: bytes.clone(),
             last_response: None,
             to_tag: None,
@@ -142,7 +142,7 @@ impl TransactionLayer {
     /// Sends the CANCEL of a Proceeding INVITE client transaction.
     fn start_cancel(&mut self, now: Instant, invite: &TransactionKey) -> Option<TransactionKey> {
         let txn = self.txns.get_mut(invite)?;
-        let cancel = build_cancel(&txn.request)?;
+        let cancel = build_cancel(txn.request.as_ref()?)?;
         let peer = txn.peer;
         // §9.1: if no final response comes within 64*T1 of the CANCEL, give the INVITE up.
         // Re-arming B does that and keeps a silent peer from leaking the transaction.
@@ -216,7 +216,7 @@ fn on_response(
             } else {
                 ctx.disarm(txn, Timer::B);
                 txn.state = State::Completed;
-                if let Some(ack) = build_ack(&txn.request, &response) {
+                if let Some(ack) = txn.request.as_ref().and_then(|r| build_ack(r, &response)) {
                     let bytes = encode_request(&ack);
                     ctx.send(txn.peer, bytes.clone(), Some(key));
                     txn.ack_bytes = Some(bytes);

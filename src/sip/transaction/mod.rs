@@ -204,8 +204,9 @@ pub(crate) struct Transaction {
     pub(crate) state: State,
     /// Client: where requests go. Server: where responses go (§18.2.2).
     pub(crate) peer: Peer,
-    /// The request that created the transaction.
-    pub(crate) request: rsip::Request,
+    /// Client: the request sent, to build its ACK and CANCEL. Server: `None`, nothing needs it
+    /// after the TU got it, and tens of thousands of copies add up.
+    pub(crate) request: Option<rsip::Request>,
     /// Client: the encoded request, kept for retransmission.
     pub(crate) request_bytes: Vec<u8>,
     /// Server: the last response sent (encoded) and its status, for retransmission.

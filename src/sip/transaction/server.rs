@@ -77,7 +77,7 @@ impl TransactionLayer {
             }
         }
         let invite = key.is_invite();
-        let mut txn = new_server(&self.ctx, invite, dest, request.clone());
+        let mut txn = new_server(&self.ctx, invite, dest);
         if let Some(ids) = ids {
             self.ids.entry(ids.clone()).or_insert_with(|| key.clone());
             txn.ids = Some(ids);
@@ -168,7 +168,7 @@ impl TransactionLayer {
         };
         let tag = tag.unwrap_or_else(|| self.new_tag());
         let resp = make_response(&request, code, Some(&tag));
-        let mut txn = new_server(&self.ctx, false, dest, request);
+        let mut txn = new_server(&self.ctx, false, dest);
         // Cannot fail: a fresh non-INVITE server transaction accepts a final response.
         let _ = respond(&mut self.ctx, &mut txn, &key, resp, now);
         self.txns.insert(key.clone(), txn);
@@ -181,7 +181,7 @@ impl TransactionLayer {
     }
 }
 
-fn new_server(ctx: &Ctx, invite: bool, dest: Peer, request: rsip::Request) -> Transaction {
+fn new_server(ctx: &Ctx, invite: bool, dest: Peer) -> Transaction {
     Transaction {
         kind: if invite {
             Kind::InviteServer
@@ -194,7 +194,7 @@ fn new_server(ctx: &Ctx, invite: bool, dest: Peer, request: rsip::Request) -> Tr
             State::Trying
         },
         peer: dest,
-        request,
+        request: None,
         request_bytes: Vec::new(),
         last_response: None,
         to_tag: None,

@@ -1424,3 +1424,108 @@ fn encode_round_trips() {
     let back = rsip::SipMessage::try_from(String::from_utf8(bytes).unwrap().as_str()).unwrap();
     assert_eq!(back, msg);
 }
+
+#[test]
+fn stamping_keeps_the_other_via_values_of_a_joined_header() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    let text = request_text(
+        "OPTIONS",
+        "z9hG4bKj",
+        "10.5.5.5:5080",
+        "1 OPTIONS",
+        None,
+        "",
+    )
+    .replace(
+        "branch=z9hG4bKj\r\n",
+        "branch=z9hG4bKj, SIP/2.0/UDP 10.6.6.6;branch=z9hG4bKdeep\r\n",
+    );
+    l.handle_message(t0, parse(&text), phone());
+    let Some(Event::Request { request, .. }) = l.poll_event() else {
+        panic!()
+    };
+    let via = via_of(&rsip::SipMessage::Request(request));
+    assert_eq!(
+        via,
+        "SIP/2.0/UDP 10.5.5.5:5080;branch=z9hG4bKj;received=192.0.2.1, SIP/2.0/UDP 10.6.6.6;branch=z9hG4bKdeep"
+    );
+}
+
+#[test]
+fn pending_cancel_is_dropped_when_a_final_comes_first() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    let invite = l
+        .send_request(t0, our_invite("z9hG4bKpf"), carrier())
+        .unwrap();
+    transmits(&mut l);
+    l.cancel(t0, &invite).unwrap();
+    l.handle_message(
+        t0 + ms(100),
+        parse(&response_text(200, "z9hG4bKpf", "1 INVITE", Some("a"))),
+        carrier(),
+    );
+    // Answered before any provisional: no CANCEL, the TU sees the 200 (and must BYE).
+    assert!(transmits(&mut l).is_empty());
+    assert_eq!(response_codes(&events(&mut l)), vec![200]);
+    drain_all(&mut l, t0);
+}
+
+#[test]
+fn cancelled_invite_without_final_gives_up_64_t1_after_cancel() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    let invite = l
+        .send_request(t0, our_invite("z9hG4bKgu"), carrier())
+        .unwrap();
+    l.handle_message(
+        t0 + ms(100),
+        parse(&response_text(183, "z9hG4bKgu", "1 INVITE", Some("a"))),
+        carrier(),
+    );
+    let cancel_at = t0 + Duration::from_secs(20);
+    let cancel = l.cancel(cancel_at, &invite).unwrap();
+    l.handle_message(
+        cancel_at + ms(50),
+        parse(&response_text(200, "z9hG4bKgu", "1 CANCEL", Some("a"))),
+        carrier(),
+    );
+    events(&mut l);
+    // The peer never sends 487: Timer B, re-armed by the CANCEL, ends the INVITE.
+    run_until(&mut l, t0, cancel_at + T1 * 64);
+    let evs = events(&mut l);
+    assert!(evs.contains(&Event::Timeout {
+        key: invite.clone()
+    }));
+    assert!(evs.contains(&Event::Terminated { key: invite }));
+    assert!(evs.contains(&Event::Terminated { key: cancel }));
+    assert_eq!(l.len(), 0);
+    assert_eq!(l.poll_timeout(), None);
+}
+
+#[test]
+fn forked_2xx_in_accepted_reach_the_tu() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    let key = l
+        .send_request(t0, our_invite("z9hG4bKfork"), carrier())
+        .unwrap();
+    for tag in ["leg1", "leg2", "leg1"] {
+        l.handle_message(
+            t0 + ms(100),
+            parse(&response_text(200, "z9hG4bKfork", "1 INVITE", Some(tag))),
+            carrier(),
+        );
+    }
+    let tags: Vec<String> = events(&mut l)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Response { key: k, response } if *k == key => {
+                key::tag_of(&response.headers, false)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tags, vec!["leg1", "leg2", "leg1"]);
+}
