@@ -14,6 +14,22 @@
 //! - The ACK of a non-2xx is built and sent by the INVITE client transaction (§17.1.1.3); the
 //!   ACK of a 2xx belongs to the dialog and goes out through [`send_stateless`].
 //! - CANCEL is answered by the layer (200 or 481); the TU then answers the INVITE with 487.
+//! - 2xx retransmission in Accepted happens on UDP only, like every other retransmission here.
+//! - A sent CANCEL re-arms Timer B on its INVITE: with no final 64*T1 later the INVITE times
+//!   out (§9.1), so a silent peer cannot pin the transaction.
+//! - RFC 3261 gives server transactions in Trying/Proceeding no timer: the TU must answer every
+//!   `Event::Request`, or the transaction stays.
+//!
+//! Driving it (the tokio task, in outline):
+//!
+//! ```text
+//! loop {
+//!     while let Some(t) = layer.poll_transmit() { send(t) or layer.handle_transport_error(now, &key) }
+//!     while let Some(e) = layer.poll_event() { hand e to the dialog layer }
+//!     select! { msg = socket => layer.handle_message(now, msg, peer),
+//!               _ = sleep_until(layer.poll_timeout()) => layer.handle_timeout(now) }
+//! }
+//! ```
 //!
 //! [`handle_message`]: TransactionLayer::handle_message
 //! [`handle_timeout`]: TransactionLayer::handle_timeout
