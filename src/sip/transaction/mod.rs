@@ -55,34 +55,10 @@ use rsip::Header;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use timer::{TimerHandleList, TimerQueue};
 
-/// Transport a message travels on; only reliability matters to transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// Unreliable: the transaction layer retransmits.
-    Udp,
-    /// Reliable: no retransmissions, linger timers are zero.
-    Tcp,
-}
-
-impl Transport {
-    /// True when the transport itself guarantees delivery (§17.1.1.2).
-    pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
-    }
-}
-
-/// The remote end of a message: where it came from or where it goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Peer {
-    /// Remote socket address.
-    pub addr: SocketAddr,
-    /// Transport to use.
-    pub transport: Transport,
-}
+pub use crate::sip::transport::{Peer, Transport};
 
 /// One message for the driver to put on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -504,17 +480,17 @@ impl TransactionLayer {
 
 /// Serializes a message for the wire. One function so the wire layer's encoder can replace it.
 pub fn encode(msg: &rsip::SipMessage) -> Vec<u8> {
-    msg.to_string().into_bytes()
+    crate::sip::wire::serialize(msg)
 }
 
 /// [`encode`] for a request we keep (avoids cloning it into a `SipMessage`).
 fn encode_request(req: &rsip::Request) -> Vec<u8> {
-    req.to_string().into_bytes()
+    crate::sip::wire::serialize_request(req)
 }
 
 /// [`encode`] for a response we keep.
 fn encode_response(resp: &rsip::Response) -> Vec<u8> {
-    resp.to_string().into_bytes()
+    crate::sip::wire::serialize_response(resp)
 }
 
 /// Builds a response to `req` per §8.2.6: Via, From, To, Call-ID and CSeq copied; `to_tag`

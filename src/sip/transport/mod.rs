@@ -239,13 +239,14 @@ async fn bind_pair(
 ) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), TransportError> {
     let mut attempts = 0;
     loop {
-        let udp = tokio::net::UdpSocket::bind(addr)
-            .await
-            .map_err(|source| TransportError::Bind {
-                addr,
-                transport: Transport::Udp,
-                source,
-            })?;
+        let udp =
+            tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|source| TransportError::Bind {
+                    addr,
+                    transport: Transport::Udp,
+                    source,
+                })?;
         let port_addr = udp.local_addr().map_err(|source| TransportError::Bind {
             addr,
             transport: Transport::Udp,

@@ -12,7 +12,9 @@ async fn bound(cfg: TransportConfig) -> (Transports, mpsc::Receiver<Inbound>, Ca
     let (tx, rx) = mpsc::channel(64);
     let stop = CancellationToken::new();
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let t = Transports::bind(&[addr], cfg, tx, stop.clone()).await.unwrap();
+    let t = Transports::bind(&[addr], cfg, tx, stop.clone())
+        .await
+        .unwrap();
     (t, rx, stop)
 }
 
@@ -37,9 +39,13 @@ async fn udp_and_tcp_share_the_port() {
 async fn udp_datagram_in_and_out() {
     let (t, mut rx, _stop) = bound(config()).await;
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     client.send_to(b"\r\n\r\n", t.local_addrs()[0]).unwrap(); // keepalive: swallowed
-    client.send_to(OPTIONS.as_bytes(), t.local_addrs()[0]).unwrap();
+    client
+        .send_to(OPTIONS.as_bytes(), t.local_addrs()[0])
+        .unwrap();
     let (bytes, peer) = next_message(&mut rx).await;
     assert_eq!(bytes, OPTIONS.as_bytes());
     assert_eq!(peer.addr, client.local_addr().unwrap());
@@ -57,9 +63,15 @@ async fn oversized_datagram_is_dropped() {
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let big = format!("{OPTIONS}{}", "x".repeat(4000));
     client.send_to(big.as_bytes(), t.local_addrs()[0]).unwrap();
-    client.send_to(OPTIONS.as_bytes(), t.local_addrs()[0]).unwrap();
+    client
+        .send_to(OPTIONS.as_bytes(), t.local_addrs()[0])
+        .unwrap();
     let (bytes, _) = next_message(&mut rx).await;
-    assert_eq!(bytes, OPTIONS.as_bytes(), "the oversized one must not arrive");
+    assert_eq!(
+        bytes,
+        OPTIONS.as_bytes(),
+        "the oversized one must not arrive"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +79,8 @@ async fn tcp_frames_back_to_back_and_split_messages() {
     let (t, mut rx, _stop) = bound(config()).await;
     let mut s = std::net::TcpStream::connect(t.local_addrs()[0]).unwrap();
     let with_body = "MESSAGE sip:a@b SIP/2.0\r\nl: 5\r\n\r\nhello";
-    s.write_all(format!("\r\n\r\n{OPTIONS}{with_body}").as_bytes()).unwrap();
+    s.write_all(format!("\r\n\r\n{OPTIONS}{with_body}").as_bytes())
+        .unwrap();
     assert_eq!(next_message(&mut rx).await.0, OPTIONS.as_bytes());
     assert_eq!(next_message(&mut rx).await.0, with_body.as_bytes());
     let (a, b) = OPTIONS.split_at(20);
@@ -80,7 +93,11 @@ async fn tcp_frames_back_to_back_and_split_messages() {
     assert_eq!(peer.transport, Transport::Tcp);
 
     // Replies go back on the same connection.
-    t.send(peer, b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()).unwrap();
+    t.send(
+        peer,
+        b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    )
+    .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).unwrap();
@@ -91,22 +108,36 @@ async fn tcp_frames_back_to_back_and_split_messages() {
 async fn tcp_oversized_message_closes_the_connection() {
     let (t, mut rx, _stop) = bound(config()).await;
     let mut s = std::net::TcpStream::connect(t.local_addrs()[0]).unwrap();
-    s.write_all(format!("INVITE sip:a@b SIP/2.0\r\nContent-Length: 100000\r\n\r\n{}", "x".repeat(3000)).as_bytes())
-        .unwrap();
+    s.write_all(
+        format!(
+            "INVITE sip:a@b SIP/2.0\r\nContent-Length: 100000\r\n\r\n{}",
+            "x".repeat(3000)
+        )
+        .as_bytes(),
+    )
+    .unwrap();
     match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-        Ok(Some(Inbound::FramingError { reason, .. })) => assert!(reason.contains("larger"), "{reason}"),
+        Ok(Some(Inbound::FramingError { reason, .. })) => {
+            assert!(reason.contains("larger"), "{reason}")
+        }
         other => panic!("expected a framing error, got {other:?}"),
     }
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 16];
-    assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "connection should be closed");
+    assert!(
+        matches!(s.read(&mut buf), Ok(0) | Err(_)),
+        "connection should be closed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_outbound_connects_on_demand_and_reports_refused() {
     let (t, mut rx, _stop) = bound(config()).await;
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let peer = Peer { addr: server.local_addr().unwrap(), transport: Transport::Tcp };
+    let peer = Peer {
+        addr: server.local_addr().unwrap(),
+        transport: Transport::Tcp,
+    };
     t.send(peer, OPTIONS.as_bytes().to_vec()).unwrap();
     t.send(peer, OPTIONS.as_bytes().to_vec()).unwrap();
     let (mut conn, _) = server.accept().unwrap();
@@ -118,11 +149,18 @@ async fn tcp_outbound_connects_on_demand_and_reports_refused() {
         assert!(n > 0);
         got.extend_from_slice(&buf[..n]);
     }
-    assert_eq!(got, format!("{OPTIONS}{OPTIONS}").as_bytes(), "one connection, both messages in order");
+    assert_eq!(
+        got,
+        format!("{OPTIONS}{OPTIONS}").as_bytes(),
+        "one connection, both messages in order"
+    );
 
     drop(server);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = Peer { addr: closed.local_addr().unwrap(), transport: Transport::Tcp };
+    let dead = Peer {
+        addr: closed.local_addr().unwrap(),
+        transport: Transport::Tcp,
+    };
     drop(closed);
     t.send(dead, b"x".to_vec()).unwrap();
     match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
@@ -136,9 +174,14 @@ async fn tcp_outbound_connects_on_demand_and_reports_refused() {
 
 #[tokio::test(start_paused = true)]
 async fn idle_tcp_connection_is_closed() {
-    let cfg = TransportConfig { tcp_idle_timeout: Duration::from_secs(30), ..config() };
+    let cfg = TransportConfig {
+        tcp_idle_timeout: Duration::from_secs(30),
+        ..config()
+    };
     let (t, _rx, _stop) = bound(cfg).await;
-    let mut s = tokio::net::TcpStream::connect(t.local_addrs()[0]).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(t.local_addrs()[0])
+        .await
+        .unwrap();
     let start = tokio::time::Instant::now();
     let mut buf = [0u8; 8];
     use tokio::io::AsyncReadExt;
@@ -158,5 +201,8 @@ async fn bind_failure_names_the_address() {
         .err()
         .expect("bind should fail")
         .to_string();
-    assert!(err.contains(&addr.to_string()) && err.contains("sip.listen"), "{err}");
+    assert!(
+        err.contains(&addr.to_string()) && err.contains("sip.listen"),
+        "{err}"
+    );
 }

@@ -553,26 +553,36 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame, FrameError> {
 /// reason phrases as Rust names ("ServiceUnavailable") and leaves Content-Length to the caller;
 /// here Content-Length always equals the body length.
 pub fn serialize(msg: &rsip::SipMessage) -> Vec<u8> {
-    let (headers, body) = match msg {
-        rsip::SipMessage::Request(r) => (&r.headers, &r.body),
-        rsip::SipMessage::Response(r) => (&r.headers, &r.body),
-    };
-    let mut out = Vec::with_capacity(512 + body.len());
     match msg {
-        rsip::SipMessage::Request(r) => {
-            let _ = write!(out, "{} ", r.method);
-            write_uri(&mut out, &r.uri);
-            out.extend_from_slice(b" SIP/2.0\r\n");
-        }
-        rsip::SipMessage::Response(r) => {
-            let code = r.status_code.code();
-            let reason = match &r.status_code {
-                rsip::StatusCode::Other(_, reason) => reason.as_str(),
-                _ => reason_phrase(code),
-            };
-            let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
-        }
+        rsip::SipMessage::Request(r) => serialize_request(r),
+        rsip::SipMessage::Response(r) => serialize_response(r),
     }
+}
+
+/// [`serialize`] for a request held on its own (no clone into a `SipMessage`).
+pub fn serialize_request(r: &rsip::Request) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512 + r.body.len());
+    let _ = write!(out, "{} ", r.method);
+    write_uri(&mut out, &r.uri);
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    write_headers_and_body(&mut out, &r.headers, &r.body);
+    out
+}
+
+/// [`serialize`] for a response held on its own.
+pub fn serialize_response(r: &rsip::Response) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512 + r.body.len());
+    let code = r.status_code.code();
+    let reason = match &r.status_code {
+        rsip::StatusCode::Other(_, reason) => reason.as_str(),
+        _ => reason_phrase(code),
+    };
+    let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+    write_headers_and_body(&mut out, &r.headers, &r.body);
+    out
+}
+
+fn write_headers_and_body(out: &mut Vec<u8>, headers: &rsip::Headers, body: &[u8]) {
     for h in headers.iter() {
         if !matches!(h, rsip::Header::ContentLength(_)) {
             let _ = write!(out, "{h}\r\n");
@@ -580,7 +590,6 @@ pub fn serialize(msg: &rsip::SipMessage) -> Vec<u8> {
     }
     let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.extend_from_slice(body);
-    out
 }
 
 /// rsip's Uri Display writes IPv6 hosts without brackets and `scheme://` for non-SIP schemes;
