@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use dialerd::config::{self, Config};
 use dialerd::shutdown::{Drained, Shutdown};
 use dialerd::signal::{Signal, Signals};
-use dialerd::{api, health::Health, logging, metrics::Metrics, state, systemd};
+use dialerd::{api, health::Health, logging, metrics::Metrics, sip, state, systemd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -95,6 +95,11 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         }),
         http_stop.clone().cancelled_owned(),
     ));
+
+    let sip = sip::endpoint::start(&cfg.sip, metrics.registry(), &shutdown).await?;
+    for addr in &sip.local_addrs {
+        tracing::info!(%addr, "sip listening (udp, tcp)");
+    }
 
     health.set_ready(true);
     systemd::notify("READY=1");

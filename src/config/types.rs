@@ -106,6 +106,18 @@ pub struct SipConfig {
     /// A TCP connection with no traffic for this long is closed.
     #[serde(with = "humantime_serde")]
     pub tcp_idle_timeout: Duration,
+    /// Answer every UDP request at its source port, as if it carried `rport` (for NATed phones
+    /// that do not add it); off means strict RFC 3261 §18.2.2 routing.
+    pub force_rport: bool,
+    /// RFC 3261 T1: round-trip estimate, first retransmission interval.
+    #[serde(with = "humantime_serde")]
+    pub t1: Duration,
+    /// RFC 3261 T2: longest retransmission interval.
+    #[serde(with = "humantime_serde")]
+    pub t2: Duration,
+    /// RFC 3261 T4: how long a message may stay in the network.
+    #[serde(with = "humantime_serde")]
+    pub t4: Duration,
 }
 
 impl Default for SipConfig {
@@ -114,6 +126,10 @@ impl Default for SipConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
             max_message_size: 65_536,
             tcp_idle_timeout: Duration::from_secs(300),
+            force_rport: false,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
         }
     }
 }
@@ -250,6 +266,21 @@ impl Config {
         }
         if self.sip.tcp_idle_timeout < Duration::from_secs(1) {
             return bad("sip.tcp_idle_timeout", "wanted a duration of at least 1s");
+        }
+        if !(Duration::from_millis(10)..=Duration::from_secs(10)).contains(&self.sip.t1) {
+            return bad("sip.t1", "wanted a duration between 10ms and 10s");
+        }
+        if self.sip.t2 < self.sip.t1 || self.sip.t2 > Duration::from_secs(60) {
+            return bad(
+                "sip.t2",
+                "wanted a duration at least sip.t1 and at most 60s",
+            );
+        }
+        if self.sip.t4 < self.sip.t1 || self.sip.t4 > Duration::from_secs(60) {
+            return bad(
+                "sip.t4",
+                "wanted a duration at least sip.t1 and at most 60s",
+            );
         }
         if self.shutdown.drain_timeout > Duration::from_secs(3600) {
             return bad("shutdown.drain_timeout", "wanted a duration of at most 1h");

@@ -4,6 +4,20 @@
 //! Layering, bottom up as in pjsip: transport < transaction < dialog < session usage. The wire
 //! and transaction layers are sans-IO: no sockets, no clock reads; time comes in as `now`.
 
+pub mod endpoint;
+pub mod metrics;
+pub mod server;
 pub mod transaction;
 pub mod transport;
 pub mod wire;
+
+/// Errors starting or running the SIP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum SipError {
+    /// A socket could not be bound.
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    /// A metric could not be registered.
+    #[error("cannot register sip metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}

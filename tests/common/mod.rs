@@ -39,6 +39,7 @@ pub fn command() -> Command {
 pub struct Daemon {
     pub child: Child,
     pub http: SocketAddr,
+    pub sip: SocketAddr,
     pub dir: tempfile::TempDir,
     lines: Receiver<Value>,
     pub seen: Vec<Value>,
@@ -87,12 +88,15 @@ impl Daemon {
         let mut d = Daemon {
             child,
             http: "0.0.0.0:0".parse().unwrap(),
+            sip: "0.0.0.0:0".parse().unwrap(),
             dir,
             lines: rx,
             seen: Vec::new(),
         };
         let line = d.wait_log("http listening", Duration::from_secs(20));
         d.http = line["fields"]["addr"].as_str().unwrap().parse().unwrap();
+        let line = d.wait_log("sip listening (udp, tcp)", Duration::from_secs(20));
+        d.sip = line["fields"]["addr"].as_str().unwrap().parse().unwrap();
         d.wait_log("dialerd ready", Duration::from_secs(20));
         d
     }
@@ -178,4 +182,38 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Sends `bytes` to `to` over UDP from a fresh socket; returns the first non-provisional
+/// answer within `wait`.
+pub fn udp_exchange(to: SocketAddr, bytes: &[u8], wait: Duration) -> Option<String> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(wait)).unwrap();
+    sock.send_to(bytes, to).unwrap();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = sock.recv(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return Some(text);
+        }
+    }
+}
+
+/// A fresh OPTIONS request as a UDP client at `from_port` would send it.
+pub fn options_request(branch: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:dialerd@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{branch};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:dialerd@127.0.0.1>\r\n\
+         Call-ID: {branch}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Status code of a SIP response text.
+pub fn status_of(resp: &str) -> u16 {
+    resp.strip_prefix("SIP/2.0 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not a SIP response: {resp:?}"))
 }

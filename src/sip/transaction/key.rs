@@ -92,7 +92,7 @@ impl TransactionKey {
     }
 
     /// Key of a client transaction for a request we send (its top Via must carry a branch).
-    pub(crate) fn for_client_request(req: &rsip::Request) -> Option<TransactionKey> {
+    pub fn for_client_request(req: &rsip::Request) -> Option<TransactionKey> {
         let via = TopVia::of(&req.headers)?;
         Some(TransactionKey {
             role: Role::Client,
@@ -313,7 +313,7 @@ pub(crate) fn stamp_top_via(headers: &mut rsip::Headers, source: SocketAddr) {
 }
 
 /// Applies `edit` to the first Via value and writes it back if `edit` reports a change.
-pub(crate) fn edit_top_via(headers: &mut rsip::Headers, edit: impl FnOnce(&mut TopVia) -> bool) {
+pub fn edit_top_via(headers: &mut rsip::Headers, edit: impl FnOnce(&mut TopVia) -> bool) {
     for h in headers.iter_mut() {
         if let Header::Via(v) = h {
             let value = v.value().to_string();
@@ -404,7 +404,7 @@ pub(crate) fn call_id_of(headers: &rsip::Headers) -> Option<String> {
 }
 
 /// (number, METHOD) of the CSeq header.
-pub(crate) fn cseq_of(headers: &rsip::Headers) -> Option<(u32, String)> {
+pub fn cseq_of(headers: &rsip::Headers) -> Option<(u32, String)> {
     let v = headers.iter().find_map(|h| match h {
         Header::CSeq(c) => Some(c.value()),
         _ => None,
@@ -416,7 +416,7 @@ pub(crate) fn cseq_of(headers: &rsip::Headers) -> Option<(u32, String)> {
 }
 
 /// The `tag` of From (`from == true`) or To.
-pub(crate) fn tag_of(headers: &rsip::Headers, from: bool) -> Option<String> {
+pub fn tag_of(headers: &rsip::Headers, from: bool) -> Option<String> {
     let v = headers.iter().find_map(|h| match (h, from) {
         (Header::From(f), true) => Some(f.value()),
         (Header::To(t), false) => Some(t.value()),
@@ -426,7 +426,7 @@ pub(crate) fn tag_of(headers: &rsip::Headers, from: bool) -> Option<String> {
 }
 
 /// A header parameter of a name-addr / addr-spec value (params inside `<>` belong to the URI).
-pub(crate) fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+pub fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
     let params = match value.rfind('>') {
         Some(i) => &value[i + 1..],
         None => match value.find(';') {

@@ -46,7 +46,10 @@ mod timer;
 #[cfg(test)]
 mod tests;
 
-pub use key::{response_destination, Role, TopVia, TransactionKey, MAGIC_COOKIE};
+pub use key::{
+    cseq_of, edit_top_via, header_param, response_destination, tag_of, Role, TopVia,
+    TransactionKey, MAGIC_COOKIE,
+};
 pub use timer::{Timer, TimerConfig};
 
 use key::RequestIds;
@@ -458,6 +461,15 @@ impl TransactionLayer {
         self.txns.get(key).map(|t| t.state)
     }
 
+    /// Transactions still waiting for a final response: the work a drain must let finish
+    /// (Completed ones only linger to absorb retransmissions).
+    pub fn awaiting_final(&self) -> usize {
+        self.txns
+            .values()
+            .filter(|t| matches!(t.state, State::Calling | State::Trying | State::Proceeding))
+            .count()
+    }
+
     /// Removes the transaction if it reached Terminated, with its timers and index entry.
     fn reap(&mut self, key: &TransactionKey) {
         let done = matches!(self.txns.get(key), Some(t) if t.state == State::Terminated);
@@ -495,11 +507,7 @@ fn encode_response(resp: &rsip::Response) -> Vec<u8> {
 
 /// Builds a response to `req` per §8.2.6: Via, From, To, Call-ID and CSeq copied; `to_tag`
 /// added to To when it has none.
-pub(crate) fn make_response(
-    req: &rsip::Request,
-    code: u16,
-    to_tag: Option<&str>,
-) -> rsip::Response {
+pub fn make_response(req: &rsip::Request, code: u16, to_tag: Option<&str>) -> rsip::Response {
     let mut headers = rsip::Headers::default();
     for h in req.headers.iter() {
         match h {

@@ -1,0 +1,82 @@
+//! SIP metrics, registered by the endpoint at start.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Counters and gauges of the SIP layer.
+#[derive(Clone)]
+pub struct SipMetrics {
+    /// `dialerd_sip_requests_total{direction,method}`
+    pub requests: IntCounterVec,
+    /// `dialerd_sip_responses_total{direction,code_class}`
+    pub responses: IntCounterVec,
+    /// `dialerd_sip_transactions_active`
+    pub transactions_active: IntGauge,
+    /// `dialerd_sip_retransmissions_total`
+    pub retransmissions: IntCounter,
+    /// `dialerd_sip_parse_errors_total`
+    pub parse_errors: IntCounter,
+}
+
+impl SipMetrics {
+    /// Creates and registers the SIP metrics.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "dialerd_sip_requests_total",
+                    "SIP requests received (in) and sent (out), retransmissions included.",
+                ),
+                &["direction", "method"],
+            )?,
+            responses: IntCounterVec::new(
+                Opts::new(
+                    "dialerd_sip_responses_total",
+                    "SIP responses received (in) and sent (out), by class (1xx..6xx).",
+                ),
+                &["direction", "code_class"],
+            )?,
+            transactions_active: IntGauge::new(
+                "dialerd_sip_transactions_active",
+                "SIP transactions in progress.",
+            )?,
+            retransmissions: IntCounter::new(
+                "dialerd_sip_retransmissions_total",
+                "SIP messages retransmitted by transaction timers.",
+            )?,
+            parse_errors: IntCounter::new(
+                "dialerd_sip_parse_errors_total",
+                "SIP messages that could not be parsed or framed.",
+            )?,
+        };
+        registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.responses.clone()))?;
+        registry.register(Box::new(m.transactions_active.clone()))?;
+        registry.register(Box::new(m.retransmissions.clone()))?;
+        registry.register(Box::new(m.parse_errors.clone()))?;
+        Ok(m)
+    }
+
+    /// Counts one message by its first line: `direction` is "in" or "out".
+    pub fn count(&self, direction: &str, bytes: &[u8]) {
+        if let Some(rest) = bytes.strip_prefix(b"SIP/2.0 ") {
+            let class = match rest.first() {
+                Some(d @ b'1'..=b'6') => [*d, b'x', b'x'],
+                _ => *b"bad",
+            };
+            let class = std::str::from_utf8(&class).unwrap_or("bad");
+            self.responses.with_label_values(&[direction, class]).inc();
+        } else {
+            let end = bytes.iter().position(|&b| b == b' ').unwrap_or(0).min(16);
+            let method = std::str::from_utf8(&bytes[..end]).unwrap_or("");
+            // Bounded label set: unknown methods share one label.
+            let method = match method {
+                "INVITE" | "ACK" | "BYE" | "CANCEL" | "OPTIONS" | "REGISTER" | "INFO"
+                | "UPDATE" | "PRACK" | "SUBSCRIBE" | "NOTIFY" | "REFER" | "MESSAGE" | "PUBLISH" => {
+                    method
+                }
+                _ => "other",
+            };
+            self.requests.with_label_values(&[direction, method]).inc();
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The UAS core for requests outside dialogs (RFC 3261 §8.2), sans-IO: given a request, the
+//! answer. Checks run in the RFC's order — method, URI scheme, Require, body type, Accept — so
+//! the most fundamental problem is the one reported.
+
+use crate::sip::transaction::make_response;
+use rsip::headers::untyped::UntypedHeader;
+use rsip::{Header, Method};
+use std::hash::{BuildHasher, Hasher};
+
+/// Methods this endpoint implements, in the Allow header's order.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+/// Body types understood.
+pub const ACCEPT: &str = "application/sdp";
+/// Option tags supported (RFC 3261 §19.2); empty until session timers land.
+pub const SUPPORTED: &[&str] = &[];
+
+/// What the server needs to know beyond the request.
+#[derive(Debug, Clone)]
+pub struct ServerPolicy {
+    /// Value of the Server header.
+    pub server: String,
+    /// Digest realm offered to REGISTER.
+    pub realm: String,
+    /// New calls are refused with 503 (draining, or over `sip.max_calls`).
+    pub refuse_new_calls: bool,
+    /// Seconds to put in Retry-After with a 503.
+    pub retry_after_secs: u32,
+}
+
+/// Answers out-of-dialog requests; holds the secret that makes nonces unguessable.
+pub struct Server {
+    policy: ServerPolicy,
+    nonce_key: std::hash::RandomState,
+    nonce_counter: u64,
+}
+
+impl Server {
+    /// A server with `policy`.
+    pub fn new(policy: ServerPolicy) -> Self {
+        Self {
+            policy,
+            nonce_key: std::hash::RandomState::new(),
+            nonce_counter: 0,
+        }
+    }
+
+    /// Changes the policy (e.g. when draining starts).
+    pub fn policy_mut(&mut self) -> &mut ServerPolicy {
+        &mut self.policy
+    }
+
+    /// The answer to `req`; `None` for ACK (never answered). `to_tag` is used when the answer
+    /// is final and the request had no To tag.
+    pub fn answer(&mut self, req: &rsip::Request, to_tag: &str) -> Option<rsip::Response> {
+        if req.method == Method::Ack {
+            return None;
+        }
+        let mut resp = self.decide(req, to_tag);
+        resp.headers
+            .push(Header::Other("Server".into(), self.policy.server.clone()));
+        Some(resp)
+    }
+
+    fn decide(&mut self, req: &rsip::Request, tag: &str) -> rsip::Response {
+        let reply = |code: u16| make_response(req, code, Some(tag));
+        let with = |code: u16, extra: Vec<(&str, String)>| {
+            let mut r = reply(code);
+            for (name, value) in extra {
+                r.headers.push(Header::Other(name.into(), value));
+            }
+            r
+        };
+
+        // §8.2.1: a method we know of but do not implement.
+        if !matches!(
+            req.method,
+            Method::Invite | Method::Bye | Method::Cancel | Method::Options | Method::Register
+        ) {
+            return with(405, vec![("Allow", ALLOW.into())]);
+        }
+        // §8.2.2.1: only sip/sips Request-URIs (tel: and the like belong to a proxy).
+        if !matches!(
+            req.uri.scheme,
+            None | Some(rsip::Scheme::Sip) | Some(rsip::Scheme::Sips)
+        ) {
+            return reply(416);
+        }
+        // §8.2.2.3: every Require option tag must be supported (CANCEL's are the INVITE's).
+        if req.method != Method::Cancel {
+            let unsupported: Vec<String> = header_values(req, "Require")
+                .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+                .collect();
+            if !unsupported.is_empty() {
+                return with(420, vec![("Unsupported", unsupported.join(", "))]);
+            }
+        }
+        // §8.2.3: a body we cannot read.
+        if !req.body.is_empty() {
+            let ctype = content_type(req);
+            let understood = ctype
+                .as_deref()
+                .map(|t| t.eq_ignore_ascii_case(ACCEPT))
+                .unwrap_or(false);
+            if !understood {
+                return with(415, vec![("Accept", ACCEPT.into())]);
+            }
+            if let Some(enc) =
+                header_values(req, "Content-Encoding").find(|e| !e.eq_ignore_ascii_case("identity"))
+            {
+                tracing::debug!(encoding = enc, "unsupported content encoding");
+                return with(415, vec![("Accept-Encoding", "identity".into())]);
+            }
+        }
+        // An INVITE whose Accept excludes SDP cannot be answered with a session (§21.4.7).
+        if req.method == Method::Invite && has_header(req, "Accept") {
+            let accepts_sdp = header_values(req, "Accept").any(|a| {
+                let media = a.split(';').next().unwrap_or("").trim();
+                media.eq_ignore_ascii_case(ACCEPT)
+                    || media == "*/*"
+                    || media.eq_ignore_ascii_case("application/*")
+            });
+            if !accepts_sdp {
+                return with(406, vec![("Accept", ACCEPT.into())]);
+            }
+        }
+
+        let in_dialog = to_tag(req).is_some();
+        match req.method {
+            Method::Options => with(
+                200,
+                vec![
+                    ("Allow", ALLOW.into()),
+                    ("Accept", ACCEPT.into()),
+                    ("Supported", SUPPORTED.join(", ")),
+                ],
+            ),
+            // No dialogs are held here; the dialog layer takes in-dialog requests before us.
+            Method::Bye => reply(481),
+            Method::Invite if in_dialog => reply(481),
+            Method::Invite if self.policy.refuse_new_calls => with(
+                503,
+                vec![("Retry-After", self.policy.retry_after_secs.to_string())],
+            ),
+            // No routes exist yet for any number.
+            Method::Invite => reply(404),
+            Method::Register => self.register(req, tag),
+            // CANCEL is answered by the transaction layer; one reaching us matched nothing.
+            _ => reply(481),
+        }
+    }
+
+    /// No registrar accounts exist yet: challenge, and refuse any credentials offered.
+    fn register(&mut self, req: &rsip::Request, tag: &str) -> rsip::Response {
+        let digest_offered = req.headers.iter().any(|h| match h {
+            Header::Authorization(a) => a
+                .value()
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("digest"),
+            _ => false,
+        });
+        if digest_offered {
+            return make_response(req, 403, Some(tag));
+        }
+        let nonce = self.nonce();
+        let mut r = make_response(req, 401, Some(tag));
+        r.headers.push(Header::WwwAuthenticate(
+            rsip::headers::WwwAuthenticate::new(format!(
+                "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"",
+                self.policy.realm
+            )),
+        ));
+        r
+    }
+
+    fn nonce(&mut self) -> String {
+        self.nonce_counter += 1;
+        let mut h = self.nonce_key.build_hasher();
+        h.write_u64(self.nonce_counter);
+        format!("{:016x}{:08x}", h.finish(), self.nonce_counter)
+    }
+}
+
+fn to_tag(req: &rsip::Request) -> Option<String> {
+    crate::sip::transaction::tag_of(&req.headers, false)
+}
+
+/// Comma-separated values of every header called `name` (case-insensitive), trimmed.
+fn header_values<'a>(req: &'a rsip::Request, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    req.headers
+        .iter()
+        .filter_map(move |h| header_named(h, name))
+        .flat_map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| !s.is_empty())
+}
+
+fn has_header(req: &rsip::Request, name: &str) -> bool {
+    req.headers.iter().any(|h| header_named(h, name).is_some())
+}
+
+/// The value of `h` if its name is `name`; rsip types some headers and leaves others `Other`.
+fn header_named(h: &Header, name: &str) -> Option<String> {
+    let (n, v) = match h {
+        Header::Require(v) => ("Require", v.value().to_string()),
+        Header::Accept(v) => ("Accept", v.value().to_string()),
+        Header::ContentEncoding(v) => ("Content-Encoding", v.value().to_string()),
+        Header::ContentType(v) => ("Content-Type", v.value().to_string()),
+        Header::Other(n, v) => (n.as_str(), v.clone()),
+        _ => return None,
+    };
+    n.eq_ignore_ascii_case(name).then_some(v)
+}
+
+fn content_type(req: &rsip::Request) -> Option<String> {
+    req.headers
+        .iter()
+        .find_map(|h| header_named(h, "Content-Type"))
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
+}
+
+#[cfg(test)]
+mod tests;

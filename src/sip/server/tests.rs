@@ -1,0 +1,175 @@
+use super::*;
+
+fn server() -> Server {
+    Server::new(ServerPolicy {
+        server: "dialerd-test".into(),
+        realm: "dialerd".into(),
+        refuse_new_calls: false,
+        retry_after_secs: 5,
+    })
+}
+
+fn request(method: &str, uri: &str, extra: &str, body: &str) -> rsip::Request {
+    let text = format!(
+        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx1\r\nMax-Forwards: 70\r\n\
+         From: <sip:a@example.com>;tag=f1\r\nTo: <sip:b@example.com>\r\nCall-ID: c1\r\nCSeq: 1 {method}\r\n\
+         {extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    match crate::sip::wire::parse(text.as_bytes()).unwrap() {
+        rsip::SipMessage::Request(r) => r,
+        _ => unreachable!(),
+    }
+}
+
+fn answer(req: &rsip::Request) -> rsip::Response {
+    server().answer(req, "t1").unwrap()
+}
+
+fn header(resp: &rsip::Response, name: &str) -> Option<String> {
+    resp.headers.iter().find_map(|h| {
+        header_named(h, name).or_else(|| match h {
+            Header::WwwAuthenticate(w) if name == "WWW-Authenticate" => Some(w.value().to_string()),
+            _ => None,
+        })
+    })
+}
+
+#[test]
+fn options_gets_200_with_capabilities() {
+    let r = answer(&request("OPTIONS", "sip:dialerd@192.0.2.2", "", ""));
+    assert_eq!(r.status_code.code(), 200);
+    assert_eq!(header(&r, "Allow").as_deref(), Some(ALLOW));
+    assert_eq!(header(&r, "Accept").as_deref(), Some("application/sdp"));
+    assert!(header(&r, "Supported").is_some());
+    assert_eq!(header(&r, "Server").as_deref(), Some("dialerd-test"));
+    assert_eq!(
+        crate::sip::transaction::tag_of(&r.headers, false).as_deref(),
+        Some("t1")
+    );
+}
+
+#[test]
+fn known_but_unimplemented_method_gets_405_with_allow() {
+    let r = answer(&request("SUBSCRIBE", "sip:b@example.com", "", ""));
+    assert_eq!(r.status_code.code(), 405);
+    assert_eq!(header(&r, "Allow").as_deref(), Some(ALLOW));
+}
+
+#[test]
+fn unknown_uri_scheme_gets_416() {
+    let r = answer(&request("OPTIONS", "tel:+15551234567", "", ""));
+    assert_eq!(r.status_code.code(), 416);
+}
+
+#[test]
+fn unknown_require_gets_420_listing_tags() {
+    let r = answer(&request(
+        "OPTIONS",
+        "sip:b@example.com",
+        "Require: nothingsupportsthis, nor-this\r\n",
+        "",
+    ));
+    assert_eq!(r.status_code.code(), 420);
+    assert_eq!(
+        header(&r, "Unsupported").as_deref(),
+        Some("nothingsupportsthis, nor-this")
+    );
+}
+
+#[test]
+fn body_type_not_understood_gets_415_with_accept() {
+    let r = answer(&request(
+        "INVITE",
+        "sip:b@example.com",
+        "Content-Type: application/unknown\r\n",
+        "xyz",
+    ));
+    assert_eq!(r.status_code.code(), 415);
+    assert_eq!(header(&r, "Accept").as_deref(), Some("application/sdp"));
+}
+
+#[test]
+fn invite_whose_accept_excludes_sdp_gets_406() {
+    let r = answer(&request(
+        "INVITE",
+        "sip:b@example.com",
+        "Accept: text/nobodyknowsthis\r\n",
+        "",
+    ));
+    assert_eq!(r.status_code.code(), 406);
+}
+
+#[test]
+fn invite_without_route_gets_404_and_in_dialog_gets_481() {
+    let sdp = "v=0\r\n";
+    let r = answer(&request(
+        "INVITE",
+        "sip:5551234@example.com",
+        "Content-Type: application/sdp\r\n",
+        sdp,
+    ));
+    assert_eq!(r.status_code.code(), 404);
+    let mut req = request("INVITE", "sip:5551234@example.com", "", "");
+    for h in req.headers.iter_mut() {
+        if let Header::To(_) = h {
+            *h = Header::To(rsip::headers::To::new("<sip:b@example.com>;tag=zz"));
+        }
+    }
+    assert_eq!(answer(&req).status_code.code(), 481);
+    assert_eq!(
+        answer(&request("BYE", "sip:b@example.com", "", ""))
+            .status_code
+            .code(),
+        481
+    );
+}
+
+#[test]
+fn overload_gets_503_with_retry_after() {
+    let mut s = server();
+    s.policy_mut().refuse_new_calls = true;
+    let r = s
+        .answer(&request("INVITE", "sip:b@example.com", "", ""), "t")
+        .unwrap();
+    assert_eq!(r.status_code.code(), 503);
+    assert_eq!(header(&r, "Retry-After").as_deref(), Some("5"));
+    // OPTIONS still answers while calls are refused (monitoring keeps working).
+    let r = s
+        .answer(&request("OPTIONS", "sip:b@example.com", "", ""), "t")
+        .unwrap();
+    assert_eq!(r.status_code.code(), 200);
+}
+
+#[test]
+fn register_is_challenged_and_unknown_credentials_refused() {
+    let mut s = server();
+    let r1 = s
+        .answer(&request("REGISTER", "sip:example.com", "", ""), "t")
+        .unwrap();
+    assert_eq!(r1.status_code.code(), 401);
+    let challenge = header(&r1, "WWW-Authenticate").unwrap();
+    assert!(
+        challenge.starts_with("Digest realm=\"dialerd\", nonce=\""),
+        "{challenge}"
+    );
+    let r2 = s
+        .answer(&request("REGISTER", "sip:example.com", "", ""), "t")
+        .unwrap();
+    assert_ne!(
+        header(&r2, "WWW-Authenticate"),
+        Some(challenge),
+        "nonces must differ"
+    );
+    let r3 = s
+        .answer(&request("REGISTER", "sip:example.com", "Authorization: Digest username=\"x\", realm=\"dialerd\", nonce=\"n\", uri=\"sip:example.com\", response=\"00\"\r\n", ""), "t")
+        .unwrap();
+    assert_eq!(r3.status_code.code(), 403);
+}
+
+#[test]
+fn ack_is_never_answered() {
+    assert!(server()
+        .answer(&request("ACK", "sip:b@example.com", "", ""), "t")
+        .is_none());
+}
