@@ -1,0 +1,166 @@
+//! Every SIPp scenario in `sip-scenarios/` against the real daemon. A scenario says how to run it
+//! in a comment line `dialerd-test: transports=udp,tcp calls=N`; SIPp's exit status is the verdict
+//! (0 only when every call followed the scenario, including its regexp checks).
+
+mod common;
+
+use common::Daemon;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn sipp_path() -> &'static str {
+    let ok = Command::new("sipp").arg("-v").output().is_ok();
+    assert!(
+        ok,
+        "SIPp is not installed: ./scripts/test installs Debian's sip-tester, or run `apt-get install sip-tester`"
+    );
+    "sipp"
+}
+
+struct Plan {
+    transports: Vec<String>,
+    calls: u32,
+}
+
+fn plan(xml: &str, path: &Path) -> Plan {
+    let line = xml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("dialerd-test:"))
+        .unwrap_or_else(|| panic!("{} has no 'dialerd-test:' line", path.display()));
+    let mut plan = Plan {
+        transports: vec!["udp".into()],
+        calls: 1,
+    };
+    for word in line.split_whitespace() {
+        match word.split_once('=') {
+            Some(("transports", v)) => plan.transports = v.split(',').map(str::to_string).collect(),
+            Some(("calls", v)) => plan.calls = v.parse().expect("calls=N"),
+            _ => panic!("{}: unknown dialerd-test word {word}", path.display()),
+        }
+    }
+    plan
+}
+
+/// Runs one scenario as UAC against `target`; returns (exit code, SIPp's output).
+fn run_uac(
+    scenario: &Path,
+    target: std::net::SocketAddr,
+    transport: &str,
+    calls: u32,
+) -> (Option<i32>, String) {
+    let work = tempfile::tempdir().unwrap();
+    let mode = match transport {
+        "udp" => "u1",
+        "tcp" => "t1",
+        other => panic!("unknown transport {other}"),
+    };
+    let out = Command::new(sipp_path())
+        .current_dir(work.path())
+        .arg("-sf")
+        .arg(scenario)
+        .args([
+            "-t",
+            mode,
+            "-i",
+            "127.0.0.1",
+            "-m",
+            &calls.to_string(),
+            "-r",
+            "10",
+        ])
+        .args([
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .arg(target.to_string())
+        .output()
+        .unwrap();
+    let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+    log.push_str(&String::from_utf8_lossy(&out.stderr));
+    for entry in std::fs::read_dir(work.path()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().contains("errors") {
+            log.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    // Keep the tail: SIPp's screen dumps are long.
+    let tail: String = log
+        .chars()
+        .rev()
+        .take(4000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (out.status.code(), tail)
+}
+
+fn scenarios() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-scenarios");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_sipp_scenario_passes_against_the_daemon() {
+    let d = Daemon::start("");
+    let all = scenarios();
+    assert!(all.len() >= 4, "scenarios missing: {all:?}");
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for path in &all {
+        let xml = std::fs::read_to_string(path).unwrap();
+        let plan = plan(&xml, path);
+        for transport in &plan.transports {
+            runs += 1;
+            let (code, log) = run_uac(path, d.sip, transport, plan.calls);
+            if code != Some(0) {
+                failures.push(format!(
+                    "{} over {transport}: sipp exit {code:?}\n{log}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} SIPp runs failed:\n{}",
+        failures.len(),
+        failures.join("\n----\n")
+    );
+
+    // The daemon saw them: requests counted by method.
+    let (_, metrics) = d.get("/metrics");
+    for method in ["OPTIONS", "INVITE", "ACK", "REGISTER", "SUBSCRIBE"] {
+        let series = format!("dialerd_sip_requests_total{{direction=\"in\",method=\"{method}\"}}");
+        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+    }
+}
+
+#[test]
+fn sipp_run_fails_when_the_answer_is_wrong() {
+    // Negative control: the same runner must report failure, or a green run means nothing.
+    let d = Daemon::start("");
+    let work = tempfile::tempdir().unwrap();
+    let wrong = work.path().join("wrong.xml");
+    let xml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-scenarios/options.xml"),
+    )
+    .unwrap()
+    .replace("<recv response=\"200\">", "<recv response=\"486\">");
+    std::fs::write(&wrong, xml).unwrap();
+    let (code, _) = run_uac(&wrong, d.sip, "udp", 1);
+    assert_ne!(
+        code,
+        Some(0),
+        "a scenario expecting 486 must fail against a 200"
+    );
+}
