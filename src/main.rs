@@ -96,7 +96,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         http_stop.clone().cancelled_owned(),
     ));
 
-    let sip = sip::endpoint::start(&cfg.sip, metrics.registry(), &shutdown).await?;
+    let sip = sip::endpoint::start(&cfg.sip, &cfg.trunks, metrics.registry(), &shutdown).await?;
     for addr in &sip.local_addrs {
         tracing::info!(%addr, "sip listening (udp, tcp)");
     }

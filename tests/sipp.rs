@@ -20,7 +20,14 @@ fn sipp_path() -> &'static str {
 struct Plan {
     transports: Vec<String>,
     calls: u32,
+    /// Run against the daemon that trusts no local address (for 403 checks).
+    untrusted: bool,
 }
+
+/// The loopback trunk of the shipped config: SIPp on 127.0.0.1 is a trusted carrier.
+const TRUSTED: &str = "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = 5070\n";
+/// Only a far-away trunk: SIPp on 127.0.0.1 is a stranger.
+const UNTRUSTED: &str = "[[trunks]]\nname = \"far\"\nhost = \"192.0.2.1\"\n";
 
 fn plan(xml: &str, path: &Path) -> Plan {
     let line = xml
@@ -30,11 +37,13 @@ fn plan(xml: &str, path: &Path) -> Plan {
     let mut plan = Plan {
         transports: vec!["udp".into()],
         calls: 1,
+        untrusted: false,
     };
     for word in line.split_whitespace() {
         match word.split_once('=') {
             Some(("transports", v)) => plan.transports = v.split(',').map(str::to_string).collect(),
             Some(("calls", v)) => plan.calls = v.parse().expect("calls=N"),
+            Some(("daemon", "untrusted")) => plan.untrusted = true,
             _ => panic!("{}: unknown dialerd-test word {word}", path.display()),
         }
     }
@@ -111,7 +120,8 @@ fn scenarios() -> Vec<PathBuf> {
 
 #[test]
 fn every_sipp_scenario_passes_against_the_daemon() {
-    let d = Daemon::start("");
+    let d = Daemon::start(TRUSTED);
+    let stranger = Daemon::start(UNTRUSTED);
     let all = scenarios();
     assert!(all.len() >= 4, "scenarios missing: {all:?}");
     let mut failures = Vec::new();
@@ -121,7 +131,8 @@ fn every_sipp_scenario_passes_against_the_daemon() {
         let plan = plan(&xml, path);
         for transport in &plan.transports {
             runs += 1;
-            let (code, log) = run_uac(path, d.sip, transport, plan.calls);
+            let target = if plan.untrusted { stranger.sip } else { d.sip };
+            let (code, log) = run_uac(path, target, transport, plan.calls);
             if code != Some(0) {
                 failures.push(format!(
                     "{} over {transport}: sipp exit {code:?}\n{log}",
@@ -148,7 +159,7 @@ fn every_sipp_scenario_passes_against_the_daemon() {
 #[test]
 fn sipp_run_fails_when_the_answer_is_wrong() {
     // Negative control: the same runner must report failure, or a green run means nothing.
-    let d = Daemon::start("");
+    let d = Daemon::start(TRUSTED);
     let work = tempfile::tempdir().unwrap();
     let wrong = work.path().join("wrong.xml");
     let xml = std::fs::read_to_string(

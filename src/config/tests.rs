@@ -185,3 +185,21 @@ fn env_list_error_names_the_variable_without_index() {
     );
     assert!(err.contains("wanted IP:PORT"), "{err}");
 }
+
+#[test]
+fn trunk_inbound_networks_parse_and_bad_ones_are_named() {
+    let cfg = parse("[[trunks]]\nname = \"a\"\nhost = \"h\"\ninbound_from = [\"192.0.2.0/24\", \"2001:db8::1\"]\n").unwrap();
+    assert!(cfg.trunks[0].inbound_from[0]
+        .0
+        .contains(&"192.0.2.77".parse::<std::net::IpAddr>().unwrap()));
+    assert!(cfg.trunks[0].inbound_from[1]
+        .0
+        .contains(&"2001:db8::1".parse::<std::net::IpAddr>().unwrap()));
+    let err = parse("[[trunks]]\nname = \"a\"\nhost = \"h\"\ninbound_from = [\"192.0.2.0/33\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("key `trunks[0].inbound_from[0]`") && err.contains("CIDR"),
+        "{err}"
+    );
+}

@@ -209,6 +209,34 @@ pub struct TrunkConfig {
     /// Most new calls per second through this trunk.
     #[serde(default = "default_trunk_max_cps")]
     pub max_cps: f64,
+    /// Extra source networks (CIDR or single address) whose INVITEs are accepted as this
+    /// trunk's, besides the address `host` resolves to.
+    #[serde(default)]
+    pub inbound_from: Vec<Cidr>,
+}
+
+/// A network in CIDR form; a bare address means that one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cidr(pub ipnet::IpNet);
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let net = match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => ipnet::IpNet::from(ip),
+            Err(_) => s.parse::<ipnet::IpNet>().map_err(|_| {
+                format!("\"{s}\" is not a network; wanted an address or CIDR like \"192.0.2.0/24\"")
+            })?,
+        };
+        Ok(Cidr(net))
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        c.0.to_string()
+    }
 }
 
 fn default_sip_port() -> u16 {

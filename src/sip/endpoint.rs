@@ -7,7 +7,7 @@ use super::transaction::{edit_top_via, Event, TimerConfig, TransactionKey, Trans
 use super::transport::{Inbound, Peer, Transport, TransportConfig, Transports};
 use super::wire::{self, WireError};
 use super::SipError;
-use crate::config::SipConfig;
+use crate::config::{SipConfig, TrunkConfig};
 use crate::shutdown::Shutdown;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
@@ -27,6 +27,7 @@ pub struct EndpointHandle {
 /// Binds the SIP listeners and starts the endpoint task under `shutdown`.
 pub async fn start(
     cfg: &SipConfig,
+    cfg_trunks: &[TrunkConfig],
     registry: &prometheus::Registry,
     shutdown: &Shutdown,
 ) -> Result<EndpointHandle, SipError> {
@@ -56,6 +57,7 @@ pub async fn start(
             realm: "dialerd".into(),
             refuse_new_calls: false,
             retry_after_secs: 5,
+            trusted: trusted_networks(cfg_trunks).await,
         }),
         transports,
         metrics,
@@ -70,6 +72,21 @@ pub async fn start(
         sockets_stop.cancel();
     });
     Ok(EndpointHandle { local_addrs })
+}
+
+/// Where trunks' INVITEs come from: each trunk's resolved host plus its `inbound_from`.
+async fn trusted_networks(trunks: &[TrunkConfig]) -> Vec<ipnet::IpNet> {
+    let mut nets = Vec::new();
+    for t in trunks {
+        nets.extend(t.inbound_from.iter().map(|c| c.0));
+        match tokio::net::lookup_host((t.host.as_str(), t.port)).await {
+            Ok(addrs) => nets.extend(addrs.map(|a| ipnet::IpNet::from(a.ip()))),
+            Err(e) => {
+                tracing::warn!(trunk = %t.name, host = %t.host, error = %e, "cannot resolve trunk host; its INVITEs will be refused")
+            }
+        }
+    }
+    nets
 }
 
 struct Endpoint {
@@ -237,9 +254,9 @@ impl Endpoint {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Request { key, request, .. } => {
+            Event::Request { key, request, peer } => {
                 let tag = self.layer.new_tag();
-                if let Some(resp) = self.server.answer(&request, &tag) {
+                if let Some(resp) = self.server.answer(&request, peer.addr.ip(), &tag) {
                     if let Err(e) = self.layer.send_response(now(), &key, resp) {
                         tracing::warn!(error = %e, "cannot answer sip request");
                     }

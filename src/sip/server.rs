@@ -25,6 +25,8 @@ pub struct ServerPolicy {
     pub refuse_new_calls: bool,
     /// Seconds to put in Retry-After with a 503.
     pub retry_after_secs: u32,
+    /// Networks INVITEs are taken from (the trunks); any other source gets 403.
+    pub trusted: Vec<ipnet::IpNet>,
 }
 
 /// Answers out-of-dialog requests; holds the secret that makes nonces unguessable.
@@ -49,19 +51,29 @@ impl Server {
         &mut self.policy
     }
 
-    /// The answer to `req`; `None` for ACK (never answered). `to_tag` is used when the answer
-    /// is final and the request had no To tag.
-    pub fn answer(&mut self, req: &rsip::Request, to_tag: &str) -> Option<rsip::Response> {
+    /// The answer to `req` from `source`; `None` for ACK (never answered). `to_tag` is used
+    /// when the answer is final and the request had no To tag.
+    pub fn answer(
+        &mut self,
+        req: &rsip::Request,
+        source: std::net::IpAddr,
+        to_tag: &str,
+    ) -> Option<rsip::Response> {
         if req.method == Method::Ack {
             return None;
         }
-        let mut resp = self.decide(req, to_tag);
+        let mut resp = self.decide(req, source, to_tag);
         resp.headers
             .push(Header::Other("Server".into(), self.policy.server.clone()));
         Some(resp)
     }
 
-    fn decide(&mut self, req: &rsip::Request, tag: &str) -> rsip::Response {
+    fn decide(
+        &mut self,
+        req: &rsip::Request,
+        source: std::net::IpAddr,
+        tag: &str,
+    ) -> rsip::Response {
         let reply = |code: u16| make_response(req, code, Some(tag));
         let with = |code: u16, extra: Vec<(&str, String)>| {
             let mut r = reply(code);
@@ -137,6 +149,11 @@ impl Server {
             // No dialogs are held here; the dialog layer takes in-dialog requests before us.
             Method::Bye => reply(481),
             Method::Invite if in_dialog => reply(481),
+            // SIP scanners must never place a call through us.
+            Method::Invite if !self.policy.trusted.iter().any(|n| n.contains(&source)) => {
+                tracing::debug!(%source, "INVITE from an address that is no trunk");
+                reply(403)
+            }
             Method::Invite if self.policy.refuse_new_calls => with(
                 503,
                 vec![("Retry-After", self.policy.retry_after_secs.to_string())],

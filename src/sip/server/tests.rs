@@ -6,6 +6,7 @@ fn server() -> Server {
         realm: "dialerd".into(),
         refuse_new_calls: false,
         retry_after_secs: 5,
+        trusted: vec!["192.0.2.0/24".parse().unwrap()],
     })
 }
 
@@ -22,8 +23,10 @@ fn request(method: &str, uri: &str, extra: &str, body: &str) -> rsip::Request {
     }
 }
 
+const TRUNK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
 fn answer(req: &rsip::Request) -> rsip::Response {
-    server().answer(req, "t1").unwrap()
+    server().answer(req, TRUNK, "t1").unwrap()
 }
 
 fn header(resp: &rsip::Response, name: &str) -> Option<String> {
@@ -130,13 +133,13 @@ fn overload_gets_503_with_retry_after() {
     let mut s = server();
     s.policy_mut().refuse_new_calls = true;
     let r = s
-        .answer(&request("INVITE", "sip:b@example.com", "", ""), "t")
+        .answer(&request("INVITE", "sip:b@example.com", "", ""), TRUNK, "t")
         .unwrap();
     assert_eq!(r.status_code.code(), 503);
     assert_eq!(header(&r, "Retry-After").as_deref(), Some("5"));
     // OPTIONS still answers while calls are refused (monitoring keeps working).
     let r = s
-        .answer(&request("OPTIONS", "sip:b@example.com", "", ""), "t")
+        .answer(&request("OPTIONS", "sip:b@example.com", "", ""), TRUNK, "t")
         .unwrap();
     assert_eq!(r.status_code.code(), 200);
 }
@@ -145,7 +148,7 @@ fn overload_gets_503_with_retry_after() {
 fn register_is_challenged_and_unknown_credentials_refused() {
     let mut s = server();
     let r1 = s
-        .answer(&request("REGISTER", "sip:example.com", "", ""), "t")
+        .answer(&request("REGISTER", "sip:example.com", "", ""), TRUNK, "t")
         .unwrap();
     assert_eq!(r1.status_code.code(), 401);
     let challenge = header(&r1, "WWW-Authenticate").unwrap();
@@ -154,7 +157,7 @@ fn register_is_challenged_and_unknown_credentials_refused() {
         "{challenge}"
     );
     let r2 = s
-        .answer(&request("REGISTER", "sip:example.com", "", ""), "t")
+        .answer(&request("REGISTER", "sip:example.com", "", ""), TRUNK, "t")
         .unwrap();
     assert_ne!(
         header(&r2, "WWW-Authenticate"),
@@ -162,7 +165,7 @@ fn register_is_challenged_and_unknown_credentials_refused() {
         "nonces must differ"
     );
     let r3 = s
-        .answer(&request("REGISTER", "sip:example.com", "Authorization: Digest username=\"x\", realm=\"dialerd\", nonce=\"n\", uri=\"sip:example.com\", response=\"00\"\r\n", ""), "t")
+        .answer(&request("REGISTER", "sip:example.com", "Authorization: Digest username=\"x\", realm=\"dialerd\", nonce=\"n\", uri=\"sip:example.com\", response=\"00\"\r\n", ""), TRUNK, "t")
         .unwrap();
     assert_eq!(r3.status_code.code(), 403);
 }
@@ -170,6 +173,29 @@ fn register_is_challenged_and_unknown_credentials_refused() {
 #[test]
 fn ack_is_never_answered() {
     assert!(server()
-        .answer(&request("ACK", "sip:b@example.com", "", ""), "t")
+        .answer(&request("ACK", "sip:b@example.com", "", ""), TRUNK, "t")
         .is_none());
+}
+
+#[test]
+fn invite_from_an_address_that_is_no_trunk_gets_403() {
+    let scanner: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    let mut s = server();
+    let r = s
+        .answer(
+            &request("INVITE", "sip:100@example.com", "", ""),
+            scanner,
+            "t",
+        )
+        .unwrap();
+    assert_eq!(r.status_code.code(), 403);
+    // OPTIONS from anywhere still answers (monitoring, carriers' keepalives).
+    let r = s
+        .answer(
+            &request("OPTIONS", "sip:100@example.com", "", ""),
+            scanner,
+            "t",
+        )
+        .unwrap();
+    assert_eq!(r.status_code.code(), 200);
 }
