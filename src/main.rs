@@ -84,6 +84,10 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
 
     let http = api::bind(cfg.http.listen).await?;
+    let sip = sip::endpoint::start(&cfg.sip, &cfg.trunks, metrics.registry(), &shutdown).await?;
+    for addr in &sip.local_addrs {
+        tracing::info!(%addr, "sip listening (udp, tcp)");
+    }
     tracing::info!(addr = %http.local_addr()?, "http listening");
     // The admin listener outlives the drain so /readyz can say 503 while work finishes.
     let http_stop = tokio_util::sync::CancellationToken::new();
@@ -92,14 +96,10 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         api::router(api::AppState {
             metrics: metrics.clone(),
             health: health.clone(),
+            trunks: sip.trunks.clone(),
         }),
         http_stop.clone().cancelled_owned(),
     ));
-
-    let sip = sip::endpoint::start(&cfg.sip, &cfg.trunks, metrics.registry(), &shutdown).await?;
-    for addr in &sip.local_addrs {
-        tracing::info!(%addr, "sip listening (udp, tcp)");
-    }
 
     health.set_ready(true);
     systemd::notify("READY=1");

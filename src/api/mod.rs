@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Readiness flag.
     pub health: Health,
+    /// Trunk status from the SIP endpoint.
+    pub trunks: crate::sip::endpoint::TrunkView,
 }
 
 /// Binds the admin listener, naming the address on failure.
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/v1/trunks", get(trunks))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -93,4 +96,9 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }
+}
+
+async fn trunks(State(s): State<AppState>) -> axum::Json<Vec<crate::sip::trunk::TrunkStatus>> {
+    let list = s.trunks.read().map(|v| v.clone()).unwrap_or_default();
+    axum::Json(list)
 }

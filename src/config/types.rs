@@ -213,6 +213,13 @@ pub struct TrunkConfig {
     /// trunk's, besides the address `host` resolves to.
     #[serde(default)]
     pub inbound_from: Vec<Cidr>,
+    /// OPTIONS keepalive interval; a trunk that stops answering is marked down.
+    #[serde(default = "default_keepalive", with = "humantime_serde")]
+    pub keepalive: Duration,
+}
+
+fn default_keepalive() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// A network in CIDR form; a bare address means that one host.
@@ -346,6 +353,12 @@ impl Config {
                 return Err((
                     key("max_cps"),
                     "wanted a number of calls per second above 0".into(),
+                ));
+            }
+            if t.keepalive < Duration::from_millis(100) {
+                return Err((
+                    key("keepalive"),
+                    "wanted a duration of at least 100ms".into(),
                 ));
             }
             if t.register && t.username.is_empty() {

@@ -5,11 +5,14 @@ use super::metrics::SipMetrics;
 use super::server::{Server, ServerPolicy};
 use super::transaction::{edit_top_via, Event, TimerConfig, TransactionKey, TransactionLayer};
 use super::transport::{Inbound, Peer, Transport, TransportConfig, Transports};
+use super::trunk::{TrunkStatus, Trunks};
 use super::wire::{self, WireError};
 use super::SipError;
-use crate::config::{SipConfig, TrunkConfig};
+use crate::config::{SipConfig, TransportKind, TrunkConfig};
 use crate::shutdown::Shutdown;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -18,10 +21,15 @@ const BATCH: usize = 64;
 /// Inbound queue depth; a full queue applies back-pressure to the receive tasks.
 const INBOUND_QUEUE: usize = 4096;
 
+/// The latest trunk status, shared with the HTTP API.
+pub type TrunkView = Arc<RwLock<Vec<TrunkStatus>>>;
+
 /// What the rest of the daemon learns about the running endpoint.
 pub struct EndpointHandle {
     /// Bound SIP addresses (UDP and TCP on each).
     pub local_addrs: Vec<SocketAddr>,
+    /// Trunk status, refreshed when it changes.
+    pub trunks: TrunkView,
 }
 
 /// Binds the SIP listeners and starts the endpoint task under `shutdown`.
@@ -46,6 +54,20 @@ pub async fn start(
     )
     .await?;
     let local_addrs = transports.local_addrs().to_vec();
+    let resolved = resolve_trunks(cfg_trunks).await;
+    let mut trusted: Vec<ipnet::IpNet> = cfg_trunks
+        .iter()
+        .flat_map(|t| t.inbound_from.iter().map(|c| c.0))
+        .collect();
+    trusted.extend(
+        resolved
+            .iter()
+            .flatten()
+            .map(|a| ipnet::IpNet::from(a.ip())),
+    );
+    let trunks = Trunks::new(cfg_trunks, resolved, now());
+    let trunk_view: TrunkView = Arc::new(RwLock::new(trunks.status()));
+    metrics.set_trunks(&trunks.status());
     let endpoint = Endpoint {
         layer: TransactionLayer::new(TimerConfig {
             t1: cfg.t1,
@@ -57,11 +79,14 @@ pub async fn start(
             realm: "dialerd".into(),
             refuse_new_calls: false,
             retry_after_secs: 5,
-            trusted: trusted_networks(cfg_trunks).await,
+            trusted,
         }),
         transports,
         metrics,
         rx,
+        trunks,
+        trunk_view: trunk_view.clone(),
+        keepalives: HashMap::new(),
         stop: shutdown.token(),
         force_rport: cfg.force_rport,
         draining: false,
@@ -71,22 +96,26 @@ pub async fn start(
         endpoint.run().await;
         sockets_stop.cancel();
     });
-    Ok(EndpointHandle { local_addrs })
+    Ok(EndpointHandle {
+        local_addrs,
+        trunks: trunk_view,
+    })
 }
 
-/// Where trunks' INVITEs come from: each trunk's resolved host plus its `inbound_from`.
-async fn trusted_networks(trunks: &[TrunkConfig]) -> Vec<ipnet::IpNet> {
-    let mut nets = Vec::new();
+/// Each trunk's proxy address (DNS A/AAAA when a name is given); `None` when it does not resolve.
+async fn resolve_trunks(trunks: &[TrunkConfig]) -> Vec<Option<SocketAddr>> {
+    let mut out = Vec::new();
     for t in trunks {
-        nets.extend(t.inbound_from.iter().map(|c| c.0));
-        match tokio::net::lookup_host((t.host.as_str(), t.port)).await {
-            Ok(addrs) => nets.extend(addrs.map(|a| ipnet::IpNet::from(a.ip()))),
+        let addr = match tokio::net::lookup_host((t.host.as_str(), t.port)).await {
+            Ok(mut addrs) => addrs.next(),
             Err(e) => {
-                tracing::warn!(trunk = %t.name, host = %t.host, error = %e, "cannot resolve trunk host; its INVITEs will be refused")
+                tracing::warn!(trunk = %t.name, host = %t.host, error = %e, "cannot resolve trunk host; trunk down, its INVITEs refused");
+                None
             }
-        }
+        };
+        out.push(addr);
     }
-    nets
+    out
 }
 
 struct Endpoint {
@@ -95,6 +124,10 @@ struct Endpoint {
     transports: Transports,
     metrics: SipMetrics,
     rx: mpsc::Receiver<Inbound>,
+    trunks: Trunks,
+    trunk_view: TrunkView,
+    /// Keepalive OPTIONS in flight: client transaction → trunk index.
+    keepalives: HashMap<TransactionKey, usize>,
     stop: CancellationToken,
     force_rport: bool,
     draining: bool,
@@ -114,9 +147,10 @@ impl Endpoint {
                 tracing::info!("sip endpoint drained");
                 return;
             }
-            let deadline = self
-                .layer
-                .poll_timeout()
+            let deadline = [self.layer.poll_timeout(), self.trunks.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(tokio::time::Instant::from_std);
             let timer = async move {
                 match deadline {
@@ -140,7 +174,10 @@ impl Endpoint {
                         }
                     }
                 }
-                _ = timer => self.layer.handle_timeout(now()),
+                _ = timer => {
+                    self.layer.handle_timeout(now());
+                    self.send_keepalives();
+                }
             }
         }
     }
@@ -252,6 +289,71 @@ impl Endpoint {
         }
     }
 
+    /// Sends an OPTIONS to every trunk whose keepalive is due.
+    fn send_keepalives(&mut self) {
+        let now = now();
+        for (i, dest) in self.trunks.due_keepalives(now) {
+            let trunk = &self.trunks.get(i).config;
+            let transport = match trunk.transport {
+                TransportKind::Udp => Transport::Udp,
+                TransportKind::Tcp => Transport::Tcp,
+            };
+            let local = self.transports.local_for(dest);
+            let text = format!(
+                "OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={branch};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:dialerd@{local}>;tag={tag}\r\nTo: <sip:{host}:{port}>\r\n\
+                 Call-ID: {call_id}@dialerd\r\nCSeq: 1 OPTIONS\r\nUser-Agent: dialerd/{v}\r\nContent-Length: 0\r\n\r\n",
+                host = trunk.host,
+                port = trunk.port,
+                t = transport.via_name(),
+                branch = self.layer.new_branch(),
+                tag = self.layer.new_tag(),
+                call_id = self.layer.new_tag(),
+                v = env!("CARGO_PKG_VERSION"),
+            );
+            let sent = match wire::parse(text.as_bytes()) {
+                Ok(rsip::SipMessage::Request(req)) => self
+                    .layer
+                    .send_request(
+                        now,
+                        req,
+                        Peer {
+                            addr: dest,
+                            transport,
+                        },
+                    )
+                    .map_err(|e| e.to_string()),
+                other => Err(format!("keepalive did not build: {other:?}")),
+            };
+            match sent {
+                Ok(key) => {
+                    self.keepalives.insert(key, i);
+                }
+                Err(e) => {
+                    tracing::warn!(trunk = %trunk.name, error = %e, "cannot send keepalive");
+                    self.keepalive_done(i, false);
+                }
+            }
+        }
+    }
+
+    fn keepalive_done(&mut self, trunk: usize, answered: bool) {
+        if self.trunks.keepalive_result(trunk, answered, now()) {
+            let status = self.trunks.status();
+            let t = &status[trunk];
+            tracing::warn!(trunk = %t.name, state = t.state, "trunk state changed");
+        }
+        self.publish_trunks();
+    }
+
+    fn publish_trunks(&self) {
+        let status = self.trunks.status();
+        self.metrics.set_trunks(&status);
+        if let Ok(mut view) = self.trunk_view.write() {
+            *view = status;
+        }
+    }
+
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Request { key, request, peer } => {
@@ -261,6 +363,19 @@ impl Endpoint {
                         tracing::warn!(error = %e, "cannot answer sip request");
                     }
                 }
+            }
+            Event::Response { key, response } if self.keepalives.contains_key(&key) => {
+                let code = response.status_code.code();
+                if code >= 200 {
+                    let trunk = self.keepalives.remove(&key).unwrap_or_default();
+                    self.keepalive_done(trunk, code != 503);
+                }
+            }
+            Event::Timeout { key } | Event::TransportError { key }
+                if self.keepalives.contains_key(&key) =>
+            {
+                let trunk = self.keepalives.remove(&key).unwrap_or_default();
+                self.keepalive_done(trunk, false);
             }
             Event::Timeout { key } => tracing::debug!(%key, "sip transaction timed out"),
             Event::AckTimeout { key } => tracing::debug!(%key, "no ACK for final response"),

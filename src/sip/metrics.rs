@@ -1,6 +1,6 @@
 //! SIP metrics, registered by the endpoint at start.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Counters and gauges of the SIP layer.
 #[derive(Clone)]
@@ -15,6 +15,12 @@ pub struct SipMetrics {
     pub retransmissions: IntCounter,
     /// `dialerd_sip_parse_errors_total`
     pub parse_errors: IntCounter,
+    /// `dialerd_trunk_up{trunk}`
+    pub trunk_up: IntGaugeVec,
+    /// `dialerd_trunk_registered{trunk}`
+    pub trunk_registered: IntGaugeVec,
+    /// `dialerd_trunk_calls_active{trunk}`
+    pub trunk_calls_active: IntGaugeVec,
 }
 
 impl SipMetrics {
@@ -47,12 +53,36 @@ impl SipMetrics {
                 "dialerd_sip_parse_errors_total",
                 "SIP messages that could not be parsed or framed.",
             )?,
+            trunk_up: IntGaugeVec::new(
+                Opts::new(
+                    "dialerd_trunk_up",
+                    "1 when the trunk answers keepalives, else 0.",
+                ),
+                &["trunk"],
+            )?,
+            trunk_registered: IntGaugeVec::new(
+                Opts::new(
+                    "dialerd_trunk_registered",
+                    "1 when registered to the trunk, else 0.",
+                ),
+                &["trunk"],
+            )?,
+            trunk_calls_active: IntGaugeVec::new(
+                Opts::new(
+                    "dialerd_trunk_calls_active",
+                    "Calls in progress through the trunk.",
+                ),
+                &["trunk"],
+            )?,
         };
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.responses.clone()))?;
         registry.register(Box::new(m.transactions_active.clone()))?;
         registry.register(Box::new(m.retransmissions.clone()))?;
         registry.register(Box::new(m.parse_errors.clone()))?;
+        registry.register(Box::new(m.trunk_up.clone()))?;
+        registry.register(Box::new(m.trunk_registered.clone()))?;
+        registry.register(Box::new(m.trunk_calls_active.clone()))?;
         Ok(m)
     }
 
@@ -77,6 +107,23 @@ impl SipMetrics {
                 _ => "other",
             };
             self.requests.with_label_values(&[direction, method]).inc();
+        }
+    }
+}
+
+impl SipMetrics {
+    /// Publishes trunk state as gauges.
+    pub fn set_trunks(&self, status: &[crate::sip::trunk::TrunkStatus]) {
+        for t in status {
+            self.trunk_up
+                .with_label_values(&[&t.name])
+                .set(i64::from(t.state == "up"));
+            self.trunk_registered
+                .with_label_values(&[&t.name])
+                .set(i64::from(t.registered));
+            self.trunk_calls_active
+                .with_label_values(&[&t.name])
+                .set(i64::from(t.active_calls));
         }
     }
 }

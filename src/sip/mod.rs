@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod server;
 pub mod transaction;
 pub mod transport;
+pub mod trunk;
 pub mod wire;
 
 /// Errors starting or running the SIP layer.

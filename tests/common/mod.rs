@@ -93,10 +93,10 @@ impl Daemon {
             lines: rx,
             seen: Vec::new(),
         };
-        let line = d.wait_log("http listening", Duration::from_secs(20));
-        d.http = line["fields"]["addr"].as_str().unwrap().parse().unwrap();
         let line = d.wait_log("sip listening (udp, tcp)", Duration::from_secs(20));
         d.sip = line["fields"]["addr"].as_str().unwrap().parse().unwrap();
+        let line = d.wait_log("http listening", Duration::from_secs(20));
+        d.http = line["fields"]["addr"].as_str().unwrap().parse().unwrap();
         d.wait_log("dialerd ready", Duration::from_secs(20));
         d
     }
@@ -216,4 +216,11 @@ pub fn status_of(resp: &str) -> u16 {
         .and_then(|r| r.get(..3))
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("not a SIP response: {resp:?}"))
+}
+
+/// The value of one metric series line (`name{labels}` exactly as exposed).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
 }

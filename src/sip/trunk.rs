@@ -1,0 +1,269 @@
+//! Trunk health and admission, sans-IO: OPTIONS keepalive bookkeeping (up/down), a token bucket
+//! for new calls per second, concurrent-call counts, and the choice of trunk for a new call.
+
+use crate::config::TrunkConfig;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Unanswered keepalives in a row that mark a trunk down.
+const DOWN_AFTER: u32 = 2;
+
+/// A token bucket: `rate` tokens per second, at most `burst` saved up.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate: f64, now: Instant) -> Self {
+        // One second's worth may go out at once, but at least one call.
+        let burst = rate.max(1.0);
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// Takes a token if one is there.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When the next token will be there.
+    pub fn next_token_at(&mut self, now: Instant) -> Instant {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            now
+        } else {
+            now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+}
+
+/// What the API shows of a trunk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrunkStatus {
+    /// Configured name.
+    pub name: String,
+    /// `host:port` as configured.
+    pub proxy: String,
+    /// The resolved address, when resolution worked.
+    pub address: Option<SocketAddr>,
+    /// `up` or `down`.
+    pub state: &'static str,
+    /// Registered to the trunk (registration is not implemented yet: always false).
+    pub registered: bool,
+    /// Calls in progress through the trunk.
+    pub active_calls: u32,
+    /// Most calls at once.
+    pub max_calls: u32,
+    /// Unanswered keepalives in a row.
+    pub failed_keepalives: u32,
+}
+
+/// One trunk's live state.
+#[derive(Debug)]
+pub struct Trunk {
+    /// Its configuration.
+    pub config: TrunkConfig,
+    /// Resolved proxy address (None: the name did not resolve; the trunk is down).
+    pub addr: Option<SocketAddr>,
+    up: bool,
+    failures: u32,
+    next_ping: Instant,
+    ping_in_flight: bool,
+    active_calls: u32,
+    bucket: TokenBucket,
+}
+
+/// Why no trunk could take a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrunkError {
+    /// No trunk of that name.
+    #[error("no trunk named {0}")]
+    Unknown(String),
+    /// Every candidate is down.
+    #[error("no trunk is up")]
+    AllDown,
+    /// Every candidate that is up is at `max_calls`.
+    #[error("every trunk that is up is at max_calls")]
+    Full,
+    /// Every candidate is over `max_cps`; retry at the instant given.
+    #[error("every trunk is at its max_cps")]
+    RateLimited(Instant),
+}
+
+/// All trunks, in config order.
+#[derive(Debug, Default)]
+pub struct Trunks {
+    trunks: Vec<Trunk>,
+}
+
+impl Trunks {
+    /// Trunks from config with their resolved addresses; all start up and are probed at once.
+    pub fn new(configs: &[TrunkConfig], addrs: Vec<Option<SocketAddr>>, now: Instant) -> Self {
+        let trunks = configs
+            .iter()
+            .zip(addrs)
+            .map(|(c, addr)| Trunk {
+                config: c.clone(),
+                addr,
+                up: addr.is_some(),
+                failures: 0,
+                next_ping: now,
+                ping_in_flight: false,
+                active_calls: 0,
+                bucket: TokenBucket::new(c.max_cps, now),
+            })
+            .collect();
+        Self { trunks }
+    }
+
+    /// Number of trunks.
+    pub fn len(&self) -> usize {
+        self.trunks.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.trunks.is_empty()
+    }
+
+    /// The trunk at `i`.
+    pub fn get(&self, i: usize) -> &Trunk {
+        &self.trunks[i]
+    }
+
+    /// Earliest moment a keepalive is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.trunks
+            .iter()
+            .filter(|t| t.addr.is_some() && !t.ping_in_flight)
+            .map(|t| t.next_ping)
+            .min()
+    }
+
+    /// Trunks whose keepalive is due now, marked in flight; the driver sends an OPTIONS to each.
+    pub fn due_keepalives(&mut self, now: Instant) -> Vec<(usize, SocketAddr)> {
+        let mut due = Vec::new();
+        for (i, t) in self.trunks.iter_mut().enumerate() {
+            if let (Some(addr), false) = (t.addr, t.ping_in_flight) {
+                if t.next_ping <= now {
+                    t.ping_in_flight = true;
+                    due.push((i, addr));
+                }
+            }
+        }
+        due
+    }
+
+    /// A keepalive finished: `answered` is true for any response except 503 (a trunk that
+    /// answers at all is reachable; 503 means it will not take calls). Returns true when the
+    /// trunk's state changed.
+    pub fn keepalive_result(&mut self, i: usize, answered: bool, now: Instant) -> bool {
+        let Some(t) = self.trunks.get_mut(i) else {
+            return false;
+        };
+        t.ping_in_flight = false;
+        t.next_ping = now + t.config.keepalive;
+        let was_up = t.up;
+        if answered {
+            t.failures = 0;
+            t.up = true;
+        } else {
+            t.failures += 1;
+            if t.failures >= DOWN_AFTER {
+                t.up = false;
+            }
+        }
+        was_up != t.up
+    }
+
+    /// Picks a trunk for a new call — the named one, or the least loaded one that is up — and
+    /// counts the call on it. Release it with [`Trunks::call_ended`].
+    pub fn admit_call(&mut self, name: Option<&str>, now: Instant) -> Result<usize, TrunkError> {
+        let candidates: Vec<usize> = match name {
+            Some(n) => vec![self
+                .trunks
+                .iter()
+                .position(|t| t.config.name == n)
+                .ok_or_else(|| TrunkError::Unknown(n.to_string()))?],
+            None => (0..self.trunks.len()).collect(),
+        };
+        let mut up: Vec<usize> = candidates
+            .into_iter()
+            .filter(|&i| self.trunks[i].up)
+            .collect();
+        if up.is_empty() {
+            return Err(TrunkError::AllDown);
+        }
+        up.retain(|&i| self.trunks[i].active_calls < self.trunks[i].config.max_calls);
+        if up.is_empty() {
+            return Err(TrunkError::Full);
+        }
+        // Least loaded first, by share of capacity in use.
+        up.sort_by(|&a, &b| {
+            let load = |i: usize| {
+                self.trunks[i].active_calls as f64 / self.trunks[i].config.max_calls as f64
+            };
+            load(a).total_cmp(&load(b))
+        });
+        let mut retry_at: Option<Instant> = None;
+        for i in up {
+            let t = &mut self.trunks[i];
+            if t.bucket.try_take(now) {
+                t.active_calls += 1;
+                return Ok(i);
+            }
+            let at = t.bucket.next_token_at(now);
+            retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+        }
+        Err(TrunkError::RateLimited(retry_at.unwrap_or(now)))
+    }
+
+    /// A call admitted on trunk `i` ended.
+    pub fn call_ended(&mut self, i: usize) {
+        if let Some(t) = self.trunks.get_mut(i) {
+            t.active_calls = t.active_calls.saturating_sub(1);
+        }
+    }
+
+    /// What the API and metrics show.
+    pub fn status(&self) -> Vec<TrunkStatus> {
+        self.trunks
+            .iter()
+            .map(|t| TrunkStatus {
+                name: t.config.name.clone(),
+                proxy: format!("{}:{}", t.config.host, t.config.port),
+                address: t.addr,
+                state: if t.up { "up" } else { "down" },
+                registered: false,
+                active_calls: t.active_calls,
+                max_calls: t.config.max_calls,
+                failed_keepalives: t.failures,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,103 @@
+use super::*;
+use crate::config::TransportKind;
+
+fn cfg(name: &str, max_calls: u32, max_cps: f64) -> TrunkConfig {
+    TrunkConfig {
+        name: name.into(),
+        host: "192.0.2.1".into(),
+        port: 5060,
+        transport: TransportKind::Udp,
+        username: String::new(),
+        password: Default::default(),
+        realm: String::new(),
+        from_domain: String::new(),
+        register: false,
+        max_calls,
+        max_cps,
+        inbound_from: Vec::new(),
+        keepalive: Duration::from_secs(30),
+    }
+}
+
+fn addr() -> Option<SocketAddr> {
+    Some("192.0.2.1:5060".parse().unwrap())
+}
+
+#[test]
+fn token_bucket_limits_rate() {
+    let t0 = Instant::now();
+    let mut b = TokenBucket::new(2.0, t0);
+    assert!(b.try_take(t0));
+    assert!(b.try_take(t0));
+    assert!(!b.try_take(t0), "burst is one second's worth");
+    assert_eq!(b.next_token_at(t0), t0 + Duration::from_millis(500));
+    assert!(b.try_take(t0 + Duration::from_millis(500)));
+    assert!(!b.try_take(t0 + Duration::from_millis(600)));
+}
+
+#[test]
+fn keepalives_mark_down_after_two_failures_and_up_after_one_answer() {
+    let t0 = Instant::now();
+    let mut t = Trunks::new(&[cfg("a", 10, 10.0)], vec![addr()], t0);
+    assert_eq!(t.due_keepalives(t0), vec![(0, addr().unwrap())]);
+    assert!(t.due_keepalives(t0).is_empty(), "one probe at a time");
+    assert_eq!(t.poll_timeout(), None);
+    assert!(!t.keepalive_result(0, false, t0));
+    assert_eq!(t.status()[0].state, "up");
+    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+    let t1 = t0 + Duration::from_secs(30);
+    assert_eq!(t.due_keepalives(t1).len(), 1);
+    assert!(
+        t.keepalive_result(0, false, t1),
+        "second failure changes state"
+    );
+    assert_eq!(t.status()[0].state, "down");
+    assert_eq!(t.admit_call(None, t1), Err(TrunkError::AllDown));
+    let t2 = t1 + Duration::from_secs(30);
+    t.due_keepalives(t2);
+    assert!(t.keepalive_result(0, true, t2));
+    assert_eq!(t.status()[0].state, "up");
+    assert_eq!(t.status()[0].failed_keepalives, 0);
+}
+
+#[test]
+fn admission_prefers_least_loaded_and_respects_limits() {
+    let t0 = Instant::now();
+    let mut t = Trunks::new(
+        &[cfg("a", 2, 100.0), cfg("b", 4, 100.0)],
+        vec![addr(), addr()],
+        t0,
+    );
+    assert_eq!(t.admit_call(None, t0), Ok(0)); // a 1/2, b 0/4
+    assert_eq!(t.admit_call(None, t0), Ok(1)); // a 1/2=.5, b 1/4
+    assert_eq!(t.admit_call(None, t0), Ok(1)); // b 2/4
+    assert_eq!(t.admit_call(Some("a"), t0), Ok(0)); // a full now
+    assert_eq!(t.admit_call(Some("a"), t0), Err(TrunkError::Full));
+    assert_eq!(
+        t.admit_call(Some("zz"), t0),
+        Err(TrunkError::Unknown("zz".into()))
+    );
+    t.call_ended(0);
+    assert_eq!(t.status()[0].active_calls, 1);
+}
+
+#[test]
+fn admission_is_rate_limited_per_trunk() {
+    let t0 = Instant::now();
+    let mut t = Trunks::new(&[cfg("a", 100, 1.0)], vec![addr()], t0);
+    assert_eq!(t.admit_call(None, t0), Ok(0));
+    assert_eq!(
+        t.admit_call(None, t0),
+        Err(TrunkError::RateLimited(t0 + Duration::from_secs(1)))
+    );
+    assert_eq!(t.admit_call(None, t0 + Duration::from_secs(1)), Ok(0));
+}
+
+#[test]
+fn unresolved_trunk_is_down_and_never_probed() {
+    let t0 = Instant::now();
+    let mut t = Trunks::new(&[cfg("a", 1, 1.0)], vec![None], t0);
+    assert_eq!(t.status()[0].state, "down");
+    assert!(t.due_keepalives(t0).is_empty());
+    assert_eq!(t.poll_timeout(), None);
+}

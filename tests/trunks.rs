@@ -1,0 +1,101 @@
+//! Trunk keepalives against a real UDP "carrier": OPTIONS answered → up; silence → down; answers
+//! again → up; seen in `GET /api/v1/trunks` and `dialerd_trunk_up`.
+
+mod common;
+
+use common::{metric, Daemon};
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+/// Reads one OPTIONS from the daemon; answers 200 when `answer`.
+fn serve_one(carrier: &UdpSocket, answer: bool) -> String {
+    let mut buf = [0u8; 4096];
+    let (n, from) = carrier
+        .recv_from(&mut buf)
+        .expect("no keepalive OPTIONS arrived");
+    let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(req.starts_with("OPTIONS sip:127.0.0.1:"), "{req}");
+    if answer {
+        let mut resp = String::from("SIP/2.0 200 OK\\r\\n");
+        for line in req.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+            let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+            if ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str()) {
+                resp.push_str(line);
+                resp.push_str("\r\n");
+            }
+        }
+        resp = resp.replace("\\r\\n", "\r\n");
+        resp.push_str("Content-Length: 0\r\n\r\n");
+        carrier.send_to(resp.as_bytes(), from).unwrap();
+    }
+    req
+}
+
+fn trunk_state(d: &Daemon) -> (String, f64) {
+    let (status, body) = d.get("/api/v1/trunks");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v[0]["name"], "carrier");
+    let state = v[0]["state"].as_str().unwrap().to_string();
+    let up = metric(&d.get("/metrics").1, "dialerd_trunk_up{trunk=\"carrier\"}").unwrap();
+    (state, up)
+}
+
+fn wait_state(d: &Daemon, want: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (state, up) = trunk_state(d);
+        if state == want {
+            assert_eq!(
+                up,
+                if want == "up" { 1.0 } else { 0.0 },
+                "metric disagrees with API"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trunk never went {want}; still {state}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn keepalives_track_trunk_health() {
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    carrier
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = carrier.local_addr().unwrap().port();
+    let cfg = format!(
+        "[sip]\nt1 = \"20ms\"\nt2 = \"40ms\"\n[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"200ms\"\n"
+    );
+    let d = Daemon::start(&cfg);
+
+    let first = serve_one(&carrier, true);
+    assert!(first.contains("User-Agent: dialerd/"), "{first}");
+    wait_state(&d, "up", Duration::from_secs(5));
+
+    // Go silent: every OPTIONS (and its retransmissions) goes unanswered until the trunk is down.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while trunk_state(&d).0 == "up" {
+        assert!(Instant::now() < deadline, "trunk stayed up while silent");
+        let _ = serve_one(&carrier, false);
+    }
+    wait_state(&d, "down", Duration::from_secs(1));
+    let (_, body) = d.get("/api/v1/trunks");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v[0]["failed_keepalives"].as_u64().unwrap() >= 2, "{body}");
+
+    // Answer again: back up after one answered keepalive (skip retransmissions of old ones).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while trunk_state(&d).0 == "down" {
+        assert!(
+            Instant::now() < deadline,
+            "trunk stayed down while answering"
+        );
+        let _ = serve_one(&carrier, true);
+    }
+    wait_state(&d, "up", Duration::from_secs(1));
+}
