@@ -1,6 +1,5 @@
 use super::*;
 use crate::sip::transaction::make_response;
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 // RFC 7616 §3.9.1.
@@ -477,6 +476,21 @@ fn client_answers_proxy_and_registrar_together() {
 }
 
 #[test]
+fn random_cnonces_and_secrets_differ() {
+    let mut c = DigestClient::new("alice", "secret");
+    let ch = [(AuthKind::Www, "Digest realm=r, nonce=n, qop=auth")];
+    let a = retry(c.on_challenge_values(&ch, &[], get_parts()));
+    let b = c.preemptive_values(get_parts());
+    let cn = |h: &[AuthHeader]| Credentials::parse(&h[0].value).unwrap().cnonce.unwrap();
+    assert_ne!(cn(&a), cn(&b));
+    assert_eq!(cn(&a).len(), 32);
+    let t0 = Instant::now();
+    let n1 = DigestServer::new("r", LIFETIME, t0).challenge_values(t0, false);
+    let n2 = DigestServer::new("r", LIFETIME, t0).challenge_values(t0, false);
+    assert_ne!(n1, n2);
+}
+
+#[test]
 fn client_debug_hides_password() {
     let c = DigestClient::new("alice", "hunter2");
     assert!(!format!("{c:?}").contains("hunter2"));
@@ -852,15 +866,16 @@ fn server_accepts_uppercase_hex_response() {
 // ---- robustness ----
 
 /// Deterministic mutations of real values: byte flips, truncations, duplications, insertions
-/// of the characters the lexer cares about.
+/// of the characters the lexer cares about (xorshift, so a failure reproduces).
 fn mutations(seed_values: &[String], n: usize) -> Vec<String> {
-    let key = std::hash::RandomState::new();
     let specials = ['"', '\\', ',', '=', ' ', '\u{e9}', '\0', 'D'];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let mut h = key.build_hasher();
-        h.write_usize(i);
-        let r = h.finish();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let r = x;
         let base: Vec<char> = seed_values[i % seed_values.len()].chars().collect();
         let mut v = base.clone();
         let pos = (r as usize >> 8) % (v.len() + 1);
