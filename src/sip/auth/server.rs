@@ -1,0 +1,396 @@
+//! The server half: challenging agent phones and checking their answers.
+//!
+//! A nonce is `hex(issued_ms) hex(counter) hex(mac)`, the MAC an HMAC-SHA-256 under a secret
+//! over realm, issue time and counter. So any nonce can be checked for authenticity and age
+//! without a table; the table only remembers, per nonce in use, the highest `nc` seen, to refuse
+//! replays. Entries leave it when their nonce expires, and when it is full the oldest are
+//! dropped and every nonce issued before them is treated as expired: a forgotten nonce must
+//! never look unused again.
+//!
+//! The order of checks matters: the digest is checked first, so that `stale=true` (which tells
+//! a phone to retry silently) is only ever sent to someone who knows the password.
+
+use super::digest::{ct_eq, ha1, hmac_sha256, response, to_hex, ResponseInput};
+use super::{Algorithm, AuthError, AuthKind, Challenge, Credentials, Qop, RequestParts};
+use rsip::Header;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+/// Default bound of the replay table.
+const DEFAULT_MAX_TRACKED: usize = 16_384;
+
+/// What the lookup knows about a user.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The plain password.
+    Password(String),
+    /// `H(username:realm:password)` made with `algorithm`'s base hash, hex.
+    Ha1 {
+        /// Hash the HA1 was made with.
+        algorithm: Algorithm,
+        /// The HA1, hex.
+        hex: String,
+    },
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret itself.
+        match self {
+            Secret::Password(_) => f.write_str("Password(..)"),
+            Secret::Ha1 { algorithm, .. } => write!(f, "Ha1({algorithm}, ..)"),
+        }
+    }
+}
+
+/// Why a right answer still has to be challenged again with `stale=true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleReason {
+    /// The nonce is older than the nonce lifetime.
+    Expired,
+    /// Not a nonce we issued (another secret, e.g. before a restart, or tampered).
+    Unknown,
+    /// `nc` did not increase: a replayed or duplicated request.
+    Replayed,
+    /// Its replay state was dropped to bound memory.
+    Forgotten,
+}
+
+/// The outcome of checking a request's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Authenticated.
+    Ok {
+        /// Who.
+        username: String,
+        /// With which algorithm.
+        algorithm: Algorithm,
+    },
+    /// No Digest credentials for our realm: challenge (401/407).
+    Missing,
+    /// The password was right but the nonce cannot be used: challenge with `stale=true`.
+    Stale(StaleReason),
+    /// Refused (answer 403, or challenge again); counted in [`DigestServer::failures`].
+    Failed(AuthError),
+}
+
+/// Replay state of one nonce in use.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    issued_ms: u64,
+    max_nc: u32,
+}
+
+/// Issues nonces for one realm and verifies credentials against them.
+pub struct DigestServer {
+    realm: String,
+    nonce_lifetime: Duration,
+    algorithms: Vec<Algorithm>,
+    secret: [u8; 32],
+    epoch: Instant,
+    counter: u64,
+    seen: HashMap<String, Seen>,
+    max_tracked: usize,
+    /// Nonces issued before this (ms since epoch) lost their replay state: refused as stale.
+    floor_ms: u64,
+    next_sweep_ms: u64,
+    failures: u64,
+}
+
+impl std::fmt::Debug for DigestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestServer")
+            .field("realm", &self.realm)
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .field("tracked", &self.seen.len())
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DigestServer {
+    /// A server for `realm` with a random secret (std's OS-seeded `RandomState`); `now` is the
+    /// epoch nonce times are counted from.
+    pub fn new(realm: impl Into<String>, nonce_lifetime: Duration, now: Instant) -> Self {
+        Self::with_secret(realm, nonce_lifetime, random_secret(), now)
+    }
+
+    /// As [`new`](Self::new) with a given secret (deterministic tests). Nonce times count from
+    /// `now`, so nonces are only meaningful to the instance that issued them.
+    pub fn with_secret(
+        realm: impl Into<String>,
+        nonce_lifetime: Duration,
+        secret: [u8; 32],
+        now: Instant,
+    ) -> Self {
+        Self {
+            realm: realm.into(),
+            nonce_lifetime,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            secret,
+            epoch: now,
+            counter: 0,
+            seen: HashMap::new(),
+            max_tracked: DEFAULT_MAX_TRACKED,
+            floor_ms: 0,
+            next_sweep_ms: 0,
+            failures: 0,
+        }
+    }
+
+    /// Bounds the replay table to `n` nonces (at least 8).
+    pub fn with_max_tracked(mut self, n: usize) -> Self {
+        self.max_tracked = n.max(8);
+        self
+    }
+
+    /// Offers these algorithms, in this order (default SHA-256 then MD5, RFC 8760 §2.4).
+    pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms.to_vec();
+        }
+        self
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// Requests refused since start (`dialerd_sip_auth_failures_total`).
+    pub fn failures(&self) -> u64 {
+        self.failures
+    }
+
+    /// Nonces currently tracked for replay protection.
+    pub fn tracked_nonces(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Challenge values, one per offered algorithm, sharing one fresh nonce.
+    pub fn challenge_values(&mut self, now: Instant, stale: bool) -> Vec<String> {
+        let nonce = self.issue_nonce(now);
+        self.algorithms
+            .iter()
+            .map(|&algorithm| {
+                Challenge {
+                    realm: self.realm.clone(),
+                    nonce: nonce.clone(),
+                    opaque: None,
+                    algorithm,
+                    qop: Some(vec![Qop::Auth]),
+                    stale,
+                    domain: None,
+                }
+                .to_header_value()
+            })
+            .collect()
+    }
+
+    /// Challenge headers (`WWW-Authenticate` for a 401, `Proxy-Authenticate` for a 407).
+    pub fn challenge_headers(&mut self, now: Instant, stale: bool, kind: AuthKind) -> Vec<Header> {
+        self.challenge_values(now, stale)
+            .into_iter()
+            .map(|v| kind.challenge_header(v))
+            .collect()
+    }
+
+    /// Checks the credentials of `req` for our realm (`kind` picks `Authorization` or
+    /// `Proxy-Authorization`).
+    pub fn verify_request(
+        &mut self,
+        now: Instant,
+        req: &rsip::Request,
+        kind: AuthKind,
+        lookup: impl FnOnce(&str) -> Option<Secret>,
+    ) -> Verdict {
+        let ours = AuthKind::credentials_in(&req.headers)
+            .into_iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, v)| v)
+            .find(|v| Credentials::parse(v).is_ok_and(|c| c.realm == self.realm));
+        let Some(value) = ours else {
+            return Verdict::Missing;
+        };
+        let method = req.method.to_string();
+        let uri = req.uri.to_string();
+        let parts = RequestParts {
+            method: &method,
+            uri: &uri,
+            body: &req.body,
+        };
+        self.verify(now, parts, &value, lookup)
+    }
+
+    /// Checks one credentials value against `req`.
+    ///
+    /// The digest-uri is not compared with the Request-URI: proxies may rewrite the latter, the
+    /// response already covers the former, and replays are caught by nonce and `nc`.
+    pub fn verify(
+        &mut self,
+        now: Instant,
+        req: RequestParts<'_>,
+        value: &str,
+        lookup: impl FnOnce(&str) -> Option<Secret>,
+    ) -> Verdict {
+        let now_ms = self.ms(now);
+        self.sweep(now_ms);
+        let creds = match Credentials::parse(value) {
+            Ok(c) => c,
+            Err(AuthError::NotDigest(_)) => return Verdict::Missing,
+            Err(e) => return self.fail(e),
+        };
+        if creds.realm != self.realm {
+            return Verdict::Missing;
+        }
+        let Some(secret) = lookup(&creds.username) else {
+            // Hash anyway so an unknown user answers as slowly as a wrong password.
+            let _ = ha1(creds.algorithm.base(), &creds.username, &self.realm, "");
+            return self.fail(AuthError::UnknownUser(creds.username));
+        };
+        let key = match secret {
+            Secret::Password(p) => ha1(creds.algorithm.base(), &creds.username, &self.realm, &p),
+            Secret::Ha1 { algorithm, hex } if algorithm.base() == creds.algorithm.base() => {
+                hex.to_ascii_lowercase()
+            }
+            Secret::Ha1 { .. } => {
+                return self.fail(AuthError::NoSecretFor(creds.username, creds.algorithm))
+            }
+        };
+        let expected = response(&ResponseInput {
+            algorithm: creds.algorithm,
+            ha1: &key,
+            nonce: &creds.nonce,
+            cnonce: creds.cnonce.as_deref().unwrap_or(""),
+            nc: creds.nc.unwrap_or(0),
+            qop: creds.qop,
+            method: req.method,
+            uri: &creds.uri,
+            body: req.body,
+        });
+        let given = creds.response.trim().to_ascii_lowercase();
+        if !ct_eq(expected.as_bytes(), given.as_bytes()) {
+            return self.fail(AuthError::WrongResponse(creds.username));
+        }
+
+        // The password is right; what remains is whether this nonce may be used (again).
+        let Some(issued_ms) = self.nonce_issued(&creds.nonce) else {
+            return Verdict::Stale(StaleReason::Unknown);
+        };
+        let lifetime_ms = self.nonce_lifetime.as_millis() as u64;
+        if issued_ms > now_ms || now_ms - issued_ms > lifetime_ms {
+            return Verdict::Stale(StaleReason::Expired);
+        }
+        if issued_ms < self.floor_ms {
+            return Verdict::Stale(StaleReason::Forgotten);
+        }
+        // Without qop there is no nc: such a nonce is good for one request only.
+        let nc = creds.nc.filter(|_| creds.qop.is_some()).unwrap_or(1);
+        match self.seen.get_mut(&creds.nonce) {
+            Some(s) if nc <= s.max_nc => return Verdict::Stale(StaleReason::Replayed),
+            Some(s) => s.max_nc = nc,
+            None if nc == 0 => return Verdict::Stale(StaleReason::Replayed),
+            None => {
+                if self.seen.len() >= self.max_tracked {
+                    self.evict(now_ms);
+                }
+                if issued_ms < self.floor_ms {
+                    return Verdict::Stale(StaleReason::Forgotten);
+                }
+                self.seen.insert(
+                    creds.nonce.clone(),
+                    Seen {
+                        issued_ms,
+                        max_nc: nc,
+                    },
+                );
+            }
+        }
+        Verdict::Ok {
+            username: creds.username,
+            algorithm: creds.algorithm,
+        }
+    }
+
+    fn fail(&mut self, e: AuthError) -> Verdict {
+        self.failures += 1;
+        tracing::debug!(realm = %self.realm, error = %e, "digest: authentication failed");
+        Verdict::Failed(e)
+    }
+
+    fn ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    fn mac(&self, issued_ms: u64, counter: u64) -> String {
+        let mut msg = Vec::with_capacity(self.realm.len() + 16);
+        msg.extend_from_slice(&issued_ms.to_be_bytes());
+        msg.extend_from_slice(&counter.to_be_bytes());
+        msg.extend_from_slice(self.realm.as_bytes());
+        to_hex(&hmac_sha256(&self.secret, &msg)[..16])
+    }
+
+    fn issue_nonce(&mut self, now: Instant) -> String {
+        self.counter = self.counter.wrapping_add(1);
+        let issued = self.ms(now);
+        format!(
+            "{issued:016x}{:016x}{}",
+            self.counter,
+            self.mac(issued, self.counter)
+        )
+    }
+
+    /// The issue time of a nonce we made; `None` for anything else.
+    fn nonce_issued(&self, nonce: &str) -> Option<u64> {
+        if nonce.len() != 64 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let issued = u64::from_str_radix(&nonce[..16], 16).ok()?;
+        let counter = u64::from_str_radix(&nonce[16..32], 16).ok()?;
+        let mac = self.mac(issued, counter);
+        ct_eq(mac.as_bytes(), nonce[32..].to_ascii_lowercase().as_bytes()).then_some(issued)
+    }
+
+    /// Drops entries whose nonce has expired (they are refused on age alone), at most every
+    /// quarter lifetime so the scan stays amortised.
+    fn sweep(&mut self, now_ms: u64) {
+        if now_ms < self.next_sweep_ms {
+            return;
+        }
+        let lifetime_ms = self.nonce_lifetime.as_millis() as u64;
+        self.seen
+            .retain(|_, s| now_ms.saturating_sub(s.issued_ms) <= lifetime_ms);
+        self.next_sweep_ms = now_ms + (lifetime_ms / 4).max(1000);
+    }
+
+    /// Makes room when the table is full: expired entries first, then the oldest eighth,
+    /// raising the floor past them so their nonces cannot be replayed.
+    fn evict(&mut self, now_ms: u64) {
+        self.next_sweep_ms = 0;
+        self.sweep(now_ms);
+        if self.seen.len() < self.max_tracked {
+            return;
+        }
+        let mut issued: Vec<u64> = self.seen.values().map(|s| s.issued_ms).collect();
+        let k = issued.len() / 8;
+        let (_, cutoff, _) = issued.select_nth_unstable(k);
+        let cutoff = *cutoff;
+        self.seen.retain(|_, s| s.issued_ms > cutoff);
+        self.floor_ms = self.floor_ms.max(cutoff + 1);
+        tracing::debug!(realm = %self.realm, floor_ms = self.floor_ms, "digest: nonce table full");
+    }
+}
+
+/// 32 bytes from std's OS-seeded SipHash keys (at most 128 bits of entropy, enough for a MAC
+/// key that lives as long as the process).
+fn random_secret() -> [u8; 32] {
+    let key = std::hash::RandomState::new();
+    let mut out = [0u8; 32];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = key.build_hasher();
+        h.write_usize(i);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
