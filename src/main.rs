@@ -84,7 +84,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
 
     let http = api::bind(cfg.http.listen).await?;
-    let sip = sip::endpoint::start(&cfg.sip, &cfg.trunks, metrics.registry(), &shutdown).await?;
+    let sip = sip::endpoint::start(&cfg, metrics.registry(), &shutdown).await?;
     for addr in &sip.local_addrs {
         tracing::info!(%addr, "sip listening (udp, tcp)");
     }

@@ -22,6 +22,18 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// SIP trunks to carriers and PBXs.
     pub trunks: Vec<TrunkConfig>,
+    /// Agent phones that may register (until the agents issue moves accounts to the store).
+    pub agents: Vec<AgentConfig>,
+}
+
+/// `[[agents]]`: a SIP account for an agent's phone.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// SIP user name (the user part of the phone's address of record).
+    pub username: String,
+    /// Digest password; masked by check-config.
+    pub password: Secret,
 }
 
 impl Default for Config {
@@ -33,6 +45,7 @@ impl Default for Config {
             sip: SipConfig::default(),
             shutdown: ShutdownConfig::default(),
             trunks: Vec::new(),
+            agents: Vec::new(),
         }
     }
 }
@@ -106,6 +119,17 @@ pub struct SipConfig {
     /// A TCP connection with no traffic for this long is closed.
     #[serde(with = "humantime_serde")]
     pub tcp_idle_timeout: Duration,
+    /// Digest realm the registrar challenges agent phones with.
+    pub realm: String,
+    /// Digest algorithms offered to phones, most preferred first (`SHA-256`, `MD5`). Phones
+    /// that only read the first challenge need theirs first.
+    pub digest_algorithms: Vec<String>,
+    /// Shortest registration accepted (shorter gets 423 with Min-Expires).
+    #[serde(with = "humantime_serde")]
+    pub min_expires: Duration,
+    /// Longest registration granted (longer requests are shortened).
+    #[serde(with = "humantime_serde")]
+    pub max_expires: Duration,
     /// Answer every UDP request at its source port, as if it carried `rport` (for NATed phones
     /// that do not add it); off means strict RFC 3261 §18.2.2 routing.
     pub force_rport: bool,
@@ -126,6 +150,10 @@ impl Default for SipConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
             max_message_size: 65_536,
             tcp_idle_timeout: Duration::from_secs(300),
+            realm: "dialerd".into(),
+            digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
             force_rport: false,
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
@@ -317,6 +345,55 @@ impl Config {
                 "wanted a duration at least sip.t1 and at most 60s",
             );
         }
+        if self.sip.realm.is_empty() || self.sip.realm.contains('"') {
+            return bad("sip.realm", "wanted a non-empty realm without quotes");
+        }
+        if self.sip.min_expires < Duration::from_secs(1)
+            || self.sip.max_expires < self.sip.min_expires
+        {
+            return bad(
+                "sip.max_expires",
+                "wanted sip.min_expires ≥ 1s and sip.max_expires ≥ sip.min_expires",
+            );
+        }
+        if self.sip.digest_algorithms.is_empty()
+            || self
+                .sip
+                .digest_algorithms
+                .iter()
+                .any(|a| !matches!(a.to_ascii_uppercase().as_str(), "MD5" | "SHA-256"))
+        {
+            return bad(
+                "sip.digest_algorithms",
+                "wanted a non-empty list of \"SHA-256\" and \"MD5\"",
+            );
+        }
+        let mut users = std::collections::HashSet::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            if a.username.is_empty()
+                || !a
+                    .username
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+            {
+                return Err((
+                    format!("agents[{i}].username"),
+                    "wanted a non-empty user name of letters, digits, '-', '_', '.', '+'".into(),
+                ));
+            }
+            if !users.insert(a.username.as_str()) {
+                return Err((
+                    format!("agents[{i}].username"),
+                    format!("agent \"{}\" is listed twice", a.username),
+                ));
+            }
+            if a.password.expose().len() < 8 {
+                return Err((
+                    format!("agents[{i}].password"),
+                    "wanted a password of at least 8 characters".into(),
+                ));
+            }
+        }
         if self.shutdown.drain_timeout > Duration::from_secs(3600) {
             return bad("shutdown.drain_timeout", "wanted a duration of at most 1h");
         }
@@ -388,6 +465,9 @@ impl Config {
         }
         if self.trunks != new.trunks {
             changed.push("trunks");
+        }
+        if self.agents != new.agents {
+            changed.push("agents");
         }
         changed
     }

@@ -2,13 +2,14 @@
 //! transaction layer and the server core, and moves messages between them.
 
 use super::metrics::SipMetrics;
+use super::registrar::{Registrar, RegistrarConfig};
 use super::server::{Server, ServerPolicy};
 use super::transaction::{edit_top_via, Event, TimerConfig, TransactionKey, TransactionLayer};
 use super::transport::{Inbound, Peer, Transport, TransportConfig, Transports};
 use super::trunk::{TrunkStatus, Trunks};
 use super::wire::{self, WireError};
 use super::SipError;
-use crate::config::{SipConfig, TransportKind, TrunkConfig};
+use crate::config::{Config, TransportKind, TrunkConfig};
 use crate::shutdown::Shutdown;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,11 +35,12 @@ pub struct EndpointHandle {
 
 /// Binds the SIP listeners and starts the endpoint task under `shutdown`.
 pub async fn start(
-    cfg: &SipConfig,
-    cfg_trunks: &[TrunkConfig],
+    config: &Config,
     registry: &prometheus::Registry,
     shutdown: &Shutdown,
 ) -> Result<EndpointHandle, SipError> {
+    let cfg = &config.sip;
+    let cfg_trunks = &config.trunks;
     let metrics = SipMetrics::register(registry)?;
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
     // Sockets stop only after the endpoint has drained, hence their own token.
@@ -74,13 +76,32 @@ pub async fn start(
             t2: cfg.t2,
             t4: cfg.t4,
         }),
-        server: Server::new(ServerPolicy {
-            server: format!("dialerd/{}", env!("CARGO_PKG_VERSION")),
-            realm: "dialerd".into(),
-            refuse_new_calls: false,
-            retry_after_secs: 5,
-            trusted,
-        }),
+        server: Server::new(
+            ServerPolicy {
+                server: format!("dialerd/{}", env!("CARGO_PKG_VERSION")),
+                refuse_new_calls: false,
+                retry_after_secs: 5,
+                trusted,
+            },
+            Registrar::new(
+                RegistrarConfig {
+                    realm: cfg.realm.clone(),
+                    algorithms: cfg
+                        .digest_algorithms
+                        .iter()
+                        .filter_map(|a| crate::sip::auth::Algorithm::parse(a))
+                        .collect(),
+                    min_expires: cfg.min_expires,
+                    max_expires: cfg.max_expires,
+                },
+                config
+                    .agents
+                    .iter()
+                    .map(|a| (a.username.clone(), a.password.expose().to_string()))
+                    .collect(),
+                now(),
+            ),
+        ),
         transports,
         metrics,
         rx,
@@ -91,6 +112,7 @@ pub async fn start(
         force_rport: cfg.force_rport,
         draining: false,
         retransmissions_seen: 0,
+        auth_failures_seen: 0,
     };
     shutdown.spawn(async move {
         endpoint.run().await;
@@ -132,6 +154,7 @@ struct Endpoint {
     force_rport: bool,
     draining: bool,
     retransmissions_seen: u64,
+    auth_failures_seen: u64,
 }
 
 /// The driver's clock; tokio's so paused-time tests drive it.
@@ -147,11 +170,15 @@ impl Endpoint {
                 tracing::info!("sip endpoint drained");
                 return;
             }
-            let deadline = [self.layer.poll_timeout(), self.trunks.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(tokio::time::Instant::from_std);
+            let deadline = [
+                self.layer.poll_timeout(),
+                self.trunks.poll_timeout(),
+                self.server.registrar_mut().poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std);
             let timer = async move {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -175,7 +202,9 @@ impl Endpoint {
                     }
                 }
                 _ = timer => {
-                    self.layer.handle_timeout(now());
+                    let now = now();
+                    self.layer.handle_timeout(now);
+                    self.server.registrar_mut().handle_timeout(now);
                     self.send_keepalives();
                 }
             }
@@ -277,6 +306,14 @@ impl Endpoint {
             .retransmissions
             .inc_by(retx - self.retransmissions_seen);
         self.retransmissions_seen = retx;
+        let registrar = self.server.registrar_mut();
+        let failures = registrar.auth_failures();
+        let bindings = registrar.binding_count();
+        self.metrics
+            .auth_failures
+            .inc_by(failures - self.auth_failures_seen);
+        self.auth_failures_seen = failures;
+        self.metrics.registrations.set(bindings as i64);
     }
 
     fn send(&mut self, peer: Peer, bytes: Vec<u8>, key: Option<TransactionKey>) {
@@ -358,7 +395,7 @@ impl Endpoint {
         match event {
             Event::Request { key, request, peer } => {
                 let tag = self.layer.new_tag();
-                if let Some(resp) = self.server.answer(&request, peer.addr.ip(), &tag) {
+                if let Some(resp) = self.server.answer(now(), &request, peer.addr.ip(), &tag) {
                     if let Err(e) = self.layer.send_response(now(), &key, resp) {
                         tracing::warn!(error = %e, "cannot answer sip request");
                     }

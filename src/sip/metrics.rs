@@ -15,6 +15,10 @@ pub struct SipMetrics {
     pub retransmissions: IntCounter,
     /// `dialerd_sip_parse_errors_total`
     pub parse_errors: IntCounter,
+    /// `dialerd_sip_auth_failures_total`
+    pub auth_failures: IntCounter,
+    /// `dialerd_sip_registrations_active`
+    pub registrations: IntGauge,
     /// `dialerd_trunk_up{trunk}`
     pub trunk_up: IntGaugeVec,
     /// `dialerd_trunk_registered{trunk}`
@@ -53,6 +57,14 @@ impl SipMetrics {
                 "dialerd_sip_parse_errors_total",
                 "SIP messages that could not be parsed or framed.",
             )?,
+            auth_failures: IntCounter::new(
+                "dialerd_sip_auth_failures_total",
+                "Digest authentications that failed (wrong password, unknown user).",
+            )?,
+            registrations: IntGauge::new(
+                "dialerd_sip_registrations_active",
+                "Contacts currently registered by agent phones.",
+            )?,
             trunk_up: IntGaugeVec::new(
                 Opts::new(
                     "dialerd_trunk_up",
@@ -80,6 +92,8 @@ impl SipMetrics {
         registry.register(Box::new(m.transactions_active.clone()))?;
         registry.register(Box::new(m.retransmissions.clone()))?;
         registry.register(Box::new(m.parse_errors.clone()))?;
+        registry.register(Box::new(m.auth_failures.clone()))?;
+        registry.register(Box::new(m.registrations.clone()))?;
         registry.register(Box::new(m.trunk_up.clone()))?;
         registry.register(Box::new(m.trunk_registered.clone()))?;
         registry.register(Box::new(m.trunk_calls_active.clone()))?;

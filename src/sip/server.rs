@@ -2,10 +2,11 @@
 //! answer. Checks run in the RFC's order — method, URI scheme, Require, body type, Accept — so
 //! the most fundamental problem is the one reported.
 
+use crate::sip::registrar::Registrar;
 use crate::sip::transaction::make_response;
 use rsip::headers::untyped::UntypedHeader;
 use rsip::{Header, Method};
-use std::hash::{BuildHasher, Hasher};
+use std::time::Instant;
 
 /// Methods this endpoint implements, in the Allow header's order.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
@@ -19,8 +20,6 @@ pub const SUPPORTED: &[&str] = &[];
 pub struct ServerPolicy {
     /// Value of the Server header.
     pub server: String,
-    /// Digest realm offered to REGISTER.
-    pub realm: String,
     /// New calls are refused with 503 (draining, or over `sip.max_calls`).
     pub refuse_new_calls: bool,
     /// Seconds to put in Retry-After with a 503.
@@ -29,21 +28,21 @@ pub struct ServerPolicy {
     pub trusted: Vec<ipnet::IpNet>,
 }
 
-/// Answers out-of-dialog requests; holds the secret that makes nonces unguessable.
+/// Answers out-of-dialog requests; REGISTER goes to the registrar it holds.
 pub struct Server {
     policy: ServerPolicy,
-    nonce_key: std::hash::RandomState,
-    nonce_counter: u64,
+    registrar: Registrar,
 }
 
 impl Server {
     /// A server with `policy`.
-    pub fn new(policy: ServerPolicy) -> Self {
-        Self {
-            policy,
-            nonce_key: std::hash::RandomState::new(),
-            nonce_counter: 0,
-        }
+    pub fn new(policy: ServerPolicy, registrar: Registrar) -> Self {
+        Self { policy, registrar }
+    }
+
+    /// The registrar (for its timers, metrics and lookups).
+    pub fn registrar_mut(&mut self) -> &mut Registrar {
+        &mut self.registrar
     }
 
     /// Changes the policy (e.g. when draining starts).
@@ -55,6 +54,7 @@ impl Server {
     /// when the answer is final and the request had no To tag.
     pub fn answer(
         &mut self,
+        now: Instant,
         req: &rsip::Request,
         source: std::net::IpAddr,
         to_tag: &str,
@@ -62,7 +62,7 @@ impl Server {
         if req.method == Method::Ack {
             return None;
         }
-        let mut resp = self.decide(req, source, to_tag);
+        let mut resp = self.decide(now, req, source, to_tag);
         resp.headers
             .push(Header::Other("Server".into(), self.policy.server.clone()));
         Some(resp)
@@ -70,6 +70,7 @@ impl Server {
 
     fn decide(
         &mut self,
+        now: Instant,
         req: &rsip::Request,
         source: std::net::IpAddr,
         tag: &str,
@@ -160,41 +161,10 @@ impl Server {
             ),
             // No routes exist yet for any number.
             Method::Invite => reply(404),
-            Method::Register => self.register(req, tag),
+            Method::Register => self.registrar.handle(now, req, tag),
             // CANCEL is answered by the transaction layer; one reaching us matched nothing.
             _ => reply(481),
         }
-    }
-
-    /// No registrar accounts exist yet: challenge, and refuse any credentials offered.
-    fn register(&mut self, req: &rsip::Request, tag: &str) -> rsip::Response {
-        let digest_offered = req.headers.iter().any(|h| match h {
-            Header::Authorization(a) => a
-                .value()
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("digest"),
-            _ => false,
-        });
-        if digest_offered {
-            return make_response(req, 403, Some(tag));
-        }
-        let nonce = self.nonce();
-        let mut r = make_response(req, 401, Some(tag));
-        r.headers.push(Header::WwwAuthenticate(
-            rsip::headers::WwwAuthenticate::new(format!(
-                "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"",
-                self.policy.realm
-            )),
-        ));
-        r
-    }
-
-    fn nonce(&mut self) -> String {
-        self.nonce_counter += 1;
-        let mut h = self.nonce_key.build_hasher();
-        h.write_u64(self.nonce_counter);
-        format!("{:016x}{:08x}", h.finish(), self.nonce_counter)
     }
 }
 

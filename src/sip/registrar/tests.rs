@@ -1,0 +1,240 @@
+use super::*;
+use crate::sip::auth::{apply, ClientOutcome, DigestClient};
+
+fn registrar(t0: Instant) -> Registrar {
+    Registrar::new(
+        RegistrarConfig {
+            realm: "dialerd".into(),
+            algorithms: vec![
+                crate::sip::auth::Algorithm::Sha256,
+                crate::sip::auth::Algorithm::Md5,
+            ],
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
+        },
+        HashMap::from([("agent1".to_string(), "correct horse".to_string())]),
+        t0,
+    )
+}
+
+fn register(user: &str, cseq: u32, contacts: &[&str], expires: Option<u32>) -> rsip::Request {
+    let mut text = format!(
+        "REGISTER sip:dialerd.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKr{cseq}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{user}@dialerd.example>;tag=r1\r\nTo: <sip:{user}@dialerd.example>\r\n\
+         Call-ID: reg-1@192.0.2.10\r\nCSeq: {cseq} REGISTER\r\n"
+    );
+    for c in contacts {
+        text.push_str(&format!("Contact: {c}\r\n"));
+    }
+    if let Some(e) = expires {
+        text.push_str(&format!("Expires: {e}\r\n"));
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    match crate::sip::wire::parse(text.as_bytes()).unwrap() {
+        rsip::SipMessage::Request(r) => r,
+        _ => unreachable!(),
+    }
+}
+
+/// Sends `req`, answers the challenge with `password`, returns the final response.
+fn with_auth(
+    r: &mut Registrar,
+    now: Instant,
+    mut req: rsip::Request,
+    password: &str,
+) -> rsip::Response {
+    let challenge = r.handle(now, &req, "t");
+    assert_eq!(challenge.status_code.code(), 401);
+    let user = super::uri_user(&header_value(&req, "To").unwrap()).unwrap();
+    let mut client = DigestClient::new(user, password);
+    let ClientOutcome::Retry(headers) = client.on_challenge(&challenge, &req) else {
+        panic!("client gave up")
+    };
+    apply(&mut req, &headers);
+    r.handle(now, &req, "t")
+}
+
+fn contacts(resp: &rsip::Response) -> Vec<String> {
+    resp.headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::Contact(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn register_with_right_password_binds_and_lists_contacts() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let req = register("agent1", 1, &["<sip:agent1@192.0.2.10:5060>"], Some(300));
+    let ok = with_auth(&mut r, t0, req, "correct horse");
+    assert_eq!(ok.status_code.code(), 200);
+    assert_eq!(
+        contacts(&ok),
+        vec!["<sip:agent1@192.0.2.10:5060>;expires=300"]
+    );
+    assert_eq!(r.lookup("agent1")[0].contact, "sip:agent1@192.0.2.10:5060");
+    assert_eq!(r.binding_count(), 1);
+}
+
+#[test]
+fn wrong_password_is_refused_and_counted() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let req = register("agent1", 1, &["<sip:agent1@192.0.2.10>"], Some(300));
+    assert_eq!(with_auth(&mut r, t0, req, "wrong").status_code.code(), 403);
+    assert_eq!(r.auth_failures(), 1);
+    assert_eq!(r.binding_count(), 0);
+}
+
+#[test]
+fn replayed_request_is_challenged_again_not_applied() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let mut req = register("agent1", 1, &["<sip:agent1@192.0.2.10>"], Some(300));
+    let challenge = r.handle(t0, &req, "t");
+    let mut client = DigestClient::new("agent1", "correct horse");
+    let ClientOutcome::Retry(h) = client.on_challenge(&challenge, &req) else {
+        panic!()
+    };
+    apply(&mut req, &h);
+    assert_eq!(r.handle(t0, &req, "t").status_code.code(), 200);
+    let replay = r.handle(t0, &req, "t");
+    assert_eq!(
+        replay.status_code.code(),
+        401,
+        "a replayed nonce count must not pass"
+    );
+}
+
+#[test]
+fn several_contacts_expiry_and_removal() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let req = register(
+        "agent1",
+        1,
+        &["<sip:a@192.0.2.10>;expires=120", "<sip:b@192.0.2.11>"],
+        Some(600),
+    );
+    let ok = with_auth(&mut r, t0, req, "correct horse");
+    let mut got = contacts(&ok);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "<sip:a@192.0.2.10>;expires=120",
+            "<sip:b@192.0.2.11>;expires=600"
+        ]
+    );
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(120)));
+    r.handle_timeout(t0 + Duration::from_secs(121));
+    assert_eq!(r.lookup("agent1").len(), 1);
+    assert_eq!(r.lookup("agent1")[0].contact, "sip:b@192.0.2.11");
+
+    // Expires: 0 on one contact removes just that one.
+    let req = register("agent1", 2, &["<sip:b@192.0.2.11>"], Some(0));
+    assert_eq!(
+        with_auth(&mut r, t0 + Duration::from_secs(130), req, "correct horse")
+            .status_code
+            .code(),
+        200
+    );
+    assert_eq!(r.binding_count(), 0);
+    assert_eq!(r.poll_timeout(), None);
+}
+
+#[test]
+fn star_removes_all_and_needs_expires_zero() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let req = register(
+        "agent1",
+        1,
+        &["<sip:a@192.0.2.10>", "<sip:b@192.0.2.11>"],
+        Some(600),
+    );
+    with_auth(&mut r, t0, req, "correct horse");
+    assert_eq!(r.binding_count(), 2);
+    let bad = register("agent1", 2, &["*"], Some(60));
+    assert_eq!(
+        with_auth(&mut r, t0, bad, "correct horse")
+            .status_code
+            .code(),
+        400
+    );
+    let good = register("agent1", 3, &["*"], Some(0));
+    let ok = with_auth(&mut r, t0, good, "correct horse");
+    assert_eq!(ok.status_code.code(), 200);
+    assert!(contacts(&ok).is_empty());
+    assert_eq!(r.binding_count(), 0);
+}
+
+#[test]
+fn too_brief_interval_gets_423_and_long_ones_are_shortened() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let req = register("agent1", 1, &["<sip:a@192.0.2.10>"], Some(10));
+    let resp = with_auth(&mut r, t0, req, "correct horse");
+    assert_eq!(resp.status_code.code(), 423);
+    assert!(resp
+        .headers
+        .iter()
+        .any(|h| matches!(h, Header::Other(n, v) if n == "Min-Expires" && v == "60")));
+    let req = register("agent1", 2, &["<sip:a@192.0.2.10>"], Some(86400));
+    let ok = with_auth(&mut r, t0, req, "correct horse");
+    assert_eq!(contacts(&ok), vec!["<sip:a@192.0.2.10>;expires=3600"]);
+}
+
+#[test]
+fn registering_someone_elses_address_is_forbidden() {
+    let t0 = Instant::now();
+    let mut r = Registrar::new(
+        RegistrarConfig {
+            realm: "dialerd".into(),
+            algorithms: vec![
+                crate::sip::auth::Algorithm::Sha256,
+                crate::sip::auth::Algorithm::Md5,
+            ],
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
+        },
+        HashMap::from([
+            ("agent1".into(), "correct horse".into()),
+            ("agent2".into(), "battery staple".into()),
+        ]),
+        t0,
+    );
+    // agent2's credentials, agent1's address of record.
+    let mut req = register("agent1", 1, &["<sip:x@192.0.2.66>"], Some(300));
+    let challenge = r.handle(t0, &req, "t");
+    let mut client = DigestClient::new("agent2", "battery staple");
+    let ClientOutcome::Retry(h) = client.on_challenge(&challenge, &req) else {
+        panic!()
+    };
+    apply(&mut req, &h);
+    assert_eq!(r.handle(t0, &req, "t").status_code.code(), 403);
+    assert_eq!(r.binding_count(), 0);
+}
+
+#[test]
+fn older_request_of_same_call_id_does_not_undo_newer() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let newer = register("agent1", 5, &["<sip:a@192.0.2.10>"], Some(300));
+    with_auth(&mut r, t0, newer, "correct horse");
+    let older = register("agent1", 4, &["<sip:a@192.0.2.10>"], Some(0));
+    assert_eq!(
+        with_auth(&mut r, t0, older, "correct horse")
+            .status_code
+            .code(),
+        200
+    );
+    assert_eq!(
+        r.binding_count(),
+        1,
+        "CSeq 4 must not remove what CSeq 5 set"
+    );
+}
