@@ -4,6 +4,7 @@
 //! Layering, bottom up as in pjsip: transport < transaction < dialog < session usage. The wire
 //! and transaction layers are sans-IO: no sockets, no clock reads; time comes in as `now`.
 
+pub mod dialog;
 pub mod endpoint;
 pub mod metrics;
 pub mod server;
