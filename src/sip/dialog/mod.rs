@@ -27,6 +27,7 @@
 //!                            re-INVITE the ACK as above.
 //! Event::Timeout { key }  → the same call with make_response(&req, 408, None): an INVITE's early
 //!                           dialogs or a dialog whose BYE went unanswered end there.
+//! Event::AckTimeout       → no ACK for our 2xx: dialogs.request(&id, BYE, None).
 //! TU wants to send        → dialogs.request(&id, method, body) (BYE, re-INVITE, UPDATE, INFO …),
 //!                           to Dialog::next_hop(), via txn.send_request.
 //! timers                  → sleep until min(txn.poll_timeout(), dialogs.poll_timeout());
@@ -907,6 +908,24 @@ impl DialogLayer {
             remote_tag: tag_of(&resp.headers, false)?,
         };
         if !self.dialogs.contains_key(&id) {
+            // a late 1xx from another fork after a 2xx: nothing would ever end that dialog
+            let answered = self
+                .forks
+                .get(&(id.call_id.clone(), id.local_tag.clone()))
+                .is_some_and(|tags| {
+                    tags.iter().any(|t| {
+                        let other = DialogId {
+                            remote_tag: t.clone(),
+                            ..id.clone()
+                        };
+                        self.dialogs
+                            .get(&other)
+                            .is_some_and(|d| d.state != DialogState::Early)
+                    })
+                });
+            if code < 200 && answered {
+                return None;
+            }
             let d = new_uac_dialog(id.clone(), invite, resp)?;
             self.dialogs.insert(id.clone(), d);
             self.forks
@@ -1125,7 +1144,7 @@ impl DialogLayer {
             self.timers.remove(&slot);
         }
         let key = (id.call_id.clone(), id.local_tag.clone());
-        if let Some(tags) = self.forks.get_mut(&key) {
+        if let (DialogRole::Uac, Some(tags)) = (d.role, self.forks.get_mut(&key)) {
             tags.retain(|t| *t != id.remote_tag);
             if tags.is_empty() {
                 self.forks.remove(&key);

@@ -1067,6 +1067,11 @@ fn forked_early_dialogs_are_cleaned_up_on_2xx() {
     );
     assert_eq!(l.len(), 1);
 
+    // a late 18x from a third fork makes no dialog any more
+    let c = reply(&invite, 180, Some("forkC"), "", "");
+    assert_eq!(l.uac_response(t0, &invite, &c), None);
+    assert_eq!(l.len(), 1);
+
     // a late 2xx from the other fork: its own dialog, to be ACKed and hung up
     let late = reply(
         &invite,
