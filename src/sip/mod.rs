@@ -5,6 +5,7 @@
 //! and transaction layers are sans-IO: no sockets, no clock reads; time comes in as `now`.
 
 pub mod auth;
+pub mod dialog;
 pub mod endpoint;
 pub mod metrics;
 pub mod registrar;
