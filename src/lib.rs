@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod health;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod shutdown;
 pub mod signal;

@@ -26,7 +26,7 @@ struct Plan {
 
 /// The loopback trunk of the shipped config: SIPp on 127.0.0.1 is a trusted carrier.
 const TRUSTED: &str = "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = 5070\n\
-    [sip]\ndigest_algorithms = [\"MD5\"]\n[[agents]]\nusername = \"agent1\"\npassword = \"sipp-agent-secret\"\n";
+    [sip]\ndigest_algorithms = [\"MD5\"]\necho_number = \"1000\"\necho_max_duration = \"2s\"\n[[agents]]\nusername = \"agent1\"\npassword = \"sipp-agent-secret\"\n";
 /// Only a far-away trunk: SIPp on 127.0.0.1 is a stranger.
 const UNTRUSTED: &str = "[[trunks]]\nname = \"far\"\nhost = \"192.0.2.1\"\n";
 

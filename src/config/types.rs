@@ -119,6 +119,19 @@ pub struct SipConfig {
     /// A TCP connection with no traffic for this long is closed.
     #[serde(with = "humantime_serde")]
     pub tcp_idle_timeout: Duration,
+    /// Calls to this number are answered and their audio echoed (a test route for PBX admins).
+    pub echo_number: Option<String>,
+    /// Echo calls are hung up after this long.
+    #[serde(with = "humantime_serde")]
+    pub echo_max_duration: Duration,
+    /// Most calls at once; beyond it new INVITEs get 503 with Retry-After.
+    pub max_calls: usize,
+    /// Session interval offered and accepted (RFC 4028); "0s" turns session timers off.
+    #[serde(with = "humantime_serde")]
+    pub session_expires: Duration,
+    /// Shortest session interval accepted (Min-SE).
+    #[serde(with = "humantime_serde")]
+    pub min_se: Duration,
     /// Digest realm the registrar challenges agent phones with.
     pub realm: String,
     /// Digest algorithms offered to phones, most preferred first (`SHA-256`, `MD5`). Phones
@@ -150,6 +163,11 @@ impl Default for SipConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
             max_message_size: 65_536,
             tcp_idle_timeout: Duration::from_secs(300),
+            echo_number: None,
+            echo_max_duration: Duration::from_secs(3600),
+            max_calls: 10_000,
+            session_expires: Duration::from_secs(1800),
+            min_se: Duration::from_secs(90),
             realm: "dialerd".into(),
             digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
             min_expires: Duration::from_secs(60),
@@ -343,6 +361,29 @@ impl Config {
             return bad(
                 "sip.t4",
                 "wanted a duration at least sip.t1 and at most 60s",
+            );
+        }
+        if self.sip.max_calls == 0 {
+            return bad("sip.max_calls", "wanted at least 1");
+        }
+        if self.sip.min_se < Duration::from_secs(90) {
+            return bad("sip.min_se", "wanted at least 90s (RFC 4028)");
+        }
+        if !self.sip.session_expires.is_zero() && self.sip.session_expires < self.sip.min_se {
+            return bad(
+                "sip.session_expires",
+                "wanted \"0s\" (off) or at least sip.min_se",
+            );
+        }
+        if self
+            .sip
+            .echo_number
+            .as_deref()
+            .is_some_and(|n| n.is_empty() || n.contains(['@', ' ', ';']))
+        {
+            return bad(
+                "sip.echo_number",
+                "wanted a user part such as \"1000\" or \"echo\"",
             );
         }
         if self.sip.realm.is_empty() || self.sip.realm.contains('"') {

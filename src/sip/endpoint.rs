@@ -1,19 +1,26 @@
 //! The SIP endpoint: the thin tokio driver that owns the sockets' inbound channel, the sans-IO
 //! transaction layer and the server core, and moves messages between them.
 
+use super::dialog::{DialogConfig, DialogEvent, DialogId, DialogLayer, InDialog};
 use super::metrics::SipMetrics;
 use super::registrar::{Registrar, RegistrarConfig};
+use super::server::Outcome;
 use super::server::{Server, ServerPolicy};
 use super::transaction::{edit_top_via, Event, TimerConfig, TransactionKey, TransactionLayer};
+use super::transaction::{make_response, tag_of};
 use super::transport::{Inbound, Peer, Transport, TransportConfig, Transports};
 use super::trunk::{TrunkStatus, Trunks};
 use super::wire::{self, WireError};
 use super::SipError;
 use crate::config::{Config, TransportKind, TrunkConfig};
+use crate::media::{echo, sdp};
 use crate::shutdown::Shutdown;
+use rsip::headers::UntypedHeader;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -82,6 +89,7 @@ pub async fn start(
                 refuse_new_calls: false,
                 retry_after_secs: 5,
                 trusted,
+                echo_number: cfg.echo_number.clone(),
             },
             Registrar::new(
                 RegistrarConfig {
@@ -108,6 +116,21 @@ pub async fn start(
         trunks,
         trunk_view: trunk_view.clone(),
         keepalives: HashMap::new(),
+        dialogs: DialogLayer::new(DialogConfig {
+            session_expires: cfg.session_expires,
+            min_se: cfg.min_se,
+            ..DialogConfig::new(
+                format!("sip:dialerd@{}", local_addrs[0]),
+                local_addrs[0].to_string(),
+            )
+        }),
+        calls: HashMap::new(),
+        call_deadlines: BTreeMap::new(),
+        invites: HashMap::new(),
+        sent: HashMap::new(),
+        call_seq: 0,
+        max_calls: cfg.max_calls,
+        echo_max: cfg.echo_max_duration,
         stop: shutdown.token(),
         force_rport: cfg.force_rport,
         draining: false,
@@ -140,6 +163,16 @@ async fn resolve_trunks(trunks: &[TrunkConfig]) -> Vec<Option<SocketAddr>> {
     out
 }
 
+/// A call in progress on the echo route.
+struct Call {
+    /// The RTP reflector; dropping it stops the audio.
+    _echo: echo::Echo,
+    /// Where the INVITE came from: in-dialog requests over TCP reuse its connection.
+    peer: Peer,
+    /// Key in `call_deadlines`.
+    deadline: (Instant, u64),
+}
+
 struct Endpoint {
     layer: TransactionLayer,
     server: Server,
@@ -150,6 +183,18 @@ struct Endpoint {
     trunk_view: TrunkView,
     /// Keepalive OPTIONS in flight: client transaction → trunk index.
     keepalives: HashMap<TransactionKey, usize>,
+    dialogs: DialogLayer,
+    /// Calls in progress by dialog.
+    calls: HashMap<DialogId, Call>,
+    /// When each call must be hung up: (deadline, seq) → dialog.
+    call_deadlines: BTreeMap<(Instant, u64), DialogId>,
+    /// INVITE server transactions we answered 2xx, until their ACK (for AckTimeout).
+    invites: HashMap<TransactionKey, DialogId>,
+    /// In-dialog requests we sent (BYE, UPDATE), until their final response.
+    sent: HashMap<TransactionKey, rsip::Request>,
+    call_seq: u64,
+    max_calls: usize,
+    echo_max: Duration,
     stop: CancellationToken,
     force_rport: bool,
     draining: bool,
@@ -166,7 +211,7 @@ impl Endpoint {
     async fn run(mut self) {
         loop {
             self.flush();
-            if self.draining && self.layer.awaiting_final() == 0 {
+            if self.draining && self.layer.awaiting_final() == 0 && self.calls.is_empty() {
                 tracing::info!("sip endpoint drained");
                 return;
             }
@@ -174,6 +219,8 @@ impl Endpoint {
                 self.layer.poll_timeout(),
                 self.trunks.poll_timeout(),
                 self.server.registrar_mut().poll_timeout(),
+                self.dialogs.poll_timeout(),
+                self.call_deadlines.keys().next().map(|(at, _)| *at),
             ]
             .into_iter()
             .flatten()
@@ -205,6 +252,8 @@ impl Endpoint {
                     let now = now();
                     self.layer.handle_timeout(now);
                     self.server.registrar_mut().handle_timeout(now);
+                    self.dialogs.handle_timeout(now);
+                    self.hang_up_due_calls(now);
                     self.send_keepalives();
                 }
             }
@@ -294,6 +343,10 @@ impl Endpoint {
                 progressed = true;
                 self.on_event(event);
             }
+            while let Some(event) = self.dialogs.poll_event() {
+                progressed = true;
+                self.on_dialog_event(event);
+            }
             if !progressed {
                 break;
             }
@@ -314,6 +367,7 @@ impl Endpoint {
             .inc_by(failures - self.auth_failures_seen);
         self.auth_failures_seen = failures;
         self.metrics.registrations.set(bindings as i64);
+        self.metrics.dialogs_active.set(self.dialogs.len() as i64);
     }
 
     fn send(&mut self, peer: Peer, bytes: Vec<u8>, key: Option<TransactionKey>) {
@@ -394,12 +448,44 @@ impl Endpoint {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Request { key, request, peer } => {
+                if tag_of(&request.headers, false).is_some() {
+                    return self.in_dialog_request(key, request);
+                }
+                let refuse = self.draining || self.calls.len() >= self.max_calls;
+                self.server.policy_mut().refuse_new_calls = refuse;
                 let tag = self.layer.new_tag();
-                if let Some(resp) = self.server.answer(now(), &request, peer.addr.ip(), &tag) {
-                    if let Err(e) = self.layer.send_response(now(), &key, resp) {
-                        tracing::warn!(error = %e, "cannot answer sip request");
+                match self.server.route(now(), &request, peer.addr.ip(), &tag) {
+                    Some(Outcome::Respond(resp)) => self.respond(&key, resp),
+                    Some(Outcome::Echo) => self.answer_echo(key, request, peer, &tag),
+                    None => {}
+                }
+            }
+            Event::Ack { request, .. } => {
+                let _ = self.dialogs.on_request(now(), &request);
+            }
+            Event::AckTimeout { key } if self.invites.contains_key(&key) => {
+                if let Some(id) = self.invites.remove(&key) {
+                    tracing::info!(dialog = %id, "no ACK for our 200; hanging up");
+                    self.hang_up(&id);
+                }
+            }
+            Event::Response { key, response } if self.sent.contains_key(&key) => {
+                if response.status_code.code() >= 200 {
+                    if let Some(req) = self.sent.remove(&key) {
+                        self.dialogs.on_request_response(now(), &req, &response);
                     }
                 }
+            }
+            Event::Timeout { key } | Event::TransportError { key }
+                if self.sent.contains_key(&key) =>
+            {
+                if let Some(req) = self.sent.remove(&key) {
+                    let timeout = make_response(&req, 408, None);
+                    self.dialogs.on_request_response(now(), &req, &timeout);
+                }
+            }
+            Event::Terminated { key } => {
+                self.invites.remove(&key);
             }
             Event::Response { key, response } if self.keepalives.contains_key(&key) => {
                 let code = response.status_code.code();
@@ -417,11 +503,190 @@ impl Endpoint {
             Event::Timeout { key } => tracing::debug!(%key, "sip transaction timed out"),
             Event::AckTimeout { key } => tracing::debug!(%key, "no ACK for final response"),
             Event::TransportError { key } => tracing::debug!(%key, "sip transport error"),
-            // Dialogs and client calls are not held yet: nothing above listens for these.
-            Event::Ack { .. }
-            | Event::Response { .. }
-            | Event::Cancelled { .. }
-            | Event::Terminated { .. } => {}
+            // Echo calls are answered at once, so no INVITE is pending when a CANCEL comes.
+            Event::Response { .. } | Event::Cancelled { .. } => {}
         }
     }
+
+    fn respond(&mut self, key: &TransactionKey, resp: rsip::Response) {
+        if let Err(e) = self.layer.send_response(now(), key, resp) {
+            tracing::warn!(error = %e, "cannot answer sip request");
+        }
+    }
+
+    /// Answers an INVITE to the echo number: 200 with an SDP answer and an RTP reflector.
+    fn answer_echo(&mut self, key: TransactionKey, invite: rsip::Request, peer: Peer, tag: &str) {
+        let now = now();
+        if let Some(resp) = self.dialogs.uas_check(&invite) {
+            return self.respond(&key, resp);
+        }
+        let offer = sdp::parse_offer(&invite.body);
+        let Some((offer, codec)) = offer.and_then(|o| sdp::choose_codec(&o).map(|c| (o, c))) else {
+            // No offer in the INVITE (offer in ACK) or no codec in common: RFC 3264 §6.
+            return self.respond(&key, make_response(&invite, 488, Some(tag)));
+        };
+        let local_ip = self.transports.local_for(peer.addr).ip();
+        let echo = match echo::start(local_ip) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open an RTP socket; refusing the call");
+                let mut r = make_response(&invite, 503, Some(tag));
+                r.headers
+                    .push(rsip::Header::Other("Retry-After".into(), "5".into()));
+                return self.respond(&key, r);
+            }
+        };
+        self.call_seq += 1;
+        let answer = sdp::answer(local_ip, echo.local.port(), self.call_seq, codec, &offer);
+        let mut ok = make_response(&invite, 200, Some(tag));
+        ok.headers
+            .push(rsip::Header::ContentType(rsip::headers::ContentType::new(
+                "application/sdp",
+            )));
+        ok.body = answer.into_bytes();
+        let ok = match self.dialogs.uas_respond(now, &invite, ok) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot make a dialog for the echo call");
+                return self.respond(&key, make_response(&invite, 400, Some(tag)));
+            }
+        };
+        let Some(id) = DialogId::of_received(&with_to_tag(&invite, tag)) else {
+            return self.respond(&key, make_response(&invite, 400, Some(tag)));
+        };
+        let deadline = (now + self.echo_max, self.call_seq);
+        self.call_deadlines.insert(deadline, id.clone());
+        self.calls.insert(
+            id.clone(),
+            Call {
+                _echo: echo,
+                peer,
+                deadline,
+            },
+        );
+        self.invites.insert(key.clone(), id);
+        self.respond(&key, ok);
+    }
+
+    /// A request carrying a To tag: the dialog layer says what it is.
+    fn in_dialog_request(&mut self, key: TransactionKey, req: rsip::Request) {
+        let now = now();
+        match self.dialogs.on_request(now, &req) {
+            InDialog::NoDialog { response } | InDialog::Invalid { response } => {
+                if let Some(r) = response {
+                    self.respond(&key, r);
+                }
+            }
+            InDialog::BadCSeq { response, .. }
+            | InDialog::Pending { response, .. }
+            | InDialog::IntervalTooSmall { response, .. } => self.respond(&key, response),
+            InDialog::Bye { id, response } => {
+                self.respond(&key, response);
+                self.end_call(&id);
+            }
+            InDialog::ReInvite { .. } | InDialog::Update { .. } => {
+                // Media changes come with the media layer; answer with the session we have.
+                match self.dialogs.answer_with_last_sdp(now, &req) {
+                    Ok(r) => self.respond(&key, r),
+                    Err(_) => self.respond(&key, make_response(&req, 481, None)),
+                }
+            }
+            InDialog::Ack { .. } => {}
+            InDialog::Other { .. } => {
+                let code = if req.method == rsip::Method::Info {
+                    200
+                } else {
+                    405
+                };
+                self.respond(&key, make_response(&req, code, None));
+            }
+        }
+    }
+
+    fn on_dialog_event(&mut self, event: DialogEvent) {
+        match event {
+            DialogEvent::Terminated { id, reason } => {
+                tracing::debug!(dialog = %id, ?reason, "dialog ended");
+                self.end_call(&id);
+            }
+            DialogEvent::SessionExpired { id } => {
+                tracing::info!(dialog = %id, "session expired without refresh; hanging up");
+                self.hang_up(&id);
+            }
+            DialogEvent::RefreshDue { id } => self.send_in_dialog(&id, rsip::Method::Update),
+            DialogEvent::Confirmed { .. } | DialogEvent::ExtraAnswer { .. } => {}
+        }
+    }
+
+    /// Hangs up calls whose time is up.
+    fn hang_up_due_calls(&mut self, now: Instant) {
+        while let Some(entry) = self.call_deadlines.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            tracing::info!(dialog = %id, "call reached its maximum duration; hanging up");
+            self.hang_up(&id);
+        }
+    }
+
+    /// Sends BYE and stops the call's media now; the dialog ends when the BYE is answered.
+    fn hang_up(&mut self, id: &DialogId) {
+        self.send_in_dialog(id, rsip::Method::Bye);
+        self.end_call(id);
+    }
+
+    /// Forgets a call (idempotent): media stops, its deadline goes.
+    fn end_call(&mut self, id: &DialogId) {
+        if let Some(call) = self.calls.remove(id) {
+            self.call_deadlines.remove(&call.deadline);
+        }
+    }
+
+    /// Sends a request inside dialog `id` through a client transaction.
+    fn send_in_dialog(&mut self, id: &DialogId, method: rsip::Method) {
+        let Some(call_peer) = self.calls.get(id).map(|c| c.peer) else {
+            return;
+        };
+        let peer = match (
+            call_peer.transport,
+            self.dialogs.get(id).map(|d| d.next_hop()),
+        ) {
+            // Over UDP, follow the remote target / route set; over TCP keep the connection.
+            (Transport::Udp, Some(uri)) => uri_peer(&uri).unwrap_or(call_peer),
+            _ => call_peer,
+        };
+        let req = match self.dialogs.request(id, method, None) {
+            Ok(r) => r,
+            Err(e) => {
+                return tracing::debug!(dialog = %id, error = %e, "cannot build in-dialog request")
+            }
+        };
+        match self.layer.send_request(now(), req.clone(), peer) {
+            Ok(key) => {
+                self.sent.insert(key, req);
+            }
+            Err(e) => tracing::warn!(dialog = %id, error = %e, "cannot send in-dialog request"),
+        }
+    }
+}
+
+/// `req` as if it carried our To tag: the dialog id of an INVITE we answer.
+fn with_to_tag(req: &rsip::Request, tag: &str) -> rsip::Request {
+    let mut r = req.clone();
+    r.headers = make_response(req, 200, Some(tag)).headers;
+    r
+}
+
+/// A UDP peer for a SIP URI whose host is an IP address (names need DNS: `None`).
+fn uri_peer(uri: &rsip::Uri) -> Option<Peer> {
+    let ip = match &uri.host_with_port.host {
+        rsip::Host::IpAddr(ip) => *ip,
+        rsip::Host::Domain(d) => d.to_string().trim_matches(['[', ']']).parse().ok()?,
+    };
+    let port = uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+    Some(Peer {
+        addr: SocketAddr::new(ip, port),
+        transport: Transport::Udp,
+    })
 }

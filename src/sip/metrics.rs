@@ -15,6 +15,8 @@ pub struct SipMetrics {
     pub retransmissions: IntCounter,
     /// `dialerd_sip_parse_errors_total`
     pub parse_errors: IntCounter,
+    /// `dialerd_sip_dialogs_active`
+    pub dialogs_active: IntGauge,
     /// `dialerd_sip_auth_failures_total`
     pub auth_failures: IntCounter,
     /// `dialerd_sip_registrations_active`
@@ -57,6 +59,10 @@ impl SipMetrics {
                 "dialerd_sip_parse_errors_total",
                 "SIP messages that could not be parsed or framed.",
             )?,
+            dialogs_active: IntGauge::new(
+                "dialerd_sip_dialogs_active",
+                "SIP dialogs (early and confirmed) in progress.",
+            )?,
             auth_failures: IntCounter::new(
                 "dialerd_sip_auth_failures_total",
                 "Digest authentications that failed (wrong password, unknown user).",
@@ -92,6 +98,7 @@ impl SipMetrics {
         registry.register(Box::new(m.transactions_active.clone()))?;
         registry.register(Box::new(m.retransmissions.clone()))?;
         registry.register(Box::new(m.parse_errors.clone()))?;
+        registry.register(Box::new(m.dialogs_active.clone()))?;
         registry.register(Box::new(m.auth_failures.clone()))?;
         registry.register(Box::new(m.registrations.clone()))?;
         registry.register(Box::new(m.trunk_up.clone()))?;

@@ -9,11 +9,11 @@ use rsip::{Header, Method};
 use std::time::Instant;
 
 /// Methods this endpoint implements, in the Allow header's order.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
 /// Body types understood.
 pub const ACCEPT: &str = "application/sdp";
-/// Option tags supported (RFC 3261 §19.2); empty until session timers land.
-pub const SUPPORTED: &[&str] = &[];
+/// Option tags supported (RFC 3261 §19.2): session timers (RFC 4028).
+pub const SUPPORTED: &[&str] = &["timer"];
 
 /// What the server needs to know beyond the request.
 #[derive(Debug, Clone)]
@@ -26,6 +26,17 @@ pub struct ServerPolicy {
     pub retry_after_secs: u32,
     /// Networks INVITEs are taken from (the trunks); any other source gets 403.
     pub trusted: Vec<ipnet::IpNet>,
+    /// The number whose calls are answered and echoed (a test route for PBX admins).
+    pub echo_number: Option<String>,
+}
+
+/// Where an out-of-dialog request goes.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Answer with this response.
+    Respond(rsip::Response),
+    /// A new call to the echo test route: the endpoint answers it.
+    Echo,
 }
 
 /// Answers out-of-dialog requests; REGISTER goes to the registrar it holds.
@@ -59,13 +70,31 @@ impl Server {
         source: std::net::IpAddr,
         to_tag: &str,
     ) -> Option<rsip::Response> {
+        match self.route(now, req, source, to_tag)? {
+            Outcome::Respond(r) => Some(r),
+            // Only a caller that handles routes asks through `route`.
+            Outcome::Echo => None,
+        }
+    }
+
+    /// Like [`Server::answer`], but INVITEs that pass every check may be routed instead.
+    pub fn route(
+        &mut self,
+        now: Instant,
+        req: &rsip::Request,
+        source: std::net::IpAddr,
+        to_tag: &str,
+    ) -> Option<Outcome> {
         if req.method == Method::Ack {
             return None;
         }
-        let mut resp = self.decide(now, req, source, to_tag);
+        let mut resp = match self.decide(now, req, source, to_tag) {
+            Err(route) => return Some(route),
+            Ok(resp) => resp,
+        };
         resp.headers
             .push(Header::Other("Server".into(), self.policy.server.clone()));
-        Some(resp)
+        Some(Outcome::Respond(resp))
     }
 
     fn decide(
@@ -74,7 +103,7 @@ impl Server {
         req: &rsip::Request,
         source: std::net::IpAddr,
         tag: &str,
-    ) -> rsip::Response {
+    ) -> Result<rsip::Response, Outcome> {
         let reply = |code: u16| make_response(req, code, Some(tag));
         let with = |code: u16, extra: Vec<(&str, String)>| {
             let mut r = reply(code);
@@ -89,14 +118,14 @@ impl Server {
             req.method,
             Method::Invite | Method::Bye | Method::Cancel | Method::Options | Method::Register
         ) {
-            return with(405, vec![("Allow", ALLOW.into())]);
+            return Ok(with(405, vec![("Allow", ALLOW.into())]));
         }
         // §8.2.2.1: only sip/sips Request-URIs (tel: and the like belong to a proxy).
         if !matches!(
             req.uri.scheme,
             None | Some(rsip::Scheme::Sip) | Some(rsip::Scheme::Sips)
         ) {
-            return reply(416);
+            return Ok(reply(416));
         }
         // §8.2.2.3: every Require option tag must be supported (CANCEL's are the INVITE's).
         if req.method != Method::Cancel {
@@ -104,7 +133,7 @@ impl Server {
                 .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
                 .collect();
             if !unsupported.is_empty() {
-                return with(420, vec![("Unsupported", unsupported.join(", "))]);
+                return Ok(with(420, vec![("Unsupported", unsupported.join(", "))]));
             }
         }
         // §8.2.3: a body we cannot read.
@@ -115,13 +144,13 @@ impl Server {
                 .map(|t| t.eq_ignore_ascii_case(ACCEPT))
                 .unwrap_or(false);
             if !understood {
-                return with(415, vec![("Accept", ACCEPT.into())]);
+                return Ok(with(415, vec![("Accept", ACCEPT.into())]));
             }
             if let Some(enc) =
                 header_values(req, "Content-Encoding").find(|e| !e.eq_ignore_ascii_case("identity"))
             {
                 tracing::debug!(encoding = enc, "unsupported content encoding");
-                return with(415, vec![("Accept-Encoding", "identity".into())]);
+                return Ok(with(415, vec![("Accept-Encoding", "identity".into())]));
             }
         }
         // An INVITE whose Accept excludes SDP cannot be answered with a session (§21.4.7).
@@ -133,12 +162,12 @@ impl Server {
                     || media.eq_ignore_ascii_case("application/*")
             });
             if !accepts_sdp {
-                return with(406, vec![("Accept", ACCEPT.into())]);
+                return Ok(with(406, vec![("Accept", ACCEPT.into())]));
             }
         }
 
         let in_dialog = to_tag(req).is_some();
-        match req.method {
+        Ok(match req.method {
             Method::Options => with(
                 200,
                 vec![
@@ -159,12 +188,19 @@ impl Server {
                 503,
                 vec![("Retry-After", self.policy.retry_after_secs.to_string())],
             ),
-            // No routes exist yet for any number.
+            Method::Invite if self.is_echo(req) => return Err(Outcome::Echo),
+            // No other routes exist yet.
             Method::Invite => reply(404),
             Method::Register => self.registrar.handle(now, req, tag),
             // CANCEL is answered by the transaction layer; one reaching us matched nothing.
             _ => reply(481),
-        }
+        })
+    }
+
+    /// True when the Request-URI's user part is the echo number.
+    fn is_echo(&self, req: &rsip::Request) -> bool {
+        let user = req.uri.auth.as_ref().map(|a| a.user.as_str());
+        self.policy.echo_number.is_some() && user == self.policy.echo_number.as_deref()
     }
 }
 

@@ -20,6 +20,7 @@ fn server() -> Server {
             refuse_new_calls: false,
             retry_after_secs: 5,
             trusted: vec!["192.0.2.0/24".parse().unwrap()],
+            echo_number: Some("1000".into()),
         },
         registrar,
     )
@@ -197,6 +198,33 @@ fn register_goes_to_the_registrar() {
         )
         .unwrap();
     assert_eq!(r3.status_code.code(), 403);
+}
+
+#[test]
+fn invite_to_the_echo_number_is_routed_after_every_check() {
+    let mut s = server();
+    let sdp = "v=0\r\n";
+    let invite = request(
+        "INVITE",
+        "sip:1000@example.com",
+        "Content-Type: application/sdp\r\n",
+        sdp,
+    );
+    assert!(matches!(
+        s.route(Instant::now(), &invite, TRUNK, "t"),
+        Some(Outcome::Echo)
+    ));
+    // The echo number is no way around the trunk check.
+    let scanner: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    match s.route(Instant::now(), &invite, scanner, "t") {
+        Some(Outcome::Respond(r)) => assert_eq!(r.status_code.code(), 403),
+        other => panic!("{other:?}"),
+    }
+    s.policy_mut().refuse_new_calls = true;
+    match s.route(Instant::now(), &invite, TRUNK, "t") {
+        Some(Outcome::Respond(r)) => assert_eq!(r.status_code.code(), 503),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
