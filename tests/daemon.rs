@@ -211,6 +211,7 @@ fn port_in_use_exits_naming_the_address() {
     assert_eq!(code, Some(1));
     assert_one_clean_line(&err);
     assert!(err.contains(&addr) && err.contains("http.listen"), "{err}");
+    assert_eq!(err.matches("in use").count(), 1, "cause repeated: {err}");
 }
 
 #[test]

@@ -435,6 +435,13 @@ pub struct DialogLayer {
 }
 
 impl DialogLayer {
+    /// Gives back memory the tables kept from a busy spell; call when traffic has drained.
+    pub fn shrink_to_fit(&mut self) {
+        self.dialogs.shrink_to_fit();
+        self.forks.shrink_to_fit();
+        self.events.shrink_to_fit();
+    }
+
     /// A layer with no dialogs.
     pub fn new(cfg: DialogConfig) -> Self {
         DialogLayer {

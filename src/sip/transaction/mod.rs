@@ -461,6 +461,14 @@ impl TransactionLayer {
         self.txns.get(key).map(|t| t.state)
     }
 
+    /// Gives back memory the tables kept from a busy spell; call when traffic has drained.
+    pub fn shrink_to_fit(&mut self) {
+        self.txns.shrink_to_fit();
+        self.ids.shrink_to_fit();
+        self.ctx.transmits.shrink_to_fit();
+        self.ctx.events.shrink_to_fit();
+    }
+
     /// Transactions still waiting for a final response: the work a drain must let finish
     /// (Completed ones only linger to absorb retransmissions).
     pub fn awaiting_final(&self) -> usize {

@@ -233,20 +233,36 @@ impl Transports {
     }
 }
 
+/// Socket buffer asked for on SIP UDP sockets. Bursts of thousands of datagrams overflow the
+/// kernel's 208 KiB default; the kernel caps this at `net.core.rmem_max`/`wmem_max`.
+const UDP_BUFFER: usize = 4 << 20;
+
+/// A UDP socket on `addr` with large kernel buffers.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // Best effort: a smaller buffer still works, it just drops sooner under bursts.
+    let _ = sock.set_recv_buffer_size(UDP_BUFFER);
+    let _ = sock.set_send_buffer_size(UDP_BUFFER);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(sock.into())
+}
+
 /// Binds UDP then TCP on the same address; with port 0 retries until both get one port.
 async fn bind_pair(
     addr: SocketAddr,
 ) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), TransportError> {
     let mut attempts = 0;
     loop {
-        let udp =
-            tokio::net::UdpSocket::bind(addr)
-                .await
-                .map_err(|source| TransportError::Bind {
-                    addr,
-                    transport: Transport::Udp,
-                    source,
-                })?;
+        let udp = bind_udp(addr).map_err(|source| TransportError::Bind {
+            addr,
+            transport: Transport::Udp,
+            source,
+        })?;
         let port_addr = udp.local_addr().map_err(|source| TransportError::Bind {
             addr,
             transport: Transport::Udp,
