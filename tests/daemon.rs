@@ -119,6 +119,20 @@ fn sd_notify_ready_and_stopping_reach_systemd() {
         got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
     assert_eq!(got[0], "READY=1");
+    // SIGHUP: RELOADING (with its monotonic stamp), then READY again.
+    d.signal(libc::SIGHUP);
+    let mut reload = Vec::new();
+    while !reload.iter().any(|m: &String| m == "READY=1") {
+        let n = sock.recv(&mut buf).expect("no notification after SIGHUP");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg != "WATCHDOG=1" {
+            reload.push(msg);
+        }
+    }
+    assert!(
+        reload[0].starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reload:?}"
+    );
     d.signal(libc::SIGTERM);
     loop {
         let n = sock.recv(&mut buf).expect("no STOPPING");
