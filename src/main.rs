@@ -28,6 +28,18 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Place a test call through a trunk of the running daemon and print the outcome.
+    TestCall {
+        /// Trunk name, as in [[trunks]].
+        #[arg(long)]
+        trunk: String,
+        /// Number to call.
+        #[arg(long)]
+        to: String,
+        /// Config file of the running daemon (for its http.listen) [default: as for `run`]
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Validate the configuration and print it, effective values, secrets masked.
     CheckConfig {
         /// Config file [default: as for `run`]
@@ -42,6 +54,9 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config.unwrap_or_else(config::default_path)),
         Command::CheckConfig { config } => {
             check_config(&config.unwrap_or_else(config::default_path))
+        }
+        Command::TestCall { trunk, to, config } => {
+            test_call(&config.unwrap_or_else(config::default_path), &trunk, &to)
         }
     };
     match result {
@@ -67,6 +82,46 @@ fn one_line(e: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+/// Asks the running daemon (over its admin listener) for a test call and prints the report.
+fn test_call(path: &Path, trunk: &str, to: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let cfg = config::load(path)?;
+    let mut addr = cfg.http.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let body = serde_json::json!({ "to": to }).to_string();
+    let mut stream = std::net::TcpStream::connect(addr)
+        .with_context(|| format!("cannot reach the daemon at http.listen {addr}"))?;
+    write!(
+        stream,
+        "POST /api/v1/trunks/{trunk}/test-call HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp)?;
+    let (head, json) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let value: serde_json::Value = serde_json::from_str(json.trim()).with_context(|| {
+        format!(
+            "unexpected answer from the daemon: {}",
+            head.lines().next().unwrap_or("")
+        )
+    })?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    match value.get("outcome").and_then(|o| o.as_str()) {
+        Some("answered") => Ok(()),
+        Some(other) => anyhow::bail!("test call {other}"),
+        None => anyhow::bail!(
+            "{}",
+            value
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("test call failed")
+        ),
+    }
 }
 
 fn check_config(path: &Path) -> anyhow::Result<()> {
@@ -112,6 +167,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             metrics: metrics.clone(),
             health: health.clone(),
             trunks: sip.trunks.clone(),
+            sip: sip.commands.clone(),
         }),
         http_stop.clone().cancelled_owned(),
     ));

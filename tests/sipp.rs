@@ -22,6 +22,10 @@ struct Plan {
     calls: u32,
     /// Run against the daemon that trusts no local address (for 403 checks).
     untrusted: bool,
+    /// SIPp plays the carrier (UAS) and dialerd places a test call to it.
+    uas: bool,
+    /// For UAS scenarios: the test call's outcome, `answered` or `rejected:CODE`.
+    expect: Option<String>,
 }
 
 /// The loopback trunk of the shipped config: SIPp on 127.0.0.1 is a trusted carrier.
@@ -39,12 +43,16 @@ fn plan(xml: &str, path: &Path) -> Plan {
         transports: vec!["udp".into()],
         calls: 1,
         untrusted: false,
+        uas: false,
+        expect: None,
     };
     for word in line.split_whitespace() {
         match word.split_once('=') {
             Some(("transports", v)) => plan.transports = v.split(',').map(str::to_string).collect(),
             Some(("calls", v)) => plan.calls = v.parse().expect("calls=N"),
             Some(("daemon", "untrusted")) => plan.untrusted = true,
+            Some(("role", "uas")) => plan.uas = true,
+            Some(("expect", v)) => plan.expect = Some(v.to_string()),
             _ => panic!("{}: unknown dialerd-test word {word}", path.display()),
         }
     }
@@ -130,6 +138,13 @@ fn every_sipp_scenario_passes_against_the_daemon() {
     for path in &all {
         let xml = std::fs::read_to_string(path).unwrap();
         let plan = plan(&xml, path);
+        if plan.uas {
+            runs += 1;
+            if let Err(e) = run_carrier(path, plan.expect.as_deref().unwrap_or("answered")) {
+                failures.push(format!("{} as carrier: {e}", path.display()));
+            }
+            continue;
+        }
         for transport in &plan.transports {
             runs += 1;
             let target = if plan.untrusted { stranger.sip } else { d.sip };
@@ -155,6 +170,96 @@ fn every_sipp_scenario_passes_against_the_daemon() {
         let series = format!("dialerd_sip_requests_total{{direction=\"in\",method=\"{method}\"}}");
         assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
     }
+}
+
+/// SIPp plays a carrier (UAS) on a trunk; dialerd places a test call to it through the API.
+fn run_carrier(scenario: &Path, expect: &str) -> Result<(), String> {
+    let work = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut sipp = Command::new(sipp_path())
+        .current_dir(work.path())
+        .arg("-sf")
+        .arg(scenario)
+        .args([
+            "-t",
+            "u1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+        ])
+        .args([
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until SIPp holds its port.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if std::time::Instant::now() > deadline || sipp.try_wait().ok().flatten().is_some() {
+            let _ = sipp.kill();
+            let out = sipp.wait_with_output().unwrap();
+            return Err(format!(
+                "SIPp did not bind its port:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let d = Daemon::start(&format!(
+        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
+         username = \"carrier-user\"\npassword = \"carrier-secret\"\n"
+    ));
+    let (status, body) = common::http_post(
+        d.http,
+        "/api/v1/trunks/carrier/test-call",
+        r#"{"to": "4915112345678"}"#,
+    );
+    let out = sipp.wait_with_output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout)
+            .chars()
+            .rev()
+            .take(2000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<String>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if status != 200 {
+        return Err(format!("test-call answered HTTP {status}: {body}\n{log}"));
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    let got = match report["outcome"].as_str() {
+        Some("answered") => "answered".to_string(),
+        Some(o) => format!("{o}:{}", report["code"]),
+        None => format!("{report}"),
+    };
+    if got != expect {
+        return Err(format!("wanted {expect}, got {got}: {report}\n{log}"));
+    }
+    if expect == "answered" && report["final_ms"].as_u64().is_none() {
+        return Err(format!("no timing in {report}"));
+    }
+    if out.status.code() != Some(0) {
+        return Err(format!("sipp exit {:?}\n{log}", out.status.code()));
+    }
+    Ok(())
 }
 
 #[test]

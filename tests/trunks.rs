@@ -99,3 +99,75 @@ fn keepalives_track_trunk_health() {
     }
     wait_state(&d, "up", Duration::from_secs(1));
 }
+
+#[test]
+fn test_call_api_refuses_bad_input_naming_the_field() {
+    let d = Daemon::start(
+        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = 9\nkeepalive = \"0s\"\n",
+    );
+    let post = |path: &str, body: &str| common::http_post(d.http, path, body);
+    let field =
+        |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["field"].clone();
+
+    let (status, body) = post("/api/v1/trunks/carrier/test-call", r#"{"too": "123"}"#);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(field(&body), "too", "{body}");
+    let (status, body) = post("/api/v1/trunks/carrier/test-call", "{}");
+    assert_eq!(
+        (status, field(&body)),
+        (400, serde_json::json!("to")),
+        "{body}"
+    );
+    let (status, body) = post("/api/v1/trunks/carrier/test-call", r#"{"to": "12 34"}"#);
+    assert_eq!(
+        (status, field(&body)),
+        (400, serde_json::json!("to")),
+        "{body}"
+    );
+    let (status, body) = post("/api/v1/trunks/carrier/test-call", "not json");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post("/api/v1/trunks/nosuch/test-call", r#"{"to": "123"}"#);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no trunk named nosuch"), "{body}");
+}
+
+#[test]
+fn cli_test_call_reports_a_carrier_that_never_answers() {
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = carrier.local_addr().unwrap().port();
+    let d = Daemon::start(&format!(
+        "[sip]\nt1 = \"20ms\"\nt2 = \"40ms\"\n[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n"
+    ));
+    let out = common::command()
+        .args([
+            "test-call",
+            "--trunk",
+            "carrier",
+            "--to",
+            "4930123456",
+            "--config",
+        ])
+        .arg(Daemon::config_path(d.dir.path()))
+        .env("DIALERD__HTTP__LISTEN", d.http.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["outcome"], "timeout", "{report}");
+    assert_eq!(report["trunk"], "carrier");
+    assert!(stderr.contains("test call timeout"), "{stderr}");
+    // The carrier saw the INVITE, with retransmissions (Timer A) since nothing answered.
+    carrier
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut invites = 0;
+    while let Ok(n) = carrier.recv(&mut buf) {
+        if buf[..n].starts_with(b"INVITE sip:4930123456@127.0.0.1:") {
+            invites += 1;
+        }
+    }
+    assert!(invites >= 2, "saw {invites} INVITEs");
+}

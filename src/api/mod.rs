@@ -36,6 +36,8 @@ pub struct AppState {
     pub health: Health,
     /// Trunk status from the SIP endpoint.
     pub trunks: crate::sip::endpoint::TrunkView,
+    /// Commands into the SIP endpoint.
+    pub sip: tokio::sync::mpsc::Sender<crate::sip::endpoint::Command>,
 }
 
 /// Binds the admin listener, naming the address on failure.
@@ -52,6 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/trunks", get(trunks))
+        .route(
+            "/api/v1/trunks/{name}/test-call",
+            axum::routing::post(test_call),
+        )
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -101,4 +107,79 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 async fn trunks(State(s): State<AppState>) -> axum::Json<Vec<crate::sip::trunk::TrunkStatus>> {
     let list = s.trunks.read().map(|v| v.clone()).unwrap_or_default();
     axum::Json(list)
+}
+
+/// Body of `POST /api/v1/trunks/{name}/test-call`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestCallRequest {
+    /// Number (user part of the Request-URI) to call.
+    to: String,
+}
+
+/// A JSON error answer: `{"error": "...", "field": "..."}`.
+fn json_error(status: StatusCode, error: String, field: Option<&str>) -> Response {
+    let body = serde_json::json!({ "error": error, "field": field });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn test_call(
+    State(s): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let req: TestCallRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = e.to_string();
+            // serde names the field in backticks: "missing field `to`", "unknown field `x`".
+            let field = msg.split('`').nth(1).map(str::to_string);
+            return json_error(StatusCode::BAD_REQUEST, msg, field.as_deref());
+        }
+    };
+    let valid = !req.to.is_empty()
+        && req.to.len() <= 64
+        && req
+            .to
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c));
+    if !valid {
+        let msg =
+            "wanted a number or user part of at most 64 characters: digits, letters, + * # - . _";
+        return json_error(StatusCode::BAD_REQUEST, msg.into(), Some("to"));
+    }
+    let known = s
+        .trunks
+        .read()
+        .map(|t| t.iter().any(|t| t.name == name))
+        .unwrap_or(false);
+    if !known {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            format!("no trunk named {name}"),
+            None,
+        );
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let cmd = crate::sip::endpoint::Command::TestCall {
+        trunk: name,
+        to: req.to,
+        reply: tx,
+    };
+    if s.sip.send(cmd).await.is_err() {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the SIP endpoint is shutting down".into(),
+            None,
+        );
+    }
+    // Ring timeout plus Timer B bounds the wait.
+    match tokio::time::timeout(std::time::Duration::from_secs(120), rx).await {
+        Ok(Ok(report)) => axum::Json(report).into_response(),
+        _ => json_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the test call did not finish".into(),
+            None,
+        ),
+    }
 }

@@ -473,10 +473,10 @@ impl Config {
                     "wanted a number of calls per second above 0".into(),
                 ));
             }
-            if t.keepalive < Duration::from_millis(100) {
+            if !t.keepalive.is_zero() && t.keepalive < Duration::from_millis(100) {
                 return Err((
                     key("keepalive"),
-                    "wanted a duration of at least 100ms".into(),
+                    "wanted \"0s\" (off) or a duration of at least 100ms".into(),
                 ));
             }
             if t.register && t.username.is_empty() {

@@ -74,6 +74,16 @@ pub fn choose_codec(offer: &AudioOffer) -> Option<(u8, &'static str)> {
         .find(|(pt, _)| offer.formats.contains(pt))
 }
 
+/// An offer of one audio stream at `addr:port`: PCMU, PCMA and telephone-event.
+pub fn offer(addr: IpAddr, port: u16, session_id: u64) -> String {
+    let ip = if addr.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=dialerd {session_id} 1 IN {ip} {addr}\r\ns=dialerd\r\nc=IN {ip} {addr}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
 /// An answer with one audio stream at `addr:port` using `codec`, plus telephone-event when
 /// offered.
 pub fn answer(

@@ -1,11 +1,13 @@
 //! The SIP endpoint: the thin tokio driver that owns the sockets' inbound channel, the sans-IO
 //! transaction layer and the server core, and moves messages between them.
 
-use super::dialog::{DialogConfig, DialogEvent, DialogId, DialogLayer, InDialog};
+use super::auth::{ClientOutcome, DigestClient};
+use super::dialog::{Body, DialogConfig, DialogEvent, DialogId, DialogLayer, InDialog};
 use super::metrics::SipMetrics;
 use super::registrar::{Registrar, RegistrarConfig};
 use super::server::Outcome;
 use super::server::{Server, ServerPolicy};
+use super::test_call::{self, TestCall, TestCallReport};
 use super::transaction::{edit_top_via, Event, TimerConfig, TransactionKey, TransactionLayer};
 use super::transaction::{make_response, tag_of};
 use super::transport::{Inbound, Peer, Transport, TransportConfig, Transports};
@@ -22,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 /// Messages handled per wake-up before flushing, so a burst cannot starve timers.
@@ -32,8 +35,23 @@ const INBOUND_QUEUE: usize = 4096;
 /// The latest trunk status, shared with the HTTP API.
 pub type TrunkView = Arc<RwLock<Vec<TrunkStatus>>>;
 
+/// What the daemon asks of the endpoint.
+pub enum Command {
+    /// Place a test call through a trunk and report the outcome.
+    TestCall {
+        /// Trunk name.
+        trunk: String,
+        /// Number (user part) to call.
+        to: String,
+        /// Where the report goes.
+        reply: oneshot::Sender<TestCallReport>,
+    },
+}
+
 /// What the rest of the daemon learns about the running endpoint.
 pub struct EndpointHandle {
+    /// Commands into the endpoint (test calls).
+    pub commands: mpsc::Sender<Command>,
     /// Bound SIP addresses (UDP and TCP on each).
     pub local_addrs: Vec<SocketAddr>,
     /// Trunk status, refreshed when it changes.
@@ -50,6 +68,7 @@ pub async fn start(
     let cfg_trunks = &config.trunks;
     let metrics = SipMetrics::register(registry)?;
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+    let (commands_tx, commands) = mpsc::channel(64);
     // Sockets stop only after the endpoint has drained, hence their own token.
     let sockets_stop = CancellationToken::new();
     let transports = Transports::bind(
@@ -125,6 +144,8 @@ pub async fn start(
             )
         }),
         calls: HashMap::new(),
+        test_calls: HashMap::new(),
+        commands,
         call_deadlines: BTreeMap::new(),
         invites: HashMap::new(),
         sent: HashMap::new(),
@@ -143,6 +164,7 @@ pub async fn start(
         sockets_stop.cancel();
     });
     Ok(EndpointHandle {
+        commands: commands_tx,
         local_addrs,
         trunks: trunk_view,
     })
@@ -172,6 +194,8 @@ struct Call {
     peer: Peer,
     /// Key in `call_deadlines`.
     deadline: (Instant, u64),
+    /// The trunk it holds a slot on (outbound calls).
+    trunk: Option<usize>,
 }
 
 struct Endpoint {
@@ -187,6 +211,9 @@ struct Endpoint {
     dialogs: DialogLayer,
     /// Calls in progress by dialog.
     calls: HashMap<DialogId, Call>,
+    /// Test calls by their INVITE client transaction.
+    test_calls: HashMap<TransactionKey, TestCall>,
+    commands: mpsc::Receiver<Command>,
     /// When each call must be hung up: (deadline, seq) → dialog.
     call_deadlines: BTreeMap<(Instant, u64), DialogId>,
     /// INVITE server transactions we answered 2xx, until their ACK (for AckTimeout).
@@ -224,6 +251,11 @@ impl Endpoint {
                 self.server.registrar_mut().poll_timeout(),
                 self.dialogs.poll_timeout(),
                 self.call_deadlines.keys().next().map(|(at, _)| *at),
+                self.test_calls
+                    .values()
+                    .filter(|c| !c.cancelled && c.reply.is_some())
+                    .map(|c| c.ring_deadline)
+                    .min(),
             ]
             .into_iter()
             .flatten()
@@ -251,12 +283,14 @@ impl Endpoint {
                         }
                     }
                 }
+                Some(cmd) = self.commands.recv() => self.on_command(cmd),
                 _ = timer => {
                     let now = now();
                     self.layer.handle_timeout(now);
                     self.server.registrar_mut().handle_timeout(now);
                     self.dialogs.handle_timeout(now);
                     self.hang_up_due_calls(now);
+                    self.cancel_unanswered_test_calls(now);
                     self.send_keepalives();
                 }
             }
@@ -487,6 +521,15 @@ impl Endpoint {
                     self.hang_up(&id);
                 }
             }
+            Event::Response { key, response } if self.test_calls.contains_key(&key) => {
+                self.test_call_response(key, response)
+            }
+            Event::Timeout { key } if self.test_calls.contains_key(&key) => {
+                self.test_call_failed(&key, "timeout")
+            }
+            Event::TransportError { key } if self.test_calls.contains_key(&key) => {
+                self.test_call_failed(&key, "transport_error")
+            }
             Event::Response { key, response } if self.sent.contains_key(&key) => {
                 if response.status_code.code() >= 200 {
                     if let Some(req) = self.sent.remove(&key) {
@@ -504,6 +547,7 @@ impl Endpoint {
             }
             Event::Terminated { key } => {
                 self.invites.remove(&key);
+                self.test_calls.remove(&key);
             }
             Event::Response { key, response } if self.keepalives.contains_key(&key) => {
                 let code = response.status_code.code();
@@ -580,6 +624,7 @@ impl Endpoint {
                 _echo: echo,
                 peer,
                 deadline,
+                trunk: None,
             },
         );
         self.invites.insert(key.clone(), id);
@@ -658,6 +703,10 @@ impl Endpoint {
     fn end_call(&mut self, id: &DialogId) {
         if let Some(call) = self.calls.remove(id) {
             self.call_deadlines.remove(&call.deadline);
+            if let Some(trunk) = call.trunk {
+                self.trunks.call_ended(trunk);
+                self.publish_trunks();
+            }
         }
     }
 
@@ -718,4 +767,257 @@ fn uri_peer(uri: &rsip::Uri) -> Option<Peer> {
         addr: SocketAddr::new(ip, port),
         transport: Transport::Udp,
     })
+}
+
+impl Endpoint {
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::TestCall { trunk, to, reply } => self.start_test_call(trunk, to, reply),
+        }
+    }
+
+    /// Places a test call: INVITE with an SDP offer through trunk `name` to `to`.
+    fn start_test_call(
+        &mut self,
+        name: String,
+        to: String,
+        reply: oneshot::Sender<TestCallReport>,
+    ) {
+        let now = now();
+        let mut report = TestCallReport {
+            trunk: name.clone(),
+            to: to.clone(),
+            outcome: "unavailable",
+            code: None,
+            reason: String::new(),
+            auth_challenges: 0,
+            first_response_ms: None,
+            ringing_ms: None,
+            final_ms: None,
+        };
+        let trunk = match self.trunks.admit_test_call(&name, now) {
+            Ok(i) => i,
+            Err(e) => {
+                report.reason = e.to_string();
+                let _ = reply.send(report);
+                return;
+            }
+        };
+        self.publish_trunks();
+        let cfg = self.trunks.get(trunk).config.clone();
+        let dest = self
+            .trunks
+            .get(trunk)
+            .addr
+            .expect("admitted trunks have an address");
+        let transport = match cfg.transport {
+            TransportKind::Udp => Transport::Udp,
+            TransportKind::Tcp => Transport::Tcp,
+        };
+        let local = self.transports.local_for(dest);
+        let media = echo::start(local.ip()).ok();
+        let Some(rtp_port) = media.as_ref().map(|m| m.local.port()) else {
+            self.trunks.call_ended(trunk);
+            report.outcome = "transport_error";
+            report.reason = "cannot open an RTP socket".into();
+            let _ = reply.send(report);
+            return;
+        };
+        self.call_seq += 1;
+        let domain = if cfg.from_domain.is_empty() {
+            &cfg.host
+        } else {
+            &cfg.from_domain
+        };
+        let user = if cfg.username.is_empty() {
+            "dialerd"
+        } else {
+            &cfg.username
+        };
+        let invite = self.dialogs.uac_invite(
+            &format!("sip:{to}@{}:{}", cfg.host, cfg.port),
+            &format!("<sip:{user}@{domain}>"),
+            &format!("<sip:{to}@{domain}>"),
+            Some(Body::sdp(sdp::offer(local.ip(), rtp_port, self.call_seq))),
+        );
+        let invite = match invite {
+            Ok(r) => r,
+            Err(e) => {
+                self.trunks.call_ended(trunk);
+                report.outcome = "rejected";
+                report.reason = format!("cannot build the INVITE: {e}");
+                let _ = reply.send(report);
+                return;
+            }
+        };
+        let peer = Peer {
+            addr: dest,
+            transport,
+        };
+        let digest = (!cfg.username.is_empty()).then(|| {
+            let client = DigestClient::new(cfg.username.clone(), cfg.password.expose().to_string());
+            if cfg.realm.is_empty() {
+                client
+            } else {
+                client.with_realm(cfg.realm.clone())
+            }
+        });
+        let call = TestCall {
+            trunk,
+            invite: invite.clone(),
+            peer,
+            started: now,
+            ring_deadline: now + test_call::RING_TIMEOUT,
+            cancelled: false,
+            digest,
+            report,
+            reply: Some(reply),
+            media,
+        };
+        self.send_test_invite(call, invite);
+    }
+
+    fn send_test_invite(&mut self, mut call: TestCall, invite: rsip::Request) {
+        let now = now();
+        match self.layer.send_request(now, invite.clone(), call.peer) {
+            Ok(key) => {
+                call.invite = invite;
+                self.test_calls.insert(key, call);
+            }
+            Err(e) => {
+                self.trunks.call_ended(call.trunk);
+                call.finish("transport_error", None, e.to_string(), now);
+            }
+        }
+    }
+
+    /// A response to a test call's INVITE.
+    fn test_call_response(&mut self, key: TransactionKey, resp: rsip::Response) {
+        let now = now();
+        let Some(mut call) = self.test_calls.remove(&key) else {
+            return;
+        };
+        let code = resp.status_code.code();
+        call.report
+            .first_response_ms
+            .get_or_insert(call.elapsed_ms(now));
+        if (180..=183).contains(&code) {
+            call.report.ringing_ms.get_or_insert(call.elapsed_ms(now));
+        }
+        let dialog = self.dialogs.uac_response(now, &call.invite, &resp);
+        let reason = reason_of(&resp);
+        // Provisionals and 2xx keep the call (2xx retransmissions need their ACK too).
+        let keep = match code {
+            100..=199 => Some(call),
+            200..=299 => {
+                let Some(id) = dialog else {
+                    self.test_calls.insert(key, call);
+                    return;
+                };
+                // Every 2xx, retransmissions included, gets the (same) ACK.
+                if let Ok(ack) = self.dialogs.build_ack(&id) {
+                    self.layer
+                        .send_stateless(rsip::SipMessage::Request(ack), call.peer);
+                }
+                if call.reply.is_some() {
+                    call.finish("answered", Some(code), reason, now);
+                    // A test call only proves the path: hang up at once.
+                    let deadline = (now, self.call_seq);
+                    self.call_seq += 1;
+                    if let Some(media) = call.media.take() {
+                        self.calls.insert(
+                            id.clone(),
+                            Call {
+                                _echo: media,
+                                peer: call.peer,
+                                deadline,
+                                trunk: Some(call.trunk),
+                            },
+                        );
+                        self.call_deadlines.insert(deadline, id.clone());
+                    }
+                    self.hang_up(&id);
+                }
+                Some(call)
+            }
+            401 | 407 if call.report.auth_challenges < 2 && call.reply.is_some() => {
+                let outcome = call
+                    .digest
+                    .as_mut()
+                    .map(|d| d.on_challenge(&resp, &call.invite));
+                match outcome {
+                    Some(ClientOutcome::Retry(headers)) => {
+                        call.report.auth_challenges += 1;
+                        let branch = self.layer.new_branch();
+                        let retry = test_call::with_credentials(&call.invite, &headers, &branch);
+                        self.send_test_invite(call, retry);
+                        None
+                    }
+                    Some(ClientOutcome::GiveUp(e)) => {
+                        self.trunks.call_ended(call.trunk);
+                        call.finish("auth_failed", Some(code), e.to_string(), now);
+                        None
+                    }
+                    None => {
+                        self.trunks.call_ended(call.trunk);
+                        let why = "the trunk asks for credentials; none configured";
+                        call.finish("auth_failed", Some(code), why.into(), now);
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.trunks.call_ended(call.trunk);
+                let outcome = if call.cancelled && code == 487 {
+                    "no_answer"
+                } else {
+                    "rejected"
+                };
+                call.finish(outcome, Some(code), reason, now);
+                None
+            }
+        };
+        if let Some(call) = keep {
+            self.test_calls.insert(key, call);
+        }
+        self.publish_trunks();
+    }
+
+    /// A test call's INVITE got no final response, or could not be sent.
+    fn test_call_failed(&mut self, key: &TransactionKey, outcome: &'static str) {
+        if let Some(mut call) = self.test_calls.remove(key) {
+            if call.reply.is_some() {
+                self.trunks.call_ended(call.trunk);
+                let reason = match outcome {
+                    "timeout" => "no final response (Timer B)".to_string(),
+                    _ => "the trunk cannot be reached".to_string(),
+                };
+                call.finish(outcome, None, reason, now());
+                self.publish_trunks();
+            }
+        }
+    }
+
+    /// Cancels test calls that rang too long.
+    fn cancel_unanswered_test_calls(&mut self, now: Instant) {
+        let due: Vec<TransactionKey> = self
+            .test_calls
+            .iter()
+            .filter(|(_, c)| !c.cancelled && c.reply.is_some() && c.ring_deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some(call) = self.test_calls.get_mut(&key) {
+                call.cancelled = true;
+            }
+            if let Err(e) = self.layer.cancel(now, &key) {
+                tracing::debug!(error = %e, "cannot cancel test call");
+            }
+        }
+    }
+}
+
+/// The reason phrase of a response.
+fn reason_of(resp: &rsip::Response) -> String {
+    resp.status_code.to_string()
 }

@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod metrics;
 pub mod registrar;
 pub mod server;
+pub mod test_call;
 pub mod transaction;
 pub mod transport;
 pub mod trunk;

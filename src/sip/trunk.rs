@@ -157,7 +157,7 @@ impl Trunks {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.trunks
             .iter()
-            .filter(|t| t.addr.is_some() && !t.ping_in_flight)
+            .filter(|t| t.addr.is_some() && !t.ping_in_flight && !t.config.keepalive.is_zero())
             .map(|t| t.next_ping)
             .min()
     }
@@ -166,7 +166,9 @@ impl Trunks {
     pub fn due_keepalives(&mut self, now: Instant) -> Vec<(usize, SocketAddr)> {
         let mut due = Vec::new();
         for (i, t) in self.trunks.iter_mut().enumerate() {
-            if let (Some(addr), false) = (t.addr, t.ping_in_flight) {
+            if let (Some(addr), false, false) =
+                (t.addr, t.ping_in_flight, t.config.keepalive.is_zero())
+            {
                 if t.next_ping <= now {
                     t.ping_in_flight = true;
                     due.push((i, addr));
@@ -201,6 +203,21 @@ impl Trunks {
     /// Picks a trunk for a new call — the named one, or the least loaded one that is up — and
     /// counts the call on it. Release it with [`Trunks::call_ended`].
     pub fn admit_call(&mut self, name: Option<&str>, now: Instant) -> Result<usize, TrunkError> {
+        self.admit(name, now, false)
+    }
+
+    /// Like [`Trunks::admit_call`] for a test call: a trunk that is down is tried anyway (that is
+    /// what a test call is for), but its limits still hold.
+    pub fn admit_test_call(&mut self, name: &str, now: Instant) -> Result<usize, TrunkError> {
+        self.admit(Some(name), now, true)
+    }
+
+    fn admit(
+        &mut self,
+        name: Option<&str>,
+        now: Instant,
+        even_if_down: bool,
+    ) -> Result<usize, TrunkError> {
         let candidates: Vec<usize> = match name {
             Some(n) => vec![self
                 .trunks
@@ -211,7 +228,7 @@ impl Trunks {
         };
         let mut up: Vec<usize> = candidates
             .into_iter()
-            .filter(|&i| self.trunks[i].up)
+            .filter(|&i| self.trunks[i].addr.is_some() && (even_if_down || self.trunks[i].up))
             .collect();
         if up.is_empty() {
             return Err(TrunkError::AllDown);

@@ -101,3 +101,14 @@ fn unresolved_trunk_is_down_and_never_probed() {
     assert!(t.due_keepalives(t0).is_empty());
     assert_eq!(t.poll_timeout(), None);
 }
+
+#[test]
+fn keepalive_zero_means_never_probe_and_up() {
+    let t0 = Instant::now();
+    let mut c = cfg("a", 1, 1.0);
+    c.keepalive = Duration::ZERO;
+    let mut t = Trunks::new(&[c], vec![addr()], t0);
+    assert!(t.due_keepalives(t0).is_empty());
+    assert_eq!(t.poll_timeout(), None);
+    assert_eq!(t.admit_call(None, t0), Ok(0));
+}
