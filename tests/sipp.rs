@@ -26,6 +26,8 @@ struct Plan {
     uas: bool,
     /// For UAS scenarios: the test call's outcome, `answered` or `rejected:CODE`.
     expect: Option<String>,
+    /// Percentage of packets SIPp drops, sent and received (`-lost`).
+    lost: u32,
 }
 
 /// The loopback trunk of the shipped config: SIPp on 127.0.0.1 is a trusted carrier.
@@ -45,6 +47,7 @@ fn plan(xml: &str, path: &Path) -> Plan {
         untrusted: false,
         uas: false,
         expect: None,
+        lost: 0,
     };
     for word in line.split_whitespace() {
         match word.split_once('=') {
@@ -53,6 +56,7 @@ fn plan(xml: &str, path: &Path) -> Plan {
             Some(("daemon", "untrusted")) => plan.untrusted = true,
             Some(("role", "uas")) => plan.uas = true,
             Some(("expect", v)) => plan.expect = Some(v.to_string()),
+            Some(("lost", v)) => plan.lost = v.parse().expect("lost=PERCENT"),
             _ => panic!("{}: unknown dialerd-test word {word}", path.display()),
         }
     }
@@ -65,6 +69,7 @@ fn run_uac(
     target: std::net::SocketAddr,
     transport: &str,
     calls: u32,
+    lost: u32,
 ) -> (Option<i32>, String) {
     let work = tempfile::tempdir().unwrap();
     let mode = match transport {
@@ -88,11 +93,16 @@ fn run_uac(
         ])
         .args([
             "-timeout",
-            "20s",
+            "60s",
             "-timeout_error",
             "-nostdin",
             "-trace_err",
         ])
+        .args(if lost > 0 {
+            vec!["-lost".to_string(), lost.to_string()]
+        } else {
+            vec![]
+        })
         .arg(target.to_string())
         .output()
         .unwrap();
@@ -148,7 +158,7 @@ fn every_sipp_scenario_passes_against_the_daemon() {
         for transport in &plan.transports {
             runs += 1;
             let target = if plan.untrusted { stranger.sip } else { d.sip };
-            let (code, log) = run_uac(path, target, transport, plan.calls);
+            let (code, log) = run_uac(path, target, transport, plan.calls, plan.lost);
             if code != Some(0) {
                 failures.push(format!(
                     "{} over {transport}: sipp exit {code:?}\n{log}",
@@ -274,7 +284,7 @@ fn sipp_run_fails_when_the_answer_is_wrong() {
     .unwrap()
     .replace("<recv response=\"200\">", "<recv response=\"486\">");
     std::fs::write(&wrong, xml).unwrap();
-    let (code, _) = run_uac(&wrong, d.sip, "udp", 1);
+    let (code, _) = run_uac(&wrong, d.sip, "udp", 1, 0);
     assert_ne!(
         code,
         Some(0),
