@@ -28,6 +28,8 @@ struct Plan {
     expect: Option<String>,
     /// Percentage of packets SIPp drops, sent and received (`-lost`).
     lost: u32,
+    /// For UAS scenarios: the daemon registers the trunk instead of placing a test call.
+    register: bool,
 }
 
 /// The loopback trunk of the shipped config: SIPp on 127.0.0.1 is a trusted carrier.
@@ -48,6 +50,7 @@ fn plan(xml: &str, path: &Path) -> Plan {
         uas: false,
         expect: None,
         lost: 0,
+        register: false,
     };
     for word in line.split_whitespace() {
         match word.split_once('=') {
@@ -57,6 +60,7 @@ fn plan(xml: &str, path: &Path) -> Plan {
             Some(("role", "uas")) => plan.uas = true,
             Some(("expect", v)) => plan.expect = Some(v.to_string()),
             Some(("lost", v)) => plan.lost = v.parse().expect("lost=PERCENT"),
+            Some(("trigger", "register")) => plan.register = true,
             _ => panic!("{}: unknown dialerd-test word {word}", path.display()),
         }
     }
@@ -150,7 +154,11 @@ fn every_sipp_scenario_passes_against_the_daemon() {
         let plan = plan(&xml, path);
         if plan.uas {
             runs += 1;
-            if let Err(e) = run_carrier(path, plan.expect.as_deref().unwrap_or("answered")) {
+            if let Err(e) = run_carrier(
+                path,
+                plan.expect.as_deref().unwrap_or("answered"),
+                plan.register,
+            ) {
                 failures.push(format!("{} as carrier: {e}", path.display()));
             }
             continue;
@@ -183,7 +191,7 @@ fn every_sipp_scenario_passes_against_the_daemon() {
 }
 
 /// SIPp plays a carrier (UAS) on a trunk; dialerd places a test call to it through the API.
-fn run_carrier(scenario: &Path, expect: &str) -> Result<(), String> {
+fn run_carrier(scenario: &Path, expect: &str, register: bool) -> Result<(), String> {
     let work = tempfile::tempdir().unwrap();
     let port = {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -230,8 +238,23 @@ fn run_carrier(scenario: &Path, expect: &str) -> Result<(), String> {
     }
     let d = Daemon::start(&format!(
         "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
-         username = \"carrier-user\"\npassword = \"carrier-secret\"\n"
+         username = \"carrier-user\"\npassword = \"carrier-secret\"\nregister = {register}\n"
     ));
+    if register {
+        let out = sipp.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.code() != Some(0) {
+            return Err(format!("sipp exit {:?}\n{log}", out.status.code()));
+        }
+        let (_, body) = d.get("/api/v1/trunks");
+        let trunks: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let metrics = d.get("/metrics").1;
+        let gauge = common::metric(&metrics, "dialerd_trunk_registered{trunk=\"carrier\"}");
+        return match (expect, trunks[0]["registered"].as_bool(), gauge) {
+            ("registered", Some(true), Some(1.0)) => Ok(()),
+            _ => Err(format!("wanted {expect}: {body}, gauge {gauge:?}")),
+        };
+    }
     let (status, body) = common::http_post(
         d.http,
         "/api/v1/trunks/carrier/test-call",

@@ -1,16 +1,18 @@
 //! The SIP endpoint: the thin tokio driver that owns the sockets' inbound channel, the sans-IO
 //! transaction layer and the server core, and moves messages between them.
 
-use super::auth::{ClientOutcome, DigestClient};
+use super::auth::{apply, with_credentials, ClientOutcome, DigestClient};
 use super::dialog::{Body, DialogConfig, DialogEvent, DialogId, DialogLayer, InDialog};
 use super::metrics::SipMetrics;
 use super::registrar::{Registrar, RegistrarConfig};
 use super::server::Outcome;
 use super::server::{Server, ServerPolicy};
 use super::test_call::{self, TestCall, TestCallReport};
+use super::transaction::header_param;
 use super::transaction::{edit_top_via, Event, TimerConfig, TransactionKey, TransactionLayer};
 use super::transaction::{make_response, tag_of};
 use super::transport::{Inbound, Peer, Transport, TransportConfig, Transports};
+use super::trunk::REGISTER_EXPIRES;
 use super::trunk::{TrunkStatus, Trunks};
 use super::wire::{self, WireError};
 use super::SipError;
@@ -145,6 +147,7 @@ pub async fn start(
         }),
         calls: HashMap::new(),
         test_calls: HashMap::new(),
+        registers: HashMap::new(),
         commands,
         call_deadlines: BTreeMap::new(),
         invites: HashMap::new(),
@@ -211,6 +214,8 @@ struct Endpoint {
     dialogs: DialogLayer,
     /// Calls in progress by dialog.
     calls: HashMap<DialogId, Call>,
+    /// Trunk REGISTERs in flight: client transaction → (trunk, request, destination).
+    registers: HashMap<TransactionKey, (usize, rsip::Request, Peer)>,
     /// Test calls by their INVITE client transaction.
     test_calls: HashMap<TransactionKey, TestCall>,
     commands: mpsc::Receiver<Command>,
@@ -291,6 +296,7 @@ impl Endpoint {
                     self.dialogs.handle_timeout(now);
                     self.hang_up_due_calls(now);
                     self.cancel_unanswered_test_calls(now);
+                    self.send_registrations();
                     self.send_keepalives();
                 }
             }
@@ -520,6 +526,14 @@ impl Endpoint {
                     tracing::info!(dialog = %id, "no ACK for our 200; hanging up");
                     self.hang_up(&id);
                 }
+            }
+            Event::Response { key, response } if self.registers.contains_key(&key) => {
+                self.register_response(key, response)
+            }
+            Event::Timeout { key } | Event::TransportError { key }
+                if self.registers.contains_key(&key) =>
+            {
+                self.register_failed(&key)
             }
             Event::Response { key, response } if self.test_calls.contains_key(&key) => {
                 self.test_call_response(key, response)
@@ -949,7 +963,7 @@ impl Endpoint {
                     Some(ClientOutcome::Retry(headers)) => {
                         call.report.auth_challenges += 1;
                         let branch = self.layer.new_branch();
-                        let retry = test_call::with_credentials(&call.invite, &headers, &branch);
+                        let retry = super::auth::with_credentials(&call.invite, &headers, &branch);
                         self.send_test_invite(call, retry);
                         None
                     }
@@ -1020,4 +1034,148 @@ impl Endpoint {
 /// The reason phrase of a response.
 fn reason_of(resp: &rsip::Response) -> String {
     resp.status_code.to_string()
+}
+
+impl Endpoint {
+    /// Sends a REGISTER for every trunk whose registration is due.
+    fn send_registrations(&mut self) {
+        let now = now();
+        for i in self.trunks.due_registrations(now) {
+            let trunk = self.trunks.get(i);
+            let cfg = trunk.config.clone();
+            let Some(dest) = trunk.addr else { continue };
+            let transport = match cfg.transport {
+                TransportKind::Udp => Transport::Udp,
+                TransportKind::Tcp => Transport::Tcp,
+            };
+            let local = self.transports.local_for(dest);
+            let domain = if cfg.from_domain.is_empty() {
+                cfg.host.clone()
+            } else {
+                cfg.from_domain.clone()
+            };
+            let branch = self.layer.new_branch();
+            let tag = self.layer.new_tag();
+            let fresh_call_id = self.layer.new_tag();
+            let reg = self
+                .trunks
+                .get_mut(i)
+                .registration
+                .as_mut()
+                .expect("due trunks register");
+            if reg.call_id.is_empty() {
+                reg.call_id = format!("{fresh_call_id}@dialerd");
+            }
+            reg.cseq += 1;
+            let text = format!(
+                "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={branch};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{user}@{domain}>;tag={tag}\r\nTo: <sip:{user}@{domain}>\r\n\
+                 Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}>\r\n\
+                 Expires: {expires}\r\nUser-Agent: dialerd/{v}\r\nContent-Length: 0\r\n\r\n",
+                t = transport.via_name(),
+                user = cfg.username,
+                call_id = reg.call_id,
+                cseq = reg.cseq,
+                expires = REGISTER_EXPIRES.as_secs(),
+                v = env!("CARGO_PKG_VERSION"),
+            );
+            let Ok(rsip::SipMessage::Request(mut req)) = wire::parse(text.as_bytes()) else {
+                tracing::warn!(trunk = %cfg.name, "REGISTER did not build");
+                self.trunks.registration_result(i, None, now);
+                continue;
+            };
+            // Reuse the last nonce (nc + 1) and save the 401 round trip on refreshes.
+            let auth = reg.digest.preemptive(&req);
+            apply(&mut req, &auth);
+            self.send_register(
+                i,
+                req,
+                Peer {
+                    addr: dest,
+                    transport,
+                },
+            );
+        }
+    }
+
+    fn send_register(&mut self, trunk: usize, req: rsip::Request, peer: Peer) {
+        match self.layer.send_request(now(), req.clone(), peer) {
+            Ok(key) => {
+                self.registers.insert(key, (trunk, req, peer));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot send REGISTER");
+                self.trunks.registration_result(trunk, None, now());
+            }
+        }
+    }
+
+    /// A final response to a trunk REGISTER.
+    fn register_response(&mut self, key: TransactionKey, resp: rsip::Response) {
+        let now = now();
+        let code = resp.status_code.code();
+        if code < 200 {
+            return;
+        }
+        let Some((trunk, req, peer)) = self.registers.remove(&key) else {
+            return;
+        };
+        let name = self.trunks.get(trunk).config.name.clone();
+        match code {
+            200..=299 => {
+                let granted = granted_expires(&resp).unwrap_or(REGISTER_EXPIRES);
+                tracing::info!(trunk = %name, expires = granted.as_secs(), "registered to trunk");
+                self.trunks.registration_result(trunk, Some(granted), now);
+            }
+            401 | 407 => {
+                let Some(reg) = self.trunks.get_mut(trunk).registration.as_mut() else {
+                    return;
+                };
+                match reg.digest.on_challenge(&resp, &req) {
+                    ClientOutcome::Retry(headers) => {
+                        reg.cseq += 1;
+                        let branch = self.layer.new_branch();
+                        let retry = with_credentials(&req, &headers, &branch);
+                        self.send_register(trunk, retry, peer);
+                    }
+                    ClientOutcome::GiveUp(e) => {
+                        tracing::warn!(trunk = %name, error = %e, "trunk registration refused");
+                        self.trunks.registration_result(trunk, None, now);
+                    }
+                }
+            }
+            _ => {
+                tracing::warn!(trunk = %name, code, "trunk registration failed");
+                self.trunks.registration_result(trunk, None, now);
+            }
+        }
+        self.publish_trunks();
+    }
+
+    /// A trunk REGISTER got no answer or could not be sent.
+    fn register_failed(&mut self, key: &TransactionKey) {
+        if let Some((trunk, _, _)) = self.registers.remove(key) {
+            tracing::warn!(trunk = %self.trunks.get(trunk).config.name, "trunk registration got no answer");
+            self.trunks.registration_result(trunk, None, now());
+            self.publish_trunks();
+        }
+    }
+}
+
+/// The lifetime a registrar granted: the smallest `expires` among the Contacts of its 200
+/// (ours is the one it kept), else the Expires header.
+fn granted_expires(resp: &rsip::Response) -> Option<Duration> {
+    let from_contacts = resp
+        .headers
+        .iter()
+        .filter_map(|h| match h {
+            rsip::Header::Contact(c) => header_param(c.value(), "expires")?.parse::<u64>().ok(),
+            _ => None,
+        })
+        .min();
+    let from_header = resp.headers.iter().find_map(|h| match h {
+        rsip::Header::Expires(e) => e.value().trim().parse::<u64>().ok(),
+        _ => None,
+    });
+    from_contacts.or(from_header).map(Duration::from_secs)
 }

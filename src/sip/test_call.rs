@@ -79,34 +79,3 @@ impl TestCall {
         }
     }
 }
-
-/// The INVITE again with credentials, CSeq + 1 and a new branch (RFC 3261 §22.2).
-pub fn with_credentials(
-    invite: &rsip::Request,
-    headers: &[crate::sip::auth::AuthHeader],
-    branch: &str,
-) -> rsip::Request {
-    use rsip::headers::UntypedHeader;
-    let mut req = invite.clone();
-    crate::sip::auth::apply(&mut req, headers);
-    for h in req.headers.iter_mut() {
-        if let rsip::Header::CSeq(c) = h {
-            let n: u32 = c
-                .value()
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1);
-            *h = rsip::Header::CSeq(rsip::headers::CSeq::new(format!("{} INVITE", n + 1)));
-        }
-    }
-    crate::sip::transaction::edit_top_via(&mut req.headers, |via| {
-        for (name, value) in via.params.iter_mut() {
-            if name.eq_ignore_ascii_case("branch") {
-                *value = Some(branch.to_string());
-            }
-        }
-        true
-    });
-    req
-}

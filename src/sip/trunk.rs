@@ -8,6 +8,31 @@ use std::time::{Duration, Instant};
 
 /// Unanswered keepalives in a row that mark a trunk down.
 const DOWN_AFTER: u32 = 2;
+/// Registration lifetime asked for; the registrar may grant less.
+pub const REGISTER_EXPIRES: Duration = Duration::from_secs(3600);
+/// First retry after a failed registration; doubles up to [`REGISTER_BACKOFF_MAX`].
+const REGISTER_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait between registration attempts.
+const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(600);
+
+/// Registration bookkeeping of a trunk with `register = true`.
+#[derive(Debug)]
+pub struct Registration {
+    /// A REGISTER is in flight.
+    pub in_flight: bool,
+    /// Registered until then (`None`: not registered).
+    pub until: Option<Instant>,
+    /// When to send the next REGISTER.
+    pub next: Instant,
+    /// Failures in a row (for backoff).
+    pub failures: u32,
+    /// Call-ID kept across refreshes (RFC 3261 §10.2.4).
+    pub call_id: String,
+    /// Last CSeq used.
+    pub cseq: u32,
+    /// Digest state for the trunk's credentials.
+    pub digest: crate::sip::auth::DigestClient,
+}
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
 #[derive(Debug, Clone)]
@@ -70,7 +95,7 @@ pub struct TrunkStatus {
     pub address: Option<SocketAddr>,
     /// `up` or `down`.
     pub state: &'static str,
-    /// Registered to the trunk (registration is not implemented yet: always false).
+    /// Registered to the trunk (`register = true` and the last REGISTER succeeded).
     pub registered: bool,
     /// Calls in progress through the trunk.
     pub active_calls: u32,
@@ -93,6 +118,8 @@ pub struct Trunk {
     ping_in_flight: bool,
     active_calls: u32,
     bucket: TokenBucket,
+    /// Registration, for trunks with `register = true`.
+    pub registration: Option<Registration>,
 }
 
 /// Why no trunk could take a call.
@@ -133,6 +160,25 @@ impl Trunks {
                 ping_in_flight: false,
                 active_calls: 0,
                 bucket: TokenBucket::new(c.max_cps, now),
+                registration: (c.register && addr.is_some()).then(|| Registration {
+                    in_flight: false,
+                    until: None,
+                    next: now,
+                    failures: 0,
+                    call_id: String::new(),
+                    cseq: 0,
+                    digest: {
+                        let d = crate::sip::auth::DigestClient::new(
+                            c.username.clone(),
+                            c.password.expose().to_string(),
+                        );
+                        if c.realm.is_empty() {
+                            d
+                        } else {
+                            d.with_realm(c.realm.clone())
+                        }
+                    },
+                }),
             })
             .collect();
         Self { trunks }
@@ -153,13 +199,66 @@ impl Trunks {
         &self.trunks[i]
     }
 
-    /// Earliest moment a keepalive is due.
+    /// Earliest moment a keepalive or a registration is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.trunks
+        let reg = self
+            .trunks
+            .iter()
+            .filter_map(|t| t.registration.as_ref())
+            .filter(|r| !r.in_flight)
+            .map(|r| r.next)
+            .min();
+        let ping = self
+            .trunks
             .iter()
             .filter(|t| t.addr.is_some() && !t.ping_in_flight && !t.config.keepalive.is_zero())
             .map(|t| t.next_ping)
-            .min()
+            .min();
+        [reg, ping].into_iter().flatten().min()
+    }
+
+    /// Trunks whose registration is due now, marked in flight.
+    pub fn due_registrations(&mut self, now: Instant) -> Vec<usize> {
+        let mut due = Vec::new();
+        for (i, t) in self.trunks.iter_mut().enumerate() {
+            if let Some(r) = &mut t.registration {
+                if !r.in_flight && r.next <= now {
+                    r.in_flight = true;
+                    due.push(i);
+                }
+            }
+        }
+        due
+    }
+
+    /// A registration attempt ended: `granted` is the lifetime the registrar gave, or `None`
+    /// on failure. Refreshes at half the lifetime; failures back off 5 s, 10 s … 10 min.
+    pub fn registration_result(&mut self, i: usize, granted: Option<Duration>, now: Instant) {
+        let Some(r) = self.trunks.get_mut(i).and_then(|t| t.registration.as_mut()) else {
+            return;
+        };
+        r.in_flight = false;
+        match granted {
+            Some(life) if !life.is_zero() => {
+                r.failures = 0;
+                r.until = Some(now + life);
+                r.next = now + life / 2;
+            }
+            _ => {
+                let backoff = REGISTER_BACKOFF
+                    .saturating_mul(1 << r.failures.min(10))
+                    .min(REGISTER_BACKOFF_MAX);
+                r.failures += 1;
+                // A failed refresh leaves the binding alive until it lapses.
+                r.until = r.until.filter(|&until| until > now);
+                r.next = now + backoff;
+            }
+        }
+    }
+
+    /// The trunk at `i`, mutably (its registration state).
+    pub fn get_mut(&mut self, i: usize) -> &mut Trunk {
+        &mut self.trunks[i]
     }
 
     /// Trunks whose keepalive is due now, marked in flight; the driver sends an OPTIONS to each.
@@ -273,7 +372,7 @@ impl Trunks {
                 proxy: format!("{}:{}", t.config.host, t.config.port),
                 address: t.addr,
                 state: if t.up { "up" } else { "down" },
-                registered: false,
+                registered: t.registration.as_ref().is_some_and(|r| r.until.is_some()),
                 active_calls: t.active_calls,
                 max_calls: t.config.max_calls,
                 failed_keepalives: t.failures,

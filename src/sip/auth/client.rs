@@ -314,3 +314,38 @@ fn random_cnonce() -> impl FnMut() -> String + Send {
         format!("{:016x}{:016x}", a.finish(), b.finish())
     }
 }
+
+/// A request again with credentials, CSeq + 1 and a new branch (RFC 3261 §22.2).
+pub fn with_credentials(
+    request: &rsip::Request,
+    headers: &[AuthHeader],
+    branch: &str,
+) -> rsip::Request {
+    use rsip::headers::UntypedHeader;
+    let mut req = request.clone();
+    apply(&mut req, headers);
+    for h in req.headers.iter_mut() {
+        if let rsip::Header::CSeq(c) = h {
+            let n: u32 = c
+                .value()
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            *h = rsip::Header::CSeq(rsip::headers::CSeq::new(format!(
+                "{} {}",
+                n + 1,
+                request.method
+            )));
+        }
+    }
+    crate::sip::transaction::edit_top_via(&mut req.headers, |via| {
+        for (name, value) in via.params.iter_mut() {
+            if name.eq_ignore_ascii_case("branch") {
+                *value = Some(branch.to_string());
+            }
+        }
+        true
+    });
+    req
+}

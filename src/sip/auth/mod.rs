@@ -22,7 +22,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use client::{apply, AuthHeader, ClientOutcome, DigestClient};
+pub use client::{apply, with_credentials, AuthHeader, ClientOutcome, DigestClient};
 pub use digest::{ha1, response, ResponseInput};
 pub use params::{Challenge, Credentials};
 pub use server::{DigestServer, Secret, StaleReason, Verdict};

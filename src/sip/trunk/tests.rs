@@ -112,3 +112,41 @@ fn keepalive_zero_means_never_probe_and_up() {
     assert_eq!(t.poll_timeout(), None);
     assert_eq!(t.admit_call(None, t0), Ok(0));
 }
+
+#[test]
+fn registration_refreshes_at_half_life_and_backs_off_on_failure() {
+    let t0 = Instant::now();
+    let mut c = cfg("a", 10, 10.0);
+    c.register = true;
+    c.username = "u".into();
+    let mut t = Trunks::new(&[c], vec![addr()], t0);
+    assert_eq!(t.due_registrations(t0), vec![0]);
+    assert!(t.due_registrations(t0).is_empty(), "one REGISTER at a time");
+    t.registration_result(0, Some(Duration::from_secs(600)), t0);
+    assert!(t.status()[0].registered);
+    assert_eq!(
+        t.get(0).registration.as_ref().unwrap().next,
+        t0 + Duration::from_secs(300)
+    );
+    // The refresh fails: still registered until the binding lapses, retry after 5 s, then 10 s.
+    let t1 = t0 + Duration::from_secs(300);
+    assert_eq!(t.due_registrations(t1), vec![0]);
+    t.registration_result(0, None, t1);
+    assert!(t.status()[0].registered);
+    assert_eq!(
+        t.get(0).registration.as_ref().unwrap().next,
+        t1 + Duration::from_secs(5)
+    );
+    let t2 = t1 + Duration::from_secs(5);
+    t.due_registrations(t2);
+    t.registration_result(0, None, t2);
+    assert_eq!(
+        t.get(0).registration.as_ref().unwrap().next,
+        t2 + Duration::from_secs(10)
+    );
+    // Past the lapse, a failure clears it.
+    let t3 = t0 + Duration::from_secs(700);
+    t.due_registrations(t3);
+    t.registration_result(0, None, t3);
+    assert!(!t.status()[0].registered);
+}
