@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod dialog;
 pub mod endpoint;
+pub mod id;
 pub mod metrics;
 pub mod registrar;
 pub mod server;

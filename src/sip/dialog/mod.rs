@@ -63,9 +63,7 @@ use rsip::headers::untyped::UntypedHeader;
 use rsip::prelude::HeadersExt;
 use rsip::{headers as h, Header, Method};
 use session::{Offer, Side, UasDecision};
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 /// Errors from misuse or from messages too broken to hold a dialog.
@@ -404,22 +402,7 @@ enum TimerKind {
 /// Deadline plus a sequence number so equal deadlines stay distinct.
 type TimerSlot = (Instant, u64);
 
-/// Tags, branches and Call-IDs: SipHash under a per-process random key over a counter, the
-/// transaction layer's approach (its generator is private to it).
-#[derive(Debug)]
-struct IdGen {
-    state: RandomState,
-    counter: u64,
-}
-
-impl IdGen {
-    fn next(&mut self) -> String {
-        self.counter += 1;
-        let mut h = self.state.build_hasher();
-        h.write_u64(self.counter);
-        format!("{:016x}", h.finish())
-    }
-}
+use crate::sip::id::IdGen;
 
 /// Every dialog of one endpoint, driven by calls and drained by `poll_event`.
 #[derive(Debug)]
@@ -451,10 +434,7 @@ impl DialogLayer {
             timers: BTreeMap::new(),
             timer_seq: 0,
             events: VecDeque::new(),
-            ids: IdGen {
-                state: RandomState::new(),
-                counter: 0,
-            },
+            ids: IdGen::new(),
         }
     }
 

@@ -55,9 +55,7 @@ pub use timer::{Timer, TimerConfig};
 use key::RequestIds;
 use rsip::headers::untyped::UntypedHeader;
 use rsip::Header;
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 use timer::{TimerHandleList, TimerQueue};
 
@@ -301,22 +299,7 @@ impl Ctx {
     }
 }
 
-/// Unpredictable tags and branches without a random-number crate: SipHash under a per-process
-/// random key over a counter.
-#[derive(Debug)]
-struct IdGen {
-    state: RandomState,
-    counter: u64,
-}
-
-impl IdGen {
-    fn next(&mut self) -> String {
-        self.counter += 1;
-        let mut h = self.state.build_hasher();
-        h.write_u64(self.counter);
-        format!("{:016x}", h.finish())
-    }
-}
+use crate::sip::id::IdGen;
 
 /// All transactions of one SIP endpoint, driven by `handle_*` and drained by `poll_*`.
 #[derive(Debug)]
@@ -343,10 +326,7 @@ impl TransactionLayer {
                 events: VecDeque::new(),
                 retransmissions: 0,
             },
-            id_gen: IdGen {
-                state: RandomState::new(),
-                counter: 0,
-            },
+            id_gen: IdGen::new(),
             stray_responses: 0,
             dropped: 0,
         }
