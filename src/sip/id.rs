@@ -18,7 +18,7 @@ impl IdGen {
     }
 
     /// The next identifier: 16 hex digits, never repeated by this generator.
-    pub fn next(&mut self) -> String {
+    pub fn next_id(&mut self) -> String {
         self.counter += 1;
         let mut h = self.state.build_hasher();
         h.write_u64(self.counter);

@@ -509,7 +509,7 @@ impl DialogLayer {
     /// Checks a new INVITE before the TU sees it: `Some(response)` to send instead (400 without
     /// a usable Contact, 422 with Min-SE when Session-Expires is below ours).
     pub fn uas_check(&mut self, invite: &rsip::Request) -> Option<rsip::Response> {
-        let tag = self.ids.next();
+        let tag = self.ids.next_id();
         if contact_uri(&invite.headers).is_none() {
             return Some(make_response(invite, 400, Some(&tag)));
         }
@@ -799,8 +799,8 @@ impl DialogLayer {
         for v in [from, to] {
             addr_uri(v).ok_or_else(|| DialogError::BadUri(v.into()))?;
         }
-        let from = format!("{};tag={}", name_addr(from), self.ids.next());
-        let call_id = format!("{}{}", self.ids.next(), self.ids.next());
+        let from = format!("{};tag={}", name_addr(from), self.ids.next_id());
+        let call_id = format!("{}{}", self.ids.next_id(), self.ids.next_id());
         let mut headers = rsip::Headers::default();
         headers.push(self.via());
         headers.push(h::MaxForwards::new("70").into());
@@ -1146,7 +1146,7 @@ impl DialogLayer {
     }
 
     fn branch(&mut self) -> String {
-        format!("{MAGIC_COOKIE}{}", self.ids.next())
+        format!("{MAGIC_COOKIE}{}", self.ids.next_id())
     }
 
     fn via_with(&self, branch: &str) -> Header {

@@ -339,12 +339,12 @@ impl TransactionLayer {
 
     /// A fresh branch with the RFC 3261 magic cookie, for TUs building requests.
     pub fn new_branch(&mut self) -> String {
-        format!("{MAGIC_COOKIE}{}", self.id_gen.next())
+        format!("{MAGIC_COOKIE}{}", self.id_gen.next_id())
     }
 
     /// A fresh tag for From / To.
     pub fn new_tag(&mut self) -> String {
-        self.id_gen.next()
+        self.id_gen.next_id()
     }
 
     /// Queues a message outside any transaction (ACK of a 2xx, stateless responses).
