@@ -30,6 +30,8 @@ struct Plan {
     lost: u32,
     /// For UAS scenarios: the daemon registers the trunk instead of placing a test call.
     register: bool,
+    /// For UAS scenarios: the test call's ring timeout in seconds.
+    ring_timeout: Option<u32>,
 }
 
 /// The loopback trunk of the shipped config: SIPp on 127.0.0.1 is a trusted carrier.
@@ -51,6 +53,7 @@ fn plan(xml: &str, path: &Path) -> Plan {
         expect: None,
         lost: 0,
         register: false,
+        ring_timeout: None,
     };
     for word in line.split_whitespace() {
         match word.split_once('=') {
@@ -61,6 +64,9 @@ fn plan(xml: &str, path: &Path) -> Plan {
             Some(("expect", v)) => plan.expect = Some(v.to_string()),
             Some(("lost", v)) => plan.lost = v.parse().expect("lost=PERCENT"),
             Some(("trigger", "register")) => plan.register = true,
+            Some(("ring_timeout", v)) => {
+                plan.ring_timeout = Some(v.parse().expect("ring_timeout=SECONDS"))
+            }
             _ => panic!("{}: unknown dialerd-test word {word}", path.display()),
         }
     }
@@ -158,6 +164,7 @@ fn every_sipp_scenario_passes_against_the_daemon() {
                 path,
                 plan.expect.as_deref().unwrap_or("answered"),
                 plan.register,
+                plan.ring_timeout,
             ) {
                 failures.push(format!("{} as carrier: {e}", path.display()));
             }
@@ -191,7 +198,12 @@ fn every_sipp_scenario_passes_against_the_daemon() {
 }
 
 /// SIPp plays a carrier (UAS) on a trunk; dialerd places a test call to it through the API.
-fn run_carrier(scenario: &Path, expect: &str, register: bool) -> Result<(), String> {
+fn run_carrier(
+    scenario: &Path,
+    expect: &str,
+    register: bool,
+    ring_timeout: Option<u32>,
+) -> Result<(), String> {
     let work = tempfile::tempdir().unwrap();
     let port = {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -255,11 +267,11 @@ fn run_carrier(scenario: &Path, expect: &str, register: bool) -> Result<(), Stri
             _ => Err(format!("wanted {expect}: {body}, gauge {gauge:?}")),
         };
     }
-    let (status, body) = common::http_post(
-        d.http,
-        "/api/v1/trunks/carrier/test-call",
-        r#"{"to": "4915112345678"}"#,
-    );
+    let request = match ring_timeout {
+        Some(t) => format!(r#"{{"to": "4915112345678", "ring_timeout": {t}}}"#),
+        None => r#"{"to": "4915112345678"}"#.to_string(),
+    };
+    let (status, body) = common::http_post(d.http, "/api/v1/trunks/carrier/test-call", &request);
     let out = sipp.wait_with_output().unwrap();
     let log = format!(
         "{}{}",

@@ -124,6 +124,15 @@ fn test_call_api_refuses_bad_input_naming_the_field() {
         (400, serde_json::json!("to")),
         "{body}"
     );
+    let (status, body) = post(
+        "/api/v1/trunks/carrier/test-call",
+        r#"{"to": "1", "ring_timeout": 0}"#,
+    );
+    assert_eq!(
+        (status, field(&body)),
+        (400, serde_json::json!("ring_timeout")),
+        "{body}"
+    );
     let (status, body) = post("/api/v1/trunks/carrier/test-call", "not json");
     assert_eq!(status, 400, "{body}");
     let (status, body) = post("/api/v1/trunks/nosuch/test-call", r#"{"to": "123"}"#);

@@ -115,6 +115,9 @@ async fn trunks(State(s): State<AppState>) -> axum::Json<Vec<crate::sip::trunk::
 struct TestCallRequest {
     /// Number (user part of the Request-URI) to call.
     to: String,
+    /// Seconds to let it ring before CANCEL (1 to 300; default 30).
+    #[serde(default)]
+    ring_timeout: Option<u64>,
 }
 
 /// A JSON error answer: `{"error": "...", "field": "..."}`.
@@ -148,6 +151,14 @@ async fn test_call(
             "wanted a number or user part of at most 64 characters: digits, letters, + * # - . _";
         return json_error(StatusCode::BAD_REQUEST, msg.into(), Some("to"));
     }
+    if req.ring_timeout.is_some_and(|t| !(1..=300).contains(&t)) {
+        let msg = "wanted a number of seconds from 1 to 300";
+        return json_error(StatusCode::BAD_REQUEST, msg.into(), Some("ring_timeout"));
+    }
+    let ring_timeout = req
+        .ring_timeout
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(crate::sip::test_call::RING_TIMEOUT);
     let known = s
         .trunks
         .read()
@@ -164,6 +175,7 @@ async fn test_call(
     let cmd = crate::sip::endpoint::Command::TestCall {
         trunk: name,
         to: req.to,
+        ring_timeout,
         reply: tx,
     };
     if s.sip.send(cmd).await.is_err() {

@@ -7,7 +7,7 @@ use super::metrics::SipMetrics;
 use super::registrar::{Registrar, RegistrarConfig};
 use super::server::Outcome;
 use super::server::{Server, ServerPolicy};
-use super::test_call::{self, TestCall, TestCallReport};
+use super::test_call::{TestCall, TestCallReport};
 use super::transaction::header_param;
 use super::transaction::{edit_top_via, Event, TimerConfig, TransactionKey, TransactionLayer};
 use super::transaction::{make_response, tag_of};
@@ -45,6 +45,8 @@ pub enum Command {
         trunk: String,
         /// Number (user part) to call.
         to: String,
+        /// CANCEL when still ringing after this long.
+        ring_timeout: Duration,
         /// Where the report goes.
         reply: oneshot::Sender<TestCallReport>,
     },
@@ -786,7 +788,12 @@ fn uri_peer(uri: &rsip::Uri) -> Option<Peer> {
 impl Endpoint {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::TestCall { trunk, to, reply } => self.start_test_call(trunk, to, reply),
+            Command::TestCall {
+                trunk,
+                to,
+                ring_timeout,
+                reply,
+            } => self.start_test_call(trunk, to, ring_timeout, reply),
         }
     }
 
@@ -795,6 +802,7 @@ impl Endpoint {
         &mut self,
         name: String,
         to: String,
+        ring_timeout: Duration,
         reply: oneshot::Sender<TestCallReport>,
     ) {
         let now = now();
@@ -881,7 +889,7 @@ impl Endpoint {
             invite: invite.clone(),
             peer,
             started: now,
-            ring_deadline: now + test_call::RING_TIMEOUT,
+            ring_deadline: now + ring_timeout,
             cancelled: false,
             digest,
             report,

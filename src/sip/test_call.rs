@@ -3,7 +3,7 @@
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// How long a test call may ring before it is cancelled.
+/// How long a test call may ring before it is cancelled, unless the request says otherwise.
 pub const RING_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a test call reports.
