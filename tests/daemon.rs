@@ -90,6 +90,30 @@ fn sigterm_drains_and_exits_zero() {
 }
 
 #[test]
+fn sigterm_does_not_wait_for_our_own_keepalives() {
+    // A trunk that never answers: its OPTIONS is in flight (Timer F 32 s) when SIGTERM comes.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut d = Daemon::start(&format!(
+        "{BASE}[[trunks]]\nname = \"silent\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+    ));
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    silent.recv(&mut buf).expect("no keepalive sent");
+    let start = std::time::Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(4)).expect("still running");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "waited {:?} for a keepalive",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn sigint_exits_zero() {
     let mut d = Daemon::start(BASE);
     d.signal(libc::SIGINT);

@@ -449,12 +449,15 @@ impl TransactionLayer {
         self.ctx.events.shrink_to_fit();
     }
 
-    /// Transactions still waiting for a final response: the work a drain must let finish
-    /// (Completed ones only linger to absorb retransmissions).
+    /// Server transactions still waiting for our final response: the work a drain must let
+    /// finish (Completed ones only linger to absorb retransmissions).
     pub fn awaiting_final(&self) -> usize {
+        // Our own requests (keepalives, registrations) are not work a peer waits on.
         self.txns
-            .values()
-            .filter(|t| matches!(t.state, State::Calling | State::Trying | State::Proceeding))
+            .iter()
+            .filter(|(k, t)| {
+                k.role() == Role::Server && matches!(t.state, State::Trying | State::Proceeding)
+            })
             .count()
     }
 
