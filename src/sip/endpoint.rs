@@ -629,7 +629,7 @@ impl Endpoint {
                 return self.respond(&key, make_response(&invite, 400, Some(tag)));
             }
         };
-        let Some(id) = DialogId::of_received(&with_to_tag(&invite, tag)) else {
+        let Some(id) = DialogId::of_answer(&ok) else {
             return self.respond(&key, make_response(&invite, 400, Some(tag)));
         };
         let deadline = (now + self.echo_max, self.call_seq);
@@ -763,13 +763,6 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// `req` as if it carried our To tag: the dialog id of an INVITE we answer.
-fn with_to_tag(req: &rsip::Request, tag: &str) -> rsip::Request {
-    let mut r = req.clone();
-    r.headers = make_response(req, 200, Some(tag)).headers;
-    r
 }
 
 /// A UDP peer for a SIP URI whose host is an IP address (names need DNS: `None`).

@@ -61,23 +61,8 @@ impl Server {
         &mut self.policy
     }
 
-    /// The answer to `req` from `source`; `None` for ACK (never answered). `to_tag` is used
-    /// when the answer is final and the request had no To tag.
-    pub fn answer(
-        &mut self,
-        now: Instant,
-        req: &rsip::Request,
-        source: std::net::IpAddr,
-        to_tag: &str,
-    ) -> Option<rsip::Response> {
-        match self.route(now, req, source, to_tag)? {
-            Outcome::Respond(r) => Some(r),
-            // Only a caller that handles routes asks through `route`.
-            Outcome::Echo => None,
-        }
-    }
-
-    /// Like [`Server::answer`], but INVITEs that pass every check may be routed instead.
+    /// Where `req` from `source` goes: a response, or a route for INVITEs that pass every
+    /// check. `None` for ACK (never answered). `to_tag` is used when the request has no To tag.
     pub fn route(
         &mut self,
         now: Instant,

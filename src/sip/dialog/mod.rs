@@ -114,6 +114,15 @@ impl DialogId {
         })
     }
 
+    /// The dialog a response we send as UAS belongs to (our To tag, their From tag).
+    pub fn of_answer(resp: &rsip::Response) -> Option<DialogId> {
+        Some(DialogId {
+            call_id: call_id(resp)?,
+            local_tag: tag_of(&resp.headers, false)?,
+            remote_tag: tag_of(&resp.headers, true).unwrap_or_default(),
+        })
+    }
+
     /// The dialog a response to our request belongs to; `None` without Call-ID, From or To tag.
     pub fn of_response(resp: &rsip::Response) -> Option<DialogId> {
         Some(DialogId {

@@ -1303,3 +1303,38 @@ fn everything_ends_idle() {
     l.handle_timeout(t0 + Duration::from_secs(100_000));
     assert_eq!(l.poll_event(), None);
 }
+
+#[test]
+fn dialog_id_of_our_answer_is_the_one_in_dialog_requests_name() {
+    let mut layer = DialogLayer::new(DialogConfig::new(
+        "sip:dialerd@192.0.2.10:5060",
+        "192.0.2.10:5060",
+    ));
+    let invite = "INVITE sip:1000@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKid1\r\n\
+        Max-Forwards: 70\r\nFrom: <sip:a@192.0.2.1>;tag=theirs\r\nTo: <sip:1000@192.0.2.10>\r\nCall-ID: idtest\r\n\
+        CSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.1>\r\nContent-Length: 0\r\n\r\n";
+    let rsip::SipMessage::Request(invite) = crate::sip::wire::parse(invite.as_bytes()).unwrap()
+    else {
+        unreachable!()
+    };
+    let ok = layer
+        .uas_respond(
+            Instant::now(),
+            &invite,
+            make_response(&invite, 200, Some("ours")),
+        )
+        .unwrap();
+    let id = DialogId::of_answer(&ok).unwrap();
+    assert_eq!(
+        id,
+        DialogId {
+            call_id: "idtest".into(),
+            local_tag: "ours".into(),
+            remote_tag: "theirs".into()
+        }
+    );
+    assert!(
+        layer.get(&id).is_some(),
+        "the answer's id must find the dialog it made"
+    );
+}
