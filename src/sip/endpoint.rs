@@ -850,6 +850,7 @@ impl Endpoint {
             &cfg.username
         };
         let invite = self.dialogs.uac_invite(
+            transport,
             &format!("sip:{to}@{}:{}", cfg.host, cfg.port),
             &format!("<sip:{user}@{domain}>"),
             &format!("<sip:{to}@{domain}>"),

@@ -56,7 +56,7 @@ mod tests;
 
 pub use session::{Refresher, SessionTimer};
 
-use crate::sip::transaction::{cseq_of, edit_top_via, make_response, tag_of, MAGIC_COOKIE};
+use crate::sip::transaction::{cseq_of, edit_top_via, make_response, tag_of, TopVia, MAGIC_COOKIE};
 use crate::sip::transport::Transport;
 use crate::sip::wire;
 use rsip::headers::untyped::UntypedHeader;
@@ -314,8 +314,6 @@ pub struct DialogConfig {
     pub local_contact: String,
     /// Via sent-by of requests we build, e.g. `192.0.2.10:5060`.
     pub sent_by: String,
-    /// Via transport of requests we build.
-    pub transport: Transport,
     /// Session interval we offer and the longest we accept (RFC 4028); zero turns timers off.
     pub session_expires: Duration,
     /// The shortest session interval we accept (Min-SE; RFC 4028 floor is 90 s).
@@ -328,7 +326,6 @@ impl DialogConfig {
         DialogConfig {
             local_contact: local_contact.into(),
             sent_by: sent_by.into(),
-            transport: Transport::Udp,
             session_expires: Duration::from_secs(1800),
             min_se: Duration::from_secs(90),
         }
@@ -362,6 +359,8 @@ pub struct Dialog {
     pub session: Option<SessionTimer>,
     /// The last SDP we sent (offer or answer), for re-answering a refresh unchanged.
     pub local_sdp: Option<Vec<u8>>,
+    /// Transport the dialog was set up on; the Via of requests we send in it names it.
+    pub transport: Transport,
     /// CSeq of our last INVITE (0 for UAS dialogs until we re-INVITE): the ACK's number.
     invite_cseq: u32,
     /// The ACK sent for `invite_cseq`, resent unchanged on a retransmitted 2xx.
@@ -641,6 +640,7 @@ impl DialogLayer {
             secure: invite.uri.scheme == Some(rsip::Scheme::Sips),
             session: None,
             local_sdp: None,
+            transport: via_transport(&invite.headers),
             invite_cseq: 0,
             ack: None,
             invite_pending: false,
@@ -799,6 +799,7 @@ impl DialogLayer {
     /// or addr-spec values without tag. No state is kept until a response arrives.
     pub fn uac_invite(
         &mut self,
+        transport: Transport,
         uri: &str,
         from: &str,
         to: &str,
@@ -811,7 +812,7 @@ impl DialogLayer {
         let from = format!("{};tag={}", name_addr(from), self.ids.next_id());
         let call_id = format!("{}{}", self.ids.next_id(), self.ids.next_id());
         let mut headers = rsip::Headers::default();
-        headers.push(self.via());
+        headers.push(self.via(transport));
         headers.push(h::MaxForwards::new("70").into());
         headers.push(h::From::new(from).into());
         headers.push(h::To::new(name_addr(to)).into());
@@ -984,7 +985,8 @@ impl DialogLayer {
         if let Some(ack) = &d.ack {
             return Ok(ack.clone());
         }
-        let via = self.via();
+        let transport = d.transport;
+        let via = self.via(transport);
         let Some(d) = self.dialogs.get_mut(id) else {
             return Err(DialogError::NotFound(id.clone()));
         };
@@ -1005,8 +1007,13 @@ impl DialogLayer {
         if matches!(method, Method::Ack | Method::Cancel) {
             return Err(DialogError::NotARequest(method));
         }
+        let transport = self
+            .dialogs
+            .get(id)
+            .ok_or_else(|| DialogError::NotFound(id.clone()))?
+            .transport;
         let branch = self.branch();
-        let via = self.via_with(&branch);
+        let via = self.via_with(&branch, transport);
         let contact = self.contact();
         let cfg = &self.cfg;
         let d = self
@@ -1158,18 +1165,18 @@ impl DialogLayer {
         format!("{MAGIC_COOKIE}{}", self.ids.next_id())
     }
 
-    fn via_with(&self, branch: &str) -> Header {
+    fn via_with(&self, branch: &str, transport: Transport) -> Header {
         h::Via::new(format!(
             "SIP/2.0/{} {};branch={branch}",
-            self.cfg.transport.via_name(),
+            transport.via_name(),
             self.cfg.sent_by
         ))
         .into()
     }
 
-    fn via(&mut self) -> Header {
+    fn via(&mut self, transport: Transport) -> Header {
         let branch = self.branch();
-        self.via_with(&branch)
+        self.via_with(&branch, transport)
     }
 
     fn contact(&self) -> Header {
@@ -1202,6 +1209,7 @@ fn new_uac_dialog(id: DialogId, invite: &rsip::Request, resp: &rsip::Response) -
         secure: invite.uri.scheme == Some(rsip::Scheme::Sips),
         session: None,
         local_sdp: (!invite.body.is_empty()).then(|| invite.body.clone()),
+        transport: via_transport(&invite.headers),
         invite_cseq: cseq,
         ack: None,
         invite_pending: false,
@@ -1308,5 +1316,13 @@ fn name_addr(v: &str) -> String {
         v.to_string()
     } else {
         format!("<{v}>")
+    }
+}
+
+/// The transport named in the top Via (what a dialog's requests must use too).
+fn via_transport(headers: &rsip::Headers) -> Transport {
+    match TopVia::of(headers).map(|v| v.transport.to_ascii_uppercase()) {
+        Some(t) if t == "TCP" => Transport::Tcp,
+        _ => Transport::Udp,
     }
 }

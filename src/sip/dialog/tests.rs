@@ -161,6 +161,7 @@ fn uas_confirmed(
 fn uac_confirmed(l: &mut DialogLayer, now: Instant, extra: &str) -> (DialogId, rsip::Request) {
     let invite = l
         .uac_invite(
+            Transport::Udp,
             "sip:+15551234567@carrier.example.net",
             "\"Dialer\" <sip:dialerd@192.0.2.10>",
             "sip:+15551234567@carrier.example.net",
@@ -301,6 +302,7 @@ fn uac_invite_is_complete_and_valid_on_the_wire() {
     let mut l = layer();
     let invite = l
         .uac_invite(
+            Transport::Udp,
             "sip:+15551234567@carrier.example.net;user=phone",
             "\"Dialer\" <sip:dialerd@192.0.2.10>",
             "sip:+15551234567@carrier.example.net;user=phone",
@@ -342,6 +344,7 @@ fn uac_invite_is_complete_and_valid_on_the_wire() {
     // a second INVITE gets another Call-ID, tag and branch
     let other = l
         .uac_invite(
+            Transport::Udp,
             "sip:b@example.com",
             "sip:a@example.com",
             "sip:b@example.com",
@@ -354,10 +357,22 @@ fn uac_invite_is_complete_and_valid_on_the_wire() {
     );
     assert_ne!(branch(&other), branch(&w));
     assert!(l
-        .uac_invite("not a uri", "sip:a@example.com", "sip:b@example.com", None)
+        .uac_invite(
+            Transport::Udp,
+            "not a uri",
+            "sip:a@example.com",
+            "sip:b@example.com",
+            None
+        )
         .is_err());
     assert!(l
-        .uac_invite("sip:b@example.com", "<garbage", "sip:b@example.com", None)
+        .uac_invite(
+            Transport::Udp,
+            "sip:b@example.com",
+            "<garbage",
+            "sip:b@example.com",
+            None
+        )
         .is_err());
 }
 
@@ -367,6 +382,7 @@ fn uac_183_then_200_confirms_with_reversed_route_set_and_contact_target() {
     let t0 = Instant::now();
     let invite = l
         .uac_invite(
+            Transport::Udp,
             "sip:+15551234567@carrier.example.net",
             "<sip:dialerd@192.0.2.10>",
             "<sip:+15551234567@carrier.example.net>",
@@ -983,6 +999,7 @@ fn too_small_session_interval_gets_422_with_min_se() {
     // as UAC: retry with the interval the 422 asks for
     let ours = l
         .uac_invite(
+            Transport::Udp,
             "sip:b@example.com",
             "sip:a@example.com",
             "sip:b@example.com",
@@ -1012,6 +1029,7 @@ fn forked_early_dialogs_are_cleaned_up_on_2xx() {
     let t0 = Instant::now();
     let invite = l
         .uac_invite(
+            Transport::Udp,
             "sip:b@example.com",
             "sip:a@example.com",
             "sip:b@example.com",
@@ -1099,6 +1117,7 @@ fn failed_or_timed_out_invite_ends_all_early_dialogs() {
     let t0 = Instant::now();
     let invite = l
         .uac_invite(
+            Transport::Udp,
             "sip:b@example.com",
             "sip:a@example.com",
             "sip:b@example.com",
@@ -1219,6 +1238,7 @@ fn broken_input_never_panics() {
     // UAC side: 2xx without To tag, INVITE without From tag, garbage Contact
     let ours = l
         .uac_invite(
+            Transport::Udp,
             "sip:b@example.com",
             "sip:a@example.com",
             "sip:b@example.com",
@@ -1274,6 +1294,7 @@ fn everything_ends_idle() {
     let (uac, _) = uac_confirmed(&mut l, t0, "Session-Expires: 90;refresher=uas\n");
     let invite = l
         .uac_invite(
+            Transport::Udp,
             "sip:c@example.com",
             "sip:a@example.com",
             "sip:c@example.com",
@@ -1337,4 +1358,54 @@ fn dialog_id_of_our_answer_is_the_one_in_dialog_requests_name() {
         layer.get(&id).is_some(),
         "the answer's id must find the dialog it made"
     );
+}
+
+#[test]
+fn requests_in_a_dialog_name_the_transport_it_was_set_up_on() {
+    let mut layer = DialogLayer::new(DialogConfig::new(
+        "sip:dialerd@192.0.2.10:5060",
+        "192.0.2.10:5060",
+    ));
+    for (via, want) in [
+        ("TCP", "SIP/2.0/TCP 192.0.2.10:5060"),
+        ("UDP", "SIP/2.0/UDP 192.0.2.10:5060"),
+    ] {
+        let invite = format!(
+            "INVITE sip:1000@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/{via} 192.0.2.1:5060;branch=z9hG4bK{via}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@192.0.2.1>;tag=f{via}\r\nTo: <sip:1000@192.0.2.10>\r\n\
+             Call-ID: t{via}\r\nCSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.1>\r\nContent-Length: 0\r\n\r\n"
+        );
+        let rsip::SipMessage::Request(invite) = wire::parse(invite.as_bytes()).unwrap() else {
+            unreachable!()
+        };
+        let ok = layer
+            .uas_respond(
+                Instant::now(),
+                &invite,
+                make_response(&invite, 200, Some("t")),
+            )
+            .unwrap();
+        let id = DialogId::of_answer(&ok).unwrap();
+        let bye = layer.request(&id, Method::Bye, None).unwrap();
+        let top = TopVia::of(&bye.headers).unwrap();
+        assert_eq!(
+            format!(
+                "SIP/2.0/{} {}:{}",
+                top.transport,
+                top.host,
+                top.port.unwrap()
+            ),
+            want
+        );
+    }
+    let invite = layer
+        .uac_invite(
+            Transport::Tcp,
+            "sip:b@192.0.2.2",
+            "<sip:a@192.0.2.10>",
+            "<sip:b@192.0.2.2>",
+            None,
+        )
+        .unwrap();
+    assert_eq!(TopVia::of(&invite.headers).unwrap().transport, "TCP");
 }
