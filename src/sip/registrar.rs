@@ -41,6 +41,10 @@ pub struct Registrar {
     accounts: HashMap<String, String>,
     bindings: HashMap<String, Vec<Binding>>,
     digest: DigestServer,
+    /// Number of bindings and the next lapse, kept current on every change so the driver's
+    /// per-message reads cost nothing.
+    count: usize,
+    next_expiry: Option<Instant>,
 }
 
 impl Registrar {
@@ -53,6 +57,8 @@ impl Registrar {
             accounts,
             bindings: HashMap::new(),
             digest,
+            count: 0,
+            next_expiry: None,
         }
     }
 
@@ -63,7 +69,7 @@ impl Registrar {
 
     /// Registered contacts across all users.
     pub fn binding_count(&self) -> usize {
-        self.bindings.values().map(Vec::len).sum()
+        self.count
     }
 
     /// The live contacts of `user`.
@@ -73,7 +79,7 @@ impl Registrar {
 
     /// When the next binding lapses.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.bindings.values().flatten().map(|b| b.expires_at).min()
+        self.next_expiry
     }
 
     /// Drops lapsed bindings.
@@ -82,10 +88,22 @@ impl Registrar {
             list.retain(|b| b.expires_at > now);
         }
         self.bindings.retain(|_, list| !list.is_empty());
+        self.summarise();
     }
 
     /// Answers a REGISTER.
     pub fn handle(&mut self, now: Instant, req: &rsip::Request, tag: &str) -> rsip::Response {
+        let resp = self.register(now, req, tag);
+        self.summarise();
+        resp
+    }
+
+    fn summarise(&mut self) {
+        self.count = self.bindings.values().map(Vec::len).sum();
+        self.next_expiry = self.bindings.values().flatten().map(|b| b.expires_at).min();
+    }
+
+    fn register(&mut self, now: Instant, req: &rsip::Request, tag: &str) -> rsip::Response {
         let reply = |code| make_response(req, code, Some(tag));
         let accounts = &self.accounts;
         let user = match self.digest.verify_request(now, req, AuthKind::Www, |u| {
