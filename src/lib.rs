@@ -5,6 +5,7 @@
 //! A layer never calls the one above it.
 
 pub mod api;
+pub mod call;
 pub mod config;
 pub mod health;
 pub mod logging;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use dialerd::config::{self, Config};
 use dialerd::shutdown::{Drained, Shutdown};
 use dialerd::signal::{Signal, Signals};
-use dialerd::{api, health::Health, logging, metrics::Metrics, sip, state, systemd};
+use dialerd::{api, call, health::Health, logging, metrics::Metrics, sip, state, systemd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,6 +36,9 @@ enum Command {
         /// Number to call.
         #[arg(long)]
         to: String,
+        /// Caller ID to send [default: the trunk's]
+        #[arg(long)]
+        caller_id: Option<String>,
         /// Config file of the running daemon (for its http.listen) [default: as for `run`]
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -55,9 +58,17 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => {
             check_config(&config.unwrap_or_else(config::default_path))
         }
-        Command::TestCall { trunk, to, config } => {
-            test_call(&config.unwrap_or_else(config::default_path), &trunk, &to)
-        }
+        Command::TestCall {
+            trunk,
+            to,
+            caller_id,
+            config,
+        } => test_call(
+            &config.unwrap_or_else(config::default_path),
+            &trunk,
+            &to,
+            caller_id.as_deref(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,14 +96,14 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 /// Asks the running daemon (over its admin listener) for a test call and prints the report.
-fn test_call(path: &Path, trunk: &str, to: &str) -> anyhow::Result<()> {
+fn test_call(path: &Path, trunk: &str, to: &str, caller_id: Option<&str>) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     let cfg = config::load(path)?;
     let mut addr = cfg.http.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let body = serde_json::json!({ "to": to }).to_string();
+    let body = serde_json::json!({ "to": to, "caller_id": caller_id }).to_string();
     let mut stream = std::net::TcpStream::connect(addr)
         .with_context(|| format!("cannot reach the daemon at http.listen {addr}"))?;
     write!(
@@ -155,6 +166,14 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
 
     let http = api::bind(cfg.http.listen).await?;
     let sip = sip::endpoint::start(&cfg, metrics.registry(), &shutdown).await?;
+    shutdown.spawn(call::route_incoming(
+        sip.sip.clone(),
+        sip.incoming,
+        call::Routes {
+            echo_number: cfg.sip.echo_number.clone(),
+            echo_max: cfg.sip.echo_max_duration,
+        },
+    ));
     for addr in &sip.local_addrs {
         tracing::info!(%addr, "sip listening (udp, tcp)");
     }
@@ -167,7 +186,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             metrics: metrics.clone(),
             health: health.clone(),
             trunks: sip.trunks.clone(),
-            sip: sip.commands.clone(),
+            sip: sip.sip.clone(),
         }),
         http_stop.clone().cancelled_owned(),
     ));

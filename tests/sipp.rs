@@ -32,6 +32,10 @@ struct Plan {
     register: bool,
     /// For UAS scenarios: the test call's ring timeout in seconds.
     ring_timeout: Option<u32>,
+    /// For UAS scenarios: the caller ID the test call asks for.
+    caller_id: Option<String>,
+    /// For UAS scenarios: the trunk's `dial_prefix`.
+    dial_prefix: String,
 }
 
 /// The loopback trunk of the shipped config: SIPp on 127.0.0.1 is a trusted carrier.
@@ -54,6 +58,8 @@ fn plan(xml: &str, path: &Path) -> Plan {
         lost: 0,
         register: false,
         ring_timeout: None,
+        caller_id: None,
+        dial_prefix: String::new(),
     };
     for word in line.split_whitespace() {
         match word.split_once('=') {
@@ -64,6 +70,8 @@ fn plan(xml: &str, path: &Path) -> Plan {
             Some(("expect", v)) => plan.expect = Some(v.to_string()),
             Some(("lost", v)) => plan.lost = v.parse().expect("lost=PERCENT"),
             Some(("trigger", "register")) => plan.register = true,
+            Some(("caller_id", v)) => plan.caller_id = Some(v.to_string()),
+            Some(("dial_prefix", v)) => plan.dial_prefix = v.to_string(),
             Some(("ring_timeout", v)) => {
                 plan.ring_timeout = Some(v.parse().expect("ring_timeout=SECONDS"))
             }
@@ -160,12 +168,7 @@ fn every_sipp_scenario_passes_against_the_daemon() {
         let plan = plan(&xml, path);
         if plan.uas {
             runs += 1;
-            if let Err(e) = run_carrier(
-                path,
-                plan.expect.as_deref().unwrap_or("answered"),
-                plan.register,
-                plan.ring_timeout,
-            ) {
+            if let Err(e) = run_carrier(path, &plan) {
                 failures.push(format!("{} as carrier: {e}", path.display()));
             }
             continue;
@@ -198,12 +201,9 @@ fn every_sipp_scenario_passes_against_the_daemon() {
 }
 
 /// SIPp plays a carrier (UAS) on a trunk; dialerd places a test call to it through the API.
-fn run_carrier(
-    scenario: &Path,
-    expect: &str,
-    register: bool,
-    ring_timeout: Option<u32>,
-) -> Result<(), String> {
+fn run_carrier(scenario: &Path, plan: &Plan) -> Result<(), String> {
+    let expect = plan.expect.as_deref().unwrap_or("answered");
+    let register = plan.register;
     let work = tempfile::tempdir().unwrap();
     let port = {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -250,7 +250,9 @@ fn run_carrier(
     }
     let d = Daemon::start(&format!(
         "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
-         username = \"carrier-user\"\npassword = \"carrier-secret\"\nregister = {register}\n"
+         username = \"carrier-user\"\npassword = \"carrier-secret\"\nregister = {register}\n\
+         dial_prefix = \"{}\"\n",
+        plan.dial_prefix
     ));
     if register {
         let out = sipp.wait_with_output().unwrap();
@@ -267,10 +269,12 @@ fn run_carrier(
             _ => Err(format!("wanted {expect}: {body}, gauge {gauge:?}")),
         };
     }
-    let request = match ring_timeout {
-        Some(t) => format!(r#"{{"to": "4915112345678", "ring_timeout": {t}}}"#),
-        None => r#"{"to": "4915112345678"}"#.to_string(),
-    };
+    let request = serde_json::json!({
+        "to": "4915112345678",
+        "ring_timeout": plan.ring_timeout,
+        "caller_id": plan.caller_id,
+    })
+    .to_string();
     let (status, body) = common::http_post(d.http, "/api/v1/trunks/carrier/test-call", &request);
     let out = sipp.wait_with_output().unwrap();
     let log = format!(

@@ -36,8 +36,8 @@ pub struct AppState {
     pub health: Health,
     /// Trunk status from the SIP endpoint.
     pub trunks: crate::sip::endpoint::TrunkView,
-    /// Commands into the SIP endpoint.
-    pub sip: tokio::sync::mpsc::Sender<crate::sip::endpoint::Command>,
+    /// Call legs through the SIP endpoint.
+    pub sip: crate::sip::leg::SipHandle,
 }
 
 /// Binds the admin listener, naming the address on failure.
@@ -118,6 +118,17 @@ struct TestCallRequest {
     /// Seconds to let it ring before CANCEL (1 to 300; default 30).
     #[serde(default)]
     ring_timeout: Option<u64>,
+    /// Caller ID to send (default: the trunk's).
+    #[serde(default)]
+    caller_id: Option<String>,
+}
+
+/// A number or SIP user part we are willing to put in a Request-URI or From.
+fn valid_number(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c))
 }
 
 /// A JSON error answer: `{"error": "...", "field": "..."}`.
@@ -140,16 +151,12 @@ async fn test_call(
             return json_error(StatusCode::BAD_REQUEST, msg, field.as_deref());
         }
     };
-    let valid = !req.to.is_empty()
-        && req.to.len() <= 64
-        && req
-            .to
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c));
-    if !valid {
-        let msg =
-            "wanted a number or user part of at most 64 characters: digits, letters, + * # - . _";
+    let msg = "wanted a number or user part of at most 64 characters: digits, letters, + * # - . _";
+    if !valid_number(&req.to) {
         return json_error(StatusCode::BAD_REQUEST, msg.into(), Some("to"));
+    }
+    if req.caller_id.as_deref().is_some_and(|c| !valid_number(c)) {
+        return json_error(StatusCode::BAD_REQUEST, msg.into(), Some("caller_id"));
     }
     if req.ring_timeout.is_some_and(|t| !(1..=300).contains(&t)) {
         let msg = "wanted a number of seconds from 1 to 300";
@@ -158,7 +165,7 @@ async fn test_call(
     let ring_timeout = req
         .ring_timeout
         .map(std::time::Duration::from_secs)
-        .unwrap_or(crate::sip::test_call::RING_TIMEOUT);
+        .unwrap_or(crate::call::test_call::RING_TIMEOUT);
     let known = s
         .trunks
         .read()
@@ -171,23 +178,10 @@ async fn test_call(
             None,
         );
     }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let cmd = crate::sip::endpoint::Command::TestCall {
-        trunk: name,
-        to: req.to,
-        ring_timeout,
-        reply: tx,
-    };
-    if s.sip.send(cmd).await.is_err() {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the SIP endpoint is shutting down".into(),
-            None,
-        );
-    }
     // Ring timeout plus Timer B bounds the wait.
-    match tokio::time::timeout(std::time::Duration::from_secs(120), rx).await {
-        Ok(Ok(report)) => axum::Json(report).into_response(),
+    let call = crate::call::test_call::run(&s.sip, &name, &req.to, req.caller_id, ring_timeout);
+    match tokio::time::timeout(std::time::Duration::from_secs(400), call).await {
+        Ok(report) => axum::Json(report).into_response(),
         _ => json_error(
             StatusCode::GATEWAY_TIMEOUT,
             "the test call did not finish".into(),

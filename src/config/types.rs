@@ -262,6 +262,22 @@ pub struct TrunkConfig {
     /// OPTIONS keepalive interval; a trunk that stops answering is marked down.
     #[serde(default = "default_keepalive", with = "humantime_serde")]
     pub keepalive: Duration,
+    /// Caller ID for calls that name none (empty: the digest user name, else `dialerd`).
+    #[serde(default)]
+    pub caller_id: String,
+    /// Drop a leading `+` from called and calling numbers (carriers that want bare digits).
+    #[serde(default)]
+    pub strip_plus: bool,
+    /// Prepended to every called number (a carrier's technical prefix).
+    #[serde(default)]
+    pub dial_prefix: String,
+    /// Send P-Asserted-Identity (and `Privacy: none`) with the caller ID.
+    #[serde(default = "default_true")]
+    pub send_pai: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_keepalive() -> Duration {

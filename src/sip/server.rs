@@ -26,8 +26,6 @@ pub struct ServerPolicy {
     pub retry_after_secs: u32,
     /// Networks INVITEs are taken from (the trunks); any other source gets 403.
     pub trusted: Vec<ipnet::IpNet>,
-    /// The number whose calls are answered and echoed (a test route for PBX admins).
-    pub echo_number: Option<String>,
 }
 
 /// Where an out-of-dialog request goes.
@@ -35,8 +33,8 @@ pub struct ServerPolicy {
 pub enum Outcome {
     /// Answer with this response.
     Respond(rsip::Response),
-    /// A new call to the echo test route: the endpoint answers it.
-    Echo,
+    /// A new call that passed every check: the layer above routes it (or answers 404).
+    Incoming,
 }
 
 /// Answers out-of-dialog requests; REGISTER goes to the registrar it holds.
@@ -173,19 +171,11 @@ impl Server {
                 503,
                 vec![("Retry-After", self.policy.retry_after_secs.to_string())],
             ),
-            Method::Invite if self.is_echo(req) => return Err(Outcome::Echo),
-            // No other routes exist yet.
-            Method::Invite => reply(404),
+            Method::Invite => return Err(Outcome::Incoming),
             Method::Register => self.registrar.handle(now, req, tag),
             // CANCEL is answered by the transaction layer; one reaching us matched nothing.
             _ => reply(481),
         })
-    }
-
-    /// True when the Request-URI's user part is the echo number.
-    fn is_echo(&self, req: &rsip::Request) -> bool {
-        let user = req.uri.auth.as_ref().map(|a| a.user.as_str());
-        self.policy.echo_number.is_some() && user == self.policy.echo_number.as_deref()
     }
 }
 

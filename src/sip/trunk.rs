@@ -356,6 +356,17 @@ impl Trunks {
         Err(TrunkError::RateLimited(retry_at.unwrap_or(now)))
     }
 
+    /// The name of the trunk whose address or `inbound_from` networks hold `ip`.
+    pub fn named_by_source(&self, ip: std::net::IpAddr) -> Option<String> {
+        self.trunks
+            .iter()
+            .find(|t| {
+                t.addr.is_some_and(|a| a.ip() == ip)
+                    || t.config.inbound_from.iter().any(|c| c.0.contains(&ip))
+            })
+            .map(|t| t.config.name.clone())
+    }
+
     /// A call admitted on trunk `i` ended.
     pub fn call_ended(&mut self, i: usize) {
         if let Some(t) = self.trunks.get_mut(i) {
@@ -383,3 +394,27 @@ impl Trunks {
 
 #[cfg(test)]
 mod tests;
+
+/// A trunk's number rules: the called number as the trunk wants it (`strip_plus`, then
+/// `dial_prefix`), and the caller ID to send (the call's, else the trunk's `caller_id`, with
+/// `strip_plus`); `None` when neither names one.
+pub fn number_rules(
+    cfg: &TrunkConfig,
+    to: &str,
+    caller_id: Option<&str>,
+) -> (String, Option<String>) {
+    let strip = |n: &str| {
+        let n = n.trim();
+        if cfg.strip_plus {
+            n.trim_start_matches('+').to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    let to = format!("{}{}", cfg.dial_prefix, strip(to));
+    let caller = caller_id
+        .filter(|c| !c.trim().is_empty())
+        .or((!cfg.caller_id.is_empty()).then_some(cfg.caller_id.as_str()))
+        .map(strip);
+    (to, caller)
+}

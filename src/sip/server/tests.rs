@@ -20,7 +20,6 @@ fn server() -> Server {
             refuse_new_calls: false,
             retry_after_secs: 5,
             trusted: vec!["192.0.2.0/24".parse().unwrap()],
-            echo_number: Some("1000".into()),
         },
         registrar,
     )
@@ -50,7 +49,7 @@ impl Server {
     ) -> Option<rsip::Response> {
         match self.route(now, req, source, tag)? {
             Outcome::Respond(r) => Some(r),
-            Outcome::Echo => panic!("routed to echo"),
+            Outcome::Incoming => panic!("routed up"),
         }
     }
 }
@@ -136,15 +135,17 @@ fn invite_whose_accept_excludes_sdp_gets_406() {
 }
 
 #[test]
-fn invite_without_route_gets_404_and_in_dialog_gets_481() {
-    let sdp = "v=0\r\n";
-    let r = answer(&request(
+fn out_of_dialog_invite_goes_up_and_in_dialog_gets_481() {
+    let invite = request(
         "INVITE",
         "sip:5551234@example.com",
         "Content-Type: application/sdp\r\n",
-        sdp,
+        "v=0\r\n",
+    );
+    assert!(matches!(
+        server().route(Instant::now(), &invite, TRUNK, "t"),
+        Some(Outcome::Incoming)
     ));
-    assert_eq!(r.status_code.code(), 404);
     let mut req = request("INVITE", "sip:5551234@example.com", "", "");
     for h in req.headers.iter_mut() {
         if let Header::To(_) = h {
@@ -217,7 +218,7 @@ fn register_goes_to_the_registrar() {
 }
 
 #[test]
-fn invite_to_the_echo_number_is_routed_after_every_check() {
+fn invites_are_routed_up_only_after_every_check() {
     let mut s = server();
     let sdp = "v=0\r\n";
     let invite = request(
@@ -228,9 +229,9 @@ fn invite_to_the_echo_number_is_routed_after_every_check() {
     );
     assert!(matches!(
         s.route(Instant::now(), &invite, TRUNK, "t"),
-        Some(Outcome::Echo)
+        Some(Outcome::Incoming)
     ));
-    // The echo number is no way around the trunk check.
+    // Routing is no way around the trunk check.
     let scanner: std::net::IpAddr = "203.0.113.9".parse().unwrap();
     match s.route(Instant::now(), &invite, scanner, "t") {
         Some(Outcome::Respond(r)) => assert_eq!(r.status_code.code(), 403),

@@ -173,11 +173,13 @@ impl Transports {
 
     /// The local address to put in Via/Contact when talking to `dest`.
     pub fn local_for(&self, dest: SocketAddr) -> SocketAddr {
-        self.local
+        let port = self
+            .local
             .iter()
-            .copied()
             .find(|l| l.is_ipv4() == dest.is_ipv4())
-            .unwrap_or(self.local[0])
+            .unwrap_or(&self.local[0])
+            .port();
+        SocketAddr::new(local_ip_toward(&self.local, dest), port)
     }
 
     /// Sends without waiting. UDP goes straight to the kernel; TCP is queued on the
@@ -284,3 +286,25 @@ async fn bind_pair(
 
 #[cfg(test)]
 mod tests;
+
+/// The local IP address that reaches `dest`: the listener of the same family, or — when it is
+/// a wildcard (`0.0.0.0`, `::`) — the source address the kernel would route from, because a
+/// wildcard is no address to put in Via, Contact or SDP.
+pub fn local_ip_toward(listen: &[SocketAddr], dest: SocketAddr) -> std::net::IpAddr {
+    let Some(l) = listen
+        .iter()
+        .find(|l| l.is_ipv4() == dest.is_ipv4())
+        .or(listen.first())
+    else {
+        return dest.ip();
+    };
+    if !l.ip().is_unspecified() {
+        return l.ip();
+    }
+    // connect() on UDP sends nothing; it only asks the routing table for a source address.
+    let any = SocketAddr::new(l.ip(), 0);
+    std::net::UdpSocket::bind(any)
+        .and_then(|s| s.connect(dest).and_then(|()| s.local_addr()))
+        .map(|a| a.ip())
+        .unwrap_or(l.ip())
+}

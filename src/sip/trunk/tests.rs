@@ -16,6 +16,10 @@ fn cfg(name: &str, max_calls: u32, max_cps: f64) -> TrunkConfig {
         max_cps,
         inbound_from: Vec::new(),
         keepalive: Duration::from_secs(30),
+        caller_id: String::new(),
+        strip_plus: false,
+        dial_prefix: String::new(),
+        send_pai: true,
     }
 }
 
@@ -149,4 +153,44 @@ fn registration_refreshes_at_half_life_and_backs_off_on_failure() {
     t.due_registrations(t3);
     t.registration_result(0, None, t3);
     assert!(!t.status()[0].registered);
+}
+
+#[test]
+fn number_rules_shape_called_and_calling_numbers() {
+    let mut c = cfg("a", 1, 1.0);
+    assert_eq!(
+        number_rules(&c, "+33123456789", Some("+33999")),
+        ("+33123456789".into(), Some("+33999".into()))
+    );
+    assert_eq!(number_rules(&c, "100", None), ("100".into(), None));
+    c.caller_id = "+3311".into();
+    c.strip_plus = true;
+    c.dial_prefix = "9#".into();
+    assert_eq!(
+        number_rules(&c, "+33123456789", None),
+        ("9#33123456789".into(), Some("3311".into())),
+        "trunk default caller ID, plus stripped, prefix added"
+    );
+    assert_eq!(
+        number_rules(&c, "0612", Some(" ")),
+        ("9#0612".into(), Some("3311".into())),
+        "a blank caller ID takes the default"
+    );
+}
+
+#[test]
+fn calls_are_matched_to_trunks_by_source() {
+    let mut c = cfg("carrier", 1, 1.0);
+    c.inbound_from = vec![crate::config::Cidr("198.51.100.0/24".parse().unwrap())];
+    let t = Trunks::new(&[c], vec![addr()], Instant::now());
+    assert_eq!(
+        t.named_by_source("192.0.2.1".parse().unwrap()).as_deref(),
+        Some("carrier")
+    );
+    assert_eq!(
+        t.named_by_source("198.51.100.7".parse().unwrap())
+            .as_deref(),
+        Some("carrier")
+    );
+    assert_eq!(t.named_by_source("203.0.113.1".parse().unwrap()), None);
 }
