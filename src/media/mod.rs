@@ -3,4 +3,5 @@
 //! (port pool, G.711, DTMF, prompts, bridging, recording) grows here.
 
 pub mod echo;
+pub mod rtcp;
 pub mod sdp;
