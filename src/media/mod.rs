@@ -4,5 +4,6 @@
 
 pub mod echo;
 pub mod jitter;
+pub mod recorder;
 pub mod rtcp;
 pub mod sdp;
