@@ -3,5 +3,8 @@
 //! (port pool, G.711, DTMF, prompts, bridging, recording) grows here.
 
 pub mod echo;
+pub mod jitter;
 pub mod prompt;
+pub mod recorder;
+pub mod rtcp;
 pub mod sdp;
