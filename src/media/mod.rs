@@ -3,5 +3,6 @@
 //! (port pool, G.711, DTMF, prompts, bridging, recording) grows here.
 
 pub mod codec;
+pub mod dtmf;
 pub mod echo;
 pub mod sdp;
