@@ -20,6 +20,8 @@ pub struct Config {
     pub sip: SipConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// RTP, codecs, prompts.
+    pub media: MediaConfig,
     /// SIP trunks to carriers and PBXs.
     pub trunks: Vec<TrunkConfig>,
     /// Agent phones that may register (until the agents issue moves accounts to the store).
@@ -44,6 +46,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             sip: SipConfig::default(),
             shutdown: ShutdownConfig::default(),
+            media: MediaConfig::default(),
             trunks: Vec::new(),
             agents: Vec::new(),
         }
@@ -124,6 +127,8 @@ pub struct SipConfig {
     /// Echo calls are hung up after this long.
     #[serde(with = "humantime_serde")]
     pub echo_max_duration: Duration,
+    /// Calls to this number hear `media.test_prompt` and are hung up (a test route).
+    pub prompt_number: Option<String>,
     /// Most calls at once; beyond it new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     /// Session interval offered and accepted (RFC 4028); "0s" turns session timers off.
@@ -165,6 +170,7 @@ impl Default for SipConfig {
             tcp_idle_timeout: Duration::from_secs(300),
             echo_number: None,
             echo_max_duration: Duration::from_secs(3600),
+            prompt_number: None,
             max_calls: 10_000,
             session_expires: Duration::from_secs(1800),
             min_se: Duration::from_secs(90),
@@ -176,6 +182,41 @@ impl Default for SipConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[media]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Lowest RTP port (even; RTCP uses the port above each RTP port).
+    pub rtp_port_min: u16,
+    /// Highest RTP port.
+    pub rtp_port_max: u16,
+    /// A leg with no RTP for this long is dead: both sides get BYE ("0s": never).
+    #[serde(with = "humantime_serde")]
+    pub rtp_timeout: Duration,
+    /// Voice codecs in order of preference (`PCMU`, `PCMA`).
+    pub codecs: Vec<String>,
+    /// Directory of the prompt sets (`<lang>/*.wav`, `common/*.wav`).
+    pub prompts_dir: PathBuf,
+    /// Language of prompts when a call names none.
+    pub language: String,
+    /// Prompt played by the `sip.prompt_number` test route.
+    pub test_prompt: String,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            rtp_port_min: 16384,
+            rtp_port_max: 32767,
+            rtp_timeout: Duration::from_secs(30),
+            codecs: vec!["PCMU".into(), "PCMA".into()],
+            prompts_dir: PathBuf::from("prompts"),
+            language: "en".into(),
+            test_prompt: "verification_code_is".into(),
         }
     }
 }
@@ -402,6 +443,43 @@ impl Config {
                 "wanted a user part such as \"1000\" or \"echo\"",
             );
         }
+        for (key, number) in [("sip.prompt_number", &self.sip.prompt_number)] {
+            if number
+                .as_deref()
+                .is_some_and(|n| n.is_empty() || n.contains(['@', ' ', ';']))
+            {
+                return bad(key, "wanted a user part such as \"1001\"");
+            }
+        }
+        let m = &self.media;
+        if m.rtp_port_min < 1024 || m.rtp_port_min % 2 != 0 {
+            return bad("media.rtp_port_min", "wanted an even port of at least 1024");
+        }
+        if m.rtp_port_max <= m.rtp_port_min || m.rtp_port_max == u16::MAX {
+            return bad(
+                "media.rtp_port_max",
+                "wanted a port above media.rtp_port_min and below 65535",
+            );
+        }
+        if m.codecs.is_empty()
+            || m.codecs
+                .iter()
+                .any(|c| crate::media::codec::CodecKind::from_name(c).is_none())
+        {
+            return bad(
+                "media.codecs",
+                "wanted a list of codecs from PCMU, PCMA, such as [\"PCMU\", \"PCMA\"]",
+            );
+        }
+        if m.language.is_empty() || m.language.contains(['/', '.']) {
+            return bad("media.language", "wanted a language code such as \"en\"");
+        }
+        if m.test_prompt.is_empty() || m.test_prompt.contains(['/', '.']) {
+            return bad(
+                "media.test_prompt",
+                "wanted a prompt name such as \"verification_code_is\"",
+            );
+        }
         if self.sip.realm.is_empty() || self.sip.realm.contains('"') {
             return bad("sip.realm", "wanted a non-empty realm without quotes");
         }
@@ -519,6 +597,9 @@ impl Config {
         }
         if self.sip != new.sip {
             changed.push("sip");
+        }
+        if self.media != new.media {
+            changed.push("media");
         }
         if self.trunks != new.trunks {
             changed.push("trunks");

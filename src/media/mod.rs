@@ -1,12 +1,37 @@
-//! Media: SDP offer/answer and RTP. For now the pieces the SIP test routes need — reading an
-//! audio offer, writing an answer, and an RTP reflector for the echo route. The full RTP engine
-//! (port pool, G.711, DTMF, prompts, bridging, recording) grows here.
+//! Media: SDP offer/answer, RTP sessions and their sockets, G.711, RFC 4733 DTMF, RTCP
+//! quality, prompts and recording. Sans-IO cores (`rtp`, `rtcp`, `dtmf`, `jitter`, `sdp`,
+//! `codec`) with thin drivers (`leg`, `engine`); the call layer moves packets between legs.
 
 pub mod codec;
 pub mod dtmf;
 pub mod echo;
 pub mod jitter;
+pub mod metrics;
+pub mod ports;
 pub mod prompt;
 pub mod recorder;
 pub mod rtcp;
 pub mod sdp;
+
+/// Errors of the media layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// Every RTP port of `media.rtp_port_min..rtp_port_max` is in use.
+    #[error("no free RTP port in media.rtp_port_min..media.rtp_port_max")]
+    NoPorts,
+    /// A socket operation failed.
+    #[error("rtp socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The SDP could not be read or has nothing we can use.
+    #[error("sdp: {0}")]
+    Sdp(#[from] sdp::SdpError),
+    /// An answer came without our offer.
+    #[error("an SDP answer arrived but no offer was made")]
+    NoOffer,
+    /// The prompts could not be loaded.
+    #[error(transparent)]
+    Prompt(#[from] prompt::PromptError),
+    /// Metrics could not be registered.
+    #[error("media metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}

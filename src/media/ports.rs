@@ -1,0 +1,149 @@
+//! The RTP port pool: even ports from the configured range, RTCP on the port above. A port goes
+//! to the back of the queue when freed, so a stray packet of the last call rarely reaches the
+//! next one.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+
+/// Ports tried per allocation before giving up (others may hold some of ours).
+const BIND_ATTEMPTS: usize = 16;
+
+/// A shared pool of RTP ports.
+#[derive(Clone, Debug)]
+pub struct PortPool {
+    free: Arc<Mutex<VecDeque<u16>>>,
+    size: usize,
+}
+
+/// An RTP/RTCP socket pair bound on pool ports.
+#[derive(Debug)]
+pub struct PortPair {
+    /// RTP socket (even port).
+    pub rtp: UdpSocket,
+    /// RTCP socket (RTP port + 1).
+    pub rtcp: UdpSocket,
+    /// Holds the port; keep it as long as the sockets.
+    pub lease: PortLease,
+}
+
+impl PortPair {
+    /// The RTP port.
+    pub fn port(&self) -> u16 {
+        self.lease.port
+    }
+}
+
+/// A port taken from the pool; it goes back when this is dropped.
+#[derive(Debug)]
+pub struct PortLease {
+    port: u16,
+    pool: PortPool,
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.pool.free.lock() {
+            free.push_back(self.port);
+        }
+    }
+}
+
+impl PortPool {
+    /// Every even port in `min..=max` whose RTCP port (+1) is in range too.
+    pub fn new(min: u16, max: u16) -> Self {
+        let first = min + (min % 2);
+        let free: VecDeque<u16> = (first..max).step_by(2).collect();
+        let size = free.len();
+        Self {
+            free: Arc::new(Mutex::new(free)),
+            size,
+        }
+    }
+
+    /// Ports in the pool.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Ports not in use.
+    pub fn free(&self) -> usize {
+        self.free.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    /// Binds RTP and RTCP sockets on `ip` at the next free ports; `None` when the pool is empty
+    /// or every port tried is held by another program.
+    pub fn bind(&self, ip: IpAddr) -> Option<PortPair> {
+        for _ in 0..BIND_ATTEMPTS {
+            let port = self.free.lock().ok()?.pop_front()?;
+            let pair = UdpSocket::bind(SocketAddr::new(ip, port)).and_then(|rtp| {
+                let rtcp = UdpSocket::bind(SocketAddr::new(ip, port + 1))?;
+                rtp.set_nonblocking(true)?;
+                rtcp.set_nonblocking(true)?;
+                Ok((rtp, rtcp))
+            });
+            match pair {
+                Ok((rtp, rtcp)) => {
+                    return Some(PortPair {
+                        rtp,
+                        rtcp,
+                        lease: PortLease {
+                            port,
+                            pool: self.clone(),
+                        },
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(port, error = %e, "rtp port busy; trying another");
+                    if let Ok(mut free) = self.free.lock() {
+                        free.push_back(port);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn hands_out_even_ports_with_rtcp_above_and_takes_them_back() {
+        let pool = PortPool::new(41001, 41007);
+        assert_eq!(pool.size(), 3, "41002, 41004, 41006");
+        let a = pool.bind(LOCAL).unwrap();
+        assert_eq!(a.port() % 2, 0);
+        assert_eq!(a.rtp.local_addr().unwrap().port(), a.port());
+        assert_eq!(a.rtcp.local_addr().unwrap().port(), a.port() + 1);
+        assert_eq!(pool.free(), 2);
+        let port = a.port();
+        drop(a);
+        assert_eq!(pool.free(), 3);
+        // A freed port goes to the back of the queue.
+        let b = pool.bind(LOCAL).unwrap();
+        assert_ne!(b.port(), port);
+    }
+
+    #[test]
+    fn an_empty_pool_says_none() {
+        let pool = PortPool::new(41020, 41023);
+        let a = pool.bind(LOCAL).unwrap();
+        let b = pool.bind(LOCAL).unwrap();
+        assert!(pool.bind(LOCAL).is_none());
+        drop((a, b));
+        assert!(pool.bind(LOCAL).is_some());
+    }
+
+    #[test]
+    fn ports_held_by_others_are_skipped() {
+        let squatter = UdpSocket::bind((LOCAL, 41040)).unwrap();
+        let pool = PortPool::new(41040, 41043);
+        let pair = pool.bind(LOCAL).unwrap();
+        assert_eq!(pair.port(), 41042);
+        drop(squatter);
+    }
+}
