@@ -3,7 +3,7 @@
 mod common;
 
 use common::{command, Daemon};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const BASE: &str = "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n";
 
@@ -283,4 +283,27 @@ fn version_flag_prints_version() {
     let (code, out, _) = run_to_exit(&["--version"], &[]);
     assert_eq!(code, Some(0));
     assert_eq!(out.trim(), format!("dialerd {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn sigterm_hangs_up_calls_left_at_three_quarters_of_the_drain_time() {
+    let mut d = Daemon::start(
+        "[shutdown]\ndrain_timeout = \"2s\"\n[sip]\necho_number = \"1000\"\n\
+         [[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nkeepalive = \"0s\"\n",
+    );
+    let ua = common::ua::TestUa::new(d.sip, "drain-1");
+    ua.invite("1000");
+    let ok = ua.final_response();
+    assert_eq!(common::status_of(&ok), 200, "{ok}");
+    let asked = Instant::now();
+    d.signal(libc::SIGTERM);
+    let (_, bye) = ua.receive_until_bye(Duration::from_secs(5));
+    assert!(bye, "no BYE for the call left at the drain deadline");
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "BYE came before the call had its chance to finish: {waited:?}"
+    );
+    let status = d.wait_exit(Duration::from_secs(5)).expect("still running");
+    assert_eq!(status.code(), Some(0));
 }

@@ -1,6 +1,8 @@
 //! Runs the real `dialerd` binary for integration tests and talks to it over loopback.
 #![allow(dead_code)]
 
+pub mod ua;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,0 +1,130 @@
+//! A minimal SIP user agent on real UDP sockets for tests: INVITE with a PCMU offer, ACK, RTP
+//! collection, BYE answered.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// A minimal SIP UA on UDP: INVITE with a PCMU offer, ACK, answer BYE.
+pub struct TestUa {
+    /// SIP socket.
+    pub sip: UdpSocket,
+    /// RTP socket (its port is in the offer).
+    pub rtp: UdpSocket,
+    target: SocketAddr,
+    call_id: String,
+}
+
+impl TestUa {
+    /// A UA that will call `target` with Call-ID `call_id`.
+    pub fn new(target: SocketAddr, call_id: &str) -> Self {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Self {
+            sip,
+            rtp,
+            target,
+            call_id: call_id.into(),
+        }
+    }
+
+    /// Sends the INVITE to `number`.
+    pub fn invite(&self, number: &str) {
+        let local = self.sip.local_addr().unwrap();
+        let sdp = format!(
+            "v=0\r\no=ua 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+            self.rtp.local_addr().unwrap().port()
+        );
+        let msg = format!(
+            "INVITE sip:{number}@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{c}-1;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:ua@{local}>;tag=ua-{c}\r\nTo: <sip:{number}@{t}>\r\n\
+             Call-ID: {c}\r\nCSeq: 1 INVITE\r\nContact: <sip:ua@{local}>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len(),
+            t = self.target,
+            c = self.call_id,
+        );
+        self.sip.send_to(msg.as_bytes(), self.target).unwrap();
+    }
+
+    /// The final response to the INVITE (ACKed when 2xx).
+    pub fn final_response(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 8192];
+        while Instant::now() < deadline {
+            let Ok(n) = self.sip.recv(&mut buf) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let code = super::status_of(&text);
+            if code < 200 {
+                continue;
+            }
+            if code < 300 {
+                self.ack(&text);
+            }
+            return text;
+        }
+        panic!("no final response to the INVITE");
+    }
+
+    fn ack(&self, ok: &str) {
+        let local = self.sip.local_addr().unwrap();
+        let to = header(ok, "To");
+        let msg = format!(
+            "ACK sip:ua@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{c}-ack\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:ua@{local}>;tag=ua-{c}\r\nTo: {to}\r\nCall-ID: {c}\r\n\
+             CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            t = self.target,
+            c = self.call_id,
+        );
+        self.sip.send_to(msg.as_bytes(), self.target).unwrap();
+    }
+
+    /// RTP packets received until the daemon's BYE (answered 200), or `limit`.
+    pub fn receive_until_bye(&self, limit: Duration) -> (Vec<Vec<u8>>, bool) {
+        self.rtp
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        self.sip
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let deadline = Instant::now() + limit;
+        let mut packets = Vec::new();
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            while let Ok(n) = self.rtp.recv(&mut buf) {
+                packets.push(buf[..n].to_vec());
+            }
+            if let Ok((n, from)) = self.sip.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if text.starts_with("BYE ") {
+                    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+                    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+                        ok.push_str(&format!("{name}: {}\r\n", header(&text, name)));
+                    }
+                    ok.push_str("Content-Length: 0\r\n\r\n");
+                    self.sip.send_to(ok.as_bytes(), from).unwrap();
+                    return (packets, true);
+                }
+            }
+        }
+        (packets, false)
+    }
+}
+
+/// A header value of a SIP message (first occurrence).
+pub fn header(msg: &str, name: &str) -> String {
+    msg.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
