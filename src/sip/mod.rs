@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod dialog;
+pub mod dns;
 pub mod endpoint;
 pub mod id;
 pub mod leg;
