@@ -269,9 +269,10 @@ pub struct TrunkConfig {
     pub name: String,
     /// Proxy host name or address.
     pub host: String,
-    /// Proxy port.
-    #[serde(default = "default_sip_port")]
-    pub port: u16,
+    /// Proxy port; unset with a host name means DNS SRV (`_sip._udp` / `_sip._tcp`, RFC 3263),
+    /// then A/AAAA on 5060.
+    #[serde(default)]
+    pub port: Option<u16>,
     /// `udp` or `tcp`.
     #[serde(default = "default_transport")]
     pub transport: TransportKind,
@@ -321,6 +322,21 @@ fn default_true() -> bool {
     true
 }
 
+impl TrunkConfig {
+    /// `host` or `host:port` as written in SIP URIs (no port: RFC 3263 lookup by the peer too).
+    pub fn hostport(&self) -> String {
+        let host = if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]", self.host) // an IPv6 literal
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        }
+    }
+}
+
 fn default_keepalive() -> Duration {
     Duration::from_secs(30)
 }
@@ -349,9 +365,6 @@ impl From<Cidr> for String {
     }
 }
 
-fn default_sip_port() -> u16 {
-    5060
-}
 fn default_transport() -> TransportKind {
     TransportKind::Udp
 }
@@ -555,7 +568,7 @@ impl Config {
             if t.host.is_empty() {
                 return Err((key("host"), "wanted a host name or address".into()));
             }
-            if t.port == 0 {
+            if t.port == Some(0) {
                 return Err((key("port"), "wanted a port between 1 and 65535".into()));
             }
             if t.max_calls == 0 {

@@ -380,7 +380,7 @@ impl Trunks {
             .iter()
             .map(|t| TrunkStatus {
                 name: t.config.name.clone(),
-                proxy: format!("{}:{}", t.config.host, t.config.port),
+                proxy: t.config.hostport(),
                 address: t.addr,
                 state: if t.up { "up" } else { "down" },
                 registered: t.registration.as_ref().is_some_and(|r| r.until.is_some()),

@@ -119,7 +119,7 @@ impl Endpoint {
             .unwrap_or_default();
         let invite = self.dialogs.uac_invite(
             transport,
-            &format!("sip:{to}@{}:{}", cfg.host, cfg.port),
+            &format!("sip:{to}@{}", cfg.hostport()),
             &format!("{display}<sip:{from_user}@{domain}>"),
             &format!("<sip:{to}@{domain}>"),
             dial.sdp.map(Body::sdp),

@@ -172,17 +172,27 @@ pub async fn start(
     })
 }
 
-/// Each trunk's proxy address (DNS A/AAAA when a name is given); `None` when it does not resolve.
+/// Each trunk's proxy address: RFC 3263 — an IP literal as is, a name with a port by A/AAAA, a
+/// name without one by SRV then A/AAAA on 5060; `None` when it does not resolve. Resolved once
+/// at start-up.
 async fn resolve_trunks(trunks: &[TrunkConfig]) -> Vec<Option<SocketAddr>> {
+    let resolver = super::dns::Resolver::from_system();
     let mut out = Vec::new();
     for t in trunks {
-        let addr = match tokio::net::lookup_host((t.host.as_str(), t.port)).await {
-            Ok(mut addrs) => addrs.next(),
+        let transport = match t.transport {
+            crate::config::TransportKind::Udp => Transport::Udp,
+            crate::config::TransportKind::Tcp => Transport::Tcp,
+        };
+        let addr = match resolver.resolve_sip(&t.host, t.port, transport).await {
+            Ok(addrs) => addrs.into_iter().next(),
             Err(e) => {
                 tracing::warn!(trunk = %t.name, host = %t.host, error = %e, "cannot resolve trunk host; trunk down, its INVITEs refused");
                 None
             }
         };
+        if let Some(a) = addr {
+            tracing::info!(trunk = %t.name, host = %t.host, addr = %a, "trunk resolved");
+        }
         out.push(addr);
     }
     out

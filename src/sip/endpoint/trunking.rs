@@ -22,11 +22,10 @@ impl Endpoint {
             };
             let local = self.transports.local_for(dest);
             let text = format!(
-                "OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={branch};rport\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:dialerd@{local}>;tag={tag}\r\nTo: <sip:{host}:{port}>\r\n\
+                "OPTIONS sip:{hostport} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={branch};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:dialerd@{local}>;tag={tag}\r\nTo: <sip:{hostport}>\r\n\
                  Call-ID: {call_id}@dialerd\r\nCSeq: 1 OPTIONS\r\nUser-Agent: dialerd/{v}\r\nContent-Length: 0\r\n\r\n",
-                host = trunk.host,
-                port = trunk.port,
+                hostport = trunk.hostport(),
                 t = transport.via_name(),
                 branch = self.layer.new_branch(),
                 tag = self.layer.new_tag(),

@@ -5,7 +5,7 @@ fn cfg(name: &str, max_calls: u32, max_cps: f64) -> TrunkConfig {
     TrunkConfig {
         name: name.into(),
         host: "192.0.2.1".into(),
-        port: 5060,
+        port: Some(5060),
         transport: TransportKind::Udp,
         username: String::new(),
         password: Default::default(),
