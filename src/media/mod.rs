@@ -2,6 +2,8 @@
 //! audio offer, writing an answer, and an RTP reflector for the echo route. The full RTP engine
 //! (port pool, G.711, DTMF, prompts, bridging, recording) grows here.
 
+pub mod codec;
+pub mod dtmf;
 pub mod echo;
 pub mod jitter;
 pub mod prompt;
