@@ -9,4 +9,5 @@ pub mod jitter;
 pub mod prompt;
 pub mod recorder;
 pub mod rtcp;
+pub mod rtp;
 pub mod sdp;
