@@ -11,6 +11,7 @@ pub mod ports;
 pub mod prompt;
 pub mod recorder;
 pub mod rtcp;
+pub mod rtp;
 pub mod sdp;
 
 /// Errors of the media layer.
