@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dialerd::config::{self, Config};
+use dialerd::media::engine::MediaEngine;
 use dialerd::shutdown::{Drained, Shutdown};
 use dialerd::signal::{Signal, Signals};
 use dialerd::{api, call, health::Health, logging, metrics::Metrics, sip, state, systemd};
@@ -165,13 +166,18 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
 
     let http = api::bind(cfg.http.listen).await?;
+    let media = MediaEngine::new(&cfg.media, metrics.registry())
+        .with_context(|| format!("media.prompts_dir {}", cfg.media.prompts_dir.display()))?;
     let sip = sip::endpoint::start(&cfg, metrics.registry(), &shutdown).await?;
     shutdown.spawn(call::route_incoming(
         sip.sip.clone(),
+        media,
         sip.incoming,
         call::Routes {
             echo_number: cfg.sip.echo_number.clone(),
             echo_max: cfg.sip.echo_max_duration,
+            prompt_number: cfg.sip.prompt_number.clone(),
+            test_prompt: cfg.media.test_prompt.clone(),
         },
     ));
     for addr in &sip.local_addrs {

@@ -19,6 +19,7 @@ trap 'kill $daemon 2>/dev/null; rm -rf "$work"' EXIT
 DIALERD__SIP__LISTEN=127.0.0.1:$PORT DIALERD__HTTP__LISTEN=127.0.0.1:$HTTP \
 DIALERD__SIP__ECHO_NUMBER=1000 DIALERD__SIP__MAX_CALLS=100000 DIALERD__LOG__LEVEL=warn \
 DIALERD__STATE_DIR="$work/state" DIALERD__SIP__SESSION_EXPIRES=0s \
+DIALERD__MEDIA__RTP_PORT_MIN=10000 DIALERD__MEDIA__RTP_PORT_MAX=65000 DIALERD__MEDIA__RTP_TIMEOUT=0s \
   target/release/dialerd run --config conf/dialerd.toml 2>"$work/dialerd.log" &
 daemon=$!
 for _ in $(seq 50); do curl -sf "127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.1; done

@@ -1,34 +1,46 @@
-//! The echo test route: answer, send every RTP packet back, hang up at the maximum duration.
+//! The echo test route: answer, send every RTP packet back on our own stream (latching, so it
+//! works behind NAT), hang up at the maximum duration or when the caller's RTP stops.
 
-use crate::media::{echo, sdp};
-use crate::sip::leg::{Incoming, LegEvent, SipHandle};
+use crate::media::engine::MediaEngine;
+use crate::media::leg::Input;
+use crate::media::rtp::Received;
+use crate::sip::leg::{Incoming, SipHandle};
 use std::time::Duration;
 
 /// Serves one call to the echo number until either side hangs up or `max` passes.
-pub async fn run(sip: SipHandle, call: Incoming, max: Duration) {
+pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, max: Duration) {
     let id = call.leg.id;
-    let offer = sdp::parse_offer(&call.sdp);
-    let Some((offer, codec)) = offer.and_then(|o| sdp::choose_codec(&o).map(|c| (o, c))) else {
-        // No offer in the INVITE (offer in ACK) or no codec in common: RFC 3264 §6.
-        return sip.reject(id, 488).await;
+    let Some(mut leg) = super::answer_with_media(&sip, &media, &call).await else {
+        return;
     };
-    let media = match echo::start(call.local_ip) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot open an RTP socket; refusing the call");
-            return sip.reject(id, 503).await;
-        }
-    };
-    let answer = sdp::answer(call.local_ip, media.local.port(), id.0, codec, &offer);
-    sip.answer(id, answer.into_bytes()).await;
     let mut events = call.leg.events;
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::with_capacity(2048);
     let limit = tokio::time::sleep(max);
     tokio::pin!(limit);
     loop {
         tokio::select! {
-            ev = events.recv() => match ev {
-                None | Some(LegEvent::Ended { .. }) | Some(LegEvent::Failed { .. }) => return,
-                Some(_) => {}
+            ev = events.recv() => if !super::on_leg_event(ev, &mut leg) {
+                return;
+            },
+            input = leg.input(&mut buf) => match input {
+                Input::Rtp(n, from) => {
+                    let now = tokio::time::Instant::now().into_std();
+                    let Some(s) = leg.session() else { continue };
+                    match s.on_rtp(now, from, &buf[..n]) {
+                        Received::Media(pkt, payload) | Received::DtmfPacket(pkt, payload) => {
+                            out.clear();
+                            s.build_relayed(now, &pkt, payload, &mut out);
+                            leg.send_rtp(&out);
+                        }
+                        Received::Dtmf(d) => tracing::debug!(leg = %id, digit = %d.digit, "dtmf"),
+                        Received::Dropped(_) => {}
+                    }
+                }
+                Input::Timer if leg.is_dead() => {
+                    return super::hang_up_dead(&sip, &media, id).await;
+                }
+                Input::Timer | Input::Rtcp => {}
             },
             _ = &mut limit => {
                 tracing::info!(leg = %id, "echo call reached its maximum duration; hanging up");

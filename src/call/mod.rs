@@ -1,10 +1,14 @@
-//! Calls: binds SIP legs to media. For now the test routes PBX admins use — the echo number
-//! and test calls through a trunk; the B2BUA for agents and campaigns grows here.
+//! Calls: binds SIP legs to media legs, one task per call. For now the test routes PBX admins
+//! use — the echo number, the prompt number and test calls through a trunk; the B2BUA for
+//! agents and campaigns grows here.
 
 pub mod echo;
+pub mod playback;
 pub mod test_call;
 
-use crate::sip::leg::{Incoming, SipHandle};
+use crate::media::engine::MediaEngine;
+use crate::media::leg::MediaLeg;
+use crate::sip::leg::{Incoming, LegEvent, LegId, SipHandle};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -15,20 +19,84 @@ pub struct Routes {
     pub echo_number: Option<String>,
     /// Echo calls are hung up after this long.
     pub echo_max: Duration,
+    /// Calls to this number hear `test_prompt` and are hung up.
+    pub prompt_number: Option<String>,
+    /// The prompt (file name without `.wav`) the prompt number plays.
+    pub test_prompt: String,
 }
 
 /// Routes every inbound call until the SIP endpoint stops: to its route, or 404.
 pub async fn route_incoming(
     sip: SipHandle,
+    media: MediaEngine,
     mut incoming: mpsc::Receiver<Incoming>,
     routes: Routes,
 ) {
     while let Some(call) = incoming.recv().await {
-        if routes.echo_number.as_deref() == Some(call.to_user.as_str()) {
-            tokio::spawn(echo::run(sip.clone(), call, routes.echo_max));
+        let to = Some(call.to_user.as_str());
+        if routes.echo_number.as_deref() == to {
+            tokio::spawn(echo::run(sip.clone(), media.clone(), call, routes.echo_max));
+        } else if routes.prompt_number.as_deref() == to {
+            let clip = media.prompts().get(media.language(), &routes.test_prompt);
+            let clips = clip
+                .map(crate::media::prompt::Clip::Audio)
+                .into_iter()
+                .collect();
+            tokio::spawn(playback::run(sip.clone(), media.clone(), call, clips));
         } else {
             tracing::debug!(to = %call.to_user, from = %call.from_user, "no route for call");
             sip.reject(call.leg.id, 404).await;
         }
     }
+}
+
+/// Opens a media leg for an inbound call and answers it with our SDP; on failure rejects it
+/// (503 when no RTP port is free, 488 when the offer has nothing we can use) and says `None`.
+async fn answer_with_media(
+    sip: &SipHandle,
+    media: &MediaEngine,
+    call: &Incoming,
+) -> Option<MediaLeg> {
+    let id = call.leg.id;
+    let mut leg = match media.open(call.local_ip) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(leg = %id, error = %e, "no media for the call; 503");
+            sip.reject(id, 503).await;
+            return None;
+        }
+    };
+    match leg.answer(&call.sdp) {
+        Ok(answer) => {
+            sip.answer(id, answer).await;
+            Some(leg)
+        }
+        Err(e) => {
+            // No offer in the INVITE (offer in ACK) or no codec in common: RFC 3264 §6.
+            tracing::debug!(leg = %id, error = %e, "unusable offer; 488");
+            sip.reject(id, 488).await;
+            None
+        }
+    }
+}
+
+/// Applies a leg event to its media; false when the leg is over.
+fn on_leg_event(event: Option<LegEvent>, leg: &mut MediaLeg) -> bool {
+    match event {
+        None | Some(LegEvent::Ended { .. }) | Some(LegEvent::Failed { .. }) => false,
+        Some(LegEvent::Reoffer { sdp }) => {
+            if let Err(e) = leg.reoffer(&sdp) {
+                tracing::debug!(error = %e, "re-offer not applied");
+            }
+            true
+        }
+        Some(_) => true,
+    }
+}
+
+/// Hangs up a leg whose RTP stopped, counting it.
+async fn hang_up_dead(sip: &SipHandle, media: &MediaEngine, id: LegId) {
+    tracing::info!(leg = %id, "no RTP for media.rtp_timeout; hanging up");
+    media.metrics().timeouts.inc();
+    sip.hang_up(id).await;
 }

@@ -5,7 +5,9 @@
 pub mod codec;
 pub mod dtmf;
 pub mod echo;
+pub mod engine;
 pub mod jitter;
+pub mod leg;
 pub mod metrics;
 pub mod ports;
 pub mod prompt;

@@ -1,0 +1,250 @@
+//! One media leg: the thin tokio driver around a sans-IO [`RtpSession`] — its RTP and RTCP
+//! sockets from the pool, SDP negotiation, and the timer for RTCP and dead-call detection.
+//! The call layer owns legs (one task per call) and moves packets between them.
+
+use super::codec::CodecKind;
+use super::engine::MediaEngine;
+use super::ports::{PortLease, PortPair};
+use super::rtp::{RtpSession, SessionConfig};
+use super::sdp::negotiate::{self, LocalMedia, Negotiated, SdpSession};
+use super::sdp::SessionDescription;
+use super::MediaError;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::UdpSocket;
+
+/// What woke a leg up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// An RTP datagram of this many bytes from this address, in the caller's buffer.
+    Rtp(usize, SocketAddr),
+    /// An RTCP datagram (already handed to the session).
+    Rtcp,
+    /// The session's timer: RTCP was sent if due; check [`MediaLeg::is_dead`].
+    Timer,
+}
+
+/// A leg's media: sockets, negotiated session, statistics.
+pub struct MediaLeg {
+    engine: MediaEngine,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    lease: Option<PortLease>,
+    local: SocketAddr,
+    sdp: SdpSession,
+    offer: Option<SessionDescription>,
+    session: Option<RtpSession>,
+    negotiated: Option<Negotiated>,
+    counted: (u64, u64),
+    rtcp_buf: Vec<u8>,
+}
+
+/// The driver's clock; tokio's so paused-time tests drive it.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl MediaLeg {
+    pub(super) fn new(engine: MediaEngine, pair: PortPair) -> Result<Self, MediaError> {
+        let local = pair.rtp.local_addr()?;
+        let rtp = UdpSocket::from_std(pair.rtp)?;
+        let rtcp = UdpSocket::from_std(pair.rtcp)?;
+        engine.metrics().sessions_active.inc();
+        let mut media = LocalMedia::new(local.ip(), local.port());
+        media.session_id = rand_u32() as u64;
+        Ok(Self {
+            engine,
+            rtp,
+            rtcp,
+            lease: Some(pair.lease),
+            local,
+            sdp: SdpSession::new(media),
+            offer: None,
+            session: None,
+            negotiated: None,
+            counted: (0, 0),
+            rtcp_buf: vec![0; 1500],
+        })
+    }
+
+    /// Our RTP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Answers the far end's offer: our SDP body, and the session starts.
+    pub fn answer(&mut self, offer: &[u8]) -> Result<Vec<u8>, MediaError> {
+        let offer = SessionDescription::parse(offer)?;
+        let answer = self.sdp.answer(&offer, self.engine.prefs())?;
+        let body = answer.sdp.to_string().into_bytes();
+        self.start(answer.negotiated);
+        Ok(body)
+    }
+
+    /// Our offer for an outbound INVITE.
+    pub fn offer(&mut self) -> Vec<u8> {
+        let offer = self.sdp.offer(self.engine.prefs());
+        let body = offer.to_string().into_bytes();
+        self.offer = Some(offer);
+        body
+    }
+
+    /// The far end's answer to our offer (in a 183 or the 2xx): the session starts.
+    pub fn accept_answer(&mut self, answer: &[u8]) -> Result<(), MediaError> {
+        let offer = self.offer.as_ref().ok_or(MediaError::NoOffer)?;
+        let negotiated = negotiate::read_answer(offer, answer)?;
+        self.start(negotiated);
+        Ok(())
+    }
+
+    /// A new offer in a re-INVITE or UPDATE: new remote address, hold or resume.
+    pub fn reoffer(&mut self, offer: &[u8]) -> Result<(), MediaError> {
+        let offer = SessionDescription::parse(offer)?;
+        let answer = self.sdp.answer(&offer, self.engine.prefs())?;
+        let n = answer.negotiated;
+        if let Some(s) = self.session.as_mut() {
+            s.update(Some(n.remote_rtp), Some(n.remote_rtcp), n.hold, now());
+        }
+        self.negotiated = Some(n);
+        Ok(())
+    }
+
+    fn start(&mut self, n: Negotiated) {
+        if let Some(s) = self.session.as_mut() {
+            // An answer again (183 then 200): same stream, maybe a new address.
+            s.update(Some(n.remote_rtp), Some(n.remote_rtcp), n.hold, now());
+            self.negotiated = Some(n);
+            return;
+        }
+        let codec = CodecKind::from_name(&n.codec.encoding).unwrap_or(CodecKind::Pcmu);
+        let known = |a: SocketAddr| (!a.ip().is_unspecified() && a.port() != 0).then_some(a);
+        self.session = Some(RtpSession::new(
+            SessionConfig {
+                codec,
+                payload_type: n.codec.pt,
+                telephone_event: n.telephone_event,
+                remote_rtp: known(n.remote_rtp),
+                remote_rtcp: known(n.remote_rtcp),
+                ptime_ms: n.ptime.clamp(10, 60),
+                rtp_timeout: self.rtp_timeout(),
+                ssrc: rand_u32(),
+                cname: format!("dialerd@{}", self.local),
+            },
+            now(),
+        ));
+        self.negotiated = Some(n);
+    }
+
+    fn rtp_timeout(&self) -> Duration {
+        match self.engine.rtp_timeout() {
+            d if d.is_zero() => Duration::from_secs(100 * 365 * 24 * 3600),
+            d => d,
+        }
+    }
+
+    /// The negotiated voice codec, once there is a session.
+    pub fn codec(&self) -> Option<CodecKind> {
+        self.session
+            .as_ref()
+            .and(self.negotiated.as_ref())
+            .and_then(|n| CodecKind::from_name(&n.codec.encoding))
+    }
+
+    /// The sans-IO session, once negotiated.
+    pub fn session(&mut self) -> Option<&mut RtpSession> {
+        self.session.as_mut()
+    }
+
+    /// Waits for the next datagram or timer. RTP lands in `buf`; RTCP is handled here.
+    pub async fn input(&mut self, buf: &mut [u8]) -> Input {
+        let wake = self
+            .session
+            .as_ref()
+            .and_then(|s| s.poll_timeout())
+            .map(tokio::time::Instant::from_std);
+        let timer = async move {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = self.rtp.recv_from(buf) => match r {
+                Ok((n, from)) => Input::Rtp(n, from),
+                // ICMP port unreachable from an earlier send shows up here on Linux.
+                Err(_) => Input::Rtcp,
+            },
+            r = self.rtcp.recv_from(&mut self.rtcp_buf) => {
+                if let (Ok((n, from)), Some(s)) = (r, self.session.as_mut()) {
+                    s.on_rtcp(now(), from, &self.rtcp_buf[..n]);
+                }
+                Input::Rtcp
+            }
+            _ = timer => {
+                let now = now();
+                if let Some(s) = self.session.as_mut() {
+                    if let (Some(pkt), Some(to)) = (s.poll_rtcp(now, SystemTime::now()), s.remote_rtcp()) {
+                        let _ = self.rtcp.try_send_to(&pkt, to);
+                    }
+                }
+                self.flush_counters();
+                Input::Timer
+            }
+        }
+    }
+
+    /// Sends an RTP datagram to the far end (latched address, else the SDP's).
+    pub fn send_rtp(&self, datagram: &[u8]) {
+        if let Some(to) = self.session.as_ref().and_then(|s| s.remote_rtp()) {
+            let _ = self.rtp.try_send_to(datagram, to);
+        }
+    }
+
+    /// True when the far end sent no RTP for `media.rtp_timeout` (never while on hold).
+    pub fn is_dead(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.is_dead(now()))
+    }
+
+    fn flush_counters(&mut self) {
+        if let Some(s) = &self.session {
+            let c = s.counters();
+            let m = self.engine.metrics();
+            m.packets_in
+                .inc_by(c.packets_in.saturating_sub(self.counted.0));
+            m.packets_out
+                .inc_by(c.packets_out.saturating_sub(self.counted.1));
+            self.counted = (c.packets_in, c.packets_out);
+        }
+    }
+}
+
+impl Drop for MediaLeg {
+    fn drop(&mut self) {
+        self.flush_counters();
+        let m = self.engine.metrics();
+        m.sessions_active.dec();
+        if let Some(s) = &self.session {
+            if s.counters().packets_in > 0 {
+                let q = s.quality();
+                m.loss_ratio.observe(q.loss_ratio);
+                m.jitter.observe(q.jitter_seconds);
+                m.mos.observe(q.mos);
+            }
+        }
+        drop(self.lease.take());
+        self.engine.update_free_ports();
+    }
+}
+
+/// A random 32-bit value for SSRCs and SDP session ids (RFC 3550 wants them unpredictable).
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u32
+}
