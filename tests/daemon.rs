@@ -307,3 +307,38 @@ fn sigterm_hangs_up_calls_left_at_three_quarters_of_the_drain_time() {
     let status = d.wait_exit(Duration::from_secs(5)).expect("still running");
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn sip_answers_over_ipv6_udp_and_tcp() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        // A container without IPv6 loopback cannot run this; say so rather than fail.
+        eprintln!("no IPv6 loopback on this machine: IPv6 not exercised");
+        return;
+    }
+    let d = Daemon::start_with(BASE, &[("DIALERD__SIP__LISTEN", "127.0.0.1:0,[::1]:0")]);
+    let v6: std::net::SocketAddr = d
+        .seen
+        .iter()
+        .filter(|l| l["fields"]["message"] == "sip listening (udp, tcp)")
+        .filter_map(|l| l["fields"]["addr"].as_str()?.parse().ok())
+        .find(|a: &std::net::SocketAddr| a.is_ipv6())
+        .expect("no IPv6 listener logged");
+    let udp = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp.send_to(&common::options_request("v6udp"), v6).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = udp.recv(&mut buf).expect("no answer over IPv6 UDP");
+    let resp = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(common::status_of(&resp), 200, "{resp}");
+    assert!(resp.contains("received=::1"), "{resp}");
+
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(v6).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let request = String::from_utf8(common::options_request("v6tcp")).unwrap();
+    tcp.write_all(request.replace("SIP/2.0/UDP", "SIP/2.0/TCP").as_bytes())
+        .unwrap();
+    let n = tcp.read(&mut buf).expect("no answer over IPv6 TCP");
+    let resp = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(common::status_of(&resp), 200, "{resp}");
+}
