@@ -44,3 +44,4 @@ echo "RSS 33 s later    $steady KiB  ($(( (steady - idle) * 1024 / CALLS )) byte
 wait $sipp_pid || true
 sleep 35
 echo "RSS after hang-up $(rss_kib $daemon) KiB (dialogs $(dialogs))"
+tail -5 "$work/sipp.out"; grep -v INFO "$work/dialerd.log" | tail -5

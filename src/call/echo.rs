@@ -33,7 +33,7 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, max: Durati
                             s.build_relayed(now, &pkt, payload, &mut out);
                             leg.send_rtp(&out);
                         }
-                        Received::Dtmf(d) => tracing::debug!(leg = %id, digit = %d.digit, "dtmf"),
+                        Received::Dtmf(d) => tracing::info!(leg = %id, digit = %d.digit, "dtmf received"),
                         Received::Dropped(_) => {}
                     }
                 }

@@ -56,7 +56,7 @@ impl MediaEngine {
     /// A new leg with RTP and RTCP sockets on `ip`; [`MediaError::NoPorts`] when the pool is
     /// empty (the call gets 503).
     pub fn open(&self, ip: IpAddr) -> Result<MediaLeg, MediaError> {
-        let pair = self.inner.pool.bind(ip).ok_or(MediaError::NoPorts)?;
+        let pair = self.inner.pool.bind(ip)?.ok_or(MediaError::NoPorts)?;
         self.inner
             .metrics
             .ports_free

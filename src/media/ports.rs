@@ -71,11 +71,14 @@ impl PortPool {
         self.free.lock().map(|f| f.len()).unwrap_or(0)
     }
 
-    /// Binds RTP and RTCP sockets on `ip` at the next free ports; `None` when the pool is empty
-    /// or every port tried is held by another program.
-    pub fn bind(&self, ip: IpAddr) -> Option<PortPair> {
+    /// Binds RTP and RTCP sockets on `ip` at the next free ports. `Ok(None)` when the pool is
+    /// empty or every port tried is held by another program; other socket errors (no file
+    /// descriptors left, say) are returned as they are, not mistaken for a busy port.
+    pub fn bind(&self, ip: IpAddr) -> std::io::Result<Option<PortPair>> {
         for _ in 0..BIND_ATTEMPTS {
-            let port = self.free.lock().ok()?.pop_front()?;
+            let Some(port) = self.free.lock().ok().and_then(|mut f| f.pop_front()) else {
+                return Ok(None);
+            };
             let pair = UdpSocket::bind(SocketAddr::new(ip, port)).and_then(|rtp| {
                 let rtcp = UdpSocket::bind(SocketAddr::new(ip, port + 1))?;
                 rtp.set_nonblocking(true)?;
@@ -84,24 +87,27 @@ impl PortPool {
             });
             match pair {
                 Ok((rtp, rtcp)) => {
-                    return Some(PortPair {
+                    return Ok(Some(PortPair {
                         rtp,
                         rtcp,
                         lease: PortLease {
                             port,
                             pool: self.clone(),
                         },
-                    })
+                    }))
                 }
                 Err(e) => {
-                    tracing::debug!(port, error = %e, "rtp port busy; trying another");
                     if let Ok(mut free) = self.free.lock() {
                         free.push_back(port);
                     }
+                    if e.kind() != std::io::ErrorKind::AddrInUse {
+                        return Err(e);
+                    }
+                    tracing::debug!(port, "rtp port busy; trying another");
                 }
             }
         }
-        None
+        Ok(None)
     }
 }
 
@@ -115,7 +121,7 @@ mod tests {
     fn hands_out_even_ports_with_rtcp_above_and_takes_them_back() {
         let pool = PortPool::new(41001, 41007);
         assert_eq!(pool.size(), 3, "41002, 41004, 41006");
-        let a = pool.bind(LOCAL).unwrap();
+        let a = pool.bind(LOCAL).unwrap().unwrap();
         assert_eq!(a.port() % 2, 0);
         assert_eq!(a.rtp.local_addr().unwrap().port(), a.port());
         assert_eq!(a.rtcp.local_addr().unwrap().port(), a.port() + 1);
@@ -124,25 +130,25 @@ mod tests {
         drop(a);
         assert_eq!(pool.free(), 3);
         // A freed port goes to the back of the queue.
-        let b = pool.bind(LOCAL).unwrap();
+        let b = pool.bind(LOCAL).unwrap().unwrap();
         assert_ne!(b.port(), port);
     }
 
     #[test]
     fn an_empty_pool_says_none() {
         let pool = PortPool::new(41020, 41023);
-        let a = pool.bind(LOCAL).unwrap();
-        let b = pool.bind(LOCAL).unwrap();
-        assert!(pool.bind(LOCAL).is_none());
+        let a = pool.bind(LOCAL).unwrap().unwrap();
+        let b = pool.bind(LOCAL).unwrap().unwrap();
+        assert!(pool.bind(LOCAL).unwrap().is_none());
         drop((a, b));
-        assert!(pool.bind(LOCAL).is_some());
+        assert!(pool.bind(LOCAL).unwrap().is_some());
     }
 
     #[test]
     fn ports_held_by_others_are_skipped() {
         let squatter = UdpSocket::bind((LOCAL, 41040)).unwrap();
         let pool = PortPool::new(41040, 41043);
-        let pair = pool.bind(LOCAL).unwrap();
+        let pair = pool.bind(LOCAL).unwrap().unwrap();
         assert_eq!(pair.port(), 41042);
         drop(squatter);
     }
