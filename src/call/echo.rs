@@ -14,8 +14,8 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, max: Durati
         return;
     };
     let mut events = call.leg.events;
-    let mut buf = vec![0u8; 2048];
-    let mut out = Vec::with_capacity(2048);
+    let mut buf = vec![0u8; crate::media::leg::MAX_DATAGRAM];
+    let mut out = Vec::new();
     let limit = tokio::time::sleep(max);
     tokio::pin!(limit);
     loop {

@@ -32,7 +32,7 @@ pub async fn play(
     let mut player = Player::new(clips);
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut buf = vec![0u8; 2048];
+    let mut buf = vec![0u8; crate::media::leg::MAX_DATAGRAM];
     let mut payload = Vec::with_capacity(320);
     let mut out = Vec::with_capacity(512);
     loop {

@@ -13,6 +13,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
 
+/// Largest RTP or RTCP datagram read: an Ethernet MTU's worth; longer ones are cut short (and
+/// then fail to parse), which no G.711 or Opus packet comes near.
+pub const MAX_DATAGRAM: usize = 1500;
+
 /// What woke a leg up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
@@ -63,7 +67,7 @@ impl MediaLeg {
             session: None,
             negotiated: None,
             counted: (0, 0),
-            rtcp_buf: vec![0; 1500],
+            rtcp_buf: vec![0; MAX_DATAGRAM],
         })
     }
 
