@@ -3,7 +3,6 @@
 //! [`LegEvent`]s on its own channel.
 
 use super::{now, Endpoint};
-use crate::config::TransportKind;
 use crate::sip::auth::{with_credentials, ClientOutcome, DigestClient};
 use crate::sip::dialog::{Body, DialogId, EndReason};
 use crate::sip::leg::{self, Dial, Failure, Incoming, Leg, LegCommand, LegEnd, LegEvent, LegId};
@@ -97,10 +96,7 @@ impl Endpoint {
             self.trunks.call_ended(trunk);
             return fail(Failure::Unavailable, "the trunk has no address".into());
         };
-        let transport = match cfg.transport {
-            TransportKind::Udp => Transport::Udp,
-            TransportKind::Tcp => Transport::Tcp,
-        };
+        let transport = Transport::from(cfg.transport);
         let domain = if cfg.from_domain.is_empty() {
             &cfg.host
         } else {

@@ -179,10 +179,7 @@ async fn resolve_trunks(trunks: &[TrunkConfig]) -> Vec<Option<SocketAddr>> {
     let resolver = super::dns::Resolver::from_system();
     let mut out = Vec::new();
     for t in trunks {
-        let transport = match t.transport {
-            crate::config::TransportKind::Udp => Transport::Udp,
-            crate::config::TransportKind::Tcp => Transport::Tcp,
-        };
+        let transport = Transport::from(t.transport);
         let addr = match resolver.resolve_sip(&t.host, t.port, transport).await {
             Ok(addrs) => addrs.into_iter().next(),
             Err(e) => {

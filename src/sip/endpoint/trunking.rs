@@ -1,7 +1,6 @@
 //! Trunk upkeep in the endpoint: OPTIONS keepalives and outbound registrations.
 
 use super::{now, Endpoint};
-use crate::config::TransportKind;
 use crate::sip::auth::{apply, with_credentials, ClientOutcome};
 use crate::sip::transaction::{header_param, TransactionKey};
 use crate::sip::transport::{Peer, Transport};
@@ -16,10 +15,7 @@ impl Endpoint {
         let now = now();
         for (i, dest) in self.trunks.due_keepalives(now) {
             let trunk = &self.trunks.get(i).config;
-            let transport = match trunk.transport {
-                TransportKind::Udp => Transport::Udp,
-                TransportKind::Tcp => Transport::Tcp,
-            };
+            let transport = Transport::from(trunk.transport);
             let local = self.transports.local_for(dest);
             let text = format!(
                 "OPTIONS sip:{hostport} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={branch};rport\r\n\
@@ -98,10 +94,7 @@ impl Endpoint {
             let trunk = self.trunks.get(i);
             let cfg = trunk.config.clone();
             let Some(dest) = trunk.addr else { return };
-            let transport = match cfg.transport {
-                TransportKind::Udp => Transport::Udp,
-                TransportKind::Tcp => Transport::Tcp,
-            };
+            let transport = Transport::from(cfg.transport);
             let local = self.transports.local_for(dest);
             let domain = if cfg.from_domain.is_empty() {
                 cfg.host.clone()

@@ -308,3 +308,12 @@ pub fn local_ip_toward(listen: &[SocketAddr], dest: SocketAddr) -> std::net::IpA
         .map(|a| a.ip())
         .unwrap_or(l.ip())
 }
+
+impl From<crate::config::TransportKind> for Transport {
+    fn from(kind: crate::config::TransportKind) -> Self {
+        match kind {
+            crate::config::TransportKind::Udp => Transport::Udp,
+            crate::config::TransportKind::Tcp => Transport::Tcp,
+        }
+    }
+}
