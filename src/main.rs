@@ -178,6 +178,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             echo_max: cfg.sip.echo_max_duration,
             prompt_number: cfg.sip.prompt_number.clone(),
             test_prompt: cfg.media.test_prompt.clone(),
+            relay_prefix: cfg.sip.relay_prefix.clone(),
         },
     ));
     for addr in &sip.local_addrs {

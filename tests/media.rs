@@ -92,3 +92,39 @@ fn an_empty_port_pool_gives_503_not_a_crash() {
         "{metrics}"
     );
 }
+
+#[test]
+fn relay_route_bridges_two_legs_and_transcodes_pcmu_to_pcma() {
+    // The daemon relays "9" + 1001 through a trunk that is itself: the second leg reaches the
+    // prompt route (PCMU), the caller offered only PCMA, so the bridge transcodes.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = format!(
+        "[[trunks]]\nname = \"self\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
+         [sip]\nprompt_number = \"1001\"\nrelay_prefix = \"9\"\n\
+         [media]\nrtp_port_min = 31400\nrtp_port_max = 31499\n"
+    );
+    let listen = format!("127.0.0.1:{port}");
+    let d = Daemon::start_with(&cfg, &[("DIALERD__SIP__LISTEN", listen.as_str())]);
+    let ua = TestUa::new(d.sip, "relay-1").pcma();
+    ua.invite("91001");
+    let ok = ua.final_response();
+    assert_eq!(common::status_of(&ok), 200, "{ok}");
+    assert!(ok.contains("RTP/AVP 8"), "answered with PCMA: {ok}");
+    let (packets, bye) = ua.receive_until_bye(Duration::from_secs(15));
+    assert!(bye, "the far leg's hang-up did not reach the caller");
+    assert!(packets.len() > 20, "only {} RTP packets", packets.len());
+    assert!(packets.iter().all(|p| p[1] & 0x7f == 8), "not all PCMA");
+    let mut audio = Vec::new();
+    for p in &packets {
+        g711::decode_alaw(&p[12..], &mut audio);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    let prompt = load_wav(&root.join("en/verification_code_is.wav")).unwrap();
+    let (at, corr) = find_clip(&audio, &prompt).expect("prompt not found");
+    eprintln!("relayed prompt found at sample {at}, correlation {corr:.3}");
+    assert!(corr >= 0.95, "correlation {corr} at sample {at}");
+}

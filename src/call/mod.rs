@@ -4,6 +4,7 @@
 
 pub mod echo;
 pub mod playback;
+pub mod relay;
 pub mod test_call;
 
 use crate::media::engine::MediaEngine;
@@ -23,6 +24,8 @@ pub struct Routes {
     pub prompt_number: Option<String>,
     /// The prompt (file name without `.wav`) the prompt number plays.
     pub test_prompt: String,
+    /// Calls to numbers with this prefix are relayed, prefix removed, through a trunk.
+    pub relay_prefix: Option<String>,
 }
 
 /// Routes every inbound call until the SIP endpoint stops: to its route, or 404.
@@ -43,6 +46,14 @@ pub async fn route_incoming(
                 .into_iter()
                 .collect();
             tokio::spawn(playback::run(sip.clone(), media.clone(), call, clips));
+        } else if let Some(number) = routes
+            .relay_prefix
+            .as_deref()
+            .and_then(|p| call.to_user.strip_prefix(p))
+            .filter(|n| !n.is_empty())
+        {
+            let number = number.to_string();
+            tokio::spawn(relay::run(sip.clone(), media.clone(), call, number));
         } else {
             tracing::debug!(to = %call.to_user, from = %call.from_user, "no route for call");
             sip.reject(call.leg.id, 404).await;

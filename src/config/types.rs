@@ -129,6 +129,9 @@ pub struct SipConfig {
     pub echo_max_duration: Duration,
     /// Calls to this number hear `media.test_prompt` and are hung up (a test route).
     pub prompt_number: Option<String>,
+    /// Calls to a number starting with this prefix are relayed, prefix removed, through the
+    /// least loaded trunk that is up, audio bridged (a B2BUA test route; unset: none).
+    pub relay_prefix: Option<String>,
     /// Most calls at once; beyond it new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     /// Session interval offered and accepted (RFC 4028); "0s" turns session timers off.
@@ -171,6 +174,7 @@ impl Default for SipConfig {
             echo_number: None,
             echo_max_duration: Duration::from_secs(3600),
             prompt_number: None,
+            relay_prefix: None,
             max_calls: 10_000,
             session_expires: Duration::from_secs(1800),
             min_se: Duration::from_secs(90),
@@ -456,7 +460,10 @@ impl Config {
                 "wanted a user part such as \"1000\" or \"echo\"",
             );
         }
-        for (key, number) in [("sip.prompt_number", &self.sip.prompt_number)] {
+        for (key, number) in [
+            ("sip.prompt_number", &self.sip.prompt_number),
+            ("sip.relay_prefix", &self.sip.relay_prefix),
+        ] {
             if number
                 .as_deref()
                 .is_some_and(|n| n.is_empty() || n.contains(['@', ' ', ';']))

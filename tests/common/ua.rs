@@ -12,6 +12,8 @@ pub struct TestUa {
     pub rtp: UdpSocket,
     target: SocketAddr,
     call_id: String,
+    /// Voice codec offered: (payload type, rtpmap name).
+    codec: (u8, &'static str),
 }
 
 impl TestUa {
@@ -28,7 +30,14 @@ impl TestUa {
             rtp,
             target,
             call_id: call_id.into(),
+            codec: (0, "PCMU"),
         }
+    }
+
+    /// The same UA offering PCMA (payload type 8) instead of PCMU.
+    pub fn pcma(mut self) -> Self {
+        self.codec = (8, "PCMA");
+        self
     }
 
     /// Sends the INVITE to `number`.
@@ -36,8 +45,10 @@ impl TestUa {
         let local = self.sip.local_addr().unwrap();
         let sdp = format!(
             "v=0\r\no=ua 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
-            self.rtp.local_addr().unwrap().port()
+             m=audio {port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+            port = self.rtp.local_addr().unwrap().port(),
+            pt = self.codec.0,
+            name = self.codec.1,
         );
         let msg = format!(
             "INVITE sip:{number}@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{c}-1;rport\r\n\
