@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Relayed calls with audio both ways, a benchmark that prints figures:
+#   SIPp UAC (built-in uac_pcap: 7 s of PCMA audio, a DTMF digit, BYE after ~9 s)
+#     → dialerd's relay route (sip.relay_prefix "9") → trunk → SIPp UAS echoing RTP (-rtp_echo).
+# Every packet crosses dialerd twice (caller → carrier, echo → caller). Prints calls, peak
+# concurrent calls, RTP packets/s through dialerd, dialerd CPU, and RSS per call.
+#
+#   sip-scenarios/load/relay.sh [RATE=110] [CALLS=2000]     (RATE × 9 s ≈ concurrent calls)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RATE=${1:-110}
+CALLS=${2:-2000}
+PORT=${SIP_PORT:-5163}
+HTTP=${HTTP_PORT:-9163}
+UAS_PORT=${UAS_PORT:-5173}
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+[ -x target/release/dialerd ] || cargo build --release
+work=$(mktemp -d)
+trap 'kill $daemon $uas 2>/dev/null; cat "$work/dialerd.log" | tail -3; rm -rf "$work"' EXIT
+mkdir -p "$work/pcap"
+cp /usr/share/sip-tester/g711a.pcap /usr/share/sip-tester/dtmf_2833_1.pcap "$work/pcap/"
+cat >"$work/dialerd.toml" <<CONF
+state_dir = "$work/state"
+[log]
+level = "warn"
+[http]
+listen = "127.0.0.1:$HTTP"
+[sip]
+listen = ["127.0.0.1:$PORT"]
+relay_prefix = "9"
+max_calls = 100000
+session_expires = "0s"
+[media]
+rtp_port_min = 10000
+rtp_port_max = 29998
+prompts_dir = "$PWD/prompts"
+[[trunks]]
+name = "carrier"
+host = "127.0.0.1"
+port = $UAS_PORT
+max_calls = 100000
+max_cps = 10000.0
+keepalive = "0s"
+CONF
+(cd "$work" && exec sipp -sn uas -rtp_echo -i 127.0.0.1 -p "$UAS_PORT" -mp 40000 -m "$CALLS" \
+   -max_socket 100000 -buff_size 4194304 -nostdin -timeout 600s >"$work/uas.out" 2>&1) &
+uas=$!
+target/release/dialerd run --config "$work/dialerd.toml" 2>"$work/dialerd.log" &
+daemon=$!
+for _ in $(seq 50); do curl -sf "127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.1; done
+metric() { curl -s "127.0.0.1:$HTTP/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$daemon/stat"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$daemon/status"; }
+idle=$(rss_kib)
+t0=$(date +%s.%N); c0=$(cpu_ticks)
+(cd "$work" && sipp -sn uac_pcap -s 91000 -i 127.0.0.1 -mp 50000 -r "$RATE" -m "$CALLS" \
+   -max_socket 100000 -buff_size 4194304 -nostdin -timeout 600s 127.0.0.1:$PORT \
+   >"$work/uac.out" 2>&1) &
+uac=$!
+peak_calls=0; peak_rss=$idle; rss_at_peak=$idle
+while kill -0 $uac 2>/dev/null; do
+  calls=$(metric dialerd_rtp_sessions_active); calls=${calls:-0}
+  rss=$(rss_kib)
+  [ "$rss" -gt "$peak_rss" ] && peak_rss=$rss
+  if [ "$calls" -gt "$peak_calls" ]; then peak_calls=$calls; rss_at_peak=$rss; fi
+  sleep 0.5
+done
+wait $uac || true
+t1=$(date +%s.%N); c1=$(cpu_ticks)
+hz=$(getconf CLK_TCK)
+secs=$(echo "$t1 - $t0" | bc -l)
+in=$(metric 'dialerd_rtp_packets_total{direction="in"}'); out=$(metric 'dialerd_rtp_packets_total{direction="out"}')
+ok=$(awk '/Successful call/ {print $NF}' "$work/uac.out" | tail -1)
+failed=$(awk '/Failed call/ {print $NF}' "$work/uac.out" | tail -1)
+legs=$((peak_calls / 2))
+echo "offered           $RATE calls/s, $CALLS calls (uac_pcap: ~9 s each, audio both ways)"
+echo "calls             ${ok:-?} successful, ${failed:-?} failed"
+echo "peak concurrent   $legs relayed calls ($peak_calls media legs)"
+echo "RTP through       in $in, out $out packets over $(printf %.1f "$secs") s: $(echo "($in + $out) / $secs" | bc) packets/s; out/in $(echo "scale=4; $out / $in" | bc)"
+echo "dialerd CPU       $(echo "scale=1; 100 * ($c1 - $c0) / $hz / $secs" | bc) % of one core on average"
+echo "dialerd RSS       idle $idle KiB, $rss_at_peak KiB at peak calls ($(( (rss_at_peak - idle) / (legs > 0 ? legs : 1) )) KiB per relayed call), peak $peak_rss KiB"
