@@ -9,6 +9,7 @@ use super::rtp::{RtpSession, SessionConfig};
 use super::sdp::negotiate::{self, LocalMedia, Negotiated, SdpSession};
 use super::sdp::SessionDescription;
 use super::MediaError;
+use crate::sip::id::random_u32;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
@@ -39,6 +40,8 @@ pub struct MediaLeg {
     offer: Option<SessionDescription>,
     session: Option<RtpSession>,
     negotiated: Option<Negotiated>,
+    /// The negotiated voice codec, set with the session (read per relayed packet).
+    codec: Option<CodecKind>,
     counted: (u64, u64),
     rtcp_buf: Vec<u8>,
 }
@@ -55,7 +58,7 @@ impl MediaLeg {
         let rtcp = UdpSocket::from_std(pair.rtcp)?;
         engine.metrics().sessions_active.inc();
         let mut media = LocalMedia::new(local.ip(), local.port());
-        media.session_id = rand_u32() as u64;
+        media.session_id = random_u32() as u64;
         Ok(Self {
             engine,
             rtp,
@@ -66,6 +69,7 @@ impl MediaLeg {
             offer: None,
             session: None,
             negotiated: None,
+            codec: None,
             counted: (0, 0),
             rtcp_buf: vec![0; MAX_DATAGRAM],
         })
@@ -120,7 +124,11 @@ impl MediaLeg {
             self.negotiated = Some(n);
             return;
         }
-        let codec = CodecKind::from_name(&n.codec.encoding).unwrap_or(CodecKind::Pcmu);
+        let Some(codec) = CodecKind::from_name(&n.codec.encoding) else {
+            // Negotiation only picks from media.codecs, all of which are CodecKinds.
+            return;
+        };
+        self.codec = Some(codec);
         let known = |a: SocketAddr| (!a.ip().is_unspecified() && a.port() != 0).then_some(a);
         self.session = Some(RtpSession::new(
             SessionConfig {
@@ -131,7 +139,7 @@ impl MediaLeg {
                 remote_rtcp: known(n.remote_rtcp),
                 ptime_ms: n.ptime.clamp(10, 60),
                 rtp_timeout: self.rtp_timeout(),
-                ssrc: rand_u32(),
+                ssrc: random_u32(),
                 cname: format!("dialerd@{}", self.local),
             },
             now(),
@@ -148,10 +156,7 @@ impl MediaLeg {
 
     /// The negotiated voice codec, once there is a session.
     pub fn codec(&self) -> Option<CodecKind> {
-        self.session
-            .as_ref()
-            .and(self.negotiated.as_ref())
-            .and_then(|n| CodecKind::from_name(&n.codec.encoding))
+        self.codec
     }
 
     /// The sans-IO session, once negotiated.
@@ -238,17 +243,4 @@ impl Drop for MediaLeg {
         drop(self.lease.take());
         self.engine.update_free_ports();
     }
-}
-
-/// A random 32-bit value for SSRCs and SDP session ids (RFC 3550 wants them unpredictable).
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish() as u32
 }

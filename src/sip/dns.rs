@@ -8,10 +8,8 @@
 //! Deliberately left out: caching (callers resolve when they (re)connect a trunk), EDNS0, NAPTR
 //! (RFC 3263 §4.1; trunks name their transport in configuration), DNSSEC and search domains.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use super::id::random_u32;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::sip::transport::Transport;
@@ -637,15 +635,6 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
         }
     }
     out
-}
-
-/// Unpredictable numbers without a random-number crate: std's randomly keyed SipHash over a
-/// counter. Good enough for query ids and SRV weights, not for keys.
-fn random_u32() -> u32 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.finish() as u32
 }
 
 /// A stub resolver for trunk hosts: asks recursive servers over UDP (TCP when a reply is
