@@ -203,3 +203,23 @@ fn trunk_inbound_networks_parse_and_bad_ones_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn bad_media_and_route_values_name_their_key() {
+    for (toml, key) in [
+        ("[media]\nrtp_port_min = 10001\n", "media.rtp_port_min"),
+        (
+            "[media]\nrtp_port_min = 20000\nrtp_port_max = 20000\n",
+            "media.rtp_port_max",
+        ),
+        ("[media]\ncodecs = [\"G729\"]\n", "media.codecs"),
+        ("[media]\ncodecs = []\n", "media.codecs"),
+        ("[media]\nlanguage = \"../en\"\n", "media.language"),
+        ("[media]\ntest_prompt = \"a/b\"\n", "media.test_prompt"),
+        ("[sip]\nrelay_prefix = \"\"\n", "sip.relay_prefix"),
+        ("[sip]\nprompt_number = \"a b\"\n", "sip.prompt_number"),
+    ] {
+        let err = parse(toml).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
+    }
+}

@@ -197,11 +197,13 @@ impl Endpoint {
     /// A response to a leg's INVITE.
     pub(super) fn leg_response(&mut self, key: TransactionKey, resp: rsip::Response) {
         let now = now();
-        let Some((id, Some(invite))) = self.leg_txns.get(&key).cloned() else {
+        // Borrowed, not cloned: this runs for every response, retransmitted 2xx included.
+        let Some((id, Some(invite))) = self.leg_txns.get(&key) else {
             return;
         };
+        let id = *id;
         let code = resp.status_code.code();
-        let dialog = self.dialogs.uac_response(now, &invite, &resp);
+        let dialog = self.dialogs.uac_response(now, invite, &resp);
         if (200..300).contains(&code) {
             return self.leg_answered(id, dialog, &resp);
         }
@@ -221,7 +223,11 @@ impl Endpoint {
             }
             return;
         }
-        if cancelled.is_none() {
+        if cancelled.is_none() && matches!(code, 401 | 407 | 422) {
+            // Only a retry needs the INVITE of its own.
+            let Some((_, Some(invite))) = self.leg_txns.get(&key).cloned() else {
+                return;
+            };
             if let Some(retry) = self.leg_retry(id, &invite, &resp) {
                 let peer = self.legs[&id].peer;
                 let Ok(new_key) = self.send_leg_invite(id, retry, peer) else {
@@ -344,7 +350,7 @@ impl Endpoint {
 
     /// The leg's INVITE got no final response, or could not be sent.
     pub(super) fn leg_invite_failed(&mut self, key: &TransactionKey, failure: Failure) {
-        let Some((id, Some(_))) = self.leg_txns.get(key).cloned() else {
+        let Some((id, true)) = self.leg_txns.get(key).map(|(id, inv)| (*id, inv.is_some())) else {
             return;
         };
         let current = matches!(self.legs.get(&id).map(|l| &l.phase), Some(Phase::Calling(c)) if c.key == *key);
@@ -403,17 +409,18 @@ impl Endpoint {
         };
         let id = leg::next_id(&self.handle);
         let (tx, rx) = mpsc::unbounded_channel();
+        // rsip types none of these, so only `Other` headers are read (no per-header strings).
         let header = |names: &[&str]| -> Vec<(String, String)> {
             invite
                 .headers
                 .iter()
-                .filter_map(|h| {
-                    let s = h.to_string();
-                    let (n, v) = s.split_once(':')?;
-                    names
-                        .iter()
-                        .any(|w| w.eq_ignore_ascii_case(n.trim()))
-                        .then(|| (n.trim().to_string(), v.trim().to_string()))
+                .filter_map(|h| match h {
+                    rsip::Header::Other(n, v)
+                        if names.iter().any(|w| w.eq_ignore_ascii_case(n.trim())) =>
+                    {
+                        Some((n.trim().to_string(), v.trim().to_string()))
+                    }
+                    _ => None,
                 })
                 .collect()
         };
@@ -589,7 +596,7 @@ impl Endpoint {
 
     /// The caller CANCELled an inbound leg we had not answered.
     pub(super) fn leg_cancelled_by_caller(&mut self, key: &TransactionKey) {
-        let Some((id, None)) = self.leg_txns.get(key).cloned() else {
+        let Some(&(id, None)) = self.leg_txns.get(key) else {
             return;
         };
         if let Some(Phase::Offered { invite, tag, .. }) = self.legs.get(&id).map(|l| &l.phase) {
@@ -621,7 +628,7 @@ impl Endpoint {
 
     /// Our 2xx was never ACKed.
     pub(super) fn leg_ack_timeout(&mut self, key: &TransactionKey) {
-        let Some((id, None)) = self.leg_txns.get(key).cloned() else {
+        let Some(&(id, None)) = self.leg_txns.get(key) else {
             return;
         };
         if matches!(self.legs.get(&id).map(|l| &l.phase), Some(Phase::Answering)) {
