@@ -10,6 +10,7 @@ pub mod config;
 pub mod health;
 pub mod logging;
 pub mod media;
+pub mod memory;
 pub mod metrics;
 pub mod shutdown;
 pub mod signal;

@@ -6,7 +6,7 @@ use dialerd::config::{self, Config};
 use dialerd::media::engine::MediaEngine;
 use dialerd::shutdown::{Drained, Shutdown};
 use dialerd::signal::{Signal, Signals};
-use dialerd::{api, call, health::Health, logging, metrics::Metrics, sip, state, systemd};
+use dialerd::{api, call, health::Health, logging, memory, metrics::Metrics, sip, state, systemd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -209,6 +209,10 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             }
         });
     }
+    tokio::spawn(memory::trim_periodically(
+        memory::TRIM_INTERVAL,
+        shutdown.token(),
+    ));
     tracing::info!("dialerd ready");
 
     while signals.recv().await == Signal::Reload {

@@ -61,34 +61,58 @@ pub async fn route_incoming(
     }
 }
 
-/// Opens a media leg for an inbound call and answers it with our SDP; on failure rejects it
-/// (503 when no RTP port is free, 488 when the offer has nothing we can use) and says `None`.
-async fn answer_with_media(
-    sip: &SipHandle,
-    media: &MediaEngine,
-    call: &Incoming,
-) -> Option<MediaLeg> {
-    let id = call.leg.id;
-    let mut leg = match media.open(call.local_ip) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(leg = %id, error = %e, "no media for the call; 503");
-            sip.reject(id, 503).await;
-            return None;
-        }
-    };
-    match leg.answer(&call.sdp) {
-        Ok(answer) => {
-            sip.answer(id, answer).await;
-            Some(leg)
-        }
-        Err(e) => {
-            // No offer in the INVITE (offer in ACK) or no codec in common: RFC 3264 §6.
-            tracing::debug!(leg = %id, error = %e, "unusable offer; 488");
-            sip.reject(id, 488).await;
-            None
+/// An inbound call as a one-leg route keeps it: the numbers and headers of [`Incoming`] are
+/// freed when the call is routed, so a held call's task stays small.
+struct Inbound {
+    id: LegId,
+    events: mpsc::UnboundedReceiver<LegEvent>,
+    local_ip: std::net::IpAddr,
+    sdp: Vec<u8>,
+}
+
+impl From<Incoming> for Inbound {
+    fn from(call: Incoming) -> Self {
+        Self {
+            id: call.leg.id,
+            events: call.leg.events,
+            local_ip: call.local_ip,
+            sdp: call.sdp,
         }
     }
+}
+
+/// Opens a media leg for an inbound call and answers it with our SDP; on failure rejects it
+/// (503 when no RTP port is free, 488 when the offer has nothing we can use) and says `None`.
+/// Boxed: inlined, its state (a media leg in flight) would double every held call's task.
+fn answer_with_media<'a>(
+    sip: &'a SipHandle,
+    media: &'a MediaEngine,
+    id: LegId,
+    local_ip: std::net::IpAddr,
+    sdp: Vec<u8>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<MediaLeg>> + Send + 'a>> {
+    Box::pin(async move {
+        let mut leg = match media.open(local_ip) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(leg = %id, error = %e, "no media for the call; 503");
+                sip.reject(id, 503).await;
+                return None;
+            }
+        };
+        match leg.answer(&sdp) {
+            Ok(answer) => {
+                sip.answer(id, answer).await;
+                Some(leg)
+            }
+            Err(e) => {
+                // No offer in the INVITE (offer in ACK) or no codec in common: RFC 3264 §6.
+                tracing::debug!(leg = %id, error = %e, "unusable offer; 488");
+                sip.reject(id, 488).await;
+                None
+            }
+        }
+    })
 }
 
 /// Applies a leg event to its media; false when the leg is over.

@@ -32,7 +32,6 @@ pub async fn play(
     let mut player = Player::new(clips);
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut buf = vec![0u8; crate::media::leg::MAX_DATAGRAM];
     let mut payload = Vec::with_capacity(320);
     let mut out = Vec::with_capacity(512);
     loop {
@@ -53,32 +52,46 @@ pub async fn play(
                     leg.send_rtp(&out);
                 }
             }
-            input = leg.input(&mut buf) => match input {
-                Input::Rtp(n, from) => {
+            input = leg.input() => match input {
+                Input::Rtp => {
                     // Read for latching, statistics and liveness; nothing to play back.
-                    let now = tokio::time::Instant::now().into_std();
-                    if let Some(s) = leg.session() {
-                        let _ = s.on_rtp(now, from, &buf[..n]);
+                    let mut buf = [0u8; crate::media::leg::MAX_DATAGRAM];
+                    while let Some((n, from)) = leg.recv_rtp(&mut buf) {
+                        let now = tokio::time::Instant::now().into_std();
+                        if let Some(s) = leg.session() {
+                            let _ = s.on_rtp(now, from, &buf[..n]);
+                        }
                     }
                 }
                 Input::Timer if leg.is_dead() => {
                     super::hang_up_dead(sip, media, id).await;
                     return Played::LegEnded;
                 }
-                Input::Timer | Input::Rtcp => {}
+                Input::Timer | Input::Handled => {}
             },
         }
     }
 }
 
 /// The prompt test route: answer, play `clips`, hang up.
-pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, clips: Vec<Clip>) {
-    let id = call.leg.id;
-    let Some(mut leg) = super::answer_with_media(&sip, &media, &call).await else {
-        return;
-    };
-    let mut events = call.leg.events;
-    if play(&sip, &media, id, &mut leg, &mut events, clips).await == Played::Finished {
-        sip.hang_up(id).await;
+pub fn run(
+    sip: SipHandle,
+    media: MediaEngine,
+    call: Incoming,
+    clips: Vec<Clip>,
+) -> impl std::future::Future<Output = ()> + Send {
+    let super::Inbound {
+        id,
+        mut events,
+        local_ip,
+        sdp,
+    } = call.into();
+    async move {
+        let Some(mut leg) = super::answer_with_media(&sip, &media, id, local_ip, sdp).await else {
+            return;
+        };
+        if play(&sip, &media, id, &mut leg, &mut events, clips).await == Played::Finished {
+            sip.hang_up(id).await;
+        }
     }
 }

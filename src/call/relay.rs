@@ -90,38 +90,49 @@ type Side<'a> = (
 async fn bridge(sip: &SipHandle, media: &MediaEngine, a: Side<'_>, b: Side<'_>) {
     let (a_id, leg_a, a_events) = a;
     let (b_id, leg_b, b_events) = b;
-    let mut buf_a = vec![0u8; MAX_DATAGRAM];
-    let mut buf_b = vec![0u8; MAX_DATAGRAM];
     let mut scratch = Vec::new();
     let mut out = Vec::new();
     let ended = loop {
         tokio::select! {
             ev = a_events.recv() => if !super::on_leg_event(ev, leg_a) { break b_id },
             ev = b_events.recv() => if !super::on_leg_event(ev, leg_b) { break a_id },
-            input = leg_a.input(&mut buf_a) => match input {
-                Input::Rtp(n, from) => forward(leg_a, leg_b, from, &buf_a[..n], &mut scratch, &mut out),
+            input = leg_a.input() => match input {
+                Input::Rtp => forward(leg_a, leg_b, &mut scratch, &mut out),
                 Input::Timer if leg_a.is_dead() => {
                     super::hang_up_dead(sip, media, a_id).await;
                     break b_id;
                 }
-                Input::Timer | Input::Rtcp => {}
+                Input::Timer | Input::Handled => {}
             },
-            input = leg_b.input(&mut buf_b) => match input {
-                Input::Rtp(n, from) => forward(leg_b, leg_a, from, &buf_b[..n], &mut scratch, &mut out),
+            input = leg_b.input() => match input {
+                Input::Rtp => forward(leg_b, leg_a, &mut scratch, &mut out),
                 Input::Timer if leg_b.is_dead() => {
                     super::hang_up_dead(sip, media, b_id).await;
                     break a_id;
                 }
-                Input::Timer | Input::Rtcp => {}
+                Input::Timer | Input::Handled => {}
             },
         }
     };
     sip.hang_up(ended).await;
 }
 
+/// The datagrams waiting on `from_leg`, relayed onto `to_leg`'s stream.
+fn forward(
+    from_leg: &mut MediaLeg,
+    to_leg: &mut MediaLeg,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    let mut buf = [0u8; MAX_DATAGRAM];
+    while let Some((n, source)) = from_leg.recv_rtp(&mut buf) {
+        forward_one(from_leg, to_leg, source, &buf[..n], scratch, out);
+    }
+}
+
 /// One datagram received on `from_leg`, relayed onto `to_leg`'s stream: as is when the codecs
 /// match, transcoded when they differ; telephone-events as events.
-fn forward(
+fn forward_one(
     from_leg: &mut MediaLeg,
     to_leg: &mut MediaLeg,
     source: SocketAddr,

@@ -119,7 +119,7 @@ pub async fn run(
                 report.reason = reason;
                 return report;
             }
-            LegEvent::Reoffer { .. } | LegEvent::Info { .. } | LegEvent::Ended { .. } => {}
+            LegEvent::Reoffer { .. } | LegEvent::Info(_) | LegEvent::Ended { .. } => {}
         }
     }
     report.outcome = "shutdown";

@@ -15,16 +15,18 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
 
 /// Largest RTP or RTCP datagram read: an Ethernet MTU's worth; longer ones are cut short (and
-/// then fail to parse), which no G.711 or Opus packet comes near.
+/// then fail to parse), which no G.711 or Opus packet comes near. Receive buffers of this size
+/// live on the stack only while a datagram is read, never in a held call's task.
 pub const MAX_DATAGRAM: usize = 1500;
 
 /// What woke a leg up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
-    /// An RTP datagram of this many bytes from this address, in the caller's buffer.
-    Rtp(usize, SocketAddr),
-    /// An RTCP datagram (already handed to the session).
-    Rtcp,
+    /// The RTP socket is readable: read with [`MediaLeg::recv_rtp`] until it says `None`.
+    Rtp,
+    /// Something the leg dealt with itself: RTCP handed to the session, or a receive error
+    /// (ICMP port unreachable from an earlier send shows up so on Linux).
+    Handled,
     /// The session's timer: RTCP was sent if due; check [`MediaLeg::is_dead`].
     Timer,
 }
@@ -43,7 +45,6 @@ pub struct MediaLeg {
     /// The negotiated voice codec, set with the session (read per relayed packet).
     codec: Option<CodecKind>,
     counted: (u64, u64),
-    rtcp_buf: Vec<u8>,
 }
 
 /// The driver's clock; tokio's so paused-time tests drive it.
@@ -71,7 +72,6 @@ impl MediaLeg {
             negotiated: None,
             codec: None,
             counted: (0, 0),
-            rtcp_buf: vec![0; MAX_DATAGRAM],
         })
     }
 
@@ -164,8 +164,9 @@ impl MediaLeg {
         self.session.as_mut()
     }
 
-    /// Waits for the next datagram or timer. RTP lands in `buf`; RTCP is handled here.
-    pub async fn input(&mut self, buf: &mut [u8]) -> Input {
+    /// Waits for the next datagram or timer. RTCP is read and handled here; for RTP the
+    /// caller reads with [`MediaLeg::recv_rtp`], so no receive buffer is kept while waiting.
+    pub async fn input(&mut self) -> Input {
         let wake = self
             .session
             .as_ref()
@@ -178,16 +179,15 @@ impl MediaLeg {
             }
         };
         tokio::select! {
-            r = self.rtp.recv_from(buf) => match r {
-                Ok((n, from)) => Input::Rtp(n, from),
-                // ICMP port unreachable from an earlier send shows up here on Linux.
-                Err(_) => Input::Rtcp,
+            r = self.rtp.readable() => match r {
+                Ok(()) => Input::Rtp,
+                Err(_) => Input::Handled,
             },
-            r = self.rtcp.recv_from(&mut self.rtcp_buf) => {
-                if let (Ok((n, from)), Some(s)) = (r, self.session.as_mut()) {
-                    s.on_rtcp(now(), from, &self.rtcp_buf[..n]);
+            r = self.rtcp.readable() => {
+                if r.is_ok() {
+                    self.recv_rtcp();
                 }
-                Input::Rtcp
+                Input::Handled
             }
             _ = timer => {
                 let now = now();
@@ -198,6 +198,33 @@ impl MediaLeg {
                 }
                 self.flush_counters();
                 Input::Timer
+            }
+        }
+    }
+
+    /// Reads one waiting RTP datagram into `buf`: its length and source, or `None` when no
+    /// more is waiting. Receive errors (ICMP port unreachable) are skipped.
+    pub fn recv_rtp(&self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        loop {
+            match self.rtp.try_recv_from(buf) {
+                Ok(r) => return Some(r),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn recv_rtcp(&mut self) {
+        let mut buf = [0u8; MAX_DATAGRAM];
+        loop {
+            match self.rtcp.try_recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if let Some(s) = self.session.as_mut() {
+                        s.on_rtcp(now(), from, &buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {}
             }
         }
     }

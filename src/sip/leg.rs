@@ -162,18 +162,23 @@ pub enum LegEvent {
         /// The new SDP.
         sdp: Vec<u8>,
     },
-    /// An INFO request (e.g. `application/dtmf-relay`); it was answered 200.
-    Info {
-        /// Its Content-Type.
-        content_type: String,
-        /// Its body.
-        body: Vec<u8>,
-    },
+    /// An INFO request (e.g. `application/dtmf-relay`); it was answered 200. Boxed: rare, and
+    /// events are stored 32 to a block in every leg's channel.
+    Info(Box<InfoRequest>),
     /// An answered leg ended.
     Ended {
         /// Why.
         reason: LegEnd,
     },
+}
+
+/// An INFO request's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfoRequest {
+    /// Its Content-Type.
+    pub content_type: String,
+    /// Its body.
+    pub body: Vec<u8>,
 }
 
 /// A placed or received leg: its id and the stream of its events.

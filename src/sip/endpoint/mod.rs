@@ -590,7 +590,10 @@ impl Endpoint {
                         })
                         .unwrap_or_default();
                     let body = req.body;
-                    self.leg_notify(&id, LegEvent::Info { content_type, body });
+                    self.leg_notify(
+                        &id,
+                        LegEvent::Info(Box::new(super::leg::InfoRequest { content_type, body })),
+                    );
                 }
             }
         }
