@@ -293,6 +293,13 @@ impl Agent {
         Ok(())
     }
 
+    /// Moves a reserved agent's deadline (a preview offer that became a ringing call).
+    pub fn extend_reservation(&mut self, until: Time) {
+        if matches!(self.state, AgentState::Reserved(_)) {
+            self.deadline = Some(until);
+        }
+    }
+
     /// Moves the agent on if its state's time ran out; says what the driver must do.
     pub fn handle_timeout(&mut self, now: Time) -> Option<AgentAction> {
         if !matches!(self.deadline, Some(d) if now >= d) {

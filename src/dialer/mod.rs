@@ -9,7 +9,11 @@ pub mod abandon;
 pub mod agent;
 pub mod answer;
 pub mod outcome;
+pub mod pacing;
+pub mod predictive;
+pub mod queue;
 pub mod rng;
+pub mod stats;
 pub mod time;
 
 pub use time::Time;
