@@ -13,6 +13,7 @@ pub mod pacing;
 pub mod predictive;
 pub mod queue;
 pub mod rng;
+pub mod simulator;
 pub mod stats;
 pub mod time;
 

@@ -198,10 +198,14 @@ impl Pacer {
             DialMode::Predictive if !predictive::warmed_up(stats, &self.config.predictive) => {
                 (progressive, Rule::WarmingUp)
             }
-            DialMode::Predictive => (
-                predictive::calls_to_place(snap, stats, &self.config.predictive),
-                Rule::Mode,
-            ),
+            DialMode::Predictive => {
+                let cfg = &self.config.predictive;
+                let risk = predictive::allowed_risk(cfg, ledger, now);
+                (
+                    predictive::calls_to_place(snap, stats, cfg, risk),
+                    Rule::Mode,
+                )
+            }
         };
         // Preview offers go to agents, not lines: the line cap does not apply to them.
         let capped = if self.config.mode == DialMode::Preview {

@@ -4,8 +4,8 @@
 //! # The method
 //!
 //! A call placed now is answered by a person, if at all, within the ring window `H` (the
-//! longest ring-to-answer time seen). Over that window the pacer compares two counting
-//! processes at a grid of times `t` in `(0, H]`:
+//! longest ring-to-answer time seen). Over that window the pacer compares, at a grid of times
+//! `t` in `(0, H]`:
 //!
 //! - **supply** `S(t + w)`: agents free by `t + w` (`w` = the 2 s an answered person may wait):
 //!   the ready agents now, plus each talking agent with probability
@@ -14,18 +14,27 @@
 //!   started), plus each agent in wrap-up with `P(wrap ≤ e + t + w | wrap > e)`;
 //! - **demand** `D(t)`: people waiting now, plus each call already ringing with the chance it is
 //!   answered by `t` given its age (Bayes over "will be live" and "will end unanswered",
-//!   [`CallStats::answer_within`]), plus `n` new calls each answered by `t` with chance
+//!   [`CallStats::answer_within`]), plus the other new calls, each answered by `t` with chance
 //!   `p · F_ring(t)`.
 //!
-//! Free agents not used stay free, and a person is abandoned when no agent is free within `w`,
-//! so the number abandoned over the window is the largest shortfall `max_t (D(t) − S(t + w))⁺`
-//! (the reflection of the queue of free agents). Both processes are sums of independent
-//! Bernoulli variables, so each `D(t) − S(t + w)` is taken as normal with the summed mean and
-//! variance, and `E[(X)⁺] = μΦ(μ/σ) + σφ(μ/σ)`. The pacer places the largest `n` whose expected
-//! abandons `max_t E[(D(t) − S(t + w))⁺]` stay under `aim × (expected live answers of the calls
-//! in the window)`. Taking the maximum of the expectations rather than the expectation of the
-//! maximum underestimates a little; `aim` sits below the campaign's target for that, and the
-//! abandon guard (see [`super::pacing`]) backs it with the measured rate.
+//! Both are sums of independent Bernoulli variables; `D(t) − S(t + w)` is taken as normal with
+//! the summed mean and variance. The n-th new call, if answered at `t` (chance
+//! `p · dF_ring(t)`), finds no agent when the demand before it is at least the supply:
+//! `risk(n) = Σ_t P(answer in slot t | live) · P(D_{n−1}(t) − S(t + w) ≥ −½)`. The pacer places
+//! calls while the last one's risk stays under the allowed risk.
+//!
+//! # Feedback
+//!
+//! Each call's risk is judged alone, while calls placed later (and chance in talk times) add
+//! to it, so the realised abandon share is a few times the allowed risk, by a factor that
+//! depends on the queue. Rather than guess that factor, the allowed risk is set by feedback
+//! from what the campaign measured over the last hour (the abandon ledger):
+//! `allowed = base_risk · e^(gain · (setpoint − rate) / setpoint)`, the error clamped to
+//! ±1, the rate smoothed with `prior_answers` answers at the setpoint. A lucky hour lets the
+//! pacer dial harder, an unlucky one makes it careful at once, and because the last hour is
+//! held near the setpoint (4/5 of the target by default), every clock hour, and so every 24 h
+//! and 30 days, stays under the target. The hard cap of [`super::abandon::AbandonGuard`] backs
+//! it: at the cap the queue dials progressive.
 //!
 //! The decision is re-made every second and whenever the queue changes, so each decision only
 //! needs to be right for the calls it adds; later decisions see those calls as ringing.
@@ -34,9 +43,11 @@
 //! are windows over recent calls ([`super::stats`]), so the forecast follows an answer rate
 //! that drifts over the day.
 
+use super::abandon::AbandonLedger;
 use super::agent::AgentStateKind;
 use super::pacing::Snapshot;
 use super::stats::CallStats;
+use super::Time;
 use std::time::Duration;
 
 /// Predictive settings.
@@ -44,9 +55,18 @@ use std::time::Duration;
 pub struct PredictiveConfig {
     /// The campaign's abandon target (abandoned ÷ live answers).
     pub target: f64,
-    /// The share of expected abandons each decision aims at, below `target` (see the module
-    /// docs for why).
-    pub aim: f64,
+    /// The abandon share the feedback holds the last hour at, below `target` so that chance
+    /// swings stay under it.
+    pub setpoint: f64,
+    /// A new call's chance of finding no agent that is allowed when the last hour is exactly
+    /// at the setpoint; the feedback scales it (see the module docs).
+    pub base_risk: f64,
+    /// How hard the feedback pulls: the allowed risk is multiplied by `e^gain` when the last
+    /// hour has no abandons, by `e^-gain` when it is at twice the setpoint.
+    pub gain: f64,
+    /// Live answers at the setpoint assumed before the last hour's own (so the first answers
+    /// of a day do not swing it).
+    pub prior_answers: f64,
     /// How long an answered person may wait for an agent.
     pub wait: Duration,
     /// Live answers to see before leaving progressive.
@@ -61,7 +81,10 @@ impl Default for PredictiveConfig {
     fn default() -> Self {
         PredictiveConfig {
             target: 0.03,
-            aim: 0.02,
+            setpoint: 0.024,
+            base_risk: 0.01,
+            gain: 2.0,
+            prior_answers: 100.0,
             wait: super::answer::MAX_WAIT,
             min_answers: 50,
             min_talks: 30,
@@ -70,13 +93,40 @@ impl Default for PredictiveConfig {
     }
 }
 
+impl PredictiveConfig {
+    /// This config with the setpoint at four fifths of `target`.
+    pub fn with_target(target: f64) -> PredictiveConfig {
+        PredictiveConfig {
+            target,
+            setpoint: 0.8 * target,
+            ..PredictiveConfig::default()
+        }
+    }
+}
+
+/// The chance of finding no agent a new call may have now: `base_risk` scaled by how the
+/// campaign's last hour compares with the setpoint.
+pub fn allowed_risk(config: &PredictiveConfig, ledger: &AbandonLedger, now: Time) -> f64 {
+    let hour = ledger.window(now, Duration::from_secs(3600));
+    let prior = config.prior_answers;
+    let rate = (hour.abandoned as f64 + config.setpoint * prior) / (hour.live as f64 + prior);
+    let error = ((config.setpoint - rate) / config.setpoint).clamp(-1.0, 1.0);
+    config.base_risk * (config.gain * error).exp()
+}
+
 /// Whether enough has been learned to dial predictively.
 pub fn warmed_up(stats: &CallStats, config: &PredictiveConfig) -> bool {
     stats.answers_known() >= config.min_answers && stats.talks_known() >= config.min_talks
 }
 
-/// Largest number of new calls whose expected abandon share stays under `config.aim`.
-pub fn calls_to_place(snap: &Snapshot, stats: &CallStats, config: &PredictiveConfig) -> usize {
+/// Largest number of new calls of which the last placed has at most `allowed_risk` chance of
+/// finding no agent when answered.
+pub fn calls_to_place(
+    snap: &Snapshot,
+    stats: &CallStats,
+    config: &PredictiveConfig,
+    allowed_risk: f64,
+) -> usize {
     let p = stats.live_probability().max(0.005);
     let horizon = stats.ring_to_answer().max().max(1.0);
     let wait = config.wait.as_secs_f64();
@@ -121,7 +171,6 @@ pub fn calls_to_place(snap: &Snapshot, stats: &CallStats, config: &PredictiveCon
             base_var[i] += q * (1.0 - q);
         }
     }
-    let mut live_expected = snap.waiting_outbound as f64;
     for age in &snap.ringing {
         let age = age.as_secs_f64();
         for (i, &t) in times.iter().enumerate() {
@@ -129,45 +178,43 @@ pub fn calls_to_place(snap: &Snapshot, stats: &CallStats, config: &PredictiveCon
             base_mean[i] += a;
             base_var[i] += a * (1.0 - a);
         }
-        live_expected += stats.answer_within(age, horizon);
     }
     for (i, &t) in times.iter().enumerate() {
         new_by[i] = stats.answer_within(0.0, t);
     }
 
-    let abandons = |n: f64| {
-        (0..k)
-            .map(|i| {
-                let g = new_by[i];
-                positive_part(base_mean[i] + n * g, base_var[i] + n * g * (1.0 - g))
-            })
-            .fold(0.0, f64::max)
+    // Chance that the n-th new call, answered in slot i, finds no agent: the others' demand
+    // by then (the n − 1 other new calls included) is at least the supply.
+    let risk_of_last = |n: f64| {
+        let mut risk = 0.0;
+        let mut prev = 0.0;
+        for i in 0..k {
+            let g = new_by[i];
+            let slot = g - prev;
+            prev = g;
+            let others = n - 1.0;
+            let mean = base_mean[i] + others * g + 0.5;
+            let var = base_var[i] + others * g * (1.0 - g);
+            risk += slot
+                * if var <= 1e-12 {
+                    f64::from(u8::from(mean > 0.0))
+                } else {
+                    normal_cdf(mean / var.sqrt())
+                };
+        }
+        risk / p
     };
     // More calls than twice the agents per ring window would never be answered usefully.
     let limit = 2 * snap.agents.len() + 2 * (1.0 / p).ceil() as usize * snap.agents.len();
     let mut n = 0;
     while n < limit {
         let next = (n + 1) as f64;
-        if abandons(next) > config.aim * (live_expected + next * p) {
+        if risk_of_last(next) > allowed_risk {
             break;
         }
         n += 1;
     }
     n
-}
-
-/// E[max(X, 0)] for X normal with this mean and variance.
-fn positive_part(mean: f64, var: f64) -> f64 {
-    if var <= 1e-12 {
-        return mean.max(0.0);
-    }
-    let sd = var.sqrt();
-    let z = mean / sd;
-    mean * normal_cdf(z) + sd * normal_pdf(z)
-}
-
-fn normal_pdf(z: f64) -> f64 {
-    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
 }
 
 fn normal_cdf(z: f64) -> f64 {
@@ -202,6 +249,8 @@ mod tests {
     use crate::dialer::pacing::AgentView;
     use crate::dialer::stats::StatsConfig;
 
+    const RISK: f64 = 0.01;
+
     /// 20 % live answers at 5–25 s, the rest ending at 25 s; talks of 60–120 s; 10 s wrap-up.
     fn learned() -> CallStats {
         let mut s = CallStats::new(StatsConfig::default());
@@ -232,9 +281,6 @@ mod tests {
         assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
         assert!((normal_cdf(1.96) - 0.975).abs() < 1e-4);
         assert!((normal_cdf(-1.96) - 0.025).abs() < 1e-4);
-        // E[max(Z, 0)] for a standard normal is 1/√(2π).
-        assert!((positive_part(0.0, 1.0) - 0.398_942_28).abs() < 1e-6);
-        assert_eq!(positive_part(-3.0, 0.0), 0.0);
     }
 
     #[test]
@@ -244,7 +290,7 @@ mod tests {
             agents: agents(AgentStateKind::Ready, 10, 1),
             ..Snapshot::default()
         };
-        let n = calls_to_place(&snap, &stats, &PredictiveConfig::default());
+        let n = calls_to_place(&snap, &stats, &PredictiveConfig::default(), RISK);
         // At 20 % live, ten ready agents are worth well over ten calls, yet fewer than the
         // fifty that would on average bring ten answers.
         assert!(n > 10 && n < 50, "{n}");
@@ -268,9 +314,31 @@ mod tests {
             agents: agents(AgentStateKind::Talking, 10, 5),
             ..Snapshot::default()
         };
-        let n_ready = calls_to_place(&ready, &stats, &cfg);
-        assert_eq!(calls_to_place(&ending, &stats, &cfg), n_ready);
-        assert_eq!(calls_to_place(&started, &stats, &cfg), 0);
+        let n_ready = calls_to_place(&ready, &stats, &cfg, RISK);
+        assert_eq!(calls_to_place(&ending, &stats, &cfg, RISK), n_ready);
+        assert_eq!(calls_to_place(&started, &stats, &cfg, RISK), 0);
+    }
+
+    #[test]
+    fn allowed_risk_follows_the_last_hour() {
+        let cfg = PredictiveConfig::default();
+        let now = Time(3_600_000);
+        let mut ledger = AbandonLedger::new();
+        assert!((allowed_risk(&cfg, &ledger, now) - cfg.base_risk).abs() < 1e-12);
+        for _ in 0..400 {
+            ledger.record(now, false);
+        }
+        let calm = allowed_risk(&cfg, &ledger, now);
+        for _ in 0..40 {
+            ledger.record(now, true);
+        }
+        let stormy = allowed_risk(&cfg, &ledger, now);
+        assert!(
+            calm > cfg.base_risk && stormy < cfg.base_risk,
+            "{calm} {stormy}"
+        );
+        // The error is clamped: never more than e^gain either way.
+        assert!(stormy >= cfg.base_risk * (-cfg.gain).exp() - 1e-12);
     }
 
     #[test]
@@ -281,11 +349,11 @@ mod tests {
             ..Snapshot::default()
         };
         let cfg = PredictiveConfig::default();
-        let none = calls_to_place(&snap, &stats, &cfg);
+        let none = calls_to_place(&snap, &stats, &cfg, RISK);
         snap.ringing = vec![Duration::from_secs(2); 20];
-        let some = calls_to_place(&snap, &stats, &cfg);
+        let some = calls_to_place(&snap, &stats, &cfg, RISK);
         assert!(some + 15 <= none, "{some} vs {none}");
         snap.waiting_outbound = 10;
-        assert_eq!(calls_to_place(&snap, &stats, &cfg), 0);
+        assert_eq!(calls_to_place(&snap, &stats, &cfg, RISK), 0);
     }
 }
