@@ -7,6 +7,7 @@
 pub mod api;
 pub mod call;
 pub mod config;
+pub mod dialer;
 pub mod health;
 pub mod logging;
 pub mod media;

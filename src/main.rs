@@ -6,7 +6,9 @@ use dialerd::config::{self, Config};
 use dialerd::media::engine::MediaEngine;
 use dialerd::shutdown::{Drained, Shutdown};
 use dialerd::signal::{Signal, Signals};
-use dialerd::{api, call, health::Health, logging, memory, metrics::Metrics, sip, state, systemd};
+use dialerd::{
+    api, call, dialer, health::Health, logging, memory, metrics::Metrics, sip, state, systemd,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -44,6 +46,21 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Simulate a call-centre day on virtual time and report pacing quality per dial mode.
+    Simulate {
+        /// Scenario file (TOML), e.g. benches/pacing/scenario-a.toml.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// One mode (preview, progressive, power, predictive) [default: all]
+        #[arg(long)]
+        mode: Option<String>,
+        /// Seed of the random draws; the same seed gives the same day.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// One JSON object per mode instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the configuration and print it, effective values, secrets masked.
     CheckConfig {
         /// Config file [default: as for `run`]
@@ -59,6 +76,12 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => {
             check_config(&config.unwrap_or_else(config::default_path))
         }
+        Command::Simulate {
+            scenario,
+            mode,
+            seed,
+            json,
+        } => simulate(&scenario, mode.as_deref(), seed, json),
         Command::TestCall {
             trunk,
             to,
@@ -134,6 +157,62 @@ fn test_call(path: &Path, trunk: &str, to: &str, caller_id: Option<&str>) -> any
                 .unwrap_or("test call failed")
         ),
     }
+}
+
+/// Runs the pacing simulator and prints one report per mode.
+fn simulate(scenario: &Path, mode: Option<&str>, seed: u64, json: bool) -> anyhow::Result<()> {
+    let reports = dialer::simulator::run_file(scenario, mode, seed)?;
+    if json {
+        for r in &reports {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
+    if let Some(r) = reports.first() {
+        println!(
+            "scenario {} ({} agents, {} h), seed {seed}",
+            r.scenario, r.agents, r.hours
+        );
+    }
+    println!(
+        "{:<12} {:>7} {:>6} {:>14} {:>6} {:>10} {:>10} {:>9} {:>10} {:>18}",
+        "mode",
+        "placed",
+        "live",
+        "abandoned",
+        "occup",
+        "talk/ag-h",
+        "idle mean",
+        "idle p95",
+        "max 24h",
+        "worst hour"
+    );
+    for r in &reports {
+        let worst = r.worst_hour.map_or("-".to_string(), |w| {
+            format!(
+                "h{} {}/{} {:.1}%",
+                w.hour,
+                w.abandoned,
+                w.live,
+                100.0 * w.ratio
+            )
+        });
+        println!(
+            "{:<12} {:>7} {:>6} {:>7} ({:>4.1}%) {:>5.1}% {:>8.1} m {:>8.1} s {:>7.1} s {:>9.2}% {:>18}",
+            r.mode,
+            r.calls_placed,
+            r.live_answers,
+            r.abandoned,
+            100.0 * r.abandon_ratio,
+            100.0 * r.occupancy,
+            r.talk_minutes_per_agent_hour,
+            r.idle_mean_s,
+            r.idle_p95_s,
+            100.0 * r.highest_24h_abandon_ratio,
+            worst
+        );
+    }
+    Ok(())
 }
 
 fn check_config(path: &Path) -> anyhow::Result<()> {

@@ -1,0 +1,333 @@
+//! What the predictive pacer learns online about a queue's calls: the live-answer probability,
+//! how long calls ring before a person answers, how long calls that nobody answers last (the
+//! give-up time: busy and invalid numbers end early, unanswered ones at the ring timeout), and
+//! the talk and wrap-up times.
+//!
+//! Rates drift over a day (people answer more in the morning than in the afternoon), so
+//! nothing is averaged over all time: the answer probability is an exponentially weighted mean
+//! over about the last [`StatsConfig::answer_window`] attempts, and each distribution is the
+//! exact empirical distribution of its last [`StatsConfig::sample_window`] samples, kept sorted
+//! so a quantile or tail probability costs one binary search.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// The last `capacity` samples of a quantity, in arrival order and sorted.
+#[derive(Debug, Clone)]
+pub struct SampleWindow {
+    capacity: usize,
+    order: VecDeque<f64>,
+    sorted: Vec<f64>,
+    sum: f64,
+}
+
+impl SampleWindow {
+    /// An empty window keeping at most `capacity` samples.
+    pub fn new(capacity: usize) -> SampleWindow {
+        let capacity = capacity.max(1);
+        SampleWindow {
+            capacity,
+            order: VecDeque::with_capacity(capacity),
+            sorted: Vec::with_capacity(capacity),
+            sum: 0.0,
+        }
+    }
+
+    /// Adds a sample, dropping the oldest when full.
+    pub fn push(&mut self, x: f64) {
+        if self.order.len() == self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                let i = self.sorted.partition_point(|&v| v < old);
+                self.sorted.remove(i);
+                self.sum -= old;
+            }
+        }
+        let i = self.sorted.partition_point(|&v| v <= x);
+        self.sorted.insert(i, x);
+        self.order.push_back(x);
+        self.sum += x;
+    }
+
+    /// Number of samples held.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether no sample is held.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Mean of the samples (0 when empty).
+    pub fn mean(&self) -> f64 {
+        if self.is_empty() {
+            0.0
+        } else {
+            self.sum / self.len() as f64
+        }
+    }
+
+    /// Share of samples ≤ `x` (0 when empty).
+    pub fn cdf(&self, x: f64) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        self.sorted.partition_point(|&v| v <= x) as f64 / self.len() as f64
+    }
+
+    /// The `q` quantile (0 ≤ q ≤ 1) by nearest rank (0 when empty).
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        let rank = (q.clamp(0.0, 1.0) * (self.len() - 1) as f64).round() as usize;
+        self.sorted[rank]
+    }
+
+    /// The largest sample (0 when empty).
+    pub fn max(&self) -> f64 {
+        self.sorted.last().copied().unwrap_or(0.0)
+    }
+
+    /// P(X ≤ elapsed + t | X > elapsed): the chance that something already `elapsed` long ends
+    /// within `t` more. Past the longest sample seen, falls back to a memoryless tail with the
+    /// window's mean, so a very long call is still expected to end some time.
+    pub fn residual_cdf(&self, elapsed: f64, t: f64) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        let n = self.len();
+        let alive = n - self.sorted.partition_point(|&v| v <= elapsed);
+        if alive == 0 {
+            return 1.0 - (-t / self.mean().max(1.0)).exp();
+        }
+        let ended = self.sorted.partition_point(|&v| v <= elapsed + t) - (n - alive);
+        ended as f64 / alive as f64
+    }
+}
+
+/// An exponentially weighted mean of a 0/1 (or any) signal that is the plain mean until
+/// `window` samples have been seen, so it starts right and then follows drift.
+#[derive(Debug, Clone, Copy)]
+pub struct Ewma {
+    value: f64,
+    count: u64,
+    window: u64,
+}
+
+impl Ewma {
+    /// An empty mean with an effective memory of about `window` samples.
+    pub fn new(window: u64) -> Ewma {
+        Ewma {
+            value: 0.0,
+            count: 0,
+            window: window.max(1),
+        }
+    }
+
+    /// Adds a sample.
+    pub fn push(&mut self, x: f64) {
+        self.count += 1;
+        let alpha = 1.0 / self.count.min(self.window) as f64;
+        self.value += alpha * (x - self.value);
+    }
+
+    /// The current mean (0 before any sample).
+    pub fn value(&self) -> f64 {
+        self.value
+    }
+
+    /// Samples seen.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+/// Window sizes for [`CallStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsConfig {
+    /// Effective memory of the live-answer probability, in finished attempts.
+    pub answer_window: u64,
+    /// Samples kept per distribution.
+    pub sample_window: usize,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        // At 20 % live answers, 400 attempts is about 80 answers: minutes of traffic for a
+        // 20-agent queue, so a morning-to-afternoon drift is followed within the hour.
+        StatsConfig {
+            answer_window: 400,
+            sample_window: 300,
+        }
+    }
+}
+
+/// A queue's learned call statistics.
+#[derive(Debug, Clone)]
+pub struct CallStats {
+    live: Ewma,
+    ring_to_answer: SampleWindow,
+    give_up: SampleWindow,
+    talk: SampleWindow,
+    wrap_up: SampleWindow,
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl CallStats {
+    /// Nothing learned yet.
+    pub fn new(config: StatsConfig) -> CallStats {
+        CallStats {
+            live: Ewma::new(config.answer_window),
+            ring_to_answer: SampleWindow::new(config.sample_window),
+            give_up: SampleWindow::new(config.sample_window),
+            talk: SampleWindow::new(config.sample_window),
+            wrap_up: SampleWindow::new(config.sample_window),
+        }
+    }
+
+    /// An attempt was answered by a person after ringing for `ring`.
+    pub fn record_live_answer(&mut self, ring: Duration) {
+        self.live.push(1.0);
+        self.ring_to_answer.push(secs(ring));
+    }
+
+    /// An attempt ended without a person after `duration` (busy, no answer, failure).
+    pub fn record_not_live(&mut self, duration: Duration) {
+        self.live.push(0.0);
+        self.give_up.push(secs(duration));
+    }
+
+    /// A connected call lasted `talk`.
+    pub fn record_talk(&mut self, talk: Duration) {
+        self.talk.push(secs(talk));
+    }
+
+    /// An agent's after-call work lasted `wrap_up`.
+    pub fn record_wrap_up(&mut self, wrap_up: Duration) {
+        self.wrap_up.push(secs(wrap_up));
+    }
+
+    /// Probability that an attempt is answered by a person.
+    pub fn live_probability(&self) -> f64 {
+        self.live.value()
+    }
+
+    /// Attempts finished so far.
+    pub fn attempts(&self) -> u64 {
+        self.live.count()
+    }
+
+    /// Live answers in the ring-time window (up to its size).
+    pub fn answers_known(&self) -> usize {
+        self.ring_to_answer.len()
+    }
+
+    /// Talk times in the window (up to its size).
+    pub fn talks_known(&self) -> usize {
+        self.talk.len()
+    }
+
+    /// Ring time (s) before a live answer.
+    pub fn ring_to_answer(&self) -> &SampleWindow {
+        &self.ring_to_answer
+    }
+
+    /// Duration (s) of attempts nobody answered.
+    pub fn give_up(&self) -> &SampleWindow {
+        &self.give_up
+    }
+
+    /// Talk time (s).
+    pub fn talk(&self) -> &SampleWindow {
+        &self.talk
+    }
+
+    /// Wrap-up time (s).
+    pub fn wrap_up(&self) -> &SampleWindow {
+        &self.wrap_up
+    }
+
+    /// For an attempt still ringing at `age` s: the chance a person answers it within `t` more
+    /// seconds. Bayes over "will be live" and "will end without a person", each weighted by
+    /// the chance it would still be ringing at this age.
+    pub fn answer_within(&self, age: f64, t: f64) -> f64 {
+        let p = self.live_probability();
+        let r = &self.ring_to_answer;
+        let live_still = p * (1.0 - r.cdf(age));
+        let dead_still = (1.0 - p) * (1.0 - self.give_up.cdf(age));
+        let still = live_still + dead_still;
+        if still <= 0.0 || live_still <= 0.0 {
+            return 0.0;
+        }
+        p * (r.cdf(age + t) - r.cdf(age)) / still
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_keeps_the_last_samples_sorted() {
+        let mut w = SampleWindow::new(3);
+        for x in [5.0, 1.0, 3.0, 4.0] {
+            w.push(x);
+        }
+        // 5 fell out.
+        assert_eq!(w.len(), 3);
+        assert!((w.mean() - 8.0 / 3.0).abs() < 1e-9);
+        assert_eq!(w.max(), 4.0);
+        assert_eq!(w.cdf(3.0), 2.0 / 3.0);
+        assert_eq!(w.quantile(0.0), 1.0);
+        assert_eq!(w.quantile(1.0), 4.0);
+    }
+
+    #[test]
+    fn residual_cdf_conditions_on_elapsed_time() {
+        let mut w = SampleWindow::new(10);
+        for x in [10.0, 20.0, 30.0, 40.0] {
+            w.push(x);
+        }
+        // Past 15 s, three remain (20, 30, 40); one of them ends within 10 s more.
+        assert!((w.residual_cdf(15.0, 10.0) - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(w.residual_cdf(0.0, 100.0), 1.0);
+        // Longer than anything seen: still expected to end, memoryless with the mean (25 s).
+        let tail = w.residual_cdf(50.0, 25.0);
+        assert!((tail - (1.0 - (-1.0f64).exp())).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ewma_is_the_mean_at_first_then_follows_drift() {
+        let mut e = Ewma::new(100);
+        for i in 0..100 {
+            e.push(if i % 5 == 0 { 1.0 } else { 0.0 });
+        }
+        assert!((e.value() - 0.2).abs() < 1e-9);
+        for i in 0..1000 {
+            e.push(if i % 10 == 0 { 1.0 } else { 0.0 });
+        }
+        assert!((e.value() - 0.1).abs() < 0.02, "{}", e.value());
+    }
+
+    #[test]
+    fn answer_within_uses_the_age_of_the_call() {
+        let mut s = CallStats::new(StatsConfig::default());
+        // Half the attempts answered, at 10 s; the rest end at 30 s.
+        for _ in 0..50 {
+            s.record_live_answer(Duration::from_secs(10));
+            s.record_not_live(Duration::from_secs(30));
+        }
+        assert!((s.live_probability() - 0.5).abs() < 0.05);
+        let fresh = s.answer_within(0.0, 15.0);
+        assert!((fresh - s.live_probability()).abs() < 1e-9);
+        // Still ringing at 12 s: it is one of the unanswered ones.
+        assert_eq!(s.answer_within(12.0, 15.0), 0.0);
+        // At 5 s nothing has been decided, but the answer is 5 s away.
+        assert_eq!(s.answer_within(5.0, 4.0), 0.0);
+        assert!(s.answer_within(5.0, 6.0) > 0.4);
+    }
+}
