@@ -233,17 +233,12 @@ fn name_taken(spec: &CampaignSpec) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     }
 }
 
-impl Store {
-    /// Creates a campaign from a checked spec.
-    pub async fn create_campaign(&self, spec: &CampaignSpec) -> Result<Campaign> {
-        spec.validate()?;
-        let now = now_ms();
-        let row = sqlx::query(&format!(
-            "INSERT INTO campaigns (name, description, status, time_zone, windows, default_region, \
-             line_id, recording, calling_from, calling_to, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {COLUMNS}"
-        ))
-        .bind(&spec.name)
+/// Binds $1..$10: the spec's columns, in table order.
+fn bind_spec<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    spec: &'q CampaignSpec,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    q.bind(&spec.name)
         .bind(&spec.description)
         .bind(spec.status.as_str())
         .bind(&spec.time_zone)
@@ -253,10 +248,23 @@ impl Store {
         .bind(spec.recording as i64)
         .bind(&spec.calling_hours.from)
         .bind(&spec.calling_hours.to)
-        .bind(now)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(name_taken(spec))?;
+}
+
+impl Store {
+    /// Creates a campaign from a checked spec.
+    pub async fn create_campaign(&self, spec: &CampaignSpec) -> Result<Campaign> {
+        spec.validate()?;
+        let now = now_ms();
+        let sql = format!(
+            "INSERT INTO campaigns (name, description, status, time_zone, windows, default_region, \
+             line_id, recording, calling_from, calling_to, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {COLUMNS}"
+        );
+        let row = bind_spec(sqlx::query(&sql), spec)
+            .bind(now)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(name_taken(spec))?;
         campaign_of(&row)
     }
 
@@ -284,30 +292,21 @@ impl Store {
     /// Replaces a campaign's settings with a checked spec.
     pub async fn update_campaign(&self, id: i64, spec: &CampaignSpec) -> Result<Campaign> {
         spec.validate()?;
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE campaigns SET name = $1, description = $2, status = $3, time_zone = $4, \
              windows = $5, default_region = $6, line_id = $7, recording = $8, calling_from = $9, \
              calling_to = $10, updated_ms = $11 WHERE id = $12 RETURNING {COLUMNS}"
-        ))
-        .bind(&spec.name)
-        .bind(&spec.description)
-        .bind(spec.status.as_str())
-        .bind(&spec.time_zone)
-        .bind(serde_json::to_string(&spec.windows).unwrap_or_default())
-        .bind(spec.default_region.as_ref().map(|r| r.to_ascii_uppercase()))
-        .bind(spec.line_id)
-        .bind(spec.recording as i64)
-        .bind(&spec.calling_hours.from)
-        .bind(&spec.calling_hours.to)
-        .bind(now_ms())
-        .bind(id)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(name_taken(spec))?
-        .ok_or(StoreError::NotFound {
-            what: "campaign",
-            id,
-        })?;
+        );
+        let row = bind_spec(sqlx::query(&sql), spec)
+            .bind(now_ms())
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(name_taken(spec))?
+            .ok_or(StoreError::NotFound {
+                what: "campaign",
+                id,
+            })?;
         campaign_of(&row)
     }
 

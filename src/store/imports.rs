@@ -175,12 +175,16 @@ impl RowReader {
             cells.push(text);
         }
         let mut phones = Vec::new();
+        let mut country_zone = None;
         for &i in &self.phones {
             if cells[i].trim().is_empty() {
                 continue;
             }
-            let e164 = phone::normalise(cells[i], self.region)
+            let (e164, zone) = phone::normalise_with_zone(cells[i], self.region)
                 .map_err(|r| format!("column {:?}: {r}", self.names[i]))?;
+            if phones.is_empty() {
+                country_zone = zone;
+            }
             if !phones.contains(&e164) {
                 phones.push(e164);
             }
@@ -191,9 +195,7 @@ impl RowReader {
         let time_zone = match self.zone.map(|i| cells[i].trim()).filter(|z| !z.is_empty()) {
             Some(z) if z.parse::<chrono_tz::Tz>().is_ok() => z.to_string(),
             Some(z) => return Err(format!("{z:?} is not an IANA time zone")),
-            None => phone::time_zone_of(&phones[0])
-                .unwrap_or(&self.default_zone)
-                .to_string(),
+            None => country_zone.unwrap_or(&self.default_zone).to_string(),
         };
         let fields: Map<String, Value> = self
             .names

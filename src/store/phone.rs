@@ -11,6 +11,14 @@ pub fn region(code: &str) -> Option<country::Id> {
 
 /// Normalises one phone cell to E.164, or says why it cannot.
 pub fn normalise(cell: &str, default_region: Option<country::Id>) -> Result<String, String> {
+    normalise_with_zone(cell, default_region).map(|(e164, _)| e164)
+}
+
+/// Like `normalise`, with the principal time zone of the number's country (one parse for both).
+pub fn normalise_with_zone(
+    cell: &str,
+    default_region: Option<country::Id>,
+) -> Result<(String, Option<&'static str>), String> {
     let cell = cell.trim();
     if let Some(bad) = cell
         .chars()
@@ -30,13 +38,24 @@ pub fn normalise(cell: &str, default_region: Option<country::Id>) -> Result<Stri
     if !phonenumber::is_valid(&number) {
         return Err(format!("{cell:?} is not a valid phone number"));
     }
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+    let zone = number.country().id().and_then(zone_of_country);
+    Ok((
+        number.format().mode(phonenumber::Mode::E164).to_string(),
+        zone,
+    ))
 }
 
 /// The principal time zone of the country an E.164 number belongs to.
 pub fn time_zone_of(e164: &str) -> Option<&'static str> {
-    let number = phonenumber::parse(None, e164).ok()?;
-    let code = format!("{:?}", number.country().id()?);
+    phonenumber::parse(None, e164)
+        .ok()?
+        .country()
+        .id()
+        .and_then(zone_of_country)
+}
+
+fn zone_of_country(id: country::Id) -> Option<&'static str> {
+    let code = format!("{id:?}");
     super::country_zones::COUNTRY_ZONES
         .binary_search_by(|(c, _)| (*c).cmp(code.as_str()))
         .ok()
