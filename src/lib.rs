@@ -17,4 +17,5 @@ pub mod shutdown;
 pub mod signal;
 pub mod sip;
 pub mod state;
+pub mod store;
 pub mod systemd;

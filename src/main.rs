@@ -6,6 +6,7 @@ use dialerd::config::{self, Config};
 use dialerd::media::engine::MediaEngine;
 use dialerd::shutdown::{Drained, Shutdown};
 use dialerd::signal::{Signal, Signals};
+use dialerd::store::{users::AdminBootstrap, Store, DB_FILE};
 use dialerd::{
     api, call, dialer, health::Health, logging, memory, metrics::Metrics, sip, state, systemd,
 };
@@ -244,6 +245,8 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let state_dir = state::prepare(&state::resolve(&cfg.state_dir))?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
 
+    let store = open_store(&state_dir).await?;
+    let api_metrics = api::metrics::ApiMetrics::register(metrics.registry())?;
     let http = api::bind(cfg.http.listen).await?;
     let media = MediaEngine::new(&cfg.media, metrics.registry())
         .with_context(|| format!("media.prompts_dir {}", cfg.media.prompts_dir.display()))?;
@@ -273,6 +276,8 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             health: health.clone(),
             trunks: sip.trunks.clone(),
             sip: sip.sip.clone(),
+            store: store.clone(),
+            api_metrics,
         }),
         http_stop.clone().cancelled_owned(),
     ));
@@ -307,8 +312,27 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     }
     http_stop.cancel();
     http_task.await??;
+    store.close().await;
     tracing::info!("dialerd stopped");
     Ok(())
+}
+
+/// Opens the database in the state directory; on an empty store, creates the admin user.
+async fn open_store(state_dir: &Path) -> anyhow::Result<Store> {
+    let path = state_dir.join(DB_FILE);
+    let store = Store::open(&path).await?;
+    let env_token = std::env::var("DIALERD_ADMIN_TOKEN").ok();
+    match store.ensure_admin(env_token.as_deref(), state_dir).await? {
+        AdminBootstrap::Written(file) => {
+            tracing::warn!(file = %file.display(), "created user admin; its API token is in this file")
+        }
+        AdminBootstrap::FromEnv => {
+            tracing::info!("created user admin with the API token from DIALERD_ADMIN_TOKEN")
+        }
+        AdminBootstrap::Existing => {}
+    }
+    tracing::info!(path = %path.display(), "store open");
+    Ok(store)
 }
 
 /// SIGHUP: apply what can change live, name what needs a restart, keep the old config on error.

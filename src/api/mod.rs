@@ -1,4 +1,12 @@
-//! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz` (the REST API mounts here later).
+//! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, and the REST API under `/api/v1`.
+
+pub mod auth;
+pub mod campaigns;
+pub mod contacts;
+pub mod metrics;
+pub mod problem;
+pub mod users;
+pub mod v1;
 
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -38,6 +46,10 @@ pub struct AppState {
     pub trunks: crate::sip::endpoint::TrunkView,
     /// Call legs through the SIP endpoint.
     pub sip: crate::sip::leg::SipHandle,
+    /// Campaigns, contacts, users.
+    pub store: crate::store::Store,
+    /// REST API metrics.
+    pub api_metrics: metrics::ApiMetrics,
 }
 
 /// Binds the admin listener, naming the address on failure.
@@ -58,6 +70,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/trunks/{name}/test-call",
             axum::routing::post(test_call),
         )
+        .merge(v1::routes(state.clone()))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

@@ -60,7 +60,11 @@ impl Daemon {
 
     /// Like `start`, with extra environment variables.
     pub fn start_with(config: &str, env: &[(&str, &str)]) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), config, env)
+    }
+
+    /// Like `start_with`, in an existing directory (its state from an earlier run kept).
+    pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Daemon {
         let path = Self::config_path(dir.path());
         std::fs::write(&path, config).unwrap();
         let mut cmd = command();
@@ -169,6 +173,45 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         addr,
         format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
     )
+}
+
+/// One HTTP/1.1 request with extra headers and a body: (status, content type, body).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(130))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad HTTP response: {resp:?}"));
+    let kind = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, kind, body.to_string())
 }
 
 /// Sends one raw HTTP/1.1 request and reads the answer to the end: (status, body).

@@ -1,0 +1,126 @@
+//! `/api/v1/campaigns` and their tasks.
+
+use super::auth::{Caller, CAMPAIGN_READ, CAMPAIGN_WRITE};
+use super::problem::{merge, parse, Params, Problem};
+use super::AppState;
+use crate::store::campaigns::{Campaign, CampaignSpec};
+use crate::store::tasks::{Task, TaskSpec};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+
+type Answer<T> = Result<T, Problem>;
+
+/// `POST /api/v1/campaigns`
+pub async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Answer<(StatusCode, Json<Campaign>)> {
+    caller.require(CAMPAIGN_WRITE)?;
+    let spec: CampaignSpec = parse(&body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.create_campaign(&spec).await?),
+    ))
+}
+
+/// `GET /api/v1/campaigns`
+pub async fn list(State(s): State<AppState>, caller: Caller) -> Answer<Json<Vec<Campaign>>> {
+    caller.require(CAMPAIGN_READ)?;
+    Ok(Json(s.store.campaigns().await?))
+}
+
+/// `GET /api/v1/campaigns/{id}`
+pub async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+) -> Answer<Json<Campaign>> {
+    caller.require(CAMPAIGN_READ)?;
+    Ok(Json(s.store.campaign(id).await?))
+}
+
+/// `PATCH /api/v1/campaigns/{id}`: a JSON merge patch of the campaign's settings.
+pub async fn patch(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+    body: Bytes,
+) -> Answer<Json<Campaign>> {
+    caller.require(CAMPAIGN_WRITE)?;
+    let current = s.store.campaign(id).await?;
+    let spec: CampaignSpec = merge(&current.spec, &body)?;
+    Ok(Json(s.store.update_campaign(id, &spec).await?))
+}
+
+/// `DELETE /api/v1/campaigns/{id}`: with its tasks, contacts and imports.
+pub async fn delete(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+) -> Answer<StatusCode> {
+    caller.require(CAMPAIGN_WRITE)?;
+    s.store.delete_campaign(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/campaigns/{id}/tasks`
+pub async fn create_task(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+    body: Bytes,
+) -> Answer<(StatusCode, Json<Task>)> {
+    caller.require(CAMPAIGN_WRITE)?;
+    let spec: TaskSpec = parse(&body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.create_task(id, spec).await?),
+    ))
+}
+
+/// `GET /api/v1/campaigns/{id}/tasks`
+pub async fn list_tasks(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+) -> Answer<Json<Vec<Task>>> {
+    caller.require(CAMPAIGN_READ)?;
+    Ok(Json(s.store.tasks(id).await?))
+}
+
+/// `GET /api/v1/campaigns/{id}/tasks/{task}`
+pub async fn get_task(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params((id, task)): Params<(i64, i64)>,
+) -> Answer<Json<Task>> {
+    caller.require(CAMPAIGN_READ)?;
+    Ok(Json(s.store.task(id, task).await?))
+}
+
+/// `PATCH /api/v1/campaigns/{id}/tasks/{task}`: a JSON merge patch (settings replaced whole).
+pub async fn patch_task(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params((id, task)): Params<(i64, i64)>,
+    body: Bytes,
+) -> Answer<Json<Task>> {
+    caller.require(CAMPAIGN_WRITE)?;
+    let current = s.store.task(id, task).await?;
+    let spec: TaskSpec = merge(&current.spec, &body)?;
+    Ok(Json(s.store.update_task(id, task, spec).await?))
+}
+
+/// `DELETE /api/v1/campaigns/{id}/tasks/{task}`: only when it holds no contacts.
+pub async fn delete_task(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params((id, task)): Params<(i64, i64)>,
+) -> Answer<StatusCode> {
+    caller.require(CAMPAIGN_WRITE)?;
+    s.store.delete_task(id, task).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

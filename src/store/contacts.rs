@@ -1,0 +1,918 @@
+//! Contacts: fields, numbers, place in the task flow, and the history of every change.
+
+use super::{now_ms, parse_time, phone, rfc3339, Result, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+/// Statuses a contact can have inside its task.
+pub const STATUSES: [&str; 4] = ["open", "success", "declined", "failed"];
+
+/// A stored contact.
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    /// Id.
+    pub id: i64,
+    /// Campaign.
+    pub campaign_id: i64,
+    /// What an API user can set.
+    #[serde(flatten)]
+    pub spec: ContactSpec,
+    /// Import it came from, if any.
+    pub import_id: Option<i64>,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// The settable part of a contact (create body; PATCH merges into it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactSpec {
+    /// Task it sits in; the campaign's first task when absent at creation.
+    #[serde(default)]
+    pub task_id: Option<i64>,
+    /// Columns from the import, or anything else.
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+    /// Numbers, normalised to E.164 on the way in.
+    pub phones: Vec<String>,
+    /// IANA zone; from the first number's country when absent.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// open, success, declined or failed.
+    #[serde(default = "open")]
+    pub status: String,
+    /// Status detail.
+    #[serde(default = "none")]
+    pub detail: String,
+    /// When to call again (RFC 3339).
+    #[serde(default)]
+    pub follow_up_at: Option<String>,
+    /// User who owns the follow-up.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Calls made so far.
+    #[serde(default)]
+    pub attempts: i64,
+}
+
+fn open() -> String {
+    "open".into()
+}
+
+fn none() -> String {
+    "$none".into()
+}
+
+/// One entry in a contact's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// When.
+    pub at: String,
+    /// Who (user name, or `import N`).
+    pub actor: String,
+    /// What: `{"op": ..., "changes": {"field": [old, new]}}`.
+    pub change: Value,
+}
+
+/// Which contacts a listing, bulk edit or move applies to.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactFilter {
+    /// In this task.
+    #[serde(default)]
+    pub task: Option<i64>,
+    /// With this status.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// With this status detail.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// Whose fields or numbers contain this text (case-insensitive).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// true: follow-up due now; false: not due.
+    #[serde(default)]
+    pub due: Option<bool>,
+}
+
+/// Listing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// By id.
+    #[default]
+    Id,
+    /// Due work first: overdue follow-ups, never-called, then future follow-ups.
+    Due,
+}
+
+/// One page of contacts and the cursor of the next.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    /// The contacts.
+    pub items: Vec<Contact>,
+    /// Cursor for the next page; null at the end.
+    pub next: Option<String>,
+}
+
+/// A contact ready to insert (numbers normalised, zone known).
+#[derive(Debug, Clone)]
+pub struct NewContact {
+    /// Fields.
+    pub fields: Map<String, Value>,
+    /// E.164 numbers, no repeats.
+    pub phones: Vec<String>,
+    /// IANA zone.
+    pub time_zone: String,
+    /// CSV line it came from (imports).
+    pub line: Option<u64>,
+}
+
+const COLUMNS: &str = "id, campaign_id, task_id, fields, phones, time_zone, status, detail, \
+                       follow_up_ms, owner, attempts, import_id, created_ms, updated_ms";
+
+/// `CASE` giving the due bucket: 0 overdue follow-up, 1 never called, 2 future follow-up, 3 rest.
+const BUCKET: &str = "CASE WHEN follow_up_ms IS NOT NULL AND follow_up_ms <= {now} THEN 0 \
+                      WHEN follow_up_ms IS NULL AND attempts = 0 THEN 1 \
+                      WHEN follow_up_ms IS NOT NULL THEN 2 ELSE 3 END";
+
+fn contact_of(row: &sqlx::sqlite::SqliteRow) -> Result<Contact> {
+    let fields: String = row.try_get("fields")?;
+    let phones: String = row.try_get("phones")?;
+    Ok(Contact {
+        id: row.try_get("id")?,
+        campaign_id: row.try_get("campaign_id")?,
+        spec: ContactSpec {
+            task_id: Some(row.try_get("task_id")?),
+            fields: serde_json::from_str(&fields).unwrap_or_default(),
+            phones: serde_json::from_str(&phones).unwrap_or_default(),
+            time_zone: Some(row.try_get("time_zone")?),
+            status: row.try_get("status")?,
+            detail: row.try_get("detail")?,
+            follow_up_at: row.try_get::<Option<i64>, _>("follow_up_ms")?.map(rfc3339),
+            owner: row.try_get("owner")?,
+            attempts: row.try_get("attempts")?,
+        },
+        import_id: row.try_get("import_id")?,
+        created_at: rfc3339(row.try_get("created_ms")?),
+        updated_at: rfc3339(row.try_get("updated_ms")?),
+    })
+}
+
+/// A checked spec as column values.
+struct Checked {
+    task_id: i64,
+    fields: String,
+    phones: Vec<String>,
+    time_zone: String,
+    follow_up_ms: Option<i64>,
+}
+
+/// Top-level fields whose values differ: `{"field": [old, new]}`.
+fn diff(old: &Value, new: &Value) -> Map<String, Value> {
+    let empty = Map::new();
+    let (o, n) = (
+        old.as_object().unwrap_or(&empty),
+        new.as_object().unwrap_or(&empty),
+    );
+    let mut changes = Map::new();
+    for key in o.keys().chain(n.keys()) {
+        let (a, b) = (
+            o.get(key).unwrap_or(&Value::Null),
+            n.get(key).unwrap_or(&Value::Null),
+        );
+        if a != b && !changes.contains_key(key) {
+            changes.insert(key.clone(), Value::Array(vec![a.clone(), b.clone()]));
+        }
+    }
+    changes
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Appends `AND …` conditions for `filter` (after a `WHERE campaign_id = …`).
+fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, filter: &ContactFilter, now: i64) {
+    if let Some(t) = filter.task {
+        q.push(" AND task_id = ").push_bind(t);
+    }
+    if let Some(s) = &filter.status {
+        q.push(" AND status = ").push_bind(s.clone());
+    }
+    if let Some(d) = &filter.detail {
+        q.push(" AND detail = ").push_bind(d.clone());
+    }
+    if let Some(text) = filter.text.as_ref().filter(|t| !t.is_empty()) {
+        let p = like_pattern(text);
+        q.push(" AND (LOWER(fields) LIKE ")
+            .push_bind(p.clone())
+            .push(" ESCAPE '\\' OR phones LIKE ")
+            .push_bind(p)
+            .push(" ESCAPE '\\')");
+    }
+    match filter.due {
+        Some(true) => {
+            q.push(" AND follow_up_ms <= ").push_bind(now);
+        }
+        Some(false) => {
+            q.push(" AND (follow_up_ms IS NULL OR follow_up_ms > ")
+                .push_bind(now)
+                .push(")");
+        }
+        None => {}
+    }
+}
+
+/// A listing cursor: the position after the last item of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    Id(i64),
+    Due {
+        now: i64,
+        bucket: i64,
+        ts: i64,
+        id: i64,
+    },
+}
+
+impl Cursor {
+    fn encode(self) -> String {
+        match self {
+            Cursor::Id(id) => format!("i{id}"),
+            Cursor::Due {
+                now,
+                bucket,
+                ts,
+                id,
+            } => format!("d{now}.{bucket}.{ts}.{id}"),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Cursor> {
+        if let Some(id) = text.strip_prefix('i') {
+            return id.parse().ok().map(Cursor::Id);
+        }
+        let mut parts = text
+            .strip_prefix('d')?
+            .split('.')
+            .map(|p| p.parse::<i64>().ok());
+        let mut next = || parts.next().flatten();
+        Some(Cursor::Due {
+            now: next()?,
+            bucket: next()?,
+            ts: next()?,
+            id: next()?,
+        })
+    }
+}
+
+impl ContactSpec {
+    /// Checks the spec against its campaign (numbers, zone, status, task), naming bad fields.
+    async fn check(&self, store: &Store, campaign_id: i64) -> Result<Checked> {
+        let campaign = store.campaign(campaign_id).await?;
+        let region = campaign
+            .spec
+            .default_region
+            .as_deref()
+            .and_then(phone::region);
+        if self.phones.is_empty() {
+            return Err(StoreError::invalid(
+                "phones",
+                "wanted at least one phone number",
+            ));
+        }
+        let mut phones = Vec::new();
+        for (i, p) in self.phones.iter().enumerate() {
+            let e164 = phone::normalise(p, region)
+                .map_err(|r| StoreError::invalid(format!("phones[{i}]"), r))?;
+            if !phones.contains(&e164) {
+                phones.push(e164);
+            }
+        }
+        let time_zone = match &self.time_zone {
+            Some(tz) if tz.parse::<chrono_tz::Tz>().is_err() => {
+                return Err(StoreError::invalid(
+                    "time_zone",
+                    format!("{tz:?} is not an IANA time zone"),
+                ))
+            }
+            Some(tz) => tz.clone(),
+            None => phone::time_zone_of(&phones[0])
+                .unwrap_or(&campaign.spec.time_zone)
+                .to_string(),
+        };
+        if !STATUSES.contains(&self.status.as_str()) {
+            return Err(StoreError::invalid(
+                "status",
+                "wanted open, success, declined or failed",
+            ));
+        }
+        if self.detail.is_empty() || self.detail.len() > 100 {
+            return Err(StoreError::invalid("detail", "wanted 1 to 100 characters"));
+        }
+        if self.attempts < 0 {
+            return Err(StoreError::invalid("attempts", "wanted 0 or more"));
+        }
+        let task_id = match self.task_id {
+            Some(t) => {
+                store.task(campaign_id, t).await.map_err(|_| {
+                    StoreError::invalid("task_id", format!("the campaign has no task {t}"))
+                })?;
+                t
+            }
+            None => store.first_task(campaign_id).await?,
+        };
+        let follow_up_ms = self
+            .follow_up_at
+            .as_deref()
+            .map(|t| parse_time("follow_up_at", t))
+            .transpose()?;
+        Ok(Checked {
+            task_id,
+            fields: Value::Object(self.fields.clone()).to_string(),
+            phones,
+            time_zone,
+            follow_up_ms,
+        })
+    }
+}
+
+impl Store {
+    /// The task new contacts go to when none is named: the campaign's first.
+    pub async fn first_task(&self, campaign_id: i64) -> Result<i64> {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(id) FROM tasks WHERE campaign_id = $1")
+            .bind(campaign_id)
+            .fetch_one(&self.reader)
+            .await?
+            .ok_or_else(|| {
+                StoreError::invalid("task_id", "the campaign has no task yet; create one first")
+            })
+    }
+
+    /// Numbers among `phones` that other contacts of the campaign hold: (number, contact).
+    pub(super) async fn taken_numbers(
+        conn: &mut sqlx::SqliteConnection,
+        campaign_id: i64,
+        phones: &[String],
+        except: Option<i64>,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut taken = Vec::new();
+        for chunk in phones.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT phone, contact_id FROM contact_phones WHERE campaign_id = ",
+            );
+            q.push_bind(campaign_id).push(" AND phone IN (");
+            let mut list = q.separated(", ");
+            for p in chunk {
+                list.push_bind(p.clone());
+            }
+            q.push(")");
+            if let Some(id) = except {
+                q.push(" AND contact_id <> ").push_bind(id);
+            }
+            for row in q.build().fetch_all(&mut *conn).await? {
+                taken.push((row.try_get(0)?, row.try_get(1)?));
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Inserts contacts and their numbers in one statement each (chunked); returns their ids in
+    /// the order given. Callers have made sure no number is taken.
+    pub(crate) async fn insert_contacts(
+        conn: &mut sqlx::SqliteConnection,
+        campaign_id: i64,
+        task_id: i64,
+        import_id: Option<i64>,
+        contacts: &[NewContact],
+    ) -> Result<Vec<i64>> {
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(contacts.len());
+        for chunk in contacts.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO contacts (campaign_id, task_id, fields, phones, time_zone, status, detail, \
+                 attempts, import_id, import_line, created_ms, updated_ms) ",
+            );
+            q.push_values(chunk.iter().enumerate(), |mut b, (i, c)| {
+                b.push_bind(campaign_id)
+                    .push_bind(task_id)
+                    .push_bind(Value::Object(c.fields.clone()).to_string())
+                    .push_bind(serde_json::to_string(&c.phones).unwrap_or_default())
+                    .push_bind(c.time_zone.clone())
+                    .push("'open', '$none', 0")
+                    .push_bind(import_id)
+                    // The position in the chunk maps RETURNING rows back to their input.
+                    .push_bind(c.line.map(|l| l as i64).unwrap_or(i as i64))
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.push(" RETURNING id, import_line");
+            let rows = q.build().fetch_all(&mut *conn).await?;
+            let mut by_key: std::collections::HashMap<i64, i64> =
+                std::collections::HashMap::with_capacity(rows.len());
+            for row in rows {
+                by_key.insert(row.try_get(1)?, row.try_get(0)?);
+            }
+            let chunk_ids: Vec<i64> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    by_key
+                        .get(&c.line.map(|l| l as i64).unwrap_or(i as i64))
+                        .copied()
+                })
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    StoreError::Conflict("two contacts of one insert share a line".into())
+                })?;
+            if import_id.is_none() {
+                // Only imports keep a line number.
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "UPDATE contacts SET import_line = NULL WHERE id IN (",
+                );
+                let mut list = q.separated(", ");
+                for id in &chunk_ids {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *conn).await?;
+            }
+            let phones: Vec<(i64, &String)> = chunk_ids
+                .iter()
+                .zip(chunk)
+                .flat_map(|(id, c)| c.phones.iter().map(move |p| (*id, p)))
+                .collect();
+            for part in phones.chunks(1000) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO contact_phones (campaign_id, phone, contact_id) ",
+                );
+                q.push_values(part, |mut b, (id, p)| {
+                    b.push_bind(campaign_id)
+                        .push_bind((*p).clone())
+                        .push_bind(*id);
+                });
+                q.build().execute(&mut *conn).await?;
+            }
+            ids.extend(chunk_ids);
+        }
+        Ok(ids)
+    }
+
+    async fn record(
+        conn: &mut sqlx::SqliteConnection,
+        contact_id: i64,
+        actor: &str,
+        change: Value,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO contact_history (contact_id, at_ms, actor, change) VALUES ($1, $2, $3, $4)")
+            .bind(contact_id)
+            .bind(now_ms())
+            .bind(actor)
+            .bind(change.to_string())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates one contact; a number the campaign already has is a conflict.
+    pub async fn create_contact(
+        &self,
+        campaign_id: i64,
+        spec: &ContactSpec,
+        actor: &str,
+    ) -> Result<Contact> {
+        let c = spec.check(self, campaign_id).await?;
+        let mut tx = self.writer.begin().await?;
+        if let Some((p, id)) = Self::taken_numbers(&mut tx, campaign_id, &c.phones, None)
+            .await?
+            .first()
+        {
+            return Err(StoreError::Conflict(format!(
+                "contact {id} of the campaign has the number {p}"
+            )));
+        }
+        let new = NewContact {
+            fields: spec.fields.clone(),
+            phones: c.phones,
+            time_zone: c.time_zone,
+            line: None,
+        };
+        let id = Self::insert_contacts(&mut tx, campaign_id, c.task_id, None, &[new]).await?[0];
+        sqlx::query(
+            "UPDATE contacts SET status = $1, detail = $2, follow_up_ms = $3, owner = $4, attempts = $5 WHERE id = $6",
+        )
+        .bind(&spec.status)
+        .bind(&spec.detail)
+        .bind(c.follow_up_ms)
+        .bind(&spec.owner)
+        .bind(spec.attempts)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        Self::record(&mut tx, id, actor, serde_json::json!({"op": "create"})).await?;
+        tx.commit().await?;
+        self.contact(campaign_id, id).await
+    }
+
+    /// One contact of a campaign.
+    pub async fn contact(&self, campaign_id: i64, id: i64) -> Result<Contact> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM contacts WHERE id = $1 AND campaign_id = $2"
+        ))
+        .bind(id)
+        .bind(campaign_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "contact",
+            id,
+        })?;
+        contact_of(&row)
+    }
+
+    /// A contact's history, oldest first.
+    pub async fn history(&self, contact_id: i64) -> Result<Vec<HistoryEntry>> {
+        let rows = sqlx::query(
+            "SELECT at_ms, actor, change FROM contact_history WHERE contact_id = $1 ORDER BY id",
+        )
+        .bind(contact_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let change: String = r.try_get("change")?;
+                Ok(HistoryEntry {
+                    at: rfc3339(r.try_get("at_ms")?),
+                    actor: r.try_get("actor")?,
+                    change: serde_json::from_str(&change).unwrap_or(Value::Null),
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a contact's settable part (callers merge a PATCH into the current spec).
+    pub async fn update_contact(
+        &self,
+        campaign_id: i64,
+        id: i64,
+        spec: &ContactSpec,
+        actor: &str,
+    ) -> Result<Contact> {
+        let old = self.contact(campaign_id, id).await?;
+        let c = spec.check(self, campaign_id).await?;
+        let mut tx = self.writer.begin().await?;
+        if let Some((p, other)) = Self::taken_numbers(&mut tx, campaign_id, &c.phones, Some(id))
+            .await?
+            .first()
+        {
+            return Err(StoreError::Conflict(format!(
+                "contact {other} of the campaign has the number {p}"
+            )));
+        }
+        sqlx::query(
+            "UPDATE contacts SET task_id = $1, fields = $2, phones = $3, time_zone = $4, status = $5, detail = $6, \
+             follow_up_ms = $7, owner = $8, attempts = $9, updated_ms = $10 WHERE id = $11",
+        )
+        .bind(c.task_id)
+        .bind(&c.fields)
+        .bind(serde_json::to_string(&c.phones).unwrap_or_default())
+        .bind(&c.time_zone)
+        .bind(&spec.status)
+        .bind(&spec.detail)
+        .bind(c.follow_up_ms)
+        .bind(&spec.owner)
+        .bind(spec.attempts)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if c.phones != old.spec.phones {
+            sqlx::query("DELETE FROM contact_phones WHERE contact_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO contact_phones (campaign_id, phone, contact_id) ",
+            );
+            q.push_values(&c.phones, |mut b, p| {
+                b.push_bind(campaign_id).push_bind(p.clone()).push_bind(id);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let new = Contact {
+            spec: ContactSpec {
+                task_id: Some(c.task_id),
+                phones: c.phones.clone(),
+                time_zone: Some(c.time_zone.clone()),
+                follow_up_at: c.follow_up_ms.map(rfc3339),
+                ..spec.clone()
+            },
+            ..old.clone()
+        };
+        let changes = diff(
+            &serde_json::to_value(&old.spec).unwrap_or_default(),
+            &serde_json::to_value(&new.spec).unwrap_or_default(),
+        );
+        if !changes.is_empty() {
+            Self::record(
+                &mut tx,
+                id,
+                actor,
+                serde_json::json!({"op": "update", "changes": changes}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.contact(campaign_id, id).await
+    }
+
+    /// Deletes a contact (numbers and history go with it).
+    pub async fn delete_contact(&self, campaign_id: i64, id: i64) -> Result<()> {
+        let done = sqlx::query("DELETE FROM contacts WHERE id = $1 AND campaign_id = $2")
+            .bind(id)
+            .bind(campaign_id)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "contact",
+                id,
+            });
+        }
+        Ok(())
+    }
+
+    /// One page of a campaign's contacts matching `filter`, at most `limit`, after `cursor`.
+    pub async fn list_contacts(
+        &self,
+        campaign_id: i64,
+        filter: &ContactFilter,
+        order: Order,
+        cursor: Option<&str>,
+        limit: u32,
+        now: i64,
+    ) -> Result<Page> {
+        self.campaign(campaign_id).await?;
+        let cursor = cursor
+            .map(|c| {
+                Cursor::decode(c)
+                    .ok_or_else(|| StoreError::invalid("cursor", "not a cursor this API gave out"))
+            })
+            .transpose()?;
+        // A due-order cursor keeps the `now` of its first page, so pages do not shift.
+        let now = match cursor {
+            Some(Cursor::Due { now, .. }) => now,
+            _ => now,
+        };
+        let bucket = BUCKET.replace("{now}", &now.to_string());
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {COLUMNS}, {bucket} AS bucket, COALESCE(follow_up_ms, 0) AS ts FROM contacts WHERE campaign_id = "
+        ));
+        q.push_bind(campaign_id);
+        push_filter(&mut q, filter, now);
+        match (order, cursor) {
+            (Order::Id, Some(Cursor::Id(id))) => {
+                q.push(" AND id > ").push_bind(id);
+            }
+            (
+                Order::Due,
+                Some(Cursor::Due {
+                    bucket: b, ts, id, ..
+                }),
+            ) => {
+                q.push(format!(
+                    " AND ({bucket}, COALESCE(follow_up_ms, 0), id) > ("
+                ))
+                .push_bind(b)
+                .push(", ")
+                .push_bind(ts)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+            }
+            (_, Some(_)) => {
+                return Err(StoreError::invalid(
+                    "cursor",
+                    "the cursor belongs to another order",
+                ))
+            }
+            (_, None) => {}
+        }
+        q.push(match order {
+            Order::Id => " ORDER BY id",
+            Order::Due => " ORDER BY bucket, ts, id",
+        });
+        q.push(" LIMIT ").push_bind(limit as i64 + 1);
+        let rows = q.build().fetch_all(&self.reader).await?;
+        let more = rows.len() > limit as usize;
+        let mut items = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut last = None;
+        for row in rows.iter().take(limit as usize) {
+            let c = contact_of(row)?;
+            last = Some(match order {
+                Order::Id => Cursor::Id(c.id),
+                Order::Due => Cursor::Due {
+                    now,
+                    bucket: row.try_get("bucket")?,
+                    ts: row.try_get("ts")?,
+                    id: c.id,
+                },
+            });
+            items.push(c);
+        }
+        Ok(Page {
+            items,
+            next: last.filter(|_| more).map(Cursor::encode),
+        })
+    }
+
+    /// Ids of a campaign's contacts matching `filter` after `after`, at most `limit`.
+    async fn matching_ids(
+        &self,
+        campaign_id: i64,
+        filter: &ContactFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM contacts WHERE campaign_id = ");
+        q.push_bind(campaign_id);
+        push_filter(&mut q, filter, now_ms());
+        q.push(" AND id > ")
+            .push_bind(after)
+            .push(" ORDER BY id LIMIT ")
+            .push_bind(limit);
+        Ok(q.build_query_scalar().fetch_all(&self.reader).await?)
+    }
+
+    /// Sets one field on every contact matching `filter` (`status`, `detail`, `owner`,
+    /// `follow_up_at`, `time_zone` or `fields.NAME`); returns how many changed.
+    pub async fn bulk_edit(
+        &self,
+        campaign_id: i64,
+        filter: &ContactFilter,
+        field: &str,
+        value: &Value,
+        actor: &str,
+    ) -> Result<u64> {
+        self.campaign(campaign_id).await?;
+        let settable = ["status", "detail", "owner", "follow_up_at", "time_zone"];
+        if !settable.contains(&field)
+            && !field.strip_prefix("fields.").is_some_and(|f| !f.is_empty())
+        {
+            return Err(StoreError::invalid(
+                "field",
+                format!(
+                    "{field:?} cannot be bulk-edited; wanted one of {}, or fields.NAME",
+                    settable.join(", ")
+                ),
+            ));
+        }
+        let mut changed = 0;
+        let mut after = 0;
+        loop {
+            let ids = self.matching_ids(campaign_id, filter, after, 500).await?;
+            let Some(&last) = ids.last() else { break };
+            after = last;
+            for id in ids {
+                let old = self.contact(campaign_id, id).await?;
+                let mut spec = serde_json::to_value(&old.spec).unwrap_or_default();
+                match field.strip_prefix("fields.") {
+                    Some(name) => {
+                        spec["fields"][name] = value.clone();
+                    }
+                    None => spec[field] = value.clone(),
+                }
+                let spec: ContactSpec = serde_json::from_value(spec).map_err(|e| {
+                    StoreError::invalid("value", format!("not a value for {field}: {e}"))
+                })?;
+                if spec != old.spec {
+                    self.update_contact(campaign_id, id, &spec, actor).await?;
+                    changed += 1;
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Moves matching contacts (or the listed ones) to `task_id`, open with detail `$none`.
+    pub async fn move_contacts(
+        &self,
+        campaign_id: i64,
+        filter: &ContactFilter,
+        ids: Option<&[i64]>,
+        task_id: i64,
+        actor: &str,
+    ) -> Result<u64> {
+        self.task(campaign_id, task_id).await.map_err(|_| {
+            StoreError::invalid("task_id", format!("the campaign has no task {task_id}"))
+        })?;
+        let mut moved = 0;
+        let mut after = 0;
+        loop {
+            let batch = match ids {
+                Some(list) => {
+                    if after > 0 {
+                        break;
+                    }
+                    after = 1;
+                    list.to_vec()
+                }
+                None => {
+                    let b = self.matching_ids(campaign_id, filter, after, 500).await?;
+                    match b.last() {
+                        Some(&l) => after = l,
+                        None => break,
+                    }
+                    b
+                }
+            };
+            let mut tx = self.writer.begin().await?;
+            for id in batch {
+                let from: Option<i64> = sqlx::query_scalar(
+                    "SELECT task_id FROM contacts WHERE id = $1 AND campaign_id = $2",
+                )
+                .bind(id)
+                .bind(campaign_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(from) = from else {
+                    return Err(StoreError::NotFound {
+                        what: "contact",
+                        id,
+                    });
+                };
+                sqlx::query(
+                    "UPDATE contacts SET task_id = $1, status = 'open', detail = '$none', follow_up_ms = NULL, \
+                     updated_ms = $2 WHERE id = $3",
+                )
+                .bind(task_id)
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                Self::record(
+                    &mut tx,
+                    id,
+                    actor,
+                    serde_json::json!({"op": "move", "from_task": from, "to_task": task_id}),
+                )
+                .await?;
+                moved += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        for c in [
+            Cursor::Id(7),
+            Cursor::Due {
+                now: 5,
+                bucket: 1,
+                ts: 0,
+                id: 9,
+            },
+        ] {
+            assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        }
+        assert_eq!(Cursor::decode("x1"), None);
+        assert_eq!(Cursor::decode("d1.2"), None);
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("A_b%"), "%a\\_b\\%%");
+    }
+
+    #[test]
+    fn diff_names_changed_fields_only() {
+        let d = diff(
+            &serde_json::json!({"a": 1, "b": 2}),
+            &serde_json::json!({"a": 1, "b": 3, "c": 4}),
+        );
+        assert_eq!(
+            Value::Object(d),
+            serde_json::json!({"b": [2, 3], "c": [null, 4]})
+        );
+    }
+}

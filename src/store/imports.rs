@@ -1,0 +1,702 @@
+//! CSV imports: read row by row from a stream, checked, inserted in batches of 1,000 rows that
+//! each commit with the import's progress, and reported (the report is kept per campaign).
+
+use super::contacts::NewContact;
+use super::{now_ms, phone, rfc3339, Result, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::Row;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+/// Rows per batch (and per transaction).
+pub const BATCH_ROWS: usize = 1000;
+
+/// Problems kept in a report; past this only the counts grow.
+pub const MAX_PROBLEMS: usize = 1000;
+
+/// What to do with the campaign's contacts already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportMode {
+    /// Add to them.
+    #[default]
+    Append,
+    /// Remove those without results first.
+    Replace,
+}
+
+/// How to read the CSV.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Append or replace.
+    pub mode: ImportMode,
+    /// Whether the first line names the columns (else they are `1`, `2`, …).
+    pub header: bool,
+    /// Columns holding phone numbers (default `phone`, or `1` without a header).
+    pub phone_columns: Vec<String>,
+    /// Task the contacts go to (default: the campaign's first).
+    pub task_id: Option<i64>,
+    /// Who imports (for the history).
+    pub user: String,
+}
+
+/// A row that did not go in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RowProblem {
+    /// CSV line (1-based; a quoted field may span lines: the record's first).
+    pub line: u64,
+    /// `bad` or `duplicate`.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The import report, as answered and as kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// Id.
+    pub id: i64,
+    /// Campaign.
+    pub campaign_id: i64,
+    /// Task the contacts went to.
+    pub task_id: i64,
+    /// append or replace.
+    pub mode: String,
+    /// running, done, failed, or interrupted (the daemon stopped during it).
+    pub state: String,
+    /// Who.
+    pub started_by: String,
+    /// Start.
+    pub started_at: String,
+    /// End.
+    pub finished_at: Option<String>,
+    /// Data rows read (header excluded).
+    pub rows: i64,
+    /// Contacts created.
+    pub inserted: i64,
+    /// Rows refused for bad content.
+    pub bad: i64,
+    /// Rows refused because a number is in the campaign already.
+    pub duplicates: i64,
+    /// Contacts removed by replace.
+    pub removed: i64,
+    /// Contacts replace kept because they have results.
+    pub kept_with_results: i64,
+    /// The first problems, by line.
+    pub problems: Vec<RowProblem>,
+    /// Whether problems were left out.
+    pub problems_truncated: bool,
+}
+
+/// Campaigns with an import running (one at a time each, so duplicate checks hold).
+#[derive(Clone, Default)]
+pub struct ImportLocks(Arc<Mutex<HashSet<i64>>>);
+
+struct ImportGuard(ImportLocks, i64);
+
+impl Drop for ImportGuard {
+    fn drop(&mut self) {
+        if let Ok(mut set) = (self.0).0.lock() {
+            set.remove(&self.1);
+        }
+    }
+}
+
+impl ImportLocks {
+    fn take(&self, campaign_id: i64) -> Result<ImportGuard> {
+        let mut set = self
+            .0
+            .lock()
+            .map_err(|_| StoreError::Conflict("import lock poisoned".into()))?;
+        if !set.insert(campaign_id) {
+            return Err(StoreError::Conflict(format!(
+                "an import into campaign {campaign_id} is running; wait for it to finish"
+            )));
+        }
+        Ok(ImportGuard(self.clone(), campaign_id))
+    }
+}
+
+/// How one CSV row becomes a contact.
+struct RowReader {
+    names: Vec<String>,
+    phones: Vec<usize>,
+    zone: Option<usize>,
+    region: Option<phonenumber::country::Id>,
+    default_zone: String,
+}
+
+impl RowReader {
+    fn new(
+        names: Vec<String>,
+        phone_columns: &[String],
+        region: Option<&str>,
+        default_zone: &str,
+    ) -> Result<Self> {
+        let mut phones = Vec::new();
+        for col in phone_columns {
+            let i = names.iter().position(|n| n == col).ok_or_else(|| {
+                StoreError::invalid(
+                    "phone",
+                    format!(
+                        "the CSV has no column {col:?}; its columns are {}",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            phones.push(i);
+        }
+        let zone = names.iter().position(|n| {
+            n.eq_ignore_ascii_case("time_zone") || n.eq_ignore_ascii_case("timezone")
+        });
+        Ok(Self {
+            names,
+            phones,
+            zone,
+            region: region.and_then(phone::region),
+            default_zone: default_zone.to_string(),
+        })
+    }
+
+    fn read(&self, record: &csv::ByteRecord, line: u64) -> std::result::Result<NewContact, String> {
+        if record.len() != self.names.len() {
+            return Err(format!(
+                "has {} fields, the header has {}",
+                record.len(),
+                self.names.len()
+            ));
+        }
+        let mut cells = Vec::with_capacity(record.len());
+        for (i, raw) in record.iter().enumerate() {
+            let text = std::str::from_utf8(raw)
+                .map_err(|_| format!("column {:?} is not UTF-8 text", self.names[i]))?;
+            cells.push(text);
+        }
+        let mut phones = Vec::new();
+        let mut country_zone = None;
+        for &i in &self.phones {
+            if cells[i].trim().is_empty() {
+                continue;
+            }
+            let (e164, zone) = phone::normalise_with_zone(cells[i], self.region)
+                .map_err(|r| format!("column {:?}: {r}", self.names[i]))?;
+            if phones.is_empty() {
+                country_zone = zone;
+            }
+            if !phones.contains(&e164) {
+                phones.push(e164);
+            }
+        }
+        if phones.is_empty() {
+            return Err("no phone number".into());
+        }
+        let time_zone = match self.zone.map(|i| cells[i].trim()).filter(|z| !z.is_empty()) {
+            Some(z) if z.parse::<chrono_tz::Tz>().is_ok() => z.to_string(),
+            Some(z) => return Err(format!("{z:?} is not an IANA time zone")),
+            None => country_zone.unwrap_or(&self.default_zone).to_string(),
+        };
+        let fields: Map<String, Value> = self
+            .names
+            .iter()
+            .zip(&cells)
+            .map(|(n, c)| (n.clone(), Value::String((*c).to_string())))
+            .collect();
+        Ok(NewContact {
+            fields,
+            phones,
+            time_zone,
+            line: Some(line),
+        })
+    }
+}
+
+/// What the reading thread hands to the inserting side.
+enum Chunk {
+    /// Good rows and the problems met since the last batch.
+    Batch {
+        rows: Vec<NewContact>,
+        problems: Vec<RowProblem>,
+        read: u64,
+    },
+    /// The input failed (broken upload, bad header).
+    Failed(StoreError),
+}
+
+/// Reads CSV records and sends them in batches; runs on a blocking thread.
+fn read_csv(
+    input: impl Read,
+    header: bool,
+    make: impl Fn(Vec<String>) -> Result<RowReader>,
+    tx: tokio::sync::mpsc::Sender<Chunk>,
+) {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
+    let mut record = csv::ByteRecord::new();
+    let mut first = true;
+    let mut reader = None;
+    let (mut rows, mut problems, mut read) = (Vec::new(), Vec::new(), 0u64);
+    loop {
+        let more = match csv.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let _ = tx.blocking_send(Chunk::Failed(StoreError::invalid(
+                    "body",
+                    format!("CSV unreadable at line {line}: {e}"),
+                )));
+                return;
+            }
+        };
+        if more && first {
+            first = false;
+            let names: Vec<String> = if header {
+                match record
+                    .iter()
+                    .map(|n| {
+                        std::str::from_utf8(n)
+                            .map(|n| n.trim_start_matches('\u{feff}').trim().to_string())
+                    })
+                    .collect()
+                {
+                    Ok(names) => names,
+                    Err(_) => {
+                        let _ = tx.blocking_send(Chunk::Failed(StoreError::invalid(
+                            "body",
+                            "the header line is not UTF-8 text",
+                        )));
+                        return;
+                    }
+                }
+            } else {
+                (1..=record.len()).map(|i| i.to_string()).collect()
+            };
+            match make(names) {
+                Ok(r) => reader = Some(r),
+                Err(e) => {
+                    let _ = tx.blocking_send(Chunk::Failed(e));
+                    return;
+                }
+            }
+            if header {
+                continue;
+            }
+        }
+        let Some(r) = reader.as_ref() else {
+            // Empty body: nothing to import.
+            let _ = tx.blocking_send(Chunk::Failed(StoreError::invalid(
+                "body",
+                "the CSV is empty",
+            )));
+            return;
+        };
+        if more {
+            read += 1;
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            match r.read(&record, line) {
+                Ok(c) => rows.push(c),
+                Err(reason) => problems.push(RowProblem {
+                    line,
+                    kind: "bad".into(),
+                    reason,
+                }),
+            }
+        }
+        if rows.len() >= BATCH_ROWS
+            || problems.len() >= BATCH_ROWS
+            || (!more && (read > 0 || !rows.is_empty()))
+        {
+            let chunk = Chunk::Batch {
+                rows: std::mem::take(&mut rows),
+                problems: std::mem::take(&mut problems),
+                read,
+            };
+            read = 0;
+            if tx.blocking_send(chunk).is_err() {
+                return;
+            }
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, campaign_id, task_id, mode, state, started_by, started_ms, finished_ms, rows_read, \
+                       inserted, bad, duplicates, removed, kept, problems";
+
+fn report_of(row: &sqlx::sqlite::SqliteRow) -> Result<ImportReport> {
+    let problems: String = row.try_get("problems")?;
+    let problems: Value = serde_json::from_str(&problems).unwrap_or(Value::Null);
+    Ok(ImportReport {
+        id: row.try_get("id")?,
+        campaign_id: row.try_get("campaign_id")?,
+        task_id: row.try_get("task_id")?,
+        mode: row.try_get("mode")?,
+        state: row.try_get("state")?,
+        started_by: row.try_get("started_by")?,
+        started_at: rfc3339(row.try_get("started_ms")?),
+        finished_at: row.try_get::<Option<i64>, _>("finished_ms")?.map(rfc3339),
+        rows: row.try_get("rows_read")?,
+        inserted: row.try_get("inserted")?,
+        bad: row.try_get("bad")?,
+        duplicates: row.try_get("duplicates")?,
+        removed: row.try_get("removed")?,
+        kept_with_results: row.try_get("kept")?,
+        problems: serde_json::from_value(problems["items"].clone()).unwrap_or_default(),
+        problems_truncated: problems["truncated"].as_bool().unwrap_or(false),
+    })
+}
+
+/// Counts of one batch, added to the import row in the batch's transaction.
+#[derive(Default)]
+struct Tally {
+    rows: i64,
+    inserted: i64,
+    bad: i64,
+    duplicates: i64,
+}
+
+impl Store {
+    /// Marks imports a previous run left running as interrupted (their committed batches stay).
+    pub(super) async fn interrupted_imports(&self) -> Result<()> {
+        sqlx::query("UPDATE imports SET state = 'interrupted' WHERE state = 'running'")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// A campaign's imports, newest first.
+    pub async fn imports(&self, campaign_id: i64) -> Result<Vec<ImportReport>> {
+        self.campaign(campaign_id).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM imports WHERE campaign_id = $1 ORDER BY id DESC"
+        ))
+        .bind(campaign_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(report_of).collect()
+    }
+
+    /// One import.
+    pub async fn import(&self, campaign_id: i64, id: i64) -> Result<ImportReport> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM imports WHERE id = $1 AND campaign_id = $2"
+        ))
+        .bind(id)
+        .bind(campaign_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound { what: "import", id })?;
+        report_of(&row)
+    }
+
+    /// Imports a CSV read from `input` (on a blocking thread) into a campaign.
+    ///
+    /// Problems with the request itself (no such campaign, task or phone column, unreadable
+    /// header) fail before anything is written. After that, every batch commits with the
+    /// import's counts, so what the report (or, after a crash, the history) says went in is in.
+    pub async fn import_csv(
+        &self,
+        campaign_id: i64,
+        options: ImportOptions,
+        input: impl Read + Send + 'static,
+    ) -> Result<ImportReport> {
+        let campaign = self.campaign(campaign_id).await?;
+        let task_id = match options.task_id {
+            Some(t) => {
+                self.task(campaign_id, t).await.map_err(|_| {
+                    StoreError::invalid("task", format!("the campaign has no task {t}"))
+                })?;
+                t
+            }
+            None => self.first_task(campaign_id).await.map_err(|_| {
+                StoreError::invalid(
+                    "task",
+                    "the campaign has no task yet; create one to import into",
+                )
+            })?,
+        };
+        let _guard = self.import_locks.take(campaign_id)?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let phones = options.phone_columns.clone();
+        let region = campaign.spec.default_region.clone();
+        let zone = campaign.spec.time_zone.clone();
+        let header = options.header;
+        let reader = tokio::task::spawn_blocking(move || {
+            read_csv(
+                input,
+                header,
+                |names| RowReader::new(names, &phones, region.as_deref(), &zone),
+                tx,
+            )
+        });
+
+        // The first chunk tells whether the header and options are usable; nothing is written
+        // before it.
+        let first = rx.recv().await;
+        if let Some(Chunk::Failed(e)) = first {
+            return Err(e);
+        }
+        let mode = match options.mode {
+            ImportMode::Append => "append",
+            ImportMode::Replace => "replace",
+        };
+        let mut db = self.writer.begin().await?;
+        let (mut removed, mut kept) = (0, 0);
+        if options.mode == ImportMode::Replace {
+            // Contacts with results (called, or moved on) stay: the client's results must not vanish.
+            let fresh =
+                "campaign_id = $1 AND attempts = 0 AND status = 'open' AND detail = '$none'";
+            removed = sqlx::query(&format!("DELETE FROM contacts WHERE {fresh}"))
+                .bind(campaign_id)
+                .execute(&mut *db)
+                .await?
+                .rows_affected() as i64;
+            kept = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE campaign_id = $1")
+                .bind(campaign_id)
+                .fetch_one(&mut *db)
+                .await?;
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO imports (campaign_id, task_id, mode, state, started_by, started_ms, rows_read, inserted, \
+             bad, duplicates, removed, kept, problems) VALUES ($1, $2, $3, 'running', $4, $5, 0, 0, 0, 0, $6, $7, '{}') \
+             RETURNING id",
+        )
+        .bind(campaign_id)
+        .bind(task_id)
+        .bind(mode)
+        .bind(&options.user)
+        .bind(now_ms())
+        .bind(removed)
+        .bind(kept)
+        .fetch_one(&mut *db)
+        .await?;
+        db.commit().await?;
+
+        let mut kept_problems: Vec<RowProblem> = Vec::new();
+        let mut truncated = false;
+        let mut failure = None;
+        let mut next = first;
+        while let Some(chunk) = next {
+            match chunk {
+                Chunk::Failed(e) => {
+                    failure = Some(e);
+                    break;
+                }
+                Chunk::Batch {
+                    rows,
+                    problems,
+                    read,
+                } => {
+                    let mut all = problems;
+                    match self
+                        .import_batch(campaign_id, task_id, id, rows, read, &mut all)
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                    for p in all {
+                        if kept_problems.len() < MAX_PROBLEMS {
+                            kept_problems.push(p);
+                        } else {
+                            truncated = true;
+                        }
+                    }
+                }
+            }
+            next = rx.recv().await;
+        }
+        drop(rx);
+        let _ = reader.await;
+        kept_problems.sort_by_key(|p| p.line);
+        let state = if failure.is_some() { "failed" } else { "done" };
+        let problems = serde_json::json!({
+            "items": kept_problems,
+            "truncated": truncated,
+            "error": failure.as_ref().map(|e| e.to_string()),
+        });
+        sqlx::query("UPDATE imports SET state = $1, finished_ms = $2, problems = $3 WHERE id = $4")
+            .bind(state)
+            .bind(now_ms())
+            .bind(problems.to_string())
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        match failure {
+            Some(e) => Err(e),
+            None => self.import(campaign_id, id).await,
+        }
+    }
+
+    /// One batch in one transaction: drops rows whose numbers the campaign (or an earlier row
+    /// of the batch) has, inserts the rest, and adds the counts to the import row.
+    async fn import_batch(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        import_id: i64,
+        rows: Vec<NewContact>,
+        read: u64,
+        problems: &mut Vec<RowProblem>,
+    ) -> Result<()> {
+        let mut tally = Tally {
+            rows: read as i64,
+            bad: problems.len() as i64,
+            ..Tally::default()
+        };
+        let mut db = self.writer.begin().await?;
+        let numbers: Vec<String> = rows.iter().flat_map(|r| r.phones.iter().cloned()).collect();
+        let taken: HashMap<String, i64> = Self::taken_numbers(&mut db, campaign_id, &numbers, None)
+            .await?
+            .into_iter()
+            .collect();
+        let mut seen: HashMap<&str, u64> = HashMap::new();
+        let mut good = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let line = row.line.unwrap_or(0);
+            let clash = row.phones.iter().find_map(|p| {
+                taken
+                    .get(p)
+                    .map(|c| format!("{p} is already the number of contact {c}"))
+                    .or_else(|| {
+                        seen.get(p.as_str())
+                            .map(|l| format!("{p} is already on line {l}"))
+                    })
+            });
+            match clash {
+                Some(reason) => {
+                    tally.duplicates += 1;
+                    problems.push(RowProblem {
+                        line,
+                        kind: "duplicate".into(),
+                        reason,
+                    });
+                }
+                None => {
+                    for p in &row.phones {
+                        seen.insert(p, line);
+                    }
+                    good.push(row.clone());
+                }
+            }
+        }
+        tally.inserted = good.len() as i64;
+        Self::insert_contacts(&mut db, campaign_id, task_id, Some(import_id), &good).await?;
+        sqlx::query(
+            "UPDATE imports SET rows_read = rows_read + $1, inserted = inserted + $2, bad = bad + $3, \
+             duplicates = duplicates + $4 WHERE id = $5",
+        )
+        .bind(tally.rows)
+        .bind(tally.inserted)
+        .bind(tally.bad)
+        .bind(tally.duplicates)
+        .bind(import_id)
+        .execute(&mut *db)
+        .await?;
+        db.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::campaigns::CampaignSpec;
+    use crate::store::tasks::TaskSpec;
+
+    async fn setup(dir: &std::path::Path) -> (Store, i64) {
+        let store = Store::open(&dir.join("t.db")).await.unwrap();
+        let spec: CampaignSpec =
+            serde_json::from_value(serde_json::json!({"name": "c", "default_region": "DE"}))
+                .unwrap();
+        let c = store.create_campaign(&spec).await.unwrap();
+        let t: TaskSpec =
+            serde_json::from_value(serde_json::json!({"name": "dial", "kind": "call"})).unwrap();
+        store.create_task(c.id, t).await.unwrap();
+        (store, c.id)
+    }
+
+    fn options(mode: ImportMode) -> ImportOptions {
+        ImportOptions {
+            mode,
+            header: true,
+            phone_columns: vec!["phone".into(), "mobile".into()],
+            task_id: None,
+            user: "test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reports_bad_and_duplicate_rows_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, c) = setup(dir.path()).await;
+        let csv = "name,phone,mobile\nAnn,030 1234567,\nBob,030 CALLME,\nCid,,\nDan,+49 30 1234567,\nEve,0301234568,0151 23456789\nFay,1\n";
+        let r = store
+            .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(csv))
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.rows, r.inserted, r.bad, r.duplicates),
+            (6, 2, 3, 1),
+            "{r:?}"
+        );
+        let lines: Vec<(u64, &str)> = r
+            .problems
+            .iter()
+            .map(|p| (p.line, p.kind.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [(3, "bad"), (4, "bad"), (5, "duplicate"), (7, "bad")]
+        );
+        assert!(
+            r.problems[0].reason.contains("only digits"),
+            "{:?}",
+            r.problems[0]
+        );
+        assert!(
+            r.problems[2].reason.contains("line 2"),
+            "{:?}",
+            r.problems[2]
+        );
+        // The same file again: every good row is now a duplicate of a stored contact.
+        let again = store
+            .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(csv))
+            .await
+            .unwrap();
+        assert_eq!((again.inserted, again.duplicates), (0, 3));
+        assert!(again
+            .problems
+            .iter()
+            .any(|p| p.reason.contains("already the number of contact")));
+        assert_eq!(store.imports(c).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_missing_phone_column_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, c) = setup(dir.path()).await;
+        let err = store
+            .import_csv(
+                c,
+                options(ImportMode::Append),
+                std::io::Cursor::new("name,tel\nA,1\n"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { field, reason } if field == "phone" && reason.contains("tel")),
+            "{err}"
+        );
+        assert!(store.imports(c).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,276 @@
+//! The SQL store: one SQLite file in the state directory (WAL, foreign keys on), migrations
+//! embedded in the binary and applied at open, and a repository module per concept.
+//!
+//! SQL is kept portable to PostgreSQL: `$n` placeholders, `ON CONFLICT`, `RETURNING`, epoch
+//! milliseconds for times, JSON documents as TEXT.
+
+pub mod campaigns;
+pub mod contacts;
+mod country_zones;
+pub mod imports;
+pub mod phone;
+pub mod tasks;
+pub mod users;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "dialerd.db";
+
+/// The migrations, embedded: (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "store", include_str!("../../migrations/0001_store.sql"))];
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file cannot be opened or created.
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("cannot migrate the database {path}: {source}")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// What failed.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A file beside the database (the admin token) cannot be written.
+    #[error("cannot write {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No such row.
+    #[error("no {what} {id}")]
+    NotFound {
+        /// What was looked for ("campaign", "task", …).
+        what: &'static str,
+        /// Its id.
+        id: i64,
+    },
+    /// The change clashes with what is stored (a name taken, a row still in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// A value is not acceptable; `field` names it as the API user wrote it.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field, as a JSON path (`windows[0].to`) or query parameter.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::error::ErrorKind;
+        match &e {
+            sqlx::Error::Database(d) => match d.kind() {
+                ErrorKind::UniqueViolation => {
+                    Self::Conflict(format!("already exists: {}", d.message()))
+                }
+                ErrorKind::ForeignKeyViolation => Self::Conflict(
+                    "still in use, or refers to something that does not exist".into(),
+                ),
+                _ => Self::Db(e),
+            },
+            _ => Self::Db(e),
+        }
+    }
+}
+
+impl StoreError {
+    /// An `Invalid` error for `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Shorthand for store results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The open database: one connection that writes (SQLite has one writer; queuing writes here
+/// avoids busy errors) and a few that read beside it (WAL).
+#[derive(Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: PathBuf,
+    import_locks: imports::ImportLocks,
+}
+
+impl Store {
+    /// Opens (creating if needed) `path` and applies the migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit the API acknowledges survives a power cut, not just a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_err)?;
+        let migrator = Migrator {
+            migrations: Cow::Owned(
+                MIGRATIONS
+                    .iter()
+                    .map(|(version, description, sql)| {
+                        Migration::new(
+                            *version,
+                            Cow::Borrowed(*description),
+                            MigrationType::Simple,
+                            Cow::Borrowed(*sql),
+                            false,
+                        )
+                    })
+                    .collect(),
+            ),
+            ignore_missing: false,
+            locking: true,
+            no_tx: false,
+        };
+        migrator
+            .run(&writer)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(open_err)?;
+        let store = Self {
+            writer,
+            reader,
+            path: path.to_path_buf(),
+            import_locks: imports::ImportLocks::default(),
+        };
+        store.interrupted_imports().await?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes both pools, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// An epoch-millisecond time as RFC 3339 (UTC), for API answers.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Parses an RFC 3339 time into epoch milliseconds, naming `field` when it is not one.
+pub fn parse_time(field: &str, text: &str) -> Result<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            StoreError::invalid(
+                field,
+                format!("wanted an RFC 3339 time like 2025-01-31T09:30:00Z, got {text:?}"),
+            )
+        })
+}
+
+/// The field a serde error is about: its path, plus the name serde quotes for an unknown or
+/// missing field.
+pub fn field_of(path: &str, message: &str, prefix: &str) -> String {
+    let mut field = prefix.to_string();
+    if path != "." && !path.is_empty() {
+        field = if prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{prefix}.{path}")
+        };
+    }
+    if let Some(name) = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.contains("field"))
+    {
+        if !field.ends_with(name) {
+            field = if field.is_empty() {
+                name.to_string()
+            } else {
+                format!("{field}.{name}")
+            };
+        }
+    }
+    field
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let store = Store::open(&path).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        store.close().await;
+        // Applying the same migrations again is a no-op.
+        Store::open(&path).await.unwrap().close().await;
+    }
+
+    #[tokio::test]
+    async fn open_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing/dir").join(DB_FILE);
+        let err = Store::open(&path).await.err().unwrap().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+}

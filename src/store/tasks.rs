@@ -1,0 +1,495 @@
+//! Tasks inside a campaign (call, export, webhook, wait) and their task-flow rules.
+
+use super::{now_ms, rfc3339, Result, Store, StoreError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::Row;
+
+/// What a task does with the contacts in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// Outbound dialing.
+    Call,
+    /// Results to a file.
+    Export,
+    /// POST the contact to a URL.
+    Webhook,
+    /// A delay.
+    Wait,
+}
+
+impl TaskKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Call => "call",
+            Self::Export => "export",
+            Self::Webhook => "webhook",
+            Self::Wait => "wait",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "export" => Self::Export,
+            "webhook" => Self::Webhook,
+            "wait" => Self::Wait,
+            _ => Self::Call,
+        }
+    }
+}
+
+/// How a call task's queue paces its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DialMode {
+    /// Agent sees the contact first.
+    Preview,
+    /// One call per ready agent.
+    #[default]
+    Progressive,
+    /// Calls per ready and per wrap-up agent.
+    Power,
+    /// Measured rates, abandon target.
+    Predictive,
+}
+
+/// Seconds to wait before calling again, per outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryDelays {
+    /// After no answer.
+    pub no_answer: u32,
+    /// After busy.
+    pub busy: u32,
+    /// After an abandoned call.
+    pub abandoned: u32,
+    /// After a failed call (network, carrier).
+    pub failed: u32,
+}
+
+impl Default for RetryDelays {
+    fn default() -> Self {
+        Self {
+            no_answer: 3600,
+            busy: 600,
+            abandoned: 3600,
+            failed: 1800,
+        }
+    }
+}
+
+/// Settings of a `call` task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallSettings {
+    /// Queue (set of agents) serving the task.
+    pub queue: String,
+    /// Dial mode.
+    pub dial_mode: DialMode,
+    /// Power mode: calls per ready agent.
+    pub calls_per_ready_agent: f64,
+    /// Power mode: calls per agent in wrap-up.
+    pub calls_per_wrap_up_agent: f64,
+    /// Predictive mode: highest share of abandoned calls.
+    pub abandon_target: f64,
+    /// After-call work allowed, seconds.
+    pub wrap_up_seconds: u32,
+    /// How long a call rings before giving up, seconds (at least 15).
+    pub ring_timeout_seconds: u32,
+    /// Most call attempts per contact.
+    pub max_attempts: u32,
+    /// Delays before the next attempt, per outcome.
+    pub retry_delays_seconds: RetryDelays,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        Self {
+            queue: String::new(),
+            dial_mode: DialMode::default(),
+            calls_per_ready_agent: 1.0,
+            calls_per_wrap_up_agent: 0.0,
+            abandon_target: 0.03,
+            wrap_up_seconds: 30,
+            ring_timeout_seconds: 25,
+            max_attempts: 5,
+            retry_delays_seconds: RetryDelays::default(),
+        }
+    }
+}
+
+/// File format of an `export` task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// Tab-separated.
+    #[default]
+    Tsv,
+    /// Comma-separated.
+    Csv,
+}
+
+/// Settings of an `export` task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportSettings {
+    /// File format.
+    pub format: ExportFormat,
+}
+
+/// Settings of a `webhook` task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// `http://` or `https://` URL the contact is POSTed to.
+    pub url: String,
+    /// Retries after a failure.
+    #[serde(default = "five")]
+    pub retries: u32,
+    /// First retry delay, doubled on each retry, seconds.
+    #[serde(default = "thirty")]
+    pub backoff_seconds: u32,
+}
+
+/// Settings of a `wait` task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSettings {
+    /// How long a contact waits before it counts as `success`, seconds.
+    pub seconds: u32,
+}
+
+fn five() -> u32 {
+    5
+}
+
+fn thirty() -> u32 {
+    30
+}
+
+/// A task-flow rule: a contact reaching `status` (and `detail`, when given) moves to
+/// `next_task` after `delay_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowRule {
+    /// Final status: success, declined or failed.
+    pub status: String,
+    /// Status detail to match; any when absent.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// Task (same campaign) the contact moves to.
+    pub next_task: i64,
+    /// Delay before the move.
+    #[serde(default)]
+    pub delay_seconds: u32,
+}
+
+/// What an API user writes to create or change a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Name, unique in the campaign.
+    pub name: String,
+    /// Kind.
+    pub kind: TaskKind,
+    /// Kind-specific settings (see the `*Settings` types).
+    #[serde(default = "empty_object")]
+    pub settings: Value,
+    /// Task-flow rules, first match wins.
+    #[serde(default)]
+    pub flow: Vec<FlowRule>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// A stored task.
+#[derive(Debug, Clone, Serialize)]
+pub struct Task {
+    /// Id.
+    pub id: i64,
+    /// Campaign.
+    pub campaign_id: i64,
+    /// Its settings, defaults filled in.
+    #[serde(flatten)]
+    pub spec: TaskSpec,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// Reads `value` as `T`, naming the bad field under `prefix`.
+fn typed<T: DeserializeOwned + Serialize>(prefix: &str, value: &Value) -> Result<Value> {
+    let parsed: T = serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.inner().to_string();
+        StoreError::invalid(
+            super::field_of(&e.path().to_string(), &inner, prefix),
+            inner,
+        )
+    })?;
+    Ok(serde_json::to_value(parsed).unwrap_or_default())
+}
+
+impl TaskSpec {
+    /// Checks the spec and fills in setting defaults (flow targets are checked by the store).
+    pub fn validate(mut self) -> Result<Self> {
+        if self.name.trim().is_empty() || self.name.len() > 200 {
+            return Err(StoreError::invalid("name", "wanted 1 to 200 characters"));
+        }
+        self.settings = match self.kind {
+            TaskKind::Call => {
+                let v = typed::<CallSettings>("settings", &self.settings)?;
+                let c: CallSettings = serde_json::from_value(v.clone()).unwrap_or_default();
+                if c.ring_timeout_seconds < 15 || c.ring_timeout_seconds > 300 {
+                    return Err(StoreError::invalid(
+                        "settings.ring_timeout_seconds",
+                        "wanted 15 to 300 seconds (regulators ask for at least 15 s of ringing)",
+                    ));
+                }
+                if !(0.0..=1.0).contains(&c.abandon_target) {
+                    return Err(StoreError::invalid(
+                        "settings.abandon_target",
+                        "wanted a share from 0 to 1",
+                    ));
+                }
+                if !(c.calls_per_ready_agent >= 0.0 && c.calls_per_wrap_up_agent >= 0.0) {
+                    return Err(StoreError::invalid(
+                        "settings.calls_per_ready_agent",
+                        "wanted a number of at least 0",
+                    ));
+                }
+                if c.max_attempts == 0 {
+                    return Err(StoreError::invalid(
+                        "settings.max_attempts",
+                        "wanted at least 1",
+                    ));
+                }
+                v
+            }
+            TaskKind::Export => typed::<ExportSettings>("settings", &self.settings)?,
+            TaskKind::Webhook => {
+                let v = typed::<WebhookSettings>("settings", &self.settings)?;
+                let url = v["url"].as_str().unwrap_or_default();
+                if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+                    return Err(StoreError::invalid(
+                        "settings.url",
+                        "wanted an http:// or https:// URL",
+                    ));
+                }
+                v
+            }
+            TaskKind::Wait => typed::<WaitSettings>("settings", &self.settings)?,
+        };
+        for (i, rule) in self.flow.iter().enumerate() {
+            if !["success", "declined", "failed"].contains(&rule.status.as_str()) {
+                return Err(StoreError::invalid(
+                    format!("flow[{i}].status"),
+                    "wanted a final status: success, declined or failed",
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
+const COLUMNS: &str = "id, campaign_id, name, kind, settings, flow, created_ms, updated_ms";
+
+fn task_of(row: &sqlx::sqlite::SqliteRow) -> Result<Task> {
+    let settings: String = row.try_get("settings")?;
+    let flow: String = row.try_get("flow")?;
+    Ok(Task {
+        id: row.try_get("id")?,
+        campaign_id: row.try_get("campaign_id")?,
+        spec: TaskSpec {
+            name: row.try_get("name")?,
+            kind: TaskKind::parse(row.try_get("kind")?),
+            settings: serde_json::from_str(&settings).unwrap_or_else(|_| empty_object()),
+            flow: serde_json::from_str(&flow).unwrap_or_default(),
+        },
+        created_at: rfc3339(row.try_get("created_ms")?),
+        updated_at: rfc3339(row.try_get("updated_ms")?),
+    })
+}
+
+fn name_taken(name: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |e| match StoreError::from(e) {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("the campaign has a task named {name:?}"))
+        }
+        e => e,
+    }
+}
+
+impl Store {
+    /// Flow targets must be tasks of the same campaign (`this` is the task itself, if stored).
+    async fn check_flow(&self, campaign_id: i64, spec: &TaskSpec) -> Result<()> {
+        for (i, rule) in spec.flow.iter().enumerate() {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM tasks WHERE id = $1 AND campaign_id = $2")
+                    .bind(rule.next_task)
+                    .bind(campaign_id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+            if found.is_none() {
+                return Err(StoreError::invalid(
+                    format!("flow[{i}].next_task"),
+                    format!("the campaign has no task {}", rule.next_task),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a task in a campaign.
+    pub async fn create_task(&self, campaign_id: i64, spec: TaskSpec) -> Result<Task> {
+        self.campaign(campaign_id).await?;
+        let spec = spec.validate()?;
+        self.check_flow(campaign_id, &spec).await?;
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "INSERT INTO tasks (campaign_id, name, kind, settings, flow, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+        ))
+        .bind(campaign_id)
+        .bind(&spec.name)
+        .bind(spec.kind.as_str())
+        .bind(spec.settings.to_string())
+        .bind(serde_json::to_string(&spec.flow).unwrap_or_default())
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(name_taken(&spec.name))?;
+        task_of(&row)
+    }
+
+    /// A campaign's tasks, by id.
+    pub async fn tasks(&self, campaign_id: i64) -> Result<Vec<Task>> {
+        self.campaign(campaign_id).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE campaign_id = $1 ORDER BY id"
+        ))
+        .bind(campaign_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(task_of).collect()
+    }
+
+    /// One task of a campaign.
+    pub async fn task(&self, campaign_id: i64, id: i64) -> Result<Task> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE id = $1 AND campaign_id = $2"
+        ))
+        .bind(id)
+        .bind(campaign_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound { what: "task", id })?;
+        task_of(&row)
+    }
+
+    /// Replaces a task's settings; its kind may not change while contacts are in it.
+    pub async fn update_task(&self, campaign_id: i64, id: i64, spec: TaskSpec) -> Result<Task> {
+        let old = self.task(campaign_id, id).await?;
+        let spec = spec.validate()?;
+        self.check_flow(campaign_id, &spec).await?;
+        if old.spec.kind != spec.kind && self.count_in_task(id).await? > 0 {
+            return Err(StoreError::Conflict(format!(
+                "task {id} holds contacts; its kind cannot change"
+            )));
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE tasks SET name = $1, kind = $2, settings = $3, flow = $4, updated_ms = $5 \
+             WHERE id = $6 RETURNING {COLUMNS}"
+        ))
+        .bind(&spec.name)
+        .bind(spec.kind.as_str())
+        .bind(spec.settings.to_string())
+        .bind(serde_json::to_string(&spec.flow).unwrap_or_default())
+        .bind(now_ms())
+        .bind(id)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(name_taken(&spec.name))?;
+        task_of(&row)
+    }
+
+    /// Deletes a task that holds no contacts.
+    pub async fn delete_task(&self, campaign_id: i64, id: i64) -> Result<()> {
+        self.task(campaign_id, id).await?;
+        let held = self.count_in_task(id).await?;
+        if held > 0 {
+            return Err(StoreError::Conflict(format!(
+                "task {id} holds {held} contacts; move or delete them first"
+            )));
+        }
+        sqlx::query("DELETE FROM tasks WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_in_task(&self, task_id: i64) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: Value) -> TaskSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn call_defaults_fill_in_and_bad_settings_are_named() {
+        let t = spec(json!({"name": "dial", "kind": "call", "settings": {"queue": "sales"}}))
+            .validate()
+            .unwrap();
+        assert_eq!(t.settings["max_attempts"], 5);
+        assert_eq!(t.settings["retry_delays_seconds"]["busy"], 600);
+        let err =
+            spec(json!({"name": "d", "kind": "call", "settings": {"queue": "s", "colour": 1}}))
+                .validate()
+                .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { field, .. } if field == "settings.colour"),
+            "{err}"
+        );
+        let err = spec(json!({"name": "d", "kind": "call", "settings": {"retry_delays_seconds": {"busy": "x"}}}))
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { field, .. } if field == "settings.retry_delays_seconds.busy"),
+            "{err}"
+        );
+        let err = spec(json!({"name": "w", "kind": "webhook", "settings": {}}))
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { field, .. } if field == "settings.url"),
+            "{err}"
+        );
+        let err = spec(
+            json!({"name": "d", "kind": "wait", "settings": {"seconds": 5},
+            "flow": [{"status": "open", "next_task": 1}]}),
+        )
+        .validate()
+        .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { field, .. } if field == "flow[0].status"),
+            "{err}"
+        );
+    }
+}

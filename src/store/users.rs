@@ -1,0 +1,411 @@
+//! Users, their roles, passwords (argon2) and API tokens (kept as SHA-256 hashes).
+
+use super::{now_ms, rfc3339, Result, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use std::path::{Path, PathBuf};
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Campaign data: campaigns, tasks, imports, exports.
+    Operator,
+    /// Agents, assignments, monitoring, statistics.
+    Supervisor,
+    /// Search and edit contacts.
+    Backoffice,
+    /// Its own calls only.
+    Agent,
+}
+
+impl Role {
+    /// Every role, for listings and tests.
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Operator,
+        Role::Supervisor,
+        Role::Backoffice,
+        Role::Agent,
+    ];
+
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Supervisor => "supervisor",
+            Role::Backoffice => "backoffice",
+            Role::Agent => "agent",
+        }
+    }
+
+    /// The role named `name`.
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Unique login name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+}
+
+/// A token as listed (the secret itself is shown once, at creation).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// Id (for revoking).
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Free text naming where it is used.
+    pub label: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// A new token: its secret, shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewToken {
+    /// The token's record.
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// The Bearer secret.
+    pub token: String,
+}
+
+/// What `ensure_admin` did on start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminBootstrap {
+    /// Users exist already; nothing done.
+    Existing,
+    /// An admin was created with the token from `DIALERD_ADMIN_TOKEN`.
+    FromEnv,
+    /// An admin was created; its token was written to this file.
+    Written(PathBuf),
+}
+
+fn hash_token(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh random token: 32 bytes from the OS, hex.
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    // The OS random source failing is not something a daemon can work around.
+    getrandom::fill(&mut bytes).expect("the OS random source failed");
+    hex(&bytes)
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).expect("the OS random source failed");
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| StoreError::invalid("password", e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::invalid("password", e.to_string()))
+}
+
+fn user_of(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: Role::parse(&role).unwrap_or(Role::Agent),
+        has_password: row.try_get::<Option<String>, _>("password_hash")?.is_some(),
+        created_at: rfc3339(row.try_get("created_ms")?),
+    })
+}
+
+fn token_of(row: &sqlx::sqlite::SqliteRow) -> Result<TokenInfo> {
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        label: row.try_get("label")?,
+        created_at: rfc3339(row.try_get("created_ms")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_ms")?.map(rfc3339),
+    })
+}
+
+const USER_COLUMNS: &str = "id, name, role, password_hash, created_ms";
+
+impl Store {
+    /// Creates a user; a name already taken is a conflict.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        password: Option<&str>,
+    ) -> Result<User> {
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(StoreError::invalid(
+                "name",
+                "wanted 1 to 64 printable characters",
+            ));
+        }
+        let hash = match password {
+            Some(p) if p.len() < 8 => {
+                return Err(StoreError::invalid(
+                    "password",
+                    "wanted at least 8 characters",
+                ))
+            }
+            Some(p) => Some(hash_password(p)?),
+            None => None,
+        };
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (name, role, password_hash, created_ms) VALUES ($1, $2, $3, $4) \
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(hash)
+        .bind(now_ms())
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("a user named {name:?} exists"))
+            }
+            e => e,
+        })?;
+        user_of(&row)
+    }
+
+    /// Every user, by id.
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(user_of).collect()
+    }
+
+    /// One user.
+    pub async fn user(&self, id: i64) -> Result<User> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound { what: "user", id })?;
+        user_of(&row)
+    }
+
+    /// Deletes a user and its tokens.
+    pub async fn delete_user(&self, id: i64) -> Result<()> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user", id });
+        }
+        Ok(())
+    }
+
+    /// Issues a new token for a user.
+    pub async fn create_token(&self, user_id: i64, label: &str) -> Result<NewToken> {
+        self.user(user_id).await?;
+        let token = generate_token();
+        let info = self.insert_token(user_id, &token, label).await?;
+        Ok(NewToken { info, token })
+    }
+
+    async fn insert_token(&self, user_id: i64, token: &str, label: &str) -> Result<TokenInfo> {
+        let row = sqlx::query(
+            "INSERT INTO tokens (user_id, hash, label, created_ms) VALUES ($1, $2, $3, $4) \
+             RETURNING id, user_id, label, created_ms, revoked_ms",
+        )
+        .bind(user_id)
+        .bind(hash_token(token))
+        .bind(label)
+        .bind(now_ms())
+        .fetch_one(&self.writer)
+        .await?;
+        token_of(&row)
+    }
+
+    /// A user's tokens, revoked ones included.
+    pub async fn tokens(&self, user_id: i64) -> Result<Vec<TokenInfo>> {
+        self.user(user_id).await?;
+        let rows = sqlx::query(
+            "SELECT id, user_id, label, created_ms, revoked_ms FROM tokens WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(token_of).collect()
+    }
+
+    /// Revokes a token; it stops working at once.
+    pub async fn revoke_token(&self, id: i64) -> Result<TokenInfo> {
+        let row = sqlx::query(
+            "UPDATE tokens SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2 \
+             RETURNING id, user_id, label, created_ms, revoked_ms",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or(StoreError::NotFound { what: "token", id })?;
+        token_of(&row)
+    }
+
+    /// The user a Bearer token belongs to, unless unknown or revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.role, u.password_hash, u.created_ms FROM tokens t \
+             JOIN users u ON u.id = t.user_id WHERE t.hash = $1 AND t.revoked_ms IS NULL",
+        )
+        .bind(hash_token(token))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(user_of).transpose()
+    }
+
+    /// Checks a user's password; on success issues a token labelled `login`.
+    pub async fn login(&self, name: &str, password: &str) -> Result<Option<NewToken>> {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        let row = sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(stored): Option<String> = row.try_get("password_hash")? else {
+            return Ok(None);
+        };
+        let ok = PasswordHash::new(&stored)
+            .map(|h| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        if !ok {
+            return Ok(None);
+        }
+        self.create_token(row.try_get("id")?, "login")
+            .await
+            .map(Some)
+    }
+
+    /// On an empty store, creates user `admin` whose token is `env_token` when given, else a
+    /// fresh one written to `<state_dir>/admin.token` (mode 0600).
+    pub async fn ensure_admin(
+        &self,
+        env_token: Option<&str>,
+        state_dir: &Path,
+    ) -> Result<AdminBootstrap> {
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.writer)
+            .await?;
+        if users > 0 {
+            return Ok(AdminBootstrap::Existing);
+        }
+        if env_token.is_some_and(|t| t.len() < 16) {
+            return Err(StoreError::invalid(
+                "DIALERD_ADMIN_TOKEN",
+                "wanted at least 16 characters",
+            ));
+        }
+        let admin = self.create_user("admin", Role::Admin, None).await?;
+        match env_token {
+            Some(token) => {
+                self.insert_token(admin.id, token, "DIALERD_ADMIN_TOKEN")
+                    .await?;
+                Ok(AdminBootstrap::FromEnv)
+            }
+            None => {
+                let token = generate_token();
+                let path = state_dir.join("admin.token");
+                write_private(&path, &format!("{token}\n")).map_err(|source| StoreError::File {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.insert_token(admin.id, &token, "admin.token").await?;
+                Ok(AdminBootstrap::Written(path))
+            }
+        }
+    }
+}
+
+/// Writes a file only its owner can read (created 0600, not chmod-ed after the fact).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    async fn store(dir: &Path) -> Store {
+        Store::open(&dir.join("t.db")).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn first_start_writes_a_private_admin_token_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let AdminBootstrap::Written(path) = s.ensure_admin(None, dir.path()).await.unwrap() else {
+            panic!("no token written");
+        };
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let token = std::fs::read_to_string(&path).unwrap();
+        let user = s.authenticate(token.trim()).await.unwrap().unwrap();
+        assert_eq!((user.name.as_str(), user.role), ("admin", Role::Admin));
+        assert_eq!(
+            s.ensure_admin(None, dir.path()).await.unwrap(),
+            AdminBootstrap::Existing
+        );
+        assert!(s.authenticate("wrong").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn revoked_tokens_stop_working_and_passwords_log_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let u = s
+            .create_user("ann", Role::Backoffice, Some("correct horse"))
+            .await
+            .unwrap();
+        assert!(s.login("ann", "wrong pass").await.unwrap().is_none());
+        let t = s.login("ann", "correct horse").await.unwrap().unwrap();
+        assert_eq!(s.authenticate(&t.token).await.unwrap().unwrap().id, u.id);
+        s.revoke_token(t.info.id).await.unwrap();
+        assert!(s.authenticate(&t.token).await.unwrap().is_none());
+        let dup = s.create_user("ann", Role::Agent, None).await.unwrap_err();
+        assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
+    }
+}

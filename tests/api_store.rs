@@ -1,0 +1,675 @@
+//! The REST API over the real binary and a real SQLite file: campaigns, tasks, CSV import,
+//! contacts, users and roles, problem details, and an import cut short by SIGKILL.
+
+mod common;
+
+use common::{http_request, metric, Daemon};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const BASE: &str = "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n";
+const ADMIN: &str = "admin-token-for-tests-0123456789";
+
+/// An API client for one token.
+struct Api {
+    addr: SocketAddr,
+    token: String,
+}
+
+impl Api {
+    fn new(d: &Daemon, token: &str) -> Api {
+        Api {
+            addr: d.http,
+            token: token.to_string(),
+        }
+    }
+
+    /// (status, JSON body); panics on a non-JSON body.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, kind, text) = http_request(
+            self.addr,
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        );
+        if status >= 400 {
+            assert_eq!(
+                kind, "application/problem+json",
+                "{method} {path}: {status} {text}"
+            );
+        }
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{method} {path}: {status} {text:?}"))
+        };
+        (status, value)
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method, path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
+        v
+    }
+
+    fn import(&self, campaign: i64, query: &str, csv: &str) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let (status, _, text) = http_request(
+            self.addr,
+            "POST",
+            &format!("/api/v1/campaigns/{campaign}/contacts/import?{query}"),
+            &[("Authorization", &auth), ("Content-Type", "text/csv")],
+            csv.as_bytes(),
+        );
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} {text:?}")),
+        )
+    }
+
+    /// Every contact of a campaign matching `query`, following cursors `limit` at a time.
+    fn all_contacts(&self, campaign: i64, query: &str, limit: u32) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/campaigns/{campaign}/contacts?limit={limit}&{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = self.ok("GET", &path, None);
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return items,
+            }
+        }
+    }
+}
+
+fn start() -> Daemon {
+    Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)])
+}
+
+/// A campaign in Germany with one call task: (campaign id, task id).
+fn campaign(api: &Api, name: &str) -> (i64, i64) {
+    let c = api.ok(
+        "POST",
+        "/api/v1/campaigns",
+        Some(json!({"name": name, "default_region": "DE", "time_zone": "Europe/Berlin"})),
+    );
+    let t = api.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{}/tasks", c["id"]),
+        Some(json!({"name": "dial", "kind": "call", "settings": {"queue": "sales"}})),
+    );
+    (c["id"].as_i64().unwrap(), t["id"].as_i64().unwrap())
+}
+
+#[test]
+fn first_start_writes_the_admin_token_and_bad_tokens_get_401() {
+    let mut d = Daemon::start(BASE);
+    let line = d
+        .seen
+        .iter()
+        .find(|l| l["fields"]["message"] == "created user admin; its API token is in this file")
+        .cloned()
+        .unwrap_or_else(|| panic!("no admin token log line: {:#?}", d.seen));
+    let file = line["fields"]["file"].as_str().unwrap().to_string();
+    assert!(file.ends_with("state/admin.token"), "{file}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    let me = Api::new(&d, &token).ok("GET", "/api/v1/me", None);
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("admin"), Some("admin"))
+    );
+    assert!(d.dir.path().join("state/dialerd.db").is_file());
+
+    for token in ["wrong", ""] {
+        let (status, body) = Api::new(&d, token).call("GET", "/api/v1/campaigns", None);
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["status"], 401);
+        assert!(
+            body["detail"].as_str().unwrap().contains("Bearer"),
+            "{body}"
+        );
+    }
+    let (status, kind, _) = http_request(d.http, "GET", "/api/v1/campaigns", &[], b"");
+    assert_eq!((status, kind.as_str()), (401, "application/problem+json"));
+
+    // The token survives a restart; no second admin or file is made.
+    d.signal(libc::SIGTERM);
+    d.wait_exit(Duration::from_secs(5)).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d2 = Daemon::start_in(dir, BASE, &[]);
+    assert!(!std::path::Path::new(&file).exists());
+    assert_eq!(Api::new(&d2, &token).call("GET", "/api/v1/me", None).0, 200);
+}
+
+#[test]
+fn bad_input_is_a_problem_naming_the_field() {
+    let d = start();
+    let api = Api::new(&d, ADMIN);
+    let cases = [
+        (json!({"name": "x", "colour": "red"}), 422, "colour"),
+        (
+            json!({"name": "x", "windows": [{"days": ["mon"], "from": "17:00", "to": "09:00"}]}),
+            422,
+            "windows[0].to",
+        ),
+        (
+            json!({"name": "x", "time_zone": "Mars/Olympus"}),
+            422,
+            "time_zone",
+        ),
+        (
+            json!({"name": "x", "default_region": "XX"}),
+            422,
+            "default_region",
+        ),
+        (
+            json!({"name": "x", "windows": [{"days": ["mon"], "form": "09:00", "to": "17:00"}]}),
+            422,
+            "windows[0].form",
+        ),
+        (json!({"name": "x", "recording": "yes"}), 422, "recording"),
+    ];
+    for (body, status, field) in cases {
+        let (got, problem) = api.call("POST", "/api/v1/campaigns", Some(body.clone()));
+        assert_eq!(
+            (got, problem["field"].as_str()),
+            (status, Some(field)),
+            "{body}: {problem}"
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains(field),
+            "{problem}"
+        );
+        assert_eq!(problem["title"], "Unprocessable Entity");
+    }
+    let (status, kind, _) = http_request(
+        d.http,
+        "POST",
+        "/api/v1/campaigns",
+        &[("Authorization", &format!("Bearer {ADMIN}"))],
+        b"{not json",
+    );
+    assert_eq!((status, kind.as_str()), (400, "application/problem+json"));
+    // Nothing half-written.
+    assert_eq!(api.ok("GET", "/api/v1/campaigns", None), json!([]));
+
+    let (c, _) = campaign(&api, "Spring");
+    let (status, p) = api.call(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"stauts": "enabled"})),
+    );
+    assert_eq!((status, p["field"].as_str()), (422, Some("stauts")), "{p}");
+    let (status, p) = api.call(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/tasks"),
+        Some(json!({"name": "t", "kind": "call", "settings": {"ring_timeout_seconds": 5}})),
+    );
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (422, Some("settings.ring_timeout_seconds")),
+        "{p}"
+    );
+    let (status, p) = api.call("POST", &format!("/api/v1/campaigns/{c}/tasks"), Some(json!({"name": "t", "kind": "wait", "settings": {"seconds": 60}, "flow": [{"status": "success", "next_task": 999}]})));
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (422, Some("flow[0].next_task")),
+        "{p}"
+    );
+    let (status, p) = api.call("GET", "/api/v1/campaigns/abc", None);
+    assert_eq!(status, 400, "{p}");
+    let (status, p) = api.call(
+        "GET",
+        &format!("/api/v1/campaigns/{c}/contacts?colour=red"),
+        None,
+    );
+    assert_eq!((status, p["field"].as_str()), (400, Some("colour")), "{p}");
+    assert_eq!(api.call("GET", "/api/v1/campaigns/999", None).0, 404);
+    let (status, p) = api.import(c, "phone=tel", "name,phone\nAnn,030 1234567\n");
+    assert_eq!((status, p["field"].as_str()), (422, Some("phone")), "{p}");
+    assert_eq!(
+        api.ok("GET", &format!("/api/v1/campaigns/{c}/imports"), None),
+        json!([])
+    );
+}
+
+#[test]
+fn import_list_edit_replace_and_append() {
+    let d = start();
+    let api = Api::new(&d, ADMIN);
+    let (c, task) = campaign(&api, "Spring");
+
+    let csv = "name,phone,mobile,time_zone\n\
+               Ann,030 1234567,,\n\
+               Bob,030 CALL ME,,\n\
+               Cid,(040) 123-4567,0151 23456789,America/New_York\n\
+               Dan,+49 30 1234567,,\n\
+               \"Eve, Jr.\",089 1234567,,\n\
+               Fay,,,\n\
+               Gus,0711 1234567,,Moon/Base\n";
+    let (status, r) = api.import(c, "phone=phone,mobile", csv);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (
+            r["rows"].as_i64(),
+            r["inserted"].as_i64(),
+            r["bad"].as_i64(),
+            r["duplicates"].as_i64()
+        ),
+        (Some(7), Some(3), Some(3), Some(1)),
+        "{r}"
+    );
+    let problems: Vec<(i64, String)> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["line"].as_i64().unwrap(),
+                p["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (3, "bad".into()),
+            (5, "duplicate".into()),
+            (7, "bad".into()),
+            (8, "bad".into())
+        ],
+        "{r}"
+    );
+    assert_eq!(r["state"], "done");
+
+    // Listed two at a time; numbers in E.164, zones from the column or the country.
+    let all = api.all_contacts(c, "", 2);
+    assert_eq!(all.len(), 3);
+    let ann = &all[0];
+    assert_eq!(ann["phones"], json!(["+49301234567"]));
+    assert_eq!(
+        (
+            ann["status"].as_str(),
+            ann["detail"].as_str(),
+            ann["task_id"].as_i64()
+        ),
+        (Some("open"), Some("$none"), Some(task))
+    );
+    assert_eq!(ann["time_zone"], "Europe/Berlin");
+    assert_eq!(all[1]["phones"], json!(["+49401234567", "+4915123456789"]));
+    assert_eq!(all[1]["time_zone"], "America/New_York");
+    assert_eq!(all[2]["fields"]["name"], "Eve, Jr.");
+    let found = api.all_contacts(c, "text=jr.", 10);
+    assert_eq!(found.len(), 1);
+
+    // A result on Ann: replace keeps her and says so.
+    let ann_id = ann["id"].as_i64().unwrap();
+    let patched = api.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/contacts/{ann_id}"),
+        Some(json!({"status": "success", "detail": "sale"})),
+    );
+    assert_eq!(patched["status"], "success");
+    let got = api.ok(
+        "GET",
+        &format!("/api/v1/campaigns/{c}/contacts/{ann_id}"),
+        None,
+    );
+    let history = got["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["actor"], "admin");
+    assert_eq!(
+        history.last().unwrap()["change"]["changes"]["status"],
+        json!(["open", "success"])
+    );
+
+    let (_, r) = api.import(
+        c,
+        "mode=replace",
+        "phone,name\n030 1234567,Ann again\n0221 1234567,Hal\n",
+    );
+    assert_eq!(
+        (
+            r["removed"].as_i64(),
+            r["kept_with_results"].as_i64(),
+            r["inserted"].as_i64(),
+            r["duplicates"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1), Some(1)),
+        "{r}"
+    );
+    assert!(
+        r["problems"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("contact {ann_id}")),
+        "{r}"
+    );
+    let names: Vec<String> = api
+        .all_contacts(c, "", 100)
+        .iter()
+        .map(|c| c["fields"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["Ann", "Hal"]);
+
+    // Append without a header: columns by number.
+    let (_, r) = api.import(
+        c,
+        "mode=append&header=false&phone=2",
+        "Ivy,0201 1234567\nHal,0221 1234567\n",
+    );
+    assert_eq!(
+        (
+            r["inserted"].as_i64(),
+            r["duplicates"].as_i64(),
+            r["removed"].as_i64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{r}"
+    );
+    assert_eq!(api.all_contacts(c, "status=open", 100).len(), 2);
+    assert_eq!(
+        api.all_contacts(c, "status=success&detail=sale", 100).len(),
+        1
+    );
+
+    let history = api.ok("GET", &format!("/api/v1/campaigns/{c}/imports"), None);
+    let modes: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["append", "replace", "append"]);
+
+    // Bulk edit and move.
+    let second = api.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/tasks"),
+        Some(json!({"name": "later", "kind": "wait", "settings": {"seconds": 60}})),
+    );
+    let r = api.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/contacts/bulk"),
+        Some(json!({"filter": {"status": "open"}, "field": "fields.batch", "value": "B1"})),
+    );
+    assert_eq!(r["changed"], 2);
+    let r = api.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/contacts/move"),
+        Some(json!({"filter": {"text": "b1"}, "task_id": second["id"]})),
+    );
+    assert_eq!(r["moved"], 2);
+    assert_eq!(
+        api.all_contacts(c, &format!("task={}", second["id"]), 100)
+            .len(),
+        2
+    );
+
+    // Due order: overdue follow-up, never called, future follow-up.
+    let ids: Vec<i64> = api
+        .all_contacts(c, "", 100)
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    api.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/contacts/{}", ids[0]),
+        Some(json!({"follow_up_at": "2999-01-01T00:00:00Z", "attempts": 1})),
+    );
+    api.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/contacts/{}", ids[2]),
+        Some(json!({"follow_up_at": "2000-01-01T00:00:00Z", "attempts": 1})),
+    );
+    let due: Vec<i64> = api
+        .all_contacts(c, "order=due", 1)
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(due, [ids[2], ids[1], ids[0]]);
+
+    let (_, text) = d.get("/metrics");
+    assert_eq!(metric(&text, "dialerd_imports_total"), Some(3.0), "{text}");
+    assert_eq!(
+        metric(&text, "dialerd_import_rows_total{result=\"inserted\"}"),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric(&text, "dialerd_import_rows_total{result=\"duplicate\"}"),
+        Some(3.0)
+    );
+    let route =
+        "dialerd_api_requests_total{code=\"200\",route=\"/api/v1/campaigns/{id}/contacts/import\"}";
+    assert_eq!(metric(&text, route), Some(3.0), "{text}");
+}
+
+/// Who may do what: every role against every route.
+#[test]
+fn role_matrix() {
+    let d = start();
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = campaign(&admin, "Roles");
+    let contact = admin.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/contacts"),
+        Some(json!({"phones": ["030 1234567"]})),
+    );
+    let k = contact["id"].as_i64().unwrap();
+    let mut tokens = vec![("admin", ADMIN.to_string())];
+    for role in ["operator", "supervisor", "backoffice", "agent"] {
+        let u = admin.ok(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"name": role, "role": role})),
+        );
+        let t = admin.ok(
+            "POST",
+            &format!("/api/v1/users/{}/tokens", u["id"]),
+            Some(json!({"label": "test"})),
+        );
+        tokens.push((role, t["token"].as_str().unwrap().to_string()));
+    }
+    const ALL: &[&str] = &["admin", "operator", "supervisor", "backoffice", "agent"];
+    const READ: &[&str] = &["admin", "operator", "supervisor", "backoffice"];
+    const WRITE: &[&str] = &["admin", "operator"];
+    const EDIT: &[&str] = &["admin", "operator", "backoffice"];
+    const ADM: &[&str] = &["admin"];
+    let cp = format!("/api/v1/campaigns/{c}");
+    // Bodies that are valid, or harmlessly not, so "allowed" shows as anything but 403.
+    let routes: Vec<(&str, String, Option<Value>, &[&str])> = vec![
+        ("GET", "/api/v1/me".into(), None, ALL),
+        ("GET", "/api/v1/users".into(), None, ADM),
+        (
+            "POST",
+            "/api/v1/users".into(),
+            Some(json!({"name": "", "role": "agent"})),
+            ADM,
+        ),
+        ("GET", "/api/v1/users/1".into(), None, ADM),
+        ("DELETE", "/api/v1/users/999".into(), None, ADM),
+        ("GET", "/api/v1/users/1/tokens".into(), None, ADM),
+        ("POST", "/api/v1/users/999/tokens".into(), None, ADM),
+        ("DELETE", "/api/v1/tokens/999".into(), None, ADM),
+        ("GET", "/api/v1/campaigns".into(), None, READ),
+        (
+            "POST",
+            "/api/v1/campaigns".into(),
+            Some(json!({"name": ""})),
+            WRITE,
+        ),
+        ("GET", cp.clone(), None, READ),
+        (
+            "PATCH",
+            cp.clone(),
+            Some(json!({"description": "d"})),
+            WRITE,
+        ),
+        ("DELETE", "/api/v1/campaigns/999".into(), None, WRITE),
+        ("GET", format!("{cp}/tasks"), None, READ),
+        (
+            "POST",
+            format!("{cp}/tasks"),
+            Some(json!({"name": "", "kind": "wait"})),
+            WRITE,
+        ),
+        ("GET", format!("{cp}/tasks/{task}"), None, READ),
+        (
+            "PATCH",
+            format!("{cp}/tasks/{task}"),
+            Some(json!({"name": "dial"})),
+            WRITE,
+        ),
+        ("DELETE", format!("{cp}/tasks/999"), None, WRITE),
+        ("GET", format!("{cp}/contacts"), None, EDIT),
+        (
+            "POST",
+            format!("{cp}/contacts"),
+            Some(json!({"phones": []})),
+            EDIT,
+        ),
+        ("GET", format!("{cp}/contacts/{k}"), None, EDIT),
+        (
+            "PATCH",
+            format!("{cp}/contacts/{k}"),
+            Some(json!({"owner": "x"})),
+            EDIT,
+        ),
+        ("DELETE", format!("{cp}/contacts/999"), None, WRITE),
+        (
+            "POST",
+            format!("{cp}/contacts/bulk"),
+            Some(json!({"field": "owner", "value": "y"})),
+            EDIT,
+        ),
+        (
+            "POST",
+            format!("{cp}/contacts/move"),
+            Some(json!({"ids": [k], "task_id": task})),
+            EDIT,
+        ),
+        (
+            "POST",
+            format!("{cp}/contacts/import"),
+            Some(json!("")),
+            WRITE,
+        ),
+        ("GET", format!("{cp}/imports"), None, WRITE),
+        ("GET", format!("{cp}/imports/999"), None, WRITE),
+    ];
+    let mut wrong = Vec::new();
+    for (role, token) in &tokens {
+        let api = Api::new(&d, token);
+        for (method, path, body, allowed) in &routes {
+            let (status, problem) = api.call(method, path, body.clone());
+            let may = allowed.contains(role);
+            if may == (status == 403) || status == 401 {
+                wrong.push(format!("{role} {method} {path}: {status} {problem}"));
+            }
+            if status == 403 {
+                let detail = problem["detail"].as_str().unwrap();
+                assert!(
+                    detail.contains(allowed[0]) && detail.contains(role),
+                    "{detail}"
+                );
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+
+    // A revoked token stops working at once.
+    let me = admin.ok("GET", "/api/v1/users", None);
+    let agent = me
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "agent")
+        .unwrap();
+    let list = admin.ok(
+        "GET",
+        &format!("/api/v1/users/{}/tokens", agent["id"]),
+        None,
+    );
+    admin.ok("DELETE", &format!("/api/v1/tokens/{}", list[0]["id"]), None);
+    let agent_token = &tokens.iter().find(|(r, _)| *r == "agent").unwrap().1;
+    assert_eq!(
+        Api::new(&d, agent_token).call("GET", "/api/v1/me", None).0,
+        401
+    );
+}
+
+/// SIGKILL in the middle of a large import: after restart every committed batch is there once,
+/// the import says how far it got, and the count matches the contacts.
+#[test]
+fn sigkill_during_a_large_import_keeps_whole_batches() {
+    let mut d = start();
+    let api = Api::new(&d, ADMIN);
+    let (c, _) = campaign(&api, "Big");
+    let rows = 200_000u32;
+    let mut csv = String::from("n,phone\n");
+    for n in 0..rows {
+        csv.push_str(&format!("{n},0151 {:08}\n", 20_000_000 + n));
+    }
+    // Send the head of the body, then stall: the daemon commits what it has read.
+    let mut s = std::net::TcpStream::connect(d.http).unwrap();
+    write!(
+        s,
+        "POST /api/v1/campaigns/{c}/contacts/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: text/csv\r\nContent-Length: {}\r\n\r\n",
+        csv.len()
+    )
+    .unwrap();
+    s.write_all(&csv.as_bytes()[..csv.len() / 2]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let imports = api.ok("GET", &format!("/api/v1/campaigns/{c}/imports"), None);
+        if imports[0]["inserted"].as_i64().unwrap_or(0) >= 20_000 {
+            assert_eq!(imports[0]["state"], "running");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "import did not progress: {imports}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.signal(libc::SIGKILL);
+    d.wait_exit(Duration::from_secs(5)).unwrap();
+    drop(s);
+
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d2 = Daemon::start_in(dir, BASE, &[]);
+    let api = Api::new(&d2, ADMIN);
+    let import = &api.ok("GET", &format!("/api/v1/campaigns/{c}/imports"), None)[0];
+    assert_eq!(import["state"], "interrupted");
+    let inserted = import["inserted"].as_i64().unwrap();
+    assert_eq!(inserted % 1000, 0, "a batch went in partly: {import}");
+    assert!(inserted >= 20_000 && inserted < rows as i64, "{import}");
+    let contacts = api.all_contacts(c, "", 1000);
+    assert_eq!(contacts.len() as i64, inserted);
+    // Rows 0..inserted, each once, in order.
+    for (i, contact) in contacts.iter().enumerate() {
+        assert_eq!(contact["fields"]["n"], i.to_string());
+    }
+}
