@@ -30,6 +30,8 @@ struct Plan {
     lost: u32,
     /// For UAS scenarios: the daemon registers the trunk instead of placing a test call.
     register: bool,
+    /// With `register`: once registered, the daemon is stopped with SIGTERM.
+    stop_after_register: bool,
     /// For UAS scenarios: the test call's ring timeout in seconds.
     ring_timeout: Option<u32>,
     /// For UAS scenarios: the caller ID the test call asks for.
@@ -57,6 +59,7 @@ fn plan(xml: &str, path: &Path) -> Plan {
         expect: None,
         lost: 0,
         register: false,
+        stop_after_register: false,
         ring_timeout: None,
         caller_id: None,
         dial_prefix: String::new(),
@@ -70,6 +73,10 @@ fn plan(xml: &str, path: &Path) -> Plan {
             Some(("expect", v)) => plan.expect = Some(v.to_string()),
             Some(("lost", v)) => plan.lost = v.parse().expect("lost=PERCENT"),
             Some(("trigger", "register")) => plan.register = true,
+            Some(("trigger", "register_then_stop")) => {
+                plan.register = true;
+                plan.stop_after_register = true;
+            }
             Some(("caller_id", v)) => plan.caller_id = Some(v.to_string()),
             Some(("dial_prefix", v)) => plan.dial_prefix = v.to_string(),
             Some(("ring_timeout", v)) => {
@@ -248,12 +255,31 @@ fn run_carrier(scenario: &Path, plan: &Plan) -> Result<(), String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let d = Daemon::start(&format!(
+    let mut d = Daemon::start(&format!(
         "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
          username = \"carrier-user\"\npassword = \"carrier-secret\"\nregister = {register}\n\
          dial_prefix = \"{}\"\n",
         plan.dial_prefix
     ));
+    if plan.stop_after_register {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !d.get("/api/v1/trunks").1.contains("\"registered\":true") {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("never registered: {}", d.get("/api/v1/trunks").1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        d.signal(libc::SIGTERM);
+        let out = sipp.wait_with_output().unwrap();
+        let exit = d.wait_exit(std::time::Duration::from_secs(40));
+        return match (out.status.code(), exit.and_then(|e| e.code())) {
+            (Some(0), Some(0)) => Ok(()),
+            (sipp, daemon) => Err(format!(
+                "sipp exit {sipp:?}, daemon exit {daemon:?}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        };
+    }
     if register {
         let out = sipp.wait_with_output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr).into_owned();
