@@ -265,6 +265,8 @@ fn run_carrier(scenario: &Path, plan: &Plan) -> Result<(), String> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !d.get("/api/v1/trunks").1.contains("\"registered\":true") {
             if std::time::Instant::now() > deadline {
+                let _ = sipp.kill();
+                let _ = sipp.wait();
                 return Err(format!("never registered: {}", d.get("/api/v1/trunks").1));
             }
             std::thread::sleep(std::time::Duration::from_millis(50));

@@ -2,8 +2,9 @@
 //! the Sun/CCITT reference code, plus direct PCMU⇄PCMA byte tables.
 //!
 //! Encoders work on 16-bit linear samples with bit operations (a leading-zero count finds the
-//! segment); decoders and the transcoding tables are 256-entry tables built at compile time
-//! from the same functions, so tables and functions cannot drift apart.
+//! segment); decoders are 256-entry tables built at compile time from the same functions, so
+//! tables and functions cannot drift apart. The PCMU⇄PCMA tables are built from G.711's own
+//! conversion Tables 3 and 4.
 
 use super::Codec;
 
@@ -86,16 +87,39 @@ pub static ULAW_TO_LINEAR: [i16; 256] = build_decode_table(false);
 /// A-law byte → linear sample.
 pub static ALAW_TO_LINEAR: [i16; 256] = build_decode_table(true);
 
-/// µ-law byte → A-law byte: decode to linear, then A-law encode.
-///
-/// Semantics: decode→encode (each entry is the A-law code whose decision interval holds the
-/// µ-law value), not a copy of the direct-conversion Tables 3/4 printed in G.711. Those differ
-/// from decode→encode by one step in 44 µ→A and 32 A→µ entries, mostly µ-law segment 5
-/// (±4092..±7932, a few units below A-law's decision values there); decode→encode is never
-/// further from the source value for µ→A, and both are equally transparent in tandem.
+/// G.711 Table 3, µ-law → A-law, by magnitude rank (0 = quietest of the 128 magnitudes of a
+/// sign): entry `k` is the A-law rank, counted from 1, that µ-law rank `k` becomes. As printed
+/// in the Recommendation; early software copies carried a misprint at rank 80 (81 for 80),
+/// corrected at Aalborg University in 1994.
+const G711_TABLE_3: [u8; 128] = [
+    1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, //
+    9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, //
+    25, 27, 29, 31, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, //
+    46, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, //
+    64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, //
+    80, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, //
+    97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, //
+    113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128,
+];
+
+/// G.711 Table 4, A-law → µ-law, by magnitude rank: entry `k` is the µ-law rank (0 = quietest)
+/// that A-law rank `k` becomes. Same source and correction (rank 71: 80, misprinted 79).
+const G711_TABLE_4: [u8; 128] = [
+    1, 3, 5, 7, 9, 11, 13, 15, 16, 17, 18, 19, 20, 21, 22, 23, //
+    24, 25, 26, 27, 28, 29, 30, 31, 32, 32, 33, 33, 34, 34, 35, 35, //
+    36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 48, 49, 49, //
+    50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 64, //
+    65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, //
+    80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, //
+    96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, //
+    112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127,
+];
+
+/// µ-law byte → A-law byte, per G.711 Table 3 (direct conversion, not decode→encode: the
+/// tables are what the Recommendation specifies for PCMU⇄PCMA at an international boundary,
+/// and keep a µ→A→µ tandem transparent).
 pub static ULAW_TO_ALAW: [u8; 256] = build_transcode_table(false);
-/// A-law byte → µ-law byte: decode to linear, then µ-law encode (same semantics as
-/// [`ULAW_TO_ALAW`]).
+/// A-law byte → µ-law byte, per G.711 Table 4.
 pub static ALAW_TO_ULAW: [u8; 256] = build_transcode_table(true);
 
 const fn build_decode_table(alaw: bool) -> [i16; 256] {
@@ -116,10 +140,21 @@ const fn build_transcode_table(from_alaw: bool) -> [u8; 256] {
     let mut table = [0u8; 256];
     let mut i = 0;
     while i < 256 {
+        let code = i as u8;
         table[i] = if from_alaw {
-            linear_to_ulaw(alaw_to_linear_calc(i as u8))
+            // A-law rank = code ^ 0x55 (negative) or ^ 0xD5 (positive, sign bit set on air).
+            if code & 0x80 != 0 {
+                0xFF ^ G711_TABLE_4[(code ^ 0xD5) as usize]
+            } else {
+                0x7F ^ G711_TABLE_4[(code ^ 0x55) as usize]
+            }
         } else {
-            linear_to_alaw(ulaw_to_linear_calc(i as u8))
+            // µ-law rank = inverted magnitude bits; sign bit set means positive.
+            if code & 0x80 != 0 {
+                0xD5 ^ (G711_TABLE_3[(0xFF ^ code) as usize] - 1)
+            } else {
+                0x55 ^ (G711_TABLE_3[(0x7F ^ code) as usize] - 1)
+            }
         };
         i += 1;
     }

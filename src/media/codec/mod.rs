@@ -82,7 +82,7 @@ impl CodecKind {
 
 /// Converts one payload from `from` to `to` and appends it to `out`; a plain copy when the two
 /// are the same. G.711 pairs go through the direct byte tables ([`g711::ULAW_TO_ALAW`],
-/// [`g711::ALAW_TO_ULAW`]), which equal decode-to-linear followed by encode.
+/// [`g711::ALAW_TO_ULAW`]), built from G.711's conversion Tables 3 and 4.
 pub fn transcode(from: CodecKind, to: CodecKind, payload: &[u8], out: &mut Vec<u8>) {
     match (from, to) {
         (CodecKind::Pcmu, CodecKind::Pcma) => g711::ulaw_to_alaw_slice(payload, out),

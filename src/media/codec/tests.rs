@@ -173,33 +173,59 @@ fn alaw_decode_is_monotonic_with_doubling_steps() {
 }
 
 #[test]
-fn transcoding_tables_equal_decode_then_encode() {
-    for c in 0..=255u8 {
-        let via_ulaw = reference_alaw(ulaw_to_linear(c));
-        assert_eq!(ulaw_to_alaw(c), via_ulaw, "µ→A {c:#04x}");
-        let via_alaw = reference_ulaw(alaw_to_linear(c));
-        assert_eq!(alaw_to_ulaw(c), via_alaw, "A→µ {c:#04x}");
+fn transcoding_follows_g711_tables_3_and_4() {
+    // Ends and zeros of the printed tables: µ ±0 → A ±8 (rank 1), full scale → full scale.
+    assert_eq!(ulaw_to_alaw(0xFF), 0xD5);
+    assert_eq!(ulaw_to_alaw(0x7F), 0x55);
+    assert_eq!(ulaw_to_alaw(0x80), 0xAA);
+    assert_eq!(ulaw_to_alaw(0x00), 0x2A);
+    assert_eq!(alaw_to_ulaw(0xD5), 0xFE);
+    assert_eq!(alaw_to_ulaw(0x55), 0x7E);
+    assert_eq!(alaw_to_ulaw(0xAA), 0x80);
+    assert_eq!(alaw_to_ulaw(0x2A), 0x00);
+    // Table 3 maps µ ranks 0–15 two to one onto A ranks 1–8 (µ-law's finer small steps).
+    for k in 0..16u8 {
+        assert_eq!(ulaw_to_alaw(0xFF ^ k), 0xD5 ^ (k / 2), "µ rank {k}");
     }
+    // Where the tables differ from decode→encode they differ by one code, in a few places.
+    let mut differ = (0, 0);
+    for c in 0..=255u8 {
+        let de = reference_alaw(ulaw_to_linear(c));
+        if ulaw_to_alaw(c) != de {
+            differ.0 += 1;
+        }
+        let de = reference_ulaw(alaw_to_linear(c));
+        if alaw_to_ulaw(c) != de {
+            differ.1 += 1;
+        }
+    }
+    // 44 µ→A and 32 A→µ entries (mostly µ-law segment 5), each still within one step (below).
+    assert_eq!(differ, (44, 32));
+    // A µ→A→µ tandem gives back the original code for all but the 16 quietest pairs.
+    let tandem = (0..=255u8)
+        .filter(|&c| alaw_to_ulaw(ulaw_to_alaw(c)) == c)
+        .count();
+    assert_eq!(tandem, 240);
 }
 
 #[test]
 fn transcoding_stays_within_one_step() {
-    // The converted value is never further from the source than the target law's step there.
+    // The converted value stays within half a step of the target law, give or take 4 units:
+    // in some 70 places G.711's Tables 3 and 4 pick the farther code (by at most 4 units past
+    // half a step, mostly µ-law segment 5) where decode→encode would pick the nearer one.
     for c in 0..=255u8 {
         let v = ulaw_to_linear(c) as i32;
         let a = ulaw_to_alaw(c);
         let seg = ((a ^ 0x55) & 0x70) >> 4;
         let step = if seg <= 1 { 16 } else { 16 << (seg - 1) };
-        assert!(
-            (alaw_to_linear(a) as i32 - v).abs() <= step / 2,
-            "µ {c:#04x}"
-        );
+        let err = (alaw_to_linear(a) as i32 - v).abs();
+        assert!(err <= step / 2 + 4, "µ {c:#04x}: err {err}");
 
         let v = alaw_to_linear(c) as i32;
         let u = alaw_to_ulaw(c);
         let step = 8 << ((!u & 0x70) >> 4);
         let err = (ulaw_to_linear(u) as i32 - v).abs();
-        assert!(err <= step / 2, "A {c:#04x}: err {err}");
+        assert!(err <= step / 2 + 4, "A {c:#04x}: err {err}");
     }
 }
 
