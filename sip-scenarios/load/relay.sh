@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Relayed calls with audio both ways, a benchmark that prints figures:
-#   SIPp UAC (built-in uac_pcap: 7 s of PCMA audio, a DTMF digit, BYE after ~9 s)
+#   SIPp UAC (uac_pcma_20ms.xml: 7 s of PCMA in 20 ms packets, 1.5 s quiet, BYE)
 #     → dialerd's relay route (sip.relay_prefix "9") → trunk → SIPp UAS echoing RTP (-rtp_echo).
 # Every packet crosses dialerd twice (caller → carrier, echo → caller). Prints calls, peak
-# concurrent calls, RTP packets/s through dialerd, dialerd CPU, and RSS per call.
+# concurrent calls, RTP packets/s through dialerd and dialerd CPU — over the whole run and over
+# the steady state (while at least 90 % of the peak calls are up) — packets not forwarded, and
+# RSS per call.
 #
-#   sip-scenarios/load/relay.sh [RATE=110] [CALLS=2000]     (RATE × 9 s ≈ concurrent calls)
+#   sip-scenarios/load/relay.sh [RATE=120] [CALLS=2000]   (RATE × 8.5 s ≈ concurrent calls)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RATE=${1:-110}
+RATE=${1:-120}
 CALLS=${2:-2000}
 PORT=${SIP_PORT:-5163}
 HTTP=${HTTP_PORT:-9163}
@@ -17,9 +19,9 @@ ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 [ -x target/release/dialerd ] || cargo build --release
 work=$(mktemp -d)
-trap 'kill $daemon $uas 2>/dev/null; cat "$work/dialerd.log" | tail -3; rm -rf "$work"' EXIT
+trap 'kill $daemon $uas 2>/dev/null; tail -3 "$work/dialerd.log"; [ "${failed:-1}" = 0 ] || tail -20 "$work"/*errors.log; rm -rf "$work"' EXIT
 mkdir -p "$work/pcap"
-cp /usr/share/sip-tester/g711a.pcap /usr/share/sip-tester/dtmf_2833_1.pcap "$work/pcap/"
+cp sip-scenarios/load/pcap/pcma_20ms.pcap "$work/pcap/"
 cat >"$work/dialerd.toml" <<CONF
 state_dir = "$work/state"
 [log]
@@ -54,8 +56,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$daemon/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$daemon/status"; }
 idle=$(rss_kib)
 t0=$(date +%s.%N); c0=$(cpu_ticks)
-(cd "$work" && sipp -sn uac_pcap -s 91000 -i 127.0.0.1 -mp 50000 -r "$RATE" -m "$CALLS" \
-   -max_socket 100000 -buff_size 4194304 -nostdin -timeout 600s 127.0.0.1:$PORT \
+(cd "$work" && sipp -sf "$OLDPWD/sip-scenarios/load/uac_pcma_20ms.xml" -s 91000 -i 127.0.0.1 -mp 50000 -r "$RATE" -m "$CALLS" \
+   -max_socket 100000 -buff_size 4194304 -nostdin -timeout 600s -trace_err 127.0.0.1:$PORT \
    >"$work/uac.out" 2>&1) &
 uac=$!
 peak_calls=0; peak_rss=$idle; rss_at_peak=$idle
@@ -64,6 +66,7 @@ while kill -0 $uac 2>/dev/null; do
   rss=$(rss_kib)
   [ "$rss" -gt "$peak_rss" ] && peak_rss=$rss
   if [ "$calls" -gt "$peak_calls" ]; then peak_calls=$calls; rss_at_peak=$rss; fi
+  echo "$(date +%s.%N) $(cpu_ticks) $(metric 'dialerd_rtp_packets_total{direction="in"}') $(metric 'dialerd_rtp_packets_total{direction="out"}') $calls" >>"$work/samples"
   sleep 0.5
 done
 wait $uac || true
@@ -74,9 +77,15 @@ in=$(metric 'dialerd_rtp_packets_total{direction="in"}'); out=$(metric 'dialerd_
 ok=$(awk '/Successful call/ {print $NF}' "$work/uac.out" | tail -1)
 failed=$(awk '/Failed call/ {print $NF}' "$work/uac.out" | tail -1)
 legs=$((peak_calls / 2))
-echo "offered           $RATE calls/s, $CALLS calls (uac_pcap: ~9 s each, audio both ways)"
+echo "offered           $RATE calls/s, $CALLS calls (~8.5 s each, 20 ms PCMA both ways)"
 echo "calls             ${ok:-?} successful, ${failed:-?} failed"
 echo "peak concurrent   $legs relayed calls ($peak_calls media legs)"
 echo "RTP through       in $in, out $out packets over $(printf %.1f "$secs") s: $(echo "($in + $out) / $secs" | bc) packets/s; out/in $(echo "scale=4; $out / $in" | bc)"
 echo "dialerd CPU       $(echo "scale=1; 100 * ($c1 - $c0) / $hz / $secs" | bc) % of one core on average"
+# Steady state: the samples while at least 90 % of the peak legs were up.
+awk -v peak="$peak_calls" -v hz="$hz" '$5 >= 0.9 * peak && $3 != "" {
+    if (!n++) { t0 = $1; c0 = $2; i0 = $3; o0 = $4 } t1 = $1; c1 = $2; i1 = $3; o1 = $4; s += $5 }
+  END { if (n > 1 && t1 > t0) printf "steady state      %.1f s at %d relayed calls on average: %d packets/s, %.1f %% of one core (%.1f %% per 100 calls)\n",
+    t1 - t0, s / n / 2, (i1 - i0 + o1 - o0) / (t1 - t0), 100 * (c1 - c0) / hz / (t1 - t0), 100 * (c1 - c0) / hz / (t1 - t0) / (s / n / 2) * 100 }' "$work/samples"
+echo "not forwarded     $((in - out)) of $in packets received"
 echo "dialerd RSS       idle $idle KiB, $rss_at_peak KiB at peak calls ($(( (rss_at_peak - idle) / (legs > 0 ? legs : 1) )) KiB per relayed call), peak $peak_rss KiB"
