@@ -82,24 +82,39 @@ fn echo_follows_the_callers_new_address_and_ignores_a_stray_stream() {
 
     // 1. From the address the SDP named: the echo comes back there.
     let heard = talk(&ua.rtp, media, 7, 0..25, 0xA1, &[&ua.rtp, &moved]);
-    assert!(heard[0].iter().filter(|&&m| m == 0xA1).count() >= 20, "{heard:?}");
-    assert!(heard[1].is_empty(), "nothing may go to an address that never sent");
+    assert!(
+        heard[0].iter().filter(|&&m| m == 0xA1).count() >= 20,
+        "{heard:?}"
+    );
+    assert!(
+        heard[1].is_empty(),
+        "nothing may go to an address that never sent"
+    );
 
     // 2. A stray stream from another port while the caller still talks: ignored.
     let mut stray_heard = Vec::new();
     for i in 0..25u16 {
         stray.send_to(&rtp(99, 500 + i, 0xEE), media).unwrap();
         let h = talk(&ua.rtp, media, 7, 25 + i..26 + i, 0xA2, &[&ua.rtp, &stray]);
-        assert!(h[0].iter().all(|&m| m != 0xEE), "stray audio echoed to the caller");
+        assert!(
+            h[0].iter().all(|&m| m != 0xEE),
+            "stray audio echoed to the caller"
+        );
         stray_heard.extend(h[1].clone());
     }
-    assert!(stray_heard.is_empty(), "the stray stream took the call: {stray_heard:?}");
+    assert!(
+        stray_heard.is_empty(),
+        "the stray stream took the call: {stray_heard:?}"
+    );
 
     // 3. The caller's NAT binding moves: its RTP now comes from `moved`. After the old address
     //    has been quiet for the re-latch silence, the echo follows to the new one.
     let heard = talk(&moved, media, 7, 50..100, 0xB1, &[&ua.rtp, &moved]);
     let on_new = heard[1].iter().filter(|&&m| m == 0xB1).count();
-    assert!(on_new >= 30, "echo did not follow the new address: {heard:?}");
+    assert!(
+        on_new >= 30,
+        "echo did not follow the new address: {heard:?}"
+    );
     assert!(
         heard[0].iter().all(|&m| m != 0xB1),
         "the moved stream's echo went to the old address"

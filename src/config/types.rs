@@ -26,6 +26,50 @@ pub struct Config {
     pub trunks: Vec<TrunkConfig>,
     /// Agent phones that may register (until the agents issue moves accounts to the store).
     pub agents: Vec<AgentConfig>,
+    /// Caller-ID lines and their verification calls.
+    pub lines: LinesConfig,
+}
+
+/// `[lines]`: verification of the numbers campaigns show as caller ID.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinesConfig {
+    /// dialerd's own number that `forward` lines are forwarded to (calls to it are matched to
+    /// pending forward verifications); unset: forward mode cannot be verified.
+    pub access_number: Option<String>,
+    /// Trunk verification calls go through; unset: the least loaded trunk that is up.
+    pub trunk: Option<String>,
+    /// Caller ID of verification calls (external mode); unset: the trunk's.
+    pub caller_id: Option<String>,
+    /// Caller IDs for forward-mode calls, one per pending verification, so that a returning
+    /// call whose carrier drops Diversion/History-Info is still matched by its From.
+    pub caller_id_pool: Vec<String>,
+    /// How long a verification call may ring.
+    #[serde(with = "humantime_serde")]
+    pub ring_timeout: Duration,
+    /// How long a forwarded call has to come back to the access number.
+    #[serde(with = "humantime_serde")]
+    pub forward_timeout: Duration,
+    /// Verification calls to one number allowed per `rate_window` (anti-harassment).
+    pub max_calls_per_number: u32,
+    /// The window of `max_calls_per_number`.
+    #[serde(with = "humantime_serde")]
+    pub rate_window: Duration,
+}
+
+impl Default for LinesConfig {
+    fn default() -> Self {
+        Self {
+            access_number: None,
+            trunk: None,
+            caller_id: None,
+            caller_id_pool: Vec::new(),
+            ring_timeout: Duration::from_secs(30),
+            forward_timeout: Duration::from_secs(60),
+            max_calls_per_number: 3,
+            rate_window: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// `[[agents]]`: a SIP account for an agent's phone.
@@ -49,6 +93,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             trunks: Vec::new(),
             agents: Vec::new(),
+            lines: LinesConfig::default(),
         }
     }
 }
@@ -418,6 +463,23 @@ impl Config {
                 "sip.max_message_size",
                 "wanted a size in bytes between 1024 and 1048576",
             );
+        }
+        if self.lines.ring_timeout < Duration::from_secs(1) {
+            return bad("lines.ring_timeout", "wanted a duration of at least 1s");
+        }
+        if self.lines.max_calls_per_number == 0 {
+            return bad(
+                "lines.max_calls_per_number",
+                "wanted at least 1 (verification calls per number per lines.rate_window)",
+            );
+        }
+        if let Some(t) = &self.lines.trunk {
+            if !self.trunks.iter().any(|k| &k.name == t) {
+                return bad(
+                    "lines.trunk",
+                    &format!("no [[trunks]] entry is named {t:?}"),
+                );
+            }
         }
         if self.sip.tcp_idle_timeout < Duration::from_secs(1) {
             return bad("sip.tcp_idle_timeout", "wanted a duration of at least 1s");

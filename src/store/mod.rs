@@ -8,6 +8,7 @@ pub mod campaigns;
 pub mod contacts;
 mod country_zones;
 pub mod imports;
+pub mod lines;
 pub mod phone;
 pub mod tasks;
 pub mod users;
@@ -23,8 +24,10 @@ use std::time::Duration;
 pub const DB_FILE: &str = "dialerd.db";
 
 /// The migrations, embedded: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "store", include_str!("../../migrations/0001_store.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "store", include_str!("../../migrations/0001_store.sql")),
+    (5, "lines", include_str!("../../migrations/0005_lines.sql")),
+];
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
