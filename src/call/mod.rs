@@ -2,6 +2,7 @@
 //! use — the echo number, the prompt number and test calls through a trunk; the B2BUA for
 //! agents and campaigns grows here.
 
+pub mod bridge;
 pub mod echo;
 pub mod playback;
 pub mod relay;

@@ -3,12 +3,10 @@
 //! are when the codecs match, transcoded when they do not — until either side hangs up or its
 //! RTP stops, and then the other side is hung up too.
 
-use crate::media::codec::transcode;
+use super::bridge::{BridgeEnd, BridgeLeg};
+use crate::media::bridge::Side;
 use crate::media::engine::MediaEngine;
-use crate::media::leg::{Input, MediaLeg, MAX_DATAGRAM};
-use crate::media::rtp::{Received, PT_COMFORT_NOISE};
 use crate::sip::leg::{Dial, Failure, Incoming, LegEvent, LegId, SipHandle};
-use std::net::SocketAddr;
 
 /// How long the dialled side may ring.
 const RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -71,95 +69,42 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: Str
             },
         }
     }
-    bridge(
-        &sip,
+    let (_commands_tx, mut commands) = tokio::sync::mpsc::channel(1);
+    let end = super::bridge::run(
         &media,
-        (a, &mut leg_a, &mut a_events),
-        (b, &mut leg_b, &mut b_events),
+        BridgeLeg {
+            media: &mut leg_a,
+            events: &mut a_events,
+        },
+        BridgeLeg {
+            media: &mut leg_b,
+            events: &mut b_events,
+        },
+        &mut commands,
+        None,
     )
     .await;
+    hang_up_after(&sip, &media, end, a, b).await;
 }
 
-type Side<'a> = (
-    LegId,
-    &'a mut MediaLeg,
-    &'a mut tokio::sync::mpsc::UnboundedReceiver<LegEvent>,
-);
-
-/// Moves media both ways until one side ends; then ends the other.
-async fn bridge(sip: &SipHandle, media: &MediaEngine, a: Side<'_>, b: Side<'_>) {
-    let (a_id, leg_a, a_events) = a;
-    let (b_id, leg_b, b_events) = b;
-    let mut scratch = Vec::new();
-    let mut out = Vec::new();
-    let ended = loop {
-        tokio::select! {
-            ev = a_events.recv() => if !super::on_leg_event(ev, leg_a) { break b_id },
-            ev = b_events.recv() => if !super::on_leg_event(ev, leg_b) { break a_id },
-            input = leg_a.input() => match input {
-                Input::Rtp => forward(leg_a, leg_b, &mut scratch, &mut out),
-                Input::Timer if leg_a.is_dead() => {
-                    super::hang_up_dead(sip, media, a_id).await;
-                    break b_id;
-                }
-                Input::Timer | Input::Handled => {}
-            },
-            input = leg_b.input() => match input {
-                Input::Rtp => forward(leg_b, leg_a, &mut scratch, &mut out),
-                Input::Timer if leg_b.is_dead() => {
-                    super::hang_up_dead(sip, media, b_id).await;
-                    break a_id;
-                }
-                Input::Timer | Input::Handled => {}
-            },
+/// Hangs up what is still up after a bridge of `a` and `b` ended.
+pub(super) async fn hang_up_after(
+    sip: &SipHandle,
+    media: &MediaEngine,
+    end: BridgeEnd,
+    a: LegId,
+    b: LegId,
+) {
+    let id = |side| if side == Side::A { a } else { b };
+    match end {
+        BridgeEnd::Ended(side) => sip.hang_up(id(side.other())).await,
+        BridgeEnd::Dead(side) => {
+            super::hang_up_dead(sip, media, id(side)).await;
+            sip.hang_up(id(side.other())).await;
         }
-    };
-    sip.hang_up(ended).await;
-}
-
-/// The datagrams waiting on `from_leg`, relayed onto `to_leg`'s stream.
-fn forward(
-    from_leg: &mut MediaLeg,
-    to_leg: &mut MediaLeg,
-    scratch: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) {
-    let mut buf = [0u8; MAX_DATAGRAM];
-    while let Some((n, source)) = from_leg.recv_rtp(&mut buf) {
-        forward_one(from_leg, to_leg, source, &buf[..n], scratch, out);
-    }
-}
-
-/// One datagram received on `from_leg`, relayed onto `to_leg`'s stream: as is when the codecs
-/// match, transcoded when they differ; telephone-events as events.
-fn forward_one(
-    from_leg: &mut MediaLeg,
-    to_leg: &mut MediaLeg,
-    source: SocketAddr,
-    datagram: &[u8],
-    scratch: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) {
-    let now = tokio::time::Instant::now().into_std();
-    let (from_codec, to_codec) = (from_leg.codec(), to_leg.codec());
-    let Some(rx) = from_leg.session() else { return };
-    let received = rx.on_rtp(now, source, datagram);
-    let Some(tx) = to_leg.session() else { return };
-    out.clear();
-    match received {
-        Received::Media(pkt, payload) => match (from_codec, to_codec) {
-            // Comfort noise (RFC 3389) is codec-independent: never transcoded.
-            (Some(f), Some(t)) if f != t && pkt.payload_type != PT_COMFORT_NOISE => {
-                scratch.clear();
-                transcode(f, t, payload, scratch);
-                tx.build_relayed(now, &pkt, scratch, out);
-            }
-            _ => tx.build_relayed(now, &pkt, payload, out),
-        },
-        Received::DtmfPacket(pkt, payload) => tx.build_relayed_event(now, &pkt, payload, out),
-        Received::Dtmf(_) | Received::Dropped(_) => {}
-    }
-    if !out.is_empty() {
-        to_leg.send_rtp(out);
+        BridgeEnd::Unbridged => {
+            sip.hang_up(a).await;
+            sip.hang_up(b).await;
+        }
     }
 }
