@@ -1,9 +1,14 @@
 //! Bridging in process on real UDP sockets: two media legs from the real media engine, each
 //! with a test "phone" socket as its far end, bridged by `call::bridge::run`, driven by
 //! `BridgeCommand`s as the agents layer will drive it. What each phone receives is checked:
-//! whose voice, silence or hold music, on one continuous stream.
+//! whose voice, silence or hold music, on one continuous stream. And through the real daemon:
+//! a test-UA "agent" on `sip.agent_test_number` stays connected while two customers come and
+//! go, and hears both on one continuous stream.
 
 mod common;
+
+use common::ua::TestUa;
+use common::Daemon;
 
 use common::rtp::{self, Timed};
 use dialerd::call::bridge::{self, BridgeEnd, BridgeLeg};
@@ -300,4 +305,64 @@ async fn a_side_hanging_up_ends_the_bridge_and_says_which() {
     )
     .await;
     assert_eq!(end, BridgeEnd::Ended(Side::A));
+}
+
+#[test]
+fn an_agent_leg_stays_one_stream_while_two_customers_are_bridged_to_it_in_turn() {
+    let d = Daemon::start(
+        // Calls are taken from trunk addresses only: the test UAs are on 127.0.0.1.
+        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = 5070\nkeepalive = \"0s\"\n\
+         [sip]\nagent_test_number = \"1002\"\n[media]\nrtp_port_min = 32300\nrtp_port_max = 32399\n",
+    );
+    let agent = TestUa::new(d.sip, "agent-1");
+    agent.invite("1002");
+    assert_eq!(common::status_of(&agent.final_response()), 200);
+    let voices = [tone_payload(400.0), tone_payload(1000.0)];
+    let (packets, bye) = std::thread::scope(|s| {
+        s.spawn(|| {
+            for (i, voice) in voices.iter().enumerate() {
+                std::thread::sleep(Duration::from_millis(600));
+                let customer = TestUa::new(d.sip, &format!("customer-{i}"));
+                customer.invite("1002");
+                let ok = customer.final_response();
+                assert_eq!(common::status_of(&ok), 200, "{ok}");
+                customer.send_voice(0xC0FFEE + i as u32, std::slice::from_ref(voice), 50);
+                customer.bye();
+            }
+        });
+        agent.receive_timed(Duration::from_secs(5))
+    });
+    assert!(!bye, "the agent was hung up");
+    // All of it is one stream: no new SSRC, no sequence gap, no timestamp jump at a switch.
+    rtp::assert_one_continuous_stream(&packets);
+    // Both customers were heard, in turn, with silence around them.
+    let heard: Vec<usize> = packets
+        .iter()
+        .map(|(_, p)| {
+            let pl = rtp::payload(p);
+            if pl == voices[0].as_slice() {
+                1
+            } else if pl == voices[1].as_slice() {
+                2
+            } else {
+                assert!(pl.iter().all(|&b| b == 0xFF), "neither voice nor silence");
+                0
+            }
+        })
+        .collect();
+    for who in [1, 2] {
+        let n = heard.iter().filter(|&&h| h == who).count();
+        assert!(
+            n >= 45,
+            "customer {who}: {n} of 50 packets reached the agent"
+        );
+    }
+    let last_1 = heard.iter().rposition(|&h| h == 1).unwrap();
+    let first_2 = heard.iter().position(|&h| h == 2).unwrap();
+    assert!(last_1 < first_2, "the customers overlapped");
+    assert!(heard[..last_1].contains(&0) && heard[last_1..first_2].contains(&0));
+    assert!(
+        heard[first_2..].contains(&0),
+        "no silence after the second customer left"
+    );
 }

@@ -2,6 +2,7 @@
 //! use — the echo number, the prompt number and test calls through a trunk; the B2BUA for
 //! agents and campaigns grows here.
 
+pub mod agent_leg;
 pub mod bridge;
 pub mod echo;
 pub mod playback;
@@ -27,6 +28,9 @@ pub struct Routes {
     pub test_prompt: String,
     /// Calls to numbers with this prefix are relayed, prefix removed, through a trunk.
     pub relay_prefix: Option<String>,
+    /// The first caller to this number is held as a test agent; later callers are bridged
+    /// to it in turn.
+    pub agent_test_number: Option<String>,
 }
 
 /// Routes every inbound call until the SIP endpoint stops: to its route, or 404.
@@ -36,9 +40,12 @@ pub async fn route_incoming(
     mut incoming: mpsc::Receiver<Incoming>,
     routes: Routes,
 ) {
+    let test_agent = agent_leg::TestAgentSlot::default();
     while let Some(call) = incoming.recv().await {
         let to = Some(call.to_user.as_str());
-        if routes.echo_number.as_deref() == to {
+        if routes.agent_test_number.as_deref() == to {
+            test_agent.route(&sip, &media, call).await;
+        } else if routes.echo_number.as_deref() == to {
             tokio::spawn(echo::run(sip.clone(), media.clone(), call, routes.echo_max));
         } else if routes.prompt_number.as_deref() == to {
             let clip = media.prompts().get(media.language(), &routes.test_prompt);
