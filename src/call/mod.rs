@@ -6,6 +6,7 @@ pub mod agent_leg;
 pub mod bridge;
 pub mod echo;
 pub mod playback;
+pub mod record;
 pub mod relay;
 pub mod test_call;
 
@@ -31,6 +32,8 @@ pub struct Routes {
     /// The first caller to this number is held as a test agent; later callers are bridged
     /// to it in turn.
     pub agent_test_number: Option<String>,
+    /// Relayed calls are recorded.
+    pub record_relay: bool,
 }
 
 /// Routes every inbound call until the SIP endpoint stops: to its route, or 404.
@@ -39,6 +42,7 @@ pub async fn route_incoming(
     media: MediaEngine,
     mut incoming: mpsc::Receiver<Incoming>,
     routes: Routes,
+    log: record::CallLog,
 ) {
     let test_agent = agent_leg::TestAgentSlot::default();
     while let Some(call) = incoming.recv().await {
@@ -61,7 +65,14 @@ pub async fn route_incoming(
             .filter(|n| !n.is_empty())
         {
             let number = number.to_string();
-            tokio::spawn(relay::run(sip.clone(), media.clone(), call, number));
+            tokio::spawn(relay::run(
+                sip.clone(),
+                media.clone(),
+                log.clone(),
+                routes.record_relay,
+                call,
+                number,
+            ));
         } else {
             tracing::debug!(to = %call.to_user, from = %call.from_user, "no route for call");
             sip.reject(call.leg.id, 404).await;

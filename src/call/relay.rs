@@ -1,25 +1,68 @@
 //! The relay test route, a two-leg B2BUA: the caller's leg waits while a second leg is dialled
 //! through a trunk; when it answers, both are answered and bridged — packets relayed as they
 //! are when the codecs match, transcoded when they do not — until either side hangs up or its
-//! RTP stops, and then the other side is hung up too.
+//! RTP stops, and then the other side is hung up too. With `media.record_relay` the bridged
+//! call is recorded (caller left, called right); every call leaves a call record.
 
 use super::bridge::{BridgeEnd, BridgeLeg};
+use super::record::{self, CallLog};
 use crate::media::bridge::Side;
 use crate::media::engine::MediaEngine;
+use crate::media::recorder::Recorder;
 use crate::sip::leg::{Dial, Failure, Incoming, LegEvent, LegId, SipHandle};
+use crate::store::calls::CallRecord;
+use crate::store::now_ms;
 
 /// How long the dialled side may ring.
 const RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Relays `call` to `number` through the least loaded trunk that is up.
-pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: String) {
+/// Relays `call` to `number` through the least loaded trunk that is up, recording it when
+/// `recorded`; writes the call record at the end.
+pub async fn run(
+    sip: SipHandle,
+    media: MediaEngine,
+    log: CallLog,
+    recorded: bool,
+    call: Incoming,
+    number: String,
+) {
+    let started_at = now_ms();
+    let mut rec = CallRecord {
+        id: record::new_call_id(),
+        route: "relay".into(),
+        a_number: call.from_user.clone(),
+        b_number: number.clone(),
+        started_at,
+        answered_at: None,
+        ended_at: started_at,
+        end_reason: String::new(),
+        recording_path: None,
+        a_quality: None,
+        b_quality: None,
+    };
+    let recording = recorded.then(|| log.recording_path(&rec.id, started_at));
+    rec.end_reason = relay(&sip, &media, call, number, recording, &mut rec).await;
+    rec.ended_at = now_ms();
+    log.write(&rec).await;
+}
+
+/// The call itself; says how it ended.
+async fn relay(
+    sip: &SipHandle,
+    media: &MediaEngine,
+    call: Incoming,
+    number: String,
+    recording: Option<std::path::PathBuf>,
+    rec: &mut CallRecord,
+) -> String {
     let a = call.leg.id;
     let mut a_events = call.leg.events;
-    let Ok(mut leg_a) = media.open(call.local_ip) else {
-        return sip.reject(a, 503).await;
-    };
-    let Ok(mut leg_b) = media.open(sip.local_ip_for_trunk(None)) else {
-        return sip.reject(a, 503).await;
+    let (Ok(mut leg_a), Ok(mut leg_b)) = (
+        media.open(call.local_ip),
+        media.open(sip.local_ip_for_trunk(None)),
+    ) else {
+        sip.reject(a, 503).await;
+        return "no_rtp_port".into();
     };
     let dialled = sip
         .dial(Dial {
@@ -36,7 +79,8 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: Str
         tokio::select! {
             ev = a_events.recv() => match ev {
                 Some(LegEvent::Failed { .. }) | Some(LegEvent::Ended { .. }) | None => {
-                    return sip.hang_up(b).await;
+                    sip.hang_up(b).await;
+                    return "a_cancelled".into();
                 }
                 _ => {}
             },
@@ -52,7 +96,8 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: Str
                         }
                         _ => {
                             sip.hang_up(b).await;
-                            return sip.reject(a, 488).await;
+                            sip.reject(a, 488).await;
+                            return "no_common_codec".into();
                         }
                     }
                 }
@@ -62,16 +107,29 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: Str
                         (_, Some(c)) if (400..700).contains(&c) => c,
                         _ => 503,
                     };
-                    return sip.reject(a, code).await;
+                    sip.reject(a, code).await;
+                    return format!("b_failed_{code}");
                 }
-                None | Some(LegEvent::Ended { .. }) => return sip.reject(a, 503).await,
+                None | Some(LegEvent::Ended { .. }) => {
+                    sip.reject(a, 503).await;
+                    return "b_failed_503".into();
+                }
                 Some(_) => {}
             },
         }
     }
+    rec.answered_at = Some(now_ms());
+    let mut recorder = recording.and_then(|path| match Recorder::create(&path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "call not recorded");
+            None
+        }
+    });
+    // Nothing drives the relay's bridge; the sender stays here so it runs to the end.
     let (_commands_tx, mut commands) = tokio::sync::mpsc::channel(1);
     let end = super::bridge::run(
-        &media,
+        media,
         BridgeLeg {
             media: &mut leg_a,
             events: &mut a_events,
@@ -81,10 +139,31 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: Str
             events: &mut b_events,
         },
         &mut commands,
-        None,
+        recorder.as_mut(),
     )
     .await;
-    hang_up_after(&sip, &media, end, a, b).await;
+    rec.a_quality = record::quality(&mut leg_a);
+    rec.b_quality = record::quality(&mut leg_b);
+    if let Some(r) = recorder {
+        match r.finish() {
+            Ok(info) => {
+                tracing::info!(path = %info.path.display(), seconds = info.duration_seconds, "recording closed");
+                rec.recording_path = Some(info.path.display().to_string());
+            }
+            Err(e) => tracing::warn!(error = %e, "recording not finished"),
+        }
+    }
+    hang_up_after(sip, media, end, a, b).await;
+    end_reason(end)
+}
+
+/// The call record's `end_reason` for how a bridge ended.
+pub(super) fn end_reason(end: BridgeEnd) -> String {
+    match end {
+        BridgeEnd::Ended(side) => format!("{}_hangup", side.as_str()),
+        BridgeEnd::Dead(side) => format!("{}_rtp_timeout", side.as_str()),
+        BridgeEnd::Unbridged => "unbridged".into(),
+    }
 }
 
 /// Hangs up what is still up after a bridge of `a` and `b` ended.

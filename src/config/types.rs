@@ -214,6 +214,9 @@ pub struct MediaConfig {
     pub language: String,
     /// Prompt played by the `sip.prompt_number` test route.
     pub test_prompt: String,
+    /// Record calls on the `sip.relay_prefix` route (stereo WAV under
+    /// `<state_dir>/recordings/`, caller left, called right).
+    pub record_relay: bool,
 }
 
 impl Default for MediaConfig {
@@ -226,6 +229,7 @@ impl Default for MediaConfig {
             prompts_dir: PathBuf::from("prompts"),
             language: "en".into(),
             test_prompt: "verification_code_is".into(),
+            record_relay: false,
         }
     }
 }
