@@ -102,6 +102,28 @@ impl Phone {
     }
 }
 
+type Events = mpsc::UnboundedReceiver<dialerd::sip::leg::LegEvent>;
+
+/// Bridges two legs, unrecorded, until the bridge ends.
+async fn run_bridge(
+    engine: &MediaEngine,
+    a: (&mut MediaLeg, &mut Events),
+    b: (&mut MediaLeg, &mut Events),
+    commands: &mut mpsc::Receiver<BridgeCommand>,
+) -> BridgeEnd {
+    let (a, b) = (
+        BridgeLeg {
+            media: a.0,
+            events: a.1,
+        },
+        BridgeLeg {
+            media: b.0,
+            events: b.1,
+        },
+    );
+    bridge::run(engine, a, b, commands, None).await
+}
+
 fn rand_ssrc(seed: u16) -> u32 {
     0x5EED_0000 | u32::from(seed)
 }
@@ -161,59 +183,51 @@ async fn mute_and_hold_change_what_each_side_hears_on_one_continuous_stream() {
     let run = {
         let engine = engine.clone();
         tokio::spawn(async move {
-            let end = bridge::run(
+            let end = run_bridge(
                 &engine,
-                BridgeLeg {
-                    media: &mut leg_a,
-                    events: &mut a_events,
-                },
-                BridgeLeg {
-                    media: &mut leg_b,
-                    events: &mut b_events,
-                },
+                (&mut leg_a, &mut a_events),
+                (&mut leg_b, &mut b_events),
                 &mut command_rx,
-                None,
             )
             .await;
             (end, leg_a, leg_b)
         })
     };
-    let at = |ms: u64| tokio::time::sleep_until((t0 + Duration::from_millis(ms)).into());
     // 0–1 s bridged; 1–2 s B muted; 2–3 s bridged; 3–5 s A held; 5–6 s bridged.
-    at(1000).await;
-    commands
-        .send(BridgeCommand::Mute {
-            side: Side::B,
-            on: true,
-        })
-        .await
-        .unwrap();
-    at(2000).await;
-    commands
-        .send(BridgeCommand::Mute {
-            side: Side::B,
-            on: false,
-        })
-        .await
-        .unwrap();
-    at(3000).await;
-    commands
-        .send(BridgeCommand::Hold {
-            side: Side::A,
-            on: true,
-        })
-        .await
-        .unwrap();
-    at(5000).await;
-    commands
-        .send(BridgeCommand::Hold {
-            side: Side::A,
-            on: false,
-        })
-        .await
-        .unwrap();
-    at(6000).await;
-    commands.send(BridgeCommand::Unbridge).await.unwrap();
+    for (ms, cmd) in [
+        (
+            1000,
+            BridgeCommand::Mute {
+                side: Side::B,
+                on: true,
+            },
+        ),
+        (
+            2000,
+            BridgeCommand::Mute {
+                side: Side::B,
+                on: false,
+            },
+        ),
+        (
+            3000,
+            BridgeCommand::Hold {
+                side: Side::A,
+                on: true,
+            },
+        ),
+        (
+            5000,
+            BridgeCommand::Hold {
+                side: Side::A,
+                on: false,
+            },
+        ),
+        (6000, BridgeCommand::Unbridge),
+    ] {
+        tokio::time::sleep_until((t0 + Duration::from_millis(ms)).into()).await;
+        commands.send(cmd).await.unwrap();
+    }
     let (end, _leg_a, _leg_b) = run.await.unwrap();
     assert_eq!(end, BridgeEnd::Unbridged);
     drop((a_tx, b_tx));
@@ -290,18 +304,11 @@ async fn a_side_hanging_up_ends_the_bridge_and_says_which() {
     let (_b_tx, mut b_events) = mpsc::unbounded_channel();
     let (_commands, mut command_rx) = mpsc::channel(1);
     drop(a_tx);
-    let end = bridge::run(
+    let end = run_bridge(
         &engine,
-        BridgeLeg {
-            media: &mut leg_a,
-            events: &mut a_events,
-        },
-        BridgeLeg {
-            media: &mut leg_b,
-            events: &mut b_events,
-        },
+        (&mut leg_a, &mut a_events),
+        (&mut leg_b, &mut b_events),
         &mut command_rx,
-        None,
     )
     .await;
     assert_eq!(end, BridgeEnd::Ended(Side::A));
