@@ -261,7 +261,10 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             prompt_number: cfg.sip.prompt_number.clone(),
             test_prompt: cfg.media.test_prompt.clone(),
             relay_prefix: cfg.sip.relay_prefix.clone(),
+            agent_test_number: cfg.sip.agent_test_number.clone(),
+            record_relay: cfg.media.record_relay,
         },
+        call::record::CallLog::new(store.clone(), &state_dir),
     ));
     for addr in &sip.local_addrs {
         tracing::info!(%addr, "sip listening (udp, tcp)");

@@ -22,6 +22,8 @@ pub const CAMPAIGN_WRITE: &[Role] = &[Role::Admin, Role::Operator];
 pub const CONTACT_EDIT: &[Role] = &[Role::Admin, Role::Operator, Role::Backoffice];
 /// Contacts: delete, import.
 pub const CONTACT_ADMIN: &[Role] = &[Role::Admin, Role::Operator];
+/// Call records.
+pub const CALL_READ: &[Role] = &[Role::Admin, Role::Supervisor];
 /// Users and tokens.
 pub const USERS: &[Role] = &[Role::Admin];
 /// Anyone signed in.

@@ -1,6 +1,7 @@
 //! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, and the REST API under `/api/v1`.
 
 pub mod auth;
+pub mod calls;
 pub mod campaigns;
 pub mod contacts;
 pub mod metrics;

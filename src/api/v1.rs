@@ -1,7 +1,7 @@
-//! The `/api/v1` resource routes (users, campaigns, tasks, contacts, imports), behind Bearer
+//! The `/api/v1` resource routes (users, campaigns, tasks, contacts, imports, calls), behind Bearer
 //! authentication, counted and timed. Each handler checks the role it needs.
 
-use super::{auth, campaigns, contacts, metrics, users, AppState};
+use super::{auth, calls, campaigns, contacts, metrics, users, AppState};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
@@ -10,6 +10,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let c = "/api/v1/campaigns/{id}";
     let authenticated = Router::new()
         .route("/api/v1/me", get(users::me))
+        .route("/api/v1/calls", get(calls::list))
+        .route("/api/v1/calls/{id}", get(calls::get))
         .route("/api/v1/users", get(users::list).post(users::create))
         .route("/api/v1/users/{id}", get(users::get).delete(users::delete))
         .route(

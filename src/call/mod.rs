@@ -2,8 +2,11 @@
 //! use — the echo number, the prompt number and test calls through a trunk; the B2BUA for
 //! agents and campaigns grows here.
 
+pub mod agent_leg;
+pub mod bridge;
 pub mod echo;
 pub mod playback;
+pub mod record;
 pub mod relay;
 pub mod test_call;
 
@@ -26,6 +29,11 @@ pub struct Routes {
     pub test_prompt: String,
     /// Calls to numbers with this prefix are relayed, prefix removed, through a trunk.
     pub relay_prefix: Option<String>,
+    /// The first caller to this number is held as a test agent; later callers are bridged
+    /// to it in turn.
+    pub agent_test_number: Option<String>,
+    /// Relayed calls are recorded.
+    pub record_relay: bool,
 }
 
 /// Routes every inbound call until the SIP endpoint stops: to its route, or 404.
@@ -34,10 +42,14 @@ pub async fn route_incoming(
     media: MediaEngine,
     mut incoming: mpsc::Receiver<Incoming>,
     routes: Routes,
+    log: record::CallLog,
 ) {
+    let test_agent = agent_leg::TestAgentSlot::default();
     while let Some(call) = incoming.recv().await {
         let to = Some(call.to_user.as_str());
-        if routes.echo_number.as_deref() == to {
+        if routes.agent_test_number.as_deref() == to {
+            test_agent.route(&sip, &media, call).await;
+        } else if routes.echo_number.as_deref() == to {
             tokio::spawn(echo::run(sip.clone(), media.clone(), call, routes.echo_max));
         } else if routes.prompt_number.as_deref() == to {
             let clip = media.prompts().get(media.language(), &routes.test_prompt);
@@ -53,7 +65,14 @@ pub async fn route_incoming(
             .filter(|n| !n.is_empty())
         {
             let number = number.to_string();
-            tokio::spawn(relay::run(sip.clone(), media.clone(), call, number));
+            tokio::spawn(relay::run(
+                sip.clone(),
+                media.clone(),
+                log.clone(),
+                routes.record_relay,
+                call,
+                number,
+            ));
         } else {
             tracing::debug!(to = %call.to_user, from = %call.from_user, "no route for call");
             sip.reject(call.leg.id, 404).await;

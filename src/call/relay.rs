@@ -1,27 +1,68 @@
 //! The relay test route, a two-leg B2BUA: the caller's leg waits while a second leg is dialled
 //! through a trunk; when it answers, both are answered and bridged — packets relayed as they
 //! are when the codecs match, transcoded when they do not — until either side hangs up or its
-//! RTP stops, and then the other side is hung up too.
+//! RTP stops, and then the other side is hung up too. With `media.record_relay` the bridged
+//! call is recorded (caller left, called right); every call leaves a call record.
 
-use crate::media::codec::transcode;
+use super::bridge::{BridgeEnd, BridgeLeg};
+use super::record::{self, CallLog};
+use crate::media::bridge::Side;
 use crate::media::engine::MediaEngine;
-use crate::media::leg::{Input, MediaLeg, MAX_DATAGRAM};
-use crate::media::rtp::{Received, PT_COMFORT_NOISE};
+use crate::media::recorder::Recorder;
 use crate::sip::leg::{Dial, Failure, Incoming, LegEvent, LegId, SipHandle};
-use std::net::SocketAddr;
+use crate::store::calls::CallRecord;
+use crate::store::now_ms;
 
 /// How long the dialled side may ring.
 const RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Relays `call` to `number` through the least loaded trunk that is up.
-pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: String) {
+/// Relays `call` to `number` through the least loaded trunk that is up, recording it when
+/// `recorded`; writes the call record at the end.
+pub async fn run(
+    sip: SipHandle,
+    media: MediaEngine,
+    log: CallLog,
+    recorded: bool,
+    call: Incoming,
+    number: String,
+) {
+    let started_at = now_ms();
+    let mut rec = CallRecord {
+        id: record::new_call_id(),
+        route: "relay".into(),
+        a_number: call.from_user.clone(),
+        b_number: number.clone(),
+        started_at,
+        answered_at: None,
+        ended_at: started_at,
+        end_reason: String::new(),
+        recording_path: None,
+        a_quality: None,
+        b_quality: None,
+    };
+    let recording = recorded.then(|| log.recording_path(&rec.id, started_at));
+    rec.end_reason = relay(&sip, &media, call, number, recording, &mut rec).await;
+    rec.ended_at = now_ms();
+    log.write(&rec).await;
+}
+
+/// The call itself; says how it ended.
+async fn relay(
+    sip: &SipHandle,
+    media: &MediaEngine,
+    call: Incoming,
+    number: String,
+    recording: Option<std::path::PathBuf>,
+    rec: &mut CallRecord,
+) -> String {
     let a = call.leg.id;
     let mut a_events = call.leg.events;
-    let Ok(mut leg_a) = media.open(call.local_ip) else {
-        return sip.reject(a, 503).await;
-    };
-    let Ok(mut leg_b) = media.open(sip.local_ip_for_trunk(None)) else {
-        return sip.reject(a, 503).await;
+    let (Ok(mut leg_a), Ok(mut leg_b)) = (
+        media.open(call.local_ip),
+        media.open(sip.local_ip_for_trunk(None)),
+    ) else {
+        sip.reject(a, 503).await;
+        return "no_rtp_port".into();
     };
     let dialled = sip
         .dial(Dial {
@@ -38,7 +79,8 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: Str
         tokio::select! {
             ev = a_events.recv() => match ev {
                 Some(LegEvent::Failed { .. }) | Some(LegEvent::Ended { .. }) | None => {
-                    return sip.hang_up(b).await;
+                    sip.hang_up(b).await;
+                    return "a_cancelled".into();
                 }
                 _ => {}
             },
@@ -54,7 +96,8 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: Str
                         }
                         _ => {
                             sip.hang_up(b).await;
-                            return sip.reject(a, 488).await;
+                            sip.reject(a, 488).await;
+                            return "no_common_codec".into();
                         }
                     }
                 }
@@ -64,102 +107,83 @@ pub async fn run(sip: SipHandle, media: MediaEngine, call: Incoming, number: Str
                         (_, Some(c)) if (400..700).contains(&c) => c,
                         _ => 503,
                     };
-                    return sip.reject(a, code).await;
+                    sip.reject(a, code).await;
+                    return format!("b_failed_{code}");
                 }
-                None | Some(LegEvent::Ended { .. }) => return sip.reject(a, 503).await,
+                None | Some(LegEvent::Ended { .. }) => {
+                    sip.reject(a, 503).await;
+                    return "b_failed_503".into();
+                }
                 Some(_) => {}
             },
         }
     }
-    bridge(
-        &sip,
-        &media,
-        (a, &mut leg_a, &mut a_events),
-        (b, &mut leg_b, &mut b_events),
+    rec.answered_at = Some(now_ms());
+    let mut recorder = recording.and_then(|path| match Recorder::create(&path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "call not recorded");
+            None
+        }
+    });
+    // Nothing drives the relay's bridge; the sender stays here so it runs to the end.
+    let (_commands_tx, mut commands) = tokio::sync::mpsc::channel(1);
+    let end = super::bridge::run(
+        media,
+        BridgeLeg {
+            media: &mut leg_a,
+            events: &mut a_events,
+        },
+        BridgeLeg {
+            media: &mut leg_b,
+            events: &mut b_events,
+        },
+        &mut commands,
+        recorder.as_mut(),
     )
     .await;
-}
-
-type Side<'a> = (
-    LegId,
-    &'a mut MediaLeg,
-    &'a mut tokio::sync::mpsc::UnboundedReceiver<LegEvent>,
-);
-
-/// Moves media both ways until one side ends; then ends the other.
-async fn bridge(sip: &SipHandle, media: &MediaEngine, a: Side<'_>, b: Side<'_>) {
-    let (a_id, leg_a, a_events) = a;
-    let (b_id, leg_b, b_events) = b;
-    let mut scratch = Vec::new();
-    let mut out = Vec::new();
-    let ended = loop {
-        tokio::select! {
-            ev = a_events.recv() => if !super::on_leg_event(ev, leg_a) { break b_id },
-            ev = b_events.recv() => if !super::on_leg_event(ev, leg_b) { break a_id },
-            input = leg_a.input() => match input {
-                Input::Rtp => forward(leg_a, leg_b, &mut scratch, &mut out),
-                Input::Timer if leg_a.is_dead() => {
-                    super::hang_up_dead(sip, media, a_id).await;
-                    break b_id;
-                }
-                Input::Timer | Input::Handled => {}
-            },
-            input = leg_b.input() => match input {
-                Input::Rtp => forward(leg_b, leg_a, &mut scratch, &mut out),
-                Input::Timer if leg_b.is_dead() => {
-                    super::hang_up_dead(sip, media, b_id).await;
-                    break a_id;
-                }
-                Input::Timer | Input::Handled => {}
-            },
-        }
-    };
-    sip.hang_up(ended).await;
-}
-
-/// The datagrams waiting on `from_leg`, relayed onto `to_leg`'s stream.
-fn forward(
-    from_leg: &mut MediaLeg,
-    to_leg: &mut MediaLeg,
-    scratch: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) {
-    let mut buf = [0u8; MAX_DATAGRAM];
-    while let Some((n, source)) = from_leg.recv_rtp(&mut buf) {
-        forward_one(from_leg, to_leg, source, &buf[..n], scratch, out);
-    }
-}
-
-/// One datagram received on `from_leg`, relayed onto `to_leg`'s stream: as is when the codecs
-/// match, transcoded when they differ; telephone-events as events.
-fn forward_one(
-    from_leg: &mut MediaLeg,
-    to_leg: &mut MediaLeg,
-    source: SocketAddr,
-    datagram: &[u8],
-    scratch: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) {
-    let now = tokio::time::Instant::now().into_std();
-    let (from_codec, to_codec) = (from_leg.codec(), to_leg.codec());
-    let Some(rx) = from_leg.session() else { return };
-    let received = rx.on_rtp(now, source, datagram);
-    let Some(tx) = to_leg.session() else { return };
-    out.clear();
-    match received {
-        Received::Media(pkt, payload) => match (from_codec, to_codec) {
-            // Comfort noise (RFC 3389) is codec-independent: never transcoded.
-            (Some(f), Some(t)) if f != t && pkt.payload_type != PT_COMFORT_NOISE => {
-                scratch.clear();
-                transcode(f, t, payload, scratch);
-                tx.build_relayed(now, &pkt, scratch, out);
+    rec.a_quality = record::quality(&mut leg_a);
+    rec.b_quality = record::quality(&mut leg_b);
+    if let Some(r) = recorder {
+        match r.finish() {
+            Ok(info) => {
+                tracing::info!(path = %info.path.display(), seconds = info.duration_seconds, "recording closed");
+                rec.recording_path = Some(info.path.display().to_string());
             }
-            _ => tx.build_relayed(now, &pkt, payload, out),
-        },
-        Received::DtmfPacket(pkt, payload) => tx.build_relayed_event(now, &pkt, payload, out),
-        Received::Dtmf(_) | Received::Dropped(_) => {}
+            Err(e) => tracing::warn!(error = %e, "recording not finished"),
+        }
     }
-    if !out.is_empty() {
-        to_leg.send_rtp(out);
+    hang_up_after(sip, media, end, a, b).await;
+    end_reason(end)
+}
+
+/// The call record's `end_reason` for how a bridge ended.
+pub(super) fn end_reason(end: BridgeEnd) -> String {
+    match end {
+        BridgeEnd::Ended(side) => format!("{}_hangup", side.as_str()),
+        BridgeEnd::Dead(side) => format!("{}_rtp_timeout", side.as_str()),
+        BridgeEnd::Unbridged => "unbridged".into(),
+    }
+}
+
+/// Hangs up what is still up after a bridge of `a` and `b` ended.
+pub(super) async fn hang_up_after(
+    sip: &SipHandle,
+    media: &MediaEngine,
+    end: BridgeEnd,
+    a: LegId,
+    b: LegId,
+) {
+    let id = |side| if side == Side::A { a } else { b };
+    match end {
+        BridgeEnd::Ended(side) => sip.hang_up(id(side.other())).await,
+        BridgeEnd::Dead(side) => {
+            super::hang_up_dead(sip, media, id(side)).await;
+            sip.hang_up(id(side.other())).await;
+        }
+        BridgeEnd::Unbridged => {
+            sip.hang_up(a).await;
+            sip.hang_up(b).await;
+        }
     }
 }

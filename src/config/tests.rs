@@ -218,6 +218,10 @@ fn bad_media_and_route_values_name_their_key() {
         ("[media]\ntest_prompt = \"a/b\"\n", "media.test_prompt"),
         ("[sip]\nrelay_prefix = \"\"\n", "sip.relay_prefix"),
         ("[sip]\nprompt_number = \"a b\"\n", "sip.prompt_number"),
+        (
+            "[sip]\nagent_test_number = \"1;x\"\n",
+            "sip.agent_test_number",
+        ),
     ] {
         let err = parse(toml).unwrap_err().to_string();
         assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");

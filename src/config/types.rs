@@ -177,6 +177,10 @@ pub struct SipConfig {
     /// Calls to a number starting with this prefix are relayed, prefix removed, through the
     /// least loaded trunk that is up, audio bridged (a B2BUA test route; unset: none).
     pub relay_prefix: Option<String>,
+    /// A test route for bridging to a long-lived leg: the first caller to this number is held
+    /// as the "agent" (hears silence), and each later caller is bridged to it in turn, until
+    /// the agent hangs up (unset: none).
+    pub agent_test_number: Option<String>,
     /// Most calls at once; beyond it new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     /// Session interval offered and accepted (RFC 4028); "0s" turns session timers off.
@@ -220,6 +224,7 @@ impl Default for SipConfig {
             echo_max_duration: Duration::from_secs(3600),
             prompt_number: None,
             relay_prefix: None,
+            agent_test_number: None,
             max_calls: 10_000,
             session_expires: Duration::from_secs(1800),
             min_se: Duration::from_secs(90),
@@ -254,6 +259,9 @@ pub struct MediaConfig {
     pub language: String,
     /// Prompt played by the `sip.prompt_number` test route.
     pub test_prompt: String,
+    /// Record calls on the `sip.relay_prefix` route (stereo WAV under
+    /// `<state_dir>/recordings/`, caller left, called right).
+    pub record_relay: bool,
 }
 
 impl Default for MediaConfig {
@@ -266,6 +274,7 @@ impl Default for MediaConfig {
             prompts_dir: PathBuf::from("prompts"),
             language: "en".into(),
             test_prompt: "verification_code_is".into(),
+            record_relay: false,
         }
     }
 }
@@ -525,6 +534,7 @@ impl Config {
         for (key, number) in [
             ("sip.prompt_number", &self.sip.prompt_number),
             ("sip.relay_prefix", &self.sip.relay_prefix),
+            ("sip.agent_test_number", &self.sip.agent_test_number),
         ] {
             if number
                 .as_deref()

@@ -2,6 +2,7 @@
 //! quality, prompts and recording. Sans-IO cores (`rtp`, `rtcp`, `dtmf`, `jitter`, `sdp`,
 //! `codec`) with thin drivers (`leg`, `engine`); the call layer moves packets between legs.
 
+pub mod bridge;
 pub mod codec;
 pub mod dtmf;
 pub mod echo;

@@ -4,6 +4,7 @@
 //! SQL is kept portable to PostgreSQL: `$n` placeholders, `ON CONFLICT`, `RETURNING`, epoch
 //! milliseconds for times, JSON documents as TEXT.
 
+pub mod calls;
 pub mod campaigns;
 pub mod contacts;
 mod country_zones;
@@ -26,6 +27,7 @@ pub const DB_FILE: &str = "dialerd.db";
 /// The migrations, embedded: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "store", include_str!("../../migrations/0001_store.sql")),
+    (3, "calls", include_str!("../../migrations/0003_calls.sql")),
     (5, "lines", include_str!("../../migrations/0005_lines.sql")),
 ];
 

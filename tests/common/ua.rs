@@ -2,6 +2,7 @@
 //! collection, BYE answered.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A minimal SIP UA on UDP: INVITE with a PCMU offer, ACK, answer BYE.
@@ -14,6 +15,8 @@ pub struct TestUa {
     call_id: String,
     /// Voice codec offered: (payload type, rtpmap name).
     codec: (u8, &'static str),
+    /// The 2xx to our INVITE, once answered: the dialog and the far RTP address.
+    answer: Mutex<Option<String>>,
 }
 
 impl TestUa {
@@ -31,6 +34,7 @@ impl TestUa {
             target,
             call_id: call_id.into(),
             codec: (0, "PCMU"),
+            answer: Mutex::new(None),
         }
     }
 
@@ -77,6 +81,7 @@ impl TestUa {
             }
             if code < 300 {
                 self.ack(&text);
+                *self.answer.lock().unwrap() = Some(text.clone());
             }
             return text;
         }
@@ -98,6 +103,74 @@ impl TestUa {
 
     /// RTP packets received until the daemon's BYE (answered 200), or `limit`.
     pub fn receive_until_bye(&self, limit: Duration) -> (Vec<Vec<u8>>, bool) {
+        let (packets, bye) = self.receive_timed(limit);
+        (packets.into_iter().map(|(_, p)| p).collect(), bye)
+    }
+
+    /// Where the answer's SDP says to send RTP.
+    pub fn remote_rtp(&self) -> SocketAddr {
+        let answer = self.answer.lock().unwrap();
+        let ok = answer.as_deref().expect("not answered");
+        let ip = ok
+            .lines()
+            .find_map(|l| l.strip_prefix("c=IN IP4 "))
+            .expect("no c= line");
+        let port = ok
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|m| m.split(' ').next())
+            .expect("no m= line");
+        format!("{}:{}", ip.trim(), port).parse().unwrap()
+    }
+
+    /// Sends `packets` RTP packets of `payloads` in turn (each 20 ms of audio in the offered
+    /// codec), one every 20 ms, on one stream with SSRC `ssrc`.
+    pub fn send_voice(&self, ssrc: u32, payloads: &[Vec<u8>], packets: usize) {
+        let to = self.remote_rtp();
+        let start = Instant::now();
+        for i in 0..packets {
+            let at = start + Duration::from_millis(20 * i as u64);
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            let payload = &payloads[i % payloads.len()];
+            let p = super::rtp::packet(self.codec.0, i as u16, (i * 160) as u32, ssrc, payload);
+            self.rtp.send_to(&p, to).unwrap();
+        }
+    }
+
+    /// Hangs up the answered call: BYE, then waits for its 200.
+    pub fn bye(&self) {
+        let local = self.sip.local_addr().unwrap();
+        let to = header(
+            self.answer
+                .lock()
+                .unwrap()
+                .as_deref()
+                .expect("not answered"),
+            "To",
+        );
+        let msg = format!(
+            "BYE sip:ua@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{c}-bye\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:ua@{local}>;tag=ua-{c}\r\nTo: {to}\r\nCall-ID: {c}\r\n\
+             CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+            t = self.target,
+            c = self.call_id,
+        );
+        self.sip.send_to(msg.as_bytes(), self.target).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 8192];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.sip.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                if text.starts_with("SIP/2.0 200") && header(&text, "CSeq").ends_with("BYE") {
+                    return;
+                }
+            }
+        }
+        panic!("no 200 to our BYE");
+    }
+
+    /// Like [`receive_until_bye`](Self::receive_until_bye), each packet with its arrival time.
+    pub fn receive_timed(&self, limit: Duration) -> (Vec<super::rtp::Timed>, bool) {
         self.rtp
             .set_read_timeout(Some(Duration::from_millis(5)))
             .unwrap();
@@ -109,7 +182,7 @@ impl TestUa {
         let mut buf = [0u8; 2048];
         while Instant::now() < deadline {
             while let Ok(n) = self.rtp.recv(&mut buf) {
-                packets.push(buf[..n].to_vec());
+                packets.push((Instant::now(), buf[..n].to_vec()));
             }
             if let Ok((n, from)) = self.sip.recv_from(&mut buf) {
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();

@@ -81,6 +81,8 @@ pub struct RtpSession {
     /// Source of the peer's last RTCP, once it proved to be the peer's.
     rtcp_source: Option<SocketAddr>,
     hold: bool,
+    /// Put on hold by us (a bridge's hold): its phone may stop sending, so no dead-call check.
+    local_hold: bool,
     /// Start, last valid RTP packet, or end of a hold: what the dead-call timeout counts from.
     alive_at: Instant,
     /// Statistics of the far stream (its SSRC inside), from its first packet.
@@ -153,6 +155,7 @@ impl RtpSession {
             latch: Latch::default(),
             rtcp_source: None,
             hold: false,
+            local_hold: false,
             alive_at: now,
             rx: None,
             window: SeqWindow::default(),
@@ -500,7 +503,7 @@ impl RtpSession {
         }
         self.sdp_rtp = rtp;
         self.sdp_rtcp = rtcp;
-        if self.hold && !hold {
+        if self.hold && !hold && !self.local_hold {
             self.alive_at = now;
         }
         self.hold = hold;
@@ -544,7 +547,7 @@ impl RtpSession {
     /// the dead-call timeout (not while on hold). Once [`is_dead`](Self::is_dead), the timeout
     /// stays in the past: end the leg.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let dead_at = if self.hold || self.rtp_timeout.is_zero() {
+        let dead_at = if self.on_hold() || self.rtp_timeout.is_zero() {
             None
         } else {
             self.alive_at.checked_add(self.rtp_timeout)
@@ -558,14 +561,23 @@ impl RtpSession {
     /// True once no valid RTP arrived for the timeout, counted from the start, the last valid
     /// packet or the end of a hold; never while on hold.
     pub fn is_dead(&self, now: Instant) -> bool {
-        !self.hold
+        !self.on_hold()
             && !self.rtp_timeout.is_zero()
             && now.saturating_duration_since(self.alive_at) >= self.rtp_timeout
     }
 
-    /// True while on hold.
+    /// True while on hold (by the far end's SDP or by us).
     pub fn on_hold(&self) -> bool {
-        self.hold
+        self.hold || self.local_hold
+    }
+
+    /// We put this leg on hold (`on`) or took it off: while held the dead-call timeout is
+    /// paused, and taking it off re-arms it from `now`.
+    pub fn set_local_hold(&mut self, on: bool, now: Instant) {
+        if self.local_hold && !on {
+            self.alive_at = now;
+        }
+        self.local_hold = on;
     }
 
     /// Quality of what we receive: loss and jitter of the far stream, with the round-trip time

@@ -1323,3 +1323,27 @@ fn dtmf_receiver_deadline_maps_to_instants_across_timestamp_wrap() {
     }
     assert_eq!(rx.deadline(), Some(start.wrapping_add(640 + 1600)));
 }
+
+#[test]
+fn a_hold_we_put_on_pauses_dead_call_detection_whatever_the_sdp_says() {
+    let t0 = Instant::now();
+    let secs = Duration::from_secs;
+    let mut s = RtpSession::new(config(1), t0);
+    let sdp = Some(addr("192.0.2.10:4000"));
+    let rtcp = Some(addr("192.0.2.10:4001"));
+    s.on_rtp(
+        t0 + secs(5),
+        addr("192.0.2.10:4000"),
+        &voice(FAR_SSRC, 1, 0),
+    );
+    s.set_local_hold(true, t0 + secs(10));
+    assert!(s.on_hold());
+    assert!(!s.is_dead(t0 + secs(600)));
+    // A session refresh (re-INVITE, not on hold) does not end our hold.
+    s.update(sdp, rtcp, false, t0 + secs(300));
+    assert!(!s.is_dead(t0 + secs(600)));
+    s.set_local_hold(false, t0 + secs(600));
+    assert!(!s.on_hold());
+    assert!(!s.is_dead(t0 + secs(630) - ms(1)));
+    assert!(s.is_dead(t0 + secs(630)));
+}

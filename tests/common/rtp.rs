@@ -1,0 +1,77 @@
+//! RTP seen from a test phone: header fields, and the checks that a stream is one continuous
+//! stream (what a listener hears without clicks or jumps).
+
+use std::time::Instant;
+
+/// A packet as received, with its arrival time.
+pub type Timed = (Instant, Vec<u8>);
+
+/// A big-endian header field of an RTP packet.
+pub fn field(p: &[u8], at: usize, len: usize) -> u64 {
+    p[at..at + len]
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+}
+
+/// SSRC of an RTP packet.
+pub fn ssrc(p: &[u8]) -> u32 {
+    field(p, 8, 4) as u32
+}
+
+/// Sequence number of an RTP packet.
+pub fn seq(p: &[u8]) -> u16 {
+    field(p, 2, 2) as u16
+}
+
+/// Timestamp of an RTP packet.
+pub fn ts(p: &[u8]) -> u32 {
+    field(p, 4, 4) as u32
+}
+
+/// Payload of an RTP packet (12-byte header, no CSRC or extension: what dialerd sends).
+pub fn payload(p: &[u8]) -> &[u8] {
+    &p[12..]
+}
+
+/// An RTP packet with a 12-byte header.
+pub fn packet(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt & 0x7f];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Asserts `packets` are one stream: one SSRC, sequence numbers +1 each (no gap, no jump, no
+/// step back), timestamps always moving forward and never further than the wall clock moved
+/// between the two arrivals (plus 60 ms of scheduling slack), and at least 90 % of the steps
+/// exactly 160 (20 ms of 8 kHz audio per packet).
+pub fn assert_one_continuous_stream(packets: &[Timed]) {
+    assert!(packets.len() > 10, "only {} packets", packets.len());
+    let mut steps_of_160 = 0;
+    for (i, w) in packets.windows(2).enumerate() {
+        let ((ta, a), (tb, b)) = (&w[0], &w[1]);
+        assert_eq!(ssrc(a), ssrc(b), "SSRC changed at packet {i}");
+        assert_eq!(seq(a).wrapping_add(1), seq(b), "sequence gap at packet {i}");
+        let d_ts = ts(b).wrapping_sub(ts(a)) as i32;
+        assert!(
+            d_ts > 0,
+            "timestamp went back or stood still at packet {i}: {d_ts}"
+        );
+        let wall_ms = tb.saturating_duration_since(*ta).as_secs_f64() * 1000.0;
+        let ts_ms = f64::from(d_ts) / 8.0;
+        assert!(
+            ts_ms <= wall_ms + 60.0,
+            "timestamp jumped {ts_ms} ms in {wall_ms:.1} ms of wall time at packet {i}"
+        );
+        if d_ts == 160 {
+            steps_of_160 += 1;
+        }
+    }
+    let steps = packets.len() - 1;
+    assert!(
+        steps_of_160 * 10 >= steps * 9,
+        "only {steps_of_160} of {steps} timestamp steps were 160"
+    );
+}
