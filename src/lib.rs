@@ -9,6 +9,7 @@ pub mod call;
 pub mod config;
 pub mod dialer;
 pub mod health;
+pub mod lines;
 pub mod logging;
 pub mod media;
 pub mod memory;

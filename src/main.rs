@@ -8,7 +8,8 @@ use dialerd::shutdown::{Drained, Shutdown};
 use dialerd::signal::{Signal, Signals};
 use dialerd::store::{users::AdminBootstrap, Store, DB_FILE};
 use dialerd::{
-    api, call, dialer, health::Health, logging, memory, metrics::Metrics, sip, state, systemd,
+    api, call, dialer, health::Health, lines, logging, memory, metrics::Metrics, sip, state,
+    systemd,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -251,6 +252,16 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let media = MediaEngine::new(&cfg.media, metrics.registry())
         .with_context(|| format!("media.prompts_dir {}", cfg.media.prompts_dir.display()))?;
     let sip = sip::endpoint::start(&cfg, metrics.registry(), &shutdown).await?;
+    let lines = lines::Lines::new(
+        store.clone(),
+        sip.sip.clone(),
+        media.clone(),
+        cfg.lines.clone(),
+        lines::LineMetrics::register(metrics.registry())?,
+    );
+    lines.refresh_gauge().await;
+    let (access_tx, access_rx) = tokio::sync::mpsc::channel(64);
+    shutdown.spawn(lines.clone().serve_access_calls(access_rx));
     shutdown.spawn(call::route_incoming(
         sip.sip.clone(),
         media,
@@ -263,6 +274,8 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             relay_prefix: cfg.sip.relay_prefix.clone(),
             agent_test_number: cfg.sip.agent_test_number.clone(),
             record_relay: cfg.media.record_relay,
+            access_number: cfg.lines.access_number.clone(),
+            access: Some(access_tx),
         },
         call::record::CallLog::new(store.clone(), &state_dir),
     ));
@@ -281,6 +294,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             sip: sip.sip.clone(),
             store: store.clone(),
             api_metrics,
+            lines,
         }),
         http_stop.clone().cancelled_owned(),
     ));

@@ -26,6 +26,8 @@ pub const CONTACT_ADMIN: &[Role] = &[Role::Admin, Role::Operator];
 pub const CALL_READ: &[Role] = &[Role::Admin, Role::Supervisor];
 /// Users and tokens.
 pub const USERS: &[Role] = &[Role::Admin];
+/// Caller-ID lines and their verification.
+pub const LINES: &[Role] = &[Role::Admin, Role::Operator];
 /// Anyone signed in.
 pub const ANYONE: &[Role] = &Role::ALL;
 

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod calls;
 pub mod campaigns;
 pub mod contacts;
+pub mod lines;
 pub mod metrics;
 pub mod problem;
 pub mod users;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub store: crate::store::Store,
     /// REST API metrics.
     pub api_metrics: metrics::ApiMetrics,
+    /// Caller-ID lines and their verification.
+    pub lines: crate::lines::Lines,
 }
 
 /// Binds the admin listener, naming the address on failure.

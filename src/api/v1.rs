@@ -1,7 +1,7 @@
-//! The `/api/v1` resource routes (users, campaigns, tasks, contacts, imports, calls), behind Bearer
+//! The `/api/v1` resource routes (users, campaigns, tasks, contacts, imports, calls, lines), behind Bearer
 //! authentication, counted and timed. Each handler checks the role it needs.
 
-use super::{auth, calls, campaigns, contacts, metrics, users, AppState};
+use super::{auth, calls, campaigns, contacts, lines, metrics, users, AppState};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
@@ -57,6 +57,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
             &format!("{c}/imports/{{import}}"),
             get(contacts::get_import),
         )
+        .route("/api/v1/lines", get(lines::list).post(lines::create))
+        .route(
+            "/api/v1/lines/{id}",
+            get(lines::get).patch(lines::patch).delete(lines::delete),
+        )
+        .route("/api/v1/lines/{id}/verification", post(lines::verify_call))
+        .route(
+            "/api/v1/lines/{id}/verifications",
+            get(lines::verifications),
+        )
+        .route("/api/v1/lines/{id}/verify", post(lines::verify_code))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

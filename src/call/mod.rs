@@ -34,6 +34,11 @@ pub struct Routes {
     pub agent_test_number: Option<String>,
     /// Relayed calls are recorded.
     pub record_relay: bool,
+    /// Calls to this number (`lines.access_number`) are handed up to `access` unanswered:
+    /// the lines layer matches them to forward verifications.
+    pub access_number: Option<String>,
+    /// Where calls to the access number go.
+    pub access: Option<mpsc::Sender<Incoming>>,
 }
 
 /// Routes every inbound call until the SIP endpoint stops: to its route, or 404.
@@ -47,7 +52,13 @@ pub async fn route_incoming(
     let test_agent = agent_leg::TestAgentSlot::default();
     while let Some(call) = incoming.recv().await {
         let to = Some(call.to_user.as_str());
-        if routes.agent_test_number.as_deref() == to {
+        if let (true, Some(up)) = (routes.access_number.as_deref() == to, &routes.access) {
+            if let Err(e) = up.try_send(call) {
+                let call = e.into_inner();
+                tracing::warn!(from = %call.from_user, "access number calls queue full; 503");
+                sip.reject(call.leg.id, 503).await;
+            }
+        } else if routes.agent_test_number.as_deref() == to {
             test_agent.route(&sip, &media, call).await;
         } else if routes.echo_number.as_deref() == to {
             tokio::spawn(echo::run(sip.clone(), media.clone(), call, routes.echo_max));

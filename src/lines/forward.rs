@@ -1,0 +1,149 @@
+//! Verification by forwarding: calls to the access number matched to the verification that
+//! is waiting for them — by the line's number in Diversion or History-Info, else by the
+//! caller ID (from a configured pool) the verification call showed.
+
+use crate::sip::leg::Incoming;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// The digits of a number or header value (`+49 (30) 1234` → `49301234`).
+fn digits(text: &str) -> String {
+    text.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// True when `call` is the forwarded return of a verification call to `number` shown with
+/// `caller_id`.
+pub fn matches(call: &Incoming, number: &str, caller_id: Option<&str>) -> bool {
+    let want = digits(number);
+    let diverted = call.headers.iter().any(|(name, value)| {
+        let name = name.to_ascii_lowercase();
+        (name == "diversion" || name == "history-info")
+            && value
+                .split([',', ';', '<', '>', '@', ':'])
+                .any(|part| !want.is_empty() && digits(part).ends_with(&want))
+    });
+    diverted || caller_id.is_some_and(|c| !c.is_empty() && digits(&call.from_user) == digits(c))
+}
+
+struct Waiting {
+    number: String,
+    caller_id: Option<String>,
+    tx: oneshot::Sender<Incoming>,
+}
+
+/// The forward verifications waiting for their call to come back.
+#[derive(Clone, Default)]
+pub struct Forwards(Arc<Mutex<Vec<Waiting>>>);
+
+impl Forwards {
+    /// Waits for the return of a call to `number` shown with `caller_id`.
+    pub fn expect(&self, number: &str, caller_id: Option<String>) -> oneshot::Receiver<Incoming> {
+        let (tx, rx) = oneshot::channel();
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        w.retain(|x| !x.tx.is_closed());
+        w.push(Waiting {
+            number: number.to_string(),
+            caller_id,
+            tx,
+        });
+        rx
+    }
+
+    /// A pool caller ID no waiting verification uses, if the pool has one left.
+    pub fn free_caller_id(&self, pool: &[String]) -> Option<String> {
+        let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        pool.iter()
+            .find(|c| {
+                !w.iter()
+                    .any(|x| !x.tx.is_closed() && x.caller_id.as_ref() == Some(*c))
+            })
+            .cloned()
+    }
+
+    /// Hands a call to the access number to the verification it returns for; gives it back
+    /// when none matches.
+    pub fn offer(&self, call: Incoming) -> Result<(), Incoming> {
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        w.retain(|x| !x.tx.is_closed());
+        let Some(i) = w
+            .iter()
+            .position(|x| matches(&call, &x.number, x.caller_id.as_deref()))
+        else {
+            return Err(call);
+        };
+        w.swap_remove(i).tx.send(call)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::leg::{Leg, LegId};
+
+    fn call(from: &str, headers: &[(&str, &str)]) -> Incoming {
+        let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Incoming {
+            leg: Leg {
+                id: LegId(1),
+                events: rx,
+            },
+            to_user: "4930999".into(),
+            from_user: from.into(),
+            from: format!("<sip:{from}@carrier>"),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            sdp: Vec::new(),
+            source: "127.0.0.1:5060".parse().unwrap(),
+            local_ip: "127.0.0.1".parse().unwrap(),
+            trunk: None,
+        }
+    }
+
+    #[test]
+    fn matched_by_diversion_or_history_info_or_pool_caller_id() {
+        let n = "+4930123456";
+        let div = call(
+            "anonymous",
+            &[(
+                "Diversion",
+                "<sip:+4930123456@carrier.example>;reason=unconditional",
+            )],
+        );
+        assert!(matches(&div, n, None));
+        let hi = call(
+            "anonymous",
+            &[("History-Info", "<sip:004930123456@pbx;user=phone>;index=1")],
+        );
+        assert!(
+            matches(&hi, n, None),
+            "national/international prefixes differ"
+        );
+        let pool = call("+4930555001", &[]);
+        assert!(matches(&pool, n, Some("+49 30 555001")));
+        assert!(!matches(&pool, n, Some("+4930555002")));
+        let other = call("+4930777", &[("Diversion", "<sip:+4930999888@x>")]);
+        assert!(!matches(&other, n, None));
+    }
+
+    #[test]
+    fn an_offered_call_reaches_its_waiter_once_and_strangers_come_back() {
+        let f = Forwards::default();
+        let mut rx = f.expect("+4930123456", Some("+4930555001".into()));
+        assert_eq!(
+            f.free_caller_id(&["+4930555001".into(), "+4930555002".into()]),
+            Some("+4930555002".into())
+        );
+        assert!(
+            f.offer(call("+4930777", &[])).is_err(),
+            "a stranger is no match"
+        );
+        assert!(f.offer(call("+4930555001", &[])).is_ok());
+        assert!(rx.try_recv().is_ok());
+        assert!(
+            f.offer(call("+4930555001", &[])).is_err(),
+            "matched once only"
+        );
+    }
+}
