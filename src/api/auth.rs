@@ -22,6 +22,10 @@ pub const CAMPAIGN_WRITE: &[Role] = &[Role::Admin, Role::Operator];
 pub const CONTACT_EDIT: &[Role] = &[Role::Admin, Role::Operator, Role::Backoffice];
 /// Contacts: delete, import.
 pub const CONTACT_ADMIN: &[Role] = &[Role::Admin, Role::Operator];
+/// What the dialer may call now; do-not-call lists: read.
+pub const CALLABLE_READ: &[Role] = &[Role::Admin, Role::Operator, Role::Supervisor];
+/// Do-not-call lists: read (writing is `CAMPAIGN_WRITE`).
+pub const DNC_READ: &[Role] = CALLABLE_READ;
 /// Users and tokens.
 pub const USERS: &[Role] = &[Role::Admin];
 /// Anyone signed in.

@@ -1,6 +1,6 @@
 //! `/api/v1/campaigns/{id}/contacts`, their CSV import and the import history.
 
-use super::auth::{Caller, CAMPAIGN_WRITE, CONTACT_ADMIN, CONTACT_EDIT};
+use super::auth::{Caller, CALLABLE_READ, CAMPAIGN_WRITE, CONTACT_ADMIN, CONTACT_EDIT};
 use super::problem::{merge, parse, Params, Problem, QueryOf};
 use super::AppState;
 use crate::store::contacts::{Contact, ContactFilter, ContactSpec, Order, Page};
@@ -28,6 +28,15 @@ pub struct ListQuery {
     order: Order,
     cursor: Option<String>,
     limit: Option<u32>,
+}
+
+/// Query of `GET .../contacts/callable`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallableQuery {
+    task: Option<i64>,
+    limit: Option<u32>,
+    at: Option<String>,
 }
 
 /// Body of `POST .../contacts/bulk`.
@@ -95,6 +104,42 @@ pub async fn list(
         )
         .await?;
     Ok(Json(page))
+}
+
+/// `GET .../contacts/callable`: what the dialer may call now (or `at`), in calling order.
+pub async fn callable(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+    QueryOf(q): QueryOf<CallableQuery>,
+) -> Answer<Json<Value>> {
+    caller.require(CALLABLE_READ)?;
+    let max = crate::store::callable::MAX_LIMIT;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=max).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("wanted a limit from 1 to {max}"),
+        )
+        .field("limit"));
+    }
+    let now = match &q.at {
+        Some(at) => crate::store::parse_time("at", at)?,
+        None => crate::store::now_ms(),
+    };
+    let task = match q.task {
+        Some(t) => t,
+        None => {
+            s.store.campaign(id).await?;
+            s.store.first_task(id).await?
+        }
+    };
+    let items = s.store.next_callable(id, task, now, limit).await?;
+    Ok(Json(serde_json::json!({
+        "at": crate::store::rfc3339(now),
+        "task_id": task,
+        "items": items,
+    })))
 }
 
 /// `POST .../contacts`

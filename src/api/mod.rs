@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod campaigns;
 pub mod contacts;
+pub mod dnc;
 pub mod metrics;
 pub mod problem;
 pub mod users;

@@ -1,7 +1,7 @@
 //! The `/api/v1` resource routes (users, campaigns, tasks, contacts, imports), behind Bearer
 //! authentication, counted and timed. Each handler checks the role it needs.
 
-use super::{auth, campaigns, contacts, metrics, users, AppState};
+use super::{auth, campaigns, contacts, dnc, metrics, users, AppState};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
@@ -42,6 +42,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(contacts::list).post(contacts::create),
         )
         .route(&format!("{c}/contacts/import"), post(contacts::import))
+        .route(&format!("{c}/contacts/callable"), get(contacts::callable))
         .route(&format!("{c}/contacts/bulk"), post(contacts::bulk))
         .route(&format!("{c}/contacts/move"), post(contacts::move_to))
         .route(
@@ -49,6 +50,18 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(contacts::get)
                 .patch(contacts::patch)
                 .delete(contacts::delete),
+        )
+        .route(
+            "/api/v1/dnc",
+            get(dnc::list_global)
+                .post(dnc::add_global)
+                .delete(dnc::remove_global),
+        )
+        .route(
+            &format!("{c}/dnc"),
+            get(dnc::list_campaign)
+                .post(dnc::add_campaign)
+                .delete(dnc::remove_campaign),
         )
         .route(&format!("{c}/imports"), get(contacts::imports))
         .route(

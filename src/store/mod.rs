@@ -4,9 +4,11 @@
 //! SQL is kept portable to PostgreSQL: `$n` placeholders, `ON CONFLICT`, `RETURNING`, epoch
 //! milliseconds for times, JSON documents as TEXT.
 
+pub mod callable;
 pub mod campaigns;
 pub mod contacts;
 mod country_zones;
+pub mod dnc;
 pub mod imports;
 pub mod phone;
 pub mod tasks;
@@ -23,8 +25,14 @@ use std::time::Duration;
 pub const DB_FILE: &str = "dialerd.db";
 
 /// The migrations, embedded: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "store", include_str!("../../migrations/0001_store.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "store", include_str!("../../migrations/0001_store.sql")),
+    (
+        2,
+        "dialing",
+        include_str!("../../migrations/0002_dialing.sql"),
+    ),
+];
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
