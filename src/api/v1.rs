@@ -38,6 +38,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
                 .delete(campaigns::delete_task),
         )
         .route(
+            &format!("{c}/tasks/{{task}}/exports"),
+            get(campaigns::exports),
+        )
+        .route(
+            &format!("{c}/tasks/{{task}}/exports/{{file}}"),
+            get(campaigns::download),
+        )
+        .route(
             &format!("{c}/contacts"),
             get(contacts::list).post(contacts::create),
         )

@@ -480,7 +480,7 @@ impl Store {
         Ok(ids)
     }
 
-    async fn record(
+    pub(crate) async fn record(
         conn: &mut sqlx::SqliteConnection,
         contact_id: i64,
         actor: &str,
@@ -631,6 +631,15 @@ impl Store {
                 .await?;
             Self::mark_new_numbers(&mut tx, campaign_id, &c.phones).await?;
         }
+        let mut flow_now = false;
+        if (spec.status != old.spec.status || spec.detail != old.spec.detail)
+            && Some(c.task_id) == old.spec.task_id
+        {
+            let task = self.task(campaign_id, c.task_id).await?;
+            flow_now =
+                Self::schedule_flow(&mut tx, id, &task, &spec.status, &spec.detail, now_ms())
+                    .await?;
+        }
         let new = Contact {
             spec: ContactSpec {
                 task_id: Some(c.task_id),
@@ -655,6 +664,9 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        if flow_now {
+            self.apply_due(now_ms()).await?;
+        }
         self.contact(campaign_id, id).await
     }
 
@@ -870,7 +882,7 @@ impl Store {
         task_id: i64,
         actor: &str,
     ) -> Result<u64> {
-        self.task(campaign_id, task_id).await.map_err(|_| {
+        let task = self.task(campaign_id, task_id).await.map_err(|_| {
             StoreError::invalid("task_id", format!("the campaign has no task {task_id}"))
         })?;
         let mut moved = 0;
@@ -908,15 +920,7 @@ impl Store {
                         id,
                     });
                 };
-                sqlx::query(
-                    "UPDATE contacts SET task_id = $1, status = 'open', detail = '$none', follow_up_ms = NULL, \
-                     updated_ms = $2 WHERE id = $3",
-                )
-                .bind(task_id)
-                .bind(now_ms())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                Self::enter_task(&mut tx, id, &task, now_ms()).await?;
                 Self::record(
                     &mut tx,
                     id,
@@ -928,6 +932,8 @@ impl Store {
             }
             tx.commit().await?;
         }
+        // An export task with an undelayed rule passes its contacts on at once.
+        self.apply_due(now_ms()).await?;
         Ok(moved)
     }
 }

@@ -9,6 +9,8 @@ pub mod campaigns;
 pub mod contacts;
 mod country_zones;
 pub mod dnc;
+pub mod exports;
+pub mod flow;
 pub mod imports;
 pub mod phone;
 pub mod tasks;
