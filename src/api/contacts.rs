@@ -230,6 +230,29 @@ pub async fn move_to(
     Ok(Json(serde_json::json!({ "moved": moved })))
 }
 
+/// The Content-Type of a request (`default` when absent) and whether it is a CSV.
+pub(super) fn content_type(headers: &HeaderMap, default: &str) -> (String, bool) {
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default)
+        .to_string();
+    let essence = kind
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let csv = ["text/csv", "application/csv", "text/plain"].contains(&essence.as_str());
+    (kind, csv)
+}
+
+/// A request body as a blocking reader, for CSV parsing on a blocking thread.
+pub(super) fn blocking_reader(body: Body) -> impl std::io::Read + Send + 'static {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
+}
+
 /// `POST .../contacts/import`: the CSV body is read as a stream, never whole.
 pub async fn import(
     State(s): State<AppState>,
@@ -240,17 +263,8 @@ pub async fn import(
     body: Body,
 ) -> Answer<Json<ImportReport>> {
     let user = caller.require(CONTACT_ADMIN)?;
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("text/csv");
-    let essence = kind
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if !["text/csv", "application/csv", "text/plain"].contains(&essence.as_str()) {
+    let (kind, csv) = content_type(&headers, "text/csv");
+    if !csv {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("wanted the CSV as Content-Type: text/csv, got {kind}"),
@@ -272,8 +286,7 @@ pub async fn import(
         task_id: q.task,
         user: user.name.clone(),
     };
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let input = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let input = blocking_reader(body);
     let result = s.store.import_csv(id, options, input).await;
     if let Ok(r) = &result {
         s.api_metrics.imports.inc();

@@ -2,14 +2,14 @@
 //! campaign's): list, add (JSON or a CSV column), remove.
 
 use super::auth::{Caller, CAMPAIGN_WRITE, DNC_READ};
+use super::contacts::{blocking_reader, content_type};
 use super::problem::{parse, Params, Problem, QueryOf};
 use super::AppState;
 use crate::store::dnc::{DncPage, DncReport, DncScope};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -64,23 +64,13 @@ async fn add(
     body: Body,
 ) -> Answer<DncReport> {
     let user = caller.require(CAMPAIGN_WRITE)?;
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let essence = kind
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if ["text/csv", "application/csv", "text/plain"].contains(&essence.as_str()) {
+    let (kind, csv) = content_type(headers, "application/json");
+    if csv {
         let header = q.header.unwrap_or(true);
         let column = q
             .column
             .unwrap_or_else(|| if header { "phone".into() } else { "1".into() });
-        let stream = body.into_data_stream().map_err(std::io::Error::other);
-        let input = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        let input = blocking_reader(body);
         return Ok(s
             .store
             .dnc_import(
@@ -93,7 +83,7 @@ async fn add(
             )
             .await?);
     }
-    if essence != "application/json" {
+    if !kind.to_ascii_lowercase().starts_with("application/json") {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("wanted application/json or text/csv, got {kind}"),
