@@ -8,6 +8,7 @@ pub mod api;
 pub mod call;
 pub mod config;
 pub mod dialer;
+pub mod flow;
 pub mod health;
 pub mod lines;
 pub mod logging;

@@ -248,6 +248,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
 
     let store = open_store(&state_dir).await?;
     let api_metrics = api::metrics::ApiMetrics::register(metrics.registry())?;
+    let flow_metrics = dialerd::flow::FlowMetrics::register(metrics.registry())?;
     let http = api::bind(cfg.http.listen).await?;
     let media = MediaEngine::new(&cfg.media, metrics.registry())
         .with_context(|| format!("media.prompts_dir {}", cfg.media.prompts_dir.display()))?;
@@ -310,6 +311,12 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             }
         });
     }
+    // Task flow (moves, waits, webhooks) stops with the drain, before the store closes.
+    shutdown.spawn(dialerd::flow::run(
+        store.clone(),
+        flow_metrics,
+        shutdown.token(),
+    ));
     tokio::spawn(memory::trim_periodically(
         memory::TRIM_INTERVAL,
         shutdown.token(),

@@ -465,6 +465,122 @@ fn import_list_edit_replace_and_append() {
     assert_eq!(metric(&text, route), Some(3.0), "{text}");
 }
 
+/// Do-not-call lists over HTTP (JSON and CSV, global and per campaign), their marks in
+/// listings, and the callable selection with an `at` time in and out of calling hours.
+#[test]
+fn dnc_lists_and_callable_contacts() {
+    let d = start();
+    let api = Api::new(&d, ADMIN);
+    let (c, task) = campaign(&api, "Dnc");
+    let (_, r) = api.import(
+        c,
+        "",
+        "name,phone,time_zone\nAnn,030 1000001,\nBob,030 1000002,\nCid,030 1000003,America/New_York\nDan,030 1000004,\n",
+    );
+    assert_eq!(r["inserted"], 4, "{r}");
+    let callable = |at: &str| -> Vec<String> {
+        let v = api.ok(
+            "GET",
+            &format!("/api/v1/campaigns/{c}/contacts/callable?limit=10&task={task}&at={at}"),
+            None,
+        );
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["fields"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // 15:00 UTC: 16:00 in Berlin, 10:00 in New York; 06:00 UTC: only New York is too early.
+    assert_eq!(
+        callable("2025-01-15T15:00:00Z"),
+        ["Ann", "Bob", "Cid", "Dan"]
+    );
+    assert_eq!(callable("2025-01-15T07:30:00Z"), ["Ann", "Bob", "Dan"]);
+
+    // Global list by JSON (international form), the campaign's by CSV (national form).
+    let r = api.ok(
+        "POST",
+        "/api/v1/dnc",
+        Some(json!({"phones": ["+49 30 1000001", "+49 30 1000001", "not a number"]})),
+    );
+    assert_eq!(
+        (
+            r["added"].as_u64(),
+            r["bad_count"].as_u64(),
+            r["contacts_marked"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["bad"][0]["at"], 2);
+    let auth = format!("Bearer {ADMIN}");
+    let (status, _, text) = http_request(
+        d.http,
+        "POST",
+        &format!("/api/v1/campaigns/{c}/dnc?column=tel"),
+        &[("Authorization", &auth), ("Content-Type", "text/csv")],
+        b"who,tel\nBob,030 1000002\nx,\nZed,030 7777777\n",
+    );
+    assert_eq!(status, 200, "{text}");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (r["added"].as_u64(), r["contacts_marked"].as_u64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
+    let page = api.ok("GET", &format!("/api/v1/campaigns/{c}/dnc?limit=1"), None);
+    assert_eq!(page["items"][0]["phone"], "+49301000002");
+    assert_eq!(page["items"][0]["added_by"], "admin");
+    let rest = api.ok(
+        "GET",
+        &format!(
+            "/api/v1/campaigns/{c}/dnc?limit=1&cursor={}",
+            page["next"].as_str().unwrap().replace('+', "%2B")
+        ),
+        None,
+    );
+    assert_eq!(rest["items"][0]["phone"], "+49307777777");
+    assert_eq!(rest["next"], Value::Null);
+
+    assert_eq!(callable("2025-01-15T15:00:00Z"), ["Cid", "Dan"]);
+    let listed = api.all_contacts(c, "", 10);
+    let marks: Vec<Value> = listed.iter().map(|c| c["dnc_numbers"].clone()).collect();
+    assert_eq!(
+        marks,
+        [
+            json!(["+49301000001"]),
+            json!(["+49301000002"]),
+            json!([]),
+            json!([])
+        ]
+    );
+
+    // A bad CSV column is named; removing a number makes its contact callable again.
+    let (status, _, text) = http_request(
+        d.http,
+        "POST",
+        "/api/v1/dnc?column=tel",
+        &[("Authorization", &auth), ("Content-Type", "text/csv")],
+        b"phone\n+4930\n",
+    );
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains("\"field\":\"column\""), "{text}");
+    let r = api.ok(
+        "DELETE",
+        "/api/v1/dnc",
+        Some(json!({"phones": ["+49 30 1000001"]})),
+    );
+    assert_eq!(r["removed"], 1);
+    assert_eq!(callable("2025-01-15T15:00:00Z"), ["Ann", "Cid", "Dan"]);
+    let (status, p) = api.call(
+        "GET",
+        &format!("/api/v1/campaigns/{c}/contacts/callable?at=yesterday"),
+        None,
+    );
+    assert_eq!((status, p["field"].as_str()), (422, Some("at")), "{p}");
+}
+
 /// Who may do what: every role against every route.
 #[test]
 fn role_matrix() {
@@ -496,6 +612,7 @@ fn role_matrix() {
     const WRITE: &[&str] = &["admin", "operator"];
     const EDIT: &[&str] = &["admin", "operator", "backoffice"];
     const ADM: &[&str] = &["admin"];
+    const DIAL: &[&str] = &["admin", "operator", "supervisor"];
     let cp = format!("/api/v1/campaigns/{c}");
     // Bodies that are valid, or harmlessly not, so "allowed" shows as anything but 403.
     let routes: Vec<(&str, String, Option<Value>, &[&str])> = vec![
@@ -576,6 +693,33 @@ fn role_matrix() {
             WRITE,
         ),
         ("GET", format!("{cp}/imports"), None, WRITE),
+        ("GET", format!("{cp}/contacts/callable"), None, DIAL),
+        ("GET", "/api/v1/dnc".into(), None, DIAL),
+        (
+            "POST",
+            "/api/v1/dnc".into(),
+            Some(json!({"phones": ["+49 30 9999999"]})),
+            WRITE,
+        ),
+        (
+            "DELETE",
+            "/api/v1/dnc".into(),
+            Some(json!({"phones": ["+49 30 9999999"]})),
+            WRITE,
+        ),
+        ("GET", format!("{cp}/dnc"), None, DIAL),
+        (
+            "POST",
+            format!("{cp}/dnc"),
+            Some(json!({"phones": ["030 9999998"]})),
+            WRITE,
+        ),
+        (
+            "DELETE",
+            format!("{cp}/dnc"),
+            Some(json!({"phones": ["030 9999998"]})),
+            WRITE,
+        ),
         ("GET", format!("{cp}/imports/999"), None, WRITE),
     ];
     let mut wrong = Vec::new();

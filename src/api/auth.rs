@@ -24,6 +24,10 @@ pub const CONTACT_EDIT: &[Role] = &[Role::Admin, Role::Operator, Role::Backoffic
 pub const CONTACT_ADMIN: &[Role] = &[Role::Admin, Role::Operator];
 /// Call records.
 pub const CALL_READ: &[Role] = &[Role::Admin, Role::Supervisor];
+/// What the dialer may call now; do-not-call lists: read.
+pub const CALLABLE_READ: &[Role] = &[Role::Admin, Role::Operator, Role::Supervisor];
+/// Do-not-call lists: read (writing is `CAMPAIGN_WRITE`).
+pub const DNC_READ: &[Role] = CALLABLE_READ;
 /// Users and tokens.
 pub const USERS: &[Role] = &[Role::Admin];
 /// Caller-ID lines and their verification.

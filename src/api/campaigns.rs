@@ -4,10 +4,13 @@ use super::auth::{Caller, CAMPAIGN_READ, CAMPAIGN_WRITE};
 use super::problem::{merge, parse, Params, Problem};
 use super::AppState;
 use crate::store::campaigns::{Campaign, CampaignSpec};
-use crate::store::tasks::{Task, TaskSpec};
+use crate::store::exports::ExportFile;
+use crate::store::tasks::{ExportFormat, Task, TaskSpec};
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 type Answer<T> = Result<T, Problem>;
@@ -112,6 +115,50 @@ pub async fn patch_task(
     let current = s.store.task(id, task).await?;
     let spec: TaskSpec = merge(&current.spec, &body)?;
     Ok(Json(s.store.update_task(id, task, spec).await?))
+}
+
+/// `GET /api/v1/campaigns/{id}/tasks/{task}/exports`: the files of an export task, newest
+/// first; `new` until first downloaded.
+pub async fn exports(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params((id, task)): Params<(i64, i64)>,
+) -> Answer<Json<Vec<ExportFile>>> {
+    caller.require(CAMPAIGN_WRITE)?;
+    Ok(Json(s.store.export_files(id, task).await?))
+}
+
+/// `GET /api/v1/campaigns/{id}/tasks/{task}/exports/{file}`: the file; an open one is closed
+/// by this, and the next contacts go to a new one.
+pub async fn download(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params((id, task, file)): Params<(i64, i64, i64)>,
+) -> Answer<Response> {
+    caller.require(CAMPAIGN_WRITE)?;
+    let d = s.store.download_export(id, task, file).await?;
+    let bytes = tokio::fs::read(&d.path).await.map_err(|e| {
+        tracing::error!(path = %d.path.display(), error = %e, "cannot read an export file");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the export file cannot be read; see the daemon's log",
+        )
+    })?;
+    let kind = match d.format {
+        ExportFormat::Tsv => "text/tab-separated-values; charset=utf-8",
+        ExportFormat::Csv => "text/csv; charset=utf-8",
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", d.name),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `DELETE /api/v1/campaigns/{id}/tasks/{task}`: only when it holds no contacts.

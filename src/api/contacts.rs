@@ -1,6 +1,6 @@
 //! `/api/v1/campaigns/{id}/contacts`, their CSV import and the import history.
 
-use super::auth::{Caller, CAMPAIGN_WRITE, CONTACT_ADMIN, CONTACT_EDIT};
+use super::auth::{Caller, CALLABLE_READ, CAMPAIGN_WRITE, CONTACT_ADMIN, CONTACT_EDIT};
 use super::problem::{merge, parse, Params, Problem, QueryOf};
 use super::AppState;
 use crate::store::contacts::{Contact, ContactFilter, ContactSpec, Order, Page};
@@ -28,6 +28,15 @@ pub struct ListQuery {
     order: Order,
     cursor: Option<String>,
     limit: Option<u32>,
+}
+
+/// Query of `GET .../contacts/callable`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallableQuery {
+    task: Option<i64>,
+    limit: Option<u32>,
+    at: Option<String>,
 }
 
 /// Body of `POST .../contacts/bulk`.
@@ -95,6 +104,42 @@ pub async fn list(
         )
         .await?;
     Ok(Json(page))
+}
+
+/// `GET .../contacts/callable`: what the dialer may call now (or `at`), in calling order.
+pub async fn callable(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+    QueryOf(q): QueryOf<CallableQuery>,
+) -> Answer<Json<Value>> {
+    caller.require(CALLABLE_READ)?;
+    let max = crate::store::callable::MAX_LIMIT;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=max).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("wanted a limit from 1 to {max}"),
+        )
+        .field("limit"));
+    }
+    let now = match &q.at {
+        Some(at) => crate::store::parse_time("at", at)?,
+        None => crate::store::now_ms(),
+    };
+    let task = match q.task {
+        Some(t) => t,
+        None => {
+            s.store.campaign(id).await?;
+            s.store.first_task(id).await?
+        }
+    };
+    let items = s.store.next_callable(id, task, now, limit).await?;
+    Ok(Json(serde_json::json!({
+        "at": crate::store::rfc3339(now),
+        "task_id": task,
+        "items": items,
+    })))
 }
 
 /// `POST .../contacts`
@@ -185,6 +230,29 @@ pub async fn move_to(
     Ok(Json(serde_json::json!({ "moved": moved })))
 }
 
+/// The Content-Type of a request (`default` when absent) and whether it is a CSV.
+pub(super) fn content_type(headers: &HeaderMap, default: &str) -> (String, bool) {
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default)
+        .to_string();
+    let essence = kind
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let csv = ["text/csv", "application/csv", "text/plain"].contains(&essence.as_str());
+    (kind, csv)
+}
+
+/// A request body as a blocking reader, for CSV parsing on a blocking thread.
+pub(super) fn blocking_reader(body: Body) -> impl std::io::Read + Send + 'static {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
+}
+
 /// `POST .../contacts/import`: the CSV body is read as a stream, never whole.
 pub async fn import(
     State(s): State<AppState>,
@@ -195,17 +263,8 @@ pub async fn import(
     body: Body,
 ) -> Answer<Json<ImportReport>> {
     let user = caller.require(CONTACT_ADMIN)?;
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("text/csv");
-    let essence = kind
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if !["text/csv", "application/csv", "text/plain"].contains(&essence.as_str()) {
+    let (kind, csv) = content_type(&headers, "text/csv");
+    if !csv {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("wanted the CSV as Content-Type: text/csv, got {kind}"),
@@ -227,8 +286,7 @@ pub async fn import(
         task_id: q.task,
         user: user.name.clone(),
     };
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let input = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let input = blocking_reader(body);
     let result = s.store.import_csv(id, options, input).await;
     if let Ok(r) = &result {
         s.api_metrics.imports.inc();

@@ -4,8 +4,10 @@ pub mod auth;
 pub mod calls;
 pub mod campaigns;
 pub mod contacts;
+pub mod dnc;
 pub mod lines;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod users;
 pub mod v1;
@@ -63,17 +65,36 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ApiError> {
         .map_err(|source| ApiError::Bind { addr, source })
 }
 
-/// The routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/api/v1/trunks", get(trunks))
-        .route(
+/// Routes outside `/api/v1`'s resources: (path, handlers).
+fn admin_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
+    vec![
+        ("/metrics", get(metrics)),
+        ("/healthz", get(healthz)),
+        ("/readyz", get(readyz)),
+        ("/api/v1/trunks", get(trunks)),
+        (
             "/api/v1/trunks/{name}/test-call",
             axum::routing::post(test_call),
-        )
+        ),
+    ]
+}
+
+/// Every path the admin listener serves, as registered.
+pub fn paths() -> Vec<String> {
+    admin_routes()
+        .into_iter()
+        .map(|(p, _)| p.to_string())
+        .chain(v1::paths())
+        .collect()
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (path, handlers) in admin_routes() {
+        router = router.route(path, handlers);
+    }
+    router
         .merge(v1::routes(state.clone()))
         .layer(middleware::from_fn(log_request))
         .with_state(state)

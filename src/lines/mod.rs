@@ -247,7 +247,7 @@ impl Lines {
     /// for; any other gets 404.
     pub async fn serve_access_calls(self, mut calls: mpsc::Receiver<Incoming>) {
         while let Some(call) = calls.recv().await {
-            if let Err(call) = self.forwards.offer(call) {
+            if let Some(call) = self.forwards.offer(call) {
                 tracing::info!(from = %call.from_user, "call to the access number matches no verification; 404");
                 self.sip.reject(call.leg.id, 404).await;
             }

@@ -131,7 +131,7 @@ pub struct Campaign {
 }
 
 /// Minutes since midnight of `HH:MM` (`24:00` allowed as an end).
-fn minutes(field: &str, text: &str) -> Result<u32> {
+pub(crate) fn minutes(field: &str, text: &str) -> Result<u32> {
     let bad = || StoreError::invalid(field, format!("wanted a time of day HH:MM, got {text:?}"));
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
     if h.len() != 2 || m.len() != 2 {

@@ -20,6 +20,13 @@ pub struct Contact {
     pub spec: ContactSpec,
     /// Import it came from, if any.
     pub import_id: Option<i64>,
+    /// Its numbers that are on a do-not-call list (global or the campaign's); never dialled.
+    pub dnc_numbers: Vec<String>,
+    /// Result of its last call, when the call layer has set one.
+    pub last_result: Option<String>,
+    /// 0: no number on a do-not-call list, 1: some, 2: all.
+    #[serde(skip)]
+    pub(crate) dnc: i64,
     /// Creation time.
     pub created_at: String,
     /// Last change.
@@ -131,15 +138,10 @@ pub struct NewContact {
     pub line: Option<u64>,
 }
 
-const COLUMNS: &str = "id, campaign_id, task_id, fields, phones, time_zone, status, detail, \
-                       follow_up_ms, owner, attempts, import_id, created_ms, updated_ms";
+pub(crate) const COLUMNS: &str = "id, campaign_id, task_id, fields, phones, time_zone, status, detail, \
+                       follow_up_ms, owner, attempts, import_id, dnc, last_result, created_ms, updated_ms";
 
-/// `CASE` giving the due bucket: 0 overdue follow-up, 1 never called, 2 future follow-up, 3 rest.
-const BUCKET: &str = "CASE WHEN follow_up_ms IS NOT NULL AND follow_up_ms <= {now} THEN 0 \
-                      WHEN follow_up_ms IS NULL AND attempts = 0 THEN 1 \
-                      WHEN follow_up_ms IS NOT NULL THEN 2 ELSE 3 END";
-
-fn contact_of(row: &sqlx::sqlite::SqliteRow) -> Result<Contact> {
+pub(crate) fn contact_of(row: &sqlx::sqlite::SqliteRow) -> Result<Contact> {
     let fields: String = row.try_get("fields")?;
     let phones: String = row.try_get("phones")?;
     Ok(Contact {
@@ -157,6 +159,9 @@ fn contact_of(row: &sqlx::sqlite::SqliteRow) -> Result<Contact> {
             attempts: row.try_get("attempts")?,
         },
         import_id: row.try_get("import_id")?,
+        dnc_numbers: Vec::new(),
+        last_result: row.try_get("last_result")?,
+        dnc: row.try_get("dnc")?,
         created_at: rfc3339(row.try_get("created_ms")?),
         updated_at: rfc3339(row.try_get("updated_ms")?),
     })
@@ -234,6 +239,10 @@ fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, filter: &ContactFilter, now: i6
         }
         None => {}
     }
+}
+
+fn other_order() -> StoreError {
+    StoreError::invalid("cursor", "the cursor belongs to another order")
 }
 
 /// A listing cursor: the position after the last item of a page.
@@ -471,7 +480,7 @@ impl Store {
         Ok(ids)
     }
 
-    async fn record(
+    pub(crate) async fn record(
         conn: &mut sqlx::SqliteConnection,
         contact_id: i64,
         actor: &str,
@@ -506,7 +515,7 @@ impl Store {
         }
         let new = NewContact {
             fields: spec.fields.clone(),
-            phones: c.phones,
+            phones: c.phones.clone(),
             time_zone: c.time_zone,
             line: None,
         };
@@ -522,6 +531,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        Self::mark_new_numbers(&mut tx, campaign_id, &c.phones).await?;
         Self::record(&mut tx, id, actor, serde_json::json!({"op": "create"})).await?;
         tx.commit().await?;
         self.contact(campaign_id, id).await
@@ -540,7 +550,10 @@ impl Store {
             what: "contact",
             id,
         })?;
-        contact_of(&row)
+        let mut c = [contact_of(&row)?];
+        self.mark_dnc(&mut c).await?;
+        let [c] = c;
+        Ok(c)
     }
 
     /// A contact's history, oldest first.
@@ -611,6 +624,21 @@ impl Store {
                 b.push_bind(campaign_id).push_bind(p.clone()).push_bind(id);
             });
             q.build().execute(&mut *tx).await?;
+            // Numbers that left may have been the blocked ones: recount from scratch.
+            sqlx::query("UPDATE contacts SET dnc = 0 WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            Self::mark_new_numbers(&mut tx, campaign_id, &c.phones).await?;
+        }
+        let mut flow_now = false;
+        if (spec.status != old.spec.status || spec.detail != old.spec.detail)
+            && Some(c.task_id) == old.spec.task_id
+        {
+            let task = self.task(campaign_id, c.task_id).await?;
+            flow_now =
+                Self::schedule_flow(&mut tx, id, &task, &spec.status, &spec.detail, now_ms())
+                    .await?;
         }
         let new = Contact {
             spec: ContactSpec {
@@ -636,6 +664,9 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        if flow_now {
+            self.apply_due(now_ms()).await?;
+        }
         self.contact(campaign_id, id).await
     }
 
@@ -677,65 +708,100 @@ impl Store {
             Some(Cursor::Due { now, .. }) => now,
             _ => now,
         };
-        let bucket = BUCKET.replace("{now}", &now.to_string());
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {COLUMNS}, {bucket} AS bucket, COALESCE(follow_up_ms, 0) AS ts FROM contacts WHERE campaign_id = "
-        ));
-        q.push_bind(campaign_id);
-        push_filter(&mut q, filter, now);
+        let want = limit as usize + 1;
+        // (row, cursor position) of up to limit + 1 contacts in the asked order.
+        let mut found: Vec<(Contact, Cursor)> = Vec::with_capacity(want);
         match (order, cursor) {
-            (Order::Id, Some(Cursor::Id(id))) => {
-                q.push(" AND id > ").push_bind(id);
+            (Order::Id, after) => {
+                let after = match after {
+                    None => 0,
+                    Some(Cursor::Id(id)) => id,
+                    Some(_) => return Err(other_order()),
+                };
+                let mut q = QueryBuilder::<Sqlite>::new(format!(
+                    "SELECT {COLUMNS} FROM contacts WHERE campaign_id = "
+                ));
+                q.push_bind(campaign_id);
+                push_filter(&mut q, filter, now);
+                q.push(" AND id > ")
+                    .push_bind(after)
+                    .push(" ORDER BY id LIMIT ")
+                    .push_bind(want as i64);
+                for row in q.build().fetch_all(&self.reader).await? {
+                    let c = contact_of(&row)?;
+                    let id = c.id;
+                    found.push((c, Cursor::Id(id)));
+                }
             }
-            (
-                Order::Due,
-                Some(Cursor::Due {
-                    bucket: b, ts, id, ..
-                }),
-            ) => {
-                q.push(format!(
-                    " AND ({bucket}, COALESCE(follow_up_ms, 0), id) > ("
-                ))
-                .push_bind(b)
-                .push(", ")
-                .push_bind(ts)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
+            (Order::Due, after) => {
+                let (first, after) = match after {
+                    None => (0, None),
+                    Some(Cursor::Due { bucket, ts, id, .. }) => (bucket, Some((ts, id))),
+                    Some(_) => return Err(other_order()),
+                };
+                // One indexed query per bucket instead of sorting the campaign by a CASE.
+                for bucket in first.clamp(0, 3)..=3 {
+                    if found.len() >= want {
+                        break;
+                    }
+                    let mut q = QueryBuilder::<Sqlite>::new(format!(
+                        "SELECT {COLUMNS} FROM contacts WHERE campaign_id = "
+                    ));
+                    q.push_bind(campaign_id);
+                    push_filter(&mut q, filter, now);
+                    let by_time = bucket == 0 || bucket == 2;
+                    match bucket {
+                        0 => q.push(" AND follow_up_ms <= ").push_bind(now),
+                        1 => q.push(" AND follow_up_ms IS NULL AND attempts = 0"),
+                        2 => q.push(" AND follow_up_ms > ").push_bind(now),
+                        _ => q.push(" AND follow_up_ms IS NULL AND attempts > 0"),
+                    };
+                    match after.filter(|_| bucket == first) {
+                        Some((ts, id)) if by_time => {
+                            q.push(" AND (follow_up_ms > ")
+                                .push_bind(ts)
+                                .push(" OR (follow_up_ms = ")
+                                .push_bind(ts)
+                                .push(" AND id > ")
+                                .push_bind(id)
+                                .push("))");
+                        }
+                        Some((_, id)) => {
+                            q.push(" AND id > ").push_bind(id);
+                        }
+                        None => {}
+                    }
+                    q.push(if by_time {
+                        " ORDER BY follow_up_ms, id LIMIT "
+                    } else {
+                        " ORDER BY id LIMIT "
+                    })
+                    .push_bind((want - found.len()) as i64);
+                    for row in q.build().fetch_all(&self.reader).await? {
+                        let c = contact_of(&row)?;
+                        let ts = row.try_get::<Option<i64>, _>("follow_up_ms")?.unwrap_or(0);
+                        let id = c.id;
+                        found.push((
+                            c,
+                            Cursor::Due {
+                                now,
+                                bucket,
+                                ts,
+                                id,
+                            },
+                        ));
+                    }
+                }
             }
-            (_, Some(_)) => {
-                return Err(StoreError::invalid(
-                    "cursor",
-                    "the cursor belongs to another order",
-                ))
-            }
-            (_, None) => {}
         }
-        q.push(match order {
-            Order::Id => " ORDER BY id",
-            Order::Due => " ORDER BY bucket, ts, id",
-        });
-        q.push(" LIMIT ").push_bind(limit as i64 + 1);
-        let rows = q.build().fetch_all(&self.reader).await?;
-        let more = rows.len() > limit as usize;
-        let mut items = Vec::with_capacity(rows.len().min(limit as usize));
-        let mut last = None;
-        for row in rows.iter().take(limit as usize) {
-            let c = contact_of(row)?;
-            last = Some(match order {
-                Order::Id => Cursor::Id(c.id),
-                Order::Due => Cursor::Due {
-                    now,
-                    bucket: row.try_get("bucket")?,
-                    ts: row.try_get("ts")?,
-                    id: c.id,
-                },
-            });
-            items.push(c);
-        }
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
+        let next = found.last().map(|(_, c)| *c).filter(|_| more);
+        let mut items: Vec<Contact> = found.into_iter().map(|(c, _)| c).collect();
+        self.mark_dnc(&mut items).await?;
         Ok(Page {
             items,
-            next: last.filter(|_| more).map(Cursor::encode),
+            next: next.map(Cursor::encode),
         })
     }
 
@@ -816,7 +882,7 @@ impl Store {
         task_id: i64,
         actor: &str,
     ) -> Result<u64> {
-        self.task(campaign_id, task_id).await.map_err(|_| {
+        let task = self.task(campaign_id, task_id).await.map_err(|_| {
             StoreError::invalid("task_id", format!("the campaign has no task {task_id}"))
         })?;
         let mut moved = 0;
@@ -854,15 +920,7 @@ impl Store {
                         id,
                     });
                 };
-                sqlx::query(
-                    "UPDATE contacts SET task_id = $1, status = 'open', detail = '$none', follow_up_ms = NULL, \
-                     updated_ms = $2 WHERE id = $3",
-                )
-                .bind(task_id)
-                .bind(now_ms())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                Self::enter_task(&mut tx, id, &task, now_ms()).await?;
                 Self::record(
                     &mut tx,
                     id,
@@ -874,6 +932,8 @@ impl Store {
             }
             tx.commit().await?;
         }
+        // An export task with an undelayed rule passes its contacts on at once.
+        self.apply_due(now_ms()).await?;
         Ok(moved)
     }
 }

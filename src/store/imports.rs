@@ -591,6 +591,8 @@ impl Store {
         }
         tally.inserted = good.len() as i64;
         Self::insert_contacts(&mut db, campaign_id, task_id, Some(import_id), &good).await?;
+        let fresh: Vec<String> = good.iter().flat_map(|r| r.phones.iter().cloned()).collect();
+        Self::mark_new_numbers(&mut db, campaign_id, &fresh).await?;
         sqlx::query(
             "UPDATE imports SET rows_read = rows_read + $1, inserted = inserted + $2, bad = bad + $3, \
              duplicates = duplicates + $4 WHERE id = $5",

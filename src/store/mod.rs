@@ -4,10 +4,14 @@
 //! SQL is kept portable to PostgreSQL: `$n` placeholders, `ON CONFLICT`, `RETURNING`, epoch
 //! milliseconds for times, JSON documents as TEXT.
 
+pub mod callable;
 pub mod calls;
 pub mod campaigns;
 pub mod contacts;
 mod country_zones;
+pub mod dnc;
+pub mod exports;
+pub mod flow;
 pub mod imports;
 pub mod lines;
 pub mod phone;
@@ -27,6 +31,11 @@ pub const DB_FILE: &str = "dialerd.db";
 /// The migrations, embedded: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "store", include_str!("../../migrations/0001_store.sql")),
+    (
+        2,
+        "dialing",
+        include_str!("../../migrations/0002_dialing.sql"),
+    ),
     (3, "calls", include_str!("../../migrations/0003_calls.sql")),
     (5, "lines", include_str!("../../migrations/0005_lines.sql")),
 ];

@@ -1,0 +1,235 @@
+//! The OpenAPI 3.1 document of the HTTP API, served at `/api/v1/openapi.json`. Written by hand
+//! from one table of operations (no generator dependency); a test checks that every path and
+//! method the router serves is in it, and nothing more.
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// What an operation takes as its body.
+#[derive(Clone, Copy)]
+enum Body {
+    None,
+    Json(&'static str),
+    Csv,
+    JsonOrCsv(&'static str),
+}
+
+/// One operation: method, path, summary, roles (empty: no token), query parameters, body,
+/// success status and the schema answered.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    roles: &'static str,
+    query: &'static [(&'static str, &'static str)],
+    body: Body,
+    ok: (&'static str, &'static str),
+}
+
+const C: &str = "/api/v1/campaigns/{id}";
+const READ: &str = "admin, operator, supervisor, backoffice";
+const WRITE: &str = "admin, operator";
+const EDIT: &str = "admin, operator, backoffice";
+const DIAL: &str = "admin, operator, supervisor";
+const LIST: &[(&str, &str)] = &[
+    ("cursor", "`next` of the previous page"),
+    ("limit", "items per page, 1–1000 (100)"),
+];
+
+fn ops() -> Vec<Op> {
+    use Body::*;
+    let op = |method, path: &'static str, summary, roles, query, body, ok| Op {
+        method,
+        path,
+        summary,
+        roles,
+        query,
+        body,
+        ok,
+    };
+    let c = |tail: &str| -> &'static str { Box::leak(format!("{C}{tail}").into_boxed_str()) };
+    vec![
+        op("get", "/metrics", "Prometheus metrics (text format)", "", &[], None, ("200", "text")),
+        op("get", "/healthz", "Liveness: 200 while the process serves HTTP", "", &[], None, ("200", "text")),
+        op("get", "/readyz", "Readiness: 200 when ready, 503 before and while draining", "", &[], None, ("200", "text")),
+        op("get", "/api/v1/trunks", "SIP trunks and their state", "", &[], None, ("200", "array")),
+        op("post", "/api/v1/trunks/{name}/test-call", "Place one test call through a trunk", "", &[], Json("TestCall"), ("200", "object")),
+        op("get", "/api/v1/openapi.json", "This document", "", &[], None, ("200", "object")),
+        op("post", "/api/v1/login", "A new token for a name and password", "", &[], Json("Login"), ("201", "Token")),
+        op("get", "/api/v1/me", "The caller", "every role", &[], None, ("200", "User")),
+        op("get", "/api/v1/users", "Users", "admin", &[], None, ("200", "array")),
+        op("post", "/api/v1/users", "Create a user", "admin", &[], Json("NewUser"), ("201", "User")),
+        op("get", "/api/v1/users/{id}", "One user", "admin", &[], None, ("200", "User")),
+        op("delete", "/api/v1/users/{id}", "Delete a user (not oneself)", "admin", &[], None, ("204", "")),
+        op("get", "/api/v1/users/{id}/tokens", "A user's tokens", "admin", &[], None, ("200", "array")),
+        op("post", "/api/v1/users/{id}/tokens", "A new token (the secret is shown once)", "admin", &[], Json("TokenRequest"), ("201", "Token")),
+        op("delete", "/api/v1/tokens/{id}", "Revoke a token", "admin", &[], None, ("200", "object")),
+        op("get", "/api/v1/campaigns", "Campaigns", READ, &[], None, ("200", "array")),
+        op("post", "/api/v1/campaigns", "Create a campaign", WRITE, &[], Json("Campaign"), ("201", "Campaign")),
+        op("get", C, "One campaign", READ, &[], None, ("200", "Campaign")),
+        op("patch", C, "Change a campaign (JSON merge patch)", WRITE, &[], Json("Campaign"), ("200", "Campaign")),
+        op("delete", C, "Delete a campaign with its tasks, contacts and imports", WRITE, &[], None, ("204", "")),
+        op("get", c("/tasks"), "Tasks of a campaign", READ, &[], None, ("200", "array")),
+        op("post", c("/tasks"), "Create a task", WRITE, &[], Json("Task"), ("201", "Task")),
+        op("get", c("/tasks/{task}"), "One task", READ, &[], None, ("200", "Task")),
+        op("patch", c("/tasks/{task}"), "Change a task (JSON merge patch)", WRITE, &[], Json("Task"), ("200", "Task")),
+        op("delete", c("/tasks/{task}"), "Delete a task that holds no contacts", WRITE, &[], None, ("204", "")),
+        op("get", c("/tasks/{task}/exports"), "Files of an export task, newest first (`new` until downloaded)", WRITE, &[], None, ("200", "array")),
+        op("get", c("/tasks/{task}/exports/{file}"), "Download an export file (TSV or CSV); an open file is closed by this", WRITE, &[], None, ("200", "text")),
+        op("get", c("/contacts"), "Contacts, filtered, by id or in due order", EDIT,
+           &[("task", "task id"), ("status", "open, success, declined, failed"), ("detail", "status detail"),
+             ("text", "text in fields or numbers"), ("due", "true: follow-up passed"), ("order", "id or due"),
+             ("cursor", "`next` of the previous page"), ("limit", "1–1000 (100)")],
+           None, ("200", "ContactPage")),
+        op("post", c("/contacts"), "Create a contact", EDIT, &[], Json("Contact"), ("201", "Contact")),
+        op("post", c("/contacts/import"), "Import contacts from a CSV body (streamed); answers the report", WRITE,
+           &[("mode", "append or replace"), ("header", "true or false"), ("phone", "phone columns, comma-separated"), ("task", "task id")],
+           Csv, ("200", "ImportReport")),
+        op("get", c("/contacts/callable"), "Contacts the dialer may call now (or at `at`): open, not on a do-not-call list, follow-up due or never called, inside calling hours in their zone; overdue follow-ups first", DIAL,
+           &[("task", "task id (default: the campaign's first)"), ("limit", "1–10000 (100)"), ("at", "RFC 3339 time to judge instead of now")],
+           None, ("200", "object")),
+        op("post", c("/contacts/bulk"), "Set one field on every contact matching a filter", EDIT, &[], Json("BulkEdit"), ("200", "object")),
+        op("post", c("/contacts/move"), "Move listed or matching contacts into a task (as the task's kind wants)", EDIT, &[], Json("Move"), ("200", "object")),
+        op("get", c("/contacts/{contact}"), "One contact with its history", EDIT, &[], None, ("200", "Contact")),
+        op("patch", c("/contacts/{contact}"), "Change a contact (JSON merge patch); a final status runs the task flow", EDIT, &[], Json("Contact"), ("200", "Contact")),
+        op("delete", c("/contacts/{contact}"), "Delete a contact", WRITE, &[], None, ("204", "")),
+        op("get", "/api/v1/dnc", "The global do-not-call list, by number", DIAL, LIST, None, ("200", "DncPage")),
+        op("post", "/api/v1/dnc", "Add numbers to the global list (JSON, or a CSV column)", WRITE,
+           &[("region", "ISO country for numbers without +"), ("header", "CSV: true or false"), ("column", "CSV: column name or number")],
+           JsonOrCsv("Numbers"), ("200", "DncReport")),
+        op("delete", "/api/v1/dnc", "Take numbers off the global list", WRITE, &[], Json("Numbers"), ("200", "object")),
+        op("get", c("/dnc"), "A campaign's do-not-call list", DIAL, LIST, None, ("200", "DncPage")),
+        op("post", c("/dnc"), "Add numbers to a campaign's list (read with its default_region)", WRITE,
+           &[("region", "ISO country for numbers without +"), ("header", "CSV: true or false"), ("column", "CSV: column name or number")],
+           JsonOrCsv("Numbers"), ("200", "DncReport")),
+        op("delete", c("/dnc"), "Take numbers off a campaign's list", WRITE, &[], Json("Numbers"), ("200", "object")),
+        op("get", c("/imports"), "Import history, newest first", WRITE, &[], None, ("200", "array")),
+        op("get", c("/imports/{import}"), "One import report", WRITE, &[], None, ("200", "ImportReport")),
+        op("get", "/api/v1/calls", "Call records, latest first", "admin, supervisor", &[("limit", "1–1000 (100)")], None, ("200", "array")),
+        op("get", "/api/v1/calls/{id}", "One call record (numbers, times, end reason, recording path, quality)", "admin, supervisor", &[], None, ("200", "object")),
+        op("get", "/api/v1/lines", "Caller-ID lines", WRITE, &[], None, ("200", "array")),
+        op("post", "/api/v1/lines", "Create a line (unverified); the number is normalised to E.164", WRITE, &[], Json("Line"), ("201", "Line")),
+        op("get", "/api/v1/lines/{id}", "One line", WRITE, &[], None, ("200", "Line")),
+        op("patch", "/api/v1/lines/{id}", "Change a line (JSON merge patch); a new number or mode makes it unverified", WRITE, &[], Json("Line"), ("200", "Line")),
+        op("delete", "/api/v1/lines/{id}", "Delete a line (its attempts stay in the audit trail)", WRITE, &[], None, ("204", "")),
+        op("post", "/api/v1/lines/{id}/verification", "Place a verification call (external: speaks a code; forward: must come back to the access number); 429 past the per-number limit", WRITE, &[], None, ("202", "Line")),
+        op("get", "/api/v1/lines/{id}/verifications", "Every verification attempt of a line, newest first", WRITE, &[], None, ("200", "array")),
+        op("post", "/api/v1/lines/{id}/verify", "The code the owner heard; verifies the line (3 tries, 10 minutes)", WRITE, &[], Json("CodeEntry"), ("200", "Line")),
+    ]
+}
+
+fn schema_ref(name: &str) -> Value {
+    match name {
+        "text" => json!({"type": "string"}),
+        "array" => json!({"type": "array", "items": {"type": "object"}}),
+        "object" | "" => json!({"type": "object"}),
+        n => json!({"$ref": format!("#/components/schemas/{n}")}),
+    }
+}
+
+/// An object schema with these (name, type) properties.
+fn object(props: &[(&str, &str)]) -> Value {
+    let p: Map<String, Value> = props
+        .iter()
+        .map(|(n, t)| ((*n).to_string(), json!({"type": t})))
+        .collect();
+    json!({"type": "object", "properties": p})
+}
+
+fn components() -> Value {
+    json!({
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Problem": object(&[("type", "string"), ("title", "string"), ("status", "integer"), ("detail", "string"), ("field", "string")]),
+            "User": object(&[("id", "integer"), ("name", "string"), ("role", "string"), ("has_password", "boolean"), ("created_at", "string")]),
+            "NewUser": object(&[("name", "string"), ("role", "string"), ("password", "string")]),
+            "Login": object(&[("name", "string"), ("password", "string")]),
+            "TokenRequest": object(&[("label", "string")]),
+            "Token": object(&[("id", "integer"), ("user_id", "integer"), ("label", "string"), ("token", "string"), ("created_at", "string")]),
+            "TestCall": object(&[("to", "string"), ("ring_timeout", "integer"), ("caller_id", "string")]),
+            "Line": object(&[("id", "integer"), ("number", "string"), ("title", "string"), ("language", "string"), ("callback_mode", "string"),
+                ("status", "string"), ("last_outcome", "string"), ("last_sip_code", "integer"), ("last_attempt_at", "string"), ("verified_at", "string")]),
+            "CodeEntry": object(&[("code", "string")]),
+            "Campaign": object(&[("id", "integer"), ("name", "string"), ("description", "string"), ("status", "string"), ("time_zone", "string"),
+                                 ("windows", "array"), ("default_region", "string"), ("line_id", "integer"), ("recording", "boolean"), ("calling_hours", "object")]),
+            "Task": object(&[("id", "integer"), ("campaign_id", "integer"), ("name", "string"), ("kind", "string"), ("settings", "object"), ("flow", "array")]),
+            "Contact": object(&[("id", "integer"), ("campaign_id", "integer"), ("task_id", "integer"), ("fields", "object"), ("phones", "array"),
+                                ("time_zone", "string"), ("status", "string"), ("detail", "string"), ("follow_up_at", "string"), ("owner", "string"),
+                                ("attempts", "integer"), ("dnc_numbers", "array"), ("last_result", "string"), ("history", "array")]),
+            "ContactPage": object(&[("items", "array"), ("next", "string")]),
+            "ImportReport": object(&[("id", "integer"), ("state", "string"), ("rows", "integer"), ("inserted", "integer"), ("bad", "integer"),
+                                     ("duplicates", "integer"), ("removed", "integer"), ("kept_with_results", "integer"), ("problems", "array")]),
+            "BulkEdit": object(&[("filter", "object"), ("field", "string"), ("value", "string")]),
+            "Move": object(&[("filter", "object"), ("ids", "array"), ("task_id", "integer")]),
+            "Numbers": object(&[("phones", "array"), ("region", "string")]),
+            "DncPage": object(&[("items", "array"), ("next", "string")]),
+            "DncReport": object(&[("added", "integer"), ("already", "integer"), ("bad", "array"), ("bad_count", "integer"), ("contacts_marked", "integer")]),
+        }
+    })
+}
+
+/// The document (callers keep it: each call leaks the joined campaign paths).
+fn document() -> Value {
+    let mut paths = Map::new();
+    for op in ops() {
+        let mut params: Vec<Value> = op
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| {
+                let kind = if name == "name" { "string" } else { "integer" };
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": kind}})
+            })
+            .collect();
+        params.extend(op.query.iter().map(|(name, about)| {
+            json!({"name": name, "in": "query", "required": false, "description": about, "schema": {"type": "string"}})
+        }));
+        let mut o = json!({
+            "summary": op.summary,
+            "parameters": params,
+            "responses": {
+                op.ok.0: if op.ok.1.is_empty() {
+                    json!({"description": "done"})
+                } else {
+                    json!({"description": "ok", "content": {"application/json": {"schema": schema_ref(op.ok.1)}}})
+                },
+                "4XX": {"description": "problem details naming the field at fault",
+                        "content": {"application/problem+json": {"schema": schema_ref("Problem")}}}
+            }
+        });
+        if !op.roles.is_empty() {
+            o["security"] = json!([{"bearer": []}]);
+            o["description"] = json!(format!("Roles: {}.", op.roles));
+        }
+        let csv = json!({"text/csv": {"schema": {"type": "string"}}});
+        let body = match op.body {
+            Body::None => None,
+            Body::Json(s) => Some(json!({"application/json": {"schema": schema_ref(s)}})),
+            Body::Csv => Some(csv),
+            Body::JsonOrCsv(s) => Some(
+                json!({"application/json": {"schema": schema_ref(s)}, "text/csv": {"schema": {"type": "string"}}}),
+            ),
+        };
+        if let Some(content) = body {
+            o["requestBody"] = json!({"required": true, "content": content});
+        }
+        paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|m| m.insert(op.method.to_string(), o));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "dialerd", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "SIP telephony and predictive-dialer daemon: campaigns, tasks, contacts, imports, exports, do-not-call lists, users."},
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+/// `GET /api/v1/openapi.json`: built once (the table leaks its few joined paths once).
+pub async fn serve() -> Json<Value> {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(document).clone())
+}

@@ -1,0 +1,103 @@
+//! The background worker of task flow: about once a second it applies the moves and wait ends
+//! that are due and delivers due webhooks (retries with backoff are the store's rules); every
+//! few seconds it refreshes the `dialerd_contacts` gauge.
+
+pub mod webhook;
+
+use crate::store::Store;
+use prometheus::{IntGaugeVec, Opts, Registry};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often due work is looked for.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How often the contact gauge is recounted.
+pub const GAUGE_EVERY: Duration = Duration::from_secs(10);
+/// Longest wait for a webhook's answer.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Webhook deliveries per tick.
+const WEBHOOKS_PER_TICK: i64 = 50;
+
+/// `dialerd_contacts{campaign,task,status}`.
+#[derive(Clone)]
+pub struct FlowMetrics {
+    /// Contacts per campaign, task and status (ids as labels).
+    pub contacts: IntGaugeVec,
+}
+
+impl FlowMetrics {
+    /// Creates and registers the gauge.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let contacts = IntGaugeVec::new(
+            Opts::new(
+                "dialerd_contacts",
+                "Contacts by campaign id, task id and status, recounted every 10 s.",
+            ),
+            &["campaign", "task", "status"],
+        )?;
+        registry.register(Box::new(contacts.clone()))?;
+        Ok(Self { contacts })
+    }
+
+    /// Sets the gauge from the store's counts (series that went to zero are dropped).
+    pub async fn refresh(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let counts = store.contact_counts().await?;
+        self.contacts.reset();
+        for (campaign, task, status, n) in counts {
+            self.contacts
+                .with_label_values(&[&campaign.to_string(), &task.to_string(), &status])
+                .set(n);
+        }
+        Ok(())
+    }
+}
+
+/// Runs until `stop` is cancelled.
+pub async fn run(store: Store, metrics: FlowMetrics, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_gauge: Option<tokio::time::Instant> = None;
+    while stop.run_until_cancelled(tick.tick()).await.is_some() {
+        if let Err(e) = store.apply_due(crate::store::now_ms()).await {
+            tracing::warn!(error = %e, "task flow: applying due moves failed");
+        }
+        deliver_webhooks(&store, &stop).await;
+        if last_gauge.map_or(true, |t| t.elapsed() >= GAUGE_EVERY) {
+            last_gauge = Some(tokio::time::Instant::now());
+            if let Err(e) = metrics.refresh(&store).await {
+                tracing::warn!(error = %e, "counting contacts for dialerd_contacts failed");
+            }
+        }
+    }
+}
+
+async fn deliver_webhooks(store: &Store, stop: &CancellationToken) {
+    let jobs = match store
+        .due_webhooks(crate::store::now_ms(), WEBHOOKS_PER_TICK)
+        .await
+    {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "task flow: listing due webhooks failed");
+            return;
+        }
+    };
+    for job in jobs {
+        if stop.is_cancelled() {
+            return;
+        }
+        let body = serde_json::to_vec(&job.contact).unwrap_or_default();
+        let outcome = webhook::post_json(&job.settings.url, &body, WEBHOOK_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(e) = &outcome {
+            tracing::info!(contact = job.contact.id, task = job.task_id, url = %job.settings.url, error = %e, "webhook delivery failed");
+        }
+        if let Err(e) = store
+            .webhook_result(&job, outcome, crate::store::now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "task flow: recording a webhook delivery failed");
+        }
+    }
+}

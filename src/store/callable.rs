@@ -1,0 +1,176 @@
+//! The contacts a call task may dial now: open, not blocked by a do-not-call list, follow-up
+//! due or never called, and inside the campaign's calling hours in the contact's own zone.
+//!
+//! Fast at a million contacts: the task's distinct zones come from the `contacts_callable`
+//! index by a loose index scan, each zone is judged once with chrono-tz, and each zone that
+//! is inside its hours gives two index-ordered lists (overdue follow-ups, never called) that
+//! are merged here; only the chosen rows are read whole.
+
+use super::campaigns::{minutes, CallingHours};
+use super::contacts::{contact_of, Contact, COLUMNS};
+use super::{Result, Store};
+use chrono::Timelike;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use std::collections::HashMap;
+
+/// Most contacts one selection may return.
+pub const MAX_LIMIT: u32 = 10_000;
+
+/// Whether `now_ms` falls inside `[from, to)` minutes of the local day in `zone`.
+pub fn inside_hours(zone: &str, from: u32, to: u32, now_ms: i64) -> bool {
+    let Ok(tz) = zone.parse::<chrono_tz::Tz>() else {
+        return false;
+    };
+    let Some(utc) = chrono::DateTime::from_timestamp_millis(now_ms) else {
+        return false;
+    };
+    let local = utc.with_timezone(&tz);
+    let minute = local.hour() * 60 + local.minute();
+    from <= minute && minute < to
+}
+
+/// `calling_hours` as minutes of the day.
+fn span(hours: &CallingHours) -> Result<(u32, u32)> {
+    Ok((
+        minutes("calling_hours.from", &hours.from)?,
+        minutes("calling_hours.to", &hours.to)?,
+    ))
+}
+
+/// The callable part of the `contacts_callable` index's condition, as the index states it.
+const CALLABLE: &str = "status = 'open' AND dnc < 2";
+
+impl Store {
+    /// Distinct zones of a task's callable contacts, one index probe each.
+    async fn callable_zones(&self, task_id: i64) -> Result<Vec<String>> {
+        let sql = format!(
+            "WITH RECURSIVE z(tz) AS ( \
+               SELECT MIN(time_zone) FROM contacts WHERE task_id = $1 AND {CALLABLE} \
+               UNION ALL \
+               SELECT (SELECT MIN(time_zone) FROM contacts WHERE task_id = $1 AND {CALLABLE} AND time_zone > z.tz) \
+               FROM z WHERE z.tz IS NOT NULL) \
+             SELECT tz FROM z WHERE tz IS NOT NULL"
+        );
+        Ok(sqlx::query_scalar(&sql)
+            .bind(task_id)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    /// Up to `limit` contacts of `task_id` the dialer may call at `now_ms`: overdue follow-ups
+    /// (oldest first), then never-called contacts (by id). Their `phones` hold only the numbers
+    /// that are not on a do-not-call list (`dnc_numbers` the others).
+    pub async fn next_callable(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Contact>> {
+        let campaign = self.campaign(campaign_id).await?;
+        self.task(campaign_id, task_id).await?;
+        let (from, to) = span(&campaign.spec.calling_hours)?;
+        let limit = limit.min(MAX_LIMIT) as i64;
+        let zones: Vec<String> = self
+            .callable_zones(task_id)
+            .await?
+            .into_iter()
+            .filter(|z| inside_hours(z, from, to, now_ms))
+            .collect();
+        // (follow-up, attempts, id) of overdue contacts; ids of never-called ones.
+        let mut overdue: Vec<(i64, i64, i64)> = Vec::new();
+        let mut fresh: Vec<i64> = Vec::new();
+        for zone in &zones {
+            let rows = sqlx::query(&format!(
+                "SELECT follow_up_ms, attempts, id FROM contacts WHERE task_id = $1 AND {CALLABLE} \
+                 AND time_zone = $2 AND follow_up_ms <= $3 ORDER BY follow_up_ms, attempts, id LIMIT $4"
+            ))
+            .bind(task_id)
+            .bind(zone)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+            for r in rows {
+                overdue.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+            if overdue.len() as i64 >= limit && zones.len() == 1 {
+                continue;
+            }
+            fresh.extend(
+                sqlx::query_scalar::<_, i64>(&format!(
+                    "SELECT id FROM contacts WHERE task_id = $1 AND {CALLABLE} AND time_zone = $2 \
+                     AND follow_up_ms IS NULL AND attempts = 0 ORDER BY id LIMIT $3"
+                ))
+                .bind(task_id)
+                .bind(zone)
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?,
+            );
+        }
+        overdue.sort_unstable();
+        fresh.sort_unstable();
+        let chosen: Vec<i64> = overdue
+            .iter()
+            .map(|o| o.2)
+            .chain(fresh)
+            .take(limit as usize)
+            .collect();
+        let mut rows: HashMap<i64, Contact> = HashMap::with_capacity(chosen.len());
+        for chunk in chosen.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {COLUMNS} FROM contacts WHERE id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.reader).await? {
+                let c = contact_of(&row)?;
+                rows.insert(c.id, c);
+            }
+        }
+        let mut out: Vec<Contact> = chosen.iter().filter_map(|id| rows.remove(id)).collect();
+        self.mark_dnc(&mut out).await?;
+        for c in &mut out {
+            let blocked = &c.dnc_numbers;
+            c.spec.phones.retain(|p| !blocked.contains(p));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn hours_are_judged_in_the_contacts_zone() {
+        let (from, to) = (8 * 60, 21 * 60);
+        // 07:30 UTC in January: 08:30 in Berlin, 02:30 in New York.
+        let now = at("2025-01-15T07:30:00Z");
+        assert!(inside_hours("Europe/Berlin", from, to, now));
+        assert!(!inside_hours("America/New_York", from, to, now));
+        // 20:30 UTC: 21:30 in Berlin (closed at 21:00), 15:30 in New York.
+        let now = at("2025-01-15T20:30:00Z");
+        assert!(!inside_hours("Europe/Berlin", from, to, now));
+        assert!(inside_hours("America/New_York", from, to, now));
+        // Summer time moves the edge: 06:30 UTC in July is 08:30 in Berlin.
+        assert!(inside_hours(
+            "Europe/Berlin",
+            from,
+            to,
+            at("2025-07-15T06:30:00Z")
+        ));
+        assert!(!inside_hours("Nowhere/Town", 0, 24 * 60, now));
+        assert!(inside_hours("UTC", 0, 24 * 60, at("2025-07-15T23:59:00Z")));
+    }
+}

@@ -1,0 +1,339 @@
+//! Export files of `export` tasks: contacts reaching the task are kept as rows of the task's
+//! open file (in the database, in the transaction that moves them); downloading the file
+//! closes it and writes it under `<state_dir>/exports/`, where it stays downloadable; the next
+//! contacts open a new file.
+
+use super::contacts::contact_of;
+use super::contacts::COLUMNS;
+use super::tasks::{ExportFormat, ExportSettings, Task, TaskKind};
+use super::{now_ms, rfc3339, Result, Store, StoreError};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sqlx::Row;
+use std::path::PathBuf;
+
+/// Directory of export files inside the state directory.
+pub const EXPORTS_DIR: &str = "exports";
+
+/// An export file as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportFile {
+    /// Id.
+    pub id: i64,
+    /// Task.
+    pub task_id: i64,
+    /// File name.
+    pub name: String,
+    /// `tsv` or `csv`.
+    pub format: String,
+    /// Contacts in it.
+    pub rows: i64,
+    /// Opened.
+    pub created_at: String,
+    /// Closed by its first download; null while contacts still go into it.
+    pub closed_at: Option<String>,
+    /// Never downloaded.
+    pub new: bool,
+    /// Times downloaded.
+    pub downloads: i64,
+}
+
+/// A closed file ready to send.
+#[derive(Debug, Clone)]
+pub struct ExportDownload {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// Its format.
+    pub format: ExportFormat,
+}
+
+fn format_of(text: &str) -> ExportFormat {
+    if text == "csv" {
+        ExportFormat::Csv
+    } else {
+        ExportFormat::Tsv
+    }
+}
+
+fn file_name(campaign: i64, task: i64, id: i64, format: &str) -> String {
+    format!("campaign-{campaign}-task-{task}-file-{id}.{format}")
+}
+
+/// Columns first, then every field name (in the order first seen).
+const FIXED: [&str; 9] = [
+    "contact_id",
+    "phones",
+    "time_zone",
+    "status",
+    "detail",
+    "last_result",
+    "attempts",
+    "from_task",
+    "exported_at",
+];
+
+/// Writes `rows` (the JSON kept per contact) as TSV or CSV.
+fn render(rows: &[Value], format: ExportFormat) -> Result<Vec<u8>> {
+    let mut fields: Vec<String> = Vec::new();
+    for r in rows {
+        if let Some(f) = r["fields"].as_object() {
+            for k in f.keys() {
+                if !fields.contains(k) {
+                    fields.push(k.clone());
+                }
+            }
+        }
+    }
+    let mut out = csv::WriterBuilder::new();
+    if format == ExportFormat::Tsv {
+        // TSV has no quoting: tabs and line breaks inside values become spaces.
+        out.delimiter(b'\t').quote_style(csv::QuoteStyle::Never);
+    }
+    let mut w = out.from_writer(Vec::new());
+    let clean = |s: String| -> String {
+        if format == ExportFormat::Tsv {
+            s.replace(['\t', '\r', '\n'], " ")
+        } else {
+            s
+        }
+    };
+    let text = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    };
+    let header: Vec<String> = FIXED
+        .iter()
+        .map(|s| s.to_string())
+        .chain(fields.iter().cloned())
+        .map(clean)
+        .collect();
+    let err = |e: csv::Error| StoreError::Conflict(format!("cannot write the export: {e}"));
+    w.write_record(&header).map_err(err)?;
+    for r in rows {
+        let record: Vec<String> = FIXED
+            .iter()
+            .map(|k| text(&r[*k]))
+            .chain(fields.iter().map(|f| text(&r["fields"][f])))
+            .map(clean)
+            .collect();
+        w.write_record(&record).map_err(err)?;
+    }
+    w.into_inner()
+        .map_err(|e| StoreError::Conflict(format!("cannot write the export: {e}")))
+}
+
+impl Store {
+    /// Directory export files are written to.
+    pub fn exports_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(|p| p.join(EXPORTS_DIR))
+            .unwrap_or_else(|| PathBuf::from(EXPORTS_DIR))
+    }
+
+    /// Adds a contact as it is now (its status and detail from the task it leaves) to the open
+    /// file of `task`, opening one when there is none.
+    pub(crate) async fn export_contact(
+        conn: &mut sqlx::SqliteConnection,
+        contact_id: i64,
+        task: &Task,
+        now: i64,
+    ) -> Result<()> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM contacts WHERE id = $1"))
+            .bind(contact_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let c = contact_of(&row)?;
+        let data = json!({
+            "contact_id": c.id,
+            "phones": c.spec.phones,
+            "time_zone": c.spec.time_zone,
+            "status": c.spec.status,
+            "detail": c.spec.detail,
+            "last_result": c.last_result,
+            "attempts": c.spec.attempts,
+            "from_task": c.spec.task_id,
+            "exported_at": rfc3339(now),
+            "fields": Value::Object(c.spec.fields.clone()),
+        });
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM export_files WHERE task_id = $1 AND closed_ms IS NULL",
+        )
+        .bind(task.id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let file = match open {
+            Some(f) => f,
+            None => {
+                let settings: ExportSettings =
+                    serde_json::from_value(task.spec.settings.clone()).unwrap_or_default();
+                let format = match settings.format {
+                    ExportFormat::Tsv => "tsv",
+                    ExportFormat::Csv => "csv",
+                };
+                sqlx::query_scalar(
+                    "INSERT INTO export_files (task_id, format, created_ms) VALUES ($1, $2, $3) RETURNING id",
+                )
+                .bind(task.id)
+                .bind(format)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?
+            }
+        };
+        sqlx::query("INSERT INTO export_rows (file_id, data) VALUES ($1, $2)")
+            .bind(file)
+            .bind(data.to_string())
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("UPDATE export_files SET rows_count = rows_count + 1 WHERE id = $1")
+            .bind(file)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn export_task(&self, campaign_id: i64, task_id: i64) -> Result<Task> {
+        let task = self.task(campaign_id, task_id).await?;
+        if task.spec.kind != TaskKind::Export {
+            return Err(StoreError::NotFound {
+                what: "export task",
+                id: task_id,
+            });
+        }
+        Ok(task)
+    }
+
+    /// The files of an export task, newest first.
+    pub async fn export_files(&self, campaign_id: i64, task_id: i64) -> Result<Vec<ExportFile>> {
+        self.export_task(campaign_id, task_id).await?;
+        let rows = sqlx::query(
+            "SELECT id, format, rows_count, created_ms, closed_ms, downloads FROM export_files \
+             WHERE task_id = $1 ORDER BY id DESC",
+        )
+        .bind(task_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get("id")?;
+                let format: String = r.try_get("format")?;
+                let downloads: i64 = r.try_get("downloads")?;
+                Ok(ExportFile {
+                    id,
+                    task_id,
+                    name: file_name(campaign_id, task_id, id, &format),
+                    format,
+                    rows: r.try_get("rows_count")?,
+                    created_at: rfc3339(r.try_get("created_ms")?),
+                    closed_at: r.try_get::<Option<i64>, _>("closed_ms")?.map(rfc3339),
+                    new: downloads == 0,
+                    downloads,
+                })
+            })
+            .collect()
+    }
+
+    /// A file to download: an open one is closed and written out first (its rows leave the
+    /// database), so the next contacts go to a new file.
+    pub async fn download_export(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        file_id: i64,
+    ) -> Result<ExportDownload> {
+        self.export_task(campaign_id, task_id).await?;
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(
+            "SELECT format, closed_ms FROM export_files WHERE id = $1 AND task_id = $2",
+        )
+        .bind(file_id)
+        .bind(task_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "export file",
+            id: file_id,
+        })?;
+        let format_text: String = row.try_get(0)?;
+        let closed: Option<i64> = row.try_get(1)?;
+        let name = file_name(campaign_id, task_id, file_id, &format_text);
+        let dir = self.exports_dir();
+        let path = dir.join(&name);
+        let format = format_of(&format_text);
+        let io = |source| StoreError::File {
+            path: path.clone(),
+            source,
+        };
+        if closed.is_none() || !path.exists() {
+            let data: Vec<String> =
+                sqlx::query_scalar("SELECT data FROM export_rows WHERE file_id = $1 ORDER BY id")
+                    .bind(file_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let rows: Vec<Value> = data
+                .iter()
+                .map(|d| serde_json::from_str(d).unwrap_or(Value::Object(Map::new())))
+                .collect();
+            let bytes = render(&rows, format)?;
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            // Written whole, then renamed: a reader never sees half a file.
+            let part = dir.join(format!("{name}.part"));
+            std::fs::write(&part, &bytes).map_err(io)?;
+            std::fs::rename(&part, &path).map_err(io)?;
+            sqlx::query(
+                "UPDATE export_files SET closed_ms = COALESCE(closed_ms, $1) WHERE id = $2",
+            )
+            .bind(now_ms())
+            .bind(file_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE export_files SET downloads = downloads + 1 WHERE id = $1")
+            .bind(file_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ExportDownload { path, name, format })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_field_and_keeps_tsv_one_line_per_contact() {
+        let rows = [
+            json!({"contact_id": 1, "phones": ["+491", "+492"], "status": "success", "detail": "sale",
+                   "fields": {"name": "Ann\tB", "city": "Köln"}}),
+            json!({"contact_id": 2, "phones": ["+493"], "status": "failed", "detail": "$busy",
+                   "fields": {"name": "Bob, Jr.", "note": "x\ny"}}),
+        ];
+        let tsv = String::from_utf8(render(&rows, ExportFormat::Tsv).unwrap()).unwrap();
+        let lines: Vec<&str> = tsv.lines().collect();
+        assert_eq!(lines.len(), 3, "{tsv}");
+        // Field columns in name order (fields are kept as a sorted JSON object).
+        assert!(lines[0].ends_with("exported_at\tcity\tname\tnote"), "{tsv}");
+        assert!(
+            lines[1].starts_with("1\t+491 +492\t\tsuccess\tsale\t"),
+            "{tsv}"
+        );
+        assert!(lines[1].ends_with("\tKöln\tAnn B\t"), "{tsv}");
+        assert!(lines[2].ends_with("\t\tBob, Jr.\tx y"), "{tsv}");
+        let csv = String::from_utf8(render(&rows, ExportFormat::Csv).unwrap()).unwrap();
+        assert!(csv.contains("\"Bob, Jr.\""), "{csv}");
+    }
+}

@@ -1,0 +1,335 @@
+//! Task flow: what happens to a contact when it enters a task (by kind) and when it reaches a
+//! final status (the task's flow rules schedule a move), and the background work that comes
+//! due (moves, waits ending, webhook deliveries). Every function takes `now`.
+
+use super::contacts::{contact_of, Contact, COLUMNS};
+use super::tasks::{FlowRule, Task, TaskKind, WaitSettings, WebhookSettings};
+use super::{Result, Store, StoreError};
+use serde_json::json;
+use sqlx::Row;
+
+/// Rounds of due work one `apply_due` call runs (a flow loop with no delay stops here).
+const MAX_ROUNDS: usize = 20;
+
+/// A webhook delivery that is due.
+#[derive(Debug, Clone)]
+pub struct WebhookJob {
+    /// The contact as it will be posted.
+    pub contact: Contact,
+    /// Its webhook task.
+    pub task_id: i64,
+    /// The task's settings.
+    pub settings: WebhookSettings,
+    /// Deliveries tried so far.
+    pub tries: u32,
+}
+
+/// The first rule of `flow` that a contact with `status` and `detail` matches.
+pub fn matching_rule<'a>(flow: &'a [FlowRule], status: &str, detail: &str) -> Option<&'a FlowRule> {
+    flow.iter()
+        .find(|r| r.status == status && r.detail.as_deref().map_or(true, |d| d == detail))
+}
+
+/// Seconds before retry number `tries` (1-based) of a webhook: `backoff`, doubled each time.
+pub fn backoff_seconds(backoff: u32, tries: u32) -> u64 {
+    (backoff as u64).saturating_mul(1u64 << tries.saturating_sub(1).min(20))
+}
+
+impl Store {
+    /// Puts a contact into `task` as its kind wants: open with `$none` (call), open until the
+    /// wait ends (wait), open with a delivery due now (webhook), or written to the task's open
+    /// export file and `success`/`$exported` (export).
+    pub(crate) async fn enter_task(
+        conn: &mut sqlx::SqliteConnection,
+        contact_id: i64,
+        task: &Task,
+        now: i64,
+    ) -> Result<()> {
+        let (status, detail, action_ms) = match task.spec.kind {
+            TaskKind::Call => ("open", "$none", None),
+            TaskKind::Wait => {
+                let w: WaitSettings = serde_json::from_value(task.spec.settings.clone())
+                    .map_err(|e| StoreError::Conflict(format!("task {}: {e}", task.id)))?;
+                ("open", "$none", Some(now + w.seconds as i64 * 1000))
+            }
+            TaskKind::Webhook => ("open", "$none", Some(now)),
+            TaskKind::Export => {
+                Self::export_contact(conn, contact_id, task, now).await?;
+                ("success", "$exported", None)
+            }
+        };
+        sqlx::query(
+            "UPDATE contacts SET task_id = $1, status = $2, detail = $3, follow_up_ms = NULL, action_ms = $4, \
+             move_to = NULL, action_tries = 0, updated_ms = $5 WHERE id = $6",
+        )
+        .bind(task.id)
+        .bind(status)
+        .bind(detail)
+        .bind(action_ms)
+        .bind(now)
+        .bind(contact_id)
+        .execute(&mut *conn)
+        .await?;
+        if task.spec.kind == TaskKind::Export {
+            Self::schedule_flow(conn, contact_id, task, status, detail, now).await?;
+        }
+        Ok(())
+    }
+
+    /// After a contact's status changed in `task`: a final status matching a flow rule
+    /// schedules the move; anything else cancels a scheduled one (call tasks only: wait and
+    /// webhook tasks keep their own due work while open).
+    pub(crate) async fn schedule_flow(
+        conn: &mut sqlx::SqliteConnection,
+        contact_id: i64,
+        task: &Task,
+        status: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let rule = matching_rule(&task.spec.flow, status, detail);
+        if rule.is_none() && status == "open" && task.spec.kind != TaskKind::Call {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE contacts SET action_ms = $1, move_to = $2 WHERE id = $3")
+            .bind(rule.map(|r| now + r.delay_seconds as i64 * 1000))
+            .bind(rule.map(|r| r.next_task))
+            .bind(contact_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(rule.is_some_and(|r| r.delay_seconds == 0))
+    }
+
+    /// Applies the moves and wait ends due at `now`; returns how many contacts moved on.
+    pub async fn apply_due(&self, now: i64) -> Result<u64> {
+        let mut done = 0;
+        for _ in 0..MAX_ROUNDS {
+            let rows = sqlx::query(
+                "SELECT c.id, c.campaign_id, c.task_id, c.move_to FROM contacts c JOIN tasks t ON t.id = c.task_id \
+                 WHERE c.action_ms IS NOT NULL AND c.action_ms <= $1 AND (c.move_to IS NOT NULL OR t.kind = 'wait') \
+                 ORDER BY c.action_ms LIMIT 500",
+            )
+            .bind(now)
+            .fetch_all(&self.reader)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut tx = self.writer.begin().await?;
+            for row in &rows {
+                let (id, campaign, from): (i64, i64, i64) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                let to: Option<i64> = row.try_get(3)?;
+                match to {
+                    Some(to) => {
+                        let task = self.task(campaign, to).await?;
+                        Self::enter_task(&mut tx, id, &task, now).await?;
+                        Self::record(
+                            &mut tx,
+                            id,
+                            "flow",
+                            json!({"op": "move", "from_task": from, "to_task": to}),
+                        )
+                        .await?;
+                    }
+                    None => {
+                        // A wait task's delay is over.
+                        let task = self.task(campaign, from).await?;
+                        Self::finish(&mut tx, id, &task, "success", "$waited", json!({}), now)
+                            .await?;
+                    }
+                }
+                done += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+
+    /// Sets a final status reached by background work, records it, and schedules the flow.
+    async fn finish(
+        conn: &mut sqlx::SqliteConnection,
+        id: i64,
+        task: &Task,
+        status: &str,
+        detail: &str,
+        extra: serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE contacts SET status = $1, detail = $2, action_ms = NULL, updated_ms = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(detail)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        let mut change = json!({"op": task.spec.kind, "status": status, "detail": detail});
+        if let (Some(c), Some(e)) = (change.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        Self::record(conn, id, "flow", change).await?;
+        Self::schedule_flow(conn, id, task, status, detail, now).await?;
+        Ok(())
+    }
+
+    /// Contacts per (campaign, task, status).
+    pub async fn contact_counts(&self) -> Result<Vec<(i64, i64, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT t.campaign_id, c.task_id, c.status, COUNT(*) FROM contacts c JOIN tasks t ON t.id = c.task_id \
+             GROUP BY c.task_id, c.status",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+    }
+
+    /// Webhook deliveries due at `now`, oldest first, at most `limit`.
+    pub async fn due_webhooks(&self, now: i64, limit: i64) -> Result<Vec<WebhookJob>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {cols}, c.action_tries, t.settings FROM contacts c JOIN tasks t ON t.id = c.task_id \
+             WHERE c.action_ms IS NOT NULL AND c.action_ms <= $1 AND c.move_to IS NULL AND t.kind = 'webhook' \
+             ORDER BY c.action_ms LIMIT $2",
+            cols = COLUMNS
+                .split(", ")
+                .map(|c| format!("c.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let contact = contact_of(&row)?;
+            let settings: String = row.try_get("settings")?;
+            let Ok(settings) = serde_json::from_str::<WebhookSettings>(&settings) else {
+                continue;
+            };
+            jobs.push(WebhookJob {
+                task_id: contact.spec.task_id.unwrap_or_default(),
+                contact,
+                settings,
+                tries: row.try_get::<i64, _>("action_tries")? as u32,
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// Records a webhook delivery: success moves the contact on (`success`/`$delivered`); a
+    /// failure retries after the backoff, or after the last retry fails the contact
+    /// (`failed`/`$webhook_failed`). Ignored when the contact left the task meanwhile.
+    pub async fn webhook_result(
+        &self,
+        job: &WebhookJob,
+        outcome: std::result::Result<u16, String>,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let still: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM contacts WHERE id = $1 AND task_id = $2 AND move_to IS NULL AND action_ms IS NOT NULL",
+        )
+        .bind(job.contact.id)
+        .bind(job.task_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if still.is_none() {
+            return Ok(());
+        }
+        let task = self.task(job.contact.campaign_id, job.task_id).await?;
+        let tries = job.tries + 1;
+        match outcome {
+            Ok(code) => {
+                Self::finish(
+                    &mut tx,
+                    job.contact.id,
+                    &task,
+                    "success",
+                    "$delivered",
+                    json!({"code": code, "tries": tries}),
+                    now,
+                )
+                .await?
+            }
+            Err(error) if tries > job.settings.retries => {
+                Self::finish(
+                    &mut tx,
+                    job.contact.id,
+                    &task,
+                    "failed",
+                    "$webhook_failed",
+                    json!({"error": error, "tries": tries}),
+                    now,
+                )
+                .await?
+            }
+            Err(error) => {
+                let wait = backoff_seconds(job.settings.backoff_seconds, tries) as i64 * 1000;
+                sqlx::query("UPDATE contacts SET action_ms = $1, action_tries = $2 WHERE id = $3")
+                    .bind(now + wait)
+                    .bind(tries as i64)
+                    .bind(job.contact.id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::record(
+                    &mut tx,
+                    job.contact.id,
+                    "flow",
+                    json!({"op": "webhook", "error": error, "tries": tries, "retry_in_seconds": wait / 1000}),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(status: &str, detail: Option<&str>, next: i64) -> FlowRule {
+        FlowRule {
+            status: status.into(),
+            detail: detail.map(str::to_string),
+            next_task: next,
+            delay_seconds: 0,
+        }
+    }
+
+    #[test]
+    fn first_matching_rule_wins_and_detail_is_optional() {
+        let flow = [
+            rule("success", Some("sale"), 1),
+            rule("success", None, 2),
+            rule("failed", None, 3),
+        ];
+        assert_eq!(
+            matching_rule(&flow, "success", "sale").unwrap().next_task,
+            1
+        );
+        assert_eq!(
+            matching_rule(&flow, "success", "other").unwrap().next_task,
+            2
+        );
+        assert_eq!(
+            matching_rule(&flow, "failed", "$busy").unwrap().next_task,
+            3
+        );
+        assert!(matching_rule(&flow, "declined", "x").is_none());
+    }
+
+    #[test]
+    fn backoff_doubles() {
+        assert_eq!(
+            (1..=4).map(|t| backoff_seconds(30, t)).collect::<Vec<_>>(),
+            [30, 60, 120, 240]
+        );
+        assert_eq!(backoff_seconds(u32::MAX, 64), u32::MAX as u64 * (1 << 20));
+    }
+}

@@ -1,0 +1,261 @@
+//! `Store::next_callable` on a real SQLite file with an injected `now`: calling hours judged
+//! in each contact's zone (Berlin and New York), due order, and do-not-call lists.
+
+use dialerd::store::contacts::{ContactFilter, ContactSpec, Order};
+use dialerd::store::dnc::DncScope;
+use dialerd::store::Store;
+use serde_json::json;
+
+fn at(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp_millis()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: Store,
+    campaign: i64,
+    task: i64,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+    let c = store
+        .create_campaign(
+            &serde_json::from_value(json!({"name": "c", "default_region": "DE"})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let t = store
+        .create_task(
+            c.id,
+            serde_json::from_value(json!({"name": "dial", "kind": "call"})).unwrap(),
+        )
+        .await
+        .unwrap();
+    Setup {
+        _dir: dir,
+        store,
+        campaign: c.id,
+        task: t.id,
+    }
+}
+
+impl Setup {
+    /// Creates a contact named `name`; returns its id.
+    async fn add(&self, name: &str, extra: serde_json::Value) -> i64 {
+        let mut spec = json!({"fields": {"name": name}});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let spec: ContactSpec = serde_json::from_value(spec).unwrap();
+        self.store
+            .create_contact(self.campaign, &spec, "test")
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn callable(&self, now: &str) -> Vec<String> {
+        self.store
+            .next_callable(self.campaign, self.task, at(now), 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.spec.fields["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn calling_hours_follow_each_contacts_zone_and_due_order() {
+    let s = setup().await;
+    let ny = "America/New_York";
+    s.add("b-fresh", json!({"phones": ["030 1000001"]})).await;
+    s.add(
+        "b-overdue",
+        json!({"phones": ["030 1000002"], "attempts": 1, "follow_up_at": "2025-01-15T07:00:00Z"}),
+    )
+    .await;
+    s.add(
+        "b-older-overdue",
+        json!({"phones": ["030 1000009"], "attempts": 2, "follow_up_at": "2025-01-14T07:00:00Z"}),
+    )
+    .await;
+    s.add(
+        "b-future",
+        json!({"phones": ["030 1000003"], "attempts": 1, "follow_up_at": "2025-01-16T07:00:00Z"}),
+    )
+    .await;
+    s.add(
+        "b-called",
+        json!({"phones": ["030 1000004"], "attempts": 1}),
+    )
+    .await;
+    s.add(
+        "b-done",
+        json!({"phones": ["030 1000005"], "status": "success"}),
+    )
+    .await;
+    s.add(
+        "n-fresh",
+        json!({"phones": ["+1 212 555 0101"], "time_zone": ny}),
+    )
+    .await;
+    s.add(
+        "n-overdue",
+        json!({"phones": ["+1 212 555 0102"], "time_zone": ny, "attempts": 1,
+               "follow_up_at": "2025-01-15T12:00:00Z"}),
+    )
+    .await;
+    s.add("b-fresh-2", json!({"phones": ["030 1000006"]})).await;
+
+    // 07:30 UTC: 08:30 in Berlin (inside 08:00–21:00), 02:30 in New York (outside).
+    assert_eq!(
+        s.callable("2025-01-15T07:30:00Z").await,
+        ["b-older-overdue", "b-overdue", "b-fresh", "b-fresh-2"]
+    );
+    // 20:30 UTC: 21:30 in Berlin (outside), 15:30 in New York (inside).
+    assert_eq!(
+        s.callable("2025-01-15T20:30:00Z").await,
+        ["n-overdue", "n-fresh"]
+    );
+    // 13:00 UTC: both inside; overdue follow-ups of every zone first, then never-called by id.
+    assert_eq!(
+        s.callable("2025-01-15T13:00:00Z").await,
+        [
+            "b-older-overdue",
+            "b-overdue",
+            "n-overdue",
+            "b-fresh",
+            "n-fresh",
+            "b-fresh-2"
+        ]
+    );
+    // The limit cuts the same order.
+    let two = s
+        .store
+        .next_callable(s.campaign, s.task, at("2025-01-15T13:00:00Z"), 2)
+        .await
+        .unwrap();
+    assert_eq!(two.len(), 2);
+    // Narrower hours on the campaign apply at once.
+    let mut campaign = s.store.campaign(s.campaign).await.unwrap().spec;
+    campaign.calling_hours.from = "09:00".into();
+    s.store
+        .update_campaign(s.campaign, &campaign)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.callable("2025-01-15T07:30:00Z").await,
+        Vec::<String>::new()
+    );
+
+    // The listing in due order agrees, future follow-ups and called contacts after.
+    let page = s
+        .store
+        .list_contacts(
+            s.campaign,
+            &ContactFilter {
+                status: Some("open".into()),
+                ..ContactFilter::default()
+            },
+            Order::Due,
+            None,
+            100,
+            at("2025-01-15T13:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = page
+        .items
+        .iter()
+        .map(|c| c.spec.fields["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "b-older-overdue",
+            "b-overdue",
+            "n-overdue",
+            "b-fresh",
+            "n-fresh",
+            "b-fresh-2",
+            "b-future",
+            "b-called"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn do_not_call_numbers_are_never_selected() {
+    let s = setup().await;
+    let now = "2025-01-15T10:00:00Z";
+    s.add("one", json!({"phones": ["030 1000001"]})).await;
+    let two = s
+        .add("two", json!({"phones": ["030 1000002", "0151 23456789"]}))
+        .await;
+    s.add("three", json!({"phones": ["030 1000003"]})).await;
+    assert_eq!(s.callable(now).await, ["one", "two", "three"]);
+
+    // Global list: "one" goes; campaign list: one of "two"'s numbers goes, "two" stays.
+    let r = s
+        .store
+        .dnc_add(DncScope::Global, None, &[(0, "+49 30 1000001".into())], "t")
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.contacts_marked), (1, 1));
+    let r = s
+        .store
+        .dnc_add(
+            DncScope::Campaign(s.campaign),
+            None,
+            &[(0, "030 1000002".into()), (1, "oops".into())],
+            "t",
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.bad_count), (1, 1));
+    let picked = s
+        .store
+        .next_callable(s.campaign, s.task, at(now), 100)
+        .await
+        .unwrap();
+    let names: Vec<&str> = picked
+        .iter()
+        .map(|c| c.spec.fields["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["two", "three"]);
+    assert_eq!(picked[0].spec.phones, ["+4915123456789"]);
+    assert_eq!(picked[0].dnc_numbers, ["+49301000002"]);
+
+    // Listings mark them.
+    let c = s.store.contact(s.campaign, two).await.unwrap();
+    assert_eq!(c.dnc_numbers, ["+49301000002"]);
+
+    // A contact created later with a listed number is blocked from the start.
+    s.store
+        .dnc_add(
+            DncScope::Global,
+            Some("DE"),
+            &[(0, "030 1000007".into())],
+            "t",
+        )
+        .await
+        .unwrap();
+    s.add("four", json!({"phones": ["+49 30 1000007"]})).await;
+    s.add("five", json!({"phones": ["030 1000111"]})).await;
+    assert_eq!(s.callable(now).await, ["two", "three", "five"]);
+
+    // Off the list: callable again.
+    assert_eq!(
+        s.store
+            .dnc_remove(DncScope::Global, None, &["+49301000001".into()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.callable(now).await, ["one", "two", "three", "five"]);
+}
