@@ -1,0 +1,327 @@
+//! Caller-ID lines over the real API and real SIP: a verification call to a test phone speaks
+//! a code that the test recovers from the audio it heard (by matching the digit prompts);
+//! right, wrong, burned codes; busy and no answer; the per-number rate limit; the audit trail
+//! and the metrics.
+
+mod common;
+
+use common::phone::{Behaviour, Heard, Phone};
+use common::{http_request, Daemon};
+use dialerd::media::codec::g711;
+use dialerd::media::prompt::{find_clip, load_wav};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "lines-test-admin-token";
+
+fn start(phone_port: u16) -> Daemon {
+    Daemon::start_with(
+        &format!(
+            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {phone_port}\n\
+             keepalive = \"0s\"\n[media]\nrtp_port_min = 31600\nrtp_port_max = 31699\n\
+             [lines]\nring_timeout = \"2s\"\nmax_calls_per_number = 3\nrate_window = \"1h\"\n\
+             caller_id = \"+4930999000\"\n"
+        ),
+        &[("DIALERD_ADMIN_TOKEN", TOKEN)],
+    )
+}
+
+fn api(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let (status, _, text) = http_request(
+        d.http,
+        method,
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    );
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The line once its verification call has ended (status no longer "calling").
+fn settled(d: &Daemon, id: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, line) = api(d, "GET", &format!("/api/v1/lines/{id}"), None);
+        if line["last_outcome"] != "calling" || Instant::now() > deadline {
+            return line;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn prompt(name: &str) -> Vec<i16> {
+    load_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("prompts/en/{name}.wav"))).unwrap()
+}
+
+/// The digits spoken after `intro` in `audio`: each the digit prompt found earliest (with a
+/// correlation of at least 0.9) in the audio that follows the previous one.
+fn digits_after(audio: &[i16], intro: &[i16], from: usize) -> (String, usize) {
+    let (at, score) = find_clip(&audio[from..], intro).expect("intro prompt not found");
+    assert!(score > 0.9, "intro prompt correlation {score}");
+    let mut pos = from + at + intro.len();
+    let digits: Vec<Vec<i16>> = (0..10).map(|d| prompt(&d.to_string())).collect();
+    let longest = digits.iter().map(Vec::len).max().unwrap();
+    let mut spoken = String::new();
+    for _ in 0..6 {
+        let window = &audio[pos..(pos + longest + 8000).min(audio.len())];
+        let best = digits
+            .iter()
+            .enumerate()
+            .filter_map(|(d, clip)| {
+                let (off, score) = find_clip(window, clip)?;
+                (score >= 0.9).then_some((off, d, clip.len()))
+            })
+            .min()
+            .expect("no digit prompt found where a digit should be");
+        spoken.push(char::from(b'0' + best.1 as u8));
+        pos += best.0 + best.2;
+    }
+    (spoken, pos)
+}
+
+/// The code spoken twice in what the phone heard ("… code is D D D D D D. I repeat: …").
+fn code_heard(heard: &Heard) -> String {
+    let audio: Vec<i16> = heard
+        .payloads
+        .iter()
+        .flatten()
+        .map(|&b| g711::ulaw_to_linear(b))
+        .collect();
+    let (first, end) = digits_after(&audio, &prompt("verification_code_is"), 0);
+    let (second, _) = digits_after(&audio, &prompt("i_repeat"), end);
+    assert_eq!(first, second, "the code is said twice, the same");
+    first
+}
+
+fn create_line(d: &Daemon, number: &str) -> i64 {
+    let (status, line) = api(
+        d,
+        "POST",
+        "/api/v1/lines",
+        Some(json!({"number": number, "title": "Sales", "language": "en"})),
+    );
+    assert_eq!(status, 201, "{line}");
+    assert_eq!(line["status"], "unverified");
+    line["id"].as_i64().unwrap()
+}
+
+/// Asks for a verification call and lets the phone take it.
+fn verification_call(d: &Daemon, phone: &Phone, id: i64, how: Behaviour) -> (Heard, Value) {
+    let (status, line) = api(d, "POST", &format!("/api/v1/lines/{id}/verification"), None);
+    assert_eq!(status, 202, "{line}");
+    assert_eq!(line["status"], "verifying");
+    let heard = phone.serve(how, Duration::from_secs(30));
+    (heard, settled(d, id))
+}
+
+#[test]
+fn a_verification_call_speaks_a_code_that_verifies_the_line() {
+    let phone = Phone::new();
+    let d = start(phone.port());
+    let id = create_line(&d, "+49 30 1234567");
+
+    let (heard, line) = verification_call(&d, &phone, id, Behaviour::Answer);
+    assert!(
+        heard.invite.starts_with("INVITE sip:+49301234567@"),
+        "{}",
+        heard.invite
+    );
+    assert!(
+        heard.invite.contains("+4930999000"),
+        "caller ID: {}",
+        heard.invite
+    );
+    assert!(heard.ended, "no BYE after the message");
+    assert_eq!(line["last_outcome"], "code_spoken", "{line}");
+    assert_eq!(line["status"], "verifying");
+    let code = code_heard(&heard);
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, problem) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{id}/verify"),
+        Some(json!({ "code": wrong })),
+    );
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["field"], "code");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("2 tries left"),
+        "{problem}"
+    );
+
+    let (status, line) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{id}/verify"),
+        Some(json!({ "code": code })),
+    );
+    assert_eq!(status, 200, "{line}");
+    assert_eq!(line["status"], "verified");
+    assert!(line["verified_at"].is_string());
+    // Used once: the same code again finds nothing waiting.
+    let (status, _) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{id}/verify"),
+        Some(json!({ "code": code })),
+    );
+    assert_eq!(status, 409);
+
+    let (_, attempts) = api(
+        &d,
+        "GET",
+        &format!("/api/v1/lines/{id}/verifications"),
+        None,
+    );
+    assert_eq!(attempts[0]["requested_by"], "admin", "{attempts}");
+    assert_eq!(attempts[0]["outcome"], "code_spoken");
+    assert_eq!(attempts[0]["sip_code"], 200);
+    let (_, metrics) = d.get("/metrics");
+    let m = |s: &str| common::metric(&metrics, s);
+    assert_eq!(
+        m("dialerd_lines{status=\"verified\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        m("dialerd_line_verifications_total{mode=\"external\",result=\"code_accepted\"}"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn three_wrong_codes_burn_it_busy_and_no_answer_fail_and_a_fourth_call_is_refused() {
+    let phone = Phone::new();
+    let d = start(phone.port());
+    let id = create_line(&d, "+33 1 23 45 67 89");
+
+    let (heard, _) = verification_call(&d, &phone, id, Behaviour::Answer);
+    let code = code_heard(&heard);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let verify = |c: &str| {
+        api(
+            &d,
+            "POST",
+            &format!("/api/v1/lines/{id}/verify"),
+            Some(json!({ "code": c })),
+        )
+    };
+    assert_eq!(verify(wrong).0, 422);
+    assert_eq!(verify(wrong).0, 422);
+    let (status, problem) = verify(wrong);
+    assert_eq!(status, 409, "the third wrong try burns the code: {problem}");
+    let (status, problem) = verify(&code);
+    assert_eq!(status, 409, "a burned code stays burned: {problem}");
+    let (_, line) = api(&d, "GET", &format!("/api/v1/lines/{id}"), None);
+    assert_eq!(line["status"], "failed");
+    assert_eq!(line["last_outcome"], "code_burned");
+
+    let (_, line) = verification_call(&d, &phone, id, Behaviour::Busy);
+    assert_eq!(line["status"], "failed", "{line}");
+    assert_eq!(line["last_outcome"], "busy");
+    assert_eq!(line["last_sip_code"], 486);
+
+    let (heard, line) = verification_call(&d, &phone, id, Behaviour::RingForever);
+    assert!(
+        heard.ended,
+        "the ringing call is cancelled at lines.ring_timeout"
+    );
+    assert_eq!(line["status"], "failed", "{line}");
+    assert_eq!(line["last_outcome"], "no_answer");
+
+    // Three calls to this number within the hour: the fourth is refused and nothing is dialled.
+    let (status, problem) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{id}/verification"),
+        None,
+    );
+    assert_eq!(status, 429, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("+33123456789"),
+        "{problem}"
+    );
+    let quiet = phone.serve(Behaviour::Answer, Duration::from_millis(500));
+    assert!(
+        quiet.invite.is_empty(),
+        "a refused verification placed a call"
+    );
+
+    let (_, attempts) = api(
+        &d,
+        "GET",
+        &format!("/api/v1/lines/{id}/verifications"),
+        None,
+    );
+    let outcomes: Vec<&str> = attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(outcomes, ["no_answer", "busy", "code_spoken"]);
+    let (_, metrics) = d.get("/metrics");
+    assert_eq!(
+        common::metric(
+            &metrics,
+            "dialerd_line_verifications_total{mode=\"external\",result=\"busy\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn bad_line_input_is_named() {
+    let d = start(5999);
+    let (status, p) = api(&d, "POST", "/api/v1/lines", Some(json!({"number": "12ab"})));
+    assert_eq!((status, p["field"].as_str()), (422, Some("number")), "{p}");
+    let (status, p) = api(
+        &d,
+        "POST",
+        "/api/v1/lines",
+        Some(json!({"number": "+4930123", "colour": "red"})),
+    );
+    assert_eq!(status, 422, "{p}");
+    assert!(p["field"].as_str().unwrap_or("").contains("colour"), "{p}");
+    let (status, p) = api(
+        &d,
+        "POST",
+        "/api/v1/lines",
+        Some(json!({"number": "+4930123456", "language": "English"})),
+    );
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (422, Some("language")),
+        "{p}"
+    );
+    // Forward mode without lines.access_number cannot be verified.
+    let (status, line) = api(
+        &d,
+        "POST",
+        "/api/v1/lines",
+        Some(json!({"number": "+4930123456", "callback_mode": "forward"})),
+    );
+    assert_eq!(status, 201, "{line}");
+    let id = line["id"].as_i64().unwrap();
+    let (status, p) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{id}/verification"),
+        None,
+    );
+    assert_eq!(status, 409, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("lines.access_number"),
+        "{p}"
+    );
+}
