@@ -325,3 +325,81 @@ fn bad_line_input_is_named() {
         "{p}"
     );
 }
+
+#[test]
+fn a_forward_line_is_verified_when_the_call_comes_back_diverted_and_campaigns_want_verified_lines()
+{
+    let phone = Phone::new();
+    let d = Daemon::start_with(
+        &format!(
+            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {}\nkeepalive = \"0s\"\n\
+             [media]\nrtp_port_min = 31700\nrtp_port_max = 31799\n\
+             [lines]\naccess_number = \"4930999111\"\nforward_timeout = \"10s\"\n\
+             caller_id_pool = [\"+4930999201\"]\n",
+            phone.port()
+        ),
+        &[("DIALERD_ADMIN_TOKEN", TOKEN)],
+    );
+    let (status, line) = api(
+        &d,
+        "POST",
+        "/api/v1/lines",
+        Some(json!({"number": "+4930555123", "callback_mode": "forward"})),
+    );
+    assert_eq!(status, 201, "{line}");
+    let id = line["id"].as_i64().unwrap();
+
+    // An unverified line cannot be a campaign's caller ID.
+    let campaign = |name: &str| json!({"name": name, "time_zone": "Europe/Berlin", "line_id": id});
+    let (status, p) = api(&d, "POST", "/api/v1/campaigns", Some(campaign("early")));
+    assert_eq!((status, p["field"].as_str()), (422, Some("line_id")), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("unverified"), "{p}");
+
+    let (status, _) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{id}/verification"),
+        None,
+    );
+    assert_eq!(status, 202);
+    let ringing = std::thread::scope(|s| {
+        let rings = s.spawn(|| phone.serve(Behaviour::RingForever, Duration::from_secs(15)));
+        std::thread::sleep(Duration::from_millis(500));
+        // A stranger calling the access number is not taken for the forwarded call.
+        let stranger = common::ua::TestUa::new(d.sip, "access-stranger");
+        stranger.invite("4930999111");
+        assert_eq!(common::status_of(&stranger.final_response()), 404);
+        // The carrier forwards the ringing call to the access number, saying so in Diversion.
+        let back = common::ua::TestUa::new(d.sip, "access-back");
+        back.invite_with(
+            "4930999111",
+            "Diversion: <sip:+4930555123@carrier.example>;reason=unconditional\r\n",
+        );
+        assert_eq!(common::status_of(&back.final_response()), 603);
+        rings.join().unwrap()
+    });
+    assert!(
+        ringing.invite.contains("+4930999201"),
+        "the call shows the pool caller ID: {}",
+        ringing.invite
+    );
+    assert!(
+        ringing.ended,
+        "the placed call is cancelled once it came back"
+    );
+    let line = settled(&d, id);
+    assert_eq!(line["status"], "verified", "{line}");
+    assert_eq!(line["last_outcome"], "forwarded");
+
+    let (status, c) = api(&d, "POST", "/api/v1/campaigns", Some(campaign("verified")));
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["line_id"], id);
+    let (_, metrics) = d.get("/metrics");
+    assert_eq!(
+        common::metric(
+            &metrics,
+            "dialerd_line_verifications_total{mode=\"forward\",result=\"forwarded\"}"
+        ),
+        Some(1.0)
+    );
+}

@@ -23,6 +23,7 @@ pub async fn create(
 ) -> Answer<(StatusCode, Json<Campaign>)> {
     caller.require(CAMPAIGN_WRITE)?;
     let spec: CampaignSpec = parse(&body)?;
+    verified_line(&s, spec.line_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(s.store.create_campaign(&spec).await?),
@@ -55,7 +56,40 @@ pub async fn patch(
     caller.require(CAMPAIGN_WRITE)?;
     let current = s.store.campaign(id).await?;
     let spec: CampaignSpec = merge(&current.spec, &body)?;
+    if spec.line_id != current.spec.line_id {
+        verified_line(&s, spec.line_id).await?;
+    }
     Ok(Json(s.store.update_campaign(id, &spec).await?))
+}
+
+/// A campaign may show only a verified line as caller ID: 422 naming `line_id` otherwise.
+async fn verified_line(s: &AppState, line_id: Option<i64>) -> Answer<()> {
+    let Some(id) = line_id else {
+        return Ok(());
+    };
+    let line = match s.store.line(id).await {
+        Ok(l) => l,
+        Err(crate::store::StoreError::NotFound { .. }) => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("line_id: there is no line {id}"),
+            )
+            .field("line_id"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if line.status != crate::store::lines::LineStatus::Verified {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "line_id: line {id} ({}) is {}; only a verified line may be shown as caller ID",
+                line.spec.number,
+                line.status.as_str()
+            ),
+        )
+        .field("line_id"));
+    }
+    Ok(())
 }
 
 /// `DELETE /api/v1/campaigns/{id}`: with its tasks, contacts and imports.

@@ -46,6 +46,11 @@ impl TestUa {
 
     /// Sends the INVITE to `number`.
     pub fn invite(&self, number: &str) {
+        self.invite_with(number, "")
+    }
+
+    /// Sends the INVITE to `number` with `extra` header lines (each ending in CRLF).
+    pub fn invite_with(&self, number: &str, extra: &str) {
         let local = self.sip.local_addr().unwrap();
         let sdp = format!(
             "v=0\r\no=ua 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -57,7 +62,7 @@ impl TestUa {
         let msg = format!(
             "INVITE sip:{number}@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{c}-1;rport\r\n\
              Max-Forwards: 70\r\nFrom: <sip:ua@{local}>;tag=ua-{c}\r\nTo: <sip:{number}@{t}>\r\n\
-             Call-ID: {c}\r\nCSeq: 1 INVITE\r\nContact: <sip:ua@{local}>\r\n\
+             Call-ID: {c}\r\nCSeq: 1 INVITE\r\nContact: <sip:ua@{local}>\r\n{extra}\
              Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
             sdp.len(),
             t = self.target,
