@@ -613,6 +613,7 @@ fn role_matrix() {
     const EDIT: &[&str] = &["admin", "operator", "backoffice"];
     const ADM: &[&str] = &["admin"];
     const DIAL: &[&str] = &["admin", "operator", "supervisor"];
+    const CALLS: &[&str] = &["admin", "supervisor"];
     let cp = format!("/api/v1/campaigns/{c}");
     // Bodies that are valid, or harmlessly not, so "allowed" shows as anything but 403.
     let routes: Vec<(&str, String, Option<Value>, &[&str])> = vec![
@@ -721,6 +722,33 @@ fn role_matrix() {
             WRITE,
         ),
         ("GET", format!("{cp}/imports/999"), None, WRITE),
+        ("GET", format!("{cp}/tasks/{task}/exports"), None, WRITE),
+        ("GET", format!("{cp}/tasks/{task}/exports/999"), None, WRITE),
+        ("GET", "/api/v1/calls".into(), None, CALLS),
+        ("GET", "/api/v1/calls/0000000000000000".into(), None, CALLS),
+        ("GET", "/api/v1/lines".into(), None, WRITE),
+        (
+            "POST",
+            "/api/v1/lines".into(),
+            Some(json!({"number": ""})),
+            WRITE,
+        ),
+        ("GET", "/api/v1/lines/999".into(), None, WRITE),
+        (
+            "PATCH",
+            "/api/v1/lines/999".into(),
+            Some(json!({"title": "t"})),
+            WRITE,
+        ),
+        ("DELETE", "/api/v1/lines/999".into(), None, WRITE),
+        ("POST", "/api/v1/lines/999/verification".into(), None, WRITE),
+        ("GET", "/api/v1/lines/999/verifications".into(), None, WRITE),
+        (
+            "POST",
+            "/api/v1/lines/999/verify".into(),
+            Some(json!({"code": "123456"})),
+            WRITE,
+        ),
     ];
     let mut wrong = Vec::new();
     for (role, token) in &tokens {
