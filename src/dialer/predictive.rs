@@ -31,8 +31,11 @@
 //! places calls while `ΔA(n) ÷ p` — abandons added per live answer the call brings — stays
 //! under the allowed risk. The previous method looked only at the call's own answer step; it
 //! missed the knock-on abandons, so its realised rate was several times its allowed risk,
-//! whereas this one's realised rate is close to the allowed risk (scenario A, no feedback:
-//! allowed 0.5 % → 0.5 % realised, 1 % → 1.1 %, 2 % → 2.3 %), so feedback has less to do.
+//! whereas this one's realised rate is close to the allowed risk (scenario A seed 1, 1 s
+//! steps, no feedback: allowed 0.5 % → 0.5 % realised, 1 % → 1.1 %, 2 % → 2.3 %), so feedback
+//! has less to do. Treating the later steps' shortages as independent
+//! (`1 − Π (1 − P(D ≥ S))`) instead of taking the largest was tried: it is more cautious
+//! for the same allowed risk but reaches the same occupancy at the same abandon rate.
 //!
 //! A short-horizon Monte Carlo of the same window (drawing each agent's free time and each
 //! call's answer from the learned distributions, 100–200 futures a decision) was tried first:
