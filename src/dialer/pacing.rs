@@ -18,7 +18,7 @@
 
 use super::abandon::{AbandonGuard, AbandonLedger};
 use super::agent::AgentStateKind;
-use super::predictive::{self, PredictiveConfig};
+use super::predictive::{self, Forecaster, PredictiveConfig};
 use super::stats::CallStats;
 use super::Time;
 use std::time::Duration;
@@ -152,6 +152,7 @@ pub struct Pacer {
     config: PacerConfig,
     tokens: f64,
     last: Option<Time>,
+    forecaster: Forecaster,
 }
 
 impl Pacer {
@@ -161,6 +162,7 @@ impl Pacer {
             config,
             tokens: 0.0,
             last: None,
+            forecaster: Forecaster::default(),
         }
     }
 
@@ -202,7 +204,7 @@ impl Pacer {
                 let cfg = &self.config.predictive;
                 let risk = predictive::allowed_risk(cfg, ledger, now);
                 (
-                    predictive::calls_to_place(snap, stats, cfg, risk),
+                    predictive::calls_to_place(snap, stats, cfg, risk, &mut self.forecaster),
                     Rule::Mode,
                 )
             }
