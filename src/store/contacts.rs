@@ -8,6 +8,26 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 /// Statuses a contact can have inside its task.
 pub const STATUSES: [&str; 4] = ["open", "success", "declined", "failed"];
 
+/// One call attempt on a contact, as the dialer records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// The number called (E.164).
+    pub number: String,
+    /// The result as a status detail (`$busy`, `$no_answer`, `$invalid_number`, an agent's
+    /// disposition …); also kept as the contact's `last_result`.
+    pub result: String,
+    /// The call's final SIP status, when one came.
+    pub sip_code: Option<u16>,
+    /// The dialer's call id (the call record's).
+    pub call_id: Option<String>,
+    /// The contact's status after it (`open` to call again, or a final one).
+    pub status: String,
+    /// When to call again (epoch ms), for an `open` contact.
+    pub follow_up_ms: Option<i64>,
+    /// When the attempt ended (epoch ms).
+    pub at_ms: i64,
+}
+
 /// A stored contact.
 #[derive(Debug, Clone, Serialize)]
 pub struct Contact {
@@ -666,6 +686,65 @@ impl Store {
         tx.commit().await?;
         if flow_now {
             self.apply_due(now_ms()).await?;
+        }
+        self.contact(campaign_id, id).await
+    }
+
+    /// Records one call attempt on a contact: the attempt count, the result (`last_result`,
+    /// a status detail such as `$busy`), the new status, detail and follow-up time, a history
+    /// entry with the number, result and SIP code — all in one transaction — and, when the
+    /// status or detail changed, the task-flow rule that matches it.
+    pub async fn record_attempt(
+        &self,
+        campaign_id: i64,
+        id: i64,
+        attempt: &Attempt,
+        actor: &str,
+    ) -> Result<Contact> {
+        let old = self.contact(campaign_id, id).await?;
+        let task_id = old.spec.task_id.ok_or(StoreError::NotFound {
+            what: "task of contact",
+            id,
+        })?;
+        let now = attempt.at_ms;
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "UPDATE contacts SET attempts = attempts + 1, last_result = $1, status = $2, \
+             detail = $3, follow_up_ms = $4, updated_ms = $5 WHERE id = $6",
+        )
+        .bind(&attempt.result)
+        .bind(&attempt.status)
+        .bind(&attempt.result)
+        .bind(attempt.follow_up_ms)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        Self::record(
+            &mut tx,
+            id,
+            actor,
+            serde_json::json!({
+                "op": "attempt",
+                "number": attempt.number,
+                "result": attempt.result,
+                "sip_code": attempt.sip_code,
+                "call_id": attempt.call_id,
+                "status": attempt.status,
+                "follow_up_at": attempt.follow_up_ms.map(rfc3339),
+            }),
+        )
+        .await?;
+        let mut flow_now = false;
+        if attempt.status != old.spec.status || attempt.result != old.spec.detail {
+            let task = self.task(campaign_id, task_id).await?;
+            flow_now =
+                Self::schedule_flow(&mut tx, id, &task, &attempt.status, &attempt.result, now)
+                    .await?;
+        }
+        tx.commit().await?;
+        if flow_now {
+            self.apply_due(now).await?;
         }
         self.contact(campaign_id, id).await
     }
