@@ -301,6 +301,18 @@ fn bad_line_input_is_named() {
         (422, Some("language")),
         "{p}"
     );
+    let (status, p) = api(
+        &d,
+        "POST",
+        "/api/v1/lines",
+        Some(json!({"number": "+4930123456", "language": "xx"})),
+    );
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (422, Some("language")),
+        "{p}"
+    );
+    assert!(p["detail"].as_str().unwrap().contains("en, fr"), "{p}");
     // Forward mode without lines.access_number cannot be verified.
     let (status, line) = api(
         &d,
@@ -324,6 +336,52 @@ fn bad_line_input_is_named() {
             .contains("lines.access_number"),
         "{p}"
     );
+    let (status, p) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{id}/verify"),
+        Some(json!({"code": "12ab56"})),
+    );
+    assert_eq!((status, p["field"].as_str()), (422, Some("code")), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("six digits"), "{p}");
+}
+
+#[test]
+fn an_expired_code_is_refused() {
+    let phone = Phone::new();
+    let d = start(phone.port());
+    let id = create_line(&d, "+44 20 7946 0958");
+    let (heard, line) = verification_call(&d, &phone, id, Behaviour::Answer);
+    assert_eq!(line["last_outcome"], "code_spoken", "{line}");
+    let code = code_heard(&heard);
+    // Eleven minutes pass: the code's expiry is moved into the past in the daemon's database.
+    let db = d.dir.path().join("state/dialerd.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let done = sqlx::query("UPDATE lines SET code_expires_ms = code_expires_ms - 660000")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        pool.close().await;
+    });
+    let (status, p) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{id}/verify"),
+        Some(json!({ "code": code })),
+    );
+    assert_eq!(status, 409, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
+    let (_, line) = api(&d, "GET", &format!("/api/v1/lines/{id}"), None);
+    assert_eq!(line["status"], "failed");
+    assert_eq!(line["last_outcome"], "code_expired");
 }
 
 #[test]
@@ -391,6 +449,35 @@ fn a_forward_line_is_verified_when_the_call_comes_back_diverted_and_campaigns_wa
     assert_eq!(line["status"], "verified", "{line}");
     assert_eq!(line["last_outcome"], "forwarded");
 
+    // The same with History-Info (RFC 7044) instead of Diversion, a national spelling in it.
+    let (_, other) = api(
+        &d,
+        "POST",
+        "/api/v1/lines",
+        Some(json!({"number": "+4930555777", "callback_mode": "forward"})),
+    );
+    let other = other["id"].as_i64().unwrap();
+    let (status, _) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{other}/verification"),
+        None,
+    );
+    assert_eq!(status, 202);
+    std::thread::scope(|s| {
+        let rings = s.spawn(|| phone.serve(Behaviour::RingForever, Duration::from_secs(15)));
+        std::thread::sleep(Duration::from_millis(500));
+        let back = common::ua::TestUa::new(d.sip, "access-back-hi");
+        back.invite_with(
+            "4930999111",
+            "History-Info: <sip:004930555777@pbx.example;user=phone>;index=1\r\n\
+             History-Info: <sip:4930999111@dialerd;cause=302>;index=1.1\r\n",
+        );
+        assert_eq!(common::status_of(&back.final_response()), 603);
+        assert!(rings.join().unwrap().ended);
+    });
+    assert_eq!(settled(&d, other)["status"], "verified");
+
     let (status, c) = api(&d, "POST", "/api/v1/campaigns", Some(campaign("verified")));
     assert_eq!(status, 201, "{c}");
     assert_eq!(c["line_id"], id);
@@ -400,6 +487,6 @@ fn a_forward_line_is_verified_when_the_call_comes_back_diverted_and_campaigns_wa
             &metrics,
             "dialerd_line_verifications_total{mode=\"forward\",result=\"forwarded\"}"
         ),
-        Some(1.0)
+        Some(2.0)
     );
 }

@@ -21,7 +21,7 @@ impl From<LinesError> for Problem {
                 Problem::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
             }
             LinesError::NoAccessNumber => Problem::new(StatusCode::CONFLICT, e.to_string()),
-            LinesError::WrongCode { .. } => {
+            LinesError::WrongCode { .. } | LinesError::BadCode => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).field("code")
             }
             LinesError::CodeUnusable(_) => {
@@ -38,6 +38,22 @@ struct CodeEntry {
     code: String,
 }
 
+/// A line's language must have prompts: 422 naming `language` otherwise.
+fn known_language(s: &AppState, spec: &LineSpec) -> Answer<()> {
+    if s.lines.has_language(&spec.language) {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!(
+            "language: there are no prompts for {:?}; there are: {}",
+            spec.language,
+            s.lines.languages().join(", ")
+        ),
+    )
+    .field("language"))
+}
+
 /// `POST /api/v1/lines`
 pub async fn create(
     State(s): State<AppState>,
@@ -46,6 +62,7 @@ pub async fn create(
 ) -> Answer<(StatusCode, Json<Line>)> {
     caller.require(LINES)?;
     let spec: LineSpec = parse(&body)?;
+    known_language(&s, &spec)?;
     let line = s.store.create_line(&spec).await?;
     s.lines.refresh_gauge().await;
     Ok((StatusCode::CREATED, Json(line)))
@@ -77,6 +94,7 @@ pub async fn patch(
     caller.require(LINES)?;
     let current = s.store.line(id).await?;
     let spec: LineSpec = merge(&current.spec, &body)?;
+    known_language(&s, &spec)?;
     let line = s.store.update_line(id, &spec).await?;
     s.lines.refresh_gauge().await;
     Ok(Json(line))

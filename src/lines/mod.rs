@@ -41,6 +41,9 @@ pub enum LinesError {
         /// Tries left before the code is burned.
         tries_left: i64,
     },
+    /// Not a six-digit code.
+    #[error("a code is six digits, like \"472913\"")]
+    BadCode,
     /// The code can no longer be used.
     #[error("{0}; ask for a new verification call")]
     CodeUnusable(&'static str),
@@ -207,8 +210,31 @@ impl Lines {
         }
     }
 
-    /// Checks a code typed in for line `id`; the line verified, or why not.
+    /// True when prompts exist for `lang` (a line's language must have them).
+    pub fn has_language(&self, lang: &str) -> bool {
+        self.media.prompts().languages().contains(&lang)
+    }
+
+    /// The prompt languages there are, for error messages.
+    pub fn languages(&self) -> Vec<String> {
+        let mut l: Vec<String> = self
+            .media
+            .prompts()
+            .languages()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        l.sort();
+        l
+    }
+
+    /// Checks a code typed in for line `id`; the line verified, or why not. Anything but six
+    /// digits (spaces allowed) is refused without costing a try.
     pub async fn enter_code(&self, id: i64, typed: &str) -> Result<Line, LinesError> {
+        let digits: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+        if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(LinesError::BadCode);
+        }
         let line = self.store.line(id).await?;
         let stored = self.store.line_code(id).await?;
         let (entry, tries) = code::check(stored.as_ref(), typed, now_ms());
