@@ -490,3 +490,66 @@ fn a_forward_line_is_verified_when_the_call_comes_back_diverted_and_campaigns_wa
         Some(2.0)
     );
 }
+
+#[test]
+fn sipp_as_the_carrier_forwards_the_call_back_and_the_line_is_verified() {
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sip-scenarios/lines/carrier_forwards_to_access.xml");
+    let sipp = std::process::Command::new("sipp")
+        .current_dir(work.path())
+        .arg("-sf")
+        .arg(&scenario)
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+        .args([
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("SIPp is not installed: ./scripts/test installs sip-tester");
+    let d = Daemon::start_with(
+        &format!(
+            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
+             [media]\nrtp_port_min = 31900\nrtp_port_max = 31999\n\
+             [lines]\naccess_number = \"4930999111\"\nforward_timeout = \"10s\"\n"
+        ),
+        &[("DIALERD_ADMIN_TOKEN", TOKEN)],
+    );
+    let (_, line) = api(
+        &d,
+        "POST",
+        "/api/v1/lines",
+        Some(json!({"number": "+4930555123", "callback_mode": "forward"})),
+    );
+    let id = line["id"].as_i64().unwrap();
+    let (status, _) = api(
+        &d,
+        "POST",
+        &format!("/api/v1/lines/{id}/verification"),
+        None,
+    );
+    assert_eq!(status, 202);
+    let out = sipp.wait_with_output().unwrap();
+    let errors = std::fs::read_dir(work.path())
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect::<String>();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{errors}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = settled(&d, id);
+    assert_eq!(line["status"], "verified", "{line}");
+    assert_eq!(line["last_outcome"], "forwarded");
+}
