@@ -91,24 +91,27 @@ pub async fn speak(
     CallResult::new("shutdown", None)
 }
 
-/// Calls `dial.to` and waits for the call to come back to the access number (matched by
-/// `forwards`) within `timeout`; then ends both legs.
+/// Calls `dial.to` (showing a caller ID from `pool` when one is free) and waits for the call
+/// to come back to the access number (matched by `forwards`) within `timeout`; then ends both
+/// legs.
 pub async fn forwarded(
     sip: &SipHandle,
     media: &MediaEngine,
     forwards: &Forwards,
     dial: Dial,
+    pool: &[String],
     timeout: Duration,
 ) -> CallResult {
     let local_ip = sip.local_ip_for_trunk(dial.trunk.as_deref());
     let Ok(mut leg) = media.open(local_ip) else {
         return CallResult::new("no_rtp_port", None);
     };
-    let back = forwards.expect(&dial.to, dial.caller_id.clone());
+    let (caller_id, back) = forwards.expect(&dial.to, pool, dial.caller_id.clone());
     let placed = sip
         .dial(Dial {
             sdp: Some(leg.offer()),
             ring_timeout: timeout,
+            caller_id,
             ..dial
         })
         .await;

@@ -36,28 +36,29 @@ struct Waiting {
 pub struct Forwards(Arc<Mutex<Vec<Waiting>>>);
 
 impl Forwards {
-    /// Waits for the return of a call to `number` shown with `caller_id`.
-    pub fn expect(&self, number: &str, caller_id: Option<String>) -> oneshot::Receiver<Incoming> {
+    /// Waits for the return of a call to `number`. The call is to show a caller ID from
+    /// `pool` that no other waiting verification uses (chosen under the lock, so two cannot
+    /// take the same), else `fallback`: the one chosen, and the receiver of the returning call.
+    pub fn expect(
+        &self,
+        number: &str,
+        pool: &[String],
+        fallback: Option<String>,
+    ) -> (Option<String>, oneshot::Receiver<Incoming>) {
         let (tx, rx) = oneshot::channel();
         let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
         w.retain(|x| !x.tx.is_closed());
+        let caller_id = pool
+            .iter()
+            .find(|c| !w.iter().any(|x| x.caller_id.as_ref() == Some(*c)))
+            .cloned()
+            .or(fallback);
         w.push(Waiting {
             number: number.to_string(),
-            caller_id,
+            caller_id: caller_id.clone(),
             tx,
         });
-        rx
-    }
-
-    /// A pool caller ID no waiting verification uses, if the pool has one left.
-    pub fn free_caller_id(&self, pool: &[String]) -> Option<String> {
-        let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        pool.iter()
-            .find(|c| {
-                !w.iter()
-                    .any(|x| !x.tx.is_closed() && x.caller_id.as_ref() == Some(*c))
-            })
-            .cloned()
+        (caller_id, rx)
     }
 
     /// Hands a call to the access number to the verification it returns for; gives it back
@@ -130,10 +131,20 @@ mod tests {
     #[test]
     fn an_offered_call_reaches_its_waiter_once_and_strangers_come_back() {
         let f = Forwards::default();
-        let mut rx = f.expect("+4930123456", Some("+4930555001".into()));
+        let pool = ["+4930555001".to_string(), "+4930555002".to_string()];
+        let (first, mut rx) = f.expect("+4930123456", &pool, None);
+        assert_eq!(first.as_deref(), Some("+4930555001"));
+        let (second, _rx2) = f.expect("+4930123457", &pool, None);
         assert_eq!(
-            f.free_caller_id(&["+4930555001".into(), "+4930555002".into()]),
-            Some("+4930555002".into())
+            second.as_deref(),
+            Some("+4930555002"),
+            "a pool number is used once"
+        );
+        let (third, _rx3) = f.expect("+4930123458", &pool, Some("+4930999".into()));
+        assert_eq!(
+            third.as_deref(),
+            Some("+4930999"),
+            "pool used up: the fallback"
         );
         assert!(
             f.offer(call("+4930777", &[])).is_some(),

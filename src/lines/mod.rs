@@ -193,16 +193,12 @@ impl Lines {
                 call::speak(&self.sip, &self.media, dial, clips).await
             }
             CallbackMode::Forward => {
-                let caller_id = self
-                    .forwards
-                    .free_caller_id(&self.cfg.caller_id_pool)
-                    .or(dial.caller_id.clone());
-                let dial = Dial { caller_id, ..dial };
                 call::forwarded(
                     &self.sip,
                     &self.media,
                     &self.forwards,
                     dial,
+                    &self.cfg.caller_id_pool,
                     self.cfg.forward_timeout,
                 )
                 .await
