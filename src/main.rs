@@ -261,6 +261,11 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         lines::LineMetrics::register(metrics.registry())?,
     );
     lines.refresh_gauge().await;
+    tokio::spawn(
+        lines
+            .clone()
+            .expire_codes_periodically(std::time::Duration::from_secs(30), shutdown.token()),
+    );
     let (access_tx, access_rx) = tokio::sync::mpsc::channel(64);
     shutdown.spawn(lines.clone().serve_access_calls(access_rx));
     shutdown.spawn(call::route_incoming(

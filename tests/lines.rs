@@ -100,11 +100,15 @@ fn code_heard(heard: &Heard) -> String {
 }
 
 fn create_line(d: &Daemon, number: &str) -> i64 {
+    create_line_as(d, number, "external")
+}
+
+fn create_line_as(d: &Daemon, number: &str, mode: &str) -> i64 {
     let (status, line) = api(
         d,
         "POST",
         "/api/v1/lines",
-        Some(json!({"number": number, "title": "Sales", "language": "en"})),
+        Some(json!({"number": number, "title": "Sales", "language": "en", "callback_mode": mode})),
     );
     assert_eq!(status, 201, "{line}");
     assert_eq!(line["status"], "unverified");
@@ -112,10 +116,15 @@ fn create_line(d: &Daemon, number: &str) -> i64 {
 }
 
 /// Asks for a verification call and lets the phone take it.
-fn verification_call(d: &Daemon, phone: &Phone, id: i64, how: Behaviour) -> (Heard, Value) {
+/// Asks for a verification call of line `id` (202, `verifying`).
+fn start_verification(d: &Daemon, id: i64) {
     let (status, line) = api(d, "POST", &format!("/api/v1/lines/{id}/verification"), None);
     assert_eq!(status, 202, "{line}");
     assert_eq!(line["status"], "verifying");
+}
+
+fn verification_call(d: &Daemon, phone: &Phone, id: i64, how: Behaviour) -> (Heard, Value) {
+    start_verification(d, id);
     let heard = phone.serve(how, Duration::from_secs(30));
     (heard, settled(d, id))
 }
@@ -398,14 +407,7 @@ fn a_forward_line_is_verified_when_the_call_comes_back_diverted_and_campaigns_wa
         ),
         &[("DIALERD_ADMIN_TOKEN", TOKEN)],
     );
-    let (status, line) = api(
-        &d,
-        "POST",
-        "/api/v1/lines",
-        Some(json!({"number": "+4930555123", "callback_mode": "forward"})),
-    );
-    assert_eq!(status, 201, "{line}");
-    let id = line["id"].as_i64().unwrap();
+    let id = create_line_as(&d, "+4930555123", "forward");
 
     // An unverified line cannot be a campaign's caller ID.
     let campaign = |name: &str| json!({"name": name, "time_zone": "Europe/Berlin", "line_id": id});
@@ -413,13 +415,7 @@ fn a_forward_line_is_verified_when_the_call_comes_back_diverted_and_campaigns_wa
     assert_eq!((status, p["field"].as_str()), (422, Some("line_id")), "{p}");
     assert!(p["detail"].as_str().unwrap().contains("unverified"), "{p}");
 
-    let (status, _) = api(
-        &d,
-        "POST",
-        &format!("/api/v1/lines/{id}/verification"),
-        None,
-    );
-    assert_eq!(status, 202);
+    start_verification(&d, id);
     let ringing = std::thread::scope(|s| {
         let rings = s.spawn(|| phone.serve(Behaviour::RingForever, Duration::from_secs(15)));
         std::thread::sleep(Duration::from_millis(500));
@@ -450,20 +446,8 @@ fn a_forward_line_is_verified_when_the_call_comes_back_diverted_and_campaigns_wa
     assert_eq!(line["last_outcome"], "forwarded");
 
     // The same with History-Info (RFC 7044) instead of Diversion, a national spelling in it.
-    let (_, other) = api(
-        &d,
-        "POST",
-        "/api/v1/lines",
-        Some(json!({"number": "+4930555777", "callback_mode": "forward"})),
-    );
-    let other = other["id"].as_i64().unwrap();
-    let (status, _) = api(
-        &d,
-        "POST",
-        &format!("/api/v1/lines/{other}/verification"),
-        None,
-    );
-    assert_eq!(status, 202);
+    let other = create_line_as(&d, "+4930555777", "forward");
+    start_verification(&d, other);
     std::thread::scope(|s| {
         let rings = s.spawn(|| phone.serve(Behaviour::RingForever, Duration::from_secs(15)));
         std::thread::sleep(Duration::from_millis(500));
@@ -524,20 +508,8 @@ fn sipp_as_the_carrier_forwards_the_call_back_and_the_line_is_verified() {
         ),
         &[("DIALERD_ADMIN_TOKEN", TOKEN)],
     );
-    let (_, line) = api(
-        &d,
-        "POST",
-        "/api/v1/lines",
-        Some(json!({"number": "+4930555123", "callback_mode": "forward"})),
-    );
-    let id = line["id"].as_i64().unwrap();
-    let (status, _) = api(
-        &d,
-        "POST",
-        &format!("/api/v1/lines/{id}/verification"),
-        None,
-    );
-    assert_eq!(status, 202);
+    let id = create_line_as(&d, "+4930555123", "forward");
+    start_verification(&d, id);
     let out = sipp.wait_with_output().unwrap();
     let errors = std::fs::read_dir(work.path())
         .unwrap()

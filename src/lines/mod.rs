@@ -276,6 +276,28 @@ impl Lines {
         }
     }
 
+    /// Every `every` until `stop`: lines whose spoken code ran out untyped become `failed`.
+    pub async fn expire_codes_periodically(
+        self,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        while stop.run_until_cancelled(tick.tick()).await.is_some() {
+            match self.store.expire_codes(now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    self.metrics
+                        .verifications
+                        .with_label_values(&["external", "code_expired"])
+                        .inc_by(n);
+                    self.refresh_gauge().await;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot expire verification codes"),
+            }
+        }
+    }
+
     /// Sets `dialerd_lines{status}` from the store.
     pub async fn refresh_gauge(&self) {
         if let Ok(counts) = self.store.line_counts().await {

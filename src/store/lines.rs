@@ -475,6 +475,20 @@ impl Store {
             .collect()
     }
 
+    /// Lines whose spoken code ran out before anyone typed it in become `failed` with
+    /// `code_expired` (else they would show `verifying` for good). Returns how many.
+    pub async fn expire_codes(&self, now_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE lines SET status = 'failed', last_outcome = 'code_expired', code_hash = NULL, \
+             updated_ms = $1 WHERE status = 'verifying' AND last_outcome = 'code_spoken' \
+             AND code_hash IS NOT NULL AND code_expires_ms < $1",
+        )
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Lines per status, for the `dialerd_lines` gauge.
     pub async fn line_counts(&self) -> Result<Vec<(LineStatus, i64)>> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM lines GROUP BY status")
@@ -483,5 +497,55 @@ impl Store {
         rows.iter()
             .map(|r| Ok((LineStatus::parse(r.try_get("status")?), r.try_get("n")?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_spoken_code_left_untyped_expires_the_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let line = store
+            .create_line(&LineSpec {
+                number: "+4930123456".into(),
+                title: String::new(),
+                language: "en".into(),
+                callback_mode: CallbackMode::External,
+            })
+            .await
+            .unwrap();
+        let now = now_ms();
+        let code = StoredCode {
+            hash: "h".into(),
+            salt: "s".into(),
+            expires_ms: now + 1_000,
+            tries: 0,
+        };
+        let attempt = store
+            .begin_verification(&line, "admin", Some(&code), 3, now - 3_600_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.expire_codes(now).await.unwrap(), 0, "still calling");
+        store
+            .finish_verification(
+                attempt,
+                line.id,
+                "code_spoken",
+                Some(200),
+                LineStatus::Verifying,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.expire_codes(now).await.unwrap(), 0, "not yet expired");
+        assert_eq!(store.expire_codes(now + 2_000).await.unwrap(), 1);
+        let after = store.line(line.id).await.unwrap();
+        assert_eq!(after.status, LineStatus::Failed);
+        assert_eq!(after.last_outcome.as_deref(), Some("code_expired"));
+        assert_eq!(store.line_code(line.id).await.unwrap(), None);
+        assert_eq!(store.expire_codes(now + 3_000).await.unwrap(), 0, "once");
     }
 }
