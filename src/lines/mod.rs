@@ -152,7 +152,7 @@ impl Lines {
                 (CallbackMode::External, "code_spoken") => LineStatus::Verifying,
                 _ => LineStatus::Failed,
             };
-            tracing::info!(line = id, %number, outcome = result.outcome, code = ?result.sip_code, "line verification call ended");
+            tracing::info!(line = id, %number, outcome = result.outcome, sip_code = ?result.sip_code, "line verification call ended");
             me.metrics
                 .verifications
                 .with_label_values(&[mode.as_str(), result.outcome])
