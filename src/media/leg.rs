@@ -1,5 +1,7 @@
 //! One media leg: the thin tokio driver around a sans-IO [`RtpSession`] — its RTP and RTCP
 //! sockets from the pool, SDP negotiation, and the timer for RTCP and dead-call detection.
+//! When the far end offers `a=rtcp-mux` (RFC 5761) the RTCP socket is closed and RTCP shares
+//! the RTP socket, so such a call holds one file descriptor instead of two.
 //! The call layer owns legs (one task per call) and moves packets between them.
 
 use super::codec::CodecKind;
@@ -35,7 +37,8 @@ pub enum Input {
 pub struct MediaLeg {
     engine: MediaEngine,
     rtp: UdpSocket,
-    rtcp: UdpSocket,
+    /// `None` once RTCP is multiplexed on the RTP socket.
+    rtcp: Option<UdpSocket>,
     lease: Option<PortLease>,
     local: SocketAddr,
     sdp: SdpSession,
@@ -63,7 +66,7 @@ impl MediaLeg {
         Ok(Self {
             engine,
             rtp,
-            rtcp,
+            rtcp: Some(rtcp),
             lease: Some(pair.lease),
             local,
             sdp: SdpSession::new(media),
@@ -118,6 +121,10 @@ impl MediaLeg {
     }
 
     fn start(&mut self, n: Negotiated) {
+        if n.rtcp_mux {
+            // The port stays leased; only the descriptor goes.
+            self.rtcp = None;
+        }
         if let Some(s) = self.session.as_mut() {
             // An answer again (183 then 200): same stream, maybe a new address.
             s.update(Some(n.remote_rtp), Some(n.remote_rtcp), n.hold, now());
@@ -130,7 +137,7 @@ impl MediaLeg {
         };
         self.codec = Some(codec);
         let known = |a: SocketAddr| (!a.ip().is_unspecified() && a.port() != 0).then_some(a);
-        self.session = Some(RtpSession::new(
+        let mut session = RtpSession::new(
             SessionConfig {
                 codec,
                 payload_type: n.codec.pt,
@@ -143,7 +150,11 @@ impl MediaLeg {
                 cname: format!("dialerd@{}", self.local),
             },
             now(),
-        ));
+        );
+        if n.rtcp_mux {
+            session.set_rtcp_mux();
+        }
+        self.session = Some(session);
         self.negotiated = Some(n);
     }
 
@@ -183,7 +194,12 @@ impl MediaLeg {
                 Ok(()) => Input::Rtp,
                 Err(_) => Input::Handled,
             },
-            r = self.rtcp.readable() => {
+            r = async {
+                match &self.rtcp {
+                    Some(rtcp) => rtcp.readable().await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 if r.is_ok() {
                     self.recv_rtcp();
                 }
@@ -193,7 +209,7 @@ impl MediaLeg {
                 let now = now();
                 if let Some(s) = self.session.as_mut() {
                     if let (Some(pkt), Some(to)) = (s.poll_rtcp(now, SystemTime::now()), s.remote_rtcp()) {
-                        let _ = self.rtcp.try_send_to(&pkt, to);
+                        let _ = self.rtcp.as_ref().unwrap_or(&self.rtp).try_send_to(&pkt, to);
                     }
                 }
                 self.flush_counters();
@@ -203,10 +219,16 @@ impl MediaLeg {
     }
 
     /// Reads one waiting RTP datagram into `buf`: its length and source, or `None` when no
-    /// more is waiting. Receive errors (ICMP port unreachable) are skipped.
-    pub fn recv_rtp(&self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    /// more is waiting. Receive errors (ICMP port unreachable) are skipped; multiplexed RTCP
+    /// is handed to the session here.
+    pub fn recv_rtp(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
         loop {
             match self.rtp.try_recv_from(buf) {
+                Ok((n, from)) if self.rtcp.is_none() && is_rtcp(&buf[..n]) => {
+                    if let Some(s) = self.session.as_mut() {
+                        s.on_rtcp(now(), from, &buf[..n]);
+                    }
+                }
                 Ok(r) => return Some(r),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
                 Err(_) => continue,
@@ -215,9 +237,10 @@ impl MediaLeg {
     }
 
     fn recv_rtcp(&mut self) {
+        let Some(rtcp) = &self.rtcp else { return };
         let mut buf = [0u8; MAX_DATAGRAM];
         loop {
-            match self.rtcp.try_recv_from(&mut buf) {
+            match rtcp.try_recv_from(&mut buf) {
                 Ok((n, from)) => {
                     if let Some(s) = self.session.as_mut() {
                         s.on_rtcp(now(), from, &buf[..n]);
@@ -252,6 +275,12 @@ impl MediaLeg {
             self.counted = (c.packets_in, c.packets_out);
         }
     }
+}
+
+/// Whether a datagram on a multiplexed port is RTCP: its second octet is an RTCP packet type
+/// (192–223), which no RTP payload type we negotiate can produce (RFC 5761 §4).
+fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() >= 8 && (192..=223).contains(&datagram[1])
 }
 
 impl Drop for MediaLeg {

@@ -17,6 +17,8 @@ pub struct TestUa {
     codec: (u8, &'static str),
     /// The 2xx to our INVITE, once answered: the dialog and the far RTP address.
     answer: Mutex<Option<String>>,
+    /// Whether the offer says `a=rtcp-mux` (RFC 5761).
+    rtcp_mux: bool,
 }
 
 impl TestUa {
@@ -35,7 +37,14 @@ impl TestUa {
             call_id: call_id.into(),
             codec: (0, "PCMU"),
             answer: Mutex::new(None),
+            rtcp_mux: false,
         }
+    }
+
+    /// The same UA offering RTCP multiplexed on its RTP port (`a=rtcp-mux`).
+    pub fn rtcp_mux(mut self) -> Self {
+        self.rtcp_mux = true;
+        self
     }
 
     /// The same UA offering PCMA (payload type 8) instead of PCMU.
@@ -54,7 +63,8 @@ impl TestUa {
         let local = self.sip.local_addr().unwrap();
         let sdp = format!(
             "v=0\r\no=ua 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+             m=audio {port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\n{mux}",
+            mux = if self.rtcp_mux { "a=rtcp-mux\r\n" } else { "" },
             port = self.rtp.local_addr().unwrap().port(),
             pt = self.codec.0,
             name = self.codec.1,

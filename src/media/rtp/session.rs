@@ -80,6 +80,8 @@ pub struct RtpSession {
     latch: Latch,
     /// Source of the peer's last RTCP, once it proved to be the peer's.
     rtcp_source: Option<SocketAddr>,
+    /// RTCP shares the RTP port (RFC 5761): it goes where RTP goes.
+    rtcp_mux: bool,
     hold: bool,
     /// Put on hold by us (a bridge's hold): its phone may stop sending, so no dead-call check.
     local_hold: bool,
@@ -154,6 +156,7 @@ impl RtpSession {
             sdp_rtcp: known(cfg.remote_rtcp),
             latch: Latch::default(),
             rtcp_source: None,
+            rtcp_mux: false,
             hold: false,
             local_hold: false,
             alive_at: now,
@@ -463,6 +466,9 @@ impl RtpSession {
     /// another address than the SDP's (NAT), that address's port + 1; else the SDP's RTCP
     /// address, or its RTP port + 1.
     pub fn remote_rtcp(&self) -> Option<SocketAddr> {
+        if self.rtcp_mux {
+            return self.remote_rtp();
+        }
         if self.rtcp_source.is_some() {
             return self.rtcp_source;
         }
@@ -474,6 +480,11 @@ impl RtpSession {
             Some(latched) if Some(latched) != self.sdp_rtp => next_port(latched),
             _ => self.sdp_rtcp.or_else(|| self.sdp_rtp.and_then(next_port)),
         }
+    }
+
+    /// RTCP multiplexed on the RTP port (RFC 5761) from now on: reports go to the RTP address.
+    pub fn set_rtcp_mux(&mut self) {
+        self.rtcp_mux = true;
     }
 
     /// The latched far RTP address, if latched.

@@ -87,6 +87,17 @@ fn media_of(r: Received<'_>) -> (MediaPacket, Vec<u8>) {
 // Latching
 
 #[test]
+fn multiplexed_rtcp_goes_where_rtp_goes_even_after_latching() {
+    let t0 = Instant::now();
+    let mut s = RtpSession::new(config(1), t0);
+    s.set_rtcp_mux();
+    assert_eq!(s.remote_rtcp(), Some(addr("192.0.2.10:4000")));
+    let nat = addr("198.51.100.7:31000");
+    media_of(s.on_rtp(t0 + ms(5), nat, &voice(FAR_SSRC, 7, 1120)));
+    assert_eq!(s.remote_rtcp(), Some(nat));
+}
+
+#[test]
 fn first_valid_packet_latches_from_any_address() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);

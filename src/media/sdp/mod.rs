@@ -250,6 +250,8 @@ pub struct MediaDescription {
     pub maxptime: Option<u32>,
     /// `a=rtcp`.
     pub rtcp: Option<Rtcp>,
+    /// `a=rtcp-mux` (RFC 5761): RTCP on the RTP port.
+    pub rtcp_mux: bool,
     /// Every other attribute, in order.
     pub attributes: Vec<Attribute>,
 }
@@ -271,6 +273,7 @@ impl MediaDescription {
             ptime: None,
             maxptime: None,
             rtcp: None,
+            rtcp_mux: false,
             attributes: Vec::new(),
         }
     }

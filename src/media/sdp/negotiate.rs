@@ -182,8 +182,11 @@ pub struct Negotiated {
     pub telephone_event: Option<u8>,
     /// Where to send RTP.
     pub remote_rtp: SocketAddr,
-    /// Where to send RTCP: `a=rtcp`, else the RTP port + 1.
+    /// Where to send RTCP: the RTP address when multiplexed, else `a=rtcp`, else the RTP
+    /// port + 1.
     pub remote_rtcp: SocketAddr,
+    /// RTCP shares the RTP port (RFC 5761): both sides said `a=rtcp-mux`.
+    pub rtcp_mux: bool,
     /// Packet time in ms.
     pub ptime: u32,
     /// What we do, as written in our SDP: whether we send and whether we expect to receive.
@@ -229,9 +232,12 @@ fn choose_ptime(ptime: Option<u32>, maxptime: Option<u32>) -> u32 {
     }
 }
 
-/// Where RTCP goes: `a=rtcp` (with the stream's address when it names none or 0.0.0.0, as
+/// Where RTCP goes: the RTP address when multiplexed (RFC 5761), else `a=rtcp` (with the stream's address when it names none or 0.0.0.0, as
 /// WebRTC does), else RTP port + 1 (RFC 3550 §11).
-fn rtcp_addr(m: &MediaDescription, rtp_ip: IpAddr) -> SocketAddr {
+fn rtcp_addr(m: &MediaDescription, rtp_ip: IpAddr, mux: bool) -> SocketAddr {
+    if mux {
+        return SocketAddr::new(rtp_ip, m.port);
+    }
     match m.rtcp {
         Some(r) => {
             let ip = r.addr.filter(|a| !a.is_unspecified()).unwrap_or(rtp_ip);
@@ -307,7 +313,9 @@ pub fn answer(
     let ptime = choose_ptime(m.ptime, m.maxptime);
     let telephone_event = m.telephone_event(codec.clock_rate);
 
-    let ours = answered_stream(m, local.port, &codec, telephone_event, ptime, direction);
+    let mut ours = answered_stream(m, local.port, &codec, telephone_event, ptime, direction);
+    // Offered multiplexing is always taken: one socket per call instead of two.
+    ours.rtcp_mux = m.rtcp_mux;
 
     let mut sdp = local.session(&offer.timing);
     sdp.media = offer
@@ -322,7 +330,8 @@ pub fn answer(
             codec,
             telephone_event,
             remote_rtp: SocketAddr::new(ip, m.port),
-            remote_rtcp: rtcp_addr(m, ip),
+            remote_rtcp: rtcp_addr(m, ip, m.rtcp_mux),
+            rtcp_mux: m.rtcp_mux,
             ptime,
             direction,
             hold: !peer.receives(),
@@ -460,10 +469,13 @@ pub fn read_answer(offer: &SessionDescription, body: &[u8]) -> Result<Negotiated
         .telephone_event(codec.clock_rate)
         .filter(|te| ours.telephone_event(codec.clock_rate) == Some(*te));
     let peer = peer_direction(m, ip);
+    // Multiplexed only if we offered it too (RFC 5761 §5.1.1).
+    let mux = m.rtcp_mux && ours.rtcp_mux;
     Ok(Negotiated {
         telephone_event,
         remote_rtp: SocketAddr::new(ip, m.port),
-        remote_rtcp: rtcp_addr(m, ip),
+        remote_rtcp: rtcp_addr(m, ip, mux),
+        rtcp_mux: mux,
         ptime: choose_ptime(m.ptime.or(ours.ptime), m.maxptime),
         direction: our_direction(peer, ours.direction),
         hold: !peer.receives(),

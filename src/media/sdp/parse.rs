@@ -172,6 +172,10 @@ fn media_attribute(m: &mut MediaDescription, attr: Attribute) -> Option<Directio
         "ptime" => parse_ms(v).map(|p| m.ptime = Some(p)),
         "maxptime" => parse_ms(v).map(|p| m.maxptime = Some(p)),
         "rtcp" => parse_rtcp(v).map(|r| m.rtcp = Some(r)),
+        "rtcp-mux" => {
+            m.rtcp_mux = true;
+            Some(())
+        }
         _ => None,
     };
     if filed.is_none() {
@@ -326,6 +330,9 @@ impl fmt::Display for MediaDescription {
             }
             Some(Rtcp { port, addr: None }) => put(f, format_args!("a=rtcp:{port}"))?,
             None => {}
+        }
+        if self.rtcp_mux {
+            put(f, format_args!("a=rtcp-mux"))?;
         }
         for a in &self.attributes {
             put(f, format_args!("a={a}"))?;

@@ -331,15 +331,21 @@ fn webrtc_audio_is_answered_and_video_refused_in_place() {
     assert_eq!(n.codec.pt, 0);
     assert_eq!(n.telephone_event, Some(126));
     assert_eq!(n.remote_rtp, sock("192.0.2.44:50000"));
-    // The 0.0.0.0 in a=rtcp is a placeholder, not an address.
-    assert_eq!(n.remote_rtcp, sock("192.0.2.44:9"));
+    // Multiplexing offered is taken: RTCP goes to the RTP address, not to a=rtcp.
+    assert!(n.rtcp_mux);
+    assert_eq!(n.remote_rtcp, sock("192.0.2.44:50000"));
     let text = a.sdp.to_string();
     assert!(text.contains("m=audio 20000 RTP/AVPF 0 126\r\n"), "{text}");
     assert!(text.contains("m=video 0 RTP/AVPF 96\r\n"), "{text}");
-    assert!(
-        !text.contains("rtcp-mux") && !text.contains("ice-ufrag"),
-        "{text}"
-    );
+    assert!(text.contains("a=rtcp-mux\r\n"), "{text}");
+    assert!(!text.contains("ice-ufrag"), "{text}");
+
+    // Without a=rtcp-mux the 0.0.0.0 in a=rtcp is a placeholder, not an address.
+    let plain = WEBRTC.replace("a=rtcp-mux\r\n", "");
+    let a = answer_checked(&plain, &local(), &CodecPref::defaults());
+    assert!(!a.negotiated.rtcp_mux);
+    assert_eq!(a.negotiated.remote_rtcp, sock("192.0.2.44:9"));
+    assert!(!a.sdp.to_string().contains("rtcp-mux"));
 
     // Opus by the name in the config, with its parameters echoed; DTMF at 8000 Hz does not go
     // with a 48 kHz codec.
