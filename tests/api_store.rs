@@ -694,6 +694,12 @@ fn role_matrix() {
             WRITE,
         ),
         ("GET", format!("{cp}/imports"), None, WRITE),
+        (
+            "POST",
+            format!("{cp}/test-call"),
+            Some(json!({"to": "not a number"})),
+            WRITE,
+        ),
         ("GET", format!("{cp}/contacts/callable"), None, DIAL),
         ("GET", "/api/v1/dnc".into(), None, DIAL),
         (

@@ -115,7 +115,6 @@ fn create_line_as(d: &Daemon, number: &str, mode: &str) -> i64 {
     line["id"].as_i64().unwrap()
 }
 
-/// Asks for a verification call and lets the phone take it.
 /// Asks for a verification call of line `id` (202, `verifying`).
 fn start_verification(d: &Daemon, id: i64) {
     let (status, line) = api(d, "POST", &format!("/api/v1/lines/{id}/verification"), None);
@@ -203,6 +202,46 @@ fn a_verification_call_speaks_a_code_that_verifies_the_line() {
         m("dialerd_line_verifications_total{mode=\"external\",result=\"code_accepted\"}"),
         Some(1.0)
     );
+
+    // The verified line is what the campaign's calls show: in From and P-Asserted-Identity,
+    // with Privacy: none.
+    let (status, c) = api(
+        &d,
+        "POST",
+        "/api/v1/campaigns",
+        Some(
+            json!({"name": "Shows the line", "time_zone": "Europe/Berlin",
+                    "default_region": "DE", "line_id": id}),
+        ),
+    );
+    assert_eq!(status, 201, "{c}");
+    let test_call = format!("/api/v1/campaigns/{}/test-call", c["id"]);
+    let (heard, (status, report)) = std::thread::scope(|s| {
+        let answering = s.spawn(|| phone.serve(Behaviour::Answer, Duration::from_secs(15)));
+        let answer = api(&d, "POST", &test_call, Some(json!({"to": "030 7654321"})));
+        (answering.join().unwrap(), answer)
+    });
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["outcome"], "answered", "{report}");
+    assert_eq!(report["caller_id"], "+49301234567");
+    let invite = &heard.invite;
+    assert!(invite.starts_with("INVITE sip:+49307654321@"), "{invite}");
+    let header = |name: &str| common::ua::header(invite, name);
+    assert!(header("From").contains("<sip:+49301234567@"), "{invite}");
+    assert!(
+        header("P-Asserted-Identity").contains("<sip:+49301234567@"),
+        "{invite}"
+    );
+    assert_eq!(header("Privacy"), "none", "{invite}");
+
+    // Once a later verification fails, the campaign places no call showing the line.
+    let (_, line) = verification_call(&d, &phone, id, Behaviour::Busy);
+    assert_eq!(line["status"], "failed", "{line}");
+    let (status, p) = api(&d, "POST", &test_call, Some(json!({"to": "030 7654321"})));
+    assert_eq!((status, p["field"].as_str()), (409, Some("line_id")), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("failed"), "{p}");
+    let (status, p) = api(&d, "POST", &test_call, Some(json!({"to": "030 76x"})));
+    assert_eq!((status, p["field"].as_str()), (422, Some("to")), "{p}");
 }
 
 #[test]

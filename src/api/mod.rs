@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod calls;
+pub mod campaign_calls;
 pub mod campaigns;
 pub mod contacts;
 pub mod dnc;
@@ -217,7 +218,13 @@ async fn test_call(
         );
     }
     // Ring timeout plus Timer B bounds the wait.
-    let call = crate::call::test_call::run(&s.sip, &name, &req.to, req.caller_id, ring_timeout);
+    let dial = crate::sip::leg::Dial {
+        trunk: Some(name),
+        caller_id: req.caller_id,
+        ring_timeout,
+        ..crate::sip::leg::Dial::new(req.to)
+    };
+    let call = crate::call::test_call::run(&s.sip, dial);
     match tokio::time::timeout(std::time::Duration::from_secs(400), call).await {
         Ok(report) => axum::Json(report).into_response(),
         _ => json_error(

@@ -2,7 +2,9 @@
 //! lists, exports, calls, lines), behind Bearer authentication, counted and timed. Each handler checks the
 //! role it needs. The routes are one table, so the OpenAPI test can see every path served.
 
-use super::{auth, calls, campaigns, contacts, dnc, lines, metrics, openapi, users, AppState};
+use super::{
+    auth, calls, campaign_calls, campaigns, contacts, dnc, lines, metrics, openapi, users, AppState,
+};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Router};
 
@@ -76,6 +78,7 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
                 .delete(dnc::remove_campaign),
         ),
         (format!("{c}/imports"), get(contacts::imports)),
+        (format!("{c}/test-call"), post(campaign_calls::test_call)),
         (format!("{c}/imports/{{import}}"), get(contacts::get_import)),
         ("/api/v1/calls".into(), get(calls::list)),
         ("/api/v1/calls/{id}".into(), get(calls::get)),

@@ -4,6 +4,7 @@
 
 pub mod agent_leg;
 pub mod bridge;
+pub mod campaign_call;
 pub mod echo;
 pub mod playback;
 pub mod record;

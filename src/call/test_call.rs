@@ -11,10 +11,12 @@ pub const RING_TIMEOUT: Duration = Duration::from_secs(30);
 /// What a test call reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestCallReport {
-    /// Trunk used.
-    pub trunk: String,
+    /// Trunk asked for; `None` when the least loaded trunk that is up was taken.
+    pub trunk: Option<String>,
     /// Number called.
     pub to: String,
+    /// Caller ID asked for; `None` when the trunk's default was shown.
+    pub caller_id: Option<String>,
     /// `answered`, `rejected`, `no_answer` (cancelled at the ring timeout), `timeout` (no final
     /// response), `auth_failed`, `transport_error`, `unavailable` (trunk unknown, full or
     /// rate-limited) or `shutdown`.
@@ -33,18 +35,13 @@ pub struct TestCallReport {
     pub final_ms: Option<u64>,
 }
 
-/// Places a test call through `trunk` (even when its keepalive says it is down: that is what
-/// a test is for) to `to`, hangs up as soon as it is answered, and reports.
-pub async fn run(
-    sip: &SipHandle,
-    trunk: &str,
-    to: &str,
-    caller_id: Option<String>,
-    ring_timeout: Duration,
-) -> TestCallReport {
+/// Places `dial` as a test call (through its trunk even when the trunk's keepalive says it is
+/// down: that is what a test is for), hangs up as soon as it is answered, and reports.
+pub async fn run(sip: &SipHandle, dial: Dial) -> TestCallReport {
     let mut report = TestCallReport {
-        trunk: trunk.to_string(),
-        to: to.to_string(),
+        trunk: dial.trunk.clone(),
+        to: dial.to.clone(),
+        caller_id: dial.caller_id.clone(),
         outcome: "unavailable",
         code: None,
         reason: String::new(),
@@ -53,7 +50,7 @@ pub async fn run(
         ringing_ms: None,
         final_ms: None,
     };
-    let local_ip = sip.local_ip_for_trunk(Some(trunk));
+    let local_ip = sip.local_ip_for_trunk(dial.trunk.as_deref());
     // Whatever the far end sends comes back: an admin listening hears the path both ways.
     let media = match echo::start(local_ip) {
         Ok(m) => m,
@@ -67,8 +64,6 @@ pub async fn run(
     let ms = || started.elapsed().as_millis() as u64;
     let leg = sip
         .dial(Dial {
-            trunk: Some(trunk.to_string()),
-            caller_id,
             sdp: Some(
                 sdp::offer(
                     local_ip,
@@ -77,9 +72,8 @@ pub async fn run(
                 )
                 .into_bytes(),
             ),
-            ring_timeout,
-            even_if_down: true,
-            ..Dial::new(to)
+            even_if_down: dial.trunk.is_some(),
+            ..dial
         })
         .await;
     let mut events = leg.events;

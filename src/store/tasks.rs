@@ -235,6 +235,12 @@ fn typed<T: DeserializeOwned + Serialize>(prefix: &str, value: &Value) -> Result
 }
 
 impl TaskSpec {
+    /// A call task's settings; `None` for other kinds.
+    pub fn call_settings(&self) -> Option<CallSettings> {
+        (self.kind == TaskKind::Call)
+            .then(|| serde_json::from_value(self.settings.clone()).unwrap_or_default())
+    }
+
     /// Checks the spec and fills in setting defaults (flow targets are checked by the store).
     pub fn validate(mut self) -> Result<Self> {
         if self.name.trim().is_empty() || self.name.len() > 200 {

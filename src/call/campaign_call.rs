@@ -1,0 +1,73 @@
+//! The INVITE a campaign places: it shows the campaign's verified line as caller ID — in From,
+//! and in P-Asserted-Identity with `Privacy: none` on trunks with `send_pai` (the default) —
+//! and rings for the call task's ring timeout. A campaign without a line shows the trunk's
+//! caller ID. Every campaign call is to be built here: today by
+//! `POST /api/v1/campaigns/{id}/test-call`, next by the dialer's driver.
+
+use crate::sip::leg::Dial;
+use crate::store::lines::LineStatus;
+use crate::store::{Store, StoreError};
+use std::time::Duration;
+
+/// Ring timeout when the campaign has no call task yet (the call task default).
+const DEFAULT_RING: Duration = Duration::from_secs(25);
+
+/// Why a campaign cannot place a call.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignCallError {
+    /// The campaign, its task or its line could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The campaign's line lost its verification (a later attempt failed): nothing is shown
+    /// that is not proven ours.
+    #[error(
+        "line {id} ({number}) is {status}; a campaign calls only with a verified line as caller ID"
+    )]
+    LineNotVerified {
+        /// The line.
+        id: i64,
+        /// Its number.
+        number: String,
+        /// Where it stands.
+        status: String,
+    },
+}
+
+/// The call to `to` for campaign `campaign_id`, with the ring timeout of call task `task_id`
+/// (else of the campaign's first call task).
+pub async fn dial(
+    store: &Store,
+    campaign_id: i64,
+    task_id: Option<i64>,
+    to: &str,
+) -> Result<Dial, CampaignCallError> {
+    let campaign = store.campaign(campaign_id).await?;
+    let caller_id = match campaign.spec.line_id {
+        None => None,
+        Some(id) => {
+            let line = store.line(id).await?;
+            if line.status != LineStatus::Verified {
+                return Err(CampaignCallError::LineNotVerified {
+                    id,
+                    number: line.spec.number,
+                    status: line.status.as_str().to_string(),
+                });
+            }
+            Some(line.spec.number)
+        }
+    };
+    let tasks = match task_id {
+        Some(t) => vec![store.task(campaign_id, t).await?],
+        None => store.tasks(campaign_id).await?,
+    };
+    let ring_timeout = tasks
+        .iter()
+        .find_map(|t| t.spec.call_settings())
+        .map(|c| Duration::from_secs(c.ring_timeout_seconds.into()))
+        .unwrap_or(DEFAULT_RING);
+    Ok(Dial {
+        caller_id,
+        ring_timeout,
+        ..Dial::new(to)
+    })
+}
