@@ -267,6 +267,9 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             .expire_codes_periodically(std::time::Duration::from_secs(30), shutdown.token()),
     );
     let (access_tx, access_rx) = tokio::sync::mpsc::channel(64);
+    let (call_log, call_writer) = call::record::CallLog::new(store.clone(), &state_dir);
+    // Tracked: the drain waits for the last call records to be written.
+    shutdown.spawn(call_writer);
     shutdown.spawn(lines.clone().serve_access_calls(access_rx));
     shutdown.spawn(call::route_incoming(
         sip.sip.clone(),
@@ -283,7 +286,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             access_number: cfg.lines.access_number.clone(),
             access: Some(access_tx),
         },
-        call::record::CallLog::new(store.clone(), &state_dir),
+        call_log,
     ));
     for addr in &sip.local_addrs {
         tracing::info!(%addr, "sip listening (udp, tcp)");

@@ -43,7 +43,7 @@ pub async fn run(
     let recording = recorded.then(|| log.recording_path(&rec.id, started_at));
     rec.end_reason = relay(&sip, &media, call, number, recording, &mut rec).await;
     rec.ended_at = now_ms();
-    log.write(&rec).await;
+    log.write(rec).await;
 }
 
 /// The call itself; says how it ended.

@@ -98,31 +98,36 @@ fn record(row: &sqlx::sqlite::SqliteRow) -> Result<CallRecord> {
 }
 
 impl Store {
-    /// Stores a finished call.
-    pub async fn insert_call(&self, c: &CallRecord) -> Result<()> {
+    /// Stores finished calls, all in one transaction.
+    pub async fn insert_calls(&self, calls: &[CallRecord]) -> Result<()> {
         let q = |s: Option<SideQuality>| s.map(|q| (q.loss, q.jitter_seconds, q.mos));
-        let (a, b) = (q(c.a_quality), q(c.b_quality));
-        sqlx::query(&format!(
+        let insert = format!(
             "INSERT INTO calls ({COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-        ))
-        .bind(&c.id)
-        .bind(&c.route)
-        .bind(&c.a_number)
-        .bind(&c.b_number)
-        .bind(c.started_at)
-        .bind(c.answered_at)
-        .bind(c.ended_at)
-        .bind(&c.end_reason)
-        .bind(&c.recording_path)
-        .bind(a.map(|q| q.0))
-        .bind(a.map(|q| q.1))
-        .bind(a.map(|q| q.2))
-        .bind(b.map(|q| q.0))
-        .bind(b.map(|q| q.1))
-        .bind(b.map(|q| q.2))
-        .execute(&self.writer)
-        .await?;
+        );
+        let mut tx = self.writer.begin().await?;
+        for c in calls {
+            let (a, b) = (q(c.a_quality), q(c.b_quality));
+            sqlx::query(&insert)
+                .bind(&c.id)
+                .bind(&c.route)
+                .bind(&c.a_number)
+                .bind(&c.b_number)
+                .bind(c.started_at)
+                .bind(c.answered_at)
+                .bind(c.ended_at)
+                .bind(&c.end_reason)
+                .bind(&c.recording_path)
+                .bind(a.map(|q| q.0))
+                .bind(a.map(|q| q.1))
+                .bind(a.map(|q| q.2))
+                .bind(b.map(|q| q.0))
+                .bind(b.map(|q| q.1))
+                .bind(b.map(|q| q.2))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -176,8 +181,10 @@ mod tests {
     async fn calls_are_stored_read_back_and_listed_latest_first() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).await.unwrap();
-        store.insert_call(&call("older", 1_000)).await.unwrap();
-        store.insert_call(&call("newer", 2_000)).await.unwrap();
+        store
+            .insert_calls(&[call("older", 1_000), call("newer", 2_000)])
+            .await
+            .unwrap();
         assert_eq!(
             store.call("older").await.unwrap(),
             Some(call("older", 1_000))
@@ -192,10 +199,13 @@ mod tests {
             .collect();
         assert_eq!(ids, ["newer", "older"]);
         assert_eq!(store.recent_calls(1).await.unwrap().len(), 1);
-        // The same id twice is refused.
+        // The same id twice is refused, and a batch holding it stores nothing.
         assert!(matches!(
-            store.insert_call(&call("older", 3_000)).await,
+            store
+                .insert_calls(&[call("third", 3_000), call("older", 3_000)])
+                .await,
             Err(StoreError::Conflict(_))
         ));
+        assert_eq!(store.call("third").await.unwrap(), None);
     }
 }
