@@ -19,7 +19,7 @@ ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 [ -x target/release/dialerd ] || cargo build --release
 work=$(mktemp -d)
-trap 'kill $daemon $uas 2>/dev/null; tail -3 "$work/dialerd.log"; [ "${failed:-1}" = 0 ] || tail -20 "$work"/*errors.log; rm -rf "$work"' EXIT
+trap 'kill $daemon $uas 2>/dev/null; tail -3 "$work/dialerd.log"; echo "slow store writes: $(grep -c "slow statement" "$work/dialerd.log")"; [ "${failed:-1}" = 0 ] || tail -20 "$work"/*errors.log; rm -rf "$work"' EXIT
 mkdir -p "$work/pcap"
 cp sip-scenarios/load/pcap/pcma_20ms.pcap "$work/pcap/"
 cat >"$work/dialerd.toml" <<CONF
