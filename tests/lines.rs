@@ -242,6 +242,14 @@ fn a_verification_call_speaks_a_code_that_verifies_the_line() {
     assert!(p["detail"].as_str().unwrap().contains("failed"), "{p}");
     let (status, p) = api(&d, "POST", &test_call, Some(json!({"to": "030 76x"})));
     assert_eq!((status, p["field"].as_str()), (422, Some("to")), "{p}");
+    for (body, field) in [
+        (json!({"to": "030 7654321", "trunk": "nope"}), "trunk"),
+        (json!({"to": "030 7654321", "task_id": 999}), "task_id"),
+        (json!({"to": "030 7654321", "caller_id": "+1"}), "caller_id"),
+    ] {
+        let (status, p) = api(&d, "POST", &test_call, Some(body));
+        assert_eq!((status, p["field"].as_str()), (422, Some(field)), "{p}");
+    }
 }
 
 #[test]

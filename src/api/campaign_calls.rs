@@ -58,19 +58,9 @@ pub async fn test_call(
         .and_then(phone::region);
     let to = phone::normalise(&req.to, region)
         .map_err(|why| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, why).field("to"))?;
-    if let Some(name) = &req.trunk {
-        let known = s
-            .trunks
-            .read()
-            .map(|t| t.iter().any(|t| &t.name == name))
-            .unwrap_or(false);
-        if !known {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("no trunk named {name}"),
-            )
-            .field("trunk"));
-        }
+    if let Some(name) = req.trunk.as_deref().filter(|n| !s.has_trunk(n)) {
+        let why = format!("no trunk named {name}");
+        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, why).field("trunk"));
     }
     if let Some(task) = req.task_id {
         let is_call = s

@@ -59,6 +59,16 @@ pub struct AppState {
     pub lines: crate::lines::Lines,
 }
 
+impl AppState {
+    /// Whether a trunk of this name is configured.
+    pub fn has_trunk(&self, name: &str) -> bool {
+        self.trunks
+            .read()
+            .map(|t| t.iter().any(|t| t.name == name))
+            .unwrap_or(false)
+    }
+}
+
 /// Binds the admin listener, naming the address on failure.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ApiError> {
     TcpListener::bind(addr)
@@ -205,12 +215,7 @@ async fn test_call(
         .ring_timeout
         .map(std::time::Duration::from_secs)
         .unwrap_or(crate::call::test_call::RING_TIMEOUT);
-    let known = s
-        .trunks
-        .read()
-        .map(|t| t.iter().any(|t| t.name == name))
-        .unwrap_or(false);
-    if !known {
+    if !s.has_trunk(&name) {
         return json_error(
             StatusCode::NOT_FOUND,
             format!("no trunk named {name}"),
