@@ -328,7 +328,13 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 /// A CA named `name` and a certificate for `localhost` it signed, in `dir`:
 /// `{name}-ca.pem`, `{name}-leaf.pem`, `{name}-leaf.key`.
 fn make_certs(dir: &std::path::Path, name: &str) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let (ca_key, ca) = (format!("{name}-ca.key"), format!("{name}-ca.pem"));
     let (key, csr, leaf) = (
         format!("{name}-leaf.key"),
@@ -339,8 +345,18 @@ fn make_certs(dir: &std::path::Path, name: &str) {
     let mut args = vec!["req", "-x509"];
     args.extend(ec);
     args.extend([
-        "-keyout", &ca_key, "-out", &ca, "-days", "2", "-subj", &subject, "-addext",
-        "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        &subject,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     openssl(dir, &args);
     let mut args = vec!["req"];
@@ -355,8 +371,21 @@ fn make_certs(dir: &std::path::Path, name: &str) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-out",
-            &leaf, "-days", "2", "-extfile", "leaf.ext",
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &leaf,
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
         ],
     );
 }
@@ -508,7 +537,10 @@ fn https_webhooks_verify_the_server_certificate() {
     assert_eq!(got.len(), 1, "{got:?}");
     let (sni, request) = &got[0];
     assert_eq!(sni.as_deref(), Some("localhost"));
-    assert!(request.starts_with("POST /crm?x=1 HTTP/1.1\r\n"), "{request}");
+    assert!(
+        request.starts_with("POST /crm?x=1 HTTP/1.1\r\n"),
+        "{request}"
+    );
     let (_, body) = request.split_once("\r\n\r\n").unwrap();
     let posted: Value = serde_json::from_str(body).unwrap();
     assert_eq!(posted["fields"]["name"], "Ann", "{posted}");
@@ -536,7 +568,12 @@ fn https_webhooks_verify_the_server_certificate() {
         .unwrap()
         .iter()
         .filter(|h| h["change"]["op"] == "webhook")
-        .map(|h| h["change"]["error"].as_str().unwrap_or_default().to_string())
+        .map(|h| {
+            h["change"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     assert_eq!(errors.len(), 2, "{bob}");
     for e in &errors {
@@ -547,7 +584,12 @@ fn https_webhooks_verify_the_server_certificate() {
     }
     let seen = bad.lock().unwrap();
     assert!(seen.requests.is_empty(), "{:?}", seen.requests);
-    assert_eq!(seen.failed_handshakes.len(), 2, "{:?}", seen.failed_handshakes);
+    assert_eq!(
+        seen.failed_handshakes.len(),
+        2,
+        "{:?}",
+        seen.failed_handshakes
+    );
 }
 
 /// A large export (5,000 contacts) downloads whole: the Content-Length the daemon announces
@@ -636,7 +678,10 @@ fn a_large_export_downloads_intact() {
     let on_disk = d.dir.path().join(format!(
         "state/exports/campaign-{c}-task-{results}-file-{file}.csv"
     ));
-    assert!(body == std::fs::read(&on_disk).unwrap().as_slice(), "the body is not the file");
+    assert!(
+        body == std::fs::read(&on_disk).unwrap().as_slice(),
+        "the body is not the file"
+    );
     let mut reader = csv::Reader::from_reader(body);
     let headers = reader.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();

@@ -233,7 +233,11 @@ fn flow_webhook_ca_file_must_exist_and_unknown_flow_keys_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, "").unwrap();
-    let cfg = parse(&format!("[flow]\nwebhook_ca_file = {:?}\n", ca.display().to_string())).unwrap();
+    let cfg = parse(&format!(
+        "[flow]\nwebhook_ca_file = {:?}\n",
+        ca.display().to_string()
+    ))
+    .unwrap();
     assert_eq!(cfg.flow.webhook_ca_file.as_deref(), Some(ca.as_path()));
     let err = parse("[flow]\nwebhook_ca_file = \"/nonexistent/ca.pem\"\n")
         .unwrap_err()

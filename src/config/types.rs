@@ -637,7 +637,10 @@ impl Config {
             if !ca.is_file() {
                 return bad(
                     "flow.webhook_ca_file",
-                    &format!("wanted a PEM file of CA certificates; {} is not a file", ca.display()),
+                    &format!(
+                        "wanted a PEM file of CA certificates; {} is not a file",
+                        ca.display()
+                    ),
                 );
             }
         }

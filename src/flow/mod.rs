@@ -76,7 +76,11 @@ pub async fn run(
     }
 }
 
-async fn deliver_webhooks(store: &Store, client: &webhook::WebhookClient, stop: &CancellationToken) {
+async fn deliver_webhooks(
+    store: &Store,
+    client: &webhook::WebhookClient,
+    stop: &CancellationToken,
+) {
     let jobs = match store
         .due_webhooks(crate::store::now_ms(), WEBHOOKS_PER_TICK)
         .await

@@ -193,12 +193,14 @@ impl WebhookClient {
                     let name = ServerName::try_from(t.host.clone()).map_err(|_| {
                         WebhookError::Url(format!("{:?} is not a valid TLS server name", t.host))
                     })?;
-                    let tls = self.tls.connect(name, tcp).await.map_err(|e| {
-                        WebhookError::Tls {
+                    let tls = self
+                        .tls
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| WebhookError::Tls {
                             host: t.host.clone(),
                             reason: e.to_string(),
-                        }
-                    })?;
+                        })?;
                     exchange(tls, head.as_bytes(), body).await
                 }
             }
@@ -294,7 +296,10 @@ mod tests {
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "not a certificate\n").unwrap();
         let e = WebhookClient::new(Some(&path)).err().unwrap().to_string();
-        assert!(e.contains("flow.webhook_ca_file") && e.contains("no PEM"), "{e}");
+        assert!(
+            e.contains("flow.webhook_ca_file") && e.contains("no PEM"),
+            "{e}"
+        );
         let e = WebhookClient::new(Some(&dir.path().join("none.pem")))
             .err()
             .unwrap()
