@@ -249,6 +249,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let store = open_store(&state_dir).await?;
     let api_metrics = api::metrics::ApiMetrics::register(metrics.registry())?;
     let flow_metrics = dialerd::flow::FlowMetrics::register(metrics.registry())?;
+    let webhooks = dialerd::flow::webhook::WebhookClient::new(cfg.flow.webhook_ca_file.as_deref())?;
     let http = api::bind(cfg.http.listen).await?;
     let media = MediaEngine::new(&cfg.media, metrics.registry())
         .with_context(|| format!("media.prompts_dir {}", cfg.media.prompts_dir.display()))?;
@@ -323,6 +324,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     shutdown.spawn(dialerd::flow::run(
         store.clone(),
         flow_metrics,
+        webhooks,
         shutdown.token(),
     ));
     tokio::spawn(memory::trim_periodically(

@@ -851,3 +851,171 @@ fn sigkill_during_a_large_import_keeps_whole_batches() {
         assert_eq!(contact["fields"]["n"], i.to_string());
     }
 }
+
+/// Wrong quoting: a stray quote or text after a closing quote makes that row bad ("bad
+/// quoting", by line) while good rows go in; a quote never closed fails the import with a 4xx
+/// naming the line it opened on, and what earlier batches had put in is taken out again.
+#[test]
+fn wrong_quoting_is_a_bad_row_and_an_unclosed_quote_fails_the_import_whole() {
+    let d = start();
+    let api = Api::new(&d, ADMIN);
+    let (c, _) = campaign(&api, "Quotes");
+    let csv = "name,phone\n\
+               Ann,030 1234567\n\
+               Bob 5\" tall,030 1234568\n\
+               \"Cid\" Jr,030 1234569\n\
+               \"Dan \"\"the man\"\"\",030 1234570\n\
+               Eve,030 1234571\n";
+    let (status, r) = api.import(c, "", csv);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (
+            r["rows"].as_i64(),
+            r["inserted"].as_i64(),
+            r["bad"].as_i64()
+        ),
+        (Some(5), Some(3), Some(2)),
+        "{r}"
+    );
+    let problems: Vec<(i64, &str, &str)> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["line"].as_i64().unwrap(),
+                p["kind"].as_str().unwrap(),
+                p["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(problems.len(), 2, "{r}");
+    assert_eq!((problems[0].0, problems[0].1), (3, "bad"), "{r}");
+    assert!(problems[0].2.starts_with("bad quoting"), "{r}");
+    assert_eq!((problems[1].0, problems[1].1), (4, "bad"), "{r}");
+    assert!(problems[1].2.contains("after the closing quote"), "{r}");
+    let names: Vec<String> = api
+        .all_contacts(c, "", 100)
+        .iter()
+        .map(|c| c["fields"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["Ann", "Dan \"the man\"", "Eve"]);
+
+    // 2,500 good rows (two batches commit on the way), then a quote that never closes.
+    let mut big = String::from("name,phone\n");
+    for n in 0..2500 {
+        big.push_str(&format!("n{n},0151 {:08}\n", 40_000_000 + n));
+    }
+    big.push_str("Zed,\"0151 99999999\nYul,0151 99999998\nXan,0151 99999997\n");
+    let (status, p) = api.import(c, "", &big);
+    assert_eq!(status, 422, "{p}");
+    assert_eq!(p["field"], "body", "{p}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("line 2502") && detail.contains("never closed"),
+        "{detail}"
+    );
+    // Nothing of it stayed: the campaign holds the first import's three contacts only.
+    assert_eq!(api.all_contacts(c, "", 1000).len(), 3);
+    let last = &api.ok("GET", &format!("/api/v1/campaigns/{c}/imports"), None)[0];
+    assert_eq!(
+        (
+            last["state"].as_str(),
+            last["inserted"].as_i64(),
+            last["rolled_back"].as_i64()
+        ),
+        (Some("failed"), Some(0), Some(2000)),
+        "{last}"
+    );
+    assert!(
+        last["error"].as_str().unwrap().contains("line 2502"),
+        "{last}"
+    );
+    // The same numbers import fine once the file is fixed: none is taken.
+    let fixed = big.replace("Zed,\"0151", "Zed,0151");
+    let (status, r) = api.import(c, "", &fixed);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (r["inserted"].as_i64(), r["duplicates"].as_i64()),
+        (Some(2503), Some(0)),
+        "{r}"
+    );
+}
+
+/// Bulk edit over more than one batch of 500: every matching contact changes once, each with
+/// a history entry naming who and what; a bad value is a 422 naming `value`, nothing changed.
+#[test]
+fn bulk_edit_changes_every_match_in_batches_with_history() {
+    let d = start();
+    let api = Api::new(&d, ADMIN);
+    let (c, _) = campaign(&api, "Bulk");
+    let mut csv = String::from("n,phone\n");
+    for n in 0..1234 {
+        csv.push_str(&format!("{n},0151 {:08}\n", 60_000_000 + n));
+    }
+    assert_eq!(api.import(c, "", &csv).0, 200);
+    let bulk = format!("/api/v1/campaigns/{c}/contacts/bulk");
+    let (status, p) = api.call(
+        "POST",
+        &bulk,
+        Some(json!({"filter": {}, "field": "status", "value": "sold"})),
+    );
+    assert_eq!((status, p["field"].as_str()), (422, Some("value")), "{p}");
+    assert_eq!(api.all_contacts(c, "status=open", 1000).len(), 1234);
+
+    let r = api.ok(
+        "POST",
+        &bulk,
+        Some(json!({"filter": {"status": "open"}, "field": "status", "value": "declined"})),
+    );
+    assert_eq!(r["changed"], 1234);
+    assert_eq!(api.all_contacts(c, "status=declined", 1000).len(), 1234);
+    // Again: nothing left to change.
+    let r = api.ok(
+        "POST",
+        &bulk,
+        Some(json!({"filter": {}, "field": "status", "value": "declined"})),
+    );
+    assert_eq!(r["changed"], 0);
+    let r = api.ok(
+        "POST",
+        &bulk,
+        Some(json!({"filter": {"text": "+49151600012"}, "field": "fields.batch", "value": "B7"})),
+    );
+    // Numbers +4915160001200 … +4915160001233: 34 contacts.
+    assert_eq!(r["changed"], 34);
+    let all = api.all_contacts(c, "", 1000);
+    let last = all.last().unwrap();
+    assert_eq!(last["fields"]["batch"], "B7", "{last}");
+    let got = api.ok(
+        "GET",
+        &format!("/api/v1/campaigns/{c}/contacts/{}", last["id"]),
+        None,
+    );
+    let history: Vec<(String, Value)> = got["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            assert!(h["at"].is_string(), "{h}");
+            (
+                h["actor"].as_str().unwrap().to_string(),
+                h["change"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (
+                "admin".to_string(),
+                json!({"op": "bulk_edit", "changes": {"status": ["open", "declined"]}})
+            ),
+            (
+                "admin".to_string(),
+                json!({"op": "bulk_edit", "changes": {"fields.batch": [null, "B7"]}})
+            ),
+        ],
+        "{got}"
+    );
+}

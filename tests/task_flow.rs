@@ -310,3 +310,391 @@ fn flow_rules_wait_webhook_and_export_rotation() {
         (metric(&text, &series) == Some(4.0)).then_some(())
     });
 }
+
+/// Runs `openssl` in `dir`, failing the test with its stderr.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command is needed to make test certificates");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA named `name` and a certificate for `localhost` it signed, in `dir`:
+/// `{name}-ca.pem`, `{name}-leaf.pem`, `{name}-leaf.key`.
+fn make_certs(dir: &std::path::Path, name: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let (ca_key, ca) = (format!("{name}-ca.key"), format!("{name}-ca.pem"));
+    let (key, csr, leaf) = (
+        format!("{name}-leaf.key"),
+        format!("{name}-leaf.csr"),
+        format!("{name}-leaf.pem"),
+    );
+    let subject = format!("/CN=dialerd test CA {name}");
+    let mut args = vec!["req", "-x509"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        &subject,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &args);
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
+    openssl(dir, &args);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &leaf,
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
+    );
+}
+
+/// What a TLS hook server saw: requests (SNI, request head and body) and failed handshakes.
+#[derive(Default)]
+struct TlsSeen {
+    requests: Vec<(Option<String>, String)>,
+    failed_handshakes: Vec<String>,
+}
+
+/// A one-thread HTTPS server on 127.0.0.1 with the certificate `cert` (PEM, key `key`),
+/// answering 200 to every request.
+fn tls_hook_server(cert: &std::path::Path, key: &std::path::Path) -> (u16, Arc<Mutex<TlsSeen>>) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let certs = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(TlsSeen::default()));
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let tcp = tcp.unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            let outcome = loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break Err("closed before a request".to_string()),
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                    Err(e) => break Err(e.to_string()),
+                }
+                let text = String::from_utf8_lossy(&req).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Ok(text);
+                    }
+                }
+            };
+            match outcome {
+                Ok(text) => {
+                    let sni = s.conn.server_name().map(str::to_string);
+                    out.lock().unwrap().requests.push((sni, text));
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    s.conn.send_close_notify();
+                    let _ = s.flush();
+                }
+                Err(e) => out.lock().unwrap().failed_handshakes.push(e),
+            }
+        }
+    });
+    (port, seen)
+}
+
+/// HTTPS webhooks: a server whose certificate the configured extra CA signed gets the POST
+/// (with SNI) and the contact moves on; a server with a certificate from an unknown CA never
+/// gets the body, the delivery fails with the reason in the contact's history.
+#[test]
+fn https_webhooks_verify_the_server_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), "trusted");
+    make_certs(certs.path(), "stranger");
+    let p = |f: &str| certs.path().join(f);
+    let (good_port, good) = tls_hook_server(&p("trusted-leaf.pem"), &p("trusted-leaf.key"));
+    let (bad_port, bad) = tls_hook_server(&p("stranger-leaf.pem"), &p("stranger-leaf.key"));
+    let config = format!(
+        "{BASE}[flow]\nwebhook_ca_file = {:?}\n",
+        p("trusted-ca.pem").display().to_string()
+    );
+    let d = Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let c = ok(
+        &d,
+        "POST",
+        "/api/v1/campaigns",
+        Some(json!({"name": "Tls", "default_region": "DE"})),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let cp = format!("/api/v1/campaigns/{c}");
+    let task = |body: Value| {
+        ok(&d, "POST", &format!("{cp}/tasks"), Some(body))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let dial = task(json!({"name": "dial", "kind": "call"}));
+    let done = task(json!({"name": "done", "kind": "call"}));
+    let secure = task(json!({"name": "secure", "kind": "webhook",
+        "settings": {"url": format!("https://localhost:{good_port}/crm?x=1"), "retries": 0, "backoff_seconds": 1},
+        "flow": [{"status": "success", "next_task": done}]}));
+    let stranger = task(json!({"name": "stranger", "kind": "webhook",
+        "settings": {"url": format!("https://localhost:{bad_port}/crm"), "retries": 1, "backoff_seconds": 1},
+        "flow": [{"status": "success", "next_task": done}]}));
+    let auth = format!("Bearer {ADMIN}");
+    let (status, _, r) = http_request(
+        d.http,
+        "POST",
+        &format!("{cp}/contacts/import?task={dial}"),
+        &[("Authorization", &auth), ("Content-Type", "text/csv")],
+        b"name,phone\nAnn,030 2000001\nBob,030 2000002\n",
+    );
+    assert_eq!(status, 200, "{r}");
+    let ids: Vec<i64> = ok(&d, "GET", &format!("{cp}/contacts"), None)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    let contact = |i: usize| ok(&d, "GET", &format!("{cp}/contacts/{}", ids[i]), None);
+    for (i, to) in [(0, secure), (1, stranger)] {
+        ok(
+            &d,
+            "POST",
+            &format!("{cp}/contacts/move"),
+            Some(json!({"ids": [ids[i]], "task_id": to})),
+        );
+    }
+
+    // Trusted: delivered over TLS with SNI, moved on by the flow rule.
+    let ann = eventually("Ann delivered", || {
+        let c = contact(0);
+        (c["task_id"] == done).then_some(c)
+    });
+    let got = std::mem::take(&mut good.lock().unwrap().requests);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (sni, request) = &got[0];
+    assert_eq!(sni.as_deref(), Some("localhost"));
+    assert!(
+        request.starts_with("POST /crm?x=1 HTTP/1.1\r\n"),
+        "{request}"
+    );
+    let (_, body) = request.split_once("\r\n\r\n").unwrap();
+    let posted: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(posted["fields"]["name"], "Ann", "{posted}");
+    let delivered = ann["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["change"]["op"] == "webhook")
+        .cloned()
+        .unwrap_or_else(|| panic!("no webhook entry: {ann}"));
+    assert_eq!(delivered["change"]["detail"], "$delivered", "{ann}");
+
+    // Untrusted: two tries (one retry), then failed in the webhook task, never moved on.
+    let bob = eventually("Bob's webhook failed", || {
+        let c = contact(1);
+        (c["status"] == "failed").then_some(c)
+    });
+    assert_eq!(
+        (bob["task_id"].as_i64(), bob["detail"].as_str()),
+        (Some(stranger), Some("$webhook_failed")),
+        "{bob}"
+    );
+    let errors: Vec<String> = bob["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["change"]["op"] == "webhook")
+        .map(|h| {
+            h["change"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(errors.len(), 2, "{bob}");
+    for e in &errors {
+        assert!(
+            e.contains("TLS with localhost failed") && e.contains("certificate"),
+            "{e}"
+        );
+    }
+    let seen = bad.lock().unwrap();
+    assert!(seen.requests.is_empty(), "{:?}", seen.requests);
+    assert_eq!(
+        seen.failed_handshakes.len(),
+        2,
+        "{:?}",
+        seen.failed_handshakes
+    );
+}
+
+/// A large export (5,000 contacts) downloads whole: the Content-Length the daemon announces
+/// is the length of the body, and every contact is in it once, in order.
+#[test]
+fn a_large_export_downloads_intact() {
+    let d = Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let c = ok(
+        &d,
+        "POST",
+        "/api/v1/campaigns",
+        Some(json!({"name": "Big export", "default_region": "DE"})),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let cp = format!("/api/v1/campaigns/{c}");
+    let dial = ok(
+        &d,
+        "POST",
+        &format!("{cp}/tasks"),
+        Some(json!({"name": "dial", "kind": "call"})),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let results = ok(
+        &d,
+        "POST",
+        &format!("{cp}/tasks"),
+        Some(json!({"name": "results", "kind": "export", "settings": {"format": "csv"}})),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let n = 5000;
+    let mut csv = String::from("n,note,phone\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "{i},\"row {i}, with a comma and some padding text\",0151 {:08}\n",
+            30_000_000 + i
+        ));
+    }
+    let auth = format!("Bearer {ADMIN}");
+    let (status, _, r) = http_request(
+        d.http,
+        "POST",
+        &format!("{cp}/contacts/import?task={dial}"),
+        &[("Authorization", &auth), ("Content-Type", "text/csv")],
+        csv.as_bytes(),
+    );
+    assert_eq!(status, 200, "{r}");
+    let moved = ok(
+        &d,
+        "POST",
+        &format!("{cp}/contacts/move"),
+        Some(json!({"filter": {"task": dial}, "task_id": results})),
+    );
+    assert_eq!(moved["moved"], n);
+    let exports = format!("{cp}/tasks/{results}/exports");
+    let files = ok(&d, "GET", &exports, None);
+    assert_eq!(files[0]["rows"], n, "{files}");
+    let file = files[0]["id"].as_i64().unwrap();
+
+    // A raw request, so the announced length can be compared with what came.
+    let mut s = std::net::TcpStream::connect(d.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {exports}/{file} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .unwrap_or_else(|| panic!("no Content-Length: {head}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert_eq!(length, body.len(), "{head}");
+    assert!(length > 500_000, "{length}");
+    let on_disk = d.dir.path().join(format!(
+        "state/exports/campaign-{c}-task-{results}-file-{file}.csv"
+    ));
+    assert!(
+        body == std::fs::read(&on_disk).unwrap().as_slice(),
+        "the body is not the file"
+    );
+    let mut reader = csv::Reader::from_reader(body);
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (n_col, note_col) = (col("n"), col("note"));
+    let mut count = 0;
+    for (i, record) in reader.records().enumerate() {
+        let record = record.unwrap();
+        assert_eq!(record[n_col], i.to_string());
+        assert_eq!(
+            record[note_col],
+            format!("row {i}, with a comma and some padding text")
+        );
+        count += 1;
+    }
+    assert_eq!(count, n);
+}

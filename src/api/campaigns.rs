@@ -6,7 +6,7 @@ use super::AppState;
 use crate::store::campaigns::{Campaign, CampaignSpec};
 use crate::store::exports::ExportFile;
 use crate::store::tasks::{ExportFormat, Task, TaskSpec};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::http::StatusCode;
@@ -171,13 +171,17 @@ pub async fn download(
 ) -> Answer<Response> {
     caller.require(CAMPAIGN_WRITE)?;
     let d = s.store.download_export(id, task, file).await?;
-    let bytes = tokio::fs::read(&d.path).await.map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         tracing::error!(path = %d.path.display(), error = %e, "cannot read an export file");
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the export file cannot be read; see the daemon's log",
         )
-    })?;
+    };
+    // Streamed from disk: a large export never sits in memory whole. Closed files are not
+    // written again, so the length read here is the length sent.
+    let f = tokio::fs::File::open(&d.path).await.map_err(unreadable)?;
+    let len = f.metadata().await.map_err(unreadable)?.len();
     let kind = match d.format {
         ExportFormat::Tsv => "text/tab-separated-values; charset=utf-8",
         ExportFormat::Csv => "text/csv; charset=utf-8",
@@ -185,12 +189,13 @@ pub async fn download(
     Ok((
         [
             (header::CONTENT_TYPE, kind.to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{}\"", d.name),
             ),
         ],
-        bytes,
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 64 * 1024)),
     )
         .into_response())
 }

@@ -227,3 +227,25 @@ fn bad_media_and_route_values_name_their_key() {
         assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
     }
 }
+
+#[test]
+fn flow_webhook_ca_file_must_exist_and_unknown_flow_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "").unwrap();
+    let cfg = parse(&format!(
+        "[flow]\nwebhook_ca_file = {:?}\n",
+        ca.display().to_string()
+    ))
+    .unwrap();
+    assert_eq!(cfg.flow.webhook_ca_file.as_deref(), Some(ca.as_path()));
+    let err = parse("[flow]\nwebhook_ca_file = \"/nonexistent/ca.pem\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("key `flow.webhook_ca_file`"), "{err}");
+    assert!(err.contains("not a file"), "{err}");
+    let err = parse("[flow]\nwebhook_ca = \"/tmp/ca.pem\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("test.toml: key `flow.webhook_ca`"), "{err}");
+}

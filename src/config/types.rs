@@ -28,6 +28,17 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// Caller-ID lines and their verification calls.
     pub lines: LinesConfig,
+    /// Task flow in the background (webhook deliveries).
+    pub flow: FlowConfig,
+}
+
+/// `[flow]`: background task flow, i.e. how webhook tasks reach their servers.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowConfig {
+    /// PEM file of extra CA certificates trusted for `https://` webhooks, besides the Mozilla
+    /// roots (a company CA); unset: the Mozilla roots only.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 /// `[lines]`: verification of the numbers campaigns show as caller ID.
@@ -94,6 +105,7 @@ impl Default for Config {
             trunks: Vec::new(),
             agents: Vec::new(),
             lines: LinesConfig::default(),
+            flow: FlowConfig::default(),
         }
     }
 }
@@ -621,6 +633,17 @@ impl Config {
                 ));
             }
         }
+        if let Some(ca) = &self.flow.webhook_ca_file {
+            if !ca.is_file() {
+                return bad(
+                    "flow.webhook_ca_file",
+                    &format!(
+                        "wanted a PEM file of CA certificates; {} is not a file",
+                        ca.display()
+                    ),
+                );
+            }
+        }
         if self.shutdown.drain_timeout > Duration::from_secs(3600) {
             return bad("shutdown.drain_timeout", "wanted a duration of at most 1h");
         }
@@ -698,6 +721,9 @@ impl Config {
         }
         if self.agents != new.agents {
             changed.push("agents");
+        }
+        if self.flow != new.flow {
+            changed.push("flow");
         }
         changed
     }

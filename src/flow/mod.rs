@@ -52,8 +52,13 @@ impl FlowMetrics {
     }
 }
 
-/// Runs until `stop` is cancelled.
-pub async fn run(store: Store, metrics: FlowMetrics, stop: CancellationToken) {
+/// Runs until `stop` is cancelled; webhooks go out through `client`.
+pub async fn run(
+    store: Store,
+    metrics: FlowMetrics,
+    client: webhook::WebhookClient,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_gauge: Option<tokio::time::Instant> = None;
@@ -61,7 +66,7 @@ pub async fn run(store: Store, metrics: FlowMetrics, stop: CancellationToken) {
         if let Err(e) = store.apply_due(crate::store::now_ms()).await {
             tracing::warn!(error = %e, "task flow: applying due moves failed");
         }
-        deliver_webhooks(&store, &stop).await;
+        deliver_webhooks(&store, &client, &stop).await;
         if last_gauge.map_or(true, |t| t.elapsed() >= GAUGE_EVERY) {
             last_gauge = Some(tokio::time::Instant::now());
             if let Err(e) = metrics.refresh(&store).await {
@@ -71,7 +76,11 @@ pub async fn run(store: Store, metrics: FlowMetrics, stop: CancellationToken) {
     }
 }
 
-async fn deliver_webhooks(store: &Store, stop: &CancellationToken) {
+async fn deliver_webhooks(
+    store: &Store,
+    client: &webhook::WebhookClient,
+    stop: &CancellationToken,
+) {
     let jobs = match store
         .due_webhooks(crate::store::now_ms(), WEBHOOKS_PER_TICK)
         .await
@@ -87,7 +96,8 @@ async fn deliver_webhooks(store: &Store, stop: &CancellationToken) {
             return;
         }
         let body = serde_json::to_vec(&job.contact).unwrap_or_default();
-        let outcome = webhook::post_json(&job.settings.url, &body, WEBHOOK_TIMEOUT)
+        let outcome = client
+            .post_json(&job.settings.url, &body, WEBHOOK_TIMEOUT)
             .await
             .map_err(|e| e.to_string());
         if let Err(e) = &outcome {

@@ -1,11 +1,18 @@
-//! A minimal HTTP/1.1 client for webhook tasks: one `POST` of a JSON body per connection over
-//! a plain TCP stream (`Connection: close`). Only `http://` URLs: `https://` is refused with a
-//! clear error until a TLS client is in the tree.
+//! A minimal HTTP/1.1 client for webhook tasks: one `POST` of a JSON body per connection
+//! (`Connection: close`), over plain TCP for `http://` URLs and over TLS (rustls, ring) for
+//! `https://` ones. The server's certificate is always verified, against the Mozilla roots
+//! (webpki-roots) plus an optional extra CA bundle (`flow.webhook_ca_file`); the server name
+//! comes from the URL's host and is sent as SNI.
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::rustls;
 
-/// Why a delivery failed.
+/// Why a delivery failed (or the client could not be built).
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     /// The URL is not one this client can use.
@@ -14,6 +21,14 @@ pub enum WebhookError {
     /// Connecting, sending or reading failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The TLS handshake failed (an untrusted or mismatched certificate, no common protocol).
+    #[error("TLS with {host} failed: {reason}")]
+    Tls {
+        /// Host named by the URL.
+        host: String,
+        /// What rustls said.
+        reason: String,
+    },
     /// No complete answer within the timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -23,72 +38,204 @@ pub enum WebhookError {
     /// The server answered with a status outside 2xx.
     #[error("the server answered {0}")]
     Status(u16),
+    /// The extra CA bundle cannot be used.
+    #[error("flow.webhook_ca_file {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
-/// Host, port and path of an `http://` URL.
-pub fn split_url(url: &str) -> Result<(String, u16, String), WebhookError> {
-    if url.starts_with("https://") {
-        return Err(WebhookError::Url(
-            "https:// webhooks are not supported yet; use an http:// URL (e.g. a local relay)"
-                .into(),
-        ));
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| WebhookError::Url(format!("{url:?} is not an http:// URL")))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain TCP.
+    Http,
+    /// TLS.
+    Https,
+}
+
+/// The parts of a webhook URL this client needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// http or https.
+    pub scheme: Scheme,
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// Port (80 / 443 by default).
+    pub port: u16,
+    /// Path and query, at least `/`.
+    pub path: String,
+}
+
+/// Splits an `http://` or `https://` URL.
+pub fn split_url(url: &str) -> Result<Target, WebhookError> {
+    let (scheme, rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
+        (Scheme::Https, rest, 443)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (Scheme::Http, rest, 80)
+    } else {
+        return Err(WebhookError::Url(format!(
+            "{url:?} is not an http:// or https:// URL"
+        )));
     };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-            h,
-            p.parse()
-                .map_err(|_| WebhookError::Url(format!("bad port in {url:?}")))?,
-        ),
-        _ => (authority, 80),
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    if authority.contains('@') {
+        return Err(WebhookError::Url(format!(
+            "{url:?}: user names and passwords in webhook URLs are not supported"
+        )));
+    }
+    let port_of = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| WebhookError::Url(format!("bad port in {url:?}")))
+    };
+    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+        let (h, after) = inner
+            .split_once(']')
+            .ok_or_else(|| WebhookError::Url(format!("unclosed [ in {url:?}")))?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, port_of(p)?),
+            None if after.is_empty() => (h, default_port),
+            None => return Err(WebhookError::Url(format!("bad host in {url:?}"))),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, port_of(p)?),
+            None => (authority, default_port),
+        }
     };
     if host.is_empty() {
         return Err(WebhookError::Url(format!("no host in {url:?}")));
     }
-    Ok((
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
+    Ok(Target {
+        scheme,
+        host: host.to_string(),
         port,
-        path.to_string(),
-    ))
+        path,
+    })
 }
 
-/// POSTs `body` as JSON to `url`; a 2xx status is success.
-pub async fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<u16, WebhookError> {
-    let (host, port, path) = split_url(url)?;
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+/// Posts webhooks; cheap to clone (the TLS settings are shared).
+#[derive(Clone)]
+pub struct WebhookClient {
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl WebhookClient {
+    /// A client trusting the Mozilla roots plus the certificates of `extra_ca` (a PEM file).
+    pub fn new(extra_ca: Option<&Path>) -> Result<Self, WebhookError> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        if let Some(path) = extra_ca {
+            let bad = |reason: String| WebhookError::CaFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("holds no PEM certificate".into()));
+            }
+            for (i, cert) in certs.into_iter().enumerate() {
+                roots
+                    .add(cert)
+                    .map_err(|e| bad(format!("certificate {}: {e}", i + 1)))?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| WebhookError::CaFile {
+                path: String::new(),
+                reason: e.to_string(),
+            })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// POSTs `body` as JSON to `url`; a 2xx status is success.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<u16, WebhookError> {
+        let t = split_url(url)?;
+        let host_header = if t.host.contains(':') {
+            format!("[{}]:{}", t.host, t.port)
+        } else {
+            format!("{}:{}", t.host, t.port)
+        };
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: dialerd/{}\r\n\
+            "POST {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: dialerd/{}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            t.path,
             env!("CARGO_PKG_VERSION"),
             body.len()
         );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
-        // The status line is all that matters; read until it is complete.
-        let mut answer = Vec::with_capacity(256);
-        let mut buf = [0u8; 1024];
-        while !answer.windows(2).any(|w| w == b"\r\n") && answer.len() < 8192 {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
+        let exchange = async {
+            let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await?;
+            match t.scheme {
+                Scheme::Http => exchange(tcp, head.as_bytes(), body).await,
+                Scheme::Https => {
+                    let name = ServerName::try_from(t.host.clone()).map_err(|_| {
+                        WebhookError::Url(format!("{:?} is not a valid TLS server name", t.host))
+                    })?;
+                    let tls = self
+                        .tls
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| WebhookError::Tls {
+                            host: t.host.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    exchange(tls, head.as_bytes(), body).await
+                }
             }
-            answer.extend_from_slice(&buf[..n]);
+        };
+        let answer = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| WebhookError::Timeout(timeout))??;
+        status_of(&answer)
+    }
+}
+
+/// Sends the request and reads until the status line is complete.
+async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    head: &[u8],
+    body: &[u8],
+) -> Result<Vec<u8>, WebhookError> {
+    stream.write_all(head).await?;
+    stream.write_all(body).await?;
+    stream.flush().await?;
+    let mut answer = Vec::with_capacity(256);
+    let mut buf = [0u8; 1024];
+    while !answer.windows(2).any(|w| w == b"\r\n") && answer.len() < 8192 {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
         }
-        Ok::<_, WebhookError>(answer)
-    };
-    let answer = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| WebhookError::Timeout(timeout))??;
-    let line = String::from_utf8_lossy(&answer);
+        answer.extend_from_slice(&buf[..n]);
+    }
+    Ok(answer)
+}
+
+/// The status of an HTTP answer: `Ok` for 2xx.
+fn status_of(answer: &[u8]) -> Result<u16, WebhookError> {
+    let line = String::from_utf8_lossy(answer);
     let line = line.lines().next().unwrap_or_default().to_string();
     let code: u16 = line
         .strip_prefix("HTTP/1.")
@@ -106,23 +253,58 @@ pub async fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<u16,
 mod tests {
     use super::*;
 
+    fn target(scheme: Scheme, host: &str, port: u16, path: &str) -> Target {
+        Target {
+            scheme,
+            host: host.into(),
+            port,
+            path: path.into(),
+        }
+    }
+
     #[test]
-    fn urls_split_and_https_is_refused_clearly() {
+    fn urls_split_with_default_ports() {
+        use Scheme::*;
         assert_eq!(
             split_url("http://127.0.0.1:8080/hook?a=1").unwrap(),
-            ("127.0.0.1".into(), 8080, "/hook?a=1".into())
+            target(Http, "127.0.0.1", 8080, "/hook?a=1")
         );
         assert_eq!(
             split_url("http://example.com").unwrap(),
-            ("example.com".into(), 80, "/".into())
+            target(Http, "example.com", 80, "/")
         );
         assert_eq!(
-            split_url("http://[::1]:81/x").unwrap(),
-            ("::1".into(), 81, "/x".into())
+            split_url("https://example.com?x=1").unwrap(),
+            target(Https, "example.com", 443, "/?x=1")
         );
-        let e = split_url("https://example.com/").unwrap_err().to_string();
-        assert!(e.contains("https:// webhooks are not supported"), "{e}");
-        assert!(split_url("http://h:port/").is_err());
+        assert_eq!(
+            split_url("https://[::1]:81/x").unwrap(),
+            target(Https, "::1", 81, "/x")
+        );
+        assert_eq!(
+            split_url("https://[::1]/x").unwrap(),
+            target(Https, "::1", 443, "/x")
+        );
+        for bad in ["ftp://h/", "http://h:port/", "https:///x", "https://u:p@h/"] {
+            assert!(split_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let e = WebhookClient::new(Some(&path)).err().unwrap().to_string();
+        assert!(
+            e.contains("flow.webhook_ca_file") && e.contains("no PEM"),
+            "{e}"
+        );
+        let e = WebhookClient::new(Some(&dir.path().join("none.pem")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("none.pem"), "{e}");
     }
 
     #[tokio::test]
@@ -147,10 +329,11 @@ mod tests {
             }
             got
         });
+        let client = WebhookClient::new(None).unwrap();
         let url = format!("http://{addr}/hook");
         let t = Duration::from_secs(5);
-        assert_eq!(post_json(&url, b"{\"a\":1}", t).await.unwrap(), 204);
-        let e = post_json(&url, b"{\"a\":1}", t).await.unwrap_err();
+        assert_eq!(client.post_json(&url, b"{\"a\":1}", t).await.unwrap(), 204);
+        let e = client.post_json(&url, b"{\"a\":1}", t).await.unwrap_err();
         assert!(matches!(e, WebhookError::Status(503)), "{e}");
         let got = server.await.unwrap();
         assert!(got[0].starts_with("POST /hook HTTP/1.1\r\n"), "{}", got[0]);

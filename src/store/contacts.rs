@@ -187,6 +187,69 @@ pub(crate) fn contact_of(row: &sqlx::sqlite::SqliteRow) -> Result<Contact> {
     })
 }
 
+/// Contacts a bulk edit reads and writes per transaction.
+const BULK_BATCH: i64 = 500;
+
+/// The field a bulk edit sets and its value, checked once for every contact.
+enum BulkField {
+    Status(String),
+    Detail(String),
+    Owner(Option<String>),
+    /// Epoch ms.
+    FollowUp(Option<i64>),
+    /// `None`: from each contact's first number, else the campaign's zone.
+    TimeZone(Option<String>),
+    /// `fields.NAME`: the name and any JSON value.
+    Field(String, Value),
+}
+
+impl BulkField {
+    fn parse(field: &str, value: &Value) -> Result<Self> {
+        let bad = |want: &str| {
+            Err(StoreError::invalid(
+                "value",
+                format!("not a value for {field}: wanted {want}"),
+            ))
+        };
+        if let Some(name) = field.strip_prefix("fields.").filter(|n| !n.is_empty()) {
+            return Ok(Self::Field(name.to_string(), value.clone()));
+        }
+        match (field, value) {
+            ("status", Value::String(s)) if STATUSES.contains(&s.as_str()) => {
+                Ok(Self::Status(s.clone()))
+            }
+            ("status", _) => bad("open, success, declined or failed"),
+            ("detail", Value::String(s)) if !s.is_empty() && s.len() <= 100 => {
+                Ok(Self::Detail(s.clone()))
+            }
+            ("detail", _) => bad("a text of 1 to 100 characters"),
+            ("owner", Value::String(s)) => Ok(Self::Owner(Some(s.clone()))),
+            ("owner", Value::Null) => Ok(Self::Owner(None)),
+            ("owner", _) => bad("a user name or null"),
+            ("follow_up_at", Value::String(s)) => Ok(Self::FollowUp(Some(parse_time("value", s)?))),
+            ("follow_up_at", Value::Null) => Ok(Self::FollowUp(None)),
+            ("follow_up_at", _) => bad("an RFC 3339 time or null"),
+            ("time_zone", Value::String(s)) if s.parse::<chrono_tz::Tz>().is_ok() => {
+                Ok(Self::TimeZone(Some(s.clone())))
+            }
+            ("time_zone", Value::Null) => Ok(Self::TimeZone(None)),
+            ("time_zone", _) => bad("an IANA time zone such as Europe/Berlin, or null"),
+            _ => Err(StoreError::invalid(
+                "field",
+                format!(
+                    "{field:?} cannot be bulk-edited; wanted one of status, detail, owner, \
+                     follow_up_at, time_zone, or fields.NAME"
+                ),
+            )),
+        }
+    }
+}
+
+/// JSON of an optional value (null when absent).
+fn json_of<T: Into<Value>>(v: Option<T>) -> Value {
+    v.map_or(Value::Null, Into::into)
+}
+
 /// A checked spec as column values.
 struct Checked {
     task_id: i64,
@@ -904,6 +967,10 @@ impl Store {
 
     /// Sets one field on every contact matching `filter` (`status`, `detail`, `owner`,
     /// `follow_up_at`, `time_zone` or `fields.NAME`); returns how many changed.
+    ///
+    /// The value is checked once; then the matching contacts are read, changed and given a
+    /// history entry (`{"op": "bulk_edit", "changes": {FIELD: [old, new]}}`) 500 at a time,
+    /// each batch in one transaction. A status or detail change schedules the task flow.
     pub async fn bulk_edit(
         &self,
         campaign_id: i64,
@@ -912,42 +979,169 @@ impl Store {
         value: &Value,
         actor: &str,
     ) -> Result<u64> {
-        self.campaign(campaign_id).await?;
-        let settable = ["status", "detail", "owner", "follow_up_at", "time_zone"];
-        if !settable.contains(&field)
-            && !field.strip_prefix("fields.").is_some_and(|f| !f.is_empty())
-        {
-            return Err(StoreError::invalid(
-                "field",
-                format!(
-                    "{field:?} cannot be bulk-edited; wanted one of {}, or fields.NAME",
-                    settable.join(", ")
-                ),
-            ));
-        }
-        let mut changed = 0;
-        let mut after = 0;
+        let campaign = self.campaign(campaign_id).await?;
+        let edit = BulkField::parse(field, value)?;
+        let mut tasks: std::collections::HashMap<i64, super::tasks::Task> = Default::default();
+        let (mut changed, mut after, mut flow_now) = (0, 0, false);
         loop {
-            let ids = self.matching_ids(campaign_id, filter, after, 500).await?;
-            let Some(&last) = ids.last() else { break };
-            after = last;
-            for id in ids {
-                let old = self.contact(campaign_id, id).await?;
-                let mut spec = serde_json::to_value(&old.spec).unwrap_or_default();
-                match field.strip_prefix("fields.") {
-                    Some(name) => {
-                        spec["fields"][name] = value.clone();
+            let now = now_ms();
+            let mut tx = self.writer.begin().await?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT id, task_id, fields, phones, time_zone, status, detail, follow_up_ms, owner \
+                 FROM contacts WHERE campaign_id = ",
+            );
+            q.push_bind(campaign_id);
+            push_filter(&mut q, filter, now);
+            q.push(" AND id > ")
+                .push_bind(after)
+                .push(" ORDER BY id LIMIT ")
+                .push_bind(BULK_BATCH);
+            let rows = q.build().fetch_all(&mut *tx).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id")?;
+            // (id, new column value for per-row columns, history entry)
+            let mut updates: Vec<(i64, Option<String>, Value)> = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let id: i64 = row.try_get("id")?;
+                let (old, new, column) = match &edit {
+                    BulkField::Status(v) => {
+                        let old: String = row.try_get("status")?;
+                        (Value::String(old), Value::String(v.clone()), None)
                     }
-                    None => spec[field] = value.clone(),
+                    BulkField::Detail(v) => {
+                        let old: String = row.try_get("detail")?;
+                        (Value::String(old), Value::String(v.clone()), None)
+                    }
+                    BulkField::Owner(v) => {
+                        let old: Option<String> = row.try_get("owner")?;
+                        (json_of(old), json_of(v.clone()), None)
+                    }
+                    BulkField::FollowUp(v) => {
+                        let old: Option<i64> = row.try_get("follow_up_ms")?;
+                        (json_of(old.map(rfc3339)), json_of(v.map(rfc3339)), None)
+                    }
+                    BulkField::TimeZone(v) => {
+                        let old: String = row.try_get("time_zone")?;
+                        let zone = match v {
+                            Some(z) => z.clone(),
+                            None => {
+                                let phones: String = row.try_get("phones")?;
+                                let phones: Vec<String> =
+                                    serde_json::from_str(&phones).unwrap_or_default();
+                                phones
+                                    .first()
+                                    .and_then(|p| phone::time_zone_of(p))
+                                    .unwrap_or(&campaign.spec.time_zone)
+                                    .to_string()
+                            }
+                        };
+                        (Value::String(old), Value::String(zone.clone()), Some(zone))
+                    }
+                    BulkField::Field(name, v) => {
+                        let text: String = row.try_get("fields")?;
+                        let mut fields: Map<String, Value> =
+                            serde_json::from_str(&text).unwrap_or_default();
+                        let old = fields
+                            .insert(name.clone(), v.clone())
+                            .unwrap_or(Value::Null);
+                        let column = Value::Object(fields).to_string();
+                        (old, v.clone(), Some(column))
+                    }
+                };
+                if old == new {
+                    continue;
                 }
-                let spec: ContactSpec = serde_json::from_value(spec).map_err(|e| {
-                    StoreError::invalid("value", format!("not a value for {field}: {e}"))
-                })?;
-                if spec != old.spec {
-                    self.update_contact(campaign_id, id, &spec, actor).await?;
-                    changed += 1;
+                let change = serde_json::json!({"op": "bulk_edit", "changes": {field: [old, new]}});
+                updates.push((id, column, change));
+            }
+            let ids: Vec<i64> = updates.iter().map(|u| u.0).collect();
+            let changed_ids: std::collections::HashSet<i64> = ids.iter().copied().collect();
+            match &edit {
+                BulkField::Field(..) | BulkField::TimeZone(_) => {
+                    let column = match edit {
+                        BulkField::Field(..) => "fields",
+                        _ => "time_zone",
+                    };
+                    let sql =
+                        format!("UPDATE contacts SET {column} = $1, updated_ms = $2 WHERE id = $3");
+                    for (id, value, _) in &updates {
+                        sqlx::query(&sql)
+                            .bind(value)
+                            .bind(now)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                _ if ids.is_empty() => {}
+                other => {
+                    let column = match other {
+                        BulkField::Status(_) => "status",
+                        BulkField::Detail(_) => "detail",
+                        BulkField::Owner(_) => "owner",
+                        _ => "follow_up_ms",
+                    };
+                    let mut q =
+                        QueryBuilder::<Sqlite>::new(format!("UPDATE contacts SET {column} = "));
+                    match other {
+                        BulkField::Status(v) | BulkField::Detail(v) => q.push_bind(v.clone()),
+                        BulkField::Owner(v) => q.push_bind(v.clone()),
+                        BulkField::FollowUp(v) => q.push_bind(*v),
+                        _ => unreachable!("handled above"),
+                    };
+                    q.push(", updated_ms = ")
+                        .push_bind(now)
+                        .push(" WHERE id IN (");
+                    let mut list = q.separated(", ");
+                    for id in &ids {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *tx).await?;
                 }
             }
+            if matches!(edit, BulkField::Status(_) | BulkField::Detail(_)) {
+                for row in &rows {
+                    let id: i64 = row.try_get("id")?;
+                    if !changed_ids.contains(&id) {
+                        continue;
+                    }
+                    let task_id: i64 = row.try_get("task_id")?;
+                    let task = match tasks.get(&task_id) {
+                        Some(t) => t,
+                        None => {
+                            let t = self.task(campaign_id, task_id).await?;
+                            tasks.entry(task_id).or_insert(t)
+                        }
+                    };
+                    let (mut status, mut detail): (String, String) =
+                        (row.try_get("status")?, row.try_get("detail")?);
+                    match &edit {
+                        BulkField::Status(v) => status = v.clone(),
+                        BulkField::Detail(v) => detail = v.clone(),
+                        _ => {}
+                    }
+                    flow_now |=
+                        Self::schedule_flow(&mut tx, id, task, &status, &detail, now).await?;
+                }
+            }
+            if !updates.is_empty() {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO contact_history (contact_id, at_ms, actor, change) ",
+                );
+                q.push_values(&updates, |mut b, (id, _, change)| {
+                    b.push_bind(*id)
+                        .push_bind(now)
+                        .push_bind(actor)
+                        .push_bind(change.to_string());
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            changed += updates.len() as u64;
+        }
+        if flow_now {
+            self.apply_due(now_ms()).await?;
         }
         Ok(changed)
     }

@@ -2,6 +2,7 @@
 //! each commit with the import's progress, and reported (the report is kept per campaign).
 
 use super::contacts::NewContact;
+use super::csv_strict::{Next, StrictReader, Unclosed};
 use super::{now_ms, phone, rfc3339, Result, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -88,6 +89,12 @@ pub struct ImportReport {
     pub problems: Vec<RowProblem>,
     /// Whether problems were left out.
     pub problems_truncated: bool,
+    /// Why the import failed, when it did.
+    pub error: Option<String>,
+    /// Contacts taken out again because the CSV turned out malformed (a quote never closed);
+    /// absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<i64>,
 }
 
 /// Campaigns with an import running (one at a time each, so duplicate checks hold).
@@ -222,93 +229,126 @@ enum Chunk {
     },
     /// The input failed (broken upload, bad header).
     Failed(StoreError),
+    /// The CSV turned out malformed (a quote never closed): what went in is taken out again.
+    Malformed(StoreError),
 }
 
-/// Reads CSV records and sends them in batches; runs on a blocking thread.
+/// The message of an import that fails on a quote never closed.
+fn unclosed_message(line: u64) -> String {
+    format!(
+        "line {line}: a quote opens a field that is never closed, so the rest of the file would \
+         be one field; the import was undone (see its report)"
+    )
+}
+
+/// One data record: a contact, or a problem naming its line.
+fn take_row(
+    r: &RowReader,
+    record: &csv::ByteRecord,
+    line: u64,
+    rows: &mut Vec<NewContact>,
+    problems: &mut Vec<RowProblem>,
+) {
+    match r.read(record, line) {
+        Ok(c) => rows.push(c),
+        Err(reason) => problems.push(RowProblem {
+            line,
+            kind: "bad".into(),
+            reason,
+        }),
+    }
+}
+
+/// Reads CSV records strictly (see [`super::csv_strict`]) and sends them in batches; runs on
+/// a blocking thread.
 fn read_csv(
     input: impl Read,
     header: bool,
     make: impl Fn(Vec<String>) -> Result<RowReader>,
     tx: tokio::sync::mpsc::Sender<Chunk>,
 ) {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(input);
+    let mut csv = StrictReader::new(std::io::BufReader::with_capacity(64 * 1024, input));
     let mut record = csv::ByteRecord::new();
-    let mut first = true;
     let mut reader = None;
     let (mut rows, mut problems, mut read) = (Vec::new(), Vec::new(), 0u64);
+    let fail = |e: StoreError| {
+        let _ = tx.blocking_send(Chunk::Failed(e));
+    };
     loop {
-        let more = match csv.read_byte_record(&mut record) {
-            Ok(more) => more,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                let _ = tx.blocking_send(Chunk::Failed(StoreError::invalid(
-                    "body",
-                    format!("CSV unreadable at line {line}: {e}"),
-                )));
+        let next = match csv.read_record(&mut record) {
+            Ok(Ok(next)) => next,
+            Ok(Err(Unclosed { line })) => {
+                let e = StoreError::invalid("body", unclosed_message(line));
+                let _ = tx.blocking_send(Chunk::Malformed(e));
                 return;
             }
+            Err(e) => {
+                return fail(StoreError::invalid(
+                    "body",
+                    format!("the CSV could not be read: {e}"),
+                ));
+            }
         };
-        if more && first {
-            first = false;
-            let names: Vec<String> = if header {
-                match record
-                    .iter()
-                    .map(|n| {
-                        std::str::from_utf8(n)
-                            .map(|n| n.trim_start_matches('\u{feff}').trim().to_string())
-                    })
-                    .collect()
-                {
-                    Ok(names) => names,
-                    Err(_) => {
-                        let _ = tx.blocking_send(Chunk::Failed(StoreError::invalid(
-                            "body",
-                            "the header line is not UTF-8 text",
-                        )));
-                        return;
+        let more = next != Next::End;
+        match next {
+            Next::Record { line } if reader.is_none() => {
+                let names: Vec<String> = if header {
+                    match record
+                        .iter()
+                        .map(|n| {
+                            std::str::from_utf8(n)
+                                .map(|n| n.trim_start_matches('\u{feff}').trim().to_string())
+                        })
+                        .collect()
+                    {
+                        Ok(names) => names,
+                        Err(_) => {
+                            return fail(StoreError::invalid(
+                                "body",
+                                "the header line is not UTF-8 text",
+                            ))
+                        }
+                    }
+                } else {
+                    (1..=record.len()).map(|i| i.to_string()).collect()
+                };
+                match make(names) {
+                    Ok(r) => reader = Some(r),
+                    Err(e) => return fail(e),
+                }
+                if !header {
+                    read += 1;
+                    if let Some(r) = &reader {
+                        take_row(r, &record, line, &mut rows, &mut problems);
                     }
                 }
-            } else {
-                (1..=record.len()).map(|i| i.to_string()).collect()
-            };
-            match make(names) {
-                Ok(r) => reader = Some(r),
-                Err(e) => {
-                    let _ = tx.blocking_send(Chunk::Failed(e));
-                    return;
+            }
+            Next::Record { line } => {
+                read += 1;
+                if let Some(r) = &reader {
+                    take_row(r, &record, line, &mut rows, &mut problems);
                 }
             }
-            if header {
-                continue;
+            Next::BadQuoting { line, reason } if header && reader.is_none() => {
+                return fail(StoreError::invalid(
+                    "body",
+                    format!("line {line}: the header line has {reason}"),
+                ));
             }
-        }
-        let Some(r) = reader.as_ref() else {
-            // Empty body: nothing to import.
-            let _ = tx.blocking_send(Chunk::Failed(StoreError::invalid(
-                "body",
-                "the CSV is empty",
-            )));
-            return;
-        };
-        if more {
-            read += 1;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
-            match r.read(&record, line) {
-                Ok(c) => rows.push(c),
-                Err(reason) => problems.push(RowProblem {
+            Next::BadQuoting { line, reason } => {
+                read += 1;
+                problems.push(RowProblem {
                     line,
                     kind: "bad".into(),
                     reason,
-                }),
+                });
             }
+            Next::End if reader.is_none() && problems.is_empty() => {
+                return fail(StoreError::invalid("body", "the CSV is empty"));
+            }
+            Next::End => {}
         }
-        if rows.len() >= BATCH_ROWS
-            || problems.len() >= BATCH_ROWS
-            || (!more && (read > 0 || !rows.is_empty()))
-        {
+        if rows.len() >= BATCH_ROWS || problems.len() >= BATCH_ROWS || (!more && read > 0) {
             let chunk = Chunk::Batch {
                 rows: std::mem::take(&mut rows),
                 problems: std::mem::take(&mut problems),
@@ -349,6 +389,8 @@ fn report_of(row: &sqlx::sqlite::SqliteRow) -> Result<ImportReport> {
         kept_with_results: row.try_get("kept")?,
         problems: serde_json::from_value(problems["items"].clone()).unwrap_or_default(),
         problems_truncated: problems["truncated"].as_bool().unwrap_or(false),
+        error: problems["error"].as_str().map(str::to_string),
+        rolled_back: problems["rolled_back"].as_i64(),
     })
 }
 
@@ -439,7 +481,7 @@ impl Store {
         // The first chunk tells whether the header and options are usable; nothing is written
         // before it.
         let first = rx.recv().await;
-        if let Some(Chunk::Failed(e)) = first {
+        if let Some(Chunk::Failed(e) | Chunk::Malformed(e)) = first {
             return Err(e);
         }
         let mode = match options.mode {
@@ -481,10 +523,16 @@ impl Store {
         let mut kept_problems: Vec<RowProblem> = Vec::new();
         let mut truncated = false;
         let mut failure = None;
+        let mut undone = None;
         let mut next = first;
         while let Some(chunk) = next {
             match chunk {
                 Chunk::Failed(e) => {
+                    failure = Some(e);
+                    break;
+                }
+                Chunk::Malformed(e) => {
+                    undone = Some(self.undo_import(id, task_id).await?);
                     failure = Some(e);
                     break;
                 }
@@ -523,6 +571,7 @@ impl Store {
             "items": kept_problems,
             "truncated": truncated,
             "error": failure.as_ref().map(|e| e.to_string()),
+            "rolled_back": undone,
         });
         sqlx::query("UPDATE imports SET state = $1, finished_ms = $2, problems = $3 WHERE id = $4")
             .bind(state)
@@ -535,6 +584,31 @@ impl Store {
             Some(e) => Err(e),
             None => self.import(campaign_id, id).await,
         }
+    }
+
+    /// Takes out what an import put in, after its CSV turned out malformed: its contacts that
+    /// are still as inserted (open, `$none`, never called, in the import's task) are deleted
+    /// with their numbers and history, and its counts say so, in one transaction. Returns how
+    /// many were taken out. Contacts that got results meanwhile stay (and the report's
+    /// `inserted` still counts them).
+    async fn undo_import(&self, import_id: i64, task_id: i64) -> Result<i64> {
+        let mut db = self.writer.begin().await?;
+        let undone = sqlx::query(
+            "DELETE FROM contacts WHERE import_id = $1 AND task_id = $2 AND attempts = 0 \
+             AND status = 'open' AND detail = '$none'",
+        )
+        .bind(import_id)
+        .bind(task_id)
+        .execute(&mut *db)
+        .await?
+        .rows_affected() as i64;
+        sqlx::query("UPDATE imports SET inserted = inserted - $1 WHERE id = $2")
+            .bind(undone)
+            .bind(import_id)
+            .execute(&mut *db)
+            .await?;
+        db.commit().await?;
+        Ok(undone)
     }
 
     /// One batch in one transaction: drops rows whose numbers the campaign (or an earlier row

@@ -9,6 +9,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod contacts;
 mod country_zones;
+pub mod csv_strict;
 pub mod dnc;
 pub mod exports;
 pub mod flow;
