@@ -5,9 +5,12 @@
 //!
 //! Rates drift over a day (people answer more in the morning than in the afternoon), so
 //! nothing is averaged over all time: the answer probability is an exponentially weighted mean
-//! over about the last [`StatsConfig::answer_window`] attempts, and each distribution is the
+//! over about the last [`StatsConfig::answer_memory`] live answers (the attempts that spans
+//! grow as the answer rate falls, so the estimate is equally steady at 10 % and at 35 %), read
+//! with one standard error added ([`CallStats::live_probability`]); each distribution is the
 //! exact empirical distribution of its last [`StatsConfig::sample_window`] samples, kept sorted
-//! so a quantile or tail probability costs one binary search.
+//! so a quantile or tail probability costs one binary search. Talk times also come as a
+//! [`Survival`] that counts the talks still in progress.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -84,6 +87,11 @@ impl SampleWindow {
         self.sorted[rank]
     }
 
+    /// The samples, in ascending order.
+    pub fn sorted(&self) -> &[f64] {
+        &self.sorted
+    }
+
     /// The largest sample (0 when empty).
     pub fn max(&self) -> f64 {
         self.sorted.last().copied().unwrap_or(0.0)
@@ -106,6 +114,113 @@ impl SampleWindow {
     }
 }
 
+/// A duration's survival function `S(x) = P(X > x)` by Kaplan–Meier, from the finished
+/// samples of a [`SampleWindow`] and the elapsed times of those still running (right-censored:
+/// each is known only to last longer than its elapsed time).
+///
+/// Early in a day the finished talks are the short ones (the long ones have not ended yet),
+/// so their plain distribution makes talks look shorter than they are and agents look about
+/// to be free; counting the talks in progress as censored corrects that. Past the longest
+/// duration seen, the tail is memoryless with a mean of at least that longest duration.
+#[derive(Debug, Clone, Default)]
+pub struct Survival {
+    /// Distinct finished durations, ascending.
+    times: Vec<f64>,
+    /// `S` just after each of `times`.
+    surv: Vec<f64>,
+    /// The longest duration seen, finished or running.
+    last: f64,
+    /// `S(last)`.
+    surv_last: f64,
+    /// Mean of the finished samples (a floor for the tail's mean).
+    mean: f64,
+    /// Scratch: the censored times, sorted.
+    censored: Vec<f64>,
+}
+
+impl Survival {
+    /// Rebuilds the estimate from `finished` and the `running` elapsed times.
+    pub fn rebuild(&mut self, finished: &SampleWindow, running: impl Iterator<Item = f64>) {
+        self.times.clear();
+        self.surv.clear();
+        self.censored.clear();
+        self.censored.extend(running);
+        self.censored.sort_by(f64::total_cmp);
+        self.mean = finished.mean();
+        let events = finished.sorted();
+        let mut at_risk = (events.len() + self.censored.len()) as f64;
+        let (mut i, mut j) = (0, 0);
+        let mut s = 1.0;
+        while i < events.len() {
+            let t = events[i];
+            // Censored strictly before t leave the risk set first; one censored at the very
+            // time of an event is taken to outlast it, the usual convention.
+            while j < self.censored.len() && self.censored[j] < t {
+                at_risk -= 1.0;
+                j += 1;
+            }
+            let mut d = 0.0;
+            while i < events.len() && events[i] == t {
+                d += 1.0;
+                i += 1;
+            }
+            s *= 1.0 - d / at_risk;
+            at_risk -= d;
+            self.times.push(t);
+            self.surv.push(s);
+        }
+        let longest_running = self.censored.last().copied().unwrap_or(0.0);
+        self.last = finished.max().max(longest_running);
+        self.surv_last = s;
+    }
+
+    /// Whether nothing has finished yet.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// `P(X > x)`.
+    pub fn survival(&self, x: f64) -> f64 {
+        if x > self.last {
+            return self.surv_last * (-(x - self.last) / self.tail_mean()).exp();
+        }
+        let k = self.times.partition_point(|&v| v <= x);
+        if k == 0 {
+            1.0
+        } else {
+            self.surv[k - 1]
+        }
+    }
+
+    /// `P(X ≤ x)` (0 while nothing has finished: nothing is assumed to end).
+    pub fn cdf(&self, x: f64) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        1.0 - self.survival(x)
+    }
+
+    /// `P(X ≤ elapsed + t | X > elapsed)`.
+    pub fn residual_cdf(&self, elapsed: f64, t: f64) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        let alive = self.survival(elapsed);
+        if alive <= 0.0 {
+            // Longer than every finished one and none still running that long: memoryless.
+            return 1.0 - (-t / self.tail_mean()).exp();
+        }
+        (1.0 - self.survival(elapsed + t) / alive).clamp(0.0, 1.0)
+    }
+
+    /// Mean of the memoryless tail: at least the longest duration seen, since something that
+    /// outlasted everything seen is not expected to end sooner than an average one (and
+    /// early in a day the finished ones are the short ones).
+    fn tail_mean(&self) -> f64 {
+        self.mean.max(self.last).max(1.0)
+    }
+}
+
 /// An exponentially weighted mean of a 0/1 (or any) signal that is the plain mean until
 /// `window` samples have been seen, so it starts right and then follows drift.
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +238,17 @@ impl Ewma {
             count: 0,
             window: window.max(1),
         }
+    }
+
+    /// Sets the effective memory, in samples, from the next sample on.
+    pub fn set_window(&mut self, window: u64) {
+        self.window = window.max(1);
+    }
+
+    /// Samples the mean currently rests on: all of them while fewer than the window, then
+    /// about the window.
+    pub fn effective_count(&self) -> u64 {
+        self.count.min(self.window)
     }
 
     /// Adds a sample.
@@ -144,20 +270,25 @@ impl Ewma {
 }
 
 /// Window sizes for [`CallStats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StatsConfig {
-    /// Effective memory of the live-answer probability, in finished attempts.
-    pub answer_window: u64,
+    /// Effective memory of the live-answer probability, in live answers (the attempts it
+    /// spans are this ÷ the answer rate).
+    pub answer_memory: f64,
+    /// Standard errors added to the measured live-answer probability (see
+    /// [`CallStats::live_probability`]).
+    pub answer_caution: f64,
     /// Samples kept per distribution.
     pub sample_window: usize,
 }
 
 impl Default for StatsConfig {
     fn default() -> Self {
-        // At 20 % live answers, 400 attempts is about 80 answers: minutes of traffic for a
-        // 20-agent queue, so a morning-to-afternoon drift is followed within the hour.
+        // 300 answers: at 20 % live, 1,500 attempts, about half an hour of a 20-agent
+        // queue's traffic; the estimate's standard error is then about 5 % of itself.
         StatsConfig {
-            answer_window: 400,
+            answer_memory: 300.0,
+            answer_caution: 1.0,
             sample_window: 300,
         }
     }
@@ -166,6 +297,7 @@ impl Default for StatsConfig {
 /// A queue's learned call statistics.
 #[derive(Debug, Clone)]
 pub struct CallStats {
+    config: StatsConfig,
     live: Ewma,
     ring_to_answer: SampleWindow,
     give_up: SampleWindow,
@@ -181,7 +313,8 @@ impl CallStats {
     /// Nothing learned yet.
     pub fn new(config: StatsConfig) -> CallStats {
         CallStats {
-            live: Ewma::new(config.answer_window),
+            config,
+            live: Ewma::new(config.answer_memory as u64),
             ring_to_answer: SampleWindow::new(config.sample_window),
             give_up: SampleWindow::new(config.sample_window),
             talk: SampleWindow::new(config.sample_window),
@@ -191,14 +324,27 @@ impl CallStats {
 
     /// An attempt was answered by a person after ringing for `ring`.
     pub fn record_live_answer(&mut self, ring: Duration) {
+        self.adapt_answer_window();
         self.live.push(1.0);
         self.ring_to_answer.push(secs(ring));
     }
 
     /// An attempt ended without a person after `duration` (busy, no answer, failure).
     pub fn record_not_live(&mut self, duration: Duration) {
+        self.adapt_answer_window();
         self.live.push(0.0);
         self.give_up.push(secs(duration));
+    }
+
+    /// Keeps the answer-rate memory at about `answer_memory` live answers: at 10 % live
+    /// answers that is ten times as many attempts as at 100 %, so the estimate is as steady
+    /// at a low answer rate as at a high one.
+    fn adapt_answer_window(&mut self) {
+        let k = self.config.answer_memory.max(1.0);
+        if self.live.count() > 0 {
+            let p = self.live.value().max(0.01);
+            self.live.set_window((k / p).clamp(k, 100.0 * k) as u64);
+        }
     }
 
     /// A connected call lasted `talk`.
@@ -211,9 +357,13 @@ impl CallStats {
         self.wrap_up.push(secs(wrap_up));
     }
 
-    /// Probability that an attempt is answered by a person.
+    /// Probability that an attempt is answered by a person, erring high: the measured share
+    /// plus `answer_caution` standard errors of it. Over-estimating it places fewer calls, so
+    /// the error a short sample makes (early in a day) is on the side of fewer abandons.
     pub fn live_probability(&self) -> f64 {
-        self.live.value()
+        let p = self.live.value();
+        let n = self.live.effective_count().max(1) as f64;
+        (p + self.config.answer_caution * (p * (1.0 - p) / n).sqrt()).min(1.0)
     }
 
     /// Attempts finished so far.
@@ -314,8 +464,71 @@ mod tests {
     }
 
     #[test]
-    fn answer_within_uses_the_age_of_the_call() {
+    fn talks_in_progress_are_censored_samples() {
+        let mut w = SampleWindow::new(10);
+        for x in [10.0, 20.0] {
+            w.push(x);
+        }
+        let mut plain = Survival::default();
+        plain.rebuild(&w, std::iter::empty());
+        // Only the finished talks: everything is over by 20 s.
+        assert_eq!(plain.cdf(20.0), 1.0);
+        // Two more are 30 s in and still talking: four at risk at 10 s, three at 20 s.
+        let mut km = Survival::default();
+        km.rebuild(&w, [30.0, 30.0].into_iter());
+        assert!((km.survival(10.0) - 0.75).abs() < 1e-12);
+        assert!((km.survival(20.0) - 0.5).abs() < 1e-12);
+        // Past everything seen: memoryless with a mean of at least the longest seen (30 s).
+        let tail = km.residual_cdf(30.0, 30.0);
+        assert!((tail - (1.0 - (-1.0f64).exp())).abs() < 1e-9, "{tail}");
+        // Nothing finished yet: nobody is expected to end.
+        let mut none = Survival::default();
+        none.rebuild(&SampleWindow::new(10), [5.0].into_iter());
+        assert_eq!(none.cdf(100.0), 0.0);
+        assert_eq!(none.residual_cdf(5.0, 100.0), 0.0);
+    }
+
+    #[test]
+    fn live_probability_errs_high_by_one_standard_error() {
         let mut s = CallStats::new(StatsConfig::default());
+        for i in 0..100 {
+            if i % 5 == 0 {
+                s.record_live_answer(Duration::from_secs(10));
+            } else {
+                s.record_not_live(Duration::from_secs(25));
+            }
+        }
+        // 20 % measured over 100 attempts: standard error 4 %.
+        assert!(
+            (s.live_probability() - 0.24).abs() < 1e-9,
+            "{}",
+            s.live_probability()
+        );
+    }
+
+    #[test]
+    fn answer_memory_is_counted_in_answers_not_attempts() {
+        // At 10 % live, 300 answers of memory are 3,000 attempts: after 6,000 attempts the
+        // standard error added is √(0.1 · 0.9 / 3,000) ≈ 0.55 %, not the 1.5 % that a memory
+        // of 400 attempts would leave.
+        let mut s = CallStats::new(StatsConfig::default());
+        for i in 0..6000 {
+            if i % 10 == 0 {
+                s.record_live_answer(Duration::from_secs(10));
+            } else {
+                s.record_not_live(Duration::from_secs(25));
+            }
+        }
+        let caution = s.live_probability() - 0.1;
+        assert!((caution - 0.0055).abs() < 0.001, "{caution}");
+    }
+
+    #[test]
+    fn answer_within_uses_the_age_of_the_call() {
+        let mut s = CallStats::new(StatsConfig {
+            answer_caution: 0.0,
+            ..StatsConfig::default()
+        });
         // Half the attempts answered, at 10 s; the rest end at 30 s.
         for _ in 0..50 {
             s.record_live_answer(Duration::from_secs(10));

@@ -73,6 +73,8 @@ pub struct Report {
     pub highest_24h_abandon_ratio: f64,
     /// The worst clock hour.
     pub worst_hour: Option<WorstHour>,
+    /// Live answers and abandons in each clock hour of the day.
+    pub hourly: Vec<Counts>,
     /// Calls still ringing or waiting when the day ended.
     pub in_flight_at_end: u64,
     /// Attempts that ended without a person, by contact detail.
@@ -502,6 +504,7 @@ impl<'a> Sim<'a> {
                 0.0
             }),
             worst_hour,
+            hourly: self.hourly,
             in_flight_at_end: self.queue.in_flight(),
             not_answered: self.not_answered,
             fallback_decisions: self.fallbacks,
