@@ -38,6 +38,26 @@ fn ok(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// A new campaign (numbers read as German): its id and path, `/api/v1/campaigns/ID`.
+fn new_campaign(d: &Daemon, name: &str) -> (i64, String) {
+    let c = ok(
+        d,
+        "POST",
+        "/api/v1/campaigns",
+        Some(json!({"name": name, "default_region": "DE"})),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    (c, format!("/api/v1/campaigns/{c}"))
+}
+
+/// A new task in the campaign at `cp`: its id.
+fn new_task(d: &Daemon, cp: &str, body: Value) -> i64 {
+    ok(d, "POST", &format!("{cp}/tasks"), Some(body))["id"]
+        .as_i64()
+        .unwrap()
+}
+
 /// Waits (up to 20 s) until `f` gives Some.
 fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -96,20 +116,8 @@ fn hook_server(answers: Vec<u16>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
 fn flow_rules_wait_webhook_and_export_rotation() {
     let d = Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
     let (hook, bodies) = hook_server(vec![500, 200]);
-    let c = ok(
-        &d,
-        "POST",
-        "/api/v1/campaigns",
-        Some(json!({"name": "Flow", "default_region": "DE"})),
-    )["id"]
-        .as_i64()
-        .unwrap();
-    let cp = format!("/api/v1/campaigns/{c}");
-    let task = |body: Value| {
-        ok(&d, "POST", &format!("{cp}/tasks"), Some(body))["id"]
-            .as_i64()
-            .unwrap()
-    };
+    let (c, cp) = new_campaign(&d, "Flow");
+    let task = |body: Value| new_task(&d, &cp, body);
     let dial = task(json!({"name": "dial", "kind": "call"}));
     let results = task(json!({"name": "results", "kind": "export"}));
     let cool = task(
@@ -481,20 +489,8 @@ fn https_webhooks_verify_the_server_certificate() {
         p("trusted-ca.pem").display().to_string()
     );
     let d = Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
-    let c = ok(
-        &d,
-        "POST",
-        "/api/v1/campaigns",
-        Some(json!({"name": "Tls", "default_region": "DE"})),
-    )["id"]
-        .as_i64()
-        .unwrap();
-    let cp = format!("/api/v1/campaigns/{c}");
-    let task = |body: Value| {
-        ok(&d, "POST", &format!("{cp}/tasks"), Some(body))["id"]
-            .as_i64()
-            .unwrap()
-    };
+    let (_, cp) = new_campaign(&d, "Tls");
+    let task = |body: Value| new_task(&d, &cp, body);
     let dial = task(json!({"name": "dial", "kind": "call"}));
     let done = task(json!({"name": "done", "kind": "call"}));
     let secure = task(json!({"name": "secure", "kind": "webhook",
@@ -597,31 +593,13 @@ fn https_webhooks_verify_the_server_certificate() {
 #[test]
 fn a_large_export_downloads_intact() {
     let d = Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
-    let c = ok(
+    let (c, cp) = new_campaign(&d, "Big export");
+    let dial = new_task(&d, &cp, json!({"name": "dial", "kind": "call"}));
+    let results = new_task(
         &d,
-        "POST",
-        "/api/v1/campaigns",
-        Some(json!({"name": "Big export", "default_region": "DE"})),
-    )["id"]
-        .as_i64()
-        .unwrap();
-    let cp = format!("/api/v1/campaigns/{c}");
-    let dial = ok(
-        &d,
-        "POST",
-        &format!("{cp}/tasks"),
-        Some(json!({"name": "dial", "kind": "call"})),
-    )["id"]
-        .as_i64()
-        .unwrap();
-    let results = ok(
-        &d,
-        "POST",
-        &format!("{cp}/tasks"),
-        Some(json!({"name": "results", "kind": "export", "settings": {"format": "csv"}})),
-    )["id"]
-        .as_i64()
-        .unwrap();
+        &cp,
+        json!({"name": "results", "kind": "export", "settings": {"format": "csv"}}),
+    );
     let n = 5000;
     let mut csv = String::from("n,note,phone\n");
     for i in 0..n {
