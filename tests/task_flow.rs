@@ -58,6 +58,26 @@ fn new_task(d: &Daemon, cp: &str, body: Value) -> i64 {
         .unwrap()
 }
 
+/// Imports `csv` with `query` (e.g. `?task=3`, or empty) into the campaign at `cp`; the ids of
+/// its first page of contacts.
+fn import(d: &Daemon, cp: &str, query: &str, csv: &[u8]) -> Vec<i64> {
+    let auth = format!("Bearer {ADMIN}");
+    let (status, _, r) = http_request(
+        d.http,
+        "POST",
+        &format!("{cp}/contacts/import{query}"),
+        &[("Authorization", &auth), ("Content-Type", "text/csv")],
+        csv,
+    );
+    assert_eq!(status, 200, "{r}");
+    ok(d, "GET", &format!("{cp}/contacts"), None)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect()
+}
+
 /// Waits (up to 20 s) until `f` gives Some.
 fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -137,21 +157,12 @@ fn flow_rules_wait_webhook_and_export_rotation() {
             {"status": "failed", "next_task": crm}
         ]})),
     );
-    let auth = format!("Bearer {ADMIN}");
-    let (status, _, r) = http_request(
-        d.http,
-        "POST",
-        &format!("{cp}/contacts/import"),
-        &[("Authorization", &auth), ("Content-Type", "text/csv")],
+    let ids = import(
+        &d,
+        &cp,
+        "",
         b"name,phone\nAnn,030 1000001\nBob,030 1000002\nCid,030 1000003\nDan,030 1000004\n",
     );
-    assert_eq!(status, 200, "{r}");
-    let ids: Vec<i64> = ok(&d, "GET", &format!("{cp}/contacts"), None)["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_i64().unwrap())
-        .collect();
     let contact = |i: usize| ok(&d, "GET", &format!("{cp}/contacts/{}", ids[i]), None);
     let in_task = |i: usize, t: i64| {
         let c = contact(i);
@@ -499,21 +510,12 @@ fn https_webhooks_verify_the_server_certificate() {
     let stranger = task(json!({"name": "stranger", "kind": "webhook",
         "settings": {"url": format!("https://localhost:{bad_port}/crm"), "retries": 1, "backoff_seconds": 1},
         "flow": [{"status": "success", "next_task": done}]}));
-    let auth = format!("Bearer {ADMIN}");
-    let (status, _, r) = http_request(
-        d.http,
-        "POST",
-        &format!("{cp}/contacts/import?task={dial}"),
-        &[("Authorization", &auth), ("Content-Type", "text/csv")],
+    let ids = import(
+        &d,
+        &cp,
+        &format!("?task={dial}"),
         b"name,phone\nAnn,030 2000001\nBob,030 2000002\n",
     );
-    assert_eq!(status, 200, "{r}");
-    let ids: Vec<i64> = ok(&d, "GET", &format!("{cp}/contacts"), None)["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_i64().unwrap())
-        .collect();
     let contact = |i: usize| ok(&d, "GET", &format!("{cp}/contacts/{}", ids[i]), None);
     for (i, to) in [(0, secure), (1, stranger)] {
         ok(
@@ -608,15 +610,8 @@ fn a_large_export_downloads_intact() {
             30_000_000 + i
         ));
     }
+    import(&d, &cp, &format!("?task={dial}"), csv.as_bytes());
     let auth = format!("Bearer {ADMIN}");
-    let (status, _, r) = http_request(
-        d.http,
-        "POST",
-        &format!("{cp}/contacts/import?task={dial}"),
-        &[("Authorization", &auth), ("Content-Type", "text/csv")],
-        csv.as_bytes(),
-    );
-    assert_eq!(status, 200, "{r}");
     let moved = ok(
         &d,
         "POST",
