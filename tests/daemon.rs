@@ -309,6 +309,39 @@ fn sigterm_hangs_up_calls_left_at_three_quarters_of_the_drain_time() {
 }
 
 #[test]
+fn a_call_hung_up_before_its_ack_gets_bye_only_once_the_ack_comes() {
+    let d = Daemon::start(
+        "[sip]\necho_number = \"1000\"\necho_max_duration = \"500ms\"\n\
+         [[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nkeepalive = \"0s\"\n",
+    );
+    let ua = common::ua::TestUa::new(d.sip, "late-ack");
+    ua.invite("1000");
+    let ok = ua.final_response_without_ack();
+    assert_eq!(common::status_of(&ok), 200, "{ok}");
+    // The echo route hangs up after 0.5 s; with the 2xx not yet ACKed, dialerd must only
+    // retransmit it (RFC 3261 §15), never send BYE.
+    let mut buf = [0u8; 8192];
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        if let Ok(n) = ua.sip.recv(&mut buf) {
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(
+        seen.iter().all(|m| m.starts_with("SIP/2.0 200")),
+        "before the ACK: {seen:?}"
+    );
+    assert!(
+        !seen.is_empty(),
+        "the unacknowledged 200 was not retransmitted"
+    );
+    ua.ack(&ok);
+    let (_, bye) = ua.receive_until_bye(Duration::from_secs(3));
+    assert!(bye, "no BYE once the ACK came");
+}
+
+#[test]
 fn sip_answers_over_ipv6_udp_and_tcp() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
         // A container without IPv6 loopback cannot run this; say so rather than fail.

@@ -83,6 +83,15 @@ impl TestUa {
 
     /// The final response to the INVITE (ACKed when 2xx).
     pub fn final_response(&self) -> String {
+        let text = self.final_response_without_ack();
+        if super::status_of(&text) < 300 {
+            self.ack(&text);
+        }
+        text
+    }
+
+    /// The final response to the INVITE, not ACKed: a caller whose ACK is late or lost.
+    pub fn final_response_without_ack(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut buf = [0u8; 8192];
         while Instant::now() < deadline {
@@ -94,16 +103,14 @@ impl TestUa {
             if code < 200 {
                 continue;
             }
-            if code < 300 {
-                self.ack(&text);
-                *self.answer.lock().unwrap() = Some(text.clone());
-            }
             return text;
         }
         panic!("no final response to the INVITE");
     }
 
-    fn ack(&self, ok: &str) {
+    /// ACKs the 2xx `ok`; the call is then up.
+    pub fn ack(&self, ok: &str) {
+        *self.answer.lock().unwrap() = Some(ok.to_string());
         let local = self.sip.local_addr().unwrap();
         let to = header(ok, "To");
         let msg = format!(

@@ -35,8 +35,9 @@ enum Phase {
         invite: Box<rsip::Request>,
         tag: String,
     },
-    /// We sent 2xx; waiting for the ACK.
-    Answering,
+    /// We sent 2xx; waiting for the ACK. `bye`: the layer above hung up meanwhile; the BYE
+    /// goes once the ACK comes or the 2xx times out (RFC 3261 §15), with this end reason.
+    Answering { bye: Option<LegEnd> },
     /// Confirmed.
     Up,
 }
@@ -515,7 +516,7 @@ impl Endpoint {
             return self.end_leg(id, None);
         };
         if let Some(leg) = self.legs.get_mut(&id) {
-            leg.phase = Phase::Answering;
+            leg.phase = Phase::Answering { bye: None };
             leg.dialog = Some(dialog.clone());
         }
         self.leg_of_dialog.insert(dialog, id);
@@ -583,7 +584,17 @@ impl Endpoint {
                     }),
                 );
             }
-            Phase::Answering | Phase::Up => {
+            // No BYE before our 2xx is ACKed (RFC 3261 §15): it could overtake a lost 2xx and
+            // leave the caller with a call it never saw answered. Only the ACK timeout and
+            // shutdown do not wait.
+            Phase::Answering { .. } if !matches!(answered, LegEnd::NoAck | LegEnd::Shutdown) => {
+                if let Some(leg) = self.legs.get_mut(&id) {
+                    leg.phase = Phase::Answering {
+                        bye: Some(answered),
+                    };
+                }
+            }
+            Phase::Answering { .. } | Phase::Up => {
                 let peer = leg.peer;
                 if let Some(dialog) = leg.dialog.clone() {
                     let peer = self.dialog_peer(&dialog, peer);
@@ -618,10 +629,16 @@ impl Endpoint {
         let Some(&id) = self.leg_of_dialog.get(dialog) else {
             return;
         };
-        if let Some(leg) = self.legs.get_mut(&id) {
-            if matches!(leg.phase, Phase::Answering) {
-                leg.phase = Phase::Up;
-                let _ = leg.events.send(LegEvent::Answered { sdp: None });
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        if let Phase::Answering { bye } = leg.phase {
+            leg.phase = Phase::Up;
+            match bye {
+                Some(reason) => self.hang_up_leg(id, reason, Failure::Cancelled),
+                None => {
+                    let _ = leg.events.send(LegEvent::Answered { sdp: None });
+                }
             }
         }
     }
@@ -631,7 +648,10 @@ impl Endpoint {
         let Some(&(id, None)) = self.leg_txns.get(key) else {
             return;
         };
-        if matches!(self.legs.get(&id).map(|l| &l.phase), Some(Phase::Answering)) {
+        if matches!(
+            self.legs.get(&id).map(|l| &l.phase),
+            Some(Phase::Answering { .. })
+        ) {
             tracing::info!(leg = %id, "no ACK for our 200; hanging up");
             self.hang_up_leg(id, LegEnd::NoAck, Failure::Cancelled);
         }
