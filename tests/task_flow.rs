@@ -90,6 +90,30 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// One HTTP request, head and body (as long as its Content-Length says), or why none came.
+fn read_request(s: &mut impl Read) -> Result<String, String> {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Err("closed before a request".to_string()),
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+        let text = String::from_utf8_lossy(&req).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if body.len() >= len {
+                return Ok(text);
+            }
+        }
+    }
+}
+
 /// A one-thread HTTP server answering each request with the next status of `answers` (the
 /// last one repeated), keeping the bodies it got.
 fn hook_server(answers: Vec<u16>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
@@ -100,26 +124,10 @@ fn hook_server(answers: Vec<u16>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     std::thread::spawn(move || {
         for (i, stream) in listener.incoming().enumerate() {
             let mut s = stream.unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            let body = loop {
-                let n = s.read(&mut buf).unwrap();
-                req.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&req).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break body.to_string();
-                    }
-                }
-                if n == 0 {
-                    break String::new();
-                }
-            };
+            let body = read_request(&mut s)
+                .ok()
+                .and_then(|r| Some(r.split_once("\r\n\r\n")?.1.to_string()))
+                .unwrap_or_default();
             bodies.lock().unwrap().push(body);
             let code = answers[i.min(answers.len() - 1)];
             write!(
@@ -447,27 +455,7 @@ fn tls_hook_server(cert: &std::path::Path, key: &std::path::Path) -> (u16, Arc<M
             tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let conn = rustls::ServerConnection::new(config.clone()).unwrap();
             let mut s = rustls::StreamOwned::new(conn, tcp);
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            let outcome = loop {
-                match s.read(&mut buf) {
-                    Ok(0) => break Err("closed before a request".to_string()),
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                    Err(e) => break Err(e.to_string()),
-                }
-                let text = String::from_utf8_lossy(&req).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break Ok(text);
-                    }
-                }
-            };
-            match outcome {
+            match read_request(&mut s) {
                 Ok(text) => {
                     let sni = s.conn.server_name().map(str::to_string);
                     out.lock().unwrap().requests.push((sni, text));
