@@ -28,18 +28,8 @@ impl Api {
 
     /// (status, JSON body); panics on a non-JSON body.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let auth = format!("Bearer {}", self.token);
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let (status, kind, text) = http_request(
-            self.addr,
-            method,
-            path,
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        );
+        let (status, kind, text) =
+            common::api_request(self.addr, &self.token, method, path, body.as_ref());
         if status >= 400 {
             assert_eq!(
                 kind, "application/problem+json",

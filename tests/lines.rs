@@ -6,7 +6,7 @@
 mod common;
 
 use common::phone::{Behaviour, Heard, Phone};
-use common::{http_request, Daemon};
+use common::Daemon;
 use dialerd::media::codec::g711;
 use dialerd::media::prompt::{find_clip, load_wav};
 use serde_json::{json, Value};
@@ -28,18 +28,7 @@ fn start(phone_port: u16) -> Daemon {
 }
 
 fn api(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let auth = format!("Bearer {TOKEN}");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let (status, _, text) = http_request(
-        d.http,
-        method,
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    );
+    let (status, _, text) = common::api_request(d.http, TOKEN, method, path, body.as_ref());
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 

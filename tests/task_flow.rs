@@ -15,18 +15,7 @@ const BASE: &str = "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\
 const ADMIN: &str = "admin-token-for-tests-0123456789";
 
 fn call(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> (u16, String, String) {
-    let auth = format!("Bearer {ADMIN}");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    http_request(
-        d.http,
-        method,
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
+    common::api_request(d.http, ADMIN, method, path, body.as_ref())
 }
 
 fn ok(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> Value {

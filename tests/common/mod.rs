@@ -216,6 +216,29 @@ pub fn http_request(
     (status, kind, body.to_string())
 }
 
+/// One API request with a Bearer `token` and an optional JSON body: (status, content type,
+/// body).
+pub fn api_request(
+    addr: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, String, String) {
+    let auth = format!("Bearer {token}");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    http_request(
+        addr,
+        method,
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
 /// Sends one raw HTTP/1.1 request and reads the answer to the end: (status, body).
 fn http(addr: SocketAddr, request: String) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
