@@ -177,9 +177,10 @@ fn simulate(scenario: &Path, mode: Option<&str>, seed: u64, json: bool) -> anyho
         );
     }
     println!(
-        "{:<12} {:>7} {:>6} {:>14} {:>6} {:>10} {:>10} {:>9} {:>10} {:>18}",
+        "{:<12} {:>7} {:>7} {:>6} {:>14} {:>6} {:>10} {:>10} {:>9} {:>10} {:>18}",
         "mode",
         "placed",
+        "cut",
         "live",
         "abandoned",
         "occup",
@@ -200,9 +201,10 @@ fn simulate(scenario: &Path, mode: Option<&str>, seed: u64, json: bool) -> anyho
             )
         });
         println!(
-            "{:<12} {:>7} {:>6} {:>7} ({:>4.1}%) {:>5.1}% {:>8.1} m {:>8.1} s {:>7.1} s {:>9.2}% {:>18}",
+            "{:<12} {:>7} {:>7} {:>6} {:>7} ({:>4.1}%) {:>5.1}% {:>8.1} m {:>8.1} s {:>7.1} s {:>9.2}% {:>18}",
             r.mode,
             r.calls_placed,
+            r.hung_up_ringing,
             r.live_answers,
             r.abandoned,
             100.0 * r.abandon_ratio,

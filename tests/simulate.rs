@@ -30,33 +30,67 @@ fn counts_add_up(r: &Report) {
     );
 }
 
-/// A: predictive keeps agents far busier than progressive, under 3 % abandoned (over the day
-/// and over every rolling 24 h). The 85 % occupancy is NOT met on every seed: seeds
-/// 1–5 reach 84.9–85.4 % (85 % on seeds 3 and 4, README), so this asserts 84.5 % on seed 1
-/// (84.96 %), a guard against losing ground rather than the figure.
+/// A: predictive reaches 85 % occupancy under 3 % abandoned (over the day and over every
+/// rolling 24 h) and at least 1.6× progressive's talk minutes. Seeds 1–20 were measured in
+/// release (README: 86.9–88.0 %, abandoned at most 2.0 %); seeds 1 and 3 (3 is the lowest of
+/// the twenty) here to keep the debug run short.
 #[test]
-fn scenario_a_predictive_beats_progressive_under_the_abandon_target() {
+fn scenario_a_predictive_reaches_85_percent_under_the_abandon_target() {
     let sc = scenario("scenario-a");
     let progressive = run(&sc, DialMode::Progressive, 1);
-    let predictive = run(&sc, DialMode::Predictive, 1);
     counts_add_up(&progressive);
-    counts_add_up(&predictive);
     assert_eq!(
         progressive.abandoned, 0,
         "one call per ready agent never abandons"
     );
-    assert!(predictive.abandon_ratio <= 0.03, "{predictive:?}");
+    for seed in [1, 3] {
+        let predictive = run(&sc, DialMode::Predictive, seed);
+        counts_add_up(&predictive);
+        assert!(
+            predictive.abandon_ratio <= 0.03,
+            "seed {seed}: {predictive:?}"
+        );
+        assert!(
+            predictive.highest_24h_abandon_ratio <= 0.03,
+            "seed {seed}: {predictive:?}"
+        );
+        let gain = predictive.talk_minutes_per_agent_hour / progressive.talk_minutes_per_agent_hour;
+        assert!(
+            gain >= 1.6,
+            "seed {seed}: talk minutes ×{gain:.2} of progressive"
+        );
+        assert!(
+            predictive.occupancy >= 0.85,
+            "seed {seed}: occupancy {}",
+            predictive.occupancy
+        );
+        // Calls hung up while ringing end as `$no_answer`, like any ring timeout.
+        assert!(predictive.hung_up_ringing > 0);
+        assert!(predictive.not_answered["$no_answer"] >= predictive.hung_up_ringing);
+    }
+}
+
+/// Hanging up calls that have rung 15 s once the forecast shows more answers coming than
+/// agents is what lifts A past 85 %: without it the same pacer stays near 85 % (README).
+#[test]
+fn hanging_up_late_ringing_calls_lifts_occupancy() {
+    let with = scenario("scenario-a");
+    let without = Scenario {
+        hang_up_ringing_after: 0.0,
+        ..with.clone()
+    };
+    let on = run(&with, DialMode::Predictive, 2);
+    let off = run(&without, DialMode::Predictive, 2);
+    counts_add_up(&off);
+    assert_eq!(off.hung_up_ringing, 0);
+    assert!(off.abandon_ratio <= 0.03, "{off:?}");
     assert!(
-        predictive.highest_24h_abandon_ratio <= 0.03,
-        "{predictive:?}"
+        on.occupancy >= off.occupancy + 0.01,
+        "with {} without {}",
+        on.occupancy,
+        off.occupancy
     );
-    let gain = predictive.talk_minutes_per_agent_hour / progressive.talk_minutes_per_agent_hour;
-    assert!(gain >= 1.6, "talk minutes ×{gain:.2} of progressive");
-    assert!(
-        predictive.occupancy >= 0.845,
-        "occupancy {}",
-        predictive.occupancy
-    );
+    assert!(on.abandon_ratio < off.abandon_ratio, "{on:?} {off:?}");
 }
 
 /// B: five agents, 30 % live: at or under 3 % abandoned, over the day and every rolling 24 h,
@@ -70,14 +104,13 @@ fn scenario_b_small_team_stays_under_three_percent() {
         counts_add_up(&r);
         assert!(r.abandon_ratio <= 0.03, "seed {seed}: {r:?}");
         assert!(r.highest_24h_abandon_ratio <= 0.03, "seed {seed}: {r:?}");
-        assert!(r.occupancy > 0.65, "seed {seed}: occupancy {}", r.occupancy);
+        assert!(r.occupancy > 0.70, "seed {seed}: occupancy {}", r.occupancy);
     }
 }
 
 /// C: the answer rate falls from 35 % to 10 %: every clock hour stays under 3 % abandoned,
 /// and so do the day and every rolling 24 h. Seeds 1–20 were measured (worst hour at most
-/// 2.98 %, README); seeds 1 and 4 here (4 has the worst hour of 1–5) to keep the debug run
-/// short.
+/// 2.58 %, README); seeds 1 and 4 here to keep the debug run short.
 #[test]
 fn scenario_c_follows_a_falling_answer_rate() {
     let sc = scenario("scenario-c");
@@ -87,7 +120,7 @@ fn scenario_c_follows_a_falling_answer_rate() {
         assert!(r.abandon_ratio <= 0.03, "seed {seed}: {r:?}");
         assert!(r.highest_24h_abandon_ratio <= 0.03, "seed {seed}: {r:?}");
         assert!(
-            r.occupancy >= 0.84,
+            r.occupancy >= 0.85,
             "seed {seed}: occupancy {}",
             r.occupancy
         );

@@ -6,7 +6,9 @@
 //!   to; the call is placed when the agent accepts.
 //! - `progressive`: one call per ready agent: `ready − waiting inbound − in flight`.
 //! - `power`: `floor(r_ready × ready + r_wrap × wrap_up) − in flight`.
-//! - `predictive`: the number [`super::predictive`] finds from the learned statistics.
+//! - `predictive`: the number [`super::predictive`] finds from the learned statistics; it may
+//!   also ask to hang up some of the calls that have rung at least 15 s, when more answers are
+//!   coming than agents to take them.
 //!
 //! Caps, whatever the mode: calls in flight never exceed `max_lines_per_agent` × the agents at
 //! work (logged in and not paused), and calls are spaced to at most the calls-per-second the
@@ -137,6 +139,9 @@ pub enum Rule {
 pub struct Decision {
     /// Calls to place now (preview: contacts to offer to ready agents).
     pub place: u32,
+    /// Ringing calls to hang up now: this many of the oldest without an agent that have rung
+    /// at least the predictive `cancel_after` ([`super::queue::Queue::oldest_ringing`]).
+    pub cancel: u32,
     /// Ask again at this time at the latest (sooner if the queue changes).
     pub next_check: Time,
     /// Which rule decided.
@@ -186,6 +191,7 @@ impl Pacer {
         let in_flight = snap.in_flight();
         let progressive = free.saturating_sub(in_flight);
         let over_cap = || self.config.guard.over_cap(ledger, now);
+        let mut cancel = 0;
         let (wanted, rule) = match self.config.mode {
             DialMode::Preview => (free, Rule::Mode),
             DialMode::Progressive => (progressive, Rule::Mode),
@@ -203,10 +209,9 @@ impl Pacer {
             DialMode::Predictive => {
                 let cfg = &self.config.predictive;
                 let risk = predictive::allowed_risk(cfg, ledger, now);
-                (
-                    predictive::calls_to_place(snap, stats, cfg, risk, &mut self.forecaster),
-                    Rule::Mode,
-                )
+                let plan = predictive::calls_to_place(snap, stats, cfg, risk, &mut self.forecaster);
+                cancel = plan.cancel;
+                (plan.place, Rule::Mode)
             }
         };
         // Preview offers go to agents, not lines: the line cap does not apply to them.
@@ -219,6 +224,7 @@ impl Pacer {
         let (place, next_check) = self.spend_tokens(capped, max_cps, now);
         Decision {
             place,
+            cancel: u32::try_from(cancel).unwrap_or(u32::MAX),
             next_check,
             rule,
         }

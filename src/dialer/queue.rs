@@ -386,6 +386,22 @@ impl Queue {
         }
     }
 
+    /// The `n` oldest outbound calls ringing without an agent that have rung at least
+    /// `min_age`, oldest first: the ones a pacer's [`crate::dialer::pacing::Decision::cancel`]
+    /// means. The driver hangs them up and reports each as [`Input::NotAnswered`].
+    pub fn oldest_ringing(&self, min_age: Duration, n: usize, now: Time) -> Vec<CallId> {
+        let mut old: Vec<(Time, CallId)> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                matches!(c.phase, Phase::Ringing(None)) && now.since(c.since) >= min_age
+            })
+            .map(|(id, c)| (c.since, *id))
+            .collect();
+        old.sort_unstable();
+        old.into_iter().take(n).map(|(_, id)| id).collect()
+    }
+
     /// Checks that agents and calls agree: no agent in two calls, no call with two agents,
     /// and the counters add up. Returns what is wrong.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -832,6 +848,20 @@ mod tests {
             Just(Op::Inbound),
             (0u16..8000).prop_map(Op::Wait),
         ]
+    }
+
+    #[test]
+    fn oldest_ringing_lists_calls_without_an_agent_by_age() {
+        let mut q = queue(1);
+        place(&mut q, 1, 0.0);
+        place(&mut q, 2, 1.0);
+        place(&mut q, 3, 2.0);
+        place(&mut q, 4, 10.0);
+        q.handle(Input::Answered(CallId(1)), secs(16.0)).unwrap();
+        let old = |n| q.oldest_ringing(Duration::from_secs(15), n, secs(17.5));
+        // 1 is answered, 4 too young: 2 then 3.
+        assert_eq!(old(5), [CallId(2), CallId(3)]);
+        assert_eq!(old(1), [CallId(2)]);
     }
 
     proptest! {

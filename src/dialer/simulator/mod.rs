@@ -7,6 +7,13 @@
 //! answered, how long talks and wrap-ups last, and feeds what happened back to the queue and
 //! to the statistics exactly as the SIP driver will. It is a discrete-event loop: time jumps
 //! from one event (or pacer check, or queue timeout) to the next.
+//!
+//! When the pacer hangs up a ringing call, the simulator voids that call's drawn future and
+//! the statistics learn nothing from it, as a real dialer cannot know whether the person
+//! would have answered. That leaves out late answers more often than early ones, so the
+//! learned live share reads a little high (the safe side, 0.23 instead of 0.21 in scenario A)
+//! and the ring-time law a little early (F(15 s) 0.55 instead of 0.50); the last-hour
+//! feedback absorbs the rest.
 
 pub mod scenario;
 
@@ -21,7 +28,7 @@ use super::stats::{CallStats, StatsConfig};
 use super::{AgentId, CallId, DialerError, Time};
 pub use scenario::Scenario;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 /// The worst clock hour of the day for abandons.
@@ -79,6 +86,9 @@ pub struct Report {
     pub in_flight_at_end: u64,
     /// Attempts that ended without a person, by contact detail.
     pub not_answered: BTreeMap<&'static str, u64>,
+    /// Of those, calls the pacer hung up after they had rung at least its `cancel_after`
+    /// (counted as `$no_answer`).
+    pub hung_up_ringing: u64,
     /// Pacer decisions that fell back to progressive (warming up / abandon cap).
     pub fallback_decisions: BTreeMap<&'static str, u64>,
 }
@@ -162,6 +172,9 @@ struct Sim<'a> {
     highest_24h: f64,
     not_answered: BTreeMap<&'static str, u64>,
     fallbacks: BTreeMap<&'static str, u64>,
+    hung_up_ringing: u64,
+    /// Calls the pacer hung up while ringing: their drawn answer or end is void.
+    hung_up: HashSet<CallId>,
 }
 
 impl<'a> Sim<'a> {
@@ -183,7 +196,11 @@ impl<'a> Sim<'a> {
         let pacer = Pacer::new(PacerConfig {
             mode: run.mode,
             max_lines_per_agent: sc.max_lines_per_agent,
-            predictive: PredictiveConfig::with_target(sc.abandon_target),
+            predictive: PredictiveConfig {
+                cancel_after: (sc.hang_up_ringing_after > 0.0)
+                    .then(|| Duration::from_secs_f64(sc.hang_up_ringing_after)),
+                ..PredictiveConfig::with_target(sc.abandon_target)
+            },
             ..PacerConfig::default()
         });
         Sim {
@@ -205,6 +222,8 @@ impl<'a> Sim<'a> {
             highest_24h: 0.0,
             not_answered: BTreeMap::new(),
             fallbacks: BTreeMap::new(),
+            hung_up: HashSet::new(),
+            hung_up_ringing: 0,
         }
     }
 
@@ -261,6 +280,17 @@ impl<'a> Sim<'a> {
             Rule::Mode => {}
             Rule::WarmingUp => *self.fallbacks.entry("warming_up").or_default() += 1,
             Rule::AbandonCap => *self.fallbacks.entry("abandon_cap").or_default() += 1,
+        }
+        if d.cancel > 0 {
+            let after = self
+                .pacer
+                .config()
+                .predictive
+                .cancel_after
+                .unwrap_or_default();
+            for call in self.queue.oldest_ringing(after, d.cancel as usize, now) {
+                self.hang_up_ringing(call, now);
+            }
         }
         for _ in 0..d.place {
             let call = CallId(self.next_call);
@@ -322,8 +352,24 @@ impl<'a> Sim<'a> {
         self.at(secs(after.min(give_up)), Event::End(call, code));
     }
 
+    /// Hangs up a ringing call as the pacer asked. What it would have become is not known
+    /// to the dialer, so the statistics learn nothing from it (see the module docs).
+    fn hang_up_ringing(&mut self, call: CallId, now: Time) {
+        self.calls.remove(&call);
+        self.hung_up.insert(call);
+        self.hung_up_ringing += 1;
+        *self
+            .not_answered
+            .entry(outcome::detail(CallEnd::RingTimeout).as_str())
+            .or_default() += 1;
+        self.queue
+            .handle(Input::NotAnswered(call, CallEnd::RingTimeout), now)
+            .expect("a ringing call");
+    }
+
     fn event(&mut self, e: Event, now: Time) {
         match e {
+            Event::Answer(call) | Event::End(call, _) if self.hung_up.remove(&call) => {}
             Event::Accept(call) => {
                 let agent = self.calls[&call].agent;
                 self.place(call, agent, now);
@@ -507,6 +553,7 @@ impl<'a> Sim<'a> {
             hourly: self.hourly,
             in_flight_at_end: self.queue.in_flight(),
             not_answered: self.not_answered,
+            hung_up_ringing: self.hung_up_ringing,
             fallback_decisions: self.fallbacks,
         }
     }

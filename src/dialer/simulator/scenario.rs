@@ -137,6 +137,9 @@ fn default_max_lines() -> f64 {
 fn default_target() -> f64 {
     0.03
 }
+fn default_hang_up_after() -> f64 {
+    super::super::outcome::MIN_RING_TIMEOUT.as_secs_f64()
+}
 fn default_wrap_up_limit() -> f64 {
     120.0
 }
@@ -194,6 +197,10 @@ pub struct Scenario {
     /// The campaign's abandon target.
     #[serde(default = "default_target")]
     pub abandon_target: f64,
+    /// Predictive may hang up calls that have rung this long when more answers are coming
+    /// than agents (s; 0: never; else at least 15).
+    #[serde(default = "default_hang_up_after")]
+    pub hang_up_ringing_after: f64,
     /// Power-mode ratios.
     #[serde(default)]
     pub power: PowerSettings,
@@ -247,6 +254,10 @@ impl Scenario {
                 "`busy` + `invalid` + `network_error` must be shares adding up to ≤ 1".into(),
             );
         }
+        let h = self.hang_up_ringing_after;
+        if h != 0.0 && (h.is_nan() || h < default_hang_up_after()) {
+            return Err("`hang_up_ringing_after`: 0 (never) or at least 15 seconds".into());
+        }
         if self.agents == 0 || self.hours <= 0.0 || self.give_up <= 0.0 || self.max_cps <= 0.0 {
             return Err("`agents`, `hours`, `give_up` and `max_cps` must be positive".into());
         }
@@ -284,6 +295,9 @@ mod tests {
         let e = Scenario::parse(&MINIMAL.replace("min = 5, max = 25", "min = 25, max = 5"))
             .unwrap_err();
         assert!(e.contains("ring_to_answer"), "{e}");
+        let e = Scenario::parse(&format!("{MINIMAL}\nhang_up_ringing_after = 10")).unwrap_err();
+        assert!(e.contains("hang_up_ringing_after"), "{e}");
+        assert!(Scenario::parse(&format!("{MINIMAL}\nhang_up_ringing_after = 0")).is_ok());
     }
 
     #[test]
