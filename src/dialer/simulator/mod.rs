@@ -89,6 +89,9 @@ pub struct Report {
     /// Of those, calls the pacer hung up after they had rung at least its `cancel_after`
     /// (counted as `$no_answer`).
     pub hung_up_ringing: u64,
+    /// Of those, calls a person would have answered later (the simulator knows what it drew;
+    /// a dialer cannot): the people whose phone stopped ringing.
+    pub hung_up_would_have_answered: u64,
     /// Pacer decisions that fell back to progressive (warming up / abandon cap).
     pub fallback_decisions: BTreeMap<&'static str, u64>,
 }
@@ -173,6 +176,7 @@ struct Sim<'a> {
     not_answered: BTreeMap<&'static str, u64>,
     fallbacks: BTreeMap<&'static str, u64>,
     hung_up_ringing: u64,
+    hung_up_would_have_answered: u64,
     /// Calls the pacer hung up while ringing: their drawn answer or end is void.
     hung_up: HashSet<CallId>,
 }
@@ -196,10 +200,13 @@ impl<'a> Sim<'a> {
         let pacer = Pacer::new(PacerConfig {
             mode: run.mode,
             max_lines_per_agent: sc.max_lines_per_agent,
-            predictive: PredictiveConfig {
-                cancel_after: (sc.hang_up_ringing_after > 0.0)
-                    .then(|| Duration::from_secs_f64(sc.hang_up_ringing_after)),
-                ..PredictiveConfig::with_target(sc.abandon_target)
+            predictive: if sc.hang_up_ringing_after > 0.0 {
+                PredictiveConfig {
+                    cancel_after: Some(Duration::from_secs_f64(sc.hang_up_ringing_after)),
+                    ..PredictiveConfig::with_target(sc.abandon_target)
+                }
+            } else {
+                PredictiveConfig::with_target(sc.abandon_target).never_hanging_up()
             },
             ..PacerConfig::default()
         });
@@ -224,6 +231,7 @@ impl<'a> Sim<'a> {
             fallbacks: BTreeMap::new(),
             hung_up: HashSet::new(),
             hung_up_ringing: 0,
+            hung_up_would_have_answered: 0,
         }
     }
 
@@ -369,7 +377,10 @@ impl<'a> Sim<'a> {
 
     fn event(&mut self, e: Event, now: Time) {
         match e {
-            Event::Answer(call) | Event::End(call, _) if self.hung_up.remove(&call) => {}
+            Event::Answer(call) if self.hung_up.remove(&call) => {
+                self.hung_up_would_have_answered += 1;
+            }
+            Event::End(call, _) if self.hung_up.remove(&call) => {}
             Event::Accept(call) => {
                 let agent = self.calls[&call].agent;
                 self.place(call, agent, now);
@@ -554,6 +565,7 @@ impl<'a> Sim<'a> {
             in_flight_at_end: self.queue.in_flight(),
             not_answered: self.not_answered,
             hung_up_ringing: self.hung_up_ringing,
+            hung_up_would_have_answered: self.hung_up_would_have_answered,
             fallback_decisions: self.fallbacks,
         }
     }
