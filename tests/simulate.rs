@@ -32,8 +32,8 @@ fn counts_add_up(r: &Report) {
 
 /// A: predictive reaches 85 % occupancy under 3 % abandoned (over the day and over every
 /// rolling 24 h) and at least 1.6× progressive's talk minutes. Seeds 1–20 were measured in
-/// release (README: 86.9–88.0 %, abandoned at most 2.0 %); seeds 1 and 3 (3 is the lowest of
-/// the twenty) here to keep the debug run short.
+/// release (README: 87.5–88.4 %, abandoned at most 1.9 %); seeds 1 and 14 (14 is the lowest
+/// of the twenty) here to keep the debug run short.
 #[test]
 fn scenario_a_predictive_reaches_85_percent_under_the_abandon_target() {
     let sc = scenario("scenario-a");
@@ -43,7 +43,7 @@ fn scenario_a_predictive_reaches_85_percent_under_the_abandon_target() {
         progressive.abandoned, 0,
         "one call per ready agent never abandons"
     );
-    for seed in [1, 3] {
+    for seed in [1, 14] {
         let predictive = run(&sc, DialMode::Predictive, seed);
         counts_add_up(&predictive);
         assert!(
@@ -110,7 +110,7 @@ fn scenario_b_small_team_stays_under_three_percent() {
 
 /// C: the answer rate falls from 35 % to 10 %: every clock hour stays under 3 % abandoned,
 /// and so do the day and every rolling 24 h. Seeds 1–20 were measured (worst hour at most
-/// 2.58 %, README); seeds 1 and 4 here to keep the debug run short.
+/// 2.47 %, README); seeds 1 and 4 here to keep the debug run short.
 #[test]
 fn scenario_c_follows_a_falling_answer_rate() {
     let sc = scenario("scenario-c");
@@ -134,7 +134,7 @@ fn scenario_c_follows_a_falling_answer_rate() {
 
 /// D (ours): the answer rate rises from 10 % to 35 %, the direction in which a learned rate
 /// lags on the unsafe side: every clock hour still stays under 3 % (seeds 1–20 measured,
-/// worst 2.80 %, README).
+/// worst 2.81 %, README).
 #[test]
 fn scenario_d_follows_a_rising_answer_rate() {
     let r = run(&scenario("scenario-d"), DialMode::Predictive, 2);

@@ -114,6 +114,16 @@ impl SampleWindow {
     }
 }
 
+/// Pushes `x` into `window` as `w` samples: whole copies now, the fraction carried in `owed`
+/// until it adds up to one (so weights hold on average without drawing lots).
+fn push_weighted(window: &mut SampleWindow, owed: &mut f64, x: f64, w: f64) {
+    *owed += w.max(1.0);
+    while *owed >= 1.0 {
+        window.push(x);
+        *owed -= 1.0;
+    }
+}
+
 /// A duration's survival function `S(x) = P(X > x)` by Kaplan–Meier, from the finished
 /// samples of a [`SampleWindow`] and the elapsed times of those still running (right-censored:
 /// each is known only to last longer than its elapsed time).
@@ -253,9 +263,16 @@ impl Ewma {
 
     /// Adds a sample.
     pub fn push(&mut self, x: f64) {
+        self.push_weighted(x, 1.0);
+    }
+
+    /// Adds a sample that stands for `w` samples (`w` ≥ 1; weight of the mean's own step
+    /// compounded `w` times).
+    pub fn push_weighted(&mut self, x: f64, w: f64) {
         self.count += 1;
         let alpha = 1.0 / self.count.min(self.window) as f64;
-        self.value += alpha * (x - self.value);
+        let step = 1.0 - (1.0 - alpha).powf(w.max(1.0));
+        self.value += step * (x - self.value);
     }
 
     /// The current mean (0 before any sample).
@@ -266,6 +283,58 @@ impl Ewma {
     /// Samples seen.
     pub fn count(&self) -> u64 {
         self.count
+    }
+}
+
+/// How likely a call still ringing at each age is to be hung up by the pacer then, so that
+/// what the calls that were not hung up show can be weighted back up (inverse probability of
+/// censoring weighting): an answer at `t` s stands for `1 ÷ K(t)` answers, `K(t)` being the
+/// chance of not having been hung up before `t`.
+#[derive(Debug, Clone, Default)]
+struct HangUps {
+    /// Per whole second of age: calls that reached it still ringing (decayed).
+    at_risk: Vec<f64>,
+    /// Per whole second of age: calls hung up in it (decayed).
+    hung_up: Vec<f64>,
+}
+
+impl HangUps {
+    /// Longest age tracked (s): hang-ups happen well within a ring timeout.
+    const AGES: usize = 300;
+
+    /// One finished attempt that lasted `age` s, hung up by the pacer or not; older ones
+    /// count `1 − 1/memory` less each time.
+    fn record(&mut self, age: f64, hung_up: bool, memory: f64) {
+        if self.at_risk.is_empty() {
+            if !hung_up {
+                return; // nothing hung up yet: K is 1 everywhere
+            }
+            self.at_risk = vec![0.0; Self::AGES];
+            self.hung_up = vec![0.0; Self::AGES];
+        }
+        let keep = 1.0 - 1.0 / memory.max(1.0);
+        let last = (age.max(0.0) as usize).min(Self::AGES - 1);
+        for a in 0..Self::AGES {
+            self.at_risk[a] *= keep;
+            self.hung_up[a] *= keep;
+            if a <= last {
+                self.at_risk[a] += 1.0;
+            }
+        }
+        if hung_up {
+            self.hung_up[last] += 1.0;
+        }
+    }
+
+    /// `K(age)`: the chance of a call still ringing not to have been hung up before `age`.
+    fn not_hung_up_before(&self, age: f64) -> f64 {
+        let end = (age.max(0.0) as usize).min(self.at_risk.len());
+        self.at_risk[..end]
+            .iter()
+            .zip(&self.hung_up)
+            .filter(|(n, _)| **n > 0.0)
+            .map(|(n, h)| 1.0 - (h / n).min(1.0))
+            .product()
     }
 }
 
@@ -303,6 +372,9 @@ pub struct CallStats {
     give_up: SampleWindow,
     talk: SampleWindow,
     wrap_up: SampleWindow,
+    hang_ups: HangUps,
+    /// Fractions of a sample owed to `ring_to_answer` and `give_up` by weighted samples.
+    owed: (f64, f64),
 }
 
 fn secs(d: Duration) -> f64 {
@@ -319,21 +391,43 @@ impl CallStats {
             give_up: SampleWindow::new(config.sample_window),
             talk: SampleWindow::new(config.sample_window),
             wrap_up: SampleWindow::new(config.sample_window),
+            hang_ups: HangUps::default(),
+            owed: (0.0, 0.0),
         }
     }
 
     /// An attempt was answered by a person after ringing for `ring`.
     pub fn record_live_answer(&mut self, ring: Duration) {
+        let w = self.weight(secs(ring), false);
         self.adapt_answer_window();
-        self.live.push(1.0);
-        self.ring_to_answer.push(secs(ring));
+        self.live.push_weighted(1.0, w);
+        push_weighted(&mut self.ring_to_answer, &mut self.owed.0, secs(ring), w);
     }
 
     /// An attempt ended without a person after `duration` (busy, no answer, failure).
     pub fn record_not_live(&mut self, duration: Duration) {
+        let w = self.weight(secs(duration), false);
         self.adapt_answer_window();
-        self.live.push(0.0);
-        self.give_up.push(secs(duration));
+        self.live.push_weighted(0.0, w);
+        push_weighted(&mut self.give_up, &mut self.owed.1, secs(duration), w);
+    }
+
+    /// The pacer hung up an attempt still ringing after `ring`: what it would have become is
+    /// unknown, but from now on answers and endings at that age or later stand for more
+    /// attempts, as some like them were cut short (see [`HangUps`]).
+    pub fn record_hung_up(&mut self, ring: Duration) {
+        self.weight(secs(ring), true);
+    }
+
+    /// Records an attempt of `age` s in the hang-up law and returns the weight an outcome at
+    /// that age carries.
+    fn weight(&mut self, age: f64, hung_up: bool) -> f64 {
+        let memory = self.config.answer_memory / self.live.value().max(0.01);
+        self.hang_ups.record(age, hung_up, memory);
+        if self.hang_ups.at_risk.is_empty() {
+            return 1.0;
+        }
+        1.0 / self.hang_ups.not_hung_up_before(age).max(0.2)
     }
 
     /// Keeps the answer-rate memory at about `answer_memory` live answers: at 10 % live
@@ -542,5 +636,45 @@ mod tests {
         // At 5 s nothing has been decided, but the answer is 5 s away.
         assert_eq!(s.answer_within(5.0, 4.0), 0.0);
         assert!(s.answer_within(5.0, 6.0) > 0.4);
+    }
+
+    #[test]
+    fn hung_up_calls_do_not_bias_the_answer_rate_or_ring_times() {
+        // 20 % live, answered at 5–25 s (evenly), the rest ringing out at 25 s; every other
+        // call still ringing at 16 s is hung up. Left out without weighting, half the late
+        // answers and endings would go missing: the live share would read 0.2 × 0.775 ÷
+        // (0.2 × 0.775 + 0.8 × 0.5) ≈ 0.28 and the ring times' median 12.75 s instead of 15 s.
+        let mut s = CallStats::new(StatsConfig {
+            answer_caution: 0.0,
+            answer_memory: 100_000.0,
+            sample_window: 100_000,
+        });
+        let mut ringing_at_16 = 0u64;
+        for i in 0..50_000u64 {
+            let live = i % 5 == 0;
+            let at = if live {
+                5.0 + ((i / 5) % 200) as f64 * 0.1
+            } else {
+                25.0
+            };
+            if at > 16.0 {
+                ringing_at_16 += 1;
+                if ringing_at_16 % 2 == 0 {
+                    s.record_hung_up(Duration::from_secs(16));
+                    continue;
+                }
+            }
+            if live {
+                s.record_live_answer(Duration::from_secs_f64(at));
+            } else {
+                s.record_not_live(Duration::from_secs_f64(at));
+            }
+        }
+        let p = s.live_probability();
+        assert!((p - 0.2).abs() < 0.01, "live share {p}");
+        let median = s.ring_to_answer().quantile(0.5);
+        assert!((median - 15.0).abs() < 0.6, "median ring time {median}");
+        let early = s.answer_within(0.0, 10.0);
+        assert!((early - 0.05).abs() < 0.006, "answered within 10 s {early}");
     }
 }

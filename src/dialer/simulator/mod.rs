@@ -8,12 +8,10 @@
 //! to the statistics exactly as the SIP driver will. It is a discrete-event loop: time jumps
 //! from one event (or pacer check, or queue timeout) to the next.
 //!
-//! When the pacer hangs up a ringing call, the simulator voids that call's drawn future and
-//! the statistics learn nothing from it, as a real dialer cannot know whether the person
-//! would have answered. That leaves out late answers more often than early ones, so the
-//! learned live share reads a little high (the safe side, 0.23 instead of 0.21 in scenario A)
-//! and the ring-time law a little early (F(15 s) 0.55 instead of 0.50); the last-hour
-//! feedback absorbs the rest.
+//! When the pacer hangs up a ringing call, the simulator voids that call's drawn future, as a
+//! real dialer cannot know whether the person would have answered; the statistics learn only
+//! that it was cut short at its age, and weight the later outcomes of the calls that were not
+//! ([`CallStats::record_hung_up`]).
 
 pub mod scenario;
 
@@ -361,9 +359,11 @@ impl<'a> Sim<'a> {
     }
 
     /// Hangs up a ringing call as the pacer asked. What it would have become is not known
-    /// to the dialer, so the statistics learn nothing from it (see the module docs).
+    /// to the dialer: the statistics only learn that it was cut short at its age.
     fn hang_up_ringing(&mut self, call: CallId, now: Time) {
-        self.calls.remove(&call);
+        if let Some(c) = self.calls.remove(&call) {
+            self.stats.record_hung_up(now.since(c.placed));
+        }
         self.hung_up.insert(call);
         self.hung_up_ringing += 1;
         *self
