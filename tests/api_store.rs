@@ -844,7 +844,8 @@ fn sigkill_during_a_large_import_keeps_whole_batches() {
 
 /// Wrong quoting: a stray quote or text after a closing quote makes that row bad ("bad
 /// quoting", by line) while good rows go in; a quote never closed fails the import with a 4xx
-/// naming the line it opened on, and what earlier batches had put in is taken out again.
+/// naming the line it opened on, and what earlier batches had put in is taken out again; in
+/// replace mode nothing is removed or imported.
 #[test]
 fn wrong_quoting_is_a_bad_row_and_an_unclosed_quote_fails_the_import_whole() {
     let d = start();
@@ -921,6 +922,18 @@ fn wrong_quoting_is_a_bad_row_and_an_unclosed_quote_fails_the_import_whole() {
         last["error"].as_str().unwrap().contains("line 2502"),
         "{last}"
     );
+    // In replace mode the whole file is received and checked before anything is removed:
+    // the three contacts stay, and no import is recorded.
+    let (status, p) = api.import(c, "mode=replace", &big);
+    assert_eq!((status, p["field"].as_str()), (422, Some("body")), "{p}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("line 2502") && detail.contains("nothing was removed or imported"),
+        "{detail}"
+    );
+    assert_eq!(api.all_contacts(c, "", 1000).len(), 3);
+    let history = api.ok("GET", &format!("/api/v1/campaigns/{c}/imports"), None);
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
     // The same numbers import fine once the file is fixed: none is taken.
     let fixed = big.replace("Zed,\"0151", "Zed,0151");
     let (status, r) = api.import(c, "", &fixed);

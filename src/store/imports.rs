@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
+use std::io::{Read, Seek, Write};
 use std::sync::{Arc, Mutex};
 
 /// Rows per batch (and per transaction).
@@ -241,6 +241,60 @@ fn unclosed_message(line: u64) -> String {
     )
 }
 
+/// Copies what is read through it into a file.
+struct Tee<R> {
+    input: R,
+    copy: std::fs::File,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Reads `input` to its end into a temporary file in `dir`, record by record so that a quote
+/// never closed is found; the file comes back rewound. Nothing is written to the database.
+fn spool_checked(input: impl Read, dir: &std::path::Path) -> Result<std::fs::File> {
+    let file_err = |source| StoreError::File {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let copy = tempfile::tempfile_in(dir).map_err(file_err)?;
+    let tee = Tee {
+        input,
+        copy: copy.try_clone().map_err(file_err)?,
+    };
+    let mut csv = StrictReader::new(std::io::BufReader::with_capacity(64 * 1024, tee));
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(Ok(Next::End)) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(Unclosed { line })) => {
+                return Err(StoreError::invalid(
+                    "body",
+                    format!(
+                        "line {line}: a quote opens a field that is never closed, so the rest of \
+                         the file would be one field; nothing was removed or imported"
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(StoreError::invalid(
+                    "body",
+                    format!("the CSV could not be read: {e}; nothing was removed or imported"),
+                ))
+            }
+        }
+    }
+    let mut copy = copy;
+    copy.seek(std::io::SeekFrom::Start(0)).map_err(file_err)?;
+    Ok(copy)
+}
+
 /// One data record: a contact, or a problem naming its line.
 fn take_row(
     r: &RowReader,
@@ -464,6 +518,13 @@ impl Store {
             })?,
         };
         let _guard = self.import_locks.take(campaign_id)?;
+        // Replace removes contacts before the first batch, so it must not start on a file that
+        // turns out broken (a quote never closed, an upload cut off) after that: it receives the
+        // whole file first and checks its quoting to the end.
+        let input: Box<dyn Read + Send> = match options.mode {
+            ImportMode::Append => Box::new(input),
+            ImportMode::Replace => Box::new(self.spool(input).await?),
+        };
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let phones = options.phone_columns.clone();
         let region = campaign.spec.default_region.clone();
@@ -584,6 +645,18 @@ impl Store {
             Some(e) => Err(e),
             None => self.import(campaign_id, id).await,
         }
+    }
+
+    /// Receives a whole CSV into an unnamed temporary file beside the database (gone when
+    /// closed, even after a crash), checking that every quote closes; returns it rewound.
+    async fn spool(&self, input: impl Read + Send + 'static) -> Result<std::fs::File> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        tokio::task::spawn_blocking(move || spool_checked(input, &dir))
+            .await
+            .map_err(|e| StoreError::invalid("body", format!("the CSV could not be read: {e}")))?
     }
 
     /// Takes out what an import put in, after its CSV turned out malformed: its contacts that
@@ -774,5 +847,88 @@ mod tests {
             "{err}"
         );
         assert!(store.imports(c).await.unwrap().is_empty());
+    }
+
+    /// Yields `data`, then fails as an upload cut off would.
+    struct CutOff(std::io::Cursor<String>);
+
+    impl Read for CutOff {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::Error::other("connection reset")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    async fn phones(store: &Store, c: i64) -> Vec<String> {
+        sqlx::query_scalar("SELECT phone FROM contact_phones WHERE campaign_id = $1 ORDER BY phone")
+            .bind(c)
+            .fetch_all(&store.reader)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn replace_changes_nothing_when_the_file_breaks_after_the_first_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, c) = setup(dir.path()).await;
+        let old = "name,phone,mobile\nAnn,030 1234567,\nBob,030 1234568,\n";
+        store
+            .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(old))
+            .await
+            .unwrap();
+        let before = phones(&store, c).await;
+        assert_eq!(before.len(), 2);
+        // More than two batches of new contacts, then a quote never closed.
+        let mut new = String::from("name,phone,mobile\n");
+        for n in 0..2500 {
+            new.push_str(&format!("n{n},0151 {:08},\n", 40_000_000 + n));
+        }
+        let mut unclosed = new.clone();
+        unclosed.push_str("Zed,\"0151 99999999,\nYul,0151 99999998,\n");
+        let err = store
+            .import_csv(
+                c,
+                options(ImportMode::Replace),
+                std::io::Cursor::new(unclosed),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { field, reason }
+                if field == "body" && reason.contains("line 2502") && reason.contains("nothing was removed")),
+            "{err}"
+        );
+        assert_eq!(phones(&store, c).await, before);
+        // The same rows over an upload cut off before its end.
+        let err = store
+            .import_csv(
+                c,
+                options(ImportMode::Replace),
+                CutOff(std::io::Cursor::new(new.clone())),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { field, reason }
+                if field == "body" && reason.contains("connection reset")),
+            "{err}"
+        );
+        assert_eq!(phones(&store, c).await, before);
+        assert_eq!(
+            store.imports(c).await.unwrap().len(),
+            1,
+            "no import was started"
+        );
+        // Whole, the file replaces the old contacts.
+        let r = store
+            .import_csv(c, options(ImportMode::Replace), std::io::Cursor::new(new))
+            .await
+            .unwrap();
+        assert_eq!((r.removed, r.inserted), (2, 2500), "{r:?}");
+        let after = phones(&store, c).await;
+        assert_eq!(after.len(), 2500);
+        assert!(!after.iter().any(|p| before.contains(p)));
     }
 }
