@@ -1,7 +1,7 @@
 //! dialerd: a SIP telephony and predictive-dialer daemon.
 //!
 //! Layers, top to bottom: `api` (HTTP) → `dialer`, `agents`, `lines`, `inbound` → `call` →
-//! `media` → `sip` → `store`; with `config`, `metrics` and `shutdown` beside them.
+//! `media` → `sip` → `store`; with `config`, `http_url`, `metrics` and `shutdown` beside them.
 //! A layer never calls the one above it.
 
 pub mod api;
@@ -10,6 +10,7 @@ pub mod config;
 pub mod dialer;
 pub mod flow;
 pub mod health;
+pub mod http_url;
 pub mod lines;
 pub mod logging;
 pub mod media;

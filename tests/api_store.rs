@@ -228,6 +228,24 @@ fn bad_input_is_a_problem_naming_the_field() {
         (422, Some("flow[0].next_task")),
         "{p}"
     );
+    // A webhook URL that could not be sent as written is refused when the task is saved.
+    for (url, why) in [
+        ("ftp://crm.example.com/", "not an http"),
+        ("https://crm example.com/in", "percent-encoded"),
+        ("https://crm.example.com:99999/in", "bad port"),
+    ] {
+        let (status, p) = api.call(
+            "POST",
+            &format!("/api/v1/campaigns/{c}/tasks"),
+            Some(json!({"name": "hook", "kind": "webhook", "settings": {"url": url}})),
+        );
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (422, Some("settings.url")),
+            "{p}"
+        );
+        assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
+    }
     let (status, p) = api.call("GET", "/api/v1/campaigns/abc", None);
     assert_eq!(status, 400, "{p}");
     let (status, p) = api.call(

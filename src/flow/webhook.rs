@@ -48,78 +48,7 @@ pub enum WebhookError {
     },
 }
 
-/// `http` or `https`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// Plain TCP.
-    Http,
-    /// TLS.
-    Https,
-}
-
-/// The parts of a webhook URL this client needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// http or https.
-    pub scheme: Scheme,
-    /// Host name or address (IPv6 without brackets).
-    pub host: String,
-    /// Port (80 / 443 by default).
-    pub port: u16,
-    /// Path and query, at least `/`.
-    pub path: String,
-}
-
-/// Splits an `http://` or `https://` URL.
-pub fn split_url(url: &str) -> Result<Target, WebhookError> {
-    let (scheme, rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
-        (Scheme::Https, rest, 443)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (Scheme::Http, rest, 80)
-    } else {
-        return Err(WebhookError::Url(format!(
-            "{url:?} is not an http:// or https:// URL"
-        )));
-    };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/".to_string()),
-    };
-    if authority.contains('@') {
-        return Err(WebhookError::Url(format!(
-            "{url:?}: user names and passwords in webhook URLs are not supported"
-        )));
-    }
-    let port_of = |p: &str| {
-        p.parse::<u16>()
-            .map_err(|_| WebhookError::Url(format!("bad port in {url:?}")))
-    };
-    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
-        let (h, after) = inner
-            .split_once(']')
-            .ok_or_else(|| WebhookError::Url(format!("unclosed [ in {url:?}")))?;
-        match after.strip_prefix(':') {
-            Some(p) => (h, port_of(p)?),
-            None if after.is_empty() => (h, default_port),
-            None => return Err(WebhookError::Url(format!("bad host in {url:?}"))),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, port_of(p)?),
-            None => (authority, default_port),
-        }
-    };
-    if host.is_empty() {
-        return Err(WebhookError::Url(format!("no host in {url:?}")));
-    }
-    Ok(Target {
-        scheme,
-        host: host.to_string(),
-        port,
-        path,
-    })
-}
+pub use crate::http_url::{split_url, Scheme, Target};
 
 /// Posts webhooks; cheap to clone (the TLS settings are shared).
 #[derive(Clone)]
@@ -172,7 +101,7 @@ impl WebhookClient {
         body: &[u8],
         timeout: Duration,
     ) -> Result<u16, WebhookError> {
-        let t = split_url(url)?;
+        let t = split_url(url).map_err(|e| WebhookError::Url(e.to_string()))?;
         let host_header = if t.host.contains(':') {
             format!("[{}]:{}", t.host, t.port)
         } else {
@@ -252,43 +181,6 @@ fn status_of(answer: &[u8]) -> Result<u16, WebhookError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn target(scheme: Scheme, host: &str, port: u16, path: &str) -> Target {
-        Target {
-            scheme,
-            host: host.into(),
-            port,
-            path: path.into(),
-        }
-    }
-
-    #[test]
-    fn urls_split_with_default_ports() {
-        use Scheme::*;
-        assert_eq!(
-            split_url("http://127.0.0.1:8080/hook?a=1").unwrap(),
-            target(Http, "127.0.0.1", 8080, "/hook?a=1")
-        );
-        assert_eq!(
-            split_url("http://example.com").unwrap(),
-            target(Http, "example.com", 80, "/")
-        );
-        assert_eq!(
-            split_url("https://example.com?x=1").unwrap(),
-            target(Https, "example.com", 443, "/?x=1")
-        );
-        assert_eq!(
-            split_url("https://[::1]:81/x").unwrap(),
-            target(Https, "::1", 81, "/x")
-        );
-        assert_eq!(
-            split_url("https://[::1]/x").unwrap(),
-            target(Https, "::1", 443, "/x")
-        );
-        for bad in ["ftp://h/", "http://h:port/", "https:///x", "https://u:p@h/"] {
-            assert!(split_url(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn a_ca_file_without_certificates_is_refused() {

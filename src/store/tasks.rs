@@ -280,12 +280,8 @@ impl TaskSpec {
             TaskKind::Webhook => {
                 let v = typed::<WebhookSettings>("settings", &self.settings)?;
                 let url = v["url"].as_str().unwrap_or_default();
-                if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-                    return Err(StoreError::invalid(
-                        "settings.url",
-                        "wanted an http:// or https:// URL",
-                    ));
-                }
+                crate::http_url::split_url(url)
+                    .map_err(|e| StoreError::invalid("settings.url", e.to_string()))?;
                 v
             }
             TaskKind::Wait => typed::<WaitSettings>("settings", &self.settings)?,
