@@ -7,10 +7,11 @@ use super::contacts::contact_of;
 use super::contacts::COLUMNS;
 use super::tasks::{ExportFormat, ExportSettings, Task, TaskKind};
 use super::{now_ms, rfc3339, Result, Store, StoreError};
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Directory of export files inside the state directory.
 pub const EXPORTS_DIR: &str = "exports";
@@ -74,32 +75,20 @@ const FIXED: [&str; 9] = [
     "exported_at",
 ];
 
-/// Writes `rows` (the JSON kept per contact) as TSV or CSV.
-fn render(rows: &[Value], format: ExportFormat) -> Result<Vec<u8>> {
-    let mut fields: Vec<String> = Vec::new();
-    for r in rows {
-        if let Some(f) = r["fields"].as_object() {
-            for k in f.keys() {
-                if !fields.contains(k) {
-                    fields.push(k.clone());
-                }
+/// Adds the names of `row`'s fields not yet in `fields`, in the order first seen.
+fn add_fields(fields: &mut Vec<String>, row: &Value) {
+    if let Some(f) = row["fields"].as_object() {
+        for k in f.keys() {
+            if !fields.contains(k) {
+                fields.push(k.clone());
             }
         }
     }
-    let mut out = csv::WriterBuilder::new();
-    if format == ExportFormat::Tsv {
-        // TSV has no quoting: tabs and line breaks inside values become spaces.
-        out.delimiter(b'\t').quote_style(csv::QuoteStyle::Never);
-    }
-    let mut w = out.from_writer(Vec::new());
-    let clean = |s: String| -> String {
-        if format == ExportFormat::Tsv {
-            s.replace(['\t', '\r', '\n'], " ")
-        } else {
-            s
-        }
-    };
-    let text = |v: &Value| match v {
+}
+
+/// A value as one cell: arrays (phone numbers) joined by spaces.
+fn cell(v: &Value) -> String {
+    match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Array(a) => a
@@ -112,26 +101,76 @@ fn render(rows: &[Value], format: ExportFormat) -> Result<Vec<u8>> {
             .collect::<Vec<_>>()
             .join(" "),
         other => other.to_string(),
-    };
-    let header: Vec<String> = FIXED
-        .iter()
-        .map(|s| s.to_string())
-        .chain(fields.iter().cloned())
-        .map(clean)
-        .collect();
-    let err = |e: csv::Error| StoreError::Conflict(format!("cannot write the export: {e}"));
-    w.write_record(&header).map_err(err)?;
-    for r in rows {
+    }
+}
+
+/// Writes export rows (the JSON kept per contact) as TSV or CSV, one at a time: the fixed
+/// columns, then the given field names.
+struct ExportWriter<W: std::io::Write> {
+    out: csv::Writer<W>,
+    format: ExportFormat,
+    fields: Vec<String>,
+}
+
+impl<W: std::io::Write> ExportWriter<W> {
+    /// A writer that has written the header line.
+    fn new(out: W, format: ExportFormat, fields: Vec<String>) -> Result<Self> {
+        let mut builder = csv::WriterBuilder::new();
+        if format == ExportFormat::Tsv {
+            // TSV has no quoting: tabs and line breaks inside values become spaces.
+            builder.delimiter(b'\t').quote_style(csv::QuoteStyle::Never);
+        }
+        let mut w = Self {
+            out: builder.from_writer(out),
+            format,
+            fields,
+        };
+        let header: Vec<String> = FIXED
+            .iter()
+            .map(|s| s.to_string())
+            .chain(w.fields.iter().cloned())
+            .collect();
+        w.record(header)?;
+        Ok(w)
+    }
+
+    /// Writes one contact's row.
+    fn row(&mut self, r: &Value) -> Result<()> {
         let record: Vec<String> = FIXED
             .iter()
-            .map(|k| text(&r[*k]))
-            .chain(fields.iter().map(|f| text(&r["fields"][f])))
-            .map(clean)
+            .map(|k| cell(&r[*k]))
+            .chain(self.fields.iter().map(|f| cell(&r["fields"][f])))
             .collect();
-        w.write_record(&record).map_err(err)?;
+        self.record(record)
     }
-    w.into_inner()
-        .map_err(|e| StoreError::Conflict(format!("cannot write the export: {e}")))
+
+    fn record(&mut self, cells: Vec<String>) -> Result<()> {
+        let tsv = self.format == ExportFormat::Tsv;
+        let cells = cells.into_iter().map(|s| {
+            if tsv {
+                s.replace(['\t', '\r', '\n'], " ")
+            } else {
+                s
+            }
+        });
+        self.out.write_record(cells).map_err(write_err)
+    }
+
+    /// Flushes and hands back the output.
+    fn finish(self) -> Result<W> {
+        self.out
+            .into_inner()
+            .map_err(|e| StoreError::Conflict(format!("cannot write the export: {e}")))
+    }
+}
+
+fn write_err(e: csv::Error) -> StoreError {
+    StoreError::Conflict(format!("cannot write the export: {e}"))
+}
+
+/// A stored row's JSON (an unreadable one as an empty row rather than a lost file).
+fn row_of(data: &str) -> Value {
+    serde_json::from_str(data).unwrap_or(Value::Object(Map::new()))
 }
 
 impl Store {
@@ -246,8 +285,8 @@ impl Store {
             .collect()
     }
 
-    /// A file to download: an open one is closed and written out first (its rows leave the
-    /// database), so the next contacts go to a new file.
+    /// A file to download: an open one is closed and written out first (the next contacts go
+    /// to a new file); a closed one whose file is missing is written again from its rows.
     pub async fn download_export(
         &self,
         campaign_id: i64,
@@ -255,13 +294,12 @@ impl Store {
         file_id: i64,
     ) -> Result<ExportDownload> {
         self.export_task(campaign_id, task_id).await?;
-        let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
             "SELECT format, closed_ms FROM export_files WHERE id = $1 AND task_id = $2",
         )
         .bind(file_id)
         .bind(task_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.writer)
         .await?
         .ok_or(StoreError::NotFound {
             what: "export file",
@@ -270,49 +308,80 @@ impl Store {
         let format_text: String = row.try_get(0)?;
         let closed: Option<i64> = row.try_get(1)?;
         let name = file_name(campaign_id, task_id, file_id, &format_text);
-        let dir = self.exports_dir();
-        let path = dir.join(&name);
-        let format = format_of(&format_text);
-        let io = |source| StoreError::File {
-            path: path.clone(),
-            source,
-        };
-        if closed.is_none() || !path.exists() {
-            let data: Vec<String> =
-                sqlx::query_scalar("SELECT data FROM export_rows WHERE file_id = $1 ORDER BY id")
-                    .bind(file_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let rows: Vec<Value> = data
-                .iter()
-                .map(|d| serde_json::from_str(d).unwrap_or(Value::Object(Map::new())))
-                .collect();
-            let bytes = render(&rows, format)?;
-            std::fs::create_dir_all(&dir).map_err(io)?;
-            // Written whole, then renamed: a reader never sees half a file.
-            let part = dir.join(format!("{name}.part"));
-            std::fs::write(&part, &bytes).map_err(io)?;
-            std::fs::rename(&part, &path).map_err(io)?;
+        let path = self.exports_dir().join(&name);
+        if closed.is_none() {
+            // Closed first, on its own: no row is added to it after this, so it can be written
+            // out from the readers while calls go on writing results.
             sqlx::query(
                 "UPDATE export_files SET closed_ms = COALESCE(closed_ms, $1) WHERE id = $2",
             )
             .bind(now_ms())
             .bind(file_id)
-            .execute(&mut *tx)
+            .execute(&self.writer)
             .await?;
+        }
+        let format = format_of(&format_text);
+        if closed.is_none() || !path.exists() {
+            self.write_export(file_id, format, &path).await?;
         }
         sqlx::query("UPDATE export_files SET downloads = downloads + 1 WHERE id = $1")
             .bind(file_id)
-            .execute(&mut *tx)
+            .execute(&self.writer)
             .await?;
-        tx.commit().await?;
         Ok(ExportDownload { path, name, format })
+    }
+
+    /// Writes a closed file's rows to `path`, streaming them twice (field names, then rows) so
+    /// memory does not grow with the file; into a temporary file renamed at the end, so a
+    /// reader never sees half a file and two downloads at once do not mix.
+    async fn write_export(&self, file_id: i64, format: ExportFormat, path: &Path) -> Result<()> {
+        let dir = self.exports_dir();
+        let io = |source| StoreError::File {
+            path: path.to_path_buf(),
+            source,
+        };
+        let rows = || {
+            sqlx::query_scalar::<_, String>(
+                "SELECT data FROM export_rows WHERE file_id = $1 ORDER BY id",
+            )
+            .bind(file_id)
+            .fetch(&self.reader)
+        };
+        let mut fields = Vec::new();
+        let mut stream = rows();
+        while let Some(data) = stream.try_next().await? {
+            add_fields(&mut fields, &row_of(&data));
+        }
+        drop(stream);
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let part = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+        let out = std::io::BufWriter::with_capacity(64 * 1024, part.as_file());
+        let mut w = ExportWriter::new(out, format, fields)?;
+        let mut stream = rows();
+        while let Some(data) = stream.try_next().await? {
+            w.row(&row_of(&data))?;
+        }
+        w.finish()?.into_inner().map_err(|e| io(e.into_error()))?;
+        part.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn render(rows: &[Value], format: ExportFormat) -> Result<Vec<u8>> {
+        let mut fields = Vec::new();
+        for r in rows {
+            add_fields(&mut fields, r);
+        }
+        let mut w = ExportWriter::new(Vec::new(), format, fields)?;
+        for r in rows {
+            w.row(r)?;
+        }
+        w.finish()
+    }
 
     #[test]
     fn renders_every_field_and_keeps_tsv_one_line_per_contact() {
