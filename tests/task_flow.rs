@@ -568,7 +568,9 @@ fn https_webhooks_verify_the_server_certificate() {
 }
 
 /// A large export (5,000 contacts) downloads whole: the Content-Length the daemon announces
-/// is the length of the body, and every contact is in it once, in order.
+/// is the length of the body, and every contact is in it once, in order. Moves record one
+/// history entry per contact, refuse a list naming an unknown contact whole, and move a
+/// contact listed twice once.
 #[test]
 fn a_large_export_downloads_intact() {
     let d = Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
@@ -647,4 +649,50 @@ fn a_large_export_downloads_intact() {
         count += 1;
     }
     assert_eq!(count, n);
+
+    // Moves go a batch at a time, each contact with its own history entry.
+    let ids: Vec<i64> = ok(&d, "GET", &format!("{cp}/contacts?limit=2"), None)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    let moves = |id: i64| -> Vec<Value> {
+        ok(&d, "GET", &format!("{cp}/contacts/{id}"), None)["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["change"]["op"] == "move")
+            .map(|h| h["change"].clone())
+            .collect()
+    };
+    assert_eq!(
+        moves(ids[1]),
+        [json!({"op": "move", "from_task": dial, "to_task": results})]
+    );
+    // A list naming a contact that does not exist moves none of them.
+    let (status, _, text) = call(
+        &d,
+        "POST",
+        &format!("{cp}/contacts/move"),
+        Some(json!({"ids": [ids[0], 999_999], "task_id": dial})),
+    );
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("999999"), "{text}");
+    assert_eq!(moves(ids[0]).len(), 1);
+    // One listed twice moves once.
+    let moved = ok(
+        &d,
+        "POST",
+        &format!("{cp}/contacts/move"),
+        Some(json!({"ids": [ids[0], ids[0], ids[1]], "task_id": dial})),
+    );
+    assert_eq!(moved["moved"], 2);
+    assert_eq!(moves(ids[0]).len(), 2);
+    let back = ok(&d, "GET", &format!("{cp}/contacts/{}", ids[0]), None);
+    assert_eq!(
+        (back["task_id"].as_i64(), back["status"].as_str()),
+        (Some(dial), Some("open")),
+        "{back}"
+    );
 }

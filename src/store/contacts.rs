@@ -1,9 +1,12 @@
 //! Contacts: fields, numbers, place in the task flow, and the history of every change.
 
-use super::{now_ms, parse_time, phone, rfc3339, Result, Store, StoreError};
+use super::{
+    now_ms, parse_time, phone, push_id_list, rfc3339, Result, Store, StoreError, ID_CHUNK,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row, Sqlite};
+use std::collections::HashMap;
 
 /// Statuses a contact can have inside its task.
 pub const STATUSES: [&str; 4] = ["open", "success", "declined", "failed"];
@@ -569,13 +572,28 @@ impl Store {
         actor: &str,
         change: Value,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO contact_history (contact_id, at_ms, actor, change) VALUES ($1, $2, $3, $4)")
-            .bind(contact_id)
-            .bind(now_ms())
-            .bind(actor)
-            .bind(change.to_string())
-            .execute(&mut *conn)
-            .await?;
+        Self::record_many(conn, actor, &[(contact_id, change)]).await
+    }
+
+    /// Adds one history entry per `(contact, change)`, all at one time, in few statements.
+    pub(crate) async fn record_many(
+        conn: &mut sqlx::SqliteConnection,
+        actor: &str,
+        entries: &[(i64, Value)],
+    ) -> Result<()> {
+        let at = now_ms();
+        for chunk in entries.chunks(ID_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO contact_history (contact_id, at_ms, actor, change) ",
+            );
+            q.push_values(chunk, |mut b, (id, change)| {
+                b.push_bind(*id)
+                    .push_bind(at)
+                    .push_bind(actor)
+                    .push_bind(change.to_string());
+            });
+            q.build().execute(&mut *conn).await?;
+        }
         Ok(())
     }
 
@@ -720,7 +738,7 @@ impl Store {
         {
             let task = self.task(campaign_id, c.task_id).await?;
             flow_now =
-                Self::schedule_flow(&mut tx, id, &task, &spec.status, &spec.detail, now_ms())
+                Self::schedule_flow(&mut tx, &[id], &task, &spec.status, &spec.detail, now_ms())
                     .await?;
         }
         let new = Contact {
@@ -802,7 +820,7 @@ impl Store {
         if attempt.status != old.spec.status || attempt.result != old.spec.detail {
             let task = self.task(campaign_id, task_id).await?;
             flow_now =
-                Self::schedule_flow(&mut tx, id, &task, &attempt.status, &attempt.result, now)
+                Self::schedule_flow(&mut tx, &[id], &task, &attempt.status, &attempt.result, now)
                     .await?;
         }
         tx.commit().await?;
@@ -1122,7 +1140,7 @@ impl Store {
                         _ => {}
                     }
                     flow_now |=
-                        Self::schedule_flow(&mut tx, id, task, &status, &detail, now).await?;
+                        Self::schedule_flow(&mut tx, &[id], task, &status, &detail, now).await?;
                 }
             }
             if !updates.is_empty() {
@@ -1167,7 +1185,9 @@ impl Store {
                         break;
                     }
                     after = 1;
-                    list.to_vec()
+                    // Each contact once, in the order listed.
+                    let mut seen = std::collections::HashSet::new();
+                    list.iter().copied().filter(|id| seen.insert(*id)).collect()
                 }
                 None => {
                     let b = self.matching_ids(campaign_id, filter, after, 500).await?;
@@ -1179,30 +1199,33 @@ impl Store {
                 }
             };
             let mut tx = self.writer.begin().await?;
-            for id in batch {
-                let from: Option<i64> = sqlx::query_scalar(
-                    "SELECT task_id FROM contacts WHERE id = $1 AND campaign_id = $2",
-                )
-                .bind(id)
-                .bind(campaign_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(from) = from else {
-                    return Err(StoreError::NotFound {
-                        what: "contact",
-                        id,
-                    });
-                };
-                Self::enter_task(&mut tx, id, &task, now_ms()).await?;
-                Self::record(
-                    &mut tx,
-                    id,
-                    actor,
-                    serde_json::json!({"op": "move", "from_task": from, "to_task": task_id}),
-                )
-                .await?;
-                moved += 1;
+            let mut from: HashMap<i64, i64> = HashMap::with_capacity(batch.len());
+            for chunk in batch.chunks(ID_CHUNK) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "SELECT id, task_id FROM contacts WHERE campaign_id = ",
+                );
+                q.push_bind(campaign_id).push(" AND id IN ");
+                push_id_list(&mut q, chunk);
+                for row in q.build().fetch_all(&mut *tx).await? {
+                    from.insert(row.try_get(0)?, row.try_get(1)?);
+                }
             }
+            if let Some(&id) = batch.iter().find(|id| !from.contains_key(id)) {
+                return Err(StoreError::NotFound {
+                    what: "contact",
+                    id,
+                });
+            }
+            Self::enter_task(&mut tx, &batch, &task, now_ms()).await?;
+            let history: Vec<(i64, Value)> = batch
+                .iter()
+                .map(|id| {
+                    let change = serde_json::json!({"op": "move", "from_task": from[id], "to_task": task_id});
+                    (*id, change)
+                })
+                .collect();
+            Self::record_many(&mut tx, actor, &history).await?;
+            moved += batch.len() as u64;
             tx.commit().await?;
         }
         // An export task with an undelayed rule passes its contacts on at once.

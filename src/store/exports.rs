@@ -6,11 +6,13 @@
 use super::contacts::contact_of;
 use super::contacts::COLUMNS;
 use super::tasks::{ExportFormat, ExportSettings, Task, TaskKind};
-use super::{now_ms, rfc3339, Result, Store, StoreError};
+use super::{now_ms, push_id_list, rfc3339, Result, Store, StoreError, ID_CHUNK};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
+use sqlx::{QueryBuilder, Sqlite};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Directory of export files inside the state directory.
@@ -182,31 +184,17 @@ impl Store {
             .unwrap_or_else(|| PathBuf::from(EXPORTS_DIR))
     }
 
-    /// Adds a contact as it is now (its status and detail from the task it leaves) to the open
-    /// file of `task`, opening one when there is none.
-    pub(crate) async fn export_contact(
+    /// Adds contacts as they are now (their status and detail from the task they leave), in
+    /// the order given, to the open file of `task`, opening one when there is none.
+    pub(crate) async fn export_contacts(
         conn: &mut sqlx::SqliteConnection,
-        contact_id: i64,
+        contact_ids: &[i64],
         task: &Task,
         now: i64,
     ) -> Result<()> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM contacts WHERE id = $1"))
-            .bind(contact_id)
-            .fetch_one(&mut *conn)
-            .await?;
-        let c = contact_of(&row)?;
-        let data = json!({
-            "contact_id": c.id,
-            "phones": c.spec.phones,
-            "time_zone": c.spec.time_zone,
-            "status": c.spec.status,
-            "detail": c.spec.detail,
-            "last_result": c.last_result,
-            "attempts": c.spec.attempts,
-            "from_task": c.spec.task_id,
-            "exported_at": rfc3339(now),
-            "fields": Value::Object(c.spec.fields.clone()),
-        });
+        if contact_ids.is_empty() {
+            return Ok(());
+        }
         let open: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM export_files WHERE task_id = $1 AND closed_ms IS NULL",
         )
@@ -232,12 +220,45 @@ impl Store {
                 .await?
             }
         };
-        sqlx::query("INSERT INTO export_rows (file_id, data) VALUES ($1, $2)")
-            .bind(file)
-            .bind(data.to_string())
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("UPDATE export_files SET rows_count = rows_count + 1 WHERE id = $1")
+        let exported_at = rfc3339(now);
+        for chunk in contact_ids.chunks(ID_CHUNK) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM contacts WHERE id IN "));
+            push_id_list(&mut q, chunk);
+            let mut data: HashMap<i64, String> = HashMap::with_capacity(chunk.len());
+            for row in q.build().fetch_all(&mut *conn).await? {
+                let c = contact_of(&row)?;
+                let d = json!({
+                    "contact_id": c.id,
+                    "phones": c.spec.phones,
+                    "time_zone": c.spec.time_zone,
+                    "status": c.spec.status,
+                    "detail": c.spec.detail,
+                    "last_result": c.last_result,
+                    "attempts": c.spec.attempts,
+                    "from_task": c.spec.task_id,
+                    "exported_at": exported_at,
+                    "fields": Value::Object(c.spec.fields),
+                });
+                data.insert(c.id, d.to_string());
+            }
+            let rows = chunk
+                .iter()
+                .map(|id| {
+                    data.remove(id).ok_or(StoreError::NotFound {
+                        what: "contact",
+                        id: *id,
+                    })
+                })
+                .collect::<Result<Vec<String>>>()?;
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO export_rows (file_id, data) ");
+            q.push_values(rows, |mut b, d| {
+                b.push_bind(file).push_bind(d);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        sqlx::query("UPDATE export_files SET rows_count = rows_count + $1 WHERE id = $2")
+            .bind(contact_ids.len() as i64)
             .bind(file)
             .execute(&mut *conn)
             .await?;

@@ -4,12 +4,16 @@
 
 use super::contacts::{contact_of, Contact, COLUMNS};
 use super::tasks::{FlowRule, Task, TaskKind, WaitSettings, WebhookSettings};
-use super::{Result, Store, StoreError};
+use super::{push_id_list, Result, Store, StoreError, ID_CHUNK};
 use serde_json::json;
 use sqlx::Row;
+use sqlx::{QueryBuilder, Sqlite};
 
 /// Rounds of due work one `apply_due` call runs (a flow loop with no delay stops here).
 const MAX_ROUNDS: usize = 20;
+
+/// Contacts moving to one task, each with the task it leaves.
+type Movers = Vec<(i64, i64)>;
 
 /// A webhook delivery that is due.
 #[derive(Debug, Clone)]
@@ -36,12 +40,13 @@ pub fn backoff_seconds(backoff: u32, tries: u32) -> u64 {
 }
 
 impl Store {
-    /// Puts a contact into `task` as its kind wants: open with `$none` (call), open until the
+    /// Puts contacts into `task` as its kind wants: open with `$none` (call), open until the
     /// wait ends (wait), open with a delivery due now (webhook), or written to the task's open
-    /// export file and `success`/`$exported` (export).
+    /// export file and `success`/`$exported` (export). A few statements for the whole list,
+    /// not per contact: each statement is a round trip to the database thread.
     pub(crate) async fn enter_task(
         conn: &mut sqlx::SqliteConnection,
-        contact_id: i64,
+        contact_ids: &[i64],
         task: &Task,
         now: i64,
     ) -> Result<()> {
@@ -54,34 +59,38 @@ impl Store {
             }
             TaskKind::Webhook => ("open", "$none", Some(now)),
             TaskKind::Export => {
-                Self::export_contact(conn, contact_id, task, now).await?;
+                Self::export_contacts(conn, contact_ids, task, now).await?;
                 ("success", "$exported", None)
             }
         };
-        sqlx::query(
-            "UPDATE contacts SET task_id = $1, status = $2, detail = $3, follow_up_ms = NULL, action_ms = $4, \
-             move_to = NULL, action_tries = 0, updated_ms = $5 WHERE id = $6",
-        )
-        .bind(task.id)
-        .bind(status)
-        .bind(detail)
-        .bind(action_ms)
-        .bind(now)
-        .bind(contact_id)
-        .execute(&mut *conn)
-        .await?;
+        for chunk in contact_ids.chunks(ID_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE contacts SET task_id = ");
+            q.push_bind(task.id)
+                .push(", status = ")
+                .push_bind(status)
+                .push(", detail = ")
+                .push_bind(detail)
+                .push(", follow_up_ms = NULL, action_ms = ")
+                .push_bind(action_ms)
+                .push(", move_to = NULL, action_tries = 0, updated_ms = ")
+                .push_bind(now);
+            q.push(" WHERE id IN ");
+            push_id_list(&mut q, chunk);
+            q.build().execute(&mut *conn).await?;
+        }
         if task.spec.kind == TaskKind::Export {
-            Self::schedule_flow(conn, contact_id, task, status, detail, now).await?;
+            Self::schedule_flow(conn, contact_ids, task, status, detail, now).await?;
         }
         Ok(())
     }
 
-    /// After a contact's status changed in `task`: a final status matching a flow rule
-    /// schedules the move; anything else cancels a scheduled one (call tasks only: wait and
-    /// webhook tasks keep their own due work while open).
+    /// After contacts' status changed in `task` (to the same status and detail): a final status
+    /// matching a flow rule schedules the move; anything else cancels a scheduled one (call
+    /// tasks only: wait and webhook tasks keep their own due work while open). Returns whether
+    /// the move is due at once.
     pub(crate) async fn schedule_flow(
         conn: &mut sqlx::SqliteConnection,
-        contact_id: i64,
+        contact_ids: &[i64],
         task: &Task,
         status: &str,
         detail: &str,
@@ -91,12 +100,15 @@ impl Store {
         if rule.is_none() && status == "open" && task.spec.kind != TaskKind::Call {
             return Ok(false);
         }
-        sqlx::query("UPDATE contacts SET action_ms = $1, move_to = $2 WHERE id = $3")
-            .bind(rule.map(|r| now + r.delay_seconds as i64 * 1000))
-            .bind(rule.map(|r| r.next_task))
-            .bind(contact_id)
-            .execute(&mut *conn)
-            .await?;
+        for chunk in contact_ids.chunks(ID_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE contacts SET action_ms = ");
+            q.push_bind(rule.map(|r| now + r.delay_seconds as i64 * 1000))
+                .push(", move_to = ")
+                .push_bind(rule.map(|r| r.next_task));
+            q.push(" WHERE id IN ");
+            push_id_list(&mut q, chunk);
+            q.build().execute(&mut *conn).await?;
+        }
         Ok(rule.is_some_and(|r| r.delay_seconds == 0))
     }
 
@@ -116,22 +128,17 @@ impl Store {
                 break;
             }
             let mut tx = self.writer.begin().await?;
+            // Moves go task by task, a few statements each; wait ends one by one.
+            let mut moves: Vec<((i64, i64), Movers)> = Vec::new();
             for row in &rows {
                 let (id, campaign, from): (i64, i64, i64) =
                     (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
                 let to: Option<i64> = row.try_get(3)?;
                 match to {
-                    Some(to) => {
-                        let task = self.task(campaign, to).await?;
-                        Self::enter_task(&mut tx, id, &task, now).await?;
-                        Self::record(
-                            &mut tx,
-                            id,
-                            "flow",
-                            json!({"op": "move", "from_task": from, "to_task": to}),
-                        )
-                        .await?;
-                    }
+                    Some(to) => match moves.iter_mut().find(|(at, _)| *at == (campaign, to)) {
+                        Some((_, list)) => list.push((id, from)),
+                        None => moves.push(((campaign, to), vec![(id, from)])),
+                    },
                     None => {
                         // A wait task's delay is over.
                         let task = self.task(campaign, from).await?;
@@ -140,6 +147,18 @@ impl Store {
                     }
                 }
                 done += 1;
+            }
+            for ((campaign, to), list) in moves {
+                let task = self.task(campaign, to).await?;
+                let ids: Vec<i64> = list.iter().map(|(id, _)| *id).collect();
+                Self::enter_task(&mut tx, &ids, &task, now).await?;
+                let history: Vec<(i64, serde_json::Value)> = list
+                    .iter()
+                    .map(|(id, from)| {
+                        (*id, json!({"op": "move", "from_task": from, "to_task": to}))
+                    })
+                    .collect();
+                Self::record_many(&mut tx, "flow", &history).await?;
             }
             tx.commit().await?;
         }
@@ -170,7 +189,7 @@ impl Store {
             c.extend(e.clone());
         }
         Self::record(conn, id, "flow", change).await?;
-        Self::schedule_flow(conn, id, task, status, detail, now).await?;
+        Self::schedule_flow(conn, &[id], task, status, detail, now).await?;
         Ok(())
     }
 

@@ -120,6 +120,19 @@ impl StoreError {
     }
 }
 
+/// Ids per `IN (…)` list: well under SQLite's limit on bound values.
+pub(crate) const ID_CHUNK: usize = 500;
+
+/// Appends `(id1, id2, …)`, each id bound.
+pub(crate) fn push_id_list(q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, ids: &[i64]) {
+    q.push("(");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    q.push(")");
+}
+
 /// Shorthand for store results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
