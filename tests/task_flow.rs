@@ -696,3 +696,65 @@ fn a_large_export_downloads_intact() {
         "{back}"
     );
 }
+
+/// A bulk status edit over more than one batch runs the flow for every contact: 1,200 calls
+/// marked `success` all reach the export task the rule names, each once, with one move entry.
+#[test]
+fn a_bulk_status_edit_moves_every_contact_on() {
+    let d = Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let (_, cp) = new_campaign(&d, "Bulk flow");
+    let results = new_task(
+        &d,
+        &cp,
+        json!({"name": "results", "kind": "export", "settings": {"format": "csv"}}),
+    );
+    let dial = new_task(
+        &d,
+        &cp,
+        json!({"name": "dial", "kind": "call", "flow": [{"status": "success", "next_task": results}]}),
+    );
+    let n = 1200;
+    let mut csv = String::from("n,phone\n");
+    for i in 0..n {
+        csv.push_str(&format!("{i},0151 {:08}\n", 50_000_000 + i));
+    }
+    import(&d, &cp, &format!("?task={dial}"), csv.as_bytes());
+    let r = ok(
+        &d,
+        "POST",
+        &format!("{cp}/contacts/bulk"),
+        Some(json!({"filter": {}, "field": "status", "value": "success"})),
+    );
+    assert_eq!(r["changed"], n);
+    let files = ok(&d, "GET", &format!("{cp}/tasks/{results}/exports"), None);
+    assert_eq!(files[0]["rows"], n, "{files}");
+    let moved: Vec<Value> = ok(&d, "GET", &format!("{cp}/contacts?limit=1000"), None)["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(moved.len(), 1000);
+    for c in &moved {
+        assert_eq!(
+            (
+                c["task_id"].as_i64(),
+                c["status"].as_str(),
+                c["detail"].as_str()
+            ),
+            (Some(results), Some("success"), Some("$exported")),
+            "{c}"
+        );
+    }
+    let last = ok(
+        &d,
+        "GET",
+        &format!("{cp}/contacts/{}", moved[999]["id"]),
+        None,
+    );
+    let ops: Vec<&str> = last["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["change"]["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["bulk_edit", "move"], "{last}");
+}

@@ -572,16 +572,16 @@ impl Store {
         actor: &str,
         change: Value,
     ) -> Result<()> {
-        Self::record_many(conn, actor, &[(contact_id, change)]).await
+        Self::record_many(conn, actor, now_ms(), &[(contact_id, change)]).await
     }
 
-    /// Adds one history entry per `(contact, change)`, all at one time, in few statements.
+    /// Adds one history entry per `(contact, change)`, all at `at`, in few statements.
     pub(crate) async fn record_many(
         conn: &mut sqlx::SqliteConnection,
         actor: &str,
+        at: i64,
         entries: &[(i64, Value)],
     ) -> Result<()> {
-        let at = now_ms();
         for chunk in entries.chunks(ID_CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO contact_history (contact_id, at_ms, actor, change) ",
@@ -1109,29 +1109,19 @@ impl Store {
                     };
                     q.push(", updated_ms = ")
                         .push_bind(now)
-                        .push(" WHERE id IN (");
-                    let mut list = q.separated(", ");
-                    for id in &ids {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
+                        .push(" WHERE id IN ");
+                    push_id_list(&mut q, &ids);
                     q.build().execute(&mut *tx).await?;
                 }
             }
             if matches!(edit, BulkField::Status(_) | BulkField::Detail(_)) {
+                // One flow step per (task, status, detail) the batch ends up in.
+                let mut groups: Vec<((i64, String, String), Vec<i64>)> = Vec::new();
                 for row in &rows {
                     let id: i64 = row.try_get("id")?;
                     if !changed_ids.contains(&id) {
                         continue;
                     }
-                    let task_id: i64 = row.try_get("task_id")?;
-                    let task = match tasks.get(&task_id) {
-                        Some(t) => t,
-                        None => {
-                            let t = self.task(campaign_id, task_id).await?;
-                            tasks.entry(task_id).or_insert(t)
-                        }
-                    };
                     let (mut status, mut detail): (String, String) =
                         (row.try_get("status")?, row.try_get("detail")?);
                     match &edit {
@@ -1139,24 +1129,31 @@ impl Store {
                         BulkField::Detail(v) => detail = v.clone(),
                         _ => {}
                     }
+                    let key = (row.try_get("task_id")?, status, detail);
+                    match groups.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, ids)) => ids.push(id),
+                        None => groups.push((key, vec![id])),
+                    }
+                }
+                for ((task_id, status, detail), ids) in groups {
+                    let task = match tasks.get(&task_id) {
+                        Some(t) => t,
+                        None => {
+                            let t = self.task(campaign_id, task_id).await?;
+                            tasks.entry(task_id).or_insert(t)
+                        }
+                    };
                     flow_now |=
-                        Self::schedule_flow(&mut tx, &[id], task, &status, &detail, now).await?;
+                        Self::schedule_flow(&mut tx, &ids, task, &status, &detail, now).await?;
                 }
             }
-            if !updates.is_empty() {
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO contact_history (contact_id, at_ms, actor, change) ",
-                );
-                q.push_values(&updates, |mut b, (id, _, change)| {
-                    b.push_bind(*id)
-                        .push_bind(now)
-                        .push_bind(actor)
-                        .push_bind(change.to_string());
-                });
-                q.build().execute(&mut *tx).await?;
-            }
+            let history: Vec<(i64, Value)> = updates
+                .into_iter()
+                .map(|(id, _, change)| (id, change))
+                .collect();
+            Self::record_many(&mut tx, actor, now, &history).await?;
             tx.commit().await?;
-            changed += updates.len() as u64;
+            changed += history.len() as u64;
         }
         if flow_now {
             self.apply_due(now_ms()).await?;
@@ -1224,7 +1221,7 @@ impl Store {
                     (*id, change)
                 })
                 .collect();
-            Self::record_many(&mut tx, actor, &history).await?;
+            Self::record_many(&mut tx, actor, now_ms(), &history).await?;
             moved += batch.len() as u64;
             tx.commit().await?;
         }

@@ -158,7 +158,7 @@ impl Store {
                         (*id, json!({"op": "move", "from_task": from, "to_task": to}))
                     })
                     .collect();
-                Self::record_many(&mut tx, "flow", &history).await?;
+                Self::record_many(&mut tx, "flow", now, &history).await?;
             }
             tx.commit().await?;
         }
