@@ -8,7 +8,7 @@
 
 use super::campaigns::{minutes, CallingHours};
 use super::contacts::{contact_of, Contact, COLUMNS};
-use super::{Result, Store};
+use super::{push_in_list, Result, Store};
 use chrono::Timelike;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
@@ -119,14 +119,9 @@ impl Store {
             .collect();
         let mut rows: HashMap<i64, Contact> = HashMap::with_capacity(chosen.len());
         for chunk in chosen.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT {COLUMNS} FROM contacts WHERE id IN ("
-            ));
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            q.push(")");
+            let mut q =
+                QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM contacts WHERE id IN "));
+            push_in_list(&mut q, chunk);
             for row in q.build().fetch_all(&self.reader).await? {
                 let c = contact_of(&row)?;
                 rows.insert(c.id, c);

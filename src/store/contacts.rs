@@ -1,7 +1,7 @@
 //! Contacts: fields, numbers, place in the task flow, and the history of every change.
 
 use super::{
-    now_ms, parse_time, phone, push_id_list, rfc3339, Result, Store, StoreError, ID_CHUNK,
+    now_ms, parse_time, phone, push_in_list, rfc3339, Result, Store, StoreError, ID_CHUNK,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -469,12 +469,8 @@ impl Store {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "SELECT phone, contact_id FROM contact_phones WHERE campaign_id = ",
             );
-            q.push_bind(campaign_id).push(" AND phone IN (");
-            let mut list = q.separated(", ");
-            for p in chunk {
-                list.push_bind(p.clone());
-            }
-            q.push(")");
+            q.push_bind(campaign_id).push(" AND phone IN ");
+            push_in_list(&mut q, chunk);
             if let Some(id) = except {
                 q.push(" AND contact_id <> ").push_bind(id);
             }
@@ -536,13 +532,9 @@ impl Store {
             if import_id.is_none() {
                 // Only imports keep a line number.
                 let mut q = QueryBuilder::<Sqlite>::new(
-                    "UPDATE contacts SET import_line = NULL WHERE id IN (",
+                    "UPDATE contacts SET import_line = NULL WHERE id IN ",
                 );
-                let mut list = q.separated(", ");
-                for id in &chunk_ids {
-                    list.push_bind(*id);
-                }
-                q.push(")");
+                push_in_list(&mut q, &chunk_ids);
                 q.build().execute(&mut *conn).await?;
             }
             let phones: Vec<(i64, &String)> = chunk_ids
@@ -1110,7 +1102,7 @@ impl Store {
                     q.push(", updated_ms = ")
                         .push_bind(now)
                         .push(" WHERE id IN ");
-                    push_id_list(&mut q, &ids);
+                    push_in_list(&mut q, &ids);
                     q.build().execute(&mut *tx).await?;
                 }
             }
@@ -1202,7 +1194,7 @@ impl Store {
                     "SELECT id, task_id FROM contacts WHERE campaign_id = ",
                 );
                 q.push_bind(campaign_id).push(" AND id IN ");
-                push_id_list(&mut q, chunk);
+                push_in_list(&mut q, chunk);
                 for row in q.build().fetch_all(&mut *tx).await? {
                     from.insert(row.try_get(0)?, row.try_get(1)?);
                 }

@@ -3,7 +3,7 @@
 //! contacts needs no join.
 
 use super::contacts::Contact;
-use super::{now_ms, phone, rfc3339, Result, Store, StoreError};
+use super::{now_ms, phone, push_in_list, rfc3339, Result, Store, StoreError};
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
@@ -79,13 +79,9 @@ impl Store {
                 "UPDATE contacts SET dnc = (SELECT CASE WHEN COALESCE(SUM(CASE WHEN {BLOCKED} THEN 1 ELSE 0 END), 0) = 0 THEN 0 \
                  WHEN SUM(CASE WHEN {BLOCKED} THEN 1 ELSE 0 END) < COUNT(*) THEN 1 ELSE 2 END \
                  FROM contact_phones cp WHERE cp.contact_id = contacts.id) \
-                 WHERE id IN (SELECT contact_id FROM contact_phones WHERE phone IN ("
+                 WHERE id IN (SELECT contact_id FROM contact_phones WHERE phone IN "
             ));
-            let mut list = q.separated(", ");
-            for p in chunk {
-                list.push_bind(p.clone());
-            }
-            q.push(")");
+            push_in_list(&mut q, chunk);
             if let Some(c) = campaign {
                 q.push(" AND campaign_id = ").push_bind(c);
             }
@@ -103,20 +99,12 @@ impl Store {
     ) -> Result<Vec<String>> {
         let mut blocked = Vec::new();
         for chunk in phones.chunks(400) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("SELECT phone FROM dnc_global WHERE phone IN (");
-            let mut list = q.separated(", ");
-            for p in chunk {
-                list.push_bind(p.clone());
-            }
-            q.push(") UNION SELECT phone FROM dnc_campaign WHERE campaign_id = ")
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT phone FROM dnc_global WHERE phone IN ");
+            push_in_list(&mut q, chunk);
+            q.push(" UNION SELECT phone FROM dnc_campaign WHERE campaign_id = ")
                 .push_bind(campaign_id)
-                .push(" AND phone IN (");
-            let mut list = q.separated(", ");
-            for p in chunk {
-                list.push_bind(p.clone());
-            }
-            q.push(")");
+                .push(" AND phone IN ");
+            push_in_list(&mut q, chunk);
             blocked.extend(
                 q.build_query_scalar::<String>()
                     .fetch_all(&mut *conn)
@@ -153,13 +141,9 @@ impl Store {
         let mut blocked: HashMap<i64, Vec<String>> = HashMap::new();
         for chunk in ids.chunks(500) {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT cp.contact_id, cp.phone FROM contact_phones cp WHERE {BLOCKED} AND cp.contact_id IN ("
+                "SELECT cp.contact_id, cp.phone FROM contact_phones cp WHERE {BLOCKED} AND cp.contact_id IN "
             ));
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            q.push(")");
+            push_in_list(&mut q, chunk);
             for row in q.build().fetch_all(&self.reader).await? {
                 blocked
                     .entry(row.try_get(0)?)
@@ -318,21 +302,17 @@ impl Store {
         for chunk in phones.chunks(500) {
             let mut q = match scope {
                 DncScope::Global => {
-                    QueryBuilder::<Sqlite>::new("DELETE FROM dnc_global WHERE phone IN (")
+                    QueryBuilder::<Sqlite>::new("DELETE FROM dnc_global WHERE phone IN ")
                 }
                 DncScope::Campaign(c) => {
                     let mut q = QueryBuilder::<Sqlite>::new(
                         "DELETE FROM dnc_campaign WHERE campaign_id = ",
                     );
-                    q.push_bind(c).push(" AND phone IN (");
+                    q.push_bind(c).push(" AND phone IN ");
                     q
                 }
             };
-            let mut list = q.separated(", ");
-            for p in chunk {
-                list.push_bind(p.clone());
-            }
-            q.push(")");
+            push_in_list(&mut q, chunk);
             removed += q.build().execute(&mut *tx).await?.rows_affected();
         }
         Self::refresh_dnc(&mut tx, campaign_of(scope), &phones).await?;

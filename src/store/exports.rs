@@ -6,7 +6,7 @@
 use super::contacts::contact_of;
 use super::contacts::COLUMNS;
 use super::tasks::{ExportFormat, ExportSettings, Task, TaskKind};
-use super::{now_ms, push_id_list, rfc3339, Result, Store, StoreError, ID_CHUNK};
+use super::{now_ms, push_in_list, rfc3339, Result, Store, StoreError, ID_CHUNK};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -224,7 +224,7 @@ impl Store {
         for chunk in contact_ids.chunks(ID_CHUNK) {
             let mut q =
                 QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM contacts WHERE id IN "));
-            push_id_list(&mut q, chunk);
+            push_in_list(&mut q, chunk);
             let mut data: HashMap<i64, String> = HashMap::with_capacity(chunk.len());
             for row in q.build().fetch_all(&mut *conn).await? {
                 let c = contact_of(&row)?;

@@ -4,7 +4,7 @@
 
 use super::contacts::{contact_of, Contact, COLUMNS};
 use super::tasks::{FlowRule, Task, TaskKind, WaitSettings, WebhookSettings};
-use super::{push_id_list, Result, Store, StoreError, ID_CHUNK};
+use super::{push_in_list, Result, Store, StoreError, ID_CHUNK};
 use serde_json::json;
 use sqlx::Row;
 use sqlx::{QueryBuilder, Sqlite};
@@ -75,7 +75,7 @@ impl Store {
                 .push(", move_to = NULL, action_tries = 0, updated_ms = ")
                 .push_bind(now);
             q.push(" WHERE id IN ");
-            push_id_list(&mut q, chunk);
+            push_in_list(&mut q, chunk);
             q.build().execute(&mut *conn).await?;
         }
         if task.spec.kind == TaskKind::Export {
@@ -106,7 +106,7 @@ impl Store {
                 .push(", move_to = ")
                 .push_bind(rule.map(|r| r.next_task));
             q.push(" WHERE id IN ");
-            push_id_list(&mut q, chunk);
+            push_in_list(&mut q, chunk);
             q.build().execute(&mut *conn).await?;
         }
         Ok(rule.is_some_and(|r| r.delay_seconds == 0))

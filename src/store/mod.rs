@@ -123,12 +123,15 @@ impl StoreError {
 /// Ids per `IN (…)` list: well under SQLite's limit on bound values.
 pub(crate) const ID_CHUNK: usize = 500;
 
-/// Appends `(id1, id2, …)`, each id bound.
-pub(crate) fn push_id_list(q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, ids: &[i64]) {
+/// Appends `(v1, v2, …)` for an `IN`, each value bound.
+pub(crate) fn push_in_list<'a, T>(q: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>, values: &[T])
+where
+    T: Clone + 'a + sqlx::Encode<'a, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
     q.push("(");
     let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
+    for v in values {
+        list.push_bind(v.clone());
     }
     q.push(")");
 }
