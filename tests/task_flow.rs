@@ -698,7 +698,8 @@ fn a_large_export_downloads_intact() {
 }
 
 /// A bulk status edit over more than one batch runs the flow for every contact: 1,200 calls
-/// marked `success` all reach the export task the rule names, each once, with one move entry.
+/// marked `success` all go through a one-second wait task to the export task, each once, with
+/// one entry per step.
 #[test]
 fn a_bulk_status_edit_moves_every_contact_on() {
     let d = Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
@@ -708,10 +709,16 @@ fn a_bulk_status_edit_moves_every_contact_on() {
         &cp,
         json!({"name": "results", "kind": "export", "settings": {"format": "csv"}}),
     );
+    let pause = new_task(
+        &d,
+        &cp,
+        json!({"name": "pause", "kind": "wait", "settings": {"seconds": 1},
+               "flow": [{"status": "success", "next_task": results}]}),
+    );
     let dial = new_task(
         &d,
         &cp,
-        json!({"name": "dial", "kind": "call", "flow": [{"status": "success", "next_task": results}]}),
+        json!({"name": "dial", "kind": "call", "flow": [{"status": "success", "next_task": pause}]}),
     );
     let n = 1200;
     let mut csv = String::from("n,phone\n");
@@ -726,8 +733,11 @@ fn a_bulk_status_edit_moves_every_contact_on() {
         Some(json!({"filter": {}, "field": "status", "value": "success"})),
     );
     assert_eq!(r["changed"], n);
-    let files = ok(&d, "GET", &format!("{cp}/tasks/{results}/exports"), None);
-    assert_eq!(files[0]["rows"], n, "{files}");
+    let files = eventually("every contact in the export file", || {
+        let files = ok(&d, "GET", &format!("{cp}/tasks/{results}/exports"), None);
+        (files[0]["rows"] == n).then_some(files)
+    });
+    assert_eq!(files.as_array().unwrap().len(), 1, "{files}");
     let moved: Vec<Value> = ok(&d, "GET", &format!("{cp}/contacts?limit=1000"), None)["items"]
         .as_array()
         .unwrap()
@@ -756,5 +766,5 @@ fn a_bulk_status_edit_moves_every_contact_on() {
         .iter()
         .map(|h| h["change"]["op"].as_str().unwrap())
         .collect();
-    assert_eq!(ops, ["bulk_edit", "move"], "{last}");
+    assert_eq!(ops, ["bulk_edit", "move", "wait", "move"], "{last}");
 }

@@ -128,8 +128,9 @@ impl Store {
                 break;
             }
             let mut tx = self.writer.begin().await?;
-            // Moves go task by task, a few statements each; wait ends one by one.
+            // Moves and wait ends go task by task, a few statements each.
             let mut moves: Vec<((i64, i64), Movers)> = Vec::new();
+            let mut waits: Vec<((i64, i64), Vec<i64>)> = Vec::new();
             for row in &rows {
                 let (id, campaign, from): (i64, i64, i64) =
                     (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
@@ -139,14 +140,17 @@ impl Store {
                         Some((_, list)) => list.push((id, from)),
                         None => moves.push(((campaign, to), vec![(id, from)])),
                     },
-                    None => {
-                        // A wait task's delay is over.
-                        let task = self.task(campaign, from).await?;
-                        Self::finish(&mut tx, id, &task, "success", "$waited", json!({}), now)
-                            .await?;
-                    }
+                    // A wait task's delay is over.
+                    None => match waits.iter_mut().find(|(at, _)| *at == (campaign, from)) {
+                        Some((_, ids)) => ids.push(id),
+                        None => waits.push(((campaign, from), vec![id])),
+                    },
                 }
                 done += 1;
+            }
+            for ((campaign, from), ids) in waits {
+                let task = self.task(campaign, from).await?;
+                Self::finish(&mut tx, &ids, &task, "success", "$waited", json!({}), now).await?;
             }
             for ((campaign, to), list) in moves {
                 let task = self.task(campaign, to).await?;
@@ -165,31 +169,36 @@ impl Store {
         Ok(done)
     }
 
-    /// Sets a final status reached by background work, records it, and schedules the flow.
+    /// Sets a final status reached by background work on contacts of `task`, records it (with
+    /// `extra` in each history entry), and schedules the flow.
     async fn finish(
         conn: &mut sqlx::SqliteConnection,
-        id: i64,
+        ids: &[i64],
         task: &Task,
         status: &str,
         detail: &str,
         extra: serde_json::Value,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE contacts SET status = $1, detail = $2, action_ms = NULL, updated_ms = $3 WHERE id = $4",
-        )
-        .bind(status)
-        .bind(detail)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE contacts SET status = ");
+            q.push_bind(status)
+                .push(", detail = ")
+                .push_bind(detail)
+                .push(", action_ms = NULL, updated_ms = ")
+                .push_bind(now)
+                .push(" WHERE id IN ");
+            push_in_list(&mut q, chunk);
+            q.build().execute(&mut *conn).await?;
+        }
         let mut change = json!({"op": task.spec.kind, "status": status, "detail": detail});
         if let (Some(c), Some(e)) = (change.as_object_mut(), extra.as_object()) {
             c.extend(e.clone());
         }
-        Self::record(conn, id, "flow", change).await?;
-        Self::schedule_flow(conn, &[id], task, status, detail, now).await?;
+        let history: Vec<(i64, serde_json::Value)> =
+            ids.iter().map(|id| (*id, change.clone())).collect();
+        Self::record_many(conn, "flow", now, &history).await?;
+        Self::schedule_flow(conn, ids, task, status, detail, now).await?;
         Ok(())
     }
 
@@ -265,7 +274,7 @@ impl Store {
             Ok(code) => {
                 Self::finish(
                     &mut tx,
-                    job.contact.id,
+                    &[job.contact.id],
                     &task,
                     "success",
                     "$delivered",
@@ -277,7 +286,7 @@ impl Store {
             Err(error) if tries > job.settings.retries => {
                 Self::finish(
                     &mut tx,
-                    job.contact.id,
+                    &[job.contact.id],
                     &task,
                     "failed",
                     "$webhook_failed",
