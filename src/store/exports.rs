@@ -14,6 +14,7 @@ use sqlx::Row;
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
 
 /// Directory of export files inside the state directory.
 pub const EXPORTS_DIR: &str = "exports";
@@ -106,24 +107,26 @@ fn cell(v: &Value) -> String {
     }
 }
 
-/// Writes export rows (the JSON kept per contact) as TSV or CSV, one at a time: the fixed
-/// columns, then the given field names.
-struct ExportWriter<W: std::io::Write> {
-    out: csv::Writer<W>,
+/// Writes export rows (the JSON kept per contact) as TSV or CSV into memory, one at a time:
+/// the fixed columns, then the given field names. The bytes are taken out as they pile up.
+struct ExportWriter {
+    builder: csv::WriterBuilder,
+    out: csv::Writer<Vec<u8>>,
     format: ExportFormat,
     fields: Vec<String>,
 }
 
-impl<W: std::io::Write> ExportWriter<W> {
+impl ExportWriter {
     /// A writer that has written the header line.
-    fn new(out: W, format: ExportFormat, fields: Vec<String>) -> Result<Self> {
+    fn new(format: ExportFormat, fields: Vec<String>) -> Result<Self> {
         let mut builder = csv::WriterBuilder::new();
         if format == ExportFormat::Tsv {
             // TSV has no quoting: tabs and line breaks inside values become spaces.
             builder.delimiter(b'\t').quote_style(csv::QuoteStyle::Never);
         }
         let mut w = Self {
-            out: builder.from_writer(out),
+            out: builder.from_writer(Vec::new()),
+            builder,
             format,
             fields,
         };
@@ -158,11 +161,16 @@ impl<W: std::io::Write> ExportWriter<W> {
         self.out.write_record(cells).map_err(write_err)
     }
 
-    /// Flushes and hands back the output.
-    fn finish(self) -> Result<W> {
-        self.out
-            .into_inner()
+    /// The bytes written so far, taken out (the next rows go to a fresh buffer).
+    fn take(&mut self) -> Result<Vec<u8>> {
+        let full = std::mem::replace(&mut self.out, self.builder.from_writer(Vec::new()));
+        full.into_inner()
             .map_err(|e| StoreError::Conflict(format!("cannot write the export: {e}")))
+    }
+
+    /// Bytes waiting to be taken (about: the writer's own buffer is not counted).
+    fn waiting(&self) -> usize {
+        self.out.get_ref().len()
     }
 }
 
@@ -356,7 +364,9 @@ impl Store {
     /// memory does not grow with the file; into a temporary file renamed at the end, so a
     /// reader never sees half a file and two downloads at once do not mix.
     async fn write_export(&self, file_id: i64, format: ExportFormat, path: &Path) -> Result<()> {
-        let dir = self.exports_dir();
+        let dir = path
+            .parent()
+            .map_or_else(|| self.exports_dir(), Path::to_path_buf);
         let io = |source| StoreError::File {
             path: path.to_path_buf(),
             source,
@@ -374,15 +384,21 @@ impl Store {
             add_fields(&mut fields, &row_of(&data));
         }
         drop(stream);
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
         let part = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
-        let out = std::io::BufWriter::with_capacity(64 * 1024, part.as_file());
-        let mut w = ExportWriter::new(out, format, fields)?;
+        // Written through tokio (its blocking pool), a chunk at a time.
+        let mut file = tokio::fs::File::from_std(part.as_file().try_clone().map_err(io)?);
+        let mut w = ExportWriter::new(format, fields)?;
         let mut stream = rows();
         while let Some(data) = stream.try_next().await? {
             w.row(&row_of(&data))?;
+            if w.waiting() >= 256 * 1024 {
+                file.write_all(&w.take()?).await.map_err(io)?;
+            }
         }
-        w.finish()?.into_inner().map_err(|e| io(e.into_error()))?;
+        file.write_all(&w.take()?).await.map_err(io)?;
+        file.flush().await.map_err(io)?;
+        drop(file);
         part.persist(path).map_err(|e| io(e.error))?;
         Ok(())
     }
@@ -397,11 +413,11 @@ mod tests {
         for r in rows {
             add_fields(&mut fields, r);
         }
-        let mut w = ExportWriter::new(Vec::new(), format, fields)?;
+        let mut w = ExportWriter::new(format, fields)?;
         for r in rows {
             w.row(r)?;
         }
-        w.finish()
+        w.take()
     }
 
     #[test]
