@@ -140,8 +140,11 @@ pub struct Decision {
     /// Calls to place now (preview: contacts to offer to ready agents).
     pub place: u32,
     /// Ringing calls to hang up now: this many of the oldest without an agent that have rung
-    /// at least the predictive `cancel_after` ([`super::queue::Queue::oldest_ringing`]).
+    /// at least `cancel_after` (the driver asks [`super::queue::Queue::oldest_ringing`]).
     pub cancel: u32,
+    /// How long the calls to hang up have rung at least (the predictive `cancel_after`;
+    /// zero when nothing is to be hung up).
+    pub cancel_after: Duration,
     /// Ask again at this time at the latest (sooner if the queue changes).
     pub next_check: Time,
     /// Which rule decided.
@@ -225,6 +228,10 @@ impl Pacer {
         Decision {
             place,
             cancel: u32::try_from(cancel).unwrap_or(u32::MAX),
+            cancel_after: match cancel {
+                0 => Duration::ZERO,
+                _ => self.config.predictive.cancel_after.unwrap_or_default(),
+            },
             next_check,
             rule,
         }
@@ -321,6 +328,23 @@ mod tests {
     fn preview_offers_one_contact_per_ready_agent() {
         let s = snap(&[(Ready, 1), (Ready, 1), (Talking, 9), (Paused, 9)], 0);
         assert_eq!(decide(DialMode::Preview, &s).place, 2);
+    }
+
+    #[test]
+    fn a_hang_up_names_how_long_the_calls_have_rung() {
+        let mut p = Pacer::new(PacerConfig {
+            mode: DialMode::Predictive,
+            ..PacerConfig::default()
+        });
+        let stats = crate::dialer::predictive::tests::learned();
+        let mut s = snap(&[(Ready, 1), (Talking, 5), (Talking, 5), (Talking, 5)], 0);
+        s.ringing = vec![Duration::from_secs(16); 12];
+        let d = p.decide(&s, &stats, &AbandonLedger::new(), 100.0, Time(0));
+        assert!(d.cancel > 0, "{d:?}");
+        assert_eq!(d.cancel_after, Duration::from_secs(15));
+        s.ringing.clear();
+        let d = p.decide(&s, &stats, &AbandonLedger::new(), 100.0, Time(1_000_000));
+        assert_eq!((d.cancel, d.cancel_after), (0, Duration::ZERO));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub enum WebhookError {
     },
 }
 
-pub use crate::http_url::{split_url, Scheme, Target};
+use crate::http_url::{split_url, Scheme};
 
 /// Posts webhooks; cheap to clone (the TLS settings are shared).
 #[derive(Clone)]

@@ -287,16 +287,11 @@ impl<'a> Sim<'a> {
             Rule::WarmingUp => *self.fallbacks.entry("warming_up").or_default() += 1,
             Rule::AbandonCap => *self.fallbacks.entry("abandon_cap").or_default() += 1,
         }
-        if d.cancel > 0 {
-            let after = self
-                .pacer
-                .config()
-                .predictive
-                .cancel_after
-                .unwrap_or_default();
-            for call in self.queue.oldest_ringing(after, d.cancel as usize, now) {
-                self.hang_up_ringing(call, now);
-            }
+        for call in self
+            .queue
+            .oldest_ringing(d.cancel_after, d.cancel as usize, now)
+        {
+            self.hang_up_ringing(call, now);
         }
         for _ in 0..d.place {
             let call = CallId(self.next_call);
