@@ -350,7 +350,7 @@ impl Store {
             .await?;
         }
         let format = format_of(&format_text);
-        if closed.is_none() || !path.exists() {
+        if closed.is_none() || !tokio::fs::try_exists(&path).await.unwrap_or(false) {
             self.write_export(file_id, format, &path).await?;
         }
         sqlx::query("UPDATE export_files SET downloads = downloads + 1 WHERE id = $1")
@@ -385,7 +385,13 @@ impl Store {
         }
         drop(stream);
         tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-        let part = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+        let part = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || tempfile::NamedTempFile::new_in(dir))
+                .await
+                .map_err(|e| io(std::io::Error::other(e)))?
+                .map_err(io)?
+        };
         // Written through tokio (its blocking pool), a chunk at a time.
         let mut file = tokio::fs::File::from_std(part.as_file().try_clone().map_err(io)?);
         let mut w = ExportWriter::new(format, fields)?;
@@ -399,7 +405,11 @@ impl Store {
         file.write_all(&w.take()?).await.map_err(io)?;
         file.flush().await.map_err(io)?;
         drop(file);
-        part.persist(path).map_err(|e| io(e.error))?;
+        let target = path.to_path_buf();
+        tokio::task::spawn_blocking(move || part.persist(target))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(|e| io(e.error))?;
         Ok(())
     }
 }
