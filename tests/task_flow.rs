@@ -768,3 +768,46 @@ fn a_bulk_status_edit_moves_every_contact_on() {
         .collect();
     assert_eq!(ops, ["bulk_edit", "move", "wait", "move"], "{last}");
 }
+
+/// A download that cannot write its file (here `exports` is a plain file, as a full or
+/// read-only disk would be) is a 500 and loses nothing: the file stays closed with its rows,
+/// and once the fault is gone the next download writes and sends every row.
+#[test]
+fn an_export_that_cannot_be_written_is_written_on_the_next_download() {
+    let d = Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let (_, cp) = new_campaign(&d, "Full disk");
+    let dial = new_task(&d, &cp, json!({"name": "dial", "kind": "call"}));
+    let results = new_task(&d, &cp, json!({"name": "results", "kind": "export"}));
+    import(
+        &d,
+        &cp,
+        &format!("?task={dial}"),
+        b"name,phone\nAnn,030 1234567\nBob,030 1234568\n",
+    );
+    ok(
+        &d,
+        "POST",
+        &format!("{cp}/contacts/move"),
+        Some(json!({"filter": {}, "task_id": results})),
+    );
+    let exports = format!("{cp}/tasks/{results}/exports");
+    let file = ok(&d, "GET", &exports, None)[0]["id"].as_i64().unwrap();
+    let blocker = d.dir.path().join("state/exports");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let (status, _, text) = call(&d, "GET", &format!("{exports}/{file}"), None);
+    assert_eq!(status, 500, "{text}");
+    assert!(text.contains("see the daemon's log"), "{text}");
+    let files = ok(&d, "GET", &exports, None);
+    assert_eq!(files[0]["rows"], 2, "{files}");
+    assert!(files[0]["closed_at"].is_string(), "{files}");
+
+    std::fs::remove_file(&blocker).unwrap();
+    let (status, _, text) = call(&d, "GET", &format!("{exports}/{file}"), None);
+    assert_eq!(status, 200, "{text}");
+    let names: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(9).unwrap())
+        .collect();
+    assert_eq!(names, ["Ann", "Bob"], "{text}");
+}
