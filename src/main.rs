@@ -248,7 +248,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let state_dir = state::prepare(&state::resolve(&cfg.state_dir))?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
 
-    let store = open_store(&state_dir).await?;
+    let store = open_store(&state_dir).await?.with_import_limits(cfg.import);
     let api_metrics = api::metrics::ApiMetrics::register(metrics.registry())?;
     let flow_metrics = dialerd::flow::FlowMetrics::register(metrics.registry())?;
     let webhooks = dialerd::flow::webhook::WebhookClient::new(cfg.flow.webhook_ca_file.as_deref())?;

@@ -1040,3 +1040,225 @@ fn bulk_edit_changes_every_match_in_batches_with_history() {
         "{got}"
     );
 }
+
+/// (line, kind, reason) of each problem in an import report.
+fn problems_of(report: &Value) -> Vec<(i64, String, String)> {
+    report["problems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no problems in {report}"))
+        .iter()
+        .map(|p| {
+            (
+                p["line"].as_i64().unwrap(),
+                p["kind"].as_str().unwrap().to_string(),
+                p["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The `name` field of each contact of a campaign, by id.
+fn names_of(api: &Api, campaign: i64) -> Vec<String> {
+    api.all_contacts(campaign, "", 1000)
+        .iter()
+        .map(|c| c["fields"]["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Posts `body` as a CSV import while reading the answer: the daemon may answer (and stop
+/// reading) before the whole body is sent, so write errors are not the test's concern.
+fn import_body(api: &Api, campaign: i64, query: &str, body: Vec<u8>) -> (u16, Value) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(api.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(130))).unwrap();
+    let head = format!(
+        "POST /api/v1/campaigns/{campaign}/contacts/import?{query} HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        api.token,
+        body.len()
+    );
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w
+            .write_all(head.as_bytes())
+            .and_then(|_| w.write_all(&body));
+    });
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    writer.join().unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    let (head, text) = resp
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("bad HTTP response: {resp:?}"));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
+    (
+        status,
+        serde_json::from_str(text).unwrap_or_else(|_| panic!("{status} {text:?}")),
+    )
+}
+
+/// A field, a row or a column count over the `[import]` limits makes that row `bad` (by line,
+/// naming the limit) while the rows around it go in, in append and in replace mode; a 5 MB
+/// quoted cell spanning lines does not shift the lines after it. A header over a limit is a
+/// 422 naming it, and a refused replace leaves the campaign as it was.
+#[test]
+fn rows_over_the_import_limits_are_bad_rows_and_a_header_over_them_is_refused() {
+    let d = Daemon::start_with(
+        &format!("{BASE}[import]\nmax_field_bytes = 1000\nmax_columns = 5\nmax_row_bytes = 3000\n"),
+        &[("DIALERD_ADMIN_TOKEN", ADMIN)],
+    );
+    let api = Api::new(&d, ADMIN);
+    let (c, _) = campaign(&api, "Wide");
+    // 5 MiB over three lines, commas inside.
+    let huge = format!(
+        "\"{}\n{}\n{}\"",
+        "x".repeat(4 << 20),
+        "y,".repeat(1 << 19),
+        "z"
+    );
+    let csv = format!(
+        "name,phone,notes,city\n\
+         Ann,030 1234567,,Berlin\n\
+         Bob,030 1234568,{huge},Bonn\n\
+         Cid,030 1234569,,Köln\n\
+         Dan,030 1234570,,Ulm,x,y\n\
+         Eve,030 1234571,{n999},{n999},{n999}\n\
+         Fay,030 1234572,{n1000},Kiel\n",
+        n999 = "n".repeat(999),
+        n1000 = "n".repeat(1000),
+    );
+    let want = [
+        (
+            3,
+            "bad".to_string(),
+            "field 3 is longer than 1000 bytes (import.max_field_bytes)".to_string(),
+        ),
+        (
+            7,
+            "bad".into(),
+            "has more than 5 columns (import.max_columns)".into(),
+        ),
+        (
+            8,
+            "bad".into(),
+            "is longer than 3000 bytes (import.max_row_bytes)".into(),
+        ),
+    ];
+    let (status, r) = import_body(&api, c, "", csv.clone().into_bytes());
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (
+            r["rows"].as_i64(),
+            r["inserted"].as_i64(),
+            r["bad"].as_i64()
+        ),
+        (Some(6), Some(3), Some(3)),
+        "{r}"
+    );
+    assert_eq!(problems_of(&r), want);
+    assert_eq!(names_of(&api, c), ["Ann", "Cid", "Fay"]);
+    let fay = &api.all_contacts(c, "", 1000)[2];
+    assert_eq!(fay["fields"]["notes"].as_str().map(str::len), Some(1000));
+
+    // Replace: the same file replaces the three contacts with the same three.
+    let (status, r) = import_body(&api, c, "mode=replace", csv.into_bytes());
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (
+            r["removed"].as_i64(),
+            r["inserted"].as_i64(),
+            r["bad"].as_i64()
+        ),
+        (Some(3), Some(3), Some(3)),
+        "{r}"
+    );
+    assert_eq!(problems_of(&r), want);
+    assert_eq!(names_of(&api, c), ["Ann", "Cid", "Fay"]);
+
+    // Headers over a limit: refused whole, in both modes, and nothing changes.
+    let rows = "\nGus,030 1234573,,\n";
+    for (header, reason) in [
+        (
+            format!("name,phone,notes,{}", "c".repeat(1001)),
+            "line 1: the header field 4 is longer than 1000 bytes (import.max_field_bytes)",
+        ),
+        (
+            "name,phone,notes,city,a,b".to_string(),
+            "line 1: the header has more than 5 columns (import.max_columns)",
+        ),
+        (
+            format!("name,phone,{0},c{0},d{0}", "n".repeat(998)),
+            "line 1: the header is longer than 3000 bytes (import.max_row_bytes)",
+        ),
+    ] {
+        for mode in ["mode=append", "mode=replace"] {
+            let (status, p) = import_body(&api, c, mode, format!("{header}{rows}").into_bytes());
+            assert_eq!((status, p["field"].as_str()), (422, Some("body")), "{p}");
+            let detail = p["detail"].as_str().unwrap();
+            assert!(detail.contains(reason), "{mode}: {detail}");
+            assert!(detail.contains("nothing was imported"), "{detail}");
+            assert_eq!(names_of(&api, c), ["Ann", "Cid", "Fay"], "{mode}");
+        }
+    }
+    let history = api.ok("GET", &format!("/api/v1/campaigns/{c}/imports"), None);
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+}
+
+/// A header naming a column twice (case and spaces aside, `time_zone`/`timezone` alike) is a
+/// 422 naming the columns, in both modes, and nothing changes; so is a header of a million
+/// columns (over the default `import.max_columns`).
+#[test]
+fn duplicate_header_names_and_a_million_columns_are_refused() {
+    let d = start();
+    let api = Api::new(&d, ADMIN);
+    let (c, _) = campaign(&api, "Dups");
+    let (status, r) = api.import(c, "", "name,phone\nAnn,030 1234567\n");
+    assert_eq!(status, 200, "{r}");
+    for (csv, named) in [
+        (
+            "phone,name,name,phone\n030 1234568,Bob,Rob,030 1234569\n",
+            "\"phone\" (columns 1, 4); \"name\" (columns 2, 3)",
+        ),
+        (
+            "Name,phone, name \nBob,030 1234568,Rob\n",
+            "\"Name\" / \"name\" (columns 1, 3)",
+        ),
+        (
+            "name,phone,time_zone,TimeZone\nBob,030 1234568,Europe/Berlin,Asia/Tokyo\n",
+            "\"time_zone\" / \"TimeZone\" (columns 3, 4)",
+        ),
+    ] {
+        for mode in ["mode=append", "mode=replace"] {
+            let (status, p) = api.import(c, mode, csv);
+            assert_eq!((status, p["field"].as_str()), (422, Some("body")), "{p}");
+            let detail = p["detail"].as_str().unwrap();
+            assert!(
+                detail.contains(&format!(
+                    "the header names a column more than once: {named};"
+                )),
+                "{mode}: {detail}"
+            );
+            assert_eq!(names_of(&api, c), ["Ann"], "{mode}");
+        }
+    }
+    let mut wide = (1..=1_000_000)
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    wide.insert_str(0, "phone,");
+    wide.push_str("\n030 1234568\n");
+    for mode in ["mode=append", "mode=replace"] {
+        let (status, p) = import_body(&api, c, mode, wide.clone().into_bytes());
+        assert_eq!((status, p["field"].as_str()), (422, Some("body")), "{p}");
+        assert_eq!(
+            p["detail"],
+            "body: line 1: the header has more than 256 columns (import.max_columns); \
+             nothing was imported",
+            "{mode}"
+        );
+        assert_eq!(names_of(&api, c), ["Ann"], "{mode}");
+    }
+    let history = api.ok("GET", &format!("/api/v1/campaigns/{c}/imports"), None);
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+}

@@ -249,3 +249,36 @@ fn flow_webhook_ca_file_must_exist_and_unknown_flow_keys_are_named() {
         .to_string();
     assert!(err.starts_with("test.toml: key `flow.webhook_ca`"), "{err}");
 }
+
+#[test]
+fn import_limits_parse_are_checked_and_need_a_restart() {
+    let cfg =
+        parse("[import]\nmax_field_bytes = 100\nmax_columns = 5\nmax_row_bytes = 300\n").unwrap();
+    assert_eq!(
+        cfg.import,
+        ImportConfig {
+            max_field_bytes: 100,
+            max_columns: 5,
+            max_row_bytes: 300
+        }
+    );
+    assert_eq!(Config::default().restart_needed(&cfg), vec!["import"]);
+    for (toml, key) in [
+        ("[import]\nmax_columns = 0\n", "import.max_columns"),
+        ("[import]\nmax_columns = 10001\n", "import.max_columns"),
+        ("[import]\nmax_row_bytes = 0\n", "import.max_row_bytes"),
+        (
+            "[import]\nmax_row_bytes = 16777217\n",
+            "import.max_row_bytes",
+        ),
+        ("[import]\nmax_field_bytes = 0\n", "import.max_field_bytes"),
+        (
+            "[import]\nmax_field_bytes = 2000\nmax_row_bytes = 1000\n",
+            "import.max_field_bytes",
+        ),
+        ("[import]\nmax_cell_bytes = 10\n", "import.max_cell_bytes"),
+    ] {
+        let err = parse(toml).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
+    }
+}

@@ -30,6 +30,32 @@ pub struct Config {
     pub lines: LinesConfig,
     /// Task flow in the background (webhook deliveries).
     pub flow: FlowConfig,
+    /// Limits on the CSV files imported.
+    pub import: ImportConfig,
+}
+
+/// `[import]`: how wide a CSV import may be, so that one file cannot fill the memory or the
+/// contacts (a cell, a row or a header over a limit is refused, not read into memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportConfig {
+    /// Longest field in bytes (as stored, quotes undone).
+    pub max_field_bytes: usize,
+    /// Most columns (fields) in a row.
+    pub max_columns: usize,
+    /// Longest row in bytes as written in the file (quotes, commas and line breaks inside
+    /// quotes included; the line ending excluded).
+    pub max_row_bytes: usize,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        Self {
+            max_field_bytes: 16_384,
+            max_columns: 256,
+            max_row_bytes: 65_536,
+        }
+    }
 }
 
 /// `[flow]`: background task flow, i.e. how webhook tasks reach their servers.
@@ -106,6 +132,7 @@ impl Default for Config {
             agents: Vec::new(),
             lines: LinesConfig::default(),
             flow: FlowConfig::default(),
+            import: ImportConfig::default(),
         }
     }
 }
@@ -644,6 +671,22 @@ impl Config {
                 );
             }
         }
+        let i = &self.import;
+        if !(1..=10_000).contains(&i.max_columns) {
+            return bad("import.max_columns", "wanted between 1 and 10000");
+        }
+        if !(1..=16_777_216).contains(&i.max_row_bytes) {
+            return bad(
+                "import.max_row_bytes",
+                "wanted a size in bytes between 1 and 16777216",
+            );
+        }
+        if !(1..=i.max_row_bytes).contains(&i.max_field_bytes) {
+            return bad(
+                "import.max_field_bytes",
+                "wanted a size in bytes between 1 and import.max_row_bytes",
+            );
+        }
         if self.shutdown.drain_timeout > Duration::from_secs(3600) {
             return bad("shutdown.drain_timeout", "wanted a duration of at most 1h");
         }
@@ -724,6 +767,9 @@ impl Config {
         }
         if self.flow != new.flow {
             changed.push("flow");
+        }
+        if self.import != new.import {
+            changed.push("import");
         }
         changed
     }

@@ -6,7 +6,12 @@
 //! never closed swallow the rest of the file as one field. Here the first two make the record
 //! a bad row ("bad quoting", the rest of its line skipped) and the third is an error naming
 //! the line where the quote opened.
+//!
+//! A record over the [`ImportConfig`] limits (a field, the number of fields, the row's size)
+//! is read to its end without keeping what is past the limit, so memory stays bounded by the
+//! limits whatever the file holds.
 
+use crate::config::ImportConfig;
 use std::io::{self, BufRead};
 
 /// What [`StrictReader::read_record`] found.
@@ -22,6 +27,13 @@ pub enum Next {
         /// 1-based line the record starts on.
         line: u64,
         /// What is wrong, starting with "bad quoting".
+        reason: String,
+    },
+    /// A record over a limit, read to its end (quoting respected) but not kept.
+    OverLimit {
+        /// 1-based line the record starts on.
+        line: u64,
+        /// Which limit, naming its config key.
         reason: String,
     },
     /// No more input.
@@ -53,6 +65,7 @@ enum State {
 /// Reads records one at a time from a buffered input.
 pub struct StrictReader<R> {
     input: R,
+    limits: ImportConfig,
     /// Line of the next byte (1-based).
     line: u64,
     /// The last byte was `\r`: a `\n` right after it ends the same line.
@@ -61,10 +74,11 @@ pub struct StrictReader<R> {
 }
 
 impl<R: BufRead> StrictReader<R> {
-    /// A reader at line 1 of `input`.
-    pub fn new(input: R) -> Self {
+    /// A reader at line 1 of `input`, refusing records over `limits`.
+    pub fn new(input: R, limits: ImportConfig) -> Self {
         Self {
             input,
+            limits,
             line: 1,
             after_cr: false,
             field: Vec::new(),
@@ -84,6 +98,11 @@ impl<R: BufRead> StrictReader<R> {
         let mut start: Option<u64> = None;
         let mut quote_line = 0;
         let mut bad: Option<String> = None;
+        // Set once the record is over a limit: from then on nothing of it is kept.
+        let mut over: Option<String> = None;
+        // Fields ended so far, and bytes of the record so far (its line ending excluded).
+        let mut ended = 0usize;
+        let mut size = 0usize;
         loop {
             let buf = match self.input.fill_buf() {
                 Ok(b) => b,
@@ -99,10 +118,16 @@ impl<R: BufRead> StrictReader<R> {
                         reason: bad.take().unwrap_or_default(),
                     }),
                     (_, None) => Ok(Next::End),
-                    (_, Some(line)) => {
-                        record.push_field(&self.field);
-                        Ok(Next::Record { line })
-                    }
+                    (_, Some(line)) => match over.take() {
+                        Some(reason) => {
+                            record.clear();
+                            Ok(Next::OverLimit { line, reason })
+                        }
+                        None => {
+                            record.push_field(&self.field);
+                            Ok(Next::Record { line })
+                        }
+                    },
                 });
             }
             let mut used = 0;
@@ -134,7 +159,7 @@ impl<R: BufRead> StrictReader<R> {
                     }
                     start = Some(line_here);
                 }
-                let column = record.len() + 1;
+                let column = ended + 1;
                 state = match (state, b) {
                     (State::Skip, _) if newline => {
                         done = true;
@@ -153,6 +178,7 @@ impl<R: BufRead> StrictReader<R> {
                     (State::Start | State::Unquoted | State::QuoteInQuoted, b',') => {
                         record.push_field(&self.field);
                         self.field.clear();
+                        ended += 1;
                         State::Start
                     }
                     (_, _) if newline => {
@@ -185,19 +211,61 @@ impl<R: BufRead> StrictReader<R> {
                 if done {
                     break;
                 }
+                size += 1;
+                if over.is_none() {
+                    over = over_limit(&self.limits, column, ended, self.field.len(), size);
+                }
+                if over.is_some() {
+                    // Past a limit the record is only parsed to find its end.
+                    self.field.clear();
+                    record.clear();
+                }
             }
             self.input.consume(used);
             if done {
                 let line = start.unwrap_or(self.line);
-                return Ok(Ok(match bad.take() {
-                    Some(reason) => {
+                return Ok(Ok(match (bad.take(), over.take()) {
+                    (Some(reason), _) => {
                         record.clear();
                         Next::BadQuoting { line, reason }
                     }
-                    None => Next::Record { line },
+                    (None, Some(reason)) => {
+                        record.clear();
+                        Next::OverLimit { line, reason }
+                    }
+                    (None, None) => Next::Record { line },
                 }));
             }
         }
+    }
+}
+
+/// Which limit a record is over, if any: `ended` fields ended so far, `column` the one being
+/// read (`field` bytes of it kept) and `size` bytes read of the record.
+fn over_limit(
+    l: &ImportConfig,
+    column: usize,
+    ended: usize,
+    field: usize,
+    size: usize,
+) -> Option<String> {
+    if ended >= l.max_columns {
+        Some(format!(
+            "has more than {} columns (import.max_columns)",
+            l.max_columns
+        ))
+    } else if field > l.max_field_bytes {
+        Some(format!(
+            "field {column} is longer than {} bytes (import.max_field_bytes)",
+            l.max_field_bytes
+        ))
+    } else if size > l.max_row_bytes {
+        Some(format!(
+            "is longer than {} bytes (import.max_row_bytes)",
+            l.max_row_bytes
+        ))
+    } else {
+        None
     }
 }
 
@@ -210,7 +278,15 @@ mod tests {
 
     /// Every record of `text`, and the line of an unclosed quote.
     fn all(text: &str, buffer: usize) -> (Vec<Got>, Option<u64>) {
-        let mut r = StrictReader::new(io::BufReader::with_capacity(buffer, text.as_bytes()));
+        all_within(text, buffer, ImportConfig::default())
+    }
+
+    /// As [`all`], with these limits.
+    fn all_within(text: &str, buffer: usize, limits: ImportConfig) -> (Vec<Got>, Option<u64>) {
+        let mut r = StrictReader::new(
+            io::BufReader::with_capacity(buffer, text.as_bytes()),
+            limits,
+        );
         let mut record = csv::ByteRecord::new();
         let mut out = Vec::new();
         loop {
@@ -222,7 +298,9 @@ mod tests {
                         .map(|f| String::from_utf8(f.to_vec()).unwrap())
                         .collect()),
                 )),
-                Ok(Next::BadQuoting { line, reason }) => out.push((line, Err(reason))),
+                Ok(Next::BadQuoting { line, reason } | Next::OverLimit { line, reason }) => {
+                    out.push((line, Err(reason)))
+                }
                 Ok(Next::End) => return (out, None),
                 Err(Unclosed { line }) => return (out, Some(line)),
             }
@@ -286,5 +364,108 @@ mod tests {
         assert_eq!(err, Some(3));
         // In the header.
         assert_eq!(all("\"n,phone\nAnn,1\n", 64), (vec![], Some(1)));
+    }
+
+    fn limits(max_field_bytes: usize, max_columns: usize, max_row_bytes: usize) -> ImportConfig {
+        ImportConfig {
+            max_field_bytes,
+            max_columns,
+            max_row_bytes,
+        }
+    }
+
+    #[test]
+    fn records_over_a_limit_are_refused_by_line_and_the_next_ones_read() {
+        // Field limit 4, 3 columns, rows of 16 bytes.
+        let text = "a,b,c\n\
+                    abcd,\"ab\"\"d\",x\n\
+                    abcde,1,2\n\
+                    \"long,\nquoted\r\nfield\",1\n\
+                    1,2,3,4\n\
+                    1,2,\n\
+                    \"abcd\",\"abcd\",\"abc\"\n\
+                    abc,abc,abc\n\
+                    \"ab\"x,1\n\
+                    last,1";
+        for buffer in [1, 3, 64] {
+            let (got, err) = all_within(text, buffer, limits(4, 3, 16));
+            assert_eq!(err, None);
+            let want: [Got; 10] = [
+                (1, fields(&["a", "b", "c"])),
+                (2, fields(&["abcd", "ab\"d", "x"])),
+                (
+                    3,
+                    Err("field 1 is longer than 4 bytes (import.max_field_bytes)".into()),
+                ),
+                // Quoted line breaks stay inside the refused record: the next one is on line 7.
+                (
+                    4,
+                    Err("field 1 is longer than 4 bytes (import.max_field_bytes)".into()),
+                ),
+                (
+                    7,
+                    Err("has more than 3 columns (import.max_columns)".into()),
+                ),
+                (8, fields(&["1", "2", ""])),
+                (
+                    9,
+                    Err("is longer than 16 bytes (import.max_row_bytes)".into()),
+                ),
+                (10, fields(&["abc", "abc", "abc"])),
+                (
+                    11,
+                    Err("bad quoting: text after the closing quote of field 1".into()),
+                ),
+                (12, fields(&["last", "1"])),
+            ];
+            assert_eq!(got, want, "buffer {buffer}");
+        }
+        // An unclosed quote still fails the file when its field is over the limit.
+        assert_eq!(
+            all_within("a\n\"abcdefgh\nij\n", 2, limits(4, 3, 16)),
+            (vec![(1, fields(&["a"]))], Some(2))
+        );
+    }
+
+    /// Endless `x`.
+    struct Xs;
+
+    impl io::Read for Xs {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            buf.fill(b'x');
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn a_huge_cell_is_not_kept_in_memory() {
+        // 32 MiB in one quoted cell, then a good row.
+        let cell = 32 << 20;
+        let input = io::Read::chain(
+            io::Read::chain(&b"a,b\n1,\""[..], io::Read::take(Xs, cell)),
+            &b"\"\n2,3\n"[..],
+        );
+        let mut r = StrictReader::new(
+            io::BufReader::with_capacity(64 * 1024, input),
+            ImportConfig::default(),
+        );
+        let mut record = csv::ByteRecord::new();
+        assert_eq!(
+            r.read_record(&mut record).unwrap(),
+            Ok(Next::Record { line: 1 })
+        );
+        assert_eq!(
+            r.read_record(&mut record).unwrap(),
+            Ok(Next::OverLimit {
+                line: 2,
+                reason: "field 2 is longer than 16384 bytes (import.max_field_bytes)".into()
+            })
+        );
+        assert!(r.field.capacity() <= 2 * 16_384, "{}", r.field.capacity());
+        assert_eq!(
+            r.read_record(&mut record).unwrap(),
+            Ok(Next::Record { line: 3 })
+        );
+        assert_eq!(&record, &csv::ByteRecord::from(vec!["2", "3"]));
     }
 }

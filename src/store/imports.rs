@@ -4,6 +4,7 @@
 use super::contacts::NewContact;
 use super::csv_strict::{Next, StrictReader, Unclosed};
 use super::{now_ms, phone, rfc3339, Result, Store, StoreError};
+use crate::config::ImportConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::Row;
@@ -13,6 +14,10 @@ use std::sync::{Arc, Mutex};
 
 /// Rows per batch (and per transaction).
 pub const BATCH_ROWS: usize = 1000;
+
+/// Bytes of rows (their cells and column names) per batch at most, besides [`BATCH_ROWS`]: wide
+/// rows make smaller batches, so the rows held in memory stay bounded.
+pub const BATCH_BYTES: usize = 4 << 20;
 
 /// Problems kept in a report; past this only the counts grow.
 pub const MAX_PROBLEMS: usize = 1000;
@@ -142,6 +147,7 @@ impl RowReader {
         region: Option<&str>,
         default_zone: &str,
     ) -> Result<Self> {
+        refuse_duplicate_names(&names)?;
         let mut phones = Vec::new();
         for col in phone_columns {
             let i = names.iter().position(|n| n == col).ok_or_else(|| {
@@ -155,9 +161,7 @@ impl RowReader {
             })?;
             phones.push(i);
         }
-        let zone = names.iter().position(|n| {
-            n.eq_ignore_ascii_case("time_zone") || n.eq_ignore_ascii_case("timezone")
-        });
+        let zone = names.iter().position(|n| is_zone_column(n));
         Ok(Self {
             names,
             phones,
@@ -219,6 +223,61 @@ impl RowReader {
     }
 }
 
+/// Whether a column holds the contact's time zone.
+fn is_zone_column(name: &str) -> bool {
+    name.eq_ignore_ascii_case("time_zone") || name.eq_ignore_ascii_case("timezone")
+}
+
+/// Refuses a header that names a column twice: the contact's fields would keep one of the
+/// cells and the other would be lost (or the number dialled differ from the one shown). Names
+/// count as the same when they differ only in case (or are both a time-zone column), as a
+/// person reading the file would take them for one.
+fn refuse_duplicate_names(names: &[String]) -> Result<()> {
+    let key = |n: &str| {
+        if is_zone_column(n) {
+            "time_zone".to_string()
+        } else {
+            n.to_lowercase()
+        }
+    };
+    // Each name's columns (0-based), in order of first use.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut columns: Vec<Vec<usize>> = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let at = *index.entry(key(n)).or_insert_with(|| {
+            columns.push(Vec::new());
+            columns.len() - 1
+        });
+        columns[at].push(i);
+    }
+    let twice: Vec<&Vec<usize>> = columns.iter().filter(|c| c.len() > 1).collect();
+    if twice.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = twice
+        .iter()
+        .map(|cols| {
+            let mut spelt: Vec<String> = Vec::new();
+            for &c in cols.iter() {
+                let n = format!("{:?}", names[c]);
+                if !spelt.contains(&n) {
+                    spelt.push(n);
+                }
+            }
+            let cols: Vec<String> = cols.iter().map(|c| (c + 1).to_string()).collect();
+            format!("{} (columns {})", spelt.join(" / "), cols.join(", "))
+        })
+        .collect();
+    Err(StoreError::invalid(
+        "body",
+        format!(
+            "the header names a column more than once: {}; give each column its own name \
+             (case and spaces around names do not count); nothing was imported",
+            listed.join("; ")
+        ),
+    ))
+}
+
 /// What the reading thread hands to the inserting side.
 enum Chunk {
     /// Good rows and the problems met since the last batch.
@@ -257,7 +316,11 @@ impl<R: Read> Read for Tee<R> {
 
 /// Reads `input` to its end into a temporary file in `dir`, record by record so that a quote
 /// never closed is found; the file comes back rewound. Nothing is written to the database.
-fn spool_checked(input: impl Read, dir: &std::path::Path) -> Result<std::fs::File> {
+fn spool_checked(
+    input: impl Read,
+    dir: &std::path::Path,
+    limits: ImportConfig,
+) -> Result<std::fs::File> {
     let file_err = |source| StoreError::File {
         path: dir.to_path_buf(),
         source,
@@ -267,7 +330,7 @@ fn spool_checked(input: impl Read, dir: &std::path::Path) -> Result<std::fs::Fil
         input,
         copy: copy.try_clone().map_err(file_err)?,
     };
-    let mut csv = StrictReader::new(std::io::BufReader::with_capacity(64 * 1024, tee));
+    let mut csv = StrictReader::new(std::io::BufReader::with_capacity(64 * 1024, tee), limits);
     let mut record = csv::ByteRecord::new();
     loop {
         match csv.read_record(&mut record) {
@@ -318,13 +381,16 @@ fn take_row(
 fn read_csv(
     input: impl Read,
     header: bool,
+    limits: ImportConfig,
     make: impl Fn(Vec<String>) -> Result<RowReader>,
     tx: tokio::sync::mpsc::Sender<Chunk>,
 ) {
-    let mut csv = StrictReader::new(std::io::BufReader::with_capacity(64 * 1024, input));
+    let mut csv = StrictReader::new(std::io::BufReader::with_capacity(64 * 1024, input), limits);
     let mut record = csv::ByteRecord::new();
     let mut reader = None;
     let (mut rows, mut problems, mut read) = (Vec::new(), Vec::new(), 0u64);
+    // Bytes of the rows in `rows`, and what each row adds for its column names.
+    let (mut bytes, mut names_bytes) = (0usize, 0usize);
     let fail = |e: StoreError| {
         let _ = tx.blocking_send(Chunk::Failed(e));
     };
@@ -366,12 +432,14 @@ fn read_csv(
                 } else {
                     (1..=record.len()).map(|i| i.to_string()).collect()
                 };
+                names_bytes = names.iter().map(String::len).sum();
                 match make(names) {
                     Ok(r) => reader = Some(r),
                     Err(e) => return fail(e),
                 }
                 if !header {
                     read += 1;
+                    bytes += record.as_slice().len() + names_bytes;
                     if let Some(r) = &reader {
                         take_row(r, &record, line, &mut rows, &mut problems);
                     }
@@ -379,9 +447,16 @@ fn read_csv(
             }
             Next::Record { line } => {
                 read += 1;
+                bytes += record.as_slice().len() + names_bytes;
                 if let Some(r) = &reader {
                     take_row(r, &record, line, &mut rows, &mut problems);
                 }
+            }
+            Next::OverLimit { line, reason } if header && reader.is_none() => {
+                return fail(StoreError::invalid(
+                    "body",
+                    format!("line {line}: the header {reason}; nothing was imported"),
+                ));
             }
             Next::BadQuoting { line, reason } if header && reader.is_none() => {
                 return fail(StoreError::invalid(
@@ -389,7 +464,7 @@ fn read_csv(
                     format!("line {line}: the header line has {reason}"),
                 ));
             }
-            Next::BadQuoting { line, reason } => {
+            Next::BadQuoting { line, reason } | Next::OverLimit { line, reason } => {
                 read += 1;
                 problems.push(RowProblem {
                     line,
@@ -402,13 +477,17 @@ fn read_csv(
             }
             Next::End => {}
         }
-        if rows.len() >= BATCH_ROWS || problems.len() >= BATCH_ROWS || (!more && read > 0) {
+        if rows.len() >= BATCH_ROWS
+            || bytes >= BATCH_BYTES
+            || problems.len() >= BATCH_ROWS
+            || (!more && read > 0)
+        {
             let chunk = Chunk::Batch {
                 rows: std::mem::take(&mut rows),
                 problems: std::mem::take(&mut problems),
                 read,
             };
-            read = 0;
+            (read, bytes) = (0, 0);
             if tx.blocking_send(chunk).is_err() {
                 return;
             }
@@ -530,10 +609,12 @@ impl Store {
         let region = campaign.spec.default_region.clone();
         let zone = campaign.spec.time_zone.clone();
         let header = options.header;
+        let limits = self.import_limits;
         let reader = tokio::task::spawn_blocking(move || {
             read_csv(
                 input,
                 header,
+                limits,
                 |names| RowReader::new(names, &phones, region.as_deref(), &zone),
                 tx,
             )
@@ -654,7 +735,8 @@ impl Store {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
-        tokio::task::spawn_blocking(move || spool_checked(input, &dir))
+        let limits = self.import_limits;
+        tokio::task::spawn_blocking(move || spool_checked(input, &dir, limits))
             .await
             .map_err(|e| StoreError::invalid("body", format!("the CSV could not be read: {e}")))?
     }

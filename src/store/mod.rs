@@ -147,6 +147,7 @@ pub struct Store {
     reader: SqlitePool,
     path: PathBuf,
     import_locks: imports::ImportLocks,
+    import_limits: crate::config::ImportConfig,
 }
 
 impl Store {
@@ -205,9 +206,18 @@ impl Store {
             reader,
             path: path.to_path_buf(),
             import_locks: imports::ImportLocks::default(),
+            import_limits: crate::config::ImportConfig::default(),
         };
         store.interrupted_imports().await?;
         Ok(store)
+    }
+
+    /// The store with these limits on CSV imports (the defaults until set).
+    pub fn with_import_limits(self, limits: crate::config::ImportConfig) -> Self {
+        Self {
+            import_limits: limits,
+            ..self
+        }
     }
 
     /// The database file.
