@@ -1,5 +1,6 @@
-//! The echo test route: answer, send every RTP packet back on our own stream (latching, so it
-//! works behind NAT), hang up at the maximum duration or when the caller's RTP stops.
+//! The echo test route: answer, send every RTP packet back on our own stream to where the
+//! caller's media comes from (its SDP address, or behind a `nat` trunk its latched stream), hang
+//! up at the maximum duration or when the caller's RTP stops.
 
 use crate::media::engine::MediaEngine;
 use crate::media::leg::{Input, MediaLeg, MAX_DATAGRAM};
