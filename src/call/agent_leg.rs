@@ -182,8 +182,10 @@ async fn serve_agent(
         events,
         local_ip,
         sdp,
+        behind_nat,
     } = call.into();
-    let Some(leg) = super::answer_with_media(&sip, &media, id, local_ip, sdp).await else {
+    let Some(leg) = super::answer_with_media(&sip, &media, id, local_ip, sdp, behind_nat).await
+    else {
         return;
     };
     let mut agent = AgentLeg {
@@ -203,8 +205,11 @@ async fn serve_agent(
             mut events,
             local_ip,
             sdp,
+            behind_nat,
         } = call.into();
-        let Some(mut leg) = super::answer_with_media(&sip, &media, cid, local_ip, sdp).await else {
+        let Some(mut leg) =
+            super::answer_with_media(&sip, &media, cid, local_ip, sdp, behind_nat).await
+        else {
             continue;
         };
         tracing::info!(agent = %id, customer = %cid, "test agent bridged to a caller");

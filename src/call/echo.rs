@@ -1,5 +1,6 @@
-//! The echo test route: answer, send every RTP packet back on our own stream (latching, so it
-//! works behind NAT), hang up at the maximum duration or when the caller's RTP stops.
+//! The echo test route: answer, send every RTP packet back on our own stream to where the
+//! caller's media comes from (its SDP address, or behind a `nat` trunk its latched stream), hang
+//! up at the maximum duration or when the caller's RTP stops.
 
 use crate::media::engine::MediaEngine;
 use crate::media::leg::{Input, MediaLeg, MAX_DATAGRAM};
@@ -21,9 +22,12 @@ pub fn run(
         mut events,
         local_ip,
         sdp,
+        behind_nat,
     } = call.into();
     async move {
-        let Some(mut leg) = super::answer_with_media(&sip, &media, id, local_ip, sdp).await else {
+        let Some(mut leg) =
+            super::answer_with_media(&sip, &media, id, local_ip, sdp, behind_nat).await
+        else {
             return;
         };
         serve(&sip, &media, id, &mut leg, &mut events, max).await

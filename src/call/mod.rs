@@ -99,6 +99,7 @@ struct Inbound {
     events: mpsc::UnboundedReceiver<LegEvent>,
     local_ip: std::net::IpAddr,
     sdp: Vec<u8>,
+    behind_nat: bool,
 }
 
 impl From<Incoming> for Inbound {
@@ -108,12 +109,14 @@ impl From<Incoming> for Inbound {
             events: call.leg.events,
             local_ip: call.local_ip,
             sdp: call.sdp,
+            behind_nat: call.behind_nat,
         }
     }
 }
 
 /// Opens a media leg for an inbound call and answers it with our SDP; on failure rejects it
 /// (503 when no RTP port is free, 488 when the offer has nothing we can use) and says `None`.
+/// `behind_nat`: the caller's media may come from another address than its SDP names.
 /// Boxed: inlined, its state (a media leg in flight) would double every held call's task.
 fn answer_with_media<'a>(
     sip: &'a SipHandle,
@@ -121,6 +124,7 @@ fn answer_with_media<'a>(
     id: LegId,
     local_ip: std::net::IpAddr,
     sdp: Vec<u8>,
+    behind_nat: bool,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<MediaLeg>> + Send + 'a>> {
     Box::pin(async move {
         let mut leg = match media.open(local_ip) {
@@ -131,6 +135,7 @@ fn answer_with_media<'a>(
                 return None;
             }
         };
+        leg.set_behind_nat(behind_nat);
         match leg.answer(&sdp) {
             Ok(answer) => {
                 sip.answer(id, answer).await;

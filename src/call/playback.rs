@@ -85,9 +85,12 @@ pub fn run(
         mut events,
         local_ip,
         sdp,
+        behind_nat,
     } = call.into();
     async move {
-        let Some(mut leg) = super::answer_with_media(&sip, &media, id, local_ip, sdp).await else {
+        let Some(mut leg) =
+            super::answer_with_media(&sip, &media, id, local_ip, sdp, behind_nat).await
+        else {
             return;
         };
         if play(&sip, &media, id, &mut leg, &mut events, clips).await == Played::Finished {

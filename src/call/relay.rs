@@ -86,7 +86,9 @@ async fn relay(
             },
             ev = b_events.recv() => match ev {
                 Some(LegEvent::Progress { code: 180..=183, .. }) => sip.progress(a, 180, None).await,
-                Some(LegEvent::Answered { sdp }) => {
+                Some(LegEvent::Answered { sdp, behind_nat }) => {
+                    leg_b.set_behind_nat(behind_nat);
+                    leg_a.set_behind_nat(call.behind_nat);
                     let accepted = sdp.as_deref().map(|s| leg_b.accept_answer(s));
                     let answer = leg_a.answer(&call.sdp);
                     match (accepted, answer) {

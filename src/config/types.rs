@@ -413,6 +413,10 @@ pub struct TrunkConfig {
     /// Send P-Asserted-Identity (and `Privacy: none`) with the caller ID.
     #[serde(default = "default_true")]
     pub send_pai: bool,
+    /// The trunk's media comes through NAT: its RTP may come from another address than its
+    /// SDP names, and is latched by stream instead (off: only the SDP's address is accepted).
+    #[serde(default)]
+    pub nat: bool,
 }
 
 fn default_true() -> bool {

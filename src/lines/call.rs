@@ -64,7 +64,8 @@ pub async fn speak(
     let mut events = placed.events;
     while let Some(event) = events.recv().await {
         match event {
-            LegEvent::Answered { sdp } => {
+            LegEvent::Answered { sdp, behind_nat } => {
+                leg.set_behind_nat(behind_nat);
                 if sdp
                     .as_deref()
                     .map(|s| leg.accept_answer(s))

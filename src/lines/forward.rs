@@ -99,6 +99,7 @@ mod tests {
             source: "127.0.0.1:5060".parse().unwrap(),
             local_ip: "127.0.0.1".parse().unwrap(),
             trunk: None,
+            behind_nat: false,
         }
     }
 

@@ -47,6 +47,8 @@ pub struct MediaLeg {
     negotiated: Option<Negotiated>,
     /// The negotiated voice codec, set with the session (read per relayed packet).
     codec: Option<CodecKind>,
+    /// The far end is known to be behind NAT (see [`MediaLeg::set_behind_nat`]).
+    behind_nat: bool,
     counted: (u64, u64),
 }
 
@@ -74,6 +76,7 @@ impl MediaLeg {
             session: None,
             negotiated: None,
             codec: None,
+            behind_nat: false,
             counted: (0, 0),
         })
     }
@@ -81,6 +84,16 @@ impl MediaLeg {
     /// Our RTP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The far end is (`on`) or is not known to be behind NAT (its trunk's `nat`): whether its
+    /// media may come from another address than its SDP names. Off (the default), RTP is taken
+    /// only from the SDP's address. Set it before the session starts, or at any time.
+    pub fn set_behind_nat(&mut self, on: bool) {
+        self.behind_nat = on;
+        if let Some(s) = self.session.as_mut() {
+            s.set_behind_nat(on);
+        }
     }
 
     /// Answers the far end's offer: our SDP body, and the session starts.
@@ -144,6 +157,7 @@ impl MediaLeg {
                 telephone_event: n.telephone_event,
                 remote_rtp: known(n.remote_rtp),
                 remote_rtcp: known(n.remote_rtcp),
+                behind_nat: self.behind_nat,
                 ptime_ms: n.ptime.clamp(10, 60),
                 rtp_timeout: self.rtp_timeout(),
                 ssrc: random_u32(),

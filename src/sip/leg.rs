@@ -146,6 +146,9 @@ pub enum LegEvent {
     Answered {
         /// The far end's SDP (outbound answer or, inbound, nothing new: `None`).
         sdp: Option<Vec<u8>>,
+        /// The far end is known to be behind NAT (its trunk's `nat`): its media may come from
+        /// another address than its SDP names.
+        behind_nat: bool,
     },
     /// Never answered.
     Failed {
@@ -212,6 +215,9 @@ pub struct Incoming {
     pub local_ip: IpAddr,
     /// The trunk it came from, when its address is one of a trunk's.
     pub trunk: Option<String>,
+    /// The caller is known to be behind NAT (its trunk's `nat`): its media may come from
+    /// another address than its SDP names.
+    pub behind_nat: bool,
 }
 
 /// What the layers above ask of the SIP endpoint.

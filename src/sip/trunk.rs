@@ -356,15 +356,20 @@ impl Trunks {
         Err(TrunkError::RateLimited(retry_at.unwrap_or(now)))
     }
 
-    /// The name of the trunk whose address or `inbound_from` networks hold `ip`.
-    pub fn named_by_source(&self, ip: std::net::IpAddr) -> Option<String> {
+    /// The config of the trunk whose address or `inbound_from` networks hold `ip`.
+    pub fn by_source(&self, ip: std::net::IpAddr) -> Option<&TrunkConfig> {
         self.trunks
             .iter()
             .find(|t| {
                 t.addr.is_some_and(|a| a.ip() == ip)
                     || t.config.inbound_from.iter().any(|c| c.0.contains(&ip))
             })
-            .map(|t| t.config.name.clone())
+            .map(|t| &t.config)
+    }
+
+    /// The name of the trunk whose address or `inbound_from` networks hold `ip`.
+    pub fn named_by_source(&self, ip: std::net::IpAddr) -> Option<String> {
+        self.by_source(ip).map(|c| c.name.clone())
     }
 
     /// A call admitted on trunk `i` ended.

@@ -6,7 +6,8 @@
 //! ([`RtpSession::poll_timeout`]). Nothing here opens a socket or reads a clock.
 //!
 //! - Inbound: packets are parsed with rtp-rs, checked against the negotiated payload types and
-//!   the latched far address (symmetric RTP; the rule is in [`latch`]),
+//!   the far address the SDP names or, for a peer behind NAT, the one latched (symmetric RTP;
+//!   the rule is in [`latch`]),
 //!   de-duplicated, counted into RTCP receiver statistics, and returned as voice, DTMF digits
 //!   (RFC 4733) or telephone-event packets to relay.
 //! - Outbound: one SSRC for the life of the leg; sequence numbers and timestamps stay continuous
@@ -35,7 +36,10 @@ use std::time::{Duration, Instant};
 use super::codec::CodecKind;
 use super::dtmf;
 
-pub use latch::{CANDIDATE_GAP, RELATCH_PACKETS, RELATCH_SILENCE};
+pub use latch::{
+    CANDIDATE_GAP, MAX_DROPOUT, NAT_LATCH_PACKETS, RELATCH_PACKETS, RELATCH_SILENCE,
+    RELATCH_SUSTAIN,
+};
 pub use outbound::TALKSPURT_GAP;
 pub use session::RtpSession;
 
@@ -59,6 +63,9 @@ pub struct SessionConfig {
     pub remote_rtp: Option<SocketAddr>,
     /// Far RTCP address from the SDP (`a=rtcp` or RTP port + 1).
     pub remote_rtcp: Option<SocketAddr>,
+    /// The far end is known to be behind NAT (its trunk's `nat`): its media may come from
+    /// another address than `remote_rtp`. Off, media is taken from `remote_rtp` only.
+    pub behind_nat: bool,
     /// Packet time in ms (20 normally); 0 is read as [`DEFAULT_PTIME_MS`].
     pub ptime_ms: u32,
     /// No valid RTP for this long means a dead call; zero disables the check.
@@ -79,6 +86,7 @@ impl SessionConfig {
             telephone_event: None,
             remote_rtp: None,
             remote_rtcp: None,
+            behind_nat: false,
             ptime_ms: DEFAULT_PTIME_MS,
             rtp_timeout: DEFAULT_RTP_TIMEOUT,
             ssrc,

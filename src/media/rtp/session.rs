@@ -154,7 +154,7 @@ impl RtpSession {
             cname: truncate_utf8(cfg.cname, MAX_CNAME),
             sdp_rtp: known(cfg.remote_rtp),
             sdp_rtcp: known(cfg.remote_rtcp),
-            latch: Latch::default(),
+            latch: Latch::new(known(cfg.remote_rtp), cfg.behind_nat),
             rtcp_source: None,
             rtcp_mux: false,
             hold: false,
@@ -233,7 +233,8 @@ impl RtpSession {
             Kind::Voice | Kind::ComfortNoise => None,
         };
         let ssrc = rtp.ssrc();
-        match self.latch.check(now, from, ssrc) {
+        let seq = u16::from(rtp.sequence_number());
+        match self.latch.check(now, from, ssrc, seq) {
             Verdict::Reject => return self.dropped(DropReason::WrongSource),
             Verdict::Relatched => self.counters.relatches += 1,
             Verdict::Latched | Verdict::Accept => {}
@@ -242,7 +243,6 @@ impl RtpSession {
         if self.rx.as_ref().map(ReceiverStats::ssrc) != Some(ssrc) {
             self.new_stream(ssrc, now);
         }
-        let seq = u16::from(rtp.sequence_number());
         if !self.window.insert(seq) {
             return self.dropped(DropReason::Duplicate);
         }
@@ -487,14 +487,20 @@ impl RtpSession {
         self.rtcp_mux = true;
     }
 
+    /// The far end is (`on`) or is not known to be behind NAT: whether its media may come from
+    /// another address than its SDP names (see [`latch`](super::latch)).
+    pub fn set_behind_nat(&mut self, on: bool) {
+        self.latch.set_nat(on);
+    }
+
     /// The latched far RTP address, if latched.
     pub fn latched(&self) -> Option<SocketAddr> {
         self.latch.addr()
     }
 
     /// New SDP from a re-INVITE: far addresses and hold state. A different RTP address
-    /// restarts latching (the next valid packet from anywhere latches); the same one keeps the
-    /// latch, so a session refresh does not reopen it. Leaving hold re-arms the dead-call
+    /// restarts latching on it (see [`latch`](super::latch)); the same one keeps the latch, so
+    /// a session refresh does not reopen it. Leaving hold re-arms the dead-call
     /// timeout from `now`.
     pub fn update(
         &mut self,
@@ -506,7 +512,7 @@ impl RtpSession {
         let rtp = known(cfg_remote_rtp);
         let rtcp = known(remote_rtcp);
         if rtp != self.sdp_rtp {
-            self.latch.reset();
+            self.latch.reset(rtp);
             self.rtcp_source = None;
         }
         if rtcp != self.sdp_rtcp {

@@ -13,6 +13,8 @@ use crate::media::rtcp::{self, RtcpPacket};
 
 const TE: u8 = 101;
 const FAR_SSRC: u32 = 0x1234_5678;
+/// The far RTP address the SDP of [`config`] names.
+const FAR: &str = "192.0.2.10:4000";
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -86,40 +88,65 @@ fn media_of(r: Received<'_>) -> (MediaPacket, Vec<u8>) {
 // ---------------------------------------------------------------------------------------------
 // Latching
 
-#[test]
-fn multiplexed_rtcp_goes_where_rtp_goes_even_after_latching() {
-    let t0 = Instant::now();
-    let mut s = RtpSession::new(config(1), t0);
-    s.set_rtcp_mux();
-    assert_eq!(s.remote_rtcp(), Some(addr("192.0.2.10:4000")));
-    let nat = addr("198.51.100.7:31000");
-    media_of(s.on_rtp(t0 + ms(5), nat, &voice(FAR_SSRC, 7, 1120)));
-    assert_eq!(s.remote_rtcp(), Some(nat));
+/// [`config`] for a peer known to be behind NAT.
+fn nat_config(ssrc: u32) -> SessionConfig {
+    SessionConfig {
+        behind_nat: true,
+        ..config(ssrc)
+    }
+}
+
+/// Feeds `count` 20 ms voice packets of `ssrc` from `from`, the first with `seq` at `start`
+/// after `t0`; says which ones were accepted as media.
+fn stream(
+    s: &mut RtpSession,
+    t0: Instant,
+    start: Duration,
+    from: SocketAddr,
+    ssrc: u32,
+    seq: u16,
+    count: u16,
+) -> Vec<bool> {
+    (0..count)
+        .map(|i| {
+            let q = seq.wrapping_add(i);
+            let t = t0 + start + ms(20) * u32::from(i);
+            is_media(&s.on_rtp(t, from, &voice(ssrc, q, u32::from(q) * 160)))
+        })
+        .collect()
 }
 
 #[test]
-fn first_valid_packet_latches_from_any_address() {
+fn without_nat_only_the_sdp_address_latches() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    let sdp = addr("192.0.2.10:4000");
-    let nat = addr("198.51.100.7:31000");
+    let sdp = addr(FAR);
+    let attacker = addr("203.0.113.66:4000");
+    let next_port = addr("192.0.2.10:4002");
     assert_eq!(s.remote_rtp(), Some(sdp));
-    assert_eq!(s.remote_rtcp(), Some(addr("192.0.2.10:4001")));
 
     // Invalid packets latch nothing.
     assert_eq!(
-        s.on_rtp(t0, nat, b"hello, not rtp"),
+        s.on_rtp(t0, attacker, b"hello, not rtp"),
         Received::Dropped(DropReason::NotRtp)
     );
     assert_eq!(
-        s.on_rtp(t0, nat, &rtp(18, FAR_SSRC, 1, 0, false, &[0; 20])),
+        s.on_rtp(t0, sdp, &rtp(18, FAR_SSRC, 1, 0, false, &[0; 20])),
         Received::Dropped(DropReason::UnknownPayloadType(18))
     );
+    // Before the peer's first packet, a steady stream from anywhere else is dropped, even from
+    // the SDP's host on another port, and latches nothing.
+    assert!(stream(&mut s, t0, ms(0), attacker, 0xBAD, 1, 100)
+        .iter()
+        .all(|&a| !a));
+    assert!(stream(&mut s, t0, ms(0), next_port, FAR_SSRC, 1, 100)
+        .iter()
+        .all(|&a| !a));
     assert_eq!(s.latched(), None);
     assert_eq!(s.remote_rtp(), Some(sdp));
 
-    // The first valid packet, from another address than the SDP's, latches.
-    let (p, payload) = media_of(s.on_rtp(t0 + ms(5), nat, &voice(FAR_SSRC, 7, 1120)));
+    // The peer's first packet latches.
+    let (p, payload) = media_of(s.on_rtp(t0 + ms(2005), sdp, &voice(FAR_SSRC, 7, 1120)));
     assert_eq!(
         p,
         MediaPacket {
@@ -128,134 +155,209 @@ fn first_valid_packet_latches_from_any_address() {
             timestamp: 1120,
             marker: false,
             payload_type: 0,
-            received_at: t0 + ms(5),
+            received_at: t0 + ms(2005),
         }
     );
     assert_eq!(payload, vec![7u8; 160]);
+    assert_eq!(s.latched(), Some(sdp));
+    assert_eq!(s.remote_rtcp(), Some(addr("192.0.2.10:4001")));
+
+    // The peer falls silent for a minute; a stranger continuing its very stream (same SSRC,
+    // next sequence numbers) for all that time still takes nothing.
+    let taken = stream(&mut s, t0, ms(2100), attacker, FAR_SSRC, 8, 3000);
+    assert!(taken.iter().all(|&a| !a));
+    assert_eq!(s.latched(), Some(sdp));
+    assert_eq!(s.remote_rtp(), Some(sdp));
+    let c = s.counters();
+    assert_eq!((c.packets_in, c.bytes_in), (1, 172));
+    assert_eq!(c.dropped_wrong_source, 3200);
+    assert_eq!((c.dropped_malformed, c.dropped_unknown_pt), (1, 1));
+    assert_eq!(c.relatches, 0);
+}
+
+#[test]
+fn multiplexed_rtcp_goes_where_rtp_goes_even_after_latching() {
+    let t0 = Instant::now();
+    let mut s = RtpSession::new(nat_config(1), t0);
+    s.set_rtcp_mux();
+    assert_eq!(s.remote_rtcp(), Some(addr(FAR)));
+    let nat = addr("198.51.100.7:31000");
+    stream(
+        &mut s,
+        t0,
+        ms(0),
+        nat,
+        FAR_SSRC,
+        7,
+        NAT_LATCH_PACKETS as u16,
+    );
+    assert_eq!(s.remote_rtcp(), Some(nat));
+}
+
+#[test]
+fn behind_nat_a_steady_stream_from_another_address_latches() {
+    let t0 = Instant::now();
+    let mut s = RtpSession::new(nat_config(1), t0);
+    let nat = addr("198.51.100.7:31000");
+    // The first NAT_LATCH_PACKETS − 1 packets prove the stream and are dropped; the next one
+    // latches and is media.
+    let accepted = stream(&mut s, t0, ms(0), nat, FAR_SSRC, 7, 8);
+    let n = NAT_LATCH_PACKETS as usize;
+    assert_eq!(accepted[..n - 1], vec![false; n - 1][..]);
+    assert_eq!(accepted[n - 1..], vec![true; 8 - n + 1][..]);
     assert_eq!(s.latched(), Some(nat));
     assert_eq!(s.remote_rtp(), Some(nat));
     // RTCP: nothing heard yet, so the latched address's port + 1.
     assert_eq!(s.remote_rtcp(), Some(addr("198.51.100.7:31001")));
     assert_eq!(s.remote_ssrc(), Some(FAR_SSRC));
-
     // Now even the SDP address is another source.
     assert_eq!(
-        s.on_rtp(t0 + ms(25), sdp, &voice(FAR_SSRC, 8, 1280)),
+        s.on_rtp(t0 + ms(500), addr(FAR), &voice(FAR_SSRC, 20, 3200)),
         Received::Dropped(DropReason::WrongSource)
     );
-    let c = s.counters();
-    assert_eq!((c.packets_in, c.bytes_in), (1, 172));
-    assert_eq!(
-        (
-            c.dropped,
-            c.dropped_malformed,
-            c.dropped_unknown_pt,
-            c.dropped_wrong_source
-        ),
-        (3, 1, 1, 1)
-    );
-    assert_eq!(c.relatches, 0);
+    assert_eq!(s.counters().relatches, 0);
+
+    // Behind NAT, a packet from the SDP's address itself latches at once.
+    let mut s = RtpSession::new(nat_config(1), t0);
+    assert!(is_media(&s.on_rtp(t0, addr(FAR), &voice(FAR_SSRC, 1, 0))));
+    assert_eq!(s.latched(), Some(addr(FAR)));
 }
 
 #[test]
-fn latching_follows_a_source_address_change() {
+fn behind_nat_bursts_and_jumbled_packets_do_not_latch_and_a_sprayer_does_not_block() {
     let t0 = Instant::now();
-    let mut s = RtpSession::new(config(1), t0);
+    let mut s = RtpSession::new(nat_config(1), t0);
+    let x = addr("203.0.113.66:4000");
+    // Bursts one packet short, far apart.
+    for burst in 0..5u32 {
+        let start = ms(1000) * burst;
+        let got = stream(&mut s, t0, start, x, 9, 100, NAT_LATCH_PACKETS as u16 - 1);
+        assert!(got.iter().all(|&a| !a));
+    }
+    // A new SSRC every packet, sequence numbers that jump or go back, packets too far apart.
+    let mut seq = 1u16;
+    for i in 0..40u32 {
+        let t = t0 + ms(10_000) + ms(20) * i;
+        let pkt = match i % 3 {
+            0 => voice(i, seq, 0),
+            1 => voice(9, seq.wrapping_add(latch::MAX_SEQ_STEP + 1), 0),
+            _ => voice(9, seq.wrapping_sub(1), 0),
+        };
+        seq = seq.wrapping_add(latch::MAX_SEQ_STEP + 1);
+        assert!(!is_media(&s.on_rtp(t, x, &pkt)), "packet {i}");
+    }
+    for i in 0..10u32 {
+        let t = t0 + ms(20_000) + (CANDIDATE_GAP + ms(1)) * i;
+        assert!(!is_media(&s.on_rtp(t, x, &voice(9, i as u16, 0))));
+    }
+    assert_eq!(s.latched(), None);
+
+    // While a sprayer sends junk from three new ports between each pair of the real stream's
+    // packets, the real stream still latches on its NAT_LATCH_PACKETS-th packet.
+    let real = addr("198.51.100.7:31000");
+    let mut first = None;
+    for i in 0..20u16 {
+        let t = t0 + ms(30_000) + ms(20) * u32::from(i);
+        for j in 0..3u16 {
+            let junk = SocketAddr::new(x.ip(), 5000 + i * 3 + j);
+            s.on_rtp(t, junk, &voice(u32::from(i), i, 0));
+        }
+        if is_media(&s.on_rtp(t + ms(1), real, &voice(FAR_SSRC, i, u32::from(i) * 160))) {
+            first.get_or_insert(i);
+        }
+    }
+    assert_eq!(first, Some(NAT_LATCH_PACKETS as u16 - 1));
+    assert_eq!(s.latched(), Some(real));
+}
+
+#[test]
+fn behind_nat_latching_follows_the_stream_to_a_new_address() {
+    let t0 = Instant::now();
+    let mut s = RtpSession::new(nat_config(1), t0);
     let a = addr("198.51.100.7:31000");
     let b = addr("198.51.100.7:42000"); // the far NAT gave the stream a new port
-    let mut seq = 100u16;
-    let mut ts = 8000u32;
-    // A sends for one second (t = 0, 20, … 980 ms).
-    for i in 0..50u64 {
-        assert!(is_media(&s.on_rtp(
-            t0 + ms(20 * i),
-            a,
-            &voice(FAR_SSRC, seq, ts)
-        )));
-        seq += 1;
-        ts += 160;
-    }
+                                        // A sends for one second (t = 0, 20, … 980 ms).
+    assert!(is_media(&s.on_rtp(t0, addr(FAR), &voice(FAR_SSRC, 99, 0))));
+    s.update(Some(a), None, false, t0);
+    let got = stream(&mut s, t0, ms(0), a, FAR_SSRC, 100, 50);
+    assert!(got[NAT_LATCH_PACKETS as usize - 1..].iter().all(|&x| x));
     // The same stream continues from B at t = 1000 ms. B's packets are dropped until A has been
-    // silent for RELATCH_SILENCE (200 ms after its last packet at 980 ms): from 1180 ms on.
-    let mut first_accepted = None;
-    for i in 0..20u64 {
-        let t = 1000 + 20 * i;
-        let pkt = voice(FAR_SSRC, seq, ts);
-        let r = s.on_rtp(t0 + ms(t), b, &pkt);
-        if is_media(&r) {
-            first_accepted.get_or_insert(t);
-        } else {
-            assert_eq!(r, Received::Dropped(DropReason::WrongSource), "at {t} ms");
-            assert!(
-                first_accepted.is_none(),
-                "dropped after the re-latch at {t} ms"
-            );
-        }
-        seq += 1;
-        ts += 160;
-    }
-    assert_eq!(first_accepted, Some(1180));
+    // silent for RELATCH_SILENCE (after its last packet at 980 ms) and B has sent for
+    // RELATCH_SUSTAIN: from 2980 ms on, every packet is media.
+    let got = stream(&mut s, t0, ms(1000), b, FAR_SSRC, 150, 120);
+    let first = got.iter().position(|&x| x).expect("never re-latched");
+    let at = 1000 + 20 * first as u64;
+    assert_eq!(Duration::from_millis(at - 980), RELATCH_SILENCE);
+    assert!(got[first..].iter().all(|&x| x));
     assert_eq!(s.latched(), Some(b));
     assert_eq!(s.remote_rtp(), Some(b));
     assert_eq!(s.counters().relatches, 1);
-    assert_eq!(s.counters().dropped_wrong_source, 9);
     // A late packet from the old address is now the stranger.
     assert_eq!(
-        s.on_rtp(t0 + ms(1400), a, &voice(FAR_SSRC, seq, ts)),
+        s.on_rtp(t0 + ms(4000), a, &voice(FAR_SSRC, 300, 0)),
         Received::Dropped(DropReason::WrongSource)
     );
-    // Same SSRC: the receive statistics carried on (9 packets lost in the move).
+    // Same SSRC: the receive statistics carried on.
     assert_eq!(s.remote_ssrc(), Some(FAR_SSRC));
-    let q = s.quality();
-    assert!(q.loss_ratio > 0.1 && q.loss_ratio < 0.2, "{q:?}");
 
-    // A media server takes over from a third address with its own SSRC: followed too.
+    // A source with its own SSRC, however long it streams after B went quiet, is not followed.
     let c = addr("203.0.113.9:20000");
-    let t1 = 5000;
-    let accepted: Vec<bool> = (0..RELATCH_PACKETS as u64)
-        .map(|i| is_media(&s.on_rtp(t0 + ms(t1 + 20 * i), c, &voice(0xC0C0, 5 + i as u16, 0))))
-        .collect();
-    assert_eq!(accepted, [false, false, false, true]);
-    assert_eq!(s.latched(), Some(c));
-    assert_eq!(s.remote_ssrc(), Some(0xC0C0));
-    assert_eq!(s.counters().relatches, 2);
+    let got = stream(&mut s, t0, ms(10_000), c, 0xC0C0, 5, 500);
+    assert!(got.iter().all(|&x| !x));
+    assert_eq!(s.latched(), Some(b));
+    assert_eq!(s.counters().relatches, 1);
 }
 
 #[test]
-fn a_live_source_is_not_stolen() {
+fn behind_nat_a_live_source_is_not_stolen_nor_a_silent_one_by_a_burst() {
     let t0 = Instant::now();
-    let mut s = RtpSession::new(config(1), t0);
-    let a = addr("198.51.100.7:31000");
+    let mut s = RtpSession::new(nat_config(1), t0);
+    let a = addr(FAR);
     let b = addr("198.51.100.99:31000");
-    // A and B both send continuously: B never takes over while A is alive.
-    for i in 0..100u16 {
+    // A and B both send continuously, B even continuing A's SSRC: never taken while A is alive.
+    for i in 0..500u16 {
         let t = t0 + ms(20 * u64::from(i));
         assert!(is_media(&s.on_rtp(
             t,
             a,
             &voice(FAR_SSRC, i, 160 * u32::from(i))
         )));
-        let pkt = voice(0xBBBB, i, 160 * u32::from(i));
+        let pkt = voice(FAR_SSRC, i + 1, 160 * u32::from(i));
         let r = s.on_rtp(t + ms(5), b, &pkt);
         assert_eq!(r, Received::Dropped(DropReason::WrongSource));
     }
     assert_eq!(s.latched(), Some(a));
 
-    // A falls silent. Stray packets from C, more than CANDIDATE_GAP apart, never add up.
+    // A falls silent (last packet at 9980 ms). Four packets, or any burst shorter than the
+    // sustain, continuing A's stream, do not take it, even long after.
     let c = addr("203.0.113.66:9");
-    for i in 0..10u64 {
-        let t = t0 + ms(3000) + (CANDIDATE_GAP + ms(1)) * i as u32;
-        let pkt = voice(0xCCCC, i as u16, 0);
-        let r = s.on_rtp(t, c, &pkt);
+    for (k, start) in [12_000u64, 20_000, 40_000].into_iter().enumerate() {
+        let seq = 500 + 200 * k as u16;
+        let got = stream(&mut s, t0, ms(start), c, FAR_SSRC, seq, 4);
+        assert!(got.iter().all(|&x| !x));
+        let got = stream(&mut s, t0, ms(start + 1000), c, FAR_SSRC, seq + 10, 49);
+        assert!(got.iter().all(|&x| !x), "a burst under 1 s took the leg");
+    }
+    // A stream that would continue but starts too far ahead of A's last sequence number.
+    let far_ahead = 499u16.wrapping_add(MAX_DROPOUT + 1);
+    let got = stream(&mut s, t0, ms(60_000), c, FAR_SSRC, far_ahead, 200);
+    assert!(got.iter().all(|&x| !x));
+    // Packets from D that change SSRC every time.
+    for i in 0..100u64 {
+        let pkt = voice(i as u32, 1 + i as u16, 0);
+        let r = s.on_rtp(t0 + ms(70_000 + 20 * i), addr("203.0.113.67:9"), &pkt);
         assert_eq!(r, Received::Dropped(DropReason::WrongSource));
     }
-    // Nor do packets from D that change SSRC every time.
-    for i in 0..10u64 {
-        let t = t0 + ms(20_000 + 20 * i);
-        let pkt = voice(i as u32, 1, 0);
-        let r = s.on_rtp(t, addr("203.0.113.67:9"), &pkt);
-        assert_eq!(r, Received::Dropped(DropReason::WrongSource));
-    }
+    // A challenger proving itself when A comes back gets nothing while A's new silence is short.
+    let got = stream(&mut s, t0, ms(80_000), c, FAR_SSRC, 600, 40);
+    assert!(got.iter().all(|&x| !x));
+    let pkt = voice(FAR_SSRC, 700, 0);
+    assert!(is_media(&s.on_rtp(t0 + ms(80_800), a, &pkt)));
+    let got = stream(&mut s, t0, ms(80_820), c, FAR_SSRC, 640, 90);
+    assert!(
+        got.iter().all(|&x| !x),
+        "A was back: its silence starts over"
+    );
     assert_eq!(s.latched(), Some(a));
     assert_eq!(s.counters().relatches, 0);
 }
@@ -264,36 +366,45 @@ fn a_live_source_is_not_stolen() {
 fn a_new_sdp_address_restarts_latching_and_the_same_one_does_not() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    let a = addr("198.51.100.7:31000");
+    let a = addr(FAR);
     assert!(is_media(&s.on_rtp(t0, a, &voice(FAR_SSRC, 1, 0))));
 
     // A session refresh with the same SDP keeps the latch.
-    s.update(
-        Some(addr("192.0.2.10:4000")),
-        Some(addr("192.0.2.10:4001")),
-        false,
-        t0 + ms(10),
-    );
+    s.update(Some(a), Some(addr("192.0.2.10:4001")), false, t0 + ms(10));
     assert_eq!(s.latched(), Some(a));
 
-    // A new address: we send there until a packet latches again, from wherever it comes.
+    // A new address: only it is taken from now on, the old one no longer.
     let moved = addr("192.0.2.20:6000");
     s.update(Some(moved), None, false, t0 + ms(20));
     assert_eq!(s.latched(), None);
     assert_eq!(s.remote_rtp(), Some(moved));
     assert_eq!(s.remote_rtcp(), Some(addr("192.0.2.20:6001")));
-    let e = addr("198.51.100.8:1234");
-    assert!(is_media(&s.on_rtp(
-        t0 + ms(40),
-        e,
+    assert!(!is_media(&s.on_rtp(
+        t0 + ms(30),
+        a,
         &voice(FAR_SSRC, 2, 160)
     )));
-    assert_eq!(s.remote_rtp(), Some(e));
+    assert!(!is_media(&s.on_rtp(
+        t0 + ms(35),
+        addr("198.51.100.8:1234"),
+        &voice(FAR_SSRC, 2, 160)
+    )));
+    assert!(is_media(&s.on_rtp(
+        t0 + ms(40),
+        moved,
+        &voice(FAR_SSRC, 3, 320)
+    )));
+    assert_eq!(s.remote_rtp(), Some(moved));
 
-    // Old-style hold: c=0.0.0.0 is no address at all.
+    // Old-style hold: c=0.0.0.0 is no address at all, and nothing latches to it.
     s.update(Some(addr("0.0.0.0:6000")), None, true, t0 + ms(60));
     assert_eq!(s.remote_rtp(), None);
     assert_eq!(s.remote_rtcp(), None);
+    assert!(!is_media(&s.on_rtp(
+        t0 + ms(80),
+        moved,
+        &voice(FAR_SSRC, 4, 480)
+    )));
     let unknown = RtpSession::new(
         SessionConfig {
             remote_rtp: Some(addr("0.0.0.0:4000")),
@@ -306,6 +417,84 @@ fn a_new_sdp_address_restarts_latching_and_the_same_one_does_not() {
     assert_eq!(unknown.remote_rtcp(), None);
 }
 
+#[test]
+fn an_ipv4_mapped_source_is_the_sdps_ipv4_address() {
+    let t0 = Instant::now();
+    let mut s = RtpSession::new(config(1), t0);
+    let mapped = addr("[::ffff:192.0.2.10]:4000");
+    assert!(is_media(&s.on_rtp(t0, mapped, &voice(FAR_SSRC, 1, 0))));
+    // Replies go where the packet came from, in the socket's own address family.
+    assert_eq!(s.remote_rtp(), Some(mapped));
+}
+
+#[test]
+fn adversarial_sources_never_take_a_leg_they_cannot_prove() {
+    // A real peer streams from its SDP address (or, behind NAT, from its public address) with
+    // pauses; attackers on five addresses send random valid packets: random SSRCs, sequence
+    // numbers, bursts, at random times. Whatever they do, the leg latches to the peer and
+    // stays there, and no attacker packet is ever media.
+    for nat in [false, true] {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(
+            SessionConfig {
+                behind_nat: nat,
+                ..config(1)
+            },
+            t0,
+        );
+        let peer = if nat {
+            addr("198.51.100.7:31000")
+        } else {
+            addr(FAR)
+        };
+        let mut rng = 0xDEAD_BEEFu32 ^ u32::from(nat);
+        let mut now = t0;
+        let mut seq = 1000u16;
+        for step in 0..20_000u32 {
+            now += ms(u64::from(next(&mut rng) % 15));
+            // The peer talks in 3 s spurts with 4 s pauses.
+            let talking = (step / 300) % 2 == 0;
+            if talking && step % 2 == 0 {
+                seq = seq.wrapping_add(1);
+                let pkt = voice(FAR_SSRC, seq, u32::from(seq) * 160);
+                let r = s.on_rtp(now, peer, &pkt);
+                if s.latched() == Some(peer) {
+                    assert!(is_media(&r), "the peer's packet dropped at step {step}");
+                }
+            }
+            let who = SocketAddr::new(
+                "203.0.113.50".parse().unwrap(),
+                4000 + (next(&mut rng) % 5) as u16,
+            );
+            let pkt = match next(&mut rng) % 4 {
+                0 => voice(next(&mut rng), next(&mut rng) as u16, next(&mut rng)),
+                1 => voice(0xA77A, step as u16, step * 160),
+                2 => voice(
+                    next(&mut rng) % 3,
+                    seq.wrapping_add(next(&mut rng) as u16),
+                    0,
+                ),
+                _ => rtp(
+                    TE,
+                    0xA77A,
+                    step as u16,
+                    0,
+                    step % 2 == 0,
+                    &[1, 0x80, 0, 160],
+                ),
+            };
+            let r = s.on_rtp(now, who, &pkt);
+            assert!(
+                matches!(r, Received::Dropped(DropReason::WrongSource)),
+                "nat {nat}: attacker packet at step {step} came through: {r:?}"
+            );
+            assert!(s.latched().is_none() || s.latched() == Some(peer));
+        }
+        assert_eq!(s.latched(), Some(peer));
+        assert_eq!(s.counters().relatches, 0);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Receive path
 
@@ -313,7 +502,7 @@ fn a_new_sdp_address_restarts_latching_and_the_same_one_does_not() {
 fn duplicates_are_dropped_reordering_is_kept() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    let a = addr("198.51.100.7:31000");
+    let a = addr(FAR);
     let order = [10u16, 11, 13, 12, 12, 11, 14, 13];
     let verdicts: Vec<bool> = order
         .iter()
@@ -346,7 +535,7 @@ fn duplicates_are_dropped_reordering_is_kept() {
 fn comfort_noise_is_media_and_unknown_types_are_not() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    let a = addr("198.51.100.7:31000");
+    let a = addr(FAR);
     let (p, payload) = media_of(s.on_rtp(t0, a, &rtp(13, FAR_SSRC, 1, 0, true, &[40])));
     assert_eq!((p.payload_type, p.marker, payload), (13, true, vec![40]));
     // PCMA was not negotiated on this PCMU leg.
@@ -375,7 +564,7 @@ fn comfort_noise_is_media_and_unknown_types_are_not() {
 fn receive_statistics_restart_with_a_new_ssrc() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    let a = addr("198.51.100.7:31000");
+    let a = addr(FAR);
     // 100 packets of which every tenth is lost.
     for i in 0..100u16 {
         if i % 10 == 5 {
@@ -455,7 +644,7 @@ fn dtmf_packets(digit: char, ts: u32, ms_long: u32, seq: u16) -> Vec<(Duration, 
 fn a_received_digit_is_reported_once() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    let a = addr("198.51.100.7:31000");
+    let a = addr(FAR);
     // Voice, then '5' for 100 ms at timestamp 1600, then voice again.
     for i in 0..10u16 {
         assert!(is_media(&s.on_rtp(
@@ -508,7 +697,7 @@ fn a_received_digit_is_reported_once() {
 fn a_digit_whose_end_was_lost_comes_from_poll_dtmf() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    let a = addr("198.51.100.7:31000");
+    let a = addr(FAR);
     // 'A' for 100 ms: updates at 0, 20, 40, 60 ms (durations 160 … 640); every end packet lost.
     for (offset, buf, end) in dtmf_packets('A', 70_000, 100, 500) {
         if !end {
@@ -536,7 +725,7 @@ fn a_digit_whose_end_was_lost_comes_from_poll_dtmf() {
 fn a_pending_digit_survives_a_stream_change() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    let a = addr("198.51.100.7:31000");
+    let a = addr(FAR);
     for (offset, buf, end) in dtmf_packets('7', 0, 100, 0) {
         if !end {
             s.on_rtp(t0 + offset, a, &buf);
@@ -857,12 +1046,12 @@ fn sent_dtmf_continues_the_stream_and_is_received_as_one_digit() {
     let mut far = RtpSession::new(config(1), t0);
     let digits: Vec<DigitEvent> = packets
         .iter()
-        .filter_map(|(offset, b)| {
-            match far.on_rtp(t0 + ms(100) + *offset, addr("192.0.2.1:9"), b) {
+        .filter_map(
+            |(offset, b)| match far.on_rtp(t0 + ms(100) + *offset, addr(FAR), b) {
                 Received::Dtmf(d) => Some(d),
                 _ => None,
-            }
-        })
+            },
+        )
         .collect();
     assert_eq!(
         digits,
@@ -897,7 +1086,7 @@ fn relayed_digits_reach_the_far_end_once() {
     let mut a = RtpSession::new(config(1), t0);
     let mut b = RtpSession::new(config(2), t0);
     let mut agent = RtpSession::new(config(3), t0);
-    let customer = addr("198.51.100.7:31000");
+    let customer = addr(FAR);
     let mut out = Vec::new();
     let mut got = Vec::new();
     for (offset, buf, _) in dtmf_packets('#', 4000, 120, 300) {
@@ -910,7 +1099,7 @@ fn relayed_digits_reach_the_far_end_once() {
             }
             other => panic!("{other:?}"),
         }
-        if let Received::Dtmf(d) = agent.on_rtp(now, addr("192.0.2.50:5000"), &out) {
+        if let Received::Dtmf(d) = agent.on_rtp(now, addr(FAR), &out) {
             got.push(('B', d.digit));
         }
     }
@@ -1076,14 +1265,14 @@ fn round_trip_time_between_two_sessions() {
 fn rtcp_from_a_stranger_does_not_move_our_reports() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    s.on_rtp(t0, addr("198.51.100.7:31000"), &voice(FAR_SSRC, 1, 0));
+    s.on_rtp(t0, addr(FAR), &voice(FAR_SSRC, 1, 0));
     let stranger = rtcp::build_compound(0x0BAD, None, &[], "evil").unwrap();
     s.on_rtcp(t0, addr("203.0.113.1:666"), &stranger);
-    assert_eq!(s.remote_rtcp(), Some(addr("198.51.100.7:31001")));
+    assert_eq!(s.remote_rtcp(), Some(addr("192.0.2.10:4001")));
     let peer = rtcp::build_compound(FAR_SSRC, None, &[], "far").unwrap();
-    s.on_rtcp(t0, addr("198.51.100.7:31555"), &peer);
-    assert_eq!(s.remote_rtcp(), Some(addr("198.51.100.7:31555")));
-    s.on_rtcp(t0, addr("198.51.100.7:31555"), b"\x80\xc8\x00\x09short");
+    s.on_rtcp(t0, addr("192.0.2.10:31555"), &peer);
+    assert_eq!(s.remote_rtcp(), Some(addr("192.0.2.10:31555")));
+    s.on_rtcp(t0, addr("192.0.2.10:31555"), b"\x80\xc8\x00\x09short");
     let c = s.counters();
     assert_eq!((c.rtcp_in, c.rtcp_dropped), (3, 1));
 }
@@ -1103,7 +1292,7 @@ fn dead_after_the_timeout_counted_from_start_or_last_packet() {
     assert!(s.is_dead(t0 + Duration::from_secs(30)));
 
     let mut s = RtpSession::new(cfg.clone(), t0);
-    let a = addr("198.51.100.7:31000");
+    let a = addr(FAR);
     s.on_rtp(t0 + Duration::from_secs(10), a, &voice(FAR_SSRC, 1, 0));
     // Garbage and strangers do not keep a call alive.
     s.on_rtp(t0 + Duration::from_secs(20), a, b"junk");
@@ -1186,7 +1375,7 @@ fn garbage_never_panics() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
     let mut relay_to = RtpSession::new(config(2), t0);
-    let from = addr("198.51.100.7:31000");
+    let from = addr(FAR);
     let mut rng = 0x9E37_79B9u32;
     let mut out = Vec::new();
     let mut datagrams = 0u64;
@@ -1315,7 +1504,7 @@ fn long_cnames_are_cut_to_fit() {
 fn dtmf_receiver_deadline_maps_to_instants_across_timestamp_wrap() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(1), t0);
-    let a = addr("198.51.100.7:31000");
+    let a = addr(FAR);
     let start = u32::MAX - 100;
     for (offset, buf, end) in dtmf_packets('3', start, 100, 65_530) {
         if !end {

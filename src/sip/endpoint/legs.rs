@@ -338,7 +338,8 @@ impl Endpoint {
                     );
                 } else {
                     let sdp = sdp_of(&resp.headers, &resp.body);
-                    let _ = leg.events.send(LegEvent::Answered { sdp });
+                    let behind_nat = leg.trunk.is_some_and(|t| self.trunks.get(t).config.nat);
+                    let _ = leg.events.send(LegEvent::Answered { sdp, behind_nat });
                 }
             }
             (_, Some(d)) if *d != dialog => {
@@ -433,6 +434,7 @@ impl Endpoint {
                 _ => None,
             })
             .unwrap_or_default();
+        let trunk = self.trunks.by_source(peer.addr.ip());
         let offer = Incoming {
             leg: Leg { id, events: rx },
             to_user: invite.uri.user().unwrap_or_default().to_string(),
@@ -454,7 +456,8 @@ impl Endpoint {
             sdp: invite.body.clone(),
             source: peer.addr,
             local_ip: self.transports.local_for(peer.addr).ip(),
-            trunk: self.trunks.named_by_source(peer.addr.ip()),
+            trunk: trunk.map(|c| c.name.clone()),
+            behind_nat: trunk.is_some_and(|c| c.nat),
         };
         if let Err(e) = incoming.try_send(offer) {
             tracing::warn!(error = %e, "call layer not keeping up; refusing a call");
@@ -637,7 +640,14 @@ impl Endpoint {
             match bye {
                 Some(reason) => self.hang_up_leg(id, reason, Failure::Cancelled),
                 None => {
-                    let _ = leg.events.send(LegEvent::Answered { sdp: None });
+                    let behind_nat = self
+                        .trunks
+                        .by_source(leg.peer.addr.ip())
+                        .is_some_and(|c| c.nat);
+                    let _ = leg.events.send(LegEvent::Answered {
+                        sdp: None,
+                        behind_nat,
+                    });
                 }
             }
         }

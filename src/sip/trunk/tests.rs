@@ -20,6 +20,7 @@ fn cfg(name: &str, max_calls: u32, max_cps: f64) -> TrunkConfig {
         strip_plus: false,
         dial_prefix: String::new(),
         send_pai: true,
+        nat: false,
     }
 }
 
