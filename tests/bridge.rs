@@ -318,7 +318,7 @@ async fn a_side_hanging_up_ends_the_bridge_and_says_which() {
 fn an_agent_leg_stays_one_stream_while_two_customers_are_bridged_to_it_in_turn() {
     let d = Daemon::start(
         // Calls are taken from trunk addresses only: the test UAs are on 127.0.0.1.
-        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = 5070\nkeepalive = \"0s\"\n\
+        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = 5070\nkeepalive = \"0s\"\n\
          [sip]\nagent_test_number = \"1002\"\n[media]\nrtp_port_min = 32300\nrtp_port_max = 32399\n",
     );
     let agent = TestUa::new(d.sip, "agent-1");

@@ -11,7 +11,7 @@ use std::time::Duration;
 #[test]
 fn sipp_dtmf_reaches_the_call_layer_as_digits() {
     let mut d = Daemon::start(
-        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = 5070\nkeepalive = \"0s\"\n\
+        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = 5070\nkeepalive = \"0s\"\n\
          [sip]\necho_number = \"1000\"\n",
     );
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-scenarios/call_echo_dtmf.xml");

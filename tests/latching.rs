@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// trusted; `nat = true` when `nat`, else the default) and 100 RTP ports from `first_port`.
 fn config(first_port: u16, trunk_port: u16, nat: bool) -> String {
     format!(
-        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\n\
+        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {trunk_port}\n\
          keepalive = \"0s\"\n{}[sip]\necho_number = \"1000\"\nrelay_prefix = \"9\"\n\
          [media]\nrtp_port_min = {first_port}\nrtp_port_max = {}\n",
         if nat { "nat = true\n" } else { "" },

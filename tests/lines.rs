@@ -18,7 +18,7 @@ const TOKEN: &str = "lines-test-admin-token";
 fn start(phone_port: u16) -> Daemon {
     Daemon::start_with(
         &format!(
-            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {phone_port}\n\
+            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {phone_port}\n\
              keepalive = \"0s\"\n[media]\nrtp_port_min = 31600\nrtp_port_max = 31699\n\
              [lines]\nring_timeout = \"2s\"\nmax_calls_per_number = 3\nrate_window = \"1h\"\n\
              caller_id = \"+4930999000\"\n"
@@ -435,7 +435,7 @@ fn a_forward_line_is_verified_when_the_call_comes_back_diverted_and_campaigns_wa
     let phone = Phone::new();
     let d = Daemon::start_with(
         &format!(
-            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {}\nkeepalive = \"0s\"\n\
+            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {}\nkeepalive = \"0s\"\n\
              [media]\nrtp_port_min = 31700\nrtp_port_max = 31799\n\
              [lines]\naccess_number = \"4930999111\"\nforward_timeout = \"10s\"\n\
              caller_id_pool = [\"+4930999201\"]\n",
@@ -538,7 +538,7 @@ fn sipp_as_the_carrier_forwards_the_call_back_and_the_line_is_verified() {
         .expect("SIPp is not installed: ./scripts/test installs sip-tester");
     let d = Daemon::start_with(
         &format!(
-            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
+            "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {port}\nkeepalive = \"0s\"\n\
              [media]\nrtp_port_min = 31900\nrtp_port_max = 31999\n\
              [lines]\naccess_number = \"4930999111\"\nforward_timeout = \"10s\"\n"
         ),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 fn config(ports: (u16, u16)) -> String {
     format!(
-        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = 5070\nkeepalive = \"0s\"\n\
+        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = 5070\nkeepalive = \"0s\"\n\
          [sip]\necho_number = \"1000\"\nprompt_number = \"1001\"\n\
          [media]\nrtp_port_min = {}\nrtp_port_max = {}\n",
         ports.0, ports.1
@@ -106,7 +106,7 @@ fn relay_route_bridges_two_legs_transcodes_pcmu_to_pcma_and_records_the_call() {
         .unwrap()
         .port();
     let cfg = format!(
-        "[[trunks]]\nname = \"self\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
+        "[[trunks]]\nname = \"self\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {port}\nkeepalive = \"0s\"\n\
          [sip]\nprompt_number = \"1001\"\nrelay_prefix = \"9\"\n\
          [media]\nrtp_port_min = 31400\nrtp_port_max = 31499\nrecord_relay = true\n"
     );

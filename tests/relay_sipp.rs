@@ -25,7 +25,7 @@ fn sipp_audio_crosses_the_relay_both_ways_without_loss() {
         .spawn()
         .expect("SIPp is not installed: ./scripts/test installs sip-tester");
     let d = Daemon::start(&format!(
-        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {carrier_port}\n\
+        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {carrier_port}\n\
          keepalive = \"0s\"\n[sip]\nrelay_prefix = \"9\"\n\
          [media]\nrtp_port_min = 31800\nrtp_port_max = 31899\n"
     ));
