@@ -95,7 +95,7 @@ fn sigterm_does_not_wait_for_our_own_keepalives() {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let mut d = Daemon::start(&format!(
-        "{BASE}[[trunks]]\nname = \"silent\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+        "{BASE}[[trunks]]\nname = \"silent\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {port}\n"
     ));
     silent
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -289,7 +289,7 @@ fn version_flag_prints_version() {
 fn sigterm_hangs_up_calls_left_at_three_quarters_of_the_drain_time() {
     let mut d = Daemon::start(
         "[shutdown]\ndrain_timeout = \"2s\"\n[sip]\necho_number = \"1000\"\n\
-         [[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nkeepalive = \"0s\"\n",
+         [[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nkeepalive = \"0s\"\n",
     );
     let ua = common::ua::TestUa::new(d.sip, "drain-1");
     ua.invite("1000");
@@ -312,7 +312,7 @@ fn sigterm_hangs_up_calls_left_at_three_quarters_of_the_drain_time() {
 fn a_call_hung_up_before_its_ack_gets_bye_only_once_the_ack_comes() {
     let d = Daemon::start(
         "[sip]\necho_number = \"1000\"\necho_max_duration = \"500ms\"\n\
-         [[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nkeepalive = \"0s\"\n",
+         [[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nkeepalive = \"0s\"\n",
     );
     let ua = common::ua::TestUa::new(d.sip, "late-ack");
     ua.invite("1000");

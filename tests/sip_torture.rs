@@ -149,7 +149,8 @@ fn every_torture_message_gets_the_expected_answer_and_the_daemon_survives() {
 
     // Answer at the source port: the corpus Vias name hosts and ports we cannot listen on.
     // The sender is a trunk, so INVITEs are routed (404) rather than refused (403).
-    let trunk = "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\n";
+    let trunk =
+        "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\n";
     let d = Daemon::start_with(trunk, &[("DIALERD__SIP__FORCE_RPORT", "true")]);
     // One socket, as one peer: some files repeat an earlier file's branch, sent-by and method,
     // which RFC 3261 §17.2.3 matches as a retransmission answered to the first sender.

@@ -41,7 +41,7 @@ struct Plan {
 }
 
 /// The loopback trunk of the shipped config: SIPp on 127.0.0.1 is a trusted carrier.
-const TRUSTED: &str = "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = 5070\n\
+const TRUSTED: &str = "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = 5070\n\
     [sip]\ndigest_algorithms = [\"MD5\"]\necho_number = \"1000\"\necho_max_duration = \"2s\"\n[[agents]]\nusername = \"agent1\"\npassword = \"sipp-agent-secret\"\n";
 /// Only a far-away trunk: SIPp on 127.0.0.1 is a stranger.
 const UNTRUSTED: &str = "[[trunks]]\nname = \"far\"\nhost = \"192.0.2.1\"\n";
@@ -256,7 +256,7 @@ fn run_carrier(scenario: &Path, plan: &Plan) -> Result<(), String> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mut d = Daemon::start(&format!(
-        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
+        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {port}\nkeepalive = \"0s\"\n\
          username = \"carrier-user\"\npassword = \"carrier-secret\"\nregister = {register}\n\
          dial_prefix = \"{}\"\n",
         plan.dial_prefix

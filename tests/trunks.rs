@@ -69,7 +69,7 @@ fn keepalives_track_trunk_health() {
         .unwrap();
     let port = carrier.local_addr().unwrap().port();
     let cfg = format!(
-        "[sip]\nt1 = \"20ms\"\nt2 = \"40ms\"\n[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"200ms\"\n"
+        "[sip]\nt1 = \"20ms\"\nt2 = \"40ms\"\n[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {port}\nkeepalive = \"200ms\"\n"
     );
     let d = Daemon::start(&cfg);
 
@@ -103,7 +103,7 @@ fn keepalives_track_trunk_health() {
 #[test]
 fn test_call_api_refuses_bad_input_naming_the_field() {
     let d = Daemon::start(
-        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = 9\nkeepalive = \"0s\"\n",
+        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = 9\nkeepalive = \"0s\"\n",
     );
     let post = |path: &str, body: &str| common::http_post(d.http, path, body);
     let field =
@@ -145,7 +145,7 @@ fn cli_test_call_reports_a_carrier_that_never_answers() {
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = carrier.local_addr().unwrap().port();
     let d = Daemon::start(&format!(
-        "[sip]\nt1 = \"20ms\"\nt2 = \"40ms\"\n[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n"
+        "[sip]\nt1 = \"20ms\"\nt2 = \"40ms\"\n[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = {port}\nkeepalive = \"0s\"\n"
     ));
     let out = common::command()
         .args([

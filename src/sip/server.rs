@@ -4,6 +4,7 @@
 
 use crate::sip::registrar::Registrar;
 use crate::sip::transaction::make_response;
+use crate::sip::trunk::TrustedSources;
 use rsip::headers::untyped::UntypedHeader;
 use rsip::{Header, Method};
 use std::time::Instant;
@@ -24,8 +25,8 @@ pub struct ServerPolicy {
     pub refuse_new_calls: bool,
     /// Seconds to put in Retry-After with a 503.
     pub retry_after_secs: u32,
-    /// Networks INVITEs are taken from (the trunks); any other source gets 403.
-    pub trusted: Vec<ipnet::IpNet>,
+    /// Sources INVITEs are taken from (the trunks); any other source gets 403.
+    pub trusted: TrustedSources,
 }
 
 /// Where an out-of-dialog request goes.
@@ -54,9 +55,20 @@ impl Server {
         &mut self.registrar
     }
 
+    /// The policy in force.
+    pub fn policy(&self) -> &ServerPolicy {
+        &self.policy
+    }
+
     /// Changes the policy (e.g. when draining starts).
     pub fn policy_mut(&mut self) -> &mut ServerPolicy {
         &mut self.policy
+    }
+
+    /// True when INVITEs from `source` are taken (a trunk's address and port, or an
+    /// `inbound_from` network).
+    pub fn is_trusted(&self, source: std::net::SocketAddr) -> bool {
+        self.policy.trusted.contains(source)
     }
 
     /// Where `req` from `source` goes: a response, or a route for INVITEs that pass every
@@ -65,7 +77,7 @@ impl Server {
         &mut self,
         now: Instant,
         req: &rsip::Request,
-        source: std::net::IpAddr,
+        source: std::net::SocketAddr,
         to_tag: &str,
     ) -> Option<Outcome> {
         if req.method == Method::Ack {
@@ -84,7 +96,7 @@ impl Server {
         &mut self,
         now: Instant,
         req: &rsip::Request,
-        source: std::net::IpAddr,
+        source: std::net::SocketAddr,
         tag: &str,
     ) -> Result<rsip::Response, Outcome> {
         let reply = |code: u16| make_response(req, code, Some(tag));
@@ -163,7 +175,7 @@ impl Server {
             Method::Bye => reply(481),
             Method::Invite if in_dialog => reply(481),
             // SIP scanners must never place a call through us.
-            Method::Invite if !self.policy.trusted.iter().any(|n| n.contains(&source)) => {
+            Method::Invite if !self.is_trusted(source) => {
                 tracing::debug!(%source, "INVITE from an address that is no trunk");
                 reply(403)
             }

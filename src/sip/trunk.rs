@@ -122,6 +122,35 @@ pub struct Trunk {
     pub registration: Option<Registration>,
 }
 
+impl Trunk {
+    /// True when `source` is this trunk: its address and port exactly (UDP source addresses
+    /// are easily forged, so the port must match too), or inside an `inbound_from` network.
+    fn sends_from(&self, source: SocketAddr) -> bool {
+        self.addr == Some(source)
+            || self
+                .config
+                .inbound_from
+                .iter()
+                .any(|c| c.0.contains(&source.ip()))
+    }
+}
+
+/// The sources whose INVITEs are taken as trunk calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedSources {
+    /// Trunk addresses: address and port must both match.
+    pub addrs: Vec<SocketAddr>,
+    /// `inbound_from` networks: any port.
+    pub nets: Vec<ipnet::IpNet>,
+}
+
+impl TrustedSources {
+    /// True when `source` is a trunk's address or inside an `inbound_from` network.
+    pub fn contains(&self, source: SocketAddr) -> bool {
+        self.addrs.contains(&source) || self.nets.iter().any(|n| n.contains(&source.ip()))
+    }
+}
+
 /// Why no trunk could take a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrunkError {
@@ -356,20 +385,30 @@ impl Trunks {
         Err(TrunkError::RateLimited(retry_at.unwrap_or(now)))
     }
 
-    /// The config of the trunk whose address or `inbound_from` networks hold `ip`.
-    pub fn by_source(&self, ip: std::net::IpAddr) -> Option<&TrunkConfig> {
+    /// The config of the trunk `source` belongs to: its resolved address (address and port),
+    /// or one of its `inbound_from` networks (any port).
+    pub fn by_source(&self, source: SocketAddr) -> Option<&TrunkConfig> {
         self.trunks
             .iter()
-            .find(|t| {
-                t.addr.is_some_and(|a| a.ip() == ip)
-                    || t.config.inbound_from.iter().any(|c| c.0.contains(&ip))
-            })
+            .find(|t| t.sends_from(source))
             .map(|t| &t.config)
     }
 
-    /// The name of the trunk whose address or `inbound_from` networks hold `ip`.
-    pub fn named_by_source(&self, ip: std::net::IpAddr) -> Option<String> {
-        self.by_source(ip).map(|c| c.name.clone())
+    /// The name of the trunk `source` belongs to (see [`Trunks::by_source`]).
+    pub fn named_by_source(&self, source: SocketAddr) -> Option<String> {
+        self.by_source(source).map(|c| c.name.clone())
+    }
+
+    /// Every source INVITEs are taken from: the trunks' addresses and `inbound_from` networks.
+    pub fn trusted_sources(&self) -> TrustedSources {
+        TrustedSources {
+            addrs: self.trunks.iter().filter_map(|t| t.addr).collect(),
+            nets: self
+                .trunks
+                .iter()
+                .flat_map(|t| t.config.inbound_from.iter().map(|c| c.0))
+                .collect(),
+        }
     }
 
     /// A call admitted on trunk `i` ended.

@@ -434,7 +434,7 @@ impl Endpoint {
                 _ => None,
             })
             .unwrap_or_default();
-        let trunk = self.trunks.by_source(peer.addr.ip());
+        let trunk = self.trunks.by_source(peer.addr);
         let offer = Incoming {
             leg: Leg { id, events: rx },
             to_user: invite.uri.user().unwrap_or_default().to_string(),
@@ -642,7 +642,7 @@ impl Endpoint {
                 None => {
                     let behind_nat = self
                         .trunks
-                        .by_source(leg.peer.addr.ip())
+                        .by_source(leg.peer.addr)
                         .is_some_and(|c| c.nat);
                     let _ = leg.events.send(LegEvent::Answered {
                         sdp: None,

@@ -19,7 +19,10 @@ fn server() -> Server {
             server: "dialerd-test".into(),
             refuse_new_calls: false,
             retry_after_secs: 5,
-            trusted: vec!["192.0.2.0/24".parse().unwrap()],
+            trusted: crate::sip::trunk::TrustedSources {
+                addrs: vec![TRUNK],
+                nets: vec!["198.51.100.0/24".parse().unwrap()],
+            },
         },
         registrar,
     )
@@ -44,7 +47,7 @@ impl Server {
         &mut self,
         now: Instant,
         req: &rsip::Request,
-        source: std::net::IpAddr,
+        source: std::net::SocketAddr,
         tag: &str,
     ) -> Option<rsip::Response> {
         match self.route(now, req, source, tag)? {
@@ -54,7 +57,10 @@ impl Server {
     }
 }
 
-const TRUNK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+const TRUNK: std::net::SocketAddr = std::net::SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+    5060,
+);
 
 fn answer(req: &rsip::Request) -> rsip::Response {
     server().respond(Instant::now(), req, TRUNK, "t1").unwrap()
@@ -232,7 +238,7 @@ fn invites_are_routed_up_only_after_every_check() {
         Some(Outcome::Incoming)
     ));
     // Routing is no way around the trunk check.
-    let scanner: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    let scanner: std::net::SocketAddr = "203.0.113.9:5060".parse().unwrap();
     match s.route(Instant::now(), &invite, scanner, "t") {
         Some(Outcome::Respond(r)) => assert_eq!(r.status_code.code(), 403),
         other => panic!("{other:?}"),
@@ -258,7 +264,7 @@ fn ack_is_never_answered() {
 
 #[test]
 fn invite_from_an_address_that_is_no_trunk_gets_403() {
-    let scanner: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    let scanner: std::net::SocketAddr = "203.0.113.9:5060".parse().unwrap();
     let mut s = server();
     let r = s
         .respond(
@@ -279,4 +285,19 @@ fn invite_from_an_address_that_is_no_trunk_gets_403() {
         )
         .unwrap();
     assert_eq!(r.status_code.code(), 200);
+}
+
+#[test]
+fn invite_from_the_trunk_address_on_another_port_gets_403() {
+    let mut s = server();
+    let invite = request("INVITE", "sip:100@example.com", "", "");
+    let other_port: std::net::SocketAddr = "192.0.2.1:5062".parse().unwrap();
+    let r = s.respond(Instant::now(), &invite, other_port, "t").unwrap();
+    assert_eq!(r.status_code.code(), 403);
+    // An `inbound_from` network takes any port.
+    let widened: std::net::SocketAddr = "198.51.100.7:40000".parse().unwrap();
+    assert!(matches!(
+        s.route(Instant::now(), &invite, widened, "t"),
+        Some(Outcome::Incoming)
+    ));
 }

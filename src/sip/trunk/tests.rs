@@ -180,18 +180,27 @@ fn number_rules_shape_called_and_calling_numbers() {
 }
 
 #[test]
-fn calls_are_matched_to_trunks_by_source() {
+fn calls_are_matched_to_trunks_by_address_and_port() {
     let mut c = cfg("carrier", 1, 1.0);
     c.inbound_from = vec![crate::config::Cidr("198.51.100.0/24".parse().unwrap())];
     let t = Trunks::new(&[c], vec![addr()], Instant::now());
+    let trunk = addr().unwrap();
+    let other_port = SocketAddr::new(trunk.ip(), trunk.port() + 1);
+    assert_eq!(t.named_by_source(trunk).as_deref(), Some("carrier"));
     assert_eq!(
-        t.named_by_source("192.0.2.1".parse().unwrap()).as_deref(),
-        Some("carrier")
+        t.named_by_source(other_port),
+        None,
+        "the trunk's address from another port is not the trunk"
     );
     assert_eq!(
-        t.named_by_source("198.51.100.7".parse().unwrap())
+        t.named_by_source("198.51.100.7:40000".parse().unwrap())
             .as_deref(),
-        Some("carrier")
+        Some("carrier"),
+        "inbound_from widens to any port"
     );
-    assert_eq!(t.named_by_source("203.0.113.1".parse().unwrap()), None);
+    assert_eq!(t.named_by_source("203.0.113.1:5060".parse().unwrap()), None);
+    let trusted = t.trusted_sources();
+    assert!(trusted.contains(trunk));
+    assert!(!trusted.contains(other_port));
+    assert!(trusted.contains("198.51.100.7:1".parse().unwrap()));
 }
