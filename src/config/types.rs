@@ -203,9 +203,30 @@ pub struct SipConfig {
     pub listen: Vec<SocketAddr>,
     /// Largest SIP message accepted, in bytes.
     pub max_message_size: usize,
-    /// A TCP connection with no traffic for this long is closed.
+    /// A TCP connection that carries no whole message for this long is closed.
     #[serde(with = "humantime_serde")]
     pub tcp_idle_timeout: Duration,
+    /// Once a message has started on a TCP connection, all of it must arrive within this, or
+    /// the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub tcp_message_timeout: Duration,
+    /// Most inbound SIP TCP connections at once; further ones are closed on accept.
+    pub tcp_max_connections: usize,
+    /// Most inbound SIP TCP connections from one IP address at once.
+    pub tcp_max_connections_per_source: usize,
+    /// Most server transactions at once; beyond it new requests outside dialogs get a 503
+    /// without transaction state (OPTIONS is always answered without state).
+    pub max_server_transactions: usize,
+    /// Requests outside dialogs one source (IPv4 address, IPv6 /64) may send per
+    /// `rate_limit_interval` before it is blocked; trunks are exempt; 0 turns the limit off.
+    pub rate_limit_requests: u32,
+    /// The window `rate_limit_requests` is counted in.
+    #[serde(with = "humantime_serde")]
+    pub rate_limit_interval: Duration,
+    /// How long a source over the rate has its requests dropped, counted from its last
+    /// request over the rate.
+    #[serde(with = "humantime_serde")]
+    pub rate_limit_block: Duration,
     /// Calls to this number are answered and their audio echoed (a test route for PBX admins).
     pub echo_number: Option<String>,
     /// Echo calls are hung up after this long.
@@ -259,6 +280,13 @@ impl Default for SipConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
             max_message_size: 65_536,
             tcp_idle_timeout: Duration::from_secs(300),
+            tcp_message_timeout: Duration::from_secs(10),
+            tcp_max_connections: 4096,
+            tcp_max_connections_per_source: 256,
+            max_server_transactions: 20_000,
+            rate_limit_requests: 200,
+            rate_limit_interval: Duration::from_secs(1),
+            rate_limit_block: Duration::from_secs(10),
             echo_number: None,
             echo_max_duration: Duration::from_secs(3600),
             prompt_number: None,
@@ -535,6 +563,35 @@ impl Config {
         }
         if self.sip.tcp_idle_timeout < Duration::from_secs(1) {
             return bad("sip.tcp_idle_timeout", "wanted a duration of at least 1s");
+        }
+        if self.sip.tcp_message_timeout < Duration::from_millis(100) {
+            return bad(
+                "sip.tcp_message_timeout",
+                "wanted a duration of at least 100ms",
+            );
+        }
+        if self.sip.tcp_max_connections == 0 {
+            return bad("sip.tcp_max_connections", "wanted at least 1");
+        }
+        if !(1..=self.sip.tcp_max_connections).contains(&self.sip.tcp_max_connections_per_source) {
+            return bad(
+                "sip.tcp_max_connections_per_source",
+                "wanted at least 1 and at most sip.tcp_max_connections",
+            );
+        }
+        if self.sip.max_server_transactions < 100 {
+            return bad("sip.max_server_transactions", "wanted at least 100");
+        }
+        if self.sip.rate_limit_interval < Duration::from_millis(100)
+            || self.sip.rate_limit_interval > Duration::from_secs(3600)
+        {
+            return bad(
+                "sip.rate_limit_interval",
+                "wanted a duration between 100ms and 1h",
+            );
+        }
+        if self.sip.rate_limit_block > Duration::from_secs(86_400) {
+            return bad("sip.rate_limit_block", "wanted a duration of at most 24h");
         }
         if !(Duration::from_millis(10)..=Duration::from_secs(10)).contains(&self.sip.t1) {
             return bad("sip.t1", "wanted a duration between 10ms and 10s");

@@ -21,6 +21,10 @@ pub struct SipMetrics {
     pub auth_failures: IntCounter,
     /// `dialerd_sip_registrations_active`
     pub registrations: IntGauge,
+    /// `dialerd_sip_requests_shed_total{reason}`
+    pub requests_shed: IntCounterVec,
+    /// `dialerd_sip_tcp_connections_refused_total{reason}`
+    pub tcp_refused: IntCounterVec,
     /// `dialerd_trunk_up{trunk}`
     pub trunk_up: IntGaugeVec,
     /// `dialerd_trunk_registered{trunk}`
@@ -71,6 +75,20 @@ impl SipMetrics {
                 "dialerd_sip_registrations_active",
                 "Contacts currently registered by agent phones.",
             )?,
+            requests_shed: IntCounterVec::new(
+                Opts::new(
+                    "dialerd_sip_requests_shed_total",
+                    "SIP requests not given a transaction under load: reason=rate_limit (source over sip.rate_limit_requests, dropped), sources_full (too many sources tracked, dropped), transactions (over sip.max_server_transactions, answered 503 without state).",
+                ),
+                &["reason"],
+            )?,
+            tcp_refused: IntCounterVec::new(
+                Opts::new(
+                    "dialerd_sip_tcp_connections_refused_total",
+                    "SIP TCP connections closed at once: reason=total (sip.tcp_max_connections reached) or per_source (sip.tcp_max_connections_per_source reached).",
+                ),
+                &["reason"],
+            )?,
             trunk_up: IntGaugeVec::new(
                 Opts::new(
                     "dialerd_trunk_up",
@@ -101,6 +119,8 @@ impl SipMetrics {
         registry.register(Box::new(m.dialogs_active.clone()))?;
         registry.register(Box::new(m.auth_failures.clone()))?;
         registry.register(Box::new(m.registrations.clone()))?;
+        registry.register(Box::new(m.requests_shed.clone()))?;
+        registry.register(Box::new(m.tcp_refused.clone()))?;
         registry.register(Box::new(m.trunk_up.clone()))?;
         registry.register(Box::new(m.trunk_registered.clone()))?;
         registry.register(Box::new(m.trunk_calls_active.clone()))?;

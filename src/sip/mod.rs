@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod id;
 pub mod leg;
 pub mod metrics;
+pub mod pike;
 pub mod registrar;
 pub mod server;
 pub mod transaction;

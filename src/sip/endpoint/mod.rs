@@ -2,6 +2,7 @@
 //! transaction and dialog layers and the server core, moves messages between them, and serves
 //! the call legs of the layers above ([`crate::sip::leg`]).
 
+mod admission;
 mod legs;
 mod trunking;
 
@@ -69,6 +70,10 @@ pub async fn start(
         TransportConfig {
             max_message_size: cfg.max_message_size,
             tcp_idle_timeout: cfg.tcp_idle_timeout,
+            tcp_message_timeout: cfg.tcp_message_timeout,
+            tcp_max_connections: cfg.tcp_max_connections,
+            tcp_max_connections_per_source: cfg.tcp_max_connections_per_source,
+            tcp_refused: metrics.tcp_refused.clone(),
         },
         tx,
         sockets_stop.clone(),
@@ -76,16 +81,6 @@ pub async fn start(
     .await?;
     let local_addrs = transports.local_addrs().to_vec();
     let resolved = resolve_trunks(cfg_trunks).await;
-    let mut trusted: Vec<ipnet::IpNet> = cfg_trunks
-        .iter()
-        .flat_map(|t| t.inbound_from.iter().map(|c| c.0))
-        .collect();
-    trusted.extend(
-        resolved
-            .iter()
-            .flatten()
-            .map(|a| ipnet::IpNet::from(a.ip())),
-    );
     let trunk_addrs = cfg_trunks
         .iter()
         .zip(&resolved)
@@ -93,6 +88,7 @@ pub async fn start(
         .collect();
     let sip = SipHandle::new(commands_tx, local_addrs.clone(), trunk_addrs);
     let trunks = Trunks::new(cfg_trunks, resolved, now());
+    let trusted = trunks.trusted_sources();
     let trunk_view: TrunkView = Arc::new(RwLock::new(trunks.status()));
     metrics.set_trunks(&trunks.status());
     let endpoint = Endpoint {
@@ -101,6 +97,7 @@ pub async fn start(
             t2: cfg.t2,
             t4: cfg.t4,
         }),
+        admission: admission::Admission::new(cfg),
         server: Server::new(
             ServerPolicy {
                 server: format!("dialerd/{}", env!("CARGO_PKG_VERSION")),
@@ -198,6 +195,8 @@ async fn resolve_trunks(trunks: &[TrunkConfig]) -> Vec<Option<SocketAddr>> {
 /// The endpoint task's state.
 struct Endpoint {
     layer: TransactionLayer,
+    /// What decides, before any state is kept, which requests get a transaction.
+    admission: admission::Admission,
     server: Server,
     transports: Transports,
     metrics: SipMetrics,
@@ -338,7 +337,10 @@ impl Endpoint {
                                 !asked
                             });
                         }
-                        self.layer.handle_message(now(), msg, peer)
+                        match msg {
+                            rsip::SipMessage::Request(req) => self.admit(req, peer),
+                            msg => self.layer.handle_message(now(), msg, peer),
+                        }
                     }
                     Err(e) => self.reject(e, peer),
                 }
@@ -473,7 +475,7 @@ impl Endpoint {
                     || self.rx.len() > BACKLOG_LIMIT;
                 self.server.policy_mut().refuse_new_calls = refuse;
                 let tag = self.layer.new_tag();
-                match self.server.route(now(), &request, peer.addr.ip(), &tag) {
+                match self.server.route(now(), &request, peer.addr, &tag) {
                     Some(Outcome::Respond(resp)) => self.respond(&key, resp),
                     Some(Outcome::Incoming) => self.offer_incoming(key, request, peer, tag),
                     None => {}

@@ -311,6 +311,8 @@ pub struct TransactionLayer {
     id_gen: IdGen,
     stray_responses: u64,
     dropped: u64,
+    /// Server transactions among `txns` (the endpoint caps them).
+    servers: usize,
 }
 
 impl TransactionLayer {
@@ -329,6 +331,7 @@ impl TransactionLayer {
             id_gen: IdGen::new(),
             stray_responses: 0,
             dropped: 0,
+            servers: 0,
         }
     }
 
@@ -411,6 +414,19 @@ impl TransactionLayer {
         self.txns.len()
     }
 
+    /// Live server transactions, the ones peers can create: what a cap on them counts.
+    pub fn server_transactions(&self) -> usize {
+        self.servers
+    }
+
+    /// Stamps `request`'s top Via as a server transaction would (`received`, `rport`) and says
+    /// where its response goes (§18.2.2), for requests the TU answers without a transaction;
+    /// `None` when it has no usable Via.
+    pub fn stateless_destination(&self, request: &mut rsip::Request, peer: Peer) -> Option<Peer> {
+        key::stamp_top_via(&mut request.headers, peer.addr);
+        TopVia::of(&request.headers).map(|via| response_destination(&via, peer))
+    }
+
     /// True when no transaction is live.
     pub fn is_empty(&self) -> bool {
         self.txns.is_empty()
@@ -468,6 +484,9 @@ impl TransactionLayer {
             return;
         }
         if let Some(mut txn) = self.txns.remove(key) {
+            if matches!(txn.kind, Kind::InviteServer | Kind::NonInviteServer) {
+                self.servers -= 1;
+            }
             self.ctx.disarm_all(&mut txn);
             if let Some(ids) = txn.ids.take() {
                 if self.ids.get(&ids) == Some(key) {

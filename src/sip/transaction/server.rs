@@ -90,6 +90,7 @@ impl TransactionLayer {
             txn.last_response = Some((100, bytes));
         }
         self.txns.insert(key.clone(), txn);
+        self.servers += 1;
         self.ctx
             .events
             .push_back(Event::Request { key, request, peer });
@@ -172,6 +173,7 @@ impl TransactionLayer {
         // Cannot fail: a fresh non-INVITE server transaction accepts a final response.
         let _ = respond(&mut self.ctx, &mut txn, &key, resp, now);
         self.txns.insert(key.clone(), txn);
+        self.servers += 1;
         self.reap(&key);
         if pending {
             self.ctx

@@ -1529,3 +1529,42 @@ fn forked_2xx_in_accepted_reach_the_tu() {
         .collect();
     assert_eq!(tags, vec!["leg1", "leg2", "leg1"]);
 }
+
+#[test]
+fn server_transactions_are_counted_until_they_end() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    l.send_request(t0, our_options("z9hG4bKours"), carrier())
+        .unwrap();
+    for i in 0..3 {
+        let r = req(&request_text(
+            "OPTIONS",
+            &format!("z9hG4bKsrv{i}"),
+            "192.0.2.1:5060",
+            &format!("{} OPTIONS", i + 1),
+            None,
+            "",
+        ));
+        l.handle_message(t0, rsip::SipMessage::Request(r), phone());
+    }
+    let cancel = req(&request_text(
+        "CANCEL",
+        "z9hG4bKnone",
+        "192.0.2.1:5060",
+        "1 CANCEL",
+        None,
+        "",
+    ));
+    l.handle_message(t0, rsip::SipMessage::Request(cancel), phone());
+    assert_eq!(l.len(), 5);
+    assert_eq!(l.server_transactions(), 4, "our own request is not counted");
+    for e in events(&mut l) {
+        if let Event::Request { key, request, .. } = e {
+            l.send_response(t0, &key, answer(&request, 200, "t"))
+                .unwrap();
+        }
+    }
+    // Timer J ends them 64×T1 later.
+    drain_all(&mut l, t0);
+    assert_eq!(l.server_transactions(), 0);
+}

@@ -3,8 +3,11 @@
 //! Thin tokio code: it moves bytes between sockets and the endpoint's channel and knows nothing
 //! of SIP beyond stream framing. TLS and WebSocket transports slot in beside `udp` and `tcp`.
 
+mod limits;
 mod tcp;
 mod udp;
+
+pub use limits::{ConnectionLimits, Permit, Refused};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -109,8 +112,16 @@ pub enum TransportError {
 pub struct TransportConfig {
     /// Largest message accepted.
     pub max_message_size: usize,
-    /// Idle TCP connections are closed after this.
+    /// TCP connections that carry no whole message for this long are closed.
     pub tcp_idle_timeout: Duration,
+    /// A message begun on a TCP connection must be complete within this.
+    pub tcp_message_timeout: Duration,
+    /// Most inbound TCP connections at once.
+    pub tcp_max_connections: usize,
+    /// Most inbound TCP connections from one IP address.
+    pub tcp_max_connections_per_source: usize,
+    /// Counts connections refused over a cap, by reason.
+    pub tcp_refused: prometheus::IntCounterVec,
 }
 
 /// Open TCP connections by remote address: each has a writer queue.
@@ -122,6 +133,7 @@ pub struct Transports {
     udp: Vec<Arc<tokio::net::UdpSocket>>,
     local: Vec<SocketAddr>,
     connections: Connections,
+    limits: ConnectionLimits,
     inbound: mpsc::Sender<Inbound>,
     config: TransportConfig,
     stop: CancellationToken,
@@ -153,6 +165,10 @@ impl Transports {
             udp: udp_sockets,
             local,
             connections: Arc::default(),
+            limits: ConnectionLimits::new(
+                config.tcp_max_connections,
+                config.tcp_max_connections_per_source,
+            ),
             inbound,
             config,
             stop,
@@ -227,6 +243,11 @@ impl Transports {
                 Ok(())
             }
         }
+    }
+
+    /// Number of open inbound TCP connections (the ones the caps count).
+    pub fn tcp_inbound_connections(&self) -> usize {
+        self.limits.open()
     }
 
     /// Number of open TCP connections.

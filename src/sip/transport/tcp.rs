@@ -1,4 +1,5 @@
-//! TCP: accept loop, per-connection task framing by Content-Length, idle timeout, writer queue.
+//! TCP: accept loop with connection caps, per-connection task framing by Content-Length, idle
+//! and message deadlines, writer queue.
 
 use super::{Inbound, Peer, Transport, Transports};
 use crate::sip::wire::{self, Frame};
@@ -6,6 +7,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// A connection's queue of messages to write.
 type Queue = mpsc::UnboundedReceiver<Vec<u8>>;
@@ -28,7 +30,20 @@ pub(super) async fn accept(listener: TcpListener, local: SocketAddr, t: Transpor
                 }
             },
         };
-        tokio::spawn(connection(stream, from, local, t.clone(), None));
+        // Over a cap the socket is closed at once: its descriptor is back before the next accept.
+        let permit = match t.limits.admit(from.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                t.config.tcp_refused.with_label_values(&[why.label()]).inc();
+                tracing::debug!(%from, reason = why.label(), "sip tcp connection refused over a cap");
+                continue;
+            }
+        };
+        let t = t.clone();
+        tokio::spawn(async move {
+            connection(stream, from, local, t, None).await;
+            drop(permit);
+        });
     }
 }
 
@@ -87,7 +102,17 @@ async fn connection(
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
     let idle = t.config.tcp_idle_timeout;
+    let whole = t.config.tcp_message_timeout;
+    // Only whole messages (either way) restart the idle timer; a message begun must end
+    // within `whole`, so bytes trickled one at a time cannot hold the connection open.
+    let mut last_message = Instant::now();
+    let mut started: Option<Instant> = None;
     let reason = 'conn: loop {
+        let idle_at = last_message + idle;
+        let (deadline, why) = match started {
+            Some(at) if at + whole < idle_at => (at + whole, "message timeout"),
+            _ => (idle_at, "idle timeout"),
+        };
         tokio::select! {
             _ = t.stop.cancelled() => break 'conn "shutdown".to_string(),
             out = rx.recv() => match out {
@@ -96,23 +121,32 @@ async fn connection(
                         let _ = t.inbound.send(Inbound::SendFailed { peer, bytes }).await;
                         break 'conn format!("write failed: {e}");
                     }
+                    last_message = Instant::now();
                 }
                 None => break 'conn "closed".to_string(),
             },
-            read = tokio::time::timeout(idle, rd.read(&mut chunk)) => {
+            _ = tokio::time::sleep_until(deadline) => {
+                break 'conn why.to_string();
+            }
+            read = rd.read(&mut chunk) => {
                 let n = match read {
-                    Err(_) => break 'conn "idle timeout".to_string(),
-                    Ok(Err(e)) => break 'conn format!("read failed: {e}"),
-                    Ok(Ok(0)) => break 'conn "closed by peer".to_string(),
-                    Ok(Ok(n)) => n,
+                    Err(e) => break 'conn format!("read failed: {e}"),
+                    Ok(0) => break 'conn "closed by peer".to_string(),
+                    Ok(n) => n,
                 };
                 buf.extend_from_slice(&chunk[..n]);
                 loop {
                     match wire::frame(&buf, t.config.max_message_size) {
                         Ok(Frame::Incomplete) => break,
-                        Ok(Frame::Keepalive(n)) => { buf.drain(..n); }
+                        Ok(Frame::Keepalive(n)) => {
+                            buf.drain(..n);
+                            last_message = Instant::now();
+                            started = None;
+                        }
                         Ok(Frame::Message(n)) => {
                             let bytes: Vec<u8> = buf.drain(..n).collect();
+                            last_message = Instant::now();
+                            started = None;
                             if t.inbound.send(Inbound::Message { bytes, peer, local }).await.is_err() {
                                 break 'conn "endpoint gone".to_string();
                             }
@@ -123,6 +157,9 @@ async fn connection(
                             break 'conn reason;
                         }
                     }
+                }
+                if !buf.is_empty() && started.is_none() {
+                    started = Some(Instant::now());
                 }
             }
         }

@@ -5,6 +5,14 @@ fn config() -> TransportConfig {
     TransportConfig {
         max_message_size: 2048,
         tcp_idle_timeout: Duration::from_secs(300),
+        tcp_message_timeout: Duration::from_secs(10),
+        tcp_max_connections: 64,
+        tcp_max_connections_per_source: 64,
+        tcp_refused: prometheus::IntCounterVec::new(
+            prometheus::Opts::new("refused", "refused"),
+            &["reason"],
+        )
+        .unwrap(),
     }
 }
 
@@ -205,4 +213,91 @@ async fn bind_failure_names_the_address() {
         err.contains(&addr.to_string()) && err.contains("sip.listen"),
         "{err}"
     );
+}
+
+/// Writes `bytes` one at a time every `every` until the connection closes; how long it lasted.
+async fn trickle_until_closed(
+    s: &mut tokio::net::TcpStream,
+    bytes: &[u8],
+    every: Duration,
+) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 16];
+    for b in bytes.iter().cycle() {
+        if s.write_all(&[*b]).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(every, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            _ => {}
+        }
+        if start.elapsed() > Duration::from_secs(3600) {
+            panic!("never closed");
+        }
+    }
+    start.elapsed()
+}
+
+const PARTIAL: &[u8] =
+    b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKx\r\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_trickled_message_is_cut_at_the_message_deadline() {
+    let cfg = TransportConfig {
+        tcp_idle_timeout: Duration::from_secs(300),
+        tcp_message_timeout: Duration::from_secs(10),
+        ..config()
+    };
+    let (t, _rx, _stop) = bound(cfg).await;
+    let mut s = tokio::net::TcpStream::connect(t.local_addrs()[0])
+        .await
+        .unwrap();
+    let open = trickle_until_closed(&mut s, PARTIAL, Duration::from_secs(1)).await;
+    assert!(
+        (Duration::from_secs(10)..Duration::from_secs(12)).contains(&open),
+        "{open:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_whole_messages_restart_the_idle_timer() {
+    let cfg = TransportConfig {
+        tcp_idle_timeout: Duration::from_secs(30),
+        tcp_message_timeout: Duration::from_secs(600),
+        ..config()
+    };
+    let (t, _rx, _stop) = bound(cfg).await;
+    let mut s = tokio::net::TcpStream::connect(t.local_addrs()[0])
+        .await
+        .unwrap();
+    let open = trickle_until_closed(&mut s, PARTIAL, Duration::from_secs(1)).await;
+    assert!(
+        (Duration::from_secs(30)..Duration::from_secs(32)).contains(&open),
+        "{open:?}"
+    );
+}
+
+#[tokio::test]
+async fn inbound_connections_over_the_per_source_cap_are_closed() {
+    let cfg = TransportConfig {
+        tcp_max_connections: 10,
+        tcp_max_connections_per_source: 2,
+        ..config()
+    };
+    let refused = cfg.tcp_refused.clone();
+    let (t, _rx, _stop) = bound(cfg).await;
+    let addr = t.local_addrs()[0];
+    let _a = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 8];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("the third connection was kept open")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert_eq!(refused.with_label_values(&["per_source"]).get(), 1);
+    assert_eq!(t.tcp_inbound_connections(), 2);
 }
