@@ -100,9 +100,13 @@ fn call_id(msg: &str) -> Option<String> {
     })
 }
 
-/// (method, top Via value): what RFC 3261 §17.2.3 matches server transactions on.
+/// (method, top Via value): what RFC 3261 §17.2.3 matches server transactions on. `None` for
+/// OPTIONS: it is answered without a transaction, so each message gets its own answer.
 fn txn_key(msg: &str) -> Option<(String, String)> {
     let method = msg.split(' ').next()?.to_string();
+    if method == "OPTIONS" {
+        return None;
+    }
     let head = msg.split("\r\n\r\n").next().unwrap_or("");
     let via = head.lines().skip(1).find_map(|l| {
         let (name, value) = l.split_once(':')?;
