@@ -134,14 +134,22 @@ class Call:
         return sum(1 for t in self.echoes if a <= t < b)
 
     def bye(self):
+        """BYE, retransmitted as a UA would (Timer E: 0.5 s doubling to 4 s, for 32 s)."""
         self.stop = True
-        self.send(
+        bye = (
             f"BYE sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {self.local};branch=z9hG4bK-held-bye;rport\r\n"
             f"Max-Forwards: 70\r\nFrom: <sip:flood@{self.local}>;tag=held\r\nTo: {header(self.ok, 'To')}\r\n"
             f"Call-ID: held-call@flood\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
         )
-        resp = self.final("BYE")
-        return resp[:30].strip() if resp else "no answer"
+        start = time.monotonic()
+        interval = 0.5
+        while time.monotonic() - start < 32:
+            self.send(bye)
+            resp = self.final("BYE", limit=interval)
+            if resp:
+                return "%s after %.1f s" % (resp.split("\r\n")[0], time.monotonic() - start)
+            interval = min(interval * 2, 4)
+        return "no answer in 32 s"
 
 
 def sender(target, rate, seconds, method, ips, counter, seed):

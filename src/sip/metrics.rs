@@ -78,7 +78,7 @@ impl SipMetrics {
             requests_shed: IntCounterVec::new(
                 Opts::new(
                     "dialerd_sip_requests_shed_total",
-                    "SIP requests not given a transaction under load: reason=rate_limit (source over sip.rate_limit_requests, dropped), sources_full (too many sources tracked, dropped), transactions (over sip.max_server_transactions, answered 503 without state).",
+                    "SIP requests not given a transaction under load: reason=rate_limit (source over sip.rate_limit_requests, dropped), sources_full (too many sources tracked, dropped), backlog (inbound queue over half full, dropped), transactions (over sip.max_server_transactions, answered 503 without state).",
                 ),
                 &["reason"],
             )?,

@@ -1,7 +1,8 @@
 //! Admission of requests before the transaction layer keeps any state for them. Floods of
 //! requests outside dialogs must neither grow memory nor draw retransmitted answers, so:
-//! requests in known dialogs and retransmissions go straight on; every other request counts
-//! against its source's rate ([`Pike`]; trunks are exempt) and is dropped over it; OPTIONS and
+//! requests in known dialogs and retransmissions go straight on; every other request from a
+//! source that is no trunk is dropped while the inbound queue is backlogged, and counts
+//! against its source's rate ([`Pike`]) and is dropped over it; OPTIONS and
 //! INVITEs from sources that are no trunk are answered once without a transaction; and past
 //! `sip.max_server_transactions` the rest get a stateless 503.
 
@@ -48,6 +49,15 @@ impl Endpoint {
                 .handle_message(now, rsip::SipMessage::Request(req), peer);
         }
         let trunk = self.server.is_trusted(peer.addr);
+        // Behind a backlog the queue holds the calls' own requests too (a BYE, a re-INVITE):
+        // strangers' new requests are dropped unread so the queue drains at parsing speed.
+        if !trunk && self.rx.len() > super::BACKLOG_LIMIT {
+            self.metrics
+                .requests_shed
+                .with_label_values(&["backlog"])
+                .inc();
+            return;
+        }
         if !trunk {
             if let Err(why) = self.admission.pike.check(now, peer.addr.ip()) {
                 let reason = match why {
