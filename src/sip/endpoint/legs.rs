@@ -640,10 +640,7 @@ impl Endpoint {
             match bye {
                 Some(reason) => self.hang_up_leg(id, reason, Failure::Cancelled),
                 None => {
-                    let behind_nat = self
-                        .trunks
-                        .by_source(leg.peer.addr)
-                        .is_some_and(|c| c.nat);
+                    let behind_nat = self.trunks.by_source(leg.peer.addr).is_some_and(|c| c.nat);
                     let _ = leg.events.send(LegEvent::Answered {
                         sdp: None,
                         behind_nat,
