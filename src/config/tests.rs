@@ -282,10 +282,14 @@ fn every_list_key_takes_comma_separated_values_from_the_environment() {
         let items: Vec<&str> = value.split(',').collect();
         // Two values, and one alone (a lone number must not turn into a number).
         for given in [value.to_string(), items[0].to_string()] {
-            let cfg = parse_env("", &[(&var, &given)])
-                .unwrap_or_else(|e| panic!("{var}={given}: {e}"));
+            let cfg =
+                parse_env("", &[(&var, &given)]).unwrap_or_else(|e| panic!("{var}={given}: {e}"));
             let want: Vec<&str> = given.split(',').collect();
-            assert_eq!(value_at(&cfg, key), serde_json::json!(want), "{var}={given}");
+            assert_eq!(
+                value_at(&cfg, key),
+                serde_json::json!(want),
+                "{var}={given}"
+            );
         }
     }
 }
