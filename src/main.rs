@@ -245,6 +245,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let health = Health::new();
     let shutdown = Shutdown::new();
 
+    state::restrict_umask();
     let state_dir = state::prepare(&state::resolve(&cfg.state_dir))?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
 

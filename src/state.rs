@@ -1,6 +1,14 @@
-//! The state directory: where it is and whether it is usable.
+//! The state directory: where it is, whether it is usable, and that what the daemon keeps
+//! there (database, WAL, recordings, exports, tokens) is not readable by other users.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+
+/// Mode of a state directory the daemon creates: the group may read, others nothing.
+pub const DIR_MODE: u32 = 0o750;
+/// Bits always cleared from the modes of what the daemon creates: group write, all of others.
+/// Files come out 0640 (SQLite's 0644, `File::create`'s 0666) and folders 0750.
+const UMASK_BITS: libc::mode_t = 0o027;
 
 /// Errors preparing the state directory.
 #[derive(Debug, thiserror::Error)]
@@ -27,13 +35,30 @@ pub fn resolve(configured: &Path) -> PathBuf {
         .unwrap_or_else(|| configured.to_path_buf())
 }
 
-/// Creates the directory if needed and proves it writable.
+/// Adds 0o027 to the process umask, keeping whatever it already masks: outside systemd (whose
+/// unit sets `UMask=0027`) a login shell's 022 would leave the database and recordings
+/// world-readable. Process-wide, so `main` calls it once, before anything is created.
+pub fn restrict_umask() {
+    // SAFETY: umask only swaps the process's mask; it touches no memory of ours.
+    unsafe {
+        let old = libc::umask(UMASK_BITS);
+        libc::umask(old | UMASK_BITS);
+    }
+}
+
+/// Creates the directory (and missing parents) with [`DIR_MODE`] if needed and proves it
+/// writable. An existing directory keeps its mode: the admin (or systemd's
+/// `StateDirectoryMode=`) chose it.
 pub fn prepare(path: &Path) -> Result<PathBuf, StateError> {
     let unusable = |source| StateError::Unusable {
         path: path.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(path).map_err(unusable)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+        .map_err(unusable)?;
     let probe = path.join(".dialerd-write-probe");
     std::fs::write(&probe, b"ok").map_err(unusable)?;
     std::fs::remove_file(&probe).map_err(unusable)?;
@@ -45,11 +70,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prepare_creates_missing_directory() {
+    fn prepare_creates_missing_directory_not_open_to_others() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("a/b");
         assert_eq!(prepare(&state).unwrap(), state);
         assert!(state.is_dir());
+        // Whatever the test's umask, others get nothing (a umask could only take more away).
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !DIR_MODE, 0, "{mode:o}");
     }
 
     #[test]

@@ -50,3 +50,33 @@ fn systemd_unit_verifies_clean() {
         "systemd-analyze verify: {stderr}"
     );
 }
+
+#[test]
+fn check_config_takes_lists_from_the_environment_comma_separated() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/dialerd.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialerd"))
+        .args(["check-config", "--config"])
+        .arg(&conf)
+        .env("DIALERD__SIP__DIGEST_ALGORITHMS", "MD5,SHA-256")
+        .env("DIALERD__MEDIA__CODECS", "PCMA")
+        .env("DIALERD__LINES__CALLER_ID_POOL", "+4930111222,04930333444")
+        .env_remove("STATE_DIRECTORY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "digest_algorithms = [\"MD5\", \"SHA-256\"]",
+        "codecs = [\"PCMA\"]",
+        "caller_id_pool = [\"+4930111222\", \"04930333444\"]",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "{line} not in:\n{stdout}"
+        );
+    }
+}

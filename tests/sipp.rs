@@ -22,6 +22,9 @@ struct Plan {
     calls: u32,
     /// Run against the daemon that trusts no local address (for 403 checks).
     untrusted: bool,
+    /// Run against a daemon of its own (the scenario leaves state behind, e.g. a blocked
+    /// source address).
+    own: bool,
     /// SIPp plays the carrier (UAS) and dialerd places a test call to it.
     uas: bool,
     /// For UAS scenarios: the test call's outcome, `answered` or `rejected:CODE`.
@@ -55,6 +58,7 @@ fn plan(xml: &str, path: &Path) -> Plan {
         transports: vec!["udp".into()],
         calls: 1,
         untrusted: false,
+        own: false,
         uas: false,
         expect: None,
         lost: 0,
@@ -69,6 +73,7 @@ fn plan(xml: &str, path: &Path) -> Plan {
             Some(("transports", v)) => plan.transports = v.split(',').map(str::to_string).collect(),
             Some(("calls", v)) => plan.calls = v.parse().expect("calls=N"),
             Some(("daemon", "untrusted")) => plan.untrusted = true,
+            Some(("daemon", "own")) => plan.own = true,
             Some(("role", "uas")) => plan.uas = true,
             Some(("expect", v)) => plan.expect = Some(v.to_string()),
             Some(("lost", v)) => plan.lost = v.parse().expect("lost=PERCENT"),
@@ -182,7 +187,12 @@ fn every_sipp_scenario_passes_against_the_daemon() {
         }
         for transport in &plan.transports {
             runs += 1;
-            let target = if plan.untrusted { stranger.sip } else { d.sip };
+            let own = plan.own.then(|| Daemon::start(TRUSTED));
+            let target = match &own {
+                Some(own) => own.sip,
+                None if plan.untrusted => stranger.sip,
+                None => d.sip,
+            };
             let (code, log) = run_uac(path, target, transport, plan.calls, plan.lost);
             if code != Some(0) {
                 failures.push(format!(
@@ -356,5 +366,36 @@ fn sipp_run_fails_when_the_answer_is_wrong() {
         code,
         Some(0),
         "a scenario expecting 486 must fail against a 200"
+    );
+}
+
+#[test]
+fn register_guessing_is_throttled_logged_with_its_source_and_counted() {
+    let mut d = Daemon::start(TRUSTED);
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-scenarios/register_guessing.xml");
+    let (code, log) = run_uac(&scenario, d.sip, "udp", 1, 0);
+    assert_eq!(code, Some(0), "{log}");
+    // Every judged guess is one log line naming where it came from.
+    let mut failures = Vec::new();
+    while let Some(line) = d.try_wait_log(
+        "REGISTER authentication failed",
+        std::time::Duration::from_millis(500),
+    ) {
+        failures.push(line);
+    }
+    assert_eq!(failures.len(), 6, "{failures:#?}");
+    for line in &failures {
+        assert_eq!(line["fields"]["source"], "127.0.0.1", "{line}");
+        assert_eq!(line["fields"]["user"], "\"agent1\"", "{line}");
+    }
+    let metrics = d.get("/metrics").1;
+    assert_eq!(
+        common::metric(&metrics, "dialerd_sip_auth_failures_total"),
+        Some(6.0)
+    );
+    assert_eq!(
+        common::metric(&metrics, "dialerd_sip_register_throttled_total"),
+        Some(1.0)
     );
 }

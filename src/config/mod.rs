@@ -4,10 +4,12 @@
 //! is deserialised with `serde_path_to_error` so every error names the key, and the key's origin
 //! (the file or the environment) is looked up so the message names where it came from.
 
+mod env;
 mod error;
 mod secret;
 mod types;
 
+pub use env::list_keys;
 pub use error::ConfigError;
 pub use secret::Secret;
 pub use types::*;
@@ -16,9 +18,6 @@ use std::path::{Path, PathBuf};
 
 /// Prefix of environment overrides; `DIALERD__SIP__LISTEN` sets `sip.listen`.
 pub const ENV_PREFIX: &str = "DIALERD";
-
-/// Keys whose environment value is a comma-separated list.
-const ENV_LIST_KEYS: &[&str] = &["sip.listen"];
 
 /// The config file used when none is given: `conf/dialerd.toml` in the working directory when it
 /// exists (a checkout), else the system path.
@@ -55,22 +54,9 @@ pub fn from_toml_str(
     file: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
-    let env_map: config::Map<String, String> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
-        .collect();
-    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
-        .prefix_separator("__")
-        .separator("__")
-        .try_parsing(true)
-        .list_separator(",")
-        .source(Some(env_map));
-    for key in ENV_LIST_KEYS {
-        environment = environment.with_list_parse_key(key);
-    }
     let tree = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
-        .add_source(environment)
+        .add_source(env::EnvOverrides::new(env))
         .build()
         .map_err(|e| ConfigError::Syntax {
             file: file.to_string(),

@@ -282,3 +282,74 @@ fn import_limits_parse_are_checked_and_need_a_restart() {
         assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
     }
 }
+
+/// Every list key with two values, written as the README says lists are given in the
+/// environment: comma-separated.
+const LIST_SAMPLES: &[(&str, &str)] = &[
+    ("lines.caller_id_pool", "+4930111222,04930333444"),
+    ("media.codecs", "PCMA,PCMU"),
+    ("sip.digest_algorithms", "MD5,SHA-256"),
+    ("sip.listen", "127.0.0.1:5062,[::1]:5062"),
+];
+
+/// The value at dotted `key` of the configuration as serialised.
+fn value_at(cfg: &Config, key: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(cfg).unwrap();
+    for part in key.split('.') {
+        v = v[part].take();
+    }
+    v
+}
+
+#[test]
+fn every_list_key_takes_comma_separated_values_from_the_environment() {
+    let sampled: Vec<&str> = LIST_SAMPLES.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        list_keys(),
+        sampled,
+        "every list key needs a sample in LIST_SAMPLES (and the README's word that lists can \
+         be given comma-separated)"
+    );
+    for (key, value) in LIST_SAMPLES {
+        let var = env_name(key);
+        let items: Vec<&str> = value.split(',').collect();
+        // Two values, and one alone (a lone number must not turn into a number).
+        for given in [value.to_string(), items[0].to_string()] {
+            let cfg =
+                parse_env("", &[(&var, &given)]).unwrap_or_else(|e| panic!("{var}={given}: {e}"));
+            let want: Vec<&str> = given.split(',').collect();
+            assert_eq!(
+                value_at(&cfg, key),
+                serde_json::json!(want),
+                "{var}={given}"
+            );
+        }
+    }
+}
+
+#[test]
+fn env_values_keep_leading_zeros_and_plus_and_still_parse_as_numbers() {
+    let cfg = parse_env(
+        "",
+        &[
+            ("DIALERD__LINES__ACCESS_NUMBER", "04930999111"),
+            ("DIALERD__LINES__CALLER_ID", "+4930999111"),
+            ("DIALERD__SIP__MAX_CALLS", "25"),
+            ("DIALERD__SIP__FORCE_RPORT", "true"),
+            ("DIALERD__MEDIA__RTP_PORT_MIN", "20000"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(cfg.lines.access_number.as_deref(), Some("04930999111"));
+    assert_eq!(cfg.lines.caller_id.as_deref(), Some("+4930999111"));
+    assert_eq!(cfg.sip.max_calls, 25);
+    assert!(cfg.sip.force_rport);
+    assert_eq!(cfg.media.rtp_port_min, 20000);
+    let err = parse_env("", &[("DIALERD__SIP__MAX_CALLS", "many")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("environment variable DIALERD__SIP__MAX_CALLS: key `sip.max_calls`"),
+        "{err}"
+    );
+}

@@ -19,6 +19,8 @@ pub struct SipMetrics {
     pub dialogs_active: IntGauge,
     /// `dialerd_sip_auth_failures_total`
     pub auth_failures: IntCounter,
+    /// `dialerd_sip_register_throttled_total`
+    pub register_throttled: IntCounter,
     /// `dialerd_sip_registrations_active`
     pub registrations: IntGauge,
     /// `dialerd_sip_requests_shed_total{reason}`
@@ -71,6 +73,11 @@ impl SipMetrics {
                 "dialerd_sip_auth_failures_total",
                 "Digest authentications that failed (wrong password, unknown user).",
             )?,
+            register_throttled: IntCounter::new(
+                "dialerd_sip_register_throttled_total",
+                "REGISTERs answered 503 without a password check: their source or account \
+                 failed authentication too often.",
+            )?,
             registrations: IntGauge::new(
                 "dialerd_sip_registrations_active",
                 "Contacts currently registered by agent phones.",
@@ -118,6 +125,7 @@ impl SipMetrics {
         registry.register(Box::new(m.parse_errors.clone()))?;
         registry.register(Box::new(m.dialogs_active.clone()))?;
         registry.register(Box::new(m.auth_failures.clone()))?;
+        registry.register(Box::new(m.register_throttled.clone()))?;
         registry.register(Box::new(m.registrations.clone()))?;
         registry.register(Box::new(m.requests_shed.clone()))?;
         registry.register(Box::new(m.tcp_refused.clone()))?;

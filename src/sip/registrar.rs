@@ -1,11 +1,17 @@
 //! Registrar for agent phones (RFC 3261 §10.3), sans-IO: digest-authenticated REGISTER,
 //! bindings with expiry, several contacts per address of record, `Expires: 0` and `*`.
+//!
+//! Password guessing is slowed down three ways: a nonce serves only a few wrong answers, the
+//! sources and accounts that keep failing are answered 503 with Retry-After without any
+//! password being checked (an [`AuthLimiter`]), and every failure is logged with its source
+//! address so a log watcher such as fail2ban can block it at the firewall.
 
-use crate::sip::auth::{AuthKind, DigestServer, Secret, Verdict};
+use crate::sip::auth::{AuthKind, AuthLimiter, DigestServer, LimiterConfig, Secret, Verdict};
 use crate::sip::transaction::{cseq_of, header_param, make_response};
 use rsip::headers::untyped::UntypedHeader;
 use rsip::Header;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How long a nonce stays usable.
@@ -41,6 +47,9 @@ pub struct Registrar {
     accounts: HashMap<String, String>,
     bindings: HashMap<String, Vec<Binding>>,
     digest: DigestServer,
+    limiter: AuthLimiter,
+    /// REGISTERs refused unchecked because their source or account failed too often.
+    throttled: u64,
     /// Number of bindings and the next lapse, kept current on every change so the driver's
     /// per-message reads cost nothing.
     count: usize,
@@ -57,14 +66,27 @@ impl Registrar {
             accounts,
             bindings: HashMap::new(),
             digest,
+            limiter: AuthLimiter::new(LimiterConfig::default()),
+            throttled: 0,
             count: 0,
             next_expiry: None,
         }
     }
 
+    /// Replaces the failure back-off (tests use short blocks).
+    pub fn with_limiter(mut self, cfg: LimiterConfig) -> Self {
+        self.limiter = AuthLimiter::new(cfg);
+        self
+    }
+
     /// Failed authentications so far (for `dialerd_sip_auth_failures_total`).
     pub fn auth_failures(&self) -> u64 {
         self.digest.failures()
+    }
+
+    /// REGISTERs answered 503 unchecked so far (for `dialerd_sip_register_throttled_total`).
+    pub fn throttled(&self) -> u64 {
+        self.throttled
     }
 
     /// Registered contacts across all users.
@@ -91,9 +113,15 @@ impl Registrar {
         self.summarise();
     }
 
-    /// Answers a REGISTER.
-    pub fn handle(&mut self, now: Instant, req: &rsip::Request, tag: &str) -> rsip::Response {
-        let resp = self.register(now, req, tag);
+    /// Answers a REGISTER from `source`.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        req: &rsip::Request,
+        source: IpAddr,
+        tag: &str,
+    ) -> rsip::Response {
+        let resp = self.register(now, req, source, tag);
         self.summarise();
         resp
     }
@@ -103,9 +131,28 @@ impl Registrar {
         self.next_expiry = self.bindings.values().flatten().map(|b| b.expires_at).min();
     }
 
-    fn register(&mut self, now: Instant, req: &rsip::Request, tag: &str) -> rsip::Response {
+    fn register(
+        &mut self,
+        now: Instant,
+        req: &rsip::Request,
+        source: IpAddr,
+        tag: &str,
+    ) -> rsip::Response {
         let reply = |code| make_response(req, code, Some(tag));
         let accounts = &self.accounts;
+        // Only real accounts are tracked per account; other names count against the source.
+        let claimed = self.digest.claimed_username(req, AuthKind::Www);
+        let account = claimed.as_deref().filter(|u| accounts.contains_key(*u));
+        if let Err(wait) = self.limiter.check(now, source, account) {
+            self.throttled += 1;
+            tracing::debug!(%source, user = ?claimed, "REGISTER throttled");
+            let mut r = reply(503);
+            r.headers.push(Header::Other(
+                "Retry-After".into(),
+                wait.as_secs_f64().ceil().max(1.0).to_string(),
+            ));
+            return r;
+        }
         let user = match self.digest.verify_request(now, req, AuthKind::Www, |u| {
             accounts.get(u).map(|p| Secret::Password(p.clone()))
         }) {
@@ -113,10 +160,20 @@ impl Registrar {
             Verdict::Missing => return self.challenge(now, req, tag, false),
             Verdict::Stale(_) => return self.challenge(now, req, tag, true),
             Verdict::Failed(e) => {
-                tracing::info!(error = %e, "REGISTER authentication failed");
+                let blocked = self.limiter.failed(now, source, account);
+                // Fields in a fixed order, the source first and the user quoted, so a log
+                // watcher's pattern cannot be steered by what the sender chose as user name.
+                tracing::warn!(
+                    source = %source,
+                    user = ?claimed.unwrap_or_default(),
+                    blocked_secs = blocked.map_or(0, |d| d.as_secs()),
+                    error = %e,
+                    "REGISTER authentication failed"
+                );
                 return reply(403);
             }
         };
+        self.limiter.succeeded(source, &user);
         // One may only register one's own address of record.
         let aor_user = header_value(req, "To").and_then(|v| uri_user(&v));
         if aor_user.as_deref() != Some(user.as_str()) {

@@ -8,7 +8,9 @@
 //!   needed to know a nonce is ours and how old it is) and remembers the highest `nc` per nonce
 //!   in a bounded table to refuse replays.
 //!
-//! Neither half reads a clock or does IO: time comes in as `now`, credentials come from a
+//! - [`AuthLimiter`]: blocks sources and accounts that keep failing, with growing back-off.
+//!
+//! None of them reads a clock or does IO: time comes in as `now`, credentials come from a
 //! caller-supplied lookup.
 //!
 //! `transaction::header_param` is not used here: it reads `;`-separated name-addr parameters,
@@ -16,6 +18,7 @@
 
 mod client;
 mod digest;
+mod limiter;
 mod params;
 mod server;
 
@@ -24,8 +27,9 @@ mod tests;
 
 pub use client::{apply, with_credentials, AuthHeader, ClientOutcome, DigestClient};
 pub use digest::{ha1, response, ResponseInput};
+pub use limiter::{AuthLimiter, LimiterConfig};
 pub use params::{Challenge, Credentials};
-pub use server::{DigestServer, Secret, StaleReason, Verdict};
+pub use server::{DigestServer, Secret, StaleReason, Verdict, MAX_FAILURES_PER_NONCE};
 
 use rsip::headers::untyped::UntypedHeader;
 use rsip::Header;

@@ -7,8 +7,12 @@
 //! dropped and every nonce issued before them is treated as expired: a forgotten nonce must
 //! never look unused again.
 //!
-//! The order of checks matters: the digest is checked first, so that `stale=true` (which tells
-//! a phone to retry silently) is only ever sent to someone who knows the password.
+//! The order of checks matters: the nonce is checked first, and a password is only judged
+//! against a nonce that is ours, fresh, tracked, and has not yet served its share of failed
+//! attempts. Any other nonce is answered `stale=true` whatever the password, so it tells a
+//! guesser nothing: otherwise one made-up or expired nonce would be an unlimited oracle. A
+//! phone with the right password retries silently on a fresh nonce, one with a wrong password
+//! then meets a verdict.
 
 use super::digest::{ct_eq, ha1, hmac_sha256, response, to_hex, ResponseInput};
 use super::{Algorithm, AuthError, AuthKind, Challenge, Credentials, Qop, RequestParts};
@@ -19,6 +23,9 @@ use std::time::{Duration, Instant};
 
 /// Default bound of the replay table.
 const DEFAULT_MAX_TRACKED: usize = 16_384;
+/// Wrong answers one nonce may receive before it is spent: a guesser has to come back for a
+/// fresh challenge, while a phone with a mistyped password fails once per nonce anyway.
+pub const MAX_FAILURES_PER_NONCE: u32 = 3;
 
 /// What the lookup knows about a user.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,6 +62,8 @@ pub enum StaleReason {
     Replayed,
     /// Its replay state was dropped to bound memory.
     Forgotten,
+    /// It already received [`MAX_FAILURES_PER_NONCE`] wrong answers.
+    Spent,
 }
 
 /// The outcome of checking a request's credentials.
@@ -69,7 +78,8 @@ pub enum Verdict {
     },
     /// No Digest credentials for our realm: challenge (401/407).
     Missing,
-    /// The password was right but the nonce cannot be used: challenge with `stale=true`.
+    /// The nonce cannot be used (no password was judged, except for a replay of a right
+    /// answer): challenge again with `stale=true`.
     Stale(StaleReason),
     /// Refused (answer 403, or challenge again); counted in [`DigestServer::failures`].
     Failed(AuthError),
@@ -79,7 +89,10 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     issued_ms: u64,
+    /// Highest `nc` of a right answer (0: none yet).
     max_nc: u32,
+    /// Wrong answers received.
+    failures: u32,
 }
 
 /// Issues nonces for one realm and verifies credentials against them.
@@ -205,12 +218,7 @@ impl DigestServer {
         kind: AuthKind,
         lookup: impl FnOnce(&str) -> Option<Secret>,
     ) -> Verdict {
-        let ours = AuthKind::credentials_in(&req.headers)
-            .into_iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, v)| v)
-            .find(|v| Credentials::parse(v).is_ok_and(|c| c.realm == self.realm));
-        let Some(value) = ours else {
+        let Some(value) = self.credentials_value(req, kind) else {
             return Verdict::Missing;
         };
         let method = req.method.to_string();
@@ -221,6 +229,22 @@ impl DigestServer {
             body: &req.body,
         };
         self.verify(now, parts, &value, lookup)
+    }
+
+    /// The user name `req`'s credentials for our realm claim, before anything is checked (to
+    /// rate-limit failures per account).
+    pub fn claimed_username(&self, req: &rsip::Request, kind: AuthKind) -> Option<String> {
+        let value = self.credentials_value(req, kind)?;
+        Credentials::parse(&value).ok().map(|c| c.username)
+    }
+
+    /// The first credentials value of `kind` in `req` that is Digest for our realm.
+    fn credentials_value(&self, req: &rsip::Request, kind: AuthKind) -> Option<String> {
+        AuthKind::credentials_in(&req.headers)
+            .into_iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, v)| v)
+            .find(|v| Credentials::parse(v).is_ok_and(|c| c.realm == self.realm))
     }
 
     /// Checks one credentials value against `req`.
@@ -244,10 +268,31 @@ impl DigestServer {
         if creds.realm != self.realm {
             return Verdict::Missing;
         }
+
+        // Only a usable nonce gets a password judged (see the module docs).
+        let Some(issued_ms) = self.nonce_issued(&creds.nonce) else {
+            return Verdict::Stale(StaleReason::Unknown);
+        };
+        let lifetime_ms = self.nonce_lifetime.as_millis() as u64;
+        if issued_ms > now_ms || now_ms - issued_ms > lifetime_ms {
+            return Verdict::Stale(StaleReason::Expired);
+        }
+        if issued_ms < self.floor_ms {
+            return Verdict::Stale(StaleReason::Forgotten);
+        }
+        if self
+            .seen
+            .get(&creds.nonce)
+            .is_some_and(|s| s.failures >= MAX_FAILURES_PER_NONCE)
+        {
+            return Verdict::Stale(StaleReason::Spent);
+        }
+
         let Some(secret) = lookup(&creds.username) else {
             // Hash anyway so an unknown user answers as slowly as a wrong password.
             let _ = ha1(creds.algorithm.base(), &creds.username, &self.realm, "");
-            return self.fail(AuthError::UnknownUser(creds.username));
+            let e = AuthError::UnknownUser(creds.username);
+            return self.fail_on_nonce(now_ms, issued_ms, &creds.nonce, e);
         };
         let key = match secret {
             Secret::Password(p) => ha1(creds.algorithm.base(), &creds.username, &self.realm, &p),
@@ -271,20 +316,15 @@ impl DigestServer {
         });
         let given = creds.response.trim().to_ascii_lowercase();
         if !ct_eq(expected.as_bytes(), given.as_bytes()) {
-            return self.fail(AuthError::WrongResponse(creds.username));
+            return self.fail_on_nonce(
+                now_ms,
+                issued_ms,
+                &creds.nonce,
+                AuthError::WrongResponse(creds.username),
+            );
         }
 
-        // The password is right; what remains is whether this nonce may be used (again).
-        let Some(issued_ms) = self.nonce_issued(&creds.nonce) else {
-            return Verdict::Stale(StaleReason::Unknown);
-        };
-        let lifetime_ms = self.nonce_lifetime.as_millis() as u64;
-        if issued_ms > now_ms || now_ms - issued_ms > lifetime_ms {
-            return Verdict::Stale(StaleReason::Expired);
-        }
-        if issued_ms < self.floor_ms {
-            return Verdict::Stale(StaleReason::Forgotten);
-        }
+        // The password is right; what remains is whether this `nc` was used before.
         // Without qop there is no nc: such a nonce is good for one request only.
         let nc = creds.nc.filter(|_| creds.qop.is_some()).unwrap_or(1);
         match self.seen.get_mut(&creds.nonce) {
@@ -292,25 +332,47 @@ impl DigestServer {
             Some(s) => s.max_nc = nc,
             None if nc == 0 => return Verdict::Stale(StaleReason::Replayed),
             None => {
-                if self.seen.len() >= self.max_tracked {
-                    self.evict(now_ms);
-                }
-                if issued_ms < self.floor_ms {
+                if !self.track(now_ms, issued_ms, &creds.nonce) {
                     return Verdict::Stale(StaleReason::Forgotten);
                 }
-                self.seen.insert(
-                    creds.nonce.clone(),
-                    Seen {
-                        issued_ms,
-                        max_nc: nc,
-                    },
-                );
+                if let Some(s) = self.seen.get_mut(&creds.nonce) {
+                    s.max_nc = nc;
+                }
             }
         }
         Verdict::Ok {
             username: creds.username,
             algorithm: creds.algorithm,
         }
+    }
+
+    /// Starts tracking `nonce`, making room if needed; false when making room forgot it.
+    fn track(&mut self, now_ms: u64, issued_ms: u64, nonce: &str) -> bool {
+        if self.seen.len() >= self.max_tracked {
+            self.evict(now_ms);
+        }
+        if issued_ms < self.floor_ms {
+            return false;
+        }
+        self.seen.insert(
+            nonce.to_string(),
+            Seen {
+                issued_ms,
+                max_nc: 0,
+                failures: 0,
+            },
+        );
+        true
+    }
+
+    /// A wrong answer on a usable nonce: counted against the nonce as well.
+    fn fail_on_nonce(&mut self, now_ms: u64, issued_ms: u64, nonce: &str, e: AuthError) -> Verdict {
+        if self.seen.contains_key(nonce) || self.track(now_ms, issued_ms, nonce) {
+            if let Some(s) = self.seen.get_mut(nonce) {
+                s.failures += 1;
+            }
+        }
+        self.fail(e)
     }
 
     fn fail(&mut self, e: AuthError) -> Verdict {

@@ -732,7 +732,7 @@ fn server_nonce_without_qop_is_single_use() {
 }
 
 #[test]
-fn server_expired_nonce_is_stale_only_with_right_password() {
+fn server_judges_no_password_on_an_expired_nonce() {
     let t0 = Instant::now();
     let mut srv = server(t0);
     let late = t0 + LIFETIME + Duration::from_secs(1);
@@ -741,15 +741,59 @@ fn server_expired_nonce_is_stale_only_with_right_password() {
         srv.verify(late, reg_parts(), &good, users),
         Verdict::Stale(StaleReason::Expired)
     );
+    // A wrong password gets the same answer: an old nonce is no oracle for guessing.
     let (_, bad) = answer(&mut srv, t0, "alice", "nope", Algorithm::Md5);
-    assert!(matches!(
+    assert_eq!(
         srv.verify(late, reg_parts(), &bad, users),
-        Verdict::Failed(AuthError::WrongResponse(_))
-    ));
+        Verdict::Stale(StaleReason::Expired)
+    );
+    assert_eq!(srv.failures(), 0);
     // Just inside the lifetime it is fine.
     let (_, good) = answer(&mut srv, t0, "alice", "secret", Algorithm::Md5);
     assert!(matches!(
         srv.verify(t0 + LIFETIME, reg_parts(), &good, users),
+        Verdict::Ok { .. }
+    ));
+}
+
+#[test]
+fn server_nonce_serves_a_bounded_number_of_failures() {
+    let t0 = Instant::now();
+    let mut srv = server(t0);
+    // One nonce, wrong guesses with a rising nc.
+    let (mut guesser, first) = answer(&mut srv, t0, "alice", "guess", Algorithm::Md5);
+    let mut verdicts = vec![srv.verify(t0, reg_parts(), &first, users)];
+    for _ in 0..5 {
+        let next = guesser.preemptive_values(reg_parts());
+        verdicts.push(srv.verify(t0, reg_parts(), &next[0].value, users));
+    }
+    let judged = verdicts
+        .iter()
+        .filter(|v| matches!(v, Verdict::Failed(AuthError::WrongResponse(_))))
+        .count();
+    assert_eq!(judged as u32, MAX_FAILURES_PER_NONCE, "{verdicts:?}");
+    assert_eq!(
+        verdicts.last(),
+        Some(&Verdict::Stale(StaleReason::Spent)),
+        "{verdicts:?}"
+    );
+    assert_eq!(srv.failures(), u64::from(MAX_FAILURES_PER_NONCE));
+    // Once spent the nonce judges nothing, not even the right password.
+    let c = Credentials::parse(&first).unwrap();
+    let ch = format!(
+        "Digest realm=\"dialerd\", nonce=\"{}\", qop=auth, algorithm=MD5",
+        c.nonce
+    );
+    let mut phone = DigestClient::new("alice", "secret");
+    let h = retry(phone.on_challenge_values(&[(AuthKind::Www, &ch)], &[], reg_parts()));
+    assert_eq!(
+        srv.verify(t0, reg_parts(), &h[0].value, users),
+        Verdict::Stale(StaleReason::Spent)
+    );
+    // A fresh nonce works for the right password.
+    let (_, good) = answer(&mut srv, t0, "alice", "secret", Algorithm::Md5);
+    assert!(matches!(
+        srv.verify(t0, reg_parts(), &good, users),
         Verdict::Ok { .. }
     ));
 }
@@ -796,6 +840,15 @@ fn server_refuses_forged_nonces() {
             "{forged}"
         );
     }
+    // A wrong password on a made-up nonce learns nothing either.
+    let ch = "Digest realm=\"dialerd\", nonce=\"deadbeef\", qop=auth";
+    let mut guesser = DigestClient::new("alice", "guess");
+    let h = retry(guesser.on_challenge_values(&[(AuthKind::Www, ch)], &[], reg_parts()));
+    assert_eq!(
+        srv.verify(t0, reg_parts(), &h[0].value, users),
+        Verdict::Stale(StaleReason::Unknown)
+    );
+    assert_eq!(srv.failures(), 0);
     // The genuine one still works.
     assert!(matches!(
         srv.verify(t0, reg_parts(), &answer_for_nonce(&nonce), users),

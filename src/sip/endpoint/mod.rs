@@ -426,6 +426,10 @@ impl Endpoint {
             .auth_failures
             .inc_by(failures - self.auth_failures_seen);
         self.auth_failures_seen = failures;
+        // The registrar's own count is the total; the counter follows it.
+        let throttled = registrar.throttled();
+        let shown = self.metrics.register_throttled.get();
+        self.metrics.register_throttled.inc_by(throttled - shown);
         self.metrics.registrations.set(bindings as i64);
         self.metrics.dialogs_active.set(self.dialogs.len() as i64);
         // Once traffic falls to a quarter of its peak, give memory back: a keepalive or two

@@ -1,6 +1,11 @@
 use super::*;
 use crate::sip::auth::{apply, ClientOutcome, DigestClient};
 
+/// Where the phones of these tests send from.
+const PHONE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 10));
+/// Where a password guesser sends from.
+const GUESSER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 66));
+
 fn registrar(t0: Instant) -> Registrar {
     Registrar::new(
         RegistrarConfig {
@@ -40,10 +45,21 @@ fn register(user: &str, cseq: u32, contacts: &[&str], expires: Option<u32>) -> r
 fn with_auth(
     r: &mut Registrar,
     now: Instant,
+    req: rsip::Request,
+    password: &str,
+) -> rsip::Response {
+    with_auth_from(r, now, PHONE, req, password)
+}
+
+/// As [`with_auth`], from `source`.
+fn with_auth_from(
+    r: &mut Registrar,
+    now: Instant,
+    source: IpAddr,
     mut req: rsip::Request,
     password: &str,
 ) -> rsip::Response {
-    let challenge = r.handle(now, &req, "t");
+    let challenge = r.handle(now, &req, source, "t");
     assert_eq!(challenge.status_code.code(), 401);
     let user = super::uri_user(&header_value(&req, "To").unwrap()).unwrap();
     let mut client = DigestClient::new(user, password);
@@ -51,7 +67,14 @@ fn with_auth(
         panic!("client gave up")
     };
     apply(&mut req, &headers);
-    r.handle(now, &req, "t")
+    r.handle(now, &req, source, "t")
+}
+
+fn retry_after(resp: &rsip::Response) -> Option<u64> {
+    resp.headers.iter().find_map(|h| match h {
+        Header::Other(n, v) if n.eq_ignore_ascii_case("Retry-After") => v.parse().ok(),
+        _ => None,
+    })
 }
 
 fn contacts(resp: &rsip::Response) -> Vec<String> {
@@ -94,14 +117,14 @@ fn replayed_request_is_challenged_again_not_applied() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
     let mut req = register("agent1", 1, &["<sip:agent1@192.0.2.10>"], Some(300));
-    let challenge = r.handle(t0, &req, "t");
+    let challenge = r.handle(t0, &req, PHONE, "t");
     let mut client = DigestClient::new("agent1", "correct horse");
     let ClientOutcome::Retry(h) = client.on_challenge(&challenge, &req) else {
         panic!()
     };
     apply(&mut req, &h);
-    assert_eq!(r.handle(t0, &req, "t").status_code.code(), 200);
-    let replay = r.handle(t0, &req, "t");
+    assert_eq!(r.handle(t0, &req, PHONE, "t").status_code.code(), 200);
+    let replay = r.handle(t0, &req, PHONE, "t");
     assert_eq!(
         replay.status_code.code(),
         401,
@@ -209,13 +232,13 @@ fn registering_someone_elses_address_is_forbidden() {
     );
     // agent2's credentials, agent1's address of record.
     let mut req = register("agent1", 1, &["<sip:x@192.0.2.66>"], Some(300));
-    let challenge = r.handle(t0, &req, "t");
+    let challenge = r.handle(t0, &req, PHONE, "t");
     let mut client = DigestClient::new("agent2", "battery staple");
     let ClientOutcome::Retry(h) = client.on_challenge(&challenge, &req) else {
         panic!()
     };
     apply(&mut req, &h);
-    assert_eq!(r.handle(t0, &req, "t").status_code.code(), 403);
+    assert_eq!(r.handle(t0, &req, PHONE, "t").status_code.code(), 403);
     assert_eq!(r.binding_count(), 0);
 }
 
@@ -237,4 +260,67 @@ fn older_request_of_same_call_id_does_not_undo_newer() {
         1,
         "CSeq 4 must not remove what CSeq 5 set"
     );
+}
+
+#[test]
+fn a_guessing_source_gets_503_with_retry_after_and_no_verdict() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let guess = |n| register("agent1", n, &["<sip:agent1@203.0.113.66>"], Some(300));
+    // A request with the right password, kept for later.
+    let mut right = guess(100);
+    let challenge = r.handle(t0, &right, GUESSER, "t");
+    let mut client = DigestClient::new("agent1", "correct horse");
+    let ClientOutcome::Retry(h) = client.on_challenge(&challenge, &right) else {
+        panic!()
+    };
+    apply(&mut right, &h);
+
+    for n in 1..=6 {
+        let resp = with_auth_from(&mut r, t0, GUESSER, guess(n), "wrong");
+        assert_eq!(resp.status_code.code(), 403, "guess {n}");
+    }
+    // Blocked now: refused before any check, so even the right password gets 503, not a
+    // verdict either way.
+    let resp = r.handle(t0, &right, GUESSER, "t");
+    assert_eq!(resp.status_code.code(), 503, "{resp}");
+    assert_eq!(retry_after(&resp), Some(1));
+    // After the block one more guess is judged, and the next block is twice as long.
+    let later = t0 + Duration::from_secs(1);
+    let resp = with_auth_from(&mut r, later, GUESSER, guess(7), "wrong");
+    assert_eq!(resp.status_code.code(), 403);
+    let resp = r.handle(later, &right, GUESSER, "t");
+    assert_eq!(resp.status_code.code(), 503, "{resp}");
+    assert_eq!(retry_after(&resp), Some(2));
+    assert_eq!(r.auth_failures(), 7);
+    assert_eq!(r.throttled(), 2);
+    assert_eq!(r.binding_count(), 0);
+    // The agent's own phone is not held by the guesser's block.
+    let ok = with_auth(&mut r, later, guess(8), "correct horse");
+    assert_eq!(ok.status_code.code(), 200);
+}
+
+#[test]
+fn one_nonce_serves_a_few_failures_then_a_fresh_challenge() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let mut req = register("agent1", 1, &["<sip:agent1@203.0.113.66>"], Some(300));
+    let challenge = r.handle(t0, &req, GUESSER, "t");
+    let mut client = DigestClient::new("agent1", "wrong");
+    let ClientOutcome::Retry(h) = client.on_challenge(&challenge, &req) else {
+        panic!()
+    };
+    apply(&mut req, &h);
+    let mut codes = vec![r.handle(t0, &req, GUESSER, "t").status_code.code()];
+    for _ in 0..3 {
+        // The same nonce again with a rising nonce count.
+        let h = client.preemptive(&req);
+        apply(&mut req, &h);
+        let resp = r.handle(t0, &req, GUESSER, "t");
+        codes.push(resp.status_code.code());
+        if resp.status_code.code() == 401 {
+            assert!(resp.to_string().contains("stale=true"), "{resp}");
+        }
+    }
+    assert_eq!(codes, vec![403, 403, 403, 401]);
 }

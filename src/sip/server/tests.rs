@@ -220,7 +220,9 @@ fn register_goes_to_the_registrar() {
             "t",
         )
         .unwrap();
-    assert_eq!(r3.status_code.code(), 403);
+    // A nonce that is not ours judges no password: a fresh challenge.
+    assert_eq!(r3.status_code.code(), 401);
+    assert!(header(&r3, "WWW-Authenticate").is_some_and(|c| c.contains("stale=true")));
 }
 
 #[test]
