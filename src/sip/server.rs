@@ -184,7 +184,7 @@ impl Server {
                 vec![("Retry-After", self.policy.retry_after_secs.to_string())],
             ),
             Method::Invite => return Err(Outcome::Incoming),
-            Method::Register => self.registrar.handle(now, req, source, tag),
+            Method::Register => self.registrar.handle(now, req, source.ip(), tag),
             // CANCEL is answered by the transaction layer; one reaching us matched nothing.
             _ => reply(481),
         })
