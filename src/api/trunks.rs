@@ -43,10 +43,14 @@ fn valid_number(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c))
 }
 
-/// A JSON error answer: `{"error": "...", "field": "..."}`.
+/// A problem answer, naming the field at fault when there is one.
 fn json_error(status: StatusCode, error: String, field: Option<&str>) -> Response {
-    let body = serde_json::json!({ "error": error, "field": field });
-    (status, Json(body)).into_response()
+    let problem = Problem::new(status, error);
+    match field {
+        Some(f) => problem.field(f),
+        None => problem,
+    }
+    .into_response()
 }
 
 /// Whether `caller_id` is the number of a verified line (compared as E.164).
