@@ -317,7 +317,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     tracing::info!(addr = %http.local_addr()?, "http listening");
     // The admin listener outlives the drain so /readyz can say 503 while work finishes.
     let http_stop = tokio_util::sync::CancellationToken::new();
-    let http_task = tokio::spawn(api::serve(
+    let http_done = api::server::spawn(
         http,
         api::router(api::AppState {
             metrics: metrics.clone(),
@@ -332,7 +332,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         }),
         api::server::ConnLimits::from(&cfg.http),
         http_stop.clone().cancelled_owned(),
-    ));
+    )?;
 
     health.set_ready(true);
     systemd::notify("READY=1");
@@ -370,7 +370,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         Drained::TimedOut(n) => tracing::warn!(tasks = n, "drain timeout reached; abandoning work"),
     }
     http_stop.cancel();
-    http_task.await??;
+    http_done.await??;
     store.close().await;
     tracing::info!("dialerd stopped");
     Ok(())

@@ -40,6 +40,9 @@ pub enum ApiError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The HTTP thread or its runtime cannot be started.
+    #[error("cannot start the http server: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// What handlers share.
@@ -123,16 +126,6 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
-}
-
-/// Serves until `stop` resolves, then finishes requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    limits: server::ConnLimits,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ApiError> {
-    server::serve(listener, router, limits, stop).await
 }
 
 async fn log_request(req: Request, next: Next) -> Response {

@@ -1,7 +1,9 @@
 //! The admin listener's accept loop: hyper's HTTP/1 connection with a timer, so a client
 //! that trickles its request head (slowloris) or sits idle is cut off after
 //! `http.header_read_timeout`, a cap on connections served at once, and a bounded read
-//! buffer; `axum::serve` offers none of these.
+//! buffer; `axum::serve` offers none of these. It runs on a runtime of its own, one thread at
+//! a lower CPU priority (and so are the blocking threads where passwords are hashed), so a
+//! flood of HTTP requests cannot delay SIP and media work on the main runtime.
 
 use super::ApiError;
 use axum::extract::ConnectInfo;
@@ -39,6 +41,51 @@ impl From<&crate::config::HttpConfig> for ConnLimits {
             max_connections: c.max_connections,
         }
     }
+}
+
+/// Nice value of the HTTP threads: SIP and media (nice 0) win the CPU when both want it.
+const HTTP_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's CPU priority to `HTTP_NICE`.
+fn lower_priority() {
+    // SAFETY: plain syscalls on the calling thread's own id.
+    let done = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, HTTP_NICE)
+    };
+    if done != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the HTTP thread's priority");
+    }
+}
+
+/// Serves `router` on a thread and runtime of their own (see the module docs) until `stop`
+/// resolves; the receiver gets the outcome once requests in flight have finished.
+pub fn spawn(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<Result<(), ApiError>>, ApiError> {
+    let listener = listener.into_std().map_err(ApiError::Runtime)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("dialerd-http")
+        .on_thread_start(lower_priority)
+        .build()
+        .map_err(ApiError::Runtime)?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("dialerd-http".into())
+        .spawn(move || {
+            lower_priority();
+            let done = runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener).map_err(ApiError::Runtime)?;
+                serve(listener, router, limits, stop).await
+            });
+            let _ = done_tx.send(done);
+        })
+        .map_err(ApiError::Runtime)?;
+    Ok(done_rx)
 }
 
 /// Serves until `stop` resolves, then finishes requests in flight; idle connections close.
