@@ -68,23 +68,12 @@ async fn require_json(State(limit): State<usize>, req: Request, next: Next) -> R
     if !has_body(req.headers()) {
         return next.run(req).await;
     }
-    let kind = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = kind
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let (kind, essence) = super::contacts::media_type(req.headers(), "none");
     if essence != "application/json" && !essence.ends_with("+json") {
-        let got = if kind.is_empty() { "none" } else { kind };
         return close(
             Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("wanted Content-Type: application/json, got {got}"),
+                format!("wanted Content-Type: application/json, got {kind}"),
             )
             .field("Content-Type")
             .into_response(),
