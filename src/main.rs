@@ -129,13 +129,14 @@ fn test_call(path: &Path, trunk: &str, to: &str, caller_id: Option<&str>) -> any
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
+    let token = admin_token(&state::resolve(&cfg.state_dir))?;
     let body = serde_json::json!({ "to": to, "caller_id": caller_id }).to_string();
     let mut stream = std::net::TcpStream::connect(addr)
         .with_context(|| format!("cannot reach the daemon at http.listen {addr}"))?;
     write!(
         stream,
         "POST /api/v1/trunks/{trunk}/test-call HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Authorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut resp = String::new();
@@ -155,10 +156,29 @@ fn test_call(path: &Path, trunk: &str, to: &str, caller_id: Option<&str>) -> any
             "{}",
             value
                 .get("error")
+                .or_else(|| value.get("detail"))
                 .and_then(|e| e.as_str())
                 .unwrap_or("test call failed")
         ),
     }
+}
+
+/// The admin API token: `$DIALERD_ADMIN_TOKEN`, else `admin.token` in the state directory.
+fn admin_token(state_dir: &Path) -> anyhow::Result<String> {
+    if let Some(t) = std::env::var("DIALERD_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        return Ok(t.trim().to_string());
+    }
+    let file = state_dir.join("admin.token");
+    let token = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "cannot read the admin token from {} (set DIALERD_ADMIN_TOKEN instead)",
+            file.display()
+        )
+    })?;
+    Ok(token.trim().to_string())
 }
 
 /// Runs the pacing simulator and prints one report per mode.
@@ -298,7 +318,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     tracing::info!(addr = %http.local_addr()?, "http listening");
     // The admin listener outlives the drain so /readyz can say 503 while work finishes.
     let http_stop = tokio_util::sync::CancellationToken::new();
-    let http_task = tokio::spawn(api::serve(
+    let http_done = api::server::spawn(
         http,
         api::router(api::AppState {
             metrics: metrics.clone(),
@@ -308,9 +328,12 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             store: store.clone(),
             api_metrics,
             lines,
+            http: std::sync::Arc::new(cfg.http.clone()),
+            logins: api::login_limit::LoginGuard::default(),
         }),
+        api::server::ConnLimits::from(&cfg.http),
         http_stop.clone().cancelled_owned(),
-    ));
+    )?;
 
     health.set_ready(true);
     systemd::notify("READY=1");
@@ -348,7 +371,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         Drained::TimedOut(n) => tracing::warn!(tasks = n, "drain timeout reached; abandoning work"),
     }
     http_stop.cancel();
-    http_task.await??;
+    http_done.await??;
     store.close().await;
     tracing::info!("dialerd stopped");
     Ok(())
@@ -367,6 +390,9 @@ async fn open_store(state_dir: &Path) -> anyhow::Result<Store> {
             tracing::info!("created user admin with the API token from DIALERD_ADMIN_TOKEN")
         }
         AdminBootstrap::Existing => {}
+    }
+    for name in store.normalise_user_names().await? {
+        tracing::warn!(user = %name, "user name differs from another only in case or spaces, or has characters no longer allowed; it cannot log in by password until renamed (delete it and create it again)");
     }
     tracing::info!(path = %path.display(), "store open");
     Ok(store)

@@ -198,7 +198,10 @@ fn bad_input_is_a_problem_naming_the_field() {
         d.http,
         "POST",
         "/api/v1/campaigns",
-        &[("Authorization", &format!("Bearer {ADMIN}"))],
+        &[
+            ("Authorization", &format!("Bearer {ADMIN}")),
+            ("Content-Type", "application/json"),
+        ],
         b"{not json",
     );
     assert_eq!((status, kind.as_str()), (400, "application/problem+json"));
@@ -738,6 +741,13 @@ fn role_matrix() {
         ("GET", format!("{cp}/imports/999"), None, WRITE),
         ("GET", format!("{cp}/tasks/{task}/exports"), None, WRITE),
         ("GET", format!("{cp}/tasks/{task}/exports/999"), None, WRITE),
+        ("GET", "/api/v1/trunks".into(), None, DIAL),
+        (
+            "POST",
+            "/api/v1/trunks/nosuch/test-call".into(),
+            Some(json!({"to": "4930123456"})),
+            WRITE,
+        ),
         ("GET", "/api/v1/calls".into(), None, CALLS),
         ("GET", "/api/v1/calls/0000000000000000".into(), None, CALLS),
         ("GET", "/api/v1/lines".into(), None, WRITE),
@@ -821,8 +831,9 @@ fn sigkill_during_a_large_import_keeps_whole_batches() {
     let mut s = std::net::TcpStream::connect(d.http).unwrap();
     write!(
         s,
-        "POST /api/v1/campaigns/{c}/contacts/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+        "POST /api/v1/campaigns/{c}/contacts/import HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ADMIN}\r\n\
          Content-Type: text/csv\r\nContent-Length: {}\r\n\r\n",
+        d.http,
         csv.len()
     )
     .unwrap();

@@ -74,3 +74,53 @@ fn the_document_lists_every_route_and_method_served() {
         .unwrap()
         .contains("supervisor"));
 }
+
+/// No route that changes anything or places a call answers without a token: every operation
+/// but the probes, the metrics, this document and the login is 401 without one.
+#[test]
+fn every_route_but_the_open_ones_needs_a_token() {
+    let d = Daemon::start_with(
+        "[log]\nlevel = \"info\"\n",
+        &[("DIALERD_ADMIN_TOKEN", ADMIN)],
+    );
+    let (_, _, text) = http_request(d.http, "GET", "/api/v1/openapi.json", &[], b"");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let mut open = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let concrete: String = path
+            .split('/')
+            .map(|s| match s {
+                "{name}" => "nope",
+                s if s.starts_with('{') => "1",
+                s => s,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (method, op) in ops.as_object().unwrap() {
+            let (status, _, body) = http_request(
+                d.http,
+                &method.to_ascii_uppercase(),
+                &concrete,
+                &[("Content-Type", "application/json")],
+                b"{}",
+            );
+            if status != 401 {
+                open.insert(format!("{method} {path}"));
+            } else {
+                assert_eq!(op["security"][0]["bearer"], serde_json::json!([]), "{path}");
+                assert!(body.contains("Bearer"), "{body}");
+            }
+        }
+    }
+    let want: BTreeSet<String> = [
+        "get /healthz",
+        "get /readyz",
+        "get /metrics",
+        "get /api/v1/openapi.json",
+        "post /api/v1/login",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(open, want);
+}

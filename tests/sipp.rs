@@ -273,11 +273,18 @@ fn run_carrier(scenario: &Path, plan: &Plan) -> Result<(), String> {
     ));
     if plan.stop_after_register {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !d.get("/api/v1/trunks").1.contains("\"registered\":true") {
+        while !d
+            .admin_request("GET", "/api/v1/trunks", None)
+            .1
+            .contains("\"registered\":true")
+        {
             if std::time::Instant::now() > deadline {
                 let _ = sipp.kill();
                 let _ = sipp.wait();
-                return Err(format!("never registered: {}", d.get("/api/v1/trunks").1));
+                return Err(format!(
+                    "never registered: {}",
+                    d.admin_request("GET", "/api/v1/trunks", None).1
+                ));
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -298,7 +305,7 @@ fn run_carrier(scenario: &Path, plan: &Plan) -> Result<(), String> {
         if out.status.code() != Some(0) {
             return Err(format!("sipp exit {:?}\n{log}", out.status.code()));
         }
-        let (_, body) = d.get("/api/v1/trunks");
+        let (_, body) = d.admin_request("GET", "/api/v1/trunks", None);
         let trunks: serde_json::Value = serde_json::from_str(&body).unwrap();
         let metrics = d.get("/metrics").1;
         let gauge = common::metric(&metrics, "dialerd_trunk_registered{trunk=\"carrier\"}");
@@ -311,9 +318,14 @@ fn run_carrier(scenario: &Path, plan: &Plan) -> Result<(), String> {
         "to": "4915112345678",
         "ring_timeout": plan.ring_timeout,
         "caller_id": plan.caller_id,
-    })
-    .to_string();
-    let (status, body) = common::http_post(d.http, "/api/v1/trunks/carrier/test-call", &request);
+    });
+    let (status, _, body) = common::api_request(
+        d.http,
+        &d.admin,
+        "POST",
+        "/api/v1/trunks/carrier/test-call",
+        Some(&request),
+    );
     let out = sipp.wait_with_output().unwrap();
     let log = format!(
         "{}{}",

@@ -32,7 +32,7 @@ fn serve_one(carrier: &UdpSocket, answer: bool) -> String {
 }
 
 fn trunk_state(d: &Daemon) -> (String, f64) {
-    let (status, body) = d.get("/api/v1/trunks");
+    let (status, body) = d.admin_request("GET", "/api/v1/trunks", None);
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v[0]["name"], "carrier");
@@ -84,7 +84,7 @@ fn keepalives_track_trunk_health() {
         let _ = serve_one(&carrier, false);
     }
     wait_state(&d, "down", Duration::from_secs(1));
-    let (_, body) = d.get("/api/v1/trunks");
+    let (_, body) = d.admin_request("GET", "/api/v1/trunks", None);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(v[0]["failed_keepalives"].as_u64().unwrap() >= 2, "{body}");
 
@@ -105,7 +105,16 @@ fn test_call_api_refuses_bad_input_naming_the_field() {
     let d = Daemon::start(
         "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\nport = 9\nkeepalive = \"0s\"\n",
     );
-    let post = |path: &str, body: &str| common::http_post(d.http, path, body);
+    let post = |path: &str, body: &str| {
+        let auth = format!("Bearer {}", d.admin);
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let (status, _, body) =
+            common::http_request(d.http, "POST", path, &headers, body.as_bytes());
+        (status, body)
+    };
     let field =
         |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["field"].clone();
 
@@ -158,6 +167,8 @@ fn cli_test_call_reports_a_carrier_that_never_answers() {
         ])
         .arg(Daemon::config_path(d.dir.path()))
         .env("DIALERD__HTTP__LISTEN", d.http.to_string())
+        // The CLI finds the admin token where the daemon wrote it.
+        .env("DIALERD__STATE_DIR", d.dir.path().join("state"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -179,4 +190,141 @@ fn cli_test_call_reports_a_carrier_that_never_answers() {
         }
     }
     assert!(invites >= 2, "saw {invites} INVITEs");
+}
+
+/// A user of `role` with a fresh token, made through the API.
+fn user_token(d: &Daemon, name: &str, role: &str) -> String {
+    let (status, body) = d.admin_request(
+        "POST",
+        "/api/v1/users",
+        Some(&serde_json::json!({ "name": name, "role": role })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone();
+    let (status, body) = d.admin_request("POST", &format!("/api/v1/users/{id}/tokens"), None);
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A POST with exactly these headers (and Host) and body: (status, body).
+fn post_with(d: &Daemon, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let (status, _, body) = common::http_request(d.http, "POST", path, headers, body.as_bytes());
+    (status, body)
+}
+
+#[test]
+fn test_calls_need_a_token_a_role_json_and_a_verified_or_admin_caller_id() {
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = carrier.local_addr().unwrap().port();
+    let d = Daemon::start(&format!(
+        "[sip]\nt1 = \"20ms\"\nt2 = \"40ms\"\n[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n"
+    ));
+    let path = "/api/v1/trunks/carrier/test-call";
+    let probe = r#"{"to":"+882355555555","caller_id":"+33144556677","ring_timeout":300}"#;
+
+    // The probe's request: no token, text/plain, as a web page could send it.
+    let (status, body) = post_with(&d, path, &[("Content-Type", "text/plain")], probe);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = d.get("/api/v1/trunks");
+    assert_eq!(status, 401, "{body}");
+
+    let admin = format!("Bearer {}", d.admin);
+    let (status, body) = post_with(
+        &d,
+        path,
+        &[("Authorization", &admin), ("Content-Type", "text/plain")],
+        probe,
+    );
+    assert_eq!(status, 415, "{body}");
+    assert!(body.contains("\"field\":\"Content-Type\""), "{body}");
+
+    let operator = format!("Bearer {}", user_token(&d, "op", "operator"));
+    let json = ("Content-Type", "application/json");
+    let (status, body) = post_with(&d, path, &[("Authorization", &operator), json], probe);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"field\":\"caller_id\""), "{body}");
+    let backoffice = format!("Bearer {}", user_token(&d, "bo", "backoffice"));
+    let (status, body) = post_with(
+        &d,
+        path,
+        &[("Authorization", &backoffice), json],
+        r#"{"to":"4930123456"}"#,
+    );
+    assert_eq!(status, 403, "{body}");
+
+    // Nothing of the refused requests reached the carrier.
+    carrier
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(
+        carrier.recv(&mut buf).is_err(),
+        "a refused request placed a call"
+    );
+
+    // An operator may call with the trunk's own caller ID, an admin with any.
+    let (status, body) = post_with(
+        &d,
+        path,
+        &[("Authorization", &operator), json],
+        r#"{"to":"4930123456","ring_timeout":1}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post_with(
+        &d,
+        path,
+        &[("Authorization", &admin), json],
+        r#"{"to":"4930123456","caller_id":"+33144556677","ring_timeout":1}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["caller_id"],
+        "+33144556677"
+    );
+}
+
+#[test]
+fn other_host_names_get_421_and_metrics_can_require_a_token() {
+    let metrics_token = "scrape-token-0123456789";
+    let d = Daemon::start(&format!(
+        "[http]\nmetrics_token = \"{metrics_token}\"\nallowed_hosts = [\"dialer.corp.example\"]\n"
+    ));
+    let admin = format!("Bearer {}", d.admin);
+    let get = |host: &str, path: &str, auth: &str| {
+        let mut s = std::net::TcpStream::connect(d.http).unwrap();
+        std::io::Write::write_all(
+            &mut s,
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut resp = String::new();
+        std::io::Read::read_to_string(&mut s, &mut resp).unwrap();
+        resp[9..12].parse::<u16>().unwrap()
+    };
+    // DNS rebinding: the attacker's name in Host, even with a stolen token.
+    assert_eq!(
+        get("rebind.attacker.example:9090", "/api/v1/me", &admin),
+        421
+    );
+    assert_eq!(get("rebind.attacker.example", "/metrics", &admin), 421);
+    assert_eq!(get("dialer.corp.example:9090", "/api/v1/me", &admin), 200);
+    assert_eq!(get("localhost:9090", "/api/v1/me", &admin), 200);
+    assert_eq!(get(&d.http.to_string(), "/api/v1/me", &admin), 200);
+    // Probes answer whatever the Host.
+    assert_eq!(get("rebind.attacker.example", "/healthz", ""), 200);
+    assert_eq!(get("rebind.attacker.example", "/readyz", ""), 200);
+    // Metrics: the scrape token, not an API token.
+    let host = d.http.to_string();
+    assert_eq!(get(&host, "/metrics", ""), 401);
+    assert_eq!(get(&host, "/metrics", &admin), 401);
+    assert_eq!(
+        get(&host, "/metrics", &format!("Bearer {metrics_token}")),
+        200
+    );
 }

@@ -32,6 +32,12 @@ pub const DNC_READ: &[Role] = CALLABLE_READ;
 pub const USERS: &[Role] = &[Role::Admin];
 /// Caller-ID lines and their verification.
 pub const LINES: &[Role] = &[Role::Admin, Role::Operator];
+/// Trunk status.
+pub const TRUNKS_READ: &[Role] = &[Role::Admin, Role::Operator, Role::Supervisor];
+/// A test call through a trunk (the caller ID limited to verified lines).
+pub const TEST_CALL: &[Role] = &[Role::Admin, Role::Operator];
+/// A test call showing any caller ID, verified or not.
+pub const FREE_CALLER_ID: &[Role] = &[Role::Admin];
 /// Anyone signed in.
 pub const ANYONE: &[Role] = &Role::ALL;
 
@@ -75,10 +81,9 @@ fn unauthorized() -> Problem {
     )
 }
 
-/// Middleware: finds the user of the Bearer token, or answers 401.
-pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
+/// The token of an `Authorization: Bearer` header, if one is given.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -86,8 +91,12 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else {
+        .filter(|t| !t.is_empty())
+}
+
+/// Middleware: finds the user of the Bearer token, or answers 401.
+pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(token) = bearer(req.headers()) else {
         return unauthorized().into_response();
     };
     match s.store.authenticate(token).await {

@@ -230,8 +230,9 @@ pub async fn move_to(
     Ok(Json(serde_json::json!({ "moved": moved })))
 }
 
-/// The Content-Type of a request (`default` when absent) and whether it is a CSV.
-pub(super) fn content_type(headers: &HeaderMap, default: &str) -> (String, bool) {
+/// The Content-Type of a request (`default` when absent) and its essence: the type and
+/// subtype in lower case, without parameters.
+pub(super) fn media_type(headers: &HeaderMap, default: &str) -> (String, String) {
     let kind = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -243,6 +244,12 @@ pub(super) fn content_type(headers: &HeaderMap, default: &str) -> (String, bool)
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    (kind, essence)
+}
+
+/// The Content-Type of a request (`default` when absent) and whether it is a CSV.
+pub(super) fn content_type(headers: &HeaderMap, default: &str) -> (String, bool) {
+    let (kind, essence) = media_type(headers, default);
     let csv = ["text/csv", "application/csv", "text/plain"].contains(&essence.as_str());
     (kind, csv)
 }

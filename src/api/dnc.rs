@@ -64,7 +64,7 @@ async fn add(
     body: Body,
 ) -> Answer<DncReport> {
     let user = caller.require(CAMPAIGN_WRITE)?;
-    let (kind, csv) = content_type(headers, "application/json");
+    let (kind, csv) = content_type(headers, "none");
     if csv {
         let header = q.header.unwrap_or(true);
         let column = q

@@ -1,15 +1,20 @@
 //! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, and the REST API under `/api/v1`.
 
 pub mod auth;
+pub mod body;
 pub mod calls;
 pub mod campaign_calls;
 pub mod campaigns;
 pub mod contacts;
 pub mod dnc;
+pub mod host;
 pub mod lines;
+pub mod login_limit;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod server;
+pub mod trunks;
 pub mod users;
 pub mod v1;
 
@@ -35,9 +40,9 @@ pub enum ApiError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The server stopped with an I/O error.
-    #[error("http server failed: {0}")]
-    Serve(std::io::Error),
+    /// The HTTP thread or its runtime cannot be started.
+    #[error("cannot start the http server: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// What handlers share.
@@ -57,6 +62,10 @@ pub struct AppState {
     pub api_metrics: metrics::ApiMetrics,
     /// Caller-ID lines and their verification.
     pub lines: crate::lines::Lines,
+    /// The `[http]` settings handlers apply (metrics token, allowed hosts, timeouts).
+    pub http: std::sync::Arc<crate::config::HttpConfig>,
+    /// Login attempts by source and by user name.
+    pub logins: login_limit::LoginGuard,
 }
 
 impl AppState {
@@ -82,11 +91,6 @@ fn admin_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> 
         ("/metrics", get(metrics)),
         ("/healthz", get(healthz)),
         ("/readyz", get(readyz)),
-        ("/api/v1/trunks", get(trunks)),
-        (
-            "/api/v1/trunks/{name}/test-call",
-            axum::routing::post(test_call),
-        ),
     ]
 }
 
@@ -99,28 +103,29 @@ pub fn paths() -> Vec<String> {
         .collect()
 }
 
-/// The routes.
+/// The routes. Probes (`/healthz`, `/readyz`) answer any Host; everything else only the
+/// hosts `host::check` allows.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
+    let mut probes = Router::new();
     for (path, handlers) in admin_routes() {
-        router = router.route(path, handlers);
+        if path == "/metrics" {
+            router = router.route(path, handlers);
+        } else {
+            probes = probes.route(path, handlers);
+        }
     }
+    let hosts: std::sync::Arc<[String]> = state.http.allowed_hosts.clone().into();
     router
         .merge(v1::routes(state.clone()))
+        .route_layer(middleware::from_fn_with_state(hosts, host::check))
+        .merge(probes)
+        .layer(middleware::from_fn_with_state(
+            state.http.body_read_timeout,
+            body::stall_timeout,
+        ))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
-}
-
-/// Serves until `stop` resolves, then finishes requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ApiError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(ApiError::Serve)
 }
 
 async fn log_request(req: Request, next: Next) -> Response {
@@ -131,7 +136,23 @@ async fn log_request(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+/// Whether two secrets are equal, in time independent of where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let want = s.http.metrics_token.expose();
+    if !want.is_empty() {
+        let given = auth::bearer(&headers).unwrap_or("");
+        if !same_secret(given.as_bytes(), want.as_bytes()) {
+            return problem::Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "wanted the metrics token (http.metrics_token): Authorization: Bearer <token>",
+            )
+            .into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -139,6 +160,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         )],
         s.metrics.render(),
     )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -150,92 +172,5 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    }
-}
-
-async fn trunks(State(s): State<AppState>) -> axum::Json<Vec<crate::sip::trunk::TrunkStatus>> {
-    let list = s.trunks.read().map(|v| v.clone()).unwrap_or_default();
-    axum::Json(list)
-}
-
-/// Body of `POST /api/v1/trunks/{name}/test-call`.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestCallRequest {
-    /// Number (user part of the Request-URI) to call.
-    to: String,
-    /// Seconds to let it ring before CANCEL (1 to 300; default 30).
-    #[serde(default)]
-    ring_timeout: Option<u64>,
-    /// Caller ID to send (default: the trunk's).
-    #[serde(default)]
-    caller_id: Option<String>,
-}
-
-/// A number or SIP user part we are willing to put in a Request-URI or From.
-fn valid_number(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 64
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c))
-}
-
-/// A JSON error answer: `{"error": "...", "field": "..."}`.
-fn json_error(status: StatusCode, error: String, field: Option<&str>) -> Response {
-    let body = serde_json::json!({ "error": error, "field": field });
-    (status, axum::Json(body)).into_response()
-}
-
-async fn test_call(
-    State(s): State<AppState>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    let req: TestCallRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            let msg = e.to_string();
-            // serde names the field in backticks: "missing field `to`", "unknown field `x`".
-            let field = msg.split('`').nth(1).map(str::to_string);
-            return json_error(StatusCode::BAD_REQUEST, msg, field.as_deref());
-        }
-    };
-    let msg = "wanted a number or user part of at most 64 characters: digits, letters, + * # - . _";
-    if !valid_number(&req.to) {
-        return json_error(StatusCode::BAD_REQUEST, msg.into(), Some("to"));
-    }
-    if req.caller_id.as_deref().is_some_and(|c| !valid_number(c)) {
-        return json_error(StatusCode::BAD_REQUEST, msg.into(), Some("caller_id"));
-    }
-    if req.ring_timeout.is_some_and(|t| !(1..=300).contains(&t)) {
-        let msg = "wanted a number of seconds from 1 to 300";
-        return json_error(StatusCode::BAD_REQUEST, msg.into(), Some("ring_timeout"));
-    }
-    let ring_timeout = req
-        .ring_timeout
-        .map(std::time::Duration::from_secs)
-        .unwrap_or(crate::call::test_call::RING_TIMEOUT);
-    if !s.has_trunk(&name) {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            format!("no trunk named {name}"),
-            None,
-        );
-    }
-    // Ring timeout plus Timer B bounds the wait.
-    let dial = crate::sip::leg::Dial {
-        trunk: Some(name),
-        caller_id: req.caller_id,
-        ring_timeout,
-        ..crate::sip::leg::Dial::new(req.to)
-    };
-    let call = crate::call::test_call::run(&s.sip, dial);
-    match tokio::time::timeout(std::time::Duration::from_secs(400), call).await {
-        Ok(report) => axum::Json(report).into_response(),
-        _ => json_error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "the test call did not finish".into(),
-            None,
-        ),
     }
 }

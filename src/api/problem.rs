@@ -140,15 +140,25 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for QueryOf
             .await
             .map(|Query(t)| QueryOf(t))
             .map_err(|e| {
-                let text = e.body_text();
-                let field = text
-                    .split('`')
-                    .nth(1)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| "query".into());
-                Problem::new(StatusCode::BAD_REQUEST, text).field(field)
+                let field = query_field(&e).unwrap_or_else(|| "query".into());
+                Problem::new(StatusCode::BAD_REQUEST, e.body_text()).field(field)
             })
     }
+}
+
+/// The parameter a query rejection is about, from the path serde followed (never the bad
+/// value, which serde also quotes for an unknown variant).
+fn query_field(e: &axum::extract::rejection::QueryRejection) -> Option<String> {
+    type PathError = serde_path_to_error::Error<serde::de::value::Error>;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(p) = err.downcast_ref::<PathError>() {
+            let field = crate::store::field_of(&p.path().to_string(), &p.inner().to_string(), "");
+            return (!field.is_empty()).then_some(field);
+        }
+        source = err.source();
+    }
+    None
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 use super::auth::{Caller, ANYONE, USERS};
 use super::problem::{parse, Params, Problem};
 use super::AppState;
-use crate::store::users::{NewToken, Role, TokenInfo, User};
+use crate::store::users::{normalise_name, NewToken, Role, TokenInfo, User};
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 type Answer<T> = Result<T, Problem>;
 
@@ -43,16 +45,46 @@ pub async fn me(caller: Caller) -> Answer<Json<User>> {
     Ok(Json(caller.require(ANYONE)?.clone()))
 }
 
-/// `POST /api/v1/login`: a password for a new token (no Bearer needed).
-pub async fn login(State(s): State<AppState>, body: Bytes) -> Answer<(StatusCode, Json<NewToken>)> {
-    let req: Login = parse(&body)?;
-    match s.store.login(&req.name, &req.password).await? {
+/// `POST /api/v1/login`: a password for a new token (no Bearer needed). Limited per source
+/// address and per user name (429 with Retry-After); see `login_limit`.
+pub async fn login(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<NewToken>), Response> {
+    let req: Login = parse(&body).map_err(IntoResponse::into_response)?;
+    // Names count as the store will match them, so `Ann` and `ann ` share one limit.
+    let key = normalise_name(&req.name).unwrap_or_else(|_| req.name.clone());
+    let _pending = s.logins.admit(peer.ip(), &key).map_err(too_many)?;
+    match s
+        .store
+        .login(&req.name, &req.password)
+        .await
+        .map_err(|e| Problem::from(e).into_response())?
+    {
         Some(token) => Ok((StatusCode::CREATED, Json(token))),
-        None => Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unknown user name or wrong password",
-        )),
+        None => {
+            s.logins.failed(&key);
+            Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unknown user name or wrong password",
+            )
+            .into_response())
+        }
     }
+}
+
+/// 429 with the seconds to wait in Retry-After.
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut resp = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many login attempts; try again in {secs} s"),
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
+    resp
 }
 
 /// `POST /api/v1/users`

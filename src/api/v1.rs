@@ -2,46 +2,57 @@
 //! lists, exports, calls, lines), behind Bearer authentication, counted and timed. Each handler checks the
 //! role it needs. The routes are one table, so the OpenAPI test can see every path served.
 
+use super::body::{json, JSON_LIMIT, LOGIN_LIMIT};
 use super::{
-    auth, calls, campaign_calls, campaigns, contacts, dnc, lines, metrics, openapi, users, AppState,
+    auth, calls, campaign_calls, campaigns, contacts, dnc, lines, metrics, openapi, trunks, users,
+    AppState,
 };
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Router};
 
-/// Every authenticated route: (path, handlers).
+/// Every authenticated route: (path, handlers). Routes that take JSON say so with `json`.
 fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
     let c = "/api/v1/campaigns/{id}";
+    let j = |handlers| json(JSON_LIMIT, handlers);
     vec![
+        ("/api/v1/trunks".into(), get(trunks::list)),
+        (
+            "/api/v1/trunks/{name}/test-call".into(),
+            j(post(trunks::test_call)),
+        ),
         ("/api/v1/me".into(), get(users::me)),
-        ("/api/v1/users".into(), get(users::list).post(users::create)),
+        (
+            "/api/v1/users".into(),
+            j(get(users::list).post(users::create)),
+        ),
         (
             "/api/v1/users/{id}".into(),
             get(users::get).delete(users::delete),
         ),
         (
             "/api/v1/users/{id}/tokens".into(),
-            get(users::tokens).post(users::create_token),
+            j(get(users::tokens).post(users::create_token)),
         ),
         ("/api/v1/tokens/{id}".into(), delete(users::revoke)),
         (
             "/api/v1/campaigns".into(),
-            get(campaigns::list).post(campaigns::create),
+            j(get(campaigns::list).post(campaigns::create)),
         ),
         (
             c.into(),
-            get(campaigns::get)
+            j(get(campaigns::get)
                 .patch(campaigns::patch)
-                .delete(campaigns::delete),
+                .delete(campaigns::delete)),
         ),
         (
             format!("{c}/tasks"),
-            get(campaigns::list_tasks).post(campaigns::create_task),
+            j(get(campaigns::list_tasks).post(campaigns::create_task)),
         ),
         (
             format!("{c}/tasks/{{task}}"),
-            get(campaigns::get_task)
+            j(get(campaigns::get_task)
                 .patch(campaigns::patch_task)
-                .delete(campaigns::delete_task),
+                .delete(campaigns::delete_task)),
         ),
         (
             format!("{c}/tasks/{{task}}/exports"),
@@ -53,56 +64,67 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         (
             format!("{c}/contacts"),
-            get(contacts::list).post(contacts::create),
+            j(get(contacts::list).post(contacts::create)),
         ),
         (format!("{c}/contacts/import"), post(contacts::import)),
         (format!("{c}/contacts/callable"), get(contacts::callable)),
-        (format!("{c}/contacts/bulk"), post(contacts::bulk)),
-        (format!("{c}/contacts/move"), post(contacts::move_to)),
+        (format!("{c}/contacts/bulk"), j(post(contacts::bulk))),
+        (format!("{c}/contacts/move"), j(post(contacts::move_to))),
         (
             format!("{c}/contacts/{{contact}}"),
-            get(contacts::get)
+            j(get(contacts::get)
                 .patch(contacts::patch)
-                .delete(contacts::delete),
+                .delete(contacts::delete)),
         ),
         (
             "/api/v1/dnc".into(),
+            // Additions stream a CSV (or take JSON, checked by the handler).
             get(dnc::list_global)
                 .post(dnc::add_global)
-                .delete(dnc::remove_global),
+                .merge(j(delete(dnc::remove_global))),
         ),
         (
             format!("{c}/dnc"),
+            // Additions stream a CSV (or take JSON, checked by the handler).
             get(dnc::list_campaign)
                 .post(dnc::add_campaign)
-                .delete(dnc::remove_campaign),
+                .merge(j(delete(dnc::remove_campaign))),
         ),
         (format!("{c}/imports"), get(contacts::imports)),
-        (format!("{c}/test-call"), post(campaign_calls::test_call)),
+        (format!("{c}/test-call"), j(post(campaign_calls::test_call))),
         (format!("{c}/imports/{{import}}"), get(contacts::get_import)),
         ("/api/v1/calls".into(), get(calls::list)),
         ("/api/v1/calls/{id}".into(), get(calls::get)),
-        ("/api/v1/lines".into(), get(lines::list).post(lines::create)),
+        (
+            "/api/v1/lines".into(),
+            j(get(lines::list).post(lines::create)),
+        ),
         (
             "/api/v1/lines/{id}".into(),
-            get(lines::get).patch(lines::patch).delete(lines::delete),
+            j(get(lines::get).patch(lines::patch).delete(lines::delete)),
         ),
         (
             "/api/v1/lines/{id}/verification".into(),
-            post(lines::verify_call),
+            j(post(lines::verify_call)),
         ),
         (
             "/api/v1/lines/{id}/verifications".into(),
             get(lines::verifications),
         ),
-        ("/api/v1/lines/{id}/verify".into(), post(lines::verify_code)),
+        (
+            "/api/v1/lines/{id}/verify".into(),
+            j(post(lines::verify_code)),
+        ),
     ]
 }
 
 /// Routes that need no token: (path, handlers).
 fn open() -> Vec<(String, MethodRouter<AppState>)> {
     vec![
-        ("/api/v1/login".into(), post(users::login)),
+        (
+            "/api/v1/login".into(),
+            json(LOGIN_LIMIT, post(users::login)),
+        ),
         ("/api/v1/openapi.json".into(), get(openapi::serve)),
     ]
 }

@@ -185,12 +185,31 @@ impl Default for LogConfig {
 pub struct HttpConfig {
     /// Address of the admin HTTP listener.
     pub listen: SocketAddr,
+    /// Bearer token `/metrics` requires; empty: `/metrics` is open.
+    pub metrics_token: Secret,
+    /// Host names (besides IP literals and `localhost`) requests may carry in `Host`; others
+    /// get 421, so a browser page cannot reach the API through DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// A connection whose request head has not fully arrived this long after it was awaited
+    /// (idle keep-alive connections included) is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request body that sends no byte for this long fails (408) and frees what it held.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Connections served at once; beyond it new ones get 503 and are closed.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            metrics_token: Secret::default(),
+            allowed_hosts: Vec::new(),
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 256,
         }
     }
 }
@@ -531,6 +550,21 @@ impl Config {
                 "log.level".into(),
                 format!("wanted a level (error, warn, info, debug, trace) or a filter like \"info,dialerd::sip=debug\": {e}"),
             ));
+        }
+        if self.http.header_read_timeout < Duration::from_secs(1) {
+            return bad(
+                "http.header_read_timeout",
+                "wanted a duration of at least 1s",
+            );
+        }
+        if self.http.body_read_timeout < Duration::from_secs(1) {
+            return bad("http.body_read_timeout", "wanted a duration of at least 1s");
+        }
+        if self.http.max_connections == 0 {
+            return bad("http.max_connections", "wanted at least 1");
+        }
+        if !self.http.metrics_token.is_empty() && self.http.metrics_token.expose().len() < 16 {
+            return bad("http.metrics_token", "wanted at least 16 characters");
         }
         if self.sip.listen.is_empty() {
             return bad(

@@ -89,10 +89,13 @@ pub struct Lines {
     cfg: LinesConfig,
     forwards: Forwards,
     metrics: LineMetrics,
+    /// The runtime verification calls run on (the SIP and media one), wherever the request
+    /// that starts them is served.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Lines {
-    /// The service.
+    /// The service; its verification calls run on the current runtime.
     pub fn new(
         store: Store,
         sip: SipHandle,
@@ -107,6 +110,7 @@ impl Lines {
             cfg,
             forwards: Forwards::default(),
             metrics,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -144,7 +148,7 @@ impl Lines {
         let me = self.clone();
         let number = line.spec.number.clone();
         let lang = line.spec.language.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let result = me.place(mode, &number, &lang, &code).await;
             let status = match (mode, result.outcome) {
                 (CallbackMode::Forward, "forwarded") => LineStatus::Verified,

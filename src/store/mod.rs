@@ -87,6 +87,9 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The password hashing task did not finish (the runtime is shutting down).
+    #[error("the password hashing task failed")]
+    Hashing,
     /// Any other database failure.
     #[error("database error: {0}")]
     Db(sqlx::Error),

@@ -116,6 +116,57 @@ pub fn generate_token() -> String {
     hex(&bytes)
 }
 
+/// Password hashes computed at once: argon2 takes a core for tens of milliseconds, so more
+/// would starve SIP and media of CPU.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Runs argon2 work on the blocking pool, one at a time, off the async worker threads.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _permit = HASHING.acquire().await.map_err(|_| StoreError::Hashing)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| StoreError::Hashing)
+}
+
+/// A hash no password matches, verified for unknown users so that they take as long as
+/// known ones.
+async fn dummy_hash() -> Result<&'static str> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| async { hashing(|| hash_password(&generate_token())).await? })
+        .await
+        .map(String::as_str)
+}
+
+fn verify_password(stored: &str, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(stored)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A user name as stored: trimmed, lower case, of letters, digits and `. _ - @` only, so that
+/// `Admin`, `admin ` and look-alikes from other scripts cannot sit beside `admin`.
+pub fn normalise_name(name: &str) -> Result<String> {
+    let name = name.trim().to_lowercase();
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b));
+    if !ok {
+        return Err(StoreError::invalid(
+            "name",
+            "wanted 1 to 64 characters: letters a-z, digits, . _ - @ (case and surrounding \
+             spaces are ignored)",
+        ));
+    }
+    Ok(name)
+}
+
 fn hash_password(password: &str) -> Result<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let mut salt = [0u8; 16];
@@ -159,12 +210,8 @@ impl Store {
         role: Role,
         password: Option<&str>,
     ) -> Result<User> {
-        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-            return Err(StoreError::invalid(
-                "name",
-                "wanted 1 to 64 printable characters",
-            ));
-        }
+        let name = normalise_name(name)?;
+        let name = name.as_str();
         let hash = match password {
             Some(p) if p.len() < 8 => {
                 return Err(StoreError::invalid(
@@ -172,7 +219,10 @@ impl Store {
                     "wanted at least 8 characters",
                 ))
             }
-            Some(p) => Some(hash_password(p)?),
+            Some(p) => {
+                let p = p.to_string();
+                Some(hashing(move || hash_password(&p)).await??)
+            }
             None => None,
         };
         let row = sqlx::query(&format!(
@@ -284,30 +334,61 @@ impl Store {
         row.as_ref().map(user_of).transpose()
     }
 
-    /// Checks a user's password; on success issues a token labelled `login`.
+    /// Checks a user's password; on success issues a token labelled `login`. Unknown names
+    /// and users without a password cost one argon2 verification too, against a dummy hash.
     pub async fn login(&self, name: &str, password: &str) -> Result<Option<NewToken>> {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        let row = sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let Some(stored): Option<String> = row.try_get("password_hash")? else {
-            return Ok(None);
+        let dummy = dummy_hash().await?;
+        let row = match normalise_name(name) {
+            Ok(name) => {
+                sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?
+            }
+            Err(_) => None,
         };
-        let ok = PasswordHash::new(&stored)
-            .map(|h| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        if !ok {
-            return Ok(None);
+        let user = match &row {
+            Some(row) => row
+                .try_get::<Option<String>, _>("password_hash")?
+                .map(|hash| (row.try_get::<i64, _>("id"), hash)),
+            None => None,
+        };
+        let (id, stored) = match user {
+            Some((id, hash)) => (Some(id?), hash),
+            None => (None, dummy.to_string()),
+        };
+        let password = password.to_string();
+        let ok = hashing(move || verify_password(&stored, &password)).await?;
+        match id {
+            Some(id) if ok => self.create_token(id, "login").await.map(Some),
+            _ => Ok(None),
         }
-        self.create_token(row.try_get("id")?, "login")
-            .await
-            .map(Some)
+    }
+
+    /// Brings user names stored before names were normalised to their normal form; a name
+    /// that would then clash with another user's, or has characters no longer allowed, is
+    /// left alone and returned (it can no longer log in by password; its tokens still work).
+    pub async fn normalise_user_names(&self) -> Result<Vec<String>> {
+        let mut left = Vec::new();
+        for user in self.users().await? {
+            match normalise_name(&user.name) {
+                Ok(n) if n == user.name => {}
+                Ok(n) => {
+                    let renamed = sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
+                        .bind(&n)
+                        .bind(user.id)
+                        .execute(&self.writer)
+                        .await;
+                    match renamed.map_err(StoreError::from) {
+                        Ok(_) => {}
+                        Err(StoreError::Conflict(_)) => left.push(user.name),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(_) => left.push(user.name),
+            }
+        }
+        Ok(left)
     }
 
     /// On an empty store, creates user `admin` whose token is `env_token` when given, else a

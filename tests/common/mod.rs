@@ -45,6 +45,8 @@ pub struct Daemon {
     pub http: SocketAddr,
     pub sip: SocketAddr,
     pub dir: tempfile::TempDir,
+    /// The admin's API token (`DIALERD_ADMIN_TOKEN` when given, else `admin.token`).
+    pub admin: String,
     lines: Receiver<Value>,
     pub seen: Vec<Value>,
 }
@@ -98,6 +100,7 @@ impl Daemon {
             http: "0.0.0.0:0".parse().unwrap(),
             sip: "0.0.0.0:0".parse().unwrap(),
             dir,
+            admin: String::new(),
             lines: rx,
             seen: Vec::new(),
         };
@@ -106,7 +109,19 @@ impl Daemon {
         let line = d.wait_log("http listening", Duration::from_secs(20));
         d.http = line["fields"]["addr"].as_str().unwrap().parse().unwrap();
         d.wait_log("dialerd ready", Duration::from_secs(20));
+        d.admin = match env.iter().find(|(k, _)| *k == "DIALERD_ADMIN_TOKEN") {
+            Some((_, t)) => t.to_string(),
+            None => std::fs::read_to_string(d.dir.path().join("state/admin.token"))
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default(),
+        };
         d
+    }
+
+    /// An API request as the admin, with an optional JSON body: (status, content type, body).
+    pub fn admin_request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+        let (status, _, body) = api_request(self.http, &self.admin, method, path, body);
+        (status, body)
     }
 
     /// Waits for a log line whose message is `msg`, panicking with what was seen on timeout.
