@@ -193,7 +193,7 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 fn tcp_connections_over_the_caps_are_closed_and_the_rest_keep_working() {
     let d = Daemon::start("[sip]\ntcp_max_connections = 5\ntcp_max_connections_per_source = 2\n");
     let mut kept = Vec::new();
-    let mut open = |ip: &str, kept: &mut Vec<TcpStream>| {
+    let open = |ip: &str, kept: &mut Vec<TcpStream>| {
         let mut s = tcp_from(ip, d.sip);
         assert!(options_over(&mut s, &format!("k{}", kept.len())), "{ip}");
         kept.push(s);
