@@ -1083,7 +1083,7 @@ fn import_body(api: &Api, campaign: i64, query: &str, body: Vec<u8>) -> (u16, Va
     let mut s = std::net::TcpStream::connect(api.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(130))).unwrap();
     let head = format!(
-        "POST /api/v1/campaigns/{campaign}/contacts/import?{query} HTTP/1.1\r\nHost: x\r\n\
+        "POST /api/v1/campaigns/{campaign}/contacts/import?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
          Authorization: Bearer {}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n",
         api.token,

@@ -36,7 +36,7 @@ fn database_wal_and_recordings_are_created_closed_to_others_under_umask_022() {
         .unwrap()
         .port();
     let cfg = format!(
-        "[[trunks]]\nname = \"self\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\n\
+        "[[trunks]]\nname = \"self\"\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive = \"0s\"\ninbound_from = [\"127.0.0.1\"]\n\
          [sip]\nprompt_number = \"1001\"\nrelay_prefix = \"9\"\n\
          [media]\nrtp_port_min = 31600\nrtp_port_max = 31699\nrecord_relay = true\n"
     );

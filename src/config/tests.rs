@@ -286,6 +286,7 @@ fn import_limits_parse_are_checked_and_need_a_restart() {
 /// Every list key with two values, written as the README says lists are given in the
 /// environment: comma-separated.
 const LIST_SAMPLES: &[(&str, &str)] = &[
+    ("http.allowed_hosts", "dialer.example.com,pbx.example.com"),
     ("lines.caller_id_pool", "+4930111222,04930333444"),
     ("media.codecs", "PCMA,PCMU"),
     ("sip.digest_algorithms", "MD5,SHA-256"),
