@@ -530,11 +530,17 @@ impl Store {
         let region = campaign.spec.default_region.clone();
         let zone = campaign.spec.time_zone.clone();
         let header = options.header;
+        // The column names, for the form: known once the first chunk has come.
+        let columns = std::sync::Arc::new(std::sync::OnceLock::new());
+        let seen = columns.clone();
         let reader = tokio::task::spawn_blocking(move || {
             read_csv(
                 input,
                 header,
-                |names| RowReader::new(names, &phones, region.as_deref(), &zone),
+                |names| {
+                    let _ = seen.set(names.clone());
+                    RowReader::new(names, &phones, region.as_deref(), &zone)
+                },
                 tx,
             )
         });
@@ -579,6 +585,9 @@ impl Store {
         .bind(kept)
         .fetch_one(&mut *db)
         .await?;
+        if let Some(names) = columns.get() {
+            Self::add_form_columns(&mut db, campaign_id, names, &format!("import {id}")).await?;
+        }
         db.commit().await?;
 
         let mut kept_problems: Vec<RowProblem> = Vec::new();
