@@ -6,10 +6,13 @@ pub mod campaign_calls;
 pub mod campaigns;
 pub mod contacts;
 pub mod dnc;
+pub mod forms;
 pub mod lines;
 pub mod metrics;
 pub mod openapi;
+pub mod permissions;
 pub mod problem;
+pub mod questionnaires;
 pub mod users;
 pub mod v1;
 
