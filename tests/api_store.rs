@@ -3,33 +3,11 @@
 
 mod common;
 
-use common::api::Api;
+use common::api::{campaign, start, Api, ADMIN, BASE};
 use common::{http_request, metric, Daemon};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-const BASE: &str = "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n";
-const ADMIN: &str = "admin-token-for-tests-0123456789";
-
-fn start() -> Daemon {
-    Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)])
-}
-
-/// A campaign in Germany with one call task: (campaign id, task id).
-fn campaign(api: &Api, name: &str) -> (i64, i64) {
-    let c = api.ok(
-        "POST",
-        "/api/v1/campaigns",
-        Some(json!({"name": name, "default_region": "DE", "time_zone": "Europe/Berlin"})),
-    );
-    let t = api.ok(
-        "POST",
-        &format!("/api/v1/campaigns/{}/tasks", c["id"]),
-        Some(json!({"name": "dial", "kind": "call", "settings": {"queue": "sales"}})),
-    );
-    (c["id"].as_i64().unwrap(), t["id"].as_i64().unwrap())
-}
 
 #[test]
 fn first_start_writes_the_admin_token_and_bad_tokens_get_401() {

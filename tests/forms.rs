@@ -3,31 +3,9 @@
 
 mod common;
 
-use common::api::Api;
-use common::{http_request, Daemon};
+use common::api::{campaign, start, Api, ADMIN};
+use common::http_request;
 use serde_json::{json, Value};
-
-const BASE: &str = "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n";
-const ADMIN: &str = "admin-token-for-tests-0123456789";
-
-fn start() -> Daemon {
-    Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)])
-}
-
-/// A campaign in Germany with one call task: (campaign id, task id).
-fn campaign(api: &Api, name: &str) -> (i64, i64) {
-    let c = api.ok(
-        "POST",
-        "/api/v1/campaigns",
-        Some(json!({"name": name, "default_region": "DE", "time_zone": "Europe/Berlin"})),
-    );
-    let t = api.ok(
-        "POST",
-        &format!("/api/v1/campaigns/{}/tasks", c["id"]),
-        Some(json!({"name": "dial", "kind": "call", "settings": {"queue": "sales"}})),
-    );
-    (c["id"].as_i64().unwrap(), t["id"].as_i64().unwrap())
-}
 
 /// A user of `role` named `name` and its token.
 fn user(admin: &Api, name: &str, role: &str) -> String {
@@ -471,7 +449,7 @@ fn answers_are_checked_kept_through_retirement_in_history_and_exported() {
         vec![
             "contact_id,phones,respondent,respondent_name,answered_at,recorded_by,happy,score,uses,why",
             &format!("{ann},+49301111111,contact,,2026-03-02T10:00:00.000Z,admin,yes,5,phone; web,\"quick, kind\""),
-            &*lines[2],
+            lines[2],
         ]
     );
     assert!(
@@ -865,4 +843,45 @@ fn role_matrix_with_campaign_grants() {
         &format!("/api/v1/campaigns/{closed}"),
         Some(json!({"description": "mine"})),
     );
+}
+
+/// Answers are results: a replace import keeps the never-called contacts that answered.
+#[test]
+fn a_replace_import_keeps_contacts_with_answers() {
+    let d = start();
+    let admin = Api::new(&d, ADMIN);
+    let (c, _) = campaign(&admin, "Keep");
+    let (s, _) = admin.import(c, "", "phone,name\n030 1111111,Ann\n030 2222222,Bob\n");
+    assert_eq!(s, 200);
+    admin.ok(
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/questionnaire"),
+        Some(json!({"questions": [{"id": "happy", "text": "Happy?", "type": "yes_no"}]})),
+    );
+    let ann = contact_with(&admin, c, "name", "Ann")["id"]
+        .as_i64()
+        .unwrap();
+    admin.ok(
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/contacts/{ann}/answers"),
+        Some(json!({"answers": {"happy": true}})),
+    );
+    let (s, r) = admin.import(c, "mode=replace", "phone,name\n030 3333333,Cy\n");
+    assert_eq!(
+        (s, r["removed"].as_i64(), r["kept_with_results"].as_i64()),
+        (200, Some(1), Some(1)),
+        "{r}"
+    );
+    let names: Vec<Value> = admin
+        .all_contacts(c, "", 100)
+        .iter()
+        .map(|k| k["fields"]["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("Ann"), json!("Cy")]);
+    let a = admin.ok(
+        "GET",
+        &format!("/api/v1/campaigns/{c}/contacts/{ann}/answers"),
+        None,
+    );
+    assert_eq!(a["answers"]["happy"], true);
 }

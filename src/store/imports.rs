@@ -558,9 +558,11 @@ impl Store {
         let mut db = self.writer.begin().await?;
         let (mut removed, mut kept) = (0, 0);
         if options.mode == ImportMode::Replace {
-            // Contacts with results (called, or moved on) stay: the client's results must not vanish.
+            // Contacts with results (called, moved on, or questionnaire answers) stay: the
+            // client's results must not vanish.
             let fresh =
-                "campaign_id = $1 AND attempts = 0 AND status = 'open' AND detail = '$none'";
+                "campaign_id = $1 AND attempts = 0 AND status = 'open' AND detail = '$none' \
+                 AND id NOT IN (SELECT contact_id FROM answers WHERE campaign_id = $1)";
             removed = sqlx::query(&format!("DELETE FROM contacts WHERE {fresh}"))
                 .bind(campaign_id)
                 .execute(&mut *db)

@@ -193,7 +193,8 @@ impl Store {
             Access::Export => "can_export",
         };
         let row = sqlx::query(&format!(
-            "SELECT COUNT(*) AS grants, COALESCE(MAX(user_id = $2 AND {column} = 1), 0) AS mine \
+            "SELECT COUNT(*) AS grants, \
+             COALESCE(SUM(CASE WHEN user_id = $2 AND {column} = 1 THEN 1 ELSE 0 END), 0) AS mine \
              FROM campaign_permissions WHERE campaign_id = $1"
         ))
         .bind(campaign_id)
@@ -203,7 +204,7 @@ impl Store {
         let grants: i64 = row.try_get("grants")?;
         let mine: i64 = row.try_get("mine")?;
         Ok(match (grants, mine) {
-            (_, 1) => Verdict::Allowed,
+            (_, 1..) => Verdict::Allowed,
             _ if role == Role::Backoffice && access == Access::Export => Verdict::NeedsGrant,
             (0, _) => Verdict::Allowed,
             _ => Verdict::NotGranted,

@@ -1,8 +1,33 @@
 //! A JSON API client for one token over the real daemon's HTTP listener.
 
 use super::Daemon;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::net::SocketAddr;
+
+/// A config for API tests: info logs, a short drain.
+pub const BASE: &str = "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n";
+/// The admin token the test daemons start with.
+pub const ADMIN: &str = "admin-token-for-tests-0123456789";
+
+/// A daemon on `BASE` whose admin token is `ADMIN`.
+pub fn start() -> Daemon {
+    Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)])
+}
+
+/// A campaign in Germany with one call task: (campaign id, task id).
+pub fn campaign(api: &Api, name: &str) -> (i64, i64) {
+    let c = api.ok(
+        "POST",
+        "/api/v1/campaigns",
+        Some(json!({"name": name, "default_region": "DE", "time_zone": "Europe/Berlin"})),
+    );
+    let t = api.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{}/tasks", c["id"]),
+        Some(json!({"name": "dial", "kind": "call", "settings": {"queue": "sales"}})),
+    );
+    (c["id"].as_i64().unwrap(), t["id"].as_i64().unwrap())
+}
 
 /// An API client for one token.
 pub struct Api {
