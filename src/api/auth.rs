@@ -2,8 +2,9 @@
 
 use super::problem::Problem;
 use super::AppState;
+use crate::store::permissions::{Access, Verdict};
 use crate::store::users::{Role, User};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -28,6 +29,8 @@ pub const CALL_READ: &[Role] = &[Role::Admin, Role::Supervisor];
 pub const CALLABLE_READ: &[Role] = &[Role::Admin, Role::Operator, Role::Supervisor];
 /// Do-not-call lists: read (writing is `CAMPAIGN_WRITE`).
 pub const DNC_READ: &[Role] = CALLABLE_READ;
+/// A campaign's files: download (backoffice only with the campaign's `export` grant).
+pub const EXPORT: &[Role] = &[Role::Admin, Role::Operator, Role::Backoffice];
 /// Users and tokens.
 pub const USERS: &[Role] = &[Role::Admin];
 /// Caller-ID lines and their verification.
@@ -106,5 +109,96 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
         }
         Ok(None) => unauthorized().into_response(),
         Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// The campaign routes' common prefix, as routes are registered.
+const CAMPAIGN: &str = "/api/v1/campaigns/{id}";
+
+/// What a request does to a campaign that its grants decide: downloading a file is `Export`,
+/// any other method than GET is `Edit` (its grants themselves are the admin's).
+fn access_of(method: &axum::http::Method, route: &str) -> Option<Access> {
+    let tail = route.strip_prefix(CAMPAIGN)?;
+    if tail.ends_with("/exports/{file}") || tail == "/questionnaire/export" {
+        return Some(Access::Export);
+    }
+    if method == axum::http::Method::GET
+        || method == axum::http::Method::HEAD
+        || tail == "/permissions"
+    {
+        return None;
+    }
+    Some(Access::Edit)
+}
+
+/// Middleware (after `authenticate`): a request that changes a campaign or downloads its files
+/// passes only when the campaign's grants allow the caller; the handler then checks the role.
+pub async fn campaign_grants(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let access = route.as_deref().and_then(|r| access_of(req.method(), r));
+    let (Some(access), Some(Caller(user))) = (access, req.extensions().get::<Caller>()) else {
+        return next.run(req).await;
+    };
+    // The id is the fifth segment of both the route and the path (`/api/v1/campaigns/{id}`);
+    // one that does not parse is left to the handler's 400.
+    let Some(campaign) = req
+        .uri()
+        .path()
+        .split('/')
+        .nth(4)
+        .and_then(|id| id.parse::<i64>().ok())
+    else {
+        return next.run(req).await;
+    };
+    let verdict = match s.store.may(campaign, user.id, user.role, access).await {
+        Ok(v) => v,
+        Err(e) => return Problem::from(e).into_response(),
+    };
+    let role = user.role.as_str();
+    let detail = match verdict {
+        Verdict::Allowed => return next.run(req).await,
+        Verdict::NotGranted => format!(
+            "campaign {campaign} is limited to admin and the users granted {what} on it; \
+             you ({name}, {role}) are not",
+            what = access.as_str(),
+            name = user.name,
+        ),
+        Verdict::NeedsGrant => format!(
+            "downloading needs the role admin or operator, or an export grant on campaign \
+             {campaign}; you are {role} without one"
+        ),
+    };
+    Problem::new(StatusCode::FORBIDDEN, detail).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn grants_judge_changes_and_downloads_only() {
+        let c = |t: &str| format!("{CAMPAIGN}{t}");
+        assert_eq!(access_of(&Method::PATCH, CAMPAIGN), Some(Access::Edit));
+        assert_eq!(
+            access_of(&Method::POST, &c("/contacts/import")),
+            Some(Access::Edit)
+        );
+        assert_eq!(access_of(&Method::PUT, &c("/form")), Some(Access::Edit));
+        assert_eq!(access_of(&Method::GET, &c("/form")), None);
+        assert_eq!(
+            access_of(&Method::GET, &c("/tasks/{task}/exports/{file}")),
+            Some(Access::Export)
+        );
+        assert_eq!(
+            access_of(&Method::GET, &c("/questionnaire/export")),
+            Some(Access::Export)
+        );
+        assert_eq!(access_of(&Method::PUT, &c("/permissions")), None);
+        assert_eq!(access_of(&Method::POST, "/api/v1/campaigns"), None);
+        assert_eq!(access_of(&Method::POST, "/api/v1/lines"), None);
     }
 }

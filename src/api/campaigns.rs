@@ -1,6 +1,6 @@
 //! `/api/v1/campaigns` and their tasks.
 
-use super::auth::{Caller, CAMPAIGN_READ, CAMPAIGN_WRITE};
+use super::auth::{Caller, CAMPAIGN_READ, CAMPAIGN_WRITE, EXPORT};
 use super::problem::{merge, parse, Params, Problem};
 use super::AppState;
 use crate::store::campaigns::{Campaign, CampaignSpec};
@@ -169,7 +169,7 @@ pub async fn download(
     caller: Caller,
     Params((id, task, file)): Params<(i64, i64, i64)>,
 ) -> Answer<Response> {
-    caller.require(CAMPAIGN_WRITE)?;
+    caller.require(EXPORT)?;
     let d = s.store.download_export(id, task, file).await?;
     let unreadable = |e: std::io::Error| {
         tracing::error!(path = %d.path.display(), error = %e, "cannot read an export file");

@@ -151,6 +151,7 @@ pub async fn create(
 ) -> Answer<(StatusCode, Json<Contact>)> {
     let user = caller.require(CONTACT_EDIT)?;
     let spec: ContactSpec = parse(&body)?;
+    s.store.check_contact_fields(id, None, &spec.fields).await?;
     Ok((
         StatusCode::CREATED,
         Json(s.store.create_contact(id, &spec, &user.name).await?),
@@ -170,7 +171,8 @@ pub async fn get(
     Ok(Json(v))
 }
 
-/// `PATCH .../contacts/{contact}`: a JSON merge patch of any settable field.
+/// `PATCH .../contacts/{contact}`: a JSON merge patch of any settable field, checked against
+/// the campaign's form.
 pub async fn patch(
     State(s): State<AppState>,
     caller: Caller,
@@ -180,6 +182,11 @@ pub async fn patch(
     let user = caller.require(CONTACT_EDIT)?;
     let current = s.store.contact(id, contact).await?;
     let spec: ContactSpec = merge(&current.spec, &body)?;
+    // Against the campaign's form: a field set to a value its type refuses, or a required one
+    // emptied, is a 422 before anything is written.
+    s.store
+        .check_contact_fields(id, Some(&current.spec.fields), &spec.fields)
+        .await?;
     Ok(Json(
         s.store
             .update_contact(id, contact, &spec, &user.name)

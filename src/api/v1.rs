@@ -1,11 +1,12 @@
 //! The `/api/v1` resource routes (users, campaigns, tasks, contacts, imports, do-not-call
-//! lists, exports, calls, lines), behind Bearer authentication, counted and timed. Each handler checks the
+//! lists, exports, forms, questionnaires, permissions, calls, lines), behind Bearer
+//! authentication and the campaigns' grants, counted and timed. Each handler checks the
 //! role it needs. The routes are one table, so the OpenAPI test can see every path served.
 
 use super::body::{json, JSON_LIMIT, LOGIN_LIMIT};
 use super::{
-    auth, calls, campaign_calls, campaigns, contacts, dnc, lines, metrics, openapi, trunks, users,
-    AppState,
+    auth, calls, campaign_calls, campaigns, contacts, dnc, forms, lines, metrics, openapi,
+    permissions, questionnaires, trunks, users, AppState,
 };
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Router};
@@ -90,6 +91,24 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
                 .post(dnc::add_campaign)
                 .merge(j(delete(dnc::remove_campaign))),
         ),
+        (format!("{c}/form"), j(get(forms::get).put(forms::put))),
+        (format!("{c}/form/preview"), get(forms::preview)),
+        (
+            format!("{c}/questionnaire"),
+            j(get(questionnaires::get).put(questionnaires::put)),
+        ),
+        (
+            format!("{c}/questionnaire/export"),
+            get(questionnaires::export),
+        ),
+        (
+            format!("{c}/contacts/{{contact}}/answers"),
+            j(get(questionnaires::get_answers).put(questionnaires::put_answers)),
+        ),
+        (
+            format!("{c}/permissions"),
+            j(get(permissions::get).put(permissions::put)),
+        ),
         (format!("{c}/imports"), get(contacts::imports)),
         (format!("{c}/test-call"), j(post(campaign_calls::test_call))),
         (format!("{c}/imports/{{import}}"), get(contacts::get_import)),
@@ -144,10 +163,16 @@ pub fn routes(state: AppState) -> Router<AppState> {
     for (path, handlers) in authenticated() {
         with_token = with_token.route(&path, handlers);
     }
-    let with_token = with_token.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::authenticate,
-    ));
+    // The last layer runs first: the token, then the campaign's grants.
+    let with_token = with_token
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::campaign_grants,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     let mut all = Router::new();
     for (path, handlers) in open() {
         all = all.route(&path, handlers);

@@ -610,12 +610,18 @@ impl Store {
         let zone = campaign.spec.time_zone.clone();
         let header = options.header;
         let limits = self.import_limits;
+        // The column names, for the form: known once the first chunk has come.
+        let columns = std::sync::Arc::new(std::sync::OnceLock::new());
+        let seen = columns.clone();
         let reader = tokio::task::spawn_blocking(move || {
             read_csv(
                 input,
                 header,
                 limits,
-                |names| RowReader::new(names, &phones, region.as_deref(), &zone),
+                |names| {
+                    let _ = seen.set(names.clone());
+                    RowReader::new(names, &phones, region.as_deref(), &zone)
+                },
                 tx,
             )
         });
@@ -633,9 +639,11 @@ impl Store {
         let mut db = self.writer.begin().await?;
         let (mut removed, mut kept) = (0, 0);
         if options.mode == ImportMode::Replace {
-            // Contacts with results (called, or moved on) stay: the client's results must not vanish.
+            // Contacts with results (called, moved on, or questionnaire answers) stay: the
+            // client's results must not vanish.
             let fresh =
-                "campaign_id = $1 AND attempts = 0 AND status = 'open' AND detail = '$none'";
+                "campaign_id = $1 AND attempts = 0 AND status = 'open' AND detail = '$none' \
+                 AND id NOT IN (SELECT contact_id FROM answers WHERE campaign_id = $1)";
             removed = sqlx::query(&format!("DELETE FROM contacts WHERE {fresh}"))
                 .bind(campaign_id)
                 .execute(&mut *db)
@@ -660,6 +668,9 @@ impl Store {
         .bind(kept)
         .fetch_one(&mut *db)
         .await?;
+        if let Some(names) = columns.get() {
+            Self::add_form_columns(&mut db, campaign_id, names, &format!("import {id}")).await?;
+        }
         db.commit().await?;
 
         let mut kept_problems: Vec<RowProblem> = Vec::new();

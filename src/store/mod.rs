@@ -13,9 +13,12 @@ pub mod csv_strict;
 pub mod dnc;
 pub mod exports;
 pub mod flow;
+pub mod forms;
 pub mod imports;
 pub mod lines;
+pub mod permissions;
 pub mod phone;
+pub mod questionnaires;
 pub mod tasks;
 pub mod users;
 
@@ -39,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (3, "calls", include_str!("../../migrations/0003_calls.sql")),
     (5, "lines", include_str!("../../migrations/0005_lines.sql")),
+    (6, "forms", include_str!("../../migrations/0006_forms.sql")),
 ];
 
 /// Errors of the store layer.

@@ -1,0 +1,125 @@
+//! `/api/v1/campaigns/{id}/questionnaire`, a contact's answers, and the answers' CSV export.
+
+use super::auth::{Caller, CAMPAIGN_READ, CAMPAIGN_WRITE, CONTACT_EDIT, EXPORT};
+use super::problem::{parse, Params, Problem, QueryOf};
+use super::AppState;
+use crate::store::questionnaires::{Answers, AnswersSpec, Questionnaire, QuestionnaireSpec};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+type Answer<T> = Result<T, Problem>;
+
+/// Query of `GET …/questionnaire/export`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// `GET …/questionnaire`: retired questions included.
+pub async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+) -> Answer<Json<Questionnaire>> {
+    caller.require(CAMPAIGN_READ)?;
+    Ok(Json(s.store.questionnaire(id).await?))
+}
+
+/// `PUT …/questionnaire`: the questions in order; left-out answered ones stay retired.
+pub async fn put(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+    body: Bytes,
+) -> Answer<Json<Questionnaire>> {
+    let user = caller.require(CAMPAIGN_WRITE)?;
+    let spec: QuestionnaireSpec = parse(&body)?;
+    Ok(Json(s.store.put_questionnaire(id, spec, &user.name).await?))
+}
+
+/// `GET …/contacts/{contact}/answers`
+pub async fn get_answers(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params((id, contact)): Params<(i64, i64)>,
+) -> Answer<Json<Answers>> {
+    caller.require(CONTACT_EDIT)?;
+    Ok(Json(s.store.answers(id, contact).await?))
+}
+
+/// `PUT …/contacts/{contact}/answers`: checked like a form; nothing is half-saved.
+pub async fn put_answers(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params((id, contact)): Params<(i64, i64)>,
+    body: Bytes,
+) -> Answer<Json<Answers>> {
+    let user = caller.require(CONTACT_EDIT)?;
+    let spec: AnswersSpec = parse(&body)?;
+    Ok(Json(
+        s.store.put_answers(id, contact, spec, &user.name).await?,
+    ))
+}
+
+/// One CSV record as bytes.
+fn csv_line(cells: &[String]) -> std::io::Result<Bytes> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(cells)?;
+    w.into_inner()
+        .map(Bytes::from)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// `GET …/questionnaire/export`: the answers as CSV, one row per contact that answered,
+/// streamed as the store reads them.
+pub async fn export(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(id): Params<i64>,
+    QueryOf(q): QueryOf<ExportQuery>,
+) -> Answer<Response> {
+    caller.require(EXPORT)?;
+    match q.format.as_deref() {
+        None | Some("csv") => {}
+        Some(other) => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("wanted format csv, got {other:?}"),
+            )
+            .field("format"))
+        }
+    }
+    let export = s.store.questionnaire_answers_for_export(id).await?;
+    let head = csv_line(&export.header).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot write CSV: {e}"),
+        )
+    })?;
+    let rows = export.rows.map(move |row| match row {
+        Ok(cells) => csv_line(&cells),
+        Err(e) => {
+            // The status is sent already: the log says why the file ends early.
+            tracing::error!(campaign = id, error = %e, "questionnaire export failed");
+            Err(std::io::Error::other(e.to_string()))
+        }
+    });
+    let body = futures_util::stream::once(async { Ok(head) }).chain(rows);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"campaign-{id}-answers.csv\""),
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
