@@ -18,7 +18,7 @@ pub mod scenario;
 use super::abandon::{AbandonLedger, Counts, DAY};
 use super::agent::{AgentEvent, AgentState, AgentStateKind, AgentTimers};
 use super::outcome::{self, CallEnd, Detail};
-use super::pacing::{DialMode, Pacer, PacerConfig, Rule, Snapshot};
+use super::pacing::{DialMode, Pacer, PacerConfig, PowerRatios, Rule, Snapshot};
 use super::predictive::PredictiveConfig;
 use super::queue::{Input, Output, Queue, QueueConfig};
 use super::rng::Rng;
@@ -105,23 +105,8 @@ pub struct Run {
 
 /// The modes a scenario is reported in by default: preview, progressive, power (with the
 /// scenario's ratios), predictive.
-pub fn default_modes(scenario: &Scenario) -> Vec<DialMode> {
-    vec![
-        DialMode::Preview,
-        DialMode::Progressive,
-        DialMode::Power {
-            r_ready: scenario.power.r_ready,
-            r_wrap: scenario.power.r_wrap,
-        },
-        DialMode::Predictive,
-    ]
-}
-
-/// A mode by name, power taking the scenario's ratios.
-pub fn mode_by_name(name: &str, scenario: &Scenario) -> Option<DialMode> {
-    default_modes(scenario)
-        .into_iter()
-        .find(|m| m.name() == name)
+pub fn default_modes() -> Vec<DialMode> {
+    DialMode::ALL.to_vec()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -197,6 +182,10 @@ impl<'a> Sim<'a> {
         }
         let pacer = Pacer::new(PacerConfig {
             mode: run.mode,
+            power: PowerRatios {
+                r_ready: sc.power.r_ready,
+                r_wrap: sc.power.r_wrap,
+            },
             max_lines_per_agent: sc.max_lines_per_agent,
             predictive: if sc.hang_up_ringing_after > 0.0 {
                 PredictiveConfig {
@@ -574,9 +563,9 @@ pub fn run_file(
 ) -> Result<Vec<Report>, DialerError> {
     let sc = Scenario::load(path)?;
     let modes = match modes {
-        None => default_modes(&sc),
+        None => default_modes(),
         Some(name) => vec![
-            mode_by_name(name, &sc).ok_or_else(|| DialerError::Scenario {
+            DialMode::by_name(name).ok_or_else(|| DialerError::Scenario {
                 path: path.display().to_string(),
                 message: format!(
                     "unknown mode `{name}`; expected preview, progressive, power or predictive"
