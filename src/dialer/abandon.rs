@@ -81,10 +81,16 @@ impl TryFrom<LedgerRepr> for AbandonLedger {
         let mut last = None;
         for b in &r.buckets {
             if last.is_some_and(|n| b.n <= n) || b.counts.abandoned > b.counts.live {
-                return Err(format!("abandon ledger bucket {} is out of order or damaged", b.n));
+                return Err(format!(
+                    "abandon ledger bucket {} is out of order or damaged",
+                    b.n
+                ));
             }
             last = Some(b.n);
-            total.live = total.live.checked_add(b.counts.live).ok_or("too many answers")?;
+            total.live = total
+                .live
+                .checked_add(b.counts.live)
+                .ok_or("too many answers")?;
             total.abandoned += b.counts.abandoned;
         }
         if total != r.total {

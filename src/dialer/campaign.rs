@@ -383,9 +383,9 @@ impl Campaign {
         match input {
             Input::AgentLoggedIn(a) => self.queue.handle(Q::Agent(a, AgentEvent::LogIn), now)?,
             Input::AgentReady(a) => self.queue.handle(Q::Agent(a, AgentEvent::Resume), now)?,
-            Input::AgentPaused(a, why) => {
-                self.queue.handle(Q::Agent(a, AgentEvent::Pause(why)), now)?
-            }
+            Input::AgentPaused(a, why) => self
+                .queue
+                .handle(Q::Agent(a, AgentEvent::Pause(why)), now)?,
             Input::AgentLoggedOut(a) => self.queue.handle(Q::Agent(a, AgentEvent::LogOut), now)?,
             Input::WrapUpEnded {
                 agent,
@@ -589,10 +589,8 @@ impl Campaign {
                     None => unused.push(contact),
                 }
             } else {
-                self.queue.handle(
-                    queue::Input::Placed { call, agent: None },
-                    now,
-                )?;
+                self.queue
+                    .handle(queue::Input::Placed { call, agent: None }, now)?;
                 self.calls.insert(
                     call,
                     Call {
@@ -753,7 +751,10 @@ impl Campaign {
                 Phase::Talking(_) | Phase::WrapUp => held_by_agent,
             };
             if !ok {
-                return Err(format!("call {id} ({:?}) is lost: neither in the queue nor with an agent", c.phase));
+                return Err(format!(
+                    "call {id} ({:?}) is lost: neither in the queue nor with an agent",
+                    c.phase
+                ));
             }
         }
         if self.queue.call_count() > self.calls.len() {
@@ -766,7 +767,6 @@ impl Campaign {
         Ok(())
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -967,7 +967,10 @@ mod tests {
         core.handle(Input::Leased(vec![ContactId(7), ContactId(8)]), secs(5.0))
             .unwrap();
         let outs: Vec<Output> = core.drain_outputs().collect();
-        assert!(outs.contains(&Output::Unlease(vec![ContactId(8)])), "{outs:?}");
+        assert!(
+            outs.contains(&Output::Unlease(vec![ContactId(8)])),
+            "{outs:?}"
+        );
         assert!(core
             .handle(Input::Leased(vec![ContactId(9)]), secs(5.0))
             .is_err());
@@ -1135,16 +1138,21 @@ mod tests {
                         .call()
                         .unwrap_or(CallId(0));
                     let result = "ok".to_string();
-                    core.handle(Input::WrapUpEnded { agent: agent(a), call, result }, now)
+                    core.handle(
+                        Input::WrapUpEnded {
+                            agent: agent(a),
+                            call,
+                            result,
+                        },
+                        now,
+                    )
                 }
                 Op::LegLost(a) => core.handle(Input::AgentLegLost(agent(a)), now),
                 Op::Answer(i) => core.handle(Input::Answered(pick(&d.live, i)), now),
                 Op::Fail(i) => {
                     core.handle(Input::Failed(pick(&d.live, i), CallEnd::Rejected(486)), now)
                 }
-                Op::CustomerHangUp(i) => {
-                    core.handle(Input::CustomerHungUp(pick(&d.live, i)), now)
-                }
+                Op::CustomerHangUp(i) => core.handle(Input::CustomerHungUp(pick(&d.live, i)), now),
                 Op::Bridge(i) => {
                     let call = pick(&d.bridging, i);
                     d.bridging.retain(|c| *c != call);

@@ -221,14 +221,54 @@ mod tests {
     #[test]
     fn leg_failures_map_to_outcomes_and_details() {
         let cases = [
-            (Failure::Rejected, Some(486), CallEnd::Rejected(486), Detail::Busy),
-            (Failure::NoAnswer, None, CallEnd::RingTimeout, Detail::NoAnswer),
-            (Failure::Cancelled, None, CallEnd::RingTimeout, Detail::NoAnswer),
-            (Failure::Timeout, None, CallEnd::Timeout, Detail::NetworkError),
-            (Failure::TransportError, None, CallEnd::Timeout, Detail::NetworkError),
-            (Failure::Unavailable, None, CallEnd::Unavailable, Detail::NetworkError),
-            (Failure::Shutdown, None, CallEnd::Unavailable, Detail::NetworkError),
-            (Failure::AuthFailed, Some(401), CallEnd::AuthFailed, Detail::NetworkError),
+            (
+                Failure::Rejected,
+                Some(486),
+                CallEnd::Rejected(486),
+                Detail::Busy,
+            ),
+            (
+                Failure::NoAnswer,
+                None,
+                CallEnd::RingTimeout,
+                Detail::NoAnswer,
+            ),
+            (
+                Failure::Cancelled,
+                None,
+                CallEnd::RingTimeout,
+                Detail::NoAnswer,
+            ),
+            (
+                Failure::Timeout,
+                None,
+                CallEnd::Timeout,
+                Detail::NetworkError,
+            ),
+            (
+                Failure::TransportError,
+                None,
+                CallEnd::Timeout,
+                Detail::NetworkError,
+            ),
+            (
+                Failure::Unavailable,
+                None,
+                CallEnd::Unavailable,
+                Detail::NetworkError,
+            ),
+            (
+                Failure::Shutdown,
+                None,
+                CallEnd::Unavailable,
+                Detail::NetworkError,
+            ),
+            (
+                Failure::AuthFailed,
+                Some(401),
+                CallEnd::AuthFailed,
+                Detail::NetworkError,
+            ),
         ];
         for (failure, code, end, d) in cases {
             assert_eq!(call_end(failure, code), end, "{failure:?}");

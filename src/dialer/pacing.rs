@@ -25,8 +25,8 @@ use super::stats::CallStats;
 use super::Time;
 use std::time::Duration;
 
-pub use crate::store::tasks::DialMode;
 use crate::store::tasks::CallSettings;
+pub use crate::store::tasks::DialMode;
 
 /// `power` mode's ratios.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -207,9 +207,7 @@ impl Pacer {
         let (wanted, rule) = match self.config.mode {
             DialMode::Preview => (free, Rule::Mode),
             DialMode::Progressive => (progressive, Rule::Mode),
-            DialMode::Power | DialMode::Predictive if over_cap() => {
-                (progressive, Rule::AbandonCap)
-            }
+            DialMode::Power | DialMode::Predictive if over_cap() => (progressive, Rule::AbandonCap),
             DialMode::Power => {
                 let PowerRatios { r_ready, r_wrap } = self.config.power;
                 let wrap = snap.count(AgentStateKind::WrapUp);

@@ -376,7 +376,11 @@ impl Queue {
                         Phase::Ringing(_) => c.phase = Phase::Ringing(None),
                         // Answered at `since`: it waits for another agent within its wait.
                         Phase::Bridging(_) => {
-                            let wait = if c.inbound { inbound_max_wait } else { max_wait };
+                            let wait = if c.inbound {
+                                inbound_max_wait
+                            } else {
+                                max_wait
+                            };
                             c.phase = Phase::Waiting(c.since + wait);
                         }
                         _ => {}

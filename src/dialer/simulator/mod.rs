@@ -331,7 +331,14 @@ impl<'a> Sim<'a> {
                 // The wrap-up limit may have ended it already.
                 if self.core.agents()[agent.0 as usize].state() == &AgentState::WrapUp(call) {
                     let result = "done".to_string();
-                    self.handle(Input::WrapUpEnded { agent, call, result }, now);
+                    self.handle(
+                        Input::WrapUpEnded {
+                            agent,
+                            call,
+                            result,
+                        },
+                        now,
+                    );
                     self.free_since[agent.0 as usize] = Some(now);
                 }
             }
