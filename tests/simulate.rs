@@ -149,14 +149,8 @@ fn scenario_d_follows_a_rising_answer_rate() {
 #[test]
 fn power_mode_abandons_are_counted() {
     let sc = scenario("scenario-b");
-    let r = run(
-        &sc,
-        DialMode::Power {
-            r_ready: 1.7,
-            r_wrap: 0.1,
-        },
-        1,
-    );
+    assert_eq!((sc.power.r_ready, sc.power.r_wrap), (1.7, 0.1));
+    let r = run(&sc, DialMode::Power, 1);
     counts_add_up(&r);
     assert_eq!(
         r.not_answered.get("$abandoned").copied().unwrap_or(0),

@@ -55,12 +55,52 @@ struct Bucket {
     counts: Counts,
 }
 
-/// One campaign's abandon counts over the last 30 days.
+/// One campaign's abandon counts over the last 30 days. Read back from the store it is
+/// checked (buckets in order, abandons within live answers, the total their sum), so a
+/// damaged row is refused instead of breaking the arithmetic later.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "LedgerRepr")]
 pub struct AbandonLedger {
     buckets: VecDeque<Bucket>,
     /// Sum of all kept buckets (so the 30-day figure costs nothing to read).
     total: Counts,
+}
+
+/// An [`AbandonLedger`] as stored, before it is checked.
+#[derive(Deserialize)]
+struct LedgerRepr {
+    buckets: VecDeque<Bucket>,
+    total: Counts,
+}
+
+impl TryFrom<LedgerRepr> for AbandonLedger {
+    type Error = String;
+
+    fn try_from(r: LedgerRepr) -> Result<Self, String> {
+        let mut total = Counts::default();
+        let mut last = None;
+        for b in &r.buckets {
+            if last.is_some_and(|n| b.n <= n) || b.counts.abandoned > b.counts.live {
+                return Err(format!(
+                    "abandon ledger bucket {} is out of order or damaged",
+                    b.n
+                ));
+            }
+            last = Some(b.n);
+            total.live = total
+                .live
+                .checked_add(b.counts.live)
+                .ok_or("too many answers")?;
+            total.abandoned += b.counts.abandoned;
+        }
+        if total != r.total {
+            return Err("abandon ledger total is not the sum of its buckets".into());
+        }
+        Ok(AbandonLedger {
+            buckets: r.buckets,
+            total,
+        })
+    }
 }
 
 fn bucket_of(t: Time) -> u64 {

@@ -1,6 +1,7 @@
 //! Dialing logic, pure: agent states, the answer rule, abandon accounting, learned statistics,
-//! the pacer (preview, progressive, power, predictive), SIP outcome mapping, and a simulator
-//! that runs a call-centre day on virtual time with the very same code.
+//! the pacer (preview, progressive, power, predictive), SIP outcome mapping, the campaign core
+//! that ties them together, and a simulator that runs a call-centre day on virtual time
+//! through the very same core.
 //!
 //! Nothing here opens a socket or reads a clock: time comes in as [`Time`], decisions go out as
 //! values. A later driver wires it to SIP agents, trunks and the store.
@@ -8,6 +9,7 @@
 pub mod abandon;
 pub mod agent;
 pub mod answer;
+pub mod campaign;
 pub mod outcome;
 pub mod pacing;
 pub mod predictive;
@@ -61,6 +63,12 @@ pub enum DialerError {
     /// A call id was used twice.
     #[error("call {0} already exists")]
     DuplicateCall(CallId),
+    /// A persisted ledger or statistics snapshot makes no sense.
+    #[error("persisted dialer state refused: {0}")]
+    Snapshot(String),
+    /// Contacts came back for a lease the core did not ask for (they were given back).
+    #[error("contacts leased while no lease was asked for")]
+    UnexpectedLease,
     /// A simulator scenario file could not be read.
     #[error("cannot read scenario {path}: {source}")]
     ScenarioRead {

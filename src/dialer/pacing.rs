@@ -25,33 +25,24 @@ use super::stats::CallStats;
 use super::Time;
 use std::time::Duration;
 
-/// How a queue dials.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "mode")]
-pub enum DialMode {
-    /// Agent first: the agent sees the contact, then the call is placed.
-    Preview,
-    /// One call per ready agent.
-    Progressive,
-    /// `floor(r_ready × ready + r_wrap × wrap_up) − in_flight`.
-    Power {
-        /// Calls per ready agent.
-        r_ready: f64,
-        /// Calls per agent in wrap-up.
-        r_wrap: f64,
-    },
-    /// As many calls as keep the expected abandon share under the target.
-    Predictive,
+use crate::store::tasks::CallSettings;
+pub use crate::store::tasks::DialMode;
+
+/// `power` mode's ratios.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PowerRatios {
+    /// Calls per ready agent (`calls_per_ready_agent`).
+    pub r_ready: f64,
+    /// Calls per agent in wrap-up (`calls_per_wrap_up_agent`).
+    pub r_wrap: f64,
 }
 
-impl DialMode {
-    /// The mode's name (`preview`, `progressive`, `power`, `predictive`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            DialMode::Preview => "preview",
-            DialMode::Progressive => "progressive",
-            DialMode::Power { .. } => "power",
-            DialMode::Predictive => "predictive",
+impl Default for PowerRatios {
+    fn default() -> Self {
+        let c = CallSettings::default();
+        PowerRatios {
+            r_ready: c.calls_per_ready_agent,
+            r_wrap: c.calls_per_wrap_up_agent,
         }
     }
 }
@@ -103,6 +94,8 @@ impl Snapshot {
 pub struct PacerConfig {
     /// The dial mode.
     pub mode: DialMode,
+    /// Ratios of `power` mode.
+    pub power: PowerRatios,
     /// At most this many outbound calls in flight per agent at work.
     pub max_lines_per_agent: f64,
     /// Predictive settings (target abandon share, warm-up).
@@ -111,10 +104,26 @@ pub struct PacerConfig {
     pub guard: AbandonGuard,
 }
 
+impl PacerConfig {
+    /// A call task's pacing: its dial mode, power ratios and abandon target; the rest default.
+    pub fn for_task(settings: &CallSettings) -> PacerConfig {
+        PacerConfig {
+            mode: settings.dial_mode,
+            power: PowerRatios {
+                r_ready: settings.calls_per_ready_agent,
+                r_wrap: settings.calls_per_wrap_up_agent,
+            },
+            predictive: PredictiveConfig::with_target(settings.abandon_target),
+            ..PacerConfig::default()
+        }
+    }
+}
+
 impl Default for PacerConfig {
     fn default() -> Self {
         PacerConfig {
-            mode: DialMode::Predictive,
+            mode: DialMode::default(),
+            power: PowerRatios::default(),
             max_lines_per_agent: 6.0,
             predictive: PredictiveConfig::default(),
             guard: AbandonGuard::default(),
@@ -198,10 +207,9 @@ impl Pacer {
         let (wanted, rule) = match self.config.mode {
             DialMode::Preview => (free, Rule::Mode),
             DialMode::Progressive => (progressive, Rule::Mode),
-            DialMode::Power { .. } | DialMode::Predictive if over_cap() => {
-                (progressive, Rule::AbandonCap)
-            }
-            DialMode::Power { r_ready, r_wrap } => {
+            DialMode::Power | DialMode::Predictive if over_cap() => (progressive, Rule::AbandonCap),
+            DialMode::Power => {
+                let PowerRatios { r_ready, r_wrap } = self.config.power;
                 let wrap = snap.count(AgentStateKind::WrapUp);
                 let lines = (r_ready * free as f64 + r_wrap * wrap as f64).floor() as usize;
                 (lines.saturating_sub(in_flight), Rule::Mode)
@@ -281,6 +289,10 @@ mod tests {
     fn decide(mode: DialMode, s: &Snapshot) -> Decision {
         let mut p = Pacer::new(PacerConfig {
             mode,
+            power: PowerRatios {
+                r_ready: 1.7,
+                r_wrap: 0.1,
+            },
             ..PacerConfig::default()
         });
         p.decide(
@@ -317,11 +329,7 @@ mod tests {
             ],
             1,
         );
-        let mode = DialMode::Power {
-            r_ready: 1.7,
-            r_wrap: 0.1,
-        };
-        assert_eq!(decide(mode, &s).place, 4);
+        assert_eq!(decide(DialMode::Power, &s).place, 4);
     }
 
     #[test]
@@ -358,7 +366,8 @@ mod tests {
     fn lines_per_agent_cap_the_calls_in_flight() {
         let s = snap(&[(Ready, 1), (Ready, 1)], 3);
         let mut p = Pacer::new(PacerConfig {
-            mode: DialMode::Power {
+            mode: DialMode::Power,
+            power: PowerRatios {
                 r_ready: 10.0,
                 r_wrap: 0.0,
             },
@@ -396,7 +405,8 @@ mod tests {
             ledger.record(Time(0), i < 3);
         }
         let mut p = Pacer::new(PacerConfig {
-            mode: DialMode::Power {
+            mode: DialMode::Power,
+            power: PowerRatios {
                 r_ready: 3.0,
                 r_wrap: 0.0,
             },

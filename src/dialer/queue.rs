@@ -74,6 +74,14 @@ pub enum Input {
     CallerLeft(CallId),
     /// Someone called back; they wait for an agent ahead of outbound calls.
     Inbound(CallId),
+    /// The driver is hanging up a ringing call the pacer named ([`Queue::oldest_ringing`]):
+    /// it no longer counts as ringing for the pacer, but may still be answered (a 200 OK
+    /// crossing the CANCEL), then it is served like any answer; it ends with
+    /// [`Input::NotAnswered`] or [`Input::Answered`].
+    Cancelling(CallId),
+    /// The agent's phone leg is gone: the agent is logged out, a call being put through to
+    /// them waits for another agent, a call they were talking on is hung up.
+    AgentGone(AgentId),
 }
 
 /// What the queue asks the driver to do.
@@ -91,7 +99,8 @@ pub enum Output {
     Abandon(CallId),
     /// An inbound caller waited too long for an agent: play a message and hang up.
     InboundTimedOut(CallId),
-    /// The call ran past the agent's `max_talk`: hang it up.
+    /// Hang the call up: it ran past the agent's `max_talk`, its agent's leg is gone, or a
+    /// preview call rang past its agent's reservation.
     HangUp(CallId),
     /// The agent did not record a result within the wrap-up time: record the default.
     WrapUpExpired {
@@ -110,6 +119,8 @@ enum Phase {
     Offered(AgentId),
     /// Placed and ringing, maybe with an agent already reserved (preview).
     Ringing(Option<AgentId>),
+    /// Being hung up while ringing; an answer may still cross the CANCEL.
+    Cancelling,
     /// Answered, waiting for an agent until the deadline.
     Waiting(Time),
     /// Answered, agent reserved, waiting for the driver to bridge.
@@ -193,10 +204,23 @@ impl Queue {
                 !c.inbound
                     && matches!(
                         c.phase,
-                        Phase::Ringing(_) | Phase::Waiting(_) | Phase::Bridging(_)
+                        Phase::Ringing(_)
+                            | Phase::Cancelling
+                            | Phase::Waiting(_)
+                            | Phase::Bridging(_)
                     )
             })
             .count() as u64
+    }
+
+    /// Whether `call` is one of the queue's calls (offered, ringing, waiting or connected).
+    pub fn in_flight_call(&self, call: CallId) -> bool {
+        self.calls.contains_key(&call)
+    }
+
+    /// How many calls the queue holds, in any phase.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
     }
 
     /// Takes the actions produced since the last call.
@@ -250,8 +274,10 @@ impl Queue {
             }
             Input::Answered(call) => self.answered(call, now)?,
             Input::NotAnswered(call, _end) => {
-                let Phase::Ringing(agent) = self.phase(call, "not answered")? else {
-                    return Err(DialerError::UnknownCall(call, "not answered"));
+                let agent = match self.phase(call, "not answered")? {
+                    Phase::Ringing(agent) => agent,
+                    Phase::Cancelling => None,
+                    _ => return Err(DialerError::UnknownCall(call, "not answered")),
                 };
                 self.calls.remove(&call);
                 self.counters.not_answered += 1;
@@ -312,7 +338,70 @@ impl Queue {
                 );
                 self.serve_waiting(now)?;
             }
+            Input::Cancelling(call) => {
+                let Phase::Ringing(None) = self.phase(call, "cancel")? else {
+                    return Err(DialerError::UnknownCall(call, "cancel"));
+                };
+                self.set_phase(call, Phase::Cancelling, now);
+            }
+            Input::AgentGone(agent) => self.agent_gone(agent, now)?,
         }
+        Ok(())
+    }
+
+    /// Logs out an agent whose leg is gone, whatever it was doing (see [`Input::AgentGone`]).
+    fn agent_gone(&mut self, agent: AgentId, now: Time) -> Result<(), DialerError> {
+        let state = self
+            .agents
+            .get(agent.0 as usize)
+            .ok_or(DialerError::UnknownAgent(agent))?
+            .state()
+            .clone();
+        if state == AgentState::LoggedOut {
+            return Ok(());
+        }
+        // Logged out as soon as the work in hand is dropped.
+        self.agent_event(agent, AgentEvent::LogOut, now)?;
+        match state {
+            AgentState::Reserved(call) => {
+                let (max_wait, inbound_max_wait) =
+                    (self.config.max_wait, self.config.inbound_max_wait);
+                if let Some(c) = self.calls.get_mut(&call) {
+                    match c.phase {
+                        Phase::Offered(_) => {
+                            self.calls.remove(&call);
+                            self.outputs.push(Output::OfferExpired(call));
+                        }
+                        // A preview call still ringing: whoever is free takes it if answered.
+                        Phase::Ringing(_) => c.phase = Phase::Ringing(None),
+                        // Answered at `since`: it waits for another agent within its wait.
+                        Phase::Bridging(_) => {
+                            let wait = if c.inbound {
+                                inbound_max_wait
+                            } else {
+                                max_wait
+                            };
+                            c.phase = Phase::Waiting(c.since + wait);
+                        }
+                        _ => {}
+                    }
+                }
+                self.agent_event(agent, AgentEvent::Release(call), now)?;
+            }
+            AgentState::Talking(call) => {
+                self.calls.remove(&call);
+                self.outputs.push(Output::HangUp(call));
+                self.agent_event(agent, AgentEvent::HangUp(call), now)?;
+                self.agent_event(agent, AgentEvent::RecordResult(call), now)?;
+                self.outputs.push(Output::WrapUpExpired { call, agent });
+            }
+            AgentState::WrapUp(call) => {
+                self.agent_event(agent, AgentEvent::RecordResult(call), now)?;
+                self.outputs.push(Output::WrapUpExpired { call, agent });
+            }
+            AgentState::LoggedOut | AgentState::Paused(_) | AgentState::Ready => {}
+        }
+        self.serve_waiting(now)?;
         Ok(())
     }
 
@@ -417,7 +506,7 @@ impl Queue {
             let agent = match c.phase {
                 Phase::Offered(a) | Phase::Bridging(a) | Phase::Connected(a) => Some(a),
                 Phase::Ringing(a) => a,
-                Phase::Waiting(_) => None,
+                Phase::Cancelling | Phase::Waiting(_) => None,
             };
             match (agent, bound.get(id)) {
                 (Some(a), Some(b)) if a == *b => {}
@@ -466,8 +555,11 @@ impl Queue {
     }
 
     fn answered(&mut self, call: CallId, now: Time) -> Result<(), DialerError> {
-        let Phase::Ringing(agent) = self.phase(call, "answer")? else {
-            return Err(DialerError::UnknownCall(call, "answer"));
+        let agent = match self.phase(call, "answer")? {
+            Phase::Ringing(agent) => agent,
+            // A 200 OK that crossed the CANCEL: a person is there and is served.
+            Phase::Cancelling => None,
+            _ => return Err(DialerError::UnknownCall(call, "answer")),
         };
         if let Some(agent) = agent {
             // Preview: the agent was reserved before the call was placed.
@@ -530,8 +622,11 @@ impl Queue {
         match c.phase {
             Phase::Offered(_) => self.outputs.push(Output::OfferExpired(call)),
             // A preview call still ringing when its agent's reservation ran out: nobody can
-            // take it any more; count it as not answered.
-            Phase::Ringing(_) => self.counters.not_answered += 1,
+            // take it any more; count it as not answered and hang it up.
+            Phase::Ringing(_) => {
+                self.counters.not_answered += 1;
+                self.outputs.push(Output::HangUp(call));
+            }
             // The driver never bridged it: the person was left alone.
             Phase::Bridging(_) => {
                 self.count_lost(c.inbound);
@@ -541,7 +636,7 @@ impl Queue {
                     Output::Abandon(call)
                 });
             }
-            Phase::Waiting(_) | Phase::Connected(_) => {
+            Phase::Cancelling | Phase::Waiting(_) | Phase::Connected(_) => {
                 self.calls.insert(call, c);
             }
         }
@@ -824,6 +919,8 @@ mod tests {
         HangUp(u8),
         CallerLeft(u8),
         Inbound,
+        Cancel(u8),
+        Gone(u8),
         Wait(u16),
     }
 
@@ -844,8 +941,10 @@ mod tests {
             id.clone().prop_map(Op::Bridge),
             id.clone().prop_map(Op::HangUp),
             id.clone().prop_map(Op::CallerLeft),
-            id.prop_map(Op::Skip),
+            id.clone().prop_map(Op::Skip),
             Just(Op::Inbound),
+            id.clone().prop_map(Op::Cancel),
+            id.prop_map(Op::Gone),
             (0u16..8000).prop_map(Op::Wait),
         ]
     }
@@ -914,6 +1013,8 @@ mod tests {
                     Op::Bridge(c) => q.handle(Input::Bridged(call(c)), now),
                     Op::HangUp(c) => q.handle(Input::HungUp(call(c)), now),
                     Op::CallerLeft(c) => q.handle(Input::CallerLeft(call(c)), now),
+                    Op::Cancel(c) => q.handle(Input::Cancelling(call(c)), now),
+                    Op::Gone(a) => q.handle(Input::AgentGone(agent(a)), now),
                     Op::Inbound => {
                         next_call += 1;
                         q.handle(Input::Inbound(CallId(next_call)), now)

@@ -511,6 +511,123 @@ impl CallStats {
     }
 }
 
+/// One [`SampleWindow`] in a [`StatsSnapshot`]: its samples oldest first and their sum, as
+/// IEEE-754 bits so a restart gives back the very same numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct WindowSnapshot {
+    samples: Vec<u64>,
+    sum: u64,
+}
+
+impl SampleWindow {
+    fn snapshot(&self) -> WindowSnapshot {
+        WindowSnapshot {
+            samples: self.order.iter().map(|x| x.to_bits()).collect(),
+            sum: self.sum.to_bits(),
+        }
+    }
+
+    /// The window `snap` describes, keeping at most `capacity` of its newest samples.
+    fn restore(capacity: usize, snap: &WindowSnapshot) -> Result<SampleWindow, String> {
+        let samples: Vec<f64> = snap.samples.iter().map(|b| f64::from_bits(*b)).collect();
+        if let Some(bad) = samples.iter().find(|x| !x.is_finite() || **x < 0.0) {
+            return Err(format!("a duration sample is {bad}"));
+        }
+        let mut w = SampleWindow::new(capacity);
+        let skip = samples.len().saturating_sub(w.capacity);
+        w.order.extend(&samples[skip..]);
+        w.sorted.extend(&samples[skip..]);
+        w.sorted.sort_by(f64::total_cmp);
+        let sum = f64::from_bits(snap.sum);
+        // The running sum is kept as it was (it carries its own rounding), unless samples
+        // were dropped to fit a smaller window.
+        w.sum = if skip == 0 && sum.is_finite() {
+            sum
+        } else {
+            w.order.iter().sum()
+        };
+        Ok(w)
+    }
+}
+
+/// What a [`CallStats`] has learned, serialisable (serde) so the store can keep it per task
+/// and a restart starts from it instead of from nothing (a cold start dials progressively and
+/// forgets the answer rate, ring, talk and wrap-up times). Numbers are kept as IEEE-754 bits.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatsSnapshot {
+    live_value: u64,
+    live_count: u64,
+    live_window: u64,
+    ring_to_answer: WindowSnapshot,
+    give_up: WindowSnapshot,
+    talk: WindowSnapshot,
+    wrap_up: WindowSnapshot,
+    hang_ups_at_risk: Vec<u64>,
+    hang_ups_hung_up: Vec<u64>,
+    owed: [u64; 2],
+}
+
+fn from_bits(v: &[u64]) -> Vec<f64> {
+    v.iter().map(|b| f64::from_bits(*b)).collect()
+}
+
+fn to_bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+impl CallStats {
+    /// What has been learned, to persist.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            live_value: self.live.value.to_bits(),
+            live_count: self.live.count,
+            live_window: self.live.window,
+            ring_to_answer: self.ring_to_answer.snapshot(),
+            give_up: self.give_up.snapshot(),
+            talk: self.talk.snapshot(),
+            wrap_up: self.wrap_up.snapshot(),
+            hang_ups_at_risk: to_bits(&self.hang_ups.at_risk),
+            hang_ups_hung_up: to_bits(&self.hang_ups.hung_up),
+            owed: [self.owed.0.to_bits(), self.owed.1.to_bits()],
+        }
+    }
+
+    /// Statistics with `config` that start from what `snap` had learned; a snapshot that
+    /// makes no sense (negative or infinite values, a broken hang-up law) is refused.
+    pub fn restore(config: StatsConfig, snap: &StatsSnapshot) -> Result<CallStats, String> {
+        let mut stats = CallStats::new(config);
+        let value = f64::from_bits(snap.live_value);
+        if !(0.0..=1.0).contains(&value) {
+            return Err(format!("the answer rate is {value}"));
+        }
+        stats.live = Ewma {
+            value,
+            count: snap.live_count,
+            window: snap.live_window.max(1),
+        };
+        let n = config.sample_window;
+        stats.ring_to_answer = SampleWindow::restore(n, &snap.ring_to_answer)?;
+        stats.give_up = SampleWindow::restore(n, &snap.give_up)?;
+        stats.talk = SampleWindow::restore(n, &snap.talk)?;
+        stats.wrap_up = SampleWindow::restore(n, &snap.wrap_up)?;
+        let at_risk = from_bits(&snap.hang_ups_at_risk);
+        let hung_up = from_bits(&snap.hang_ups_hung_up);
+        let sane = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x >= 0.0);
+        let sizes_ok = (at_risk.is_empty() && hung_up.is_empty())
+            || (at_risk.len() == HangUps::AGES && hung_up.len() == HangUps::AGES);
+        if !sizes_ok || !sane(&at_risk) || !sane(&hung_up) {
+            return Err("the hang-up law is not valid".into());
+        }
+        stats.hang_ups = HangUps { at_risk, hung_up };
+        let owed = snap.owed.map(f64::from_bits);
+        if !owed.iter().all(|x| (0.0..1.0).contains(x)) {
+            return Err("a weighted sample is owed out of range".into());
+        }
+        stats.owed = (owed[0], owed[1]);
+        Ok(stats)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

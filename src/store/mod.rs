@@ -10,6 +10,7 @@ pub mod campaigns;
 pub mod contacts;
 mod country_zones;
 pub mod csv_strict;
+pub mod dialer_state;
 pub mod dnc;
 pub mod exports;
 pub mod flow;
@@ -43,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "calls", include_str!("../../migrations/0003_calls.sql")),
     (5, "lines", include_str!("../../migrations/0005_lines.sql")),
     (6, "forms", include_str!("../../migrations/0006_forms.sql")),
+    (
+        8,
+        "dialer_state",
+        include_str!("../../migrations/0008_dialer_state.sql"),
+    ),
 ];
 
 /// Errors of the store layer.

@@ -40,22 +40,49 @@ impl TaskKind {
     }
 }
 
-/// How a call task's queue paces its calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// How a call task's queue paces its calls: the one dial mode of the store, the API and the
+/// dialer's pacer (`power` takes its ratios from [`CallSettings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DialMode {
-    /// Agent sees the contact first.
+    /// Agent sees the contact first, then the call is placed.
     Preview,
     /// One call per ready agent.
     #[default]
     Progressive,
-    /// Calls per ready and per wrap-up agent.
+    /// `floor(calls_per_ready_agent × ready + calls_per_wrap_up_agent × wrap_up) − in flight`.
     Power,
     /// Measured rates, abandon target.
     Predictive,
 }
 
-/// Seconds to wait before calling again, per outcome.
+impl DialMode {
+    /// Every mode, in the order reports list them.
+    pub const ALL: [DialMode; 4] = [
+        DialMode::Preview,
+        DialMode::Progressive,
+        DialMode::Power,
+        DialMode::Predictive,
+    ];
+
+    /// The mode's name (`preview`, `progressive`, `power`, `predictive`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DialMode::Preview => "preview",
+            DialMode::Progressive => "progressive",
+            DialMode::Power => "power",
+            DialMode::Predictive => "predictive",
+        }
+    }
+
+    /// The mode named `name`, if any.
+    pub fn by_name(name: &str) -> Option<DialMode> {
+        DialMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// Seconds to wait before calling again, per outcome. An abandoned contact waits at least
+/// 72 h whatever is configured (the no-recall rule); a task saved with less is stored with 72 h.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryDelays {
@@ -63,18 +90,21 @@ pub struct RetryDelays {
     pub no_answer: u32,
     /// After busy.
     pub busy: u32,
-    /// After an abandoned call.
+    /// After an abandoned call (at least [`ABANDONED_RETRY_FLOOR`]).
     pub abandoned: u32,
     /// After a failed call (network, carrier).
     pub failed: u32,
 }
+
+/// The shortest wait before an abandoned contact is called again: 72 h, in seconds.
+pub const ABANDONED_RETRY_FLOOR: u32 = 72 * 3600;
 
 impl Default for RetryDelays {
     fn default() -> Self {
         Self {
             no_answer: 3600,
             busy: 600,
-            abandoned: 3600,
+            abandoned: ABANDONED_RETRY_FLOOR,
             failed: 1800,
         }
     }
@@ -274,6 +304,14 @@ impl TaskSpec {
                         "wanted at least 1",
                     ));
                 }
+                let mut v = v;
+                // The no-recall rule wins over a shorter configured delay; the stored task
+                // shows the delay that applies.
+                v["retry_delays_seconds"]["abandoned"] = c
+                    .retry_delays_seconds
+                    .abandoned
+                    .max(ABANDONED_RETRY_FLOOR)
+                    .into();
                 v
             }
             TaskKind::Export => typed::<ExportSettings>("settings", &self.settings)?,
@@ -492,6 +530,26 @@ mod tests {
         assert!(
             matches!(&err, StoreError::Invalid { field, .. } if field == "flow[0].status"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_contact_waits_72_hours_by_default_and_never_less() {
+        let delay = |settings: Value| {
+            spec(json!({"name": "d", "kind": "call", "settings": settings}))
+                .validate()
+                .unwrap()
+                .settings["retry_delays_seconds"]["abandoned"]
+                .clone()
+        };
+        assert_eq!(delay(json!({})), 259_200);
+        assert_eq!(
+            delay(json!({"retry_delays_seconds": {"abandoned": 3600}})),
+            259_200
+        );
+        assert_eq!(
+            delay(json!({"retry_delays_seconds": {"abandoned": 300_000}})),
+            300_000
         );
     }
 }

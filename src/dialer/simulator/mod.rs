@@ -1,28 +1,31 @@
-//! The pacing simulator: runs a call-centre day on virtual time with the real [`Queue`] (and
-//! so the real agent state machines and answer rule), the real [`Pacer`], [`CallStats`] and
-//! [`AbandonLedger`], against the synthetic call centre of a [`Scenario`].
+//! The pacing simulator: runs a call-centre day on virtual time through the very
+//! [`Campaign`] core the daemon runs (queue, agent state machines, answer rule, pacer,
+//! statistics, abandon ledger), against the synthetic call centre of a [`Scenario`].
 //!
-//! It plays the driver's part: it places the calls the pacer asks for, decides with the
-//! scenario's random draws (seeded, so a run is reproducible) whether and when each call is
-//! answered, how long talks and wrap-ups last, and feeds what happened back to the queue and
-//! to the statistics exactly as the SIP driver will. It is a discrete-event loop: time jumps
-//! from one event (or pacer check, or queue timeout) to the next.
+//! It plays the driver's part: it leases contacts (it never runs out), places the calls the
+//! core asks for, decides with the scenario's random draws (seeded, so a run is reproducible)
+//! whether and when each call is answered, how long talks and wrap-ups last, and feeds what
+//! happened back to the core exactly as the SIP driver will. It is a discrete-event loop: time
+//! jumps from one event (or the core's next timeout) to the next.
 //!
-//! When the pacer hangs up a ringing call, the simulator voids that call's drawn future, as a
-//! real dialer cannot know whether the person would have answered; the statistics learn only
-//! that it was cut short at its age, and weight the later outcomes of the calls that were not
-//! ([`CallStats::record_hung_up`]).
+//! When the core hangs up a ringing call, the simulator confirms the CANCEL at once and voids
+//! that call's drawn future, as a real dialer cannot know whether the person would have
+//! answered; the statistics learn only that it was cut short at its age, and weight the later
+//! outcomes of the calls that were not ([`super::stats::CallStats::record_hung_up`]).
 
 pub mod scenario;
 
-use super::abandon::{AbandonLedger, Counts, DAY};
-use super::agent::{AgentEvent, AgentState, AgentStateKind, AgentTimers};
-use super::outcome::{self, CallEnd, Detail};
-use super::pacing::{DialMode, Pacer, PacerConfig, Rule, Snapshot};
+use super::abandon::{Counts, DAY};
+use super::agent::{AgentState, AgentStateKind, AgentTimers};
+use super::campaign::{
+    AttemptOutcome, Campaign, CampaignConfig, ContactId, Decisions, Input, Output,
+};
+use super::outcome::CallEnd;
+use super::pacing::{DialMode, PacerConfig, PowerRatios};
 use super::predictive::PredictiveConfig;
-use super::queue::{Input, Output, Queue, QueueConfig};
+use super::queue::QueueConfig;
 use super::rng::Rng;
-use super::stats::{CallStats, StatsConfig};
+use super::stats::StatsConfig;
 use super::{AgentId, CallId, DialerError, Time};
 pub use scenario::Scenario;
 use std::cmp::Reverse;
@@ -105,23 +108,8 @@ pub struct Run {
 
 /// The modes a scenario is reported in by default: preview, progressive, power (with the
 /// scenario's ratios), predictive.
-pub fn default_modes(scenario: &Scenario) -> Vec<DialMode> {
-    vec![
-        DialMode::Preview,
-        DialMode::Progressive,
-        DialMode::Power {
-            r_ready: scenario.power.r_ready,
-            r_wrap: scenario.power.r_wrap,
-        },
-        DialMode::Predictive,
-    ]
-}
-
-/// A mode by name, power taking the scenario's ratios.
-pub fn mode_by_name(name: &str, scenario: &Scenario) -> Option<DialMode> {
-    default_modes(scenario)
-        .into_iter()
-        .find(|m| m.name() == name)
+pub fn default_modes() -> Vec<DialMode> {
+    DialMode::ALL.to_vec()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -143,9 +131,7 @@ const RING_TIMEOUT: u16 = 0;
 
 #[derive(Debug, Clone, Copy)]
 struct SimCall {
-    placed: Time,
     agent: Option<AgentId>,
-    talk_started: Option<Time>,
 }
 
 /// Runs one day of `scenario` in `run.mode`.
@@ -157,22 +143,17 @@ struct Sim<'a> {
     sc: &'a Scenario,
     run: Run,
     rng: Rng,
-    queue: Queue,
-    pacer: Pacer,
-    stats: CallStats,
-    ledger: AbandonLedger,
+    core: Campaign,
     events: BinaryHeap<Reverse<(Time, u64, Event)>>,
     seq: u64,
     calls: HashMap<CallId, SimCall>,
-    next_call: u64,
-    snap: Snapshot,
+    next_contact: i64,
     // Accounting.
     free_since: Vec<Option<Time>>,
     idle: Vec<f64>,
     hourly: Vec<Counts>,
     highest_24h: f64,
     not_answered: BTreeMap<&'static str, u64>,
-    fallbacks: BTreeMap<&'static str, u64>,
     hung_up_ringing: u64,
     hung_up_would_have_answered: u64,
     /// Calls the pacer hung up while ringing: their drawn answer or end is void.
@@ -185,18 +166,12 @@ impl<'a> Sim<'a> {
             wrap_up: Duration::from_secs_f64(sc.wrap_up_limit),
             ..AgentTimers::default()
         };
-        let mut queue = Queue::new(QueueConfig {
-            timers,
-            ..QueueConfig::default()
-        });
-        for _ in 0..sc.agents {
-            let a = queue.add_agent(Time::ZERO);
-            queue
-                .handle(Input::Agent(a, AgentEvent::LogIn), Time::ZERO)
-                .expect("a new agent logs in");
-        }
-        let pacer = Pacer::new(PacerConfig {
+        let pacer = PacerConfig {
             mode: run.mode,
+            power: PowerRatios {
+                r_ready: sc.power.r_ready,
+                r_wrap: sc.power.r_wrap,
+            },
             max_lines_per_agent: sc.max_lines_per_agent,
             predictive: if sc.hang_up_ringing_after > 0.0 {
                 PredictiveConfig {
@@ -207,26 +182,37 @@ impl<'a> Sim<'a> {
                 PredictiveConfig::with_target(sc.abandon_target).never_hanging_up()
             },
             ..PacerConfig::default()
-        });
+        };
+        let config = CampaignConfig {
+            queue: QueueConfig {
+                timers,
+                ..QueueConfig::default()
+            },
+            pacer,
+            stats: StatsConfig::default(),
+            max_cps: sc.max_cps,
+            ..CampaignConfig::default()
+        };
+        let mut core = Campaign::new(config, None).expect("no persisted state to refuse");
+        for _ in 0..sc.agents {
+            let a = core.add_agent(Time::ZERO);
+            core.handle(Input::AgentLoggedIn(a), Time::ZERO)
+                .expect("a new agent logs in");
+        }
         Sim {
             sc,
             run,
             rng: Rng::new(run.seed),
-            queue,
-            pacer,
-            stats: CallStats::new(StatsConfig::default()),
-            ledger: AbandonLedger::new(),
+            core,
             events: BinaryHeap::new(),
             seq: 0,
             calls: HashMap::new(),
-            next_call: 1,
-            snap: Snapshot::default(),
+            next_contact: 1,
             free_since: vec![Some(Time::ZERO); sc.agents as usize],
             idle: Vec::new(),
             hourly: vec![Counts::default(); sc.hours.ceil() as usize],
             highest_24h: 0.0,
             not_answered: BTreeMap::new(),
-            fallbacks: BTreeMap::new(),
             hung_up: HashSet::new(),
             hung_up_ringing: 0,
             hung_up_would_have_answered: 0,
@@ -241,95 +227,54 @@ impl<'a> Sim<'a> {
     fn day(mut self) -> Report {
         let end = Time::from_secs_f64(self.sc.hours * 3600.0);
         let mut now = Time::ZERO;
-        let mut next_check = Time::ZERO;
         loop {
             let next_event = self.events.peek().map(|Reverse((t, _, _))| *t);
-            let next = [next_event, self.queue.poll_timeout(), Some(next_check)]
+            let Some(next) = [next_event, self.core.poll_timeout()]
                 .into_iter()
                 .flatten()
                 .min()
-                .expect("next_check is always set");
+            else {
+                break;
+            };
             if next >= end {
                 break;
             }
             now = next.max(now);
-            let mut changed = false;
             while let Some(Reverse((t, _, e))) = self.events.peek().copied() {
                 if t > now {
                     break;
                 }
                 self.events.pop();
                 self.event(e, now);
-                changed = true;
             }
-            if self.queue.poll_timeout().is_some_and(|t| t <= now) {
-                self.queue
-                    .handle_timeout(now)
-                    .expect("timeouts of a consistent queue");
-                changed = true;
-            }
-            self.outputs(now);
-            if changed || now >= next_check {
-                next_check = self.pace(now);
+            // Run what is due and carry out what the core asks until it is settled.
+            loop {
+                if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                    self.core
+                        .handle_timeout(now)
+                        .expect("timeouts of a consistent core");
+                }
+                let outputs: Vec<Output> = self.core.drain_outputs().collect();
+                if outputs.is_empty() {
+                    break;
+                }
+                for o in outputs {
+                    self.output(o, now);
+                }
             }
         }
         self.report(end)
     }
 
-    /// Asks the pacer and places (or, in preview, offers) what it says.
-    fn pace(&mut self, now: Time) -> Time {
-        self.queue.snapshot(now, &mut self.snap);
-        let d = self
-            .pacer
-            .decide(&self.snap, &self.stats, &self.ledger, self.sc.max_cps, now);
-        match d.rule {
-            Rule::Mode => {}
-            Rule::WarmingUp => *self.fallbacks.entry("warming_up").or_default() += 1,
-            Rule::AbandonCap => *self.fallbacks.entry("abandon_cap").or_default() += 1,
-        }
-        for call in self
-            .queue
-            .oldest_ringing(d.cancel_after, d.cancel as usize, now)
-        {
-            self.hang_up_ringing(call, now);
-        }
-        for _ in 0..d.place {
-            let call = CallId(self.next_call);
-            self.next_call += 1;
-            if self.run.mode == DialMode::Preview {
-                let Ok(Some(agent)) = self.queue.offer(call, now) else {
-                    break;
-                };
-                self.calls.insert(
-                    call,
-                    SimCall {
-                        placed: now,
-                        agent: Some(agent),
-                        talk_started: None,
-                    },
-                );
-                let look = self.sc.preview_decision.sample(&mut self.rng);
-                self.at(now + Duration::from_secs_f64(look), Event::Accept(call));
-            } else {
-                self.place(call, None, now);
-            }
-        }
-        d.next_check
+    fn handle(&mut self, input: Input, now: Time) {
+        self.core
+            .handle(input, now)
+            .expect("the synthetic call centre only reports what can happen");
     }
 
-    /// Places a call and draws its fate from the scenario.
+    /// Draws a placed call's fate from the scenario.
     fn place(&mut self, call: CallId, agent: Option<AgentId>, now: Time) {
-        self.queue
-            .handle(Input::Placed { call, agent }, now)
-            .expect("a fresh call id");
-        self.calls.insert(
-            call,
-            SimCall {
-                placed: now,
-                agent,
-                talk_started: None,
-            },
-        );
+        self.calls.insert(call, SimCall { agent });
         let hour = now.as_secs_f64() / 3600.0;
         let give_up = self.sc.give_up;
         let secs = |s: f64| now + Duration::from_secs_f64(s);
@@ -353,66 +298,29 @@ impl<'a> Sim<'a> {
         self.at(secs(after.min(give_up)), Event::End(call, code));
     }
 
-    /// Hangs up a ringing call as the pacer asked. What it would have become is not known
-    /// to the dialer: the statistics only learn that it was cut short at its age.
-    fn hang_up_ringing(&mut self, call: CallId, now: Time) {
-        if let Some(c) = self.calls.remove(&call) {
-            self.stats.record_hung_up(now.since(c.placed));
-        }
-        self.hung_up.insert(call);
-        self.hung_up_ringing += 1;
-        *self
-            .not_answered
-            .entry(outcome::detail(CallEnd::RingTimeout).as_str())
-            .or_default() += 1;
-        self.queue
-            .handle(Input::NotAnswered(call, CallEnd::RingTimeout), now)
-            .expect("a ringing call");
-    }
-
     fn event(&mut self, e: Event, now: Time) {
         match e {
             Event::Answer(call) if self.hung_up.remove(&call) => {
                 self.hung_up_would_have_answered += 1;
             }
             Event::End(call, _) if self.hung_up.remove(&call) => {}
-            Event::Accept(call) => {
-                let agent = self.calls[&call].agent;
-                self.place(call, agent, now);
-            }
-            Event::Answer(call) => {
-                let placed = self.calls[&call].placed;
-                self.stats.record_live_answer(now.since(placed));
-                self.queue
-                    .handle(Input::Answered(call), now)
-                    .expect("a ringing call");
-            }
+            Event::Accept(call) => self.handle(Input::PreviewAccepted(call), now),
+            Event::Answer(call) => self.handle(Input::Answered(call), now),
             Event::End(call, code) => {
-                let c = self.calls.remove(&call).expect("a ringing call");
-                self.stats.record_not_live(now.since(c.placed));
+                self.calls.remove(&call);
                 let end = if code == RING_TIMEOUT {
                     CallEnd::RingTimeout
                 } else {
                     CallEnd::Rejected(code)
                 };
-                *self
-                    .not_answered
-                    .entry(outcome::detail(end).as_str())
-                    .or_default() += 1;
-                self.queue
-                    .handle(Input::NotAnswered(call, end), now)
-                    .expect("a ringing call");
+                self.handle(Input::Failed(call, end), now);
             }
             Event::TalkEnd(call) => {
                 let Some(c) = self.calls.remove(&call) else {
                     return; // hung up by max_talk already
                 };
                 let agent = c.agent.expect("a connected call has an agent");
-                let started = c.talk_started.expect("a connected call has started");
-                self.stats.record_talk(now.since(started));
-                self.queue
-                    .handle(Input::HungUp(call), now)
-                    .expect("a connected call");
+                self.handle(Input::CustomerHungUp(call), now);
                 let wrap = self.sc.wrap_up.sample(&mut self.rng);
                 self.at(
                     now + Duration::from_secs_f64(wrap),
@@ -420,79 +328,98 @@ impl<'a> Sim<'a> {
                 );
             }
             Event::Result(agent, call) => {
-                let a = &self.queue.agents()[agent.0 as usize];
                 // The wrap-up limit may have ended it already.
-                if a.state() == &AgentState::WrapUp(call) {
-                    self.stats.record_wrap_up(now.since(a.since()));
-                    self.queue
-                        .handle(Input::Agent(agent, AgentEvent::RecordResult(call)), now)
-                        .expect("an agent in wrap-up");
+                if self.core.agents()[agent.0 as usize].state() == &AgentState::WrapUp(call) {
+                    let result = "done".to_string();
+                    self.handle(
+                        Input::WrapUpEnded {
+                            agent,
+                            call,
+                            result,
+                        },
+                        now,
+                    );
                     self.free_since[agent.0 as usize] = Some(now);
                 }
             }
         }
     }
 
-    /// Carries out what the queue asked for.
-    fn outputs(&mut self, now: Time) {
-        let outputs: Vec<Output> = self.queue.drain_outputs().collect();
-        for o in outputs {
-            match o {
-                Output::Connect { call, agent } => {
-                    self.queue
-                        .handle(Input::Bridged(call), now)
-                        .expect("a call being bridged");
-                    self.record_answer(now, false);
-                    if let Some(since) = self.free_since[agent.0 as usize].take() {
-                        self.idle.push(now.since(since).as_secs_f64());
-                    }
-                    let talk = self.sc.talk.sample(&mut self.rng);
-                    if let Some(c) = self.calls.get_mut(&call) {
-                        c.agent = Some(agent);
-                        c.talk_started = Some(now);
-                    }
-                    self.at(now + Duration::from_secs_f64(talk), Event::TalkEnd(call));
-                }
-                Output::Abandon(call) => {
-                    self.calls.remove(&call);
-                    self.record_answer(now, true);
-                    *self
-                        .not_answered
-                        .entry(Detail::Abandoned.as_str())
-                        .or_default() += 1;
-                }
-                Output::WrapUpExpired { agent, .. } => {
-                    self.stats
-                        .record_wrap_up(Duration::from_secs_f64(self.sc.wrap_up_limit));
-                    self.free_since[agent.0 as usize] = Some(now);
-                }
-                Output::HangUp(call) => {
-                    self.calls.remove(&call);
-                }
-                Output::OfferExpired(call) | Output::InboundTimedOut(call) => {
-                    self.calls.remove(&call);
-                }
+    /// Carries out what the core asked for, as the synthetic call centre.
+    fn output(&mut self, o: Output, now: Time) {
+        match o {
+            Output::Lease(n) => {
+                // The synthetic campaign never runs out of contacts.
+                let first = self.next_contact;
+                self.next_contact += i64::from(n);
+                let contacts = (first..self.next_contact).map(ContactId).collect();
+                self.handle(Input::Leased(contacts), now);
             }
+            Output::Offer { call, agent, .. } => {
+                self.calls.insert(call, SimCall { agent: Some(agent) });
+                let look = self.sc.preview_decision.sample(&mut self.rng);
+                self.at(now + Duration::from_secs_f64(look), Event::Accept(call));
+            }
+            Output::Place { call, agent, .. } => self.place(call, agent, now),
+            Output::Cancel(call) => {
+                // What it would have become is not known to the dialer; the carrier confirms
+                // the CANCEL at once.
+                self.calls.remove(&call);
+                self.hung_up.insert(call);
+                self.hung_up_ringing += 1;
+                self.handle(Input::Failed(call, CallEnd::RingTimeout), now);
+            }
+            Output::Bridge { call, agent } => {
+                self.handle(Input::Bridged(call), now);
+                self.record_answer(now, false);
+                if let Some(since) = self.free_since[agent.0 as usize].take() {
+                    self.idle.push(now.since(since).as_secs_f64());
+                }
+                let talk = self.sc.talk.sample(&mut self.rng);
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.agent = Some(agent);
+                }
+                self.at(now + Duration::from_secs_f64(talk), Event::TalkEnd(call));
+            }
+            Output::Abandon(call) => {
+                self.calls.remove(&call);
+                self.record_answer(now, true);
+            }
+            Output::HangUp(call) => {
+                self.calls.remove(&call);
+            }
+            Output::RecordAttempt { outcome, .. } => match outcome {
+                AttemptOutcome::Connected {
+                    agent,
+                    result: None,
+                } => self.free_since[agent.0 as usize] = Some(now),
+                AttemptOutcome::Connected { .. } => {}
+                o => {
+                    let detail = o.detail().expect("a failed attempt has a detail");
+                    *self.not_answered.entry(detail.as_str()).or_default() += 1;
+                }
+            },
+            Output::Unlease(_) | Output::AgentState { .. } | Output::Persist => {}
         }
     }
 
+    /// Hourly and rolling-24 h accounting of an answer the core just put in its ledger.
     fn record_answer(&mut self, now: Time, abandoned: bool) {
-        self.ledger.record(now, abandoned);
         let hour = ((now.as_secs_f64() / 3600.0) as usize).min(self.hourly.len() - 1);
         self.hourly[hour].live += 1;
         self.hourly[hour].abandoned += u64::from(abandoned);
-        let day = self.ledger.last_24h(now);
+        let day = self.core.ledger().last_24h(now);
         if day.live >= 100 {
             self.highest_24h = self.highest_24h.max(day.ratio());
         }
     }
 
     fn report(self, end: Time) -> Report {
-        let k = self.queue.counters();
+        let k = self.core.queue().counters();
         let mut logged_in = 0.0;
         let mut busy = 0.0;
         let mut talk = 0.0;
-        for a in self.queue.agents() {
+        for a in self.core.agents() {
             let t = |kind| a.time_in(kind, end).as_secs_f64();
             logged_in += end.as_secs_f64() - t(AgentStateKind::LoggedOut);
             busy += t(AgentStateKind::Talking) + t(AgentStateKind::WrapUp);
@@ -522,7 +449,7 @@ impl<'a> Sim<'a> {
                 ratio: c.ratio(),
             });
         // The whole day is inside one rolling 24 h window: its end is the 24 h figure too.
-        let day = self.ledger.window(end, DAY);
+        let day = self.core.ledger().window(end, DAY);
         Report {
             mode: self.run.mode.name(),
             scenario: self.sc.name.clone(),
@@ -557,13 +484,21 @@ impl<'a> Sim<'a> {
             }),
             worst_hour,
             hourly: self.hourly,
-            in_flight_at_end: self.queue.in_flight(),
+            in_flight_at_end: self.core.queue().in_flight(),
             not_answered: self.not_answered,
             hung_up_ringing: self.hung_up_ringing,
             hung_up_would_have_answered: self.hung_up_would_have_answered,
-            fallback_decisions: self.fallbacks,
+            fallback_decisions: fallbacks(self.core.decisions()),
         }
     }
+}
+
+/// The decisions that fell back to progressive, by reason (reasons never taken left out).
+fn fallbacks(d: Decisions) -> BTreeMap<&'static str, u64> {
+    [("warming_up", d.warming_up), ("abandon_cap", d.abandon_cap)]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 /// Loads a scenario and runs it in each of `modes`.
@@ -574,9 +509,9 @@ pub fn run_file(
 ) -> Result<Vec<Report>, DialerError> {
     let sc = Scenario::load(path)?;
     let modes = match modes {
-        None => default_modes(&sc),
+        None => default_modes(),
         Some(name) => vec![
-            mode_by_name(name, &sc).ok_or_else(|| DialerError::Scenario {
+            DialMode::by_name(name).ok_or_else(|| DialerError::Scenario {
                 path: path.display().to_string(),
                 message: format!(
                     "unknown mode `{name}`; expected preview, progressive, power or predictive"
