@@ -31,6 +31,14 @@ pub fn json(limit: usize, handlers: MethodRouter<AppState>) -> MethodRouter<AppS
         .layer(DefaultBodyLimit::max(limit))
 }
 
+/// `handlers` take bodies of any type of at most `limit` bytes (413 up front on
+/// `Content-Length`); the handler checks the type.
+pub fn sized(limit: usize, handlers: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    handlers
+        .route_layer(middleware::from_fn_with_state(limit, require_length))
+        .layer(DefaultBodyLimit::max(limit))
+}
+
 /// The declared body length, if any (`None` for chunked bodies).
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers

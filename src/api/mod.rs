@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod permissions;
 pub mod problem;
+pub mod prompts;
 pub mod questionnaires;
 pub mod server;
 pub mod trunks;

@@ -12,6 +12,7 @@ enum Body {
     Json(&'static str),
     Csv,
     JsonOrCsv(&'static str),
+    Wav,
 }
 
 /// One operation: method, path, summary, roles (empty: no token), query parameters, body,
@@ -115,6 +116,10 @@ fn ops() -> Vec<Op> {
         op("put", c("/contacts/{contact}/answers"), "Set a contact's answers, checked against the questionnaire; recorded in its history", EDIT, &[], Json("AnswersSpec"), ("200", "Answers")),
         op("get", c("/permissions"), "The campaign's edit and export grants (none: the roles alone decide)", WRITE, &[], None, ("200", "Permissions")),
         op("put", c("/permissions"), "Replace the campaign's grants; an empty list lifts them", "admin", &[], Json("PermissionsSpec"), ("200", "Permissions")),
+        op("get", c("/prompts"), "The campaign's prompts (name, seconds, who uploaded them, when)", READ, &[], None, ("200", "array")),
+        op("get", c("/prompts/{name}"), "A prompt as stored: 8 kHz mono 16-bit WAV", READ, &[], None, ("200", "text")),
+        op("put", c("/prompts/{name}"), "Upload a prompt (`safe_harbour`: who called and a number to call back, 2–30 s) as WAV in any format, converted at upload; power and predictive tasks run only while the campaign has its safe_harbour prompt", WRITE, &[], Wav, ("200", "Prompt")),
+        op("delete", c("/prompts/{name}"), "Remove a prompt (not the safe_harbour prompt while power or predictive tasks may run: 409)", WRITE, &[], None, ("204", "")),
         op("get", c("/imports"), "Import history, newest first", WRITE, &[], None, ("200", "array")),
         op("get", c("/imports/{import}"), "One import report", WRITE, &[], None, ("200", "ImportReport")),
         op("post", c("/test-call"), "Place one call as the campaign does (its verified line as caller ID) and report the SIP outcome", WRITE, &[], Json("CampaignTestCall"), ("200", "TestCallReport")),
@@ -189,6 +194,7 @@ fn components() -> Value {
             "Answers": object(&[("contact_id", "integer"), ("answers", "object"), ("respondent", "string"), ("respondent_name", "string"),
                                 ("answered_at", "string"), ("recorded_by", "string"), ("recorded_at", "string")]),
             "PermissionsSpec": object(&[("grants", "array")]),
+            "Prompt": object(&[("name", "string"), ("seconds", "number"), ("updated_at", "string"), ("updated_by", "string")]),
             "Permissions": object(&[("campaign_id", "integer"), ("restricted", "boolean"), ("grants", "array")]),
             "DncReport": object(&[("added", "integer"), ("already", "integer"), ("bad", "array"), ("bad_count", "integer"), ("contacts_marked", "integer")]),
         }
@@ -236,6 +242,9 @@ fn document() -> Value {
             Body::JsonOrCsv(s) => Some(
                 json!({"application/json": {"schema": schema_ref(s)}, "text/csv": {"schema": {"type": "string"}}}),
             ),
+            Body::Wav => {
+                Some(json!({"audio/wav": {"schema": {"type": "string", "format": "binary"}}}))
+            }
         };
         if let Some(content) = body {
             o["requestBody"] = json!({"required": true, "content": content});

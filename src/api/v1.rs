@@ -1,12 +1,12 @@
 //! The `/api/v1` resource routes (users, campaigns, tasks, contacts, imports, do-not-call
-//! lists, exports, forms, questionnaires, permissions, calls, lines), behind Bearer
+//! lists, exports, forms, questionnaires, permissions, prompts, calls, lines), behind Bearer
 //! authentication and the campaigns' grants, counted and timed. Each handler checks the
 //! role it needs. The routes are one table, so the OpenAPI test can see every path served.
 
-use super::body::{json, JSON_LIMIT, LOGIN_LIMIT};
+use super::body::{json, sized, JSON_LIMIT, LOGIN_LIMIT};
 use super::{
     auth, calls, campaign_calls, campaigns, contacts, dnc, forms, lines, metrics, openapi,
-    permissions, questionnaires, trunks, users, AppState,
+    permissions, prompts, questionnaires, trunks, users, AppState,
 };
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Router};
@@ -108,6 +108,14 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
         (
             format!("{c}/permissions"),
             j(get(permissions::get).put(permissions::put)),
+        ),
+        (format!("{c}/prompts"), get(prompts::list)),
+        (
+            format!("{c}/prompts/{{name}}"),
+            sized(
+                prompts::PROMPT_LIMIT,
+                get(prompts::get).put(prompts::put).delete(prompts::delete),
+            ),
         ),
         (format!("{c}/imports"), get(contacts::imports)),
         (format!("{c}/test-call"), j(post(campaign_calls::test_call))),

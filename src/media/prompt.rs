@@ -53,6 +53,48 @@ pub enum PromptError {
 /// Reads a WAV file of any rate, integer depth (8/16/24/32) or 32-bit float and any channel
 /// count, and returns it as 8 kHz mono 16-bit samples.
 pub fn load_wav(path: &Path) -> Result<Vec<i16>, PromptError> {
+    let reader = hound::WavReader::open(path).map_err(|source| PromptError::Wav {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    convert(reader, path)
+}
+
+/// Like [`load_wav`], for a WAV file held in memory (an upload); `label` names it in errors.
+pub fn decode_wav(bytes: &[u8], label: &str) -> Result<Vec<i16>, PromptError> {
+    let path = Path::new(label);
+    let reader =
+        hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|source| PromptError::Wav {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    convert(reader, path)
+}
+
+/// Writes 8 kHz mono 16-bit samples as a WAV file.
+pub fn encode_wav(samples: &[i16]) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
+    // Writing into memory cannot fail but for a file over 4 GiB, which 600 s cannot reach.
+    if let Ok(mut w) = hound::WavWriter::new(&mut out, spec) {
+        for &s in samples {
+            let _ = w.write_sample(s);
+        }
+        let _ = w.finalize();
+    }
+    out.into_inner()
+}
+
+/// Reads every sample of `reader` as 8 kHz mono 16-bit.
+fn convert<R: std::io::Read>(
+    mut reader: hound::WavReader<R>,
+    path: &Path,
+) -> Result<Vec<i16>, PromptError> {
     let wav_err = |source| PromptError::Wav {
         path: path.to_path_buf(),
         source,
@@ -61,7 +103,6 @@ pub fn load_wav(path: &Path) -> Result<Vec<i16>, PromptError> {
         path: path.to_path_buf(),
         what,
     };
-    let mut reader = hound::WavReader::open(path).map_err(wav_err)?;
     let spec = reader.spec();
     if spec.sample_rate == 0 {
         return Err(format_err("sample rate is 0".into()));

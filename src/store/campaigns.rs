@@ -292,6 +292,7 @@ impl Store {
     /// Replaces a campaign's settings with a checked spec.
     pub async fn update_campaign(&self, id: i64, spec: &CampaignSpec) -> Result<Campaign> {
         spec.validate()?;
+        self.check_safe_harbour(id, spec.status, None).await?;
         let sql = format!(
             "UPDATE campaigns SET name = $1, description = $2, status = $3, time_zone = $4, \
              windows = $5, default_region = $6, line_id = $7, recording = $8, calling_from = $9, \

@@ -19,6 +19,7 @@ pub mod imports;
 pub mod lines;
 pub mod permissions;
 pub mod phone;
+pub mod prompts;
 pub mod questionnaires;
 pub mod tasks;
 pub mod users;
@@ -48,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "dialer_state",
         include_str!("../../migrations/0008_dialer_state.sql"),
+    ),
+    (
+        11,
+        "campaign_prompts",
+        include_str!("../../migrations/0011_campaign_prompts.sql"),
     ),
 ];
 

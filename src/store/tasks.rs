@@ -386,9 +386,11 @@ impl Store {
 
     /// Creates a task in a campaign.
     pub async fn create_task(&self, campaign_id: i64, spec: TaskSpec) -> Result<Task> {
-        self.campaign(campaign_id).await?;
+        let campaign = self.campaign(campaign_id).await?;
         let spec = spec.validate()?;
         self.check_flow(campaign_id, &spec).await?;
+        self.check_safe_harbour(campaign_id, campaign.spec.status, Some((None, &spec)))
+            .await?;
         let now = now_ms();
         let row = sqlx::query(&format!(
             "INSERT INTO tasks (campaign_id, name, kind, settings, flow, created_ms, updated_ms) \
@@ -436,6 +438,9 @@ impl Store {
         let old = self.task(campaign_id, id).await?;
         let spec = spec.validate()?;
         self.check_flow(campaign_id, &spec).await?;
+        let status = self.campaign(campaign_id).await?.spec.status;
+        self.check_safe_harbour(campaign_id, status, Some((Some(id), &spec)))
+            .await?;
         if old.spec.kind != spec.kind && self.count_in_task(id).await? > 0 {
             return Err(StoreError::Conflict(format!(
                 "task {id} holds contacts; its kind cannot change"

@@ -201,6 +201,19 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String, String) {
+    let (status, kind, body) = http_request_bytes(addr, method, path, headers, body);
+    let text = String::from_utf8(body).unwrap_or_else(|e| panic!("body not UTF-8: {e}"));
+    (status, kind, text)
+}
+
+/// Like `http_request`, with the body as bytes (audio, spreadsheets).
+pub fn http_request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -213,14 +226,19 @@ pub fn http_request(
     s.set_read_timeout(Some(Duration::from_secs(130))).unwrap();
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(resp.len());
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let body = resp.get(split + 4..).unwrap_or_default().to_vec();
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad HTTP response: {resp:?}"));
+        .unwrap_or_else(|| panic!("bad HTTP response: {head:?}"));
     let kind = head
         .lines()
         .find_map(|l| {
@@ -229,7 +247,7 @@ pub fn http_request(
                 .map(|v| v.trim().to_string())
         })
         .unwrap_or_default();
-    (status, kind, body.to_string())
+    (status, kind, body)
 }
 
 /// One API request with a Bearer `token` and an optional JSON body: (status, content type,
