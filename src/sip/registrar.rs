@@ -367,8 +367,8 @@ impl Registrar {
             tracing::debug!(%source, "INVITE from an address that is no trunk and no registered phone");
             return InviteAuth::Refuse(reply(403));
         };
+        // Throttled like its REGISTERs (not counted as one: the metric names REGISTERs).
         if let Err(wait) = self.limiter.check(now, source, Some(&from_user)) {
-            self.throttled += 1;
             let mut r = reply(503);
             r.headers.push(Header::Other(
                 "Retry-After".into(),
