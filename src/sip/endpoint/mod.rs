@@ -286,7 +286,10 @@ impl Endpoint {
                     self.on_inbound(msg);
                     for _ in 1..BATCH {
                         match self.rx.try_recv() {
-                            Ok(msg) => self.on_inbound(msg),
+                            Ok(msg) => {
+                                self.apply_account_updates();
+                                self.on_inbound(msg);
+                            }
                             Err(_) => break,
                         }
                     }
