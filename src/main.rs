@@ -277,6 +277,8 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let media = MediaEngine::new(&cfg.media, metrics.registry())
         .with_context(|| format!("media.prompts_dir {}", cfg.media.prompts_dir.display()))?;
     let sip = sip::endpoint::start(&cfg, metrics.registry(), &shutdown).await?;
+    let sip_logins = api::users::load_sip_logins(&store, &sip.accounts).await?;
+    tracing::info!(accounts = sip_logins, "agents' SIP logins loaded");
     let lines = lines::Lines::new(
         store.clone(),
         sip.sip.clone(),
@@ -330,6 +332,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             lines,
             http: std::sync::Arc::new(cfg.http.clone()),
             logins: api::login_limit::LoginGuard::default(),
+            sip_accounts: sip.accounts.clone(),
         }),
         api::server::ConnLimits::from(&cfg.http),
         http_stop.clone().cancelled_owned(),

@@ -539,6 +539,12 @@ fn role_matrix() {
             ADM,
         ),
         ("GET", "/api/v1/users/1".into(), None, ADM),
+        (
+            "PATCH",
+            "/api/v1/users/999".into(),
+            Some(json!({"tasks": []})),
+            ADM,
+        ),
         ("DELETE", "/api/v1/users/999".into(), None, ADM),
         ("GET", "/api/v1/users/1/tokens".into(), None, ADM),
         ("POST", "/api/v1/users/999/tokens".into(), None, ADM),

@@ -70,6 +70,8 @@ pub struct AppState {
     pub http: std::sync::Arc<crate::config::HttpConfig>,
     /// Login attempts by source and by user name.
     pub logins: login_limit::LoginGuard,
+    /// Agents' SIP logins, to the registrar.
+    pub sip_accounts: crate::sip::registrar::AccountSender,
 }
 
 impl AppState {

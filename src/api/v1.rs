@@ -28,7 +28,7 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         (
             "/api/v1/users/{id}".into(),
-            get(users::get).delete(users::delete),
+            j(get(users::get).patch(users::patch).delete(users::delete)),
         ),
         (
             "/api/v1/users/{id}/tokens".into(),

@@ -5,9 +5,18 @@
 //! sources and accounts that keep failing are answered 503 with Retry-After without any
 //! password being checked (an [`AuthLimiter`]), and every failure is logged with its source
 //! address so a log watcher such as fail2ban can block it at the firewall.
+//!
+//! The same accounts authenticate INVITEs from agents' phones (407, [`Registrar::authorize_invite`]):
+//! only a phone registered from the INVITE's source address is challenged at all; any other
+//! source is refused at once, as before any account existed.
 
-use crate::sip::auth::{AuthKind, AuthLimiter, DigestServer, LimiterConfig, Secret, Verdict};
+mod accounts;
+
+pub use accounts::{AccountDigest, AccountSender, AccountUpdate, StoreAccount};
+
+use crate::sip::auth::{AuthKind, AuthLimiter, DigestServer, LimiterConfig, Verdict};
 use crate::sip::transaction::{cseq_of, header_param, make_response};
+use accounts::{Accounts, Changed};
 use rsip::headers::untyped::UntypedHeader;
 use rsip::Header;
 use std::collections::HashMap;
@@ -39,12 +48,28 @@ pub struct Binding {
     pub expires_at: Instant,
     call_id: String,
     cseq: u32,
+    /// The address the REGISTER came from: the phone's INVITEs must come from it too.
+    source: IpAddr,
+}
+
+/// What to do with an INVITE from a source that is no trunk.
+#[derive(Debug)]
+pub enum InviteAuth {
+    /// Refused (403, or 503 while the source or account is throttled).
+    Refuse(rsip::Response),
+    /// A registered agent's phone without (fresh) credentials: this 407 challenges it.
+    Challenge(rsip::Response),
+    /// Authenticated as `user`, who is registered from this source: route the call.
+    Authenticated {
+        /// The account (also the INVITE's From user).
+        user: String,
+    },
 }
 
 /// Agent accounts and their current bindings.
 pub struct Registrar {
     cfg: RegistrarConfig,
-    accounts: HashMap<String, String>,
+    accounts: Accounts,
     bindings: HashMap<String, Vec<Binding>>,
     digest: DigestServer,
     limiter: AuthLimiter,
@@ -57,10 +82,12 @@ pub struct Registrar {
 }
 
 impl Registrar {
-    /// A registrar for `accounts` (user name → password).
+    /// A registrar for the `[[agents]]` `accounts` (user name → password), challenged with
+    /// `cfg.algorithms`; store accounts come later through [`update_account`](Self::update_account).
     pub fn new(cfg: RegistrarConfig, accounts: HashMap<String, String>, now: Instant) -> Self {
         let digest = DigestServer::new(cfg.realm.clone(), NONCE_LIFETIME, now)
             .with_algorithms(&cfg.algorithms);
+        let accounts = Accounts::from_config(accounts, &cfg.algorithms);
         Self {
             cfg,
             accounts,
@@ -77,6 +104,19 @@ impl Registrar {
     pub fn with_limiter(mut self, cfg: LimiterConfig) -> Self {
         self.limiter = AuthLimiter::new(cfg);
         self
+    }
+
+    /// Applies a change to the store's accounts. An account removed, renamed or given another
+    /// secret loses its bindings and authenticates no more from the next request on.
+    pub fn update_account(&mut self, update: AccountUpdate) {
+        if let Changed::Revoked(names) = self.accounts.apply(update, &self.cfg.realm) {
+            for name in names {
+                if self.bindings.remove(&name).is_some() {
+                    tracing::info!(user = %name, "SIP login changed or removed; bindings dropped");
+                }
+            }
+            self.summarise();
+        }
     }
 
     /// Failed authentications so far (for `dialerd_sip_auth_failures_total`).
@@ -142,7 +182,7 @@ impl Registrar {
         let accounts = &self.accounts;
         // Only real accounts are tracked per account; other names count against the source.
         let claimed = self.digest.claimed_username(req, AuthKind::Www);
-        let account = claimed.as_deref().filter(|u| accounts.contains_key(*u));
+        let account = claimed.as_deref().filter(|u| accounts.contains(u));
         if let Err(wait) = self.limiter.check(now, source, account) {
             self.throttled += 1;
             tracing::debug!(%source, user = ?claimed, "REGISTER throttled");
@@ -154,11 +194,11 @@ impl Registrar {
             return r;
         }
         let user = match self.digest.verify_request(now, req, AuthKind::Www, |u| {
-            accounts.get(u).map(|p| Secret::Password(p.clone()))
+            accounts.get(u).map(|a| a.secret.clone())
         }) {
             Verdict::Ok { username, .. } => username,
-            Verdict::Missing => return self.challenge(now, req, tag, false),
-            Verdict::Stale(_) => return self.challenge(now, req, tag, true),
+            Verdict::Missing => return self.challenge(now, req, tag, false, AuthKind::Www),
+            Verdict::Stale(_) => return self.challenge(now, req, tag, true, AuthKind::Www),
             Verdict::Failed(e) => {
                 let blocked = self.limiter.failed(now, source, account);
                 // Fields in a fixed order, the source first and the user quoted, so a log
@@ -241,6 +281,7 @@ impl Registrar {
                         expires_at: now + expires,
                         call_id: call_id.clone(),
                         cseq,
+                        source,
                     };
                 }
                 (None, true) => {}
@@ -249,6 +290,7 @@ impl Registrar {
                     expires_at: now + expires,
                     call_id: call_id.clone(),
                     cseq,
+                    source,
                 }),
             }
         }
@@ -258,18 +300,113 @@ impl Registrar {
         self.ok(now, req, tag, &user)
     }
 
+    /// A 401 (REGISTER, for the To user) or 407 (INVITE, for the From user) offering the
+    /// algorithms of the account named; a name that is no account is offered what a new store
+    /// account is (MD5), so that the offer tells nothing about which names exist.
     fn challenge(
         &mut self,
         now: Instant,
         req: &rsip::Request,
         tag: &str,
         stale: bool,
+        kind: AuthKind,
     ) -> rsip::Response {
-        let mut r = make_response(req, 401, Some(tag));
-        for h in self.digest.challenge_headers(now, stale, AuthKind::Www) {
+        let header = match kind {
+            AuthKind::Www => "To",
+            AuthKind::Proxy => "From",
+        };
+        let algorithms = header_value(req, header)
+            .and_then(|v| uri_user(&v))
+            .and_then(|u| self.accounts.get(&u).map(|a| a.algorithms.clone()))
+            .unwrap_or_else(|| vec![AccountDigest::default().algorithm()]);
+        let code = match kind {
+            AuthKind::Www => 401,
+            AuthKind::Proxy => 407,
+        };
+        let mut r = make_response(req, code, Some(tag));
+        for h in self
+            .digest
+            .challenge_headers_for(now, stale, kind, &algorithms)
+        {
             r.headers.push(h);
         }
         r
+    }
+
+    /// True when `req` (an INVITE) carries proxy credentials and its From user is registered
+    /// from `source`: only such INVITEs are worth a transaction; the rest are answered
+    /// statelessly by [`authorize_invite`](Self::authorize_invite).
+    pub fn may_authenticate_invite(&self, req: &rsip::Request, source: IpAddr) -> bool {
+        let has_credentials = AuthKind::credentials_in(&req.headers)
+            .iter()
+            .any(|(k, _)| *k == AuthKind::Proxy);
+        has_credentials
+            && header_value(req, "From")
+                .and_then(|v| uri_user(&v))
+                .is_some_and(|u| self.registered_from(&u, source))
+    }
+
+    /// True when `user` has a live binding registered from `source`.
+    fn registered_from(&self, user: &str, source: IpAddr) -> bool {
+        self.lookup(user).iter().any(|b| b.source == source)
+    }
+
+    /// Decides on an INVITE from `source`, which is no trunk: an agent's phone registered from
+    /// that address is challenged (407) and, with the right credentials for its own From user,
+    /// let through; everyone else gets 403 without any password being looked at.
+    pub fn authorize_invite(
+        &mut self,
+        now: Instant,
+        req: &rsip::Request,
+        source: IpAddr,
+        tag: &str,
+    ) -> InviteAuth {
+        let reply = |code| make_response(req, code, Some(tag));
+        let from_user = header_value(req, "From").and_then(|v| uri_user(&v));
+        let Some(from_user) = from_user.filter(|u| self.registered_from(u, source)) else {
+            tracing::debug!(%source, "INVITE from an address that is no trunk and no registered phone");
+            return InviteAuth::Refuse(reply(403));
+        };
+        // Throttled like its REGISTERs (not counted as one: the metric names REGISTERs).
+        if let Err(wait) = self.limiter.check(now, source, Some(&from_user)) {
+            let mut r = reply(503);
+            r.headers.push(Header::Other(
+                "Retry-After".into(),
+                wait.as_secs_f64().ceil().max(1.0).to_string(),
+            ));
+            return InviteAuth::Refuse(r);
+        }
+        let accounts = &self.accounts;
+        let verdict = self.digest.verify_request(now, req, AuthKind::Proxy, |u| {
+            accounts.get(u).map(|a| a.secret.clone())
+        });
+        match verdict {
+            Verdict::Ok { username, .. } if username == from_user => {
+                self.limiter.succeeded(source, &username);
+                InviteAuth::Authenticated { user: username }
+            }
+            Verdict::Ok { username, .. } => {
+                tracing::warn!(source = %source, user = ?username, from = ?from_user, "INVITE authenticated as another user than its From");
+                InviteAuth::Refuse(reply(403))
+            }
+            Verdict::Missing => {
+                InviteAuth::Challenge(self.challenge(now, req, tag, false, AuthKind::Proxy))
+            }
+            Verdict::Stale(_) => {
+                InviteAuth::Challenge(self.challenge(now, req, tag, true, AuthKind::Proxy))
+            }
+            Verdict::Failed(e) => {
+                let blocked = self.limiter.failed(now, source, Some(&from_user));
+                tracing::warn!(
+                    source = %source,
+                    user = ?from_user,
+                    blocked_secs = blocked.map_or(0, |d| d.as_secs()),
+                    error = %e,
+                    "INVITE authentication failed"
+                );
+                InviteAuth::Refuse(reply(403))
+            }
+        }
     }
 
     /// 200 listing every current binding of `user` with its remaining time (§10.3 step 8).
@@ -292,6 +429,7 @@ fn header_value(req: &rsip::Request, name: &str) -> Option<String> {
         (Header::To(v), "To") => Some(v.value().to_string()),
         (Header::CallId(v), "Call-ID") => Some(v.value().to_string()),
         (Header::Expires(v), "Expires") => Some(v.value().to_string()),
+        (Header::From(v), "From") => Some(v.value().to_string()),
         _ => None,
     })
 }

@@ -2,7 +2,7 @@
 //! answer. Checks run in the RFC's order — method, URI scheme, Require, body type, Accept — so
 //! the most fundamental problem is the one reported.
 
-use crate::sip::registrar::Registrar;
+use crate::sip::registrar::{InviteAuth, Registrar};
 use crate::sip::transaction::make_response;
 use crate::sip::trunk::TrustedSources;
 use rsip::headers::untyped::UntypedHeader;
@@ -69,6 +69,16 @@ impl Server {
     /// `inbound_from` network).
     pub fn is_trusted(&self, source: std::net::SocketAddr) -> bool {
         self.policy.trusted.contains(source)
+    }
+
+    /// True when an INVITE from `source`, which is no trunk, carries credentials of a phone
+    /// registered from there: it gets a transaction; other such INVITEs are answered statelessly.
+    pub fn may_authenticate_invite(
+        &self,
+        req: &rsip::Request,
+        source: std::net::SocketAddr,
+    ) -> bool {
+        self.registrar.may_authenticate_invite(req, source.ip())
     }
 
     /// Where `req` from `source` goes: a response, or a route for INVITEs that pass every
@@ -174,10 +184,20 @@ impl Server {
             // No dialogs are held here; the dialog layer takes in-dialog requests before us.
             Method::Bye => reply(481),
             Method::Invite if in_dialog => reply(481),
-            // SIP scanners must never place a call through us.
+            // SIP scanners must never place a call through us; agents' phones must
+            // authenticate as the account they registered from that address.
             Method::Invite if !self.is_trusted(source) => {
-                tracing::debug!(%source, "INVITE from an address that is no trunk");
-                reply(403)
+                match self.registrar.authorize_invite(now, req, source.ip(), tag) {
+                    InviteAuth::Refuse(r) | InviteAuth::Challenge(r) => r,
+                    InviteAuth::Authenticated { .. } if self.policy.refuse_new_calls => with(
+                        503,
+                        vec![("Retry-After", self.policy.retry_after_secs.to_string())],
+                    ),
+                    InviteAuth::Authenticated { user } => {
+                        tracing::debug!(%source, %user, "INVITE from an agent's phone");
+                        return Err(Outcome::Incoming);
+                    }
+                }
             }
             Method::Invite if self.policy.refuse_new_calls => with(
                 503,

@@ -4,6 +4,7 @@
 //! SQL is kept portable to PostgreSQL: `$n` placeholders, `ON CONFLICT`, `RETURNING`, epoch
 //! milliseconds for times, JSON documents as TEXT.
 
+pub mod agents;
 pub mod callable;
 pub mod calls;
 pub mod campaigns;
@@ -49,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "dialer_state",
         include_str!("../../migrations/0008_dialer_state.sql"),
+    ),
+    (
+        9,
+        "agent_sip",
+        include_str!("../../migrations/0009_agent_sip.sql"),
     ),
     (
         11,

@@ -1,5 +1,6 @@
 //! Users, their roles, passwords (argon2) and API tokens (kept as SHA-256 hashes).
 
+use super::agents::AgentChange;
 use super::{now_ms, rfc3339, Result, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -210,6 +211,19 @@ impl Store {
         role: Role,
         password: Option<&str>,
     ) -> Result<User> {
+        self.create_user_with(name, role, password, &AgentChange::default())
+            .await
+    }
+
+    /// Creates a user and, in the same transaction, its agent parts (SIP login, tasks): either
+    /// all of it is stored or nothing.
+    pub async fn create_user_with(
+        &self,
+        name: &str,
+        role: Role,
+        password: Option<&str>,
+        agent: &AgentChange,
+    ) -> Result<User> {
         let name = normalise_name(name)?;
         let name = name.as_str();
         let hash = match password {
@@ -225,6 +239,7 @@ impl Store {
             }
             None => None,
         };
+        let mut tx = self.writer.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO users (name, role, password_hash, created_ms) VALUES ($1, $2, $3, $4) \
              RETURNING {USER_COLUMNS}"
@@ -233,7 +248,7 @@ impl Store {
         .bind(role.as_str())
         .bind(hash)
         .bind(now_ms())
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| match StoreError::from(e) {
             StoreError::Conflict(_) => {
@@ -241,7 +256,12 @@ impl Store {
             }
             e => e,
         })?;
-        user_of(&row)
+        let user = user_of(&row)?;
+        if !agent.is_empty() {
+            super::agents::apply_change(&mut tx, user.id, agent).await?;
+        }
+        tx.commit().await?;
+        Ok(user)
     }
 
     /// Every user, by id.

@@ -39,6 +39,9 @@ pub enum Secret {
         /// The HA1, hex.
         hex: String,
     },
+    /// HA1s made with several base hashes, hex: the one for the client's algorithm is used,
+    /// and an algorithm without one is refused.
+    Ha1s(Vec<(Algorithm, String)>),
 }
 
 impl std::fmt::Debug for Secret {
@@ -47,6 +50,10 @@ impl std::fmt::Debug for Secret {
         match self {
             Secret::Password(_) => f.write_str("Password(..)"),
             Secret::Ha1 { algorithm, .. } => write!(f, "Ha1({algorithm}, ..)"),
+            Secret::Ha1s(list) => {
+                let names: Vec<&str> = list.iter().map(|(a, _)| a.as_str()).collect();
+                write!(f, "Ha1s({}, ..)", names.join(", "))
+            }
         }
     }
 }
@@ -183,8 +190,25 @@ impl DigestServer {
 
     /// Challenge values, one per offered algorithm, sharing one fresh nonce.
     pub fn challenge_values(&mut self, now: Instant, stale: bool) -> Vec<String> {
+        let algorithms = self.algorithms.clone();
+        self.challenge_values_for(now, stale, &algorithms)
+    }
+
+    /// Challenge values for `algorithms` (one account's choice) instead of the server's list;
+    /// the server's list when `algorithms` is empty.
+    pub fn challenge_values_for(
+        &mut self,
+        now: Instant,
+        stale: bool,
+        algorithms: &[Algorithm],
+    ) -> Vec<String> {
         let nonce = self.issue_nonce(now);
-        self.algorithms
+        let algorithms = if algorithms.is_empty() {
+            &self.algorithms
+        } else {
+            algorithms
+        };
+        algorithms
             .iter()
             .map(|&algorithm| {
                 Challenge {
@@ -204,6 +228,21 @@ impl DigestServer {
     /// Challenge headers (`WWW-Authenticate` for a 401, `Proxy-Authenticate` for a 407).
     pub fn challenge_headers(&mut self, now: Instant, stale: bool, kind: AuthKind) -> Vec<Header> {
         self.challenge_values(now, stale)
+            .into_iter()
+            .map(|v| kind.challenge_header(v))
+            .collect()
+    }
+
+    /// Challenge headers of `kind` offering `algorithms` (see
+    /// [`challenge_values_for`](Self::challenge_values_for)).
+    pub fn challenge_headers_for(
+        &mut self,
+        now: Instant,
+        stale: bool,
+        kind: AuthKind,
+        algorithms: &[Algorithm],
+    ) -> Vec<Header> {
+        self.challenge_values_for(now, stale, algorithms)
             .into_iter()
             .map(|v| kind.challenge_header(v))
             .collect()
@@ -298,6 +337,17 @@ impl DigestServer {
             Secret::Password(p) => ha1(creds.algorithm.base(), &creds.username, &self.realm, &p),
             Secret::Ha1 { algorithm, hex } if algorithm.base() == creds.algorithm.base() => {
                 hex.to_ascii_lowercase()
+            }
+            Secret::Ha1s(list) => {
+                match list
+                    .iter()
+                    .find(|(a, _)| a.base() == creds.algorithm.base())
+                {
+                    Some((_, hex)) => hex.to_ascii_lowercase(),
+                    None => {
+                        return self.fail(AuthError::NoSecretFor(creds.username, creds.algorithm))
+                    }
+                }
             }
             Secret::Ha1 { .. } => {
                 return self.fail(AuthError::NoSecretFor(creds.username, creds.algorithm))

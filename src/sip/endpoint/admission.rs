@@ -3,7 +3,9 @@
 //! requests in known dialogs and retransmissions go straight on; every other request from a
 //! source that is no trunk is dropped while the inbound queue is backlogged, and counts
 //! against its source's rate ([`Pike`]) and is dropped over it; OPTIONS and
-//! INVITEs from sources that are no trunk are answered once without a transaction; and past
+//! INVITEs from sources that are no trunk are answered once without a transaction (403, or a
+//! 407 challenge for a registered agent's phone), unless they carry credentials of a phone
+//! registered from that source; and past
 //! `sip.max_server_transactions` the rest get a stateless 503.
 
 use super::{now, Endpoint};
@@ -79,10 +81,13 @@ impl Endpoint {
                 .handle_message(now, rsip::SipMessage::Request(req), peer);
         }
         let out_of_dialog = tag_of(&req.headers, false).is_none();
-        // OPTIONS needs no state (RFC 3261 §11), and an INVITE that is refused for its
-        // source gets one 403: no 100 Trying, no retransmissions to a forged address.
-        let stateless = out_of_dialog
-            && (req.method == Method::Options || (req.method == Method::Invite && !trunk));
+        // OPTIONS needs no state (RFC 3261 §11), and an INVITE that is refused or challenged
+        // for its source gets one answer: no 100 Trying, no retransmissions to a forged
+        // address. Only an agent's phone answering a challenge gets a transaction.
+        let stranger_invite = req.method == Method::Invite
+            && !trunk
+            && !self.server.may_authenticate_invite(&req, peer.addr);
+        let stateless = out_of_dialog && (req.method == Method::Options || stranger_invite);
         if stateless {
             return self.answer_statelessly(req, peer, false);
         }
@@ -117,7 +122,7 @@ impl Endpoint {
         } else {
             match self.server.route(now(), &req, peer.addr, &tag) {
                 Some(Outcome::Respond(r)) => r,
-                // An untrusted INVITE never routes; nothing to answer either way.
+                // A stranger's INVITE never routes (credentials go statefully); nothing to answer.
                 Some(Outcome::Incoming) | None => return,
             }
         };

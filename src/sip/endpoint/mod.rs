@@ -9,7 +9,7 @@ mod trunking;
 use super::dialog::{DialogConfig, DialogEvent, DialogId, DialogLayer, InDialog};
 use super::leg::{Failure, Incoming, LegCommand, LegEvent, LegId, SipHandle};
 use super::metrics::SipMetrics;
-use super::registrar::{Registrar, RegistrarConfig};
+use super::registrar::{AccountSender, AccountUpdate, Registrar, RegistrarConfig};
 use super::server::{Outcome, Server, ServerPolicy};
 use super::transaction::{edit_top_via, Event, TimerConfig, TransactionKey, TransactionLayer};
 use super::transaction::{make_response, tag_of};
@@ -49,6 +49,8 @@ pub struct EndpointHandle {
     pub local_addrs: Vec<SocketAddr>,
     /// Trunk status, refreshed when it changes.
     pub trunks: TrunkView,
+    /// Agents' SIP logins from the store, for the registrar.
+    pub accounts: AccountSender,
 }
 
 /// Binds the SIP listeners and starts the endpoint task under `shutdown`.
@@ -63,6 +65,8 @@ pub async fn start(
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
     let (commands_tx, commands) = mpsc::channel(1024);
     let (incoming_tx, incoming) = mpsc::channel(INCOMING_QUEUE);
+    let reserved = config.agents.iter().map(|a| a.username.clone()).collect();
+    let (accounts_tx, accounts) = AccountSender::new(cfg.realm.clone(), reserved);
     // Sockets stop only after the endpoint has drained, hence their own token.
     let sockets_stop = CancellationToken::new();
     let transports = Transports::bind(
@@ -140,6 +144,7 @@ pub async fn start(
         }),
         registers: HashMap::new(),
         commands,
+        accounts,
         legs: HashMap::new(),
         leg_txns: HashMap::new(),
         leg_of_dialog: HashMap::new(),
@@ -166,6 +171,7 @@ pub async fn start(
         incoming,
         local_addrs,
         trunks: trunk_view,
+        accounts: accounts_tx,
     })
 }
 
@@ -210,6 +216,8 @@ struct Endpoint {
     registers: HashMap<TransactionKey, (usize, rsip::Request, Peer)>,
     /// Leg commands from the layers above.
     commands: mpsc::Receiver<LegCommand>,
+    /// Changes to agents' SIP logins, applied before the SIP messages that follow them.
+    accounts: mpsc::UnboundedReceiver<AccountUpdate>,
     /// Call legs by id.
     legs: HashMap<LegId, legs::LegState>,
     /// INVITE transactions of legs.
@@ -273,13 +281,22 @@ impl Endpoint {
                 _ = self.stop.cancelled(), if !self.draining => self.start_draining(),
                 msg = self.rx.recv() => {
                     let Some(msg) = msg else { return };
+                    // A login the API changed before this message arrived applies to it.
+                    self.apply_account_updates();
                     self.on_inbound(msg);
                     for _ in 1..BATCH {
                         match self.rx.try_recv() {
-                            Ok(msg) => self.on_inbound(msg),
+                            Ok(msg) => {
+                                self.apply_account_updates();
+                                self.on_inbound(msg);
+                            }
                             Err(_) => break,
                         }
                     }
+                }
+                Some(update) = self.accounts.recv() => {
+                    self.server.registrar_mut().update_account(update);
+                    self.apply_account_updates();
                 }
                 Some(cmd) = self.commands.recv() => {
                     self.on_leg_command(cmd);
@@ -305,6 +322,13 @@ impl Endpoint {
                     self.send_keepalives();
                 }
             }
+        }
+    }
+
+    /// Applies every account change waiting.
+    fn apply_account_updates(&mut self) {
+        while let Ok(update) = self.accounts.try_recv() {
+            self.server.registrar_mut().update_account(update);
         }
     }
 

@@ -324,3 +324,301 @@ fn one_nonce_serves_a_few_failures_then_a_fresh_challenge() {
     }
     assert_eq!(codes, vec![403, 403, 403, 401]);
 }
+
+/// A store login for `name` with `password` over realm `dialerd`.
+fn store_login(name: &str, password: &str, digest: AccountDigest) -> StoreAccount {
+    use crate::sip::auth::{ha1, Algorithm};
+    StoreAccount {
+        username: name.into(),
+        realm: "dialerd".into(),
+        ha1_md5: ha1(Algorithm::Md5, name, "dialerd", password),
+        ha1_sha256: ha1(Algorithm::Sha256, name, "dialerd", password),
+        digest,
+    }
+}
+
+fn set(r: &mut Registrar, user_id: i64, account: Option<StoreAccount>) {
+    r.update_account(AccountUpdate::Set { user_id, account });
+}
+
+/// The algorithms a challenge offers, in order.
+fn offered(resp: &rsip::Response) -> Vec<String> {
+    crate::sip::auth::AuthKind::challenges_in(&resp.headers)
+        .into_iter()
+        .filter_map(|(_, v)| crate::sip::auth::Challenge::parse(&v).ok())
+        .map(|c| c.algorithm.to_string())
+        .collect()
+}
+
+fn invite(from_user: &str) -> rsip::Request {
+    let text = format!(
+        "INVITE sip:1000@dialerd.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKi1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{from_user}@dialerd.example>;tag=i1\r\nTo: <sip:1000@dialerd.example>\r\n\
+         Call-ID: inv-1@192.0.2.10\r\nCSeq: 1 INVITE\r\nContact: <sip:{from_user}@192.0.2.10>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    match crate::sip::wire::parse(text.as_bytes()).unwrap() {
+        rsip::SipMessage::Request(r) => r,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_store_login_registers_with_its_hashes_and_is_offered_md5_only() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    set(
+        &mut r,
+        7,
+        Some(store_login("bob", "bobs secret", AccountDigest::Md5)),
+    );
+    let req = register("bob", 1, &["<sip:bob@192.0.2.10>"], Some(300));
+    let challenge = r.handle(t0, &req, PHONE, "t");
+    assert_eq!(offered(&challenge), ["MD5"]);
+    // `[[agents]]` keep `sip.digest_algorithms`; names that are no account get MD5 too.
+    let cfg = r.handle(t0, &register("agent1", 1, &[], None), PHONE, "t");
+    assert_eq!(offered(&cfg), ["SHA-256", "MD5"]);
+    let nobody = r.handle(t0, &register("nobody", 1, &[], None), PHONE, "t");
+    assert_eq!(offered(&nobody), ["MD5"]);
+    assert_eq!(
+        with_auth(&mut r, t0, req, "bobs secret").status_code.code(),
+        200
+    );
+    assert_eq!(r.lookup("bob").len(), 1);
+    let req = register("bob", 2, &["<sip:bob@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "bobs secreT").status_code.code(),
+        403
+    );
+}
+
+#[test]
+fn a_sha256_login_is_offered_and_accepts_sha256_only() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    set(
+        &mut r,
+        7,
+        Some(store_login("bob", "bobs secret", AccountDigest::Sha256)),
+    );
+    let mut req = register("bob", 1, &["<sip:bob@192.0.2.10>"], Some(300));
+    let challenge = r.handle(t0, &req, PHONE, "t");
+    assert_eq!(offered(&challenge), ["SHA-256"]);
+    // An MD5 answer on the same nonce is refused though the password is right.
+    let md5 = crate::sip::auth::AuthKind::challenges_in(&challenge.headers)[0]
+        .1
+        .replace("SHA-256", "MD5");
+    let forged = make_response(&req, 401, Some("t"));
+    let mut forged = forged;
+    forged
+        .headers
+        .push(crate::sip::auth::AuthKind::Www.challenge_header(md5));
+    let mut client = DigestClient::new("bob", "bobs secret");
+    let ClientOutcome::Retry(h) = client.on_challenge(&forged, &req) else {
+        panic!("client gave up")
+    };
+    apply(&mut req, &h);
+    assert_eq!(r.handle(t0, &req, PHONE, "t").status_code.code(), 403);
+    let req = register("bob", 2, &["<sip:bob@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "bobs secret").status_code.code(),
+        200
+    );
+}
+
+#[test]
+fn a_changed_or_removed_login_loses_its_bindings_and_old_password_at_once() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    set(
+        &mut r,
+        7,
+        Some(store_login("bob", "first secret", AccountDigest::Md5)),
+    );
+    let req = register("bob", 1, &["<sip:bob@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "first secret")
+            .status_code
+            .code(),
+        200
+    );
+    // The same login again (e.g. only its tasks changed): the binding stays.
+    set(
+        &mut r,
+        7,
+        Some(store_login("bob", "first secret", AccountDigest::Md5)),
+    );
+    assert_eq!(r.binding_count(), 1);
+    set(
+        &mut r,
+        7,
+        Some(store_login("bob", "second secret", AccountDigest::Md5)),
+    );
+    assert_eq!(r.binding_count(), 0, "a new password drops the bindings");
+    let req = register("bob", 2, &["<sip:bob@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "first secret")
+            .status_code
+            .code(),
+        403
+    );
+    let req = register("bob", 3, &["<sip:bob@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "second secret")
+            .status_code
+            .code(),
+        200
+    );
+    // Renamed: the old name is gone.
+    set(
+        &mut r,
+        7,
+        Some(store_login("robert", "second secret", AccountDigest::Md5)),
+    );
+    assert_eq!(r.binding_count(), 0);
+    let req = register("bob", 4, &["<sip:bob@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "second secret")
+            .status_code
+            .code(),
+        403
+    );
+    set(&mut r, 7, None);
+    let req = register("robert", 1, &["<sip:robert@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "second secret")
+            .status_code
+            .code(),
+        403
+    );
+}
+
+#[test]
+fn a_login_hashed_for_another_realm_or_named_like_a_config_account_is_ignored() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let mut other = store_login("bob", "bobs secret", AccountDigest::Md5);
+    other.realm = "elsewhere".into();
+    set(&mut r, 7, Some(other));
+    let req = register("bob", 1, &["<sip:bob@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "bobs secret").status_code.code(),
+        403
+    );
+    set(
+        &mut r,
+        8,
+        Some(store_login(
+            "agent1",
+            "not the config one",
+            AccountDigest::Md5,
+        )),
+    );
+    let req = register("agent1", 1, &["<sip:agent1@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "not the config one")
+            .status_code
+            .code(),
+        403
+    );
+    let req = register("agent1", 2, &["<sip:agent1@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "correct horse")
+            .status_code
+            .code(),
+        200
+    );
+}
+
+#[test]
+fn invites_are_challenged_only_from_a_registered_phone_and_pass_with_its_credentials() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    set(
+        &mut r,
+        7,
+        Some(store_login("bob", "bobs secret", AccountDigest::Md5)),
+    );
+    // Not registered yet: refused outright, no challenge that would confirm the name.
+    let mut inv = invite("bob");
+    assert!(
+        matches!(r.authorize_invite(t0, &inv, PHONE, "t"), InviteAuth::Refuse(x) if x.status_code.code() == 403)
+    );
+    let req = register("bob", 1, &["<sip:bob@192.0.2.10>"], Some(300));
+    assert_eq!(
+        with_auth(&mut r, t0, req, "bobs secret").status_code.code(),
+        200
+    );
+    // Registered, but the INVITE comes from elsewhere.
+    assert!(matches!(
+        r.authorize_invite(t0, &inv, GUESSER, "t"),
+        InviteAuth::Refuse(_)
+    ));
+    assert!(
+        !r.may_authenticate_invite(&inv, PHONE),
+        "no credentials yet"
+    );
+    let InviteAuth::Challenge(challenge) = r.authorize_invite(t0, &inv, PHONE, "t") else {
+        panic!("a registered phone is challenged")
+    };
+    assert_eq!(challenge.status_code.code(), 407);
+    assert_eq!(offered(&challenge), ["MD5"]);
+    let mut wrong = inv.clone();
+    let mut client = DigestClient::new("bob", "wrong secret");
+    let ClientOutcome::Retry(h) = client.on_challenge(&challenge, &wrong) else {
+        panic!()
+    };
+    apply(&mut wrong, &h);
+    assert!(
+        matches!(r.authorize_invite(t0, &wrong, PHONE, "t"), InviteAuth::Refuse(x) if x.status_code.code() == 403)
+    );
+    let mut client = DigestClient::new("bob", "bobs secret");
+    let ClientOutcome::Retry(h) = client.on_challenge(&challenge, &inv) else {
+        panic!()
+    };
+    apply(&mut inv, &h);
+    assert!(r.may_authenticate_invite(&inv, PHONE));
+    assert!(!r.may_authenticate_invite(&inv, GUESSER));
+    match r.authorize_invite(t0, &inv, PHONE, "t") {
+        InviteAuth::Authenticated { user } => assert_eq!(user, "bob"),
+        other => panic!("{other:?}"),
+    }
+    // Removed: the next INVITE is refused, however right its credentials.
+    set(&mut r, 7, None);
+    assert!(matches!(
+        r.authorize_invite(t0, &inv, PHONE, "t"),
+        InviteAuth::Refuse(_)
+    ));
+}
+
+#[test]
+fn an_invite_authenticated_as_someone_else_than_its_from_is_refused() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    set(
+        &mut r,
+        7,
+        Some(store_login("bob", "bobs secret", AccountDigest::Md5)),
+    );
+    set(
+        &mut r,
+        8,
+        Some(store_login("eve", "eves secret", AccountDigest::Md5)),
+    );
+    for (user, pw) in [("bob", "bobs secret"), ("eve", "eves secret")] {
+        let req = register(user, 1, &[&format!("<sip:{user}@192.0.2.10>")], Some(300));
+        assert_eq!(with_auth(&mut r, t0, req, pw).status_code.code(), 200);
+    }
+    let mut inv = invite("bob");
+    let InviteAuth::Challenge(challenge) = r.authorize_invite(t0, &inv, PHONE, "t") else {
+        panic!()
+    };
+    let mut client = DigestClient::new("eve", "eves secret");
+    let ClientOutcome::Retry(h) = client.on_challenge(&challenge, &inv) else {
+        panic!()
+    };
+    apply(&mut inv, &h);
+    assert!(
+        matches!(r.authorize_invite(t0, &inv, PHONE, "t"), InviteAuth::Refuse(x) if x.status_code.code() == 403)
+    );
+}
