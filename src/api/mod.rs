@@ -1,5 +1,7 @@
 //! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, and the REST API under `/api/v1`.
 
+pub mod agent;
+pub mod agents;
 pub mod auth;
 pub mod body;
 pub mod calls;
@@ -69,6 +71,8 @@ pub struct AppState {
     pub http: std::sync::Arc<crate::config::HttpConfig>,
     /// Login attempts by source and by user name.
     pub logins: login_limit::LoginGuard,
+    /// Agent sessions and their events.
+    pub agents: crate::agents::Agents,
 }
 
 impl AppState {
