@@ -208,8 +208,8 @@ pub fn redeem(s: &AppState, ticket: &str) -> Answer<User> {
     })
 }
 
-/// `GET /api/v1/agent/events?ticket=…[&since=N]`: the agent's events as JSON text messages;
-/// with `since`, first the kept events after `N`.
+/// `GET /api/v1/agent/events?ticket=…[&since=N]`: the agent's events as JSON text messages,
+/// first the kept events after `N` (without `since`: the latest, the agent's state now).
 pub async fn events(
     State(s): State<AppState>,
     QueryOf(q): QueryOf<EventsQuery>,
@@ -226,15 +226,19 @@ pub async fn events(
         )
         .into_response();
     }
-    let since = q.since.unwrap_or(0);
-    ws.on_upgrade(move |socket| agent_stream(s, user.id, since, socket))
+    ws.on_upgrade(move |socket| agent_stream(s, user.id, q.since, socket))
 }
 
-async fn agent_stream(s: AppState, agent: i64, since: u64, mut socket: WebSocket) {
+/// With `since`, the kept events after it; without, the latest (the agent's state now).
+async fn agent_stream(s: AppState, agent: i64, since: Option<u64>, mut socket: WebSocket) {
     // Subscribed before the missed events are read, so none falls between.
     let mut live = s.agents.subscribe();
-    let mut sent = since;
-    for e in s.agents.events_since(agent, since) {
+    let mut kept = s.agents.events_since(agent, since.unwrap_or(0));
+    if since.is_none() {
+        kept = kept.split_off(kept.len().saturating_sub(1));
+    }
+    let mut sent = since.unwrap_or(0);
+    for e in kept {
         sent = e.seq;
         if send(&mut socket, &e).await.is_err() {
             return;

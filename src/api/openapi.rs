@@ -135,7 +135,7 @@ fn ops() -> Vec<Op> {
         op("post", "/api/v1/agent/pause", "Pause with a reason: `sessions.pause_reasons` or a system reason (`login`, `leg_lost`, `missed_offer`); during a call it applies when wrap-up ends", "agent", &[], Json("AgentPause"), ("200", "Agent")),
         op("post", "/api/v1/agent/hangup", "End the call with the customer; wrap-up starts", "agent", &[], None, ("200", "Agent")),
         op("post", "/api/v1/agent/ticket", "A single-use ticket (30 s) for an event WebSocket", "admin, supervisor, agent", &[], None, ("201", "Ticket")),
-        op("get", "/api/v1/agent/events", "WebSocket of the agent's own events (JSON text messages, each with the agent's `seq`); `since`: first the kept events after it (the last 256)", "", &[("ticket", "from POST /api/v1/agent/ticket (an agent's)"), ("since", "last `seq` seen")], None, ("101", "Event")),
+        op("get", "/api/v1/agent/events", "WebSocket of the agent's own events (JSON text messages, each with the agent's `seq`); first the kept events after `since` (the last 256 are kept), without it the latest", "", &[("ticket", "from POST /api/v1/agent/ticket (an agent's)"), ("since", "last `seq` seen")], None, ("101", "Event")),
         op("get", "/api/v1/agents", "Every agent with its state, reason, since, call and tasks", AGENTS, &[], None, ("200", "AgentList")),
         op("post", "/api/v1/agents/{id}/session", "Log an agent in (as POST /api/v1/agent/session)", AGENTS, &[], Json("AgentLogin"), ("201", "Agent")),
         op("delete", "/api/v1/agents/{id}/session", "Log an agent out", AGENTS, &[], None, ("200", "Agent")),
