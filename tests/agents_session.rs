@@ -401,3 +401,76 @@ fn an_agent_logs_in_on_a_sip_phone_works_and_logs_out() {
         "no session left to steer"
     );
 }
+
+/// μ-law byte → 16-bit sample (ITU-T G.711).
+fn ulaw(b: u8) -> i32 {
+    let b = !b;
+    let t = ((i32::from(b & 0x0f) << 3) + 0x84) << ((b & 0x70) >> 4);
+    if b & 0x80 != 0 {
+        0x84 - t
+    } else {
+        t - 0x84
+    }
+}
+
+#[test]
+fn a_remote_agent_on_a_number_hears_the_join_tone_then_silence_and_silent_rtp_ends_the_session() {
+    let far = common::phone::Phone::new();
+    let config = format!(
+        "{BASE}[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {}\nkeepalive = \"0s\"\n\
+         [media]\nrtp_timeout = \"3s\"\n",
+        far.port()
+    );
+    let d = Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let admin = Api::new(&d, ADMIN);
+    let (_, task) = campaign(&admin, "Remote");
+    let (id, agent) = user(&admin, "remote", "agent");
+    let (_, sup) = user(&admin, "sup", "supervisor");
+    // The far phone answers and never sends RTP: dialerd hangs up at media.rtp_timeout.
+    let phone = std::thread::spawn(move || {
+        far.serve(common::phone::Behaviour::Answer, Duration::from_secs(20))
+    });
+    let v = agent.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "+4930123456"})),
+    );
+    assert_eq!(state(&v), ("paused".into(), json!("login")), "{v}");
+    let heard = phone.join().unwrap();
+    assert!(
+        heard.invite.starts_with("INVITE sip:+4930123456@"),
+        "{}",
+        heard.invite
+    );
+    assert!(
+        !heard.invite.contains("answer-after"),
+        "no auto-answer hints to a number"
+    );
+    assert!(heard.ended, "dialerd hung up the silent leg");
+    // 20 ms frames: 100 ms of 440 Hz, 100 ms of silence, 100 ms of 440 Hz, then silence.
+    let loud: Vec<bool> = heard
+        .payloads
+        .iter()
+        .map(|p| p.iter().map(|b| ulaw(*b).abs()).max().unwrap_or(0) > 3000)
+        .collect();
+    assert!(loud.len() > 50, "{} frames heard", loud.len());
+    let first = loud.iter().position(|l| *l).expect("a join tone");
+    let want = [
+        true, true, true, true, true, false, false, false, false, false,
+    ];
+    assert_eq!(loud[first..first + 10], want, "{loud:?}");
+    assert_eq!(loud[first + 10..first + 15], [true; 5], "{loud:?}");
+    assert!(
+        loud[first + 15..].iter().all(|l| !l),
+        "silence after the tone"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let row = listed(&sup, id);
+        if state(&row) == ("logged_out".into(), json!("leg_lost")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {row}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
