@@ -153,6 +153,17 @@ impl Agents {
         })
     }
 
+    /// Sends the sessions' inputs for the campaign cores to `tx` (the campaign driver's);
+    /// without it they are only logged. The campaign driver reports the calls it puts through
+    /// back with [`Agents::act`] (`Reserved`, `Connected`, `CustomerHungUp` …).
+    pub fn with_campaign_inputs(
+        mut self,
+        tx: mpsc::UnboundedSender<(TaskId, CampaignInput)>,
+    ) -> Self {
+        self.campaign = Some(tx);
+        self
+    }
+
     /// The pause reasons agents may give (system reasons aside).
     pub fn pause_reasons(&self) -> &[String] {
         &self.cfg.pause_reasons
@@ -259,7 +270,8 @@ impl Agents {
         Ok(view(user.id, entry))
     }
 
-    /// Applies an agent's request (ready, pause, hang up, log out) to its session.
+    /// Applies an agent's request (ready, pause, hang up, log out), or a call event of the
+    /// campaign driver, to the agent's session.
     pub fn act(&self, agent: i64, input: Input) -> Result<AgentView, SessionError> {
         let now = now();
         let mut inner = self.lock();
