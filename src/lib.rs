@@ -4,6 +4,7 @@
 //! `media` → `sip` → `store`; with `config`, `http_url`, `metrics` and `shutdown` beside them.
 //! A layer never calls the one above it.
 
+pub mod agents;
 pub mod api;
 pub mod call;
 pub mod config;

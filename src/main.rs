@@ -292,6 +292,18 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             .clone()
             .expire_codes_periodically(std::time::Duration::from_secs(30), shutdown.token()),
     );
+    let agents = dialerd::agents::Agents::new(
+        dialerd::agents::AgentsConfig {
+            pause_reasons: cfg.sessions.pause_reasons.clone(),
+            ring_timeout: cfg.sessions.ring_timeout,
+            accounts: cfg.agents.iter().map(|a| a.username.clone()).collect(),
+        },
+        sip.sip.clone(),
+        media.clone(),
+        metrics.registry(),
+    )?;
+    // Tracked: at the drain every agent's leg is hung up.
+    shutdown.spawn(agents.clone().run(shutdown.token()));
     let (access_tx, access_rx) = tokio::sync::mpsc::channel(64);
     let (call_log, call_writer) = call::record::CallLog::new(store.clone(), &state_dir);
     // Tracked: the drain waits for the last call records to be written.
@@ -333,6 +345,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             http: std::sync::Arc::new(cfg.http.clone()),
             logins: api::login_limit::LoginGuard::default(),
             sip_accounts: sip.accounts.clone(),
+            agents,
         }),
         api::server::ConnLimits::from(&cfg.http),
         http_stop.clone().cancelled_owned(),

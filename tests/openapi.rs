@@ -118,6 +118,9 @@ fn every_route_but_the_open_ones_needs_a_token() {
         "get /metrics",
         "get /api/v1/openapi.json",
         "post /api/v1/login",
+        // WebSockets: a single-use ticket in the query stands for the token.
+        "get /api/v1/agent/events",
+        "get /api/v1/queues/{task}/events",
     ]
     .into_iter()
     .map(String::from)

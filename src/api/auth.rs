@@ -41,6 +41,12 @@ pub const TRUNKS_READ: &[Role] = &[Role::Admin, Role::Operator, Role::Supervisor
 pub const TEST_CALL: &[Role] = &[Role::Admin, Role::Operator];
 /// A test call showing any caller ID, verified or not.
 pub const FREE_CALLER_ID: &[Role] = &[Role::Admin];
+/// An agent's own session: login, ready, pause, hang-up, logout.
+pub const AGENT_SELF: &[Role] = &[Role::Agent];
+/// Agents: list them, act for any of them, watch a queue's agents.
+pub const AGENTS_SUPERVISE: &[Role] = &[Role::Admin, Role::Supervisor];
+/// A ticket for an event WebSocket (an agent's own, or a queue's for supervisors).
+pub const EVENT_TICKET: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
 /// Anyone signed in.
 pub const ANYONE: &[Role] = &Role::ALL;
 

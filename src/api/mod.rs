@@ -1,5 +1,7 @@
 //! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, and the REST API under `/api/v1`.
 
+pub mod agent;
+pub mod agents;
 pub mod auth;
 pub mod body;
 pub mod calls;
@@ -72,6 +74,8 @@ pub struct AppState {
     pub logins: login_limit::LoginGuard,
     /// Agents' SIP logins, to the registrar.
     pub sip_accounts: crate::sip::registrar::AccountSender,
+    /// Agent sessions and their events.
+    pub agents: crate::agents::Agents,
 }
 
 impl AppState {

@@ -32,6 +32,7 @@ const READ: &str = "admin, operator, supervisor, backoffice";
 const WRITE: &str = "admin, operator";
 const EDIT: &str = "admin, operator, backoffice";
 const DIAL: &str = "admin, operator, supervisor";
+const AGENTS: &str = "admin, supervisor";
 const LIST: &[(&str, &str)] = &[
     ("cursor", "`next` of the previous page"),
     ("limit", "items per page, 1–1000 (100)"),
@@ -134,6 +135,20 @@ fn ops() -> Vec<Op> {
         op("post", "/api/v1/lines/{id}/verification", "Place a verification call (external: speaks a code; forward: must come back to the access number); 429 past the per-number limit", WRITE, &[], None, ("202", "Line")),
         op("get", "/api/v1/lines/{id}/verifications", "Every verification attempt of a line, newest first", WRITE, &[], None, ("200", "array")),
         op("post", "/api/v1/lines/{id}/verify", "The code the owner heard; verifies the line (3 tries, 10 minutes)", WRITE, &[], Json("CodeEntry"), ("200", "Line")),
+        op("post", "/api/v1/agent/session", "Log in: dialerd calls the agent's phone (`sip`: its registered phone, auto-answer; or an E.164 number through a trunk) and answers once it is up, the agent paused with reason `login`; 502 when the phone does not answer", "agent", &[], Json("AgentLogin"), ("201", "Agent")),
+        op("delete", "/api/v1/agent/session", "Log out; a call in progress ends first, then the phone's leg", "agent", &[], None, ("200", "Agent")),
+        op("post", "/api/v1/agent/ready", "Ready for calls (after a call: cancels a pause asked for during it)", "agent", &[], None, ("200", "Agent")),
+        op("post", "/api/v1/agent/pause", "Pause with a reason: `sessions.pause_reasons` or a system reason (`login`, `leg_lost`, `missed_offer`); during a call it applies when wrap-up ends", "agent", &[], Json("AgentPause"), ("200", "Agent")),
+        op("post", "/api/v1/agent/hangup", "End the call with the customer; wrap-up starts", "agent", &[], None, ("200", "Agent")),
+        op("post", "/api/v1/agent/ticket", "A single-use ticket (30 s) for an event WebSocket", "admin, supervisor, agent", &[], None, ("201", "Ticket")),
+        op("get", "/api/v1/agent/events", "WebSocket of the agent's own events (JSON text messages, each with the agent's `seq`); first the kept events after `since` (the last 256 are kept), without it the latest", "", &[("ticket", "from POST /api/v1/agent/ticket (an agent's)"), ("since", "last `seq` seen")], None, ("101", "Event")),
+        op("get", "/api/v1/agents", "Every agent with its state, reason, since, call and tasks", AGENTS, &[], None, ("200", "AgentList")),
+        op("post", "/api/v1/agents/{id}/session", "Log an agent in (as POST /api/v1/agent/session)", AGENTS, &[], Json("AgentLogin"), ("201", "Agent")),
+        op("delete", "/api/v1/agents/{id}/session", "Log an agent out", AGENTS, &[], None, ("200", "Agent")),
+        op("post", "/api/v1/agents/{id}/ready", "Make an agent ready", AGENTS, &[], None, ("200", "Agent")),
+        op("post", "/api/v1/agents/{id}/pause", "Pause an agent with a reason", AGENTS, &[], Json("AgentPause"), ("200", "Agent")),
+        op("post", "/api/v1/agents/{id}/hangup", "End an agent's call with the customer", AGENTS, &[], None, ("200", "Agent")),
+        op("get", "/api/v1/queues/{task}/events", "WebSocket of the state events of every agent serving a call task, each agent's latest first", "", &[("ticket", "from POST /api/v1/agent/ticket (an admin's or supervisor's)")], None, ("101", "Event")),
     ]
 }
 
@@ -198,6 +213,13 @@ fn components() -> Value {
             "PermissionsSpec": object(&[("grants", "array")]),
             "Prompt": object(&[("name", "string"), ("seconds", "number"), ("updated_at", "string"), ("updated_by", "string")]),
             "Permissions": object(&[("campaign_id", "integer"), ("restricted", "boolean"), ("grants", "array")]),
+            "AgentLogin": object(&[("tasks", "array"), ("phone", "string")]),
+            "AgentPause": object(&[("reason", "string")]),
+            "Agent": object(&[("id", "integer"), ("name", "string"), ("state", "string"), ("reason", "string"), ("since", "string"),
+                              ("call_id", "integer"), ("contact_id", "integer"), ("tasks", "array")]),
+            "AgentList": object(&[("items", "array")]),
+            "Ticket": object(&[("ticket", "string"), ("expires_in", "integer")]),
+            "Event": object(&[("seq", "integer"), ("agent", "integer"), ("at", "string"), ("type", "string"), ("state", "string"), ("reason", "string")]),
             "DncReport": object(&[("added", "integer"), ("already", "integer"), ("bad", "array"), ("bad_count", "integer"), ("contacts_marked", "integer")]),
         }
     })

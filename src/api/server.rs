@@ -131,7 +131,9 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(MAX_BUF)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                // The agents' event WebSockets take the connection over.
+                .with_upgrades();
             tokio::pin!(conn);
             let done = tokio::select! {
                 done = conn.as_mut() => done,

@@ -5,8 +5,8 @@
 
 use super::body::{json, sized, JSON_LIMIT, LOGIN_LIMIT};
 use super::{
-    auth, calls, campaign_calls, campaigns, contacts, dnc, forms, lines, metrics, openapi,
-    permissions, prompts, questionnaires, trunks, users, AppState,
+    agent, agents, auth, calls, campaign_calls, campaigns, contacts, dnc, forms, lines, metrics,
+    openapi, permissions, prompts, questionnaires, trunks, users, AppState,
 };
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Router};
@@ -142,6 +142,22 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
             "/api/v1/lines/{id}/verify".into(),
             j(post(lines::verify_code)),
         ),
+        (
+            "/api/v1/agent/session".into(),
+            j(post(agent::start).delete(agent::stop)),
+        ),
+        ("/api/v1/agent/ready".into(), post(agent::ready)),
+        ("/api/v1/agent/pause".into(), j(post(agent::pause))),
+        ("/api/v1/agent/hangup".into(), post(agent::hang_up)),
+        ("/api/v1/agent/ticket".into(), post(agent::ticket)),
+        ("/api/v1/agents".into(), get(agents::list)),
+        (
+            "/api/v1/agents/{id}/session".into(),
+            j(post(agents::start).delete(agents::stop)),
+        ),
+        ("/api/v1/agents/{id}/ready".into(), post(agents::ready)),
+        ("/api/v1/agents/{id}/pause".into(), j(post(agents::pause))),
+        ("/api/v1/agents/{id}/hangup".into(), post(agents::hang_up)),
     ]
 }
 
@@ -153,6 +169,12 @@ fn open() -> Vec<(String, MethodRouter<AppState>)> {
             json(LOGIN_LIMIT, post(users::login)),
         ),
         ("/api/v1/openapi.json".into(), get(openapi::serve)),
+        // WebSockets: a single-use ticket in the query stands for the token.
+        ("/api/v1/agent/events".into(), get(agent::events)),
+        (
+            "/api/v1/queues/{task}/events".into(),
+            get(agents::queue_events),
+        ),
     ]
 }
 

@@ -283,12 +283,52 @@ fn import_limits_parse_are_checked_and_need_a_restart() {
     }
 }
 
+#[test]
+fn session_settings_parse_are_checked_and_need_a_restart() {
+    let cfg = parse("[sessions]\npause_reasons = [\"coffee\"]\nring_timeout = \"20s\"\n").unwrap();
+    assert_eq!(
+        cfg.sessions,
+        SessionsConfig {
+            pause_reasons: vec!["coffee".into()],
+            ring_timeout: std::time::Duration::from_secs(20),
+        }
+    );
+    assert_eq!(
+        Config::default().sessions.pause_reasons,
+        ["break", "lunch", "meeting", "training"]
+    );
+    assert_eq!(Config::default().restart_needed(&cfg), vec!["sessions"]);
+    for (toml, key) in [
+        (
+            "[sessions]\npause_reasons = [\"Coffee Break\"]\n",
+            "sessions.pause_reasons[0]",
+        ),
+        (
+            "[sessions]\npause_reasons = [\"ok\", \"\"]\n",
+            "sessions.pause_reasons[1]",
+        ),
+        (
+            "[sessions]\nring_timeout = \"1s\"\n",
+            "sessions.ring_timeout",
+        ),
+        (
+            "[sessions]\nring_timeout = \"10m\"\n",
+            "sessions.ring_timeout",
+        ),
+        ("[sessions]\nwrap_up = \"10s\"\n", "sessions.wrap_up"),
+    ] {
+        let err = parse(toml).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
+    }
+}
+
 /// Every list key with two values, written as the README says lists are given in the
 /// environment: comma-separated.
 const LIST_SAMPLES: &[(&str, &str)] = &[
     ("http.allowed_hosts", "dialer.example.com,pbx.example.com"),
     ("lines.caller_id_pool", "+4930111222,04930333444"),
     ("media.codecs", "PCMA,PCMU"),
+    ("sessions.pause_reasons", "coffee,lunch"),
     ("sip.digest_algorithms", "MD5,SHA-256"),
     ("sip.listen", "127.0.0.1:5062,[::1]:5062"),
 ];

@@ -32,6 +32,31 @@ pub struct Config {
     pub flow: FlowConfig,
     /// Limits on the CSV files imported.
     pub import: ImportConfig,
+    /// Agent sessions: pause reasons, the session call.
+    pub sessions: SessionsConfig,
+}
+
+/// `[sessions]`: agent sessions (login on a phone dialerd calls, pauses).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Reasons agents may give for a pause, besides the system reasons `login`, `leg_lost`
+    /// and `missed_offer`.
+    pub pause_reasons: Vec<String>,
+    /// How long the agent's phone may ring for the session call.
+    #[serde(with = "humantime_serde")]
+    pub ring_timeout: Duration,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            pause_reasons: ["break", "lunch", "meeting", "training"]
+                .map(String::from)
+                .to_vec(),
+            ring_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `[import]`: how wide a CSV import may be, so that one file cannot fill the memory or the
@@ -133,6 +158,7 @@ impl Default for Config {
             lines: LinesConfig::default(),
             flow: FlowConfig::default(),
             import: ImportConfig::default(),
+            sessions: SessionsConfig::default(),
         }
     }
 }
@@ -755,6 +781,27 @@ impl Config {
                 ));
             }
         }
+        for (i, r) in self.sessions.pause_reasons.iter().enumerate() {
+            if r.is_empty()
+                || r.len() > 32
+                || !r
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err((
+                    format!("sessions.pause_reasons[{i}]"),
+                    "wanted 1 to 32 lowercase letters, digits or '_'".into(),
+                ));
+            }
+        }
+        if !(Duration::from_secs(5)..=Duration::from_secs(300))
+            .contains(&self.sessions.ring_timeout)
+        {
+            return bad(
+                "sessions.ring_timeout",
+                "wanted a duration from \"5s\" to \"5m\"",
+            );
+        }
         if let Some(ca) = &self.flow.webhook_ca_file {
             if !ca.is_file() {
                 return bad(
@@ -865,6 +912,9 @@ impl Config {
         }
         if self.import != new.import {
             changed.push("import");
+        }
+        if self.sessions != new.sessions {
+            changed.push("sessions");
         }
         changed
     }

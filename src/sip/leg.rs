@@ -38,6 +38,9 @@ pub struct Dial {
     pub headers: Vec<(String, String)>,
     /// Try the named trunk even when its keepalive says it is down (test calls).
     pub even_if_down: bool,
+    /// Call the phone registered for this SIP account (its latest binding) instead of a
+    /// number through a trunk; `trunk` is then ignored.
+    pub account: Option<String>,
 }
 
 impl Dial {
@@ -52,6 +55,7 @@ impl Dial {
             ring_timeout: Duration::from_secs(30),
             headers: Vec::new(),
             even_if_down: false,
+            account: None,
         }
     }
 }

@@ -82,6 +82,9 @@ impl Endpoint {
         if self.draining {
             return fail(Failure::Shutdown, "the daemon is stopping".into());
         }
+        if let Some(account) = dial.account.clone() {
+            return self.dial_registered(id, &account, dial, events);
+        }
         let admitted = match (&dial.trunk, dial.even_if_down) {
             (Some(name), true) => self.trunks.admit_test_call(name, now),
             (name, _) => self.trunks.admit_call(name.as_deref(), now),
@@ -168,6 +171,90 @@ impl Endpoint {
                 phase: Phase::Calling(Box::new(Calling {
                     key,
                     digest,
+                    ring_deadline,
+                    cancelled: None,
+                    challenges: 0,
+                    retried_422: false,
+                })),
+            },
+        );
+    }
+
+    /// Calls the phone registered for `account` (its latest binding): no trunk, no digest.
+    fn dial_registered(
+        &mut self,
+        id: LegId,
+        account: &str,
+        dial: Dial,
+        events: mpsc::UnboundedSender<LegEvent>,
+    ) {
+        let fail = |reason: String| {
+            let _ = events.send(LegEvent::Failed {
+                failure: Failure::Unavailable,
+                code: None,
+                reason,
+            });
+        };
+        let contact = self
+            .server
+            .registrar_mut()
+            .lookup(account)
+            .last()
+            .map(|b| b.contact.clone());
+        let Some(contact) = contact else {
+            return fail(format!("no phone is registered for {account}"));
+        };
+        let Some(uri) = crate::sip::wire::parse_uri(&contact) else {
+            return fail(format!("the registered contact {contact} is not a SIP URI"));
+        };
+        let Some(mut peer) = super::uri_peer(&uri) else {
+            return fail(format!(
+                "the registered contact {contact} names no IP address"
+            ));
+        };
+        if contact.to_ascii_lowercase().contains("transport=tcp") {
+            peer.transport = Transport::Tcp;
+        }
+        let host = uri.host_with_port.to_string();
+        let display = dial
+            .display_name
+            .as_deref()
+            .map(|n| format!("\"{}\" ", n.replace(['"', '\\'], "")))
+            .unwrap_or_default();
+        let invite = self.dialogs.uac_invite(
+            peer.transport,
+            &contact,
+            &format!("{display}<sip:dialerd@{host}>"),
+            &format!("<sip:{account}@{host}>"),
+            dial.sdp.map(Body::sdp),
+        );
+        let mut invite = match invite {
+            Ok(r) => r,
+            Err(e) => return fail(format!("cannot build the INVITE: {e}")),
+        };
+        for (name, value) in dial.headers {
+            push_header(&mut invite, &name, value);
+        }
+        let Ok(key) = self.send_leg_invite(id, invite, peer) else {
+            let _ = events.send(LegEvent::Failed {
+                failure: Failure::TransportError,
+                code: None,
+                reason: "the phone cannot be reached".into(),
+            });
+            return;
+        };
+        let ring_deadline = now() + dial.ring_timeout;
+        self.ring_deadlines.insert((ring_deadline, id));
+        self.legs.insert(
+            id,
+            LegState {
+                events,
+                peer,
+                trunk: None,
+                dialog: None,
+                phase: Phase::Calling(Box::new(Calling {
+                    key,
+                    digest: None,
                     ring_deadline,
                     cancelled: None,
                     challenges: 0,

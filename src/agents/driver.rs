@@ -1,0 +1,510 @@
+//! The agents' tokio driver: owns every agent's [`Session`], carries out what sessions ask
+//! (legs placed and hung up, events published, the `dialerd_agents` gauge), wakes them at
+//! their timeouts, and hands out single-use tickets for the event WebSockets.
+
+use super::events::{Event, EventKind, EventLog};
+use super::phone::{self, Control, Report};
+use super::session::{Input, Output, Phone, Session, TaskId};
+use super::SessionError;
+use crate::dialer::agent::AgentStateKind;
+use crate::dialer::campaign::Input as CampaignInput;
+use crate::dialer::{AgentId, Time};
+use crate::media::engine::MediaEngine;
+use crate::sip::leg::SipHandle;
+use crate::store::users::{Role, User};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// How long a ticket for the event WebSockets may wait to be used.
+pub const TICKET_TTL: Duration = Duration::from_secs(30);
+/// Tickets outstanding at most (old ones are dropped first).
+const MAX_TICKETS: usize = 10_000;
+/// Events in flight to slow WebSocket clients; one that lags further is disconnected and
+/// resumes with `since`.
+const BROADCAST: usize = 1024;
+
+/// What the agents' driver is configured with.
+#[derive(Debug, Clone)]
+pub struct AgentsConfig {
+    /// Pause reasons agents may give, besides the system reasons.
+    pub pause_reasons: Vec<String>,
+    /// How long the agent's phone may ring for the session call.
+    pub ring_timeout: Duration,
+    /// The `[[agents]]` user names: an agent without a SIP login in the store may log in on
+    /// `phone: "sip"` with the account named as it is.
+    pub accounts: HashSet<String>,
+}
+
+/// One agent as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentView {
+    /// The user id.
+    pub id: i64,
+    /// The user name.
+    pub name: String,
+    /// The state.
+    pub state: AgentStateKind,
+    /// The pause reason, or what ended the last session.
+    pub reason: Option<String>,
+    /// When the state was entered (RFC 3339); `None` when never logged in since the start.
+    pub since: Option<String>,
+    /// The call the agent is bound to.
+    pub call_id: Option<u64>,
+    /// That call's contact (once the campaign driver puts calls through).
+    pub contact_id: Option<i64>,
+    /// The call tasks of the session.
+    pub tasks: Vec<TaskId>,
+}
+
+impl AgentView {
+    /// A user never logged in since the daemon started.
+    pub fn logged_out(user: &User) -> Self {
+        Self {
+            id: user.id,
+            name: user.name.clone(),
+            state: AgentStateKind::LoggedOut,
+            reason: None,
+            since: None,
+            call_id: None,
+            contact_id: None,
+            tasks: Vec::new(),
+        }
+    }
+}
+
+/// Who a ticket was given to.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The user.
+    pub user: User,
+    expires: Instant,
+}
+
+struct Leg {
+    generation: u64,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+struct Entry {
+    name: String,
+    session: Session,
+    log: EventLog,
+    leg: Option<Leg>,
+    /// Why the last session call failed.
+    failure: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    agents: HashMap<i64, Entry>,
+    tickets: HashMap<String, Ticket>,
+    legs: u64,
+    /// Tasks the gauge has shown, so a task whose agents all left reads zero.
+    gauge_tasks: BTreeSet<TaskId>,
+}
+
+/// The agents' sessions; cheap to clone.
+#[derive(Clone)]
+pub struct Agents {
+    inner: Arc<Mutex<Inner>>,
+    cfg: Arc<AgentsConfig>,
+    sip: SipHandle,
+    media: MediaEngine,
+    events: broadcast::Sender<Event>,
+    wake: Arc<Notify>,
+    gauge: prometheus::IntGaugeVec,
+    campaign: Option<mpsc::UnboundedSender<(TaskId, CampaignInput)>>,
+}
+
+/// The driver's clock: Unix milliseconds.
+fn now() -> Time {
+    Time(crate::store::now_ms().max(0) as u64)
+}
+
+fn rfc3339(t: Time) -> String {
+    crate::store::rfc3339(t.0 as i64)
+}
+
+impl Agents {
+    /// The driver, its gauge registered in `registry`.
+    pub fn new(
+        cfg: AgentsConfig,
+        sip: SipHandle,
+        media: MediaEngine,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, SessionError> {
+        let gauge = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new("dialerd_agents", "Agents by call task and state."),
+            &["task", "state"],
+        )?;
+        registry.register(Box::new(gauge.clone()))?;
+        Ok(Self {
+            inner: Arc::default(),
+            cfg: Arc::new(cfg),
+            sip,
+            media,
+            events: broadcast::channel(BROADCAST).0,
+            wake: Arc::default(),
+            gauge,
+            campaign: None,
+        })
+    }
+
+    /// Sends the sessions' inputs for the campaign cores to `tx` (the campaign driver's);
+    /// without it they are only logged. The campaign driver reports the calls it puts through
+    /// back with [`Agents::act`] (`Reserved`, `Connected`, `CustomerHungUp` …).
+    pub fn with_campaign_inputs(
+        mut self,
+        tx: mpsc::UnboundedSender<(TaskId, CampaignInput)>,
+    ) -> Self {
+        self.campaign = Some(tx);
+        self
+    }
+
+    /// The pause reasons agents may give (system reasons aside).
+    pub fn pause_reasons(&self) -> &[String] {
+        &self.cfg.pause_reasons
+    }
+
+    /// Wakes sessions at their timeouts until `stop`; then hangs up every leg.
+    pub async fn run(self, stop: CancellationToken) {
+        loop {
+            let next = self
+                .lock()
+                .agents
+                .values()
+                .filter_map(|e| e.session.poll_timeout())
+                .min();
+            let sleep = next.map(|t| t.since(now()));
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep.unwrap_or(Duration::from_secs(3600))), if sleep.is_some() => {}
+            }
+            let now = now();
+            let mut inner = self.lock();
+            let due: Vec<i64> = inner
+                .agents
+                .iter()
+                .filter(|(_, e)| e.session.poll_timeout().is_some_and(|t| t <= now))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in due {
+                if let Some(e) = inner.agents.get_mut(&id) {
+                    e.session.handle_timeout(now);
+                }
+                self.apply(&mut inner, id, now);
+            }
+        }
+        let mut inner = self.lock();
+        for e in inner.agents.values_mut() {
+            if let Some(leg) = e.leg.take() {
+                let _ = leg.control.send(Control::HangUp);
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `name` is an `[[agents]]` account.
+    pub fn is_config_account(&self, name: &str) -> bool {
+        self.cfg.accounts.contains(name)
+    }
+
+    /// Logs `user` in to serve `tasks` on `phone` and waits until the phone answers (the
+    /// agent is then paused, reason `login`) or the session call fails.
+    pub async fn log_in(
+        &self,
+        user: &User,
+        tasks: Vec<TaskId>,
+        phone: Phone,
+    ) -> Result<AgentView, SessionError> {
+        let connect = self.cfg.ring_timeout + Duration::from_secs(5);
+        let mut events = self.events.subscribe();
+        {
+            let now = now();
+            let mut inner = self.lock();
+            let entry = inner.agents.entry(user.id).or_insert_with(|| Entry {
+                name: user.name.clone(),
+                session: Session::new(AgentId(user.id as u32), connect, now),
+                log: EventLog::default(),
+                leg: None,
+                failure: None,
+            });
+            entry.name = user.name.clone();
+            entry.failure = None;
+            entry.session.handle(Input::LogIn { tasks, phone }, now)?;
+            self.apply(&mut inner, user.id, now);
+        }
+        self.wake.notify_one();
+        let settled = async {
+            loop {
+                match events.recv().await {
+                    Ok(Event {
+                        agent,
+                        kind: EventKind::State { reason, .. },
+                        ..
+                    }) if agent == user.id && reason.as_deref() != Some("connecting") => return,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        };
+        // The session's own connect timeout ends the wait first.
+        let _ = tokio::time::timeout(connect + Duration::from_secs(1), settled).await;
+        let inner = self.lock();
+        let entry = &inner.agents[&user.id];
+        if entry.session.state() == AgentStateKind::LoggedOut {
+            let why = entry
+                .failure
+                .clone()
+                .or_else(|| entry.session.reason().map(str::to_string))
+                .unwrap_or_default();
+            return Err(SessionError::PhoneFailed(why));
+        }
+        Ok(view(user.id, entry))
+    }
+
+    /// Applies an agent's request (ready, pause, hang up, log out), or a call event of the
+    /// campaign driver, to the agent's session.
+    pub fn act(&self, agent: i64, input: Input) -> Result<AgentView, SessionError> {
+        let now = now();
+        let mut inner = self.lock();
+        let entry = inner
+            .agents
+            .get_mut(&agent)
+            .ok_or(SessionError::NotLoggedIn)?;
+        if !entry.session.has_leg() {
+            return Err(SessionError::NotLoggedIn);
+        }
+        entry.session.handle(input, now)?;
+        self.apply(&mut inner, agent, now);
+        drop(inner);
+        self.wake.notify_one();
+        self.view(agent).ok_or(SessionError::NotLoggedIn)
+    }
+
+    /// The agent's session as shown, if it ever logged in since the start.
+    pub fn view(&self, agent: i64) -> Option<AgentView> {
+        self.lock().agents.get(&agent).map(|e| view(agent, e))
+    }
+
+    /// Every agent that logged in since the start.
+    pub fn views(&self) -> HashMap<i64, AgentView> {
+        self.lock()
+            .agents
+            .iter()
+            .map(|(id, e)| (*id, view(*id, e)))
+            .collect()
+    }
+
+    /// New events of every agent, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The agent's kept events after `seq`.
+    pub fn events_since(&self, agent: i64, seq: u64) -> Vec<Event> {
+        self.lock()
+            .agents
+            .get(&agent)
+            .map(|e| e.log.since(seq))
+            .unwrap_or_default()
+    }
+
+    /// The latest event of every agent whose session serves `task`.
+    pub fn task_states(&self, task: TaskId) -> Vec<Event> {
+        let inner = self.lock();
+        let mut v: Vec<Event> = inner
+            .agents
+            .values()
+            .filter(|e| e.session.tasks().contains(&task))
+            .filter_map(|e| e.log.last().cloned())
+            .collect();
+        v.sort_by_key(|e| e.agent);
+        v
+    }
+
+    /// Whether `agent`'s current (or last) session serves `task`.
+    pub fn serves(&self, agent: i64, task: TaskId) -> bool {
+        self.lock()
+            .agents
+            .get(&agent)
+            .is_some_and(|e| e.session.tasks().contains(&task))
+    }
+
+    /// A new single-use ticket for `user`'s event WebSocket, valid for [`TICKET_TTL`].
+    pub fn ticket(&self, user: &User) -> String {
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes).expect("the OS random source works");
+        let ticket: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.tickets.retain(|_, t| t.expires > now);
+        if inner.tickets.len() >= MAX_TICKETS {
+            let oldest = inner
+                .tickets
+                .iter()
+                .min_by_key(|(_, t)| t.expires)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                inner.tickets.remove(&k);
+            }
+        }
+        inner.tickets.insert(
+            ticket.clone(),
+            Ticket {
+                user: user.clone(),
+                expires: now + TICKET_TTL,
+            },
+        );
+        ticket
+    }
+
+    /// The user of a ticket, which is used up; `None` when unknown, used or expired.
+    pub fn redeem(&self, ticket: &str) -> Option<User> {
+        let t = self.lock().tickets.remove(ticket)?;
+        (t.expires > Instant::now()).then_some(t.user)
+    }
+
+    /// What a leg of `agent` reports; reports of a leg the session no longer holds are stale.
+    fn leg_report(&self, agent: i64, generation: u64, report: Report) {
+        let now = now();
+        let mut inner = self.lock();
+        let Some(entry) = inner.agents.get_mut(&agent) else {
+            return;
+        };
+        if entry.leg.as_ref().map(|l| l.generation) != Some(generation) {
+            return;
+        }
+        let input = match report {
+            Report::Answered => Input::LegAnswered,
+            Report::Failed(why) => {
+                tracing::info!(agent, reason = %why, "agent session call failed");
+                entry.leg = None;
+                entry.failure = Some(why.clone());
+                Input::LegFailed(why)
+            }
+            Report::Lost => {
+                entry.leg = None;
+                Input::LegLost
+            }
+        };
+        if let Err(e) = entry.session.handle(input, now) {
+            tracing::debug!(agent, error = %e, "leg report not applied");
+        }
+        self.apply(&mut inner, agent, now);
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// Carries out what `agent`'s session asked for.
+    fn apply(&self, inner: &mut Inner, agent: i64, now: Time) {
+        let Some(entry) = inner.agents.get_mut(&agent) else {
+            return;
+        };
+        let outputs: Vec<Output> = entry.session.drain_outputs().collect();
+        let mut changed = false;
+        for output in outputs {
+            match output {
+                Output::Dial(phone) => {
+                    inner.legs += 1;
+                    let generation = inner.legs;
+                    let Some(entry) = inner.agents.get_mut(&agent) else {
+                        return;
+                    };
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    entry.leg = Some(Leg {
+                        generation,
+                        control: tx,
+                    });
+                    let local_ip = self.sip.local_ip_for_trunk(None);
+                    let dial = phone::dial(&phone, self.cfg.ring_timeout, local_ip);
+                    let me = self.clone();
+                    tokio::spawn(phone::run(
+                        self.sip.clone(),
+                        self.media.clone(),
+                        dial,
+                        local_ip,
+                        rx,
+                        move |r| me.leg_report(agent, generation, r),
+                    ));
+                }
+                Output::HangUpLeg => {
+                    if let Some(leg) = inner.agents.get_mut(&agent).and_then(|e| e.leg.take()) {
+                        let _ = leg.control.send(Control::HangUp);
+                    }
+                }
+                Output::HangUpCustomer(call) => {
+                    tracing::debug!(agent, %call, "customer hang-up asked; no campaign driver runs the call");
+                }
+                Output::Campaign { task, input } => match &self.campaign {
+                    Some(tx) => {
+                        let _ = tx.send((task, input));
+                    }
+                    None => {
+                        tracing::debug!(agent, task, ?input, "campaign input (no campaign driver)")
+                    }
+                },
+                Output::State { state, reason } => {
+                    let Some(entry) = inner.agents.get_mut(&agent) else {
+                        return;
+                    };
+                    tracing::info!(agent, user = %entry.name, state = state.name(), reason = reason.as_deref().unwrap_or(""), "agent state");
+                    let event =
+                        entry
+                            .log
+                            .push(agent, rfc3339(now), EventKind::State { state, reason });
+                    let _ = self.events.send(event);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.count(inner);
+        }
+    }
+
+    /// Sets `dialerd_agents{task,state}` from every session.
+    fn count(&self, inner: &mut Inner) {
+        let mut counts: HashMap<(TaskId, AgentStateKind), i64> = HashMap::new();
+        for e in inner.agents.values() {
+            for task in e.session.tasks() {
+                inner.gauge_tasks.insert(*task);
+                *counts.entry((*task, e.session.state())).or_default() += 1;
+            }
+        }
+        for task in &inner.gauge_tasks {
+            let label = task.to_string();
+            for state in AgentStateKind::ALL {
+                let n = counts.get(&(*task, state)).copied().unwrap_or(0);
+                self.gauge.with_label_values(&[&label, state.name()]).set(n);
+            }
+        }
+    }
+}
+
+fn view(id: i64, e: &Entry) -> AgentView {
+    let s = &e.session;
+    AgentView {
+        id,
+        name: e.name.clone(),
+        state: s.state(),
+        reason: s.reason().map(str::to_string),
+        since: Some(rfc3339(s.since())),
+        call_id: s.call().map(|c| c.call.0),
+        contact_id: None,
+        tasks: s.tasks().to_vec(),
+    }
+}
+
+/// Whether `role` may watch or steer other agents.
+pub fn supervises(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Supervisor)
+}

@@ -1,0 +1,181 @@
+//! An agent's leg: the session call to the agent's phone, a short join tone once answered, then
+//! silence on its continuous stream until the session hangs it up or the phone leaves.
+
+use super::session::Phone;
+use crate::call::agent_leg::{AgentLeg, Waited};
+use crate::call::playback::{play, Played};
+use crate::media::engine::MediaEngine;
+use crate::media::prompt::{Clip, SAMPLE_RATE};
+use crate::sip::leg::{Dial, LegEvent, SipHandle};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Headers asking a SIP phone to answer at once (both conventions phones follow).
+pub fn auto_answer_headers(local_ip: IpAddr) -> Vec<(String, String)> {
+    let host = match local_ip {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        IpAddr::V4(ip) => ip.to_string(),
+    };
+    vec![
+        ("Call-Info".into(), format!("<sip:{host}>;answer-after=0")),
+        (
+            "Alert-Info".into(),
+            "<http://127.0.0.1>;info=alert-autoanswer".into(),
+        ),
+    ]
+}
+
+/// The session call to `phone`: a registered SIP account with auto-answer hints, or a number
+/// through a trunk.
+pub fn dial(phone: &Phone, ring_timeout: Duration, local_ip: IpAddr) -> Dial {
+    match phone {
+        Phone::Sip(account) => Dial {
+            account: Some(account.clone()),
+            display_name: Some("dialerd".into()),
+            headers: auto_answer_headers(local_ip),
+            ring_timeout,
+            ..Dial::new(account.clone())
+        },
+        Phone::Number(number) => Dial {
+            ring_timeout,
+            ..Dial::new(number.clone())
+        },
+    }
+}
+
+/// The join tone: two 100 ms beeps at 440 Hz, 100 ms apart.
+pub fn join_tone() -> Vec<Clip> {
+    let n = SAMPLE_RATE as usize / 10;
+    let beep: Arc<[i16]> = (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(SAMPLE_RATE);
+            (6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+        })
+        .collect();
+    vec![
+        Clip::Audio(beep.clone()),
+        Clip::silence_ms(100),
+        Clip::Audio(beep),
+    ]
+}
+
+/// What the session asks of a running leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Hang up.
+    HangUp,
+}
+
+/// What a leg tells its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// The phone answered.
+    Answered,
+    /// The call was never answered, and why.
+    Failed(String),
+    /// The answered leg ended from the phone's side (BYE, RTP timeout).
+    Lost,
+}
+
+/// Places `dial` and keeps the leg until `control` says hang up (or is dropped), reporting to
+/// `report` what the phone does.
+pub async fn run(
+    sip: SipHandle,
+    media: MediaEngine,
+    dial: Dial,
+    local_ip: IpAddr,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    report: impl Fn(Report),
+) {
+    let mut leg = match media.open(local_ip) {
+        Ok(l) => l,
+        Err(e) => return report(Report::Failed(format!("no media: {e}"))),
+    };
+    let placed = sip
+        .dial(Dial {
+            sdp: Some(leg.offer()),
+            ..dial
+        })
+        .await;
+    let id = placed.id;
+    let mut events = placed.events;
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(LegEvent::Answered { sdp, behind_nat }) => {
+                    leg.set_behind_nat(behind_nat);
+                    let usable = sdp.as_deref().map(|s| leg.accept_answer(s)).transpose().is_ok();
+                    if !usable || leg.codec().is_none() {
+                        sip.hang_up(id).await;
+                        return report(Report::Failed("no codec in common with the phone".into()));
+                    }
+                    break;
+                }
+                Some(LegEvent::Failed { failure, code, reason }) => {
+                    let code = code.map(|c| format!(" {c}")).unwrap_or_default();
+                    return report(Report::Failed(format!("{}{code}: {reason}", failure.as_str())));
+                }
+                Some(LegEvent::Ended { .. }) | None => {
+                    return report(Report::Failed("the call ended".into()));
+                }
+                Some(_) => {}
+            },
+            // Hung up (or the session is gone) while it rings.
+            _ = control.recv() => return sip.hang_up(id).await,
+        }
+    }
+    report(Report::Answered);
+    if play(&sip, &media, id, &mut leg, &mut events, join_tone()).await == Played::LegEnded {
+        return report(Report::Lost);
+    }
+    let mut agent = AgentLeg {
+        id,
+        media: leg,
+        events,
+    };
+    match agent.wait(&sip, &media, control.recv()).await {
+        Waited::Next(Control::HangUp) | Waited::NoMore => sip.hang_up(id).await,
+        Waited::AgentGone => report(Report::Lost),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_tone_is_two_short_beeps() {
+        let clips = join_tone();
+        let total: usize = clips.iter().map(Clip::len).sum();
+        assert_eq!(total, 3 * 800);
+        let audio = crate::media::prompt::render(&clips);
+        let loud = |s: &[i16]| s.iter().map(|v| i32::from(*v).abs()).max().unwrap_or(0);
+        assert!(loud(&audio[..800]) > 5000);
+        assert_eq!(loud(&audio[800..1600]), 0);
+        assert!(loud(&audio[1600..]) > 5000);
+    }
+
+    #[test]
+    fn sip_phones_get_auto_answer_hints_and_numbers_go_through_a_trunk() {
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let d = dial(&Phone::Sip("agent1".into()), Duration::from_secs(9), ip);
+        assert_eq!(d.account.as_deref(), Some("agent1"));
+        assert!(d
+            .headers
+            .contains(&("Call-Info".into(), "<sip:10.0.0.1>;answer-after=0".into())));
+        assert!(d
+            .headers
+            .iter()
+            .any(|(n, v)| n == "Alert-Info" && v.contains("info=alert-autoanswer")));
+        assert_eq!(d.ring_timeout, Duration::from_secs(9));
+        let d = dial(
+            &Phone::Number("+4930123".into()),
+            Duration::from_secs(9),
+            ip,
+        );
+        assert_eq!((d.account, d.to.as_str()), (None, "+4930123"));
+        assert!(d.headers.is_empty());
+    }
+}

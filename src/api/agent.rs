@@ -1,0 +1,311 @@
+//! `/api/v1/agent/...`: an agent's own session (login on a phone, ready, pause, hang-up,
+//! logout), a ticket for its event WebSocket, and that WebSocket. Supervisors and admins do
+//! the same for any agent under `/api/v1/agents/{id}/...` (`agents.rs`).
+
+use super::auth::{Caller, AGENT_SELF, EVENT_TICKET};
+use super::problem::{parse, Problem, QueryOf};
+use super::AppState;
+use crate::agents::events::Event;
+use crate::agents::session::{Input, Phone, TaskId, SYSTEM_REASONS};
+use crate::agents::{AgentView, SessionError};
+use crate::store::users::{Role, User};
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+type Answer<T> = Result<T, Problem>;
+
+/// Body of `POST …/session`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogIn {
+    tasks: Vec<TaskId>,
+    phone: String,
+}
+
+/// Body of `POST …/pause`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pause {
+    reason: String,
+}
+
+/// Query of the event WebSockets.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// The single-use ticket.
+    pub ticket: String,
+    /// The last `seq` the client saw.
+    #[serde(default)]
+    pub since: Option<u64>,
+}
+
+impl From<SessionError> for Problem {
+    fn from(e: SessionError) -> Self {
+        let status = match e {
+            SessionError::NotAllowed { .. }
+            | SessionError::AlreadyLoggedIn
+            | SessionError::NotLoggedIn
+            | SessionError::NoSipAccount(_) => StatusCode::CONFLICT,
+            SessionError::PhoneFailed(_) => StatusCode::BAD_GATEWAY,
+            SessionError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Problem::new(status, e.to_string())
+    }
+}
+
+/// Logs `user` in: checks the tasks and the phone, places the session call, waits for it.
+pub async fn log_in(
+    s: &AppState,
+    user: &User,
+    body: &[u8],
+) -> Answer<(StatusCode, Json<AgentView>)> {
+    let req: LogIn = parse(body)?;
+    let phone = match req.phone.as_str() {
+        // The store's SIP login, else an `[[agents]]` account named as the agent.
+        "sip" => match s.store.sip_login(user.id).await? {
+            Some(login) => Phone::Sip(login.username),
+            None if s.agents.is_config_account(&user.name) => Phone::Sip(user.name.clone()),
+            None => return Err(SessionError::NoSipAccount(user.name.clone()).into()),
+        },
+        n if n.len() > 2
+            && n.len() <= 16
+            && n.starts_with('+')
+            && n[1..].chars().all(|c| c.is_ascii_digit()) =>
+        {
+            Phone::Number(n.to_string())
+        }
+        _ => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "phone: wanted \"sip\" (the agent's registered phone) or a number in E.164 (+ and up to 15 digits)",
+            )
+            .field("phone"))
+        }
+    };
+    if req.tasks.is_empty() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "tasks: wanted at least one call task",
+        )
+        .field("tasks"));
+    }
+    let mut call_tasks = Vec::new();
+    for c in s.store.campaigns().await? {
+        for t in s.store.tasks(c.id).await? {
+            if t.spec.call_settings().is_some() {
+                call_tasks.push(t.id);
+            }
+        }
+    }
+    if let Some(t) = req.tasks.iter().find(|t| !call_tasks.contains(t)) {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("tasks: {t} is not a call task"),
+        )
+        .field("tasks"));
+    }
+    // An agent given tasks serves only those; one given none may serve any call task.
+    let allowed = s.store.agent_tasks(user.id).await?;
+    if let Some(t) = req
+        .tasks
+        .iter()
+        .find(|t| !allowed.is_empty() && !allowed.contains(t))
+    {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "tasks: agent {} may not serve task {t} (its tasks: {allowed:?})",
+                user.name
+            ),
+        )
+        .field("tasks"));
+    }
+    let mut tasks = req.tasks;
+    tasks.sort_unstable();
+    tasks.dedup();
+    tracing::info!(agent = %user.name, ?tasks, phone = %req.phone, "agent logging in");
+    let view = s.agents.log_in(user, tasks, phone).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Checks a pause reason against the system reasons and `sessions.pause_reasons`.
+pub fn pause_input(s: &AppState, body: &[u8]) -> Answer<Input> {
+    let req: Pause = parse(body)?;
+    let known = SYSTEM_REASONS.contains(&req.reason.as_str())
+        || s.agents.pause_reasons().contains(&req.reason);
+    if !known {
+        let mut all: Vec<&str> = s
+            .agents
+            .pause_reasons()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        all.extend(SYSTEM_REASONS);
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "reason: \"{}\" is not one of {}",
+                req.reason,
+                all.join(", ")
+            ),
+        )
+        .field("reason"));
+    }
+    Ok(Input::Pause(req.reason))
+}
+
+/// `POST /api/v1/agent/session`: `{"tasks": [ids], "phone": "sip" | "+E164"}`; 201 once the
+/// phone answered (the agent is paused, reason `login`).
+pub async fn start(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Answer<(StatusCode, Json<AgentView>)> {
+    let user = caller.require(AGENT_SELF)?;
+    log_in(&s, user, &body).await
+}
+
+/// `DELETE /api/v1/agent/session`: logout; a call in progress ends first, then the leg.
+pub async fn stop(State(s): State<AppState>, caller: Caller) -> Answer<Json<AgentView>> {
+    let user = caller.require(AGENT_SELF)?;
+    Ok(Json(s.agents.act(user.id, Input::LogOut)?))
+}
+
+/// `POST /api/v1/agent/ready`
+pub async fn ready(State(s): State<AppState>, caller: Caller) -> Answer<Json<AgentView>> {
+    let user = caller.require(AGENT_SELF)?;
+    Ok(Json(s.agents.act(user.id, Input::Ready)?))
+}
+
+/// `POST /api/v1/agent/pause`: `{"reason"}`.
+pub async fn pause(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Answer<Json<AgentView>> {
+    let user = caller.require(AGENT_SELF)?;
+    let input = pause_input(&s, &body)?;
+    Ok(Json(s.agents.act(user.id, input)?))
+}
+
+/// `POST /api/v1/agent/hangup`: ends the call with the customer.
+pub async fn hang_up(State(s): State<AppState>, caller: Caller) -> Answer<Json<AgentView>> {
+    let user = caller.require(AGENT_SELF)?;
+    Ok(Json(s.agents.act(user.id, Input::HangUp)?))
+}
+
+/// `POST /api/v1/agent/ticket`: a single-use ticket for an event WebSocket (browsers cannot
+/// set headers on one, and the API token never goes in a URL).
+pub async fn ticket(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Answer<(StatusCode, Json<serde_json::Value>)> {
+    let user = caller.require(EVENT_TICKET)?;
+    let ticket = s.agents.ticket(user);
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "ticket": ticket,
+            "expires_in": crate::agents::driver::TICKET_TTL.as_secs(),
+        })),
+    ))
+}
+
+/// The user of an event WebSocket's ticket, or 401.
+pub fn redeem(s: &AppState, ticket: &str) -> Answer<User> {
+    s.agents.redeem(ticket).ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "wanted a fresh ticket from POST /api/v1/agent/ticket (single use, 30 s)",
+        )
+        .field("ticket")
+    })
+}
+
+/// `GET /api/v1/agent/events?ticket=…[&since=N]`: the agent's events as JSON text messages,
+/// first the kept events after `N` (without `since`: the latest, the agent's state now).
+pub async fn events(
+    State(s): State<AppState>,
+    QueryOf(q): QueryOf<EventsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let user = match redeem(&s, &q.ticket) {
+        Ok(u) => u,
+        Err(p) => return p.into_response(),
+    };
+    if user.role != Role::Agent {
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "an agent's event stream is the agent's own; supervisors watch /api/v1/queues/{task}/events",
+        )
+        .into_response();
+    }
+    ws.on_upgrade(move |socket| agent_stream(s, user.id, q.since, socket))
+}
+
+/// With `since`, the kept events after it; without, the latest (the agent's state now).
+async fn agent_stream(s: AppState, agent: i64, since: Option<u64>, mut socket: WebSocket) {
+    // Subscribed before the missed events are read, so none falls between.
+    let mut live = s.agents.subscribe();
+    let mut kept = s.agents.events_since(agent, since.unwrap_or(0));
+    if since.is_none() {
+        kept = kept.split_off(kept.len().saturating_sub(1));
+    }
+    let mut sent = since.unwrap_or(0);
+    for e in kept {
+        sent = e.seq;
+        if send(&mut socket, &e).await.is_err() {
+            return;
+        }
+    }
+    forward(&mut socket, &mut live, |e| {
+        let fresh = e.agent == agent && e.seq > sent;
+        if fresh {
+            sent = e.seq;
+        }
+        fresh
+    })
+    .await;
+}
+
+/// Sends the events `keep` lets through until the client leaves or lags too far (it then
+/// reconnects with `since`).
+pub async fn forward(
+    socket: &mut WebSocket,
+    live: &mut broadcast::Receiver<Event>,
+    mut keep: impl FnMut(&Event) -> bool,
+) {
+    loop {
+        tokio::select! {
+            got = live.recv() => match got {
+                Ok(e) => if keep(&e) && send(socket, &e).await.is_err() {
+                    return;
+                },
+                Err(_) => {
+                    let _ = socket.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1013,
+                        reason: "too far behind; reconnect with since".into(),
+                    }))).await;
+                    return;
+                }
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// Sends one event as a JSON text message.
+pub async fn send(socket: &mut WebSocket, e: &Event) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(e).unwrap_or_default();
+    socket.send(Message::Text(text.into())).await
+}
