@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 64;
 /// Inbound queue depth; a full queue applies back-pressure to the receive tasks.
 const INBOUND_QUEUE: usize = 4096;
+/// Most bytes waiting in the inbound queue: 4,096 datagrams of 64 KiB would be 256 MiB.
+const INBOUND_BYTES: usize = 16 * 1024 * 1024;
 /// Past this many messages waiting, new INVITEs get 503: the backlog is growing.
 const BACKLOG_LIMIT: usize = INBOUND_QUEUE / 2;
 /// New calls waiting for the call layer before they get 503.
@@ -78,6 +80,7 @@ pub async fn start(
             tcp_max_connections: cfg.tcp_max_connections,
             tcp_max_connections_per_source: cfg.tcp_max_connections_per_source,
             tcp_refused: metrics.tcp_refused.clone(),
+            queue_bytes: INBOUND_BYTES,
         },
         tx,
         sockets_stop.clone(),

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// Transport protocol of a message.
@@ -59,6 +59,8 @@ pub enum Inbound {
         peer: Peer,
         /// The local address it arrived on.
         local: SocketAddr,
+        /// Its share of the inbound byte budget, given back when the endpoint drops it.
+        held: Option<OwnedSemaphorePermit>,
     },
     /// Bytes that could not be framed (TCP): the connection was closed.
     FramingError {
@@ -122,6 +124,9 @@ pub struct TransportConfig {
     pub tcp_max_connections_per_source: usize,
     /// Counts connections refused over a cap, by reason.
     pub tcp_refused: prometheus::IntCounterVec,
+    /// Most bytes of received messages waiting for the endpoint: beyond it datagrams are
+    /// dropped and TCP readers wait, so a flood of large messages cannot fill memory.
+    pub queue_bytes: usize,
 }
 
 /// Open TCP connections by remote address: each has a writer queue.
@@ -135,6 +140,7 @@ pub struct Transports {
     connections: Connections,
     limits: ConnectionLimits,
     inbound: mpsc::Sender<Inbound>,
+    budget: Arc<Semaphore>,
     config: TransportConfig,
     stop: CancellationToken,
 }
@@ -170,6 +176,9 @@ impl Transports {
                 config.tcp_max_connections_per_source,
             ),
             inbound,
+            budget: Arc::new(Semaphore::new(
+                config.queue_bytes.min(Semaphore::MAX_PERMITS),
+            )),
             config,
             stop,
         };

@@ -147,7 +147,12 @@ async fn connection(
                             let bytes: Vec<u8> = buf.drain(..n).collect();
                             last_message = Instant::now();
                             started = None;
-                            if t.inbound.send(Inbound::Message { bytes, peer, local }).await.is_err() {
+                            // A stream waits for room in the byte budget (its sender slows down).
+                            let Ok(held) = t.budget.clone().acquire_many_owned(n as u32).await else {
+                                break 'conn "endpoint gone".to_string();
+                            };
+                            let msg = Inbound::Message { bytes, peer, local, held: Some(held) };
+                            if t.inbound.send(msg).await.is_err() {
                                 break 'conn "endpoint gone".to_string();
                             }
                         }

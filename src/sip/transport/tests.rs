@@ -13,6 +13,7 @@ fn config() -> TransportConfig {
             &["reason"],
         )
         .unwrap(),
+        queue_bytes: 1 << 20,
     }
 }
 
@@ -300,4 +301,32 @@ async fn inbound_connections_over_the_per_source_cap_are_closed() {
     assert_eq!(n, 0);
     assert_eq!(refused.with_label_values(&["per_source"]).get(), 1);
     assert_eq!(t.tcp_inbound_connections(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagrams_beyond_the_byte_budget_are_dropped_until_the_endpoint_catches_up() {
+    let cfg = TransportConfig {
+        queue_bytes: 10_000,
+        ..config()
+    };
+    let (t, mut rx, _stop) = bound(cfg).await;
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let big = format!("{OPTIONS}{}", "x".repeat(1500 - OPTIONS.len()));
+    for _ in 0..20 {
+        client.send_to(big.as_bytes(), t.local_addrs()[0]).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Six of 1,500 bytes fit in 10,000; the rest were dropped, not queued.
+    let mut held = Vec::new();
+    while let Ok(m) = rx.try_recv() {
+        held.push(m);
+    }
+    assert_eq!(held.len(), 6);
+    // Handled messages give their bytes back: the next datagram is queued again.
+    drop(held);
+    client
+        .send_to(OPTIONS.as_bytes(), t.local_addrs()[0])
+        .unwrap();
+    let (bytes, _) = next_message(&mut rx).await;
+    assert_eq!(bytes, OPTIONS.as_bytes());
 }

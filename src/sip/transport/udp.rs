@@ -31,6 +31,11 @@ pub(super) async fn receive(sock: Arc<UdpSocket>, local: SocketAddr, t: Transpor
         if buf[..n].iter().all(|b| matches!(b, b'\r' | b'\n')) {
             continue;
         }
+        // Over the byte budget the endpoint is far behind: drop, as a full socket buffer would.
+        let Ok(held) = t.budget.clone().try_acquire_many_owned(n as u32) else {
+            tracing::debug!(%from, size = n, "inbound queue full; datagram dropped");
+            continue;
+        };
         let msg = Inbound::Message {
             bytes: buf[..n].to_vec(),
             peer: Peer {
@@ -38,6 +43,7 @@ pub(super) async fn receive(sock: Arc<UdpSocket>, local: SocketAddr, t: Transpor
                 transport: Transport::Udp,
             },
             local,
+            held: Some(held),
         };
         if t.inbound.send(msg).await.is_err() {
             return;
