@@ -116,18 +116,20 @@ impl Store {
     pub async fn apply_due(&self, now: i64) -> Result<u64> {
         let mut done = 0;
         for _ in 0..MAX_ROUNDS {
+            // Read inside the write transaction: a due move read outside it could be applied by
+            // a concurrent caller (the worker and an API change) in between, and then twice.
+            let mut tx = self.writer.begin().await?;
             let rows = sqlx::query(
                 "SELECT c.id, c.campaign_id, c.task_id, c.move_to FROM contacts c JOIN tasks t ON t.id = c.task_id \
                  WHERE c.action_ms IS NOT NULL AND c.action_ms <= $1 AND (c.move_to IS NOT NULL OR t.kind = 'wait') \
                  ORDER BY c.action_ms LIMIT 500",
             )
             .bind(now)
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *tx)
             .await?;
             if rows.is_empty() {
                 break;
             }
-            let mut tx = self.writer.begin().await?;
             // Moves and wait ends go task by task, a few statements each.
             let mut moves: Vec<((i64, i64), Movers)> = Vec::new();
             let mut waits: Vec<((i64, i64), Vec<i64>)> = Vec::new();
@@ -359,5 +361,59 @@ mod tests {
             [30, 60, 120, 240]
         );
         assert_eq!(backoff_seconds(u32::MAX, 64), u32::MAX as u64 * (1 << 20));
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+    use crate::store::now_ms;
+    use serde_json::from_value;
+
+    /// The flow worker and an API change both apply due moves: each contact moves once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_due_move_is_applied_once_when_two_callers_race() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let c = store
+            .create_campaign(&from_value(json!({"name": "c", "default_region": "DE"})).unwrap())
+            .await
+            .unwrap();
+        let call = store
+            .create_task(
+                c.id,
+                from_value(json!({"name": "dial", "kind": "call"})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let wait = store
+            .create_task(
+                c.id,
+                from_value(json!({"name": "later", "kind": "wait", "settings": {"seconds": 3600}}))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        for i in 0..300 {
+            let spec =
+                from_value(json!({"task_id": call.id, "phones": [format!("+4930123{i:04}")]}))
+                    .unwrap();
+            store.create_contact(c.id, &spec, "test").await.unwrap();
+        }
+        sqlx::query("UPDATE contacts SET action_ms = 1, move_to = $1")
+            .bind(wait.id)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let now = now_ms();
+        let (a, b) = tokio::join!(store.apply_due(now), store.apply_due(now));
+        assert_eq!(a.unwrap() + b.unwrap(), 300);
+        let moves: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM contact_history WHERE change LIKE '%\"op\":\"move\"%'",
+        )
+        .fetch_one(&store.reader)
+        .await
+        .unwrap();
+        assert_eq!(moves, 300);
     }
 }
