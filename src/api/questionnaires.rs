@@ -3,7 +3,12 @@
 use super::auth::{Caller, CAMPAIGN_READ, CAMPAIGN_WRITE, CONTACT_EDIT, EXPORT};
 use super::problem::{parse, Params, Problem, QueryOf};
 use super::AppState;
-use crate::store::questionnaires::{Answers, AnswersSpec, Questionnaire, QuestionnaireSpec};
+use crate::store::formula::neutralise;
+use crate::store::questionnaires::{
+    AnswerExport, Answers, AnswersSpec, Questionnaire, QuestionnaireSpec,
+};
+use crate::store::tasks::ExportFormat;
+use crate::store::xlsx;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -11,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 use serde::Deserialize;
+use tokio::io::AsyncSeekExt;
 
 type Answer<T> = Result<T, Problem>;
 
@@ -70,14 +76,15 @@ pub async fn put_answers(
 /// One CSV record as bytes.
 fn csv_line(cells: &[String]) -> std::io::Result<Bytes> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(cells)?;
+    w.write_record(cells.iter().map(|c| neutralise(c).into_owned()))?;
     w.into_inner()
         .map(Bytes::from)
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-/// `GET …/questionnaire/export`: the answers as CSV, one row per contact that answered,
-/// streamed as the store reads them.
+/// `GET …/questionnaire/export`: the answers as CSV (streamed as the store reads them) or
+/// XLSX (written to a temporary file first: a workbook is a ZIP archive), one row per contact
+/// that answered.
 pub async fn export(
     State(s): State<AppState>,
     caller: Caller,
@@ -85,17 +92,21 @@ pub async fn export(
     QueryOf(q): QueryOf<ExportQuery>,
 ) -> Answer<Response> {
     caller.require(EXPORT)?;
-    match q.format.as_deref() {
-        None | Some("csv") => {}
+    let xlsx = match q.format.as_deref() {
+        None | Some("csv") => false,
+        Some("xlsx") => true,
         Some(other) => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
-                format!("wanted format csv, got {other:?}"),
+                format!("wanted format csv or xlsx, got {other:?}"),
             )
             .field("format"))
         }
-    }
+    };
     let export = s.store.questionnaire_answers_for_export(id).await?;
+    if xlsx {
+        return export_xlsx(&s, id, export).await;
+    }
     let head = csv_line(&export.header).map_err(|e| {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,6 +131,54 @@ pub async fn export(
             ),
         ],
         Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// The answers as an XLSX workbook in an unnamed temporary file beside the exports, then sent
+/// from it with its length.
+async fn export_xlsx(s: &AppState, id: i64, export: AnswerExport) -> Answer<Response> {
+    let failed = |e: String| {
+        tracing::error!(campaign = id, error = %e, "questionnaire export failed");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the export cannot be written; see the daemon's log",
+        )
+    };
+    let dir = s.store.exports_dir();
+    let tmp = dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&tmp)?;
+        tempfile::tempfile_in(&tmp)
+    })
+    .await
+    .map_err(|e| failed(e.to_string()))?
+    .map_err(|e| failed(e.to_string()))?;
+    let file = xlsx::write(dir, export.header, export.types, export.rows, out)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let mut file = tokio::fs::File::from_std(file);
+    file.seek(std::io::SeekFrom::Start(0))
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .len();
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                ExportFormat::Xlsx.content_type().to_string(),
+            ),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"campaign-{id}-answers.xlsx\""),
+            ),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024)),
     )
         .into_response())
 }

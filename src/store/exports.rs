@@ -5,9 +5,12 @@
 
 use super::contacts::contact_of;
 use super::contacts::COLUMNS;
+use super::forms::{FieldType, Form};
+use super::formula::neutralise;
 use super::tasks::{ExportFormat, ExportSettings, Task, TaskKind};
+use super::xlsx::{self, ColumnType};
 use super::{now_ms, push_in_list, rfc3339, Result, Store, StoreError, ID_CHUNK};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
@@ -28,7 +31,7 @@ pub struct ExportFile {
     pub task_id: i64,
     /// File name.
     pub name: String,
-    /// `tsv` or `csv`.
+    /// `tsv`, `csv` or `xlsx`.
     pub format: String,
     /// Contacts in it.
     pub rows: i64,
@@ -53,16 +56,9 @@ pub struct ExportDownload {
     pub format: ExportFormat,
 }
 
-fn format_of(text: &str) -> ExportFormat {
-    if text == "csv" {
-        ExportFormat::Csv
-    } else {
-        ExportFormat::Tsv
-    }
-}
-
 fn file_name(campaign: i64, task: i64, id: i64, format: &str) -> String {
-    format!("campaign-{campaign}-task-{task}-file-{id}.{format}")
+    let ext = ExportFormat::by_name(format).extension();
+    format!("campaign-{campaign}-task-{task}-file-{id}.{ext}")
 }
 
 /// Columns first, then every field name (in the order first seen).
@@ -77,6 +73,15 @@ const FIXED: [&str; 9] = [
     "from_task",
     "exported_at",
 ];
+
+/// The header: the fixed columns, then the field names.
+fn header_of(fields: &[String]) -> Vec<String> {
+    FIXED
+        .iter()
+        .map(|s| s.to_string())
+        .chain(fields.iter().cloned())
+        .collect()
+}
 
 /// Adds the names of `row`'s fields not yet in `fields`, in the order first seen.
 fn add_fields(fields: &mut Vec<String>, row: &Value) {
@@ -130,28 +135,21 @@ impl ExportWriter {
             format,
             fields,
         };
-        let header: Vec<String> = FIXED
-            .iter()
-            .map(|s| s.to_string())
-            .chain(w.fields.iter().cloned())
-            .collect();
+        let header = header_of(&w.fields);
         w.record(header)?;
         Ok(w)
     }
 
     /// Writes one contact's row.
     fn row(&mut self, r: &Value) -> Result<()> {
-        let record: Vec<String> = FIXED
-            .iter()
-            .map(|k| cell(&r[*k]))
-            .chain(self.fields.iter().map(|f| cell(&r["fields"][f])))
-            .collect();
+        let record = cells_of(r, &self.fields);
         self.record(record)
     }
 
     fn record(&mut self, cells: Vec<String>) -> Result<()> {
         let tsv = self.format == ExportFormat::Tsv;
         let cells = cells.into_iter().map(|s| {
+            let s = neutralise(&s).into_owned();
             if tsv {
                 s.replace(['\t', '\r', '\n'], " ")
             } else {
@@ -176,6 +174,35 @@ impl ExportWriter {
 
 fn write_err(e: csv::Error) -> StoreError {
     StoreError::Conflict(format!("cannot write the export: {e}"))
+}
+
+/// One contact's cells: the fixed columns, then the given fields.
+fn cells_of(r: &Value, fields: &[String]) -> Vec<String> {
+    FIXED
+        .iter()
+        .map(|k| cell(&r[*k]))
+        .chain(fields.iter().map(|f| cell(&r["fields"][f])))
+        .collect()
+}
+
+/// How an XLSX file types the fixed columns, then each field (by the campaign's form).
+fn column_types(fields: &[String], form: &Form) -> Vec<ColumnType> {
+    let fixed = FIXED.iter().map(|k| match *k {
+        "contact_id" | "attempts" | "from_task" => ColumnType::Number,
+        "exported_at" => ColumnType::DateTime,
+        _ => ColumnType::Text,
+    });
+    let typed =
+        fields.iter().map(
+            |f| match form.fields.iter().find(|x| &x.key == f).map(|x| x.kind) {
+                Some(FieldType::Number) => ColumnType::Number,
+                Some(FieldType::Date) => ColumnType::Date,
+                Some(FieldType::Datetime) => ColumnType::DateTime,
+                Some(FieldType::Bool) => ColumnType::Bool,
+                _ => ColumnType::Text,
+            },
+        );
+    fixed.chain(typed).collect()
 }
 
 /// A stored row's JSON (an unreadable one as an empty row rather than a lost file).
@@ -214,10 +241,7 @@ impl Store {
             None => {
                 let settings: ExportSettings =
                     serde_json::from_value(task.spec.settings.clone()).unwrap_or_default();
-                let format = match settings.format {
-                    ExportFormat::Tsv => "tsv",
-                    ExportFormat::Csv => "csv",
-                };
+                let format = settings.format.as_str();
                 sqlx::query_scalar(
                     "INSERT INTO export_files (task_id, format, created_ms) VALUES ($1, $2, $3) RETURNING id",
                 )
@@ -349,9 +373,10 @@ impl Store {
             .execute(&self.writer)
             .await?;
         }
-        let format = format_of(&format_text);
+        let format = ExportFormat::by_name(&format_text);
         if closed.is_none() || !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            self.write_export(file_id, format, &path).await?;
+            self.write_export(campaign_id, file_id, format, &path)
+                .await?;
         }
         sqlx::query("UPDATE export_files SET downloads = downloads + 1 WHERE id = $1")
             .bind(file_id)
@@ -363,7 +388,13 @@ impl Store {
     /// Writes a closed file's rows to `path`, streaming them twice (field names, then rows) so
     /// memory does not grow with the file; into a temporary file renamed at the end, so a
     /// reader never sees half a file and two downloads at once do not mix.
-    async fn write_export(&self, file_id: i64, format: ExportFormat, path: &Path) -> Result<()> {
+    async fn write_export(
+        &self,
+        campaign_id: i64,
+        file_id: i64,
+        format: ExportFormat,
+        path: &Path,
+    ) -> Result<()> {
         let dir = path
             .parent()
             .map_or_else(|| self.exports_dir(), Path::to_path_buf);
@@ -392,10 +423,46 @@ impl Store {
                 .map_err(|e| io(std::io::Error::other(e)))?
                 .map_err(io)?
         };
-        // Written through tokio (its blocking pool), a chunk at a time.
+        if format == ExportFormat::Xlsx {
+            let form = self.form(campaign_id).await?;
+            let types = column_types(&fields, &form);
+            let header = header_of(&fields);
+            let out = part.as_file().try_clone().map_err(io)?;
+            let cells = rows().map(
+                move |data: std::result::Result<String, sqlx::Error>| -> Result<Vec<String>> {
+                    Ok(cells_of(&row_of(&data?), &fields))
+                },
+            );
+            xlsx::write(dir.clone(), header, types, Box::pin(cells), out).await?;
+        } else {
+            self.write_text(format, fields, &part, rows(), path).await?;
+        }
+        let target = path.to_path_buf();
+        tokio::task::spawn_blocking(move || part.persist(target))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// Writes TSV or CSV rows into `part`, through tokio (its blocking pool), a chunk at a time.
+    async fn write_text<S>(
+        &self,
+        format: ExportFormat,
+        fields: Vec<String>,
+        part: &tempfile::NamedTempFile,
+        mut stream: S,
+        path: &Path,
+    ) -> Result<()>
+    where
+        S: futures_util::Stream<Item = std::result::Result<String, sqlx::Error>> + Unpin,
+    {
+        let io = |source| StoreError::File {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut file = tokio::fs::File::from_std(part.as_file().try_clone().map_err(io)?);
         let mut w = ExportWriter::new(format, fields)?;
-        let mut stream = rows();
         while let Some(data) = stream.try_next().await? {
             w.row(&row_of(&data))?;
             if w.waiting() >= 256 * 1024 {
@@ -404,12 +471,6 @@ impl Store {
         }
         file.write_all(&w.take()?).await.map_err(io)?;
         file.flush().await.map_err(io)?;
-        drop(file);
-        let target = path.to_path_buf();
-        tokio::task::spawn_blocking(move || part.persist(target))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(|e| io(e.error))?;
         Ok(())
     }
 }

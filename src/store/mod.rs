@@ -15,6 +15,7 @@ pub mod dnc;
 pub mod exports;
 pub mod flow;
 pub mod forms;
+pub mod formula;
 pub mod imports;
 pub mod lines;
 pub mod permissions;
@@ -22,6 +23,7 @@ pub mod phone;
 pub mod questionnaires;
 pub mod tasks;
 pub mod users;
+pub mod xlsx;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

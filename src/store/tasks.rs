@@ -159,6 +159,42 @@ pub enum ExportFormat {
     Tsv,
     /// Comma-separated.
     Csv,
+    /// An Excel workbook with typed cells.
+    Xlsx,
+}
+
+impl ExportFormat {
+    /// The name used in the API and stored with each file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tsv => "tsv",
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+        }
+    }
+
+    /// The format named `name`; TSV for anything unknown (the default of older files).
+    pub fn by_name(name: &str) -> Self {
+        match name {
+            "csv" => Self::Csv,
+            "xlsx" => Self::Xlsx,
+            _ => Self::Tsv,
+        }
+    }
+
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// The media type a download is sent with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Tsv => "text/tab-separated-values; charset=utf-8",
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }
+    }
 }
 
 /// Settings of an `export` task.
