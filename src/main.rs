@@ -273,6 +273,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let api_metrics = api::metrics::ApiMetrics::register(metrics.registry())?;
     let flow_metrics = dialerd::flow::FlowMetrics::register(metrics.registry())?;
     let webhooks = dialerd::flow::webhook::WebhookClient::new(cfg.flow.webhook_ca_file.as_deref())?;
+    let mailer = dialerd::flow::email::Mailer::new(&cfg.email)?;
     let http = api::bind(cfg.http.listen).await?;
     let media = MediaEngine::new(&cfg.media, metrics.registry())
         .with_context(|| format!("media.prompts_dir {}", cfg.media.prompts_dir.display()))?;
@@ -346,11 +347,12 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             }
         });
     }
-    // Task flow (moves, waits, webhooks) stops with the drain, before the store closes.
+    // Task flow (moves, waits, webhooks, e-mails) stops with the drain, before the store closes.
     shutdown.spawn(dialerd::flow::run(
         store.clone(),
         flow_metrics,
         webhooks,
+        mailer,
         shutdown.token(),
     ));
     tokio::spawn(memory::trim_periodically(

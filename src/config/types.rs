@@ -32,6 +32,24 @@ pub struct Config {
     pub flow: FlowConfig,
     /// Limits on the CSV files imported.
     pub import: ImportConfig,
+    /// The SMTP relay e-mail tasks send through.
+    pub email: EmailConfig,
+}
+
+/// `[email]`: the SMTP relay of e-mail tasks. Unset `smtp_url`: e-mail tasks fail their
+/// contacts (`$email_failed`, after the retries) saying so.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host:port` (STARTTLS when the relay offers it) or `smtps://host:port` (TLS from
+    /// the start); empty: no relay.
+    pub smtp_url: String,
+    /// User name for SMTP AUTH; empty: no authentication.
+    pub username: String,
+    /// Password for SMTP AUTH; masked by check-config.
+    pub password: Secret,
+    /// The sender address (`From`), e.g. `Dialer <noreply@example.com>`.
+    pub from: String,
 }
 
 /// `[import]`: how wide a CSV import may be, so that one file cannot fill the memory or the
@@ -133,6 +151,7 @@ impl Default for Config {
             lines: LinesConfig::default(),
             flow: FlowConfig::default(),
             import: ImportConfig::default(),
+            email: EmailConfig::default(),
         }
     }
 }
@@ -782,6 +801,24 @@ impl Config {
                 "wanted a size in bytes between 1 and import.max_row_bytes",
             );
         }
+        let e = &self.email;
+        if !e.smtp_url.is_empty() {
+            if !(e.smtp_url.starts_with("smtp://") || e.smtp_url.starts_with("smtps://")) {
+                return bad(
+                    "email.smtp_url",
+                    "wanted smtp://host:port or smtps://host:port",
+                );
+            }
+            if e.from.trim().is_empty() {
+                return bad(
+                    "email.from",
+                    "wanted the sender address: email.smtp_url is set",
+                );
+            }
+        }
+        if e.from.contains(['\r', '\n']) {
+            return bad("email.from", "wanted one line");
+        }
         if self.shutdown.drain_timeout > Duration::from_secs(3600) {
             return bad("shutdown.drain_timeout", "wanted a duration of at most 1h");
         }
@@ -865,6 +902,9 @@ impl Config {
         }
         if self.import != new.import {
             changed.push("import");
+        }
+        if self.email != new.email {
+            changed.push("email");
         }
         changed
     }

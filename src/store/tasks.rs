@@ -18,6 +18,8 @@ pub enum TaskKind {
     Webhook,
     /// A delay.
     Wait,
+    /// Send the contact an e-mail.
+    Email,
 }
 
 impl TaskKind {
@@ -27,6 +29,7 @@ impl TaskKind {
             Self::Export => "export",
             Self::Webhook => "webhook",
             Self::Wait => "wait",
+            Self::Email => "email",
         }
     }
 
@@ -35,6 +38,7 @@ impl TaskKind {
             "export" => Self::Export,
             "webhook" => Self::Webhook,
             "wait" => Self::Wait,
+            "email" => Self::Email,
             _ => Self::Call,
         }
     }
@@ -219,6 +223,28 @@ pub struct WebhookSettings {
     pub backoff_seconds: u32,
 }
 
+/// Settings of an `email` task: the message is built from templates whose placeholders
+/// (`{{fields.NAME}}`, `{{phones.N}}`, `{{campaign.name}}`) take the contact's values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// The contact field holding the address the e-mail goes to.
+    pub to_field: String,
+    /// Subject template.
+    pub subject: String,
+    /// Plain-text body template.
+    pub text: String,
+    /// HTML body template (values HTML-escaped); the message is text only when absent.
+    #[serde(default)]
+    pub html: Option<String>,
+    /// Retries after a refused or unreachable relay.
+    #[serde(default = "five")]
+    pub retries: u32,
+    /// First retry delay, doubled on each retry, seconds.
+    #[serde(default = "thirty")]
+    pub backoff_seconds: u32,
+}
+
 /// Settings of a `wait` task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -359,6 +385,25 @@ impl TaskSpec {
                 v
             }
             TaskKind::Wait => typed::<WaitSettings>("settings", &self.settings)?,
+            TaskKind::Email => {
+                let v = typed::<EmailSettings>("settings", &self.settings)?;
+                for key in ["to_field", "subject"] {
+                    let text = v[key].as_str().unwrap_or_default();
+                    if text.trim().is_empty() {
+                        return Err(StoreError::invalid(
+                            format!("settings.{key}"),
+                            "wanted a non-empty value",
+                        ));
+                    }
+                    if text.contains(['\r', '\n']) {
+                        return Err(StoreError::invalid(
+                            format!("settings.{key}"),
+                            "a line break does not belong in a header",
+                        ));
+                    }
+                }
+                v
+            }
         };
         for (i, rule) in self.flow.iter().enumerate() {
             if !["success", "declined", "failed"].contains(&rule.status.as_str()) {
