@@ -315,3 +315,154 @@ fn xlsx_exports_have_typed_cells_and_neutralised_formulas() {
     );
     assert_eq!((s, p["field"].as_str()), (400, Some("format")), "{p}");
 }
+
+/// The PDFs of a ZIP archive as text: (name in the archive, what pdftotext reads), listed and
+/// extracted by python3's zipfile.
+fn read_pdf_zip(bytes: &[u8]) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("letters.zip");
+    std::fs::write(&zip, bytes).unwrap();
+    let script = r#"
+import json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist())
+z.extractall(sys.argv[2])
+print(json.dumps(z.namelist()))
+"#;
+    let out_dir = dir.path().join("out");
+    let out = common::python3()
+        .arg("-c")
+        .arg(script)
+        .arg(&zip)
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zipfile: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    names
+        .into_iter()
+        .map(|name| {
+            let out = std::process::Command::new("pdftotext")
+                .args(["-layout", "-enc", "UTF-8"])
+                .arg(out_dir.join(&name))
+                .arg("-")
+                .output()
+                .expect("pdftotext runs (scripts/test installs poppler-utils)");
+            assert!(
+                out.status.success(),
+                "pdftotext {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (name, String::from_utf8(out.stdout).unwrap())
+        })
+        .collect()
+}
+
+/// `pdf_zip`: one PDF letter per contact in a deflated ZIP, with the contact's fields (as the
+/// form titles them) and its answers, for an export task and for the questionnaire export.
+#[test]
+fn pdf_zip_exports_hold_one_letter_per_contact() {
+    let d = start();
+    let api = Api::new(&d, ADMIN);
+    let (c, dial) = campaign(&api, "Letters");
+    api.ok(
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/form"),
+        Some(json!({"fields": [
+            {"key": "name", "title": "Full name", "type": "text"},
+            {"key": "city", "title": "Home town", "type": "text"}
+        ]})),
+    );
+    api.ok(
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/questionnaire"),
+        Some(json!({"questions": [
+            {"id": "why", "text": "Why did you buy?", "type": "text"},
+            {"id": "nps", "text": "Would you recommend us?", "type": "scale", "scale": 10}
+        ]})),
+    );
+    let t = export_task(&api, c, dial, "letters", "pdf_zip", "success");
+    let long = "word ".repeat(60);
+    let zoe = contact(
+        &api,
+        c,
+        dial,
+        "030 1234567",
+        json!({"name": "Zoë Müller", "city": "Köln", "note": long}),
+    );
+    let bob = contact(
+        &api,
+        c,
+        dial,
+        "030 1234568",
+        json!({"name": "Bob Stone", "city": "Bonn"}),
+    );
+    api.ok(
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/contacts/{zoe}/answers"),
+        Some(json!({"answers": {"why": "Price – and service", "nps": 9}})),
+    );
+    for k in [zoe, bob] {
+        api.ok(
+            "PATCH",
+            &format!("/api/v1/campaigns/{c}/contacts/{k}"),
+            Some(json!({"status": "success"})),
+        );
+    }
+    let exports = format!("/api/v1/campaigns/{c}/tasks/{t}/exports");
+    let files = api.ok("GET", &exports, None);
+    assert_eq!(
+        (files[0]["format"].as_str(), files[0]["rows"].as_i64()),
+        (Some("pdf_zip"), Some(2)),
+        "{files}"
+    );
+    let (s, kind, bytes) = api.download(&format!("{exports}/{}", files[0]["id"]));
+    assert_eq!((s, kind.as_str()), (200, "application/zip"));
+    let letters = read_pdf_zip(&bytes);
+    let names: Vec<&str> = letters.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [format!("contact-{zoe}.pdf"), format!("contact-{bob}.pdf")]
+    );
+    let (_, z) = &letters[0];
+    let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let z = squeeze(z);
+    for want in [
+        format!("Letters: contact {zoe}"),
+        "Full name Zoë Müller".into(),
+        "Home town Köln".into(),
+        "phones +49301234567".into(),
+        "Why did you buy? Price – and service".into(),
+        "Would you recommend us? 9".into(),
+    ] {
+        assert!(z.contains(&want), "{want:?} not in {z}");
+    }
+    // A long value wraps onto more lines, every word kept.
+    assert_eq!(z.matches("word").count(), 60, "{z}");
+    let b = squeeze(&letters[1].1);
+    assert!(b.contains("Full name Bob Stone"), "{b}");
+    assert!(!b.contains("Why did you buy?"), "{b}");
+
+    // The questionnaire export: only the contact that answered.
+    let (s, kind, bytes) = api.download(&format!(
+        "/api/v1/campaigns/{c}/questionnaire/export?format=pdf_zip"
+    ));
+    assert_eq!((s, kind.as_str()), (200, "application/zip"));
+    let letters = read_pdf_zip(&bytes);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0, format!("contact-{zoe}.pdf"));
+    let text = squeeze(&letters[0].1);
+    assert!(
+        text.contains("Why did you buy? Price – and service"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("answers of contact {zoe}")),
+        "{text}"
+    );
+}

@@ -4,6 +4,7 @@ use super::auth::{Caller, CAMPAIGN_READ, CAMPAIGN_WRITE, CONTACT_EDIT, EXPORT};
 use super::problem::{parse, Params, Problem, QueryOf};
 use super::AppState;
 use crate::store::formula::neutralise;
+use crate::store::pdf_zip::{self, Letter};
 use crate::store::questionnaires::{
     AnswerExport, Answers, AnswersSpec, Questionnaire, QuestionnaireSpec,
 };
@@ -92,20 +93,21 @@ pub async fn export(
     QueryOf(q): QueryOf<ExportQuery>,
 ) -> Answer<Response> {
     caller.require(EXPORT)?;
-    let xlsx = match q.format.as_deref() {
-        None | Some("csv") => false,
-        Some("xlsx") => true,
+    let format = match q.format.as_deref() {
+        None | Some("csv") => ExportFormat::Csv,
+        Some("xlsx") => ExportFormat::Xlsx,
+        Some("pdf_zip") => ExportFormat::PdfZip,
         Some(other) => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
-                format!("wanted format csv or xlsx, got {other:?}"),
+                format!("wanted format csv, xlsx or pdf_zip, got {other:?}"),
             )
             .field("format"))
         }
     };
     let export = s.store.questionnaire_answers_for_export(id).await?;
-    if xlsx {
-        return export_xlsx(&s, id, export).await;
+    if format != ExportFormat::Csv {
+        return export_file(&s, id, format, export).await;
     }
     let head = csv_line(&export.header).map_err(|e| {
         Problem::new(
@@ -135,9 +137,14 @@ pub async fn export(
         .into_response())
 }
 
-/// The answers as an XLSX workbook in an unnamed temporary file beside the exports, then sent
-/// from it with its length.
-async fn export_xlsx(s: &AppState, id: i64, export: AnswerExport) -> Answer<Response> {
+/// The answers as an XLSX workbook or a ZIP of PDF letters, in an unnamed temporary file
+/// beside the exports, then sent from it with its length.
+async fn export_file(
+    s: &AppState,
+    id: i64,
+    format: ExportFormat,
+    export: AnswerExport,
+) -> Answer<Response> {
     let failed = |e: String| {
         tracing::error!(campaign = id, error = %e, "questionnaire export failed");
         Problem::new(
@@ -154,9 +161,35 @@ async fn export_xlsx(s: &AppState, id: i64, export: AnswerExport) -> Answer<Resp
     .await
     .map_err(|e| failed(e.to_string()))?
     .map_err(|e| failed(e.to_string()))?;
-    let file = xlsx::write(dir, export.header, export.types, export.rows, out)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
+    let file = if format == ExportFormat::Xlsx {
+        xlsx::write(dir, export.header, export.types, export.rows, out).await
+    } else {
+        let campaign = s.store.campaign(id).await?.spec.name;
+        let questions = s.store.questionnaire(id).await?.questions;
+        let header = export.header;
+        let letters = export.rows.map(move |row| {
+            let cells = row?;
+            let contact = cells.first().cloned().unwrap_or_default();
+            let lines = header
+                .iter()
+                .zip(cells)
+                .map(|(h, v)| {
+                    let label = questions
+                        .iter()
+                        .find(|q| &q.id == h)
+                        .map_or_else(|| h.clone(), |q| q.text.clone());
+                    (label, v)
+                })
+                .collect();
+            Ok(Letter {
+                name: format!("contact-{contact}.pdf"),
+                title: format!("{campaign}: answers of contact {contact}"),
+                lines,
+            })
+        });
+        pdf_zip::write(dir.join("answers.zip"), letters, out).await
+    }
+    .map_err(|e| failed(e.to_string()))?;
     let mut file = tokio::fs::File::from_std(file);
     file.seek(std::io::SeekFrom::Start(0))
         .await
@@ -168,14 +201,14 @@ async fn export_xlsx(s: &AppState, id: i64, export: AnswerExport) -> Answer<Resp
         .len();
     Ok((
         [
-            (
-                header::CONTENT_TYPE,
-                ExportFormat::Xlsx.content_type().to_string(),
-            ),
+            (header::CONTENT_TYPE, format.content_type().to_string()),
             (header::CONTENT_LENGTH, len.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"campaign-{id}-answers.xlsx\""),
+                format!(
+                    "attachment; filename=\"campaign-{id}-answers.{}\"",
+                    format.extension()
+                ),
             ),
         ],
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024)),

@@ -7,6 +7,8 @@ use super::contacts::contact_of;
 use super::contacts::COLUMNS;
 use super::forms::{FieldType, Form};
 use super::formula::neutralise;
+use super::pdf_zip::{self, Letter};
+use super::questionnaires::answer_text;
 use super::tasks::{ExportFormat, ExportSettings, Task, TaskKind};
 use super::xlsx::{self, ColumnType};
 use super::{now_ms, push_in_list, rfc3339, Result, Store, StoreError, ID_CHUNK};
@@ -31,7 +33,7 @@ pub struct ExportFile {
     pub task_id: i64,
     /// File name.
     pub name: String,
-    /// `tsv`, `csv` or `xlsx`.
+    /// `tsv`, `csv`, `xlsx` or `pdf_zip`.
     pub format: String,
     /// Contacts in it.
     pub rows: i64,
@@ -434,6 +436,10 @@ impl Store {
                 },
             );
             xlsx::write(dir.clone(), header, types, Box::pin(cells), out).await?;
+        } else if format == ExportFormat::PdfZip {
+            let out = part.as_file().try_clone().map_err(io)?;
+            let letters = self.letters(campaign_id, fields, rows()).await?;
+            pdf_zip::write(path.to_path_buf(), letters, out).await?;
         } else {
             self.write_text(format, fields, &part, rows(), path).await?;
         }
@@ -443,6 +449,60 @@ impl Store {
             .map_err(|e| io(std::io::Error::other(e)))?
             .map_err(|e| io(e.error))?;
         Ok(())
+    }
+
+    /// One letter per export row: its columns and fields (titled as the form titles them),
+    /// then the contact's questionnaire answers, if any.
+    async fn letters<'a, S>(
+        &'a self,
+        campaign_id: i64,
+        fields: Vec<String>,
+        rows: S,
+    ) -> Result<impl futures_util::Stream<Item = Result<Letter>> + Unpin + 'a>
+    where
+        S: futures_util::Stream<Item = std::result::Result<String, sqlx::Error>> + Unpin + 'a,
+    {
+        let campaign = self.campaign(campaign_id).await?.spec.name;
+        let form = self.form(campaign_id).await?;
+        let questions = self.questionnaire(campaign_id).await?.questions;
+        let title_of = move |key: &str| {
+            form.fields
+                .iter()
+                .find(|f| f.key == key && !f.title.is_empty())
+                .map_or_else(|| key.to_string(), |f| f.title.clone())
+        };
+        let letters = rows.then(move |data| {
+            let (fields, questions, campaign) =
+                (fields.clone(), questions.clone(), campaign.clone());
+            let title_of = title_of.clone();
+            async move {
+                let row = row_of(&data?);
+                let id = row["contact_id"].as_i64().unwrap_or_default();
+                let mut lines: Vec<(String, String)> = FIXED
+                    .iter()
+                    .map(|k| (k.to_string(), cell(&row[*k])))
+                    .collect();
+                lines.push(("Fields".into(), String::new()));
+                lines.extend(
+                    fields
+                        .iter()
+                        .map(|f| (title_of(f), cell(&row["fields"][f]))),
+                );
+                if let Ok(a) = self.answers(campaign_id, id).await {
+                    lines.push(("Answers".into(), String::new()));
+                    lines.extend(questions.iter().filter_map(|q| {
+                        let v = a.answers.get(&q.id)?;
+                        Some((q.text.clone(), answer_text(v)))
+                    }));
+                }
+                Ok(Letter {
+                    name: format!("contact-{id}.pdf"),
+                    title: format!("{campaign}: contact {id}"),
+                    lines,
+                })
+            }
+        });
+        Ok(Box::pin(letters))
     }
 
     /// Writes TSV or CSV rows into `part`, through tokio (its blocking pool), a chunk at a time.
@@ -504,10 +564,12 @@ mod tests {
         assert_eq!(lines.len(), 3, "{tsv}");
         // Field columns in name order (fields are kept as a sorted JSON object).
         assert!(lines[0].ends_with("exported_at\tcity\tname\tnote"), "{tsv}");
+        // Two numbers read as a sum by a spreadsheet: neutralised; one stays a number.
         assert!(
-            lines[1].starts_with("1\t+491 +492\t\tsuccess\tsale\t"),
+            lines[1].starts_with("1\t'+491 +492\t\tsuccess\tsale\t"),
             "{tsv}"
         );
+        assert!(lines[2].starts_with("2\t+493\t"), "{tsv}");
         assert!(lines[1].ends_with("\tKöln\tAnn B\t"), "{tsv}");
         assert!(lines[2].ends_with("\t\tBob, Jr.\tx y"), "{tsv}");
         let csv = String::from_utf8(render(&rows, ExportFormat::Csv).unwrap()).unwrap();

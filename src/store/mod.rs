@@ -18,6 +18,7 @@ pub mod forms;
 pub mod formula;
 pub mod imports;
 pub mod lines;
+pub mod pdf_zip;
 pub mod permissions;
 pub mod phone;
 pub mod questionnaires;

@@ -172,7 +172,7 @@ const EXPORT_FIXED: [&str; 6] = [
 const EXPORT_PAGE: i64 = 500;
 
 /// An answer as one cell: lists joined by `; `, yes/no as `yes` or `no`.
-fn cell(v: &Value) -> String {
+pub fn answer_text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
@@ -567,7 +567,7 @@ impl Store {
                     ];
                     row.extend(
                         ids.iter()
-                            .map(|id| answers.get(id).map_or_else(String::new, cell)),
+                            .map(|id| answers.get(id).map_or_else(String::new, answer_text)),
                     );
                     page.push(row);
                 }
@@ -625,8 +625,8 @@ mod tests {
 
     #[test]
     fn cells_join_lists_and_say_yes_or_no() {
-        assert_eq!(cell(&serde_json::json!(["a", "b"])), "a; b");
-        assert_eq!(cell(&serde_json::json!(true)), "yes");
-        assert_eq!(cell(&serde_json::json!(7)), "7");
+        assert_eq!(answer_text(&serde_json::json!(["a", "b"])), "a; b");
+        assert_eq!(answer_text(&serde_json::json!(true)), "yes");
+        assert_eq!(answer_text(&serde_json::json!(7)), "7");
     }
 }

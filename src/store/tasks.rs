@@ -165,6 +165,9 @@ pub enum ExportFormat {
     Csv,
     /// An Excel workbook with typed cells.
     Xlsx,
+    /// A ZIP archive of one PDF letter per contact.
+    #[serde(rename = "pdf_zip")]
+    PdfZip,
 }
 
 impl ExportFormat {
@@ -174,6 +177,7 @@ impl ExportFormat {
             Self::Tsv => "tsv",
             Self::Csv => "csv",
             Self::Xlsx => "xlsx",
+            Self::PdfZip => "pdf_zip",
         }
     }
 
@@ -182,13 +186,17 @@ impl ExportFormat {
         match name {
             "csv" => Self::Csv,
             "xlsx" => Self::Xlsx,
+            "pdf_zip" => Self::PdfZip,
             _ => Self::Tsv,
         }
     }
 
     /// The file name extension.
     pub fn extension(self) -> &'static str {
-        self.as_str()
+        match self {
+            Self::PdfZip => "zip",
+            other => other.as_str(),
+        }
     }
 
     /// The media type a download is sent with.
@@ -197,6 +205,7 @@ impl ExportFormat {
             Self::Tsv => "text/tab-separated-values; charset=utf-8",
             Self::Csv => "text/csv; charset=utf-8",
             Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Self::PdfZip => "application/zip",
         }
     }
 }
