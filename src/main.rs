@@ -355,6 +355,20 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         mailer,
         shutdown.token(),
     ));
+    // Drop folders stop with the drain too: an import under way finishes its batch.
+    if !cfg.inbox.poll_interval.is_zero() {
+        let dir = cfg
+            .inbox
+            .dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("inbox"));
+        shutdown.spawn(dialerd::flow::inbox::run(
+            store.clone(),
+            dir,
+            cfg.inbox.poll_interval,
+            shutdown.token(),
+        ));
+    }
     tokio::spawn(memory::trim_periodically(
         memory::TRIM_INTERVAL,
         shutdown.token(),

@@ -34,6 +34,30 @@ pub struct Config {
     pub import: ImportConfig,
     /// The SMTP relay e-mail tasks send through.
     pub email: EmailConfig,
+    /// Drop folders whose CSV files are imported.
+    pub inbox: InboxConfig,
+}
+
+/// `[inbox]`: drop folders, one per campaign (`<dir>/<campaign id>/`), whose complete CSV
+/// files are imported with the campaign's saved import settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboxConfig {
+    /// The folder holding the campaigns' folders; unset: `<state_dir>/inbox`.
+    pub dir: Option<PathBuf>,
+    /// How often the folders are looked into; a file is taken once two looks in a row see
+    /// it unchanged. `0s`: no drop folders.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            poll_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `[email]`: the SMTP relay of e-mail tasks. Unset `smtp_url`: e-mail tasks fail their
@@ -152,6 +176,7 @@ impl Default for Config {
             flow: FlowConfig::default(),
             import: ImportConfig::default(),
             email: EmailConfig::default(),
+            inbox: InboxConfig::default(),
         }
     }
 }
@@ -819,6 +844,13 @@ impl Config {
         if e.from.contains(['\r', '\n']) {
             return bad("email.from", "wanted one line");
         }
+        let p = self.inbox.poll_interval;
+        if !p.is_zero() && !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&p) {
+            return bad(
+                "inbox.poll_interval",
+                "wanted \"0s\" (off) or a duration from 100ms to 1h",
+            );
+        }
         if self.shutdown.drain_timeout > Duration::from_secs(3600) {
             return bad("shutdown.drain_timeout", "wanted a duration of at most 1h");
         }
@@ -905,6 +937,9 @@ impl Config {
         }
         if self.email != new.email {
             changed.push("email");
+        }
+        if self.inbox != new.inbox {
+            changed.push("inbox");
         }
         changed
     }

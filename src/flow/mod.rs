@@ -3,6 +3,7 @@
 //! rules); every few seconds it refreshes the `dialerd_contacts` gauge.
 
 pub mod email;
+pub mod inbox;
 pub mod webhook;
 
 use crate::store::Store;

@@ -17,6 +17,7 @@ pub mod flow;
 pub mod forms;
 pub mod formula;
 pub mod imports;
+pub mod inbox;
 pub mod lines;
 pub mod pdf_zip;
 pub mod permissions;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "calls", include_str!("../../migrations/0003_calls.sql")),
     (5, "lines", include_str!("../../migrations/0005_lines.sql")),
     (6, "forms", include_str!("../../migrations/0006_forms.sql")),
+    (7, "inbox", include_str!("../../migrations/0007_inbox.sql")),
     (
         8,
         "dialer_state",
