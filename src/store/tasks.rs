@@ -136,6 +136,66 @@ pub struct CallSettings {
     pub max_attempts: u32,
     /// Delays before the next attempt, per outcome.
     pub retry_delays_seconds: RetryDelays,
+    /// Which contacts are dialled at all; all when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<CallFilter>,
+    /// The order never-called contacts are dialled in, after due callbacks; by id when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<CallOrder>,
+}
+
+/// Which contacts a call task dials (`settings.filter`), as the contacts listing filters them:
+/// every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallFilter {
+    /// Only contacts with this status detail (`$none`, `$no_answer`, a disposition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Only contacts whose fields or numbers contain this text (case-insensitive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Field conditions: the field (`fields.KEY`) equals the value, or one of a list's values.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+/// The order a call task dials never-called contacts in (`settings.order`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallOrder {
+    /// The contact field (`fields.KEY`) to sort by; compared as numbers when the form types it
+    /// `number`, else as text; contacts without it come last.
+    pub field: String,
+    /// `asc` (default) or `desc`.
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+/// A sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// Checks a field key used in a filter or order: it goes into a JSON path.
+fn check_key(at: &str, key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > 200
+        || key.contains(['"', '\\'])
+        || key.chars().any(char::is_control)
+    {
+        return Err(StoreError::invalid(
+            at,
+            "wanted a field name of 1 to 200 characters without quotes or backslashes",
+        ));
+    }
+    Ok(())
 }
 
 impl Default for CallSettings {
@@ -150,6 +210,8 @@ impl Default for CallSettings {
             ring_timeout_seconds: 25,
             max_attempts: 5,
             retry_delays_seconds: RetryDelays::default(),
+            filter: None,
+            order: None,
         }
     }
 }
@@ -374,6 +436,26 @@ impl TaskSpec {
                         "settings.max_attempts",
                         "wanted at least 1",
                     ));
+                }
+                if let Some(f) = &c.filter {
+                    for (key, v) in &f.fields {
+                        let at = format!("settings.filter.fields.{key}");
+                        check_key(&at, key)?;
+                        let scalar = |v: &Value| v.is_string() || v.is_number() || v.is_boolean();
+                        let fits = match v {
+                            Value::Array(a) => !a.is_empty() && a.iter().all(scalar),
+                            v => scalar(v),
+                        };
+                        if !fits {
+                            return Err(StoreError::invalid(
+                                at,
+                                "wanted a value, or a non-empty list of values",
+                            ));
+                        }
+                    }
+                }
+                if let Some(o) = &c.order {
+                    check_key("settings.order.field", &o.field)?;
                 }
                 let mut v = v;
                 // The no-recall rule wins over a shorter configured delay; the stored task
