@@ -387,6 +387,23 @@ fn pdf_zip_exports_hold_one_letter_per_contact() {
         ]})),
     );
     let t = export_task(&api, c, dial, "letters", "pdf_zip", "success");
+    api.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/tasks/{t}"),
+        Some(json!({"settings": {"format": "pdf_zip", "letter":
+            "Dear {{fields.name}},\nthank you for your order at {{campaign.name}}. We call {{phones.0}}."}})),
+    );
+    // A letter belongs to pdf_zip files only.
+    let (s, p) = api.call(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/tasks"),
+        Some(json!({"name": "x", "kind": "export", "settings": {"format": "csv", "letter": "Hi"}})),
+    );
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (422, Some("settings.letter")),
+        "{p}"
+    );
     let long = "word ".repeat(60);
     let zoe = contact(
         &api,
@@ -434,6 +451,7 @@ fn pdf_zip_exports_hold_one_letter_per_contact() {
     let z = squeeze(z);
     for want in [
         format!("Letters: contact {zoe}"),
+        "Dear Zoë Müller, thank you for your order at Letters. We call +49301234567.".into(),
         "Full name Zoë Müller".into(),
         "Home town Köln".into(),
         "phones +49301234567".into(),

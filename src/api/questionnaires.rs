@@ -178,12 +178,13 @@ async fn export_file(
                         .iter()
                         .find(|q| &q.id == h)
                         .map_or_else(|| h.clone(), |q| q.text.clone());
-                    (label, v)
+                    (label, Some(v))
                 })
                 .collect();
             Ok(Letter {
                 name: format!("contact-{contact}.pdf"),
                 title: format!("{campaign}: answers of contact {contact}"),
+                body: String::new(),
                 lines,
             })
         });

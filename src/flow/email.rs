@@ -6,6 +6,7 @@
 use crate::config::EmailConfig;
 use crate::store::contacts::Contact;
 use crate::store::flow::{Delivery, EmailJob};
+use crate::store::template;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -93,7 +94,8 @@ fn address_of(contact: &Contact, to_field: &str) -> String {
 /// The message of `job`, or why it cannot be sent.
 fn build(from: &Mailbox, job: &EmailJob) -> Result<Message, String> {
     let s = &job.settings;
-    let fill = |t: &str, html| render(t, &job.contact, &job.campaign_name, html);
+    let (fields, phones) = (&job.contact.spec.fields, &job.contact.spec.phones);
+    let fill = |t: &str, html| template::render(t, fields, phones, &job.campaign_name, html);
     let to = address_of(&job.contact, &s.to_field);
     if to.is_empty() {
         return Err(format!(
@@ -121,102 +123,4 @@ fn build(from: &Mailbox, job: &EmailJob) -> Result<Message, String> {
         None => builder.singlepart(SinglePart::plain(text)),
     };
     built.map_err(|e| e.to_string())
-}
-
-/// `template` with its placeholders filled: `{{fields.NAME}}`, `{{phones.N}}` (0 is the first
-/// number), `{{campaign.name}}`; a value that is missing is empty, an unknown placeholder stays
-/// as written. `html`: the values are HTML-escaped.
-pub fn render(template: &str, contact: &Contact, campaign_name: &str, html: bool) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let key = after[..close].trim();
-        match value_of(key, contact, campaign_name) {
-            Some(v) if html => out.push_str(&escape_html(&v)),
-            Some(v) => out.push_str(&v),
-            None => out.push_str(&rest[open..open + 2 + close + 2]),
-        }
-        rest = &after[close + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The value a placeholder names; `None` for an unknown placeholder.
-fn value_of(key: &str, contact: &Contact, campaign_name: &str) -> Option<String> {
-    if key == "campaign.name" {
-        return Some(campaign_name.to_string());
-    }
-    if let Some(name) = key.strip_prefix("fields.") {
-        return Some(match contact.spec.fields.get(name) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-        });
-    }
-    if let Some(n) = key.strip_prefix("phones.") {
-        let n: usize = n.parse().ok()?;
-        return Some(contact.spec.phones.get(n).cloned().unwrap_or_default());
-    }
-    None
-}
-
-/// `s` safe inside HTML text and attribute values.
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn contact() -> Contact {
-        Contact {
-            id: 7,
-            campaign_id: 1,
-            spec: serde_json::from_value(json!({
-                "phones": ["+49301234567", "+49301234568"],
-                "fields": {"name": "Ann <b>&</b>", "age": 42}
-            }))
-            .unwrap(),
-            import_id: None,
-            dnc_numbers: Vec::new(),
-            last_result: None,
-            dnc: 0,
-            created_at: String::new(),
-            updated_at: String::new(),
-        }
-    }
-
-    #[test]
-    fn placeholders_are_filled_and_escaped_in_html() {
-        let c = contact();
-        let t = "Hi {{fields.name}} ({{ fields.age }}), {{phones.1}} {{phones.5}}|{{campaign.name}} {{x.y}} {{open";
-        assert_eq!(
-            render(t, &c, "Spring", false),
-            "Hi Ann <b>&</b> (42), +49301234568 |Spring {{x.y}} {{open"
-        );
-        assert_eq!(
-            render("<p>{{fields.name}}</p>", &c, "S", true),
-            "<p>Ann &lt;b&gt;&amp;&lt;/b&gt;</p>"
-        );
-        assert_eq!(render("{{fields.none}}.", &c, "S", false), ".");
-    }
 }

@@ -10,6 +10,7 @@ use super::formula::neutralise;
 use super::pdf_zip::{self, Letter};
 use super::questionnaires::answer_text;
 use super::tasks::{ExportFormat, ExportSettings, Task, TaskKind};
+use super::template;
 use super::xlsx::{self, ColumnType};
 use super::{now_ms, push_in_list, rfc3339, Result, Store, StoreError, ID_CHUNK};
 use futures_util::{StreamExt, TryStreamExt};
@@ -377,7 +378,7 @@ impl Store {
         }
         let format = ExportFormat::by_name(&format_text);
         if closed.is_none() || !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            self.write_export(campaign_id, file_id, format, &path)
+            self.write_export(campaign_id, task_id, file_id, format, &path)
                 .await?;
         }
         sqlx::query("UPDATE export_files SET downloads = downloads + 1 WHERE id = $1")
@@ -393,6 +394,7 @@ impl Store {
     async fn write_export(
         &self,
         campaign_id: i64,
+        task_id: i64,
         file_id: i64,
         format: ExportFormat,
         path: &Path,
@@ -438,7 +440,12 @@ impl Store {
             xlsx::write(dir.clone(), header, types, Box::pin(cells), out).await?;
         } else if format == ExportFormat::PdfZip {
             let out = part.as_file().try_clone().map_err(io)?;
-            let letters = self.letters(campaign_id, fields, rows()).await?;
+            let letter = serde_json::from_value::<ExportSettings>(
+                self.task(campaign_id, task_id).await?.spec.settings,
+            )
+            .unwrap_or_default()
+            .letter;
+            let letters = self.letters(campaign_id, fields, letter, rows()).await?;
             pdf_zip::write(path.to_path_buf(), letters, out).await?;
         } else {
             self.write_text(format, fields, &part, rows(), path).await?;
@@ -457,6 +464,7 @@ impl Store {
         &'a self,
         campaign_id: i64,
         fields: Vec<String>,
+        letter: Option<String>,
         rows: S,
     ) -> Result<impl futures_util::Stream<Item = Result<Letter>> + Unpin + 'a>
     where
@@ -474,30 +482,45 @@ impl Store {
         let letters = rows.then(move |data| {
             let (fields, questions, campaign) =
                 (fields.clone(), questions.clone(), campaign.clone());
+            let letter = letter.clone();
             let title_of = title_of.clone();
             async move {
                 let row = row_of(&data?);
                 let id = row["contact_id"].as_i64().unwrap_or_default();
-                let mut lines: Vec<(String, String)> = FIXED
+                let mut lines: Vec<(String, Option<String>)> = FIXED
                     .iter()
-                    .map(|k| (k.to_string(), cell(&row[*k])))
+                    .map(|k| (k.to_string(), Some(cell(&row[*k]))))
                     .collect();
-                lines.push(("Fields".into(), String::new()));
+                lines.push(("Fields".into(), None));
                 lines.extend(
                     fields
                         .iter()
-                        .map(|f| (title_of(f), cell(&row["fields"][f]))),
+                        .map(|f| (title_of(f), Some(cell(&row["fields"][f])))),
                 );
                 if let Ok(a) = self.answers(campaign_id, id).await {
-                    lines.push(("Answers".into(), String::new()));
+                    lines.push(("Answers".into(), None));
                     lines.extend(questions.iter().filter_map(|q| {
                         let v = a.answers.get(&q.id)?;
-                        Some((q.text.clone(), answer_text(v)))
+                        Some((q.text.clone(), Some(answer_text(v))))
                     }));
                 }
+                let body = letter.as_deref().map_or_else(String::new, |t| {
+                    let phones: Vec<String> = row["phones"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|p| p.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let empty = Map::new();
+                    let values = row["fields"].as_object().unwrap_or(&empty);
+                    template::render(t, values, &phones, &campaign, false)
+                });
                 Ok(Letter {
                     name: format!("contact-{id}.pdf"),
                     title: format!("{campaign}: contact {id}"),
+                    body,
                     lines,
                 })
             }

@@ -24,6 +24,7 @@ pub mod permissions;
 pub mod phone;
 pub mod questionnaires;
 pub mod tasks;
+pub mod template;
 pub mod users;
 pub mod xlsx;
 

@@ -17,8 +17,10 @@ pub struct Letter {
     pub name: String,
     /// Heading.
     pub title: String,
-    /// Label and value, in order; a label with an empty value is a sub-heading.
-    pub lines: Vec<(String, String)>,
+    /// Text under the heading (a filled template; empty: none), its own line breaks kept.
+    pub body: String,
+    /// Label and value, in order; a label without a value is a sub-heading.
+    pub lines: Vec<(String, Option<String>)>,
 }
 
 /// A4 in points.
@@ -28,6 +30,8 @@ const SIZE: f32 = 10.0;
 const LEADING: f32 = 14.0;
 /// Characters per line of a value before it wraps (Helvetica 10 pt in the value column).
 const WRAP: usize = 70;
+/// Characters per line of the letter's text (the full width).
+const BODY_WRAP: usize = 95;
 /// Letters waiting between the reader and the writer thread.
 const QUEUE: usize = 64;
 
@@ -97,12 +101,20 @@ type Row = Vec<(bool, f32, Vec<u8>)>;
 fn rows(letter: &Letter) -> Vec<Row> {
     let value_x = MARGIN + 140.0;
     let mut rows: Vec<Row> = vec![vec![(true, MARGIN, encode(&letter.title))], Vec::new()];
+    if !letter.body.is_empty() {
+        for para in letter.body.split('\n') {
+            for line in wrap(para, BODY_WRAP) {
+                rows.push(vec![(false, MARGIN, encode(&line))]);
+            }
+        }
+        rows.push(Vec::new());
+    }
     for (label, value) in &letter.lines {
-        if value.is_empty() {
+        let Some(value) = value else {
             rows.push(Vec::new());
             rows.push(vec![(true, MARGIN, encode(label))]);
             continue;
-        }
+        };
         for (i, line) in wrap(value, WRAP).into_iter().enumerate() {
             let mut row = Vec::new();
             if i == 0 {

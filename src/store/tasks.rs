@@ -278,6 +278,10 @@ impl ExportFormat {
 pub struct ExportSettings {
     /// File format.
     pub format: ExportFormat,
+    /// `pdf_zip` only: the text each letter starts with, placeholders as e-mail tasks fill
+    /// them (`{{fields.NAME}}`, `{{phones.0}}`, `{{campaign.name}}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub letter: Option<String>,
 }
 
 /// Settings of a `webhook` task.
@@ -467,7 +471,16 @@ impl TaskSpec {
                     .into();
                 v
             }
-            TaskKind::Export => typed::<ExportSettings>("settings", &self.settings)?,
+            TaskKind::Export => {
+                let v = typed::<ExportSettings>("settings", &self.settings)?;
+                if v.get("letter").is_some() && v["format"] != "pdf_zip" {
+                    return Err(StoreError::invalid(
+                        "settings.letter",
+                        "only with format pdf_zip",
+                    ));
+                }
+                v
+            }
             TaskKind::Webhook => {
                 let v = typed::<WebhookSettings>("settings", &self.settings)?;
                 let url = v["url"].as_str().unwrap_or_default();
