@@ -273,6 +273,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let api_metrics = api::metrics::ApiMetrics::register(metrics.registry())?;
     let flow_metrics = dialerd::flow::FlowMetrics::register(metrics.registry())?;
     let webhooks = dialerd::flow::webhook::WebhookClient::new(cfg.flow.webhook_ca_file.as_deref())?;
+    let mailer = dialerd::flow::email::Mailer::new(&cfg.email)?;
     let http = api::bind(cfg.http.listen).await?;
     let media = MediaEngine::new(&cfg.media, metrics.registry())
         .with_context(|| format!("media.prompts_dir {}", cfg.media.prompts_dir.display()))?;
@@ -362,13 +363,28 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             }
         });
     }
-    // Task flow (moves, waits, webhooks) stops with the drain, before the store closes.
+    // Task flow (moves, waits, webhooks, e-mails) stops with the drain, before the store closes.
     shutdown.spawn(dialerd::flow::run(
         store.clone(),
         flow_metrics,
         webhooks,
+        mailer,
         shutdown.token(),
     ));
+    // Drop folders stop with the drain too: an import under way finishes its batch.
+    if !cfg.inbox.poll_interval.is_zero() {
+        let dir = cfg
+            .inbox
+            .dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("inbox"));
+        shutdown.spawn(dialerd::flow::inbox::run(
+            store.clone(),
+            dir,
+            cfg.inbox.poll_interval,
+            shutdown.token(),
+        ));
+    }
     tokio::spawn(memory::trim_periodically(
         memory::TRIM_INTERVAL,
         shutdown.token(),

@@ -259,3 +259,99 @@ async fn do_not_call_numbers_are_never_selected() {
     );
     assert_eq!(s.callable(now).await, ["one", "two", "three", "five"]);
 }
+
+/// A call task's `settings.filter` leaves out the contacts it does not match (follow-ups
+/// too), and `settings.order` sorts the never-called ones after the due callbacks: as numbers
+/// when the form types the field `number`, as text otherwise, missing values last.
+#[tokio::test]
+async fn filter_and_order_choose_which_contacts_come_first_and_which_never() {
+    let s = setup().await;
+    s.store
+        .put_form(
+            s.campaign,
+            serde_json::from_value(json!({"fields": [
+                {"key": "name", "type": "text"},
+                {"key": "score", "type": "number"},
+                {"key": "city", "type": "text"},
+                {"key": "tier", "type": "text"}
+            ]}))
+            .unwrap(),
+            "test",
+        )
+        .await
+        .unwrap();
+    let people = [
+        (
+            "low",
+            "030 1000001",
+            json!({"score": "2", "city": "Köln", "tier": "b"}),
+        ),
+        (
+            "high",
+            "030 1000002",
+            json!({"score": "10", "city": "Bonn", "tier": "a"}),
+        ),
+        (
+            "mid",
+            "030 1000003",
+            json!({"score": "9", "city": "Köln", "tier": "c"}),
+        ),
+        ("none", "030 1000004", json!({"city": "Köln"})),
+        (
+            "far",
+            "030 1000005",
+            json!({"score": "50", "city": "Berlin", "tier": "a"}),
+        ),
+    ];
+    for (name, phone, fields) in people {
+        let mut f = fields.as_object().unwrap().clone();
+        f.insert("name".into(), json!(name));
+        let spec: ContactSpec =
+            serde_json::from_value(json!({"fields": f, "phones": [phone]})).unwrap();
+        s.store
+            .create_contact(s.campaign, &spec, "test")
+            .await
+            .unwrap();
+    }
+    let callback: ContactSpec = serde_json::from_value(json!({
+        "fields": {"name": "callback", "score": "1", "city": "Bonn"},
+        "phones": ["030 1000006"], "attempts": 1, "follow_up_at": "2025-01-15T07:00:00Z"
+    }))
+    .unwrap();
+    s.store
+        .create_contact(s.campaign, &callback, "test")
+        .await
+        .unwrap();
+    let noon = "2025-01-15T11:00:00Z";
+    // Without settings: due callback first, then by id.
+    assert_eq!(
+        s.callable(noon).await,
+        ["callback", "low", "high", "mid", "none", "far"]
+    );
+
+    let mut task = s.store.task(s.campaign, s.task).await.unwrap().spec;
+    let mut set = |settings: serde_json::Value| {
+        task.settings = settings;
+        task.clone()
+    };
+    // Highest score first (as numbers: 10 before 9), missing last; Berlin never.
+    let spec = set(json!({"filter": {"fields": {"city": ["Köln", "Bonn"]}},
+                          "order": {"field": "score", "direction": "desc"}}));
+    s.store.update_task(s.campaign, s.task, spec).await.unwrap();
+    assert_eq!(
+        s.callable(noon).await,
+        ["callback", "high", "mid", "low", "none"]
+    );
+    // Text order ascending; the filter's text condition drops the callback (Bonn) too.
+    let spec = set(json!({"filter": {"text": "köln"}, "order": {"field": "tier"}}));
+    s.store.update_task(s.campaign, s.task, spec).await.unwrap();
+    assert_eq!(s.callable(noon).await, ["low", "mid", "none"]);
+    // A bad field name is refused, naming it.
+    let spec = set(json!({"order": {"field": "a\"b"}}));
+    let e = s
+        .store
+        .update_task(s.campaign, s.task, spec)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().starts_with("settings.order.field"), "{e}");
+}

@@ -644,6 +644,14 @@ fn campaign_routes(c: i64, task: i64, k: i64) -> Vec<Route> {
         ),
         ("GET", format!("{cp}/imports"), None, WRITE, ""),
         ("GET", format!("{cp}/imports/999"), None, WRITE, ""),
+        ("GET", format!("{cp}/import-settings"), None, WRITE, ""),
+        (
+            "PUT",
+            format!("{cp}/import-settings"),
+            Some(json!({"phone_columns": []})),
+            WRITE,
+            "edit",
+        ),
         (
             "POST",
             format!("{cp}/test-call"),

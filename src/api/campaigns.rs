@@ -5,7 +5,7 @@ use super::problem::{merge, parse, Params, Problem};
 use super::AppState;
 use crate::store::campaigns::{Campaign, CampaignSpec};
 use crate::store::exports::ExportFile;
-use crate::store::tasks::{ExportFormat, Task, TaskSpec};
+use crate::store::tasks::{Task, TaskSpec};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
@@ -182,10 +182,7 @@ pub async fn download(
     // written again, so the length read here is the length sent.
     let f = tokio::fs::File::open(&d.path).await.map_err(unreadable)?;
     let len = f.metadata().await.map_err(unreadable)?.len();
-    let kind = match d.format {
-        ExportFormat::Tsv => "text/tab-separated-values; charset=utf-8",
-        ExportFormat::Csv => "text/csv; charset=utf-8",
-    };
+    let kind = d.format.content_type();
     Ok((
         [
             (header::CONTENT_TYPE, kind.to_string()),

@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod dnc;
 pub mod forms;
 pub mod host;
+pub mod import_settings;
 pub mod lines;
 pub mod login_limit;
 pub mod metrics;

@@ -5,8 +5,8 @@
 
 use super::body::{json, sized, JSON_LIMIT, LOGIN_LIMIT};
 use super::{
-    agent, agents, auth, calls, campaign_calls, campaigns, contacts, dnc, forms, lines, metrics,
-    openapi, permissions, prompts, questionnaires, trunks, users, AppState,
+    agent, agents, auth, calls, campaign_calls, campaigns, contacts, dnc, forms, import_settings,
+    lines, metrics, openapi, permissions, prompts, questionnaires, trunks, users, AppState,
 };
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Router};
@@ -118,6 +118,10 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
             ),
         ),
         (format!("{c}/imports"), get(contacts::imports)),
+        (
+            format!("{c}/import-settings"),
+            j(get(import_settings::get).put(import_settings::put)),
+        ),
         (format!("{c}/test-call"), j(post(campaign_calls::test_call))),
         (format!("{c}/imports/{{import}}"), get(contacts::get_import)),
         ("/api/v1/calls".into(), get(calls::list)),

@@ -34,6 +34,10 @@ pub struct Config {
     pub import: ImportConfig,
     /// Agent sessions: pause reasons, the session call.
     pub sessions: SessionsConfig,
+    /// The SMTP relay e-mail tasks send through.
+    pub email: EmailConfig,
+    /// Drop folders whose CSV files are imported.
+    pub inbox: InboxConfig,
 }
 
 /// `[sessions]`: agent sessions (login on a phone dialerd calls, pauses).
@@ -57,6 +61,44 @@ impl Default for SessionsConfig {
             ring_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// `[inbox]`: drop folders, one per campaign (`<dir>/<campaign id>/`), whose complete CSV
+/// files are imported with the campaign's saved import settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboxConfig {
+    /// The folder holding the campaigns' folders; unset: `<state_dir>/inbox`.
+    pub dir: Option<PathBuf>,
+    /// How often the folders are looked into; a file is taken once two looks in a row see
+    /// it unchanged. `0s`: no drop folders.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[email]`: the SMTP relay of e-mail tasks. Unset `smtp_url`: e-mail tasks fail their
+/// contacts (`$email_failed`, after the retries) saying so.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host:port` (STARTTLS when the relay offers it) or `smtps://host:port` (TLS from
+    /// the start); empty: no relay.
+    pub smtp_url: String,
+    /// User name for SMTP AUTH; empty: no authentication.
+    pub username: String,
+    /// Password for SMTP AUTH; masked by check-config.
+    pub password: Secret,
+    /// The sender address (`From`), e.g. `Dialer <noreply@example.com>`.
+    pub from: String,
 }
 
 /// `[import]`: how wide a CSV import may be, so that one file cannot fill the memory or the
@@ -159,6 +201,8 @@ impl Default for Config {
             flow: FlowConfig::default(),
             import: ImportConfig::default(),
             sessions: SessionsConfig::default(),
+            email: EmailConfig::default(),
+            inbox: InboxConfig::default(),
         }
     }
 }
@@ -704,7 +748,7 @@ impl Config {
             }
         }
         let m = &self.media;
-        if m.rtp_port_min < 1024 || m.rtp_port_min % 2 != 0 {
+        if m.rtp_port_min < 1024 || !m.rtp_port_min.is_multiple_of(2) {
             return bad("media.rtp_port_min", "wanted an even port of at least 1024");
         }
         if m.rtp_port_max <= m.rtp_port_min || m.rtp_port_max == u16::MAX {
@@ -829,6 +873,31 @@ impl Config {
                 "wanted a size in bytes between 1 and import.max_row_bytes",
             );
         }
+        let e = &self.email;
+        if !e.smtp_url.is_empty() {
+            if !(e.smtp_url.starts_with("smtp://") || e.smtp_url.starts_with("smtps://")) {
+                return bad(
+                    "email.smtp_url",
+                    "wanted smtp://host:port or smtps://host:port",
+                );
+            }
+            if e.from.trim().is_empty() {
+                return bad(
+                    "email.from",
+                    "wanted the sender address: email.smtp_url is set",
+                );
+            }
+        }
+        if e.from.contains(['\r', '\n']) {
+            return bad("email.from", "wanted one line");
+        }
+        let p = self.inbox.poll_interval;
+        if !p.is_zero() && !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&p) {
+            return bad(
+                "inbox.poll_interval",
+                "wanted \"0s\" (off) or a duration from 100ms to 1h",
+            );
+        }
         if self.shutdown.drain_timeout > Duration::from_secs(3600) {
             return bad("shutdown.drain_timeout", "wanted a duration of at most 1h");
         }
@@ -915,6 +984,12 @@ impl Config {
         }
         if self.sessions != new.sessions {
             changed.push("sessions");
+        }
+        if self.email != new.email {
+            changed.push("email");
+        }
+        if self.inbox != new.inbox {
+            changed.push("inbox");
         }
         changed
     }

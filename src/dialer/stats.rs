@@ -776,7 +776,7 @@ mod tests {
             };
             if at > 16.0 {
                 ringing_at_16 += 1;
-                if ringing_at_16 % 2 == 0 {
+                if ringing_at_16.is_multiple_of(2) {
                     s.record_hung_up(Duration::from_secs(16));
                     continue;
                 }

@@ -1,7 +1,9 @@
 //! The background worker of task flow: about once a second it applies the moves and wait ends
-//! that are due and delivers due webhooks (retries with backoff are the store's rules); every
-//! few seconds it refreshes the `dialerd_contacts` gauge.
+//! that are due and delivers due webhooks and e-mails (retries with backoff are the store's
+//! rules); every few seconds it refreshes the `dialerd_contacts` gauge.
 
+pub mod email;
+pub mod inbox;
 pub mod webhook;
 
 use crate::store::Store;
@@ -17,6 +19,8 @@ pub const GAUGE_EVERY: Duration = Duration::from_secs(10);
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Webhook deliveries per tick.
 const WEBHOOKS_PER_TICK: i64 = 50;
+/// E-mails per tick.
+const EMAILS_PER_TICK: i64 = 50;
 
 /// `dialerd_contacts{campaign,task,status}`.
 #[derive(Clone)]
@@ -52,11 +56,13 @@ impl FlowMetrics {
     }
 }
 
-/// Runs until `stop` is cancelled; webhooks go out through `client`.
+/// Runs until `stop` is cancelled; webhooks go out through `client`, e-mails through
+/// `mailer`.
 pub async fn run(
     store: Store,
     metrics: FlowMetrics,
     client: webhook::WebhookClient,
+    mailer: email::Mailer,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(TICK);
@@ -67,7 +73,8 @@ pub async fn run(
             tracing::warn!(error = %e, "task flow: applying due moves failed");
         }
         deliver_webhooks(&store, &client, &stop).await;
-        if last_gauge.map_or(true, |t| t.elapsed() >= GAUGE_EVERY) {
+        send_emails(&store, &mailer, &stop).await;
+        if last_gauge.is_none_or(|t| t.elapsed() >= GAUGE_EVERY) {
             last_gauge = Some(tokio::time::Instant::now());
             if let Err(e) = metrics.refresh(&store).await {
                 tracing::warn!(error = %e, "counting contacts for dialerd_contacts failed");
@@ -108,6 +115,36 @@ async fn deliver_webhooks(
             .await
         {
             tracing::warn!(error = %e, "task flow: recording a webhook delivery failed");
+        }
+    }
+}
+
+async fn send_emails(store: &Store, mailer: &email::Mailer, stop: &CancellationToken) {
+    let jobs = match store
+        .due_emails(crate::store::now_ms(), EMAILS_PER_TICK)
+        .await
+    {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "task flow: listing due e-mails failed");
+            return;
+        }
+    };
+    for job in jobs {
+        if stop.is_cancelled() {
+            return;
+        }
+        let outcome = mailer.send(&job).await;
+        if let crate::store::flow::Delivery::Failed(e) | crate::store::flow::Delivery::Refused(e) =
+            &outcome
+        {
+            tracing::info!(contact = job.contact.id, task = job.task_id, error = %e, "e-mail not sent");
+        }
+        if let Err(e) = store
+            .email_result(&job, outcome, crate::store::now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "task flow: recording an e-mail failed");
         }
     }
 }

@@ -147,7 +147,7 @@ impl JitterBuffer {
             self.stats.overflow += 1;
         } else {
             self.held.insert(ext, samples.to_vec());
-            if self.anchor.map_or(true, |(_, a)| ext > a) {
+            if self.anchor.is_none_or(|(_, a)| ext > a) {
                 self.anchor = Some((timestamp, ext));
             }
         }

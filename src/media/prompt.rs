@@ -594,7 +594,7 @@ pub fn find_clip(haystack: &[i16], needle: &[i16]) -> Option<(usize, f32)> {
         } else {
             (h_re[o] / (var_m * needle_energy).sqrt()).clamp(-1.0, 1.0) as f32
         };
-        if best.map_or(true, |(_, b)| r > b) {
+        if best.is_none_or(|(_, b)| r > b) {
             best = Some((o, r));
         }
     }

@@ -84,7 +84,7 @@ impl Side {
     }
 
     fn pad(&mut self, n: u64) {
-        self.pending.extend(std::iter::repeat(0).take(n as usize));
+        self.pending.extend(std::iter::repeat_n(0, n as usize));
         self.total += n;
     }
 

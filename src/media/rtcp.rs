@@ -298,7 +298,7 @@ fn parse_sdes(r: &mut Reader<'_>, count: usize) -> Result<Vec<SdesChunk>, RtcpEr
 }
 
 fn put_header(out: &mut Vec<u8>, count: usize, packet_type: u8, body_len: usize) {
-    debug_assert!(count <= MAX_COUNT && body_len % 4 == 0);
+    debug_assert!(count <= MAX_COUNT && body_len.is_multiple_of(4));
     out.push((VERSION << 6) | count as u8);
     out.push(packet_type);
     out.extend_from_slice(&((body_len / 4) as u16).to_be_bytes());

@@ -336,7 +336,7 @@ impl SipHandle {
         let dest = self
             .trunk_addrs
             .iter()
-            .find(|(name, _)| trunk.map_or(true, |t| t == name))
+            .find(|(name, _)| trunk.is_none_or(|t| t == name))
             .map(|(_, a)| *a);
         match dest {
             Some(d) => self.local_ip_toward(d),

@@ -5,11 +5,18 @@
 //! index by a loose index scan, each zone is judged once with chrono-tz, and each zone that
 //! is inside its hours gives two index-ordered lists (overdue follow-ups, never called) that
 //! are merged here; only the chosen rows are read whole.
+//!
+//! A call task with `settings.filter` or `settings.order` is selected with one query per
+//! bucket over the zones inside their hours instead: the filter's conditions hold for
+//! follow-ups and fresh contacts alike; the order sorts the fresh ones (due callbacks first).
 
 use super::campaigns::{minutes, CallingHours};
-use super::contacts::{contact_of, Contact, COLUMNS};
+use super::contacts::{contact_of, like_pattern, Contact, COLUMNS};
+use super::forms::FieldType;
+use super::tasks::{CallFilter, CallOrder, Direction};
 use super::{push_in_list, Result, Store};
 use chrono::Timelike;
+use serde_json::Value;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
 
@@ -27,6 +34,44 @@ pub fn inside_hours(zone: &str, from: u32, to: u32, now_ms: i64) -> bool {
     let local = utc.with_timezone(&tz);
     let minute = local.hour() * 60 + local.minute();
     from <= minute && minute < to
+}
+
+/// The JSON path of a contact field (keys were checked to hold no quote or backslash).
+fn json_path(key: &str) -> String {
+    format!("$.\"{key}\"")
+}
+
+/// Appends `AND …` conditions for a call task's filter.
+fn push_call_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &CallFilter) {
+    if let Some(d) = &f.detail {
+        q.push(" AND detail = ").push_bind(d.clone());
+    }
+    if let Some(text) = f.text.as_ref().filter(|t| !t.is_empty()) {
+        let p = like_pattern(text);
+        q.push(" AND (LOWER(fields) LIKE ")
+            .push_bind(p.clone())
+            .push(" ESCAPE '\\' OR phones LIKE ")
+            .push_bind(p)
+            .push(" ESCAPE '\\')");
+    }
+    for (key, want) in &f.fields {
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let values: Vec<String> = match want {
+            Value::Array(a) => a.iter().map(text).collect(),
+            v => vec![text(v)],
+        };
+        q.push(" AND CAST(json_extract(fields, ")
+            .push_bind(json_path(key))
+            .push(") AS TEXT) IN (");
+        let mut list = q.separated(", ");
+        for v in values {
+            list.push_bind(v);
+        }
+        q.push(")");
+    }
 }
 
 /// `calling_hours` as minutes of the day.
@@ -68,7 +113,12 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Contact>> {
         let campaign = self.campaign(campaign_id).await?;
-        self.task(campaign_id, task_id).await?;
+        let settings = self
+            .task(campaign_id, task_id)
+            .await?
+            .spec
+            .call_settings()
+            .unwrap_or_default();
         let (from, to) = span(&campaign.spec.calling_hours)?;
         let limit = limit.min(MAX_LIMIT) as i64;
         let zones: Vec<String> = self
@@ -77,6 +127,20 @@ impl Store {
             .into_iter()
             .filter(|z| inside_hours(z, from, to, now_ms))
             .collect();
+        if settings.filter.is_some() || settings.order.is_some() {
+            let chosen = self
+                .chosen_in_order(
+                    campaign_id,
+                    task_id,
+                    &zones,
+                    settings.filter.as_ref(),
+                    settings.order.as_ref(),
+                    now_ms,
+                    limit,
+                )
+                .await?;
+            return self.read_callable(&chosen).await;
+        }
         // (follow-up, attempts, id) of overdue contacts; ids of never-called ones.
         let mut overdue: Vec<(i64, i64, i64)> = Vec::new();
         let mut fresh: Vec<i64> = Vec::new();
@@ -117,6 +181,87 @@ impl Store {
             .chain(fresh)
             .take(limit as usize)
             .collect();
+        self.read_callable(&chosen).await
+    }
+
+    /// The ids of a task's callable contacts in `zones` that match `filter`: overdue follow-ups
+    /// (oldest first), then never-called contacts in `order` (by id when none), at most `limit`.
+    #[allow(clippy::too_many_arguments)]
+    async fn chosen_in_order(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        zones: &[String],
+        filter: Option<&CallFilter>,
+        order: Option<&CallOrder>,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>> {
+        if zones.is_empty() {
+            return Ok(Vec::new());
+        }
+        let start = |q: &mut QueryBuilder<'_, Sqlite>| {
+            q.push(" FROM contacts WHERE task_id = ")
+                .push_bind(task_id)
+                .push(format!(" AND {CALLABLE} AND time_zone IN ("));
+            let mut list = q.separated(", ");
+            for z in zones {
+                list.push_bind(z.clone());
+            }
+            q.push(")");
+            if let Some(f) = filter {
+                push_call_filter(q, f);
+            }
+        };
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id");
+        start(&mut q);
+        q.push(" AND follow_up_ms <= ")
+            .push_bind(now_ms)
+            .push(" ORDER BY follow_up_ms, attempts, id LIMIT ")
+            .push_bind(limit);
+        let mut chosen: Vec<i64> = q.build_query_scalar().fetch_all(&self.reader).await?;
+        let left = limit - chosen.len() as i64;
+        if left > 0 {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT id");
+            start(&mut q);
+            q.push(" AND follow_up_ms IS NULL AND attempts = 0 ORDER BY ");
+            if let Some(o) = order {
+                let numeric = self
+                    .form(campaign_id)
+                    .await?
+                    .fields
+                    .iter()
+                    .any(|f| f.key == o.field && f.kind == FieldType::Number);
+                let (head, tail) = if numeric {
+                    ("CAST(json_extract(fields, ", ") AS REAL)")
+                } else {
+                    ("json_extract(fields, ", ")")
+                };
+                // Contacts without the field last, whichever the direction.
+                q.push(head)
+                    .push_bind(json_path(&o.field))
+                    .push(tail)
+                    .push(" IS NULL, ")
+                    .push(head)
+                    .push_bind(json_path(&o.field))
+                    .push(tail)
+                    .push(match o.direction {
+                        Direction::Asc => " ASC, ",
+                        Direction::Desc => " DESC, ",
+                    });
+            }
+            q.push("id LIMIT ").push_bind(left);
+            chosen.extend(
+                q.build_query_scalar::<i64>()
+                    .fetch_all(&self.reader)
+                    .await?,
+            );
+        }
+        Ok(chosen)
+    }
+
+    /// The chosen contacts whole, in the order given, their blocked numbers taken off.
+    async fn read_callable(&self, chosen: &[i64]) -> Result<Vec<Contact>> {
         let mut rows: HashMap<i64, Contact> = HashMap::with_capacity(chosen.len());
         for chunk in chosen.chunks(500) {
             let mut q =

@@ -5,9 +5,15 @@
 
 use super::contacts::contact_of;
 use super::contacts::COLUMNS;
+use super::forms::{FieldType, Form};
+use super::formula::neutralise;
+use super::pdf_zip::{self, Letter};
+use super::questionnaires::answer_text;
 use super::tasks::{ExportFormat, ExportSettings, Task, TaskKind};
+use super::template;
+use super::xlsx::{self, ColumnType};
 use super::{now_ms, push_in_list, rfc3339, Result, Store, StoreError, ID_CHUNK};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
@@ -28,7 +34,7 @@ pub struct ExportFile {
     pub task_id: i64,
     /// File name.
     pub name: String,
-    /// `tsv` or `csv`.
+    /// `tsv`, `csv`, `xlsx` or `pdf_zip`.
     pub format: String,
     /// Contacts in it.
     pub rows: i64,
@@ -53,16 +59,9 @@ pub struct ExportDownload {
     pub format: ExportFormat,
 }
 
-fn format_of(text: &str) -> ExportFormat {
-    if text == "csv" {
-        ExportFormat::Csv
-    } else {
-        ExportFormat::Tsv
-    }
-}
-
 fn file_name(campaign: i64, task: i64, id: i64, format: &str) -> String {
-    format!("campaign-{campaign}-task-{task}-file-{id}.{format}")
+    let ext = ExportFormat::by_name(format).extension();
+    format!("campaign-{campaign}-task-{task}-file-{id}.{ext}")
 }
 
 /// Columns first, then every field name (in the order first seen).
@@ -77,6 +76,15 @@ const FIXED: [&str; 9] = [
     "from_task",
     "exported_at",
 ];
+
+/// The header: the fixed columns, then the field names.
+fn header_of(fields: &[String]) -> Vec<String> {
+    FIXED
+        .iter()
+        .map(|s| s.to_string())
+        .chain(fields.iter().cloned())
+        .collect()
+}
 
 /// Adds the names of `row`'s fields not yet in `fields`, in the order first seen.
 fn add_fields(fields: &mut Vec<String>, row: &Value) {
@@ -130,28 +138,21 @@ impl ExportWriter {
             format,
             fields,
         };
-        let header: Vec<String> = FIXED
-            .iter()
-            .map(|s| s.to_string())
-            .chain(w.fields.iter().cloned())
-            .collect();
+        let header = header_of(&w.fields);
         w.record(header)?;
         Ok(w)
     }
 
     /// Writes one contact's row.
     fn row(&mut self, r: &Value) -> Result<()> {
-        let record: Vec<String> = FIXED
-            .iter()
-            .map(|k| cell(&r[*k]))
-            .chain(self.fields.iter().map(|f| cell(&r["fields"][f])))
-            .collect();
+        let record = cells_of(r, &self.fields);
         self.record(record)
     }
 
     fn record(&mut self, cells: Vec<String>) -> Result<()> {
         let tsv = self.format == ExportFormat::Tsv;
         let cells = cells.into_iter().map(|s| {
+            let s = neutralise(&s).into_owned();
             if tsv {
                 s.replace(['\t', '\r', '\n'], " ")
             } else {
@@ -176,6 +177,35 @@ impl ExportWriter {
 
 fn write_err(e: csv::Error) -> StoreError {
     StoreError::Conflict(format!("cannot write the export: {e}"))
+}
+
+/// One contact's cells: the fixed columns, then the given fields.
+fn cells_of(r: &Value, fields: &[String]) -> Vec<String> {
+    FIXED
+        .iter()
+        .map(|k| cell(&r[*k]))
+        .chain(fields.iter().map(|f| cell(&r["fields"][f])))
+        .collect()
+}
+
+/// How an XLSX file types the fixed columns, then each field (by the campaign's form).
+fn column_types(fields: &[String], form: &Form) -> Vec<ColumnType> {
+    let fixed = FIXED.iter().map(|k| match *k {
+        "contact_id" | "attempts" | "from_task" => ColumnType::Number,
+        "exported_at" => ColumnType::DateTime,
+        _ => ColumnType::Text,
+    });
+    let typed =
+        fields.iter().map(
+            |f| match form.fields.iter().find(|x| &x.key == f).map(|x| x.kind) {
+                Some(FieldType::Number) => ColumnType::Number,
+                Some(FieldType::Date) => ColumnType::Date,
+                Some(FieldType::Datetime) => ColumnType::DateTime,
+                Some(FieldType::Bool) => ColumnType::Bool,
+                _ => ColumnType::Text,
+            },
+        );
+    fixed.chain(typed).collect()
 }
 
 /// A stored row's JSON (an unreadable one as an empty row rather than a lost file).
@@ -214,10 +244,7 @@ impl Store {
             None => {
                 let settings: ExportSettings =
                     serde_json::from_value(task.spec.settings.clone()).unwrap_or_default();
-                let format = match settings.format {
-                    ExportFormat::Tsv => "tsv",
-                    ExportFormat::Csv => "csv",
-                };
+                let format = settings.format.as_str();
                 sqlx::query_scalar(
                     "INSERT INTO export_files (task_id, format, created_ms) VALUES ($1, $2, $3) RETURNING id",
                 )
@@ -349,9 +376,10 @@ impl Store {
             .execute(&self.writer)
             .await?;
         }
-        let format = format_of(&format_text);
+        let format = ExportFormat::by_name(&format_text);
         if closed.is_none() || !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            self.write_export(file_id, format, &path).await?;
+            self.write_export(campaign_id, task_id, file_id, format, &path)
+                .await?;
         }
         sqlx::query("UPDATE export_files SET downloads = downloads + 1 WHERE id = $1")
             .bind(file_id)
@@ -363,7 +391,14 @@ impl Store {
     /// Writes a closed file's rows to `path`, streaming them twice (field names, then rows) so
     /// memory does not grow with the file; into a temporary file renamed at the end, so a
     /// reader never sees half a file and two downloads at once do not mix.
-    async fn write_export(&self, file_id: i64, format: ExportFormat, path: &Path) -> Result<()> {
+    async fn write_export(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        file_id: i64,
+        format: ExportFormat,
+        path: &Path,
+    ) -> Result<()> {
         let dir = path
             .parent()
             .map_or_else(|| self.exports_dir(), Path::to_path_buf);
@@ -392,10 +427,125 @@ impl Store {
                 .map_err(|e| io(std::io::Error::other(e)))?
                 .map_err(io)?
         };
-        // Written through tokio (its blocking pool), a chunk at a time.
+        if format == ExportFormat::Xlsx {
+            let form = self.form(campaign_id).await?;
+            let types = column_types(&fields, &form);
+            let header = header_of(&fields);
+            let out = part.as_file().try_clone().map_err(io)?;
+            let cells = rows().map(
+                move |data: std::result::Result<String, sqlx::Error>| -> Result<Vec<String>> {
+                    Ok(cells_of(&row_of(&data?), &fields))
+                },
+            );
+            xlsx::write(dir.clone(), header, types, Box::pin(cells), out).await?;
+        } else if format == ExportFormat::PdfZip {
+            let out = part.as_file().try_clone().map_err(io)?;
+            let letter = serde_json::from_value::<ExportSettings>(
+                self.task(campaign_id, task_id).await?.spec.settings,
+            )
+            .unwrap_or_default()
+            .letter;
+            let letters = self.letters(campaign_id, fields, letter, rows()).await?;
+            pdf_zip::write(path.to_path_buf(), letters, out).await?;
+        } else {
+            self.write_text(format, fields, &part, rows(), path).await?;
+        }
+        let target = path.to_path_buf();
+        tokio::task::spawn_blocking(move || part.persist(target))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// One letter per export row: its columns and fields (titled as the form titles them),
+    /// then the contact's questionnaire answers, if any.
+    async fn letters<'a, S>(
+        &'a self,
+        campaign_id: i64,
+        fields: Vec<String>,
+        letter: Option<String>,
+        rows: S,
+    ) -> Result<impl futures_util::Stream<Item = Result<Letter>> + Unpin + 'a>
+    where
+        S: futures_util::Stream<Item = std::result::Result<String, sqlx::Error>> + Unpin + 'a,
+    {
+        let campaign = self.campaign(campaign_id).await?.spec.name;
+        let form = self.form(campaign_id).await?;
+        let questions = self.questionnaire(campaign_id).await?.questions;
+        let title_of = move |key: &str| {
+            form.fields
+                .iter()
+                .find(|f| f.key == key && !f.title.is_empty())
+                .map_or_else(|| key.to_string(), |f| f.title.clone())
+        };
+        let letters = rows.then(move |data| {
+            let (fields, questions, campaign) =
+                (fields.clone(), questions.clone(), campaign.clone());
+            let letter = letter.clone();
+            let title_of = title_of.clone();
+            async move {
+                let row = row_of(&data?);
+                let id = row["contact_id"].as_i64().unwrap_or_default();
+                let mut lines: Vec<(String, Option<String>)> = FIXED
+                    .iter()
+                    .map(|k| (k.to_string(), Some(cell(&row[*k]))))
+                    .collect();
+                lines.push(("Fields".into(), None));
+                lines.extend(
+                    fields
+                        .iter()
+                        .map(|f| (title_of(f), Some(cell(&row["fields"][f])))),
+                );
+                if let Ok(a) = self.answers(campaign_id, id).await {
+                    lines.push(("Answers".into(), None));
+                    lines.extend(questions.iter().filter_map(|q| {
+                        let v = a.answers.get(&q.id)?;
+                        Some((q.text.clone(), Some(answer_text(v))))
+                    }));
+                }
+                let body = letter.as_deref().map_or_else(String::new, |t| {
+                    let phones: Vec<String> = row["phones"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|p| p.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let empty = Map::new();
+                    let values = row["fields"].as_object().unwrap_or(&empty);
+                    template::render(t, values, &phones, &campaign, false)
+                });
+                Ok(Letter {
+                    name: format!("contact-{id}.pdf"),
+                    title: format!("{campaign}: contact {id}"),
+                    body,
+                    lines,
+                })
+            }
+        });
+        Ok(Box::pin(letters))
+    }
+
+    /// Writes TSV or CSV rows into `part`, through tokio (its blocking pool), a chunk at a time.
+    async fn write_text<S>(
+        &self,
+        format: ExportFormat,
+        fields: Vec<String>,
+        part: &tempfile::NamedTempFile,
+        mut stream: S,
+        path: &Path,
+    ) -> Result<()>
+    where
+        S: futures_util::Stream<Item = std::result::Result<String, sqlx::Error>> + Unpin,
+    {
+        let io = |source| StoreError::File {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut file = tokio::fs::File::from_std(part.as_file().try_clone().map_err(io)?);
         let mut w = ExportWriter::new(format, fields)?;
-        let mut stream = rows();
         while let Some(data) = stream.try_next().await? {
             w.row(&row_of(&data))?;
             if w.waiting() >= 256 * 1024 {
@@ -404,12 +554,6 @@ impl Store {
         }
         file.write_all(&w.take()?).await.map_err(io)?;
         file.flush().await.map_err(io)?;
-        drop(file);
-        let target = path.to_path_buf();
-        tokio::task::spawn_blocking(move || part.persist(target))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(|e| io(e.error))?;
         Ok(())
     }
 }
@@ -443,10 +587,12 @@ mod tests {
         assert_eq!(lines.len(), 3, "{tsv}");
         // Field columns in name order (fields are kept as a sorted JSON object).
         assert!(lines[0].ends_with("exported_at\tcity\tname\tnote"), "{tsv}");
+        // Two numbers read as a sum by a spreadsheet: neutralised; one stays a number.
         assert!(
-            lines[1].starts_with("1\t+491 +492\t\tsuccess\tsale\t"),
+            lines[1].starts_with("1\t'+491 +492\t\tsuccess\tsale\t"),
             "{tsv}"
         );
+        assert!(lines[2].starts_with("2\t+493\t"), "{tsv}");
         assert!(lines[1].ends_with("\tKöln\tAnn B\t"), "{tsv}");
         assert!(lines[2].ends_with("\t\tBob, Jr.\tx y"), "{tsv}");
         let csv = String::from_utf8(render(&rows, ExportFormat::Csv).unwrap()).unwrap();

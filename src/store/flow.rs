@@ -3,7 +3,7 @@
 //! due (moves, waits ending, webhook deliveries). Every function takes `now`.
 
 use super::contacts::{contact_of, Contact, COLUMNS};
-use super::tasks::{FlowRule, Task, TaskKind, WaitSettings, WebhookSettings};
+use super::tasks::{EmailSettings, FlowRule, Task, TaskKind, WaitSettings, WebhookSettings};
 use super::{push_in_list, Result, Store, StoreError, ID_CHUNK};
 use serde_json::json;
 use sqlx::Row;
@@ -28,10 +28,36 @@ pub struct WebhookJob {
     pub tries: u32,
 }
 
+/// An e-mail that is due.
+#[derive(Debug, Clone)]
+pub struct EmailJob {
+    /// The contact it goes to.
+    pub contact: Contact,
+    /// Its e-mail task.
+    pub task_id: i64,
+    /// The task's settings.
+    pub settings: EmailSettings,
+    /// The campaign's name (for `{{campaign.name}}`).
+    pub campaign_name: String,
+    /// Sendings tried so far.
+    pub tries: u32,
+}
+
+/// How one try of a delivery (webhook or e-mail) ended.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// Delivered; the value goes into the history entry.
+    Done(serde_json::Value),
+    /// Failed; retried after the back-off while retries are left.
+    Failed(String),
+    /// Failed in a way no retry mends (a bad address): the contact fails now.
+    Refused(String),
+}
+
 /// The first rule of `flow` that a contact with `status` and `detail` matches.
 pub fn matching_rule<'a>(flow: &'a [FlowRule], status: &str, detail: &str) -> Option<&'a FlowRule> {
     flow.iter()
-        .find(|r| r.status == status && r.detail.as_deref().map_or(true, |d| d == detail))
+        .find(|r| r.status == status && r.detail.as_deref().is_none_or(|d| d == detail))
 }
 
 /// Seconds before retry number `tries` (1-based) of a webhook: `backoff`, doubled each time.
@@ -57,7 +83,7 @@ impl Store {
                     .map_err(|e| StoreError::Conflict(format!("task {}: {e}", task.id)))?;
                 ("open", "$none", Some(now + w.seconds as i64 * 1000))
             }
-            TaskKind::Webhook => ("open", "$none", Some(now)),
+            TaskKind::Webhook | TaskKind::Email => ("open", "$none", Some(now)),
             TaskKind::Export => {
                 Self::export_contacts(conn, contact_ids, task, now).await?;
                 ("success", "$exported", None)
@@ -217,11 +243,17 @@ impl Store {
             .collect()
     }
 
-    /// Webhook deliveries due at `now`, oldest first, at most `limit`.
-    pub async fn due_webhooks(&self, now: i64, limit: i64) -> Result<Vec<WebhookJob>> {
+    /// Contacts of `kind` tasks (webhook, email) whose delivery is due at `now`, oldest
+    /// first, at most `limit`: each with its task's settings and the tries so far.
+    async fn due_deliveries(
+        &self,
+        kind: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(Contact, String, u32)>> {
         let rows = sqlx::query(&format!(
             "SELECT {cols}, c.action_tries, t.settings FROM contacts c JOIN tasks t ON t.id = c.task_id \
-             WHERE c.action_ms IS NOT NULL AND c.action_ms <= $1 AND c.move_to IS NULL AND t.kind = 'webhook' \
+             WHERE c.action_ms IS NOT NULL AND c.action_ms <= $1 AND c.move_to IS NULL AND t.kind = $3 \
              ORDER BY c.action_ms LIMIT $2",
             cols = COLUMNS
                 .split(", ")
@@ -231,12 +263,22 @@ impl Store {
         ))
         .bind(now)
         .bind(limit)
+        .bind(kind)
         .fetch_all(&self.reader)
         .await?;
-        let mut jobs = Vec::with_capacity(rows.len());
+        let mut due = Vec::with_capacity(rows.len());
         for row in rows {
             let contact = contact_of(&row)?;
-            let settings: String = row.try_get("settings")?;
+            let tries = row.try_get::<i64, _>("action_tries")? as u32;
+            due.push((contact, row.try_get("settings")?, tries));
+        }
+        Ok(due)
+    }
+
+    /// Webhook deliveries due at `now`, oldest first, at most `limit`.
+    pub async fn due_webhooks(&self, now: i64, limit: i64) -> Result<Vec<WebhookJob>> {
+        let mut jobs = Vec::new();
+        for (contact, settings, tries) in self.due_deliveries("webhook", now, limit).await? {
             let Ok(settings) = serde_json::from_str::<WebhookSettings>(&settings) else {
                 continue;
             };
@@ -244,7 +286,26 @@ impl Store {
                 task_id: contact.spec.task_id.unwrap_or_default(),
                 contact,
                 settings,
-                tries: row.try_get::<i64, _>("action_tries")? as u32,
+                tries,
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// E-mails due at `now`, oldest first, at most `limit`.
+    pub async fn due_emails(&self, now: i64, limit: i64) -> Result<Vec<EmailJob>> {
+        let mut jobs = Vec::new();
+        for (contact, settings, tries) in self.due_deliveries("email", now, limit).await? {
+            let Ok(settings) = serde_json::from_str::<EmailSettings>(&settings) else {
+                continue;
+            };
+            let campaign_name = self.campaign(contact.campaign_id).await?.spec.name;
+            jobs.push(EmailJob {
+                task_id: contact.spec.task_id.unwrap_or_default(),
+                contact,
+                settings,
+                campaign_name,
+                tries,
             });
         }
         Ok(jobs)
@@ -259,57 +320,104 @@ impl Store {
         outcome: std::result::Result<u16, String>,
         now: i64,
     ) -> Result<()> {
+        let outcome = match outcome {
+            Ok(code) => Delivery::Done(json!({"code": code})),
+            Err(e) => Delivery::Failed(e),
+        };
+        let s = &job.settings;
+        self.delivery_result(
+            &job.contact,
+            job.task_id,
+            (job.tries, s.retries, s.backoff_seconds),
+            outcome,
+            ("webhook", "$delivered", "$webhook_failed"),
+            now,
+        )
+        .await
+    }
+
+    /// Records an e-mail sending: sent moves the contact on (`success`/`$sent`); a failure
+    /// retries after the backoff, or after the last retry (or at once when refused for good)
+    /// fails the contact (`failed`/`$email_failed`). Each try is in the contact's history.
+    pub async fn email_result(&self, job: &EmailJob, outcome: Delivery, now: i64) -> Result<()> {
+        let s = &job.settings;
+        self.delivery_result(
+            &job.contact,
+            job.task_id,
+            (job.tries, s.retries, s.backoff_seconds),
+            outcome,
+            ("email", "$sent", "$email_failed"),
+            now,
+        )
+        .await
+    }
+
+    /// Records one try of a delivery; `(tries so far, retries, backoff)`, `(op, detail when
+    /// done, detail when failed)`. Ignored when the contact left the task meanwhile.
+    async fn delivery_result(
+        &self,
+        contact: &Contact,
+        task_id: i64,
+        (tried, retries, backoff): (u32, u32, u32),
+        outcome: Delivery,
+        (op, done, failed): (&str, &str, &str),
+        now: i64,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let still: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM contacts WHERE id = $1 AND task_id = $2 AND move_to IS NULL AND action_ms IS NOT NULL",
         )
-        .bind(job.contact.id)
-        .bind(job.task_id)
+        .bind(contact.id)
+        .bind(task_id)
         .fetch_optional(&mut *tx)
         .await?;
         if still.is_none() {
             return Ok(());
         }
-        let task = self.task(job.contact.campaign_id, job.task_id).await?;
-        let tries = job.tries + 1;
+        let task = self.task(contact.campaign_id, task_id).await?;
+        let tries = tried + 1;
         match outcome {
-            Ok(code) => {
-                Self::finish(
-                    &mut tx,
-                    &[job.contact.id],
-                    &task,
-                    "success",
-                    "$delivered",
-                    json!({"code": code, "tries": tries}),
-                    now,
-                )
-                .await?
+            Delivery::Done(mut extra) => {
+                extra["tries"] = tries.into();
+                Self::finish(&mut tx, &[contact.id], &task, "success", done, extra, now).await?
             }
-            Err(error) if tries > job.settings.retries => {
+            Delivery::Refused(error) => {
                 Self::finish(
                     &mut tx,
-                    &[job.contact.id],
+                    &[contact.id],
                     &task,
                     "failed",
-                    "$webhook_failed",
+                    failed,
                     json!({"error": error, "tries": tries}),
                     now,
                 )
                 .await?
             }
-            Err(error) => {
-                let wait = backoff_seconds(job.settings.backoff_seconds, tries) as i64 * 1000;
+            Delivery::Failed(error) if tries > retries => {
+                Self::finish(
+                    &mut tx,
+                    &[contact.id],
+                    &task,
+                    "failed",
+                    failed,
+                    json!({"error": error, "tries": tries}),
+                    now,
+                )
+                .await?
+            }
+            Delivery::Failed(error) => {
+                let wait = backoff_seconds(backoff, tries) as i64 * 1000;
                 sqlx::query("UPDATE contacts SET action_ms = $1, action_tries = $2 WHERE id = $3")
                     .bind(now + wait)
                     .bind(tries as i64)
-                    .bind(job.contact.id)
+                    .bind(contact.id)
                     .execute(&mut *tx)
                     .await?;
                 Self::record(
                     &mut tx,
-                    job.contact.id,
+                    contact.id,
                     "flow",
-                    json!({"op": "webhook", "error": error, "tries": tries, "retry_in_seconds": wait / 1000}),
+                    json!({"op": op, "error": error, "tries": tries, "retry_in_seconds": wait / 1000}),
                 )
                 .await?;
             }

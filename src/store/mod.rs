@@ -16,14 +16,19 @@ pub mod dnc;
 pub mod exports;
 pub mod flow;
 pub mod forms;
+pub mod formula;
 pub mod imports;
+pub mod inbox;
 pub mod lines;
+pub mod pdf_zip;
 pub mod permissions;
 pub mod phone;
 pub mod prompts;
 pub mod questionnaires;
 pub mod tasks;
+pub mod template;
 pub mod users;
+pub mod xlsx;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -46,6 +51,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "calls", include_str!("../../migrations/0003_calls.sql")),
     (5, "lines", include_str!("../../migrations/0005_lines.sql")),
     (6, "forms", include_str!("../../migrations/0006_forms.sql")),
+    (7, "inbox", include_str!("../../migrations/0007_inbox.sql")),
     (
         8,
         "dialer_state",

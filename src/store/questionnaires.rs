@@ -3,6 +3,7 @@
 //! left out of a new questionnaire while answers to it exist stays, retired, at its end.
 
 use super::forms::{check_choices, check_name, first_misfits, is_empty, misfit_reason, ValueRule};
+use super::xlsx::ColumnType;
 use super::{now_ms, parse_time, rfc3339, Result, Store, StoreError};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,8 @@ pub struct Answers {
 pub struct AnswerExport {
     /// Column names: the fixed columns, then one per question id.
     pub header: Vec<String>,
+    /// How a spreadsheet types each column (numbers, dates, yes/no, text).
+    pub types: Vec<ColumnType>,
     /// The rows, read from the store a page at a time as the stream is polled.
     pub rows: BoxStream<'static, Result<Vec<String>>>,
 }
@@ -169,7 +172,7 @@ const EXPORT_FIXED: [&str; 6] = [
 const EXPORT_PAGE: i64 = 500;
 
 /// An answer as one cell: lists joined by `; `, yes/no as `yes` or `no`.
-fn cell(v: &Value) -> String {
+pub fn answer_text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
@@ -508,6 +511,20 @@ impl Store {
     /// question id, retired ones included), read a page at a time as the rows are polled.
     pub async fn questionnaire_answers_for_export(&self, campaign_id: i64) -> Result<AnswerExport> {
         let questionnaire = self.questionnaire(campaign_id).await?;
+        let types = EXPORT_FIXED
+            .iter()
+            .map(|k| match *k {
+                "contact_id" => ColumnType::Number,
+                "answered_at" => ColumnType::DateTime,
+                _ => ColumnType::Text,
+            })
+            .chain(questionnaire.questions.iter().map(|q| match q.kind {
+                QuestionType::Number | QuestionType::Scale => ColumnType::Number,
+                QuestionType::Date => ColumnType::Date,
+                QuestionType::YesNo => ColumnType::Bool,
+                _ => ColumnType::Text,
+            }))
+            .collect();
         let ids: Vec<String> = questionnaire.questions.into_iter().map(|q| q.id).collect();
         let header = EXPORT_FIXED
             .iter()
@@ -550,7 +567,7 @@ impl Store {
                     ];
                     row.extend(
                         ids.iter()
-                            .map(|id| answers.get(id).map_or_else(String::new, cell)),
+                            .map(|id| answers.get(id).map_or_else(String::new, answer_text)),
                     );
                     page.push(row);
                 }
@@ -562,7 +579,11 @@ impl Store {
             .map_ok(|page| futures_util::stream::iter(page.into_iter().map(Ok)))
             .try_flatten()
             .boxed();
-        Ok(AnswerExport { header, rows })
+        Ok(AnswerExport {
+            header,
+            types,
+            rows,
+        })
     }
 }
 
@@ -604,8 +625,8 @@ mod tests {
 
     #[test]
     fn cells_join_lists_and_say_yes_or_no() {
-        assert_eq!(cell(&serde_json::json!(["a", "b"])), "a; b");
-        assert_eq!(cell(&serde_json::json!(true)), "yes");
-        assert_eq!(cell(&serde_json::json!(7)), "7");
+        assert_eq!(answer_text(&serde_json::json!(["a", "b"])), "a; b");
+        assert_eq!(answer_text(&serde_json::json!(true)), "yes");
+        assert_eq!(answer_text(&serde_json::json!(7)), "7");
     }
 }

@@ -18,6 +18,8 @@ pub enum TaskKind {
     Webhook,
     /// A delay.
     Wait,
+    /// Send the contact an e-mail.
+    Email,
 }
 
 impl TaskKind {
@@ -27,6 +29,7 @@ impl TaskKind {
             Self::Export => "export",
             Self::Webhook => "webhook",
             Self::Wait => "wait",
+            Self::Email => "email",
         }
     }
 
@@ -35,6 +38,7 @@ impl TaskKind {
             "export" => Self::Export,
             "webhook" => Self::Webhook,
             "wait" => Self::Wait,
+            "email" => Self::Email,
             _ => Self::Call,
         }
     }
@@ -132,6 +136,66 @@ pub struct CallSettings {
     pub max_attempts: u32,
     /// Delays before the next attempt, per outcome.
     pub retry_delays_seconds: RetryDelays,
+    /// Which contacts are dialled at all; all when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<CallFilter>,
+    /// The order never-called contacts are dialled in, after due callbacks; by id when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<CallOrder>,
+}
+
+/// Which contacts a call task dials (`settings.filter`), as the contacts listing filters them:
+/// every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallFilter {
+    /// Only contacts with this status detail (`$none`, `$no_answer`, a disposition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Only contacts whose fields or numbers contain this text (case-insensitive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Field conditions: the field (`fields.KEY`) equals the value, or one of a list's values.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+/// The order a call task dials never-called contacts in (`settings.order`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallOrder {
+    /// The contact field (`fields.KEY`) to sort by; compared as numbers when the form types it
+    /// `number`, else as text; contacts without it come last.
+    pub field: String,
+    /// `asc` (default) or `desc`.
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+/// A sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// Checks a field key used in a filter or order: it goes into a JSON path.
+fn check_key(at: &str, key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > 200
+        || key.contains(['"', '\\'])
+        || key.chars().any(char::is_control)
+    {
+        return Err(StoreError::invalid(
+            at,
+            "wanted a field name of 1 to 200 characters without quotes or backslashes",
+        ));
+    }
+    Ok(())
 }
 
 impl Default for CallSettings {
@@ -146,6 +210,8 @@ impl Default for CallSettings {
             ring_timeout_seconds: 25,
             max_attempts: 5,
             retry_delays_seconds: RetryDelays::default(),
+            filter: None,
+            order: None,
         }
     }
 }
@@ -159,6 +225,51 @@ pub enum ExportFormat {
     Tsv,
     /// Comma-separated.
     Csv,
+    /// An Excel workbook with typed cells.
+    Xlsx,
+    /// A ZIP archive of one PDF letter per contact.
+    #[serde(rename = "pdf_zip")]
+    PdfZip,
+}
+
+impl ExportFormat {
+    /// The name used in the API and stored with each file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tsv => "tsv",
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+            Self::PdfZip => "pdf_zip",
+        }
+    }
+
+    /// The format named `name`; TSV for anything unknown (the default of older files).
+    pub fn by_name(name: &str) -> Self {
+        match name {
+            "csv" => Self::Csv,
+            "xlsx" => Self::Xlsx,
+            "pdf_zip" => Self::PdfZip,
+            _ => Self::Tsv,
+        }
+    }
+
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::PdfZip => "zip",
+            other => other.as_str(),
+        }
+    }
+
+    /// The media type a download is sent with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Tsv => "text/tab-separated-values; charset=utf-8",
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Self::PdfZip => "application/zip",
+        }
+    }
 }
 
 /// Settings of an `export` task.
@@ -167,6 +278,10 @@ pub enum ExportFormat {
 pub struct ExportSettings {
     /// File format.
     pub format: ExportFormat,
+    /// `pdf_zip` only: the text each letter starts with, placeholders as e-mail tasks fill
+    /// them (`{{fields.NAME}}`, `{{phones.0}}`, `{{campaign.name}}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub letter: Option<String>,
 }
 
 /// Settings of a `webhook` task.
@@ -176,6 +291,28 @@ pub struct WebhookSettings {
     /// `http://` or `https://` URL the contact is POSTed to.
     pub url: String,
     /// Retries after a failure.
+    #[serde(default = "five")]
+    pub retries: u32,
+    /// First retry delay, doubled on each retry, seconds.
+    #[serde(default = "thirty")]
+    pub backoff_seconds: u32,
+}
+
+/// Settings of an `email` task: the message is built from templates whose placeholders
+/// (`{{fields.NAME}}`, `{{phones.N}}`, `{{campaign.name}}`) take the contact's values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// The contact field holding the address the e-mail goes to.
+    pub to_field: String,
+    /// Subject template.
+    pub subject: String,
+    /// Plain-text body template.
+    pub text: String,
+    /// HTML body template (values HTML-escaped); the message is text only when absent.
+    #[serde(default)]
+    pub html: Option<String>,
+    /// Retries after a refused or unreachable relay.
     #[serde(default = "five")]
     pub retries: u32,
     /// First retry delay, doubled on each retry, seconds.
@@ -304,6 +441,26 @@ impl TaskSpec {
                         "wanted at least 1",
                     ));
                 }
+                if let Some(f) = &c.filter {
+                    for (key, v) in &f.fields {
+                        let at = format!("settings.filter.fields.{key}");
+                        check_key(&at, key)?;
+                        let scalar = |v: &Value| v.is_string() || v.is_number() || v.is_boolean();
+                        let fits = match v {
+                            Value::Array(a) => !a.is_empty() && a.iter().all(scalar),
+                            v => scalar(v),
+                        };
+                        if !fits {
+                            return Err(StoreError::invalid(
+                                at,
+                                "wanted a value, or a non-empty list of values",
+                            ));
+                        }
+                    }
+                }
+                if let Some(o) = &c.order {
+                    check_key("settings.order.field", &o.field)?;
+                }
                 let mut v = v;
                 // The no-recall rule wins over a shorter configured delay; the stored task
                 // shows the delay that applies.
@@ -314,7 +471,16 @@ impl TaskSpec {
                     .into();
                 v
             }
-            TaskKind::Export => typed::<ExportSettings>("settings", &self.settings)?,
+            TaskKind::Export => {
+                let v = typed::<ExportSettings>("settings", &self.settings)?;
+                if v.get("letter").is_some() && v["format"] != "pdf_zip" {
+                    return Err(StoreError::invalid(
+                        "settings.letter",
+                        "only with format pdf_zip",
+                    ));
+                }
+                v
+            }
             TaskKind::Webhook => {
                 let v = typed::<WebhookSettings>("settings", &self.settings)?;
                 let url = v["url"].as_str().unwrap_or_default();
@@ -323,6 +489,25 @@ impl TaskSpec {
                 v
             }
             TaskKind::Wait => typed::<WaitSettings>("settings", &self.settings)?,
+            TaskKind::Email => {
+                let v = typed::<EmailSettings>("settings", &self.settings)?;
+                for key in ["to_field", "subject"] {
+                    let text = v[key].as_str().unwrap_or_default();
+                    if text.trim().is_empty() {
+                        return Err(StoreError::invalid(
+                            format!("settings.{key}"),
+                            "wanted a non-empty value",
+                        ));
+                    }
+                    if text.contains(['\r', '\n']) {
+                        return Err(StoreError::invalid(
+                            format!("settings.{key}"),
+                            "a line break does not belong in a header",
+                        ));
+                    }
+                }
+                v
+            }
         };
         for (i, rule) in self.flow.iter().enumerate() {
             if !["success", "declined", "failed"].contains(&rule.status.as_str()) {

@@ -75,6 +75,22 @@ impl Api {
         v
     }
 
+    /// GET of a file: (status, content type, bytes).
+    pub fn download(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let auth = format!("Bearer {}", self.token);
+        let (status, head, body) =
+            super::http_bytes(self.addr, "GET", path, &[("Authorization", &auth)]);
+        let kind = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type:")
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        (status, kind, body)
+    }
+
     /// Imports `csv` into `campaign` with `query`: (status, JSON report or problem).
     pub fn import(&self, campaign: i64, query: &str, csv: &str) -> (u16, Value) {
         let auth = format!("Bearer {}", self.token);

@@ -250,6 +250,66 @@ pub fn http_request_bytes(
     (status, kind, body)
 }
 
+/// A command for Debian's python3, whose modules (`python3-openpyxl`, `python3-aiosmtpd`)
+/// scripts/test installs; `python3` on the PATH where there is none.
+pub fn python3() -> Command {
+    let debian = Path::new("/usr/bin/python3");
+    Command::new(if debian.exists() {
+        debian
+    } else {
+        Path::new("python3")
+    })
+}
+
+/// One HTTP/1.1 request answered in bytes (a binary file, say): (status, head, body), a
+/// chunked body put back together.
+pub fn http_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(130))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("bad HTTP response: {:?}", String::from_utf8_lossy(&resp)));
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let mut body = resp[split + 4..].to_vec();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad HTTP response: {head:?}"));
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut whole = Vec::new();
+        let mut rest = &body[..];
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = std::str::from_utf8(&rest[..eol]).unwrap_or("?").trim();
+            let n = usize::from_str_radix(size, 16).unwrap_or_else(|_| panic!("chunk {size:?}"));
+            if n == 0 {
+                break;
+            }
+            whole.extend_from_slice(&rest[eol + 2..eol + 2 + n]);
+            rest = &rest[eol + 4 + n..];
+        }
+        body = whole;
+    }
+    (status, head, body)
+}
+
 /// One API request with a Bearer `token` and an optional JSON body: (status, content type,
 /// body).
 pub fn api_request(

@@ -257,7 +257,7 @@ impl RtpSession {
         }
         let newer = self
             .rx_clock
-            .map_or(true, |(_, ts)| media_ts.wrapping_sub(ts) as i32 >= 0);
+            .is_none_or(|(_, ts)| media_ts.wrapping_sub(ts) as i32 >= 0);
         if newer {
             self.rx_clock = Some((now, media_ts));
         }

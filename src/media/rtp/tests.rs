@@ -1451,7 +1451,7 @@ fn garbage_never_panics() {
             ssrc: next(&mut rng) % 4,
             seq: next(&mut rng) as u16,
             timestamp: next(&mut rng),
-            marker: next(&mut rng) % 2 == 0,
+            marker: next(&mut rng).is_multiple_of(2),
             payload_type: (next(&mut rng) % 128) as u8,
             received_at: t0,
         };

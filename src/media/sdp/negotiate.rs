@@ -104,10 +104,10 @@ impl CodecPref {
     /// Whether an offered format is this codec.
     pub fn matches(&self, codec: &RtpMap) -> bool {
         codec.is(&self.name)
-            && self.clock_rate.map_or(true, |r| r == codec.clock_rate)
+            && self.clock_rate.is_none_or(|r| r == codec.clock_rate)
             && self
                 .channels
-                .map_or(true, |c| c == codec.channels.unwrap_or(1))
+                .is_none_or(|c| c == codec.channels.unwrap_or(1))
     }
 
     /// How we describe this codec in an offer: its static payload type when it has one,

@@ -354,7 +354,7 @@ pub(super) fn uri(s: &str, at: UriIn) -> Result<ParsedUri<'_>, ()> {
                 Some(i) => (&one[..i], Some(&one[i + 1..])),
                 None => (one, None),
             };
-            if name.is_empty() || !all(name, &PARAM) || !value.map_or(true, |v| all(v, &PARAM)) {
+            if name.is_empty() || !all(name, &PARAM) || !value.is_none_or(|v| all(v, &PARAM)) {
                 return Err(());
             }
         }
@@ -446,7 +446,7 @@ pub(super) fn call_id(v: &str) -> Result<(), ()> {
         None => (v, None),
     };
     let word = |w: &str| !w.is_empty() && w.bytes().all(|b| WORD[b as usize]);
-    if word(a) && b.map_or(true, word) {
+    if word(a) && b.is_none_or(word) {
         Ok(())
     } else {
         Err(())
