@@ -34,6 +34,26 @@ pub struct Config {
     pub import: ImportConfig,
     /// Agent sessions: pause reasons, the session call.
     pub sessions: SessionsConfig,
+    /// Country calling rules, beside the built-in ones (France).
+    pub calling_rules: Vec<CallingRuleConfig>,
+}
+
+/// `[[calling_rules]]`: when contacts whose number is of `country` may be called, judged in
+/// the contact's own zone; replaces the built-in rule of that country.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallingRuleConfig {
+    /// ISO 3166 alpha-2 code of the numbers' country (`FR`).
+    pub country: String,
+    /// Weekly windows in the contact's zone; none: any time.
+    #[serde(default)]
+    pub windows: Vec<crate::store::campaigns::Window>,
+    /// Most attempts on a contact in a rolling 30 days; unset: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts_30d: Option<u32>,
+    /// Public holidays without calls: `MM-DD`, or `easter+N` days from Easter Sunday.
+    #[serde(default)]
+    pub holidays: Vec<String>,
 }
 
 /// `[sessions]`: agent sessions (login on a phone dialerd calls, pauses).
@@ -159,6 +179,7 @@ impl Default for Config {
             flow: FlowConfig::default(),
             import: ImportConfig::default(),
             sessions: SessionsConfig::default(),
+            calling_rules: Vec::new(),
         }
     }
 }
@@ -880,6 +901,13 @@ impl Config {
                 ));
             }
         }
+        if let Err(e) = crate::store::calling_rules::CallingRules::from_config(&self.calling_rules)
+        {
+            return match e {
+                crate::store::StoreError::Invalid { field, reason } => Err((field, reason)),
+                other => Err(("calling_rules".into(), other.to_string())),
+            };
+        }
         Ok(())
     }
 
@@ -915,6 +943,9 @@ impl Config {
         }
         if self.sessions != new.sessions {
             changed.push("sessions");
+        }
+        if self.calling_rules != new.calling_rules {
+            changed.push("calling_rules");
         }
         changed
     }

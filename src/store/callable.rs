@@ -58,9 +58,23 @@ impl Store {
     }
 
     /// Up to `limit` contacts of `task_id` the dialer may call at `now_ms`: overdue follow-ups
-    /// (oldest first), then never-called contacts (by id). Their `phones` hold only the numbers
-    /// that are not on a do-not-call list (`dnc_numbers` the others).
+    /// (oldest first), then never-called contacts (by id), less those a country calling rule
+    /// holds back (`calling_rules.rs`). Their `phones` hold only the numbers that are not on a
+    /// do-not-call list (`dnc_numbers` the others).
     pub async fn next_callable(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Contact>> {
+        let limit = limit.min(MAX_LIMIT);
+        self.callable_under_rules(campaign_id, task_id, now_ms, limit)
+            .await
+    }
+
+    /// `next_callable` before the calling rules, with no cap on `limit`.
+    pub(super) async fn select_callable(
         &self,
         campaign_id: i64,
         task_id: i64,
@@ -70,7 +84,7 @@ impl Store {
         let campaign = self.campaign(campaign_id).await?;
         self.task(campaign_id, task_id).await?;
         let (from, to) = span(&campaign.spec.calling_hours)?;
-        let limit = limit.min(MAX_LIMIT) as i64;
+        let limit = limit as i64;
         let zones: Vec<String> = self
             .callable_zones(task_id)
             .await?
