@@ -308,6 +308,13 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     // Tracked: at the drain every agent's leg is hung up.
     shutdown.spawn(agents.clone().run(shutdown.token()));
     let (access_tx, access_rx) = tokio::sync::mpsc::channel(64);
+    let (login_tx, login_rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(dialerd::agents::login_call::serve(
+        agents.clone(),
+        store.clone(),
+        sip.sip.clone(),
+        login_rx,
+    ));
     let (call_log, call_writer) = call::record::CallLog::new(store.clone(), &state_dir);
     // Tracked: the drain waits for the last call records to be written.
     shutdown.spawn(call_writer);
@@ -326,6 +333,8 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             record_relay: cfg.media.record_relay,
             access_number: cfg.lines.access_number.clone(),
             access: Some(access_tx),
+            agent_login_number: cfg.sip.agent_login_number.clone(),
+            agent_logins: Some(login_tx),
         },
         call_log,
     ));

@@ -307,6 +307,9 @@ pub struct SipConfig {
     /// as the "agent" (hears silence), and each later caller is bridged to it in turn, until
     /// the agent hangs up (unset: none).
     pub agent_test_number: Option<String>,
+    /// An agent's registered phone that calls this number (its INVITE digest-authenticated)
+    /// logs the agent in on that call, for its tasks from the store (unset: no such route).
+    pub agent_login_number: Option<String>,
     /// Most calls at once; beyond it new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     /// Session interval offered and accepted (RFC 4028); "0s" turns session timers off.
@@ -358,6 +361,7 @@ impl Default for SipConfig {
             prompt_number: None,
             relay_prefix: None,
             agent_test_number: None,
+            agent_login_number: None,
             max_calls: 10_000,
             session_expires: Duration::from_secs(1800),
             min_se: Duration::from_secs(90),
@@ -716,12 +720,27 @@ impl Config {
             ("sip.prompt_number", &self.sip.prompt_number),
             ("sip.relay_prefix", &self.sip.relay_prefix),
             ("sip.agent_test_number", &self.sip.agent_test_number),
+            ("sip.agent_login_number", &self.sip.agent_login_number),
         ] {
             if number
                 .as_deref()
                 .is_some_and(|n| n.is_empty() || n.contains(['@', ' ', ';']))
             {
                 return bad(key, "wanted a user part such as \"1001\"");
+            }
+        }
+        if let Some(login) = self.sip.agent_login_number.as_deref() {
+            let taken = [
+                &self.sip.echo_number,
+                &self.sip.prompt_number,
+                &self.sip.agent_test_number,
+                &self.lines.access_number,
+            ];
+            if taken.iter().any(|n| n.as_deref() == Some(login)) {
+                return bad(
+                    "sip.agent_login_number",
+                    "wanted a number no other route (echo, prompt, agent test, access) uses",
+                );
             }
         }
         let m = &self.media;
