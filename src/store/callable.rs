@@ -95,9 +95,10 @@ impl Store {
         let mut overdue: Vec<(i64, i64, i64)> = Vec::new();
         let mut fresh: Vec<i64> = Vec::new();
         for zone in &zones {
+            let hold = self.held_by_rules(zone, now_ms);
             let rows = sqlx::query(&format!(
                 "SELECT follow_up_ms, attempts, id FROM contacts WHERE task_id = $1 AND {CALLABLE} \
-                 AND time_zone = $2 AND follow_up_ms <= $3 ORDER BY follow_up_ms, attempts, id LIMIT $4"
+                 AND time_zone = $2 AND follow_up_ms <= $3{hold} ORDER BY follow_up_ms, attempts, id LIMIT $4"
             ))
             .bind(task_id)
             .bind(zone)
@@ -114,7 +115,7 @@ impl Store {
             fresh.extend(
                 sqlx::query_scalar::<_, i64>(&format!(
                     "SELECT id FROM contacts WHERE task_id = $1 AND {CALLABLE} AND time_zone = $2 \
-                     AND follow_up_ms IS NULL AND attempts = 0 ORDER BY id LIMIT $3"
+                     AND follow_up_ms IS NULL AND attempts = 0{hold} ORDER BY id LIMIT $3"
                 ))
                 .bind(task_id)
                 .bind(zone)

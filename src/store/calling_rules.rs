@@ -92,6 +92,9 @@ pub struct Rule {
     holidays: Vec<Holiday>,
     /// Most attempts in the last 30 days; unset: no limit.
     pub max_attempts_30d: Option<u32>,
+    /// `+CC` when the country has its calling code to itself, so that its numbers can be told
+    /// apart in SQL (`+1` or `+44`, shared with other countries, cannot).
+    prefix: Option<String>,
     /// The windows as people read them: `Monday–Friday 10:00–13:00, 14:00–20:00`.
     windows_text: String,
 }
@@ -179,8 +182,15 @@ impl Rule {
                 "wanted at least 1 (leave it out for no limit)",
             ));
         }
+        let db = &phonenumber::metadata::DATABASE;
+        let prefix = db
+            .by_id(country.as_str())
+            .map(|m| m.country_code())
+            .filter(|code| db.region(code).is_some_and(|r| r == [country.as_str()]))
+            .map(|code| format!("+{code}"));
         Ok(Self {
             windows_text: windows_text(&spans),
+            prefix,
             country,
             spans,
             holidays,
@@ -197,6 +207,21 @@ impl Rule {
     /// Why a contact in `zone` with `attempts_30d` attempts in the last 30 days may not be
     /// called under this rule at `now_ms`; empty when it may.
     pub fn reasons(&self, zone: &str, attempts_30d: u32, now_ms: i64) -> Vec<String> {
+        let mut out = self.time_reasons(zone, now_ms);
+        if let Some(max) = self.max_attempts_30d {
+            if attempts_30d >= max {
+                out.push(format!(
+                    "{}: {attempts_30d} attempts in 30 days",
+                    self.country
+                ));
+            }
+        }
+        out
+    }
+
+    /// Why no contact of this country in `zone` may be called at `now_ms`, whatever its
+    /// attempts: outside the windows, or a public holiday.
+    fn time_reasons(&self, zone: &str, now_ms: i64) -> Vec<String> {
         let c = &self.country;
         let mut out = Vec::new();
         if !self.spans.is_empty() || !self.holidays.is_empty() {
@@ -221,11 +246,6 @@ impl Rule {
                         out.push(format!("{c}: {date} is a public holiday in {zone}"));
                     }
                 }
-            }
-        }
-        if let Some(max) = self.max_attempts_30d {
-            if attempts_30d >= max {
-                out.push(format!("{c}: {attempts_30d} attempts in 30 days"));
             }
         }
         out
@@ -358,6 +378,19 @@ impl CallingRules {
     }
 }
 
+impl CallingRules {
+    /// The calling codes (`+33`) of the countries whose rule closes `zone` at `now_ms`, for
+    /// countries that have their code to themselves.
+    pub fn closed_prefixes(&self, zone: &str, now_ms: i64) -> Vec<&str> {
+        self.by_country
+            .values()
+            .filter_map(|r| r.prefix.as_deref().map(|p| (r, p)))
+            .filter(|(r, _)| !r.time_reasons(zone, now_ms).is_empty())
+            .map(|(_, p)| p)
+            .collect()
+    }
+}
+
 /// The ISO 3166 code of an E.164 number's country.
 pub fn country_of(e164: &str) -> Option<String> {
     let id = phonenumber::parse(None, e164).ok()?.country().id()?;
@@ -419,6 +452,20 @@ impl Store {
                 rules.reasons(&c.spec.phones, zone, n, now_ms)
             })
             .collect())
+    }
+
+    /// A condition for the callable selection of one zone: leaves out the contacts with a
+    /// number of a country whose rule closes the zone now, so that a closed country's
+    /// contacts are skipped by SQLite rather than read and judged one by one. A contact with
+    /// numbers on a do-not-call list is left to the judgement after (its closed country's
+    /// number may be the blocked one). Empty when nothing is closed.
+    pub(super) fn held_by_rules(&self, zone: &str, now_ms: i64) -> String {
+        // The prefixes are `+` and digits from the phone-number metadata: safe inline.
+        self.calling_rules
+            .closed_prefixes(zone, now_ms)
+            .iter()
+            .map(|p| format!(" AND (dnc = 1 OR phones NOT LIKE '%\"{p}%')"))
+            .collect()
     }
 
     /// `next_callable` under the calling rules: the selection is read further, in growing
@@ -607,6 +654,27 @@ mod tests {
         assert_eq!(easter(2025), NaiveDate::from_ymd_opt(2025, 4, 20));
         assert_eq!(easter(2026), NaiveDate::from_ymd_opt(2026, 4, 5));
         assert_eq!(easter(2038), NaiveDate::from_ymd_opt(2038, 4, 25));
+    }
+
+    #[test]
+    fn closed_countries_with_their_own_calling_code_are_left_out_in_sql() {
+        let gb = CallingRuleConfig {
+            country: "GB".into(),
+            windows: vec![Window {
+                days: vec![Day::Mon],
+                from: "09:00".into(),
+                to: "10:00".into(),
+            }],
+            max_attempts_30d: None,
+            holidays: vec![],
+        };
+        let rules = CallingRules::from_config(&[gb]).unwrap();
+        let saturday = at("2026-01-17T10:00:00Z");
+        // +44 is shared with Jersey, Guernsey and Man: judged per contact only.
+        assert_eq!(rules.closed_prefixes(PARIS, saturday), ["+33"]);
+        assert!(rules
+            .closed_prefixes(PARIS, at("2026-01-15T10:00:00Z"))
+            .is_empty());
     }
 
     #[test]
