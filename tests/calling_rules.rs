@@ -159,6 +159,26 @@ async fn french_and_german_contacts_follow_their_countrys_rule() {
     );
     store.close().await;
 
+    // A contact waiting in a wait task is not the dialer's, and says so.
+    let wait = api.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/tasks"),
+        Some(json!({"name": "later", "kind": "wait", "settings": {"seconds": 60}})),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let waiting = api.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/contacts"),
+        Some(json!({"phones": ["030 7654321"], "task_id": wait})),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        explain(&api, c, waiting, "2026-01-15T10:00:00Z")["reasons"],
+        json!([format!("task {wait} is not a call task")])
+    );
+
     // Unknown contact: 404; a bad `at`: 422 naming it.
     let (status, _) = api.call(
         "GET",

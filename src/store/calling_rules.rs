@@ -503,9 +503,10 @@ impl Store {
         }
     }
 
-    /// Whether `next_callable` may give this contact at `now_ms`, and every reason it may
-    /// not: status, do-not-call lists, follow-up time, the campaign's calling hours and the
-    /// calling rules of its numbers' countries.
+    /// Whether `next_callable` (for the contact's task) may give this contact at `now_ms`, and
+    /// every reason it may not: a task that is no call task, status, do-not-call lists,
+    /// follow-up time, the campaign's calling hours and the calling rules of its numbers'
+    /// countries.
     pub async fn explain_callable(
         &self,
         campaign_id: i64,
@@ -519,6 +520,17 @@ impl Store {
         let blocked = c.dnc_numbers.clone();
         c.spec.phones.retain(|p| !blocked.contains(p));
         let mut reasons = Vec::new();
+        if let Some(t) = c.spec.task_id {
+            if self
+                .task(campaign_id, t)
+                .await?
+                .spec
+                .call_settings()
+                .is_none()
+            {
+                reasons.push(format!("task {t} is not a call task"));
+            }
+        }
         if c.spec.status != "open" {
             reasons.push(format!("status is {}, not open", c.spec.status));
         }
