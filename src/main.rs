@@ -6,7 +6,7 @@ use dialerd::config::{self, Config};
 use dialerd::media::engine::MediaEngine;
 use dialerd::shutdown::{Drained, Shutdown};
 use dialerd::signal::{Signal, Signals};
-use dialerd::store::{users::AdminBootstrap, Store, DB_FILE};
+use dialerd::store::{calling_rules::CallingRules, users::AdminBootstrap, Store, DB_FILE};
 use dialerd::{
     api, call, dialer, health::Health, lines, logging, memory, metrics::Metrics, sip, state,
     systemd,
@@ -269,7 +269,10 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let state_dir = state::prepare(&state::resolve(&cfg.state_dir))?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
 
-    let store = open_store(&state_dir).await?.with_import_limits(cfg.import);
+    let store = open_store(&state_dir)
+        .await?
+        .with_import_limits(cfg.import)
+        .with_calling_rules(CallingRules::from_config(&cfg.calling_rules)?);
     let api_metrics = api::metrics::ApiMetrics::register(metrics.registry())?;
     let flow_metrics = dialerd::flow::FlowMetrics::register(metrics.registry())?;
     let webhooks = dialerd::flow::webhook::WebhookClient::new(cfg.flow.webhook_ca_file.as_deref())?;
@@ -306,6 +309,13 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     // Tracked: at the drain every agent's leg is hung up.
     shutdown.spawn(agents.clone().run(shutdown.token()));
     let (access_tx, access_rx) = tokio::sync::mpsc::channel(64);
+    let (login_tx, login_rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(dialerd::agents::login_call::serve(
+        agents.clone(),
+        store.clone(),
+        sip.sip.clone(),
+        login_rx,
+    ));
     let (call_log, call_writer) = call::record::CallLog::new(store.clone(), &state_dir);
     // Tracked: the drain waits for the last call records to be written.
     shutdown.spawn(call_writer);
@@ -324,6 +334,8 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             record_relay: cfg.media.record_relay,
             access_number: cfg.lines.access_number.clone(),
             access: Some(access_tx),
+            agent_login_number: cfg.sip.agent_login_number.clone(),
+            agent_logins: Some(login_tx),
         },
         call_log,
     ));

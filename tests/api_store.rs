@@ -620,6 +620,7 @@ fn role_matrix() {
             WRITE,
         ),
         ("GET", format!("{cp}/contacts/callable"), None, DIAL),
+        ("GET", format!("{cp}/contacts/{k}/callable"), None, DIAL),
         ("GET", "/api/v1/dnc".into(), None, DIAL),
         (
             "POST",

@@ -10,7 +10,7 @@ use crate::dialer::agent::AgentStateKind;
 use crate::dialer::campaign::Input as CampaignInput;
 use crate::dialer::{AgentId, Time};
 use crate::media::engine::MediaEngine;
-use crate::sip::leg::SipHandle;
+use crate::sip::leg::{Incoming, SipHandle};
 use crate::store::users::{Role, User};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -96,6 +96,9 @@ struct Entry {
     leg: Option<Leg>,
     /// Why the last session call failed.
     failure: Option<String>,
+    /// The agent's own call to the login number, to be answered as the session leg instead of
+    /// placing one.
+    inbound: Option<Incoming>,
 }
 
 #[derive(Default)]
@@ -236,6 +239,7 @@ impl Agents {
                 log: EventLog::default(),
                 leg: None,
                 failure: None,
+                inbound: None,
             });
             entry.name = user.name.clone();
             entry.failure = None;
@@ -269,6 +273,41 @@ impl Agents {
             return Err(SessionError::PhoneFailed(why));
         }
         Ok(view(user.id, entry))
+    }
+
+    /// Logs `user` in to serve `tasks` on its own `call` to the login number from the phone
+    /// of SIP account `account`: the call is answered as the session leg (the agent is then
+    /// paused, reason `login`). When the session refuses (already logged in), the call is
+    /// handed back.
+    pub fn log_in_on_call(
+        &self,
+        user: &User,
+        tasks: Vec<TaskId>,
+        account: String,
+        call: Incoming,
+    ) -> Result<(), Box<(SessionError, Incoming)>> {
+        let connect = self.cfg.ring_timeout + Duration::from_secs(5);
+        let now = now();
+        let mut inner = self.lock();
+        let entry = inner.agents.entry(user.id).or_insert_with(|| Entry {
+            name: user.name.clone(),
+            session: Session::new(AgentId(user.id as u32), connect, now),
+            log: EventLog::default(),
+            leg: None,
+            failure: None,
+            inbound: None,
+        });
+        entry.name = user.name.clone();
+        let phone = Phone::Sip(account);
+        if let Err(e) = entry.session.handle(Input::LogIn { tasks, phone }, now) {
+            return Err(Box::new((e, call)));
+        }
+        entry.failure = None;
+        entry.inbound = Some(call);
+        self.apply(&mut inner, user.id, now);
+        drop(inner);
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// Applies an agent's request (ready, pause, hang up, log out), or a call event of the
@@ -424,6 +463,17 @@ impl Agents {
                         generation,
                         control: tx,
                     });
+                    if let Some(call) = entry.inbound.take() {
+                        let me = self.clone();
+                        tokio::spawn(phone::answer(
+                            self.sip.clone(),
+                            self.media.clone(),
+                            call,
+                            rx,
+                            move |r| me.leg_report(agent, generation, r),
+                        ));
+                        continue;
+                    }
                     let local_ip = self.sip.local_ip_for_trunk(None);
                     let dial = phone::dial(&phone, self.cfg.ring_timeout, local_ip);
                     let me = self.clone();

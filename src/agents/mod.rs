@@ -3,10 +3,12 @@
 //! the supervisors' queue views.
 //!
 //! [`session`] is the sans-IO state machine of one agent; [`driver`] owns the sessions, places
-//! and ends their legs ([`phone`]) and publishes their [`events`].
+//! and ends their legs ([`phone`]) and publishes their [`events`]; [`login_call`] logs agents
+//! in on their own call to `sip.agent_login_number`.
 
 pub mod driver;
 pub mod events;
+pub mod login_call;
 pub mod phone;
 pub mod session;
 

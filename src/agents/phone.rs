@@ -5,8 +5,9 @@ use super::session::Phone;
 use crate::call::agent_leg::{AgentLeg, Waited};
 use crate::call::playback::{play, Played};
 use crate::media::engine::MediaEngine;
+use crate::media::leg::MediaLeg;
 use crate::media::prompt::{Clip, SAMPLE_RATE};
-use crate::sip::leg::{Dial, LegEvent, SipHandle};
+use crate::sip::leg::{Dial, Incoming, LegEvent, LegId, SipHandle};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,6 +127,47 @@ pub async fn run(
             _ = control.recv() => return sip.hang_up(id).await,
         }
     }
+    keep(sip, media, id, leg, events, control, report).await
+}
+
+/// Answers an agent's call to `sip.agent_login_number` as its session leg and keeps it like
+/// [`run`] keeps a placed one; an unusable offer is rejected (488, 503 without a free port).
+pub async fn answer(
+    sip: SipHandle,
+    media: MediaEngine,
+    call: Incoming,
+    control: mpsc::UnboundedReceiver<Control>,
+    report: impl Fn(Report),
+) {
+    let id = call.leg.id;
+    let mut leg = match media.open(call.local_ip) {
+        Ok(l) => l,
+        Err(e) => {
+            sip.reject(id, 503).await;
+            return report(Report::Failed(format!("no media: {e}")));
+        }
+    };
+    match leg.answer(&call.sdp) {
+        Ok(sdp) => sip.answer(id, sdp).await,
+        Err(e) => {
+            sip.reject(id, 488).await;
+            return report(Report::Failed(format!("unusable offer: {e}")));
+        }
+    }
+    keep(sip, media, id, leg, call.leg.events, control, report).await
+}
+
+/// The answered session leg: reported, the join tone, then silence on its stream until the
+/// session hangs it up or the phone leaves.
+async fn keep(
+    sip: SipHandle,
+    media: MediaEngine,
+    id: LegId,
+    mut leg: MediaLeg,
+    mut events: mpsc::UnboundedReceiver<LegEvent>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    report: impl Fn(Report),
+) {
     report(Report::Answered);
     if play(&sip, &media, id, &mut leg, &mut events, join_tone()).await == Played::LegEnded {
         return report(Report::Lost);

@@ -39,6 +39,13 @@ pub struct CallableQuery {
     at: Option<String>,
 }
 
+/// Query of `GET .../contacts/{contact}/callable`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainQuery {
+    at: Option<String>,
+}
+
 /// Body of `POST .../contacts/bulk`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +147,22 @@ pub async fn callable(
         "task_id": task,
         "items": items,
     })))
+}
+
+/// `GET .../contacts/{contact}/callable`: whether the dialer may call the contact now (or
+/// `at`), and every reason it may not (calling hours, country calling rules, …).
+pub async fn explain_callable(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params((id, contact)): Params<(i64, i64)>,
+    QueryOf(q): QueryOf<ExplainQuery>,
+) -> Answer<Json<crate::store::calling_rules::Verdict>> {
+    caller.require(CALLABLE_READ)?;
+    let now = match &q.at {
+        Some(at) => crate::store::parse_time("at", at)?,
+        None => crate::store::now_ms(),
+    };
+    Ok(Json(s.store.explain_callable(id, contact, now).await?))
 }
 
 /// `POST .../contacts`

@@ -69,6 +69,10 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         (format!("{c}/contacts/import"), post(contacts::import)),
         (format!("{c}/contacts/callable"), get(contacts::callable)),
+        (
+            format!("{c}/contacts/{{contact}}/callable"),
+            get(contacts::explain_callable),
+        ),
         (format!("{c}/contacts/bulk"), j(post(contacts::bulk))),
         (format!("{c}/contacts/move"), j(post(contacts::move_to))),
         (

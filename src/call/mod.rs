@@ -40,6 +40,11 @@ pub struct Routes {
     pub access_number: Option<String>,
     /// Where calls to the access number go.
     pub access: Option<mpsc::Sender<Incoming>>,
+    /// Calls from agents' phones to this number (`sip.agent_login_number`) are handed up to
+    /// `agent_logins` unanswered: the agents layer logs the agent in on them.
+    pub agent_login_number: Option<String>,
+    /// Where calls to the agent login number go.
+    pub agent_logins: Option<mpsc::Sender<Incoming>>,
 }
 
 /// Routes every inbound call until the SIP endpoint stops: to its route, or 404.
@@ -57,6 +62,20 @@ pub async fn route_incoming(
             if let Err(e) = up.try_send(call) {
                 let call = e.into_inner();
                 tracing::warn!(from = %call.from_user, "access number calls queue full; 503");
+                sip.reject(call.leg.id, 503).await;
+            }
+        } else if let (true, Some(up)) = (
+            routes.agent_login_number.as_deref() == to,
+            &routes.agent_logins,
+        ) {
+            if call.trunk.is_some() {
+                // Only an INVITE authenticated as an agent's phone names its agent: the From
+                // of a call from a trunk (or an `inbound_from` network) proves nothing.
+                tracing::info!(from = %call.from_user, "agent login number called from a trunk; 403");
+                sip.reject(call.leg.id, 403).await;
+            } else if let Err(e) = up.try_send(call) {
+                let call = e.into_inner();
+                tracing::warn!(from = %call.from_user, "agent login calls queue full; 503");
                 sip.reject(call.leg.id, 503).await;
             }
         } else if routes.agent_test_number.as_deref() == to {

@@ -13,7 +13,7 @@ use config::{Map, Source, Value, ValueKind};
 const ORIGIN: &str = "the environment";
 
 /// Arrays of tables: a file gives them (`[[trunks]]`), a single variable cannot.
-const TABLE_ARRAYS: &[&str] = &["trunks", "agents"];
+const TABLE_ARRAYS: &[&str] = &["trunks", "agents", "calling_rules"];
 
 /// The overrides among `vars`, ready to merge over the file.
 #[derive(Debug, Clone)]

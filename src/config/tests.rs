@@ -222,6 +222,14 @@ fn bad_media_and_route_values_name_their_key() {
             "[sip]\nagent_test_number = \"1;x\"\n",
             "sip.agent_test_number",
         ),
+        (
+            "[sip]\nagent_login_number = \"\"\n",
+            "sip.agent_login_number",
+        ),
+        (
+            "[sip]\necho_number = \"1000\"\nagent_login_number = \"1000\"\n",
+            "sip.agent_login_number",
+        ),
     ] {
         let err = parse(toml).unwrap_err().to_string();
         assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");

@@ -38,6 +38,26 @@ pub struct Config {
     pub email: EmailConfig,
     /// Drop folders whose CSV files are imported.
     pub inbox: InboxConfig,
+    /// Country calling rules, beside the built-in ones (France).
+    pub calling_rules: Vec<CallingRuleConfig>,
+}
+
+/// `[[calling_rules]]`: when contacts whose number is of `country` may be called, judged in
+/// the contact's own zone; replaces the built-in rule of that country.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallingRuleConfig {
+    /// ISO 3166 alpha-2 code of the numbers' country (`FR`).
+    pub country: String,
+    /// Weekly windows in the contact's zone; none: any time.
+    #[serde(default)]
+    pub windows: Vec<crate::store::campaigns::Window>,
+    /// Most attempts on a contact in a rolling 30 days; unset: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts_30d: Option<u32>,
+    /// Public holidays without calls: `MM-DD`, or `easter+N` days from Easter Sunday.
+    #[serde(default)]
+    pub holidays: Vec<String>,
 }
 
 /// `[sessions]`: agent sessions (login on a phone dialerd calls, pauses).
@@ -203,6 +223,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             email: EmailConfig::default(),
             inbox: InboxConfig::default(),
+            calling_rules: Vec::new(),
         }
     }
 }
@@ -330,6 +351,9 @@ pub struct SipConfig {
     /// as the "agent" (hears silence), and each later caller is bridged to it in turn, until
     /// the agent hangs up (unset: none).
     pub agent_test_number: Option<String>,
+    /// An agent's registered phone that calls this number (its INVITE digest-authenticated)
+    /// logs the agent in on that call, for its tasks from the store (unset: no such route).
+    pub agent_login_number: Option<String>,
     /// Most calls at once; beyond it new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     /// Session interval offered and accepted (RFC 4028); "0s" turns session timers off.
@@ -381,6 +405,7 @@ impl Default for SipConfig {
             prompt_number: None,
             relay_prefix: None,
             agent_test_number: None,
+            agent_login_number: None,
             max_calls: 10_000,
             session_expires: Duration::from_secs(1800),
             min_se: Duration::from_secs(90),
@@ -739,12 +764,27 @@ impl Config {
             ("sip.prompt_number", &self.sip.prompt_number),
             ("sip.relay_prefix", &self.sip.relay_prefix),
             ("sip.agent_test_number", &self.sip.agent_test_number),
+            ("sip.agent_login_number", &self.sip.agent_login_number),
         ] {
             if number
                 .as_deref()
                 .is_some_and(|n| n.is_empty() || n.contains(['@', ' ', ';']))
             {
                 return bad(key, "wanted a user part such as \"1001\"");
+            }
+        }
+        if let Some(login) = self.sip.agent_login_number.as_deref() {
+            let taken = [
+                &self.sip.echo_number,
+                &self.sip.prompt_number,
+                &self.sip.agent_test_number,
+                &self.lines.access_number,
+            ];
+            if taken.iter().any(|n| n.as_deref() == Some(login)) {
+                return bad(
+                    "sip.agent_login_number",
+                    "wanted a number no other route (echo, prompt, agent test, access) uses",
+                );
             }
         }
         let m = &self.media;
@@ -949,6 +989,13 @@ impl Config {
                 ));
             }
         }
+        if let Err(e) = crate::store::calling_rules::CallingRules::from_config(&self.calling_rules)
+        {
+            return match e {
+                crate::store::StoreError::Invalid { field, reason } => Err((field, reason)),
+                other => Err(("calling_rules".into(), other.to_string())),
+            };
+        }
         Ok(())
     }
 
@@ -990,6 +1037,9 @@ impl Config {
         }
         if self.inbox != new.inbox {
             changed.push("inbox");
+        }
+        if self.calling_rules != new.calling_rules {
+            changed.push("calling_rules");
         }
         changed
     }

@@ -103,9 +103,23 @@ impl Store {
     }
 
     /// Up to `limit` contacts of `task_id` the dialer may call at `now_ms`: overdue follow-ups
-    /// (oldest first), then never-called contacts (by id). Their `phones` hold only the numbers
-    /// that are not on a do-not-call list (`dnc_numbers` the others).
+    /// (oldest first), then never-called contacts (by id), less those a country calling rule
+    /// holds back (`calling_rules.rs`). Their `phones` hold only the numbers that are not on a
+    /// do-not-call list (`dnc_numbers` the others).
     pub async fn next_callable(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Contact>> {
+        let limit = limit.min(MAX_LIMIT);
+        self.callable_under_rules(campaign_id, task_id, now_ms, limit)
+            .await
+    }
+
+    /// `next_callable` before the calling rules, with no cap on `limit`.
+    pub(super) async fn select_callable(
         &self,
         campaign_id: i64,
         task_id: i64,
@@ -120,7 +134,7 @@ impl Store {
             .call_settings()
             .unwrap_or_default();
         let (from, to) = span(&campaign.spec.calling_hours)?;
-        let limit = limit.min(MAX_LIMIT) as i64;
+        let limit = limit as i64;
         let zones: Vec<String> = self
             .callable_zones(task_id)
             .await?
@@ -145,9 +159,10 @@ impl Store {
         let mut overdue: Vec<(i64, i64, i64)> = Vec::new();
         let mut fresh: Vec<i64> = Vec::new();
         for zone in &zones {
+            let hold = self.held_by_rules(zone, now_ms);
             let rows = sqlx::query(&format!(
                 "SELECT follow_up_ms, attempts, id FROM contacts WHERE task_id = $1 AND {CALLABLE} \
-                 AND time_zone = $2 AND follow_up_ms <= $3 ORDER BY follow_up_ms, attempts, id LIMIT $4"
+                 AND time_zone = $2 AND follow_up_ms <= $3{hold} ORDER BY follow_up_ms, attempts, id LIMIT $4"
             ))
             .bind(task_id)
             .bind(zone)
@@ -164,7 +179,7 @@ impl Store {
             fresh.extend(
                 sqlx::query_scalar::<_, i64>(&format!(
                     "SELECT id FROM contacts WHERE task_id = $1 AND {CALLABLE} AND time_zone = $2 \
-                     AND follow_up_ms IS NULL AND attempts = 0 ORDER BY id LIMIT $3"
+                     AND follow_up_ms IS NULL AND attempts = 0{hold} ORDER BY id LIMIT $3"
                 ))
                 .bind(task_id)
                 .bind(zone)

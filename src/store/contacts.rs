@@ -793,11 +793,14 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        Self::record(
+        // At the attempt's own time: the calling rules count attempts in the last 30 days.
+        Self::record_many(
             &mut tx,
-            id,
             actor,
-            serde_json::json!({
+            now,
+            &[(
+                id,
+                serde_json::json!({
                 "op": "attempt",
                 "number": attempt.number,
                 "result": attempt.result,
@@ -805,7 +808,8 @@ impl Store {
                 "call_id": attempt.call_id,
                 "status": attempt.status,
                 "follow_up_at": attempt.follow_up_ms.map(rfc3339),
-            }),
+                }),
+            )],
         )
         .await?;
         let mut flow_now = false;

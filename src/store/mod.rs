@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod callable;
+pub mod calling_rules;
 pub mod calls;
 pub mod campaigns;
 pub mod contacts;
@@ -179,6 +180,7 @@ pub struct Store {
     path: PathBuf,
     import_locks: imports::ImportLocks,
     import_limits: crate::config::ImportConfig,
+    calling_rules: std::sync::Arc<calling_rules::CallingRules>,
 }
 
 impl Store {
@@ -238,6 +240,7 @@ impl Store {
             path: path.to_path_buf(),
             import_locks: imports::ImportLocks::default(),
             import_limits: crate::config::ImportConfig::default(),
+            calling_rules: std::sync::Arc::new(calling_rules::CallingRules::builtin()),
         };
         store.interrupted_imports().await?;
         Ok(store)
@@ -247,6 +250,14 @@ impl Store {
     pub fn with_import_limits(self, limits: crate::config::ImportConfig) -> Self {
         Self {
             import_limits: limits,
+            ..self
+        }
+    }
+
+    /// The store with these country calling rules (the built-in ones until set).
+    pub fn with_calling_rules(self, rules: calling_rules::CallingRules) -> Self {
+        Self {
+            calling_rules: std::sync::Arc::new(rules),
             ..self
         }
     }
