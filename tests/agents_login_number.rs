@@ -6,45 +6,26 @@
 
 mod common;
 
+use common::agent_phone::{free_udp_port, scenario};
 use common::api::{campaign, Api, ADMIN, BASE};
 use common::Daemon;
 use serde_json::{json, Value};
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const CONFIG: &str = "[sip]\ndigest_algorithms = [\"MD5\"]\nagent_login_number = \"1003\"\n";
 
-fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("sip-scenarios/agent/{name}"))
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// SIPp on 127.0.0.1 running `xml` once against the daemon as SIP account `user`.
 fn sipp(xml: &str, user: &str, password: &str, daemon: SocketAddr) -> Command {
-    assert!(
-        Command::new("sipp").arg("-v").output().is_ok(),
-        "SIPp is not installed: ./scripts/test installs Debian's sip-tester"
-    );
-    let mut c = Command::new("sipp");
+    let mut c = common::agent_phone::sipp();
     c.arg("-sf")
         .arg(scenario(xml))
         .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
         .args(["-mp", &free_udp_port().to_string(), "-rtp_echo"])
         .args(["-key", "sip_user", user, "-au", user, "-ap", password])
         .args(["-m", "1", "-timeout", "30", "-timeout_error", "-nostdin"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    c.arg(daemon.to_string());
+        .arg(daemon.to_string());
     c
 }
 

@@ -5,43 +5,18 @@
 
 mod common;
 
-use common::api::{campaign, Api, ADMIN, BASE};
+use common::agent_phone::{free_udp_port, scenario, sipp};
+use common::api::{campaign, user, Api, ADMIN, BASE};
 use common::Daemon;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const CONFIG: &str = "[sip]\ndigest_algorithms = [\"MD5\"]\n\
     [[agents]]\nusername = \"agent1\"\npassword = \"sipp-agent-secret\"\n\
     [sessions]\npause_reasons = [\"break\", \"coffee\"]\nring_timeout = \"10s\"\n";
-
-fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("sip-scenarios/agent/{name}"))
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn sipp() -> Command {
-    let ok = Command::new("sipp").arg("-v").output().is_ok();
-    assert!(
-        ok,
-        "SIPp is not installed: ./scripts/test installs Debian's sip-tester"
-    );
-    let mut c = Command::new("sipp");
-    c.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    c
-}
 
 /// SIPp as the agent's phone on `port`, answering one session call with `xml`.
 fn phone(xml: &str, port: u16, daemon: SocketAddr) -> Child {
@@ -98,28 +73,6 @@ fn finished(mut child: Child, what: &str) {
     }
     let _ = child.kill();
     panic!("{what}: SIPp still running (no BYE?)");
-}
-
-/// A user with `role` and an API client with a token of theirs.
-fn user(admin: &Api, name: &str, role: &str) -> (i64, Api) {
-    let u = admin.ok(
-        "POST",
-        "/api/v1/users",
-        Some(json!({"name": name, "role": role})),
-    );
-    let id = u["id"].as_i64().unwrap();
-    let t = admin.ok(
-        "POST",
-        &format!("/api/v1/users/{id}/tokens"),
-        Some(json!({"label": "test"})),
-    );
-    (
-        id,
-        Api {
-            addr: admin.addr,
-            token: t["token"].as_str().unwrap().to_string(),
-        },
-    )
 }
 
 /// A minimal WebSocket client: the handshake, then server text frames as JSON.

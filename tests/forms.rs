@@ -3,24 +3,9 @@
 
 mod common;
 
-use common::api::{campaign, start, Api, ADMIN};
+use common::api::{campaign, start, user, Api, ADMIN};
 use common::http_request;
 use serde_json::{json, Value};
-
-/// A user of `role` named `name` and its token.
-fn user(admin: &Api, name: &str, role: &str) -> String {
-    let u = admin.ok(
-        "POST",
-        "/api/v1/users",
-        Some(json!({"name": name, "role": role})),
-    );
-    let t = admin.ok(
-        "POST",
-        &format!("/api/v1/users/{}/tokens", u["id"]),
-        Some(json!({"label": "test"})),
-    );
-    t["token"].as_str().unwrap().to_string()
-}
 
 /// The contact of a campaign whose `field` is `value`.
 fn contact_with(api: &Api, c: i64, field: &str, value: &str) -> Value {
@@ -742,7 +727,7 @@ fn role_matrix_with_campaign_grants() {
         let token = if *name == "admin" {
             ADMIN.to_string()
         } else {
-            user(&admin, name, role)
+            user(&admin, name, role).1.token
         };
         tokens.push(token);
     }

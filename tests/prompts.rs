@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::api::{campaign, start, Api, ADMIN};
+use common::api::{campaign, start, user, Api, ADMIN};
 use common::http_request_bytes;
 use serde_json::{json, Value};
 
@@ -102,7 +102,7 @@ fn power_and_predictive_need_a_safe_harbour_message_uploaded_as_any_wav() {
     );
 
     // Roles: a backoffice user may not upload; a supervisor may listen.
-    let bo = user(&admin, "bo", "backoffice");
+    let (_, bo) = user(&admin, "bo", "backoffice");
     let (s, _) = upload(&bo, c, "safe_harbour", "audio/wav", &tone_wav(3.0, 8000, 1));
     assert_eq!(s, 403);
 
@@ -119,7 +119,7 @@ fn power_and_predictive_need_a_safe_harbour_message_uploaded_as_any_wav() {
         (&info["name"], &info["seconds"], &info["updated_by"]),
         (&json!("safe_harbour"), &json!(5.0), &json!("admin"))
     );
-    let sup = user(&admin, "sup", "supervisor");
+    let (_, sup) = user(&admin, "sup", "supervisor");
     let auth = format!("Bearer {}", sup.token);
     let (s, kind, wav) = http_request_bytes(
         d.http,
@@ -185,22 +185,4 @@ fn power_and_predictive_need_a_safe_harbour_message_uploaded_as_any_wav() {
         &format!("/api/v1/campaigns/{c2}/tasks/{task2}"),
         Some(json!({"settings": {"queue": "sales", "dial_mode": "preview"}})),
     );
-}
-
-/// A user of `role` named `name`, as an API client.
-fn user(admin: &Api, name: &str, role: &str) -> Api {
-    let u = admin.ok(
-        "POST",
-        "/api/v1/users",
-        Some(json!({"name": name, "role": role})),
-    );
-    let t = admin.ok(
-        "POST",
-        &format!("/api/v1/users/{}/tokens", u["id"]),
-        Some(json!({"label": "test"})),
-    );
-    Api {
-        addr: admin.addr,
-        token: t["token"].as_str().unwrap().to_string(),
-    }
 }

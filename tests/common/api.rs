@@ -125,3 +125,25 @@ impl Api {
         }
     }
 }
+
+/// A user with `role` named `name`: its id and an API client with a token of its own.
+pub fn user(admin: &Api, name: &str, role: &str) -> (i64, Api) {
+    let u = admin.ok(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"name": name, "role": role})),
+    );
+    let id = u["id"].as_i64().unwrap();
+    let t = admin.ok(
+        "POST",
+        &format!("/api/v1/users/{id}/tokens"),
+        Some(json!({"label": "test"})),
+    );
+    (
+        id,
+        Api {
+            addr: admin.addr,
+            token: t["token"].as_str().unwrap().to_string(),
+        },
+    )
+}

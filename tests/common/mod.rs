@@ -1,6 +1,7 @@
 //! Runs the real `dialerd` binary for integration tests and talks to it over loopback.
 #![allow(dead_code)]
 
+pub mod agent_phone;
 pub mod api;
 pub mod phone;
 pub mod rtp;
