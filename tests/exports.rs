@@ -484,3 +484,55 @@ fn pdf_zip_exports_hold_one_letter_per_contact() {
         "{text}"
     );
 }
+
+#[test]
+fn export_files_carry_each_contacts_questionnaire_answers() {
+    let d = start();
+    let api = Api::new(&d, ADMIN);
+    let (c, dial) = campaign(&api, "Answered");
+    api.ok(
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/questionnaire"),
+        Some(json!({"questions": [
+            {"id": "happy", "text": "Happy?", "type": "yes_no"},
+            {"id": "uses", "text": "Uses?", "type": "multi_choice", "choices": ["phone", "web"]},
+        ]})),
+    );
+    let t = export_task(&api, c, dial, "results", "csv", "success");
+    let ann = contact(&api, c, dial, "030 1111111", json!({"name": "Ann"}));
+    let bob = contact(&api, c, dial, "030 2222222", json!({"name": "Bob"}));
+    api.ok(
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/contacts/{ann}/answers"),
+        Some(json!({"answers": {"happy": true, "uses": ["phone", "web"]}})),
+    );
+    api.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/contacts/{bob}"),
+        Some(json!({"status": "success"})),
+    );
+    let (_, bytes) = export_one(&api, c, ann, "success", t);
+    let rows = table(&bytes, b',');
+    let header = String::from_utf8_lossy(&bytes)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        header.ends_with(",name,answer.happy,answer.uses"),
+        "{header}"
+    );
+    let by_id = |id: i64| {
+        rows.iter()
+            .find(|r| r["contact_id"] == id.to_string())
+            .unwrap_or_else(|| panic!("{id} not exported: {rows:?}"))
+    };
+    assert_eq!(
+        (
+            by_id(ann)["answer.happy"].as_str(),
+            by_id(ann)["answer.uses"].as_str()
+        ),
+        ("yes", "phone; web")
+    );
+    assert_eq!(by_id(bob)["answer.happy"], "");
+}

@@ -86,7 +86,11 @@ fn header_of(fields: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Adds the names of `row`'s fields not yet in `fields`, in the order first seen.
+/// Column name prefix of a questionnaire answer: `answer.QUESTION_ID`.
+const ANSWER: &str = "answer.";
+
+/// Adds the names of `row`'s fields not yet in `fields`, in the order first seen, and of its
+/// questionnaire answers as `answer.ID`.
 fn add_fields(fields: &mut Vec<String>, row: &Value) {
     if let Some(f) = row["fields"].as_object() {
         for k in f.keys() {
@@ -94,6 +98,22 @@ fn add_fields(fields: &mut Vec<String>, row: &Value) {
                 fields.push(k.clone());
             }
         }
+    }
+    if let Some(a) = row["answers"].as_object() {
+        for k in a.keys() {
+            let name = format!("{ANSWER}{k}");
+            if !fields.contains(&name) {
+                fields.push(name);
+            }
+        }
+    }
+}
+
+/// A column's value in a stored row: a field, or a questionnaire answer (`answer.ID`).
+fn column<'a>(r: &'a Value, name: &str) -> &'a Value {
+    match name.strip_prefix(ANSWER) {
+        Some(id) if r["fields"].get(name).is_none() => &r["answers"][id],
+        _ => &r["fields"][name],
     }
 }
 
@@ -184,7 +204,7 @@ fn cells_of(r: &Value, fields: &[String]) -> Vec<String> {
     FIXED
         .iter()
         .map(|k| cell(&r[*k]))
-        .chain(fields.iter().map(|f| cell(&r["fields"][f])))
+        .chain(fields.iter().map(|f| cell(column(r, f))))
         .collect()
 }
 
@@ -220,6 +240,29 @@ impl Store {
             .parent()
             .map(|p| p.join(EXPORTS_DIR))
             .unwrap_or_else(|| PathBuf::from(EXPORTS_DIR))
+    }
+
+    /// The questionnaire answers of these contacts, each as text by question id.
+    async fn answer_texts(
+        conn: &mut sqlx::SqliteConnection,
+        contact_ids: &[i64],
+    ) -> Result<HashMap<i64, Map<String, Value>>> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT contact_id, answers FROM answers WHERE contact_id IN ",
+        );
+        push_in_list(&mut q, contact_ids);
+        let mut out = HashMap::new();
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let id: i64 = row.try_get(0)?;
+            let raw: String = row.try_get(1)?;
+            let given: Map<String, Value> = serde_json::from_str(&raw).unwrap_or_default();
+            let texts = given
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(answer_text(v))))
+                .collect();
+            out.insert(id, texts);
+        }
+        Ok(out)
     }
 
     /// Adds contacts as they are now (their status and detail from the task they leave), in
@@ -260,6 +303,7 @@ impl Store {
             let mut q =
                 QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM contacts WHERE id IN "));
             push_in_list(&mut q, chunk);
+            let mut answers = Self::answer_texts(conn, chunk).await?;
             let mut data: HashMap<i64, String> = HashMap::with_capacity(chunk.len());
             for row in q.build().fetch_all(&mut *conn).await? {
                 let c = contact_of(&row)?;
@@ -274,6 +318,7 @@ impl Store {
                     "from_task": c.spec.task_id,
                     "exported_at": exported_at,
                     "fields": Value::Object(c.spec.fields),
+                    "answers": answers.remove(&c.id).unwrap_or_default(),
                 });
                 data.insert(c.id, d.to_string());
             }
@@ -419,6 +464,8 @@ impl Store {
             add_fields(&mut fields, &row_of(&data));
         }
         drop(stream);
+        // Answers after the fields, each group in the order first seen.
+        fields.sort_by_key(|f| f.starts_with(ANSWER));
         tokio::fs::create_dir_all(&dir).await.map_err(io)?;
         let part = {
             let dir = dir.clone();
@@ -492,9 +539,11 @@ impl Store {
                     .map(|k| (k.to_string(), Some(cell(&row[*k]))))
                     .collect();
                 lines.push(("Fields".into(), None));
+                // Answers follow under their questions' texts, from the questionnaire.
                 lines.extend(
                     fields
                         .iter()
+                        .filter(|f| !f.starts_with(ANSWER))
                         .map(|f| (title_of(f), Some(cell(&row["fields"][f])))),
                 );
                 if let Ok(a) = self.answers(campaign_id, id).await {
