@@ -302,6 +302,17 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         media.clone(),
         metrics.registry(),
     )?;
+    let (campaign_tx, campaign_rx) = tokio::sync::mpsc::unbounded_channel();
+    let agents = agents.with_campaign_inputs(campaign_tx);
+    let (supervisor, live) = dialerd::dialer::live::Supervisor::new(
+        store.clone(),
+        sip.sip.clone(),
+        media.clone(),
+        agents.clone(),
+        dialerd::dialer::live::metrics::LiveMetrics::register(metrics.registry())?,
+    );
+    // Tracked: at the drain every campaign call is hung up and the dialers' state saved.
+    shutdown.spawn(supervisor.run(campaign_rx, shutdown.token()));
     // Tracked: at the drain every agent's leg is hung up.
     shutdown.spawn(agents.clone().run(shutdown.token()));
     let (access_tx, access_rx) = tokio::sync::mpsc::channel(64);
@@ -346,6 +357,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             logins: api::login_limit::LoginGuard::default(),
             sip_accounts: sip.accounts.clone(),
             agents,
+            live,
         }),
         api::server::ConnLimits::from(&cfg.http),
         http_stop.clone().cancelled_owned(),

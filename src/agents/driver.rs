@@ -3,12 +3,13 @@
 //! their timeouts, and hands out single-use tickets for the event WebSockets.
 
 use super::events::{Event, EventKind, EventLog};
-use super::phone::{self, Control, Report};
+use super::phone::{self, Control, Handover, Report};
 use super::session::{Input, Output, Phone, Session, TaskId};
 use super::SessionError;
 use crate::dialer::agent::AgentStateKind;
 use crate::dialer::campaign::Input as CampaignInput;
-use crate::dialer::{AgentId, Time};
+use crate::dialer::{AgentId, CallId, Time};
+use crate::media::bridge::BridgeCommand;
 use crate::media::engine::MediaEngine;
 use crate::sip::leg::SipHandle;
 use crate::store::users::{Role, User};
@@ -96,6 +97,8 @@ struct Entry {
     leg: Option<Leg>,
     /// Why the last session call failed.
     failure: Option<String>,
+    /// The bridge of the customer the agent talks to, to unbridge when the agent hangs up.
+    bridge: Option<(CallId, mpsc::Sender<BridgeCommand>)>,
 }
 
 #[derive(Default)]
@@ -236,6 +239,7 @@ impl Agents {
                 log: EventLog::default(),
                 leg: None,
                 failure: None,
+                bridge: None,
             });
             entry.name = user.name.clone();
             entry.failure = None;
@@ -288,6 +292,49 @@ impl Agents {
         drop(inner);
         self.wake.notify_one();
         self.view(agent).ok_or(SessionError::NotLoggedIn)
+    }
+
+    /// Hands the answered customer of `call` to `agent`'s phone to be bridged to its leg; gives
+    /// the customer back when the agent has no leg to bridge to.
+    pub fn bridge(
+        &self,
+        agent: i64,
+        call: CallId,
+        customer: Box<Handover>,
+    ) -> Result<(), Box<Handover>> {
+        let mut inner = self.lock();
+        let Some(entry) = inner.agents.get_mut(&agent) else {
+            return Err(customer);
+        };
+        let Some(leg) = entry.leg.as_ref() else {
+            return Err(customer);
+        };
+        let (tx, rx) = mpsc::channel(4);
+        match leg.control.send(Control::Bridge(customer, rx)) {
+            Ok(()) => {
+                entry.bridge = Some((call, tx));
+                Ok(())
+            }
+            Err(mpsc::error::SendError(Control::Bridge(customer, _))) => Err(customer),
+            Err(_) => unreachable!("a bridge was sent"),
+        }
+    }
+
+    /// Publishes a call event of `agent` (numbered and kept like its state events).
+    pub fn publish(&self, agent: i64, kind: EventKind) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.agents.get_mut(&agent) else {
+            return;
+        };
+        let event = entry.log.push(agent, rfc3339(now()), kind);
+        let _ = self.events.send(event);
+    }
+
+    /// The call `agent` is bound to (reserved, talking or wrapping up), if any.
+    pub fn call_of(&self, agent: i64) -> Option<(AgentStateKind, super::session::CallRef)> {
+        let inner = self.lock();
+        let s = &inner.agents.get(&agent)?.session;
+        s.call().map(|c| (s.state(), c))
     }
 
     /// The agent's session as shown, if it ever logged in since the start.
@@ -442,7 +489,14 @@ impl Agents {
                     }
                 }
                 Output::HangUpCustomer(call) => {
-                    tracing::debug!(agent, %call, "customer hang-up asked; no campaign driver runs the call");
+                    let bridge = inner.agents.get_mut(&agent).and_then(|e| e.bridge.take());
+                    match bridge {
+                        Some((c, tx)) if c == call => {
+                            let _ = tx.try_send(BridgeCommand::Unbridge);
+                        }
+                        // Not bridged yet: the campaign driver hears of the agent's leg.
+                        _ => tracing::debug!(agent, %call, "customer hang-up asked; not bridged"),
+                    }
                 }
                 Output::Campaign { task, input } => match &self.campaign {
                     Some(tx) => {

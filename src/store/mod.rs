@@ -17,6 +17,7 @@ pub mod exports;
 pub mod flow;
 pub mod forms;
 pub mod imports;
+pub mod leases;
 pub mod lines;
 pub mod permissions;
 pub mod phone;
@@ -60,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "campaign_prompts",
         include_str!("../../migrations/0011_campaign_prompts.sql"),
+    ),
+    (
+        12,
+        "contact_leases",
+        include_str!("../../migrations/0012_contact_leases.sql"),
     ),
 ];
 

@@ -1,0 +1,105 @@
+//! Contact leases: a contact the live dialer is calling is held by one call at a time, across
+//! call tasks and restarts. A lease is taken when the dialer picks the contact and released
+//! when its attempt is recorded (or the contact is given back unused); leases a stopped daemon
+//! left behind become `$interrupted` attempts at the next start.
+
+use super::contacts::{Attempt, Contact};
+use super::{Result, Store};
+
+/// The result recorded for a contact whose call was cut short by a stop of the daemon.
+pub const INTERRUPTED: &str = "$interrupted";
+
+impl Store {
+    /// Up to `n` callable contacts of `task_id` (as [`Store::next_callable`] orders them) that
+    /// no call holds, each leased to `owner` in the same step: a contact is returned to one
+    /// caller only.
+    pub async fn lease_callable(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        n: u32,
+        now_ms: i64,
+        owner: &str,
+    ) -> Result<Vec<Contact>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let held: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM contact_leases WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_one(&self.reader)
+                .await?;
+        let candidates = self
+            .next_callable(campaign_id, task_id, now_ms, n.saturating_add(held as u32))
+            .await?;
+        let mut leased = Vec::new();
+        for c in candidates {
+            if leased.len() as u32 == n {
+                break;
+            }
+            // The primary key makes the insert the lease: a held contact inserts nothing.
+            let done = sqlx::query(
+                "INSERT INTO contact_leases (contact_id, campaign_id, task_id, owner, leased_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contact_id) DO NOTHING",
+            )
+            .bind(c.id)
+            .bind(campaign_id)
+            .bind(task_id)
+            .bind(owner)
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+            if done.rows_affected() == 1 {
+                leased.push(c);
+            }
+        }
+        Ok(leased)
+    }
+
+    /// Releases the lease of `contact_id` (a no-op when it holds none).
+    pub async fn release_lease(&self, contact_id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM contact_leases WHERE contact_id = $1")
+            .bind(contact_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Contacts leased now, with their campaign and task: `(contact, campaign, task)`.
+    pub async fn leases(&self) -> Result<Vec<(i64, i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT contact_id, campaign_id, task_id FROM contact_leases ORDER BY contact_id",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Turns every lease left by a previous run into an `$interrupted` attempt (the contact
+    /// stays open, callable again at once) and releases it; returns how many there were.
+    pub async fn recover_leases(&self, now_ms: i64) -> Result<usize> {
+        let leases = self.leases().await?;
+        for (contact, campaign, _) in &leases {
+            let number = match self.contact(*campaign, *contact).await {
+                Ok(c) => c.spec.phones.first().cloned().unwrap_or_default(),
+                // Deleted meanwhile: nothing to record.
+                Err(_) => {
+                    self.release_lease(*contact).await?;
+                    continue;
+                }
+            };
+            let attempt = Attempt {
+                number,
+                result: INTERRUPTED.into(),
+                sip_code: None,
+                call_id: None,
+                status: "open".into(),
+                follow_up_ms: Some(now_ms),
+                at_ms: now_ms,
+            };
+            self.record_attempt(*campaign, *contact, &attempt, "dialer")
+                .await?;
+            self.release_lease(*contact).await?;
+        }
+        Ok(leases.len())
+    }
+}
