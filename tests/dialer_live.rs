@@ -1,0 +1,457 @@
+//! The live campaign driver against the real daemon: SIPp is the carrier behind a trunk and
+//! the agents' phones. A progressive campaign calls every contact once, puts each answered
+//! customer through to a ready agent (events `call.offered` before `call.connected`) and
+//! records each attempt with its SIP code and the agent's result (or `$no_result`); a power
+//! campaign with one agent abandons the customers no agent can take, and they hear the
+//! safe-harbour message before dialerd hangs up.
+
+mod common;
+
+use common::api::{campaign, Api, ADMIN, BASE};
+use common::{http_request_bytes, metric, Daemon};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AGENTS: &str = "[sip]\ndigest_algorithms = [\"MD5\"]\n\
+    [[agents]]\nusername = \"agent1\"\npassword = \"sipp-agent-secret-1\"\n\
+    [[agents]]\nusername = \"agent2\"\npassword = \"sipp-agent-secret-2\"\n\
+    [sessions]\nring_timeout = \"10s\"\n";
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("sip-scenarios/{name}"))
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sipp() -> Command {
+    let ok = Command::new("sipp").arg("-v").output().is_ok();
+    assert!(
+        ok,
+        "SIPp is not installed: ./scripts/test installs Debian's sip-tester"
+    );
+    let mut c = Command::new("sipp");
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// SIPp as the carrier on `port`, serving `calls` calls with `xml`, echoing RTP.
+fn carrier(xml: &str, port: u16, calls: usize) -> Child {
+    sipp()
+        .arg("-sf")
+        .arg(scenario(xml))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mp", &free_udp_port().to_string(), "-rtp_echo"])
+        .args(["-m", &calls.to_string(), "-timeout", "90", "-nostdin"])
+        .spawn()
+        .unwrap()
+}
+
+/// SIPp as the phone of `user` (an `[[agents]]` account): registered, then answering the
+/// session call and echoing RTP until dialerd hangs up.
+fn phone(user: &str, password: &str, daemon: SocketAddr) -> Child {
+    let port = free_udp_port();
+    let child = sipp()
+        .arg("-sf")
+        .arg(scenario("agent/answer.xml"))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mp", &free_udp_port().to_string(), "-rtp_echo"])
+        .args(["-m", "1", "-timeout", "90", "-nostdin"])
+        .arg(daemon.to_string())
+        .spawn()
+        .unwrap();
+    let out = sipp()
+        .arg("-sf")
+        .arg(scenario("agent/register.xml"))
+        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+        .args(["-key", "phone_port", &port.to_string()])
+        .args(["-key", "sip_user", user, "-au", user, "-ap", password])
+        .args(["-m", "1", "-timeout", "20", "-timeout_error", "-nostdin"])
+        .arg(daemon.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "register.xml: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    child
+}
+
+/// Waits for SIPp to end; its exit status says whether every call went as its scenario wants.
+fn finished(mut child: Child, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            assert!(status.success(), "{what}: SIPp {status:?}: {err}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("{what}: SIPp still running");
+}
+
+/// A user with `role` and an API client with a token of theirs.
+fn user(admin: &Api, name: &str, role: &str) -> (i64, Api) {
+    let u = admin.ok(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"name": name, "role": role})),
+    );
+    let id = u["id"].as_i64().unwrap();
+    let t = admin.ok(
+        "POST",
+        &format!("/api/v1/users/{id}/tokens"),
+        Some(json!({"label": "test"})),
+    );
+    let api = Api {
+        addr: admin.addr,
+        token: t["token"].as_str().unwrap().to_string(),
+    };
+    (id, api)
+}
+
+/// A WAV file of `seconds` of a 440 Hz tone, 8 kHz mono.
+fn tone_wav(seconds: f64) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
+    for i in 0..(seconds * 8000.0) as u32 {
+        let v = (f64::from(i) * 440.0 * std::f64::consts::TAU / 8000.0).sin();
+        w.write_sample((v * 12000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    out.into_inner()
+}
+
+/// Every event an agent's log keeps, read over its WebSocket from `since=0`.
+fn events(api: &Api) -> Vec<Value> {
+    let t = api.ok("POST", "/api/v1/agent/ticket", None);
+    let path = format!(
+        "/api/v1/agent/events?ticket={}&since=0",
+        t["ticket"].as_str().unwrap()
+    );
+    let mut s = TcpStream::connect(api.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        api.addr
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    let mut out = Vec::new();
+    loop {
+        let mut h = [0u8; 2];
+        if s.read_exact(&mut h).is_err() {
+            return out;
+        }
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                s.read_exact(&mut l).unwrap();
+                u64::from(u16::from_be_bytes(l))
+            }
+            127 => {
+                let mut l = [0u8; 8];
+                s.read_exact(&mut l).unwrap();
+                u64::from_be_bytes(l)
+            }
+            n => u64::from(n),
+        };
+        let mut payload = vec![0u8; len as usize];
+        s.read_exact(&mut payload).unwrap();
+        if h[0] & 0x0f == 1 {
+            out.push(serde_json::from_slice(&payload).unwrap());
+        }
+    }
+}
+
+/// The daemon with the agents' accounts and a trunk to the carrier on `carrier_port`.
+fn start(carrier_port: u16) -> Daemon {
+    let config = format!(
+        "{BASE}{AGENTS}[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {carrier_port}\n\
+         keepalive = \"0s\"\n"
+    );
+    Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)])
+}
+
+/// A campaign called round the clock with `settings` for its call task and `n` contacts,
+/// the last `busy` of them on numbers the carrier answers busy: (campaign, task).
+fn dialing_campaign(admin: &Api, name: &str, settings: Value, n: usize, busy: usize) -> (i64, i64) {
+    let (c, task) = campaign(admin, name);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"calling_hours": {"from": "00:00", "to": "24:00"}})),
+    );
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/tasks/{task}"),
+        Some(json!({ "settings": settings })),
+    );
+    let mut csv = String::from("name,phone\n");
+    for i in 0..n {
+        let last = if i >= n - busy { 99 } else { 10 };
+        csv.push_str(&format!("c{i},030 1234{i:02}{last}\n"));
+    }
+    let (status, r) = admin.import(c, "phone=phone", &csv);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(admin.all_contacts(c, "", 100).len(), n, "{r}");
+    (c, task)
+}
+
+#[test]
+fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_to_an_agent() {
+    let carrier_port = free_udp_port();
+    let contacts = 10;
+    let far = carrier("dialer/carrier_talk.xml", carrier_port, contacts);
+    let d = start(carrier_port);
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Progressive",
+        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 2}),
+        contacts,
+        2,
+    );
+    let (a1, agent1) = user(&admin, "agent1", "agent");
+    let (a2, agent2) = user(&admin, "agent2", "agent");
+    let phones = [
+        phone("agent1", "sipp-agent-secret-1", d.sip),
+        phone("agent2", "sipp-agent-secret-2", d.sip),
+    ];
+    for a in [&agent1, &agent2] {
+        a.ok(
+            "POST",
+            "/api/v1/agent/session",
+            Some(json!({"tasks": [task], "phone": "sip"})),
+        );
+        a.ok("POST", "/api/v1/agent/ready", None);
+    }
+    // Not in wrap-up: no result yet; a bad status is named.
+    let result = json!({"status": "success", "detail": "sale", "follow_up": "auto"});
+    let (status, p) = agent1.call("POST", "/api/v1/agent/result", Some(result.clone()));
+    assert_eq!(status, 409, "{p}");
+    let (status, p) = agent1.call(
+        "POST",
+        "/api/v1/agent/result",
+        Some(json!({"status": "sold", "detail": "sale"})),
+    );
+    assert_eq!((status, p["field"].as_str()), (422, Some("status")), "{p}");
+
+    let started = Instant::now();
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    // agent1 posts a result at each wrap-up; agent2 lets the wrap-up time run out.
+    let mut posted = 0;
+    let mut max_in_flight = 0.0f64;
+    let done = |admin: &Api| {
+        admin
+            .all_contacts(c, "", 100)
+            .iter()
+            .all(|k| k["attempts"].as_i64() == Some(1))
+    };
+    while !done(&admin) {
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "contacts not all called: {:?}",
+            admin.all_contacts(c, "", 100)
+        );
+        let (_, text) = d.get("/metrics");
+        let series = format!("dialerd_calls_in_flight{{task=\"{task}\"}}");
+        max_in_flight = max_in_flight.max(metric(&text, &series).unwrap_or(0.0));
+        std::thread::sleep(Duration::from_millis(200));
+        let (status, _) = agent1.call("POST", "/api/v1/agent/result", Some(result.clone()));
+        if status == 200 {
+            posted += 1;
+        }
+    }
+    println!("every contact called after {:?}", started.elapsed());
+    assert!(posted >= 1, "agent1 never wrapped up a call");
+    assert!(
+        max_in_flight <= 2.0,
+        "progressive with 2 agents had {max_in_flight} calls at once"
+    );
+
+    let all = admin.all_contacts(c, "", 100);
+    let mut results: HashMap<String, usize> = HashMap::new();
+    for k in &all {
+        let id = k["id"].as_i64().unwrap();
+        let full = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None);
+        let attempts: Vec<&Value> = full["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["change"]["op"] == "attempt")
+            .collect();
+        assert_eq!(attempts.len(), 1, "{full}");
+        let a = &attempts[0]["change"];
+        let phone = k["phones"][0].as_str().unwrap();
+        let expected_code = if phone.ends_with("99") { 486 } else { 200 };
+        assert_eq!(a["sip_code"], expected_code, "{full}");
+        assert!(a["call_id"].as_str().is_some(), "{full}");
+        *results
+            .entry(a["result"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    println!("results: {results:?}");
+    assert_eq!(results.get("$busy"), Some(&2), "{results:?}");
+    assert_eq!(results.get("sale"), Some(&posted), "{results:?}");
+    assert_eq!(
+        results.get("sale").unwrap_or(&0) + results.get("$no_result").unwrap_or(&0),
+        8,
+        "{results:?}"
+    );
+    let sold = all.iter().filter(|k| k["status"] == "success").count();
+    assert_eq!(sold, posted);
+
+    // Each agent's calls: offered, then connected, then the customer's hang-up and wrap-up.
+    for (id, api) in [(a1, &agent1), (a2, &agent2)] {
+        let ev = events(api);
+        let kinds = |call: &Value| -> Vec<String> {
+            ev.iter()
+                .filter(|e| &e["call"] == call && e["type"] != "state")
+                .map(|e| e["type"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let offered: Vec<&Value> = ev.iter().filter(|e| e["type"] == "call.offered").collect();
+        assert!(!offered.is_empty(), "agent {id} got no call: {ev:?}");
+        for o in offered {
+            assert_eq!(o["direction"], "outbound");
+            assert!(o["phones"][0].as_str().unwrap().starts_with("+4930"), "{o}");
+            assert_eq!(
+                kinds(&o["call"]),
+                [
+                    "call.offered",
+                    "call.connected",
+                    "call.customer_hangup",
+                    "call.ended",
+                    "wrap_up"
+                ],
+                "agent {id}: {ev:?}"
+            );
+        }
+    }
+
+    let live = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+    assert_eq!(live["dialing"], true, "{live}");
+    assert_eq!(live["tasks"][0]["placed"], 10, "{live}");
+    let (_, text) = d.get("/metrics");
+    let busy = format!("dialerd_dialer_calls_total{{campaign=\"{c}\",result=\"busy\"}}");
+    assert_eq!(metric(&text, &busy), Some(2.0), "{text}");
+    assert!(metric(&text, "dialerd_answer_to_agent_seconds_count").unwrap_or(0.0) >= 8.0);
+
+    finished(far, "carrier", Duration::from_secs(10));
+    for a in [&agent1, &agent2] {
+        a.ok("DELETE", "/api/v1/agent/session", None);
+    }
+    for p in phones {
+        finished(p, "agent phone", Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn a_power_campaign_abandons_whom_no_agent_takes_with_the_safe_harbour_message() {
+    let carrier_port = free_udp_port();
+    let contacts = 3;
+    let far = carrier("dialer/carrier_abandon.xml", carrier_port, contacts);
+    let d = start(carrier_port);
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Power",
+        json!({"queue": "sales", "dial_mode": "power", "calls_per_ready_agent": 3.0, "wrap_up_seconds": 2}),
+        contacts,
+        0,
+    );
+    let auth = format!("Bearer {ADMIN}");
+    let (status, _, text) = http_request_bytes(
+        admin.addr,
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/prompts/safe_harbour"),
+        &[("Authorization", &auth), ("Content-Type", "audio/wav")],
+        &tone_wav(3.0),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+    let (_, agent1) = user(&admin, "agent1", "agent");
+    let ph = phone("agent1", "sipp-agent-secret-1", d.sip);
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    agent1.ok("POST", "/api/v1/agent/ready", None);
+    let started = Instant::now();
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    // The one customer put through talks to the agent for 2 s; the agent hangs up.
+    let mut hung_up = false;
+    let done = |admin: &Api| {
+        admin
+            .all_contacts(c, "", 100)
+            .iter()
+            .all(|k| k["attempts"].as_i64() == Some(1))
+    };
+    while !done(&admin) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not every contact called"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let v = agent1.ok("POST", "/api/v1/agent/ready", None);
+        if v["state"] == "talking" && !hung_up {
+            std::thread::sleep(Duration::from_secs(2));
+            agent1.ok("POST", "/api/v1/agent/hangup", None);
+            hung_up = true;
+        }
+    }
+    assert!(hung_up, "no customer was put through");
+    let all = admin.all_contacts(c, "", 100);
+    let abandoned = all.iter().filter(|k| k["detail"] == "$abandoned").count();
+    assert_eq!(abandoned, 2, "{all:?}");
+    // The carrier failed any call hung up before the 3 s message could be heard.
+    finished(far, "carrier", Duration::from_secs(10));
+    let (_, text) = d.get("/metrics");
+    let ratio = format!("dialerd_abandon_ratio{{campaign=\"{c}\",window=\"24h\"}}");
+    let r = metric(&text, &ratio).unwrap_or(0.0);
+    assert!((r - 2.0 / 3.0).abs() < 1e-9, "{r}");
+    agent1.ok("DELETE", "/api/v1/agent/session", None);
+    finished(ph, "agent phone", Duration::from_secs(10));
+}
