@@ -197,13 +197,17 @@ fn events(api: &Api) -> Vec<Value> {
     }
 }
 
-/// The daemon with the agents' accounts and a trunk to the carrier on `carrier_port`.
-fn start(carrier_port: u16) -> Daemon {
-    let config = format!(
+/// The config with the agents' accounts and a trunk to the carrier on `carrier_port`.
+fn config(carrier_port: u16) -> String {
+    format!(
         "{BASE}{AGENTS}[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {carrier_port}\n\
          keepalive = \"0s\"\n"
-    );
-    Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)])
+    )
+}
+
+/// The daemon on [`config`].
+fn start(carrier_port: u16) -> Daemon {
+    Daemon::start_with(&config(carrier_port), &[("DIALERD_ADMIN_TOKEN", ADMIN)])
 }
 
 /// A campaign called round the clock with `settings` for its call task and `n` contacts,
@@ -421,7 +425,7 @@ fn a_power_campaign_abandons_whom_no_agent_takes_with_the_safe_harbour_message()
         &format!("/api/v1/campaigns/{c}"),
         Some(json!({"status": "enabled"})),
     );
-    // The one customer put through talks to the agent for 2 s; the agent hangs up.
+    // The one customer put through talks to the agent for 4.5 s; the agent hangs up.
     let mut hung_up = false;
     let done = |admin: &Api| {
         admin
@@ -437,7 +441,7 @@ fn a_power_campaign_abandons_whom_no_agent_takes_with_the_safe_harbour_message()
         std::thread::sleep(Duration::from_millis(200));
         let v = agent1.ok("POST", "/api/v1/agent/ready", None);
         if v["state"] == "talking" && !hung_up {
-            std::thread::sleep(Duration::from_secs(2));
+            std::thread::sleep(Duration::from_millis(4500));
             agent1.ok("POST", "/api/v1/agent/hangup", None);
             hung_up = true;
         }
@@ -454,4 +458,65 @@ fn a_power_campaign_abandons_whom_no_agent_takes_with_the_safe_harbour_message()
     assert!((r - 2.0 / 3.0).abs() < 1e-9, "{r}");
     agent1.ok("DELETE", "/api/v1/agent/session", None);
     finished(ph, "agent phone", Duration::from_secs(10));
+}
+
+#[test]
+fn a_call_cut_short_by_a_killed_daemon_is_an_interrupted_attempt_at_the_next_start() {
+    // A carrier that never answers: the call stays in flight until the daemon dies.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut d = start(port);
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Killed",
+        json!({"queue": "sales", "dial_mode": "progressive"}),
+        1,
+        0,
+    );
+    let (_, agent1) = user(&admin, "agent1", "agent");
+    let mut ph = phone("agent1", "sipp-agent-secret-1", d.sip);
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    agent1.ok("POST", "/api/v1/agent/ready", None);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    let mut buf = [0u8; 4096];
+    let (n, _) = silent
+        .recv_from(&mut buf)
+        .expect("no INVITE reached the carrier");
+    assert!(
+        buf[..n].starts_with(b"INVITE "),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let contact = admin.all_contacts(c, "", 10)[0].clone();
+    assert_eq!(contact["attempts"], 0, "{contact}");
+
+    d.signal(libc::SIGKILL);
+    assert!(d.wait_exit(Duration::from_secs(5)).is_some());
+    let _ = ph.kill();
+    let _ = ph.wait();
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    drop(d);
+    let mut d = Daemon::start_in(dir, &config(port), &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    d.wait_log(
+        "leases of the last run recorded as $interrupted",
+        Duration::from_secs(10),
+    );
+    let admin = Api::new(&d, ADMIN);
+    let id = contact["id"].as_i64().unwrap();
+    let full = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None);
+    assert_eq!(full["attempts"], 1, "{full}");
+    assert_eq!(full["status"], "open", "{full}");
+    assert_eq!(full["last_result"], "$interrupted", "{full}");
 }
