@@ -99,6 +99,8 @@ struct Entry {
     failure: Option<String>,
     /// The bridge of the customer the agent talks to, to unbridge when the agent hangs up.
     bridge: Option<(CallId, mpsc::Sender<BridgeCommand>)>,
+    /// The contact of the call last offered to the agent.
+    contact: Option<(u64, i64)>,
 }
 
 #[derive(Default)]
@@ -240,6 +242,7 @@ impl Agents {
                 leg: None,
                 failure: None,
                 bridge: None,
+                contact: None,
             });
             entry.name = user.name.clone();
             entry.failure = None;
@@ -326,6 +329,9 @@ impl Agents {
         let Some(entry) = inner.agents.get_mut(&agent) else {
             return;
         };
+        if let EventKind::CallOffered { call, contact, .. } = &kind {
+            entry.contact = Some((*call, *contact));
+        }
         let event = entry.log.push(agent, rfc3339(now()), kind);
         let _ = self.events.send(event);
     }
@@ -553,7 +559,10 @@ fn view(id: i64, e: &Entry) -> AgentView {
         reason: s.reason().map(str::to_string),
         since: Some(rfc3339(s.since())),
         call_id: s.call().map(|c| c.call.0),
-        contact_id: None,
+        contact_id: s
+            .call()
+            .and_then(|c| e.contact.filter(|(call, _)| *call == c.call.0))
+            .map(|(_, contact)| contact),
         tasks: s.tasks().to_vec(),
     }
 }

@@ -143,7 +143,7 @@ fn ops() -> Vec<Op> {
         op("post", "/api/v1/agent/hangup", "End the call with the customer; wrap-up starts", "agent", &[], None, ("200", "Agent")),
         op("post", "/api/v1/agent/result", "End wrap-up with the call's result: the contact's `status` and `detail` (the disposition), `follow_up` `auto` (the task's retry delay) or `particular` with `follow_up_at`, and contact `fields` checked against the form (422 naming `fields.KEY`); 409 when not in wrap-up", "agent", &[], Json("AgentResult"), ("200", "Agent")),
         op("post", "/api/v1/agent/ticket", "A single-use ticket (30 s) for an event WebSocket", "admin, supervisor, agent", &[], None, ("201", "Ticket")),
-        op("get", "/api/v1/agent/events", "WebSocket of the agent's own events (JSON text messages, each with the agent's `seq`); first the kept events after `since` (the last 256 are kept), without it the latest", "", &[("ticket", "from POST /api/v1/agent/ticket (an agent's)"), ("since", "last `seq` seen")], None, ("101", "Event")),
+        op("get", "/api/v1/agent/events", "WebSocket of the agent's own events (JSON text messages, each with the agent's `seq`): `state`, and for each call `call.offered` (contact, fields, phones, direction; before the audio joins), `call.connected`, `call.customer_hangup`, `call.ended`, `wrap_up` (deadline); first the kept events after `since` (the last 256 are kept), without it the latest", "", &[("ticket", "from POST /api/v1/agent/ticket (an agent's)"), ("since", "last `seq` seen")], None, ("101", "Event")),
         op("get", "/api/v1/agents", "Every agent with its state, reason, since, call and tasks", AGENTS, &[], None, ("200", "AgentList")),
         op("post", "/api/v1/agents/{id}/session", "Log an agent in (as POST /api/v1/agent/session)", AGENTS, &[], Json("AgentLogin"), ("201", "Agent")),
         op("delete", "/api/v1/agents/{id}/session", "Log an agent out", AGENTS, &[], None, ("200", "Agent")),
@@ -252,7 +252,9 @@ fn base_components() -> Value {
                               ("call_id", "integer"), ("contact_id", "integer"), ("tasks", "array")]),
             "AgentList": object(&[("items", "array")]),
             "Ticket": object(&[("ticket", "string"), ("expires_in", "integer")]),
-            "Event": object(&[("seq", "integer"), ("agent", "integer"), ("at", "string"), ("type", "string"), ("state", "string"), ("reason", "string")]),
+            "Event": object(&[("seq", "integer"), ("agent", "integer"), ("at", "string"), ("type", "string"), ("state", "string"), ("reason", "string"),
+                              ("call", "integer"), ("task", "integer"), ("contact", "integer"), ("fields", "object"), ("phones", "array"),
+                              ("direction", "string"), ("deadline", "string")]),
             "DncReport": object(&[("added", "integer"), ("already", "integer"), ("bad", "array"), ("bad_count", "integer"), ("contacts_marked", "integer")]),
         }
     })

@@ -106,6 +106,8 @@ pub struct Driver {
     dirty: bool,
     saved: Instant,
     figures: Figures,
+    /// When the driver started (Unix ms): call ids are unique with it.
+    started_ms: i64,
 }
 
 fn now() -> Time {
@@ -178,6 +180,7 @@ impl Driver {
             draining: false,
             dirty: false,
             saved: Instant::now(),
+            started_ms: now_ms(),
         };
         for v in views.iter().filter(|v| v.tasks.contains(&task_id)) {
             let agent = AgentId(v.id as u32);
@@ -734,7 +737,7 @@ impl Driver {
             number,
             result: detail,
             sip_code,
-            call_id: Some(format!("{}-{}", self.task_id, call.0)),
+            call_id: Some(format!("{}-{}-{}", self.task_id, self.started_ms, call.0)),
             status,
             follow_up_ms: follow_up,
             at_ms: now.0 as i64,
