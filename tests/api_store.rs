@@ -620,6 +620,13 @@ fn role_matrix() {
             WRITE,
         ),
         ("GET", format!("{cp}/contacts/callable"), None, DIAL),
+        ("GET", format!("{cp}/dialer"), None, DIAL),
+        (
+            "POST",
+            "/api/v1/agent/result".into(),
+            Some(json!({"status": "success", "detail": "sale"})),
+            &["agent"],
+        ),
         ("GET", "/api/v1/dnc".into(), None, DIAL),
         (
             "POST",
