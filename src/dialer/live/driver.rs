@@ -3,6 +3,7 @@
 //! safe-harbour message, attempts recorded, the core's state saved (at most every
 //! [`PERSIST_EVERY`], and at the end).
 
+use super::attempt::disposition;
 use super::call::{self, CallCmd, CallCtx, CallEvent};
 use super::metrics::LiveMetrics;
 use super::{AgentResult, Figures, LiveError};
@@ -11,7 +12,7 @@ use crate::agents::session::Input as SessionInput;
 use crate::agents::AgentView;
 use crate::dialer::agent::AgentStateKind;
 use crate::dialer::campaign::{AttemptOutcome, Campaign, CampaignConfig, ContactId, Input, Output};
-use crate::dialer::outcome::{CallEnd, RetryPolicy};
+use crate::dialer::outcome::CallEnd;
 use crate::dialer::pacing::PacerConfig;
 use crate::dialer::queue::QueueConfig;
 use crate::dialer::{AgentId, CallId, Time};
@@ -26,16 +27,12 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The core's state is saved at most this often while it changes.
 pub const PERSIST_EVERY: Duration = Duration::from_secs(5);
-/// The result recorded when the agent's wrap-up time ran out.
-pub const NO_RESULT: &str = "$no_result";
 
 /// What a driver is told.
 #[derive(Debug)]
 pub enum Msg {
     /// An agent session's input (its agent named by user id).
     Agent(Input),
-    /// A call's event.
-    Call(CallId, CallEvent),
     /// An agent's result for the call it wraps up; answered once recorded.
     Result {
         /// The agent (user id).
@@ -358,7 +355,6 @@ impl Driver {
     async fn on_msg(&mut self, msg: Msg) {
         match msg {
             Msg::Agent(input) => self.agent_input(input, now()),
-            Msg::Call(call, ev) => self.on_call(call, ev),
             Msg::Result {
                 agent,
                 call,
@@ -681,65 +677,26 @@ impl Driver {
             None => (String::new(), None, 0),
         };
         let now = now();
-        let policy = RetryPolicy::from(&self.settings);
-        let retry = |detail| match policy.next_attempt(detail, attempts as u32 + 1, now) {
-            Some(t) => ("open".to_string(), Some(t.0 as i64)),
-            None => ("failed".to_string(), None),
-        };
-        let (label, detail, status, follow_up) = match &outcome {
-            AttemptOutcome::NotAnswered(_) | AttemptOutcome::Abandoned => {
-                let d = outcome.detail().expect("a failed attempt has a detail");
-                let (status, follow) = retry(d);
-                (
-                    d.as_str().trim_start_matches('$').to_string(),
-                    d.as_str().to_string(),
-                    status,
-                    follow,
-                )
+        if let AttemptOutcome::Connected { agent, .. } = &outcome {
+            if let Some(user) = self.users.get(agent).copied() {
+                let _ = self
+                    .ctx
+                    .calls
+                    .agents
+                    .act(user, SessionInput::WrapUpEnded(call));
             }
-            AttemptOutcome::Connected { agent, .. } => {
-                if let Some(user) = self.users.get(agent).copied() {
-                    let _ = self
-                        .ctx
-                        .calls
-                        .agents
-                        .act(user, SessionInput::WrapUpEnded(call));
-                }
-                match result {
-                    Some(r) => {
-                        let follow = match (r.status.as_str(), r.follow_up_ms) {
-                            ("open", Some(t)) => Some(t),
-                            ("open", None) => Some(
-                                now.0 as i64
-                                    + i64::from(self.settings.retry_delays_seconds.no_answer)
-                                        * 1000,
-                            ),
-                            _ => None,
-                        };
-                        ("connected".to_string(), r.detail, r.status, follow)
-                    }
-                    None => {
-                        let (status, follow) = retry(crate::dialer::outcome::Detail::NoAnswer);
-                        (
-                            "no_result".to_string(),
-                            NO_RESULT.to_string(),
-                            status,
-                            follow,
-                        )
-                    }
-                }
-            }
-        };
+        }
+        let d = disposition(&outcome, result.as_ref(), &self.settings, attempts, now);
         if matches!(outcome, AttemptOutcome::Abandoned) {
             self.figures.abandoned += 1;
         }
         let attempt = Attempt {
             number,
-            result: detail,
+            result: d.result,
             sip_code,
             call_id: Some(format!("{}-{}-{}", self.task_id, self.started_ms, call.0)),
-            status,
-            follow_up_ms: follow_up,
+            status: d.status,
+            follow_up_ms: d.follow_up_ms,
             at_ms: now.0 as i64,
         };
         if let Err(e) = self
@@ -754,7 +711,7 @@ impl Driver {
         self.ctx
             .metrics
             .calls
-            .with_label_values(&[&self.campaign_id.to_string(), &label])
+            .with_label_values(&[&self.campaign_id.to_string(), &d.label])
             .inc();
         tracing::info!(task = self.task_id, %call, contact = contact.0, result = %attempt.result, "attempt recorded");
     }

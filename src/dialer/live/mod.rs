@@ -7,6 +7,7 @@
 //! as a [`call`] task, bridges answered customers to the agents' nailed-up legs, plays the
 //! safe-harbour message to those it abandons, and records every attempt.
 
+pub mod attempt;
 pub mod call;
 pub mod driver;
 pub mod metrics;
