@@ -282,6 +282,7 @@ fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_
     );
     // agent1 posts a result at each wrap-up; agent2 lets the wrap-up time run out.
     let mut posted = 0;
+    let mut refused = 0;
     let mut max_in_flight = 0.0f64;
     let done = |admin: &Api| {
         admin
@@ -299,6 +300,18 @@ fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_
         let series = format!("dialerd_calls_in_flight{{task=\"{task}\"}}");
         max_in_flight = max_in_flight.max(metric(&text, &series).unwrap_or(0.0));
         std::thread::sleep(Duration::from_millis(200));
+        // In wrap-up, a field outside the campaign's form is refused, naming it.
+        let bad = json!({"status": "success", "detail": "sale", "fields": {"bogus": "x"}});
+        let (status, p) = agent1.call("POST", "/api/v1/agent/result", Some(bad));
+        if status == 409 {
+            continue;
+        }
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (422, Some("fields.bogus")),
+            "{p}"
+        );
+        refused += 1;
         let (status, _) = agent1.call("POST", "/api/v1/agent/result", Some(result.clone()));
         if status == 200 {
             posted += 1;
@@ -306,6 +319,7 @@ fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_
     }
     println!("every contact called after {:?}", started.elapsed());
     assert!(posted >= 1, "agent1 never wrapped up a call");
+    assert!(refused >= posted, "{refused} refused, {posted} posted");
     assert!(
         max_in_flight <= 2.0,
         "progressive with 2 agents had {max_in_flight} calls at once"
@@ -391,6 +405,16 @@ fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_
     }
     for p in phones {
         finished(p, "agent phone", Duration::from_secs(10));
+    }
+    // Without agents the task's driver ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let live = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+        if live["tasks"] == json!([]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "driver still running: {live}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
