@@ -538,13 +538,21 @@ impl Driver {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.agent = Some(user);
                 }
-                let reserve = SessionInput::Reserved {
-                    task: self.task_id,
-                    call,
-                };
-                // A preview agent is reserved already.
-                let preview = self.ctx.calls.agents.act(user, reserve).is_err();
-                if !preview {
+                let agents = &self.ctx.calls.agents;
+                // A preview agent is reserved for the call already.
+                let reserved = agents
+                    .call_of(user)
+                    .is_some_and(|(_, c)| c.call == call && c.task == self.task_id);
+                if !reserved {
+                    let reserve = SessionInput::Reserved {
+                        task: self.task_id,
+                        call,
+                    };
+                    if let Err(e) = agents.act(user, reserve) {
+                        // The core's connect timeout deals with the call.
+                        tracing::warn!(task = self.task_id, %call, agent = user, error = %e, "agent not reserved; not bridged");
+                        return;
+                    }
                     if let Some(contact) = self.calls.get(&call).map(|c| ContactId(c.contact.id)) {
                         self.offered(user, call, contact, "outbound");
                     }
@@ -677,6 +685,17 @@ impl Driver {
             None => (String::new(), None, 0),
         };
         let now = now();
+        // An agent reserved for a call that never reached it is free again.
+        if let (Some(user), false) = (
+            live.as_ref().and_then(|c| c.agent),
+            matches!(outcome, AttemptOutcome::Connected { .. }),
+        ) {
+            let _ = self
+                .ctx
+                .calls
+                .agents
+                .act(user, SessionInput::Released(call));
+        }
         if let AttemptOutcome::Connected { agent, .. } = &outcome {
             if let Some(user) = self.users.get(agent).copied() {
                 let _ = self
