@@ -627,6 +627,12 @@ fn role_matrix() {
             Some(json!({"status": "success", "detail": "sale"})),
             &["agent"],
         ),
+        (
+            "POST",
+            "/api/v1/agent/preview".into(),
+            Some(json!({"accept": true})),
+            &["agent"],
+        ),
         ("GET", "/api/v1/dnc".into(), None, DIAL),
         (
             "POST",

@@ -3,7 +3,8 @@
 //! customer through to a ready agent (events `call.offered` before `call.connected`) and
 //! records each attempt with its SIP code and the agent's result (or `$no_result`); a power
 //! campaign with one agent abandons the customers no agent can take, and they hear the
-//! safe-harbour message before dialerd hangs up.
+//! safe-harbour message before dialerd hangs up; a preview agent skips an offer and accepts
+//! the next ones.
 
 mod common;
 
@@ -550,4 +551,99 @@ fn a_call_cut_short_by_a_killed_daemon_is_an_interrupted_attempt_at_the_next_sta
     assert_eq!(full["attempts"], 1, "{full}");
     assert_eq!(full["status"], "open", "{full}");
     assert_eq!(full["last_result"], "$interrupted", "{full}");
+}
+
+#[test]
+fn a_preview_agent_skips_an_offer_and_accepts_the_next_ones() {
+    let carrier_port = free_udp_port();
+    let contacts = 2;
+    let far = carrier("dialer/carrier_talk.xml", carrier_port, contacts);
+    let d = start(carrier_port);
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Preview",
+        json!({"queue": "sales", "dial_mode": "preview", "wrap_up_seconds": 2}),
+        contacts,
+        0,
+    );
+    let (_, agent1) = user(&admin, "agent1", "agent");
+    let ph = phone("agent1", "sipp-agent-secret-1", d.sip);
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    agent1.ok("POST", "/api/v1/agent/ready", None);
+    let (status, p) = agent1.call(
+        "POST",
+        "/api/v1/agent/preview",
+        Some(json!({"accept": true})),
+    );
+    assert_eq!(status, 409, "no offer yet: {p}");
+    let started = Instant::now();
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    let done = |admin: &Api| {
+        admin
+            .all_contacts(c, "", 100)
+            .iter()
+            .all(|k| k["attempts"].as_i64() == Some(1))
+    };
+    let mut skipped = None;
+    let mut answered = Value::Null;
+    while !done(&admin) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not every contact called"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let v = agent1.ok("POST", "/api/v1/agent/ready", None);
+        if v["state"] != "reserved" || v["call_id"] == answered {
+            continue;
+        }
+        answered = v["call_id"].clone();
+        let accept = skipped.is_some();
+        if !accept {
+            skipped = Some(v["call_id"].clone());
+        }
+        agent1.ok(
+            "POST",
+            "/api/v1/agent/preview",
+            Some(json!({"accept": accept})),
+        );
+    }
+    let skipped = skipped.expect("no offer came");
+    let ev = events(&agent1);
+    let offered: Vec<&Value> = ev.iter().filter(|e| e["type"] == "call.offered").collect();
+    assert_eq!(offered.len(), 3, "{ev:?}");
+    for o in offered {
+        assert_eq!(o["direction"], "preview", "{o}");
+        let kinds: Vec<&str> = ev
+            .iter()
+            .filter(|e| e["call"] == o["call"])
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        if o["call"] == skipped {
+            assert_eq!(kinds, ["call.offered"], "{ev:?}");
+        } else {
+            assert_eq!(
+                kinds,
+                [
+                    "call.offered",
+                    "call.connected",
+                    "call.customer_hangup",
+                    "call.ended",
+                    "wrap_up"
+                ],
+                "{ev:?}"
+            );
+        }
+    }
+    finished(far, "carrier", Duration::from_secs(10));
+    agent1.ok("DELETE", "/api/v1/agent/session", None);
+    finished(ph, "agent phone", Duration::from_secs(10));
 }

@@ -339,6 +339,10 @@ impl From<LiveError> for Problem {
                 StatusCode::CONFLICT,
                 "not in wrap-up: a result is posted after a call, before the wrap-up time ends",
             ),
+            LiveError::NoOffer => Problem::new(
+                StatusCode::CONFLICT,
+                "no preview offer: accept or skip answers a call.offered of direction preview",
+            ),
             LiveError::Store(e) => e.into(),
             LiveError::Metrics(e) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
@@ -408,6 +412,34 @@ pub async fn result(
         actor: user.name.clone(),
     };
     s.live.result(call.task, user.id, call.call, result).await?;
+    Ok(Json(
+        s.agents.view(user.id).ok_or(SessionError::NotLoggedIn)?,
+    ))
+}
+
+/// Body of `POST /api/v1/agent/preview`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    accept: bool,
+}
+
+/// `POST /api/v1/agent/preview`: `{"accept": true}` places the contact offered to the agent
+/// (preview), `false` skips it (it goes back to the callable contacts); 409 without an offer.
+pub async fn preview(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Answer<Json<AgentView>> {
+    let user = caller.require(AGENT_SELF)?;
+    let req: PreviewBody = parse(&body)?;
+    let (state, call) = s.agents.call_of(user.id).ok_or(LiveError::NoOffer)?;
+    if state != AgentStateKind::Reserved {
+        return Err(LiveError::NoOffer.into());
+    }
+    s.live
+        .preview(call.task, user.id, call.call, req.accept)
+        .await?;
     Ok(Json(
         s.agents.view(user.id).ok_or(SessionError::NotLoggedIn)?,
     ))

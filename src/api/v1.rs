@@ -151,6 +151,7 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
         ("/api/v1/agent/pause".into(), j(post(agent::pause))),
         ("/api/v1/agent/hangup".into(), post(agent::hang_up)),
         ("/api/v1/agent/result".into(), j(post(agent::result))),
+        ("/api/v1/agent/preview".into(), j(post(agent::preview))),
         ("/api/v1/agent/ticket".into(), post(agent::ticket)),
         ("/api/v1/agents".into(), get(agents::list)),
         (

@@ -44,6 +44,17 @@ pub enum Msg {
         /// Told whether it was taken.
         reply: oneshot::Sender<Result<(), LiveError>>,
     },
+    /// The agent accepts (places) or skips the preview offer `call`; answered at once.
+    Preview {
+        /// The agent (user id).
+        agent: i64,
+        /// The call offered.
+        call: CallId,
+        /// Place it (else skip it).
+        accept: bool,
+        /// Told whether the offer was the agent's.
+        reply: oneshot::Sender<Result<(), LiveError>>,
+    },
     /// Stop placing calls; end once no call is left.
     Drain,
     /// Hang up every call and end now (the daemon stops).
@@ -97,6 +108,8 @@ pub struct Driver {
     leased: HashMap<ContactId, Contact>,
     calls: HashMap<CallId, LiveCall>,
     results: HashMap<CallId, AgentResult>,
+    /// Preview offers waiting for their agent: (agent's user id, contact).
+    offers: HashMap<CallId, (i64, ContactId)>,
     safe_harbour: Vec<Clip>,
     events: mpsc::UnboundedSender<(CallId, CallEvent)>,
     draining: bool,
@@ -172,6 +185,7 @@ impl Driver {
             leased: HashMap::new(),
             calls: HashMap::new(),
             results: HashMap::new(),
+            offers: HashMap::new(),
             safe_harbour,
             events,
             draining: false,
@@ -389,6 +403,28 @@ impl Driver {
                 self.settle().await;
                 let _ = reply.send(taken);
             }
+            Msg::Preview {
+                agent,
+                call,
+                accept,
+                reply,
+            } => {
+                let taken = match self.offers.get(&call) {
+                    Some((user, _)) if *user == agent => {
+                        if accept {
+                            self.offers.remove(&call);
+                            self.feed(Input::PreviewAccepted(call));
+                        } else {
+                            // The contact's Unlease releases the agent.
+                            self.feed(Input::PreviewSkipped(call));
+                        }
+                        Ok(())
+                    }
+                    _ => Err(LiveError::NoOffer),
+                };
+                self.settle().await;
+                let _ = reply.send(taken);
+            }
             Msg::Drain => {
                 if !self.draining {
                     tracing::info!(task = self.task_id, "campaign driver draining");
@@ -504,6 +540,22 @@ impl Driver {
             Output::Unlease(ids) => {
                 for id in ids {
                     self.leased.remove(&id);
+                    // A preview offer skipped or lapsed: its agent is free again.
+                    let lapsed: Vec<CallId> = self
+                        .offers
+                        .iter()
+                        .filter(|(_, o)| o.1 == id)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    for call in lapsed {
+                        if let Some((user, _)) = self.offers.remove(&call) {
+                            let _ = self
+                                .ctx
+                                .calls
+                                .agents
+                                .act(user, SessionInput::Released(call));
+                        }
+                    }
                     self.release(id).await;
                 }
             }
@@ -512,18 +564,20 @@ impl Driver {
                 agent,
                 contact,
             } => {
-                // Preview: the offer is the agent's reservation; it is placed at once.
-                if let Some(user) = self.users.get(&agent).copied() {
-                    let _ = self.ctx.calls.agents.act(
-                        user,
-                        SessionInput::Reserved {
-                            task: self.task_id,
-                            call,
-                        },
-                    );
-                    self.offered(user, call, contact, "preview");
+                // Preview: the offer is the agent's reservation; the agent accepts or skips.
+                let Some(user) = self.users.get(&agent).copied() else {
+                    return self.feed(Input::PreviewSkipped(call));
+                };
+                let reserve = SessionInput::Reserved {
+                    task: self.task_id,
+                    call,
+                };
+                if let Err(e) = self.ctx.calls.agents.act(user, reserve) {
+                    tracing::warn!(task = self.task_id, %call, agent = user, error = %e, "agent not reserved; offer skipped");
+                    return self.feed(Input::PreviewSkipped(call));
                 }
-                self.feed(Input::PreviewAccepted(call));
+                self.offers.insert(call, (user, contact));
+                self.offered(user, call, contact, "preview");
             }
             Output::Place {
                 call,

@@ -23,6 +23,9 @@ pub enum LiveError {
     /// The agent is not wrapping up a call of a running driver.
     #[error("the agent is not in wrap-up")]
     NotInWrapUp,
+    /// The agent has no preview offer waiting.
+    #[error("the agent has no preview offer")]
+    NoOffer,
     /// The store refused.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -54,14 +54,7 @@ impl Live {
         call: CallId,
         result: AgentResult,
     ) -> Result<(), LiveError> {
-        let tx = self
-            .shared
-            .drivers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&task)
-            .cloned()
-            .ok_or(LiveError::NotInWrapUp)?;
+        let tx = self.driver(task).ok_or(LiveError::NotInWrapUp)?;
         let (reply, answer) = oneshot::channel();
         tx.send(Msg::Result {
             agent,
@@ -71,6 +64,35 @@ impl Live {
         })
         .map_err(|_| LiveError::NotInWrapUp)?;
         answer.await.map_err(|_| LiveError::NotInWrapUp)?
+    }
+
+    /// Hands an agent's answer to the preview offer `call` of `task` to its driver.
+    pub async fn preview(
+        &self,
+        task: TaskId,
+        agent: i64,
+        call: CallId,
+        accept: bool,
+    ) -> Result<(), LiveError> {
+        let tx = self.driver(task).ok_or(LiveError::NoOffer)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(Msg::Preview {
+            agent,
+            call,
+            accept,
+            reply,
+        })
+        .map_err(|_| LiveError::NoOffer)?;
+        answer.await.map_err(|_| LiveError::NoOffer)?
+    }
+
+    fn driver(&self, task: TaskId) -> Option<mpsc::UnboundedSender<Msg>> {
+        self.shared
+            .drivers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&task)
+            .cloned()
     }
 
     /// The live figures of the running drivers of `tasks`.
