@@ -48,21 +48,35 @@ fn sipp() -> Command {
     c
 }
 
-/// SIPp as the carrier on `port`, serving `calls` calls with `xml`, echoing RTP.
-fn carrier(xml: &str, port: u16, calls: usize) -> Child {
-    sipp()
+/// A SIPp process, killed if the test ends before it does.
+struct Sipp(Child);
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIPp as the carrier on `port`, serving `calls` calls with `xml` (run in its directory, so
+/// it finds its pcap), echoing RTP when `echo`.
+fn carrier(xml: &str, port: u16, calls: usize, echo: bool) -> Sipp {
+    let mut c = sipp();
+    c.current_dir(scenario("dialer"))
         .arg("-sf")
         .arg(scenario(xml))
         .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-mp", &free_udp_port().to_string(), "-rtp_echo"])
-        .args(["-m", &calls.to_string(), "-timeout", "90", "-nostdin"])
-        .spawn()
-        .unwrap()
+        .args(["-mp", &free_udp_port().to_string()])
+        .args(["-m", &calls.to_string(), "-timeout", "90", "-nostdin"]);
+    if echo {
+        c.arg("-rtp_echo");
+    }
+    Sipp(c.spawn().unwrap())
 }
 
 /// SIPp as the phone of `user` (an `[[agents]]` account): registered, then answering the
 /// session call and echoing RTP until dialerd hangs up.
-fn phone(user: &str, password: &str, daemon: SocketAddr) -> Child {
+fn phone(user: &str, password: &str, daemon: SocketAddr) -> Sipp {
     let port = free_udp_port();
     let child = sipp()
         .arg("-sf")
@@ -73,6 +87,7 @@ fn phone(user: &str, password: &str, daemon: SocketAddr) -> Child {
         .arg(daemon.to_string())
         .spawn()
         .unwrap();
+    let child = Sipp(child);
     let out = sipp()
         .arg("-sf")
         .arg(scenario("agent/register.xml"))
@@ -92,7 +107,8 @@ fn phone(user: &str, password: &str, daemon: SocketAddr) -> Child {
 }
 
 /// Waits for SIPp to end; its exit status says whether every call went as its scenario wants.
-fn finished(mut child: Child, what: &str, limit: Duration) {
+fn finished(mut sipp: Sipp, what: &str, limit: Duration) {
+    let child = &mut sipp.0;
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
@@ -105,7 +121,6 @@ fn finished(mut child: Child, what: &str, limit: Duration) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
     panic!("{what}: SIPp still running");
 }
 
@@ -218,7 +233,7 @@ fn dialing_campaign(admin: &Api, name: &str, settings: Value, n: usize, busy: us
     admin.ok(
         "PATCH",
         &format!("/api/v1/campaigns/{c}"),
-        Some(json!({"calling_hours": {"from": "00:00", "to": "24:00"}})),
+        Some(json!({"calling_hours": {"from": "00:00", "to": "24:00"}, "recording": true})),
     );
     admin.ok(
         "PATCH",
@@ -240,7 +255,7 @@ fn dialing_campaign(admin: &Api, name: &str, settings: Value, n: usize, busy: us
 fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_to_an_agent() {
     let carrier_port = free_udp_port();
     let contacts = 10;
-    let far = carrier("dialer/carrier_talk.xml", carrier_port, contacts);
+    let far = carrier("dialer/carrier_talk.xml", carrier_port, contacts, false);
     let d = start(carrier_port);
     let admin = Api::new(&d, ADMIN);
     let (c, task) = dialing_campaign(
@@ -342,7 +357,24 @@ fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_
         let phone = k["phones"][0].as_str().unwrap();
         let expected_code = if phone.ends_with("99") { 486 } else { 200 };
         assert_eq!(a["sip_code"], expected_code, "{full}");
-        assert!(a["call_id"].as_str().is_some(), "{full}");
+        // The attempt names its call record; a call put through is recorded.
+        let call_id = a["call_id"].as_str().unwrap();
+        let rec = admin.ok("GET", &format!("/api/v1/calls/{call_id}"), None);
+        assert_eq!(
+            (rec["route"].as_str(), rec["a_number"].as_str()),
+            (Some("campaign"), Some(phone)),
+            "{rec}"
+        );
+        if expected_code == 486 {
+            assert_eq!(rec["end_reason"], "a_failed_486", "{rec}");
+            assert!(rec["recording_path"].is_null(), "{rec}");
+        } else {
+            assert_eq!(rec["end_reason"], "a_hangup", "{rec}");
+            assert!(rec["answered_at"].as_i64().is_some(), "{rec}");
+            let wav = std::fs::read(rec["recording_path"].as_str().unwrap()).unwrap();
+            // About 2 s of talk, 8 kHz stereo 16-bit.
+            assert!(wav.len() > 8000 * 4, "{} bytes: {rec}", wav.len());
+        }
         *results
             .entry(a["result"].as_str().unwrap().to_string())
             .or_default() += 1;
@@ -423,7 +455,7 @@ fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_
 fn a_power_campaign_abandons_whom_no_agent_takes_with_the_safe_harbour_message() {
     let carrier_port = free_udp_port();
     let contacts = 3;
-    let far = carrier("dialer/carrier_abandon.xml", carrier_port, contacts);
+    let far = carrier("dialer/carrier_abandon.xml", carrier_port, contacts, true);
     let d = start(carrier_port);
     let admin = Api::new(&d, ADMIN);
     let (c, task) = dialing_campaign(
@@ -510,7 +542,7 @@ fn a_call_cut_short_by_a_killed_daemon_is_an_interrupted_attempt_at_the_next_sta
         0,
     );
     let (_, agent1) = user(&admin, "agent1", "agent");
-    let mut ph = phone("agent1", "sipp-agent-secret-1", d.sip);
+    let ph = phone("agent1", "sipp-agent-secret-1", d.sip);
     agent1.ok(
         "POST",
         "/api/v1/agent/session",
@@ -536,18 +568,26 @@ fn a_call_cut_short_by_a_killed_daemon_is_an_interrupted_attempt_at_the_next_sta
 
     d.signal(libc::SIGKILL);
     assert!(d.wait_exit(Duration::from_secs(5)).is_some());
-    let _ = ph.kill();
-    let _ = ph.wait();
+    drop(ph);
     let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
     drop(d);
     let mut d = Daemon::start_in(dir, &config(port), &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
-    d.wait_log(
-        "leases of the last run recorded as $interrupted",
-        Duration::from_secs(10),
-    );
     let admin = Api::new(&d, ADMIN);
     let id = contact["id"].as_i64().unwrap();
-    let full = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None);
+    let path = format!("/api/v1/campaigns/{c}/contacts/{id}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut full = admin.ok("GET", &path, None);
+    while full["attempts"] == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        full = admin.ok("GET", &path, None);
+    }
+    let _ = d.try_wait_log("no such line", Duration::from_millis(200));
+    assert!(
+        d.seen
+            .iter()
+            .any(|v| v["fields"]["message"] == "leases of the last run recorded as $interrupted"),
+        "no recovery logged"
+    );
     assert_eq!(full["attempts"], 1, "{full}");
     assert_eq!(full["status"], "open", "{full}");
     assert_eq!(full["last_result"], "$interrupted", "{full}");
@@ -557,7 +597,7 @@ fn a_call_cut_short_by_a_killed_daemon_is_an_interrupted_attempt_at_the_next_sta
 fn a_preview_agent_skips_an_offer_and_accepts_the_next_ones() {
     let carrier_port = free_udp_port();
     let contacts = 2;
-    let far = carrier("dialer/carrier_talk.xml", carrier_port, contacts);
+    let far = carrier("dialer/carrier_talk.xml", carrier_port, contacts, false);
     let d = start(carrier_port);
     let admin = Api::new(&d, ADMIN);
     let (c, task) = dialing_campaign(

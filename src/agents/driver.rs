@@ -123,6 +123,8 @@ pub struct Agents {
     wake: Arc<Notify>,
     gauge: prometheus::IntGaugeVec,
     campaign: Option<mpsc::UnboundedSender<(TaskId, CampaignInput)>>,
+    /// The daemon's runtime: legs run there, not on the HTTP thread whose handler logs in.
+    rt: tokio::runtime::Handle,
 }
 
 /// The driver's clock: Unix milliseconds.
@@ -135,7 +137,8 @@ fn rfc3339(t: Time) -> String {
 }
 
 impl Agents {
-    /// The driver, its gauge registered in `registry`.
+    /// The driver, its gauge registered in `registry`; called on the daemon's runtime, where
+    /// the agents' legs will run.
     pub fn new(
         cfg: AgentsConfig,
         sip: SipHandle,
@@ -156,6 +159,7 @@ impl Agents {
             wake: Arc::default(),
             gauge,
             campaign: None,
+            rt: tokio::runtime::Handle::current(),
         })
     }
 
@@ -480,7 +484,7 @@ impl Agents {
                     let local_ip = self.sip.local_ip_for_trunk(None);
                     let dial = phone::dial(&phone, self.cfg.ring_timeout, local_ip);
                     let me = self.clone();
-                    tokio::spawn(phone::run(
+                    self.rt.spawn(phone::run(
                         self.sip.clone(),
                         self.media.clone(),
                         dial,

@@ -9,7 +9,9 @@ use crate::media::bridge::{BridgeCommand, Side};
 use crate::media::engine::MediaEngine;
 use crate::media::leg::MediaLeg;
 use crate::media::prompt::{Clip, SAMPLE_RATE};
+use crate::media::recorder::Recorder;
 use crate::sip::leg::{Dial, LegEvent, LegId, SipHandle};
+use crate::store::calls::SideQuality;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,8 +74,23 @@ pub struct Handover {
     pub media: MediaLeg,
     /// Its SIP events.
     pub events: mpsc::UnboundedReceiver<LegEvent>,
+    /// Where to record the conversation (customer left, agent right), if it is recorded.
+    pub recording: Option<std::path::PathBuf>,
     /// Told how the bridge ended.
-    pub done: oneshot::Sender<CustomerEnd>,
+    pub done: oneshot::Sender<Bridged>,
+}
+
+/// What a bridge to the agent leaves for the customer's call record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bridged {
+    /// How it ended.
+    pub end: CustomerEnd,
+    /// The recording's file, when the call was recorded.
+    pub recording: Option<String>,
+    /// What the customer sent us.
+    pub customer: Option<SideQuality>,
+    /// What the agent sent us during the bridge.
+    pub agent: Option<SideQuality>,
 }
 
 /// How a customer's bridge to the agent ended (the customer's leg is hung up in every case).
@@ -186,6 +203,17 @@ async fn bridge(
     mut customer: Handover,
     commands: &mut mpsc::Receiver<BridgeCommand>,
 ) -> CustomerEnd {
+    let mut recorder =
+        customer
+            .recording
+            .as_deref()
+            .and_then(|path| match Recorder::create(path) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "campaign call not recorded");
+                    None
+                }
+            });
     let end = crate::call::bridge::run(
         media,
         BridgeLeg {
@@ -197,9 +225,16 @@ async fn bridge(
             events: &mut agent.events,
         },
         commands,
-        None,
+        recorder.as_mut(),
     )
     .await;
+    let recording = recorder.and_then(|r| match r.finish() {
+        Ok(info) => Some(info.path.display().to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, "recording not finished");
+            None
+        }
+    });
     let result = match end {
         BridgeEnd::Ended(Side::A) => CustomerEnd::CustomerLeft,
         BridgeEnd::Dead(Side::A) => {
@@ -216,7 +251,12 @@ async fn bridge(
             CustomerEnd::AgentLeft
         }
     };
-    let _ = customer.done.send(result);
+    let _ = customer.done.send(Bridged {
+        end: result,
+        recording,
+        customer: crate::call::record::quality(&mut customer.media),
+        agent: crate::call::record::quality(&mut agent.media),
+    });
     result
 }
 

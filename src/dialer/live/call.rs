@@ -1,15 +1,20 @@
 //! One campaign call's task: places the INVITE with its media, reports the far end's answer
 //! or failure, then does what the driver asks with the answered customer — hand them to an
-//! agent's phone to be bridged, play the safe-harbour message and hang up, or hang up.
+//! agent's phone to be bridged (recorded when the campaign records), play the safe-harbour
+//! message and hang up, or hang up — and writes the call record at the end.
 
-use crate::agents::phone::{CustomerEnd, Handover};
+use crate::agents::phone::{Bridged, CustomerEnd, Handover};
 use crate::agents::Agents;
 use crate::call::playback::{play, Played};
+use crate::call::record::{self, CallLog};
 use crate::dialer::outcome::{call_end, CallEnd};
 use crate::dialer::CallId;
 use crate::media::engine::MediaEngine;
 use crate::media::prompt::Clip;
 use crate::sip::leg::{Dial, LegEvent, SipHandle};
+use crate::store::calls::CallRecord;
+use crate::store::now_ms;
+use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
 
 /// What the driver asks of a call.
@@ -54,17 +59,36 @@ pub struct CallCtx {
     pub media: MediaEngine,
     /// The agents' sessions, for bridging.
     pub agents: Agents,
+    /// Where call records and recordings go.
+    pub log: CallLog,
 }
 
 /// Runs call `call`: places `dial` and carries out `cmds` until the customer's leg is over,
-/// reporting to `report`.
+/// reporting to `report`; then writes `rec`, recorded to `recording` if given.
 pub async fn run(
     ctx: CallCtx,
     call: CallId,
+    mut rec: CallRecord,
+    recording: Option<PathBuf>,
+    dial: Dial,
+    cmds: mpsc::UnboundedReceiver<CallCmd>,
+    report: mpsc::UnboundedSender<(CallId, CallEvent)>,
+) {
+    rec.end_reason = place(&ctx, call, &mut rec, recording, dial, cmds, report).await;
+    rec.ended_at = now_ms();
+    ctx.log.write(rec).await;
+}
+
+/// The call itself; says how it ended (the record's `end_reason`).
+async fn place(
+    ctx: &CallCtx,
+    call: CallId,
+    rec: &mut CallRecord,
+    recording: Option<PathBuf>,
     dial: Dial,
     mut cmds: mpsc::UnboundedReceiver<CallCmd>,
     report: mpsc::UnboundedSender<(CallId, CallEvent)>,
-) {
+) -> String {
     let tell = |e: CallEvent| {
         let _ = report.send((call, e));
     };
@@ -73,7 +97,8 @@ pub async fn run(
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(%call, error = %e, "no media for a campaign call");
-            return tell(CallEvent::Failed(CallEnd::Unavailable, None));
+            tell(CallEvent::Failed(CallEnd::Unavailable, None));
+            return "no_media".into();
         }
     };
     let placed = ctx
@@ -102,14 +127,20 @@ pub async fn run(
                             tracing::debug!(%call, error = %e, "unusable answer");
                         }
                     }
+                    rec.answered_at = Some(now_ms());
                     tell(CallEvent::Answered);
                     break;
                 }
                 Some(LegEvent::Failed { failure, code, .. }) => {
-                    return tell(CallEvent::Failed(call_end(failure, code), code));
+                    tell(CallEvent::Failed(call_end(failure, code), code));
+                    return match code {
+                        Some(code) => format!("a_failed_{code}"),
+                        None => format!("a_failed_{}", failure.as_str()),
+                    };
                 }
                 Some(LegEvent::Ended { .. }) | None => {
-                    return tell(CallEvent::Failed(CallEnd::Timeout, None));
+                    tell(CallEvent::Failed(CallEnd::Timeout, None));
+                    return "a_failed".into();
                 }
                 Some(_) => {}
             },
@@ -128,7 +159,9 @@ pub async fn run(
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(LegEvent::Ended { .. } | LegEvent::Failed { .. }) | None => {
-                    return tell(CallEvent::Gone { by_customer: true });
+                    rec.a_quality = record::quality(&mut leg);
+                    tell(CallEvent::Gone { by_customer: true });
+                    return "a_hangup".into();
                 }
                 Some(LegEvent::Reoffer { sdp }) => {
                     let _ = leg.reoffer(&sdp);
@@ -138,11 +171,30 @@ pub async fn run(
             cmd = cmds.recv() => match cmd {
                 Some(CallCmd::Bridge(agent)) => {
                     let (done_tx, done) = oneshot::channel();
-                    let handover = Box::new(Handover { id, media: leg, events, done: done_tx });
+                    let handover = Box::new(Handover {
+                        id,
+                        media: leg,
+                        events,
+                        recording: recording.clone(),
+                        done: done_tx,
+                    });
                     match ctx.agents.bridge(agent, call, handover) {
                         Ok(()) => {
+                            rec.b_number = format!("agent:{agent}");
                             tell(CallEvent::Bridged);
-                            return bridged(&ctx, call, id, done, cmds, tell).await;
+                            let b = bridged(ctx, call, id, done, cmds, tell).await;
+                            let Some(b) = b else {
+                                return "b_lost".into();
+                            };
+                            rec.recording_path = b.recording;
+                            rec.a_quality = b.customer;
+                            rec.b_quality = b.agent;
+                            return match b.end {
+                                CustomerEnd::CustomerLeft => "a_hangup",
+                                CustomerEnd::Unbridged => "b_hangup",
+                                CustomerEnd::AgentLeft => "b_lost",
+                            }
+                            .into();
                         }
                         Err(back) => {
                             let back = *back;
@@ -153,17 +205,21 @@ pub async fn run(
                     }
                 }
                 Some(CallCmd::Abandon(clips)) => {
-                    if play(&ctx.sip, &ctx.media, id, &mut leg, &mut events, clips).await
-                        == Played::Finished
-                    {
+                    let played = play(&ctx.sip, &ctx.media, id, &mut leg, &mut events, clips).await;
+                    rec.a_quality = record::quality(&mut leg);
+                    if played == Played::Finished {
                         ctx.sip.hang_up(id).await;
-                        return tell(CallEvent::Gone { by_customer: false });
+                        tell(CallEvent::Gone { by_customer: false });
+                        return "abandoned".into();
                     }
-                    return tell(CallEvent::Gone { by_customer: true });
+                    tell(CallEvent::Gone { by_customer: true });
+                    return "abandoned_a_hangup".into();
                 }
                 Some(CallCmd::Cancel | CallCmd::HangUp) | None => {
+                    rec.a_quality = record::quality(&mut leg);
                     ctx.sip.hang_up(id).await;
-                    return tell(CallEvent::Gone { by_customer: false });
+                    tell(CallEvent::Gone { by_customer: false });
+                    return "hung_up".into();
                 }
             },
         }
@@ -171,22 +227,23 @@ pub async fn run(
 }
 
 /// While the agent's phone task holds the customer: a hang-up asked by the driver ends the
-/// customer's leg (the bridge then ends too).
+/// customer's leg (the bridge then ends too). What the bridge left, if it said.
 async fn bridged(
     ctx: &CallCtx,
     call: CallId,
     id: crate::sip::leg::LegId,
-    mut done: oneshot::Receiver<CustomerEnd>,
+    mut done: oneshot::Receiver<Bridged>,
     mut cmds: mpsc::UnboundedReceiver<CallCmd>,
     tell: impl Fn(CallEvent),
-) {
+) -> Option<Bridged> {
     let mut cmds_open = true;
     loop {
         tokio::select! {
             end = &mut done => {
-                let by_customer = matches!(end, Ok(CustomerEnd::CustomerLeft));
                 tracing::debug!(%call, ?end, "bridge ended");
-                return tell(CallEvent::Gone { by_customer });
+                let by_customer = matches!(&end, Ok(b) if b.end == CustomerEnd::CustomerLeft);
+                tell(CallEvent::Gone { by_customer });
+                return end.ok();
             }
             cmd = cmds.recv(), if cmds_open => match cmd {
                 Some(CallCmd::HangUp | CallCmd::Cancel) => ctx.sip.hang_up(id).await,

@@ -10,6 +10,7 @@ use super::{AgentResult, Figures, LiveError};
 use crate::agents::events::EventKind;
 use crate::agents::session::Input as SessionInput;
 use crate::agents::AgentView;
+use crate::call::record;
 use crate::dialer::agent::AgentStateKind;
 use crate::dialer::campaign::{AttemptOutcome, Campaign, CampaignConfig, ContactId, Input, Output};
 use crate::dialer::outcome::CallEnd;
@@ -17,6 +18,7 @@ use crate::dialer::pacing::PacerConfig;
 use crate::dialer::queue::QueueConfig;
 use crate::dialer::{AgentId, CallId, Time};
 use crate::media::prompt::Clip;
+use crate::store::calls::CallRecord;
 use crate::store::contacts::{Attempt, Contact};
 use crate::store::tasks::CallSettings;
 use crate::store::{now_ms, rfc3339, Store};
@@ -77,6 +79,8 @@ pub struct Ctx {
 }
 
 struct LiveCall {
+    /// The call record's id (the attempt's `call_id`).
+    record_id: String,
     contact: Contact,
     number: String,
     cmd: Option<mpsc::UnboundedSender<CallCmd>>,
@@ -111,13 +115,13 @@ pub struct Driver {
     /// Preview offers waiting for their agent: (agent's user id, contact).
     offers: HashMap<CallId, (i64, ContactId)>,
     safe_harbour: Vec<Clip>,
+    /// The campaign records its calls.
+    recording: bool,
     events: mpsc::UnboundedSender<(CallId, CallEvent)>,
     draining: bool,
     dirty: bool,
     saved: Instant,
     figures: Figures,
-    /// When the driver started (Unix ms): call ids are unique with it.
-    started_ms: i64,
 }
 
 fn now() -> Time {
@@ -187,11 +191,11 @@ impl Driver {
             results: HashMap::new(),
             offers: HashMap::new(),
             safe_harbour,
+            recording: campaign.spec.recording,
             events,
             draining: false,
             dirty: false,
             saved: Instant::now(),
-            started_ms: now_ms(),
         };
         for v in views.iter().filter(|v| v.tasks.contains(&task_id)) {
             let agent = AgentId(v.id as u32);
@@ -683,7 +687,25 @@ impl Driver {
         };
         let number = c.spec.phones.first().cloned().unwrap_or_default();
         self.figures.placed += 1;
+        let started_at = now_ms();
+        let rec = CallRecord {
+            id: record::new_call_id(),
+            route: "campaign".into(),
+            a_number: number.clone(),
+            b_number: String::new(),
+            started_at,
+            answered_at: None,
+            ended_at: started_at,
+            end_reason: String::new(),
+            recording_path: None,
+            a_quality: None,
+            b_quality: None,
+        };
+        let recording = self
+            .recording
+            .then(|| self.ctx.calls.log.recording_path(&rec.id, started_at));
         let mut live = LiveCall {
+            record_id: rec.id.clone(),
             contact: c,
             number: number.clone(),
             cmd: None,
@@ -719,6 +741,8 @@ impl Driver {
         tokio::spawn(call::run(
             self.ctx.calls.clone(),
             call,
+            rec,
+            recording,
             dial,
             rx,
             self.events.clone(),
@@ -734,9 +758,14 @@ impl Driver {
     async fn record(&mut self, call: CallId, contact: ContactId, outcome: AttemptOutcome) {
         let live = self.calls.remove(&call);
         let result = self.results.remove(&call);
-        let (number, sip_code, attempts) = match &live {
-            Some(c) => (c.number.clone(), c.sip_code, c.contact.spec.attempts),
-            None => (String::new(), None, 0),
+        let (number, sip_code, attempts, record_id) = match &live {
+            Some(c) => (
+                c.number.clone(),
+                c.sip_code,
+                c.contact.spec.attempts,
+                Some(c.record_id.clone()),
+            ),
+            None => (String::new(), None, 0, None),
         };
         let now = now();
         // An agent reserved for a call that never reached it is free again.
@@ -767,7 +796,7 @@ impl Driver {
             number,
             result: d.result,
             sip_code,
-            call_id: Some(format!("{}-{}-{}", self.task_id, self.started_ms, call.0)),
+            call_id: record_id,
             status: d.status,
             follow_up_ms: d.follow_up_ms,
             at_ms: now.0 as i64,

@@ -9,6 +9,7 @@ use super::metrics::LiveMetrics;
 use super::{AgentResult, Figures, LiveError};
 use crate::agents::session::TaskId;
 use crate::agents::Agents;
+use crate::call::record::CallLog;
 use crate::dialer::agent::AgentStateKind;
 use crate::dialer::campaign::Input;
 use crate::dialer::CallId;
@@ -122,6 +123,7 @@ impl Supervisor {
         sip: SipHandle,
         media: MediaEngine,
         agents: Agents,
+        log: CallLog,
         metrics: LiveMetrics,
     ) -> (Self, Live) {
         let live = Live::default();
@@ -138,6 +140,7 @@ impl Supervisor {
                 sip,
                 media,
                 agents: agents.clone(),
+                log,
             },
             metrics,
             owner,
