@@ -22,7 +22,7 @@ use crate::store::calls::CallRecord;
 use crate::store::contacts::{Attempt, Contact};
 use crate::store::tasks::CallSettings;
 use crate::store::{now_ms, rfc3339, Store};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -112,6 +112,8 @@ pub struct Driver {
     leased: HashMap<ContactId, Contact>,
     calls: HashMap<CallId, LiveCall>,
     results: HashMap<CallId, AgentResult>,
+    /// Agents (user ids) that were busy with another task's call when the driver started.
+    busy: HashSet<i64>,
     /// Preview offers waiting for their agent: (agent's user id, contact).
     offers: HashMap<CallId, (i64, ContactId)>,
     safe_harbour: Vec<Clip>,
@@ -190,6 +192,7 @@ impl Driver {
             calls: HashMap::new(),
             results: HashMap::new(),
             offers: HashMap::new(),
+            busy: HashSet::new(),
             safe_harbour,
             recording: campaign.spec.recording,
             events,
@@ -206,11 +209,14 @@ impl Driver {
                     Input::AgentLoggedIn(agent),
                     Input::AgentPaused(agent, v.reason.clone().unwrap_or_default()),
                 ],
-                // Busy with another driver's call: paused here until it says ready.
-                _ => vec![
-                    Input::AgentLoggedIn(agent),
-                    Input::AgentPaused(agent, "busy".into()),
-                ],
+                // Busy with another task's call: paused here until its session is ready.
+                _ => {
+                    d.busy.insert(v.id);
+                    vec![
+                        Input::AgentLoggedIn(agent),
+                        Input::AgentPaused(agent, "busy".into()),
+                    ]
+                }
             };
             for input in seed {
                 d.agent_input(input, now());
@@ -263,8 +269,29 @@ impl Driver {
         tracing::info!(task = self.task_id, "campaign driver stopped");
     }
 
+    /// Agents seeded busy are made ready here once their session is (their other call over).
+    fn busy_done(&mut self) {
+        if self.busy.is_empty() {
+            return;
+        }
+        for user in self.busy.clone() {
+            let state = self.ctx.calls.agents.view(user).map(|v| v.state);
+            match state {
+                Some(AgentStateKind::Ready) => {
+                    self.busy.remove(&user);
+                    self.agent_input(Input::AgentReady(AgentId(user as u32)), now());
+                }
+                Some(AgentStateKind::LoggedOut) | None => {
+                    self.busy.remove(&user);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Runs the core's timeouts and carries out its outputs until it asks for nothing more.
     async fn settle(&mut self) {
+        self.busy_done();
         loop {
             let now = now();
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
