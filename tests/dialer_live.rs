@@ -635,12 +635,20 @@ fn a_preview_agent_skips_an_offer_and_accepts_the_next_ones() {
     };
     let mut skipped = None;
     let mut answered = Value::Null;
+    // Each call put through ends with a call-back at a time of the agent's choosing.
+    let call_back = json!({"status": "open", "detail": "call back", "follow_up": "particular",
+                           "follow_up_at": "2030-01-02T09:30:00Z"});
+    let mut posted = 0;
     while !done(&admin) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "not every contact called"
         );
         std::thread::sleep(Duration::from_millis(100));
+        let (status, _) = agent1.call("POST", "/api/v1/agent/result", Some(call_back.clone()));
+        if status == 200 {
+            posted += 1;
+        }
         let v = agent1.ok("POST", "/api/v1/agent/ready", None);
         if v["state"] != "reserved" || v["call_id"] == answered {
             continue;
@@ -657,6 +665,16 @@ fn a_preview_agent_skips_an_offer_and_accepts_the_next_ones() {
         );
     }
     let skipped = skipped.expect("no offer came");
+    assert_eq!(posted, 2, "a result for each call put through");
+    for k in admin.all_contacts(c, "", 100) {
+        assert_eq!(
+            (k["status"].as_str(), k["detail"].as_str()),
+            (Some("open"), Some("call back")),
+            "{k}"
+        );
+        let at = k["follow_up_at"].as_str().unwrap_or_default();
+        assert!(at.starts_with("2030-01-02T09:30:00"), "{k}");
+    }
     let ev = events(&agent1);
     let offered: Vec<&Value> = ev.iter().filter(|e| e["type"] == "call.offered").collect();
     assert_eq!(offered.len(), 3, "{ev:?}");
