@@ -306,6 +306,19 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         media.clone(),
         metrics.registry(),
     )?;
+    let (campaign_tx, campaign_rx) = tokio::sync::mpsc::unbounded_channel();
+    let agents = agents.with_campaign_inputs(campaign_tx);
+    let (call_log, call_writer) = call::record::CallLog::new(store.clone(), &state_dir);
+    let (supervisor, live) = dialerd::dialer::live::Supervisor::new(
+        store.clone(),
+        sip.sip.clone(),
+        media.clone(),
+        agents.clone(),
+        call_log.clone(),
+        dialerd::dialer::live::metrics::LiveMetrics::register(metrics.registry())?,
+    );
+    // Tracked: at the drain every campaign call is hung up and the dialers' state saved.
+    shutdown.spawn(supervisor.run(campaign_rx, shutdown.token()));
     // Tracked: at the drain every agent's leg is hung up.
     shutdown.spawn(agents.clone().run(shutdown.token()));
     let (access_tx, access_rx) = tokio::sync::mpsc::channel(64);
@@ -316,7 +329,6 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         sip.sip.clone(),
         login_rx,
     ));
-    let (call_log, call_writer) = call::record::CallLog::new(store.clone(), &state_dir);
     // Tracked: the drain waits for the last call records to be written.
     shutdown.spawn(call_writer);
     shutdown.spawn(lines.clone().serve_access_calls(access_rx));
@@ -359,6 +371,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             logins: api::login_limit::LoginGuard::default(),
             sip_accounts: sip.accounts.clone(),
             agents,
+            live,
         }),
         api::server::ConnLimits::from(&cfg.http),
         http_stop.clone().cancelled_owned(),

@@ -621,6 +621,19 @@ fn role_matrix() {
         ),
         ("GET", format!("{cp}/contacts/callable"), None, DIAL),
         ("GET", format!("{cp}/contacts/{k}/callable"), None, DIAL),
+        ("GET", format!("{cp}/dialer"), None, DIAL),
+        (
+            "POST",
+            "/api/v1/agent/result".into(),
+            Some(json!({"status": "success", "detail": "sale"})),
+            &["agent"],
+        ),
+        (
+            "POST",
+            "/api/v1/agent/preview".into(),
+            Some(json!({"accept": true})),
+            &["agent"],
+        ),
         ("GET", "/api/v1/dnc".into(), None, DIAL),
         (
             "POST",

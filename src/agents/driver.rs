@@ -3,12 +3,13 @@
 //! their timeouts, and hands out single-use tickets for the event WebSockets.
 
 use super::events::{Event, EventKind, EventLog};
-use super::phone::{self, Control, Report};
+use super::phone::{self, Control, Handover, Report};
 use super::session::{Input, Output, Phone, Session, TaskId};
 use super::SessionError;
 use crate::dialer::agent::AgentStateKind;
 use crate::dialer::campaign::Input as CampaignInput;
-use crate::dialer::{AgentId, Time};
+use crate::dialer::{AgentId, CallId, Time};
+use crate::media::bridge::BridgeCommand;
 use crate::media::engine::MediaEngine;
 use crate::sip::leg::{Incoming, SipHandle};
 use crate::store::users::{Role, User};
@@ -99,6 +100,10 @@ struct Entry {
     /// The agent's own call to the login number, to be answered as the session leg instead of
     /// placing one.
     inbound: Option<Incoming>,
+    /// The bridge of the customer the agent talks to, to unbridge when the agent hangs up.
+    bridge: Option<(CallId, mpsc::Sender<BridgeCommand>)>,
+    /// The contact of the call last offered to the agent.
+    contact: Option<(u64, i64)>,
 }
 
 #[derive(Default)]
@@ -121,6 +126,8 @@ pub struct Agents {
     wake: Arc<Notify>,
     gauge: prometheus::IntGaugeVec,
     campaign: Option<mpsc::UnboundedSender<(TaskId, CampaignInput)>>,
+    /// The daemon's runtime: legs run there, not on the HTTP thread whose handler logs in.
+    rt: tokio::runtime::Handle,
 }
 
 /// The driver's clock: Unix milliseconds.
@@ -133,7 +140,8 @@ fn rfc3339(t: Time) -> String {
 }
 
 impl Agents {
-    /// The driver, its gauge registered in `registry`.
+    /// The driver, its gauge registered in `registry`; called on the daemon's runtime, where
+    /// the agents' legs will run.
     pub fn new(
         cfg: AgentsConfig,
         sip: SipHandle,
@@ -154,6 +162,7 @@ impl Agents {
             wake: Arc::default(),
             gauge,
             campaign: None,
+            rt: tokio::runtime::Handle::current(),
         })
     }
 
@@ -240,6 +249,8 @@ impl Agents {
                 leg: None,
                 failure: None,
                 inbound: None,
+                bridge: None,
+                contact: None,
             });
             entry.name = user.name.clone();
             entry.failure = None;
@@ -296,6 +307,8 @@ impl Agents {
             leg: None,
             failure: None,
             inbound: None,
+            bridge: None,
+            contact: None,
         });
         entry.name = user.name.clone();
         let phone = Phone::Sip(account);
@@ -327,6 +340,52 @@ impl Agents {
         drop(inner);
         self.wake.notify_one();
         self.view(agent).ok_or(SessionError::NotLoggedIn)
+    }
+
+    /// Hands the answered customer of `call` to `agent`'s phone to be bridged to its leg; gives
+    /// the customer back when the agent has no leg to bridge to.
+    pub fn bridge(
+        &self,
+        agent: i64,
+        call: CallId,
+        customer: Box<Handover>,
+    ) -> Result<(), Box<Handover>> {
+        let mut inner = self.lock();
+        let Some(entry) = inner.agents.get_mut(&agent) else {
+            return Err(customer);
+        };
+        let Some(leg) = entry.leg.as_ref() else {
+            return Err(customer);
+        };
+        let (tx, rx) = mpsc::channel(4);
+        match leg.control.send(Control::Bridge(customer, rx)) {
+            Ok(()) => {
+                entry.bridge = Some((call, tx));
+                Ok(())
+            }
+            Err(mpsc::error::SendError(Control::Bridge(customer, _))) => Err(customer),
+            Err(_) => unreachable!("a bridge was sent"),
+        }
+    }
+
+    /// Publishes a call event of `agent` (numbered and kept like its state events).
+    pub fn publish(&self, agent: i64, kind: EventKind) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.agents.get_mut(&agent) else {
+            return;
+        };
+        if let EventKind::CallOffered { call, contact, .. } = &kind {
+            entry.contact = Some((*call, *contact));
+        }
+        let event = entry.log.push(agent, rfc3339(now()), kind);
+        let _ = self.events.send(event);
+    }
+
+    /// The call `agent` is bound to (reserved, talking or wrapping up), if any.
+    pub fn call_of(&self, agent: i64) -> Option<(AgentStateKind, super::session::CallRef)> {
+        let inner = self.lock();
+        let s = &inner.agents.get(&agent)?.session;
+        s.call().map(|c| (s.state(), c))
     }
 
     /// The agent's session as shown, if it ever logged in since the start.
@@ -477,7 +536,7 @@ impl Agents {
                     let local_ip = self.sip.local_ip_for_trunk(None);
                     let dial = phone::dial(&phone, self.cfg.ring_timeout, local_ip);
                     let me = self.clone();
-                    tokio::spawn(phone::run(
+                    self.rt.spawn(phone::run(
                         self.sip.clone(),
                         self.media.clone(),
                         dial,
@@ -492,7 +551,14 @@ impl Agents {
                     }
                 }
                 Output::HangUpCustomer(call) => {
-                    tracing::debug!(agent, %call, "customer hang-up asked; no campaign driver runs the call");
+                    let bridge = inner.agents.get_mut(&agent).and_then(|e| e.bridge.take());
+                    match bridge {
+                        Some((c, tx)) if c == call => {
+                            let _ = tx.try_send(BridgeCommand::Unbridge);
+                        }
+                        // Not bridged yet: the campaign driver hears of the agent's leg.
+                        _ => tracing::debug!(agent, %call, "customer hang-up asked; not bridged"),
+                    }
                 }
                 Output::Campaign { task, input } => match &self.campaign {
                     Some(tx) => {
@@ -549,7 +615,10 @@ fn view(id: i64, e: &Entry) -> AgentView {
         reason: s.reason().map(str::to_string),
         since: Some(rfc3339(s.since())),
         call_id: s.call().map(|c| c.call.0),
-        contact_id: None,
+        contact_id: s
+            .call()
+            .and_then(|c| e.contact.filter(|(call, _)| *call == c.call.0))
+            .map(|(_, contact)| contact),
         tasks: s.tasks().to_vec(),
     }
 }

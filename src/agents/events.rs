@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 /// Events kept per agent for clients that reconnect.
 pub const BUFFER: usize = 256;
 
-/// What happened, by `type`; new kinds (call offered, connected, ended …) are new variants.
+/// What happened, by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
@@ -18,6 +18,47 @@ pub enum EventKind {
         state: AgentStateKind,
         /// Why: the pause reason, or for `logged_out` what ended the session.
         reason: Option<String>,
+    },
+    /// A customer is being put through to the agent (sent before the audio joins).
+    #[serde(rename = "call.offered")]
+    CallOffered {
+        /// The call.
+        call: u64,
+        /// Its call task.
+        task: i64,
+        /// The contact called.
+        contact: i64,
+        /// The contact's fields.
+        fields: serde_json::Map<String, serde_json::Value>,
+        /// The contact's numbers (the first is the one called).
+        phones: Vec<String>,
+        /// `outbound` (power, progressive, predictive) or `preview`.
+        direction: String,
+    },
+    /// The customer's audio is joined to the agent's leg.
+    #[serde(rename = "call.connected")]
+    CallConnected {
+        /// The call.
+        call: u64,
+    },
+    /// The customer hung up.
+    #[serde(rename = "call.customer_hangup")]
+    CallCustomerHangup {
+        /// The call.
+        call: u64,
+    },
+    /// The customer's leg is gone (whoever hung up).
+    #[serde(rename = "call.ended")]
+    CallEnded {
+        /// The call.
+        call: u64,
+    },
+    /// Wrap-up started: post the result before the deadline, else `$no_result` is recorded.
+    WrapUp {
+        /// The call.
+        call: u64,
+        /// When it ends by itself (RFC 3339).
+        deadline: String,
     },
 }
 

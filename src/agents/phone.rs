@@ -3,15 +3,19 @@
 
 use super::session::Phone;
 use crate::call::agent_leg::{AgentLeg, Waited};
+use crate::call::bridge::{BridgeEnd, BridgeLeg};
 use crate::call::playback::{play, Played};
+use crate::media::bridge::{BridgeCommand, Side};
 use crate::media::engine::MediaEngine;
 use crate::media::leg::MediaLeg;
 use crate::media::prompt::{Clip, SAMPLE_RATE};
 use crate::sip::leg::{Dial, Incoming, LegEvent, LegId, SipHandle};
+use crate::media::recorder::Recorder;
+use crate::store::calls::SideQuality;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Headers asking a SIP phone to answer at once (both conventions phones follow).
 pub fn auto_answer_headers(local_ip: IpAddr) -> Vec<(String, String)> {
@@ -62,11 +66,50 @@ pub fn join_tone() -> Vec<Clip> {
     ]
 }
 
-/// What the session asks of a running leg.
+/// An answered customer leg handed to the agent's phone task to be bridged.
+pub struct Handover {
+    /// The customer's SIP leg.
+    pub id: LegId,
+    /// Its media.
+    pub media: MediaLeg,
+    /// Its SIP events.
+    pub events: mpsc::UnboundedReceiver<LegEvent>,
+    /// Where to record the conversation (customer left, agent right), if it is recorded.
+    pub recording: Option<std::path::PathBuf>,
+    /// Told how the bridge ended.
+    pub done: oneshot::Sender<Bridged>,
+}
+
+/// What a bridge to the agent leaves for the customer's call record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bridged {
+    /// How it ended.
+    pub end: CustomerEnd,
+    /// The recording's file, when the call was recorded.
+    pub recording: Option<String>,
+    /// What the customer sent us.
+    pub customer: Option<SideQuality>,
+    /// What the agent sent us during the bridge.
+    pub agent: Option<SideQuality>,
+}
+
+/// How a customer's bridge to the agent ended (the customer's leg is hung up in every case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerEnd {
+    /// The customer hung up (or their RTP went dead).
+    CustomerLeft,
+    /// The agent ended the call (hang-up, logout): unbridged, the agent's leg stays.
+    Unbridged,
+    /// The agent's leg ended.
+    AgentLeft,
+}
+
+/// What the session asks of a running leg.
 pub enum Control {
     /// Hang up.
     HangUp,
+    /// Bridge this customer to the agent until one of them leaves or `commands` unbridges.
+    Bridge(Box<Handover>, mpsc::Receiver<BridgeCommand>),
 }
 
 /// What a leg tells its session.
@@ -177,10 +220,85 @@ async fn keep(
         media: leg,
         events,
     };
-    match agent.wait(&sip, &media, control.recv()).await {
-        Waited::Next(Control::HangUp) | Waited::NoMore => sip.hang_up(id).await,
-        Waited::AgentGone => report(Report::Lost),
+    loop {
+        match agent.wait(&sip, &media, control.recv()).await {
+            Waited::Next(Control::Bridge(customer, mut commands)) => {
+                if bridge(&sip, &media, &mut agent, *customer, &mut commands).await
+                    == CustomerEnd::AgentLeft
+                {
+                    return report(Report::Lost);
+                }
+            }
+            Waited::Next(Control::HangUp) | Waited::NoMore => return sip.hang_up(id).await,
+            Waited::AgentGone => return report(Report::Lost),
+        }
     }
+}
+
+/// Bridges `customer` (side A) to the agent (side B) on the agent's continuous stream, hangs
+/// up whatever leg is left to hang up, and tells the customer's call how it ended.
+async fn bridge(
+    sip: &SipHandle,
+    media: &MediaEngine,
+    agent: &mut AgentLeg,
+    mut customer: Handover,
+    commands: &mut mpsc::Receiver<BridgeCommand>,
+) -> CustomerEnd {
+    let mut recorder =
+        customer
+            .recording
+            .as_deref()
+            .and_then(|path| match Recorder::create(path) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "campaign call not recorded");
+                    None
+                }
+            });
+    let end = crate::call::bridge::run(
+        media,
+        BridgeLeg {
+            media: &mut customer.media,
+            events: &mut customer.events,
+        },
+        BridgeLeg {
+            media: &mut agent.media,
+            events: &mut agent.events,
+        },
+        commands,
+        recorder.as_mut(),
+    )
+    .await;
+    let recording = recorder.and_then(|r| match r.finish() {
+        Ok(info) => Some(info.path.display().to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, "recording not finished");
+            None
+        }
+    });
+    let result = match end {
+        BridgeEnd::Ended(Side::A) => CustomerEnd::CustomerLeft,
+        BridgeEnd::Dead(Side::A) => {
+            sip.hang_up(customer.id).await;
+            CustomerEnd::CustomerLeft
+        }
+        BridgeEnd::Unbridged => {
+            sip.hang_up(customer.id).await;
+            CustomerEnd::Unbridged
+        }
+        BridgeEnd::Ended(Side::B) | BridgeEnd::Dead(Side::B) => {
+            sip.hang_up(agent.id).await;
+            sip.hang_up(customer.id).await;
+            CustomerEnd::AgentLeft
+        }
+    };
+    let _ = customer.done.send(Bridged {
+        end: result,
+        recording,
+        customer: crate::call::record::quality(&mut customer.media),
+        agent: crate::call::record::quality(&mut agent.media),
+    });
+    result
 }
 
 #[cfg(test)]

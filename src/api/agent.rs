@@ -1,6 +1,7 @@
 //! `/api/v1/agent/...`: an agent's own session (login on a phone, ready, pause, hang-up,
-//! logout), a ticket for its event WebSocket, and that WebSocket. Supervisors and admins do
-//! the same for any agent under `/api/v1/agents/{id}/...` (`agents.rs`).
+//! logout), the result of its call, a ticket for its event WebSocket, and that WebSocket.
+//! Supervisors and admins do the same for any agent under `/api/v1/agents/{id}/...`
+//! (`agents.rs`).
 
 use super::auth::{Caller, AGENT_SELF, EVENT_TICKET};
 use super::problem::{parse, Problem, QueryOf};
@@ -8,6 +9,9 @@ use super::AppState;
 use crate::agents::events::Event;
 use crate::agents::session::{Input, Phone, TaskId, SYSTEM_REASONS};
 use crate::agents::{AgentView, SessionError};
+use crate::dialer::agent::AgentStateKind;
+use crate::dialer::live::{AgentResult, LiveError};
+use crate::store::contacts::STATUSES;
 use crate::store::users::{Role, User};
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -308,4 +312,135 @@ pub async fn forward(
 pub async fn send(socket: &mut WebSocket, e: &Event) -> Result<(), axum::Error> {
     let text = serde_json::to_string(e).unwrap_or_default();
     socket.send(Message::Text(text.into())).await
+}
+
+/// Body of `POST /api/v1/agent/result`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultBody {
+    status: String,
+    detail: String,
+    #[serde(default = "auto")]
+    follow_up: String,
+    #[serde(default)]
+    follow_up_at: Option<String>,
+    #[serde(default)]
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+impl From<LiveError> for Problem {
+    fn from(e: LiveError) -> Self {
+        match e {
+            LiveError::NotInWrapUp => Problem::new(
+                StatusCode::CONFLICT,
+                "not in wrap-up: a result is posted after a call, before the wrap-up time ends",
+            ),
+            LiveError::NoOffer => Problem::new(
+                StatusCode::CONFLICT,
+                "no preview offer: accept or skip answers a call.offered of direction preview",
+            ),
+            LiveError::Store(e) => e.into(),
+            LiveError::Metrics(e) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+}
+
+/// `POST /api/v1/agent/result`: `{"status", "detail", "follow_up": "auto"|"particular",
+/// "follow_up_at", "fields"}` ends the wrap-up of the agent's call; the attempt is recorded
+/// with it. 409 when not in wrap-up; 422 naming the field at fault.
+pub async fn result(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Answer<Json<AgentView>> {
+    let user = caller.require(AGENT_SELF)?;
+    let req: ResultBody = parse(&body)?;
+    let invalid = |field: &str, why: String| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: {why}")).field(field)
+    };
+    if !STATUSES.contains(&req.status.as_str()) {
+        return Err(invalid(
+            "status",
+            format!("wanted one of {}", STATUSES.join(", ")),
+        ));
+    }
+    if req.detail.trim().is_empty() || req.detail.len() > 100 || req.detail.starts_with('$') {
+        return Err(invalid(
+            "detail",
+            "wanted 1 to 100 characters, not starting with $ (the dialer's own details)".into(),
+        ));
+    }
+    let follow_up_ms = match (req.follow_up.as_str(), &req.follow_up_at) {
+        ("auto", None) => None,
+        ("particular", Some(at)) => Some(
+            chrono::DateTime::parse_from_rfc3339(at)
+                .map_err(|e| invalid("follow_up_at", format!("wanted RFC 3339: {e}")))?
+                .timestamp_millis(),
+        ),
+        ("particular", None) => {
+            return Err(invalid(
+                "follow_up_at",
+                "wanted with follow_up \"particular\"".into(),
+            ))
+        }
+        ("auto", Some(_)) => {
+            return Err(invalid(
+                "follow_up_at",
+                "only with follow_up \"particular\"".into(),
+            ))
+        }
+        _ => {
+            return Err(invalid(
+                "follow_up",
+                "wanted \"auto\" or \"particular\"".into(),
+            ))
+        }
+    };
+    let (state, call) = s.agents.call_of(user.id).ok_or(LiveError::NotInWrapUp)?;
+    if state != AgentStateKind::WrapUp {
+        return Err(LiveError::NotInWrapUp.into());
+    }
+    let result = AgentResult {
+        status: req.status,
+        detail: req.detail,
+        follow_up_ms,
+        fields: req.fields,
+        actor: user.name.clone(),
+    };
+    s.live.result(call.task, user.id, call.call, result).await?;
+    Ok(Json(
+        s.agents.view(user.id).ok_or(SessionError::NotLoggedIn)?,
+    ))
+}
+
+/// Body of `POST /api/v1/agent/preview`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    accept: bool,
+}
+
+/// `POST /api/v1/agent/preview`: `{"accept": true}` places the contact offered to the agent
+/// (preview), `false` skips it (it goes back to the callable contacts); 409 without an offer.
+pub async fn preview(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Answer<Json<AgentView>> {
+    let user = caller.require(AGENT_SELF)?;
+    let req: PreviewBody = parse(&body)?;
+    let (state, call) = s.agents.call_of(user.id).ok_or(LiveError::NoOffer)?;
+    if state != AgentStateKind::Reserved {
+        return Err(LiveError::NoOffer.into());
+    }
+    s.live
+        .preview(call.task, user.id, call.call, req.accept)
+        .await?;
+    Ok(Json(
+        s.agents.view(user.id).ok_or(SessionError::NotLoggedIn)?,
+    ))
 }

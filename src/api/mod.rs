@@ -8,6 +8,7 @@ pub mod calls;
 pub mod campaign_calls;
 pub mod campaigns;
 pub mod contacts;
+pub mod dialer;
 pub mod dnc;
 pub mod forms;
 pub mod host;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub sip_accounts: crate::sip::registrar::AccountSender,
     /// Agent sessions and their events.
     pub agents: crate::agents::Agents,
+    /// The campaign drivers running.
+    pub live: crate::dialer::live::Live,
 }
 
 impl AppState {

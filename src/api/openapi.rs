@@ -121,6 +121,7 @@ fn ops() -> Vec<Op> {
         op("put", c("/contacts/{contact}/answers"), "Set a contact's answers, checked against the questionnaire; recorded in its history", EDIT, &[], Json("AnswersSpec"), ("200", "Answers")),
         op("get", c("/permissions"), "The campaign's edit and export grants (none: the roles alone decide)", WRITE, &[], None, ("200", "Permissions")),
         op("put", c("/permissions"), "Replace the campaign's grants; an empty list lifts them", "admin", &[], Json("PermissionsSpec"), ("200", "Permissions")),
+        op("get", c("/dialer"), "The live dialer: whether the campaign dials now, and per running call task its mode, agents, calls in flight, placed, answered, abandoned and abandon ratios (24h, 30d)", DIAL, &[], None, ("200", "Dialer")),
         op("get", c("/prompts"), "The campaign's prompts (name, seconds, who uploaded them, when)", READ, &[], None, ("200", "array")),
         op("get", c("/prompts/{name}"), "A prompt as stored: 8 kHz mono 16-bit WAV", READ, &[], None, ("200", "text")),
         op("put", c("/prompts/{name}"), "Upload a prompt (`safe_harbour`: who called and a number to call back, 2–30 s) as WAV in any format, converted at upload; power and predictive tasks run only while the campaign has its safe_harbour prompt", WRITE, &[], Wav, ("200", "Prompt")),
@@ -145,8 +146,10 @@ fn ops() -> Vec<Op> {
         op("post", "/api/v1/agent/ready", "Ready for calls (after a call: cancels a pause asked for during it)", "agent", &[], None, ("200", "Agent")),
         op("post", "/api/v1/agent/pause", "Pause with a reason: `sessions.pause_reasons` or a system reason (`login`, `leg_lost`, `missed_offer`); during a call it applies when wrap-up ends", "agent", &[], Json("AgentPause"), ("200", "Agent")),
         op("post", "/api/v1/agent/hangup", "End the call with the customer; wrap-up starts", "agent", &[], None, ("200", "Agent")),
+        op("post", "/api/v1/agent/result", "End wrap-up with the call's result: the contact's `status` and `detail` (the disposition), `follow_up` `auto` (the task's retry delay) or `particular` with `follow_up_at`, and contact `fields` checked against the form (422 naming `fields.KEY`); 409 when not in wrap-up", "agent", &[], Json("AgentResult"), ("200", "Agent")),
+        op("post", "/api/v1/agent/preview", "Answer the preview offer (`call.offered` with direction `preview`): `accept` true places the call, false skips the contact (back to the callable ones); 409 without an offer", "agent", &[], Json("AgentPreview"), ("200", "Agent")),
         op("post", "/api/v1/agent/ticket", "A single-use ticket (30 s) for an event WebSocket", "admin, supervisor, agent", &[], None, ("201", "Ticket")),
-        op("get", "/api/v1/agent/events", "WebSocket of the agent's own events (JSON text messages, each with the agent's `seq`); first the kept events after `since` (the last 256 are kept), without it the latest", "", &[("ticket", "from POST /api/v1/agent/ticket (an agent's)"), ("since", "last `seq` seen")], None, ("101", "Event")),
+        op("get", "/api/v1/agent/events", "WebSocket of the agent's own events (JSON text messages, each with the agent's `seq`): `state`, and for each call `call.offered` (contact, fields, phones, direction; before the audio joins), `call.connected`, `call.customer_hangup`, `call.ended`, `wrap_up` (deadline); first the kept events after `since` (the last 256 are kept), without it the latest", "", &[("ticket", "from POST /api/v1/agent/ticket (an agent's)"), ("since", "last `seq` seen")], None, ("101", "Event")),
         op("get", "/api/v1/agents", "Every agent with its state, reason, since, call and tasks", AGENTS, &[], None, ("200", "AgentList")),
         op("post", "/api/v1/agents/{id}/session", "Log an agent in (as POST /api/v1/agent/session)", AGENTS, &[], Json("AgentLogin"), ("201", "Agent")),
         op("delete", "/api/v1/agents/{id}/session", "Log an agent out", AGENTS, &[], None, ("200", "Agent")),
@@ -176,6 +179,37 @@ fn object(props: &[(&str, &str)]) -> Value {
 }
 
 fn components() -> Value {
+    let mut c = base_components();
+    // Added apart: one json! of every schema passes the macro recursion limit.
+    let more = [
+        (
+            "AgentResult",
+            object(&[
+                ("status", "string"),
+                ("detail", "string"),
+                ("follow_up", "string"),
+                ("follow_up_at", "string"),
+                ("fields", "object"),
+            ]),
+        ),
+        (
+            "Dialer",
+            object(&[
+                ("campaign_id", "integer"),
+                ("dialing", "boolean"),
+                ("tasks", "array"),
+            ]),
+        ),
+    ];
+    if let Some(schemas) = c["schemas"].as_object_mut() {
+        for (name, schema) in more {
+            schemas.insert(name.into(), schema);
+        }
+    }
+    c
+}
+
+fn base_components() -> Value {
     json!({
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
@@ -225,7 +259,9 @@ fn components() -> Value {
                               ("call_id", "integer"), ("contact_id", "integer"), ("tasks", "array")]),
             "AgentList": object(&[("items", "array")]),
             "Ticket": object(&[("ticket", "string"), ("expires_in", "integer")]),
-            "Event": object(&[("seq", "integer"), ("agent", "integer"), ("at", "string"), ("type", "string"), ("state", "string"), ("reason", "string")]),
+            "Event": object(&[("seq", "integer"), ("agent", "integer"), ("at", "string"), ("type", "string"), ("state", "string"), ("reason", "string"),
+                              ("call", "integer"), ("task", "integer"), ("contact", "integer"), ("fields", "object"), ("phones", "array"),
+                              ("direction", "string"), ("deadline", "string")]),
             "DncReport": object(&[("added", "integer"), ("already", "integer"), ("bad", "array"), ("bad_count", "integer"), ("contacts_marked", "integer")]),
         }
     })

@@ -5,8 +5,9 @@
 
 use super::body::{json, sized, JSON_LIMIT, LOGIN_LIMIT};
 use super::{
-    agent, agents, auth, calls, campaign_calls, campaigns, contacts, dnc, forms, import_settings,
-    lines, metrics, openapi, permissions, prompts, questionnaires, trunks, users, AppState,
+    agent, agents, auth, calls, campaign_calls, campaigns, contacts, dialer, dnc, forms,
+    import_settings, lines, metrics, openapi, permissions, prompts, questionnaires, trunks, users,
+    AppState,
 };
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Router};
@@ -127,6 +128,7 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
             j(get(import_settings::get).put(import_settings::put)),
         ),
         (format!("{c}/test-call"), j(post(campaign_calls::test_call))),
+        (format!("{c}/dialer"), get(dialer::get)),
         (format!("{c}/imports/{{import}}"), get(contacts::get_import)),
         ("/api/v1/calls".into(), get(calls::list)),
         ("/api/v1/calls/{id}".into(), get(calls::get)),
@@ -157,6 +159,8 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
         ("/api/v1/agent/ready".into(), post(agent::ready)),
         ("/api/v1/agent/pause".into(), j(post(agent::pause))),
         ("/api/v1/agent/hangup".into(), post(agent::hang_up)),
+        ("/api/v1/agent/result".into(), j(post(agent::result))),
+        ("/api/v1/agent/preview".into(), j(post(agent::preview))),
         ("/api/v1/agent/ticket".into(), post(agent::ticket)),
         ("/api/v1/agents".into(), get(agents::list)),
         (

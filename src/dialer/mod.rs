@@ -3,13 +3,14 @@
 //! that ties them together, and a simulator that runs a call-centre day on virtual time
 //! through the very same core.
 //!
-//! Nothing here opens a socket or reads a clock: time comes in as [`Time`], decisions go out as
-//! values. A later driver wires it to SIP agents, trunks and the store.
+//! Nothing but [`live`] opens a socket or reads a clock: time comes in as [`Time`], decisions
+//! go out as values. [`live`] is the driver that wires the core to SIP, agents and the store.
 
 pub mod abandon;
 pub mod agent;
 pub mod answer;
 pub mod campaign;
+pub mod live;
 pub mod outcome;
 pub mod pacing;
 pub mod predictive;

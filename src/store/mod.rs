@@ -20,6 +20,7 @@ pub mod forms;
 pub mod formula;
 pub mod imports;
 pub mod inbox;
+pub mod leases;
 pub mod lines;
 pub mod pdf_zip;
 pub mod permissions;
@@ -67,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "campaign_prompts",
         include_str!("../../migrations/0011_campaign_prompts.sql"),
+    ),
+    (
+        12,
+        "contact_leases",
+        include_str!("../../migrations/0012_contact_leases.sql"),
     ),
 ];
 

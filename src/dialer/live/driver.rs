@@ -1,0 +1,861 @@
+//! One call task's driver: feeds the campaign core what agents, calls and the clock do, and
+//! carries out what it asks — leases from the store, calls placed and bridged, the
+//! safe-harbour message, attempts recorded, the core's state saved (at most every
+//! [`PERSIST_EVERY`], and at the end).
+
+use super::attempt::disposition;
+use super::call::{self, CallCmd, CallCtx, CallEvent};
+use super::metrics::LiveMetrics;
+use super::{AgentResult, Figures, LiveError};
+use crate::agents::events::EventKind;
+use crate::agents::session::Input as SessionInput;
+use crate::agents::AgentView;
+use crate::call::record;
+use crate::dialer::agent::AgentStateKind;
+use crate::dialer::campaign::{AttemptOutcome, Campaign, CampaignConfig, ContactId, Input, Output};
+use crate::dialer::outcome::CallEnd;
+use crate::dialer::pacing::PacerConfig;
+use crate::dialer::queue::QueueConfig;
+use crate::dialer::{AgentId, CallId, Time};
+use crate::media::prompt::Clip;
+use crate::store::calls::CallRecord;
+use crate::store::contacts::{Attempt, Contact};
+use crate::store::tasks::CallSettings;
+use crate::store::{now_ms, rfc3339, Store};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// The core's state is saved at most this often while it changes.
+pub const PERSIST_EVERY: Duration = Duration::from_secs(5);
+
+/// What a driver is told.
+#[derive(Debug)]
+pub enum Msg {
+    /// An agent session's input (its agent named by user id).
+    Agent(Input),
+    /// An agent's result for the call it wraps up; answered once recorded.
+    Result {
+        /// The agent (user id).
+        agent: i64,
+        /// The call.
+        call: CallId,
+        /// The result.
+        result: AgentResult,
+        /// Told whether it was taken.
+        reply: oneshot::Sender<Result<(), LiveError>>,
+    },
+    /// The agent accepts (places) or skips the preview offer `call`; answered at once.
+    Preview {
+        /// The agent (user id).
+        agent: i64,
+        /// The call offered.
+        call: CallId,
+        /// Place it (else skip it).
+        accept: bool,
+        /// Told whether the offer was the agent's.
+        reply: oneshot::Sender<Result<(), LiveError>>,
+    },
+    /// Stop placing calls; end once no call is left.
+    Drain,
+    /// Hang up every call and end now (the daemon stops).
+    Stop,
+}
+
+/// What every driver shares.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The store.
+    pub store: Store,
+    /// SIP, media and agents for the calls.
+    pub calls: CallCtx,
+    /// The series.
+    pub metrics: LiveMetrics,
+    /// This run's lease owner name.
+    pub owner: String,
+    /// Every driver's figures, by task.
+    pub figures: Arc<Mutex<HashMap<i64, Figures>>>,
+}
+
+struct LiveCall {
+    /// The call record's id (the attempt's `call_id`).
+    record_id: String,
+    contact: Contact,
+    number: String,
+    cmd: Option<mpsc::UnboundedSender<CallCmd>>,
+    sip_code: Option<u16>,
+    answered: Option<Instant>,
+    /// The agent (user id) it is put through to.
+    agent: Option<i64>,
+    bridged: bool,
+    /// The customer's leg ended after the bridge: the agent wraps up.
+    ended: bool,
+}
+
+impl LiveCall {
+    fn wrapping_up(&self) -> bool {
+        self.bridged && self.ended
+    }
+}
+
+/// One call task's driver.
+pub struct Driver {
+    ctx: Ctx,
+    campaign_id: i64,
+    campaign_name: String,
+    task_id: i64,
+    settings: CallSettings,
+    core: Campaign,
+    ids: HashMap<i64, AgentId>,
+    users: HashMap<AgentId, i64>,
+    leased: HashMap<ContactId, Contact>,
+    calls: HashMap<CallId, LiveCall>,
+    results: HashMap<CallId, AgentResult>,
+    /// Agents (user ids) that were busy with another task's call when the driver started.
+    busy: HashSet<i64>,
+    /// Preview offers waiting for their agent: (agent's user id, contact).
+    offers: HashMap<CallId, (i64, ContactId)>,
+    safe_harbour: Vec<Clip>,
+    /// The campaign records its calls.
+    recording: bool,
+    events: mpsc::UnboundedSender<(CallId, CallEvent)>,
+    draining: bool,
+    dirty: bool,
+    saved: Instant,
+    figures: Figures,
+}
+
+fn now() -> Time {
+    Time(now_ms().max(0) as u64)
+}
+
+/// The core's settings for a call task.
+pub fn config(settings: &CallSettings) -> CampaignConfig {
+    let mut queue = QueueConfig::default();
+    queue.timers.wrap_up = Duration::from_secs(settings.wrap_up_seconds.into());
+    CampaignConfig {
+        queue,
+        pacer: PacerConfig::for_task(settings),
+        ..CampaignConfig::default()
+    }
+}
+
+impl Driver {
+    /// A driver for `task_id` of `campaign_id`, its core restored from the saved state, with
+    /// the agents of `views` that serve the task already logged in.
+    pub async fn start(
+        ctx: Ctx,
+        campaign_id: i64,
+        task_id: i64,
+        views: &[AgentView],
+    ) -> Result<(Self, mpsc::UnboundedReceiver<(CallId, CallEvent)>), LiveError> {
+        let campaign = ctx.store.campaign(campaign_id).await?;
+        let task = ctx.store.task(campaign_id, task_id).await?;
+        let settings = task.spec.call_settings().unwrap_or_default();
+        let persisted = match ctx.store.dialer_state(task_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(task = task_id, error = %e, "saved dialer state unreadable; starting cold");
+                None
+            }
+        };
+        let core = match Campaign::new(config(&settings), persisted.as_ref()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(task = task_id, error = %e, "saved dialer state refused; starting cold");
+                Campaign::new(config(&settings), None).expect("a cold core starts")
+            }
+        };
+        let safe_harbour = ctx
+            .store
+            .campaign_prompt(campaign_id, "safe_harbour")
+            .await?
+            .map(|s| vec![Clip::Audio(s.into())])
+            .unwrap_or_default();
+        let (events, rx) = mpsc::unbounded_channel();
+        let mut d = Driver {
+            figures: Figures {
+                task_id,
+                mode: settings.dial_mode.name().to_string(),
+                ..Figures::default()
+            },
+            ctx,
+            campaign_id,
+            campaign_name: campaign.spec.name.clone(),
+            task_id,
+            settings,
+            core,
+            ids: HashMap::new(),
+            users: HashMap::new(),
+            leased: HashMap::new(),
+            calls: HashMap::new(),
+            results: HashMap::new(),
+            offers: HashMap::new(),
+            busy: HashSet::new(),
+            safe_harbour,
+            recording: campaign.spec.recording,
+            events,
+            draining: false,
+            dirty: false,
+            saved: Instant::now(),
+        };
+        for v in views.iter().filter(|v| v.tasks.contains(&task_id)) {
+            let agent = AgentId(v.id as u32);
+            let seed = match v.state {
+                AgentStateKind::LoggedOut => continue,
+                AgentStateKind::Ready => vec![Input::AgentLoggedIn(agent)],
+                AgentStateKind::Paused => vec![
+                    Input::AgentLoggedIn(agent),
+                    Input::AgentPaused(agent, v.reason.clone().unwrap_or_default()),
+                ],
+                // Busy with another task's call: paused here until its session is ready.
+                _ => {
+                    d.busy.insert(v.id);
+                    vec![
+                        Input::AgentLoggedIn(agent),
+                        Input::AgentPaused(agent, "busy".into()),
+                    ]
+                }
+            };
+            for input in seed {
+                d.agent_input(input, now());
+            }
+        }
+        Ok((d, rx))
+    }
+
+    /// Runs until drained or stopped; saves the core's state at the end.
+    pub async fn run(
+        mut self,
+        mut msgs: mpsc::UnboundedReceiver<Msg>,
+        mut calls: mpsc::UnboundedReceiver<(CallId, CallEvent)>,
+    ) {
+        tracing::info!(task = self.task_id, campaign = %self.campaign_name, mode = %self.figures.mode, "campaign driver started");
+        loop {
+            self.settle().await;
+            if self.draining && self.calls.is_empty() && self.leased.is_empty() {
+                break;
+            }
+            let wait = self
+                .core
+                .poll_timeout()
+                .map(|t| t.since(now()))
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
+            tokio::select! {
+                msg = msgs.recv() => match msg {
+                    Some(Msg::Stop) | None => {
+                        self.stop().await;
+                        break;
+                    }
+                    Some(msg) => self.on_msg(msg).await,
+                },
+                Some((call, ev)) = calls.recv() => self.on_call(call, ev),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        self.save().await;
+        self.ctx
+            .metrics
+            .in_flight
+            .with_label_values(&[&self.task_id.to_string()])
+            .set(0);
+        self.ctx
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.task_id);
+        tracing::info!(task = self.task_id, "campaign driver stopped");
+    }
+
+    /// Agents seeded busy are made ready here once their session is (their other call over).
+    fn busy_done(&mut self) {
+        if self.busy.is_empty() {
+            return;
+        }
+        for user in self.busy.clone() {
+            let state = self.ctx.calls.agents.view(user).map(|v| v.state);
+            match state {
+                Some(AgentStateKind::Ready) => {
+                    self.busy.remove(&user);
+                    self.agent_input(Input::AgentReady(AgentId(user as u32)), now());
+                }
+                Some(AgentStateKind::LoggedOut) | None => {
+                    self.busy.remove(&user);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Runs the core's timeouts and carries out its outputs until it asks for nothing more.
+    async fn settle(&mut self) {
+        self.busy_done();
+        loop {
+            let now = now();
+            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                if let Err(e) = self.core.handle_timeout(now) {
+                    tracing::warn!(task = self.task_id, error = %e, "campaign core timeout");
+                }
+            }
+            let outputs: Vec<Output> = self.core.drain_outputs().collect();
+            if outputs.is_empty() {
+                break;
+            }
+            for o in outputs {
+                self.carry_out(o).await;
+            }
+        }
+        if self.dirty && self.saved.elapsed() >= PERSIST_EVERY {
+            self.save().await;
+        }
+        self.publish();
+    }
+
+    async fn save(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        self.saved = Instant::now();
+        if let Err(e) = self
+            .ctx
+            .store
+            .save_dialer_state(self.task_id, &self.core.persisted())
+            .await
+        {
+            tracing::warn!(task = self.task_id, error = %e, "dialer state not saved");
+        }
+    }
+
+    fn publish(&mut self) {
+        let now = now();
+        let ledger = self.core.ledger();
+        let (day, month) = (ledger.last_24h(now).ratio(), ledger.last_30d(now).ratio());
+        let campaign = self.campaign_id.to_string();
+        let m = &self.ctx.metrics;
+        m.abandon_ratio
+            .with_label_values(&[&campaign, "24h"])
+            .set(day);
+        m.abandon_ratio
+            .with_label_values(&[&campaign, "30d"])
+            .set(month);
+        m.in_flight
+            .with_label_values(&[&self.task_id.to_string()])
+            .set(self.calls.len() as i64);
+        self.figures.draining = self.draining;
+        self.figures.agents = self.ids.len();
+        self.figures.calls_in_flight = self.calls.len() as u64;
+        self.figures.abandon_ratio_24h = day;
+        self.figures.abandon_ratio_30d = month;
+        self.ctx
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.task_id, self.figures.clone());
+    }
+
+    fn feed(&mut self, input: Input) {
+        if let Err(e) = self.core.handle(input, now()) {
+            tracing::debug!(task = self.task_id, error = %e, "campaign core refused an input");
+        }
+    }
+
+    /// An agent's input, its agent named by user id, fed with the core's id for it.
+    fn agent_input(&mut self, input: Input, now: Time) {
+        let user_of = |a: AgentId| i64::from(a.0);
+        let user = match &input {
+            Input::AgentLoggedIn(a)
+            | Input::AgentReady(a)
+            | Input::AgentPaused(a, _)
+            | Input::AgentLoggedOut(a)
+            | Input::AgentLegLost(a) => user_of(*a),
+            other => {
+                tracing::debug!(?other, "not an agent input");
+                return;
+            }
+        };
+        let id = match (self.ids.get(&user), &input) {
+            (Some(id), _) => *id,
+            (None, Input::AgentLoggedIn(_)) => {
+                let id = self.core.add_agent(now);
+                self.ids.insert(user, id);
+                self.users.insert(id, user);
+                id
+            }
+            (None, _) => return,
+        };
+        let input = match input {
+            Input::AgentLoggedIn(_) => Input::AgentLoggedIn(id),
+            Input::AgentReady(_) => Input::AgentReady(id),
+            Input::AgentPaused(_, why) => Input::AgentPaused(id, why),
+            Input::AgentLoggedOut(_) => Input::AgentLoggedOut(id),
+            Input::AgentLegLost(_) => Input::AgentLegLost(id),
+            _ => return,
+        };
+        self.feed(input);
+    }
+
+    async fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::Agent(input) => self.agent_input(input, now()),
+            Msg::Result {
+                agent,
+                call,
+                result,
+                reply,
+            } => {
+                let taken = match (self.ids.get(&agent).copied(), self.calls.get(&call)) {
+                    (Some(id), Some(c)) if c.agent == Some(agent) && c.wrapping_up() => {
+                        let contact = c.contact.id;
+                        if let Err(e) = self.write_fields(contact, &result).await {
+                            let _ = reply.send(Err(e));
+                            return;
+                        }
+                        self.results.insert(call, result.clone());
+                        let input = Input::WrapUpEnded {
+                            agent: id,
+                            call,
+                            result: result.detail,
+                        };
+                        match self.core.handle(input, now()) {
+                            Ok(()) => Ok(()),
+                            Err(e) => {
+                                tracing::debug!(task = self.task_id, error = %e, "result refused");
+                                self.results.remove(&call);
+                                Err(LiveError::NotInWrapUp)
+                            }
+                        }
+                    }
+                    _ => Err(LiveError::NotInWrapUp),
+                };
+                // Recorded before the agent hears back.
+                self.settle().await;
+                let _ = reply.send(taken);
+            }
+            Msg::Preview {
+                agent,
+                call,
+                accept,
+                reply,
+            } => {
+                let taken = match self.offers.get(&call) {
+                    Some((user, _)) if *user == agent => {
+                        if accept {
+                            self.offers.remove(&call);
+                            self.feed(Input::PreviewAccepted(call));
+                        } else {
+                            // The contact's Unlease releases the agent.
+                            self.feed(Input::PreviewSkipped(call));
+                        }
+                        Ok(())
+                    }
+                    _ => Err(LiveError::NoOffer),
+                };
+                self.settle().await;
+                let _ = reply.send(taken);
+            }
+            Msg::Drain => {
+                if !self.draining {
+                    tracing::info!(task = self.task_id, "campaign driver draining");
+                }
+                self.draining = true;
+            }
+            Msg::Stop => self.stop().await,
+        }
+    }
+
+    fn on_call(&mut self, call: CallId, ev: CallEvent) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        match ev {
+            CallEvent::Ringing => self.feed(Input::Ringing(call)),
+            CallEvent::Answered => {
+                c.answered = Some(Instant::now());
+                c.sip_code = Some(200);
+                self.figures.answered += 1;
+                self.feed(Input::Answered(call));
+            }
+            CallEvent::Failed(end, code) => {
+                c.sip_code = code;
+                c.cmd = None;
+                self.feed(Input::Failed(call, end));
+            }
+            CallEvent::Bridged => {
+                c.bridged = true;
+                if let Some(at) = c.answered {
+                    self.ctx
+                        .metrics
+                        .answer_to_agent
+                        .observe(at.elapsed().as_secs_f64());
+                }
+                let agent = c.agent;
+                self.feed(Input::Bridged(call));
+                if let Some(agent) = agent {
+                    let _ = self
+                        .ctx
+                        .calls
+                        .agents
+                        .act(agent, SessionInput::Connected(call));
+                    self.ctx
+                        .calls
+                        .agents
+                        .publish(agent, EventKind::CallConnected { call: call.0 });
+                }
+            }
+            CallEvent::BridgeFailed => {
+                tracing::info!(task = self.task_id, %call, "agent's leg gone before the bridge");
+            }
+            CallEvent::Gone { by_customer } => {
+                c.cmd = None;
+                c.ended = true;
+                let (agent, bridged) = (c.agent, c.bridged);
+                if bridged {
+                    if let Some(agent) = agent {
+                        let agents = &self.ctx.calls.agents;
+                        if by_customer {
+                            let _ = agents.act(agent, SessionInput::CustomerHungUp(call));
+                            agents.publish(agent, EventKind::CallCustomerHangup { call: call.0 });
+                        }
+                        agents.publish(agent, EventKind::CallEnded { call: call.0 });
+                        let deadline =
+                            now() + Duration::from_secs(self.settings.wrap_up_seconds.into());
+                        agents.publish(
+                            agent,
+                            EventKind::WrapUp {
+                                call: call.0,
+                                deadline: rfc3339(deadline.0 as i64),
+                            },
+                        );
+                    }
+                }
+                // Refused (and harmless) when the core already ended the call itself.
+                self.feed(Input::CustomerHungUp(call));
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, o: Output) {
+        match o {
+            Output::Lease(n) => {
+                let contacts = if self.draining {
+                    Vec::new()
+                } else {
+                    match self
+                        .ctx
+                        .store
+                        .lease_callable(
+                            self.campaign_id,
+                            self.task_id,
+                            n,
+                            now_ms(),
+                            &self.ctx.owner,
+                        )
+                        .await
+                    {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(task = self.task_id, error = %e, "cannot lease contacts");
+                            Vec::new()
+                        }
+                    }
+                };
+                let ids = contacts.iter().map(|c| ContactId(c.id)).collect();
+                for c in contacts {
+                    self.leased.insert(ContactId(c.id), c);
+                }
+                self.feed(Input::Leased(ids));
+            }
+            Output::Unlease(ids) => {
+                for id in ids {
+                    self.leased.remove(&id);
+                    // A preview offer skipped or lapsed: its agent is free again.
+                    let lapsed: Vec<CallId> = self
+                        .offers
+                        .iter()
+                        .filter(|(_, o)| o.1 == id)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    for call in lapsed {
+                        if let Some((user, _)) = self.offers.remove(&call) {
+                            let _ = self
+                                .ctx
+                                .calls
+                                .agents
+                                .act(user, SessionInput::Released(call));
+                        }
+                    }
+                    self.release(id).await;
+                }
+            }
+            Output::Offer {
+                call,
+                agent,
+                contact,
+            } => {
+                // Preview: the offer is the agent's reservation; the agent accepts or skips.
+                let Some(user) = self.users.get(&agent).copied() else {
+                    return self.feed(Input::PreviewSkipped(call));
+                };
+                let reserve = SessionInput::Reserved {
+                    task: self.task_id,
+                    call,
+                };
+                if let Err(e) = self.ctx.calls.agents.act(user, reserve) {
+                    tracing::warn!(task = self.task_id, %call, agent = user, error = %e, "agent not reserved; offer skipped");
+                    return self.feed(Input::PreviewSkipped(call));
+                }
+                self.offers.insert(call, (user, contact));
+                self.offered(user, call, contact, "preview");
+            }
+            Output::Place {
+                call,
+                contact,
+                agent,
+            } => self.place(call, contact, agent).await,
+            Output::Cancel(call) => self.command(call, CallCmd::Cancel),
+            Output::Bridge { call, agent } => {
+                let Some(user) = self.users.get(&agent).copied() else {
+                    return;
+                };
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.agent = Some(user);
+                }
+                let agents = &self.ctx.calls.agents;
+                // A preview agent is reserved for the call already.
+                let reserved = agents
+                    .call_of(user)
+                    .is_some_and(|(_, c)| c.call == call && c.task == self.task_id);
+                if !reserved {
+                    let reserve = SessionInput::Reserved {
+                        task: self.task_id,
+                        call,
+                    };
+                    if let Err(e) = agents.act(user, reserve) {
+                        // The core's connect timeout deals with the call.
+                        tracing::warn!(task = self.task_id, %call, agent = user, error = %e, "agent not reserved; not bridged");
+                        return;
+                    }
+                    if let Some(contact) = self.calls.get(&call).map(|c| ContactId(c.contact.id)) {
+                        self.offered(user, call, contact, "outbound");
+                    }
+                }
+                self.command(call, CallCmd::Bridge(user));
+            }
+            Output::Abandon(call) => {
+                self.command(call, CallCmd::Abandon(self.safe_harbour.clone()));
+            }
+            Output::HangUp(call) => self.command(call, CallCmd::HangUp),
+            Output::RecordAttempt {
+                call,
+                contact,
+                outcome,
+            } => self.record(call, contact, outcome).await,
+            Output::AgentState { agent, state } => {
+                tracing::debug!(task = self.task_id, %agent, state = state.name(), "core agent state");
+            }
+            Output::Persist => self.dirty = true,
+        }
+    }
+
+    /// Checks the agent's fields against the campaign's form and writes them to the contact.
+    async fn write_fields(&self, contact: i64, result: &AgentResult) -> Result<(), LiveError> {
+        if result.fields.is_empty() {
+            return Ok(());
+        }
+        let store = &self.ctx.store;
+        let mut c = store.contact(self.campaign_id, contact).await?;
+        let mut after = c.spec.fields.clone();
+        for (k, v) in &result.fields {
+            after.insert(k.clone(), v.clone());
+        }
+        store
+            .check_result(self.campaign_id, &c.spec.fields, &after)
+            .await?;
+        c.spec.fields = after;
+        store
+            .update_contact(self.campaign_id, contact, &c.spec, &result.actor)
+            .await?;
+        Ok(())
+    }
+
+    fn offered(&self, user: i64, call: CallId, contact: ContactId, direction: &str) {
+        let c = self
+            .calls
+            .get(&call)
+            .map(|c| &c.contact)
+            .or_else(|| self.leased.get(&contact));
+        let Some(c) = c else { return };
+        self.ctx.calls.agents.publish(
+            user,
+            EventKind::CallOffered {
+                call: call.0,
+                task: self.task_id,
+                contact: c.id,
+                fields: c.spec.fields.clone(),
+                phones: c.spec.phones.clone(),
+                direction: direction.into(),
+            },
+        );
+    }
+
+    fn command(&self, call: CallId, cmd: CallCmd) {
+        if let Some(tx) = self.calls.get(&call).and_then(|c| c.cmd.as_ref()) {
+            let _ = tx.send(cmd);
+        }
+    }
+
+    async fn place(&mut self, call: CallId, contact: ContactId, agent: Option<AgentId>) {
+        let Some(c) = self.leased.remove(&contact) else {
+            tracing::warn!(task = self.task_id, %call, "placing a contact not leased");
+            return self.feed(Input::Failed(call, CallEnd::Unavailable));
+        };
+        let number = c.spec.phones.first().cloned().unwrap_or_default();
+        self.figures.placed += 1;
+        let started_at = now_ms();
+        let rec = CallRecord {
+            id: record::new_call_id(),
+            route: "campaign".into(),
+            a_number: number.clone(),
+            b_number: String::new(),
+            started_at,
+            answered_at: None,
+            ended_at: started_at,
+            end_reason: String::new(),
+            recording_path: None,
+            a_quality: None,
+            b_quality: None,
+        };
+        let recording = self
+            .recording
+            .then(|| self.ctx.calls.log.recording_path(&rec.id, started_at));
+        let mut live = LiveCall {
+            record_id: rec.id.clone(),
+            contact: c,
+            number: number.clone(),
+            cmd: None,
+            sip_code: None,
+            answered: None,
+            agent: agent.and_then(|a| self.users.get(&a).copied()),
+            bridged: false,
+            ended: false,
+        };
+        if number.is_empty() {
+            self.calls.insert(call, live);
+            return self.feed(Input::Failed(call, CallEnd::Rejected(404)));
+        }
+        let dial = match crate::call::campaign_call::dial(
+            &self.ctx.store,
+            self.campaign_id,
+            Some(self.task_id),
+            &number,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(task = self.task_id, %call, error = %e, "campaign call not placed");
+                self.calls.insert(call, live);
+                return self.feed(Input::Failed(call, CallEnd::Unavailable));
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        live.cmd = Some(tx);
+        self.calls.insert(call, live);
+        tracing::info!(task = self.task_id, %call, contact = contact.0, %number, "placing campaign call");
+        tokio::spawn(call::run(
+            self.ctx.calls.clone(),
+            call,
+            rec,
+            recording,
+            dial,
+            rx,
+            self.events.clone(),
+        ));
+    }
+
+    async fn release(&self, contact: ContactId) {
+        if let Err(e) = self.ctx.store.release_lease(contact.0).await {
+            tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "lease not released");
+        }
+    }
+
+    async fn record(&mut self, call: CallId, contact: ContactId, outcome: AttemptOutcome) {
+        let live = self.calls.remove(&call);
+        let result = self.results.remove(&call);
+        let (number, sip_code, attempts, record_id) = match &live {
+            Some(c) => (
+                c.number.clone(),
+                c.sip_code,
+                c.contact.spec.attempts,
+                Some(c.record_id.clone()),
+            ),
+            None => (String::new(), None, 0, None),
+        };
+        let now = now();
+        // An agent reserved for a call that never reached it is free again.
+        if let (Some(user), false) = (
+            live.as_ref().and_then(|c| c.agent),
+            matches!(outcome, AttemptOutcome::Connected { .. }),
+        ) {
+            let _ = self
+                .ctx
+                .calls
+                .agents
+                .act(user, SessionInput::Released(call));
+        }
+        if let AttemptOutcome::Connected { agent, .. } = &outcome {
+            if let Some(user) = self.users.get(agent).copied() {
+                let _ = self
+                    .ctx
+                    .calls
+                    .agents
+                    .act(user, SessionInput::WrapUpEnded(call));
+            }
+        }
+        let d = disposition(&outcome, result.as_ref(), &self.settings, attempts, now);
+        if matches!(outcome, AttemptOutcome::Abandoned) {
+            self.figures.abandoned += 1;
+        }
+        let attempt = Attempt {
+            number,
+            result: d.result,
+            sip_code,
+            call_id: record_id,
+            status: d.status,
+            follow_up_ms: d.follow_up_ms,
+            at_ms: now.0 as i64,
+        };
+        if let Err(e) = self
+            .ctx
+            .store
+            .record_attempt(self.campaign_id, contact.0, &attempt, "dialer")
+            .await
+        {
+            tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "attempt not recorded");
+        }
+        self.release(contact).await;
+        self.ctx
+            .metrics
+            .calls
+            .with_label_values(&[&self.campaign_id.to_string(), &d.label])
+            .inc();
+        tracing::info!(task = self.task_id, %call, contact = contact.0, result = %attempt.result, "attempt recorded");
+    }
+
+    /// The daemon stops: every call is hung up, every lease left is released (a call whose
+    /// end is not recorded in time is an `$interrupted` attempt at the next start).
+    async fn stop(&mut self) {
+        for c in self.calls.values() {
+            if let Some(tx) = &c.cmd {
+                let _ = tx.send(CallCmd::HangUp);
+            }
+        }
+        for id in self.leased.keys().copied().collect::<Vec<_>>() {
+            self.release(id).await;
+        }
+        self.leased.clear();
+    }
+}

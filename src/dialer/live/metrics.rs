@@ -1,0 +1,60 @@
+//! The live driver's Prometheus series.
+
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// The dialer's series; cheap to clone.
+#[derive(Clone)]
+pub struct LiveMetrics {
+    /// `dialerd_dialer_calls_total{campaign,result}`: attempts recorded.
+    pub calls: IntCounterVec,
+    /// `dialerd_calls_in_flight{task}`: calls placed and not yet recorded.
+    pub in_flight: IntGaugeVec,
+    /// `dialerd_abandon_ratio{campaign,window}`: abandoned ÷ live, `24h` and `30d`.
+    pub abandon_ratio: GaugeVec,
+    /// `dialerd_answer_to_agent_seconds`: from the customer's answer to the agent's bridge.
+    pub answer_to_agent: Histogram,
+}
+
+impl LiveMetrics {
+    /// Registers the series in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let calls = IntCounterVec::new(
+            Opts::new(
+                "dialerd_dialer_calls_total",
+                "Campaign call attempts recorded, by result.",
+            ),
+            &["campaign", "result"],
+        )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "dialerd_calls_in_flight",
+                "Campaign calls placed and not yet recorded, by call task.",
+            ),
+            &["task"],
+        )?;
+        let abandon_ratio = GaugeVec::new(
+            Opts::new(
+                "dialerd_abandon_ratio",
+                "Abandoned share of live answers per campaign, over 24h and 30d.",
+            ),
+            &["campaign", "window"],
+        )?;
+        let answer_to_agent = Histogram::with_opts(
+            HistogramOpts::new(
+                "dialerd_answer_to_agent_seconds",
+                "From a customer's answer to the bridge to an agent.",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]),
+        )?;
+        registry.register(Box::new(calls.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(abandon_ratio.clone()))?;
+        registry.register(Box::new(answer_to_agent.clone()))?;
+        Ok(Self {
+            calls,
+            in_flight,
+            abandon_ratio,
+            answer_to_agent,
+        })
+    }
+}

@@ -1,0 +1,349 @@
+//! Starts and drains the call tasks' drivers: a driver runs for each call task whose campaign
+//! dials now (`enabled`, or `automatic` inside one of its windows) while agents are logged in
+//! for it; checked every second and at every agent input. At start-up the leases a previous
+//! run left are turned into `$interrupted` attempts first.
+
+use super::call::CallCtx;
+use super::driver::{Ctx, Driver, Msg};
+use super::metrics::LiveMetrics;
+use super::{AgentResult, Figures, LiveError};
+use crate::agents::session::TaskId;
+use crate::agents::Agents;
+use crate::call::record::CallLog;
+use crate::dialer::agent::AgentStateKind;
+use crate::dialer::campaign::Input;
+use crate::dialer::CallId;
+use crate::media::engine::MediaEngine;
+use crate::sip::leg::SipHandle;
+use crate::store::campaigns::{CampaignSpec, CampaignStatus, Day};
+use crate::store::{now_ms, Store};
+use chrono::{Datelike, Timelike};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How often the supervisor looks at the campaigns.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+struct Running {
+    campaign_id: i64,
+    tx: mpsc::UnboundedSender<Msg>,
+    done: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Shared {
+    drivers: Mutex<HashMap<TaskId, mpsc::UnboundedSender<Msg>>>,
+    figures: Arc<Mutex<HashMap<TaskId, Figures>>>,
+}
+
+/// The API's handle on the running drivers; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Live {
+    shared: Arc<Shared>,
+}
+
+impl Live {
+    /// Hands an agent's result for `call` of `task` to its driver; answered once recorded.
+    pub async fn result(
+        &self,
+        task: TaskId,
+        agent: i64,
+        call: CallId,
+        result: AgentResult,
+    ) -> Result<(), LiveError> {
+        let tx = self.driver(task).ok_or(LiveError::NotInWrapUp)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(Msg::Result {
+            agent,
+            call,
+            result,
+            reply,
+        })
+        .map_err(|_| LiveError::NotInWrapUp)?;
+        answer.await.map_err(|_| LiveError::NotInWrapUp)?
+    }
+
+    /// Hands an agent's answer to the preview offer `call` of `task` to its driver.
+    pub async fn preview(
+        &self,
+        task: TaskId,
+        agent: i64,
+        call: CallId,
+        accept: bool,
+    ) -> Result<(), LiveError> {
+        let tx = self.driver(task).ok_or(LiveError::NoOffer)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(Msg::Preview {
+            agent,
+            call,
+            accept,
+            reply,
+        })
+        .map_err(|_| LiveError::NoOffer)?;
+        answer.await.map_err(|_| LiveError::NoOffer)?
+    }
+
+    fn driver(&self, task: TaskId) -> Option<mpsc::UnboundedSender<Msg>> {
+        self.shared
+            .drivers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&task)
+            .cloned()
+    }
+
+    /// The live figures of the running drivers of `tasks`.
+    pub fn figures(&self, tasks: &[TaskId]) -> Vec<Figures> {
+        let f = self
+            .shared
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        tasks.iter().filter_map(|t| f.get(t).cloned()).collect()
+    }
+}
+
+/// The supervisor: owns the drivers.
+pub struct Supervisor {
+    store: Store,
+    agents: Agents,
+    ctx: Ctx,
+    live: Live,
+    running: HashMap<TaskId, Running>,
+}
+
+impl Supervisor {
+    /// A supervisor, with the handle the API uses.
+    pub fn new(
+        store: Store,
+        sip: SipHandle,
+        media: MediaEngine,
+        agents: Agents,
+        log: CallLog,
+        metrics: LiveMetrics,
+    ) -> (Self, Live) {
+        let live = Live::default();
+        let mut nonce = [0u8; 6];
+        getrandom::fill(&mut nonce).expect("the OS random source works");
+        let owner = format!(
+            "dialerd-{}-{}",
+            std::process::id(),
+            nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let ctx = Ctx {
+            store: store.clone(),
+            calls: CallCtx {
+                sip,
+                media,
+                agents: agents.clone(),
+                log,
+            },
+            metrics,
+            owner,
+            figures: live.shared.figures.clone(),
+        };
+        (
+            Self {
+                store,
+                agents,
+                ctx,
+                live: live.clone(),
+                running: HashMap::new(),
+            },
+            live,
+        )
+    }
+
+    /// Recovers the leases of a previous run, then runs the drivers until `stop`: each is told
+    /// to hang up and waited for.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::UnboundedReceiver<(TaskId, Input)>,
+        stop: CancellationToken,
+    ) {
+        match self.store.recover_leases(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                contacts = n,
+                "leases of the last run recorded as $interrupted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "leases of the last run not recovered"),
+        }
+        let mut tick = tokio::time::interval(CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                got = inputs.recv() => match got {
+                    Some((task, input)) => {
+                        if let Some(r) = self.running.get(&task) {
+                            let _ = r.tx.send(Msg::Agent(input));
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.check().await {
+                tracing::warn!(error = %e, "campaign supervisor check failed");
+            }
+        }
+        for r in self.running.values() {
+            let _ = r.tx.send(Msg::Stop);
+        }
+        for (_, r) in self.running.drain() {
+            let _ = r.done.await;
+        }
+    }
+
+    /// Starts the drivers now wanted, drains those no longer wanted, forgets finished ones.
+    async fn check(&mut self) -> Result<(), LiveError> {
+        self.running.retain(|task, r| {
+            let alive = !r.done.is_finished();
+            if !alive {
+                tracing::debug!(task, campaign = r.campaign_id, "driver finished");
+            }
+            alive
+        });
+        {
+            let mut d = self
+                .live
+                .shared
+                .drivers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            d.retain(|task, _| self.running.contains_key(task));
+        }
+        let views: Vec<_> = self.agents.views().into_values().collect();
+        let now = now_ms();
+        let mut wanted: HashMap<TaskId, i64> = HashMap::new();
+        for c in self.store.campaigns().await? {
+            if !dials_now(&c.spec, now) {
+                continue;
+            }
+            for t in self.store.tasks(c.id).await? {
+                if t.spec.call_settings().is_none() {
+                    continue;
+                }
+                let staffed = views
+                    .iter()
+                    .any(|v| v.state != AgentStateKind::LoggedOut && v.tasks.contains(&t.id));
+                if staffed {
+                    wanted.insert(t.id, c.id);
+                }
+            }
+        }
+        for (task, r) in &self.running {
+            if !wanted.contains_key(task) {
+                let _ = r.tx.send(Msg::Drain);
+            }
+        }
+        for (task, campaign) in wanted {
+            if self.running.contains_key(&task) {
+                continue;
+            }
+            let (driver, calls) = Driver::start(self.ctx.clone(), campaign, task, &views).await?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let done = tokio::spawn(driver.run(rx, calls));
+            self.live
+                .shared
+                .drivers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(task, tx.clone());
+            self.running.insert(
+                task,
+                Running {
+                    campaign_id: campaign,
+                    tx,
+                    done,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether a campaign dials at `now_ms`: `enabled`, or `automatic` inside one of its weekly
+/// windows (in its time zone).
+pub fn dials_now(spec: &CampaignSpec, now_ms: i64) -> bool {
+    match spec.status {
+        CampaignStatus::Enabled => true,
+        CampaignStatus::Disabled => false,
+        CampaignStatus::Automatic => {
+            let (Ok(tz), Some(utc)) = (
+                spec.time_zone.parse::<chrono_tz::Tz>(),
+                chrono::DateTime::from_timestamp_millis(now_ms),
+            ) else {
+                return false;
+            };
+            let local = utc.with_timezone(&tz);
+            let day = match local.weekday() {
+                chrono::Weekday::Mon => Day::Mon,
+                chrono::Weekday::Tue => Day::Tue,
+                chrono::Weekday::Wed => Day::Wed,
+                chrono::Weekday::Thu => Day::Thu,
+                chrono::Weekday::Fri => Day::Fri,
+                chrono::Weekday::Sat => Day::Sat,
+                chrono::Weekday::Sun => Day::Sun,
+            };
+            let minute = local.hour() * 60 + local.minute();
+            spec.windows.iter().any(|w| {
+                w.days.contains(&day)
+                    && hhmm(&w.from).is_some_and(|f| f <= minute)
+                    && hhmm(&w.to).is_some_and(|t| minute < t)
+            })
+        }
+    }
+}
+
+fn hhmm(text: &str) -> Option<u32> {
+    let (h, m) = text.split_once(':')?;
+    Some(h.parse::<u32>().ok()? * 60 + m.parse::<u32>().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::campaigns::Window;
+
+    fn spec(status: CampaignStatus, windows: Vec<Window>) -> CampaignSpec {
+        let mut s: CampaignSpec = serde_json::from_value(serde_json::json!({"name": "c"})).unwrap();
+        s.status = status;
+        s.time_zone = "Europe/Berlin".into();
+        s.windows = windows;
+        s
+    }
+
+    #[test]
+    fn automatic_campaigns_dial_inside_their_windows_only() {
+        let at = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let w = vec![Window {
+            days: vec![Day::Mon, Day::Tue],
+            from: "09:00".into(),
+            to: "17:00".into(),
+        }];
+        let s = spec(CampaignStatus::Automatic, w.clone());
+        // Monday 2025-01-13, 08:30 UTC = 09:30 in Berlin.
+        assert!(dials_now(&s, at("2025-01-13T08:30:00Z")));
+        // 07:30 UTC = 08:30 Berlin: before the window.
+        assert!(!dials_now(&s, at("2025-01-13T07:30:00Z")));
+        // 16:00 UTC = 17:00 Berlin: the end is outside.
+        assert!(!dials_now(&s, at("2025-01-13T16:00:00Z")));
+        // Wednesday: not a day of the window.
+        assert!(!dials_now(&s, at("2025-01-15T08:30:00Z")));
+        assert!(dials_now(&spec(CampaignStatus::Enabled, vec![]), 0));
+        assert!(!dials_now(
+            &spec(CampaignStatus::Disabled, w),
+            at("2025-01-13T08:30:00Z")
+        ));
+    }
+}

@@ -1,0 +1,188 @@
+//! Contact leases: a contact the live dialer is calling is held by one call at a time, across
+//! call tasks and restarts. A lease is taken when the dialer picks the contact and released
+//! when its attempt is recorded (or the contact is given back unused); leases a stopped daemon
+//! left behind become `$interrupted` attempts at the next start.
+
+use super::contacts::{Attempt, Contact};
+use super::{Result, Store};
+
+/// The result recorded for a contact whose call was cut short by a stop of the daemon.
+pub const INTERRUPTED: &str = "$interrupted";
+
+impl Store {
+    /// Up to `n` callable contacts of `task_id` (as [`Store::next_callable`] orders them) that
+    /// no call holds, each leased to `owner` in the same step: a contact is returned to one
+    /// caller only.
+    pub async fn lease_callable(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        n: u32,
+        now_ms: i64,
+        owner: &str,
+    ) -> Result<Vec<Contact>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut leased: Vec<Contact> = Vec::new();
+        // Others may lease the same candidates meanwhile: look further until enough or none left.
+        for round in 0..8u32 {
+            let held: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM contact_leases WHERE task_id = $1")
+                    .bind(task_id)
+                    .fetch_one(&self.reader)
+                    .await?;
+            let limit = n.saturating_mul(round + 1).saturating_add(held as u32);
+            let candidates = self
+                .next_callable(campaign_id, task_id, now_ms, limit)
+                .await?;
+            let exhausted = (candidates.len() as u32) < limit;
+            for c in candidates {
+                if leased.len() as u32 == n {
+                    break;
+                }
+                if leased.iter().any(|l| l.id == c.id) {
+                    continue;
+                }
+                // The primary key makes the insert the lease: a held contact inserts nothing.
+                let done = sqlx::query(
+                    "INSERT INTO contact_leases (contact_id, campaign_id, task_id, owner, leased_ms) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contact_id) DO NOTHING",
+                )
+                .bind(c.id)
+                .bind(campaign_id)
+                .bind(task_id)
+                .bind(owner)
+                .bind(now_ms)
+                .execute(&self.writer)
+                .await?;
+                if done.rows_affected() == 1 {
+                    leased.push(c);
+                }
+            }
+            if leased.len() as u32 == n || exhausted {
+                break;
+            }
+        }
+        Ok(leased)
+    }
+
+    /// Releases the lease of `contact_id` (a no-op when it holds none).
+    pub async fn release_lease(&self, contact_id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM contact_leases WHERE contact_id = $1")
+            .bind(contact_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Contacts leased now, with their campaign and task: `(contact, campaign, task)`.
+    pub async fn leases(&self) -> Result<Vec<(i64, i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT contact_id, campaign_id, task_id FROM contact_leases ORDER BY contact_id",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Turns every lease left by a previous run into an `$interrupted` attempt (the contact
+    /// stays open, callable again at once) and releases it; returns how many there were.
+    pub async fn recover_leases(&self, now_ms: i64) -> Result<usize> {
+        let leases = self.leases().await?;
+        for (contact, campaign, _) in &leases {
+            let number = match self.contact(*campaign, *contact).await {
+                Ok(c) => c.spec.phones.first().cloned().unwrap_or_default(),
+                // Deleted meanwhile: nothing to record.
+                Err(_) => {
+                    self.release_lease(*contact).await?;
+                    continue;
+                }
+            };
+            let attempt = Attempt {
+                number,
+                result: INTERRUPTED.into(),
+                sip_code: None,
+                call_id: None,
+                status: "open".into(),
+                follow_up_ms: Some(now_ms),
+                at_ms: now_ms,
+            };
+            self.record_attempt(*campaign, *contact, &attempt, "dialer")
+                .await?;
+            self.release_lease(*contact).await?;
+        }
+        Ok(leases.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::contacts::ContactSpec;
+    use crate::store::tasks::{TaskKind, TaskSpec};
+    use crate::store::{now_ms, Store};
+
+    #[tokio::test]
+    async fn a_contact_is_leased_to_one_caller_at_a_time_until_released_or_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("dialerd.db")).await.unwrap();
+        let campaign = store
+            .create_campaign(
+                &serde_json::from_value(serde_json::json!({
+                    "name": "c", "default_region": "DE",
+                    "calling_hours": {"from": "00:00", "to": "24:00"}
+                }))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let task = store
+            .create_task(
+                campaign.id,
+                TaskSpec {
+                    name: "dial".into(),
+                    kind: TaskKind::Call,
+                    settings: serde_json::json!({}),
+                    flow: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        for i in 0..5 {
+            let spec: ContactSpec = serde_json::from_value(serde_json::json!({
+                "phones": [format!("+4930123450{i}")], "time_zone": "Europe/Berlin"
+            }))
+            .unwrap();
+            store.create_contact(campaign.id, &spec, "t").await.unwrap();
+        }
+        let now = now_ms();
+        // Two leasers at once get disjoint contacts, and no more than there are.
+        let (a, b) = tokio::join!(
+            store.lease_callable(campaign.id, task.id, 3, now, "one"),
+            store.lease_callable(campaign.id, task.id, 3, now, "two"),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut ids: Vec<i64> = a.iter().chain(&b).map(|c| c.id).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!((ids.len(), n), (5, 5), "{ids:?}");
+        let none = store.lease_callable(campaign.id, task.id, 3, now, "three");
+        assert!(none.await.unwrap().is_empty());
+
+        // A released contact can be leased again.
+        store.release_lease(ids[0]).await.unwrap();
+        let again = store.lease_callable(campaign.id, task.id, 3, now, "three");
+        let again: Vec<i64> = again.await.unwrap().iter().map(|c| c.id).collect();
+        assert_eq!(again, [ids[0]]);
+
+        // A restart turns every lease into an `$interrupted` attempt and frees the contact.
+        assert_eq!(store.recover_leases(now).await.unwrap(), 5);
+        assert!(store.leases().await.unwrap().is_empty());
+        let c = store.contact(campaign.id, ids[1]).await.unwrap();
+        assert_eq!(c.spec.attempts, 1);
+        assert_eq!(c.last_result.as_deref(), Some(super::INTERRUPTED));
+        assert_eq!(c.spec.status, "open");
+        let back = store.lease_callable(campaign.id, task.id, 10, now, "four");
+        assert_eq!(back.await.unwrap().len(), 5);
+    }
+}
