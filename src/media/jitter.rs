@@ -179,10 +179,13 @@ impl JitterBuffer {
         let Some(c) = self.candidate.take() else {
             return;
         };
-        // Release the old stream's tail, then start the new one from the candidate.
+        // Release the old stream's tail, then start the new one from the candidate. Collected
+        // apart: `take_frame` hands out `ready` first, so pushing onto it here would loop.
+        let mut tail = Vec::new();
         while let Some(frame) = self.take_frame(true) {
-            self.ready.push_back(frame);
+            tail.push(frame);
         }
+        self.ready.extend(tail);
         self.stats.resyncs += 1;
         self.held.clear();
         self.next = None;

@@ -220,3 +220,37 @@ fn drain_flushes_everything_in_order() {
     assert_eq!(jb.held(), 0);
     assert!(jb.drain().is_empty());
 }
+
+/// A new stream while the old one still waits on a gap: the old tail (gap filled) comes out,
+/// then the new stream. This once looped for ever, re-queuing the same frame.
+#[test]
+fn a_new_stream_while_a_gap_is_held_releases_the_old_tail_and_returns() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut jb = JitterBuffer::new(3);
+        let mut out = Vec::new();
+        for i in 0..3 {
+            push(&mut jb, i, 0);
+            out.extend(pop_all(&mut jb));
+        }
+        // Packet 3 is lost: 4 waits behind the gap.
+        push(&mut jb, 4, 0);
+        out.extend(pop_all(&mut jb));
+        for i in 0..2 {
+            let (_, ts, samples) = packet(i, 3_000_000_000);
+            jb.push(20_000 + i as u16, ts, &samples);
+            out.extend(pop_all(&mut jb));
+        }
+        out.extend(jb.drain());
+        let _ = tx.send((out, jb.stats()));
+    });
+    let (out, stats) = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the jitter buffer did not return");
+    assert_eq!(stats.resyncs, 1);
+    let mut want = expected(0..3, 0);
+    want.extend(std::iter::repeat_n(0, N));
+    want.extend(expected(4..5, 0));
+    want.extend(expected(0..2, 3_000_000_000));
+    assert_eq!(pcm(&out), want);
+}
