@@ -568,6 +568,101 @@ fn https_webhooks_verify_the_server_certificate() {
     );
 }
 
+/// A CONNECT proxy on 127.0.0.1 recording each request line, then joining the client to the
+/// target it names.
+fn connect_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut client = stream.unwrap();
+            let Ok(head) = read_request(&mut client) else {
+                continue;
+            };
+            let line = head.lines().next().unwrap_or_default().to_string();
+            out.lock().unwrap().push(line.clone());
+            let target = line.split(' ').nth(1).unwrap_or_default().to_string();
+            let Ok(server) = std::net::TcpStream::connect(&target) else {
+                let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                continue;
+            };
+            client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .unwrap();
+            let (mut up_from, mut up_to) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut up_from, &mut up_to);
+                let _ = up_to.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut down_to, mut down_from) = (client, server);
+                let _ = std::io::copy(&mut down_from, &mut down_to);
+                let _ = down_to.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// With `HTTPS_PROXY` set, an HTTPS webhook goes through the proxy in a CONNECT tunnel, the
+/// server's certificate still verified end to end (SNI and all).
+#[test]
+fn https_webhooks_go_through_the_proxy_named_in_the_environment() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), "trusted");
+    let p = |f: &str| certs.path().join(f);
+    let (port, hook) = tls_hook_server(&p("trusted-leaf.pem"), &p("trusted-leaf.key"));
+    let (proxy, tunnels) = connect_proxy();
+    let config = format!(
+        "{BASE}[flow]\nwebhook_ca_file = {:?}\n",
+        p("trusted-ca.pem").display().to_string()
+    );
+    let proxy_url = format!("http://{proxy}");
+    let d = Daemon::start_with(
+        &config,
+        &[("DIALERD_ADMIN_TOKEN", ADMIN), ("HTTPS_PROXY", &proxy_url)],
+    );
+    let (_, cp) = new_campaign(&d, "Proxied");
+    let task = |body: Value| new_task(&d, &cp, body);
+    let dial = task(json!({"name": "dial", "kind": "call"}));
+    let done = task(json!({"name": "done", "kind": "call"}));
+    let secure = task(json!({"name": "secure", "kind": "webhook",
+        "settings": {"url": format!("https://localhost:{port}/crm"), "retries": 0, "backoff_seconds": 1},
+        "flow": [{"status": "success", "next_task": done}]}));
+    let ids = import(
+        &d,
+        &cp,
+        &format!("?task={dial}"),
+        b"name,phone\nAnn,030 2000001\n",
+    );
+    ok(
+        &d,
+        "POST",
+        &format!("{cp}/contacts/move"),
+        Some(json!({"ids": [ids[0]], "task_id": secure})),
+    );
+    let ann = eventually("Ann delivered through the proxy", || {
+        let c = ok(&d, "GET", &format!("{cp}/contacts/{}", ids[0]), None);
+        (c["task_id"] == done || c["status"] == "failed").then_some(c)
+    });
+    assert_eq!(ann["task_id"], done, "{ann}");
+    assert_eq!(
+        *tunnels.lock().unwrap(),
+        [format!("CONNECT localhost:{port} HTTP/1.1")]
+    );
+    let got = &hook.lock().unwrap().requests;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0.as_deref(), Some("localhost"));
+    assert!(
+        got[0].1.starts_with("POST /crm HTTP/1.1\r\n"),
+        "{}",
+        got[0].1
+    );
+}
+
 /// The answer body of the keep-alive hook server for `path`: longer than the KiB kept.
 fn crm_answer(path: &str) -> String {
     format!("accepted {path}: {}", "0123456789".repeat(150))

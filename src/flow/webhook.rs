@@ -316,6 +316,12 @@ impl tower::Service<Uri> for ProxyConnector {
         Box::pin(async move {
             let (io, proxied) = match proxy {
                 None => (http.oneshot(dst).await?, false),
+                // The connection to the proxy itself is plain TCP: no TLS, no SOCKS.
+                Some(p) if p.uri().scheme() != Some(&uri::Scheme::HTTP) => {
+                    return Err(
+                        format!("proxy {}: only http:// proxies are supported", p.uri()).into(),
+                    )
+                }
                 Some(p) if dst.scheme() == Some(&uri::Scheme::HTTPS) => {
                     let mut tunnel = Tunnel::new(p.uri().clone(), http);
                     if let Some(auth) = p.basic_auth() {
@@ -562,6 +568,20 @@ mod tests {
             tunnel.starts_with("CONNECT crm.example:443 HTTP/1.1\r\n"),
             "{tunnel}"
         );
+    }
+
+    #[tokio::test]
+    async fn proxies_other_than_plain_http_are_refused() {
+        for proxy in ["socks5://127.0.0.1:1080", "https://127.0.0.1:3128"] {
+            let rules = Matcher::builder().https(proxy).build();
+            let client = WebhookClient::with_proxies(None, rules).unwrap();
+            let e = client
+                .post_json("https://crm.example/in", b"{}", Duration::from_secs(5))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("only http:// proxies"), "{proxy}: {e}");
+        }
     }
 
     #[tokio::test]
