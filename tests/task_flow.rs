@@ -1,6 +1,7 @@
 //! Task flow over HTTP against the real binary: flow rules with and without delay, a wait
 //! task, a webhook task delivering to a tiny local HTTP server that fails once (retry with
-//! backoff), export files that rotate when downloaded, and the contact gauge.
+//! backoff), webhooks on a kept-alive connection with the answer kept and redirects not
+//! followed, export files that rotate when downloaded, and the contact gauge.
 
 mod common;
 
@@ -564,6 +565,247 @@ fn https_webhooks_verify_the_server_certificate() {
         2,
         "{:?}",
         seen.failed_handshakes
+    );
+}
+
+/// A CONNECT proxy on 127.0.0.1 recording each request line, then joining the client to the
+/// target it names.
+fn connect_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut client = stream.unwrap();
+            let Ok(head) = read_request(&mut client) else {
+                continue;
+            };
+            let line = head.lines().next().unwrap_or_default().to_string();
+            out.lock().unwrap().push(line.clone());
+            let target = line.split(' ').nth(1).unwrap_or_default().to_string();
+            let Ok(server) = std::net::TcpStream::connect(&target) else {
+                let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                continue;
+            };
+            client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .unwrap();
+            let (mut up_from, mut up_to) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut up_from, &mut up_to);
+                let _ = up_to.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut down_to, mut down_from) = (client, server);
+                let _ = std::io::copy(&mut down_from, &mut down_to);
+                let _ = down_to.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// With `HTTPS_PROXY` set, an HTTPS webhook goes through the proxy in a CONNECT tunnel, the
+/// server's certificate still verified end to end (SNI and all).
+#[test]
+fn https_webhooks_go_through_the_proxy_named_in_the_environment() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), "trusted");
+    let p = |f: &str| certs.path().join(f);
+    let (port, hook) = tls_hook_server(&p("trusted-leaf.pem"), &p("trusted-leaf.key"));
+    let (proxy, tunnels) = connect_proxy();
+    let config = format!(
+        "{BASE}[flow]\nwebhook_ca_file = {:?}\n",
+        p("trusted-ca.pem").display().to_string()
+    );
+    let proxy_url = format!("http://{proxy}");
+    let d = Daemon::start_with(
+        &config,
+        &[("DIALERD_ADMIN_TOKEN", ADMIN), ("HTTPS_PROXY", &proxy_url)],
+    );
+    let (_, cp) = new_campaign(&d, "Proxied");
+    let task = |body: Value| new_task(&d, &cp, body);
+    let dial = task(json!({"name": "dial", "kind": "call"}));
+    let done = task(json!({"name": "done", "kind": "call"}));
+    let secure = task(json!({"name": "secure", "kind": "webhook",
+        "settings": {"url": format!("https://localhost:{port}/crm"), "retries": 0, "backoff_seconds": 1},
+        "flow": [{"status": "success", "next_task": done}]}));
+    let ids = import(
+        &d,
+        &cp,
+        &format!("?task={dial}"),
+        b"name,phone\nAnn,030 2000001\n",
+    );
+    ok(
+        &d,
+        "POST",
+        &format!("{cp}/contacts/move"),
+        Some(json!({"ids": [ids[0]], "task_id": secure})),
+    );
+    let ann = eventually("Ann delivered through the proxy", || {
+        let c = ok(&d, "GET", &format!("{cp}/contacts/{}", ids[0]), None);
+        (c["task_id"] == done || c["status"] == "failed").then_some(c)
+    });
+    assert_eq!(ann["task_id"], done, "{ann}");
+    assert_eq!(
+        *tunnels.lock().unwrap(),
+        [format!("CONNECT localhost:{port} HTTP/1.1")]
+    );
+    let got = &hook.lock().unwrap().requests;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0.as_deref(), Some("localhost"));
+    assert!(
+        got[0].1.starts_with("POST /crm HTTP/1.1\r\n"),
+        "{}",
+        got[0].1
+    );
+}
+
+/// The answer body of the keep-alive hook server for `path`: longer than the KiB kept.
+fn crm_answer(path: &str) -> String {
+    format!("accepted {path}: {}", "0123456789".repeat(150))
+}
+
+/// Requests a hook server saw: (connection number, request line).
+type SeenLines = Arc<Mutex<Vec<(usize, String)>>>;
+
+/// An HTTP server that keeps connections open (a thread each): `/crm...` answers 200 with
+/// [`crm_answer`], anything else 302 to `/elsewhere`. Records (connection number, request
+/// line) for each request.
+fn keep_alive_hook_server() -> (SocketAddr, SeenLines) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = SeenLines::default();
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        for (conn, stream) in listener.incoming().enumerate() {
+            let mut s = stream.unwrap();
+            let out = out.clone();
+            std::thread::spawn(move || {
+                while let Ok(req) = read_request(&mut s) {
+                    let line = req.lines().next().unwrap_or_default().to_string();
+                    out.lock().unwrap().push((conn, line.clone()));
+                    let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                    let answer = if path.starts_with("/crm") {
+                        let body = crm_answer(&path);
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                    } else {
+                        format!(
+                            "HTTP/1.1 302 Found\r\nLocation: http://{addr}/elsewhere\r\n\
+                             Content-Length: 10\r\n\r\nmoved away"
+                        )
+                    };
+                    if s.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Webhooks reuse one kept-alive connection per host, keep the first KiB of the answer in
+/// the contact's history, and do not follow redirects: a 3xx fails the delivery with its
+/// Location in the history, and the target of the redirect never gets a request.
+#[test]
+fn webhooks_keep_connections_alive_keep_the_answer_and_do_not_follow_redirects() {
+    let (addr, seen) = keep_alive_hook_server();
+    let d = Daemon::start_with(BASE, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let (_, cp) = new_campaign(&d, "Keep-alive");
+    let task = |body: Value| new_task(&d, &cp, body);
+    let dial = task(json!({"name": "dial", "kind": "call"}));
+    let done = task(json!({"name": "done", "kind": "call"}));
+    let crm = task(json!({"name": "crm", "kind": "webhook",
+        "settings": {"url": format!("http://{addr}/crm?from=dialerd"), "retries": 0, "backoff_seconds": 1},
+        "flow": [{"status": "success", "next_task": done}]}));
+    let moved = task(json!({"name": "moved", "kind": "webhook",
+        "settings": {"url": format!("http://{addr}/old"), "retries": 0, "backoff_seconds": 1},
+        "flow": [{"status": "success", "next_task": done}]}));
+    let ids = import(
+        &d,
+        &cp,
+        &format!("?task={dial}"),
+        b"name,phone\nAnn,030 2000001\nBob,030 2000002\nCid,030 2000003\nDee,030 2000004\n",
+    );
+    assert_eq!(ids.len(), 4);
+    let contact = |id: i64| ok(&d, "GET", &format!("{cp}/contacts/{id}"), None);
+    let webhook_entries = |c: &Value| -> Vec<Value> {
+        c["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["change"]["op"] == "webhook")
+            .map(|h| h["change"].clone())
+            .collect()
+    };
+    ok(
+        &d,
+        "POST",
+        &format!("{cp}/contacts/move"),
+        Some(json!({"ids": &ids[..3], "task_id": crm})),
+    );
+    let delivered: Vec<Value> = ids[..3]
+        .iter()
+        .map(|&id| {
+            eventually("delivered", || {
+                let c = contact(id);
+                (c["task_id"] == done).then_some(c)
+            })
+        })
+        .collect();
+    ok(
+        &d,
+        "POST",
+        &format!("{cp}/contacts/move"),
+        Some(json!({"ids": [ids[3]], "task_id": moved})),
+    );
+    let dee = eventually("Dee's redirect failed", || {
+        let c = contact(ids[3]);
+        (c["status"] == "failed").then_some(c)
+    });
+
+    // The first KiB of the answer, cut there.
+    let want: String = crm_answer("/crm?from=dialerd").chars().take(1024).collect();
+    for c in &delivered {
+        let hooks = webhook_entries(c);
+        assert_eq!(hooks.len(), 1, "{c}");
+        assert_eq!(hooks[0]["detail"], "$delivered", "{c}");
+        assert_eq!(hooks[0]["code"], 200, "{c}");
+        assert_eq!(hooks[0]["body"].as_str(), Some(want.as_str()), "{c}");
+    }
+
+    // Not followed: failed at once (no retry configured) with the Location named.
+    assert_eq!(
+        (dee["task_id"].as_i64(), dee["detail"].as_str()),
+        (Some(moved), Some("$webhook_failed")),
+        "{dee}"
+    );
+    let hooks = webhook_entries(&dee);
+    assert_eq!(hooks.len(), 1, "{dee}");
+    let error = hooks[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("302")
+            && error.contains(&format!("http://{addr}/elsewhere"))
+            && error.contains("not followed")
+            && error.contains("moved away"),
+        "{error}"
+    );
+
+    // One connection carried all four POSTs; nothing went to the redirect's target.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen.iter().all(|(conn, _)| *conn == 0), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|(_, line)| line.starts_with("POST /crm?from=dialerd ")
+                || line.starts_with("POST /old ")),
+        "{seen:?}"
     );
 }
 

@@ -103,13 +103,18 @@ async fn deliver_webhooks(
             return;
         }
         let body = serde_json::to_vec(&job.contact).unwrap_or_default();
-        let outcome = client
+        let outcome = match client
             .post_json(&job.settings.url, &body, WEBHOOK_TIMEOUT)
             .await
-            .map_err(|e| e.to_string());
-        if let Err(e) = &outcome {
-            tracing::info!(contact = job.contact.id, task = job.task_id, url = %job.settings.url, error = %e, "webhook delivery failed");
-        }
+        {
+            Ok(answer) => crate::store::flow::Delivery::Done(
+                serde_json::json!({"code": answer.code, "body": answer.body}),
+            ),
+            Err(e) => {
+                tracing::info!(contact = job.contact.id, task = job.task_id, url = %job.settings.url, error = %e, "webhook delivery failed");
+                crate::store::flow::Delivery::Failed(e.to_string())
+            }
+        };
         if let Err(e) = store
             .webhook_result(&job, outcome, crate::store::now_ms())
             .await

@@ -317,13 +317,9 @@ impl Store {
     pub async fn webhook_result(
         &self,
         job: &WebhookJob,
-        outcome: std::result::Result<u16, String>,
+        outcome: Delivery,
         now: i64,
     ) -> Result<()> {
-        let outcome = match outcome {
-            Ok(code) => Delivery::Done(json!({"code": code})),
-            Err(e) => Delivery::Failed(e),
-        };
         let s = &job.settings;
         self.delivery_result(
             &job.contact,

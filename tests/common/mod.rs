@@ -20,7 +20,8 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_dialerd")
 }
 
-/// A command for the binary with a clean environment: no inherited overrides or systemd vars.
+/// A command for the binary with a clean environment: no inherited overrides, systemd vars or
+/// proxies.
 pub fn command() -> Command {
     let mut cmd = Command::new(bin());
     for (k, _) in std::env::vars() {
@@ -35,6 +36,14 @@ pub fn command() -> Command {
         "WATCHDOG_PID",
         "STATE_DIRECTORY",
         "JOURNAL_STREAM",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
     ] {
         cmd.env_remove(k);
     }
