@@ -630,8 +630,14 @@ fn role_matrix() {
         ),
         (
             "POST",
-            "/api/v1/agent/preview".into(),
-            Some(json!({"accept": true})),
+            "/api/v1/agent/preview/dial".into(),
+            None,
+            &["agent"],
+        ),
+        (
+            "POST",
+            "/api/v1/agent/preview/skip".into(),
+            None,
             &["agent"],
         ),
         ("GET", "/api/v1/dnc".into(), None, DIAL),

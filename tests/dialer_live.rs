@@ -615,11 +615,7 @@ fn a_preview_agent_skips_an_offer_and_accepts_the_next_ones() {
         Some(json!({"tasks": [task], "phone": "sip"})),
     );
     agent1.ok("POST", "/api/v1/agent/ready", None);
-    let (status, p) = agent1.call(
-        "POST",
-        "/api/v1/agent/preview",
-        Some(json!({"accept": true})),
-    );
+    let (status, p) = agent1.call("POST", "/api/v1/agent/preview/dial", None);
     assert_eq!(status, 409, "no offer yet: {p}");
     let started = Instant::now();
     admin.ok(
@@ -658,11 +654,8 @@ fn a_preview_agent_skips_an_offer_and_accepts_the_next_ones() {
         if !accept {
             skipped = Some(v["call_id"].clone());
         }
-        agent1.ok(
-            "POST",
-            "/api/v1/agent/preview",
-            Some(json!({"accept": accept})),
-        );
+        let answer = if accept { "dial" } else { "skip" };
+        agent1.ok("POST", &format!("/api/v1/agent/preview/{answer}"), None);
     }
     let skipped = skipped.expect("no offer came");
     assert_eq!(posted, 2, "a result for each call put through");
@@ -676,21 +669,26 @@ fn a_preview_agent_skips_an_offer_and_accepts_the_next_ones() {
         assert!(at.starts_with("2030-01-02T09:30:00"), "{k}");
     }
     let ev = events(&agent1);
-    let offered: Vec<&Value> = ev.iter().filter(|e| e["type"] == "call.offered").collect();
-    assert_eq!(offered.len(), 3, "{ev:?}");
-    for o in offered {
-        assert_eq!(o["direction"], "preview", "{o}");
+    let offers: Vec<&Value> = ev.iter().filter(|e| e["type"] == "preview.offer").collect();
+    assert_eq!(offers.len(), 3, "{ev:?}");
+    for o in offers {
         let kinds: Vec<&str> = ev
             .iter()
             .filter(|e| e["call"] == o["call"])
             .map(|e| e["type"].as_str().unwrap())
             .collect();
         if o["call"] == skipped {
-            assert_eq!(kinds, ["call.offered"], "{ev:?}");
+            assert_eq!(kinds, ["preview.offer"], "{ev:?}");
         } else {
+            let connected = ev
+                .iter()
+                .find(|e| e["call"] == o["call"] && e["type"] == "call.offered")
+                .unwrap_or_else(|| panic!("no call.offered: {ev:?}"));
+            assert_eq!(connected["direction"], "preview", "{connected}");
             assert_eq!(
                 kinds,
                 [
+                    "preview.offer",
                     "call.offered",
                     "call.connected",
                     "call.customer_hangup",

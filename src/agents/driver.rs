@@ -374,7 +374,9 @@ impl Agents {
         let Some(entry) = inner.agents.get_mut(&agent) else {
             return;
         };
-        if let EventKind::CallOffered { call, contact, .. } = &kind {
+        if let EventKind::CallOffered { call, contact, .. }
+        | EventKind::PreviewOffer { call, contact, .. } = &kind
+        {
             entry.contact = Some((*call, *contact));
         }
         let event = entry.log.push(agent, rfc3339(now()), kind);

@@ -19,6 +19,21 @@ pub enum EventKind {
         /// Why: the pause reason, or for `logged_out` what ended the session.
         reason: Option<String>,
     },
+    /// Preview: a contact offered to the agent before any call is placed; the agent dials it
+    /// (`POST /api/v1/agent/preview/dial`) or skips it (`…/skip`).
+    #[serde(rename = "preview.offer")]
+    PreviewOffer {
+        /// The call it becomes when dialled.
+        call: u64,
+        /// Its call task.
+        task: i64,
+        /// The contact offered.
+        contact: i64,
+        /// The contact's fields.
+        fields: serde_json::Map<String, serde_json::Value>,
+        /// The contact's numbers (the first is the one dialled).
+        phones: Vec<String>,
+    },
     /// A customer is being put through to the agent (sent before the audio joins).
     #[serde(rename = "call.offered")]
     CallOffered {

@@ -417,28 +417,26 @@ pub async fn result(
     ))
 }
 
-/// Body of `POST /api/v1/agent/preview`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PreviewBody {
-    accept: bool,
+/// `POST /api/v1/agent/preview/dial`: places the contact of the agent's `preview.offer`;
+/// 409 without an offer.
+pub async fn preview_dial(State(s): State<AppState>, caller: Caller) -> Answer<Json<AgentView>> {
+    preview(s, caller, true).await
 }
 
-/// `POST /api/v1/agent/preview`: `{"accept": true}` places the contact offered to the agent
-/// (preview), `false` skips it (it goes back to the callable contacts); 409 without an offer.
-pub async fn preview(
-    State(s): State<AppState>,
-    caller: Caller,
-    body: Bytes,
-) -> Answer<Json<AgentView>> {
+/// `POST /api/v1/agent/preview/skip`: skips the offered contact (it goes back to the callable
+/// contacts); 409 without an offer.
+pub async fn preview_skip(State(s): State<AppState>, caller: Caller) -> Answer<Json<AgentView>> {
+    preview(s, caller, false).await
+}
+
+async fn preview(s: AppState, caller: Caller, accept: bool) -> Answer<Json<AgentView>> {
     let user = caller.require(AGENT_SELF)?;
-    let req: PreviewBody = parse(&body)?;
     let (state, call) = s.agents.call_of(user.id).ok_or(LiveError::NoOffer)?;
     if state != AgentStateKind::Reserved {
         return Err(LiveError::NoOffer.into());
     }
     s.live
-        .preview(call.task, user.id, call.call, req.accept)
+        .preview(call.task, user.id, call.call, accept)
         .await?;
     Ok(Json(
         s.agents.view(user.id).ok_or(SessionError::NotLoggedIn)?,

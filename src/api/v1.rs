@@ -160,7 +160,14 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
         ("/api/v1/agent/pause".into(), j(post(agent::pause))),
         ("/api/v1/agent/hangup".into(), post(agent::hang_up)),
         ("/api/v1/agent/result".into(), j(post(agent::result))),
-        ("/api/v1/agent/preview".into(), j(post(agent::preview))),
+        (
+            "/api/v1/agent/preview/dial".into(),
+            post(agent::preview_dial),
+        ),
+        (
+            "/api/v1/agent/preview/skip".into(),
+            post(agent::preview_skip),
+        ),
         ("/api/v1/agent/ticket".into(), post(agent::ticket)),
         ("/api/v1/agents".into(), get(agents::list)),
         (

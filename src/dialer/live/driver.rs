@@ -608,7 +608,7 @@ impl Driver {
                     return self.feed(Input::PreviewSkipped(call));
                 }
                 self.offers.insert(call, (user, contact));
-                self.offered(user, call, contact, "preview");
+                self.offered(user, call, contact, None);
             }
             Output::Place {
                 call,
@@ -628,7 +628,11 @@ impl Driver {
                 let reserved = agents
                     .call_of(user)
                     .is_some_and(|(_, c)| c.call == call && c.task == self.task_id);
-                if !reserved {
+                if reserved {
+                    if let Some(contact) = self.calls.get(&call).map(|c| ContactId(c.contact.id)) {
+                        self.offered(user, call, contact, Some("preview"));
+                    }
+                } else {
                     let reserve = SessionInput::Reserved {
                         task: self.task_id,
                         call,
@@ -639,7 +643,7 @@ impl Driver {
                         return;
                     }
                     if let Some(contact) = self.calls.get(&call).map(|c| ContactId(c.contact.id)) {
-                        self.offered(user, call, contact, "outbound");
+                        self.offered(user, call, contact, Some("outbound"));
                     }
                 }
                 self.command(call, CallCmd::Bridge(user));
@@ -681,24 +685,34 @@ impl Driver {
         Ok(())
     }
 
-    fn offered(&self, user: i64, call: CallId, contact: ContactId, direction: &str) {
+    /// Shows the agent the contact: `preview.offer` before a preview call is placed
+    /// (`direction` `None`), `call.offered` when the answered customer is being put through.
+    fn offered(&self, user: i64, call: CallId, contact: ContactId, direction: Option<&str>) {
         let c = self
             .calls
             .get(&call)
             .map(|c| &c.contact)
             .or_else(|| self.leased.get(&contact));
         let Some(c) = c else { return };
-        self.ctx.calls.agents.publish(
-            user,
-            EventKind::CallOffered {
+        let (fields, phones) = (c.spec.fields.clone(), c.spec.phones.clone());
+        let kind = match direction {
+            None => EventKind::PreviewOffer {
                 call: call.0,
                 task: self.task_id,
                 contact: c.id,
-                fields: c.spec.fields.clone(),
-                phones: c.spec.phones.clone(),
+                fields,
+                phones,
+            },
+            Some(direction) => EventKind::CallOffered {
+                call: call.0,
+                task: self.task_id,
+                contact: c.id,
+                fields,
+                phones,
                 direction: direction.into(),
             },
-        );
+        };
+        self.ctx.calls.agents.publish(user, kind);
     }
 
     fn command(&self, call: CallId, cmd: CallCmd) {
