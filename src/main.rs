@@ -273,6 +273,14 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         .await?
         .with_import_limits(cfg.import)
         .with_calling_rules(CallingRules::from_config(&cfg.calling_rules)?);
+    metrics
+        .registry()
+        .register(Box::new(dialerd::health::ReadyCollector::new(
+            health.clone(),
+        )?))?;
+    metrics
+        .registry()
+        .register(Box::new(state::DiskCollector::new(&state_dir)?))?;
     let api_metrics = api::metrics::ApiMetrics::register(metrics.registry())?;
     let flow_metrics = dialerd::flow::FlowMetrics::register(metrics.registry())?;
     let webhooks = dialerd::flow::webhook::WebhookClient::new(cfg.flow.webhook_ca_file.as_deref())?;

@@ -65,6 +65,63 @@ pub fn prepare(path: &Path) -> Result<PathBuf, StateError> {
     Ok(path.to_path_buf())
 }
 
+/// `dialerd_state_dir_available_bytes` and `dialerd_state_dir_capacity_bytes`: the file
+/// system holding the state directory (database, recordings, exports), read at each scrape.
+pub struct DiskCollector {
+    dir: PathBuf,
+    available: prometheus::IntGauge,
+    capacity: prometheus::IntGauge,
+}
+
+impl DiskCollector {
+    /// A collector for the file system of `dir`.
+    pub fn new(dir: &Path) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            available: prometheus::IntGauge::new(
+                "dialerd_state_dir_available_bytes",
+                "Bytes an unprivileged user may still write on the state directory's file system.",
+            )?,
+            capacity: prometheus::IntGauge::new(
+                "dialerd_state_dir_capacity_bytes",
+                "Size of the state directory's file system in bytes.",
+            )?,
+        })
+    }
+
+    /// (available, capacity) in bytes, or `None` when the file system cannot be read.
+    fn usage(&self) -> Option<(u64, u64)> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `st` is a valid out-parameter.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        let unit = st.f_frsize as u64;
+        Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
+    }
+}
+
+impl prometheus::core::Collector for DiskCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        let mut d = self.available.desc();
+        d.extend(self.capacity.desc());
+        d
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let Some((available, capacity)) = self.usage() else {
+            return Vec::new();
+        };
+        self.available.set(available as i64);
+        self.capacity.set(capacity as i64);
+        let mut out = self.available.collect();
+        out.extend(self.capacity.collect());
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
