@@ -1,5 +1,6 @@
 //! What an SRE gets: the shipped Prometheus alerting rules load and pass their unit tests in
-//! Debian's `promtool`, and every dialerd metric they name is served by a running daemon.
+//! Debian's `promtool`, and every metric they and the Grafana dashboard use is served by a
+//! running daemon.
 
 mod common;
 
@@ -12,6 +13,55 @@ fn conf(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("conf/prometheus")
         .join(name)
+}
+
+/// The metric names in PromQL expressions (histogram series by their family name).
+fn metric_names<'a>(exprs: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut names: Vec<String> = exprs
+        .flat_map(|e| e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|w| w.starts_with("dialerd_") || w.starts_with("process_"))
+        .map(|w| w.trim_end_matches("_bucket").to_string())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Series that exist only once a campaign dials and agents log in; tests/dialer_live.rs reads
+/// them from a daemon running one.
+const WITH_CAMPAIGNS: [&str; 4] = [
+    "dialerd_abandon_ratio",
+    "dialerd_dialer_calls_total",
+    "dialerd_calls_in_flight",
+    "dialerd_agents",
+];
+
+/// Panics naming every metric of `names` that a fresh daemon with a trunk does not serve.
+fn served(names: &[String]) {
+    let d = Daemon::start(
+        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = 9\nkeepalive = \"1s\"\n",
+    );
+    // One SIP request and one API request give their counters a series.
+    common::udp_exchange(
+        d.sip,
+        &common::options_request("z9hG4bKsre"),
+        Duration::from_secs(2),
+    );
+    d.admin_request("GET", "/api/v1/trunks", None);
+    let (_, metrics) = d.get("/metrics");
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !WITH_CAMPAIGNS.contains(&n.as_str()))
+        .filter(|n| {
+            !metrics
+                .lines()
+                .any(|l| l.starts_with(n.as_str()) && l[n.len()..].starts_with(['{', ' ', '_']))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in /metrics: {missing:?}\n{metrics}"
+    );
 }
 
 fn promtool(args: &[&str]) -> String {
@@ -39,38 +89,33 @@ fn the_alerting_rules_load_and_pass_their_unit_tests() {
 #[test]
 fn every_metric_the_rules_name_is_served() {
     let rules = std::fs::read_to_string(conf("dialerd.rules.yml")).unwrap();
-    let mut names: Vec<&str> = rules
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("expr:"))
-        .flat_map(|e| e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
-        .filter(|w| w.starts_with("dialerd_") || w.starts_with("process_"))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
+    let names = metric_names(rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")));
     assert!(names.len() >= 7, "{names:?}");
-    let d = Daemon::start(
-        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = 9\nkeepalive = \"1s\"\n",
-    );
-    // One SIP request gives the response counter a series.
-    common::udp_exchange(
-        d.sip,
-        &common::options_request("z9hG4bKsre"),
-        Duration::from_secs(2),
-    );
+    served(&names);
+}
+
+#[test]
+fn the_grafana_dashboard_uses_only_served_metrics() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conf/grafana/dialerd.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(dash["templating"]["list"][0]["type"], "datasource");
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    let names = metric_names(exprs.iter().map(String::as_str));
+    assert!(names.len() >= 20, "{names:?}");
+    served(&names);
+}
+
+#[test]
+fn a_daemon_reports_readiness_and_its_state_disk() {
+    let d = Daemon::start("");
     let (_, metrics) = d.get("/metrics");
-    // Series that exist only while a campaign dials; tests/dialer_live.rs reads them.
-    let with_campaigns = ["dialerd_abandon_ratio"];
-    for name in names {
-        if with_campaigns.contains(&name) {
-            continue;
-        }
-        assert!(
-            metrics
-                .lines()
-                .any(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' '])),
-            "{name} is not in /metrics:\n{metrics}"
-        );
-    }
     assert!(metrics.contains("dialerd_ready 1"), "{metrics}");
     let available = common::metric(&metrics, "dialerd_state_dir_available_bytes").unwrap();
     let capacity = common::metric(&metrics, "dialerd_state_dir_capacity_bytes").unwrap();

@@ -127,6 +127,10 @@ impl SipMetrics {
         registry.register(Box::new(m.auth_failures.clone()))?;
         registry.register(Box::new(m.register_throttled.clone()))?;
         registry.register(Box::new(m.registrations.clone()))?;
+        // Every reason starts at 0, so `rate()` and alerts see the series before the first shed.
+        for reason in ["rate_limit", "sources_full", "backlog", "transactions"] {
+            m.requests_shed.with_label_values(&[reason]);
+        }
         registry.register(Box::new(m.requests_shed.clone()))?;
         registry.register(Box::new(m.tcp_refused.clone()))?;
         registry.register(Box::new(m.trunk_up.clone()))?;
