@@ -1,0 +1,83 @@
+//! The live driver's edges against the real daemon and SIPp: one agent serving two
+//! progressive call tasks gets one customer at a time and nobody is abandoned.
+
+mod common;
+
+use common::api::{Api, ADMIN};
+use common::dialer::*;
+use common::metric;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[test]
+fn one_agent_on_two_progressive_tasks_gets_one_customer_at_a_time_and_none_is_abandoned() {
+    let carrier_port = free_udp_port();
+    let per_task = 3;
+    let far = carrier("dialer/carrier_talk.xml", carrier_port, 2 * per_task, false);
+    let d = start(carrier_port);
+    let admin = Api::new(&d, ADMIN);
+    let settings = json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 1});
+    let (c1, t1) = dialing_campaign(&admin, "Shared one", settings.clone(), per_task, 0);
+    let (c2, t2) = dialing_campaign(&admin, "Shared two", settings, per_task, 0);
+    let (_, agent1) = user(&admin, "agent1", "agent");
+    let ph = phone("agent1", "sipp-agent-secret-1", d.sip);
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [t1, t2], "phone": "sip"})),
+    );
+    agent1.ok("POST", "/api/v1/agent/ready", None);
+    let started = Instant::now();
+    for c in [c1, c2] {
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/campaigns/{c}"),
+            Some(json!({"status": "enabled"})),
+        );
+    }
+    let done = |admin: &Api| {
+        [c1, c2].iter().all(|c| {
+            admin
+                .all_contacts(*c, "", 100)
+                .iter()
+                .all(|k| k["attempts"].as_i64() == Some(1))
+        })
+    };
+    let mut most = 0.0f64;
+    while !done(&admin) {
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "contacts not all called: {:?} {:?}",
+            admin.all_contacts(c1, "", 100),
+            admin.all_contacts(c2, "", 100)
+        );
+        let (_, text) = d.get("/metrics");
+        let in_flight: f64 = [t1, t2]
+            .iter()
+            .map(|t| metric(&text, &format!("dialerd_calls_in_flight{{task=\"{t}\"}}")))
+            .map(|v| v.unwrap_or(0.0))
+            .sum();
+        most = most.max(in_flight);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("six contacts called after {:?}", started.elapsed());
+    assert_eq!(most, 1.0, "one agent had {most} calls in flight at once");
+    for c in [c1, c2] {
+        for k in admin.all_contacts(c, "", 100) {
+            assert_ne!(k["detail"], "$abandoned", "{k}");
+        }
+    }
+    let ev = events(&agent1);
+    let offered = ev.iter().filter(|e| e["type"] == "call.offered").count();
+    let connected = ev.iter().filter(|e| e["type"] == "call.connected").count();
+    assert_eq!((offered, connected), (6, 6), "{ev:?}");
+    let (_, text) = d.get("/metrics");
+    for c in [c1, c2] {
+        let abandoned =
+            format!("dialerd_dialer_calls_total{{campaign=\"{c}\",result=\"abandoned\"}}");
+        assert_eq!(metric(&text, &abandoned), None, "campaign {c}: {text}");
+    }
+    finished(far, "carrier", Duration::from_secs(10));
+    agent1.ok("DELETE", "/api/v1/agent/session", None);
+    finished(ph, "agent phone", Duration::from_secs(10));
+}
