@@ -16,6 +16,7 @@ use crate::dialer::CallId;
 use crate::media::engine::MediaEngine;
 use crate::sip::leg::SipHandle;
 use crate::store::campaigns::{CampaignSpec, CampaignStatus, Day};
+use crate::store::tasks::CallSettings;
 use crate::store::{now_ms, Store};
 use chrono::{Datelike, Timelike};
 use std::collections::HashMap;
@@ -30,6 +31,10 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 struct Running {
     campaign_id: i64,
+    /// The task's settings the driver started with.
+    settings: CallSettings,
+    /// Draining to restart on changed settings.
+    restarting: bool,
     tx: mpsc::UnboundedSender<Msg>,
     done: JoinHandle<()>,
 }
@@ -220,29 +225,39 @@ impl Supervisor {
         }
         let views: Vec<_> = self.agents.views().into_values().collect();
         let now = now_ms();
-        let mut wanted: HashMap<TaskId, i64> = HashMap::new();
+        let mut wanted: HashMap<TaskId, (i64, CallSettings)> = HashMap::new();
         for c in self.store.campaigns().await? {
             if !dials_now(&c.spec, now) {
                 continue;
             }
             for t in self.store.tasks(c.id).await? {
-                if t.spec.call_settings().is_none() {
+                let Some(settings) = t.spec.call_settings() else {
                     continue;
-                }
+                };
                 let staffed = views
                     .iter()
                     .any(|v| v.state != AgentStateKind::LoggedOut && v.tasks.contains(&t.id));
                 if staffed {
-                    wanted.insert(t.id, c.id);
+                    wanted.insert(t.id, (c.id, settings));
                 }
             }
         }
-        for (task, r) in &self.running {
-            if !wanted.contains_key(task) {
-                let _ = r.tx.send(Msg::Drain);
+        for (task, r) in &mut self.running {
+            match wanted.get(task) {
+                None => {
+                    let _ = r.tx.send(Msg::Drain);
+                }
+                // Changed settings (dial mode, ratios, wrap-up): the driver drains and a new
+                // one starts on them, its core restored from the state the old one saved.
+                Some((_, settings)) if *settings != r.settings && !r.restarting => {
+                    tracing::info!(task, "call task settings changed; its driver restarts");
+                    r.restarting = true;
+                    let _ = r.tx.send(Msg::Drain);
+                }
+                Some(_) => {}
             }
         }
-        for (task, campaign) in wanted {
+        for (task, (campaign, settings)) in wanted {
             if self.running.contains_key(&task) {
                 continue;
             }
@@ -259,6 +274,8 @@ impl Supervisor {
                 task,
                 Running {
                     campaign_id: campaign,
+                    settings,
+                    restarting: false,
                     tx,
                     done,
                 },
