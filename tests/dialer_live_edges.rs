@@ -1,6 +1,7 @@
 //! The live driver's edges against the real daemon and SIPp: one agent serving two
 //! progressive call tasks gets one customer at a time and nobody is abandoned; a task switched
-//! from progressive to power while it dials dials as power at once.
+//! from progressive to power while it dials dials as power at once; no call is placed while
+//! the only trunk is down, and no more at once than the trunk's `max_calls`.
 
 mod common;
 
@@ -169,4 +170,156 @@ fn a_task_switched_from_progressive_to_power_while_dialing_dials_as_power() {
     println!("power after {:?}, {most} calls at once", switched.elapsed());
     drop(far);
     drop(ph);
+}
+
+/// The config of [`start`] with fast SIP timers, the carrier's trunk probed every `keepalive`
+/// and given the `trunk` lines.
+fn start_with_trunk(carrier_port: u16, keepalive: &str, trunk: &str) -> common::Daemon {
+    let fast = AGENTS.replacen("[sip]\n", "[sip]\nt1 = \"20ms\"\nt2 = \"40ms\"\n", 1);
+    let cfg = config(carrier_port).replacen(AGENTS, &fast, 1).replacen(
+        "keepalive = \"0s\"",
+        &format!("keepalive = \"{keepalive}\""),
+        1,
+    ) + trunk;
+    common::Daemon::start_with(&cfg, &[("DIALERD_ADMIN_TOKEN", ADMIN)])
+}
+
+/// An agent (agent1) on its SIPp phone, logged in to `task` and ready.
+fn ready_agent(admin: &Api, d: &common::Daemon, task: i64) -> (Api, Sipp) {
+    let (_, agent1) = user(admin, "agent1", "agent");
+    let ph = phone("agent1", "sipp-agent-secret-1", d.sip);
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    agent1.ok("POST", "/api/v1/agent/ready", None);
+    (agent1, ph)
+}
+
+#[test]
+fn no_call_is_placed_while_the_only_trunk_is_down() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let d = start_with_trunk(port, "200ms", "");
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Trunk down",
+        json!({"queue": "sales", "dial_mode": "progressive"}),
+        2,
+        0,
+    );
+    let (agent1, ph) = ready_agent(&admin, &d, task);
+    let heard = |silent: &std::net::UdpSocket| {
+        let mut buf = [0u8; 4096];
+        let mut invites = 0;
+        while let Ok((n, _)) = silent.recv_from(&mut buf) {
+            if buf[..n].starts_with(b"INVITE ") {
+                invites += 1;
+            }
+        }
+        invites
+    };
+    // Its keepalives unanswered, the trunk goes down.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let trunks = admin.ok("GET", "/api/v1/trunks", None);
+        if trunks[0]["state"] == "down" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "trunk still up: {trunks}");
+        heard(&silent);
+    }
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    let started = Instant::now();
+    let mut invites = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        invites += heard(&silent);
+    }
+    let live = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+    assert_eq!(live["tasks"][0]["agents"], 1, "driver not running: {live}");
+    assert_eq!(
+        (invites, &live["tasks"][0]["placed"]),
+        (0, &json!(0)),
+        "{live}"
+    );
+    for k in admin.all_contacts(c, "", 10) {
+        assert_eq!(k["attempts"], 0, "{k}");
+    }
+    agent1.ok("DELETE", "/api/v1/agent/session", None);
+    drop(ph);
+}
+
+#[test]
+fn a_power_campaign_places_no_more_calls_than_its_trunk_takes() {
+    let carrier_port = free_udp_port();
+    let contacts = 4;
+    let far = carrier("dialer/carrier_talk.xml", carrier_port, contacts, false);
+    let d = start_with_trunk(carrier_port, "0s", "max_calls = 1\n");
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "One line",
+        json!({"queue": "sales", "dial_mode": "power", "calls_per_ready_agent": 3.0,
+            "wrap_up_seconds": 1}),
+        contacts,
+        0,
+    );
+    let auth = format!("Bearer {ADMIN}");
+    let (status, _, text) = http_request_bytes(
+        admin.addr,
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/prompts/safe_harbour"),
+        &[("Authorization", &auth), ("Content-Type", "audio/wav")],
+        &tone_wav(2.5),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+    let (agent1, ph) = ready_agent(&admin, &d, task);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    let started = Instant::now();
+    let mut most = 0;
+    while !admin
+        .all_contacts(c, "", 100)
+        .iter()
+        .all(|k| k["attempts"].as_i64() == Some(1))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "not every contact called: {:?}",
+            admin.all_contacts(c, "", 100)
+        );
+        let trunks = admin.ok("GET", "/api/v1/trunks", None);
+        most = most.max(trunks[0]["active_calls"].as_u64().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("every contact called after {:?}", started.elapsed());
+    assert_eq!(most, 1, "the trunk took {most} calls at once");
+    // No call failed for want of a line: each was answered by the carrier.
+    for k in admin.all_contacts(c, "", 100) {
+        let id = k["id"].as_i64().unwrap();
+        let full = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None);
+        let attempt = full["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["change"]["op"] == "attempt")
+            .unwrap()["change"]
+            .clone();
+        assert_eq!(attempt["sip_code"], 200, "{full}");
+    }
+    finished(far, "carrier", Duration::from_secs(10));
+    agent1.ok("DELETE", "/api/v1/agent/session", None);
+    finished(ph, "agent phone", Duration::from_secs(10));
 }

@@ -6,6 +6,7 @@
 use super::attempt::disposition;
 use super::call::{self, CallCmd, CallCtx, CallEvent};
 use super::metrics::LiveMetrics;
+use super::trunks::TrunkRoom;
 use super::{AgentResult, Figures, LiveError};
 use crate::agents::events::EventKind;
 use crate::agents::session::Input as SessionInput;
@@ -79,6 +80,8 @@ pub struct Ctx {
     pub owner: String,
     /// Every driver's figures, by task.
     pub figures: Arc<Mutex<HashMap<i64, Figures>>>,
+    /// What the trunks can take.
+    pub trunks: TrunkRoom,
 }
 
 struct LiveCall {
@@ -94,6 +97,8 @@ struct LiveCall {
     bridged: bool,
     /// The customer's leg ended after the bridge: the agent wraps up.
     ended: bool,
+    /// The call reported something: the trunk took it (and counts it).
+    heard: bool,
 }
 
 impl LiveCall {
@@ -133,15 +138,19 @@ fn now() -> Time {
     Time(now_ms().max(0) as u64)
 }
 
-/// The core's settings for a call task.
-pub fn config(settings: &CallSettings) -> CampaignConfig {
+/// The core's settings for a call task, paced to at most `max_cps` calls per second if given.
+pub fn config(settings: &CallSettings, max_cps: Option<f64>) -> CampaignConfig {
     let mut queue = QueueConfig::default();
     queue.timers.wrap_up = Duration::from_secs(settings.wrap_up_seconds.into());
-    CampaignConfig {
+    let mut config = CampaignConfig {
         queue,
         pacer: PacerConfig::for_task(settings),
         ..CampaignConfig::default()
+    };
+    if let Some(cps) = max_cps {
+        config.max_cps = config.max_cps.min(cps);
     }
+    config
 }
 
 impl Driver {
@@ -163,11 +172,13 @@ impl Driver {
                 None
             }
         };
-        let core = match Campaign::new(config(&settings), persisted.as_ref()) {
+        let core = match Campaign::new(config(&settings, ctx.trunks.max_cps()), persisted.as_ref())
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(task = task_id, error = %e, "saved dialer state refused; starting cold");
-                Campaign::new(config(&settings), None).expect("a cold core starts")
+                Campaign::new(config(&settings, ctx.trunks.max_cps()), None)
+                    .expect("a cold core starts")
             }
         };
         let safe_harbour = ctx
@@ -483,6 +494,7 @@ impl Driver {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
+        c.heard = true;
         match ev {
             CallEvent::Ringing => self.feed(Input::Ringing(call)),
             CallEvent::Answered => {
@@ -553,7 +565,16 @@ impl Driver {
     async fn carry_out(&mut self, o: Output) {
         match o {
             Output::Lease(n) => {
-                let contacts = if self.draining {
+                // No more than the trunks can take now: none while every trunk is down.
+                // Calls placed and not heard of yet may not be counted on their trunk yet.
+                let unheard = self
+                    .calls
+                    .values()
+                    .filter(|c| c.cmd.is_some() && !c.heard)
+                    .count();
+                let free = self.ctx.trunks.free_lines();
+                let n = n.min(free.saturating_sub(u32::try_from(unheard).unwrap_or(u32::MAX)));
+                let contacts = if self.draining || n == 0 {
                     Vec::new()
                 } else {
                     match self
@@ -776,6 +797,7 @@ impl Driver {
             agent: agent.and_then(|a| self.users.get(&a).copied()),
             bridged: false,
             ended: false,
+            heard: false,
         };
         if number.is_empty() {
             self.calls.insert(call, live);

@@ -6,6 +6,7 @@
 use super::call::CallCtx;
 use super::driver::{Ctx, Driver, Msg};
 use super::metrics::LiveMetrics;
+use super::trunks::TrunkRoom;
 use super::{AgentResult, Figures, LiveError};
 use crate::agents::session::TaskId;
 use crate::agents::Agents;
@@ -14,6 +15,7 @@ use crate::dialer::agent::AgentStateKind;
 use crate::dialer::campaign::Input;
 use crate::dialer::CallId;
 use crate::media::engine::MediaEngine;
+use crate::sip::endpoint::TrunkView;
 use crate::sip::leg::SipHandle;
 use crate::store::campaigns::{CampaignSpec, CampaignStatus, Day};
 use crate::store::tasks::CallSettings;
@@ -150,6 +152,7 @@ impl Supervisor {
             metrics,
             owner,
             figures: live.shared.figures.clone(),
+            trunks: TrunkRoom::default(),
         };
         (
             Self {
@@ -161,6 +164,13 @@ impl Supervisor {
             },
             live,
         )
+    }
+
+    /// Paces the drivers to the trunks: no more calls than their free lines, and at most
+    /// `max_cps` calls per second per call task.
+    pub fn with_trunks(mut self, view: TrunkView, max_cps: f64) -> Self {
+        self.ctx.trunks = TrunkRoom::new(view, max_cps);
+        self
     }
 
     /// Recovers the leases of a previous run, then runs the drivers until `stop`: each is told
