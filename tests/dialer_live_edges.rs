@@ -1,7 +1,9 @@
 //! The live driver's edges against the real daemon and SIPp: one agent serving two
 //! progressive call tasks gets one customer at a time and nobody is abandoned; a task switched
 //! from progressive to power while it dials dials as power at once; no call is placed while
-//! the only trunk is down, and no more at once than the trunk's `max_calls`.
+//! the only trunk is down, and no more at once than the trunk's `max_calls`; customers who
+//! answer and hang up at once, and an answer crossing dialerd's CANCEL, leave the agent ready
+//! and each contact with one attempt.
 
 mod common;
 
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn one_agent_on_two_progressive_tasks_gets_one_customer_at_a_time_and_none_is_abandoned() {
     let carrier_port = free_udp_port();
-    let per_task = 3;
+    let per_task = 2;
     let far = carrier("dialer/carrier_talk.xml", carrier_port, 2 * per_task, false);
     let d = start(carrier_port);
     let admin = Api::new(&d, ADMIN);
@@ -62,7 +64,7 @@ fn one_agent_on_two_progressive_tasks_gets_one_customer_at_a_time_and_none_is_ab
         most = most.max(in_flight);
         std::thread::sleep(Duration::from_millis(50));
     }
-    println!("six contacts called after {:?}", started.elapsed());
+    println!("every contact called after {:?}", started.elapsed());
     assert_eq!(most, 1.0, "one agent had {most} calls in flight at once");
     for c in [c1, c2] {
         for k in admin.all_contacts(c, "", 100) {
@@ -72,7 +74,7 @@ fn one_agent_on_two_progressive_tasks_gets_one_customer_at_a_time_and_none_is_ab
     let ev = events(&agent1);
     let offered = ev.iter().filter(|e| e["type"] == "call.offered").count();
     let connected = ev.iter().filter(|e| e["type"] == "call.connected").count();
-    assert_eq!((offered, connected), (6, 6), "{ev:?}");
+    assert_eq!((offered, connected), (2 * per_task, 2 * per_task), "{ev:?}");
     let (_, text) = d.get("/metrics");
     for c in [c1, c2] {
         let abandoned =
@@ -319,6 +321,152 @@ fn a_power_campaign_places_no_more_calls_than_its_trunk_takes() {
             .clone();
         assert_eq!(attempt["sip_code"], 200, "{full}");
     }
+    finished(far, "carrier", Duration::from_secs(10));
+    agent1.ok("DELETE", "/api/v1/agent/session", None);
+    finished(ph, "agent phone", Duration::from_secs(10));
+}
+
+/// Waits until every contact of `c` has one attempt; then the agent is ready again.
+fn all_called_and_agent_ready(admin: &Api, c: i64, within: Duration) {
+    let started = Instant::now();
+    while !admin
+        .all_contacts(c, "", 100)
+        .iter()
+        .all(|k| k["attempts"].as_i64() == Some(1))
+    {
+        assert!(
+            started.elapsed() < within,
+            "not every contact called: {:?}",
+            admin.all_contacts(c, "", 100)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("every contact called after {:?}", started.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let agents = admin.ok("GET", "/api/v1/agents", None);
+        let state = agents["items"][0]["state"].clone();
+        if state == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "agent stuck: {agents}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The attempt recorded for each contact of `c`.
+fn attempts(admin: &Api, c: i64) -> Vec<serde_json::Value> {
+    admin
+        .all_contacts(c, "", 100)
+        .iter()
+        .map(|k| {
+            let id = k["id"].as_i64().unwrap();
+            let full = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None);
+            let found: Vec<_> = full["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|h| h["change"]["op"] == "attempt")
+                .map(|h| h["change"].clone())
+                .collect();
+            assert_eq!(found.len(), 1, "{full}");
+            found[0].clone()
+        })
+        .collect()
+}
+
+#[test]
+fn customers_who_answer_and_hang_up_at_once_leave_the_agent_ready() {
+    let carrier_port = free_udp_port();
+    let contacts = 3;
+    let far = carrier(
+        "dialer/carrier_hangup_at_once.xml",
+        carrier_port,
+        contacts,
+        false,
+    );
+    let d = start(carrier_port);
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Gone at once",
+        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 1}),
+        contacts,
+        0,
+    );
+    let (agent1, ph) = ready_agent(&admin, &d, task);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    all_called_and_agent_ready(&admin, c, Duration::from_secs(30));
+    let found = attempts(&admin, c);
+    println!(
+        "results: {:?}",
+        found
+            .iter()
+            .map(|a| a["result"].clone())
+            .collect::<Vec<_>>()
+    );
+    for a in &found {
+        assert_eq!(a["sip_code"], 200, "{a}");
+        let rec = admin.ok(
+            "GET",
+            &format!("/api/v1/calls/{}", a["call_id"].as_str().unwrap()),
+            None,
+        );
+        assert!(rec["answered_at"].as_i64().is_some(), "{rec}");
+    }
+    finished(far, "carrier", Duration::from_secs(10));
+    agent1.ok("DELETE", "/api/v1/agent/session", None);
+    finished(ph, "agent phone", Duration::from_secs(10));
+}
+
+#[test]
+fn an_answer_crossing_the_cancel_is_put_through_to_the_agent() {
+    let carrier_port = free_udp_port();
+    let far = carrier("dialer/carrier_cancel_crossing.xml", carrier_port, 1, false);
+    let d = start(carrier_port);
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Crossing",
+        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 1,
+            "ring_timeout_seconds": 15}),
+        1,
+        0,
+    );
+    let (agent1, ph) = ready_agent(&admin, &d, task);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    all_called_and_agent_ready(&admin, c, Duration::from_secs(30));
+    let a = attempts(&admin, c).remove(0);
+    assert_eq!(
+        (&a["sip_code"], &a["result"]),
+        (&json!(200), &json!("$no_result")),
+        "{a}"
+    );
+    let ev = events(&agent1);
+    let kinds: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["type"] != "state")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "call.offered",
+            "call.connected",
+            "call.customer_hangup",
+            "call.ended",
+            "wrap_up"
+        ],
+        "{ev:?}"
+    );
     finished(far, "carrier", Duration::from_secs(10));
     agent1.ok("DELETE", "/api/v1/agent/session", None);
     finished(ph, "agent phone", Duration::from_secs(10));
