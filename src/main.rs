@@ -325,6 +325,10 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         call_log.clone(),
         dialerd::dialer::live::metrics::LiveMetrics::register(metrics.registry())?,
     );
+    let supervisor = supervisor.with_trunks(
+        sip.trunks.clone(),
+        cfg.trunks.iter().map(|t| t.max_cps).sum(),
+    );
     // Tracked: at the drain every campaign call is hung up and the dialers' state saved.
     shutdown.spawn(supervisor.run(campaign_rx, shutdown.token()));
     // Tracked: at the drain every agent's leg is hung up.

@@ -113,6 +113,15 @@ struct Inner {
     legs: u64,
     /// Tasks the gauge has shown, so a task whose agents all left reads zero.
     gauge_tasks: BTreeSet<TaskId>,
+    /// Which call task may offer each agent calls now (see [`Agents::claim`]).
+    claims: HashMap<i64, Claim>,
+}
+
+/// An agent's claim: the task that holds it, and the tasks that asked for it meanwhile.
+#[derive(Default)]
+struct Claim {
+    holder: Option<TaskId>,
+    waiting: BTreeSet<TaskId>,
 }
 
 /// The agents' sessions; cheap to clone.
@@ -365,6 +374,75 @@ impl Agents {
             }
             Err(mpsc::error::SendError(Control::Bridge(customer, _))) => Err(customer),
             Err(_) => unreachable!("a bridge was sent"),
+        }
+    }
+
+    /// Whether call task `task` may count `agent` as ready: an agent serving several tasks is
+    /// ready in one task's core at a time, so that two drivers never put two customers through
+    /// to it at once. The claim is granted when no other task of the agent's session holds it;
+    /// a refused task waits its turn, which comes when the holder yields.
+    pub fn claim(&self, agent: i64, task: TaskId) -> bool {
+        let mut inner = self.lock();
+        let tasks: Vec<TaskId> = inner
+            .agents
+            .get(&agent)
+            .map(|e| e.session.tasks().to_vec())
+            .unwrap_or_default();
+        let claim = inner.claims.entry(agent).or_default();
+        match claim.holder {
+            Some(h) if h != task && tasks.contains(&h) => {
+                claim.waiting.insert(task);
+                false
+            }
+            _ => {
+                claim.holder = Some(task);
+                claim.waiting.remove(&task);
+                true
+            }
+        }
+    }
+
+    /// `task` is done with `agent` for now (a call ended, no contact to call): the claim
+    /// passes to the next task waiting for it, if any (in turn after `task`).
+    pub fn yield_claim(&self, agent: i64, task: TaskId) {
+        let mut inner = self.lock();
+        if let Some(claim) = inner.claims.get_mut(&agent) {
+            if claim.holder == Some(task) {
+                let next = claim
+                    .waiting
+                    .range(task + 1..)
+                    .next()
+                    .or_else(|| claim.waiting.iter().next())
+                    .copied();
+                if let Some(next) = next {
+                    claim.waiting.remove(&next);
+                    claim.holder = Some(next);
+                }
+            }
+        }
+    }
+
+    /// `task`'s driver ends: every claim it holds passes on, and it waits for none.
+    pub fn drop_claims(&self, task: TaskId) {
+        let agents: Vec<i64> = {
+            let mut inner = self.lock();
+            for claim in inner.claims.values_mut() {
+                claim.waiting.remove(&task);
+            }
+            inner
+                .claims
+                .iter()
+                .filter(|(_, c)| c.holder == Some(task))
+                .map(|(a, _)| *a)
+                .collect()
+        };
+        for agent in agents {
+            self.yield_claim(agent, task);
+            if let Some(claim) = self.lock().claims.get_mut(&agent) {
+                if claim.holder == Some(task) {
+                    claim.holder = None;
+                }
+            }
         }
     }
 

@@ -264,6 +264,12 @@ pub enum LegCommand {
         /// The leg.
         id: LegId,
     },
+    /// CANCEL a ringing outbound leg; a 2xx that crosses the CANCEL is still reported as
+    /// answered (a person is there), as after the ring timeout.
+    Cancel {
+        /// The leg.
+        id: LegId,
+    },
 }
 
 /// The layers above's handle on the SIP endpoint: cheap to clone.
@@ -328,6 +334,11 @@ impl SipHandle {
     /// Ends a leg whatever its state.
     pub async fn hang_up(&self, id: LegId) {
         let _ = self.commands.send(LegCommand::HangUp { id }).await;
+    }
+
+    /// CANCELs a ringing outbound leg; an answer that crosses it still comes as answered.
+    pub async fn cancel(&self, id: LegId) {
+        let _ = self.commands.send(LegCommand::Cancel { id }).await;
     }
 
     /// The local IP address for media of a call through `trunk` (the first trunk when `None`,

@@ -3,6 +3,7 @@
 
 pub mod agent_phone;
 pub mod api;
+pub mod dialer;
 pub mod phone;
 pub mod rtp;
 pub mod ua;

@@ -145,7 +145,9 @@ async fn place(
                 Some(_) => {}
             },
             cmd = cmds.recv(), if cmds_open => match cmd {
-                Some(CallCmd::Cancel | CallCmd::HangUp) => ctx.sip.hang_up(id).await,
+                // An answer crossing the CANCEL still comes: the queue takes or abandons it.
+                Some(CallCmd::Cancel) => ctx.sip.cancel(id).await,
+                Some(CallCmd::HangUp) => ctx.sip.hang_up(id).await,
                 Some(other) => tracing::debug!(%call, ?other, "command for an unanswered call"),
                 None => {
                     cmds_open = false;

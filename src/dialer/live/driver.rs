@@ -6,6 +6,7 @@
 use super::attempt::disposition;
 use super::call::{self, CallCmd, CallCtx, CallEvent};
 use super::metrics::LiveMetrics;
+use super::trunks::TrunkRoom;
 use super::{AgentResult, Figures, LiveError};
 use crate::agents::events::EventKind;
 use crate::agents::session::Input as SessionInput;
@@ -29,6 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The core's state is saved at most this often while it changes.
 pub const PERSIST_EVERY: Duration = Duration::from_secs(5);
+
+/// The pause reason of an agent whose time another call task holds.
+pub const BUSY: &str = "busy";
 
 /// What a driver is told.
 #[derive(Debug)]
@@ -76,6 +80,8 @@ pub struct Ctx {
     pub owner: String,
     /// Every driver's figures, by task.
     pub figures: Arc<Mutex<HashMap<i64, Figures>>>,
+    /// What the trunks can take.
+    pub trunks: TrunkRoom,
 }
 
 struct LiveCall {
@@ -91,6 +97,8 @@ struct LiveCall {
     bridged: bool,
     /// The customer's leg ended after the bridge: the agent wraps up.
     ended: bool,
+    /// The call reported something: the trunk took it (and counts it).
+    heard: bool,
 }
 
 impl LiveCall {
@@ -130,15 +138,19 @@ fn now() -> Time {
     Time(now_ms().max(0) as u64)
 }
 
-/// The core's settings for a call task.
-pub fn config(settings: &CallSettings) -> CampaignConfig {
+/// The core's settings for a call task, paced to at most `max_cps` calls per second if given.
+pub fn config(settings: &CallSettings, max_cps: Option<f64>) -> CampaignConfig {
     let mut queue = QueueConfig::default();
     queue.timers.wrap_up = Duration::from_secs(settings.wrap_up_seconds.into());
-    CampaignConfig {
+    let mut config = CampaignConfig {
         queue,
         pacer: PacerConfig::for_task(settings),
         ..CampaignConfig::default()
+    };
+    if let Some(cps) = max_cps {
+        config.max_cps = config.max_cps.min(cps);
     }
+    config
 }
 
 impl Driver {
@@ -160,11 +172,13 @@ impl Driver {
                 None
             }
         };
-        let core = match Campaign::new(config(&settings), persisted.as_ref()) {
+        let core = match Campaign::new(config(&settings, ctx.trunks.max_cps()), persisted.as_ref())
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(task = task_id, error = %e, "saved dialer state refused; starting cold");
-                Campaign::new(config(&settings), None).expect("a cold core starts")
+                Campaign::new(config(&settings, ctx.trunks.max_cps()), None)
+                    .expect("a cold core starts")
             }
         };
         let safe_harbour = ctx
@@ -214,7 +228,7 @@ impl Driver {
                     d.busy.insert(v.id);
                     vec![
                         Input::AgentLoggedIn(agent),
-                        Input::AgentPaused(agent, "busy".into()),
+                        Input::AgentPaused(agent, BUSY.into()),
                     ]
                 }
             };
@@ -256,6 +270,7 @@ impl Driver {
             }
         }
         self.save().await;
+        self.ctx.calls.agents.drop_claims(self.task_id);
         self.ctx
             .metrics
             .in_flight
@@ -269,30 +284,39 @@ impl Driver {
         tracing::info!(task = self.task_id, "campaign driver stopped");
     }
 
-    /// Agents seeded busy are made ready here once their session is (their other call over).
-    fn busy_done(&mut self) {
-        if self.busy.is_empty() {
-            return;
-        }
-        for user in self.busy.clone() {
-            let state = self.ctx.calls.agents.view(user).map(|v| v.state);
-            match state {
-                Some(AgentStateKind::Ready) => {
-                    self.busy.remove(&user);
-                    self.agent_input(Input::AgentReady(AgentId(user as u32)), now());
-                }
-                Some(AgentStateKind::LoggedOut) | None => {
-                    self.busy.remove(&user);
-                }
-                Some(_) => {}
+    /// Keeps the core's ready agents to those this task may offer calls now: an agent bound to
+    /// another task's call, or whose claim another task holds ([`crate::agents::Agents::claim`]),
+    /// is paused here (reason `busy`) and made ready again once the claim is this task's.
+    fn arbitrate(&mut self) {
+        let agents = self.ctx.calls.agents.clone();
+        for (user, id) in self.ids.clone() {
+            let session = agents.view(user).map(|v| v.state);
+            if matches!(session, Some(AgentStateKind::LoggedOut) | None) {
+                self.busy.remove(&user);
+                continue;
+            }
+            let Some(core) = self
+                .core
+                .agents()
+                .get(id.0 as usize)
+                .map(|a| a.state().kind())
+            else {
+                continue;
+            };
+            let may = session == Some(AgentStateKind::Ready) && agents.claim(user, self.task_id);
+            if core == AgentStateKind::Ready && !may {
+                self.busy.insert(user);
+                self.feed(Input::AgentPaused(id, BUSY.into()));
+            } else if core == AgentStateKind::Paused && may && self.busy.remove(&user) {
+                self.feed(Input::AgentReady(id));
             }
         }
     }
 
     /// Runs the core's timeouts and carries out its outputs until it asks for nothing more.
     async fn settle(&mut self) {
-        self.busy_done();
         loop {
+            self.arbitrate();
             let now = now();
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
                 if let Err(e) = self.core.handle_timeout(now) {
@@ -470,6 +494,7 @@ impl Driver {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
+        c.heard = true;
         match ev {
             CallEvent::Ringing => self.feed(Input::Ringing(call)),
             CallEvent::Answered => {
@@ -540,7 +565,16 @@ impl Driver {
     async fn carry_out(&mut self, o: Output) {
         match o {
             Output::Lease(n) => {
-                let contacts = if self.draining {
+                // No more than the trunks can take now: none while every trunk is down.
+                // Calls placed and not heard of yet may not be counted on their trunk yet.
+                let unheard = self
+                    .calls
+                    .values()
+                    .filter(|c| c.cmd.is_some() && !c.heard)
+                    .count();
+                let free = self.ctx.trunks.free_lines();
+                let n = n.min(free.saturating_sub(u32::try_from(unheard).unwrap_or(u32::MAX)));
+                let contacts = if self.draining || n == 0 {
                     Vec::new()
                 } else {
                     match self
@@ -562,6 +596,20 @@ impl Driver {
                         }
                     }
                 };
+                let ringing = self.calls.values().any(|c| c.answered.is_none());
+                if contacts.is_empty() && !ringing {
+                    // Nothing to call here: agents shared with other tasks may serve those.
+                    for (user, id) in &self.ids {
+                        let ready = self
+                            .core
+                            .agents()
+                            .get(id.0 as usize)
+                            .is_some_and(|a| a.state().kind() == AgentStateKind::Ready);
+                        if ready {
+                            self.ctx.calls.agents.yield_claim(*user, self.task_id);
+                        }
+                    }
+                }
                 let ids = contacts.iter().map(|c| ContactId(c.id)).collect();
                 for c in contacts {
                     self.leased.insert(ContactId(c.id), c);
@@ -638,8 +686,16 @@ impl Driver {
                         call,
                     };
                     if let Err(e) = agents.act(user, reserve) {
-                        // The core's connect timeout deals with the call.
-                        tracing::warn!(task = self.task_id, %call, agent = user, error = %e, "agent not reserved; not bridged");
+                        // Taken meanwhile (another task's call, a pause): the customer waits
+                        // for another agent here, and the agent is busy until free again.
+                        tracing::info!(task = self.task_id, %call, agent = user, error = %e, "agent not reserved; the call waits for another");
+                        if let Some(c) = self.calls.get_mut(&call) {
+                            c.agent = None;
+                        }
+                        self.feed(Input::AgentLegLost(agent));
+                        self.feed(Input::AgentLoggedIn(agent));
+                        self.feed(Input::AgentPaused(agent, BUSY.into()));
+                        self.busy.insert(user);
                         return;
                     }
                     if let Some(contact) = self.calls.get(&call).map(|c| ContactId(c.contact.id)) {
@@ -755,6 +811,7 @@ impl Driver {
             agent: agent.and_then(|a| self.users.get(&a).copied()),
             bridged: false,
             ended: false,
+            heard: false,
         };
         if number.is_empty() {
             self.calls.insert(call, live);
@@ -809,6 +866,10 @@ impl Driver {
             None => (String::new(), None, 0, None),
         };
         let now = now();
+        // The agent's turn for this task is over: another task waiting for it comes first.
+        if let Some(user) = live.as_ref().and_then(|c| c.agent) {
+            self.ctx.calls.agents.yield_claim(user, self.task_id);
+        }
         // An agent reserved for a call that never reached it is free again.
         if let (Some(user), false) = (
             live.as_ref().and_then(|c| c.agent),

@@ -12,6 +12,7 @@ pub mod call;
 pub mod driver;
 pub mod metrics;
 pub mod supervisor;
+pub mod trunks;
 
 pub use supervisor::{Live, Supervisor};
 

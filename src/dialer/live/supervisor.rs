@@ -6,6 +6,7 @@
 use super::call::CallCtx;
 use super::driver::{Ctx, Driver, Msg};
 use super::metrics::LiveMetrics;
+use super::trunks::TrunkRoom;
 use super::{AgentResult, Figures, LiveError};
 use crate::agents::session::TaskId;
 use crate::agents::Agents;
@@ -14,8 +15,10 @@ use crate::dialer::agent::AgentStateKind;
 use crate::dialer::campaign::Input;
 use crate::dialer::CallId;
 use crate::media::engine::MediaEngine;
+use crate::sip::endpoint::TrunkView;
 use crate::sip::leg::SipHandle;
 use crate::store::campaigns::{CampaignSpec, CampaignStatus, Day};
+use crate::store::tasks::CallSettings;
 use crate::store::{now_ms, Store};
 use chrono::{Datelike, Timelike};
 use std::collections::HashMap;
@@ -30,6 +33,10 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 struct Running {
     campaign_id: i64,
+    /// The task's settings the driver started with.
+    settings: CallSettings,
+    /// Draining to restart on changed settings.
+    restarting: bool,
     tx: mpsc::UnboundedSender<Msg>,
     done: JoinHandle<()>,
 }
@@ -145,6 +152,7 @@ impl Supervisor {
             metrics,
             owner,
             figures: live.shared.figures.clone(),
+            trunks: TrunkRoom::default(),
         };
         (
             Self {
@@ -156,6 +164,13 @@ impl Supervisor {
             },
             live,
         )
+    }
+
+    /// Paces the drivers to the trunks: no more calls than their free lines, and at most
+    /// `max_cps` calls per second per call task.
+    pub fn with_trunks(mut self, view: TrunkView, max_cps: f64) -> Self {
+        self.ctx.trunks = TrunkRoom::new(view, max_cps);
+        self
     }
 
     /// Recovers the leases of a previous run, then runs the drivers until `stop`: each is told
@@ -220,29 +235,39 @@ impl Supervisor {
         }
         let views: Vec<_> = self.agents.views().into_values().collect();
         let now = now_ms();
-        let mut wanted: HashMap<TaskId, i64> = HashMap::new();
+        let mut wanted: HashMap<TaskId, (i64, CallSettings)> = HashMap::new();
         for c in self.store.campaigns().await? {
             if !dials_now(&c.spec, now) {
                 continue;
             }
             for t in self.store.tasks(c.id).await? {
-                if t.spec.call_settings().is_none() {
+                let Some(settings) = t.spec.call_settings() else {
                     continue;
-                }
+                };
                 let staffed = views
                     .iter()
                     .any(|v| v.state != AgentStateKind::LoggedOut && v.tasks.contains(&t.id));
                 if staffed {
-                    wanted.insert(t.id, c.id);
+                    wanted.insert(t.id, (c.id, settings));
                 }
             }
         }
-        for (task, r) in &self.running {
-            if !wanted.contains_key(task) {
-                let _ = r.tx.send(Msg::Drain);
+        for (task, r) in &mut self.running {
+            match wanted.get(task) {
+                None => {
+                    let _ = r.tx.send(Msg::Drain);
+                }
+                // Changed settings (dial mode, ratios, wrap-up): the driver drains and a new
+                // one starts on them, its core restored from the state the old one saved.
+                Some((_, settings)) if *settings != r.settings && !r.restarting => {
+                    tracing::info!(task, "call task settings changed; its driver restarts");
+                    r.restarting = true;
+                    let _ = r.tx.send(Msg::Drain);
+                }
+                Some(_) => {}
             }
         }
-        for (task, campaign) in wanted {
+        for (task, (campaign, settings)) in wanted {
             if self.running.contains_key(&task) {
                 continue;
             }
@@ -259,6 +284,8 @@ impl Supervisor {
                 task,
                 Running {
                     campaign_id: campaign,
+                    settings,
+                    restarting: false,
                     tx,
                     done,
                 },

@@ -66,6 +66,8 @@ impl Endpoint {
             LegCommand::Progress { id, code, sdp } => self.progress(id, code, sdp),
             LegCommand::Reject { id, code } => self.reject_leg(id, code),
             LegCommand::HangUp { id } => self.hang_up_leg(id, LegEnd::LocalBye, Failure::Cancelled),
+            // A crossing answer is reported, not hung up: the ring timeout's cancel does that.
+            LegCommand::Cancel { id } => self.cancel_leg(id, Failure::NoAnswer),
         }
     }
 
