@@ -66,6 +66,7 @@ fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_
     let mut posted = 0;
     let mut refused = 0;
     let mut max_in_flight = 0.0f64;
+    let mut occupancy = Vec::new();
     let done = |admin: &Api| {
         admin
             .all_contacts(c, "", 100)
@@ -81,6 +82,8 @@ fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_
         let (_, text) = d.get("/metrics");
         let series = format!("dialerd_calls_in_flight{{task=\"{task}\"}}");
         max_in_flight = max_in_flight.max(metric(&text, &series).unwrap_or(0.0));
+        let series = format!("dialerd_agent_occupancy_ratio{{task=\"{task}\"}}");
+        occupancy.push(metric(&text, &series).expect("no occupancy gauge"));
         std::thread::sleep(Duration::from_millis(200));
         // In wrap-up, a field outside the campaign's form is refused, naming it.
         let bad = json!({"status": "success", "detail": "sale", "fields": {"bogus": "x"}});
@@ -105,6 +108,11 @@ fn a_progressive_campaign_calls_every_contact_once_and_puts_each_answer_through_
     assert!(
         max_in_flight <= 2.0,
         "progressive with 2 agents had {max_in_flight} calls at once"
+    );
+    // Two agents: nobody, one or both busy.
+    assert!(
+        occupancy.iter().all(|o| [0.0, 0.5, 1.0].contains(o)) && occupancy.iter().any(|o| *o > 0.0),
+        "{occupancy:?}"
     );
 
     let all = admin.all_contacts(c, "", 100);

@@ -29,8 +29,9 @@ fn metric_names<'a>(exprs: impl Iterator<Item = &'a str>) -> Vec<String> {
 
 /// Series that exist only once a campaign dials and agents log in; tests/dialer_live.rs reads
 /// them from a daemon running one.
-const WITH_CAMPAIGNS: [&str; 4] = [
+const WITH_CAMPAIGNS: [&str; 5] = [
     "dialerd_abandon_ratio",
+    "dialerd_agent_occupancy_ratio",
     "dialerd_dialer_calls_total",
     "dialerd_calls_in_flight",
     "dialerd_agents",

@@ -134,6 +134,7 @@ pub struct Agents {
     events: broadcast::Sender<Event>,
     wake: Arc<Notify>,
     gauge: prometheus::IntGaugeVec,
+    occupancy: prometheus::GaugeVec,
     campaign: Option<mpsc::UnboundedSender<(TaskId, CampaignInput)>>,
     /// The daemon's runtime: legs run there, not on the HTTP thread whose handler logs in.
     rt: tokio::runtime::Handle,
@@ -162,6 +163,14 @@ impl Agents {
             &["task", "state"],
         )?;
         registry.register(Box::new(gauge.clone()))?;
+        let occupancy = prometheus::GaugeVec::new(
+            prometheus::Opts::new(
+                "dialerd_agent_occupancy_ratio",
+                "Share of a call task's logged-in agents busy with a call now (reserved, talking or wrapping up); averaged over time it is the task's occupancy.",
+            ),
+            &["task"],
+        )?;
+        registry.register(Box::new(occupancy.clone()))?;
         Ok(Self {
             inner: Arc::default(),
             cfg: Arc::new(cfg),
@@ -170,6 +179,7 @@ impl Agents {
             events: broadcast::channel(BROADCAST).0,
             wake: Arc::default(),
             gauge,
+            occupancy,
             campaign: None,
             rt: tokio::runtime::Handle::current(),
         })
@@ -667,7 +677,8 @@ impl Agents {
         }
     }
 
-    /// Sets `dialerd_agents{task,state}` from every session.
+    /// Sets `dialerd_agents{task,state}` and `dialerd_agent_occupancy_ratio{task}` from every
+    /// session.
     fn count(&self, inner: &mut Inner) {
         let mut counts: HashMap<(TaskId, AgentStateKind), i64> = HashMap::new();
         for e in inner.agents.values() {
@@ -678,10 +689,25 @@ impl Agents {
         }
         for task in &inner.gauge_tasks {
             let label = task.to_string();
+            let (mut busy, mut present) = (0, 0);
             for state in AgentStateKind::ALL {
                 let n = counts.get(&(*task, state)).copied().unwrap_or(0);
                 self.gauge.with_label_values(&[&label, state.name()]).set(n);
+                match state {
+                    AgentStateKind::LoggedOut => {}
+                    AgentStateKind::Reserved | AgentStateKind::Talking | AgentStateKind::WrapUp => {
+                        busy += n;
+                        present += n;
+                    }
+                    _ => present += n,
+                }
             }
+            let ratio = if present > 0 {
+                busy as f64 / present as f64
+            } else {
+                0.0
+            };
+            self.occupancy.with_label_values(&[&label]).set(ratio);
         }
     }
 }
