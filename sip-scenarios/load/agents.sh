@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # N agents on a predictive campaign, a benchmark that prints figures:
-#   one SIPp registers the N agents' phones (SIP logins made through the API, accounts from an
-#   injection file) and one SIPp (sip-scenarios/agent/answer.xml, -rtp_echo) auto-answers all
-#   N session calls and keeps them up; a SIPp carrier behind a trunk (agents/carrier.xml)
+#   the N agents' SIP logins are made through the API and registered by agents/bench.py (Digest
+#   MD5 over UDP: SIPp cannot put injected fields into [authentication]) with their Contact on
+#   one SIPp (sip-scenarios/agent/answer.xml, -rtp_echo) that auto-answers all N session calls
+#   and keeps them up; a SIPp carrier behind a trunk (agents/carrier.xml)
 #   answers 30 % of the calls and talks 5-20 s with RTP, is busy or rings out for the rest.
 #   agents/bench.py creates the agents, tokens, campaign, contacts and safe-harbour message,
 #   logs the agents in, lets the campaign dial for MINUTES (wrap-ups time out after WRAP_UP
@@ -18,7 +19,6 @@ PORT=${SIP_PORT:-5185}
 HTTP=${HTTP_PORT:-9185}
 CARRIER_PORT=${CARRIER_PORT:-5186}
 PHONE_PORT=${PHONE_PORT:-5187}
-REG_PORT=${REG_PORT:-5188}
 ADMIN=agents-bench-admin-token-0123456789
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -63,7 +63,7 @@ DIALERD_ADMIN_TOKEN=$ADMIN target/release/dialerd run --config "$work/dialerd.to
 daemon=$!
 for _ in $(seq 100); do curl -sf "127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.1; done
 echo "benchmark         $N agents, $MINUTES min of dialing; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at start"
-HTTP=127.0.0.1:$HTTP SIP=127.0.0.1:$PORT PHONE_PORT=$PHONE_PORT REG_PORT=$REG_PORT DAEMON_PID=$daemon \
-WORK=$work ADMIN=$ADMIN python3 sip-scenarios/load/agents/bench.py "$N" "$MINUTES"
+HTTP=127.0.0.1:$HTTP SIP=127.0.0.1:$PORT PHONE_PORT=$PHONE_PORT DAEMON_PID=$daemon \
+ADMIN=$ADMIN python3 sip-scenarios/load/agents/bench.py "$N" "$MINUTES"
 echo "load              $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo "carrier SIPp      $(grep -c . "$work/carrier_errors.log" 2>/dev/null || echo 0) error-log lines; phones SIPp $(grep -c . "$work/phone_errors.log" 2>/dev/null || echo 0)"
