@@ -228,6 +228,19 @@ m0 = metrics()
 rss0 = rss_kib()
 print(f"RSS idle with agents {rss0} KiB, agents {dict((k, v) for k, v in m0.items() if k.startswith('dialerd_agents{') and v)}")
 hz = os.sysconf("SC_CLK_TCK")
+
+
+def rtp(m):
+    return total(m, 'dialerd_rtp_packets_total{direction="in"') + total(m, 'dialerd_rtp_packets_total{direction="out"')
+
+
+# Agents logged in, nothing dialled: what the idle sessions alone cost.
+c0, t0, p0 = cpu_ticks(), time.time(), rtp(m0)
+time.sleep(10)
+idle_cpu = 100 * (cpu_ticks() - c0) / hz / (time.time() - t0)
+idle_pps = (rtp(metrics()) - p0) / (time.time() - t0)
+print(f"idle agents       {idle_cpu:.0f} % of one core, {idle_pps:.0f} RTP packets/s through dialerd (in + out)")
+m0 = metrics()
 c0, t0 = cpu_ticks(), time.time()
 ok("PATCH", f"/api/v1/campaigns/{c}", body={"status": "enabled"})
 peak_rss, peak_flight, peak_talking = rss0, 0, 0
@@ -248,6 +261,7 @@ while time.time() - t0 < MINUTES * 60:
           f"bridged {m.get('dialerd_answer_to_agent_seconds_count', 0):.0f}  RSS {rss} KiB  "
           f"CPU {100 * (cpu_ticks() - c0) / hz / (time.time() - t0):.0f} %", flush=True)
 c1, t1 = cpu_ticks(), time.time()
+run_pps = (rtp(metrics()) - rtp(m0)) / (t1 - t0)
 rss_run = rss_kib()
 ok("PATCH", f"/api/v1/campaigns/{c}", body={"status": "disabled"})
 # The calls still in flight end (customers talk at most 20 s, ring at most 15 s, wrap-up).
@@ -285,8 +299,8 @@ print(f"answer to agent   {bridged:.0f} bridged, {fast:.0f} within 100 ms, p50 �
 hist = sorted((float(re.search(r'le="([^"]+)"', k).group(1)), int(v)) for k, v in m.items()
               if k.startswith("dialerd_answer_to_agent_seconds_bucket"))
 print("histogram         " + ", ".join(f"≤{le:g} s: {v}" for le, v in hist))
-print(f"dialerd CPU       {cpu:.0f} % of one core over {t1 - t0:.0f} s of dialing")
+print(f"dialerd CPU       {cpu:.0f} % of one core over {t1 - t0:.0f} s of dialing ({idle_cpu:.0f} % idle with the agents logged in); {run_pps:.0f} RTP packets/s")
 print(f"dialerd RSS       {rss0} KiB with agents idle, {rss_run} KiB at the end of dialing, peak {peak_rss} KiB")
-print("| N | minutes | CPU % | RSS MiB | RSS/agent KiB | p50 ms | p99 ms | placed | answered | abandoned | lost |")
+print("| N | minutes | CPU % | RSS MiB | RSS/agent KiB | p50 ms | p99 ms | placed | answered | abandoned | lost | idle CPU % |")
 print(f"| {N} | {MINUTES:g} | {cpu:.0f} | {peak_rss / 1024:.0f} | {peak_rss / N:.0f} | ≤{1000 * p50:.0f} | "
-      f"≤{1000 * p99:.0f} | {placed} | {answered:.0f} | {abandoned:.0f} | {lost:.0f} |")
+      f"≤{1000 * p99:.0f} | {placed} | {answered:.0f} | {abandoned:.0f} | {lost:.0f} | {idle_cpu:.0f} |")
