@@ -66,6 +66,6 @@ daemon=$!
 for _ in $(seq 100); do curl -sf "127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.1; done
 echo "benchmark         $N agents, $MINUTES min of dialing; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at start"
 HTTP=127.0.0.1:$HTTP SIP=127.0.0.1:$PORT PHONE_PORT=$PHONE_PORT DAEMON_PID=$daemon \
-ADMIN=$ADMIN python3 sip-scenarios/load/agents/bench.py "$N" "$MINUTES"
+STATE_DB=$work/state/dialerd.db ADMIN=$ADMIN python3 sip-scenarios/load/agents/bench.py "$N" "$MINUTES"
 echo "load              $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo "carrier SIPp      $(grep -c . "$work/carrier_errors.log" 2>/dev/null || echo 0) error-log lines; phones SIPp $(grep -c . "$work/phone_errors.log" 2>/dev/null || echo 0)"

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -289,11 +290,17 @@ bridged = m.get("dialerd_answer_to_agent_seconds_count", 0)
 # A customer answered and neither put through to an agent nor abandoned is a lost bridge.
 lost = answered - abandoned - bridged
 in_flight = total(m, "dialerd_calls_in_flight")
+# The store's call records count answers the driver may not have heard of.
+db = sqlite3.connect(f"file:{os.environ['STATE_DB']}?mode=ro", uri=True)
+calls_made, calls_answered = db.execute(
+    "SELECT count(*), count(answered_at) FROM calls WHERE route = 'campaign'").fetchone()
+lost_store = calls_answered - abandoned - bridged
 cpu = 100 * (c1 - c0) / hz / (t1 - t0)
 p50, p99 = quantile(m, 0.5), quantile(m, 0.99)
 fast = m.get('dialerd_answer_to_agent_seconds_bucket{le="0.1"}', 0)
 print(f"results           {results} (still in flight after the stop: {in_flight:.0f})")
 print(f"dialer            {json.dumps(live)}")
+print(f"store             {calls_made} campaign calls, {calls_answered} answered: {lost_store:.0f} answered, neither bridged nor abandoned")
 print(f"peak              {peak_flight:.0f} calls in flight, {peak_talking:.0f} agents talking")
 print(f"answer to agent   {bridged:.0f} bridged, {fast:.0f} within 100 ms, p50 ≤ {1000 * p50:.0f} ms, p99 ≤ {1000 * p99:.0f} ms (the histogram's bucket bounds)")
 hist = sorted((float(re.search(r'le="([^"]+)"', k).group(1)), int(v)) for k, v in m.items()
@@ -301,6 +308,6 @@ hist = sorted((float(re.search(r'le="([^"]+)"', k).group(1)), int(v)) for k, v i
 print("histogram         " + ", ".join(f"≤{le:g} s: {v}" for le, v in hist))
 print(f"dialerd CPU       {cpu:.0f} % of one core over {t1 - t0:.0f} s of dialing ({idle_cpu:.0f} % idle with the agents logged in); {run_pps:.0f} RTP packets/s")
 print(f"dialerd RSS       {rss0} KiB with agents idle, {rss_run} KiB at the end of dialing, peak {peak_rss} KiB")
-print("| N | minutes | CPU % | RSS MiB | RSS/agent KiB | p50 ms | p99 ms | placed | answered | abandoned | lost | idle CPU % |")
+print("| N | minutes | CPU % | RSS MiB | RSS/agent KiB | p50 ms | p99 ms | placed | answered | abandoned | lost (metrics / store) | idle CPU % |")
 print(f"| {N} | {MINUTES:g} | {cpu:.0f} | {peak_rss / 1024:.0f} | {peak_rss / N:.0f} | ≤{1000 * p50:.0f} | "
-      f"≤{1000 * p99:.0f} | {placed} | {answered:.0f} | {abandoned:.0f} | {lost:.0f} | {idle_cpu:.0f} |")
+      f"≤{1000 * p99:.0f} | {placed} | {answered:.0f} | {abandoned:.0f} | {lost:.0f} / {lost_store:.0f} | {idle_cpu:.0f} |")
