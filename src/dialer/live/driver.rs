@@ -138,7 +138,8 @@ fn now() -> Time {
     Time(now_ms().max(0) as u64)
 }
 
-/// The core's settings for a call task, paced to at most `max_cps` calls per second if given.
+/// The core's settings for a call task, paced to the trunks' `max_cps` together when given
+/// (the core's own default, 10 calls per second, only without trunks known).
 pub fn config(settings: &CallSettings, max_cps: Option<f64>) -> CampaignConfig {
     let mut queue = QueueConfig::default();
     queue.timers.wrap_up = Duration::from_secs(settings.wrap_up_seconds.into());
@@ -148,7 +149,7 @@ pub fn config(settings: &CallSettings, max_cps: Option<f64>) -> CampaignConfig {
         ..CampaignConfig::default()
     };
     if let Some(cps) = max_cps {
-        config.max_cps = config.max_cps.min(cps);
+        config.max_cps = cps;
     }
     config
 }
@@ -257,7 +258,9 @@ impl Driver {
                 .map(|t| t.since(now()))
                 .unwrap_or(Duration::from_secs(1))
                 .min(Duration::from_secs(1));
+            // Messages and call events before the timer: answers are served first.
             tokio::select! {
+                biased;
                 msg = msgs.recv() => match msg {
                     Some(Msg::Stop) | None => {
                         self.stop().await;
@@ -313,16 +316,19 @@ impl Driver {
         }
     }
 
-    /// Runs the core's timeouts and carries out its outputs until it asks for nothing more.
+    /// Runs the core's timeout if it is due, then carries out its outputs until it asks for
+    /// nothing more. One timeout per call: when carrying out takes longer than the pacing
+    /// interval, another timeout is always due, and taking it here would keep the driver from
+    /// ever reading its call events (answers would wait, unbridged).
     async fn settle(&mut self) {
-        loop {
-            self.arbitrate();
-            let now = now();
-            if self.core.poll_timeout().is_some_and(|t| t <= now) {
-                if let Err(e) = self.core.handle_timeout(now) {
-                    tracing::warn!(task = self.task_id, error = %e, "campaign core timeout");
-                }
+        self.arbitrate();
+        let now = now();
+        if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            if let Err(e) = self.core.handle_timeout(now) {
+                tracing::warn!(task = self.task_id, error = %e, "campaign core timeout");
             }
+        }
+        loop {
             let outputs: Vec<Output> = self.core.drain_outputs().collect();
             if outputs.is_empty() {
                 break;
@@ -330,6 +336,7 @@ impl Driver {
             for o in outputs {
                 self.carry_out(o).await;
             }
+            self.arbitrate();
         }
         if self.dirty && self.saved.elapsed() >= PERSIST_EVERY {
             self.save().await;
@@ -932,5 +939,21 @@ impl Driver {
             self.release(id).await;
         }
         self.leased.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_core_is_paced_to_the_trunks_calls_per_second() {
+        let settings = CallSettings::default();
+        assert_eq!(config(&settings, Some(200.0)).max_cps, 200.0);
+        assert_eq!(config(&settings, Some(2.5)).max_cps, 2.5);
+        assert_eq!(
+            config(&settings, None).max_cps,
+            CampaignConfig::default().max_cps
+        );
     }
 }
