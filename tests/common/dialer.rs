@@ -1,6 +1,7 @@
 //! The live dialer's test kit: SIPp as a campaign's carrier and as agents' phones, agents with
 //! tokens, campaigns ready to dial, and an agent's event log read over its WebSocket.
 
+pub use super::api::user;
 use super::api::{campaign, Api, ADMIN, BASE};
 use super::Daemon;
 use serde_json::{json, Value};
@@ -114,26 +115,6 @@ pub fn finished(mut sipp: Sipp, what: &str, limit: Duration) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("{what}: SIPp still running");
-}
-
-/// A user with `role` and an API client with a token of theirs.
-pub fn user(admin: &Api, name: &str, role: &str) -> (i64, Api) {
-    let u = admin.ok(
-        "POST",
-        "/api/v1/users",
-        Some(json!({"name": name, "role": role})),
-    );
-    let id = u["id"].as_i64().unwrap();
-    let t = admin.ok(
-        "POST",
-        &format!("/api/v1/users/{id}/tokens"),
-        Some(json!({"label": "test"})),
-    );
-    let api = Api {
-        addr: admin.addr,
-        token: t["token"].as_str().unwrap().to_string(),
-    };
-    (id, api)
 }
 
 /// A WAV file of `seconds` of a 440 Hz tone, 8 kHz mono.
