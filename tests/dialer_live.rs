@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::api::{Api, ADMIN};
+use common::api::{user, Api, ADMIN};
 use common::{http_request_bytes, metric, Daemon};
 use serde_json::{json, Value};
 use std::collections::HashMap;

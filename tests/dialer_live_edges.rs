@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::api::{Api, ADMIN};
+use common::api::{user, Api, ADMIN};
 use common::dialer::*;
 use common::{http_request_bytes, metric};
 use serde_json::json;

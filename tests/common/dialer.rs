@@ -1,7 +1,6 @@
 //! The live dialer's test kit: SIPp as a campaign's carrier and as agents' phones, agents with
 //! tokens, campaigns ready to dial, and an agent's event log read over its WebSocket.
 
-pub use super::api::user;
 use super::api::{campaign, Api, ADMIN, BASE};
 use super::Daemon;
 use serde_json::{json, Value};
