@@ -34,27 +34,7 @@ fn phone(xml: &str, port: u16, daemon: SocketAddr) -> Child {
 
 /// Registers agent1 (an `[[agents]]` account) with a Contact on `phone_port`.
 fn register(phone_port: u16, daemon: SocketAddr) {
-    register_as("agent1", "sipp-agent-secret", phone_port, daemon);
-}
-
-/// Registers the SIP account `user` with a Contact on `phone_port`.
-fn register_as(user: &str, password: &str, phone_port: u16, daemon: SocketAddr) {
-    let out = sipp()
-        .arg("-sf")
-        .arg(scenario("register.xml"))
-        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
-        .args(["-key", "phone_port", &phone_port.to_string()])
-        .args(["-key", "sip_user", user, "-au", user, "-ap", password])
-        .args(["-m", "1", "-timeout", "20", "-timeout_error", "-nostdin"])
-        .arg(daemon.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "register.xml: {:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::agent_phone::register("agent1", "sipp-agent-secret", phone_port, daemon);
 }
 
 /// Waits for SIPp to finish; its exit status says whether the phone saw what it expects.
@@ -179,7 +159,7 @@ fn an_agent_logs_in_on_the_phone_of_its_sip_login_from_the_api_for_its_own_tasks
     );
     let phone_port = free_udp_port();
     let answering = phone("answer.xml", phone_port, d.sip);
-    register_as("desk-17", "store-secret-1", phone_port, d.sip);
+    common::agent_phone::register("desk-17", "store-secret-1", phone_port, d.sip);
 
     let (status, p) = ann.call(
         "POST",

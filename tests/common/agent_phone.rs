@@ -1,6 +1,6 @@
 //! SIPp as an agent's phone: the scenarios in `sip-scenarios/agent/` and the ports they need.
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -30,4 +30,25 @@ pub fn sipp() -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     c
+}
+
+/// Registers the SIP account `user` with digest, its Contact on `phone_port` (where another
+/// SIPp answers as the phone); panics unless the registrar answered 200.
+pub fn register(user: &str, password: &str, phone_port: u16, daemon: SocketAddr) {
+    let out = sipp()
+        .arg("-sf")
+        .arg(scenario("register.xml"))
+        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+        .args(["-key", "phone_port", &phone_port.to_string()])
+        .args(["-key", "sip_user", user, "-au", user, "-ap", password])
+        .args(["-m", "1", "-timeout", "20", "-timeout_error", "-nostdin"])
+        .arg(daemon.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "register.xml: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

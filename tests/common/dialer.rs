@@ -80,21 +80,7 @@ pub fn phone(user: &str, password: &str, daemon: SocketAddr) -> Sipp {
         .spawn()
         .unwrap();
     let child = Sipp(child);
-    let out = sipp()
-        .arg("-sf")
-        .arg(scenario("agent/register.xml"))
-        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
-        .args(["-key", "phone_port", &port.to_string()])
-        .args(["-key", "sip_user", user, "-au", user, "-ap", password])
-        .args(["-m", "1", "-timeout", "20", "-timeout_error", "-nostdin"])
-        .arg(daemon.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "register.xml: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::agent_phone::register(user, password, port, daemon);
     child
 }
 
