@@ -261,17 +261,7 @@ impl Agents {
         {
             let now = now();
             let mut inner = self.lock();
-            let entry = inner.agents.entry(user.id).or_insert_with(|| Entry {
-                name: user.name.clone(),
-                session: Session::new(AgentId(user.id as u32), connect, now),
-                log: EventLog::default(),
-                leg: None,
-                failure: None,
-                inbound: None,
-                bridge: None,
-                contact: None,
-            });
-            entry.name = user.name.clone();
+            let entry = entry_of(&mut inner, user, connect, now);
             entry.failure = None;
             entry.session.handle(Input::LogIn { tasks, phone }, now)?;
             self.apply(&mut inner, user.id, now);
@@ -319,17 +309,7 @@ impl Agents {
         let connect = self.cfg.ring_timeout + Duration::from_secs(5);
         let now = now();
         let mut inner = self.lock();
-        let entry = inner.agents.entry(user.id).or_insert_with(|| Entry {
-            name: user.name.clone(),
-            session: Session::new(AgentId(user.id as u32), connect, now),
-            log: EventLog::default(),
-            leg: None,
-            failure: None,
-            inbound: None,
-            bridge: None,
-            contact: None,
-        });
-        entry.name = user.name.clone();
+        let entry = entry_of(&mut inner, user, connect, now);
         let phone = Phone::Sip(account);
         if let Err(e) = entry.session.handle(Input::LogIn { tasks, phone }, now) {
             return Err(Box::new((e, call)));
@@ -710,6 +690,22 @@ impl Agents {
             self.occupancy.with_label_values(&[&label]).set(ratio);
         }
     }
+}
+
+/// The agent's entry, made on its first login, named as the user is now.
+fn entry_of<'a>(inner: &'a mut Inner, user: &User, connect: Duration, now: Time) -> &'a mut Entry {
+    let entry = inner.agents.entry(user.id).or_insert_with(|| Entry {
+        name: user.name.clone(),
+        session: Session::new(AgentId(user.id as u32), connect, now),
+        log: EventLog::default(),
+        leg: None,
+        failure: None,
+        inbound: None,
+        bridge: None,
+        contact: None,
+    });
+    entry.name = user.name.clone();
+    entry
 }
 
 fn view(id: i64, e: &Entry) -> AgentView {
