@@ -45,7 +45,6 @@ mod tests {
     use crate::dialer::campaign::{Campaign, CampaignConfig, ContactId, Input, Output, Persisted};
     use crate::dialer::pacing::{DialMode, PacerConfig};
     use crate::dialer::{CallId, Time};
-    use crate::store::tasks::{TaskKind, TaskSpec};
     use crate::store::Store;
     use std::time::Duration;
 
@@ -106,23 +105,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dialerd.db");
         let store = Store::open(&path).await.unwrap();
-        let campaign = store
-            .create_campaign(&serde_json::from_value(serde_json::json!({"name": "c"})).unwrap())
-            .await
-            .unwrap();
-        let task = store
-            .create_task(
-                campaign.id,
-                TaskSpec {
-                    name: "dial".into(),
-                    kind: TaskKind::Call,
-                    settings: serde_json::json!({}),
-                    flow: vec![],
-                },
-            )
-            .await
-            .unwrap();
-        assert!(store.dialer_state(task.id).await.unwrap().is_none());
+        let (_, task) = super::super::test_support::campaign_with_call_task(
+            &store,
+            serde_json::json!({"name": "c"}),
+        )
+        .await;
+        assert!(store.dialer_state(task).await.unwrap().is_none());
         // What a running core had learned and counted: a 20 % answer rate, ring, talk and
         // wrap-up times, and 3 abandons in 200 live answers (epoch-millisecond times).
         let now = Time(1_800_000_000_000);
@@ -136,12 +124,12 @@ mod tests {
         };
         let core = Campaign::new(config(), Some(&saved)).unwrap();
         assert_eq!(core.persisted(), saved);
-        store.save_dialer_state(task.id, &saved).await.unwrap();
+        store.save_dialer_state(task, &saved).await.unwrap();
         store.close().await;
 
         // The daemon restarts: the same file, opened again.
         let store = Store::open(&path).await.unwrap();
-        let loaded = store.dialer_state(task.id).await.unwrap().unwrap();
+        let loaded = store.dialer_state(task).await.unwrap().unwrap();
         assert_eq!(loaded, saved);
         assert_eq!(loaded.ledger.last_24h(now), core.ledger().last_24h(now));
         // Restored, the pacer decides as the running one would have; cold, it would dial
@@ -156,7 +144,7 @@ mod tests {
             .execute(&store.writer)
             .await
             .unwrap();
-        let err = store.dialer_state(task.id).await.unwrap_err();
+        let err = store.dialer_state(task).await.unwrap_err();
         assert!(err.to_string().contains("dialer_state"), "{err}");
     }
 }

@@ -118,47 +118,31 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::store::contacts::ContactSpec;
-    use crate::store::tasks::{TaskKind, TaskSpec};
-    use crate::store::{now_ms, Store};
+    use crate::store::{now_ms, test_support};
 
     #[tokio::test]
     async fn a_contact_is_leased_to_one_caller_at_a_time_until_released_or_recovered() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("dialerd.db")).await.unwrap();
-        let campaign = store
-            .create_campaign(
-                &serde_json::from_value(serde_json::json!({
-                    "name": "c", "default_region": "DE",
-                    "calling_hours": {"from": "00:00", "to": "24:00"}
-                }))
-                .unwrap(),
-            )
-            .await
-            .unwrap();
-        let task = store
-            .create_task(
-                campaign.id,
-                TaskSpec {
-                    name: "dial".into(),
-                    kind: TaskKind::Call,
-                    settings: serde_json::json!({}),
-                    flow: vec![],
-                },
-            )
-            .await
-            .unwrap();
+        let (_dir, store) = test_support::store().await;
+        let (campaign, task) = test_support::campaign_with_call_task(
+            &store,
+            serde_json::json!({
+                "name": "c", "default_region": "DE",
+                "calling_hours": {"from": "00:00", "to": "24:00"}
+            }),
+        )
+        .await;
         for i in 0..5 {
             let spec: ContactSpec = serde_json::from_value(serde_json::json!({
                 "phones": [format!("+4930123450{i}")], "time_zone": "Europe/Berlin"
             }))
             .unwrap();
-            store.create_contact(campaign.id, &spec, "t").await.unwrap();
+            store.create_contact(campaign, &spec, "t").await.unwrap();
         }
         let now = now_ms();
         // Two leasers at once get disjoint contacts, and no more than there are.
         let (a, b) = tokio::join!(
-            store.lease_callable(campaign.id, task.id, 3, now, "one"),
-            store.lease_callable(campaign.id, task.id, 3, now, "two"),
+            store.lease_callable(campaign, task, 3, now, "one"),
+            store.lease_callable(campaign, task, 3, now, "two"),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         let mut ids: Vec<i64> = a.iter().chain(&b).map(|c| c.id).collect();
@@ -166,23 +150,23 @@ mod tests {
         let n = ids.len();
         ids.dedup();
         assert_eq!((ids.len(), n), (5, 5), "{ids:?}");
-        let none = store.lease_callable(campaign.id, task.id, 3, now, "three");
+        let none = store.lease_callable(campaign, task, 3, now, "three");
         assert!(none.await.unwrap().is_empty());
 
         // A released contact can be leased again.
         store.release_lease(ids[0]).await.unwrap();
-        let again = store.lease_callable(campaign.id, task.id, 3, now, "three");
+        let again = store.lease_callable(campaign, task, 3, now, "three");
         let again: Vec<i64> = again.await.unwrap().iter().map(|c| c.id).collect();
         assert_eq!(again, [ids[0]]);
 
         // A restart turns every lease into an `$interrupted` attempt and frees the contact.
         assert_eq!(store.recover_leases(now).await.unwrap(), 5);
         assert!(store.leases().await.unwrap().is_empty());
-        let c = store.contact(campaign.id, ids[1]).await.unwrap();
+        let c = store.contact(campaign, ids[1]).await.unwrap();
         assert_eq!(c.spec.attempts, 1);
         assert_eq!(c.last_result.as_deref(), Some(super::INTERRUPTED));
         assert_eq!(c.spec.status, "open");
-        let back = store.lease_callable(campaign.id, task.id, 10, now, "four");
+        let back = store.lease_callable(campaign, task, 10, now, "four");
         assert_eq!(back.await.unwrap().len(), 5);
     }
 }

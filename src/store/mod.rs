@@ -331,6 +331,32 @@ pub fn field_of(path: &str, message: &str, prefix: &str) -> String {
     field
 }
 
+/// Shared set-up of the store's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Store;
+
+    /// A store in a fresh directory (kept alive by the returned guard).
+    pub async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("dialerd.db")).await.unwrap();
+        (dir, store)
+    }
+
+    /// A campaign from `campaign` (JSON of a `CampaignSpec`) with one call task named `dial`:
+    /// (campaign id, task id).
+    pub async fn campaign_with_call_task(store: &Store, campaign: serde_json::Value) -> (i64, i64) {
+        let c = store
+            .create_campaign(&serde_json::from_value(campaign).unwrap())
+            .await
+            .unwrap();
+        let spec =
+            serde_json::from_value(serde_json::json!({"name": "dial", "kind": "call"})).unwrap();
+        let t = store.create_task(c.id, spec).await.unwrap();
+        (c.id, t.id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
