@@ -9,7 +9,7 @@
 mod common;
 
 use common::api::{user, Api, ADMIN};
-use common::{http_request_bytes, metric, Daemon};
+use common::{metric, Daemon};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -239,15 +239,7 @@ fn a_power_campaign_abandons_whom_no_agent_takes_with_the_safe_harbour_message()
         contacts,
         0,
     );
-    let auth = format!("Bearer {ADMIN}");
-    let (status, _, text) = http_request_bytes(
-        admin.addr,
-        "PUT",
-        &format!("/api/v1/campaigns/{c}/prompts/safe_harbour"),
-        &[("Authorization", &auth), ("Content-Type", "audio/wav")],
-        &tone_wav(3.0),
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+    upload_safe_harbour(&admin, c, 3.0);
     let (_, agent1) = user(&admin, "agent1", "agent");
     let ph = phone("agent1", "sipp-agent-secret-1", d.sip);
     agent1.ok(

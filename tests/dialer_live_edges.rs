@@ -9,7 +9,7 @@ mod common;
 
 use common::api::{user, Api, ADMIN};
 use common::dialer::*;
-use common::{http_request_bytes, metric};
+use common::metric;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -99,15 +99,7 @@ fn a_task_switched_from_progressive_to_power_while_dialing_dials_as_power() {
         20,
         0,
     );
-    let auth = format!("Bearer {ADMIN}");
-    let (status, _, text) = http_request_bytes(
-        admin.addr,
-        "PUT",
-        &format!("/api/v1/campaigns/{c}/prompts/safe_harbour"),
-        &[("Authorization", &auth), ("Content-Type", "audio/wav")],
-        &tone_wav(2.5),
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+    upload_safe_harbour(&admin, c, 2.5);
     let (_, agent1) = user(&admin, "agent1", "agent");
     let ph = phone("agent1", "sipp-agent-secret-1", d.sip);
     agent1.ok(
@@ -275,15 +267,7 @@ fn a_power_campaign_places_no_more_calls_than_its_trunk_takes() {
         contacts,
         0,
     );
-    let auth = format!("Bearer {ADMIN}");
-    let (status, _, text) = http_request_bytes(
-        admin.addr,
-        "PUT",
-        &format!("/api/v1/campaigns/{c}/prompts/safe_harbour"),
-        &[("Authorization", &auth), ("Content-Type", "audio/wav")],
-        &tone_wav(2.5),
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+    upload_safe_harbour(&admin, c, 2.5);
     let (agent1, ph) = ready_agent(&admin, &d, task);
     admin.ok(
         "PATCH",

@@ -5,9 +5,9 @@ use super::api::{campaign, Api, ADMIN, BASE};
 use super::Daemon;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 pub const AGENTS: &str = "[sip]\ndigest_algorithms = [\"MD5\"]\n\
@@ -15,29 +15,11 @@ pub const AGENTS: &str = "[sip]\ndigest_algorithms = [\"MD5\"]\n\
     [[agents]]\nusername = \"agent2\"\npassword = \"sipp-agent-secret-2\"\n\
     [sessions]\nring_timeout = \"10s\"\n";
 
+pub use super::agent_phone::free_udp_port;
+use super::agent_phone::sipp;
+
 pub fn scenario(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("sip-scenarios/{name}"))
-}
-
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn sipp() -> Command {
-    let ok = Command::new("sipp").arg("-v").output().is_ok();
-    assert!(
-        ok,
-        "SIPp is not installed: ./scripts/test installs Debian's sip-tester"
-    );
-    let mut c = Command::new("sipp");
-    c.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    c
 }
 
 /// A SIPp process, killed if the test ends before it does.
@@ -213,4 +195,17 @@ pub fn dialing_campaign(
     assert_eq!(status, 200, "{r}");
     assert_eq!(admin.all_contacts(c, "", 100).len(), n, "{r}");
     (c, task)
+}
+
+/// Uploads `seconds` of tone as campaign `c`'s safe-harbour message.
+pub fn upload_safe_harbour(admin: &Api, c: i64, seconds: f64) {
+    let auth = format!("Bearer {}", admin.token);
+    let (status, _, text) = super::http_request_bytes(
+        admin.addr,
+        "PUT",
+        &format!("/api/v1/campaigns/{c}/prompts/safe_harbour"),
+        &[("Authorization", &auth), ("Content-Type", "audio/wav")],
+        &tone_wav(seconds),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
 }
