@@ -317,13 +317,28 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let (campaign_tx, campaign_rx) = tokio::sync::mpsc::unbounded_channel();
     let agents = agents.with_campaign_inputs(campaign_tx);
     let (call_log, call_writer) = call::record::CallLog::new(store.clone(), &state_dir);
+    let live_metrics = dialerd::dialer::live::metrics::LiveMetrics::register(metrics.registry())?;
     let (supervisor, live) = dialerd::dialer::live::Supervisor::new(
         store.clone(),
         sip.sip.clone(),
         media.clone(),
         agents.clone(),
         call_log.clone(),
-        dialerd::dialer::live::metrics::LiveMetrics::register(metrics.registry())?,
+        live_metrics.clone(),
+    );
+    // Calls from trunks for caller-ID lines: callbacks to the campaigns that show them.
+    let (callbacks_tx, callbacks_rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(
+        dialerd::dialer::live::inbound::Callbacks {
+            store: store.clone(),
+            live: live.clone(),
+            sip: sip.sip.clone(),
+            media: media.clone(),
+            log: call_log.clone(),
+            metrics: live_metrics,
+            access_number: cfg.lines.access_number.clone(),
+        }
+        .serve(callbacks_rx),
     );
     let supervisor = supervisor.with_trunks(
         sip.trunks.clone(),
@@ -343,7 +358,11 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     ));
     // Tracked: the drain waits for the last call records to be written.
     shutdown.spawn(call_writer);
-    shutdown.spawn(lines.clone().serve_access_calls(access_rx));
+    shutdown.spawn(
+        lines
+            .clone()
+            .serve_access_calls(access_rx, Some(callbacks_tx.clone())),
+    );
     shutdown.spawn(call::route_incoming(
         sip.sip.clone(),
         media,
@@ -360,6 +379,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             access: Some(access_tx),
             agent_login_number: cfg.sip.agent_login_number.clone(),
             agent_logins: Some(login_tx),
+            callbacks: Some(callbacks_tx),
         },
         call_log,
     ));

@@ -76,6 +76,8 @@ pub struct Handover {
     pub events: mpsc::UnboundedReceiver<LegEvent>,
     /// Where to record the conversation (customer left, agent right), if it is recorded.
     pub recording: Option<std::path::PathBuf>,
+    /// What the agent hears before the customer (the callback tone), if anything.
+    pub agent_tone: Vec<Clip>,
     /// Told how the bridge ended.
     pub done: oneshot::Sender<Bridged>,
 }
@@ -244,6 +246,20 @@ async fn bridge(
     mut customer: Handover,
     commands: &mut mpsc::Receiver<BridgeCommand>,
 ) -> CustomerEnd {
+    let tone = std::mem::take(&mut customer.agent_tone);
+    if !tone.is_empty()
+        && play(sip, media, agent.id, &mut agent.media, &mut agent.events, tone).await
+            == Played::LegEnded
+    {
+        sip.hang_up(customer.id).await;
+        let _ = customer.done.send(Bridged {
+            end: CustomerEnd::AgentLeft,
+            recording: None,
+            customer: crate::call::record::quality(&mut customer.media),
+            agent: None,
+        });
+        return CustomerEnd::AgentLeft;
+    }
     let mut recorder =
         customer
             .recording

@@ -45,6 +45,9 @@ pub struct Routes {
     pub agent_login_number: Option<String>,
     /// Where calls to the agent login number go.
     pub agent_logins: Option<mpsc::Sender<Incoming>>,
+    /// Where calls from trunks that no route above takes go: the callbacks to caller-ID
+    /// lines (404 there when no line is called).
+    pub callbacks: Option<mpsc::Sender<Incoming>>,
 }
 
 /// Routes every inbound call until the SIP endpoint stops: to its route, or 404.
@@ -104,6 +107,12 @@ pub async fn route_incoming(
                 call,
                 number,
             ));
+        } else if let (true, Some(up)) = (call.trunk.is_some(), &routes.callbacks) {
+            if let Err(e) = up.try_send(call) {
+                let call = e.into_inner();
+                tracing::warn!(from = %call.from_user, "inbound calls queue full; 503");
+                sip.reject(call.leg.id, 503).await;
+            }
         } else {
             tracing::debug!(to = %call.to_user, from = %call.from_user, "no route for call");
             sip.reject(call.leg.id, 404).await;

@@ -126,6 +126,7 @@ mod tests {
             recording_path: None,
             a_quality: None,
             b_quality: None,
+            ..CallRecord::default()
         }
     }
 

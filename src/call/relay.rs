@@ -39,6 +39,7 @@ pub async fn run(
         recording_path: None,
         a_quality: None,
         b_quality: None,
+        ..CallRecord::default()
     };
     let recording = recorded.then(|| log.recording_path(&rec.id, started_at));
     rec.end_reason = relay(&sip, &media, call, number, recording, &mut rec).await;

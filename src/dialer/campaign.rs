@@ -120,6 +120,11 @@ pub enum AttemptOutcome {
     NotAnswered(CallEnd),
     /// A person answered and no agent took them in time (or they left first).
     Abandoned,
+    /// An inbound caller hung up before an agent took the call.
+    MissedCall,
+    /// An inbound caller waited as long as the line lets them: they were told they will be
+    /// called back.
+    MissedCallback,
     /// Put through to `agent`; `result` is their disposition, `None` when the wrap-up time
     /// ran out or their leg was lost (the task's default result applies).
     Connected {
@@ -137,7 +142,9 @@ impl AttemptOutcome {
         match self {
             AttemptOutcome::NotAnswered(end) => Some(outcome::detail(*end)),
             AttemptOutcome::Abandoned => Some(Detail::Abandoned),
-            AttemptOutcome::Connected { .. } => None,
+            AttemptOutcome::MissedCall
+            | AttemptOutcome::MissedCallback
+            | AttemptOutcome::Connected { .. } => None,
         }
     }
 }
@@ -180,6 +187,9 @@ pub enum Output {
     },
     /// Nobody took the answered person in time: play the safe-harbour message, hang up.
     Abandon(CallId),
+    /// An inbound caller waited as long as they may: tell them they will be called back,
+    /// hang up.
+    CallBackLater(CallId),
     /// Hang up the connected call (its agent's leg is gone, or it ran past `max_talk`).
     HangUp(CallId),
     /// Record the attempt on the contact (its retry follows [`outcome::RetryPolicy`]).
@@ -244,6 +254,8 @@ struct Call {
     placed: Time,
     agent: Option<AgentId>,
     phase: Phase,
+    /// The contact called in (a callback), no attempt of ours.
+    inbound: bool,
 }
 
 /// One call task's dialing: queue, pacer, statistics and ledger.
@@ -465,10 +477,13 @@ impl Campaign {
                 self.record(call, c.contact, AttemptOutcome::NotAnswered(end));
             }
             Input::Bridged(call) => {
-                self.call(call, Phase::Answered)?;
+                let c = self.call(call, Phase::Answered)?;
                 self.queue.handle(Q::Bridged(call), now)?;
-                self.ledger.record(now, false);
-                self.persist();
+                // Callers who called us are no answers to our dialling.
+                if !c.inbound {
+                    self.ledger.record(now, false);
+                    self.persist();
+                }
                 self.set(call, Phase::Talking(now), now);
             }
             Input::CustomerHungUp(call) => {
@@ -479,6 +494,12 @@ impl Campaign {
                         self.stats.record_talk(now.since(since));
                         self.persist();
                         self.set(call, Phase::WrapUp, now);
+                    }
+                    Some(Phase::Answered) if c.is_some_and(|c| c.inbound) => {
+                        self.queue.handle(Q::CallerLeft(call), now)?;
+                        if let Some(c) = self.calls.remove(&call) {
+                            self.record(call, c.contact, AttemptOutcome::MissedCall);
+                        }
                     }
                     Some(Phase::Answered) => {
                         self.queue.handle(Q::CallerLeft(call), now)?;
@@ -492,6 +513,55 @@ impl Campaign {
             self.changed = Some(self.changed.map_or(now, |t| t.min(now)));
         }
         Ok(())
+    }
+
+    /// A contact called in (`contact`, already answered or ringing on our side): the call
+    /// waits for an agent ahead of outbound calls, at most `max_wait`; with `owner`, it is
+    /// kept for that agent for the given grace first. Its id, for the inputs that follow
+    /// (`Bridged`, `CustomerHungUp`, `WrapUpEnded`).
+    pub fn inbound(
+        &mut self,
+        contact: ContactId,
+        max_wait: Duration,
+        owner: Option<(AgentId, Duration)>,
+        now: Time,
+    ) -> Result<CallId, DialerError> {
+        let call = CallId(self.next_call);
+        self.next_call += 1;
+        self.calls.insert(
+            call,
+            Call {
+                contact,
+                placed: now,
+                agent: None,
+                phase: Phase::Answered,
+                inbound: true,
+            },
+        );
+        let input = queue::Input::Inbound {
+            call,
+            max_wait,
+            owner: owner.map(|(a, grace)| (a, now + grace)),
+        };
+        if let Err(e) = self.queue.handle(input, now) {
+            self.calls.remove(&call);
+            return Err(e);
+        }
+        self.absorb(now);
+        self.changed = Some(self.changed.map_or(now, |t| t.min(now)));
+        Ok(call)
+    }
+
+    /// Callers waiting for an agent now.
+    pub fn waiting_inbound(&self) -> Vec<(CallId, ContactId, Time)> {
+        let mut w: Vec<(CallId, ContactId, Time)> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.inbound && c.phase == Phase::Answered)
+            .map(|(id, c)| (*id, c.contact, c.placed))
+            .collect();
+        w.sort_unstable_by_key(|x| (x.2, x.0));
+        w
     }
 
     /// Runs what is due at `now`: the queue's timeouts, then (once the outputs asked for so far
@@ -578,6 +648,7 @@ impl Campaign {
                                 placed: now,
                                 agent: Some(agent),
                                 phase: Phase::Offered,
+                                inbound: false,
                             },
                         );
                         self.outputs.push(Output::Offer {
@@ -598,6 +669,7 @@ impl Campaign {
                         placed: now,
                         agent: None,
                         phase: Phase::Ringing,
+                        inbound: false,
                     },
                 );
                 self.outputs.push(Output::Place {
@@ -658,8 +730,12 @@ impl Campaign {
                         self.outputs.push(Output::Unlease(vec![c.contact]));
                     }
                 }
-                // No inbound calls come through this core yet.
-                queue::Output::InboundTimedOut(call) => self.outputs.push(Output::HangUp(call)),
+                queue::Output::InboundTimedOut(call) => {
+                    self.outputs.push(Output::CallBackLater(call));
+                    if let Some(c) = self.calls.remove(&call) {
+                        self.record(call, c.contact, AttemptOutcome::MissedCallback);
+                    }
+                }
             }
         }
         self.agent_lost = false;

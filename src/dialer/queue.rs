@@ -31,8 +31,6 @@ pub struct QueueConfig {
     pub offer_timeout: Duration,
     /// How long the agent of a preview call stays reserved while it rings.
     pub preview_ring_timeout: Duration,
-    /// How long an inbound caller waits for an agent before the call is given up.
-    pub inbound_max_wait: Duration,
 }
 
 impl Default for QueueConfig {
@@ -43,7 +41,6 @@ impl Default for QueueConfig {
             connect_timeout: Duration::from_secs(5),
             offer_timeout: Duration::from_secs(60),
             preview_ring_timeout: Duration::from_secs(120),
-            inbound_max_wait: Duration::from_secs(120),
         }
     }
 }
@@ -72,8 +69,17 @@ pub enum Input {
     HungUp(CallId),
     /// An answered person hung up while waiting for an agent.
     CallerLeft(CallId),
-    /// Someone called back; they wait for an agent ahead of outbound calls.
-    Inbound(CallId),
+    /// Someone called back; they wait for an agent ahead of outbound calls, at most
+    /// `max_wait`. With `owner`, only that agent may take the call until the given time (the
+    /// owner of a particular callback); then any agent.
+    Inbound {
+        /// The call.
+        call: CallId,
+        /// How long the caller waits at most.
+        max_wait: Duration,
+        /// The agent the call is kept for, and until when.
+        owner: Option<(AgentId, Time)>,
+    },
     /// The driver is hanging up a ringing call the pacer named ([`Queue::oldest_ringing`]):
     /// it no longer counts as ringing for the pacer, but may still be answered (a 200 OK
     /// crossing the CANCEL), then it is served like any answer; it ends with
@@ -134,6 +140,10 @@ struct Call {
     phase: Phase,
     since: Time,
     inbound: bool,
+    /// An inbound call kept for this agent until the given time.
+    owner: Option<(AgentId, Time)>,
+    /// How long its caller may wait for an agent (from `since` while waiting).
+    wait: Duration,
 }
 
 /// How many calls went where; outbound and inbound kept apart.
@@ -251,6 +261,8 @@ impl Queue {
                 phase: Phase::Offered(agent),
                 since: now,
                 inbound: false,
+                owner: None,
+                wait: self.config.max_wait,
             },
         );
         Ok(Some(agent))
@@ -322,18 +334,24 @@ impl Queue {
                 }
                 self.count_lost(c.inbound);
             }
-            Input::Inbound(call) => {
+            Input::Inbound {
+                call,
+                max_wait,
+                owner,
+            } => {
                 if self.in_use(call) {
                     return Err(DialerError::DuplicateCall(call));
                 }
                 self.counters.inbound += 1;
-                let until = now + self.config.inbound_max_wait;
+                let until = now + max_wait;
                 self.calls.insert(
                     call,
                     Call {
                         phase: Phase::Waiting(until),
                         since: now,
                         inbound: true,
+                        owner,
+                        wait: max_wait,
                     },
                 );
                 self.serve_waiting(now)?;
@@ -364,8 +382,6 @@ impl Queue {
         self.agent_event(agent, AgentEvent::LogOut, now)?;
         match state {
             AgentState::Reserved(call) => {
-                let (max_wait, inbound_max_wait) =
-                    (self.config.max_wait, self.config.inbound_max_wait);
                 if let Some(c) = self.calls.get_mut(&call) {
                     match c.phase {
                         Phase::Offered(_) => {
@@ -375,14 +391,8 @@ impl Queue {
                         // A preview call still ringing: whoever is free takes it if answered.
                         Phase::Ringing(_) => c.phase = Phase::Ringing(None),
                         // Answered at `since`: it waits for another agent within its wait.
-                        Phase::Bridging(_) => {
-                            let wait = if c.inbound {
-                                inbound_max_wait
-                            } else {
-                                max_wait
-                            };
-                            c.phase = Phase::Waiting(c.since + wait);
-                        }
+                        // An inbound caller keeps their place at the front.
+                        Phase::Bridging(_) => c.phase = Phase::Waiting(c.since + c.wait),
                         _ => {}
                     }
                 }
@@ -412,7 +422,12 @@ impl Queue {
             Phase::Waiting(until) => Some(until + Duration::from_millis(1)),
             _ => None,
         });
-        agents.chain(waits).min()
+        // A call kept for its owner goes to any agent when the grace ends.
+        let graces = self.calls.values().filter_map(|c| match (c.phase, c.owner) {
+            (Phase::Waiting(_), Some((_, until))) => Some(until),
+            _ => None,
+        });
+        agents.chain(waits).chain(graces).min()
     }
 
     /// Runs what is due at `now`: agent timeouts and callers who waited too long.
@@ -549,6 +564,8 @@ impl Queue {
                 phase: Phase::Ringing(agent),
                 since: now,
                 inbound: false,
+                owner: None,
+                wait: self.config.max_wait,
             },
         );
         Ok(())
@@ -580,21 +597,33 @@ impl Queue {
         Ok(())
     }
 
-    /// Gives free agents to waiting callers: inbound first, then the longest-waiting.
+    /// Gives free agents to waiting callers: inbound first, then the longest-waiting. A call
+    /// kept for its owner goes only to that agent until its grace ends.
     fn serve_waiting(&mut self, now: Time) -> Result<(), DialerError> {
         loop {
-            let next = self
+            let mut waiting: Vec<(bool, Time, CallId, Option<AgentId>)> = self
                 .calls
                 .iter()
                 .filter_map(|(id, c)| match c.phase {
-                    Phase::Waiting(until) if now <= until => Some((!c.inbound, c.since, *id)),
+                    Phase::Waiting(until) if now <= until => {
+                        let owner = c.owner.filter(|(_, grace)| now < *grace).map(|o| o.0);
+                        Some((!c.inbound, c.since, *id, owner))
+                    }
                     _ => None,
                 })
-                .min();
-            let Some((_, _, call)) = next else {
-                return Ok(());
+                .collect();
+            waiting.sort_unstable();
+            let ready = |a: AgentId| {
+                self.agents
+                    .get(a.0 as usize)
+                    .is_some_and(|x| x.state() == &AgentState::Ready)
             };
-            let Some(agent) = self.longest_ready() else {
+            let next = waiting.into_iter().find_map(|(_, _, call, owner)| match owner {
+                Some(a) if ready(a) => Some((call, a)),
+                Some(_) => None,
+                None => self.longest_ready().map(|a| (call, a)),
+            });
+            let Some((call, agent)) = next else {
                 return Ok(());
             };
             self.reserve_for(call, agent, now)?;
@@ -806,7 +835,15 @@ mod tests {
         .unwrap();
         place(&mut q, 1, 0.0);
         q.handle(Input::Answered(CallId(1)), secs(1.0)).unwrap();
-        q.handle(Input::Inbound(CallId(9)), secs(1.5)).unwrap();
+        q.handle(
+            Input::Inbound {
+                call: CallId(9),
+                max_wait: Duration::from_secs(120),
+                owner: None,
+            },
+            secs(1.5),
+        )
+        .unwrap();
         q.handle(Input::Agent(AgentId(0), AgentEvent::Resume), secs(2.0))
             .unwrap();
         assert_eq!(
@@ -979,7 +1016,6 @@ mod tests {
                 },
                 offer_timeout: Duration::from_secs(4),
                 preview_ring_timeout: Duration::from_secs(6),
-                inbound_max_wait: Duration::from_secs(5),
                 ..QueueConfig::default()
             });
             let n_agents = 4u8;
@@ -1017,7 +1053,14 @@ mod tests {
                     Op::Gone(a) => q.handle(Input::AgentGone(agent(a)), now),
                     Op::Inbound => {
                         next_call += 1;
-                        q.handle(Input::Inbound(CallId(next_call)), now)
+                        q.handle(
+                            Input::Inbound {
+                                call: CallId(next_call),
+                                max_wait: Duration::from_secs(5),
+                                owner: None,
+                            },
+                            now,
+                        )
                     }
                     Op::Wait(ms) => {
                         now = now + Duration::from_millis(u64::from(ms));

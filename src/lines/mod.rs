@@ -270,13 +270,25 @@ impl Lines {
     }
 
     /// Takes calls to the access number: each goes to the forward verification it returns
-    /// for; any other gets 404.
-    pub async fn serve_access_calls(self, mut calls: mpsc::Receiver<Incoming>) {
+    /// for; any other to `callbacks` (a line's callers forwarded to dialerd), else 404.
+    pub async fn serve_access_calls(
+        self,
+        mut calls: mpsc::Receiver<Incoming>,
+        callbacks: Option<mpsc::Sender<Incoming>>,
+    ) {
         while let Some(call) = calls.recv().await {
-            if let Some(call) = self.forwards.offer(call) {
-                tracing::info!(from = %call.from_user, "call to the access number matches no verification; 404");
-                self.sip.reject(call.leg.id, 404).await;
-            }
+            let Some(call) = self.forwards.offer(call) else {
+                continue;
+            };
+            let call = match &callbacks {
+                Some(up) => match up.try_send(call) {
+                    Ok(()) => continue,
+                    Err(e) => e.into_inner(),
+                },
+                None => call,
+            };
+            tracing::info!(from = %call.from_user, "call to the access number matches no verification; 404");
+            self.sip.reject(call.leg.id, 404).await;
         }
     }
 

@@ -16,7 +16,7 @@ pub struct SideQuality {
 }
 
 /// One call as stored and as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CallRecord {
     /// Call id (also the recording's file name).
     pub id: String,
@@ -40,6 +40,12 @@ pub struct CallRecord {
     pub a_quality: Option<SideQuality>,
     /// Quality of what side B sent us.
     pub b_quality: Option<SideQuality>,
+    /// The caller-ID line an inbound call reached.
+    pub line_id: Option<i64>,
+    /// The contact the call was with (campaign and inbound calls).
+    pub contact_id: Option<i64>,
+    /// How long an inbound caller waited for an agent (ms).
+    pub waited_ms: Option<i64>,
 }
 
 /// A call record with its times as RFC 3339 as well, for API answers.
@@ -65,7 +71,8 @@ impl From<CallRecord> for CallView {
 }
 
 const COLUMNS: &str = "id, route, a_number, b_number, started_at, answered_at, ended_at, \
-    end_reason, recording_path, a_loss, a_jitter_s, a_mos, b_loss, b_jitter_s, b_mos";
+    end_reason, recording_path, a_loss, a_jitter_s, a_mos, b_loss, b_jitter_s, b_mos, line_id, \
+    contact_id, waited_ms";
 
 fn quality(row: &sqlx::sqlite::SqliteRow, side: &str) -> Result<Option<SideQuality>> {
     let loss: Option<f64> = row.try_get(format!("{side}_loss").as_str())?;
@@ -94,6 +101,9 @@ fn record(row: &sqlx::sqlite::SqliteRow) -> Result<CallRecord> {
         recording_path: row.try_get("recording_path")?,
         a_quality: quality(row, "a")?,
         b_quality: quality(row, "b")?,
+        line_id: row.try_get("line_id")?,
+        contact_id: row.try_get("contact_id")?,
+        waited_ms: row.try_get("waited_ms")?,
     })
 }
 
@@ -103,7 +113,7 @@ impl Store {
         let q = |s: Option<SideQuality>| s.map(|q| (q.loss, q.jitter_seconds, q.mos));
         let insert = format!(
             "INSERT INTO calls ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
         let mut tx = self.writer.begin().await?;
         for c in calls {
@@ -124,6 +134,9 @@ impl Store {
                 .bind(b.map(|q| q.0))
                 .bind(b.map(|q| q.1))
                 .bind(b.map(|q| q.2))
+                .bind(c.line_id)
+                .bind(c.contact_id)
+                .bind(c.waited_ms)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -174,6 +187,7 @@ mod tests {
                 mos: 4.3,
             }),
             b_quality: None,
+            ..CallRecord::default()
         }
     }
 

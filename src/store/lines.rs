@@ -82,6 +82,71 @@ fn default_mode() -> CallbackMode {
     CallbackMode::External
 }
 
+/// What a line does with a caller who is no open contact of a running call task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundPolicy {
+    /// To the task's agents as an unknown caller (a new contact is made for the number).
+    #[default]
+    Route,
+    /// Play the line's message, then hang up.
+    Message,
+    /// Refuse the call (480).
+    Reject,
+}
+
+impl InboundPolicy {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Route => "route",
+            Self::Message => "message",
+            Self::Reject => "reject",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "message" => Self::Message,
+            "reject" => Self::Reject,
+            _ => Self::Route,
+        }
+    }
+}
+
+/// What a caller waiting for an agent hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitingAudio {
+    /// Ringing (the call is answered only when an agent takes it).
+    #[default]
+    Ringback,
+    /// The call is answered at once and hears hold music.
+    HoldMusic,
+}
+
+impl WaitingAudio {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ringback => "ringback",
+            Self::HoldMusic => "hold_music",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        if s == "hold_music" {
+            Self::HoldMusic
+        } else {
+            Self::Ringback
+        }
+    }
+}
+
+fn default_max_wait() -> u32 {
+    60
+}
+
 /// What an API user sets on a line.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +162,19 @@ pub struct LineSpec {
     /// `external` or `forward`.
     #[serde(default = "default_mode")]
     pub callback_mode: CallbackMode,
+    /// What callers who are no open contact get: `route`, `message` or `reject`.
+    #[serde(default)]
+    pub inbound_policy: InboundPolicy,
+    /// How long a caller waits for an agent before hearing that they will be called back.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_seconds: u32,
+    /// What a waiting caller hears: `ringback` or `hold_music`.
+    #[serde(default)]
+    pub waiting_audio: WaitingAudio,
+    /// The call task missed calls go to (default: the task of the contact, or the first
+    /// running task that shows the line).
+    #[serde(default)]
+    pub missed_calls_task: Option<i64>,
 }
 
 impl LineSpec {
@@ -105,6 +183,12 @@ impl LineSpec {
         self.number = phone::normalise(&self.number, None).map_err(|e| {
             StoreError::invalid("number", format!("{e}; write it with its country code, +…"))
         })?;
+        if !(5..=3600).contains(&self.max_wait_seconds) {
+            return Err(StoreError::invalid(
+                "max_wait_seconds",
+                "wanted 5 to 3600 seconds",
+            ));
+        }
         if self.title.chars().count() > 200 {
             return Err(StoreError::invalid("title", "at most 200 characters"));
         }
@@ -184,8 +268,9 @@ pub struct Verification {
     pub finished_at: Option<String>,
 }
 
-const COLUMNS: &str = "id, number, title, language, callback_mode, status, last_outcome, \
-    last_sip_code, last_attempt_ms, verified_ms, created_ms, updated_ms";
+const COLUMNS: &str = "id, number, title, language, callback_mode, inbound_policy, \
+    max_wait_seconds, waiting_audio, missed_calls_task, status, last_outcome, last_sip_code, \
+    last_attempt_ms, verified_ms, created_ms, updated_ms";
 
 fn line_of(row: &sqlx::sqlite::SqliteRow) -> Result<Line> {
     let time = |col: &str| -> Result<Option<String>> {
@@ -198,6 +283,10 @@ fn line_of(row: &sqlx::sqlite::SqliteRow) -> Result<Line> {
             title: row.try_get("title")?,
             language: row.try_get("language")?,
             callback_mode: CallbackMode::parse(row.try_get("callback_mode")?),
+            inbound_policy: InboundPolicy::parse(row.try_get("inbound_policy")?),
+            max_wait_seconds: row.try_get::<i64, _>("max_wait_seconds")?.clamp(0, 3600) as u32,
+            waiting_audio: WaitingAudio::parse(row.try_get("waiting_audio")?),
+            missed_calls_task: row.try_get("missed_calls_task")?,
         },
         status: LineStatus::parse(row.try_get("status")?),
         last_outcome: row.try_get("last_outcome")?,
@@ -225,19 +314,70 @@ impl Store {
     pub async fn create_line(&self, spec: &LineSpec) -> Result<Line> {
         let mut spec = spec.clone();
         spec.normalise()?;
+        self.check_missed_calls_task(&spec).await?;
         let row = sqlx::query(&format!(
-            "INSERT INTO lines (number, title, language, callback_mode, status, created_ms, \
-             updated_ms) VALUES ($1, $2, $3, $4, 'unverified', $5, $5) RETURNING {COLUMNS}"
+            "INSERT INTO lines (number, title, language, callback_mode, inbound_policy, \
+             max_wait_seconds, waiting_audio, missed_calls_task, status, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $6, $7, $8, $9, 'unverified', $5, $5) RETURNING {COLUMNS}"
         ))
         .bind(&spec.number)
         .bind(&spec.title)
         .bind(&spec.language)
         .bind(spec.callback_mode.as_str())
         .bind(now_ms())
+        .bind(spec.inbound_policy.as_str())
+        .bind(i64::from(spec.max_wait_seconds))
+        .bind(spec.waiting_audio.as_str())
+        .bind(spec.missed_calls_task)
         .fetch_one(&self.writer)
         .await
         .map_err(number_taken(&spec.number))?;
         line_of(&row)
+    }
+
+    /// A line's `missed_calls_task` must be a call task.
+    async fn check_missed_calls_task(&self, spec: &LineSpec) -> Result<()> {
+        let Some(task) = spec.missed_calls_task else {
+            return Ok(());
+        };
+        let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM tasks WHERE id = $1")
+            .bind(task)
+            .fetch_optional(&self.reader)
+            .await?;
+        if kind.as_deref() != Some("call") {
+            return Err(StoreError::invalid(
+                "missed_calls_task",
+                format!("{task} is no call task"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The verified line a call to `numbers` (Request-URI, To, Diversion, History-Info …)
+    /// reaches: a number names a line when the line's digits end with its digits (at least
+    /// six, leading zeros and `+` left out) — `+4930555123`, `004930555123` and `030555123`
+    /// all reach `+4930555123`. With `forward_only`, only lines in forward mode count.
+    pub async fn line_called(&self, numbers: &[String], forward_only: bool) -> Result<Option<Line>> {
+        let lines = self.lines().await?;
+        let digits = |s: &str| -> String {
+            let d: String = s.chars().filter(char::is_ascii_digit).collect();
+            d.trim_start_matches('0').to_string()
+        };
+        for n in numbers {
+            let want = digits(n);
+            if want.len() < 6 {
+                continue;
+            }
+            let found = lines.iter().find(|l| {
+                l.status == LineStatus::Verified
+                    && (!forward_only || l.spec.callback_mode == CallbackMode::Forward)
+                    && digits(&l.spec.number).ends_with(&want)
+            });
+            if let Some(l) = found {
+                return Ok(Some(l.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// Every line, by id.
@@ -262,12 +402,15 @@ impl Store {
     pub async fn update_line(&self, id: i64, spec: &LineSpec) -> Result<Line> {
         let mut spec = spec.clone();
         spec.normalise()?;
+        self.check_missed_calls_task(&spec).await?;
         let row = sqlx::query(&format!(
             "UPDATE lines SET title = $1, language = $2, \
              status = CASE WHEN number = $3 AND callback_mode = $4 THEN status ELSE 'unverified' END, \
              verified_ms = CASE WHEN number = $3 AND callback_mode = $4 THEN verified_ms ELSE NULL END, \
              code_hash = CASE WHEN number = $3 THEN code_hash ELSE NULL END, \
-             number = $3, callback_mode = $4, updated_ms = $5 WHERE id = $6 RETURNING {COLUMNS}"
+             number = $3, callback_mode = $4, updated_ms = $5, inbound_policy = $7, \
+             max_wait_seconds = $8, waiting_audio = $9, missed_calls_task = $10 \
+             WHERE id = $6 RETURNING {COLUMNS}"
         ))
         .bind(&spec.title)
         .bind(&spec.language)
@@ -275,6 +418,10 @@ impl Store {
         .bind(spec.callback_mode.as_str())
         .bind(now_ms())
         .bind(id)
+        .bind(spec.inbound_policy.as_str())
+        .bind(i64::from(spec.max_wait_seconds))
+        .bind(spec.waiting_audio.as_str())
+        .bind(spec.missed_calls_task)
         .fetch_optional(&self.writer)
         .await
         .map_err(number_taken(&spec.number))?
@@ -514,6 +661,10 @@ mod tests {
                 title: String::new(),
                 language: "en".into(),
                 callback_mode: CallbackMode::External,
+                inbound_policy: InboundPolicy::Route,
+                max_wait_seconds: 60,
+                waiting_audio: WaitingAudio::Ringback,
+                missed_calls_task: None,
             })
             .await
             .unwrap();

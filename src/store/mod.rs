@@ -19,6 +19,7 @@ pub mod flow;
 pub mod forms;
 pub mod formula;
 pub mod imports;
+pub mod inbound;
 pub mod inbox;
 pub mod leases;
 pub mod lines;
@@ -73,6 +74,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "contact_leases",
         include_str!("../../migrations/0012_contact_leases.sql"),
+    ),
+    (
+        13,
+        "inbound",
+        include_str!("../../migrations/0013_inbound.sql"),
     ),
 ];
 

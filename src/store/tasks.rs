@@ -142,6 +142,9 @@ pub struct CallSettings {
     /// The order never-called contacts are dialled in, after due callbacks; by id when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<CallOrder>,
+    /// How long a particular callback (a contact with an owner) waits for its owner to be
+    /// ready before any agent of the task may take it, seconds.
+    pub particular_grace_seconds: u32,
 }
 
 /// Which contacts a call task dials (`settings.filter`), as the contacts listing filters them:
@@ -212,6 +215,7 @@ impl Default for CallSettings {
             retry_delays_seconds: RetryDelays::default(),
             filter: None,
             order: None,
+            particular_grace_seconds: 60,
         }
     }
 }
@@ -433,6 +437,12 @@ impl TaskSpec {
                     return Err(StoreError::invalid(
                         "settings.calls_per_ready_agent",
                         "wanted a number of at least 0",
+                    ));
+                }
+                if c.particular_grace_seconds > 3600 {
+                    return Err(StoreError::invalid(
+                        "settings.particular_grace_seconds",
+                        "wanted 0 to 3600 seconds",
                     ));
                 }
                 if c.max_attempts == 0 {

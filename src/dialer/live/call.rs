@@ -11,7 +11,8 @@ use crate::dialer::outcome::{call_end, CallEnd};
 use crate::dialer::CallId;
 use crate::media::engine::MediaEngine;
 use crate::media::prompt::Clip;
-use crate::sip::leg::{Dial, LegEvent, SipHandle};
+use crate::media::leg::MediaLeg;
+use crate::sip::leg::{Dial, LegEvent, LegId, SipHandle};
 use crate::store::calls::CallRecord;
 use crate::store::now_ms;
 use std::path::PathBuf;
@@ -156,74 +157,99 @@ async fn place(
             },
         }
     }
-    // Answered: waits for the driver's word.
+    serve(ctx, call, rec, recording, id, leg, events, cmds, None, Vec::new(), &tell).await
+}
+
+/// An answered customer (`id`, its `leg` and `events`) waiting for the driver's word, which
+/// may have come already (`first`): bridged to an agent's phone — who hears `agent_tone`
+/// first — the abandon message played, or hung up. Says how the call ended.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn serve(
+    ctx: &CallCtx,
+    call: CallId,
+    rec: &mut CallRecord,
+    recording: Option<PathBuf>,
+    id: LegId,
+    mut leg: MediaLeg,
+    mut events: mpsc::UnboundedReceiver<LegEvent>,
+    mut cmds: mpsc::UnboundedReceiver<CallCmd>,
+    mut first: Option<CallCmd>,
+    agent_tone: Vec<Clip>,
+    tell: &impl Fn(CallEvent),
+) -> String {
     loop {
-        tokio::select! {
-            ev = events.recv() => match ev {
-                Some(LegEvent::Ended { .. } | LegEvent::Failed { .. }) | None => {
-                    rec.a_quality = record::quality(&mut leg);
-                    tell(CallEvent::Gone { by_customer: true });
-                    return "a_hangup".into();
-                }
-                Some(LegEvent::Reoffer { sdp }) => {
-                    let _ = leg.reoffer(&sdp);
-                }
-                Some(_) => {}
+        let cmd = match first.take() {
+            Some(cmd) => Some(cmd),
+            None => tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(LegEvent::Ended { .. } | LegEvent::Failed { .. }) | None => {
+                        rec.a_quality = record::quality(&mut leg);
+                        tell(CallEvent::Gone { by_customer: true });
+                        return "a_hangup".into();
+                    }
+                    Some(LegEvent::Reoffer { sdp }) => {
+                        let _ = leg.reoffer(&sdp);
+                        continue;
+                    }
+                    Some(_) => continue,
+                },
+                cmd = cmds.recv() => cmd,
             },
-            cmd = cmds.recv() => match cmd {
-                Some(CallCmd::Bridge(agent)) => {
-                    let (done_tx, done) = oneshot::channel();
-                    let handover = Box::new(Handover {
-                        id,
-                        media: leg,
-                        events,
-                        recording: recording.clone(),
-                        done: done_tx,
-                    });
-                    match ctx.agents.bridge(agent, call, handover) {
-                        Ok(()) => {
-                            rec.b_number = format!("agent:{agent}");
-                            tell(CallEvent::Bridged);
-                            let b = bridged(ctx, call, id, done, cmds, tell).await;
-                            let Some(b) = b else {
-                                return "b_lost".into();
-                            };
-                            rec.recording_path = b.recording;
-                            rec.a_quality = b.customer;
-                            rec.b_quality = b.agent;
-                            return match b.end {
-                                CustomerEnd::CustomerLeft => "a_hangup",
-                                CustomerEnd::Unbridged => "b_hangup",
-                                CustomerEnd::AgentLeft => "b_lost",
-                            }
-                            .into();
+        };
+        match cmd {
+            Some(CallCmd::Bridge(agent)) => {
+                let (done_tx, done) = oneshot::channel();
+                let handover = Box::new(Handover {
+                    id,
+                    media: leg,
+                    events,
+                    recording: recording.clone(),
+                    agent_tone: agent_tone.clone(),
+                    done: done_tx,
+                });
+                match ctx.agents.bridge(agent, call, handover) {
+                    Ok(()) => {
+                        rec.b_number = format!("agent:{agent}");
+                        tell(CallEvent::Bridged);
+                        let b = bridged(ctx, call, id, done, cmds, tell).await;
+                        let Some(b) = b else {
+                            return "b_lost".into();
+                        };
+                        rec.recording_path = b.recording;
+                        rec.a_quality = b.customer;
+                        rec.b_quality = b.agent;
+                        return match b.end {
+                            CustomerEnd::CustomerLeft => "a_hangup",
+                            CustomerEnd::Unbridged => "b_hangup",
+                            CustomerEnd::AgentLeft => "b_lost",
                         }
-                        Err(back) => {
-                            let back = *back;
-                            leg = back.media;
-                            events = back.events;
-                            tell(CallEvent::BridgeFailed);
-                        }
+                        .into();
+                    }
+                    Err(back) => {
+                        let back = *back;
+                        leg = back.media;
+                        events = back.events;
+                        tell(CallEvent::BridgeFailed);
                     }
                 }
-                Some(CallCmd::Abandon(clips)) => {
-                    let played = play(&ctx.sip, &ctx.media, id, &mut leg, &mut events, clips).await;
-                    rec.a_quality = record::quality(&mut leg);
-                    if played == Played::Finished {
-                        ctx.sip.hang_up(id).await;
-                        tell(CallEvent::Gone { by_customer: false });
-                        return "abandoned".into();
-                    }
-                    tell(CallEvent::Gone { by_customer: true });
-                    return "abandoned_a_hangup".into();
-                }
-                Some(CallCmd::Cancel | CallCmd::HangUp) | None => {
-                    rec.a_quality = record::quality(&mut leg);
+            }
+            Some(CallCmd::Abandon(clips)) => {
+                let played = play(&ctx.sip, &ctx.media, id, &mut leg, &mut events, clips).await;
+                rec.a_quality = record::quality(&mut leg);
+                if played == Played::Finished {
                     ctx.sip.hang_up(id).await;
                     tell(CallEvent::Gone { by_customer: false });
-                    return "hung_up".into();
+                    return "abandoned".into();
                 }
-            },
+                tell(CallEvent::Gone { by_customer: true });
+                return "abandoned_a_hangup".into();
+            }
+            Some(CallCmd::Cancel | CallCmd::HangUp) | None => {
+                rec.a_quality = record::quality(&mut leg);
+                ctx.sip.hang_up(id).await;
+                tell(CallEvent::Gone { by_customer: false });
+                return "hung_up".into();
+            }
         }
     }
 }
@@ -233,10 +259,10 @@ async fn place(
 async fn bridged(
     ctx: &CallCtx,
     call: CallId,
-    id: crate::sip::leg::LegId,
+    id: LegId,
     mut done: oneshot::Receiver<Bridged>,
     mut cmds: mpsc::UnboundedReceiver<CallCmd>,
-    tell: impl Fn(CallEvent),
+    tell: &impl Fn(CallEvent),
 ) -> Option<Bridged> {
     let mut cmds_open = true;
     loop {

@@ -5,9 +5,11 @@
 
 use super::attempt::disposition;
 use super::call::{self, CallCmd, CallCtx, CallEvent};
+use super::inbound::InboundOffer;
+use super::inbound_call::{self, Sounds};
 use super::metrics::LiveMetrics;
 use super::trunks::TrunkRoom;
-use super::{AgentResult, Figures, LiveError};
+use super::{AgentResult, Figures, LiveError, WaitingCaller};
 use crate::agents::events::EventKind;
 use crate::agents::session::Input as SessionInput;
 use crate::agents::AgentView;
@@ -61,6 +63,8 @@ pub enum Msg {
         /// Told whether the offer was the agent's.
         reply: oneshot::Sender<Result<(), LiveError>>,
     },
+    /// A caller who called one of the task's lines back, to be put through to an agent.
+    Inbound(Box<InboundOffer>),
     /// Stop placing calls; end once no call is left.
     Drain,
     /// Hang up every call and end now (the daemon stops).
@@ -99,6 +103,22 @@ struct LiveCall {
     ended: bool,
     /// The call reported something: the trunk took it (and counts it).
     heard: bool,
+    /// The contact called us (a callback).
+    inbound: Option<InboundInfo>,
+}
+
+/// What the driver keeps of an inbound call.
+struct InboundInfo {
+    line_id: i64,
+    /// `dialerd_inbound_calls_total`'s result when an agent takes the call: `connected`, or
+    /// `unknown` / `closed_contact` for callers the task did not have open.
+    label: &'static str,
+    /// When the caller started waiting.
+    since: Instant,
+    /// How long they waited, once an agent took them.
+    waited: Option<Duration>,
+    /// What they hear when they waited too long.
+    call_back_later: Vec<Clip>,
 }
 
 impl LiveCall {
@@ -282,6 +302,11 @@ impl Driver {
             .with_label_values(&[&self.task_id.to_string()])
             .set(0);
         self.ctx
+            .metrics
+            .inbound_waiting
+            .with_label_values(&[&self.task_id.to_string()])
+            .set(0);
+        self.ctx
             .figures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -382,6 +407,25 @@ impl Driver {
         self.figures.calls_in_flight = self.calls.len() as u64;
         self.figures.abandon_ratio_24h = day;
         self.figures.abandon_ratio_30d = month;
+        self.figures.waiting_callers = self
+            .core
+            .waiting_inbound()
+            .into_iter()
+            .filter_map(|(call, contact, _)| {
+                let c = self.calls.get(&call)?;
+                let i = c.inbound.as_ref()?;
+                Some(WaitingCaller {
+                    call: call.0,
+                    contact_id: contact.0,
+                    number: c.number.clone(),
+                    line_id: i.line_id,
+                    waited_seconds: i.since.elapsed().as_secs_f64(),
+                })
+            })
+            .collect();
+        m.inbound_waiting
+            .with_label_values(&[&self.task_id.to_string()])
+            .set(self.figures.waiting_callers.len() as i64);
         self.ctx
             .figures
             .lock()
@@ -489,6 +533,7 @@ impl Driver {
                 self.settle().await;
                 let _ = reply.send(taken);
             }
+            Msg::Inbound(offer) => self.inbound(*offer).await,
             Msg::Drain => {
                 if !self.draining {
                     tracing::info!(task = self.task_id, "campaign driver draining");
@@ -524,6 +569,11 @@ impl Driver {
                         .metrics
                         .answer_to_agent
                         .observe(at.elapsed().as_secs_f64());
+                }
+                if let Some(i) = c.inbound.as_mut() {
+                    let waited = i.since.elapsed();
+                    i.waited = Some(waited);
+                    self.ctx.metrics.inbound_wait.observe(waited.as_secs_f64());
                 }
                 let agent = c.agent;
                 self.feed(Input::Bridged(call));
@@ -707,14 +757,28 @@ impl Driver {
                         self.busy.insert(user);
                         return;
                     }
-                    if let Some(contact) = self.calls.get(&call).map(|c| ContactId(c.contact.id)) {
-                        self.offered(user, call, contact, Some("outbound"));
+                    if let Some(c) = self.calls.get(&call) {
+                        let direction = if c.inbound.is_some() {
+                            "callback"
+                        } else {
+                            "outbound"
+                        };
+                        self.offered(user, call, ContactId(c.contact.id), Some(direction));
                     }
                 }
                 self.command(call, CallCmd::Bridge(user));
             }
             Output::Abandon(call) => {
                 self.command(call, CallCmd::Abandon(self.safe_harbour.clone()));
+            }
+            Output::CallBackLater(call) => {
+                let clips = self
+                    .calls
+                    .get(&call)
+                    .and_then(|c| c.inbound.as_ref())
+                    .map(|i| i.call_back_later.clone())
+                    .unwrap_or_default();
+                self.command(call, CallCmd::Abandon(clips));
             }
             Output::HangUp(call) => self.command(call, CallCmd::HangUp),
             Output::RecordAttempt {
@@ -797,6 +861,7 @@ impl Driver {
         let rec = CallRecord {
             id: record::new_call_id(),
             route: "campaign".into(),
+            contact_id: Some(contact.0),
             a_number: number.clone(),
             b_number: String::new(),
             started_at,
@@ -806,6 +871,7 @@ impl Driver {
             recording_path: None,
             a_quality: None,
             b_quality: None,
+            ..CallRecord::default()
         };
         let recording = self
             .recording
@@ -821,6 +887,7 @@ impl Driver {
             bridged: false,
             ended: false,
             heard: false,
+            inbound: None,
         };
         if number.is_empty() {
             self.calls.insert(call, live);
@@ -899,6 +966,11 @@ impl Driver {
                     .act(user, SessionInput::WrapUpEnded(call));
             }
         }
+        if let Some(c) = live.as_ref().filter(|c| c.inbound.is_some()) {
+            return self
+                .record_inbound(c, contact, &outcome, result.as_ref(), now)
+                .await;
+        }
         let d = disposition(&outcome, result.as_ref(), &self.settings, attempts, now);
         if matches!(outcome, AttemptOutcome::Abandoned) {
             self.figures.abandoned += 1;
@@ -927,6 +999,181 @@ impl Driver {
             .with_label_values(&[&self.campaign_id.to_string(), &d.label])
             .inc();
         tracing::info!(task = self.task_id, %call, contact = contact.0, result = %attempt.result, "attempt recorded");
+    }
+
+    /// Writes how an inbound call ended on its contact (no dialling attempt), counts it, and
+    /// releases the contact.
+    async fn record_inbound(
+        &mut self,
+        c: &LiveCall,
+        contact: ContactId,
+        outcome: &AttemptOutcome,
+        result: Option<&AgentResult>,
+        now: Time,
+    ) {
+        use crate::store::inbound::{InboundCall, MISSED_CALL, MISSED_CALLBACK};
+        let Some(info) = c.inbound.as_ref() else {
+            return;
+        };
+        let waited = info.waited.unwrap_or_else(|| info.since.elapsed());
+        let due = Some(now.0 as i64);
+        let (status, detail, follow_up_ms, label) = match outcome {
+            AttemptOutcome::Connected { .. } => {
+                let d = disposition(outcome, result, &self.settings, 0, now);
+                (d.status, d.result, d.follow_up_ms, info.label)
+            }
+            AttemptOutcome::MissedCallback => {
+                ("open".into(), MISSED_CALLBACK.to_string(), due, "missed")
+            }
+            // A caller who left before an agent (or whom no agent could take).
+            _ => ("open".into(), MISSED_CALL.to_string(), due, "missed"),
+        };
+        if info.waited.is_none() {
+            self.ctx.metrics.inbound_wait.observe(waited.as_secs_f64());
+        }
+        let agent = c
+            .agent
+            .filter(|_| matches!(outcome, AttemptOutcome::Connected { .. }))
+            .and_then(|u| self.ctx.calls.agents.view(u))
+            .map(|v| v.name);
+        let call = InboundCall {
+            number: c.number.clone(),
+            line_id: info.line_id,
+            result: detail,
+            status: Some(status),
+            follow_up_ms,
+            call_id: Some(c.record_id.clone()),
+            waited_ms: waited.as_millis() as i64,
+            agent,
+            at_ms: now.0 as i64,
+        };
+        if let Err(e) = self
+            .ctx
+            .store
+            .record_inbound(self.campaign_id, contact.0, &call, "dialer")
+            .await
+        {
+            tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "inbound call not recorded");
+        }
+        self.release(contact).await;
+        self.ctx
+            .metrics
+            .inbound_calls
+            .with_label_values(&[&info.line_id.to_string(), label])
+            .inc();
+        tracing::info!(task = self.task_id, contact = contact.0, result = %call.result, label, "inbound call recorded");
+    }
+
+    /// Queues a caller who called the task's line back: the contact is held for the call, the
+    /// core puts it ahead of outbound calls (kept for the contact's owner for the task's
+    /// grace), and the call's task waits with the caller.
+    async fn inbound(&mut self, offer: InboundOffer) {
+        let InboundOffer {
+            call: incoming,
+            contact,
+            line,
+            number,
+            label,
+        } = offer;
+        let at = now_ms();
+        match self
+            .ctx
+            .store
+            .lease_contact(&contact, self.task_id, &self.ctx.owner, at)
+            .await
+        {
+            Ok(true) => {}
+            // An outbound call to the contact is under way: the caller is taken all the same.
+            Ok(false) => tracing::info!(task = self.task_id, contact = contact.id, "callback from a contact already held by a call"),
+            Err(e) => tracing::warn!(task = self.task_id, error = %e, "callback's contact not leased"),
+        }
+        let agents = &self.ctx.calls.agents;
+        let owner = contact.spec.owner.as_deref().and_then(|name| {
+            self.ids
+                .iter()
+                .find(|(user, _)| agents.view(**user).is_some_and(|v| v.name == name))
+                .map(|(_, id)| *id)
+        });
+        let grace = Duration::from_secs(self.settings.particular_grace_seconds.into());
+        let max_wait = Duration::from_secs(line.spec.max_wait_seconds.into());
+        let id = match self.core.inbound(
+            ContactId(contact.id),
+            max_wait,
+            owner.map(|a| (a, grace)),
+            now(),
+        ) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(task = self.task_id, error = %e, "callback refused by the campaign core");
+                self.ctx.calls.sip.reject(incoming.leg.id, 503).await;
+                self.release(ContactId(contact.id)).await;
+                return;
+            }
+        };
+        let prompts = self.ctx.calls.media.prompts();
+        let clip = |name: &str| {
+            prompts
+                .get(&line.spec.language, name)
+                .map(Clip::Audio)
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        let mut call_back_later = clip("we_will_call_you_back");
+        call_back_later.push(Clip::silence_ms(300));
+        call_back_later.extend(clip("goodbye"));
+        let sounds = Sounds {
+            waiting: line.spec.waiting_audio,
+            hold_music: clip("hold_music"),
+            callback_tone: clip("callback_tone"),
+        };
+        let rec = CallRecord {
+            id: record::new_call_id(),
+            route: "inbound".into(),
+            a_number: number.clone(),
+            b_number: line.spec.number.clone(),
+            started_at: at,
+            ended_at: at,
+            line_id: Some(line.id),
+            contact_id: Some(contact.id),
+            ..CallRecord::default()
+        };
+        let recording = self
+            .recording
+            .then(|| self.ctx.calls.log.recording_path(&rec.id, at));
+        let (tx, rx) = mpsc::unbounded_channel();
+        tracing::info!(task = self.task_id, call = %id, contact = contact.id, %number, line = line.id, "callback queued");
+        self.calls.insert(
+            id,
+            LiveCall {
+                record_id: rec.id.clone(),
+                contact,
+                number,
+                cmd: Some(tx),
+                sip_code: None,
+                answered: None,
+                agent: None,
+                bridged: false,
+                ended: false,
+                heard: true,
+                inbound: Some(InboundInfo {
+                    line_id: line.id,
+                    label,
+                    since: Instant::now(),
+                    waited: None,
+                    call_back_later,
+                }),
+            },
+        );
+        tokio::spawn(inbound_call::run(
+            self.ctx.calls.clone(),
+            id,
+            rec,
+            recording,
+            incoming,
+            sounds,
+            rx,
+            self.events.clone(),
+        ));
     }
 
     /// The daemon stops: every call is hung up, every lease left is released (a call whose

@@ -13,6 +13,12 @@ pub struct LiveMetrics {
     pub abandon_ratio: GaugeVec,
     /// `dialerd_answer_to_agent_seconds`: from the customer's answer to the agent's bridge.
     pub answer_to_agent: Histogram,
+    /// `dialerd_inbound_calls_total{line,result}`: callbacks and other calls to lines.
+    pub inbound_calls: IntCounterVec,
+    /// `dialerd_inbound_wait_seconds`: how long callers waited for an agent.
+    pub inbound_wait: Histogram,
+    /// `dialerd_inbound_waiting{task}`: callers waiting for an agent now.
+    pub inbound_waiting: IntGaugeVec,
 }
 
 impl LiveMetrics {
@@ -46,6 +52,31 @@ impl LiveMetrics {
             )
             .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]),
         )?;
+        let inbound_calls = IntCounterVec::new(
+            Opts::new(
+                "dialerd_inbound_calls_total",
+                "Calls to caller-ID lines, by line and result (connected, missed, unknown, \
+                 closed_contact, rejected, message).",
+            ),
+            &["line", "result"],
+        )?;
+        let inbound_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "dialerd_inbound_wait_seconds",
+                "How long inbound callers waited for an agent (or until they left).",
+            )
+            .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]),
+        )?;
+        let inbound_waiting = IntGaugeVec::new(
+            Opts::new(
+                "dialerd_inbound_waiting",
+                "Inbound callers waiting for an agent, by call task.",
+            ),
+            &["task"],
+        )?;
+        registry.register(Box::new(inbound_calls.clone()))?;
+        registry.register(Box::new(inbound_wait.clone()))?;
+        registry.register(Box::new(inbound_waiting.clone()))?;
         registry.register(Box::new(calls.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(abandon_ratio.clone()))?;
@@ -55,6 +86,9 @@ impl LiveMetrics {
             in_flight,
             abandon_ratio,
             answer_to_agent,
+            inbound_calls,
+            inbound_wait,
+            inbound_waiting,
         })
     }
 }

@@ -10,6 +10,8 @@
 pub mod attempt;
 pub mod call;
 pub mod driver;
+pub mod inbound;
+pub mod inbound_call;
 pub mod metrics;
 pub mod supervisor;
 pub mod trunks;
@@ -73,4 +75,21 @@ pub struct Figures {
     pub abandon_ratio_24h: f64,
     /// The campaign's abandon ratio over 30 days.
     pub abandon_ratio_30d: f64,
+    /// Callers waiting for an agent (callbacks), longest-waiting first.
+    pub waiting_callers: Vec<WaitingCaller>,
+}
+
+/// A caller waiting for an agent of a call task.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct WaitingCaller {
+    /// The call (as agents' events name it).
+    pub call: u64,
+    /// The contact.
+    pub contact_id: i64,
+    /// The caller's number.
+    pub number: String,
+    /// The line they called.
+    pub line_id: i64,
+    /// Seconds waited so far.
+    pub waited_seconds: f64,
 }

@@ -5,6 +5,7 @@
 
 use super::call::CallCtx;
 use super::driver::{Ctx, Driver, Msg};
+use super::inbound::InboundOffer;
 use super::metrics::LiveMetrics;
 use super::trunks::TrunkRoom;
 use super::{AgentResult, Figures, LiveError};
@@ -92,6 +93,22 @@ impl Live {
         })
         .map_err(|_| LiveError::NoOffer)?;
         answer.await.map_err(|_| LiveError::NoOffer)?
+    }
+
+    /// Hands a caller to the driver of `task`; gives the offer back when none runs.
+    pub fn inbound(&self, task: TaskId, offer: InboundOffer) -> Result<(), InboundOffer> {
+        let Some(tx) = self.driver(task) else {
+            return Err(offer);
+        };
+        tx.send(Msg::Inbound(Box::new(offer))).map_err(|e| match e.0 {
+            Msg::Inbound(offer) => *offer,
+            _ => unreachable!("the message sent comes back"),
+        })
+    }
+
+    /// Whether a driver runs for `task`.
+    pub fn runs(&self, task: TaskId) -> bool {
+        self.driver(task).is_some()
     }
 
     fn driver(&self, task: TaskId) -> Option<mpsc::UnboundedSender<Msg>> {

@@ -385,7 +385,8 @@ impl<'a> Sim<'a> {
                 self.calls.remove(&call);
                 self.record_answer(now, true);
             }
-            Output::HangUp(call) => {
+            // The synthetic call centre has no callers calling in.
+            Output::HangUp(call) | Output::CallBackLater(call) => {
                 self.calls.remove(&call);
             }
             Output::RecordAttempt { outcome, .. } => match outcome {
@@ -393,7 +394,9 @@ impl<'a> Sim<'a> {
                     agent,
                     result: None,
                 } => self.free_since[agent.0 as usize] = Some(now),
-                AttemptOutcome::Connected { .. } => {}
+                AttemptOutcome::Connected { .. }
+                | AttemptOutcome::MissedCall
+                | AttemptOutcome::MissedCallback => {}
                 o => {
                     let detail = o.detail().expect("a failed attempt has a detail");
                     *self.not_answered.entry(detail.as_str()).or_default() += 1;

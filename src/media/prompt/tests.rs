@@ -205,7 +205,7 @@ fn shipped() -> PromptCache {
     PromptCache::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")).unwrap()
 }
 
-const SPOKEN: [&str; 15] = [
+const SPOKEN: [&str; 17] = [
     "0",
     "1",
     "2",
@@ -221,6 +221,8 @@ const SPOKEN: [&str; 15] = [
     "safe_harbour_from",
     "safe_harbour_callback",
     "goodbye",
+    "we_will_call_you_back",
+    "thank_you_for_calling",
 ];
 
 #[test]

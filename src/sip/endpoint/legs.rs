@@ -524,6 +524,19 @@ impl Endpoint {
             })
             .unwrap_or_default();
         let trunk = self.trunks.by_source(peer.addr);
+        let mut routing = header(&[
+            "Diversion",
+            "History-Info",
+            "P-Asserted-Identity",
+            "Remote-Party-ID",
+            "Privacy",
+        ]);
+        if let Some(to) = invite.headers.iter().find_map(|h| match h {
+            rsip::Header::To(t) => Some(t.value().to_string()),
+            _ => None,
+        }) {
+            routing.push(("To".into(), to));
+        }
         let offer = Incoming {
             leg: Leg { id, events: rx },
             to_user: invite.uri.user().unwrap_or_default().to_string(),
@@ -535,13 +548,7 @@ impl Endpoint {
             .and_then(|u| u.user().map(str::to_string))
             .unwrap_or_default(),
             from,
-            headers: header(&[
-                "Diversion",
-                "History-Info",
-                "P-Asserted-Identity",
-                "Remote-Party-ID",
-                "Privacy",
-            ]),
+            headers: routing,
             sdp: invite.body.clone(),
             source: peer.addr,
             local_ip: self.transports.local_for(peer.addr).ip(),
