@@ -386,17 +386,6 @@ fn an_agent_logs_in_on_a_sip_phone_works_and_logs_out() {
     );
 }
 
-/// μ-law byte → 16-bit sample (ITU-T G.711).
-fn ulaw(b: u8) -> i32 {
-    let b = !b;
-    let t = ((i32::from(b & 0x0f) << 3) + 0x84) << ((b & 0x70) >> 4);
-    if b & 0x80 != 0 {
-        0x84 - t
-    } else {
-        t - 0x84
-    }
-}
-
 #[test]
 fn a_remote_agent_on_a_number_hears_the_join_tone_then_silence_and_silent_rtp_ends_the_session() {
     let far = common::phone::Phone::new();
@@ -435,7 +424,7 @@ fn a_remote_agent_on_a_number_hears_the_join_tone_then_silence_and_silent_rtp_en
     let loud: Vec<bool> = heard
         .payloads
         .iter()
-        .map(|p| p.iter().map(|b| ulaw(*b).abs()).max().unwrap_or(0) > 3000)
+        .map(|p| p.iter().map(|b| common::rtp::ulaw(*b).abs()).max().unwrap_or(0) > 3000)
         .collect();
     assert!(loud.len() > 50, "{} frames heard", loud.len());
     let first = loud.iter().position(|l| *l).expect("a join tone");

@@ -182,6 +182,12 @@ pub async fn stop(State(s): State<AppState>, caller: Caller) -> Answer<Json<Agen
     Ok(Json(s.agents.act(user.id, Input::LogOut)?))
 }
 
+/// `GET /api/v1/agent/session`: the agent's own state (`logged_out` when no session runs).
+pub async fn show(State(s): State<AppState>, caller: Caller) -> Answer<Json<AgentView>> {
+    let user = caller.require(AGENT_SELF)?;
+    Ok(Json(s.agents.view(user.id).ok_or(SessionError::NotLoggedIn)?))
+}
+
 /// `POST /api/v1/agent/ready`
 pub async fn ready(State(s): State<AppState>, caller: Caller) -> Answer<Json<AgentView>> {
     let user = caller.require(AGENT_SELF)?;

@@ -154,7 +154,7 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         (
             "/api/v1/agent/session".into(),
-            j(post(agent::start).delete(agent::stop)),
+            j(post(agent::start).delete(agent::stop).get(agent::show)),
         ),
         ("/api/v1/agent/ready".into(), post(agent::ready)),
         ("/api/v1/agent/pause".into(), j(post(agent::pause))),

@@ -75,3 +75,56 @@ pub fn assert_one_continuous_stream(packets: &[Timed]) {
         "only {steps_of_160} of {steps} timestamp steps were 160"
     );
 }
+
+/// μ-law byte → 16-bit sample (ITU-T G.711).
+pub fn ulaw(b: u8) -> i32 {
+    let b = !b;
+    let t = ((i32::from(b & 0x0f) << 3) + 0x84) << ((b & 0x70) >> 4);
+    if b & 0x80 != 0 {
+        0x84 - t
+    } else {
+        t - 0x84
+    }
+}
+
+/// 16-bit sample → μ-law byte (ITU-T G.711).
+pub fn to_ulaw(sample: i16) -> u8 {
+    let mut s = i32::from(sample);
+    let sign = if s < 0 { 0x80 } else { 0 };
+    s = s.abs().min(32635) + 0x84;
+    let exponent = (7 - (s.leading_zeros() as i32 - 17)).clamp(0, 7);
+    let mantissa = (s >> (exponent + 3)) & 0x0f;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
+/// PCMU payloads of 20 ms each: `frames` frames of a `hz` tone.
+pub fn pcmu_tone(hz: f64, frames: usize) -> Vec<Vec<u8>> {
+    (0..frames)
+        .map(|f| {
+            (0..160)
+                .map(|i| {
+                    let t = (f * 160 + i) as f64 / 8000.0;
+                    to_ulaw((8000.0 * (std::f64::consts::TAU * hz * t).sin()) as i16)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The share of a PCMU frame's energy at `hz` (Goertzel), 0 to about 1.
+pub fn tone_share(payload: &[u8], hz: f64) -> f64 {
+    let samples: Vec<f64> = payload.iter().map(|b| f64::from(ulaw(*b))).collect();
+    let energy: f64 = samples.iter().map(|s| s * s).sum();
+    if energy < 1e6 {
+        return 0.0;
+    }
+    let w = std::f64::consts::TAU * hz / 8000.0;
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for x in &samples {
+        let s0 = x + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    2.0 * power / (samples.len() as f64 * energy)
+}

@@ -138,7 +138,11 @@ impl Callbacks {
             .first()
             .and_then(|t| t.default_region.as_deref())
             .and_then(phone::region);
-        let number = phone::normalise(&raw, region).unwrap_or(raw);
+        let (number, callable) = match phone::normalise(&raw, region) {
+            Ok(n) => (n, true),
+            // Anonymous or unreadable: no contact can have it, nor be made for it.
+            Err(_) => (raw, false),
+        };
         let ids: Vec<i64> = tasks.iter().map(|t| t.task_id).collect();
         let contacts = self.store.contacts_with_number(&ids, &number).await?;
         tracing::info!(line = line.id, %number, known = contacts.len(), "call to a line");
@@ -157,6 +161,11 @@ impl Callbacks {
             InboundPolicy::Route => {
                 let contact = match closed {
                     Some(c) => c,
+                    None if !callable => {
+                        self.answered_by_policy(call, &line, None, &number, 480, "rejected")
+                            .await?;
+                        return Ok(None);
+                    }
                     None => {
                         let Some((campaign, task)) = self.task_for_unknown(&line, &tasks).await?
                         else {

@@ -41,6 +41,8 @@ pub async fn run(
     report: mpsc::UnboundedSender<(CallId, CallEvent)>,
 ) {
     rec.end_reason = take(&ctx, call, &mut rec, recording, incoming, sounds, cmds, report).await;
+    // Waited until the driver's word, or until the caller left.
+    rec.waited_ms.get_or_insert(now_ms() - rec.started_at);
     rec.ended_at = now_ms();
     ctx.log.write(rec).await;
 }
@@ -80,6 +82,7 @@ async fn take(
             return "a_unusable_offer".into();
         }
     };
+    let waited = |rec: &mut CallRecord| rec.waited_ms = Some(now_ms() - rec.started_at);
     let first = match sounds.waiting {
         WaitingAudio::Ringback => {
             ctx.sip.progress(id, 180, None).await;
@@ -95,6 +98,7 @@ async fn take(
                     cmd = cmds.recv() => break cmd,
                 }
             };
+            waited(rec);
             if matches!(cmd, Some(CallCmd::HangUp | CallCmd::Cancel) | None) {
                 ctx.sip.reject(id, 480).await;
                 tell(CallEvent::Gone { by_customer: false });
@@ -108,7 +112,10 @@ async fn take(
             ctx.sip.answer(id, answer).await;
             rec.answered_at = Some(now_ms());
             match hold(ctx, id, &mut leg, &mut events, &sounds.hold_music, &mut cmds).await {
-                Some(cmd) => Some(cmd),
+                Some(cmd) => {
+                    waited(rec);
+                    Some(cmd)
+                }
                 None => {
                     rec.a_quality = record::quality(&mut leg);
                     tell(CallEvent::Gone { by_customer: true });

@@ -1,0 +1,288 @@
+//! Inbound callbacks against the real daemon: a caller (a UA behind the carrier trunk) rings a
+//! verified forward line back; an open contact of the task showing the line reaches a ready
+//! agent — `call.offered` with `direction: "callback"` before `call.connected`, the callback
+//! tone before the caller's voice — ahead of new outbound calls; a caller nobody takes within
+//! the line's `max_wait` is told they will be called back and their contact is dialled first;
+//! unknown and closed contacts follow the line's policy; callers who hang up leave one
+//! `$missed_call` callback; a particular callback waits for its owner, then goes to anyone.
+
+mod common;
+
+use common::api::{campaign, user, Api, ADMIN, BASE};
+use common::dialer::{events, phone, AGENTS};
+use common::phone::{Behaviour, Heard, Phone};
+use common::rtp::{pcmu_tone, tone_share};
+use common::ua::TestUa;
+use common::{metric, status_of, Daemon};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const LINE: &str = "+4930555123";
+const ACCESS: &str = "4930999111";
+const CUSTOMER: &str = "+4930123456";
+
+/// A daemon whose trunk `carrier` is `far` (and admits callers from loopback), with an access
+/// number for forward lines and the SIPp agents' accounts.
+fn daemon(far: &Phone) -> Daemon {
+    let config = format!(
+        "{BASE}{AGENTS}[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\n\
+         port = {}\nkeepalive = \"0s\"\n[media]\nrtp_timeout = \"60s\"\n\
+         [lines]\naccess_number = \"{ACCESS}\"\nforward_timeout = \"10s\"\ncaller_id_pool = [\"+4930999201\"]\n",
+        far.port()
+    );
+    Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)])
+}
+
+/// Line `LINE` in forward mode, verified by its call coming back diverted to the access
+/// number, with `settings`; its id.
+fn verified_line(d: &Daemon, admin: &Api, far: &Phone, settings: Value) -> i64 {
+    let mut body = json!({"number": LINE, "language": "en", "callback_mode": "forward"});
+    body.as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
+    let line = admin.ok("POST", "/api/v1/lines", Some(body));
+    let id = line["id"].as_i64().unwrap();
+    admin.ok("POST", &format!("/api/v1/lines/{id}/verification"), None);
+    std::thread::scope(|s| {
+        let rings = s.spawn(|| far.serve(Behaviour::RingForever, Duration::from_secs(15)));
+        std::thread::sleep(Duration::from_millis(300));
+        let back = TestUa::new(d.sip, "verify-back");
+        back.invite_with(
+            ACCESS,
+            &format!("Diversion: <sip:{LINE}@carrier.example>;reason=unconditional\r\n"),
+        );
+        assert_eq!(status_of(&back.final_response()), 603);
+        assert!(rings.join().unwrap().ended);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin.ok("GET", &format!("/api/v1/lines/{id}"), None)["status"] != "verified" {
+        assert!(Instant::now() < deadline, "line not verified");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    id
+}
+
+/// A progressive campaign showing `line`, dialling round the clock, enabled: (campaign, task).
+fn campaign_on(admin: &Api, line: i64, settings: Value) -> (i64, i64) {
+    let (c, task) = campaign(admin, "Callbacks");
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"line_id": line, "status": "enabled",
+                    "calling_hours": {"from": "00:00", "to": "24:00"}})),
+    );
+    let mut s = json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 30});
+    s.as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/tasks/{task}"),
+        Some(json!({ "settings": s })),
+    );
+    (c, task)
+}
+
+/// A contact of `task` on `number`, open and due only next year (nothing to dial now).
+fn contact(admin: &Api, c: i64, task: i64, number: &str, extra: Value) -> i64 {
+    let mut body = json!({"task_id": task, "phones": [number], "fields": {"name": "Ann"},
+                          "follow_up_at": "2099-01-01T09:00:00Z"});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    admin.ok("POST", &format!("/api/v1/campaigns/{c}/contacts"), Some(body))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// The caller: a UA behind the carrier trunk ringing `LINE` as `number`.
+fn call_back(d: &Daemon, id: &str, number: &str) -> TestUa {
+    let ua = TestUa::new(d.sip, id);
+    ua.invite_with(
+        LINE,
+        &format!("P-Asserted-Identity: <sip:{number}@carrier.example>\r\n"),
+    );
+    ua
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn state(api: &Api) -> Value {
+    api.ok("GET", "/api/v1/agent/session", None)
+}
+
+fn history(admin: &Api, c: i64, id: i64) -> Vec<Value> {
+    admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None)["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Frames of what the agent heard where `hz` dominates.
+fn frames_at(heard: &Heard, hz: f64) -> Vec<usize> {
+    heard
+        .payloads
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| tone_share(p, hz) > 0.5)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn a_caller_who_is_an_open_contact_reaches_a_ready_agent_who_hears_the_callback_tone_first() {
+    let far = Phone::new();
+    let d = daemon(&far);
+    let admin = Api::new(&d, ADMIN);
+    let line = verified_line(&d, &admin, &far, json!({}));
+    let (c, task) = campaign_on(&admin, line, json!({}));
+    let k = contact(&admin, c, task, CUSTOMER, json!({}));
+    let (_, agent) = user(&admin, "remote", "agent");
+    let heard = std::thread::scope(|s| {
+        let listening = s.spawn(|| far.serve(Behaviour::Answer, Duration::from_secs(30)));
+        agent.ok(
+            "POST",
+            "/api/v1/agent/session",
+            Some(json!({"tasks": [task], "phone": "+4930111222"})),
+        );
+        agent.ok("POST", "/api/v1/agent/ready", None);
+        let caller = call_back(&d, "cb-open", "030123456");
+        let ok = caller.final_response();
+        assert_eq!(status_of(&ok), 200, "{ok}");
+        let v = state(&agent);
+        assert_eq!(v["state"], "talking", "{v}");
+        // The caller speaks (600 Hz) once put through, then hangs up.
+        caller.send_voice(7, &pcmu_tone(600.0, 50), 50);
+        caller.bye();
+        wait_for("agent in wrap-up", Duration::from_secs(5), || {
+            state(&agent)["state"] == "wrap_up"
+        });
+        agent.ok(
+            "POST",
+            "/api/v1/agent/result",
+            Some(json!({"status": "success", "detail": "sale"})),
+        );
+        agent.ok("DELETE", "/api/v1/agent/session", None);
+        listening.join().unwrap()
+    });
+    // The screen pop names the contact as a callback before the audio is joined.
+    let ev = events(&agent);
+    let offered = ev
+        .iter()
+        .position(|e| e["type"] == "call.offered")
+        .expect("no call.offered");
+    assert_eq!(ev[offered]["direction"], "callback", "{:?}", ev[offered]);
+    assert_eq!(ev[offered]["contact"], k, "{:?}", ev[offered]);
+    let connected = ev
+        .iter()
+        .position(|e| e["type"] == "call.connected")
+        .expect("no call.connected");
+    assert!(offered < connected, "{ev:?}");
+    // Join tone (440 Hz), then the callback tone (880 Hz then 1320 Hz), then the caller.
+    let (tone_lo, tone_hi, voice) = (
+        frames_at(&heard, 880.0),
+        frames_at(&heard, 1320.0),
+        frames_at(&heard, 600.0),
+    );
+    assert!(tone_lo.len() >= 5, "880 Hz frames: {tone_lo:?}");
+    assert!(tone_hi.len() >= 5, "1320 Hz frames: {tone_hi:?}");
+    assert!(voice.len() >= 30, "600 Hz frames: {}", voice.len());
+    assert!(tone_lo[0] < tone_hi[0], "{tone_lo:?} {tone_hi:?}");
+    assert!(
+        tone_hi.last() < voice.first(),
+        "the tone ends before the caller: {tone_hi:?} {voice:?}"
+    );
+    // Written on the contact (no dialling attempt) and in the call record; counted.
+    let got = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{k}"), None);
+    assert_eq!((got["status"].as_str(), got["detail"].as_str()), (Some("success"), Some("sale")));
+    assert_eq!(got["attempts"], 0, "{got}");
+    let h = history(&admin, c, k);
+    let entry = h
+        .iter()
+        .find(|e| e["change"]["op"] == "inbound")
+        .unwrap_or_else(|| panic!("no inbound entry: {h:?}"));
+    assert_eq!(entry["change"]["agent"], "remote", "{entry}");
+    assert_eq!(entry["change"]["line_id"], line, "{entry}");
+    let calls = admin.ok("GET", "/api/v1/calls?limit=50", None);
+    let rec = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "inbound")
+        .unwrap_or_else(|| panic!("no inbound call record: {calls}"))
+        .clone();
+    assert_eq!(
+        (rec["line_id"].as_i64(), rec["contact_id"].as_i64()),
+        (Some(line), Some(k)),
+        "{rec}"
+    );
+    assert!(rec["waited_ms"].as_i64().is_some(), "{rec}");
+    assert_eq!(rec["a_number"], CUSTOMER, "{rec}");
+    let (_, text) = d.get("/metrics");
+    let series = format!("dialerd_inbound_calls_total{{line=\"{line}\",result=\"connected\"}}");
+    assert_eq!(metric(&text, &series), Some(1.0), "{series}");
+    assert_eq!(metric(&text, "dialerd_inbound_wait_seconds_count"), Some(1.0));
+}
+
+#[test]
+fn a_caller_waits_for_a_paused_agent_then_hears_we_will_call_you_back_and_is_dialled_first() {
+    let far = Phone::new();
+    let d = daemon(&far);
+    let admin = Api::new(&d, ADMIN);
+    let line = verified_line(&d, &admin, &far, json!({"max_wait_seconds": 5}));
+    let (c, task) = campaign_on(&admin, line, json!({}));
+    let k = contact(&admin, c, task, CUSTOMER, json!({}));
+    // A fresh contact the progressive dialler would call first if the callback were not due.
+    admin.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/contacts"),
+        Some(json!({"task_id": task, "phones": ["+4930777001"]})),
+    );
+    let (_, agent1) = user(&admin, "agent1", "agent");
+    let _phone = phone("agent1", "sipp-agent-secret-1", d.sip);
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    agent1.ok("POST", "/api/v1/agent/pause", Some(json!({"reason": "break"})));
+    // Paused: the caller waits (ringing) and is listed as waiting.
+    let started = Instant::now();
+    let caller = call_back(&d, "cb-wait", CUSTOMER);
+    wait_for("a waiting caller listed", Duration::from_secs(5), || {
+        let dialer = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+        dialer["tasks"][0]["waiting_callers"][0]["contact_id"] == k
+    });
+    let (_, text) = d.get("/metrics");
+    let series = format!("dialerd_inbound_waiting{{task=\"{task}\"}}");
+    assert_eq!(metric(&text, &series), Some(1.0));
+    // After max_wait the call is answered with the message and hung up by dialerd.
+    let ok = caller.final_response();
+    assert_eq!(status_of(&ok), 200, "{ok}");
+    assert!(started.elapsed() >= Duration::from_millis(4500), "{:?}", started.elapsed());
+    let (payloads, bye) = caller.receive_until_bye(Duration::from_secs(15));
+    assert!(bye, "dialerd hangs up after the message");
+    assert!(payloads.len() > 100, "the message is heard: {} frames", payloads.len());
+    let got = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{k}"), None);
+    assert_eq!((got["status"].as_str(), got["detail"].as_str()), (Some("open"), Some("$missed_callback")), "{got}");
+    // The next ready agent calls them back first, before the never-called contact.
+    let dialled = std::thread::scope(|s| {
+        let rings = s.spawn(|| far.serve(Behaviour::Busy, Duration::from_secs(15)));
+        agent1.ok("POST", "/api/v1/agent/ready", None);
+        rings.join().unwrap()
+    });
+    assert!(
+        dialled.invite.starts_with(&format!("INVITE sip:{CUSTOMER}@")),
+        "{}",
+        dialled.invite
+    );
+    let (_, text) = d.get("/metrics");
+    let series = format!("dialerd_inbound_calls_total{{line=\"{line}\",result=\"missed\"}}");
+    assert_eq!(metric(&text, &series), Some(1.0), "{series}");
+}
