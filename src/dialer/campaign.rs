@@ -1151,6 +1151,7 @@ mod tests {
                         // A cancelled call stays live until its end or a crossing answer.
                         Output::Cancel(_)
                         | Output::Abandon(_)
+                        | Output::CallBackLater(_)
                         | Output::HangUp(_)
                         | Output::Unlease(_)
                         | Output::AgentState { .. }
@@ -1159,6 +1160,155 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A progressive core with `n` agents logged in and nobody to call: only callers.
+    fn callers_core(n: usize) -> (Campaign, Vec<AgentId>) {
+        let mut core = Campaign::new(CampaignConfig::default(), None).unwrap();
+        let agents = (0..n)
+            .map(|_| {
+                let a = core.add_agent(Time::ZERO);
+                core.handle(Input::AgentLoggedIn(a), Time::ZERO).unwrap();
+                a
+            })
+            .collect();
+        (core, agents)
+    }
+
+    /// Runs what is due, answering every lease with no contacts; the other outputs.
+    fn callers_settle(core: &mut Campaign, now: Time) -> Vec<Output> {
+        let mut seen = Vec::new();
+        loop {
+            if core.poll_timeout().is_some_and(|t| t <= now) {
+                core.handle_timeout(now).unwrap();
+            }
+            let outs: Vec<Output> = core.drain_outputs().collect();
+            if outs.is_empty() {
+                return seen;
+            }
+            for o in outs {
+                match o {
+                    Output::Lease(_) => core.handle(Input::Leased(Vec::new()), now).unwrap(),
+                    Output::AgentState { .. } | Output::Persist => {}
+                    o => seen.push(o),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_caller_goes_to_a_ready_agent_and_is_no_answer_in_the_abandon_ledger() {
+        let (mut core, agents) = callers_core(1);
+        callers_settle(&mut core, secs(0.0));
+        let call = core
+            .inbound(ContactId(7), Duration::from_secs(30), None, secs(1.0))
+            .unwrap();
+        let outs = callers_settle(&mut core, secs(1.0));
+        assert_eq!(outs, [Output::Bridge { call, agent: agents[0] }]);
+        core.handle(Input::Bridged(call), secs(1.1)).unwrap();
+        core.handle(Input::CustomerHungUp(call), secs(20.0)).unwrap();
+        let wrap = Input::WrapUpEnded {
+            agent: agents[0],
+            call,
+            result: "sale".into(),
+        };
+        core.handle(wrap, secs(22.0)).unwrap();
+        let outs = callers_settle(&mut core, secs(22.0));
+        assert!(outs.contains(&Output::RecordAttempt {
+            call,
+            contact: ContactId(7),
+            outcome: AttemptOutcome::Connected {
+                agent: agents[0],
+                result: Some("sale".into())
+            }
+        }));
+        assert_eq!(core.ledger().last_24h(secs(22.0)).live, 0);
+        core.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_caller_nobody_takes_is_told_to_expect_a_call_back_and_one_who_leaves_is_a_missed_call() {
+        let (mut core, agents) = callers_core(1);
+        core.handle(Input::AgentPaused(agents[0], "break".into()), secs(0.0))
+            .unwrap();
+        callers_settle(&mut core, secs(0.0));
+        let waits = core
+            .inbound(ContactId(1), Duration::from_secs(10), None, secs(1.0))
+            .unwrap();
+        let leaves = core
+            .inbound(ContactId(2), Duration::from_secs(10), None, secs(2.0))
+            .unwrap();
+        assert_eq!(core.waiting_inbound().len(), 2);
+        assert!(callers_settle(&mut core, secs(5.0)).is_empty());
+        core.handle(Input::CustomerHungUp(leaves), secs(6.0)).unwrap();
+        let outs = callers_settle(&mut core, secs(6.0));
+        assert_eq!(
+            outs,
+            [Output::RecordAttempt {
+                call: leaves,
+                contact: ContactId(2),
+                outcome: AttemptOutcome::MissedCall
+            }]
+        );
+        let outs = callers_settle(&mut core, secs(11.1));
+        assert_eq!(
+            outs,
+            [
+                Output::CallBackLater(waits),
+                Output::RecordAttempt {
+                    call: waits,
+                    contact: ContactId(1),
+                    outcome: AttemptOutcome::MissedCallback
+                }
+            ]
+        );
+        assert!(core.waiting_inbound().is_empty());
+        assert_eq!(core.ledger().last_24h(secs(12.0)).abandoned, 0);
+        core.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_particular_callback_waits_for_its_owner_during_the_grace_then_goes_to_anyone() {
+        let (mut core, agents) = callers_core(2);
+        let (owner, other) = (agents[0], agents[1]);
+        core.handle(Input::AgentPaused(owner, "break".into()), secs(0.0))
+            .unwrap();
+        callers_settle(&mut core, secs(0.0));
+        let call = core
+            .inbound(
+                ContactId(3),
+                Duration::from_secs(60),
+                Some((owner, Duration::from_secs(10))),
+                secs(1.0),
+            )
+            .unwrap();
+        // The other agent is ready, but the call is kept for its owner.
+        assert!(callers_settle(&mut core, secs(5.0)).is_empty());
+        core.handle(Input::AgentReady(owner), secs(6.0)).unwrap();
+        assert_eq!(
+            callers_settle(&mut core, secs(6.0)),
+            [Output::Bridge { call, agent: owner }]
+        );
+        // Another one whose owner stays away goes to the other agent after the grace.
+        let (mut core, agents) = callers_core(2);
+        let (owner, other2) = (agents[0], agents[1]);
+        core.handle(Input::AgentPaused(owner, "break".into()), secs(0.0))
+            .unwrap();
+        callers_settle(&mut core, secs(0.0));
+        let call = core
+            .inbound(
+                ContactId(3),
+                Duration::from_secs(60),
+                Some((owner, Duration::from_secs(10))),
+                secs(1.0),
+            )
+            .unwrap();
+        assert!(callers_settle(&mut core, secs(10.9)).is_empty());
+        assert_eq!(
+            callers_settle(&mut core, secs(11.0)),
+            [Output::Bridge { call, agent: other2 }]
+        );
+        assert_eq!(other, other2);
     }
 
     fn pick(v: &[CallId], i: u8) -> CallId {

@@ -225,6 +225,14 @@ impl Pacer {
                 (plan.place, Rule::Mode)
             }
         };
+        // Callers waiting come first: while one waits, no call is placed on the strength of
+        // agents who are not free now (wrap-up, the forecast), only for free agents the
+        // waiting callers cannot have (kept for their owner).
+        let wanted = if snap.waiting_inbound > 0 {
+            wanted.min(progressive)
+        } else {
+            wanted
+        };
         // Preview offers go to agents, not lines: the line cap does not apply to them.
         let capped = if self.config.mode == DialMode::Preview {
             wanted
@@ -330,6 +338,30 @@ mod tests {
             1,
         );
         assert_eq!(decide(DialMode::Power, &s).place, 4);
+    }
+
+    #[test]
+    fn a_waiting_caller_stops_calls_for_agents_who_are_not_free() {
+        // Power would place floor(0.1 × 2) + … for agents in wrap-up; a caller waits for the
+        // next agent, so nothing is placed.
+        let mut s = snap(&[(WrapUp, 1), (WrapUp, 1), (Talking, 1)], 0);
+        for mode in [DialMode::Power, DialMode::Predictive, DialMode::Progressive] {
+            let mut p = s.clone();
+            p.waiting_inbound = 0;
+            let before = decide(mode, &p).place;
+            p.waiting_inbound = 1;
+            assert_eq!(decide(mode, &p).place, 0, "{mode:?} placed {before} without a caller");
+        }
+        s.agents.push(AgentView {
+            state: Ready,
+            elapsed: Duration::from_secs(1),
+        });
+        s.agents.push(AgentView {
+            state: Ready,
+            elapsed: Duration::from_secs(1),
+        });
+        s.waiting_inbound = 1;
+        assert_eq!(decide(DialMode::Power, &s).place, 1);
     }
 
     #[test]
