@@ -45,13 +45,22 @@ fn verified_line(d: &Daemon, admin: &Api, far: &Phone, settings: Value) -> i64 {
     admin.ok("POST", &format!("/api/v1/lines/{id}/verification"), None);
     std::thread::scope(|s| {
         let rings = s.spawn(|| far.serve(Behaviour::RingForever, Duration::from_secs(15)));
-        std::thread::sleep(Duration::from_millis(300));
-        let back = TestUa::new(d.sip, "verify-back");
-        back.invite_with(
-            ACCESS,
-            &format!("Diversion: <sip:{LINE}@carrier.example>;reason=unconditional\r\n"),
-        );
-        assert_eq!(status_of(&back.final_response()), 603);
+        // Until the verification call is out, a call back is no verification's (404).
+        let mut tries = 0;
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let back = TestUa::new(d.sip, &format!("verify-back-{tries}"));
+            back.invite_with(
+                ACCESS,
+                &format!("Diversion: <sip:{LINE}@carrier.example>;reason=unconditional\r\n"),
+            );
+            let code = status_of(&back.final_response());
+            tries += 1;
+            if code == 603 {
+                break;
+            }
+            assert!(code == 404 && tries < 20, "{code} after {tries} tries");
+        }
         assert!(rings.join().unwrap().ended);
     });
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -113,6 +122,14 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until campaign `c`'s driver runs (its agents are logged in and it dials).
+fn running(admin: &Api, c: i64) {
+    wait_for("the campaign's driver running", Duration::from_secs(5), || {
+        let dialer = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+        dialer["tasks"].as_array().is_some_and(|t| !t.is_empty())
+    });
+}
+
 fn state(api: &Api) -> Value {
     api.ok("GET", "/api/v1/agent/session", None)
 }
@@ -152,6 +169,7 @@ fn a_caller_who_is_an_open_contact_reaches_a_ready_agent_who_hears_the_callback_
             Some(json!({"tasks": [task], "phone": "+4930111222"})),
         );
         agent.ok("POST", "/api/v1/agent/ready", None);
+        running(&admin, c);
         let caller = call_back(&d, "cb-open", "030123456");
         let ok = caller.final_response();
         assert_eq!(status_of(&ok), 200, "{ok}");
@@ -252,6 +270,7 @@ fn a_caller_waits_for_a_paused_agent_then_hears_we_will_call_you_back_and_is_dia
         Some(json!({"tasks": [task], "phone": "sip"})),
     );
     agent1.ok("POST", "/api/v1/agent/pause", Some(json!({"reason": "break"})));
+    running(&admin, c);
     // Paused: the caller waits (ringing) and is listed as waiting.
     let started = Instant::now();
     let caller = call_back(&d, "cb-wait", CUSTOMER);
@@ -285,4 +304,150 @@ fn a_caller_waits_for_a_paused_agent_then_hears_we_will_call_you_back_and_is_dia
     let (_, text) = d.get("/metrics");
     let series = format!("dialerd_inbound_calls_total{{line=\"{line}\",result=\"missed\"}}");
     assert_eq!(metric(&text, &series), Some(1.0), "{series}");
+}
+
+#[test]
+fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_missed_call() {
+    let far = Phone::new();
+    let d = daemon(&far);
+    let admin = Api::new(&d, ADMIN);
+    let line = verified_line(&d, &admin, &far, json!({"inbound_policy": "reject"}));
+    let (c, task) = campaign_on(&admin, line, json!({}));
+    let closed = contact(&admin, c, task, "+4930123777", json!({"status": "success", "detail": "sale"}));
+    let open = contact(&admin, c, task, CUSTOMER, json!({}));
+    let set_policy = |p: &str| {
+        admin.ok("PATCH", &format!("/api/v1/lines/{line}"), Some(json!({"inbound_policy": p})));
+    };
+    // reject: 480 for an unknown number and for a closed contact.
+    let ua = call_back(&d, "cb-unknown-reject", "+4930123999");
+    assert_eq!(status_of(&ua.final_response()), 480);
+    let ua = call_back(&d, "cb-closed-reject", "+4930123777");
+    assert_eq!(status_of(&ua.final_response()), 480);
+    // message: answered, the message heard, hung up by dialerd.
+    set_policy("message");
+    let ua = call_back(&d, "cb-closed-message", "+4930123777");
+    assert_eq!(status_of(&ua.final_response()), 200);
+    let (heard, bye) = ua.receive_until_bye(Duration::from_secs(10));
+    assert!(bye && heard.len() > 25, "{} frames, bye {bye}", heard.len());
+    let results = || -> Vec<String> {
+        let k = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{closed}"), None);
+        assert_eq!((k["status"].as_str(), k["detail"].as_str()), (Some("success"), Some("sale")), "{k}");
+        k["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["change"]["op"] == "inbound")
+            .map(|e| e["change"]["result"].as_str().unwrap().to_string())
+            .collect()
+    };
+    wait_for("the message in the history", Duration::from_secs(5), || results().len() == 2);
+    assert_eq!(results(), ["$inbound_rejected", "$inbound_message"]);
+    // route with no agent logged in: an unknown caller becomes a contact to call back.
+    set_policy("route");
+    let ua = call_back(&d, "cb-unknown-route", "+4930123999");
+    assert_eq!(status_of(&ua.final_response()), 200);
+    assert!(ua.receive_until_bye(Duration::from_secs(15)).1);
+    let mut made = Value::Null;
+    wait_for("the unknown caller's contact", Duration::from_secs(5), || {
+        made = admin
+            .all_contacts(c, "", 100)
+            .into_iter()
+            .find(|k| k["phones"][0] == "+4930123999")
+            .unwrap_or_default();
+        made["detail"] == "$missed_callback"
+    });
+    assert_eq!((made["status"].as_str(), made["detail"].as_str()), (Some("open"), Some("$missed_callback")), "{made}");
+    assert_eq!(made["task_id"], task);
+
+    // With an agent logged in but paused, callers wait; each who hangs up while waiting
+    // leaves the contact open with one overdue $missed_call follow-up.
+    let (_, agent1) = user(&admin, "agent1", "agent");
+    let _phone = phone("agent1", "sipp-agent-secret-1", d.sip);
+    agent1.ok("POST", "/api/v1/agent/session", Some(json!({"tasks": [task], "phone": "sip"})));
+    running(&admin, c);
+    let mut first_follow_up = None;
+    for i in 0..3 {
+        let ua = call_back(&d, &format!("cb-missed-{i}"), CUSTOMER);
+        wait_for("the caller waiting", Duration::from_secs(5), || {
+            let dialer = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+            dialer["tasks"][0]["waiting_callers"][0]["contact_id"] == open
+        });
+        ua.cancel();
+        wait_for("the missed call written", Duration::from_secs(5), || {
+            let k = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{open}"), None);
+            let n = k["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["change"]["result"] == "$missed_call")
+                .count();
+            n == i + 1
+        });
+        let k = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{open}"), None);
+        assert_eq!((k["status"].as_str(), k["detail"].as_str()), (Some("open"), Some("$missed_call")), "{k}");
+        let at = k["follow_up_at"].as_str().unwrap().to_string();
+        assert!(at.as_str() < "2099", "overdue, not next year: {at}");
+        first_follow_up.get_or_insert(at.clone());
+        assert_eq!(first_follow_up.as_deref(), Some(at.as_str()), "one callback, the first");
+    }
+    let due = admin.all_contacts(c, "detail=%24missed_call", 100);
+    assert_eq!(due.len(), 1, "{due:?}");
+    let (_, text) = d.get("/metrics");
+    for (result, n) in [("rejected", 2.0), ("message", 1.0), ("missed", 4.0)] {
+        let series = format!("dialerd_inbound_calls_total{{line=\"{line}\",result=\"{result}\"}}");
+        assert_eq!(metric(&text, &series), Some(n), "{series}");
+    }
+}
+
+#[test]
+fn a_particular_callback_waits_for_its_owner_and_goes_to_another_agent_after_the_grace() {
+    let far = Phone::new();
+    let d = daemon(&far);
+    let admin = Api::new(&d, ADMIN);
+    let line = verified_line(&d, &admin, &far, json!({"waiting_audio": "hold_music"}));
+    let (c, task) = campaign_on(&admin, line, json!({"particular_grace_seconds": 3}));
+    contact(&admin, c, task, CUSTOMER, json!({"owner": "agent1"}));
+    let (_, agent1) = user(&admin, "agent1", "agent");
+    let (_, agent2) = user(&admin, "agent2", "agent");
+    let _phones = [
+        phone("agent1", "sipp-agent-secret-1", d.sip),
+        phone("agent2", "sipp-agent-secret-2", d.sip),
+    ];
+    for a in [&agent1, &agent2] {
+        a.ok("POST", "/api/v1/agent/session", Some(json!({"tasks": [task], "phone": "sip"})));
+    }
+    agent2.ok("POST", "/api/v1/agent/ready", None);
+    running(&admin, c);
+    // The owner comes back within the grace and takes the call; agent2 stays ready.
+    let ua = call_back(&d, "cb-owner", CUSTOMER);
+    // Hold music: answered at once.
+    assert_eq!(status_of(&ua.final_response()), 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(state(&agent2)["state"], "ready");
+    agent1.ok("POST", "/api/v1/agent/ready", None);
+    wait_for("the owner takes the call", Duration::from_secs(3), || {
+        state(&agent1)["state"] == "talking"
+    });
+    assert_eq!(state(&agent2)["state"], "ready");
+    ua.bye();
+    wait_for("owner in wrap-up", Duration::from_secs(5), || state(&agent1)["state"] == "wrap_up");
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/result",
+        Some(json!({"status": "open", "detail": "call again", "follow_up": "particular",
+                    "follow_up_at": "2099-01-01T09:00:00Z"})),
+    );
+    agent1.ok("POST", "/api/v1/agent/pause", Some(json!({"reason": "break"})));
+    // The owner stays away: after the grace, agent2 takes it.
+    let started = Instant::now();
+    let ua = call_back(&d, "cb-grace", CUSTOMER);
+    assert_eq!(status_of(&ua.final_response()), 200);
+    wait_for("agent2 takes the call", Duration::from_secs(6), || {
+        state(&agent2)["state"] == "talking"
+    });
+    assert!(started.elapsed() >= Duration::from_millis(2800), "{:?}", started.elapsed());
+    let ev = events(&agent2);
+    let offer = ev.iter().find(|e| e["type"] == "call.offered").expect("no offer");
+    assert_eq!(offer["direction"], "callback", "{offer}");
+    ua.bye();
 }

@@ -19,6 +19,8 @@ pub struct TestUa {
     answer: Mutex<Option<String>>,
     /// Whether the offer says `a=rtcp-mux` (RFC 5761).
     rtcp_mux: bool,
+    /// The number the INVITE called (for a CANCEL).
+    number: Mutex<String>,
 }
 
 impl TestUa {
@@ -38,6 +40,7 @@ impl TestUa {
             codec: (0, "PCMU"),
             answer: Mutex::new(None),
             rtcp_mux: false,
+            number: Mutex::new(String::new()),
         }
     }
 
@@ -60,6 +63,7 @@ impl TestUa {
 
     /// Sends the INVITE to `number` with `extra` header lines (each ending in CRLF).
     pub fn invite_with(&self, number: &str, extra: &str) {
+        *self.number.lock().unwrap() = number.to_string();
         let local = self.sip.local_addr().unwrap();
         let sdp = format!(
             "v=0\r\no=ua 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -100,7 +104,8 @@ impl TestUa {
             };
             let text = String::from_utf8_lossy(&buf[..n]).into_owned();
             let code = super::status_of(&text);
-            if code < 200 {
+            // The CANCEL's own 200 is not the INVITE's answer.
+            if code < 200 || header(&text, "CSeq").ends_with("CANCEL") {
                 continue;
             }
             return text;
@@ -157,6 +162,32 @@ impl TestUa {
             let p = super::rtp::packet(self.codec.0, i as u16, (i * 160) as u32, ssrc, payload);
             self.rtp.send_to(&p, to).unwrap();
         }
+    }
+
+    /// Gives up the unanswered INVITE: CANCEL (same branch), then waits for the 487 and ACKs it.
+    pub fn cancel(&self) {
+        let local = self.sip.local_addr().unwrap();
+        let msg = format!(
+            "CANCEL sip:{n}@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{c}-1;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:ua@{local}>;tag=ua-{c}\r\nTo: <sip:{n}@{t}>\r\n\
+             Call-ID: {c}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+            n = self.number.lock().unwrap(),
+            t = self.target,
+            c = self.call_id,
+        );
+        self.sip.send_to(msg.as_bytes(), self.target).unwrap();
+        let text = self.final_response_without_ack();
+        assert_eq!(super::status_of(&text), 487, "{text}");
+        let ack = format!(
+            "ACK sip:{n}@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{c}-1;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:ua@{local}>;tag=ua-{c}\r\nTo: {to}\r\n\
+             Call-ID: {c}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            n = self.number.lock().unwrap(),
+            t = self.target,
+            c = self.call_id,
+            to = header(&text, "To"),
+        );
+        self.sip.send_to(ack.as_bytes(), self.target).unwrap();
     }
 
     /// Hangs up the answered call: BYE, then waits for its 200.
