@@ -451,3 +451,57 @@ fn a_particular_callback_waits_for_its_owner_and_goes_to_another_agent_after_the
     assert_eq!(offer["direction"], "callback", "{offer}");
     ua.bye();
 }
+
+#[test]
+fn a_waiting_callback_goes_to_the_next_ready_agent_before_any_predictive_call() {
+    let far = Phone::new();
+    let d = daemon(&far);
+    let admin = Api::new(&d, ADMIN);
+    let line = verified_line(&d, &admin, &far, json!({}));
+    let (c, task) = campaign_on(&admin, line, json!({}));
+    common::dialer::upload_safe_harbour(&admin, c, 2.5);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/tasks/{task}"),
+        Some(json!({"settings": {"queue": "sales", "dial_mode": "predictive", "wrap_up_seconds": 30}})),
+    );
+    let k = contact(&admin, c, task, CUSTOMER, json!({}));
+    for i in 0..5 {
+        admin.ok(
+            "POST",
+            &format!("/api/v1/campaigns/{c}/contacts"),
+            Some(json!({"task_id": task, "phones": [format!("+49307770{i:02}")]})),
+        );
+    }
+    let (_, agent1) = user(&admin, "agent1", "agent");
+    let _phone = phone("agent1", "sipp-agent-secret-1", d.sip);
+    agent1.ok("POST", "/api/v1/agent/session", Some(json!({"tasks": [task], "phone": "sip"})));
+    running(&admin, c);
+    let caller = call_back(&d, "cb-first", CUSTOMER);
+    wait_for("the caller waiting", Duration::from_secs(5), || {
+        let dialer = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+        dialer["tasks"][0]["waiting_callers"][0]["contact_id"] == k
+    });
+    // The agent goes ready: the callback is theirs, and no campaign call rings meanwhile.
+    let rang = std::thread::scope(|s| {
+        let far_side = s.spawn(|| far.serve(Behaviour::Busy, Duration::from_secs(3)));
+        agent1.ok("POST", "/api/v1/agent/ready", None);
+        let ok = caller.final_response();
+        assert_eq!(status_of(&ok), 200, "{ok}");
+        far_side.join().unwrap()
+    });
+    assert!(rang.invite.is_empty(), "an outbound call was placed: {}", rang.invite);
+    assert_eq!(state(&agent1)["state"], "talking");
+    let ev = events(&agent1);
+    let offer = ev.iter().find(|e| e["type"] == "call.offered").expect("no offer");
+    assert_eq!((offer["direction"].as_str(), offer["contact"].as_i64()), (Some("callback"), Some(k)), "{offer}");
+    let placed: f64 = {
+        let (_, text) = d.get("/metrics");
+        text.lines()
+            .filter(|l| l.starts_with("dialerd_dialer_calls_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(placed, 0.0, "no campaign attempt recorded while the caller was served");
+    caller.bye();
+}
