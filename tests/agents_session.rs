@@ -7,10 +7,11 @@ mod common;
 
 use common::agent_phone::{free_udp_port, scenario, sipp};
 use common::api::{campaign, user, Api, ADMIN, BASE};
+use common::ws::Ws;
 use common::Daemon;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -53,69 +54,6 @@ fn finished(mut child: Child, what: &str) {
     }
     let _ = child.kill();
     panic!("{what}: SIPp still running (no BYE?)");
-}
-
-/// A minimal WebSocket client: the handshake, then server text frames as JSON.
-struct Ws(TcpStream);
-
-impl Ws {
-    /// Opens `path`; on a refused upgrade, the HTTP status.
-    fn open(addr: SocketAddr, path: &str) -> Result<Ws, u16> {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut b).unwrap();
-            head.push(b[0]);
-        }
-        let head = String::from_utf8_lossy(&head);
-        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-        if status != 101 {
-            return Err(status);
-        }
-        assert!(
-            head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-            "no RFC 6455 accept key: {head}"
-        );
-        Ok(Ws(s))
-    }
-
-    /// The next text message, as JSON.
-    fn next(&mut self) -> Value {
-        loop {
-            let mut h = [0u8; 2];
-            self.0.read_exact(&mut h).expect("a WebSocket frame");
-            let op = h[0] & 0x0f;
-            let len = match h[1] & 0x7f {
-                126 => {
-                    let mut l = [0u8; 2];
-                    self.0.read_exact(&mut l).unwrap();
-                    u64::from(u16::from_be_bytes(l))
-                }
-                127 => {
-                    let mut l = [0u8; 8];
-                    self.0.read_exact(&mut l).unwrap();
-                    u64::from_be_bytes(l)
-                }
-                n => u64::from(n),
-            };
-            assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
-            let mut payload = vec![0u8; len as usize];
-            self.0.read_exact(&mut payload).unwrap();
-            match op {
-                1 => return serde_json::from_slice(&payload).unwrap(),
-                8 => panic!("closed: {}", String::from_utf8_lossy(&payload)),
-                _ => {} // ping, pong
-            }
-        }
-    }
 }
 
 fn ticket(api: &Api) -> String {
@@ -424,7 +362,13 @@ fn a_remote_agent_on_a_number_hears_the_join_tone_then_silence_and_silent_rtp_en
     let loud: Vec<bool> = heard
         .payloads
         .iter()
-        .map(|p| p.iter().map(|b| common::rtp::ulaw(*b).abs()).max().unwrap_or(0) > 3000)
+        .map(|p| {
+            p.iter()
+                .map(|b| common::rtp::ulaw(*b).abs())
+                .max()
+                .unwrap_or(0)
+                > 3000
+        })
         .collect();
     assert!(loud.len() > 50, "{} frames heard", loud.len());
     let first = loud.iter().position(|l| *l).expect("a join tone");

@@ -99,7 +99,11 @@ fn contact(admin: &Api, c: i64, task: i64, number: &str, extra: Value) -> i64 {
     body.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    admin.ok("POST", &format!("/api/v1/campaigns/{c}/contacts"), Some(body))["id"]
+    admin.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/contacts"),
+        Some(body),
+    )["id"]
         .as_i64()
         .unwrap()
 }
@@ -124,10 +128,14 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 /// Waits until campaign `c`'s driver runs (its agents are logged in and it dials).
 fn running(admin: &Api, c: i64) {
-    wait_for("the campaign's driver running", Duration::from_secs(5), || {
-        let dialer = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
-        dialer["tasks"].as_array().is_some_and(|t| !t.is_empty())
-    });
+    wait_for(
+        "the campaign's driver running",
+        Duration::from_secs(5),
+        || {
+            let dialer = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+            dialer["tasks"].as_array().is_some_and(|t| !t.is_empty())
+        },
+    );
 }
 
 fn state(api: &Api) -> Value {
@@ -218,7 +226,10 @@ fn a_caller_who_is_an_open_contact_reaches_a_ready_agent_who_hears_the_callback_
     );
     // Written on the contact (no dialling attempt) and in the call record; counted.
     let got = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{k}"), None);
-    assert_eq!((got["status"].as_str(), got["detail"].as_str()), (Some("success"), Some("sale")));
+    assert_eq!(
+        (got["status"].as_str(), got["detail"].as_str()),
+        (Some("success"), Some("sale"))
+    );
     assert_eq!(got["attempts"], 0, "{got}");
     let h = history(&admin, c, k);
     let entry = h
@@ -245,7 +256,10 @@ fn a_caller_who_is_an_open_contact_reaches_a_ready_agent_who_hears_the_callback_
     let (_, text) = d.get("/metrics");
     let series = format!("dialerd_inbound_calls_total{{line=\"{line}\",result=\"connected\"}}");
     assert_eq!(metric(&text, &series), Some(1.0), "{series}");
-    assert_eq!(metric(&text, "dialerd_inbound_wait_seconds_count"), Some(1.0));
+    assert_eq!(
+        metric(&text, "dialerd_inbound_wait_seconds_count"),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -269,8 +283,22 @@ fn a_caller_waits_for_a_paused_agent_then_hears_we_will_call_you_back_and_is_dia
         "/api/v1/agent/session",
         Some(json!({"tasks": [task], "phone": "sip"})),
     );
-    agent1.ok("POST", "/api/v1/agent/pause", Some(json!({"reason": "break"})));
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/pause",
+        Some(json!({"reason": "break"})),
+    );
     running(&admin, c);
+    let (_, sup) = user(&admin, "sup", "supervisor");
+    let t = sup.ok("POST", "/api/v1/agent/ticket", None);
+    let mut queue = common::ws::Ws::open(
+        d.http,
+        &format!(
+            "/api/v1/queues/{task}/events?ticket={}",
+            t["ticket"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
     // Paused: the caller waits (ringing) and is listed as waiting.
     let started = Instant::now();
     let caller = call_back(&d, "cb-wait", CUSTOMER);
@@ -281,15 +309,36 @@ fn a_caller_waits_for_a_paused_agent_then_hears_we_will_call_you_back_and_is_dia
     let (_, text) = d.get("/metrics");
     let series = format!("dialerd_inbound_waiting{{task=\"{task}\"}}");
     assert_eq!(metric(&text, &series), Some(1.0));
+    // The supervisor's stream shows the queue's figures with the caller waiting.
+    let shown = loop {
+        let e = queue.next();
+        if e["type"] == "queue" && e["figures"]["waiting_callers"][0]["contact_id"] == k {
+            break e;
+        }
+    };
+    assert_eq!(shown["figures"]["agents_by_state"]["paused"], 1, "{shown}");
+    assert!(shown["figures"]["answer_rate"].is_number(), "{shown}");
     // After max_wait the call is answered with the message and hung up by dialerd.
     let ok = caller.final_response();
     assert_eq!(status_of(&ok), 200, "{ok}");
-    assert!(started.elapsed() >= Duration::from_millis(4500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(4500),
+        "{:?}",
+        started.elapsed()
+    );
     let (payloads, bye) = caller.receive_until_bye(Duration::from_secs(15));
     assert!(bye, "dialerd hangs up after the message");
-    assert!(payloads.len() > 100, "the message is heard: {} frames", payloads.len());
+    assert!(
+        payloads.len() > 100,
+        "the message is heard: {} frames",
+        payloads.len()
+    );
     let got = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{k}"), None);
-    assert_eq!((got["status"].as_str(), got["detail"].as_str()), (Some("open"), Some("$missed_callback")), "{got}");
+    assert_eq!(
+        (got["status"].as_str(), got["detail"].as_str()),
+        (Some("open"), Some("$missed_callback")),
+        "{got}"
+    );
     // The next ready agent calls them back first, before the never-called contact.
     let dialled = std::thread::scope(|s| {
         let rings = s.spawn(|| far.serve(Behaviour::Busy, Duration::from_secs(15)));
@@ -297,7 +346,9 @@ fn a_caller_waits_for_a_paused_agent_then_hears_we_will_call_you_back_and_is_dia
         rings.join().unwrap()
     });
     assert!(
-        dialled.invite.starts_with(&format!("INVITE sip:{CUSTOMER}@")),
+        dialled
+            .invite
+            .starts_with(&format!("INVITE sip:{CUSTOMER}@")),
         "{}",
         dialled.invite
     );
@@ -313,10 +364,20 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
     let admin = Api::new(&d, ADMIN);
     let line = verified_line(&d, &admin, &far, json!({"inbound_policy": "reject"}));
     let (c, task) = campaign_on(&admin, line, json!({}));
-    let closed = contact(&admin, c, task, "+4930123777", json!({"status": "success", "detail": "sale"}));
+    let closed = contact(
+        &admin,
+        c,
+        task,
+        "+4930123777",
+        json!({"status": "success", "detail": "sale"}),
+    );
     let open = contact(&admin, c, task, CUSTOMER, json!({}));
     let set_policy = |p: &str| {
-        admin.ok("PATCH", &format!("/api/v1/lines/{line}"), Some(json!({"inbound_policy": p})));
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/lines/{line}"),
+            Some(json!({"inbound_policy": p})),
+        );
     };
     // reject: 480 for an unknown number and for a closed contact.
     let ua = call_back(&d, "cb-unknown-reject", "+4930123999");
@@ -330,8 +391,16 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
     let (heard, bye) = ua.receive_until_bye(Duration::from_secs(10));
     assert!(bye && heard.len() > 25, "{} frames, bye {bye}", heard.len());
     let results = || -> Vec<String> {
-        let k = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{closed}"), None);
-        assert_eq!((k["status"].as_str(), k["detail"].as_str()), (Some("success"), Some("sale")), "{k}");
+        let k = admin.ok(
+            "GET",
+            &format!("/api/v1/campaigns/{c}/contacts/{closed}"),
+            None,
+        );
+        assert_eq!(
+            (k["status"].as_str(), k["detail"].as_str()),
+            (Some("success"), Some("sale")),
+            "{k}"
+        );
         k["history"]
             .as_array()
             .unwrap()
@@ -340,7 +409,9 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
             .map(|e| e["change"]["result"].as_str().unwrap().to_string())
             .collect()
     };
-    wait_for("the message in the history", Duration::from_secs(5), || results().len() == 2);
+    wait_for("the message in the history", Duration::from_secs(5), || {
+        results().len() == 2
+    });
     assert_eq!(results(), ["$inbound_rejected", "$inbound_message"]);
     // route with no agent logged in: an unknown caller becomes a contact to call back.
     set_policy("route");
@@ -348,22 +419,34 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
     assert_eq!(status_of(&ua.final_response()), 200);
     assert!(ua.receive_until_bye(Duration::from_secs(15)).1);
     let mut made = Value::Null;
-    wait_for("the unknown caller's contact", Duration::from_secs(5), || {
-        made = admin
-            .all_contacts(c, "", 100)
-            .into_iter()
-            .find(|k| k["phones"][0] == "+4930123999")
-            .unwrap_or_default();
-        made["detail"] == "$missed_callback"
-    });
-    assert_eq!((made["status"].as_str(), made["detail"].as_str()), (Some("open"), Some("$missed_callback")), "{made}");
+    wait_for(
+        "the unknown caller's contact",
+        Duration::from_secs(5),
+        || {
+            made = admin
+                .all_contacts(c, "", 100)
+                .into_iter()
+                .find(|k| k["phones"][0] == "+4930123999")
+                .unwrap_or_default();
+            made["detail"] == "$missed_callback"
+        },
+    );
+    assert_eq!(
+        (made["status"].as_str(), made["detail"].as_str()),
+        (Some("open"), Some("$missed_callback")),
+        "{made}"
+    );
     assert_eq!(made["task_id"], task);
 
     // With an agent logged in but paused, callers wait; each who hangs up while waiting
     // leaves the contact open with one overdue $missed_call follow-up.
     let (_, agent1) = user(&admin, "agent1", "agent");
     let _phone = phone("agent1", "sipp-agent-secret-1", d.sip);
-    agent1.ok("POST", "/api/v1/agent/session", Some(json!({"tasks": [task], "phone": "sip"})));
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
     running(&admin, c);
     let mut first_follow_up = None;
     for i in 0..3 {
@@ -374,7 +457,11 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
         });
         ua.cancel();
         wait_for("the missed call written", Duration::from_secs(5), || {
-            let k = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{open}"), None);
+            let k = admin.ok(
+                "GET",
+                &format!("/api/v1/campaigns/{c}/contacts/{open}"),
+                None,
+            );
             let n = k["history"]
                 .as_array()
                 .unwrap()
@@ -383,12 +470,24 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
                 .count();
             n == i + 1
         });
-        let k = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{open}"), None);
-        assert_eq!((k["status"].as_str(), k["detail"].as_str()), (Some("open"), Some("$missed_call")), "{k}");
+        let k = admin.ok(
+            "GET",
+            &format!("/api/v1/campaigns/{c}/contacts/{open}"),
+            None,
+        );
+        assert_eq!(
+            (k["status"].as_str(), k["detail"].as_str()),
+            (Some("open"), Some("$missed_call")),
+            "{k}"
+        );
         let at = k["follow_up_at"].as_str().unwrap().to_string();
         assert!(at.as_str() < "2099", "overdue, not next year: {at}");
         first_follow_up.get_or_insert(at.clone());
-        assert_eq!(first_follow_up.as_deref(), Some(at.as_str()), "one callback, the first");
+        assert_eq!(
+            first_follow_up.as_deref(),
+            Some(at.as_str()),
+            "one callback, the first"
+        );
     }
     let due = admin.all_contacts(c, "detail=%24missed_call", 100);
     assert_eq!(due.len(), 1, "{due:?}");
@@ -414,7 +513,11 @@ fn a_particular_callback_waits_for_its_owner_and_goes_to_another_agent_after_the
         phone("agent2", "sipp-agent-secret-2", d.sip),
     ];
     for a in [&agent1, &agent2] {
-        a.ok("POST", "/api/v1/agent/session", Some(json!({"tasks": [task], "phone": "sip"})));
+        a.ok(
+            "POST",
+            "/api/v1/agent/session",
+            Some(json!({"tasks": [task], "phone": "sip"})),
+        );
     }
     agent2.ok("POST", "/api/v1/agent/ready", None);
     running(&admin, c);
@@ -430,14 +533,22 @@ fn a_particular_callback_waits_for_its_owner_and_goes_to_another_agent_after_the
     });
     assert_eq!(state(&agent2)["state"], "ready");
     ua.bye();
-    wait_for("owner in wrap-up", Duration::from_secs(5), || state(&agent1)["state"] == "wrap_up");
+    wait_for("owner in wrap-up", Duration::from_secs(5), || {
+        state(&agent1)["state"] == "wrap_up"
+    });
     agent1.ok(
         "POST",
         "/api/v1/agent/result",
-        Some(json!({"status": "open", "detail": "call again", "follow_up": "particular",
-                    "follow_up_at": "2099-01-01T09:00:00Z"})),
+        Some(
+            json!({"status": "open", "detail": "call again", "follow_up": "particular",
+                    "follow_up_at": "2099-01-01T09:00:00Z"}),
+        ),
     );
-    agent1.ok("POST", "/api/v1/agent/pause", Some(json!({"reason": "break"})));
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/pause",
+        Some(json!({"reason": "break"})),
+    );
     // The owner stays away: after the grace, agent2 takes it.
     let started = Instant::now();
     let ua = call_back(&d, "cb-grace", CUSTOMER);
@@ -445,9 +556,16 @@ fn a_particular_callback_waits_for_its_owner_and_goes_to_another_agent_after_the
     wait_for("agent2 takes the call", Duration::from_secs(6), || {
         state(&agent2)["state"] == "talking"
     });
-    assert!(started.elapsed() >= Duration::from_millis(2800), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(2800),
+        "{:?}",
+        started.elapsed()
+    );
     let ev = events(&agent2);
-    let offer = ev.iter().find(|e| e["type"] == "call.offered").expect("no offer");
+    let offer = ev
+        .iter()
+        .find(|e| e["type"] == "call.offered")
+        .expect("no offer");
     assert_eq!(offer["direction"], "callback", "{offer}");
     ua.bye();
 }
@@ -475,7 +593,11 @@ fn a_waiting_callback_goes_to_the_next_ready_agent_before_any_predictive_call() 
     }
     let (_, agent1) = user(&admin, "agent1", "agent");
     let _phone = phone("agent1", "sipp-agent-secret-1", d.sip);
-    agent1.ok("POST", "/api/v1/agent/session", Some(json!({"tasks": [task], "phone": "sip"})));
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
     running(&admin, c);
     let caller = call_back(&d, "cb-first", CUSTOMER);
     wait_for("the caller waiting", Duration::from_secs(5), || {
@@ -490,11 +612,22 @@ fn a_waiting_callback_goes_to_the_next_ready_agent_before_any_predictive_call() 
         assert_eq!(status_of(&ok), 200, "{ok}");
         far_side.join().unwrap()
     });
-    assert!(rang.invite.is_empty(), "an outbound call was placed: {}", rang.invite);
+    assert!(
+        rang.invite.is_empty(),
+        "an outbound call was placed: {}",
+        rang.invite
+    );
     assert_eq!(state(&agent1)["state"], "talking");
     let ev = events(&agent1);
-    let offer = ev.iter().find(|e| e["type"] == "call.offered").expect("no offer");
-    assert_eq!((offer["direction"].as_str(), offer["contact"].as_i64()), (Some("callback"), Some(k)), "{offer}");
+    let offer = ev
+        .iter()
+        .find(|e| e["type"] == "call.offered")
+        .expect("no offer");
+    assert_eq!(
+        (offer["direction"].as_str(), offer["contact"].as_i64()),
+        (Some("callback"), Some(k)),
+        "{offer}"
+    );
     let placed: f64 = {
         let (_, text) = d.get("/metrics");
         text.lines()
@@ -502,6 +635,9 @@ fn a_waiting_callback_goes_to_the_next_ready_agent_before_any_predictive_call() 
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    assert_eq!(placed, 0.0, "no campaign attempt recorded while the caller was served");
+    assert_eq!(
+        placed, 0.0,
+        "no campaign attempt recorded while the caller was served"
+    );
     caller.bye();
 }

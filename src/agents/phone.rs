@@ -248,7 +248,15 @@ async fn bridge(
 ) -> CustomerEnd {
     let tone = std::mem::take(&mut customer.agent_tone);
     if !tone.is_empty()
-        && play(sip, media, agent.id, &mut agent.media, &mut agent.events, tone).await
+        && play(
+            sip,
+            media,
+            agent.id,
+            &mut agent.media,
+            &mut agent.events,
+            tone,
+        )
+        .await
             == Played::LegEnded
     {
         sip.hang_up(customer.id).await;

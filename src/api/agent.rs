@@ -185,7 +185,9 @@ pub async fn stop(State(s): State<AppState>, caller: Caller) -> Answer<Json<Agen
 /// `GET /api/v1/agent/session`: the agent's own state (`logged_out` when no session runs).
 pub async fn show(State(s): State<AppState>, caller: Caller) -> Answer<Json<AgentView>> {
     let user = caller.require(AGENT_SELF)?;
-    Ok(Json(s.agents.view(user.id).ok_or(SessionError::NotLoggedIn)?))
+    Ok(Json(
+        s.agents.view(user.id).ok_or(SessionError::NotLoggedIn)?,
+    ))
 }
 
 /// `POST /api/v1/agent/ready`
@@ -290,10 +292,26 @@ async fn agent_stream(s: AppState, agent: i64, since: Option<u64>, mut socket: W
 pub async fn forward(
     socket: &mut WebSocket,
     live: &mut broadcast::Receiver<Event>,
-    mut keep: impl FnMut(&Event) -> bool,
+    keep: impl FnMut(&Event) -> bool,
 ) {
+    forward_with(socket, live, keep, || None).await
+}
+
+/// Like [`forward`], and each second sends what `extra` gives, if anything.
+pub async fn forward_with(
+    socket: &mut WebSocket,
+    live: &mut broadcast::Receiver<Event>,
+    mut keep: impl FnMut(&Event) -> bool,
+    mut extra: impl FnMut() -> Option<String>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = tick.tick() => if let Some(text) = extra() {
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            },
             got = live.recv() => match got {
                 Ok(e) => if keep(&e) && send(socket, &e).await.is_err() {
                     return;

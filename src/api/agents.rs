@@ -2,7 +2,7 @@
 //! ready, pause, hang-up, logout), and watch a queue's agents on
 //! `/api/v1/queues/{task}/events`.
 
-use super::agent::{forward, log_in, pause_input, redeem, send, EventsQuery};
+use super::agent::{forward_with, log_in, pause_input, redeem, send, EventsQuery};
 use super::auth::{Caller, AGENTS_SUPERVISE};
 use super::problem::{Params, Problem, QueryOf};
 use super::AppState;
@@ -153,13 +153,36 @@ async fn queue_stream(s: AppState, task: TaskId, mut socket: WebSocket) {
         }
     }
     let agents = s.agents.clone();
-    forward(&mut socket, &mut live, |e| {
+    let keep = |e: &crate::agents::events::Event| {
         let last = sent.entry(e.agent).or_default();
         let fresh = e.seq > *last && agents.serves(e.agent, task);
         if fresh {
             *last = e.seq;
         }
         fresh
-    })
-    .await;
+    };
+    // Beside the agents' events, the queue's figures whenever they change (looked at each
+    // second): pacing, agents by state, calls in flight, callers waiting.
+    let mut last = None;
+    let figures = || {
+        // No driver runs: nothing to say (agents' events say who is logged in).
+        let f = s.live.figures(&[task]).into_iter().next()?;
+        let now = serde_json::to_value(&f).unwrap_or_default();
+        // Waiting times grow every second: compare without them.
+        let mut key = now.clone();
+        if let Some(w) = key
+            .get_mut("waiting_callers")
+            .and_then(|w| w.as_array_mut())
+        {
+            for c in w {
+                c["waited_seconds"] = serde_json::Value::Null;
+            }
+        }
+        if last.as_ref() == Some(&key) {
+            return None;
+        }
+        last = Some(key);
+        Some(serde_json::json!({"type": "queue", "task": task, "figures": now}).to_string())
+    };
+    forward_with(&mut socket, &mut live, keep, figures).await;
 }

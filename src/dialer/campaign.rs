@@ -1204,9 +1204,16 @@ mod tests {
             .inbound(ContactId(7), Duration::from_secs(30), None, secs(1.0))
             .unwrap();
         let outs = callers_settle(&mut core, secs(1.0));
-        assert_eq!(outs, [Output::Bridge { call, agent: agents[0] }]);
+        assert_eq!(
+            outs,
+            [Output::Bridge {
+                call,
+                agent: agents[0]
+            }]
+        );
         core.handle(Input::Bridged(call), secs(1.1)).unwrap();
-        core.handle(Input::CustomerHungUp(call), secs(20.0)).unwrap();
+        core.handle(Input::CustomerHungUp(call), secs(20.0))
+            .unwrap();
         let wrap = Input::WrapUpEnded {
             agent: agents[0],
             call,
@@ -1240,7 +1247,8 @@ mod tests {
             .unwrap();
         assert_eq!(core.waiting_inbound().len(), 2);
         assert!(callers_settle(&mut core, secs(5.0)).is_empty());
-        core.handle(Input::CustomerHungUp(leaves), secs(6.0)).unwrap();
+        core.handle(Input::CustomerHungUp(leaves), secs(6.0))
+            .unwrap();
         let outs = callers_settle(&mut core, secs(6.0));
         assert_eq!(
             outs,
@@ -1306,7 +1314,10 @@ mod tests {
         assert!(callers_settle(&mut core, secs(10.9)).is_empty());
         assert_eq!(
             callers_settle(&mut core, secs(11.0)),
-            [Output::Bridge { call, agent: other2 }]
+            [Output::Bridge {
+                call,
+                agent: other2
+            }]
         );
         assert_eq!(other, other2);
     }

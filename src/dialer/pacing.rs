@@ -350,7 +350,11 @@ mod tests {
             p.waiting_inbound = 0;
             let before = decide(mode, &p).place;
             p.waiting_inbound = 1;
-            assert_eq!(decide(mode, &p).place, 0, "{mode:?} placed {before} without a caller");
+            assert_eq!(
+                decide(mode, &p).place,
+                0,
+                "{mode:?} placed {before} without a caller"
+            );
         }
         s.agents.push(AgentView {
             state: Ready,

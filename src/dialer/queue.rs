@@ -423,10 +423,13 @@ impl Queue {
             _ => None,
         });
         // A call kept for its owner goes to any agent when the grace ends.
-        let graces = self.calls.values().filter_map(|c| match (c.phase, c.owner) {
-            (Phase::Waiting(_), Some((_, until))) => Some(until),
-            _ => None,
-        });
+        let graces = self
+            .calls
+            .values()
+            .filter_map(|c| match (c.phase, c.owner) {
+                (Phase::Waiting(_), Some((_, until))) => Some(until),
+                _ => None,
+            });
         agents.chain(waits).chain(graces).min()
     }
 
@@ -618,11 +621,13 @@ impl Queue {
                     .get(a.0 as usize)
                     .is_some_and(|x| x.state() == &AgentState::Ready)
             };
-            let next = waiting.into_iter().find_map(|(_, _, call, owner)| match owner {
-                Some(a) if ready(a) => Some((call, a)),
-                Some(_) => None,
-                None => self.longest_ready().map(|a| (call, a)),
-            });
+            let next = waiting
+                .into_iter()
+                .find_map(|(_, _, call, owner)| match owner {
+                    Some(a) if ready(a) => Some((call, a)),
+                    Some(_) => None,
+                    None => self.longest_ready().map(|a| (call, a)),
+                });
             let Some((call, agent)) = next else {
                 return Ok(());
             };

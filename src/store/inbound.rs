@@ -84,7 +84,11 @@ impl Store {
     }
 
     /// The contacts of `task_ids` that have `number` (E.164), open ones first.
-    pub async fn contacts_with_number(&self, task_ids: &[i64], number: &str) -> Result<Vec<Contact>> {
+    pub async fn contacts_with_number(
+        &self,
+        task_ids: &[i64],
+        number: &str,
+    ) -> Result<Vec<Contact>> {
         let rows = sqlx::query(
             "SELECT c.campaign_id, c.id, c.task_id, c.status FROM contacts c \
              JOIN contact_phones p ON p.contact_id = c.id WHERE p.phone = $1 ORDER BY c.id",
@@ -99,7 +103,11 @@ impl Store {
                 continue;
             }
             let open = r.try_get::<String, _>("status")? == "open";
-            found.push((!open, r.try_get::<i64, _>("campaign_id")?, r.try_get::<i64, _>("id")?));
+            found.push((
+                !open,
+                r.try_get::<i64, _>("campaign_id")?,
+                r.try_get::<i64, _>("id")?,
+            ));
         }
         found.sort_unstable();
         let mut out = Vec::with_capacity(found.len());
@@ -185,7 +193,10 @@ impl Store {
         };
         let now = call.at_ms;
         let mut tx = self.writer.begin().await?;
-        let status = call.status.clone().unwrap_or_else(|| old.spec.status.clone());
+        let status = call
+            .status
+            .clone()
+            .unwrap_or_else(|| old.spec.status.clone());
         if call.status.is_some() {
             sqlx::query(
             "UPDATE contacts SET last_result = $1, status = $2, detail = $3, follow_up_ms = $4, \

@@ -357,7 +357,11 @@ impl Store {
     /// reaches: a number names a line when the line's digits end with its digits (at least
     /// six, leading zeros and `+` left out) — `+4930555123`, `004930555123` and `030555123`
     /// all reach `+4930555123`. With `forward_only`, only lines in forward mode count.
-    pub async fn line_called(&self, numbers: &[String], forward_only: bool) -> Result<Option<Line>> {
+    pub async fn line_called(
+        &self,
+        numbers: &[String],
+        forward_only: bool,
+    ) -> Result<Option<Line>> {
         let lines = self.lines().await?;
         let digits = |s: &str| -> String {
             let d: String = s.chars().filter(char::is_ascii_digit).collect();

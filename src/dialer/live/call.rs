@@ -10,8 +10,8 @@ use crate::call::record::{self, CallLog};
 use crate::dialer::outcome::{call_end, CallEnd};
 use crate::dialer::CallId;
 use crate::media::engine::MediaEngine;
-use crate::media::prompt::Clip;
 use crate::media::leg::MediaLeg;
+use crate::media::prompt::Clip;
 use crate::sip::leg::{Dial, LegEvent, LegId, SipHandle};
 use crate::store::calls::CallRecord;
 use crate::store::now_ms;
@@ -157,7 +157,20 @@ async fn place(
             },
         }
     }
-    serve(ctx, call, rec, recording, id, leg, events, cmds, None, Vec::new(), &tell).await
+    serve(
+        ctx,
+        call,
+        rec,
+        recording,
+        id,
+        leg,
+        events,
+        cmds,
+        None,
+        Vec::new(),
+        &tell,
+    )
+    .await
 }
 
 /// An answered customer (`id`, its `leg` and `events`) waiting for the driver's word, which

@@ -407,6 +407,24 @@ impl Driver {
         self.figures.calls_in_flight = self.calls.len() as u64;
         self.figures.abandon_ratio_24h = day;
         self.figures.abandon_ratio_30d = month;
+        let mut by_state = std::collections::BTreeMap::new();
+        for a in self.core.agents() {
+            *by_state
+                .entry(a.state().kind().name().to_string())
+                .or_insert(0) += 1;
+        }
+        let working: usize = by_state
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "logged_out" | "paused"))
+            .map(|(_, n)| *n)
+            .sum();
+        self.figures.dial_level = if working == 0 {
+            0.0
+        } else {
+            self.core.queue().in_flight() as f64 / working as f64
+        };
+        self.figures.agents_by_state = by_state;
+        self.figures.answer_rate = self.core.stats().live_probability();
         self.figures.waiting_callers = self
             .core
             .waiting_inbound()
@@ -1084,8 +1102,14 @@ impl Driver {
         {
             Ok(true) => {}
             // An outbound call to the contact is under way: the caller is taken all the same.
-            Ok(false) => tracing::info!(task = self.task_id, contact = contact.id, "callback from a contact already held by a call"),
-            Err(e) => tracing::warn!(task = self.task_id, error = %e, "callback's contact not leased"),
+            Ok(false) => tracing::info!(
+                task = self.task_id,
+                contact = contact.id,
+                "callback from a contact already held by a call"
+            ),
+            Err(e) => {
+                tracing::warn!(task = self.task_id, error = %e, "callback's contact not leased")
+            }
         }
         let agents = &self.ctx.calls.agents;
         let owner = contact.spec.owner.as_deref().and_then(|name| {

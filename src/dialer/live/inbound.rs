@@ -7,8 +7,8 @@
 //! A caller nobody can take hears that they will be called back, and their contact gets an
 //! overdue follow-up.
 
-use super::supervisor::Live;
 use super::metrics::LiveMetrics;
+use super::supervisor::Live;
 use crate::call::record::{self, CallLog};
 use crate::media::engine::MediaEngine;
 use crate::media::prompt::Clip;
@@ -76,9 +76,7 @@ fn uri_user(value: &str) -> Option<String> {
         .filter_map(|s| value.find(s).map(|i| i + s.len()))
         .min()?;
     let rest = &value[at..];
-    let end = rest
-        .find(|c: char| matches!(c, '@' | ';' | '>' | '?' | ' '))
-        .unwrap_or(rest.len());
+    let end = rest.find(['@', ';', '>', '?', ' ']).unwrap_or(rest.len());
     let user = &rest[..end];
     (!user.is_empty()).then(|| user.to_string())
 }
@@ -221,13 +219,13 @@ impl Callbacks {
         label: &'static str,
     ) -> Result<(), StoreError> {
         let task = contact.spec.task_id.unwrap_or_default();
-        let offer = InboundOffer {
+        let offer = Box::new(InboundOffer {
             call,
             contact,
             line,
             number,
             label,
-        };
+        });
         let Err(offer) = self.live.inbound(task, offer) else {
             return Ok(());
         };
@@ -237,10 +235,16 @@ impl Callbacks {
             line,
             number,
             ..
-        } = offer;
-        tracing::info!(task, contact = contact.id, "callback with no agent to take it");
+        } = *offer;
+        tracing::info!(
+            task,
+            contact = contact.id,
+            "callback with no agent to take it"
+        );
         let clips = self.clips(&line, &["we_will_call_you_back", "goodbye"]);
-        let rec = self.play(call, &line, Some(contact.id), &number, clips, "missed").await;
+        let rec = self
+            .play(call, &line, Some(contact.id), &number, clips, "missed")
+            .await;
         let missed = InboundCall {
             number,
             line_id: line.id,
@@ -399,7 +403,10 @@ mod tests {
             "anonymous",
             &[
                 ("To", "<sip:+4930555000@dialerd>"),
-                ("Diversion", "<sip:+4930555123@carrier.example>;reason=unconditional"),
+                (
+                    "Diversion",
+                    "<sip:+4930555123@carrier.example>;reason=unconditional",
+                ),
                 (
                     "History-Info",
                     "<sip:004930555777@pbx;user=phone>;index=1,<tel:+4930555888>;index=1.1",
@@ -408,7 +415,13 @@ mod tests {
         );
         assert_eq!(
             called_numbers(&c, false),
-            ["4930999111", "+4930555000", "+4930555123", "004930555777", "+4930555888"]
+            [
+                "4930999111",
+                "+4930555000",
+                "+4930555123",
+                "004930555777",
+                "+4930555888"
+            ]
         );
         assert_eq!(
             called_numbers(&c, true),

@@ -40,7 +40,10 @@ pub async fn run(
     cmds: mpsc::UnboundedReceiver<CallCmd>,
     report: mpsc::UnboundedSender<(CallId, CallEvent)>,
 ) {
-    rec.end_reason = take(&ctx, call, &mut rec, recording, incoming, sounds, cmds, report).await;
+    rec.end_reason = take(
+        &ctx, call, &mut rec, recording, incoming, sounds, cmds, report,
+    )
+    .await;
     // Waited until the driver's word, or until the caller left.
     rec.waited_ms.get_or_insert(now_ms() - rec.started_at);
     rec.ended_at = now_ms();
@@ -111,7 +114,16 @@ async fn take(
         WaitingAudio::HoldMusic => {
             ctx.sip.answer(id, answer).await;
             rec.answered_at = Some(now_ms());
-            match hold(ctx, id, &mut leg, &mut events, &sounds.hold_music, &mut cmds).await {
+            match hold(
+                ctx,
+                id,
+                &mut leg,
+                &mut events,
+                &sounds.hold_music,
+                &mut cmds,
+            )
+            .await
+            {
                 Some(cmd) => {
                     waited(rec);
                     Some(cmd)

@@ -65,7 +65,9 @@ impl LiveMetrics {
                 "dialerd_inbound_wait_seconds",
                 "How long inbound callers waited for an agent (or until they left).",
             )
-            .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]),
+            .buckets(vec![
+                0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+            ]),
         )?;
         let inbound_waiting = IntGaugeVec::new(
             Opts::new(

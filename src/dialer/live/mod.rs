@@ -77,6 +77,12 @@ pub struct Figures {
     pub abandon_ratio_30d: f64,
     /// Callers waiting for an agent (callbacks), longest-waiting first.
     pub waiting_callers: Vec<WaitingCaller>,
+    /// The task's agents by state (`ready`, `talking`, …), as the campaign core sees them.
+    pub agents_by_state: std::collections::BTreeMap<String, usize>,
+    /// Outbound calls in flight per agent at work (logged in, not paused): the dial level.
+    pub dial_level: f64,
+    /// The learned share of calls a person answers.
+    pub answer_rate: f64,
 }
 
 /// A caller waiting for an agent of a call task.

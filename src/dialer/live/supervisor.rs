@@ -96,12 +96,12 @@ impl Live {
     }
 
     /// Hands a caller to the driver of `task`; gives the offer back when none runs.
-    pub fn inbound(&self, task: TaskId, offer: InboundOffer) -> Result<(), InboundOffer> {
+    pub fn inbound(&self, task: TaskId, offer: Box<InboundOffer>) -> Result<(), Box<InboundOffer>> {
         let Some(tx) = self.driver(task) else {
             return Err(offer);
         };
-        tx.send(Msg::Inbound(Box::new(offer))).map_err(|e| match e.0 {
-            Msg::Inbound(offer) => *offer,
+        tx.send(Msg::Inbound(offer)).map_err(|e| match e.0 {
+            Msg::Inbound(offer) => offer,
             _ => unreachable!("the message sent comes back"),
         })
     }
