@@ -8,6 +8,7 @@ WORK=$(mktemp -d /tmp/dialerd-interop.XXXXXX)
 SIP_PORT=${SIP_PORT:-15060}
 HTTP_PORT=${HTTP_PORT:-19090}
 FAILED=0
+ADMIN_TOKEN=interop-admin-token-0123456789
 PIDS=()
 
 cleanup() {
@@ -49,11 +50,12 @@ check() {
 # (agent1, agent2) and EXTRA (trunks, ...). No trunk unless EXTRA has one, so phones' INVITEs
 # are digest-checked as agents' calls.
 start_daemon() {
+    local digest=${DIGEST:-'"SHA-256", "MD5"'}
     cat >"$WORK/dialerd.toml" <<TOML
 [sip]
 echo_number = "1000"
 prompt_number = "1001"
-digest_algorithms = [${DIGEST:-"SHA-256", "MD5"}]
+digest_algorithms = [$digest]
 
 [[agents]]
 username = "agent1"
@@ -67,7 +69,7 @@ ${1:-}
 TOML
     DIALERD__SIP__LISTEN="127.0.0.1:$SIP_PORT" DIALERD__HTTP__LISTEN="127.0.0.1:$HTTP_PORT" \
         DIALERD__STATE_DIR="$WORK/state" DIALERD__MEDIA__PROMPTS_DIR="$TOP/prompts" \
-        DIALERD__LOG__LEVEL="${LOG_LEVEL:-info}" DIALERD_ADMIN_TOKEN=interop-admin-token-0123456789 \
+        DIALERD__LOG__LEVEL="${LOG_LEVEL:-info}" DIALERD_ADMIN_TOKEN=$ADMIN_TOKEN \
         "$BIN" run --config "$WORK/dialerd.toml" >"$WORK/dialerd.log" 2>&1 &
     PIDS+=($!)
     wait_for "$WORK/dialerd.log" "dialerd ready" 20 || { cat "$WORK/dialerd.log"; fail "daemon did not start"; exit 1; }
@@ -119,4 +121,23 @@ check_metric() {
         sleep 0.1
     done
     fail "$4 ($1 = $(metric "$1"), wanted $2)"
+}
+
+# api METHOD PATH [JSON] [TOKEN]: the daemon's API; prints the body.
+api() {
+    curl -s -X "$1" -H "Authorization: Bearer ${4:-$ADMIN_TOKEN}" -H 'Content-Type: application/json' \
+        ${3:+-d "$3"} "http://127.0.0.1:$HTTP_PORT$2"
+}
+# json FIELD: one top-level field of the JSON on stdin.
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+# api_agent NAME SIP_PASSWORD: a campaign with a call task and an agent serving it with a SIP
+# login (stored as an MD5 digest); prints "TASK_ID AGENT_TOKEN".
+api_agent() {
+    local c t u tok
+    c=$(api POST /api/v1/campaigns '{"name": "interop", "default_region": "DE", "time_zone": "Europe/Berlin"}' | json id)
+    t=$(api POST "/api/v1/campaigns/$c/tasks" '{"name": "dial", "kind": "call", "settings": {"queue": "q", "dial_mode": "progressive"}}' | json id)
+    u=$(api POST /api/v1/users "{\"name\": \"$1\", \"role\": \"agent\", \"sip_username\": \"$1\", \"sip_password\": \"$2\", \"tasks\": [$t]}" | json id)
+    tok=$(api POST "/api/v1/users/$u/tokens" '{"label": "interop"}' | json token)
+    echo "$t $tok"
 }
