@@ -12,7 +12,12 @@ ADMIN_TOKEN=interop-admin-token-0123456789
 PIDS=()
 
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # Last started first: phones un-REGISTER while the daemon is still there to answer.
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        kill "${PIDS[i]}" 2>/dev/null || true
+        timeout 5 tail --pid="${PIDS[i]}" -f /dev/null 2>/dev/null || kill -9 "${PIDS[i]}" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     if [ "$FAILED" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "logs kept in $WORK"; fi
 }
@@ -56,6 +61,9 @@ start_daemon() {
 echo_number = "1000"
 prompt_number = "1001"
 digest_algorithms = [$digest]
+
+[shutdown]
+drain_timeout = "3s"
 
 [[agents]]
 username = "agent1"

@@ -27,7 +27,7 @@ keepalive = \"0s\""
         "$BIN" test-call --config "$WORK/dialerd.toml" --trunk carrier --to 4915112345678 \
         >"$WORK/test-call-$transport.log" 2>&1 && answered=1 || answered=0
     if [ "$answered" = 1 ] && wait "$uas"; then
-        pass "$transport: dialerd's test call through the trunk is answered by SIPp ($(tr '\n' ' ' <"$WORK/test-call-$transport.log" | cut -c1-80))"
+        pass "$transport: dialerd's test call through the trunk is answered by SIPp ($(grep -oE '"(outcome|code)": *"?[a-z0-9_]+' "$WORK/test-call-$transport.log" | tr -d '"' | tr '\n' ' '))"
     else
         fail "$transport: outbound test call: $(cat "$WORK/test-call-$transport.log")"
     fi
