@@ -2,8 +2,8 @@
 //! installs it into an empty root with its maintainer scripts, the installed binary checks the
 //! installed conffile, purge removes the state, and lintian finds no error or warning.
 //!
-//! Needs cargo-deb, dpkg, lintian and systemd's sysusers/tmpfiles (scripts/test installs
-//! them). The maintainer scripts run without chroot (`--force-script-chrootless`) and honour
+//! Needs root, cargo-deb, dpkg, lintian and systemd (sysusers, tmpfiles, systemd-analyze);
+//! scripts/test installs them. The maintainer scripts run without chroot (`--force-script-chrootless`) and honour
 //! `DPKG_ROOT`, so the host's users and units are never touched.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -127,6 +127,19 @@ fn packaged_unit_and_config_are_the_shipped_ones_with_the_install_paths() {
         !unit.contains("DynamicUser"),
         "the package has a static user"
     );
+    // systemd-analyze verify, with ExecStart on the binary just built (it must exist).
+    let verify = dir.path().join("verify");
+    std::fs::create_dir(&verify).unwrap();
+    std::fs::write(
+        verify.join("dialerd.service"),
+        unit.replace("/usr/bin/dialerd", env!("CARGO_BIN_EXE_dialerd")),
+    )
+    .unwrap();
+    let out = run(Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(verify.join("dialerd.service")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
     let cfg = dialerd::config::load_with_env(&dir.path().join("dialerd.toml"), Vec::new())
         .expect("the packaged config parses");
     assert_eq!(
@@ -209,7 +222,14 @@ fn package_installs_into_a_clean_root_checks_its_config_purges_and_passes_lintia
         "the service must wait for its configuration, not start on install:\n{postinst}"
     );
 
-    // Install into an empty root; the host's accounts stay as they were.
+    // Install into an empty root; the host's accounts stay as they were. dpkg and the
+    // scripts' chown need root (CI and scripts/test run as root).
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "tests/deb.rs installs the package with dpkg --root, which needs root"
+    );
     let host_passwd = std::fs::read("/etc/passwd").unwrap();
     let root = empty_root(dir.path());
     dpkg(&root, &["--install", deb.to_str().unwrap()]);
