@@ -283,8 +283,19 @@ fn package_installs_into_a_clean_root_checks_its_config_purges_and_passes_lintia
     want.sort();
     assert_eq!(got, want, "every language of prompts/ is installed");
 
-    // Remove keeps the state and the conffile; purge takes both.
+    // Installing again (as an upgrade does) keeps the admin's edits, the user and the state.
     std::fs::write(state.join("dialer.db"), "kept until purge").unwrap();
+    let edited = format!(
+        "{}\n# edited by the admin\n",
+        std::fs::read_to_string(&conffile).unwrap()
+    );
+    std::fs::write(&conffile, &edited).unwrap();
+    dpkg(&root, &["--install", deb.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&conffile).unwrap(), edited);
+    assert_eq!(id_in(&root.join("etc/passwd"), "dialerd"), uid);
+    assert!(state.join("dialer.db").is_file());
+
+    // Remove keeps the state and the conffile; purge takes both.
     dpkg(&root, &["--remove", PACKAGE]);
     assert!(state.join("dialer.db").is_file(), "remove kept the state");
     assert!(conffile.is_file(), "remove kept the conffile");
