@@ -1,0 +1,148 @@
+//! Kamailio (Debian's package, conf/kamailio/dialerd-proxy.cfg) as a proxy in front of the
+//! daemon: a phone registers through it (Path added), and a call through it is Record-Routed
+//! both ways — SIPp's ACK follows the route set, and dialerd's BYE comes back via the proxy.
+//! The rest of the interop matrix (baresip, linphonec, SIPp over TCP) is scripts/interop/.
+
+mod common;
+
+use common::agent_phone::{free_udp_port, register, sipp};
+use common::Daemon;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running Kamailio whose output (log on stderr, listening sockets on stdout) goes to a file.
+struct Kamailio {
+    child: Child,
+    log: std::path::PathBuf,
+    addr: SocketAddr,
+}
+
+impl Kamailio {
+    /// Kamailio on a free UDP port of 127.0.0.1, relaying to `dialerd`.
+    fn start(dir: &Path, dialerd: SocketAddr) -> Kamailio {
+        let port = free_udp_port();
+        let log = dir.join("kamailio.log");
+        let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/kamailio/dialerd-proxy.cfg");
+        let bin = ["kamailio", "/usr/sbin/kamailio"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("-v").output().is_ok())
+            .expect("kamailio is not installed: ./scripts/test installs Debian's kamailio");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .arg("-f")
+            .arg(&cfg)
+            .args(["-DD", "-E", "-Y"])
+            .arg(dir.join("kamailio.pid"))
+            .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+            .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
+            .args(["-A", &format!("DIALERD=\"sip:{dialerd}\"")])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let k = Kamailio {
+            child,
+            log,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        assert!(
+            k.wait_log("Listening on", Duration::from_secs(10)),
+            "kamailio did not start:\n{}",
+            k.log_text()
+        );
+        k
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// True once a log line contains `text`, within `limit`.
+    fn wait_log(&self, text: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.log_text().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn kamailio_in_front_passes_registers_and_record_routes_calls_both_ways() {
+    // The proxy is the daemon's trunk: INVITEs are taken from it. The echo hangs up after 2 s.
+    let d = Daemon::start(
+        "[sip]\necho_number = \"1000\"\necho_max_duration = \"2s\"\ndigest_algorithms = [\"MD5\"]\n\
+         [[agents]]\nusername = \"agent1\"\npassword = \"agent1-secret\"\n\
+         [[trunks]]\nname = \"proxy\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\n\
+         keepalive = \"0s\"\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Kamailio::start(dir.path(), d.sip);
+
+    // REGISTER through the proxy, which adds a Path: digest-checked by dialerd, answered 200.
+    register("agent1", "agent1-secret", free_udp_port(), proxy.addr);
+    assert!(
+        proxy.wait_log(
+            &format!("proxy: reply 200 OK to REGISTER from {}", d.sip),
+            Duration::from_secs(5)
+        ),
+        "{}",
+        proxy.log_text()
+    );
+
+    // A call through the proxy: SIPp checks the Record-Route, routes its ACK, and wants
+    // dialerd's BYE to arrive through the proxy.
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sip-scenarios/proxy/call_echo_record_route.xml");
+    let out = sipp()
+        .current_dir(dir.path())
+        .arg("-sf")
+        .arg(&scenario)
+        .args(["-t", "u1", "-i", "127.0.0.1", "-p"])
+        .arg(free_udp_port().to_string())
+        .args(["-m", "1", "-timeout", "20", "-timeout_error", "-nostdin"])
+        .arg(proxy.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "SIPp through kamailio: {:?} {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        proxy.log_text()
+    );
+    let log = proxy.log_text();
+    for line in [
+        "proxy: INVITE sip:1000@".to_string(),
+        format!("proxy: reply 200 OK to INVITE from {}", d.sip),
+        "proxy: ACK sip:".to_string(),
+        "proxy: BYE sip:sipp@127.0.0.1:".to_string(),
+    ] {
+        assert!(
+            log.contains(&line),
+            "{line:?} not in the proxy's log:\n{log}"
+        );
+    }
+    let bye = log
+        .lines()
+        .find(|l| l.contains("proxy: BYE"))
+        .unwrap()
+        .to_string();
+    assert!(
+        bye.ends_with(&format!("from {} (udp)", d.sip)),
+        "the BYE came from dialerd: {bye}"
+    );
+}
