@@ -428,7 +428,9 @@ pub async fn result(
     if state != AgentStateKind::WrapUp {
         return Err(LiveError::NotInWrapUp.into());
     }
+    let particular = req.follow_up == "particular";
     let result = AgentResult {
+        owner: particular.then(|| user.name.clone()),
         status: req.status,
         detail: req.detail,
         follow_up_ms,

@@ -94,6 +94,7 @@ mod tests {
 
     fn result(status: &str, follow_up_ms: Option<i64>) -> AgentResult {
         AgentResult {
+            owner: None,
             status: status.into(),
             detail: "sale".into(),
             follow_up_ms,

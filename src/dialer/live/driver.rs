@@ -1010,6 +1010,7 @@ impl Driver {
         {
             tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "attempt not recorded");
         }
+        self.own(contact, result.as_ref()).await;
         self.release(contact).await;
         self.ctx
             .metrics
@@ -1017,6 +1018,24 @@ impl Driver {
             .with_label_values(&[&self.campaign_id.to_string(), &d.label])
             .inc();
         tracing::info!(task = self.task_id, %call, contact = contact.0, result = %attempt.result, "attempt recorded");
+    }
+
+    /// A `particular` callback is owned by the agent who asked for it.
+    async fn own(&self, contact: ContactId, result: Option<&AgentResult>) {
+        let Some((owner, r)) = result.and_then(|r| Some((r.owner.clone()?, r))) else {
+            return;
+        };
+        let store = &self.ctx.store;
+        let owned = async {
+            let mut c = store.contact(self.campaign_id, contact.0).await?;
+            c.spec.owner = Some(owner);
+            store
+                .update_contact(self.campaign_id, contact.0, &c.spec, &r.actor)
+                .await
+        };
+        if let Err(e) = owned.await {
+            tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "callback's owner not set");
+        }
     }
 
     /// Writes how an inbound call ended on its contact (no dialling attempt), counts it, and
@@ -1073,6 +1092,7 @@ impl Driver {
         {
             tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "inbound call not recorded");
         }
+        self.own(contact, result).await;
         self.release(contact).await;
         self.ctx
             .metrics

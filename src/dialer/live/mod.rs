@@ -50,6 +50,8 @@ pub struct AgentResult {
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// Who, for the contact's history.
     pub actor: String,
+    /// The agent who owns the callback (a `particular` follow-up): offered to them first.
+    pub owner: Option<String>,
 }
 
 /// The live figures of one call task's driver.
