@@ -50,6 +50,7 @@
 //!   (smaller → 422), shorten it to our `session_expires`, and let the UAC refresh when it
 //!   supports `timer`. Any 2xx to a re-INVITE/UPDATE, sent or received, restarts the timer.
 
+pub mod direction;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -705,7 +706,8 @@ impl DialogLayer {
         self.set_session(id, session);
     }
 
-    /// Our answer to a refresh (re-INVITE/UPDATE): 200 with our last SDP, finished by
+    /// Our answer to a refresh (re-INVITE/UPDATE): 200 with our last SDP — its direction the
+    /// mirror of the offer's ([`direction::answer`]: hold is answered `recvonly`) — finished by
     /// `uas_respond` (Contact, session headers, timer restarted).
     pub fn answer_with_last_sdp(
         &mut self,
@@ -713,12 +715,14 @@ impl DialogLayer {
         req: &rsip::Request,
     ) -> Result<rsip::Response, DialogError> {
         let id = DialogId::of_received(req).ok_or(DialogError::MissingHeader("To tag"))?;
-        let sdp = self
+        let d = self
             .dialogs
-            .get(&id)
-            .ok_or_else(|| DialogError::NotFound(id.clone()))?
-            .local_sdp
-            .clone();
+            .get_mut(&id)
+            .ok_or_else(|| DialogError::NotFound(id.clone()))?;
+        let sdp = d.local_sdp.as_deref().map(|ours| direction::answer(&req.body, ours));
+        if let Some(sdp) = &sdp {
+            d.local_sdp = Some(sdp.clone());
+        }
         let mut resp = make_response(req, 200, None);
         if let Some(sdp) = sdp {
             set_body(&mut resp.headers, &mut resp.body, Body::sdp(sdp));
