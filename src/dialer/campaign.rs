@@ -1276,6 +1276,31 @@ mod tests {
     }
 
     #[test]
+    fn a_callback_whose_agent_leg_is_lost_before_the_bridge_goes_to_the_next_agent() {
+        let (mut core, agents) = callers_core(2);
+        core.handle(Input::AgentPaused(agents[1], "break".into()), secs(0.0))
+            .unwrap();
+        callers_settle(&mut core, secs(0.0));
+        let call = core
+            .inbound(ContactId(5), Duration::from_secs(60), None, secs(1.0))
+            .unwrap();
+        assert_eq!(
+            callers_settle(&mut core, secs(1.0)),
+            [Output::Bridge { call, agent: agents[0] }]
+        );
+        // The first agent's phone is gone before the bridge: the caller keeps their place.
+        core.handle(Input::AgentLegLost(agents[0]), secs(1.5)).unwrap();
+        assert!(callers_settle(&mut core, secs(1.5)).is_empty());
+        assert_eq!(core.waiting_inbound().len(), 1);
+        core.handle(Input::AgentReady(agents[1]), secs(30.0)).unwrap();
+        assert_eq!(
+            callers_settle(&mut core, secs(30.0)),
+            [Output::Bridge { call, agent: agents[1] }]
+        );
+        core.check_invariants().unwrap();
+    }
+
+    #[test]
     fn a_particular_callback_waits_for_its_owner_during_the_grace_then_goes_to_anyone() {
         let (mut core, agents) = callers_core(2);
         let (owner, other) = (agents[0], agents[1]);
