@@ -433,7 +433,10 @@ fn a_preview_agent_skips_an_offer_and_accepts_the_next_ones() {
         );
         let at = k["follow_up_at"].as_str().unwrap_or_default();
         assert!(at.starts_with("2030-01-02T09:30:00"), "{k}");
-        assert_eq!(k["owner"], "agent1", "a particular callback is its agent's: {k}");
+        assert_eq!(
+            k["owner"], "agent1",
+            "a particular callback is its agent's: {k}"
+        );
     }
     let ev = events(&agent1);
     let offers: Vec<&Value> = ev.iter().filter(|e| e["type"] == "preview.offer").collect();

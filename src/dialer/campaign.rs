@@ -552,6 +552,12 @@ impl Campaign {
         Ok(call)
     }
 
+    /// The outbound `call` is to a contact `agent` owns: answered while the agent is ready,
+    /// it goes to them.
+    pub fn prefer(&mut self, call: CallId, agent: AgentId) {
+        self.queue.prefer(call, agent);
+    }
+
     /// Callers waiting for an agent now.
     pub fn waiting_inbound(&self) -> Vec<(CallId, ContactId, Time)> {
         let mut w: Vec<(CallId, ContactId, Time)> = self
@@ -1276,6 +1282,42 @@ mod tests {
     }
 
     #[test]
+    fn an_answered_call_to_a_contact_an_agent_owns_goes_to_that_agent_when_ready() {
+        let config = CampaignConfig {
+            max_cps: 100.0,
+            ..CampaignConfig::default()
+        };
+        let mut core = Campaign::new(config, None).unwrap();
+        let agents: Vec<AgentId> = (0..2)
+            .map(|_| {
+                let a = core.add_agent(Time::ZERO);
+                core.handle(Input::AgentLoggedIn(a), Time::ZERO).unwrap();
+                a
+            })
+            .collect();
+        let mut next = 0;
+        let placed: Vec<CallId> = settle(&mut core, secs(1.0), &mut next)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Place { call, .. } => Some(call),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(placed.len(), 2);
+        // The second agent (not the longest-ready) owns the first call's contact.
+        core.prefer(placed[0], agents[1]);
+        core.handle(Input::Answered(placed[0]), secs(3.0)).unwrap();
+        let outs = settle(&mut core, secs(3.0), &mut next);
+        assert!(
+            outs.contains(&Output::Bridge {
+                call: placed[0],
+                agent: agents[1]
+            }),
+            "{outs:?}"
+        );
+    }
+
+    #[test]
     fn a_callback_whose_agent_leg_is_lost_before_the_bridge_goes_to_the_next_agent() {
         let (mut core, agents) = callers_core(2);
         core.handle(Input::AgentPaused(agents[1], "break".into()), secs(0.0))
@@ -1286,16 +1328,24 @@ mod tests {
             .unwrap();
         assert_eq!(
             callers_settle(&mut core, secs(1.0)),
-            [Output::Bridge { call, agent: agents[0] }]
+            [Output::Bridge {
+                call,
+                agent: agents[0]
+            }]
         );
         // The first agent's phone is gone before the bridge: the caller keeps their place.
-        core.handle(Input::AgentLegLost(agents[0]), secs(1.5)).unwrap();
+        core.handle(Input::AgentLegLost(agents[0]), secs(1.5))
+            .unwrap();
         assert!(callers_settle(&mut core, secs(1.5)).is_empty());
         assert_eq!(core.waiting_inbound().len(), 1);
-        core.handle(Input::AgentReady(agents[1]), secs(30.0)).unwrap();
+        core.handle(Input::AgentReady(agents[1]), secs(30.0))
+            .unwrap();
         assert_eq!(
             callers_settle(&mut core, secs(30.0)),
-            [Output::Bridge { call, agent: agents[1] }]
+            [Output::Bridge {
+                call,
+                agent: agents[1]
+            }]
         );
         core.check_invariants().unwrap();
     }

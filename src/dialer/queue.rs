@@ -268,6 +268,14 @@ impl Queue {
         Ok(Some(agent))
     }
 
+    /// A placed outbound call to a contact `agent` owns (a particular callback): when it is
+    /// answered and the agent is ready, the agent takes it rather than the longest-ready one.
+    pub fn prefer(&mut self, call: CallId, agent: AgentId) {
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.owner = Some((agent, c.since));
+        }
+    }
+
     /// Applies what the driver saw; actions come out of [`Queue::drain_outputs`].
     pub fn handle(&mut self, input: Input, now: Time) -> Result<(), DialerError> {
         match input {
@@ -587,7 +595,17 @@ impl Queue {
             self.outputs.push(Output::Connect { call, agent });
             return Ok(());
         }
-        let decision = answer::on_answer(self.longest_ready(), now, now, self.config.max_wait);
+        let owner = self.calls[&call].owner.map(|o| o.0).filter(|a| {
+            self.agents
+                .get(a.0 as usize)
+                .is_some_and(|x| x.state() == &AgentState::Ready)
+        });
+        let decision = answer::on_answer(
+            owner.or(self.longest_ready()),
+            now,
+            now,
+            self.config.max_wait,
+        );
         match decision {
             AnswerDecision::Connect(agent) => self.reserve_for(call, agent, now)?,
             AnswerDecision::Wait { until } => self.set_phase(call, Phase::Waiting(until), now),

@@ -928,6 +928,10 @@ impl Driver {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         live.cmd = Some(tx);
+        // A particular callback: its owner takes the answer when ready.
+        if let Some(owner) = self.agent_named(live.contact.spec.owner.as_deref()) {
+            self.core.prefer(call, owner);
+        }
         self.calls.insert(call, live);
         tracing::info!(task = self.task_id, %call, contact = contact.0, %number, "placing campaign call");
         tokio::spawn(call::run(
@@ -1018,6 +1022,16 @@ impl Driver {
             .with_label_values(&[&self.campaign_id.to_string(), &d.label])
             .inc();
         tracing::info!(task = self.task_id, %call, contact = contact.0, result = %attempt.result, "attempt recorded");
+    }
+
+    /// The core's id of the agent of this task named `name`, if logged in here.
+    fn agent_named(&self, name: Option<&str>) -> Option<AgentId> {
+        let name = name?;
+        let agents = &self.ctx.calls.agents;
+        self.ids
+            .iter()
+            .find(|(user, _)| agents.view(**user).is_some_and(|v| v.name == name))
+            .map(|(_, id)| *id)
     }
 
     /// A `particular` callback is owned by the agent who asked for it.
@@ -1131,13 +1145,7 @@ impl Driver {
                 tracing::warn!(task = self.task_id, error = %e, "callback's contact not leased")
             }
         }
-        let agents = &self.ctx.calls.agents;
-        let owner = contact.spec.owner.as_deref().and_then(|name| {
-            self.ids
-                .iter()
-                .find(|(user, _)| agents.view(**user).is_some_and(|v| v.name == name))
-                .map(|(_, id)| *id)
-        });
+        let owner = self.agent_named(contact.spec.owner.as_deref());
         let grace = Duration::from_secs(self.settings.particular_grace_seconds.into());
         let max_wait = Duration::from_secs(line.spec.max_wait_seconds.into());
         let id = match self.core.inbound(

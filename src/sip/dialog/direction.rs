@@ -95,7 +95,8 @@ pub fn answer(offer: &[u8], ours: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const OURS: &str = "v=0\r\no=- 2 2 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+    const OURS: &str =
+        "v=0\r\no=- 2 2 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
                         m=audio 5000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
 
     fn offer(direction: &str) -> String {

@@ -719,7 +719,10 @@ impl DialogLayer {
             .dialogs
             .get_mut(&id)
             .ok_or_else(|| DialogError::NotFound(id.clone()))?;
-        let sdp = d.local_sdp.as_deref().map(|ours| direction::answer(&req.body, ours));
+        let sdp = d
+            .local_sdp
+            .as_deref()
+            .map(|ours| direction::answer(&req.body, ours));
         if let Some(sdp) = &sdp {
             d.local_sdp = Some(sdp.clone());
         }
