@@ -386,6 +386,10 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     for addr in &sip.local_addrs {
         tracing::info!(%addr, "sip listening (udp, tcp)");
     }
+    for addr in &sip.tls_addrs {
+        tracing::info!(%addr, "sip listening (tls)");
+    }
+    let sip_tls = sip.tls.clone();
     tracing::info!(addr = %http.local_addr()?, "http listening");
     // The admin listener outlives the drain so /readyz can say 503 while work finishes.
     let http_stop = tokio_util::sync::CancellationToken::new();
@@ -450,6 +454,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
 
     while signals.recv().await == Signal::Reload {
         cfg = reload(path, cfg, &log);
+        reload_certificate(&cfg.sip, &sip_tls);
     }
 
     tracing::info!(drain_timeout = ?cfg.shutdown.drain_timeout, "shutting down: draining work in progress");
@@ -485,6 +490,26 @@ async fn open_store(state_dir: &Path) -> anyhow::Result<Store> {
     }
     tracing::info!(path = %path.display(), "store open");
     Ok(store)
+}
+
+/// SIGHUP: the TLS listeners' certificate and key are read again (a renewed certificate is
+/// presented to new connections); on error the old one stays.
+fn reload_certificate(sip: &config::SipConfig, tls: &sip::transport::TlsSettings) {
+    let (Some(cert), Some(key)) = (&sip.tls_certificate, &sip.tls_private_key) else {
+        return;
+    };
+    if sip.tls_listen.is_empty() {
+        return;
+    }
+    match dialerd::tls::server_config(cert, key) {
+        Ok(server) => {
+            tls.set_server(server);
+            tracing::info!(certificate = %cert.display(), "sip tls certificate reloaded");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sip tls certificate not reloaded; keeping the old one")
+        }
+    }
 }
 
 /// SIGHUP: apply what can change live, name what needs a restart, keep the old config on error.

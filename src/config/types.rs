@@ -311,6 +311,12 @@ impl Default for HttpConfig {
 pub struct SipConfig {
     /// Addresses to listen on, UDP and TCP on each.
     pub listen: Vec<SocketAddr>,
+    /// Addresses to take SIP over TLS on (usually port 5061); empty: no TLS listener.
+    pub tls_listen: Vec<SocketAddr>,
+    /// The TLS listeners' certificate chain (PEM), read again on SIGHUP.
+    pub tls_certificate: Option<PathBuf>,
+    /// The private key of `tls_certificate` (PEM), read again on SIGHUP.
+    pub tls_private_key: Option<PathBuf>,
     /// Largest SIP message accepted, in bytes.
     pub max_message_size: usize,
     /// A TCP connection that carries no whole message for this long is closed.
@@ -387,10 +393,41 @@ pub struct SipConfig {
     pub t4: Duration,
 }
 
+impl SipConfig {
+    /// The TLS listeners need a certificate and its key that rustls takes; on failure, the
+    /// key at fault and why.
+    pub fn check_tls(&self) -> Result<(), (&'static str, String)> {
+        match (&self.tls_certificate, &self.tls_private_key) {
+            (Some(cert), Some(key)) => {
+                crate::tls::server_config(cert, key)
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (
+                            "sip.tls_certificate",
+                            format!("wanted a usable PEM certificate and key: {e}"),
+                        )
+                    })
+            }
+            (None, None) if self.tls_listen.is_empty() => Ok(()),
+            (None, _) => Err((
+                "sip.tls_certificate",
+                "wanted a PEM certificate chain for sip.tls_listen".into(),
+            )),
+            (_, None) => Err((
+                "sip.tls_private_key",
+                "wanted the PEM private key of sip.tls_certificate".into(),
+            )),
+        }
+    }
+}
+
 impl Default for SipConfig {
     fn default() -> Self {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            tls_listen: Vec::new(),
+            tls_certificate: None,
+            tls_private_key: None,
             max_message_size: 65_536,
             tcp_idle_timeout: Duration::from_secs(300),
             tcp_message_timeout: Duration::from_secs(10),
@@ -485,6 +522,8 @@ pub enum TransportKind {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS over TCP (certificate verified; `tls_ca`, `tls_server_name`).
+    Tls,
 }
 
 impl TryFrom<String> for TransportKind {
@@ -493,8 +532,9 @@ impl TryFrom<String> for TransportKind {
         match s.as_str() {
             "udp" => Ok(Self::Udp),
             "tcp" => Ok(Self::Tcp),
+            "tls" => Ok(Self::Tls),
             _ => Err(format!(
-                "\"{s}\" is not a transport; wanted \"udp\" or \"tcp\""
+                "\"{s}\" is not a transport; wanted \"udp\", \"tcp\" or \"tls\""
             )),
         }
     }
@@ -512,9 +552,16 @@ pub struct TrunkConfig {
     /// then A/AAAA on 5060.
     #[serde(default)]
     pub port: Option<u16>,
-    /// `udp` or `tcp`.
+    /// `udp`, `tcp` or `tls`.
     #[serde(default = "default_transport")]
     pub transport: TransportKind,
+    /// TLS: a PEM file of CA certificates the carrier's certificate may chain to, beside
+    /// Mozilla's roots.
+    #[serde(default)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// TLS: the name the carrier's certificate must carry (default: `host`).
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
     /// Digest user name (empty: no authentication).
     #[serde(default)]
     pub username: String,
@@ -666,6 +713,9 @@ impl Config {
                 "sip.listen",
                 "wanted at least one address such as \"127.0.0.1:5060\"",
             );
+        }
+        if let Err((key, why)) = self.sip.check_tls() {
+            return Err((key.into(), why));
         }
         if !(1024..=1_048_576).contains(&self.sip.max_message_size) {
             return bad(
@@ -981,6 +1031,22 @@ impl Config {
                     key("keepalive"),
                     "wanted \"0s\" (off) or a duration of at least 100ms".into(),
                 ));
+            }
+            if t.transport != TransportKind::Tls
+                && (t.tls_ca.is_some() || t.tls_server_name.is_some())
+            {
+                return Err((
+                    key("transport"),
+                    "wanted \"tls\": tls_ca and tls_server_name are for TLS trunks".into(),
+                ));
+            }
+            if let Some(ca) = &t.tls_ca {
+                if let Err(e) = crate::tls::client_config(Some(ca)) {
+                    return Err((
+                        key("tls_ca"),
+                        format!("wanted a PEM file of CA certificates: {e}"),
+                    ));
+                }
             }
             if t.register && t.username.is_empty() {
                 return Err((

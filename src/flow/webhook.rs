@@ -17,8 +17,6 @@ use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::path::Path;
@@ -115,36 +113,13 @@ impl WebhookClient {
 
     /// A client like [`WebhookClient::new`] with the given proxy rules.
     pub fn with_proxies(extra_ca: Option<&Path>, proxies: Matcher) -> Result<Self, WebhookError> {
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        if let Some(path) = extra_ca {
-            let bad = |reason: String| WebhookError::CaFile {
-                path: path.display().to_string(),
-                reason,
-            };
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| bad(e.to_string()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| bad(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(bad("holds no PEM certificate".into()));
-            }
-            for (i, cert) in certs.into_iter().enumerate() {
-                roots
-                    .add(cert)
-                    .map_err(|e| bad(format!("certificate {}: {e}", i + 1)))?;
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| WebhookError::CaFile {
+        let tls = crate::tls::client_config(extra_ca).map_err(|e| match e {
+            crate::tls::TlsError::File { path, reason } => WebhookError::CaFile { path, reason },
+            other => WebhookError::CaFile {
                 path: String::new(),
-                reason: e.to_string(),
-            })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+                reason: other.to_string(),
+            },
+        })?;
         let mut http = HttpConnector::new();
         // The TLS layer hands https:// destinations down to this connector.
         http.enforce_http(false);

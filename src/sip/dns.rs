@@ -18,6 +18,8 @@ use tokio::net::{TcpStream, UdpSocket};
 
 /// The SIP port when neither the URI nor an SRV record names one (RFC 3261 §19.1.2).
 pub const SIP_PORT: u16 = 5060;
+/// The default port of SIP over TLS.
+pub const SIPS_PORT: u16 = 5061;
 /// The DNS port.
 pub const DNS_PORT: u16 = 53;
 
@@ -745,8 +747,8 @@ impl Resolver {
     }
 
     /// Where to send SIP requests for `host` (RFC 3263 §4.2, without NAPTR): an IP literal with
-    /// `port` or 5060; with an explicit `port`, the A/AAAA addresses of `host`; otherwise the
-    /// `_sip._udp`/`_sip._tcp` SRV targets in RFC 2782 order with their ports (addresses from
+    /// `port` or 5060 (5061 over TLS); with an explicit `port`, the A/AAAA addresses of `host`;
+    /// otherwise the `_sip._udp`/`_sip._tcp`/`_sips._tcp` SRV targets in RFC 2782 order with their ports (addresses from
     /// the reply's additional section when it has them), or, without SRV records, the
     /// addresses of `host` on 5060.
     ///
@@ -758,8 +760,13 @@ impl Resolver {
         port: Option<u16>,
         transport: Transport,
     ) -> Result<Vec<SocketAddr>, DnsError> {
+        // TLS: `_sips._tcp` and 5061 (RFC 3261 §26.2, RFC 3263 §4.2).
+        let default_port = match transport {
+            Transport::Tls => SIPS_PORT,
+            _ => SIP_PORT,
+        };
         if let Some(ip) = ip_literal(host) {
-            return Ok(vec![SocketAddr::new(ip, port.unwrap_or(SIP_PORT))]);
+            return Ok(vec![SocketAddr::new(ip, port.unwrap_or(default_port))]);
         }
         if trim_dot(host).is_empty() || host == "." {
             return Err(DnsError::InvalidName(host.to_string()));
@@ -767,27 +774,28 @@ impl Resolver {
         if let Some(port) = port {
             return Ok(with_port(self.ip(host).await?, port).collect());
         }
-        let proto = match transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
+        let service = match transport {
+            Transport::Udp => "_sip._udp",
+            Transport::Tcp => "_sip._tcp",
+            Transport::Tls => "_sips._tcp",
         };
-        let srv_name = format!("_sip._{proto}.{}", trim_dot(host));
+        let srv_name = format!("{service}.{}", trim_dot(host));
         let reply = match self.query(&srv_name, RecordType::Srv).await {
             Ok(reply) => reply,
             Err(e) if e.no_server_answered() => {
                 let ips = system_lookup(host).await.ok_or(e)?;
-                return Ok(with_port(ips, SIP_PORT).collect());
+                return Ok(with_port(ips, default_port).collect());
             }
             // NXDOMAIN for the _sip label says nothing of the host; SERVFAIL on SRV is a
             // broken server more often than a broken domain: either way, plain A/AAAA.
             Err(e) => {
                 tracing::debug!(name = %srv_name, error = %e, "no sip srv, trying a/aaaa");
-                return Ok(with_port(self.ip(host).await?, SIP_PORT).collect());
+                return Ok(with_port(self.ip(host).await?, default_port).collect());
             }
         };
         let records = reply.srv_records(&srv_name);
         if records.is_empty() {
-            return Ok(with_port(self.ip(host).await?, SIP_PORT).collect());
+            return Ok(with_port(self.ip(host).await?, default_port).collect());
         }
         let mut out = Vec::new();
         let mut last = DnsError::NoAnswer(srv_name.clone());

@@ -25,6 +25,9 @@ pub enum SipError {
     /// A socket could not be bound.
     #[error(transparent)]
     Transport(#[from] transport::TransportError),
+    /// The TLS certificate, key or a trunk's CA cannot be used.
+    #[error("sip tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A metric could not be registered.
     #[error("cannot register sip metrics: {0}")]
     Metrics(#[from] prometheus::Error),

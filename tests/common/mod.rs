@@ -147,6 +147,11 @@ impl Daemon {
         })
     }
 
+    /// A log line already read whose message is `msg` (the first).
+    pub fn seen_log(&self, msg: &str) -> Option<&Value> {
+        self.seen.iter().find(|v| v["fields"]["message"] == msg)
+    }
+
     /// Waits for a log line whose message is `msg`; `None` on timeout.
     pub fn try_wait_log(&mut self, msg: &str, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;

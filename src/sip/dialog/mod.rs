@@ -319,6 +319,8 @@ pub struct DialogConfig {
     pub session_expires: Duration,
     /// The shortest session interval we accept (Min-SE; RFC 4028 floor is 90 s).
     pub min_se: Duration,
+    /// Over TLS: our Contact URI (`sips:` on the TLS port) and Via sent-by; `None`: no TLS.
+    pub tls: Option<(String, String)>,
 }
 
 impl DialogConfig {
@@ -329,6 +331,7 @@ impl DialogConfig {
             sent_by: sent_by.into(),
             session_expires: Duration::from_secs(1800),
             min_se: Duration::from_secs(90),
+            tls: None,
         }
     }
 }
@@ -579,7 +582,7 @@ impl DialogLayer {
             remote_tag,
         };
         let mut resp = resp;
-        self.add_contact(&mut resp.headers);
+        self.add_contact(&mut resp.headers, via_transport(&req.headers));
         if !resp
             .headers
             .iter()
@@ -661,7 +664,7 @@ impl DialogLayer {
         }
         let code = resp.status_code.code();
         if matches!(req.method, Method::Invite | Method::Update) && (200..300).contains(&code) {
-            self.add_contact(&mut resp.headers);
+            self.add_contact(&mut resp.headers, via_transport(&req.headers));
             self.negotiate_as_uas(now, &id, req, &mut resp);
             if let (false, Some(d)) = (resp.body.is_empty(), self.dialogs.get_mut(&id)) {
                 d.local_sdp = Some(resp.body.clone());
@@ -825,7 +828,7 @@ impl DialogLayer {
         headers.push(h::To::new(name_addr(to)).into());
         headers.push(h::CallId::new(call_id).into());
         headers.push(h::CSeq::new("1 INVITE").into());
-        self.add_contact(&mut headers);
+        self.add_contact(&mut headers, transport);
         headers.extend(session::request_headers(
             self.cfg.session_expires,
             self.cfg.min_se,
@@ -1021,7 +1024,7 @@ impl DialogLayer {
             .transport;
         let branch = self.branch();
         let via = self.via_with(&branch, transport);
-        let contact = self.contact();
+        let contact = self.contact(transport);
         let cfg = &self.cfg;
         let d = self
             .dialogs
@@ -1173,10 +1176,13 @@ impl DialogLayer {
     }
 
     fn via_with(&self, branch: &str, transport: Transport) -> Header {
+        let sent_by = match (&self.cfg.tls, transport) {
+            (Some((_, sent_by)), Transport::Tls) => sent_by,
+            _ => &self.cfg.sent_by,
+        };
         h::Via::new(format!(
-            "SIP/2.0/{} {};branch={branch}",
+            "SIP/2.0/{} {sent_by};branch={branch}",
             transport.via_name(),
-            self.cfg.sent_by
         ))
         .into()
     }
@@ -1186,13 +1192,17 @@ impl DialogLayer {
         self.via_with(&branch, transport)
     }
 
-    fn contact(&self) -> Header {
-        h::Contact::new(format!("<{}>", self.cfg.local_contact)).into()
+    fn contact(&self, transport: Transport) -> Header {
+        let uri = match (&self.cfg.tls, transport) {
+            (Some((contact, _)), Transport::Tls) => contact,
+            _ => &self.cfg.local_contact,
+        };
+        h::Contact::new(format!("<{uri}>")).into()
     }
 
-    fn add_contact(&self, headers: &mut rsip::Headers) {
+    fn add_contact(&self, headers: &mut rsip::Headers, transport: Transport) {
         if !headers.iter().any(|h| matches!(h, Header::Contact(_))) {
-            headers.push(self.contact());
+            headers.push(self.contact(transport));
         }
     }
 }
@@ -1330,6 +1340,7 @@ fn name_addr(v: &str) -> String {
 fn via_transport(headers: &rsip::Headers) -> Transport {
     match TopVia::of(headers).map(|v| v.transport.to_ascii_uppercase()) {
         Some(t) if t == "TCP" => Transport::Tcp,
+        Some(t) if t == "TLS" => Transport::Tls,
         _ => Transport::Udp,
     }
 }

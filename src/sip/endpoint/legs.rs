@@ -214,7 +214,11 @@ impl Endpoint {
                 "the registered contact {contact} names no IP address"
             ));
         };
-        if contact.to_ascii_lowercase().contains("transport=tcp") {
+        let lower = contact.to_ascii_lowercase();
+        if lower.contains("transport=tls") || lower.starts_with("sips:") || lower.contains("<sips:")
+        {
+            peer.transport = Transport::Tls;
+        } else if lower.contains("transport=tcp") {
             peer.transport = Transport::Tcp;
         }
         let host = uri.host_with_port.to_string();

@@ -13,11 +13,11 @@ use super::registrar::{AccountSender, AccountUpdate, Registrar, RegistrarConfig}
 use super::server::{Outcome, Server, ServerPolicy};
 use super::transaction::{edit_top_via, Event, TimerConfig, TransactionKey, TransactionLayer};
 use super::transaction::{make_response, tag_of};
-use super::transport::{Inbound, Peer, Transport, TransportConfig, Transports};
+use super::transport::{Inbound, Peer, TlsSettings, Transport, TransportConfig, Transports};
 use super::trunk::{TrunkStatus, Trunks};
 use super::wire::{self, WireError};
 use super::SipError;
-use crate::config::{Config, TrunkConfig};
+use crate::config::{Config, TransportKind, TrunkConfig};
 use crate::shutdown::Shutdown;
 use rsip::headers::UntypedHeader;
 use std::collections::{BTreeSet, HashMap};
@@ -53,6 +53,10 @@ pub struct EndpointHandle {
     pub trunks: TrunkView,
     /// Agents' SIP logins from the store, for the registrar.
     pub accounts: AccountSender,
+    /// The TLS settings (the server certificate is replaced on SIGHUP).
+    pub tls: Arc<TlsSettings>,
+    /// Bound SIP over TLS addresses.
+    pub tls_addrs: Vec<SocketAddr>,
 }
 
 /// Binds the SIP listeners and starts the endpoint task under `shutdown`.
@@ -71,8 +75,20 @@ pub async fn start(
     let (accounts_tx, accounts) = AccountSender::new(cfg.realm.clone(), reserved);
     // Sockets stop only after the endpoint has drained, hence their own token.
     let sockets_stop = CancellationToken::new();
-    let transports = Transports::bind(
+    let server = match (&cfg.tls_certificate, &cfg.tls_private_key) {
+        (Some(cert), Some(key)) if !cfg.tls_listen.is_empty() => {
+            Some(crate::tls::server_config(cert, key)?)
+        }
+        _ => None,
+    };
+    let tls = Arc::new(TlsSettings::new(
+        server,
+        Some(crate::tls::client_config(None)?),
+    ));
+    let transports = Transports::bind_with_tls(
         &cfg.listen,
+        &cfg.tls_listen,
+        tls.clone(),
         TransportConfig {
             max_message_size: cfg.max_message_size,
             tcp_idle_timeout: cfg.tcp_idle_timeout,
@@ -87,7 +103,19 @@ pub async fn start(
     )
     .await?;
     let local_addrs = transports.local_addrs().to_vec();
+    let tls_addrs = transports.tls_addrs().to_vec();
     let resolved = resolve_trunks(cfg_trunks).await;
+    // A TLS trunk's certificate must carry its name, and chain to its CA or a public root.
+    for (t, addr) in cfg_trunks.iter().zip(&resolved) {
+        if let (TransportKind::Tls, Some(addr)) = (t.transport, addr) {
+            let name = t.tls_server_name.as_deref().unwrap_or(&t.host);
+            let name = name.trim_matches(['[', ']']);
+            let client = crate::tls::client_config(t.tls_ca.as_deref())?;
+            if !tls.name_peer(*addr, name, client) {
+                tracing::warn!(trunk = %t.name, name, "not a name a certificate can carry; verified for the address");
+            }
+        }
+    }
     let trunk_addrs = cfg_trunks
         .iter()
         .zip(&resolved)
@@ -140,6 +168,9 @@ pub async fn start(
         dialogs: DialogLayer::new(DialogConfig {
             session_expires: cfg.session_expires,
             min_se: cfg.min_se,
+            tls: tls_addrs
+                .first()
+                .map(|a| (format!("sips:dialerd@{a}"), a.to_string())),
             ..DialogConfig::new(
                 format!("sip:dialerd@{}", local_addrs[0]),
                 local_addrs[0].to_string(),
@@ -175,6 +206,8 @@ pub async fn start(
         local_addrs,
         trunks: trunk_view,
         accounts: accounts_tx,
+        tls,
+        tls_addrs,
     })
 }
 
@@ -696,9 +729,20 @@ fn uri_peer(uri: &rsip::Uri) -> Option<Peer> {
         rsip::Host::IpAddr(ip) => *ip,
         rsip::Host::Domain(d) => d.to_string().trim_matches(['[', ']']).parse().ok()?,
     };
-    let port = uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+    // A sips: URI is reached over TLS, on 5061 unless it says otherwise (RFC 3261 §26.2).
+    let secure = uri.scheme == Some(rsip::Scheme::Sips);
+    let default_port = if secure { 5061 } else { 5060 };
+    let port = uri
+        .host_with_port
+        .port
+        .map(|p| *p.value())
+        .unwrap_or(default_port);
     Some(Peer {
         addr: SocketAddr::new(ip, port),
-        transport: Transport::Udp,
+        transport: if secure {
+            Transport::Tls
+        } else {
+            Transport::Udp
+        },
     })
 }

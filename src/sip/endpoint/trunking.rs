@@ -16,7 +16,7 @@ impl Endpoint {
         for (i, dest) in self.trunks.due_keepalives(now) {
             let trunk = &self.trunks.get(i).config;
             let transport = Transport::from(trunk.transport);
-            let local = self.transports.local_for(dest);
+            let local = self.transports.local_for_transport(dest, transport);
             let text = format!(
                 "OPTIONS sip:{hostport} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={branch};rport\r\n\
                  Max-Forwards: 70\r\nFrom: <sip:dialerd@{local}>;tag={tag}\r\nTo: <sip:{hostport}>\r\n\
@@ -95,7 +95,7 @@ impl Endpoint {
             let cfg = trunk.config.clone();
             let Some(dest) = trunk.addr else { return };
             let transport = Transport::from(cfg.transport);
-            let local = self.transports.local_for(dest);
+            let local = self.transports.local_for_transport(dest, transport);
             let domain = if cfg.from_domain.is_empty() {
                 cfg.host.clone()
             } else {

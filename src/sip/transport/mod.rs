@@ -1,13 +1,16 @@
-//! SIP transports: UDP and TCP sockets on the `[sip] listen` addresses (same port for both).
+//! SIP transports: UDP and TCP sockets on the `[sip] listen` addresses (same port for both),
+//! and TLS (RFC 3261 §26, rustls) on the `sip.tls_listen` addresses.
 //!
 //! Thin tokio code: it moves bytes between sockets and the endpoint's channel and knows nothing
-//! of SIP beyond stream framing. TLS and WebSocket transports slot in beside `udp` and `tcp`.
+//! of SIP beyond stream framing. TLS connections are framed and capped like TCP ones.
 
 mod limits;
 mod tcp;
+mod tls;
 mod udp;
 
 pub use limits::{ConnectionLimits, Permit, Refused};
+pub use tls::TlsSettings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,18 +26,21 @@ pub enum Transport {
     Udp,
     /// Reliable, stream framed by Content-Length.
     Tcp,
+    /// TCP under TLS: reliable, framed like TCP.
+    Tls,
 }
 
 impl Transport {
     /// True for stream transports, where SIP does not retransmit.
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
     /// The Via transport token.
     pub fn via_name(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
@@ -129,14 +135,17 @@ pub struct TransportConfig {
     pub queue_bytes: usize,
 }
 
-/// Open TCP connections by remote address: each has a writer queue.
-type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>>;
+/// Open TCP and TLS connections by remote address and transport: each has a writer queue.
+type Connections = Arc<Mutex<HashMap<Peer, mpsc::UnboundedSender<Vec<u8>>>>>;
 
 /// The bound sockets, shared by the receive tasks and the endpoint that sends.
 #[derive(Clone)]
 pub struct Transports {
     udp: Vec<Arc<tokio::net::UdpSocket>>,
     local: Vec<SocketAddr>,
+    /// The TLS listeners' addresses.
+    tls_local: Vec<SocketAddr>,
+    tls: Arc<TlsSettings>,
     connections: Connections,
     limits: ConnectionLimits,
     inbound: mpsc::Sender<Inbound>,
@@ -154,6 +163,27 @@ impl Transports {
         inbound: mpsc::Sender<Inbound>,
         stop: CancellationToken,
     ) -> Result<Self, TransportError> {
+        Self::bind_with_tls(
+            addrs,
+            &[],
+            Arc::new(TlsSettings::default()),
+            config,
+            inbound,
+            stop,
+        )
+        .await
+    }
+
+    /// Like [`Transports::bind`], with TLS listeners on `tls_addrs` (server settings from
+    /// `tls`, which also holds the client side for outbound TLS).
+    pub async fn bind_with_tls(
+        addrs: &[SocketAddr],
+        tls_addrs: &[SocketAddr],
+        tls: Arc<TlsSettings>,
+        config: TransportConfig,
+        inbound: mpsc::Sender<Inbound>,
+        stop: CancellationToken,
+    ) -> Result<Self, TransportError> {
         let mut udp_sockets = Vec::new();
         let mut listeners = Vec::new();
         let mut local = Vec::new();
@@ -167,9 +197,23 @@ impl Transports {
             udp_sockets.push(Arc::new(udp));
             listeners.push(tcp);
         }
+        let mut tls_listeners = Vec::new();
+        let mut tls_local = Vec::new();
+        for &addr in tls_addrs {
+            let bind = |source| TransportError::Bind {
+                addr,
+                transport: Transport::Tls,
+                source,
+            };
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+            tls_local.push(l.local_addr().map_err(bind)?);
+            tls_listeners.push(l);
+        }
         let transports = Transports {
             udp: udp_sockets,
             local,
+            tls_local,
+            tls,
             connections: Arc::default(),
             limits: ConnectionLimits::new(
                 config.tcp_max_connections,
@@ -188,12 +232,42 @@ impl Transports {
         for (listener, &addr) in listeners.into_iter().zip(&transports.local) {
             tokio::spawn(tcp::accept(listener, addr, transports.clone()));
         }
+        for (listener, &addr) in tls_listeners.into_iter().zip(&transports.tls_local) {
+            tokio::spawn(tls::accept(listener, addr, transports.clone()));
+        }
         Ok(transports)
     }
 
     /// The bound addresses (UDP and TCP share each).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local
+    }
+
+    /// The bound TLS addresses.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_local
+    }
+
+    /// The TLS settings (certificates to reload, names of TLS peers).
+    pub fn tls(&self) -> &Arc<TlsSettings> {
+        &self.tls
+    }
+
+    /// The local address to put in Via/Contact when talking to `dest` over `transport`: for
+    /// TLS, a TLS listener's port.
+    pub fn local_for_transport(&self, dest: SocketAddr, transport: Transport) -> SocketAddr {
+        let mut local = self.local_for(dest);
+        if transport == Transport::Tls {
+            if let Some(l) = self
+                .tls_local
+                .iter()
+                .find(|l| l.is_ipv4() == dest.is_ipv4())
+                .or(self.tls_local.first())
+            {
+                local.set_port(l.port());
+            }
+        }
+        local
     }
 
     /// The local address to put in Via/Contact when talking to `dest`.
@@ -229,14 +303,14 @@ impl Transports {
                         source,
                     })
             }
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 let Ok(mut conns) = self.connections.lock() else {
                     return Err(TransportError::NoRoute {
                         addr: peer.addr,
                         transport: peer.transport,
                     });
                 };
-                let bytes = match conns.get(&peer.addr) {
+                let bytes = match conns.get(&peer) {
                     Some(tx) => match tx.send(bytes) {
                         Ok(()) => return Ok(()),
                         // The connection task just ended; open a fresh one below.
@@ -247,8 +321,12 @@ impl Transports {
                 // Register the queue before connecting so later sends join it, not a 2nd socket.
                 let (tx, rx) = mpsc::unbounded_channel();
                 let _ = tx.send(bytes);
-                conns.insert(peer.addr, tx);
-                tokio::spawn(tcp::connect(peer.addr, rx, self.clone()));
+                conns.insert(peer, tx);
+                if peer.transport == Transport::Tls {
+                    tokio::spawn(tls::connect(peer.addr, rx, self.clone()));
+                } else {
+                    tokio::spawn(tcp::connect(peer.addr, rx, self.clone()));
+                }
                 Ok(())
             }
         }
@@ -344,6 +422,7 @@ impl From<crate::config::TransportKind> for Transport {
         match kind {
             crate::config::TransportKind::Udp => Transport::Udp,
             crate::config::TransportKind::Tcp => Transport::Tcp,
+            crate::config::TransportKind::Tls => Transport::Tls,
         }
     }
 }

@@ -1,19 +1,19 @@
 //! TCP: accept loop with connection caps, per-connection task framing by Content-Length, idle
-//! and message deadlines, writer queue.
+//! and message deadlines, writer queue. TLS connections are served by the same task.
 
 use super::{Inbound, Peer, Transport, Transports};
 use crate::sip::wire::{self, Frame};
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// A connection's queue of messages to write.
-type Queue = mpsc::UnboundedReceiver<Vec<u8>>;
+pub(super) type Queue = mpsc::UnboundedReceiver<Vec<u8>>;
 
 /// How long an outbound connect may take before its messages are reported unsent.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Accepts connections until shutdown.
 pub(super) async fn accept(listener: TcpListener, local: SocketAddr, t: Transports) {
@@ -39,66 +39,75 @@ pub(super) async fn accept(listener: TcpListener, local: SocketAddr, t: Transpor
                 continue;
             }
         };
+        let _ = stream.set_nodelay(true);
         let t = t.clone();
         tokio::spawn(async move {
-            connection(stream, from, local, t, None).await;
+            connection(stream, from, local, Transport::Tcp, t, None).await;
             drop(permit);
         });
     }
 }
 
 /// Opens a connection to `addr` whose queue `rx` is already registered, then serves it.
-pub(super) async fn connect(addr: SocketAddr, mut rx: Queue, t: Transports) {
+pub(super) async fn connect(addr: SocketAddr, rx: Queue, t: Transports) {
     let peer = Peer {
         addr,
         transport: Transport::Tcp,
     };
     let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
             let local = stream.local_addr().unwrap_or(t.local_for(addr));
-            return connection(stream, addr, local, t, Some(rx)).await;
+            return connection(stream, addr, local, Transport::Tcp, t, Some(rx)).await;
         }
         Ok(Err(e)) => e.to_string(),
         Err(_) => "timed out".to_string(),
     };
-    tracing::debug!(%addr, error, "tcp connect failed");
-    forget(&t, addr);
+    unsent(&t, peer, rx, &error).await;
+}
+
+/// A connection to `peer` could not be opened: its queued messages are reported unsent.
+pub(super) async fn unsent(t: &Transports, peer: Peer, mut rx: Queue, error: &str) {
+    tracing::debug!(addr = %peer.addr, transport = ?peer.transport, error, "connect failed");
+    forget(t, peer);
     rx.close();
     while let Some(bytes) = rx.recv().await {
         let _ = t.inbound.send(Inbound::SendFailed { peer, bytes }).await;
     }
 }
 
-fn forget(t: &Transports, addr: SocketAddr) {
+fn forget(t: &Transports, peer: Peer) {
     if let Ok(mut c) = t.connections.lock() {
-        c.remove(&addr);
+        c.remove(&peer);
     }
 }
 
-/// Serves one connection: reads and frames messages, writes queued ones, closes when idle.
-async fn connection(
-    mut stream: TcpStream,
+/// Serves one connection (TCP, or TLS once its handshake is done): reads and frames messages,
+/// writes queued ones, closes when idle.
+pub(super) async fn connection<S: AsyncRead + AsyncWrite>(
+    stream: S,
     from: SocketAddr,
     local: SocketAddr,
+    transport: Transport,
     t: Transports,
     queue: Option<Queue>,
 ) {
     let peer = Peer {
         addr: from,
-        transport: Transport::Tcp,
+        transport,
     };
     let mut rx = match queue {
         Some(rx) => rx,
         None => {
             let (tx, rx) = mpsc::unbounded_channel();
             if let Ok(mut c) = t.connections.lock() {
-                c.insert(from, tx);
+                c.insert(peer, tx);
             }
             rx
         }
     };
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.split();
+    let (rd, wr) = tokio::io::split(stream);
+    let (mut rd, mut wr) = (Box::pin(rd), Box::pin(wr));
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
     let idle = t.config.tcp_idle_timeout;
@@ -117,7 +126,7 @@ async fn connection(
             _ = t.stop.cancelled() => break 'conn "shutdown".to_string(),
             out = rx.recv() => match out {
                 Some(bytes) => {
-                    if let Err(e) = wr.write_all(&bytes).await {
+                    if let Err(e) = write(&mut wr, &bytes).await {
                         let _ = t.inbound.send(Inbound::SendFailed { peer, bytes }).await;
                         break 'conn format!("write failed: {e}");
                     }
@@ -169,6 +178,12 @@ async fn connection(
             }
         }
     };
-    tracing::debug!(%from, reason, "tcp connection closed");
-    forget(&t, from);
+    tracing::debug!(%from, ?transport, reason, "connection closed");
+    forget(&t, peer);
+}
+
+/// Writes a whole message (and flushes it: TLS buffers records).
+async fn write<W: AsyncWrite>(wr: &mut std::pin::Pin<Box<W>>, bytes: &[u8]) -> std::io::Result<()> {
+    wr.write_all(bytes).await?;
+    wr.flush().await
 }

@@ -7,6 +7,8 @@ fn cfg(name: &str, max_calls: u32, max_cps: f64) -> TrunkConfig {
         host: "192.0.2.1".into(),
         port: Some(5060),
         transport: TransportKind::Udp,
+        tls_ca: None,
+        tls_server_name: None,
         username: String::new(),
         password: Default::default(),
         realm: String::new(),

@@ -1,0 +1,330 @@
+//! SIP over TLS against the real daemon, with OpenSSL's command-line tools as the far ends and
+//! a throwaway CA: a client's OPTIONS over TLS is answered on the connection it came on, with
+//! the certificate from `sip.tls_certificate` (a renewed one after SIGHUP); a TLS trunk
+//! verifies the carrier's certificate for its name and keeps it up with OPTIONS over TLS, and a
+//! carrier whose certificate does not carry the name gets nothing.
+
+mod common;
+
+use common::Daemon;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A CA and certificates it signs, in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let pki = Pki {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        pki.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=dialerd test CA",
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        pki
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .expect("openssl is not installed: ./scripts/test installs it");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `name.pem` and `name.key`: a certificate for `cn`, with `sans` as subjectAltName.
+    fn issue(&self, name: &str, cn: &str, sans: &str) {
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        std::fs::write(self.path(&ext), format!("subjectAltName={sans}\n")).unwrap();
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={cn}"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+/// A process killed at the end of the test.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Lines a child prints on stdout, as they come.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Lines until one contains `want` (all of them), or `None` after `limit`.
+fn until(rx: &mpsc::Receiver<String>, want: &str, limit: Duration) -> Option<Vec<String>> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let hit = line.contains(want);
+        seen.push(line);
+        if hit {
+            return Some(seen);
+        }
+    }
+    None
+}
+
+fn tls_port(d: &Daemon) -> u16 {
+    let line = d
+        .seen_log("sip listening (tls)")
+        .expect("no TLS listener logged");
+    line["fields"]["addr"]
+        .as_str()
+        .unwrap()
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .port()
+}
+
+/// `openssl s_client` to the daemon's TLS port, verifying its certificate for `sip.test`,
+/// sending an OPTIONS; its output lines.
+fn options_over_tls(pki: &Pki, port: u16) -> (Killed, mpsc::Receiver<String>) {
+    let mut c = Command::new("openssl")
+        .current_dir(pki.dir.path())
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-CAfile",
+            "ca.pem",
+        ])
+        .args([
+            "-verify_return_error",
+            "-verify_hostname",
+            "sip.test",
+            "-ign_eof",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let local = "127.0.0.1:5999";
+    let msg = format!(
+        "OPTIONS sip:dialerd@127.0.0.1:{port};transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS {local};branch=z9hG4bK-tls-opt-1;alias\r\nMax-Forwards: 70\r\n\
+         From: <sips:probe@sip.test>;tag=tls1\r\nTo: <sips:dialerd@127.0.0.1:{port}>\r\n\
+         Call-ID: tls-options-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    c.stdin.as_mut().unwrap().write_all(msg.as_bytes()).unwrap();
+    let rx = lines_of(&mut c);
+    (Killed(c), rx)
+}
+
+fn start(pki: &Pki, extra: &str) -> Daemon {
+    let config = format!(
+        "[log]\nlevel = \"debug\"\n[shutdown]\ndrain_timeout = \"1s\"\n\
+         [sip]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = [\"127.0.0.1:0\"]\n\
+         tls_certificate = \"{}\"\ntls_private_key = \"{}\"\n{extra}",
+        pki.path("server.pem").display(),
+        pki.path("server.key").display(),
+    );
+    Daemon::start(&config)
+}
+
+#[test]
+fn options_over_tls_are_answered_with_the_configured_certificate_which_sighup_renews() {
+    let pki = Pki::new();
+    pki.issue("server", "first", "DNS:sip.test,IP:127.0.0.1");
+    let d = start(&pki, "");
+    let port = tls_port(&d);
+    let (_c, rx) = options_over_tls(&pki, port);
+    let seen =
+        until(&rx, "SIP/2.0 200", Duration::from_secs(10)).expect("no 200 to the OPTIONS over TLS");
+    let all = seen.join("\n");
+    assert!(
+        all.contains("subject=CN=first") || all.contains("subject=CN = first"),
+        "{all}"
+    );
+    assert!(all.contains("Verify return code: 0 (ok)"), "{all}");
+    let rest = until(&rx, "CSeq:", Duration::from_secs(5))
+        .unwrap_or_default()
+        .join("\n");
+    assert!(rest.contains("Via: SIP/2.0/TLS"), "{rest}");
+
+    // A renewed certificate at the same paths is presented after SIGHUP.
+    pki.issue("server", "renewed", "DNS:sip.test,IP:127.0.0.1");
+    d.signal(libc::SIGHUP);
+    let mut d = d;
+    d.wait_log("sip tls certificate reloaded", Duration::from_secs(5));
+    let (_c, rx) = options_over_tls(&pki, port);
+    let seen = until(&rx, "SIP/2.0 200", Duration::from_secs(10)).expect("no 200 after renewal");
+    let all = seen.join("\n");
+    assert!(
+        all.contains("CN=renewed") || all.contains("CN = renewed"),
+        "{all}"
+    );
+}
+
+/// `openssl s_server` as a TLS carrier presenting `carrier.pem`; its output lines.
+fn carrier(pki: &Pki) -> (Killed, u16, mpsc::Receiver<String>) {
+    let port = common::agent_phone::free_udp_port();
+    let mut c = Command::new("openssl")
+        .current_dir(pki.dir.path())
+        .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
+        .args(["-cert", "carrier.pem", "-key", "carrier.key", "-quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut c);
+    // s_server prints nothing when it listens: wait for the port.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s_server not listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Killed(c), port, rx)
+}
+
+fn tls_trunk(pki: &Pki, port: u16, name: &str) -> String {
+    format!(
+        "[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\ntransport = \"tls\"\n\
+         tls_ca = \"{}\"\ntls_server_name = \"{name}\"\nkeepalive = \"1s\"\n",
+        pki.path("ca.pem").display()
+    )
+}
+
+#[test]
+fn a_tls_trunk_verifies_the_carriers_certificate_for_its_name() {
+    let pki = Pki::new();
+    pki.issue("server", "dialerd", "DNS:sip.test,IP:127.0.0.1");
+    pki.issue("carrier", "carrier", "DNS:carrier.test");
+
+    // The right name: the keepalive OPTIONS arrives over TLS, Via TLS, sips Contact.
+    let (_s, port, rx) = carrier(&pki);
+    let _d = start(&pki, &tls_trunk(&pki, port, "carrier.test"));
+    let seen = until(&rx, "CSeq: 1 OPTIONS", Duration::from_secs(10))
+        .expect("no OPTIONS over TLS reached the carrier");
+    let all = seen.join("\n");
+    assert!(all.contains("OPTIONS sip:127.0.0.1:"), "{all}");
+    assert!(all.contains("Via: SIP/2.0/TLS 127.0.0.1:"), "{all}");
+
+    // A certificate without the trunk's name: no connection, nothing sent.
+    let (_s, port, rx) = carrier(&pki);
+    let mut d = start(&pki, &tls_trunk(&pki, port, "other.test"));
+    d.wait_log("sip tls connection failed", Duration::from_secs(10));
+    assert!(
+        until(&rx, "OPTIONS", Duration::from_secs(2)).is_none(),
+        "a request went to a carrier whose certificate is not for the trunk"
+    );
+}
+
+#[test]
+fn check_config_names_a_missing_key_and_an_unreadable_ca() {
+    let pki = Pki::new();
+    pki.issue("server", "dialerd", "DNS:sip.test");
+    let dir = tempfile::tempdir().unwrap();
+    let check = |config: &str| {
+        let path = dir.path().join("dialerd.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = common::command()
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cert = pki.path("server.pem");
+    let (ok, err) = check(&format!(
+        "[sip]\ntls_listen = [\"127.0.0.1:5061\"]\ntls_certificate = \"{}\"\n",
+        cert.display()
+    ));
+    assert!(!ok && err.contains("sip.tls_private_key"), "{err}");
+    let (ok, err) = check(&format!(
+        "[[trunks]]\nname = \"c\"\nhost = \"127.0.0.1\"\ntransport = \"tls\"\ntls_ca = \"{}\"\n",
+        Path::new("/nonexistent/ca.pem").display()
+    ));
+    assert!(!ok && err.contains("trunks[0].tls_ca"), "{err}");
+    let (ok, err) = check(&format!(
+        "[sip]\ntls_listen = [\"127.0.0.1:5061\"]\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n",
+        cert.display(),
+        pki.path("server.key").display()
+    ));
+    assert!(ok, "{err}");
+}
