@@ -239,7 +239,10 @@ fn options_over_tls_are_answered_with_the_configured_certificate_which_sighup_re
 
 /// `openssl s_server` as a TLS carrier presenting `carrier.pem`; its output lines.
 fn carrier(pki: &Pki) -> (Killed, u16, mpsc::Receiver<String>) {
-    let port = common::agent_phone::free_udp_port();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
     let mut c = Command::new("openssl")
         .current_dir(pki.dir.path())
         .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
@@ -250,8 +253,8 @@ fn carrier(pki: &Pki) -> (Killed, u16, mpsc::Receiver<String>) {
         .spawn()
         .unwrap();
     let rx = lines_of(&mut c);
-    // s_server prints nothing when it listens: wait for the port.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // s_server prints nothing when it listens: wait for the port (slow on a busy machine).
+    let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "s_server not listening");
         std::thread::sleep(Duration::from_millis(50));

@@ -339,6 +339,7 @@ const LIST_SAMPLES: &[(&str, &str)] = &[
     ("sessions.pause_reasons", "coffee,lunch"),
     ("sip.digest_algorithms", "MD5,SHA-256"),
     ("sip.listen", "127.0.0.1:5062,[::1]:5062"),
+    ("sip.tls_listen", "127.0.0.1:5061,[::1]:5061"),
 ];
 
 /// The value at dotted `key` of the configuration as serialised.
@@ -363,9 +364,16 @@ fn every_list_key_takes_comma_separated_values_from_the_environment() {
         let var = env_name(key);
         let items: Vec<&str> = value.split(',').collect();
         // Two values, and one alone (a lone number must not turn into a number).
+        // TLS listeners need a certificate (a test one, never used to serve).
+        let base = if *key == "sip.tls_listen" {
+            let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
+            format!("[sip]\ntls_certificate = \"{data}/test.pem\"\ntls_private_key = \"{data}/test.key\"\n")
+        } else {
+            String::new()
+        };
         for given in [value.to_string(), items[0].to_string()] {
-            let cfg =
-                parse_env("", &[(&var, &given)]).unwrap_or_else(|e| panic!("{var}={given}: {e}"));
+            let cfg = parse_env(&base, &[(&var, &given)])
+                .unwrap_or_else(|e| panic!("{var}={given}: {e}"));
             let want: Vec<&str> = given.split(',').collect();
             assert_eq!(
                 value_at(&cfg, key),
