@@ -1,6 +1,7 @@
 //! Kamailio (Debian's package, conf/kamailio/dialerd-proxy.cfg) as a proxy in front of the
 //! daemon: a phone registers through it (Path added), and a call through it is Record-Routed
 //! both ways — SIPp's ACK follows the route set, and dialerd's BYE comes back via the proxy.
+//! baresip registers and calls the echo number over SIP over TLS (scripts/interop/baresip-tls.sh).
 //! The rest of the interop matrix (baresip, linphonec, SIPp over TCP) is scripts/interop/.
 
 mod common;
@@ -145,4 +146,31 @@ fn kamailio_in_front_passes_registers_and_record_routes_calls_both_ways() {
         bye.ends_with(&format!("from {} (udp)", d.sip)),
         "the BYE came from dialerd: {bye}"
     );
+}
+
+#[test]
+fn baresip_registers_and_calls_the_echo_number_over_tls() {
+    let free_tcp = || {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let out =
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/interop/baresip-tls.sh"))
+            .env("DIALERD_BIN", common::bin())
+            .env("SIP_PORT", free_udp_port().to_string())
+            .env("TLS_PORT", free_tcp().to_string())
+            .env("HTTP_PORT", free_tcp().to_string())
+            .output()
+            .expect("the interop script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("PASS: baresip's call to the echo number over TLS is answered"),
+        "{text}"
+    );
+    assert!(!text.contains("FAIL"), "{text}");
 }

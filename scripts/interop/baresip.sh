@@ -22,12 +22,11 @@ check "DTMF 1 (RFC 4733) reaches dialerd" "$WORK/dialerd.log" 'digit=1' 5
 check "DTMF 9 (RFC 4733) reaches dialerd" "$WORK/dialerd.log" 'digit=9' 5
 say "/hold"
 sleep 2
-# RFC 3264 wants a recvonly answer to a sendonly offer; dialerd's SIP endpoint answers every
-# re-INVITE with the SDP it last sent (docs/interop.md, "Known limitations").
+# RFC 3264 §6.1: a sendonly offer (hold) is answered recvonly.
 if grep -q "a=recvonly" "$WORK/baresip.log"; then
     pass "hold: dialerd answers baresip's sendonly re-INVITE with recvonly"
 else
-    echo "KNOWN: hold: dialerd answers baresip's sendonly re-INVITE with its last SDP (a=sendrecv)"
+    fail "hold: dialerd's answer to baresip's sendonly re-INVITE is not recvonly"
 fi
 say "/resume"
 sleep 2

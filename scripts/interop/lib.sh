@@ -85,6 +85,7 @@ TOML
 
 # start_baresip ACCOUNT_LINE: Debian's baresip on 127.0.0.1 (SIP trace on), a 440 Hz tone as
 # microphone and a file as speaker, commands through `say`, output in $WORK/baresip.log.
+# BARESIP_EXTRA adds config lines (e.g. sip_cafile).
 start_baresip() {
     local conf=$WORK/baresip
     mkdir -p "$conf"
@@ -106,6 +107,7 @@ ausrc_srate 48000
 auplay_srate 48000
 ausrc_channels 2
 auplay_channels 2
+${BARESIP_EXTRA:-}
 CONF
     echo "$1" >"$conf/accounts"
     : >"$conf/contacts"

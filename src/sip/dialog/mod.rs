@@ -582,7 +582,7 @@ impl DialogLayer {
             remote_tag,
         };
         let mut resp = resp;
-        self.add_contact(&mut resp.headers, via_transport(&req.headers));
+        self.response_contact(&mut resp.headers, req);
         if !resp
             .headers
             .iter()
@@ -664,7 +664,7 @@ impl DialogLayer {
         }
         let code = resp.status_code.code();
         if matches!(req.method, Method::Invite | Method::Update) && (200..300).contains(&code) {
-            self.add_contact(&mut resp.headers, via_transport(&req.headers));
+            self.response_contact(&mut resp.headers, req);
             self.negotiate_as_uas(now, &id, req, &mut resp);
             if let (false, Some(d)) = (resp.body.is_empty(), self.dialogs.get_mut(&id)) {
                 d.local_sdp = Some(resp.body.clone());
@@ -1198,6 +1198,24 @@ impl DialogLayer {
             _ => &self.cfg.local_contact,
         };
         h::Contact::new(format!("<{uri}>")).into()
+    }
+
+    /// Our Contact for a response to `req`: over TLS, `sips:` when the request was for a
+    /// `sips:` URI (RFC 3261 §8.1.1.8), else `sip:` with `transport=tls`.
+    fn response_contact(&self, headers: &mut rsip::Headers, req: &rsip::Request) {
+        let transport = via_transport(&req.headers);
+        if headers.iter().any(|h| matches!(h, Header::Contact(_))) {
+            return;
+        }
+        match (&self.cfg.tls, transport) {
+            (Some((contact, _)), Transport::Tls) if req.uri.scheme == Some(rsip::Scheme::Sips) => {
+                let sips = contact
+                    .replacen("sip:", "sips:", 1)
+                    .replace(";transport=tls", "");
+                headers.push(h::Contact::new(format!("<{sips}>")).into());
+            }
+            _ => headers.push(self.contact(transport)),
+        }
     }
 
     fn add_contact(&self, headers: &mut rsip::Headers, transport: Transport) {

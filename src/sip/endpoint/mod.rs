@@ -170,7 +170,7 @@ pub async fn start(
             min_se: cfg.min_se,
             tls: tls_addrs
                 .first()
-                .map(|a| (format!("sips:dialerd@{a}"), a.to_string())),
+                .map(|a| (format!("sip:dialerd@{a};transport=tls"), a.to_string())),
             ..DialogConfig::new(
                 format!("sip:dialerd@{}", local_addrs[0]),
                 local_addrs[0].to_string(),
