@@ -1,13 +1,15 @@
 //! The RTP port pool: even ports from the configured range, RTCP on the port above. A port goes
 //! to the back of the queue when freed, so a stray packet of the last call rarely reaches the
-//! next one.
+//! next one. The queue starts at a random place in the range, so daemons (and other programs)
+//! sharing a machine do not all fight over its first ports.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
-/// Ports tried per allocation before giving up (others may hold some of ours).
-const BIND_ATTEMPTS: usize = 16;
+/// Ports tried per allocation before giving up (others may hold some of ours); each try is
+/// one failed bind.
+const BIND_ATTEMPTS: usize = 256;
 
 /// A shared pool of RTP ports.
 #[derive(Clone, Debug)]
@@ -52,6 +54,19 @@ impl Drop for PortLease {
 impl PortPool {
     /// Every even port in `min..=max` whose RTCP port (+1) is in range too.
     pub fn new(min: u16, max: u16) -> Self {
+        let pool = Self::sequential(min, max);
+        let mut r = [0u8; 4];
+        if getrandom::fill(&mut r).is_ok() {
+            if let Ok(mut free) = pool.free.lock() {
+                let n = free.len().max(1);
+                free.rotate_left(u32::from_le_bytes(r) as usize % n);
+            }
+        }
+        pool
+    }
+
+    /// The pool with its queue in port order.
+    fn sequential(min: u16, max: u16) -> Self {
         let first = min + (min % 2);
         let free: VecDeque<u16> = (first..max).step_by(2).collect();
         let size = free.len();
@@ -142,6 +157,33 @@ mod tests {
         assert!(pool.bind(LOCAL).unwrap().is_none());
         drop((a, b));
         assert!(pool.bind(LOCAL).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_pool_whose_first_ports_others_hold_still_finds_a_free_one() {
+        // Twenty pairs held by another program, the twenty-first free.
+        let held: Vec<UdpSocket> = (0..20)
+            .filter_map(|i| UdpSocket::bind((LOCAL, 41100 + 2 * i)).ok())
+            .collect();
+        assert_eq!(held.len(), 20, "test ports taken");
+        let pool = PortPool::sequential(41100, 41142);
+        let pair = pool
+            .bind(LOCAL)
+            .unwrap()
+            .expect("a free pair past the held ones");
+        assert_eq!(pair.port(), 41140);
+    }
+
+    #[test]
+    fn pools_start_at_random_places_in_the_range() {
+        let firsts: std::collections::HashSet<u16> = (0..8)
+            .map(|_| {
+                let pool = PortPool::new(42000, 44000);
+                let p = pool.free.lock().unwrap()[0];
+                p
+            })
+            .collect();
+        assert!(firsts.len() > 1, "{firsts:?}");
     }
 
     #[test]

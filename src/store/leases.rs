@@ -44,19 +44,10 @@ impl Store {
                 if leased.iter().any(|l| l.id == c.id) {
                     continue;
                 }
-                // The primary key makes the insert the lease: a held contact inserts nothing.
-                let done = sqlx::query(
-                    "INSERT INTO contact_leases (contact_id, campaign_id, task_id, owner, leased_ms) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contact_id) DO NOTHING",
-                )
-                .bind(c.id)
-                .bind(campaign_id)
-                .bind(task_id)
-                .bind(owner)
-                .bind(now_ms)
-                .execute(&self.writer)
-                .await?;
-                if done.rows_affected() == 1 {
+                let done = self
+                    .lease_as_read(&c, campaign_id, task_id, owner, now_ms)
+                    .await?;
+                if done {
                     leased.push(c);
                 }
             }
@@ -65,6 +56,35 @@ impl Store {
             }
         }
         Ok(leased)
+    }
+
+    /// Leases `c` as it was read: the primary key makes the insert the lease (a held contact
+    /// inserts nothing), and the contact must still be callable as read — an attempt written
+    /// since (its lease released just now) makes it due later, or no longer open.
+    pub(crate) async fn lease_as_read(
+        &self,
+        c: &Contact,
+        campaign_id: i64,
+        task_id: i64,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO contact_leases (contact_id, campaign_id, task_id, owner, leased_ms) \
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM contacts WHERE id = $1 \
+             AND status = 'open' AND attempts = $6 \
+             AND (follow_up_ms IS NULL OR follow_up_ms <= $5)) \
+             ON CONFLICT (contact_id) DO NOTHING",
+        )
+        .bind(c.id)
+        .bind(campaign_id)
+        .bind(task_id)
+        .bind(owner)
+        .bind(now_ms)
+        .bind(c.spec.attempts)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Releases the lease of `contact_id` (a no-op when it holds none).
@@ -119,6 +139,55 @@ impl Store {
 mod tests {
     use crate::store::contacts::ContactSpec;
     use crate::store::{now_ms, test_support};
+
+    #[tokio::test]
+    async fn a_contact_read_before_an_attempt_was_written_is_not_leased_after_it() {
+        let (_dir, store) = test_support::store().await;
+        let (campaign, task) = test_support::campaign_with_call_task(
+            &store,
+            serde_json::json!({
+                "name": "c", "default_region": "DE",
+                "calling_hours": {"from": "00:00", "to": "24:00"}
+            }),
+        )
+        .await;
+        let spec: ContactSpec = serde_json::from_value(serde_json::json!({
+            "phones": ["+493012345000"], "time_zone": "Europe/Berlin"
+        }))
+        .unwrap();
+        store.create_contact(campaign, &spec, "t").await.unwrap();
+        let now = now_ms();
+        let read = store.next_callable(campaign, task, now, 10).await.unwrap();
+        assert_eq!(read.len(), 1);
+        // Meanwhile its busy attempt is written (due again in 10 minutes).
+        let busy = crate::store::contacts::Attempt {
+            number: "+493012345000".into(),
+            result: "$busy".into(),
+            sip_code: Some(486),
+            call_id: None,
+            status: "open".into(),
+            follow_up_ms: Some(now + 600_000),
+            at_ms: now,
+        };
+        store
+            .record_attempt(campaign, read[0].id, &busy, "dialer")
+            .await
+            .unwrap();
+        let leased = store
+            .lease_as_read(&read[0], campaign, task, "one", now)
+            .await
+            .unwrap();
+        assert!(
+            !leased,
+            "a contact leased from a stale read is dialled twice"
+        );
+        let fresh = store.contact(campaign, read[0].id).await.unwrap();
+        let leased = store
+            .lease_as_read(&fresh, campaign, task, "one", now + 600_000)
+            .await
+            .unwrap();
+        assert!(leased, "due again, as written");
+    }
 
     #[tokio::test]
     async fn a_contact_is_leased_to_one_caller_at_a_time_until_released_or_recovered() {

@@ -107,6 +107,14 @@ struct LiveCall {
     inbound: Option<InboundInfo>,
 }
 
+/// How an ended call is written on its contact.
+enum Written {
+    /// A dialling attempt.
+    Attempt(Attempt),
+    /// A call the contact made.
+    Inbound(crate::store::inbound::InboundCall),
+}
+
 /// What the driver keeps of an inbound call.
 struct InboundInfo {
     line_id: i64,
@@ -152,6 +160,8 @@ pub struct Driver {
     dirty: bool,
     saved: Instant,
     figures: Figures,
+    /// Contact writes under way ([`Driver::write`]).
+    writes: Vec<tokio::task::JoinHandle<()>>,
 }
 
 fn now() -> Time {
@@ -236,6 +246,7 @@ impl Driver {
             draining: false,
             dirty: false,
             saved: Instant::now(),
+            writes: Vec::new(),
         };
         for v in views.iter().filter(|v| v.tasks.contains(&task_id)) {
             let agent = AgentId(v.id as u32);
@@ -295,6 +306,7 @@ impl Driver {
             }
         }
         self.save().await;
+        self.flush().await;
         self.ctx.calls.agents.drop_claims(self.task_id);
         self.ctx
             .metrics
@@ -527,6 +539,7 @@ impl Driver {
                 };
                 // Recorded before the agent hears back.
                 self.settle().await;
+                self.flush().await;
                 let _ = reply.send(taken);
             }
             Msg::Preview {
@@ -911,21 +924,6 @@ impl Driver {
             self.calls.insert(call, live);
             return self.feed(Input::Failed(call, CallEnd::Rejected(404)));
         }
-        let dial = match crate::call::campaign_call::dial(
-            &self.ctx.store,
-            self.campaign_id,
-            Some(self.task_id),
-            &number,
-        )
-        .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(task = self.task_id, %call, error = %e, "campaign call not placed");
-                self.calls.insert(call, live);
-                return self.feed(Input::Failed(call, CallEnd::Unavailable));
-            }
-        };
         let (tx, rx) = mpsc::unbounded_channel();
         live.cmd = Some(tx);
         // A particular callback: its owner takes the answer when ready.
@@ -934,15 +932,19 @@ impl Driver {
         }
         self.calls.insert(call, live);
         tracing::info!(task = self.task_id, %call, contact = contact.0, %number, "placing campaign call");
-        tokio::spawn(call::run(
-            self.ctx.calls.clone(),
-            call,
-            rec,
-            recording,
-            dial,
-            rx,
-            self.events.clone(),
-        ));
+        // The call's own task reads the campaign, line and task settings for its INVITE, so
+        // the driver goes on serving answers meanwhile; a failure comes back as its end.
+        let (store, campaign, task) = (self.ctx.store.clone(), self.campaign_id, self.task_id);
+        let (ctx, events) = (self.ctx.calls.clone(), self.events.clone());
+        tokio::spawn(async move {
+            match crate::call::campaign_call::dial(&store, campaign, Some(task), &number).await {
+                Ok(dial) => call::run(ctx, call, rec, recording, dial, rx, events).await,
+                Err(e) => {
+                    tracing::warn!(task, %call, error = %e, "campaign call not placed");
+                    let _ = events.send((call, CallEvent::Failed(CallEnd::Unavailable, None)));
+                }
+            }
+        });
     }
 
     async fn release(&self, contact: ContactId) {
@@ -1006,22 +1008,58 @@ impl Driver {
             follow_up_ms: d.follow_up_ms,
             at_ms: now.0 as i64,
         };
-        if let Err(e) = self
-            .ctx
-            .store
-            .record_attempt(self.campaign_id, contact.0, &attempt, "dialer")
-            .await
-        {
-            tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "attempt not recorded");
-        }
-        self.own(contact, result.as_ref()).await;
-        self.release(contact).await;
         self.ctx
             .metrics
             .calls
             .with_label_values(&[&self.campaign_id.to_string(), &d.label])
             .inc();
         tracing::info!(task = self.task_id, %call, contact = contact.0, result = %attempt.result, "attempt recorded");
+        self.write(contact, Written::Attempt(attempt), result.as_ref());
+    }
+
+    /// Writes an ended call on its contact in a task of its own (the driver goes on serving
+    /// calls), then sets a particular callback's owner and releases the contact's lease.
+    /// [`Driver::flush`] waits for the writes under way.
+    fn write(&mut self, contact: ContactId, what: Written, result: Option<&AgentResult>) {
+        let store = self.ctx.store.clone();
+        let (campaign, task) = (self.campaign_id, self.task_id);
+        let owner = result.and_then(|r| Some((r.owner.clone()?, r.actor.clone())));
+        self.writes.retain(|w| !w.is_finished());
+        self.writes.push(tokio::spawn(async move {
+            let written = match &what {
+                Written::Attempt(a) => store
+                    .record_attempt(campaign, contact.0, a, "dialer")
+                    .await
+                    .map(|_| ()),
+                Written::Inbound(i) => store
+                    .record_inbound(campaign, contact.0, i, "dialer")
+                    .await
+                    .map(|_| ()),
+            };
+            if let Err(e) = written {
+                tracing::warn!(task, contact = contact.0, error = %e, "call not written on its contact");
+            }
+            if let Some((owner, actor)) = owner {
+                let owned = async {
+                    let mut c = store.contact(campaign, contact.0).await?;
+                    c.spec.owner = Some(owner);
+                    store.update_contact(campaign, contact.0, &c.spec, &actor).await
+                };
+                if let Err(e) = owned.await {
+                    tracing::warn!(task, contact = contact.0, error = %e, "callback's owner not set");
+                }
+            }
+            if let Err(e) = store.release_lease(contact.0).await {
+                tracing::warn!(task, contact = contact.0, error = %e, "lease not released");
+            }
+        }));
+    }
+
+    /// Waits for the contact writes under way.
+    async fn flush(&mut self) {
+        for w in self.writes.drain(..) {
+            let _ = w.await;
+        }
     }
 
     /// The core's id of the agent of this task named `name`, if logged in here.
@@ -1032,24 +1070,6 @@ impl Driver {
             .iter()
             .find(|(user, _)| agents.view(**user).is_some_and(|v| v.name == name))
             .map(|(_, id)| *id)
-    }
-
-    /// A `particular` callback is owned by the agent who asked for it.
-    async fn own(&self, contact: ContactId, result: Option<&AgentResult>) {
-        let Some((owner, r)) = result.and_then(|r| Some((r.owner.clone()?, r))) else {
-            return;
-        };
-        let store = &self.ctx.store;
-        let owned = async {
-            let mut c = store.contact(self.campaign_id, contact.0).await?;
-            c.spec.owner = Some(owner);
-            store
-                .update_contact(self.campaign_id, contact.0, &c.spec, &r.actor)
-                .await
-        };
-        if let Err(e) = owned.await {
-            tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "callback's owner not set");
-        }
     }
 
     /// Writes how an inbound call ended on its contact (no dialling attempt), counts it, and
@@ -1098,22 +1118,14 @@ impl Driver {
             agent,
             at_ms: now.0 as i64,
         };
-        if let Err(e) = self
-            .ctx
-            .store
-            .record_inbound(self.campaign_id, contact.0, &call, "dialer")
-            .await
-        {
-            tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "inbound call not recorded");
-        }
-        self.own(contact, result).await;
-        self.release(contact).await;
+        let result_text = call.result.clone();
         self.ctx
             .metrics
             .inbound_calls
             .with_label_values(&[&info.line_id.to_string(), label])
             .inc();
-        tracing::info!(task = self.task_id, contact = contact.0, result = %call.result, label, "inbound call recorded");
+        tracing::info!(task = self.task_id, contact = contact.0, result = %result_text, label, "inbound call recorded");
+        self.write(contact, Written::Inbound(call), result);
     }
 
     /// Queues a caller who called the task's line back: the contact is held for the call, the
