@@ -28,6 +28,8 @@ fn phone(xml: &str, port: u16, daemon: SocketAddr) -> Child {
         .args(["-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-mp", &media.to_string(), "-rtp_echo"])
         .args(["-m", "1", "-timeout", "60", "-timeout_error", "-nostdin"])
+        // answer_then_hang_up.xml hangs up this long after answering.
+        .args(["-d", "1500"])
         .arg(daemon.to_string())
         .spawn()
         .unwrap()

@@ -455,3 +455,62 @@ fn an_answer_crossing_the_cancel_is_put_through_to_the_agent() {
     agent1.ok("DELETE", "/api/v1/agent/session", None);
     finished(ph, "agent phone", Duration::from_secs(10));
 }
+
+#[test]
+fn an_agent_phone_that_vanishes_mid_call_logs_the_agent_out_and_the_customer_is_hung_up() {
+    let carrier_port = free_udp_port();
+    // The customer answers and waits for dialerd's BYE.
+    let far = carrier("dialer/carrier_waits_for_bye.xml", carrier_port, 1, true);
+    let d = start(carrier_port);
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Vanishing agent",
+        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 30}),
+        1,
+        0,
+    );
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    let (_, agent1) = user(&admin, "agent1", "agent");
+    // The phone answers the session call and hangs up 4 s later, in the middle of the call.
+    let ph = phone_on(
+        "agent/answer_then_hang_up.xml",
+        &["-d", "4000"],
+        "agent1",
+        "sipp-agent-secret-1",
+        d.sip,
+    );
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    agent1.ok("POST", "/api/v1/agent/ready", None);
+    let talking = Instant::now() + Duration::from_secs(4);
+    let mut was_talking = false;
+    loop {
+        let (_, v) = agent1.call("GET", "/api/v1/agent/session", None);
+        was_talking |= v["state"] == "talking";
+        if v["state"] == "logged_out" {
+            assert_eq!(v["reason"], "leg_lost", "{v}");
+            break;
+        }
+        assert!(
+            Instant::now() < talking + Duration::from_secs(10),
+            "still {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(was_talking, "the agent never talked to the customer");
+    // The customer is hung up (SIPp's BYE wait passes) and the attempt is written once.
+    finished(far, "carrier", Duration::from_secs(10));
+    finished(ph, "agent phone", Duration::from_secs(10));
+    let found = attempts(&admin, c);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["sip_code"], 200, "{:?}", found[0]);
+    assert_eq!(found[0]["result"], "$no_result", "{:?}", found[0]);
+}

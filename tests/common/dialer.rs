@@ -51,13 +51,19 @@ pub fn carrier(xml: &str, port: u16, calls: usize, echo: bool) -> Sipp {
 /// SIPp as the phone of `user` (an `[[agents]]` account): registered, then answering the
 /// session call and echoing RTP until dialerd hangs up.
 pub fn phone(user: &str, password: &str, daemon: SocketAddr) -> Sipp {
+    phone_on("agent/answer.xml", &[], user, password, daemon)
+}
+
+/// Like [`phone`], on another agent scenario with SIPp arguments of its own.
+pub fn phone_on(xml: &str, args: &[&str], user: &str, password: &str, daemon: SocketAddr) -> Sipp {
     let port = free_udp_port();
     let child = sipp()
         .arg("-sf")
-        .arg(scenario("agent/answer.xml"))
+        .arg(scenario(xml))
         .args(["-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-mp", &free_udp_port().to_string(), "-rtp_echo"])
         .args(["-m", "1", "-timeout", "90", "-nostdin"])
+        .args(args)
         .arg(daemon.to_string())
         .spawn()
         .unwrap();
