@@ -50,6 +50,15 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// A client configuration trusting Mozilla's roots plus the certificates of `extra_ca`.
 pub fn client_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
+    client_config_with(extra_ca, None)
+}
+
+/// Like [`client_config`], presenting the certificate chain and key of `identity` (PEM
+/// files) when the server asks for one.
+pub fn client_config_with(
+    extra_ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -60,11 +69,21 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, Tl
                 .map_err(|e| file_error(path)(format!("certificate {}: {e}", i + 1)))?;
         }
     }
-    Ok(rustls::ClientConfig::builder_with_provider(provider())
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Settings(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_root_certificates(roots);
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((certificate, key)) => {
+            let chain = certificates(certificate)?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key)(e.to_string()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| TlsError::Settings(e.to_string()))
+        }
+    }
 }
 
 /// A server configuration presenting the chain of `certificate` with the key of `key`.

@@ -238,7 +238,7 @@ fn options_over_tls_are_answered_with_the_configured_certificate_which_sighup_re
 }
 
 /// `openssl s_server` as a TLS carrier presenting `carrier.pem`; its output lines.
-fn carrier(pki: &Pki) -> (Killed, u16, mpsc::Receiver<String>) {
+fn carrier(pki: &Pki, extra: &[&str]) -> (Killed, u16, mpsc::Receiver<String>) {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
@@ -247,6 +247,7 @@ fn carrier(pki: &Pki) -> (Killed, u16, mpsc::Receiver<String>) {
         .current_dir(pki.dir.path())
         .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
         .args(["-cert", "carrier.pem", "-key", "carrier.key", "-quiet"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -277,7 +278,7 @@ fn a_tls_trunk_verifies_the_carriers_certificate_for_its_name() {
     pki.issue("carrier", "carrier", "DNS:carrier.test");
 
     // The right name: the keepalive OPTIONS arrives over TLS, Via TLS, sips Contact.
-    let (_s, port, rx) = carrier(&pki);
+    let (_s, port, rx) = carrier(&pki, &[]);
     let _d = start(&pki, &tls_trunk(&pki, port, "carrier.test"));
     let seen = until(&rx, "CSeq: 1 OPTIONS", Duration::from_secs(10))
         .expect("no OPTIONS over TLS reached the carrier");
@@ -286,12 +287,41 @@ fn a_tls_trunk_verifies_the_carriers_certificate_for_its_name() {
     assert!(all.contains("Via: SIP/2.0/TLS 127.0.0.1:"), "{all}");
 
     // A certificate without the trunk's name: no connection, nothing sent.
-    let (_s, port, rx) = carrier(&pki);
+    let (_s, port, rx) = carrier(&pki, &[]);
     let mut d = start(&pki, &tls_trunk(&pki, port, "other.test"));
     d.wait_log("sip tls connection failed", Duration::from_secs(10));
     assert!(
         until(&rx, "OPTIONS", Duration::from_secs(2)).is_none(),
         "a request went to a carrier whose certificate is not for the trunk"
+    );
+}
+
+#[test]
+fn a_carrier_that_asks_for_a_client_certificate_gets_the_trunks() {
+    let pki = Pki::new();
+    pki.issue("server", "dialerd", "DNS:sip.test,IP:127.0.0.1");
+    pki.issue("carrier", "carrier", "DNS:carrier.test");
+    pki.issue("client", "dialerd-client", "DNS:dialerd.test");
+    let verify = ["-Verify", "1", "-CAfile", "ca.pem", "-verify_return_error"];
+    // Without one configured, the carrier refuses the handshake: nothing arrives.
+    // (Under TLS 1.3 the carrier refuses after our side has finished: keepalives are sent
+    // every second, none is read.)
+    let (_s, port, rx) = carrier(&pki, &verify);
+    let d = start(&pki, &tls_trunk(&pki, port, "carrier.test"));
+    assert!(until(&rx, "OPTIONS", Duration::from_secs(4)).is_none());
+    drop(d);
+    // With tls_client_certificate, the keepalive gets through.
+    let (_s, port, rx) = carrier(&pki, &verify);
+    let trunk = tls_trunk(&pki, port, "carrier.test")
+        + &format!(
+            "tls_client_certificate = \"{}\"\ntls_client_key = \"{}\"\n",
+            pki.path("client.pem").display(),
+            pki.path("client.key").display()
+        );
+    let _d = start(&pki, &trunk);
+    assert!(
+        until(&rx, "CSeq: 1 OPTIONS", Duration::from_secs(10)).is_some(),
+        "no OPTIONS through a carrier that checks client certificates"
     );
 }
 

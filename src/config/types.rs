@@ -562,6 +562,12 @@ pub struct TrunkConfig {
     /// TLS: the name the carrier's certificate must carry (default: `host`).
     #[serde(default)]
     pub tls_server_name: Option<String>,
+    /// TLS: a client certificate chain (PEM) shown to a carrier that asks for one.
+    #[serde(default)]
+    pub tls_client_certificate: Option<std::path::PathBuf>,
+    /// TLS: the private key of `tls_client_certificate` (PEM).
+    #[serde(default)]
+    pub tls_client_key: Option<std::path::PathBuf>,
     /// Digest user name (empty: no authentication).
     #[serde(default)]
     pub username: String,

@@ -110,7 +110,11 @@ pub async fn start(
         if let (TransportKind::Tls, Some(addr)) = (t.transport, addr) {
             let name = t.tls_server_name.as_deref().unwrap_or(&t.host);
             let name = name.trim_matches(['[', ']']);
-            let client = crate::tls::client_config(t.tls_ca.as_deref())?;
+            let identity = t
+                .tls_client_certificate
+                .as_deref()
+                .zip(t.tls_client_key.as_deref());
+            let client = crate::tls::client_config_with(t.tls_ca.as_deref(), identity)?;
             if !tls.name_peer(*addr, name, client) {
                 tracing::warn!(trunk = %t.name, name, "not a name a certificate can carry; verified for the address");
             }

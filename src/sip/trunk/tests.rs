@@ -9,6 +9,8 @@ fn cfg(name: &str, max_calls: u32, max_cps: f64) -> TrunkConfig {
         transport: TransportKind::Udp,
         tls_ca: None,
         tls_server_name: None,
+        tls_client_certificate: None,
+        tls_client_key: None,
         username: String::new(),
         password: Default::default(),
         realm: String::new(),
