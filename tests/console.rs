@@ -202,8 +202,22 @@ fn an_agent_takes_a_preview_call_and_records_its_result_in_the_browser_while_a_s
         agent.fill("#field-name", "Erika M. Mustermann");
         agent.select("#field-plan", "gold");
         agent.fill("#field-notes", "wants the gold brochure");
-        agent.select("#result-status", "success");
+        // A call-back of the agent's own at 09:30 on the contact's wall clock (Berlin, UTC+1).
+        agent.select("#result-status", "open");
+        agent.click("input[name=follow-up][value=particular]");
+        agent.run(
+            "document.getElementById('result-at').value = arguments[0]",
+            json!(["2030-01-02T09:30"]),
+        );
         agent.screenshot(&shots().join("agent-result.png"));
+        let fits = agent.run(
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+            json!([]),
+        );
+        assert!(
+            fits[0].as_i64() <= fits[1].as_i64(),
+            "wider than 1366: {fits}"
+        );
         agent.alt('s');
         agent.wait_text("#state", "READY", WAIT);
         assert!(!agent.visible("#result"), "the form is gone once saved");
@@ -250,8 +264,19 @@ fn an_agent_takes_a_preview_call_and_records_its_result_in_the_browser_while_a_s
     );
     assert_eq!(
         (k["status"].as_str(), k["detail"].as_str()),
-        (Some("success"), Some("brochure sent")),
+        (Some("open"), Some("brochure sent")),
         "{k}"
+    );
+    assert_eq!(k["time_zone"], "Europe/Berlin", "{k}");
+    assert!(
+        k["follow_up_at"]
+            .as_str()
+            .is_some_and(|at| at.starts_with("2030-01-02T08:30:00")),
+        "{k}"
+    );
+    assert_eq!(
+        k["owner"], "ann",
+        "a particular call-back is the agent's: {k}"
     );
     assert_eq!(
         k["fields"],
@@ -292,6 +317,12 @@ fn the_pages_are_served_with_a_strict_policy_and_no_inline_script() {
         assert!(head.contains("x-content-type-options: nosniff"), "{head}");
         if path.ends_with('/') {
             let html = String::from_utf8(body).unwrap();
+            for named in html.split("\"/console/").skip(1) {
+                let file = &named[..named.find('"').unwrap()];
+                let (status, head, _) =
+                    common::http_bytes(d.http, "GET", &format!("/console/{file}"), &[]);
+                assert_eq!(status, 200, "{path} names /console/{file}: {head}");
+            }
             assert!(head.contains("content-type: text/html"), "{head}");
             // Every script is a file of its own: the policy would block an inline one.
             for tag in html.split("<script").skip(1) {
