@@ -15,6 +15,8 @@ let wrapDeadline = null;
 let calls = 0;
 let talkMs = 0;
 let talkingSince = null;
+// Events seen: an action's answer older than the last event is not applied over it.
+let eventCount = 0;
 
 const STATE_NAMES = {
   logged_out: "logged out",
@@ -74,6 +76,7 @@ $("setup-form").addEventListener("submit", async (ev) => {
   const phone = kind === "sip" ? "sip" : $("setup-number").value.trim();
   if (tasks.length === 0) return notice("Choose at least one task.", "warn");
   $("setup-start").disabled = true;
+  const before = eventCount;
   notice(phone === "sip" ? "Calling your SIP phone…" : `Calling ${phone}…`, "info");
   const view = await attempt("Starting the session", () =>
     api.call("POST", "/api/v1/agent/session", { tasks, phone }),
@@ -84,7 +87,7 @@ $("setup-form").addEventListener("submit", async (ev) => {
   $("audio-phone").textContent = phone === "sip" ? "your SIP phone" : phone;
   calls = 0;
   talkMs = 0;
-  applyView(view);
+  if (eventCount === before) applyView(view);
 });
 
 $("setup-logout").addEventListener("click", () => {
@@ -149,15 +152,17 @@ for (const [id, action] of [
   ["preview-skip", () => api.call("POST", "/api/v1/agent/preview/skip")],
 ]) {
   $(id).addEventListener("click", async () => {
+    if (id === "preview-dial") $("pop-status").textContent = "Dialling…";
+    const before = eventCount;
     const v = await attempt($(id).textContent, action);
     if (!v) return;
     if (id.startsWith("preview-")) {
       offerPending = false;
       show($("preview-actions"), false);
-      if (id === "preview-skip") clearCall();
-      else $("pop-status").textContent = "Dialling…";
+      if (id === "preview-skip" && eventCount === before) clearCall();
     }
-    applyView(v);
+    // An event newer than the request already says more than its answer.
+    if (eventCount === before) applyView(v);
   });
 }
 
@@ -178,6 +183,7 @@ function onLink(up, attempt) {
 }
 
 function onEvent(e) {
+  eventCount += 1;
   const at = e.at ? Date.parse(e.at) : Date.now();
   switch (e.type) {
     case "state":
@@ -383,12 +389,15 @@ $("result-form").addEventListener("submit", async (ev) => {
     body.follow_up_at = wallToInstant(wall, zone);
   }
   $("result-submit").disabled = true;
+  const before = eventCount;
   const v = await attempt("Submitting the result", () => api.call("POST", "/api/v1/agent/result", body));
   $("result-submit").disabled = false;
   if (!v) return;
   notice("Result saved.", "info");
-  clearCall();
-  applyView(v);
+  if (eventCount === before) {
+    clearCall();
+    applyView(v);
+  }
 });
 
 // ---- clocks and keys ----

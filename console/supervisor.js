@@ -9,6 +9,8 @@ const agents = new Map();
 const figures = new Map();
 const links = new Map();
 let choices = { pause_reasons: [], tasks: [], forms: {} };
+// Events seen: an action's answer older than the last event is not applied over it.
+let eventCount = 0;
 const STATES = ["ready", "reserved", "talking", "wrap_up", "paused", "logged_out"];
 
 $("login-form").addEventListener("submit", async (ev) => {
@@ -62,6 +64,7 @@ function onLink(task, up, n) {
 }
 
 function onEvent(e) {
+  eventCount += 1;
   if (e.type === "queue") {
     figures.set(e.task, e.figures);
     renderQueues();
@@ -88,41 +91,63 @@ function onEvent(e) {
 
 function act(id, path, body) {
   return async () => {
+    const before = eventCount;
     const v = await attempt(`Agent ${id}`, () => api.call(path === "session" ? "DELETE" : "POST", `/api/v1/agents/${id}/${path}`, body && body()));
-    if (!v) return;
+    // An event newer than the request already says more than its answer.
+    if (!v || eventCount !== before) return;
     const a = agents.get(id);
     Object.assign(a, v, { sinceMs: v.since ? Date.parse(v.since) : a.sinceMs });
     renderAgents();
   };
 }
 
+// One row per agent, made once and updated in place: a re-render would close a reason list
+// the supervisor has open.
+const rows = new Map();
+
+function rowOf(a) {
+  let r = rows.get(a.id);
+  if (r) return r;
+  const cells = Array.from({ length: 6 }, () => el("td"));
+  cells[3].className = "since";
+  const reason = el("select", { "aria-label": "pause reason" },
+    choices.pause_reasons.map((p) => el("option", { value: p, text: p })));
+  const buttons = {
+    ready: el("button", { type: "button", onclick: act(a.id, "ready"), text: "Ready" }),
+    pause: el("button", { type: "button", onclick: act(a.id, "pause", () => ({ reason: reason.value })), text: "Pause" }),
+    hangup: el("button", { type: "button", class: "danger", onclick: act(a.id, "hangup"), text: "Hang up" }),
+    logout: el("button", { type: "button", class: "quiet", onclick: act(a.id, "session"), text: "Log out" }),
+  };
+  const tr = el("tr", { "data-agent": a.id }, cells,
+    el("td", { class: "actions" }, buttons.ready, reason, buttons.pause, buttons.hangup, buttons.logout));
+  r = { tr, cells, buttons };
+  rows.set(a.id, r);
+  return r;
+}
+
 function renderAgents() {
-  const rows = [...agents.values()].sort(
+  const sorted = [...agents.values()].sort(
     (x, y) => STATES.indexOf(x.state) - STATES.indexOf(y.state) || x.name.localeCompare(y.name),
   );
   const body = $("agents").tBodies[0];
-  body.replaceChildren(
-    ...rows.map((a) => {
-      const reason = el("select", { "aria-label": "pause reason" },
-        choices.pause_reasons.map((r) => el("option", { value: r, text: r })));
-      const on = a.state !== "logged_out";
-      return el("tr", { "data-agent": a.id, "data-state": a.state, class: `s-${a.state}` },
-        el("td", { text: a.name }),
-        el("td", {}, el("span", { class: `state s-${a.state}`, text: a.state })),
-        el("td", { text: a.reason || "" }),
-        el("td", { class: "since", "data-since": a.sinceMs ?? "" }),
-        el("td", { text: a.call_id ? `${a.call_id}${a.direction ? ` (${a.direction})` : ""}` : "" }),
-        el("td", { text: (a.tasks || []).join(", ") }),
-        el("td", { class: "actions" },
-          el("button", { type: "button", disabled: !on, onclick: act(a.id, "ready"), text: "Ready" }),
-          reason,
-          el("button", { type: "button", disabled: !on, onclick: act(a.id, "pause", () => ({ reason: reason.value })), text: "Pause" }),
-          el("button", { type: "button", disabled: a.state !== "talking", class: "danger", onclick: act(a.id, "hangup"), text: "Hang up" }),
-          el("button", { type: "button", disabled: !on, class: "quiet", onclick: act(a.id, "session"), text: "Log out" }),
-        ),
-      );
-    }),
-  );
+  sorted.forEach((a, i) => {
+    const { tr, cells, buttons } = rowOf(a);
+    tr.dataset.state = a.state;
+    tr.className = `s-${a.state}`;
+    cells[0].textContent = a.name;
+    cells[1].replaceChildren(el("span", { class: `state s-${a.state}`, text: a.state }));
+    cells[2].textContent = a.reason || "";
+    cells[3].dataset.since = a.sinceMs ?? "";
+    cells[4].textContent = a.call_id ? `${a.call_id}${a.direction ? ` (${a.direction})` : ""}` : "";
+    cells[5].textContent = (a.tasks || []).join(", ");
+    const on = a.state !== "logged_out";
+    buttons.ready.disabled = !on;
+    buttons.pause.disabled = !on;
+    buttons.hangup.disabled = a.state !== "talking";
+    buttons.logout.disabled = !on;
+    // Rows move only when the order by state changes.
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+  });
   const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
   for (const a of agents.values()) counts[a.state] = (counts[a.state] || 0) + 1;
   $("by-state").replaceChildren(

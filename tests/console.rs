@@ -55,8 +55,12 @@ fn log_in(b: &Browser, d: &Daemon, path: &str, name: &str, password: &str) {
 /// The supervisor page's row of agent `id` shows `state`.
 fn row_in(b: &Browser, id: i64, state: &str) {
     b.wait(&format!("supervisor sees agent {id} {state}"), WAIT, |b| {
-        let row = format!("tr[data-agent=\"{id}\"]");
-        b.find(&row).is_some() && b.attr(&row, "data-state").as_deref() == Some(state)
+        // Read in one step: the row may change between a find and a read.
+        let now = b.run(
+            "const r = document.querySelector(arguments[0]); return r ? r.dataset.state : null",
+            json!([format!("tr[data-agent=\"{id}\"]")]),
+        );
+        now == state
     });
 }
 
