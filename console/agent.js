@@ -117,6 +117,10 @@ function applyState(state, reason, sinceMs) {
   if (state !== "wrap_up") {
     wrapDeadline = null;
   }
+  const ended = { leg_lost: "your phone hung up or went silent", leg_failed: "your phone did not answer", timeout: "your phone did not answer in time" };
+  if (state === "logged_out" && was !== "logged_out" && ended[reason]) {
+    notice(`Session ended: ${ended[reason]}.`, "warn");
+  }
 }
 
 function applyView(v) {
@@ -369,6 +373,11 @@ function editedFields() {
   }
   return out;
 }
+
+// A warning about the form goes once the agent edits it.
+$("result-form").addEventListener("input", () => {
+  if ($("notice").classList.contains("warn")) notice("");
+});
 
 $("result-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
