@@ -640,6 +640,13 @@ fn role_matrix() {
             None,
             &["agent"],
         ),
+        (
+            "GET",
+            "/api/v1/agent/choices".into(),
+            None,
+            &["admin", "supervisor", "agent"],
+        ),
+        ("GET", "/api/v1/agent/contact".into(), None, &["agent"]),
         ("GET", "/api/v1/dnc".into(), None, DIAL),
         (
             "POST",

@@ -121,6 +121,10 @@ fn every_route_but_the_open_ones_needs_a_token() {
         // WebSockets: a single-use ticket in the query stands for the token.
         "get /api/v1/agent/events",
         "get /api/v1/queues/{task}/events",
+        // The console's static pages: they hold no data; they log in through the API.
+        "get /agent/",
+        "get /supervisor/",
+        "get /console/{file}",
     ]
     .into_iter()
     .map(String::from)

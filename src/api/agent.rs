@@ -468,3 +468,77 @@ async fn preview(s: AppState, caller: Caller, accept: bool) -> Answer<Json<Agent
         s.agents.view(user.id).ok_or(SessionError::NotLoggedIn)?,
     ))
 }
+
+/// The call tasks an agent may serve (its `tasks`, else every call task; every one for a
+/// supervisor), with their campaigns.
+async fn servable(
+    s: &AppState,
+    user: &User,
+) -> Answer<Vec<(crate::store::campaigns::Campaign, crate::store::tasks::Task)>> {
+    let allowed = s.store.agent_tasks(user.id).await?;
+    let mut out = Vec::new();
+    for c in s.store.campaigns().await? {
+        for t in s.store.tasks(c.id).await? {
+            if t.spec.call_settings().is_some() && (allowed.is_empty() || allowed.contains(&t.id)) {
+                out.push((c.clone(), t));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /api/v1/agent/choices`: what an agent's screen offers — the pause reasons, the call
+/// tasks it may serve (with their campaign, dial mode and wrap-up time) and each of those
+/// campaigns' form, for the result. Supervisors and admins get every call task.
+pub async fn choices(State(s): State<AppState>, caller: Caller) -> Answer<Json<serde_json::Value>> {
+    let user = caller.require(EVENT_TICKET)?;
+    let mut tasks = Vec::new();
+    let mut forms = serde_json::Map::new();
+    for (c, t) in servable(&s, user).await? {
+        let settings = t.spec.call_settings().unwrap_or_default();
+        tasks.push(serde_json::json!({
+            "id": t.id,
+            "name": t.spec.name,
+            "campaign_id": c.id,
+            "campaign": c.spec.name,
+            "dial_mode": settings.dial_mode,
+            "wrap_up_seconds": settings.wrap_up_seconds,
+        }));
+        if !forms.contains_key(&c.id.to_string()) {
+            let form = s.store.form(c.id).await?;
+            forms.insert(
+                c.id.to_string(),
+                serde_json::to_value(form.fields).unwrap_or_default(),
+            );
+        }
+    }
+    Ok(Json(serde_json::json!({
+        "pause_reasons": s.agents.pause_reasons(),
+        "tasks": tasks,
+        "forms": forms,
+    })))
+}
+
+/// `GET /api/v1/agent/contact`: the contact of the agent's offer or call now, with its
+/// history (previous attempts, results, notes); 409 without one.
+pub async fn contact(State(s): State<AppState>, caller: Caller) -> Answer<Json<serde_json::Value>> {
+    let user = caller.require(AGENT_SELF)?;
+    let none = || {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "no contact: the agent has no offer or call now",
+        )
+    };
+    let view = s.agents.view(user.id).ok_or_else(none)?;
+    let (_, call) = s.agents.call_of(user.id).ok_or_else(none)?;
+    let contact_id = view.contact_id.ok_or_else(none)?;
+    let (campaign, _) = servable(&s, user)
+        .await?
+        .into_iter()
+        .find(|(_, t)| t.id == call.task)
+        .ok_or_else(none)?;
+    let c = s.store.contact(campaign.id, contact_id).await?;
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    v["history"] = serde_json::to_value(s.store.history(contact_id).await?).unwrap_or_default();
+    Ok(Json(v))
+}

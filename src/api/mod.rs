@@ -1,4 +1,5 @@
-//! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, and the REST API under `/api/v1`.
+//! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, the REST API under `/api/v1`, and
+//! the browser console (`/agent/`, `/supervisor/`).
 
 pub mod agent;
 pub mod agents;
@@ -7,6 +8,7 @@ pub mod body;
 pub mod calls;
 pub mod campaign_calls;
 pub mod campaigns;
+pub mod console;
 pub mod contacts;
 pub mod dialer;
 pub mod dnc;
@@ -105,6 +107,9 @@ fn admin_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> 
         ("/metrics", get(metrics)),
         ("/healthz", get(healthz)),
         ("/readyz", get(readyz)),
+        ("/agent/", get(console::agent)),
+        ("/supervisor/", get(console::supervisor)),
+        ("/console/{file}", get(console::asset)),
     ]
 }
 
@@ -123,7 +128,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     let mut probes = Router::new();
     for (path, handlers) in admin_routes() {
-        if path == "/metrics" {
+        if !matches!(path, "/healthz" | "/readyz") {
             router = router.route(path, handlers);
         } else {
             probes = probes.route(path, handlers);

@@ -53,6 +53,9 @@ fn ops() -> Vec<Op> {
     vec![
         op("get", "/metrics", "Prometheus metrics (text format)", "", &[], None, ("200", "text")),
         op("get", "/healthz", "Liveness: 200 while the process serves HTTP", "", &[], None, ("200", "text")),
+        op("get", "/agent/", "The agent console (HTML page; it logs in with POST /api/v1/login and keeps the token in memory)", "", &[], None, ("200", "text")),
+        op("get", "/supervisor/", "The supervisor page (HTML)", "", &[], None, ("200", "text")),
+        op("get", "/console/{file}", "A script or style sheet of the console pages", "", &[], None, ("200", "text")),
         op("get", "/readyz", "Readiness: 200 when ready, 503 before and while draining", "", &[], None, ("200", "text")),
         op("get", "/api/v1/trunks", "SIP trunks and their state", DIAL, &[], None, ("200", "array")),
         op("post", "/api/v1/trunks/{name}/test-call", "Place one test call through a trunk (a `caller_id` other than a verified line's number: admin only)", WRITE, &[], Json("TestCall"), ("200", "object")),
@@ -151,6 +154,8 @@ fn ops() -> Vec<Op> {
         op("post", "/api/v1/agent/preview/dial", "Place the call to the contact of the agent's `preview.offer`; 409 without an offer", "agent", &[], None, ("200", "Agent")),
         op("post", "/api/v1/agent/preview/skip", "Skip the contact of the agent's `preview.offer` (back to the callable ones); 409 without an offer", "agent", &[], None, ("200", "Agent")),
         op("post", "/api/v1/agent/ticket", "A single-use ticket (30 s) for an event WebSocket", "admin, supervisor, agent", &[], None, ("201", "Ticket")),
+        op("get", "/api/v1/agent/choices", "What an agent's screen offers: `pause_reasons`, the call `tasks` it may serve (id, name, campaign_id, campaign, dial_mode, wrap_up_seconds) and `forms` (each of their campaigns' form fields, by campaign id); supervisors and admins get every call task", "admin, supervisor, agent", &[], None, ("200", "AgentChoices")),
+        op("get", "/api/v1/agent/contact", "The contact of the agent's offer or call now, with its history (previous attempts, results, notes); 409 without one", "agent", &[], None, ("200", "Contact")),
         op("get", "/api/v1/agent/events", "WebSocket of the agent's own events (JSON text messages, each with the agent's `seq`): `state`, and for each call `call.offered` (contact, fields, phones, direction; before the audio joins), `call.connected`, `call.customer_hangup`, `call.ended`, `wrap_up` (deadline); first the kept events after `since` (the last 256 are kept), without it the latest", "", &[("ticket", "from POST /api/v1/agent/ticket (an agent's)"), ("since", "last `seq` seen")], None, ("101", "Event")),
         op("get", "/api/v1/agents", "Every agent with its state, reason, since, call and tasks", AGENTS, &[], None, ("200", "AgentList")),
         op("post", "/api/v1/agents/{id}/session", "Log an agent in (as POST /api/v1/agent/session)", AGENTS, &[], Json("AgentLogin"), ("201", "Agent")),
@@ -192,6 +197,14 @@ fn components() -> Value {
                 ("follow_up", "string"),
                 ("follow_up_at", "string"),
                 ("fields", "object"),
+            ]),
+        ),
+        (
+            "AgentChoices",
+            object(&[
+                ("pause_reasons", "array"),
+                ("tasks", "array"),
+                ("forms", "object"),
             ]),
         ),
         (
@@ -279,7 +292,11 @@ fn document() -> Value {
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| {
-                let kind = if name == "name" { "string" } else { "integer" };
+                let kind = if matches!(name, "name" | "file") {
+                    "string"
+                } else {
+                    "integer"
+                };
                 json!({"name": name, "in": "path", "required": true, "schema": {"type": kind}})
             })
             .collect();

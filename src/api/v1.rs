@@ -169,6 +169,8 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
             post(agent::preview_skip),
         ),
         ("/api/v1/agent/ticket".into(), post(agent::ticket)),
+        ("/api/v1/agent/choices".into(), get(agent::choices)),
+        ("/api/v1/agent/contact".into(), get(agent::contact)),
         ("/api/v1/agents".into(), get(agents::list)),
         (
             "/api/v1/agents/{id}/session".into(),

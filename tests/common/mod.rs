@@ -7,6 +7,7 @@ pub mod dialer;
 pub mod phone;
 pub mod rtp;
 pub mod ua;
+pub mod webdriver;
 pub mod ws;
 
 use serde_json::Value;
