@@ -11,11 +11,23 @@ use crate::dialer::outcome::{call_end, CallEnd};
 use crate::dialer::CallId;
 use crate::media::engine::MediaEngine;
 use crate::media::prompt::Clip;
-use crate::sip::leg::{Dial, LegEvent, SipHandle};
+use crate::sip::leg::{Dial, Failure, LegEvent, SipHandle};
+use crate::sip::trunk::TrunkError;
 use crate::store::calls::CallRecord;
 use crate::store::now_ms;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+
+/// How long a call refused by the trunks' `max_cps` waits before it is placed again.
+const REDIAL_AFTER: Duration = Duration::from_millis(50);
+/// How often it is placed again before the refusal stands (a second's worth).
+const MAX_REDIALS: u32 = 20;
+
+/// The reason a leg gives when every trunk is over its `max_cps`.
+fn rate_limited() -> String {
+    TrunkError::RateLimited(Instant::now()).to_string()
+}
 
 /// What the driver asks of a call.
 #[derive(Debug)]
@@ -101,15 +113,14 @@ async fn place(
             return "no_media".into();
         }
     };
-    let placed = ctx
-        .sip
-        .dial(Dial {
-            sdp: Some(leg.offer()),
-            ..dial
-        })
-        .await;
-    let id = placed.id;
+    let dial = Dial {
+        sdp: Some(leg.offer()),
+        ..dial
+    };
+    let placed = ctx.sip.dial(dial.clone()).await;
+    let mut id = placed.id;
     let mut events = placed.events;
+    let mut redials = 0;
     let mut rang = false;
     let mut cmds_open = true;
     // Ringing: until an answer or a failure.
@@ -130,6 +141,18 @@ async fn place(
                     rec.answered_at = Some(now_ms());
                     tell(CallEvent::Answered);
                     break;
+                }
+                // The core paces to the trunks' max_cps on its own clock: a call it places
+                // a moment before the trunk's bucket has the token waits for it, rather than
+                // spend the contact's attempt on a call never sent.
+                Some(LegEvent::Failed { failure: Failure::Unavailable, code: None, reason })
+                    if reason == rate_limited() && redials < MAX_REDIALS =>
+                {
+                    redials += 1;
+                    tokio::time::sleep(REDIAL_AFTER).await;
+                    let placed = ctx.sip.dial(dial.clone()).await;
+                    id = placed.id;
+                    events = placed.events;
                 }
                 Some(LegEvent::Failed { failure, code, .. }) => {
                     tell(CallEvent::Failed(call_end(failure, code), code));
