@@ -17,7 +17,8 @@
 #
 #   sip-scenarios/load/agreement.sh [MODE=predictive]
 #   environment: AGENTS=12 MINUTES=4 ANSWER=0.3 TALK_MIN=8 TALK_MAX=16 WRAP_UP=3
-#                RING_MIN=200 RING_MAX=1000 SEEDS=20 KEEP=1 (keep the work directory)
+#                RING_MIN=200 RING_MAX=1000 R_READY=1.7 R_WRAP=0.1 (power) TARGET=0.03
+#                (predictive) SEEDS=20 KEEP=1 (keep the work directory)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=${1:-predictive}
@@ -29,6 +30,9 @@ TALK_MAX=${TALK_MAX:-16}
 WRAP_UP=${WRAP_UP:-3}
 RING_MIN=${RING_MIN:-200}
 RING_MAX=${RING_MAX:-1000}
+R_READY=${R_READY:-1.7}
+R_WRAP=${R_WRAP:-0.1}
+TARGET=${TARGET:-0.03}
 SEEDS=${SEEDS:-20}
 PORT=${SIP_PORT:-5195}
 HTTP=${HTTP_PORT:-9195}
@@ -94,14 +98,15 @@ talk = { kind = "uniform", min = $TALK_MIN, max = $TALK_MAX }
 wrap_up = { kind = "fixed", value = $WRAP_UP }
 wrap_up_limit = $WRAP_UP
 max_cps = 10
+abandon_target = $TARGET
 [power]
-r_ready = 1.7
-r_wrap = 0.1
+r_ready = $R_READY
+r_wrap = $R_WRAP
 SCEN
 
-echo "agreement         $MODE, $AGENTS agents, $MINUTES min, answer $ANSWER, ring $RING_MIN-$RING_MAX ms, talk $TALK_MIN-$TALK_MAX s, wrap-up $WRAP_UP s; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "agreement         $MODE, $AGENTS agents, $MINUTES min, answer $ANSWER, ring $RING_MIN-$RING_MAX ms, talk $TALK_MIN-$TALK_MAX s, wrap-up $WRAP_UP s, power $R_READY/$R_WRAP, target $TARGET; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 HTTP=127.0.0.1:$HTTP SIP=127.0.0.1:$PORT PHONE_PORT=$PHONE_PORT ADMIN=$ADMIN MODE=$MODE AGENTS=$AGENTS \
-MINUTES=$MINUTES WRAP_UP=$WRAP_UP SCENARIO=$work/scenario.toml SEEDS=$SEEDS python3 - <<'PY'
+MINUTES=$MINUTES WRAP_UP=$WRAP_UP R_READY=$R_READY R_WRAP=$R_WRAP TARGET=$TARGET SCENARIO=$work/scenario.toml SEEDS=$SEEDS python3 - <<'PY'
 import hashlib, io, json, math, os, re, socket, statistics, subprocess, sys, time, wave
 import urllib.request
 
@@ -189,8 +194,8 @@ task = call("POST", f"/api/v1/campaigns/{c}/tasks", {"name": "dial", "kind": "ca
 call("PATCH", f"/api/v1/campaigns/{c}", {"calling_hours": {"from": "00:00", "to": "24:00"}})
 call("PATCH", f"/api/v1/campaigns/{c}/tasks/{task}", {"settings": {
     "queue": "sales", "dial_mode": MODE, "wrap_up_seconds": int(os.environ["WRAP_UP"]),
-    "ring_timeout_seconds": 15, "max_attempts": 1, "abandon_target": 0.03,
-    "calls_per_ready_agent": 1.7, "calls_per_wrap_up_agent": 0.1}})
+    "ring_timeout_seconds": 15, "max_attempts": 1, "abandon_target": float(os.environ["TARGET"]),
+    "calls_per_ready_agent": float(os.environ["R_READY"]), "calls_per_wrap_up_agent": float(os.environ["R_WRAP"])}})
 contacts = int(AGENTS * MINUTES * 60)  # far more than a run can call
 csv = "name,phone\n" + "".join(f"c{i},030 {10000000 + i}\n" for i in range(contacts))
 call("POST", f"/api/v1/campaigns/{c}/contacts/import?phone=phone", csv.encode(), "text/csv")
