@@ -1,4 +1,6 @@
-//! Whole campaigns against the real daemon, one per dial mode: SIPp is a carrier whose customers
+//! Whole campaigns against the real daemon, one daemon per dial mode and two campaigns side by
+//! side per test (the harness runs only as many tests at once as there are cores, and a
+//! campaign mostly waits on its calls): SIPp is a carrier whose customers
 //! ring, answer, are busy or ring out at random (`sip-scenarios/dialer/carrier_random.xml`),
 //! SIPp phones are the agents, and one test socket is every answered customer's mouth and ears.
 //! Each run checks that every contact is called once and reaches a status, that no number is
