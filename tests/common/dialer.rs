@@ -4,9 +4,10 @@
 use super::api::{campaign, Api, ADMIN, BASE};
 use super::Daemon;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -214,4 +215,254 @@ pub fn upload_safe_harbour(admin: &Api, c: i64, seconds: f64) {
         &tone_wav(seconds),
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+}
+
+/// The next slice of RTP ports for a daemon of this test process: daemons run side by side
+/// would otherwise all start at the bottom of the same range and take each other's ports.
+fn rtp_ports() -> (u16, u16) {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let slice = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 20;
+    let min = 20000 + slice * 600;
+    (min, min + 598)
+}
+
+/// The config with `n` agent accounts, `agent1` … `agentN` (password `sipp-agent-secret-I`),
+/// a trunk to the carrier on `carrier_port`, and RTP ports of the daemon's own.
+pub fn config_with_agents(carrier_port: u16, n: usize) -> String {
+    let (rtp_min, rtp_max) = rtp_ports();
+    let mut accounts = String::new();
+    for i in 1..=n {
+        accounts.push_str(&format!(
+            "[[agents]]\nusername = \"agent{i}\"\npassword = \"sipp-agent-secret-{i}\"\n"
+        ));
+    }
+    format!(
+        "{BASE}[sip]\ndigest_algorithms = [\"MD5\"]\n{accounts}[sessions]\nring_timeout = \"10s\"\n\
+         [media]\nrtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n\
+         [[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {carrier_port}\n\
+         keepalive = \"0s\"\nmax_calls = 200\n"
+    )
+}
+
+/// SIPp as a carrier that logs each call's events (`-trace_logs`) to `log`, its answers naming
+/// `rtp_port` as the customer's media port (see `sip-scenarios/dialer/carrier_random.xml`).
+pub fn logged_carrier(xml: &str, port: u16, calls: usize, rtp_port: u16, log: &Path) -> Sipp {
+    let child = sipp()
+        .current_dir(scenario("dialer"))
+        .arg("-sf")
+        .arg(scenario(xml))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mp", &free_udp_port().to_string()])
+        .args(["-key", "rtp_port", &rtp_port.to_string()])
+        .args(["-trace_logs", "-log_file"])
+        .arg(log)
+        .args([
+            "-m",
+            &calls.to_string(),
+            "-l",
+            "1000",
+            "-timeout",
+            "150",
+            "-nostdin",
+        ])
+        .spawn()
+        .unwrap();
+    Sipp(child)
+}
+
+/// One line of a logged carrier's log: what happened to a call to `number`, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CarrierEvent {
+    /// `invite`, `answered`, `busy`, `cancelled`, `customer_bye` or `dialerd_bye`.
+    pub kind: String,
+    /// The called number, digits only.
+    pub number: String,
+    /// dialerd's RTP port for the call (on `invite` only).
+    pub rtp: Option<u16>,
+    /// Unix time in seconds.
+    pub at: f64,
+}
+
+/// The events of a logged carrier's log, in the order written.
+pub fn carrier_log(path: &Path) -> Vec<CarrierEvent> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let time = |s: &str, us: &str| -> Option<f64> {
+                Some(s.parse::<f64>().ok()? + us.parse::<f64>().ok()? / 1e6)
+            };
+            match w.as_slice() {
+                ["invite", number, rtp, s, us] => Some(CarrierEvent {
+                    kind: "invite".into(),
+                    number: number.to_string(),
+                    rtp: rtp.parse().ok(),
+                    at: time(s, us)?,
+                }),
+                [kind, number, s, us] => Some(CarrierEvent {
+                    kind: kind.to_string(),
+                    number: number.to_string(),
+                    rtp: None,
+                    at: time(s, us)?,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// What a 20 ms frame a customer heard sounds like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sound {
+    /// The 440 Hz tone of [`tone_wav`]: the safe-harbour message the tests upload.
+    Message,
+    /// The customers' own 1 kHz voice, come back through an agent's echoing phone.
+    Voice,
+    /// Silence or anything else.
+    Other,
+}
+
+/// The customers' side of the media: one RTP socket that every answered call's SDP names.
+/// It speaks a 1 kHz tone (PCMA) to the dialerd port of every call the carrier's log shows
+/// in progress (dialerd relays nothing to an agent before the customer speaks), and keeps what
+/// each port sent, frame by frame, with the Unix time it came.
+pub struct Customers {
+    /// The socket's port.
+    pub port: u16,
+    heard: std::sync::Arc<std::sync::Mutex<Vec<(u16, f64, Sound)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The power of `pcm` at `hz` (Goertzel) as a share of its whole power.
+fn share_at(pcm: &[i16], hz: f64) -> f64 {
+    let w = std::f64::consts::TAU * hz / 8000.0;
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    let mut total = 0.0;
+    for &x in pcm {
+        let x = f64::from(x);
+        total += x * x;
+        let s = x + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    if total < 1e3 * pcm.len() as f64 {
+        return 0.0;
+    }
+    power / (total * pcm.len() as f64 / 2.0)
+}
+
+/// What an RTP packet's audio sounds like (PCMU or PCMA).
+pub fn sound_of(packet: &[u8]) -> Sound {
+    use dialerd::media::codec::g711::{decode_alaw, decode_ulaw};
+    if packet.len() <= 12 {
+        return Sound::Other;
+    }
+    let mut pcm = Vec::new();
+    match packet[1] & 0x7f {
+        0 => decode_ulaw(&packet[12..], &mut pcm),
+        8 => decode_alaw(&packet[12..], &mut pcm),
+        _ => return Sound::Other,
+    }
+    if share_at(&pcm, 440.0) > 0.4 {
+        Sound::Message
+    } else if share_at(&pcm, 1000.0) > 0.4 {
+        Sound::Voice
+    } else {
+        Sound::Other
+    }
+}
+
+impl Customers {
+    /// Binds the socket and starts speaking to the calls in progress in the carrier's `log`,
+    /// and listening.
+    pub fn start(log: &Path) -> Customers {
+        let log = log.to_path_buf();
+        use std::sync::atomic::Ordering;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (h, s) = (heard.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let tone: Vec<i16> = (0..160)
+                .map(|i| (8000.0 * (f64::from(i) * std::f64::consts::TAU / 8.0).sin()) as i16)
+                .collect();
+            let mut voice = Vec::new();
+            dialerd::media::codec::g711::encode_alaw(&tone, &mut voice);
+            // Per dialerd port: when it last sent, and our sequence number towards it.
+            let mut seqs: HashMap<u16, u16> = HashMap::new();
+            let mut talking: Vec<u16> = Vec::new();
+            let mut next_send = Instant::now();
+            let mut next_read = Instant::now();
+            let mut buf = [0u8; 2048];
+            while !s.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    let sound = sound_of(&buf[..n]);
+                    h.lock().unwrap().push((from.port(), unix_now(), sound));
+                }
+                if Instant::now() >= next_read {
+                    next_read += Duration::from_millis(100);
+                    // The last call to each number, while it has no end.
+                    let mut last: HashMap<String, Option<u16>> = HashMap::new();
+                    for e in carrier_log(&log) {
+                        match e.kind.as_str() {
+                            "invite" => last.insert(e.number, e.rtp),
+                            "answered" => None,
+                            _ => last.insert(e.number, None),
+                        };
+                    }
+                    talking = last.into_values().flatten().collect();
+                }
+                if Instant::now() >= next_send {
+                    next_send += Duration::from_millis(20);
+                    for port in &talking {
+                        let to = SocketAddr::from(([127, 0, 0, 1], *port));
+                        let seq = seqs.entry(*port).or_default();
+                        *seq = seq.wrapping_add(1);
+                        let ts = u32::from(*seq).wrapping_mul(160);
+                        let p = super::rtp::packet(8, *seq, ts, 0x00c0_ffee, &voice);
+                        let _ = socket.send_to(&p, to);
+                    }
+                }
+            }
+        });
+        Customers { port, heard, stop }
+    }
+
+    /// Frames heard in all, by dialerd port and sound.
+    pub fn summary(&self) -> std::collections::BTreeMap<(u16, String), usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for (p, _, sound) in self.heard.lock().unwrap().iter() {
+            *out.entry((*p, format!("{sound:?}"))).or_default() += 1;
+        }
+        out
+    }
+
+    /// Frames dialerd's `port` sent between `from` and `to` (Unix s), by sound.
+    pub fn frames(&self, port: u16, from: f64, to: f64) -> HashMap<Sound, usize> {
+        let mut out = HashMap::new();
+        for (p, at, sound) in self.heard.lock().unwrap().iter() {
+            if *p == port && *at >= from && *at <= to {
+                *out.entry(*sound).or_default() += 1;
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Customers {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
