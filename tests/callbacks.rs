@@ -318,6 +318,10 @@ fn a_caller_waits_for_a_paused_agent_then_hears_we_will_call_you_back_and_is_dia
     };
     assert_eq!(shown["figures"]["agents_by_state"]["paused"], 1, "{shown}");
     assert!(shown["figures"]["answer_rate"].is_number(), "{shown}");
+    assert!(
+        shown["figures"]["decisions"]["mode"].as_u64() >= Some(1),
+        "{shown}"
+    );
     // After max_wait the call is answered with the message and hung up by dialerd.
     let ok = caller.final_response();
     assert_eq!(status_of(&ok), 200, "{ok}");

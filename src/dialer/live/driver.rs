@@ -421,6 +421,7 @@ impl Driver {
         };
         self.figures.agents_by_state = by_state;
         self.figures.answer_rate = self.core.stats().live_probability();
+        self.figures.decisions = self.core.decisions();
         self.figures.waiting_callers = self
             .core
             .waiting_inbound()

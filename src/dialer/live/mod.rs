@@ -85,6 +85,9 @@ pub struct Figures {
     pub dial_level: f64,
     /// The learned share of calls a person answers.
     pub answer_rate: f64,
+    /// How many pacing decisions each rule took since the driver started (the mode's own,
+    /// warming up, the abandon cap).
+    pub decisions: crate::dialer::campaign::Decisions,
 }
 
 /// A caller waiting for an agent of a call task.
