@@ -213,9 +213,10 @@ fn create_user(d: &Daemon, name: &str, password: &str) -> (u16, Value) {
 fn unknown_users_take_as_long_as_real_ones_and_failures_are_limited_per_user() {
     let d = start("");
     assert_eq!(create_user(&d, "ann", "correct horse").0, 201);
-    // Alternate so that load on the machine hits both alike; the fastest of each counts.
+    // Alternate so that load on the machine hits both alike; the fastest of each counts (three
+    // each: ten attempts a minute may come from one address).
     let (mut known, mut unknown) = (Duration::MAX, Duration::MAX);
-    for _ in 0..2 {
+    for _ in 0..3 {
         let (status, _, t) = login(&d, "ann", "wrong password");
         assert_eq!(status, 401);
         known = known.min(t);
@@ -223,12 +224,14 @@ fn unknown_users_take_as_long_as_real_ones_and_failures_are_limited_per_user() {
         assert_eq!(status, 401);
         unknown = unknown.min(t);
     }
+    // A shortcut for unknown names would answer in a fraction of the password hash's time;
+    // a busy machine stretches either by less than this factor.
     assert!(
-        unknown * 2 > known,
+        unknown * 3 > known,
         "an unknown user answered in {unknown:?}, a real one in {known:?}"
     );
     // Five failures for one name: the sixth attempt waits, whatever the password.
-    for _ in 0..3 {
+    for _ in 0..2 {
         assert_eq!(login(&d, "ann", "wrong password").0, 401);
     }
     let (status, resp, _) = login(&d, "ANN ", "correct horse");

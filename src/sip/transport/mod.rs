@@ -230,10 +230,20 @@ impl Transports {
             tokio::spawn(udp::receive(sock.clone(), addr, transports.clone()));
         }
         for (listener, &addr) in listeners.into_iter().zip(&transports.local) {
-            tokio::spawn(tcp::accept(listener, addr, transports.clone()));
+            tokio::spawn(tcp::accept(
+                listener,
+                addr,
+                transports.clone(),
+                Transport::Tcp,
+            ));
         }
         for (listener, &addr) in tls_listeners.into_iter().zip(&transports.tls_local) {
-            tokio::spawn(tls::accept(listener, addr, transports.clone()));
+            tokio::spawn(tcp::accept(
+                listener,
+                addr,
+                transports.clone(),
+                Transport::Tls,
+            ));
         }
         Ok(transports)
     }

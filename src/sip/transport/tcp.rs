@@ -15,8 +15,14 @@ pub(super) type Queue = mpsc::UnboundedReceiver<Vec<u8>>;
 /// How long an outbound connect may take before its messages are reported unsent.
 pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Accepts connections until shutdown.
-pub(super) async fn accept(listener: TcpListener, local: SocketAddr, t: Transports) {
+/// Accepts connections until shutdown, under the connection caps; a TLS connection's
+/// handshake runs in its own task.
+pub(super) async fn accept(
+    listener: TcpListener,
+    local: SocketAddr,
+    t: Transports,
+    transport: Transport,
+) {
     loop {
         let (stream, from) = tokio::select! {
             _ = t.stop.cancelled() => return,
@@ -24,7 +30,7 @@ pub(super) async fn accept(listener: TcpListener, local: SocketAddr, t: Transpor
                 Ok(r) => r,
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "tcp accept failed");
+                    tracing::warn!(error = %e, ?transport, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
@@ -35,14 +41,17 @@ pub(super) async fn accept(listener: TcpListener, local: SocketAddr, t: Transpor
             Ok(p) => p,
             Err(why) => {
                 t.config.tcp_refused.with_label_values(&[why.label()]).inc();
-                tracing::debug!(%from, reason = why.label(), "sip tcp connection refused over a cap");
+                tracing::debug!(%from, ?transport, reason = why.label(), "sip connection refused over a cap");
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let t = t.clone();
         tokio::spawn(async move {
-            connection(stream, from, local, Transport::Tcp, t, None).await;
+            match transport {
+                Transport::Tls => super::tls::serve_accepted(stream, from, local, t).await,
+                _ => connection(stream, from, local, Transport::Tcp, t, None).await,
+            }
             drop(permit);
         });
     }

@@ -9,7 +9,7 @@ use rustls_pki_types::ServerName;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -81,44 +81,22 @@ impl TlsSettings {
     }
 }
 
-/// Accepts TLS connections until shutdown, under the TCP caps; the handshake runs in the
-/// connection's own task.
-pub(super) async fn accept(listener: TcpListener, local: SocketAddr, t: Transports) {
-    loop {
-        let (stream, from) = tokio::select! {
-            _ = t.stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "tls accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let permit = match t.limits.admit(from.ip()) {
-            Ok(p) => p,
-            Err(why) => {
-                t.config.tcp_refused.with_label_values(&[why.label()]).inc();
-                tracing::debug!(%from, reason = why.label(), "sip tls connection refused over a cap");
-                continue;
-            }
-        };
-        let Some(server) = t.tls.server() else {
-            tracing::warn!(%from, "sip tls connection without a certificate configured");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let t = t.clone();
-        tokio::spawn(async move {
-            let handshake = TlsAcceptor::from(server).accept(stream);
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                Ok(Ok(tls)) => connection(tls, from, local, Transport::Tls, t, None).await,
-                Ok(Err(e)) => tracing::info!(%from, error = %e, "sip tls handshake failed"),
-                Err(_) => tracing::info!(%from, "sip tls handshake timed out"),
-            }
-            drop(permit);
-        });
+/// Serves an accepted connection once its TLS handshake is done (with the certificate of the
+/// moment).
+pub(super) async fn serve_accepted(
+    stream: TcpStream,
+    from: SocketAddr,
+    local: SocketAddr,
+    t: Transports,
+) {
+    let Some(server) = t.tls.server() else {
+        return tracing::warn!(%from, "sip tls connection without a certificate configured");
+    };
+    let handshake = TlsAcceptor::from(server).accept(stream);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(tls)) => connection(tls, from, local, Transport::Tls, t, None).await,
+        Ok(Err(e)) => tracing::info!(%from, error = %e, "sip tls handshake failed"),
+        Err(_) => tracing::info!(%from, "sip tls handshake timed out"),
     }
 }
 
