@@ -28,6 +28,10 @@ pub fn normalise_with_zone(
             "{cell:?} holds {bad:?}; a phone number may hold only digits, ( ) + - . and spaces"
         ));
     }
+    // With a `+` the region means nothing, yet phonenumber reads some such numbers
+    // differently under one (`+7 840…` under IT): read them as a stored E.164 is read back.
+    let international = cell.starts_with('+');
+    let default_region = if international { None } else { default_region };
     let number = phonenumber::parse(default_region, cell).map_err(|e| {
         if default_region.is_none() && !cell.starts_with('+') {
             format!("{cell:?} has no country code and the campaign has no default_region")
@@ -38,11 +42,13 @@ pub fn normalise_with_zone(
     if !phonenumber::is_valid(&number) {
         return Err(format!("{cell:?} is not a valid phone number"));
     }
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+    // What is stored must read back as itself (do-not-call matching, time zones).
+    if !international && normalise_with_zone(&e164, None).map(|(n, _)| n).as_ref() != Ok(&e164) {
+        return Err(format!("{cell:?} is not a valid phone number"));
+    }
     let zone = number.country().id().and_then(zone_of_country);
-    Ok((
-        number.format().mode(phonenumber::Mode::E164).to_string(),
-        zone,
-    ))
+    Ok((e164, zone))
 }
 
 /// The principal time zone of the country an E.164 number belongs to.
@@ -84,6 +90,19 @@ mod tests {
         assert!(normalise("030 1234567", None)
             .unwrap_err()
             .contains("default_region"));
+    }
+
+    #[test]
+    fn an_accepted_number_reads_back_as_itself_whatever_the_region() {
+        // "+78405592000" under IT came out as an E.164 that did not read back (found by
+        // fuzzing); a number's validity must not depend on the default region.
+        for r in [None, region("IT"), region("DE"), region("RU")] {
+            let got = normalise("+78405592000", r);
+            assert_eq!(got, normalise("+78405592000", None), "{r:?}");
+            if let Ok(e164) = got {
+                assert_eq!(normalise(&e164, None), Ok(e164.clone()), "{r:?}");
+            }
+        }
     }
 
     #[test]
