@@ -271,3 +271,24 @@ fn strict_routing_answers_at_the_via_port_without_rport() {
     assert_eq!(status_of(&answer), 200);
     assert!(answer.contains(";received=127.0.0.1"), "{answer}");
 }
+
+#[test]
+fn inputs_that_crashed_the_fuzzer_leave_the_daemon_answering() {
+    // Each of these panicked the wire parser once, which ran in the SIP endpoint's loop: one
+    // datagram stopped all SIP while the process stayed up.
+    let d = Daemon::start("");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for bytes in [
+        &b"SIP\xcc\x9com>;tag=39a\r\n\r\n"[..],
+        "INVITE x SIP\u{cc}\r\n\r\n".as_bytes(),
+    ] {
+        sock.send_to(bytes, d.sip).unwrap();
+    }
+    let answer = udp_exchange(
+        d.sip,
+        &options_request("after-fuzz"),
+        Duration::from_secs(3),
+    )
+    .expect("daemon stopped answering after a fuzzer's crash input");
+    assert_eq!(status_of(&answer), 200);
+}

@@ -113,10 +113,13 @@ impl<R: BufRead> StrictReader<R> {
                 // End of input.
                 return Ok(match (state, start) {
                     (State::Quoted, _) => Err(Unclosed { line: quote_line }),
-                    (State::Skip, Some(line)) => Ok(Next::BadQuoting {
-                        line,
-                        reason: bad.take().unwrap_or_default(),
-                    }),
+                    (State::Skip, Some(line)) => {
+                        record.clear();
+                        Ok(Next::BadQuoting {
+                            line,
+                            reason: bad.take().unwrap_or_default(),
+                        })
+                    }
                     (_, None) => Ok(Next::End),
                     (_, Some(line)) => match over.take() {
                         Some(reason) => {
@@ -434,6 +437,25 @@ mod tests {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             buf.fill(b'x');
             Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn bad_quoting_on_the_last_line_keeps_no_fields() {
+        // Without a line end after it, the bad row's first field was left in the record
+        // (found by fuzzing); a bad row in the middle of the file left nothing.
+        for text in ["n,p\nAn,03\"0 1", "n,p\nAn,03\"0 1\n"] {
+            let mut r = StrictReader::new(text.as_bytes(), ImportConfig::default());
+            let mut record = csv::ByteRecord::new();
+            assert_eq!(
+                r.read_record(&mut record).unwrap(),
+                Ok(Next::Record { line: 1 })
+            );
+            assert!(matches!(
+                r.read_record(&mut record).unwrap(),
+                Ok(Next::BadQuoting { line: 2, .. })
+            ));
+            assert!(record.is_empty(), "{text:?}: {record:?}");
         }
     }
 

@@ -28,6 +28,13 @@ pub fn normalise_with_zone(
             "{cell:?} holds {bad:?}; a phone number may hold only digits, ( ) + - . and spaces"
         ));
     }
+    // With a `+` the region means nothing, yet phonenumber reads some such numbers
+    // differently under one (`+7 840…` under IT): read them as a stored E.164 is read back.
+    let default_region = if cell.starts_with('+') {
+        None
+    } else {
+        default_region
+    };
     let number = phonenumber::parse(default_region, cell).map_err(|e| {
         if default_region.is_none() && !cell.starts_with('+') {
             format!("{cell:?} has no country code and the campaign has no default_region")
@@ -38,11 +45,19 @@ pub fn normalise_with_zone(
     if !phonenumber::is_valid(&number) {
         return Err(format!("{cell:?} is not a valid phone number"));
     }
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+    // What is stored must read back as itself (do-not-call matching, time zones).
+    if e164_of(&e164).as_ref() != Some(&e164) {
+        return Err(format!("{cell:?} is not a valid phone number"));
+    }
     let zone = number.country().id().and_then(zone_of_country);
-    Ok((
-        number.format().mode(phonenumber::Mode::E164).to_string(),
-        zone,
-    ))
+    Ok((e164, zone))
+}
+
+/// A valid number written with `+`, as E.164.
+fn e164_of(number: &str) -> Option<String> {
+    let n = phonenumber::parse(None, number).ok()?;
+    phonenumber::is_valid(&n).then(|| n.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 /// The principal time zone of the country an E.164 number belongs to.
@@ -84,6 +99,22 @@ mod tests {
         assert!(normalise("030 1234567", None)
             .unwrap_err()
             .contains("default_region"));
+    }
+
+    #[test]
+    fn an_accepted_number_reads_back_as_itself_whatever_the_region() {
+        // "+78405592000" under IT came out as an E.164 that did not read back (found by
+        // fuzzing); a number's validity must not depend on the default region.
+        // "+550900241009" came out as "+55900241009", which did not read back either.
+        for cell in ["+78405592000", "+550900241009"] {
+            for r in [None, region("IT"), region("DE"), region("RU"), region("BR")] {
+                let got = normalise(cell, r);
+                assert_eq!(got, normalise(cell, None), "{cell} {r:?}");
+                if let Ok(e164) = got {
+                    assert_eq!(normalise(&e164, None), Ok(e164.clone()), "{cell} {r:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -163,7 +163,11 @@ fn request_line(start: &[u8]) -> Result<Option<RequestLine<'_>>, WireError> {
     let s = std::str::from_utf8(start).map_err(|_| unparseable())?;
     let method_len = s.bytes().take_while(|&b| syntax::is_token(b)).count();
     let last = s.split([' ', '\t']).rfind(|w| !w.is_empty()).unwrap_or("");
-    let looks_sip = last.len() >= 4 && last[..4].eq_ignore_ascii_case("SIP/");
+    // bytes, not str: the fourth byte may be inside a multi-byte character
+    let looks_sip = last
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"));
     if method_len == 0 || s.as_bytes().get(method_len) != Some(&b' ') || !looks_sip {
         return Err(unparseable());
     }

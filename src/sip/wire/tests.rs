@@ -376,6 +376,21 @@ fn unparseable_garbage() {
     }
 }
 
+#[test]
+fn start_line_ending_in_a_multibyte_character_is_unparseable() {
+    // Its last word is 5 bytes long, the fourth inside 'Ì' (found by fuzzing: it panicked).
+    for g in [
+        "SIP\u{31c}om>\r\n\r\n",
+        "INVITE x SIPÌ\r\n\r\n",
+        "A é\u{31c}xx\r\n\r\n",
+    ] {
+        assert!(
+            matches!(parse(g.as_bytes()), Err(WireError::Unparseable(_))),
+            "{g:?}"
+        );
+    }
+}
+
 const BASE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds\r\n\
 Max-Forwards: 70\r\n\
