@@ -11,6 +11,20 @@ use std::collections::HashMap;
 /// Statuses a contact can have inside its task.
 pub const STATUSES: [&str; 4] = ["open", "success", "declined", "failed"];
 
+/// What a call writes on its contact ([`Store::write_call`]).
+pub(crate) struct CallWrite<'a> {
+    /// The contact's `last_result` and detail.
+    pub result: &'a str,
+    /// Its status after the call; `None` leaves the contact as it is.
+    pub status: Option<&'a str>,
+    /// When to call it next (epoch ms).
+    pub follow_up_ms: Option<i64>,
+    /// A dialling attempt (counted in `attempts`), not a call the contact made.
+    pub attempt: bool,
+    /// When the call ended (epoch ms).
+    pub at_ms: i64,
+}
+
 /// One call attempt on a contact, as the dialer records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
@@ -775,49 +789,66 @@ impl Store {
         actor: &str,
     ) -> Result<Contact> {
         let old = self.contact(campaign_id, id).await?;
+        let call = CallWrite {
+            result: &attempt.result,
+            status: Some(&attempt.status),
+            follow_up_ms: attempt.follow_up_ms,
+            attempt: true,
+            at_ms: attempt.at_ms,
+        };
+        // At the attempt's own time: the calling rules count attempts in the last 30 days.
+        let history = serde_json::json!({
+            "op": "attempt",
+            "number": attempt.number,
+            "result": attempt.result,
+            "sip_code": attempt.sip_code,
+            "call_id": attempt.call_id,
+            "status": attempt.status,
+            "follow_up_at": attempt.follow_up_ms.map(rfc3339),
+        });
+        self.write_call(&old, &call, history, actor).await
+    }
+
+    /// Writes a call on contact `old` in one transaction: its result as `last_result` and
+    /// detail, status and follow-up (unless `status` is `None`: then the contact stays as it
+    /// is), the attempt count when it was a dialling attempt, and the `history` entry; then
+    /// the task-flow rule that matches a changed status or detail.
+    pub(crate) async fn write_call(
+        &self,
+        old: &Contact,
+        call: &CallWrite<'_>,
+        history: Value,
+        actor: &str,
+    ) -> Result<Contact> {
+        let (campaign_id, id) = (old.campaign_id, old.id);
         let task_id = old.spec.task_id.ok_or(StoreError::NotFound {
             what: "task of contact",
             id,
         })?;
-        let now = attempt.at_ms;
+        let now = call.at_ms;
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "UPDATE contacts SET attempts = attempts + 1, last_result = $1, status = $2, \
-             detail = $3, follow_up_ms = $4, updated_ms = $5 WHERE id = $6",
-        )
-        .bind(&attempt.result)
-        .bind(&attempt.status)
-        .bind(&attempt.result)
-        .bind(attempt.follow_up_ms)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        // At the attempt's own time: the calling rules count attempts in the last 30 days.
-        Self::record_many(
-            &mut tx,
-            actor,
-            now,
-            &[(
-                id,
-                serde_json::json!({
-                "op": "attempt",
-                "number": attempt.number,
-                "result": attempt.result,
-                "sip_code": attempt.sip_code,
-                "call_id": attempt.call_id,
-                "status": attempt.status,
-                "follow_up_at": attempt.follow_up_ms.map(rfc3339),
-                }),
-            )],
-        )
-        .await?;
+        if let Some(status) = call.status {
+            sqlx::query(
+                "UPDATE contacts SET attempts = attempts + $1, last_result = $2, status = $3, \
+                 detail = $2, follow_up_ms = $4, updated_ms = $5 WHERE id = $6",
+            )
+            .bind(i64::from(call.attempt))
+            .bind(call.result)
+            .bind(status)
+            .bind(call.follow_up_ms)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Self::record_many(&mut tx, actor, now, &[(id, history)]).await?;
         let mut flow_now = false;
-        if attempt.status != old.spec.status || attempt.result != old.spec.detail {
-            let task = self.task(campaign_id, task_id).await?;
-            flow_now =
-                Self::schedule_flow(&mut tx, &[id], &task, &attempt.status, &attempt.result, now)
-                    .await?;
+        if let Some(status) = call.status {
+            if status != old.spec.status || call.result != old.spec.detail {
+                let task = self.task(campaign_id, task_id).await?;
+                flow_now =
+                    Self::schedule_flow(&mut tx, &[id], &task, status, call.result, now).await?;
+            }
         }
         tx.commit().await?;
         if flow_now {

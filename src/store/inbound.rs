@@ -3,8 +3,8 @@
 //! inbound call, and how an inbound call is written on its contact (no dialling attempt: a
 //! call the contact made does not count against the task's `max_attempts`).
 
-use super::contacts::{Contact, ContactSpec};
-use super::{rfc3339, Result, Store, StoreError};
+use super::contacts::{CallWrite, Contact, ContactSpec};
+use super::{rfc3339, Result, Store};
 use sqlx::Row;
 
 /// The contact's detail for a caller who hung up before an agent took the call.
@@ -175,10 +175,6 @@ impl Store {
         actor: &str,
     ) -> Result<Contact> {
         let old = self.contact(campaign_id, id).await?;
-        let task_id = old.spec.task_id.ok_or(StoreError::NotFound {
-            what: "task of contact",
-            id,
-        })?;
         let missed = call.result == MISSED_CALL || call.result == MISSED_CALLBACK;
         let before = old
             .spec
@@ -191,56 +187,25 @@ impl Store {
             (true, Some(b), Some(n)) if old.spec.status == "open" => Some(b.min(n)),
             _ => call.follow_up_ms,
         };
-        let now = call.at_ms;
-        let mut tx = self.writer.begin().await?;
-        let status = call
-            .status
-            .clone()
-            .unwrap_or_else(|| old.spec.status.clone());
-        if call.status.is_some() {
-            sqlx::query(
-            "UPDATE contacts SET last_result = $1, status = $2, detail = $3, follow_up_ms = $4, \
-             updated_ms = $5 WHERE id = $6",
-        )
-        .bind(&call.result)
-        .bind(&status)
-        .bind(&call.result)
-        .bind(follow_up_ms)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        }
-        Self::record_many(
-            &mut tx,
-            actor,
-            now,
-            &[(
-                id,
-                serde_json::json!({
-                    "op": "inbound",
-                    "line_id": call.line_id,
-                    "number": call.number,
-                    "result": call.result,
-                    "call_id": call.call_id,
-                    "waited_ms": call.waited_ms,
-                    "agent": call.agent,
-                    "status": status,
-                    "follow_up_at": follow_up_ms.map(rfc3339),
-                }),
-            )],
-        )
-        .await?;
-        let mut flow_now = false;
-        if call.status.is_some() && (status != old.spec.status || call.result != old.spec.detail) {
-            let task = self.task(campaign_id, task_id).await?;
-            flow_now =
-                Self::schedule_flow(&mut tx, &[id], &task, &status, &call.result, now).await?;
-        }
-        tx.commit().await?;
-        if flow_now {
-            self.apply_due(now).await?;
-        }
-        self.contact(campaign_id, id).await
+        let status = call.status.as_deref().unwrap_or(&old.spec.status);
+        let history = serde_json::json!({
+            "op": "inbound",
+            "line_id": call.line_id,
+            "number": call.number,
+            "result": call.result,
+            "call_id": call.call_id,
+            "waited_ms": call.waited_ms,
+            "agent": call.agent,
+            "status": status,
+            "follow_up_at": follow_up_ms.map(rfc3339),
+        });
+        let write = CallWrite {
+            result: &call.result,
+            status: call.status.as_deref(),
+            follow_up_ms,
+            attempt: false,
+            at_ms: call.at_ms,
+        };
+        self.write_call(&old, &write, history, actor).await
     }
 }
