@@ -66,7 +66,9 @@ pub fn call_end(failure: Failure, code: Option<u16>) -> CallEnd {
         (Failure::Rejected, Some(code)) => CallEnd::Rejected(code),
         // Hung up by us before an answer: at the ring timeout or by the pacer.
         (Failure::NoAnswer | Failure::Cancelled, _) => CallEnd::RingTimeout,
-        (Failure::Unavailable | Failure::Shutdown, _) => CallEnd::Unavailable,
+        (Failure::Unavailable | Failure::RateLimited | Failure::Shutdown, _) => {
+            CallEnd::Unavailable
+        }
         (Failure::AuthFailed, _) => CallEnd::AuthFailed,
         // A rejection without a code, no final response, or a transport error; a caller's
         // CANCEL only ends inbound legs.

@@ -63,8 +63,10 @@ impl Dial {
 /// Why an outbound leg was never answered (or an inbound one never answered by us).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// No trunk could take it: unknown, down, full or rate-limited.
+    /// No trunk could take it: unknown, down or full.
     Unavailable,
+    /// Every trunk that could take it is at its `max_cps` now: a moment later it may.
+    RateLimited,
     /// The far end answered with a final non-2xx response.
     Rejected,
     /// Cancelled at the ring timeout.
@@ -88,6 +90,7 @@ impl Failure {
     pub fn as_str(self) -> &'static str {
         match self {
             Failure::Unavailable => "unavailable",
+            Failure::RateLimited => "rate_limited",
             Failure::Rejected => "rejected",
             Failure::NoAnswer => "no_answer",
             Failure::Cancelled => "cancelled",

@@ -13,22 +13,16 @@ use crate::media::engine::MediaEngine;
 use crate::media::leg::MediaLeg;
 use crate::media::prompt::Clip;
 use crate::sip::leg::{Dial, Failure, LegEvent, LegId, SipHandle};
-use crate::sip::trunk::TrunkError;
 use crate::store::calls::CallRecord;
 use crate::store::now_ms;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// How long a call refused by the trunks' `max_cps` waits before it is placed again.
 const REDIAL_AFTER: Duration = Duration::from_millis(50);
 /// How often it is placed again before the refusal stands (a second's worth).
 const MAX_REDIALS: u32 = 20;
-
-/// The reason a leg gives when every trunk is over its `max_cps`.
-fn rate_limited() -> String {
-    TrunkError::RateLimited(Instant::now()).to_string()
-}
 
 /// What the driver asks of a call.
 #[derive(Debug)]
@@ -146,8 +140,8 @@ async fn place(
                 // The core paces to the trunks' max_cps on its own clock: a call it places
                 // a moment before the trunk's bucket has the token waits for it, rather than
                 // spend the contact's attempt on a call never sent.
-                Some(LegEvent::Failed { failure: Failure::Unavailable, code: None, reason })
-                    if reason == rate_limited() && redials < MAX_REDIALS =>
+                Some(LegEvent::Failed { failure: Failure::RateLimited, .. })
+                    if redials < MAX_REDIALS =>
                 {
                     redials += 1;
                     tokio::time::sleep(REDIAL_AFTER).await;

@@ -8,7 +8,7 @@ use crate::sip::dialog::{Body, DialogId, EndReason};
 use crate::sip::leg::{self, Dial, Failure, Incoming, Leg, LegCommand, LegEnd, LegEvent, LegId};
 use crate::sip::transaction::{make_response, TransactionKey};
 use crate::sip::transport::{Peer, Transport};
-use crate::sip::trunk::number_rules;
+use crate::sip::trunk::{number_rules, TrunkError};
 use rsip::headers::UntypedHeader;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -93,6 +93,9 @@ impl Endpoint {
         };
         let trunk = match admitted {
             Ok(i) => i,
+            Err(e @ TrunkError::RateLimited(_)) => {
+                return fail(Failure::RateLimited, e.to_string())
+            }
             Err(e) => return fail(Failure::Unavailable, e.to_string()),
         };
         self.publish_trunks();
