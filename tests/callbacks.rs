@@ -9,7 +9,7 @@
 mod common;
 
 use common::api::{campaign, user, Api, ADMIN, BASE};
-use common::dialer::{events, phone, AGENTS};
+use common::dialer::{events, sip_agent, AGENTS};
 use common::phone::{Behaviour, Heard, Phone};
 use common::rtp::{pcmu_tone, tone_share};
 use common::ua::TestUa;
@@ -142,8 +142,13 @@ fn state(api: &Api) -> Value {
     api.ok("GET", "/api/v1/agent/session", None)
 }
 
+/// Contact `id` of campaign `c`, with its history.
+fn contact_of(admin: &Api, c: i64, id: i64) -> Value {
+    admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None)
+}
+
 fn history(admin: &Api, c: i64, id: i64) -> Vec<Value> {
-    admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None)["history"]
+    contact_of(admin, c, id)["history"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -225,7 +230,7 @@ fn a_caller_who_is_an_open_contact_reaches_a_ready_agent_who_hears_the_callback_
         "the tone ends before the caller: {tone_hi:?} {voice:?}"
     );
     // Written on the contact (no dialling attempt) and in the call record; counted.
-    let got = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{k}"), None);
+    let got = contact_of(&admin, c, k);
     assert_eq!(
         (got["status"].as_str(), got["detail"].as_str()),
         (Some("success"), Some("sale"))
@@ -276,13 +281,7 @@ fn a_caller_waits_for_a_paused_agent_then_hears_we_will_call_you_back_and_is_dia
         &format!("/api/v1/campaigns/{c}/contacts"),
         Some(json!({"task_id": task, "phones": ["+4930777001"]})),
     );
-    let (_, agent1) = user(&admin, "agent1", "agent");
-    let _phone = phone("agent1", "sipp-agent-secret-1", d.sip);
-    agent1.ok(
-        "POST",
-        "/api/v1/agent/session",
-        Some(json!({"tasks": [task], "phone": "sip"})),
-    );
+    let (agent1, _phone) = sip_agent(&admin, &d, 1, task);
     agent1.ok(
         "POST",
         "/api/v1/agent/pause",
@@ -337,7 +336,7 @@ fn a_caller_waits_for_a_paused_agent_then_hears_we_will_call_you_back_and_is_dia
         "the message is heard: {} frames",
         payloads.len()
     );
-    let got = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{k}"), None);
+    let got = contact_of(&admin, c, k);
     assert_eq!(
         (got["status"].as_str(), got["detail"].as_str()),
         (Some("open"), Some("$missed_callback")),
@@ -395,11 +394,7 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
     let (heard, bye) = ua.receive_until_bye(Duration::from_secs(10));
     assert!(bye && heard.len() > 25, "{} frames, bye {bye}", heard.len());
     let results = || -> Vec<String> {
-        let k = admin.ok(
-            "GET",
-            &format!("/api/v1/campaigns/{c}/contacts/{closed}"),
-            None,
-        );
+        let k = contact_of(&admin, c, closed);
         assert_eq!(
             (k["status"].as_str(), k["detail"].as_str()),
             (Some("success"), Some("sale")),
@@ -444,13 +439,7 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
 
     // With an agent logged in but paused, callers wait; each who hangs up while waiting
     // leaves the contact open with one overdue $missed_call follow-up.
-    let (_, agent1) = user(&admin, "agent1", "agent");
-    let _phone = phone("agent1", "sipp-agent-secret-1", d.sip);
-    agent1.ok(
-        "POST",
-        "/api/v1/agent/session",
-        Some(json!({"tasks": [task], "phone": "sip"})),
-    );
+    let (_agent1, _phone) = sip_agent(&admin, &d, 1, task);
     running(&admin, c);
     let mut first_follow_up = None;
     for i in 0..3 {
@@ -461,11 +450,7 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
         });
         ua.cancel();
         wait_for("the missed call written", Duration::from_secs(5), || {
-            let k = admin.ok(
-                "GET",
-                &format!("/api/v1/campaigns/{c}/contacts/{open}"),
-                None,
-            );
+            let k = contact_of(&admin, c, open);
             let n = k["history"]
                 .as_array()
                 .unwrap()
@@ -474,11 +459,7 @@ fn unknown_and_closed_callers_follow_the_lines_policy_and_hang_ups_leave_one_mis
                 .count();
             n == i + 1
         });
-        let k = admin.ok(
-            "GET",
-            &format!("/api/v1/campaigns/{c}/contacts/{open}"),
-            None,
-        );
+        let k = contact_of(&admin, c, open);
         assert_eq!(
             (k["status"].as_str(), k["detail"].as_str()),
             (Some("open"), Some("$missed_call")),
@@ -510,19 +491,8 @@ fn a_particular_callback_waits_for_its_owner_and_goes_to_another_agent_after_the
     let line = verified_line(&d, &admin, &far, json!({"waiting_audio": "hold_music"}));
     let (c, task) = campaign_on(&admin, line, json!({"particular_grace_seconds": 3}));
     contact(&admin, c, task, CUSTOMER, json!({"owner": "agent1"}));
-    let (_, agent1) = user(&admin, "agent1", "agent");
-    let (_, agent2) = user(&admin, "agent2", "agent");
-    let _phones = [
-        phone("agent1", "sipp-agent-secret-1", d.sip),
-        phone("agent2", "sipp-agent-secret-2", d.sip),
-    ];
-    for a in [&agent1, &agent2] {
-        a.ok(
-            "POST",
-            "/api/v1/agent/session",
-            Some(json!({"tasks": [task], "phone": "sip"})),
-        );
-    }
+    let (agent1, _phone1) = sip_agent(&admin, &d, 1, task);
+    let (agent2, _phone2) = sip_agent(&admin, &d, 2, task);
     agent2.ok("POST", "/api/v1/agent/ready", None);
     running(&admin, c);
     // The owner comes back within the grace and takes the call; agent2 stays ready.
@@ -595,13 +565,7 @@ fn a_waiting_callback_goes_to_the_next_ready_agent_before_any_predictive_call() 
             Some(json!({"task_id": task, "phones": [format!("+49307770{i:02}")]})),
         );
     }
-    let (_, agent1) = user(&admin, "agent1", "agent");
-    let _phone = phone("agent1", "sipp-agent-secret-1", d.sip);
-    agent1.ok(
-        "POST",
-        "/api/v1/agent/session",
-        Some(json!({"tasks": [task], "phone": "sip"})),
-    );
+    let (agent1, _phone) = sip_agent(&admin, &d, 1, task);
     running(&admin, c);
     let caller = call_back(&d, "cb-first", CUSTOMER);
     wait_for("the caller waiting", Duration::from_secs(5), || {

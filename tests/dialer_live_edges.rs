@@ -180,13 +180,7 @@ fn start_with_trunk(carrier_port: u16, keepalive: &str, trunk: &str) -> common::
 
 /// An agent (agent1) on its SIPp phone, logged in to `task` and ready.
 fn ready_agent(admin: &Api, d: &common::Daemon, task: i64) -> (Api, Sipp) {
-    let (_, agent1) = user(admin, "agent1", "agent");
-    let ph = phone("agent1", "sipp-agent-secret-1", d.sip);
-    agent1.ok(
-        "POST",
-        "/api/v1/agent/session",
-        Some(json!({"tasks": [task], "phone": "sip"})),
-    );
+    let (agent1, ph) = sip_agent(admin, d, 1, task);
     agent1.ok("POST", "/api/v1/agent/ready", None);
     (agent1, ph)
 }

@@ -55,6 +55,20 @@ pub fn phone(user: &str, password: &str, daemon: SocketAddr) -> Sipp {
     phone_on("agent/answer.xml", &[], user, password, daemon)
 }
 
+/// Agent `n` of [`AGENTS`] (user `agentN`) made through the API, its SIPp phone registered,
+/// and logged in to `task` on it (paused, reason `login`): its API client and the phone.
+pub fn sip_agent(admin: &Api, d: &Daemon, n: u8, task: i64) -> (Api, Sipp) {
+    let name = format!("agent{n}");
+    let (_, api) = super::api::user(admin, &name, "agent");
+    let ph = phone(&name, &format!("sipp-agent-secret-{n}"), d.sip);
+    api.ok(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    (api, ph)
+}
+
 /// Like [`phone`], on another agent scenario with SIPp arguments of its own.
 pub fn phone_on(xml: &str, args: &[&str], user: &str, password: &str, daemon: SocketAddr) -> Sipp {
     let port = free_udp_port();
