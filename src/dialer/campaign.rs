@@ -1352,49 +1352,34 @@ mod tests {
 
     #[test]
     fn a_particular_callback_waits_for_its_owner_during_the_grace_then_goes_to_anyone() {
-        let (mut core, agents) = callers_core(2);
-        let (owner, other) = (agents[0], agents[1]);
-        core.handle(Input::AgentPaused(owner, "break".into()), secs(0.0))
-            .unwrap();
-        callers_settle(&mut core, secs(0.0));
-        let call = core
-            .inbound(
-                ContactId(3),
-                Duration::from_secs(60),
-                Some((owner, Duration::from_secs(10))),
-                secs(1.0),
-            )
-            .unwrap();
+        // Two agents, the owner paused; a call kept for the owner for 10 s arrives at 1 s.
+        let kept = || {
+            let (mut core, agents) = callers_core(2);
+            core.handle(Input::AgentPaused(agents[0], "break".into()), secs(0.0))
+                .unwrap();
+            callers_settle(&mut core, secs(0.0));
+            let owner = Some((agents[0], Duration::from_secs(10)));
+            let call = core
+                .inbound(ContactId(3), Duration::from_secs(60), owner, secs(1.0))
+                .unwrap();
+            (core, agents[0], agents[1], call)
+        };
         // The other agent is ready, but the call is kept for its owner.
+        let (mut core, owner, _, call) = kept();
         assert!(callers_settle(&mut core, secs(5.0)).is_empty());
         core.handle(Input::AgentReady(owner), secs(6.0)).unwrap();
         assert_eq!(
             callers_settle(&mut core, secs(6.0)),
             [Output::Bridge { call, agent: owner }]
         );
-        // Another one whose owner stays away goes to the other agent after the grace.
-        let (mut core, agents) = callers_core(2);
-        let (owner, other2) = (agents[0], agents[1]);
-        core.handle(Input::AgentPaused(owner, "break".into()), secs(0.0))
-            .unwrap();
-        callers_settle(&mut core, secs(0.0));
-        let call = core
-            .inbound(
-                ContactId(3),
-                Duration::from_secs(60),
-                Some((owner, Duration::from_secs(10))),
-                secs(1.0),
-            )
-            .unwrap();
+        // An owner who stays away: the other agent takes it when the grace ends.
+        let (mut core, owner, other, call) = kept();
+        assert_ne!(owner, other);
         assert!(callers_settle(&mut core, secs(10.9)).is_empty());
         assert_eq!(
             callers_settle(&mut core, secs(11.0)),
-            [Output::Bridge {
-                call,
-                agent: other2
-            }]
+            [Output::Bridge { call, agent: other }]
         );
-        assert_eq!(other, other2);
     }
 
     fn pick(v: &[CallId], i: u8) -> CallId {
