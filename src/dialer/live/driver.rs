@@ -36,6 +36,9 @@ mod records;
 
 use callers::InboundInfo;
 
+/// The live figures and gauges are refreshed at most this often.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
 /// The core's state is saved at most this often while it changes.
 pub const PERSIST_EVERY: Duration = Duration::from_secs(5);
 
@@ -146,6 +149,8 @@ pub struct Driver {
     figures: Figures,
     /// Contact writes under way ([`Driver::write`]).
     writes: Vec<tokio::task::JoinHandle<()>>,
+    /// When the figures were last refreshed.
+    published: Option<Instant>,
 }
 
 fn now() -> Time {
@@ -231,6 +236,7 @@ impl Driver {
             dirty: false,
             saved: Instant::now(),
             writes: Vec::new(),
+            published: None,
         };
         for v in views.iter().filter(|v| v.tasks.contains(&task_id)) {
             let agent = AgentId(v.id as u32);
@@ -383,7 +389,16 @@ impl Driver {
         }
     }
 
+    /// Refreshes the figures and gauges, at most every [`PUBLISH_EVERY`]: they walk every
+    /// agent and waiting caller, too much for each call event at a thousand agents.
     fn publish(&mut self) {
+        if self
+            .published
+            .is_some_and(|at| at.elapsed() < PUBLISH_EVERY)
+        {
+            return;
+        }
+        self.published = Some(Instant::now());
         let now = now();
         let ledger = self.core.ledger();
         let (day, month) = (ledger.last_24h(now).ratio(), ledger.last_30d(now).ratio());
