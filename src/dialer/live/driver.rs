@@ -389,16 +389,9 @@ impl Driver {
         }
     }
 
-    /// Refreshes the figures and gauges, at most every [`PUBLISH_EVERY`]: they walk every
-    /// agent and waiting caller, too much for each call event at a thousand agents.
+    /// Refreshes the figures and gauges. Those that walk every agent and waiting caller (too
+    /// much for each call event at a thousand agents) at most every [`PUBLISH_EVERY`].
     fn publish(&mut self) {
-        if self
-            .published
-            .is_some_and(|at| at.elapsed() < PUBLISH_EVERY)
-        {
-            return;
-        }
-        self.published = Some(Instant::now());
         let now = now();
         let ledger = self.core.ledger();
         let (day, month) = (ledger.last_24h(now).ratio(), ledger.last_30d(now).ratio());
@@ -418,6 +411,22 @@ impl Driver {
         self.figures.calls_in_flight = self.calls.len() as u64;
         self.figures.abandon_ratio_24h = day;
         self.figures.abandon_ratio_30d = month;
+        if self
+            .published
+            .is_none_or(|at| at.elapsed() >= PUBLISH_EVERY)
+        {
+            self.published = Some(Instant::now());
+            self.publish_walks();
+        }
+        self.ctx
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.task_id, self.figures.clone());
+    }
+
+    /// The figures that walk the agents and the waiting callers.
+    fn publish_walks(&mut self) {
         let mut by_state = std::collections::BTreeMap::new();
         for a in self.core.agents() {
             *by_state
@@ -453,14 +462,11 @@ impl Driver {
                 })
             })
             .collect();
-        m.inbound_waiting
+        self.ctx
+            .metrics
+            .inbound_waiting
             .with_label_values(&[&self.task_id.to_string()])
             .set(self.figures.waiting_callers.len() as i64);
-        self.ctx
-            .figures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(self.task_id, self.figures.clone());
     }
 
     fn feed(&mut self, input: Input) {
