@@ -382,6 +382,8 @@ pub struct SipConfig {
     /// Answer every UDP request at its source port, as if it carried `rport` (for NATed phones
     /// that do not add it); off means strict RFC 3261 §18.2.2 routing.
     pub force_rport: bool,
+    /// DNS servers for trunk host names (`ip:port`); empty: those of `/etc/resolv.conf`.
+    pub dns_servers: Vec<SocketAddr>,
     /// RFC 3261 T1: round-trip estimate, first retransmission interval.
     #[serde(with = "humantime_serde")]
     pub t1: Duration,
@@ -451,6 +453,7 @@ impl Default for SipConfig {
             min_expires: Duration::from_secs(60),
             max_expires: Duration::from_secs(3600),
             force_rport: false,
+            dns_servers: Vec::new(),
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
