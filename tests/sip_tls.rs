@@ -310,8 +310,10 @@ fn a_carrier_that_asks_for_a_client_certificate_gets_the_trunks() {
     let d = start(&pki, &tls_trunk(&pki, port, "carrier.test"));
     assert!(until(&rx, "OPTIONS", Duration::from_secs(4)).is_none());
     drop(d);
-    // With tls_client_certificate, the keepalive gets through.
-    let (_s, port, rx) = carrier(&pki, &verify);
+    // With tls_client_certificate, the keepalive gets through, its Via offering the connection
+    // for the carrier's own requests (RFC 5923 alias): the carrier sends one back over it.
+    let with_crlf = [&verify[..], &["-crlf"]].concat();
+    let (mut s, port, rx) = carrier(&pki, &with_crlf);
     let trunk = tls_trunk(&pki, port, "carrier.test")
         + &format!(
             "tls_client_certificate = \"{}\"\ntls_client_key = \"{}\"\n",
@@ -319,10 +321,23 @@ fn a_carrier_that_asks_for_a_client_certificate_gets_the_trunks() {
             pki.path("client.key").display()
         );
     let _d = start(&pki, &trunk);
-    assert!(
-        until(&rx, "CSeq: 1 OPTIONS", Duration::from_secs(10)).is_some(),
-        "no OPTIONS through a carrier that checks client certificates"
+    let seen = until(&rx, "CSeq: 1 OPTIONS", Duration::from_secs(10))
+        .expect("no OPTIONS through a carrier that checks client certificates")
+        .join("\n");
+    let via = seen.lines().find(|l| l.starts_with("Via: ")).unwrap_or("");
+    assert!(via.ends_with(";alias"), "{seen}");
+    let request = format!(
+        "OPTIONS sip:dialerd@127.0.0.1 SIP/2.0\nVia: SIP/2.0/TLS 127.0.0.1:{port};branch=z9hG4bKback1\n\
+         Max-Forwards: 70\nFrom: <sip:carrier@carrier.test>;tag=c1\nTo: <sip:dialerd@127.0.0.1>\n\
+         Call-ID: back-1@carrier.test\nCSeq: 7 OPTIONS\nContent-Length: 0\n\n"
     );
+    let stdin = s.0.stdin.as_mut().unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let answer = until(&rx, "CSeq: 7 OPTIONS", Duration::from_secs(10))
+        .expect("the carrier's request over dialerd's connection got no answer")
+        .join("\n");
+    assert!(answer.contains("SIP/2.0 200"), "{answer}");
 }
 
 #[test]
