@@ -1,6 +1,7 @@
 // The supervisor page: every agent by state with its time in state, each queue's figures
 // (calls in flight, callers waiting, dial level, answer rate, abandon rates), and actions on
-// agents. Agents' changes and queue figures come pushed over each call task's queue stream.
+// agents. Agents' changes and queue figures come pushed over each call task's queue stream;
+// the plot of the last hours (5-minute buckets) is read again every minute.
 
 import { $, Api, EventStream, attempt, clock, el, notice, show } from "./api.js";
 
@@ -40,6 +41,8 @@ $("login-form").addEventListener("submit", async (ev) => {
     s.open();
   }
   renderQueues();
+  loadHistory();
+  setInterval(loadHistory, 60_000);
 });
 
 async function loadAgents() {
@@ -188,3 +191,63 @@ function tick() {
   }
 }
 setInterval(tick, 1000);
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/** An SVG element with presentation attributes (no style attribute: the CSP allows none). */
+function svg(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  for (const c of children) e.append(c);
+  return e;
+}
+
+async function loadHistory() {
+  const campaigns = [...new Set(choices.tasks.map((t) => t.campaign_id))];
+  const plots = [];
+  for (const id of campaigns) {
+    const h = await attempt("Loading the last hours", () =>
+      api.call("GET", `/api/v1/campaigns/${id}/dialer/history?hours=6`),
+    );
+    if (!h) continue;
+    const campaign = choices.tasks.find((t) => t.campaign_id === id)?.campaign ?? id;
+    for (const t of h.tasks) plots.push(plot(`${campaign} — ${t.name}`, t));
+  }
+  $("history").replaceChildren(...plots);
+}
+
+/** One task's plot: occupancy 0–100 % as a line, abandoned ÷ answered 0–10 % as bars. */
+function plot(title, task) {
+  const [w, h, left, bottom] = [720, 140, 40, 20];
+  const n = task.buckets.length;
+  const step = (w - left) / Math.max(n, 1);
+  const y = (share, top) => (h - bottom) - Math.min(share / top, 1) * (h - bottom - 10);
+  const g = svg("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, role: "img", "data-task": task.task_id });
+  g.append(svg("title", {}, `${title}: occupancy and abandons per 5 minutes`));
+  for (const [share, label] of [[0, "0"], [0.5, "50 %"], [1, "100 %"]]) {
+    g.append(svg("line", { x1: left, x2: w, y1: y(share, 1), y2: y(share, 1), stroke: "#ccc" }));
+    g.append(svg("text", { x: 0, y: y(share, 1) + 4, "font-size": 10 }, label));
+  }
+  g.append(svg("text", { x: w - 150, y: 8, "font-size": 10, fill: "#c0392b" }, "bars: abandoned, 0–10 % of answers"));
+  const points = [];
+  task.buckets.forEach((b, i) => {
+    const x = left + i * step;
+    if (b.answered > 0 && b.abandoned > 0) {
+      const top = y(b.abandoned / b.answered, 0.1);
+      g.append(svg("rect", { class: "abandon", x, y: top, width: Math.max(step - 1, 1), height: (h - bottom) - top, fill: "#c0392b" },
+        svg("title", {}, `${b.start}: ${b.abandoned} of ${b.answered} abandoned`)));
+    }
+    if (b.occupancy !== null) {
+      const [cx, cy] = [x + step / 2, y(b.occupancy, 1)];
+      points.push(`${cx.toFixed(1)},${cy.toFixed(1)}`);
+      g.append(svg("circle", { cx, cy, r: 2.5, fill: "#1f6feb" },
+        svg("title", {}, `${b.start}: occupancy ${(b.occupancy * 100).toFixed(1)} %`)));
+    }
+    if (i % 12 === 0) {
+      const t = new Date(b.start);
+      g.append(svg("text", { x, y: h - 4, "font-size": 10 }, `${String(t.getHours()).padStart(2, "0")}:${String(t.getMinutes()).padStart(2, "0")}`));
+    }
+  });
+  if (points.length) g.append(svg("polyline", { class: "occupancy", points: points.join(" "), fill: "none", stroke: "#1f6feb", "stroke-width": 2 }));
+  return el("figure", { class: "plot" }, el("figcaption", { text: title }), g);
+}

@@ -182,6 +182,22 @@ fn an_agent_takes_a_preview_call_and_records_its_result_in_the_browser_while_a_s
         agent.wait_text("#pop-status", "Talking", WAIT);
         assert_eq!(agent.text("#calls"), "1");
         row_in(&boss, ann, "talking");
+        // The last hours: the plot is drawn, and the current 5 minutes have busy agent time.
+        let plot = format!("#history svg[data-task=\"{task}\"] polyline.occupancy");
+        boss.wait("the plot of the last hours", WAIT, |b| {
+            b.find(&plot).is_some()
+        });
+        let h = sue.ok(
+            "GET",
+            &format!("/api/v1/campaigns/{c}/dialer/history?hours=1"),
+            None,
+        );
+        let buckets = h["tasks"][0]["buckets"].as_array().unwrap();
+        assert_eq!(buckets.len(), 12, "{h}");
+        assert!(
+            buckets[11]["occupancy"].as_f64().is_some_and(|o| o > 0.0),
+            "{h}"
+        );
         // The queue's figures come pushed too: the driver runs, one call in flight.
         let queue = format!("#queues tr[data-task=\"{task}\"]");
         boss.wait_text(&format!("{queue} td:nth-child(2)"), "preview", WAIT);

@@ -113,6 +113,8 @@ struct Inner {
     legs: u64,
     /// Tasks the gauge has shown, so a task whose agents all left reads zero.
     gauge_tasks: BTreeSet<TaskId>,
+    /// Each task's occupancy per 5 minutes, for the supervisors' plot.
+    occupancy: HashMap<TaskId, super::occupancy::OccupancyHistory>,
     /// Which call task may offer each agent calls now (see [`Agents::claim`]).
     claims: HashMap<i64, Claim>,
 }
@@ -657,8 +659,18 @@ impl Agents {
         }
     }
 
+    /// Task `task`'s occupancy per 5 minutes over the last day, oldest first.
+    pub fn occupancy_history(&self, task: TaskId) -> Vec<super::occupancy::OccupancyBucket> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .occupancy
+            .get(&task)
+            .map(|h| h.buckets(now()))
+            .unwrap_or_default()
+    }
+
     /// Sets `dialerd_agents{task,state}` and `dialerd_agent_occupancy_ratio{task}` from every
-    /// session.
+    /// session, and feeds each task's occupancy history.
     fn count(&self, inner: &mut Inner) {
         let mut counts: HashMap<(TaskId, AgentStateKind), i64> = HashMap::new();
         for e in inner.agents.values() {
@@ -688,6 +700,11 @@ impl Agents {
                 0.0
             };
             self.occupancy.with_label_values(&[&label]).set(ratio);
+            inner.occupancy.entry(*task).or_default().observe(
+                now(),
+                busy as usize,
+                present as usize,
+            );
         }
     }
 }

@@ -4,11 +4,13 @@
 //!
 //! [`session`] is the sans-IO state machine of one agent; [`driver`] owns the sessions, places
 //! and ends their legs ([`phone`]) and publishes their [`events`]; [`login_call`] logs agents
-//! in on their own call to `sip.agent_login_number`.
+//! in on their own call to `sip.agent_login_number`; [`occupancy`] keeps each task's
+//! occupancy per 5 minutes for the supervisors.
 
 pub mod driver;
 pub mod events;
 pub mod login_call;
+pub mod occupancy;
 pub mod phone;
 pub mod session;
 

@@ -125,6 +125,7 @@ fn ops() -> Vec<Op> {
         op("get", c("/permissions"), "The campaign's edit and export grants (none: the roles alone decide)", WRITE, &[], None, ("200", "Permissions")),
         op("put", c("/permissions"), "Replace the campaign's grants; an empty list lifts them", "admin", &[], Json("PermissionsSpec"), ("200", "Permissions")),
         op("get", c("/dialer"), "The live dialer: whether the campaign dials now, and per running call task its mode, agents, calls in flight, placed, answered, abandoned, abandon ratios (24h, 30d) and the callers waiting for an agent (`waiting_callers`)", DIAL, &[], None, ("200", "Dialer")),
+        op("get", c("/dialer/history"), "Per call task, every 5-minute bucket of the last `hours` (default 6, at most 24): `start`, `occupancy` (agent time busy with a call over time logged in; null when nobody was logged in; kept since the daemon started), `answered` and `abandoned` (from the stored abandon ledger)", DIAL, &[("hours", "1 to 24")], None, ("200", "DialerHistory")),
         op("get", c("/prompts"), "The campaign's prompts (name, seconds, who uploaded them, when)", READ, &[], None, ("200", "array")),
         op("get", c("/prompts/{name}"), "A prompt as stored: 8 kHz mono 16-bit WAV", READ, &[], None, ("200", "text")),
         op("put", c("/prompts/{name}"), "Upload a prompt (`safe_harbour`: who called and a number to call back, 2–30 s) as WAV in any format, converted at upload; power and predictive tasks run only while the campaign has its safe_harbour prompt", WRITE, &[], Wav, ("200", "Prompt")),
@@ -212,6 +213,14 @@ fn components() -> Value {
             object(&[
                 ("campaign_id", "integer"),
                 ("dialing", "boolean"),
+                ("tasks", "array"),
+            ]),
+        ),
+        (
+            "DialerHistory",
+            object(&[
+                ("campaign_id", "integer"),
+                ("bucket_seconds", "integer"),
                 ("tasks", "array"),
             ]),
         ),

@@ -129,6 +129,7 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         (format!("{c}/test-call"), j(post(campaign_calls::test_call))),
         (format!("{c}/dialer"), get(dialer::get)),
+        (format!("{c}/dialer/history"), get(dialer::history)),
         (format!("{c}/imports/{{import}}"), get(contacts::get_import)),
         ("/api/v1/calls".into(), get(calls::list)),
         ("/api/v1/calls/{id}".into(), get(calls::get)),

@@ -150,6 +150,16 @@ impl AbandonLedger {
         c
     }
 
+    /// The 5-minute buckets that start at or after `from`, oldest first: (start, counts).
+    /// Buckets without answers are not listed.
+    pub fn buckets_since(&self, from: Time) -> impl Iterator<Item = (Time, Counts)> + '_ {
+        let first = bucket_of(from);
+        self.buckets
+            .iter()
+            .filter(move |b| b.n >= first)
+            .map(|b| (Time(b.n * BUCKET.as_millis() as u64), b.counts))
+    }
+
     /// Counts over the rolling 24 hours.
     pub fn last_24h(&self, now: Time) -> Counts {
         self.window(now, DAY)
