@@ -76,7 +76,7 @@ pub fn check_sip_username(name: &str) -> Result<()> {
     }
 }
 
-fn login_of(row: &sqlx::sqlite::SqliteRow) -> Result<SipLogin> {
+fn login_of(row: &sqlx::any::AnyRow) -> Result<SipLogin> {
     Ok(SipLogin {
         username: row.try_get("username")?,
         realm: row.try_get("realm")?,
@@ -88,7 +88,7 @@ fn login_of(row: &sqlx::sqlite::SqliteRow) -> Result<SipLogin> {
 
 /// Applies `change` to user `user_id` inside `tx`.
 pub(super) async fn apply_change(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user_id: i64,
     change: &AgentChange,
 ) -> Result<()> {
@@ -134,8 +134,9 @@ pub(super) async fn apply_change(
         wanted.dedup();
         let mut found = Vec::new();
         for chunk in wanted.chunks(super::ID_CHUNK) {
-            let mut q =
-                sqlx::QueryBuilder::new("SELECT id FROM tasks WHERE kind = 'call' AND id IN ");
+            let mut q = super::builder::QueryBuilder::new(
+                "SELECT id FROM tasks WHERE kind = 'call' AND id IN ",
+            );
             push_in_list(&mut q, chunk);
             let ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut **tx).await?;
             found.extend(ids);

@@ -5,12 +5,13 @@
 //! The judgement is sans-IO (`CallingRules::reasons` takes `now` and the attempt count); the
 //! store part below counts attempts in the contacts' history and filters `next_callable`.
 
+use super::builder::QueryBuilder;
 use super::campaigns::{minutes, Day, Window};
 use super::contacts::Contact;
 use super::{push_in_list, Result, Store, StoreError, ID_CHUNK};
 use crate::config::CallingRuleConfig;
 use chrono::{Datelike, NaiveDate, Timelike};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 
 /// The rolling period of `max_attempts_30d`.
@@ -413,13 +414,16 @@ impl Store {
     pub async fn attempts_30d(&self, ids: &[i64], now_ms: i64) -> Result<HashMap<i64, u32>> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(ID_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::new(
                 "SELECT contact_id, COUNT(*) FROM contact_history WHERE at_ms > ",
             );
             q.push_bind(now_ms - THIRTY_DAYS_MS)
                 .push(" AND at_ms <= ")
                 .push_bind(now_ms)
-                .push(" AND json_extract(change, '$.op') = 'attempt' AND contact_id IN ");
+                .push(format!(
+                    " AND {} = 'attempt' AND contact_id IN ",
+                    self.backend.json_member("change", "op")
+                ));
             push_in_list(&mut q, chunk);
             q.push(" GROUP BY contact_id");
             for row in q.build().fetch_all(&self.reader).await? {

@@ -74,7 +74,7 @@ const COLUMNS: &str = "id, route, a_number, b_number, started_at, answered_at, e
     end_reason, recording_path, a_loss, a_jitter_s, a_mos, b_loss, b_jitter_s, b_mos, line_id, \
     contact_id, waited_ms";
 
-fn quality(row: &sqlx::sqlite::SqliteRow, side: &str) -> Result<Option<SideQuality>> {
+fn quality(row: &sqlx::any::AnyRow, side: &str) -> Result<Option<SideQuality>> {
     let loss: Option<f64> = row.try_get(format!("{side}_loss").as_str())?;
     let jitter: Option<f64> = row.try_get(format!("{side}_jitter_s").as_str())?;
     let mos: Option<f64> = row.try_get(format!("{side}_mos").as_str())?;
@@ -88,7 +88,7 @@ fn quality(row: &sqlx::sqlite::SqliteRow, side: &str) -> Result<Option<SideQuali
     })
 }
 
-fn record(row: &sqlx::sqlite::SqliteRow) -> Result<CallRecord> {
+fn record(row: &sqlx::any::AnyRow) -> Result<CallRecord> {
     Ok(CallRecord {
         id: row.try_get("id")?,
         route: row.try_get("route")?,

@@ -201,7 +201,7 @@ const COLUMNS: &str =
     "id, name, description, status, time_zone, windows, default_region, line_id, \
                        recording, calling_from, calling_to, created_ms, updated_ms";
 
-fn campaign_of(row: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
+fn campaign_of(row: &sqlx::any::AnyRow) -> Result<Campaign> {
     let windows: String = row.try_get("windows")?;
     Ok(Campaign {
         id: row.try_get("id")?,
@@ -235,9 +235,9 @@ fn name_taken(spec: &CampaignSpec) -> impl Fn(sqlx::Error) -> StoreError + '_ {
 
 /// Binds $1..$10: the spec's columns, in table order.
 fn bind_spec<'q>(
-    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     spec: &'q CampaignSpec,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     q.bind(&spec.name)
         .bind(&spec.description)
         .bind(spec.status.as_str())

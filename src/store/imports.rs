@@ -502,7 +502,7 @@ const COLUMNS: &str =
     "id, campaign_id, task_id, mode, state, started_by, started_ms, finished_ms, rows_read, \
                        inserted, bad, duplicates, removed, kept, problems";
 
-fn report_of(row: &sqlx::sqlite::SqliteRow) -> Result<ImportReport> {
+fn report_of(row: &sqlx::any::AnyRow) -> Result<ImportReport> {
     let problems: String = row.try_get("problems")?;
     let problems: Value = serde_json::from_str(&problems).unwrap_or(Value::Null);
     Ok(ImportReport {
@@ -742,10 +742,7 @@ impl Store {
     /// Receives a whole CSV into an unnamed temporary file beside the database (gone when
     /// closed, even after a crash), checking that every quote closes; returns it rewound.
     async fn spool(&self, input: impl Read + Send + 'static) -> Result<std::fs::File> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
+        let dir = self.files_dir.clone();
         let limits = self.import_limits;
         tokio::task::spawn_blocking(move || spool_checked(input, &dir, limits))
             .await

@@ -272,7 +272,7 @@ const COLUMNS: &str = "id, number, title, language, callback_mode, inbound_polic
     max_wait_seconds, waiting_audio, missed_calls_task, status, last_outcome, last_sip_code, \
     last_attempt_ms, verified_ms, created_ms, updated_ms";
 
-fn line_of(row: &sqlx::sqlite::SqliteRow) -> Result<Line> {
+fn line_of(row: &sqlx::any::AnyRow) -> Result<Line> {
     let time = |col: &str| -> Result<Option<String>> {
         Ok(row.try_get::<Option<i64>, _>(col)?.map(rfc3339))
     };
@@ -525,7 +525,7 @@ impl Store {
 
     async fn set_line_state(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         line_id: i64,
         status: LineStatus,
         outcome: &str,

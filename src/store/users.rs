@@ -180,7 +180,7 @@ fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| StoreError::invalid("password", e.to_string()))
 }
 
-fn user_of(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+fn user_of(row: &sqlx::any::AnyRow) -> Result<User> {
     let role: String = row.try_get("role")?;
     Ok(User {
         id: row.try_get("id")?,
@@ -191,7 +191,7 @@ fn user_of(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
     })
 }
 
-fn token_of(row: &sqlx::sqlite::SqliteRow) -> Result<TokenInfo> {
+fn token_of(row: &sqlx::any::AnyRow) -> Result<TokenInfo> {
     Ok(TokenInfo {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
