@@ -377,26 +377,26 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn round_trip_and_unique_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let mut s = spec();
-        s.default_region = Some("de".into());
-        let c = store.create_campaign(&s).await.unwrap();
-        assert_eq!(c.spec.default_region.as_deref(), Some("DE"));
-        assert!(matches!(
-            store.create_campaign(&s).await.unwrap_err(),
-            StoreError::Conflict(_)
-        ));
-        s.recording = true;
-        let u = store.update_campaign(c.id, &s).await.unwrap();
-        assert!(u.spec.recording);
-        assert_eq!(store.campaigns().await.unwrap().len(), 1);
-        store.delete_campaign(c.id).await.unwrap();
-        assert!(matches!(
-            store.campaign(c.id).await.unwrap_err(),
-            StoreError::NotFound { .. }
-        ));
+    crate::store::both_backends! {
+        async fn round_trip_and_unique_names() {
+            let (_dir, store) = crate::store::test_support::store().await;
+            let mut s = spec();
+            s.default_region = Some("de".into());
+            let c = store.create_campaign(&s).await.unwrap();
+            assert_eq!(c.spec.default_region.as_deref(), Some("DE"));
+            assert!(matches!(
+                store.create_campaign(&s).await.unwrap_err(),
+                StoreError::Conflict(_)
+            ));
+            s.recording = true;
+            let u = store.update_campaign(c.id, &s).await.unwrap();
+            assert!(u.spec.recording);
+            assert_eq!(store.campaigns().await.unwrap().len(), 1);
+            store.delete_campaign(c.id).await.unwrap();
+            assert!(matches!(
+                store.campaign(c.id).await.unwrap_err(),
+                StoreError::NotFound { .. }
+            ));
+        }
     }
 }

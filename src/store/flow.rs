@@ -476,9 +476,22 @@ mod race_tests {
 
     /// The flow worker and an API change both apply due moves: each contact moves once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_due_move_is_applied_once_when_two_callers_race() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+    async fn a_due_move_is_applied_once_when_two_callers_race_sqlite() {
+        a_due_move_is_applied_once_when_two_callers_race(crate::store::test_pg::Backend::Sqlite)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_due_move_is_applied_once_when_two_callers_race_postgres() {
+        a_due_move_is_applied_once_when_two_callers_race(crate::store::test_pg::Backend::Postgres)
+            .await;
+    }
+
+    async fn a_due_move_is_applied_once_when_two_callers_race(
+        backend: crate::store::test_pg::Backend,
+    ) {
+        crate::store::test_pg::set(backend);
+        let (_dir, store) = crate::store::test_support::store().await;
         let c = store
             .create_campaign(&from_value(json!({"name": "c", "default_region": "DE"})).unwrap())
             .await

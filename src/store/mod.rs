@@ -425,16 +425,69 @@ pub fn field_of(path: &str, message: &str, prefix: &str) -> String {
     field
 }
 
+/// The throwaway PostgreSQL cluster of the integration tests, shared with the unit tests.
+#[cfg(test)]
+#[path = "../../tests/common/pg.rs"]
+pub(crate) mod test_pg;
+
+/// Runs async store tests once per backend, as `name::sqlite` and `name::postgres`; inside,
+/// [`test_support::store`] opens a store on that backend.
+#[cfg(test)]
+macro_rules! both_backends {
+    ($($(#[$attr:meta])* async fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$attr])*
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::store::test_pg::set($crate::store::test_pg::Backend::Sqlite);
+                $body
+            }
+            $(#[$attr])*
+            #[tokio::test]
+            async fn postgres() {
+                $crate::store::test_pg::set($crate::store::test_pg::Backend::Postgres);
+                $body
+            }
+        }
+    )*};
+}
+#[cfg(test)]
+pub(crate) use both_backends;
+
 /// Shared set-up of the store's unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::Store;
+    use super::test_pg::{self, Backend};
+    use super::{Location, Store};
 
-    /// A store in a fresh directory (kept alive by the returned guard).
+    /// A store in a fresh directory (kept alive by the returned guard), on the backend of the
+    /// running test (see `both_backends!`).
     pub async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("dialerd.db")).await.unwrap();
+        let store = store_in(dir.path()).await;
         (dir, store)
+    }
+
+    /// Like [`store`], its files (and SQLite database) in `dir`.
+    pub async fn store_in(dir: &std::path::Path) -> Store {
+        let location = match test_pg::current() {
+            Backend::Sqlite => Location::Sqlite(dir.join("dialerd.db")),
+            Backend::Postgres => Location::Postgres(
+                tokio::task::spawn_blocking(test_pg::database)
+                    .await
+                    .unwrap(),
+            ),
+        };
+        Store::open_at(&location, dir).await.unwrap()
+    }
+
+    /// The same database opened again (as after a restart).
+    pub async fn reopen(store: &Store) -> Store {
+        Store::open_at(store.location(), &store.files_dir)
+            .await
+            .unwrap()
     }
 
     /// A campaign from `campaign` (JSON of a `CampaignSpec`) with one call task named `dial`:
