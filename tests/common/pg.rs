@@ -244,3 +244,66 @@ pub fn on<R>(backend: Backend, test: impl FnOnce() -> R) -> R {
 pub fn set(backend: Backend) {
     CURRENT.with(|c| c.set(backend));
 }
+
+/// Runs each test once per store backend, as `name::sqlite` and `name::postgres`; the daemon
+/// kit (`Daemon::start…`) and [`store_location`] follow the test's backend.
+#[macro_export]
+macro_rules! both_stores {
+    ($($(#[$attr:meta])* fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$attr])*
+            #[test]
+            fn sqlite() {
+                $crate::common::pg::on($crate::common::pg::Backend::Sqlite, || $body)
+            }
+            $(#[$attr])*
+            #[test]
+            fn postgres() {
+                $crate::common::pg::on($crate::common::pg::Backend::Postgres, || $body)
+            }
+        }
+    )*};
+}
+
+/// The `store.url` a daemon in `dir` uses on this thread's backend: none on SQLite (the file in
+/// its state directory), else a database of its own, the same one each time for the same
+/// `dir` (a restarted daemon finds its data).
+pub fn store_url(dir: &Path) -> Option<String> {
+    match current() {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let file = dir.join("store.url");
+            if let Ok(url) = std::fs::read_to_string(&file) {
+                return Some(url);
+            }
+            let url = database();
+            std::fs::write(&file, &url).unwrap();
+            Some(url)
+        }
+    }
+}
+
+/// [`both_stores!`] for `async` tests (each on a tokio runtime).
+#[macro_export]
+macro_rules! both_stores_async {
+    ($($(#[$attr:meta])* async fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$attr])*
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::common::pg::set($crate::common::pg::Backend::Sqlite);
+                $body
+            }
+            $(#[$attr])*
+            #[tokio::test]
+            async fn postgres() {
+                $crate::common::pg::set($crate::common::pg::Backend::Postgres);
+                $body
+            }
+        }
+    )*};
+}
