@@ -234,7 +234,7 @@ impl Store {
     pub async fn contact_counts(&self) -> Result<Vec<(i64, i64, String, i64)>> {
         let rows = sqlx::query(
             "SELECT t.campaign_id, c.task_id, c.status, COUNT(*) FROM contacts c JOIN tasks t ON t.id = c.task_id \
-             GROUP BY c.task_id, c.status",
+             GROUP BY t.campaign_id, c.task_id, c.status",
         )
         .fetch_all(&self.reader)
         .await?;

@@ -129,6 +129,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/0013_inbound.sql"),
         include_str!("../../migrations/postgres/0013_inbound.sql"),
     ),
+    (
+        14,
+        "callable_fresh",
+        include_str!("../../migrations/0014_callable_fresh.sql"),
+        include_str!("../../migrations/postgres/0014_callable_fresh.sql"),
+    ),
 ];
 
 /// Errors of the store layer.

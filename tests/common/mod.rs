@@ -438,3 +438,17 @@ pub async fn open_store(dir: &Path) -> dialerd::store::Store {
     };
     Store::open_at(&location, dir).await.unwrap()
 }
+
+impl Daemon {
+    /// The daemon's own store, opened beside it (its SQLite file, or its PostgreSQL database).
+    pub async fn open_store(&self) -> dialerd::store::Store {
+        use dialerd::store::{Location, Store};
+        let location = match std::fs::read_to_string(self.dir.path().join("store.url")) {
+            Ok(url) => Location::Postgres(url),
+            Err(_) => Location::Sqlite(self.dir.path().join("state/dialerd.db")),
+        };
+        Store::open_at(&location, &self.dir.path().join("state"))
+            .await
+            .unwrap()
+    }
+}
