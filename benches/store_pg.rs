@@ -8,7 +8,6 @@
 //! It reports figures; it fails on no time.
 
 #[path = "../tests/common/pg.rs"]
-#[allow(dead_code)]
 mod pg;
 
 use dialerd::store::imports::{ImportMode, ImportOptions};
@@ -161,7 +160,7 @@ async fn next_callable(store: &Store, url: &str, contacts: u64) {
              SELECT $1, $2, '{\"name\":\"x\"}', '[\"+49151' || lpad(g::text, 8, '0') || '\"]', \
                CASE WHEN g % 3 = 0 THEN 'Europe/London' ELSE 'Europe/Berlin' END, \
                CASE WHEN g % 50 = 0 THEN 'success' ELSE 'open' END, '$none', \
-               CASE WHEN g % 10 = 0 THEN $3 + (g % 20 - 10) * 60000 END, \
+               CASE WHEN g % 10 = 0 THEN $3 - g * 7 END, \
                CASE WHEN g % 10 = 0 THEN 1 ELSE 0 END, $3, $3 \
              FROM generate_series($4::bigint, $5::bigint) AS g",
         )
@@ -224,6 +223,11 @@ async fn next_callable(store: &Store, url: &str, contacts: u64) {
 }
 
 fn main() {
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("BENCH_TRACE").unwrap_or_default())
+            .init();
+    }
     let rows = env_u64("BENCH_IMPORT_ROWS", 1_000_000);
     let contacts = env_u64("BENCH_CONTACTS", 10_000_000);
     let url = pg::database();

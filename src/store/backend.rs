@@ -103,6 +103,16 @@ pub(crate) async fn prepare_connection(
 }
 
 impl Backend {
+    /// PostgreSQL: refreshes the planner's statistics of the tables an import grows, so that
+    /// its duplicate checks keep using the number index (SQLite plans without them).
+    pub(crate) async fn refresh_statistics(self, pool: &sqlx::AnyPool) -> Result<(), sqlx::Error> {
+        if self == Self::Postgres {
+            use sqlx::Executor;
+            pool.execute("ANALYZE contacts, contact_phones").await?;
+        }
+        Ok(())
+    }
+
     /// SQL for member `key` (a literal the caller controls) of the JSON text in `column`, as
     /// SQL text; NULL when absent.
     pub(crate) fn json_member(self, column: &str, key: &str) -> String {

@@ -678,6 +678,7 @@ impl Store {
         let mut failure = None;
         let mut undone = None;
         let mut next = first;
+        let mut batches = 0u64;
         while let Some(chunk) = next {
             match chunk {
                 Chunk::Failed(e) => {
@@ -695,6 +696,12 @@ impl Store {
                     read,
                 } => {
                     let mut all = problems;
+                    batches += 1;
+                    if batches.is_power_of_two() && batches >= 2 {
+                        // The duplicate check plans by the table's statistics; an import can
+                        // grow a table from nothing faster than autovacuum notices.
+                        self.backend.refresh_statistics(&self.writer).await?;
+                    }
                     match self
                         .import_batch(campaign_id, task_id, id, rows, read, &mut all)
                         .await

@@ -12,9 +12,14 @@
 //!   PostgreSQL set differs only in spelling (identity keys, `BIGINT` for every integer,
 //!   `DOUBLE PRECISION`, `BYTEA`);
 //! - connection set-up: SQLite's `PRAGMA`s (WAL, synchronous FULL, busy timeout);
-//! - reading a JSON member of a TEXT document: `json_extract` vs `::jsonb ->>`;
-//! - `LIKE`: case-insensitive for ASCII in SQLite, so PostgreSQL uses `ILIKE`;
-//! - bulk import: PostgreSQL streams contacts with `COPY` (see [`imports`]).
+//! - reading a JSON member of a TEXT document: `json_extract` vs `::jsonb ->>` (a numeric
+//!   member: `CAST(… AS REAL)` vs `CAST(NULLIF(…, '') AS DOUBLE PRECISION)`);
+//! - statistics: PostgreSQL's planner needs `ANALYZE` while an import grows the contacts from
+//!   nothing (its duplicate check would otherwise scan the campaign's numbers).
+//!
+//! Portable, but only because the SQL says so: every `GROUP BY` names every selected column,
+//! text compares byte-wise (a PostgreSQL database for dialerd is created with `LC_COLLATE
+//! 'C'`), and `LIKE` patterns are matched against `LOWER(…)` with lowercased patterns.
 
 pub mod agents;
 pub mod backend;

@@ -203,13 +203,15 @@ fn watch(bin: &Path, dir: &Path) {
         data = dir.join("data").display(),
         dir = dir.display(),
     );
-    Command::new("setsid")
-        .args(["sh", "-c", &stop])
+    // `setsid -f` forks the watcher into a session of its own and returns at once.
+    let started = Command::new("setsid")
+        .args(["-f", "sh", "-c", &stop])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .status()
         .expect("cannot start the cluster's watcher");
+    assert!(started.success(), "cannot start the cluster's watcher");
 }
 
 /// The shared cluster, started on first use.
