@@ -452,3 +452,15 @@ impl Daemon {
             .unwrap()
     }
 }
+
+impl Daemon {
+    /// An sqlx URL of the daemon's database, for a test that changes it behind its back.
+    pub fn store_url(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("store.url")).unwrap_or_else(|_| {
+            format!(
+                "sqlite://{}",
+                self.dir.path().join("state/dialerd.db").display()
+            )
+        })
+    }
+}
