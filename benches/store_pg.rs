@@ -3,7 +3,8 @@
 //! while it runs), then `Store::next_callable` on a call task of `BENCH_CONTACTS` contacts
 //! (default 10 M, written straight into the database), with the plans PostgreSQL chose.
 //!
-//! Runs on a throwaway cluster (tests/common/pg.rs), so it needs Debian's `postgresql`:
+//! Runs on a throwaway cluster (tests/common/pg.rs), so it needs Debian's `postgresql`
+//! (`BENCH_BACKEND=sqlite`: the import on a SQLite file instead, for comparison):
 //! `cargo bench --profile dev --bench store_pg` (or without `--profile dev` for optimised code).
 //! It reports figures; it fails on no time.
 
@@ -230,20 +231,26 @@ fn main() {
     }
     let rows = env_u64("BENCH_IMPORT_ROWS", 1_000_000);
     let contacts = env_u64("BENCH_CONTACTS", 10_000_000);
-    let url = pg::database();
+    // BENCH_BACKEND=sqlite: the import on a SQLite file instead, for comparison.
+    let sqlite = std::env::var("BENCH_BACKEND").is_ok_and(|b| b == "sqlite");
     let dir = tempfile::tempdir().unwrap();
+    let (url, location) = if sqlite {
+        let path = dir.path().join("bench.db");
+        (String::new(), Location::Sqlite(path))
+    } else {
+        let url = pg::database();
+        (url.clone(), Location::Postgres(url))
+    };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(async {
-            let store = Store::open_at(&Location::Postgres(url.clone()), dir.path())
-                .await
-                .unwrap();
+            let store = Store::open_at(&location, dir.path()).await.unwrap();
             if rows > 0 {
                 import(&store, rows).await;
             }
-            if contacts > 0 {
+            if contacts > 0 && !sqlite {
                 next_callable(&store, &url, contacts).await;
             }
             store.close().await;
