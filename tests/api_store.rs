@@ -1222,3 +1222,27 @@ both_stores! {
         assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
     }
 }
+
+/// A PostgreSQL database that sorts text otherwise than SQLite (not `LC_COLLATE 'C'`) is
+/// named in a warning at start, and the daemon still runs; a `C` database draws no warning.
+#[test]
+fn a_postgres_database_not_sorting_byte_wise_is_warned_about() {
+    const WARNING: &str = "the database does not sort text byte-wise; create it with LC_COLLATE 'C' so that text sorts as on SQLite";
+    let cluster = common::pg::cluster();
+    cluster.psql(
+        "CREATE DATABASE collated TEMPLATE template0 ENCODING 'UTF8' \
+         LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'",
+    );
+    let mut d = Daemon::start_with(BASE, &[("DIALERD__STORE__URL", &cluster.url("collated"))]);
+    let line = match d.seen_log(WARNING) {
+        Some(line) => line.clone(),
+        None => d.wait_log(WARNING, Duration::from_secs(5)),
+    };
+    assert_eq!(line["fields"]["collation"], "C.UTF-8", "{line}");
+    let me = Api::new(&d, &d.admin).ok("GET", "/api/v1/me", None);
+    assert_eq!(me["name"], "admin");
+
+    let plain = common::pg::database();
+    let d = Daemon::start_with(BASE, &[("DIALERD__STORE__URL", &plain)]);
+    assert!(d.seen_log(WARNING).is_none(), "{:#?}", d.seen);
+}

@@ -103,6 +103,25 @@ pub(crate) async fn prepare_connection(
 }
 
 impl Backend {
+    /// PostgreSQL: warns when the database does not sort text byte-wise as SQLite does (lists
+    /// ordered by name, `order` on text fields would come out in another order).
+    pub(crate) async fn check_collation(self, pool: &sqlx::AnyPool) -> Result<(), sqlx::Error> {
+        if self == Self::Postgres {
+            let collation: String = sqlx::query_scalar(
+                "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
+            )
+            .fetch_one(pool)
+            .await?;
+            if collation != "C" && collation != "POSIX" {
+                tracing::warn!(
+                    collation,
+                    "the database does not sort text byte-wise; create it with LC_COLLATE 'C' so that text sorts as on SQLite"
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// PostgreSQL: refreshes the planner's statistics of the tables an import grows, so that
     /// its duplicate checks keep using the number index (SQLite plans without them).
     pub(crate) async fn refresh_statistics(self, pool: &sqlx::AnyPool) -> Result<(), sqlx::Error> {

@@ -337,6 +337,7 @@ impl Store {
                 path: PathBuf::from(location.to_string()),
                 source,
             })?;
+        backend.check_collation(&writer).await.map_err(open_err)?;
         let reader = pool(reader_url, 4).await.map_err(open_err)?;
         let store = Self {
             writer,
