@@ -6,7 +6,9 @@ use dialerd::config::{self, Config};
 use dialerd::media::engine::MediaEngine;
 use dialerd::shutdown::{Drained, Shutdown};
 use dialerd::signal::{Signal, Signals};
-use dialerd::store::{calling_rules::CallingRules, users::AdminBootstrap, Store, DB_FILE};
+use dialerd::store::{
+    calling_rules::CallingRules, users::AdminBootstrap, Location, Store, DB_FILE,
+};
 use dialerd::{
     api, call, dialer, health::Health, lines, logging, memory, metrics::Metrics, sip, state,
     systemd,
@@ -269,7 +271,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let state_dir = state::prepare(&state::resolve(&cfg.state_dir))?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
 
-    let store = open_store(&state_dir)
+    let store = open_store(&state_dir, &cfg.store)
         .await?
         .with_import_limits(cfg.import)
         .with_calling_rules(CallingRules::from_config(&cfg.calling_rules)?);
@@ -477,10 +479,17 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     Ok(())
 }
 
-/// Opens the database in the state directory; on an empty store, creates the admin user.
-async fn open_store(state_dir: &Path) -> anyhow::Result<Store> {
-    let path = state_dir.join(DB_FILE);
-    let store = Store::open(&path).await?;
+/// Opens the database (`store.url`, else the SQLite file in the state directory); on an
+/// empty store, creates the admin user.
+async fn open_store(state_dir: &Path, cfg: &config::StoreConfig) -> anyhow::Result<Store> {
+    let location = match cfg.url.expose() {
+        "" => Location::Sqlite(state_dir.join(DB_FILE)),
+        url => match Location::parse(url).map_err(|e| anyhow::anyhow!("store.url: {e}"))? {
+            Location::Sqlite(path) => Location::Sqlite(state_dir.join(path)),
+            postgres => postgres,
+        },
+    };
+    let store = Store::open_at(&location, state_dir).await?;
     let env_token = std::env::var("DIALERD_ADMIN_TOKEN").ok();
     match store.ensure_admin(env_token.as_deref(), state_dir).await? {
         AdminBootstrap::Written(file) => {
@@ -494,7 +503,7 @@ async fn open_store(state_dir: &Path) -> anyhow::Result<Store> {
     for name in store.normalise_user_names().await? {
         tracing::warn!(user = %name, "user name differs from another only in case or spaces, or has characters no longer allowed; it cannot log in by password until renamed (delete it and create it again)");
     }
-    tracing::info!(path = %path.display(), "store open");
+    tracing::info!(store = %location, "store open");
     Ok(store)
 }
 

@@ -249,157 +249,160 @@ fn codes(responses: &[String]) -> Vec<u16> {
         .collect()
 }
 
-#[test]
-fn the_api_takes_sip_logins_and_tasks_checks_them_and_never_shows_secrets() {
-    let d = start();
-    let api = Api::new(&d, ADMIN);
-    let (_, task) = campaign(&api, "Agents");
-    let u = api.ok(
-        "POST",
-        "/api/v1/users",
-        Some(json!({"name": "ann", "role": "agent", "sip_username": "ann", "sip_password": "ann-secret-1", "tasks": [task]})),
-    );
-    assert_eq!(u["sip_username"], "ann");
-    assert_eq!(u["sip_digest"], "md5");
-    assert_eq!(u["tasks"], json!([task]));
-    let id = u["id"].as_i64().unwrap();
-    let (_, listed) = d.admin_request("GET", "/api/v1/users", None);
-    let (_, one) = d.admin_request("GET", &format!("/api/v1/users/{id}"), None);
-    for text in [u.to_string(), listed.clone(), one.clone()] {
-        assert!(!text.contains("ann-secret-1"), "{text}");
-        assert!(!text.contains("ha1"), "{text}");
-        assert!(!text.contains("sip_password"), "{text}");
+both_stores! {
+    fn the_api_takes_sip_logins_and_tasks_checks_them_and_never_shows_secrets() {
+        let d = start();
+        let api = Api::new(&d, ADMIN);
+        let (_, task) = campaign(&api, "Agents");
+        let u = api.ok(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"name": "ann", "role": "agent", "sip_username": "ann", "sip_password": "ann-secret-1", "tasks": [task]})),
+        );
+        assert_eq!(u["sip_username"], "ann");
+        assert_eq!(u["sip_digest"], "md5");
+        assert_eq!(u["tasks"], json!([task]));
+        let id = u["id"].as_i64().unwrap();
+        let (_, listed) = d.admin_request("GET", "/api/v1/users", None);
+        let (_, one) = d.admin_request("GET", &format!("/api/v1/users/{id}"), None);
+        for text in [u.to_string(), listed.clone(), one.clone()] {
+            assert!(!text.contains("ann-secret-1"), "{text}");
+            assert!(!text.contains("ha1"), "{text}");
+            assert!(!text.contains("sip_password"), "{text}");
+        }
+        assert!(listed.contains("\"sip_username\":\"ann\""), "{listed}");
+
+        let problem = |body: serde_json::Value| api.call("POST", "/api/v1/users", Some(body));
+        let (status, p) = problem(
+            json!({"name": "bea", "role": "agent", "sip_username": "bea", "sip_password": "short"}),
+        );
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (422, Some("sip_password")),
+            "{p}"
+        );
+        let (status, p) = problem(
+            json!({"name": "bea", "role": "agent", "sip_username": "ann", "sip_password": "long enough"}),
+        );
+        assert_eq!(status, 409, "{p}");
+        let (status, p) = problem(
+            json!({"name": "bea", "role": "agent", "sip_username": "cfgagent", "sip_password": "long enough"}),
+        );
+        assert_eq!(status, 409, "an [[agents]] name is taken too: {p}");
+        let (status, p) = problem(json!({"name": "bea", "role": "agent", "tasks": [task, 9999]}));
+        assert_eq!((status, p["field"].as_str()), (422, Some("tasks")), "{p}");
+        let (status, p) = problem(
+            json!({"name": "bea", "role": "operator", "sip_username": "bea", "sip_password": "long enough"}),
+        );
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (422, Some("sip_username")),
+            "{p}"
+        );
+        let (status, p) = problem(
+            json!({"name": "bea", "role": "agent", "sip_username": "b:ea", "sip_password": "long enough"}),
+        );
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (422, Some("sip_username")),
+            "{p}"
+        );
+        // None of the refused users was created half-way.
+        let (_, listed) = d.admin_request("GET", "/api/v1/users", None);
+        assert!(!listed.contains("\"bea\""), "{listed}");
+
+        let path = format!("/api/v1/users/{id}");
+        let (status, p) = api.call("PATCH", &path, Some(json!({"sip_password": "short"})));
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (422, Some("sip_password")),
+            "{p}"
+        );
+        let (status, p) = api.call("PATCH", &path, Some(json!({"sip_username": "anne"})));
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (422, Some("sip_password")),
+            "a new name needs the password: {p}"
+        );
+        let v = api.ok(
+            "PATCH",
+            &path,
+            Some(json!({"tasks": [], "sip_digest": "sha-256"})),
+        );
+        assert_eq!(
+            (v["tasks"].clone(), v["sip_digest"].clone()),
+            (json!([]), json!("sha-256"))
+        );
+        let v = api.ok("PATCH", &path, Some(json!({"sip_username": null})));
+        assert_eq!(v["sip_username"], serde_json::Value::Null);
+        // Non-agents show no agent fields.
+        let (_, me) = d.admin_request("GET", "/api/v1/me", None);
+        assert!(!me.contains("sip_username"), "{me}");
     }
-    assert!(listed.contains("\"sip_username\":\"ann\""), "{listed}");
-
-    let problem = |body: serde_json::Value| api.call("POST", "/api/v1/users", Some(body));
-    let (status, p) = problem(
-        json!({"name": "bea", "role": "agent", "sip_username": "bea", "sip_password": "short"}),
-    );
-    assert_eq!(
-        (status, p["field"].as_str()),
-        (422, Some("sip_password")),
-        "{p}"
-    );
-    let (status, p) = problem(
-        json!({"name": "bea", "role": "agent", "sip_username": "ann", "sip_password": "long enough"}),
-    );
-    assert_eq!(status, 409, "{p}");
-    let (status, p) = problem(
-        json!({"name": "bea", "role": "agent", "sip_username": "cfgagent", "sip_password": "long enough"}),
-    );
-    assert_eq!(status, 409, "an [[agents]] name is taken too: {p}");
-    let (status, p) = problem(json!({"name": "bea", "role": "agent", "tasks": [task, 9999]}));
-    assert_eq!((status, p["field"].as_str()), (422, Some("tasks")), "{p}");
-    let (status, p) = problem(
-        json!({"name": "bea", "role": "operator", "sip_username": "bea", "sip_password": "long enough"}),
-    );
-    assert_eq!(
-        (status, p["field"].as_str()),
-        (422, Some("sip_username")),
-        "{p}"
-    );
-    let (status, p) = problem(
-        json!({"name": "bea", "role": "agent", "sip_username": "b:ea", "sip_password": "long enough"}),
-    );
-    assert_eq!(
-        (status, p["field"].as_str()),
-        (422, Some("sip_username")),
-        "{p}"
-    );
-    // None of the refused users was created half-way.
-    let (_, listed) = d.admin_request("GET", "/api/v1/users", None);
-    assert!(!listed.contains("\"bea\""), "{listed}");
-
-    let path = format!("/api/v1/users/{id}");
-    let (status, p) = api.call("PATCH", &path, Some(json!({"sip_password": "short"})));
-    assert_eq!(
-        (status, p["field"].as_str()),
-        (422, Some("sip_password")),
-        "{p}"
-    );
-    let (status, p) = api.call("PATCH", &path, Some(json!({"sip_username": "anne"})));
-    assert_eq!(
-        (status, p["field"].as_str()),
-        (422, Some("sip_password")),
-        "a new name needs the password: {p}"
-    );
-    let v = api.ok(
-        "PATCH",
-        &path,
-        Some(json!({"tasks": [], "sip_digest": "sha-256"})),
-    );
-    assert_eq!(
-        (v["tasks"].clone(), v["sip_digest"].clone()),
-        (json!([]), json!("sha-256"))
-    );
-    let v = api.ok("PATCH", &path, Some(json!({"sip_username": null})));
-    assert_eq!(v["sip_username"], serde_json::Value::Null);
-    // Non-agents show no agent fields.
-    let (_, me) = d.admin_request("GET", "/api/v1/me", None);
-    assert!(!me.contains("sip_username"), "{me}");
 }
 
-#[test]
-fn phones_register_with_api_logins_and_changes_apply_without_a_restart() {
-    let d = start();
-    let api = Api::new(&d, ADMIN);
-    let id = agent(&api, "bob", "bob", "first-secret");
-    let mut phone = TestPhone::new("127.0.0.1", d.sip, "reg-bob");
-    assert_eq!(phone.register("bob", "wrong-secret"), [401, 403]);
-    assert_eq!(registrations(&d), 0);
-    assert_eq!(phone.register("bob", "first-secret"), [401, 200]);
-    assert!(eventually(Duration::from_secs(2), || registrations(&d) == 1));
-    // The `[[agents]]` account keeps working beside the store's.
-    let mut cfg = TestPhone::new("127.0.0.1", d.sip, "reg-cfg");
-    assert_eq!(cfg.register("cfgagent", "config-secret"), [401, 200]);
-    assert!(eventually(Duration::from_secs(2), || registrations(&d) == 2));
+both_stores! {
+    fn phones_register_with_api_logins_and_changes_apply_without_a_restart() {
+        let d = start();
+        let api = Api::new(&d, ADMIN);
+        let id = agent(&api, "bob", "bob", "first-secret");
+        let mut phone = TestPhone::new("127.0.0.1", d.sip, "reg-bob");
+        assert_eq!(phone.register("bob", "wrong-secret"), [401, 403]);
+        assert_eq!(registrations(&d), 0);
+        assert_eq!(phone.register("bob", "first-secret"), [401, 200]);
+        assert!(eventually(Duration::from_secs(2), || registrations(&d) == 1));
+        // The `[[agents]]` account keeps working beside the store's.
+        let mut cfg = TestPhone::new("127.0.0.1", d.sip, "reg-cfg");
+        assert_eq!(cfg.register("cfgagent", "config-secret"), [401, 200]);
+        assert!(eventually(Duration::from_secs(2), || registrations(&d) == 2));
 
-    api.ok(
-        "PATCH",
-        &format!("/api/v1/users/{id}"),
-        Some(json!({"sip_password": "second-secret"})),
-    );
-    assert!(
-        eventually(Duration::from_secs(2), || registrations(&d) == 1),
-        "a new password drops the phone's binding"
-    );
-    assert_eq!(phone.register("bob", "first-secret"), [401, 403]);
-    assert_eq!(phone.register("bob", "second-secret"), [401, 200]);
-    assert!(eventually(Duration::from_secs(2), || registrations(&d) == 2));
+        api.ok(
+            "PATCH",
+            &format!("/api/v1/users/{id}"),
+            Some(json!({"sip_password": "second-secret"})),
+        );
+        assert!(
+            eventually(Duration::from_secs(2), || registrations(&d) == 1),
+            "a new password drops the phone's binding"
+        );
+        assert_eq!(phone.register("bob", "first-secret"), [401, 403]);
+        assert_eq!(phone.register("bob", "second-secret"), [401, 200]);
+        assert!(eventually(Duration::from_secs(2), || registrations(&d) == 2));
 
-    api.ok("DELETE", &format!("/api/v1/users/{id}"), None);
-    assert!(eventually(Duration::from_secs(2), || registrations(&d) == 1));
-    assert_eq!(phone.register("bob", "second-secret"), [401, 403]);
-    assert_eq!(registrations(&d), 1);
+        api.ok("DELETE", &format!("/api/v1/users/{id}"), None);
+        assert!(eventually(Duration::from_secs(2), || registrations(&d) == 1));
+        assert_eq!(phone.register("bob", "second-secret"), [401, 403]);
+        assert_eq!(registrations(&d), 1);
+    }
 }
 
-#[test]
-fn invites_from_a_registered_agent_are_challenged_and_strangers_get_403() {
-    let d = start();
-    let api = Api::new(&d, ADMIN);
-    agent(&api, "cat", "cat", "cats-secret");
-    let mut phone = TestPhone::new("127.0.0.1", d.sip, "inv-cat");
-    // Not registered: refused outright, without a challenge that would confirm the name.
-    assert_eq!(codes(&phone.call_echo("cat", "cats-secret")), [403]);
-    assert_eq!(phone.register("cat", "cats-secret"), [401, 200]);
+both_stores! {
+    fn invites_from_a_registered_agent_are_challenged_and_strangers_get_403() {
+        let d = start();
+        let api = Api::new(&d, ADMIN);
+        agent(&api, "cat", "cat", "cats-secret");
+        let mut phone = TestPhone::new("127.0.0.1", d.sip, "inv-cat");
+        // Not registered: refused outright, without a challenge that would confirm the name.
+        assert_eq!(codes(&phone.call_echo("cat", "cats-secret")), [403]);
+        assert_eq!(phone.register("cat", "cats-secret"), [401, 200]);
 
-    let seen = phone.call_echo("cat", "cats-secret");
-    assert_eq!(codes(&seen), [407, 200], "{seen:#?}");
-    let challenge = header(&seen[0], "Proxy-Authenticate");
-    assert!(challenge.contains("algorithm=MD5"), "{challenge}");
-    assert_eq!(
-        seen[0].matches("Proxy-Authenticate").count(),
-        1,
-        "MD5 only: {}",
-        seen[0]
-    );
-    assert_eq!(codes(&phone.call_echo("cat", "not-her-secret")), [407, 403]);
+        let seen = phone.call_echo("cat", "cats-secret");
+        assert_eq!(codes(&seen), [407, 200], "{seen:#?}");
+        let challenge = header(&seen[0], "Proxy-Authenticate");
+        assert!(challenge.contains("algorithm=MD5"), "{challenge}");
+        assert_eq!(
+            seen[0].matches("Proxy-Authenticate").count(),
+            1,
+            "MD5 only: {}",
+            seen[0]
+        );
+        assert_eq!(codes(&phone.call_echo("cat", "not-her-secret")), [407, 403]);
 
-    // The same user name from an address that did not register: 403, no challenge.
-    let mut stranger = TestPhone::new("127.0.0.2", d.sip, "inv-stranger");
-    assert_eq!(codes(&stranger.call_echo("cat", "cats-secret")), [403]);
-    assert_eq!(codes(&stranger.call_echo("nobody", "whatever1")), [403]);
+        // The same user name from an address that did not register: 403, no challenge.
+        let mut stranger = TestPhone::new("127.0.0.2", d.sip, "inv-stranger");
+        assert_eq!(codes(&stranger.call_echo("cat", "cats-secret")), [403]);
+        assert_eq!(codes(&stranger.call_echo("nobody", "whatever1")), [403]);
+    }
 }
 
 /// baresip's configuration directory: the account and just the modules REGISTER and a call
@@ -480,42 +483,43 @@ impl Drop for Baresip {
     }
 }
 
-#[test]
-fn baresip_registers_on_the_shipped_defaults_and_places_an_authenticated_call() {
-    let d = start();
-    let api = Api::new(&d, ADMIN);
-    agent(&api, "dan", "dan", "dans-secret");
-    let sip = d.sip;
-    let dir = baresip_dir(&format!(
-        "<sip:dan@{sip};transport=udp>;auth_pass=dans-secret;regint=300"
-    ));
-    let mut phone = Baresip::start(dir.path());
-    assert!(
-        phone.wait_for("200 OK", Duration::from_secs(10)),
-        "baresip did not register: {}",
-        phone.output()
-    );
-    assert!(
-        eventually(Duration::from_secs(2), || registrations(&d) == 1),
-        "no binding seen by the daemon"
-    );
-    phone.command(&format!("/dial sip:1000@{sip}"));
-    assert!(
-        phone.wait_for("Call established", Duration::from_secs(10)),
-        "baresip's call was not answered: {}",
-        phone.output()
-    );
-    phone.command("/hangup");
+both_stores! {
+    fn baresip_registers_on_the_shipped_defaults_and_places_an_authenticated_call() {
+        let d = start();
+        let api = Api::new(&d, ADMIN);
+        agent(&api, "dan", "dan", "dans-secret");
+        let sip = d.sip;
+        let dir = baresip_dir(&format!(
+            "<sip:dan@{sip};transport=udp>;auth_pass=dans-secret;regint=300"
+        ));
+        let mut phone = Baresip::start(dir.path());
+        assert!(
+            phone.wait_for("200 OK", Duration::from_secs(10)),
+            "baresip did not register: {}",
+            phone.output()
+        );
+        assert!(
+            eventually(Duration::from_secs(2), || registrations(&d) == 1),
+            "no binding seen by the daemon"
+        );
+        phone.command(&format!("/dial sip:1000@{sip}"));
+        assert!(
+            phone.wait_for("Call established", Duration::from_secs(10)),
+            "baresip's call was not answered: {}",
+            phone.output()
+        );
+        phone.command("/hangup");
 
-    // A wrong password: baresip is refused and no binding appears.
-    let dir = baresip_dir(&format!(
-        "<sip:dan@{sip};transport=udp>;auth_pass=not-dans-secret;regint=300"
-    ));
-    let wrong = Baresip::start(dir.path());
-    assert!(
-        wrong.wait_for("403 Forbidden", Duration::from_secs(10)),
-        "{}",
-        wrong.output()
-    );
-    assert_eq!(registrations(&d), 1);
+        // A wrong password: baresip is refused and no binding appears.
+        let dir = baresip_dir(&format!(
+            "<sip:dan@{sip};transport=udp>;auth_pass=not-dans-secret;regint=300"
+        ));
+        let wrong = Baresip::start(dir.path());
+        assert!(
+            wrong.wait_for("403 Forbidden", Duration::from_secs(10)),
+            "{}",
+            wrong.output()
+        );
+        assert_eq!(registrations(&d), 1);
+    }
 }

@@ -1,6 +1,8 @@
 //! `Store::next_callable` on a real SQLite file with an injected `now`: calling hours judged
 //! in each contact's zone (Berlin and New York), due order, and do-not-call lists.
 
+mod common;
+
 use dialerd::store::contacts::{ContactFilter, ContactSpec, Order};
 use dialerd::store::dnc::DncScope;
 use dialerd::store::Store;
@@ -21,7 +23,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+    let store = common::open_store(dir.path()).await;
     let c = store
         .create_campaign(
             &serde_json::from_value(json!({"name": "c", "default_region": "DE"})).unwrap(),
@@ -69,289 +71,292 @@ impl Setup {
     }
 }
 
-#[tokio::test]
-async fn calling_hours_follow_each_contacts_zone_and_due_order() {
-    let s = setup().await;
-    let ny = "America/New_York";
-    s.add("b-fresh", json!({"phones": ["030 1000001"]})).await;
-    s.add(
-        "b-overdue",
-        json!({"phones": ["030 1000002"], "attempts": 1, "follow_up_at": "2025-01-15T07:00:00Z"}),
-    )
-    .await;
-    s.add(
-        "b-older-overdue",
-        json!({"phones": ["030 1000009"], "attempts": 2, "follow_up_at": "2025-01-14T07:00:00Z"}),
-    )
-    .await;
-    s.add(
-        "b-future",
-        json!({"phones": ["030 1000003"], "attempts": 1, "follow_up_at": "2025-01-16T07:00:00Z"}),
-    )
-    .await;
-    s.add(
-        "b-called",
-        json!({"phones": ["030 1000004"], "attempts": 1}),
-    )
-    .await;
-    s.add(
-        "b-done",
-        json!({"phones": ["030 1000005"], "status": "success"}),
-    )
-    .await;
-    s.add(
-        "n-fresh",
-        json!({"phones": ["+1 212 555 0101"], "time_zone": ny}),
-    )
-    .await;
-    s.add(
-        "n-overdue",
-        json!({"phones": ["+1 212 555 0102"], "time_zone": ny, "attempts": 1,
-               "follow_up_at": "2025-01-15T12:00:00Z"}),
-    )
-    .await;
-    s.add("b-fresh-2", json!({"phones": ["030 1000006"]})).await;
-
-    // 07:30 UTC: 08:30 in Berlin (inside 08:00–21:00), 02:30 in New York (outside).
-    assert_eq!(
-        s.callable("2025-01-15T07:30:00Z").await,
-        ["b-older-overdue", "b-overdue", "b-fresh", "b-fresh-2"]
-    );
-    // 20:30 UTC: 21:30 in Berlin (outside), 15:30 in New York (inside).
-    assert_eq!(
-        s.callable("2025-01-15T20:30:00Z").await,
-        ["n-overdue", "n-fresh"]
-    );
-    // 13:00 UTC: both inside; overdue follow-ups of every zone first, then never-called by id.
-    assert_eq!(
-        s.callable("2025-01-15T13:00:00Z").await,
-        [
-            "b-older-overdue",
+both_stores_async! {
+    async fn calling_hours_follow_each_contacts_zone_and_due_order() {
+        let s = setup().await;
+        let ny = "America/New_York";
+        s.add("b-fresh", json!({"phones": ["030 1000001"]})).await;
+        s.add(
             "b-overdue",
-            "n-overdue",
-            "b-fresh",
-            "n-fresh",
-            "b-fresh-2"
-        ]
-    );
-    // The limit cuts the same order.
-    let two = s
-        .store
-        .next_callable(s.campaign, s.task, at("2025-01-15T13:00:00Z"), 2)
-        .await
-        .unwrap();
-    assert_eq!(two.len(), 2);
-    // Narrower hours on the campaign apply at once.
-    let mut campaign = s.store.campaign(s.campaign).await.unwrap().spec;
-    campaign.calling_hours.from = "09:00".into();
-    s.store
-        .update_campaign(s.campaign, &campaign)
-        .await
-        .unwrap();
-    assert_eq!(
-        s.callable("2025-01-15T07:30:00Z").await,
-        Vec::<String>::new()
-    );
-
-    // The listing in due order agrees, future follow-ups and called contacts after.
-    let page = s
-        .store
-        .list_contacts(
-            s.campaign,
-            &ContactFilter {
-                status: Some("open".into()),
-                ..ContactFilter::default()
-            },
-            Order::Due,
-            None,
-            100,
-            at("2025-01-15T13:00:00Z"),
+            json!({"phones": ["030 1000002"], "attempts": 1, "follow_up_at": "2025-01-15T07:00:00Z"}),
         )
-        .await
-        .unwrap();
-    let names: Vec<&str> = page
-        .items
-        .iter()
-        .map(|c| c.spec.fields["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "b-older-overdue",
-            "b-overdue",
-            "n-overdue",
-            "b-fresh",
-            "n-fresh",
-            "b-fresh-2",
-            "b-future",
-            "b-called"
-        ]
-    );
-}
-
-#[tokio::test]
-async fn do_not_call_numbers_are_never_selected() {
-    let s = setup().await;
-    let now = "2025-01-15T10:00:00Z";
-    s.add("one", json!({"phones": ["030 1000001"]})).await;
-    let two = s
-        .add("two", json!({"phones": ["030 1000002", "0151 23456789"]}))
         .await;
-    s.add("three", json!({"phones": ["030 1000003"]})).await;
-    assert_eq!(s.callable(now).await, ["one", "two", "three"]);
-
-    // Global list: "one" goes; campaign list: one of "two"'s numbers goes, "two" stays.
-    let r = s
-        .store
-        .dnc_add(DncScope::Global, None, &[(0, "+49 30 1000001".into())], "t")
-        .await
-        .unwrap();
-    assert_eq!((r.added, r.contacts_marked), (1, 1));
-    let r = s
-        .store
-        .dnc_add(
-            DncScope::Campaign(s.campaign),
-            None,
-            &[(0, "030 1000002".into()), (1, "oops".into())],
-            "t",
+        s.add(
+            "b-older-overdue",
+            json!({"phones": ["030 1000009"], "attempts": 2, "follow_up_at": "2025-01-14T07:00:00Z"}),
         )
-        .await
-        .unwrap();
-    assert_eq!((r.added, r.bad_count), (1, 1));
-    let picked = s
-        .store
-        .next_callable(s.campaign, s.task, at(now), 100)
-        .await
-        .unwrap();
-    let names: Vec<&str> = picked
-        .iter()
-        .map(|c| c.spec.fields["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["two", "three"]);
-    assert_eq!(picked[0].spec.phones, ["+4915123456789"]);
-    assert_eq!(picked[0].dnc_numbers, ["+49301000002"]);
-
-    // Listings mark them.
-    let c = s.store.contact(s.campaign, two).await.unwrap();
-    assert_eq!(c.dnc_numbers, ["+49301000002"]);
-
-    // A contact created later with a listed number is blocked from the start.
-    s.store
-        .dnc_add(
-            DncScope::Global,
-            Some("DE"),
-            &[(0, "030 1000007".into())],
-            "t",
+        .await;
+        s.add(
+            "b-future",
+            json!({"phones": ["030 1000003"], "attempts": 1, "follow_up_at": "2025-01-16T07:00:00Z"}),
         )
-        .await
-        .unwrap();
-    s.add("four", json!({"phones": ["+49 30 1000007"]})).await;
-    s.add("five", json!({"phones": ["030 1000111"]})).await;
-    assert_eq!(s.callable(now).await, ["two", "three", "five"]);
-
-    // Off the list: callable again.
-    assert_eq!(
-        s.store
-            .dnc_remove(DncScope::Global, None, &["+49301000001".into()])
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(s.callable(now).await, ["one", "two", "three", "five"]);
-}
-
-/// A call task's `settings.filter` leaves out the contacts it does not match (follow-ups
-/// too), and `settings.order` sorts the never-called ones after the due callbacks: as numbers
-/// when the form types the field `number`, as text otherwise, missing values last.
-#[tokio::test]
-async fn filter_and_order_choose_which_contacts_come_first_and_which_never() {
-    let s = setup().await;
-    s.store
-        .put_form(
-            s.campaign,
-            serde_json::from_value(json!({"fields": [
-                {"key": "name", "type": "text"},
-                {"key": "score", "type": "number"},
-                {"key": "city", "type": "text"},
-                {"key": "tier", "type": "text"}
-            ]}))
-            .unwrap(),
-            "test",
+        .await;
+        s.add(
+            "b-called",
+            json!({"phones": ["030 1000004"], "attempts": 1}),
         )
-        .await
-        .unwrap();
-    let people = [
-        (
-            "low",
-            "030 1000001",
-            json!({"score": "2", "city": "Köln", "tier": "b"}),
-        ),
-        (
-            "high",
-            "030 1000002",
-            json!({"score": "10", "city": "Bonn", "tier": "a"}),
-        ),
-        (
-            "mid",
-            "030 1000003",
-            json!({"score": "9", "city": "Köln", "tier": "c"}),
-        ),
-        ("none", "030 1000004", json!({"city": "Köln"})),
-        (
-            "far",
-            "030 1000005",
-            json!({"score": "50", "city": "Berlin", "tier": "a"}),
-        ),
-    ];
-    for (name, phone, fields) in people {
-        let mut f = fields.as_object().unwrap().clone();
-        f.insert("name".into(), json!(name));
-        let spec: ContactSpec =
-            serde_json::from_value(json!({"fields": f, "phones": [phone]})).unwrap();
-        s.store
-            .create_contact(s.campaign, &spec, "test")
+        .await;
+        s.add(
+            "b-done",
+            json!({"phones": ["030 1000005"], "status": "success"}),
+        )
+        .await;
+        s.add(
+            "n-fresh",
+            json!({"phones": ["+1 212 555 0101"], "time_zone": ny}),
+        )
+        .await;
+        s.add(
+            "n-overdue",
+            json!({"phones": ["+1 212 555 0102"], "time_zone": ny, "attempts": 1,
+                   "follow_up_at": "2025-01-15T12:00:00Z"}),
+        )
+        .await;
+        s.add("b-fresh-2", json!({"phones": ["030 1000006"]})).await;
+
+        // 07:30 UTC: 08:30 in Berlin (inside 08:00–21:00), 02:30 in New York (outside).
+        assert_eq!(
+            s.callable("2025-01-15T07:30:00Z").await,
+            ["b-older-overdue", "b-overdue", "b-fresh", "b-fresh-2"]
+        );
+        // 20:30 UTC: 21:30 in Berlin (outside), 15:30 in New York (inside).
+        assert_eq!(
+            s.callable("2025-01-15T20:30:00Z").await,
+            ["n-overdue", "n-fresh"]
+        );
+        // 13:00 UTC: both inside; overdue follow-ups of every zone first, then never-called by id.
+        assert_eq!(
+            s.callable("2025-01-15T13:00:00Z").await,
+            [
+                "b-older-overdue",
+                "b-overdue",
+                "n-overdue",
+                "b-fresh",
+                "n-fresh",
+                "b-fresh-2"
+            ]
+        );
+        // The limit cuts the same order.
+        let two = s
+            .store
+            .next_callable(s.campaign, s.task, at("2025-01-15T13:00:00Z"), 2)
             .await
             .unwrap();
-    }
-    let callback: ContactSpec = serde_json::from_value(json!({
-        "fields": {"name": "callback", "score": "1", "city": "Bonn"},
-        "phones": ["030 1000006"], "attempts": 1, "follow_up_at": "2025-01-15T07:00:00Z"
-    }))
-    .unwrap();
-    s.store
-        .create_contact(s.campaign, &callback, "test")
-        .await
-        .unwrap();
-    let noon = "2025-01-15T11:00:00Z";
-    // Without settings: due callback first, then by id.
-    assert_eq!(
-        s.callable(noon).await,
-        ["callback", "low", "high", "mid", "none", "far"]
-    );
+        assert_eq!(two.len(), 2);
+        // Narrower hours on the campaign apply at once.
+        let mut campaign = s.store.campaign(s.campaign).await.unwrap().spec;
+        campaign.calling_hours.from = "09:00".into();
+        s.store
+            .update_campaign(s.campaign, &campaign)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.callable("2025-01-15T07:30:00Z").await,
+            Vec::<String>::new()
+        );
 
-    let mut task = s.store.task(s.campaign, s.task).await.unwrap().spec;
-    let mut set = |settings: serde_json::Value| {
-        task.settings = settings;
-        task.clone()
-    };
-    // Highest score first (as numbers: 10 before 9), missing last; Berlin never.
-    let spec = set(json!({"filter": {"fields": {"city": ["Köln", "Bonn"]}},
-                          "order": {"field": "score", "direction": "desc"}}));
-    s.store.update_task(s.campaign, s.task, spec).await.unwrap();
-    assert_eq!(
-        s.callable(noon).await,
-        ["callback", "high", "mid", "low", "none"]
-    );
-    // Text order ascending; the filter's text condition drops the callback (Bonn) too.
-    let spec = set(json!({"filter": {"text": "köln"}, "order": {"field": "tier"}}));
-    s.store.update_task(s.campaign, s.task, spec).await.unwrap();
-    assert_eq!(s.callable(noon).await, ["low", "mid", "none"]);
-    // A bad field name is refused, naming it.
-    let spec = set(json!({"order": {"field": "a\"b"}}));
-    let e = s
-        .store
-        .update_task(s.campaign, s.task, spec)
-        .await
-        .unwrap_err();
-    assert!(e.to_string().starts_with("settings.order.field"), "{e}");
+        // The listing in due order agrees, future follow-ups and called contacts after.
+        let page = s
+            .store
+            .list_contacts(
+                s.campaign,
+                &ContactFilter {
+                    status: Some("open".into()),
+                    ..ContactFilter::default()
+                },
+                Order::Due,
+                None,
+                100,
+                at("2025-01-15T13:00:00Z"),
+            )
+            .await
+            .unwrap();
+        let names: Vec<&str> = page
+            .items
+            .iter()
+            .map(|c| c.spec.fields["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "b-older-overdue",
+                "b-overdue",
+                "n-overdue",
+                "b-fresh",
+                "n-fresh",
+                "b-fresh-2",
+                "b-future",
+                "b-called"
+            ]
+        );
+    }
+}
+
+both_stores_async! {
+    async fn do_not_call_numbers_are_never_selected() {
+        let s = setup().await;
+        let now = "2025-01-15T10:00:00Z";
+        s.add("one", json!({"phones": ["030 1000001"]})).await;
+        let two = s
+            .add("two", json!({"phones": ["030 1000002", "0151 23456789"]}))
+            .await;
+        s.add("three", json!({"phones": ["030 1000003"]})).await;
+        assert_eq!(s.callable(now).await, ["one", "two", "three"]);
+
+        // Global list: "one" goes; campaign list: one of "two"'s numbers goes, "two" stays.
+        let r = s
+            .store
+            .dnc_add(DncScope::Global, None, &[(0, "+49 30 1000001".into())], "t")
+            .await
+            .unwrap();
+        assert_eq!((r.added, r.contacts_marked), (1, 1));
+        let r = s
+            .store
+            .dnc_add(
+                DncScope::Campaign(s.campaign),
+                None,
+                &[(0, "030 1000002".into()), (1, "oops".into())],
+                "t",
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.added, r.bad_count), (1, 1));
+        let picked = s
+            .store
+            .next_callable(s.campaign, s.task, at(now), 100)
+            .await
+            .unwrap();
+        let names: Vec<&str> = picked
+            .iter()
+            .map(|c| c.spec.fields["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["two", "three"]);
+        assert_eq!(picked[0].spec.phones, ["+4915123456789"]);
+        assert_eq!(picked[0].dnc_numbers, ["+49301000002"]);
+
+        // Listings mark them.
+        let c = s.store.contact(s.campaign, two).await.unwrap();
+        assert_eq!(c.dnc_numbers, ["+49301000002"]);
+
+        // A contact created later with a listed number is blocked from the start.
+        s.store
+            .dnc_add(
+                DncScope::Global,
+                Some("DE"),
+                &[(0, "030 1000007".into())],
+                "t",
+            )
+            .await
+            .unwrap();
+        s.add("four", json!({"phones": ["+49 30 1000007"]})).await;
+        s.add("five", json!({"phones": ["030 1000111"]})).await;
+        assert_eq!(s.callable(now).await, ["two", "three", "five"]);
+
+        // Off the list: callable again.
+        assert_eq!(
+            s.store
+                .dnc_remove(DncScope::Global, None, &["+49301000001".into()])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(s.callable(now).await, ["one", "two", "three", "five"]);
+    }
+}
+
+both_stores_async! {
+    /// A call task's `settings.filter` leaves out the contacts it does not match (follow-ups
+    /// too), and `settings.order` sorts the never-called ones after the due callbacks: as numbers
+    /// when the form types the field `number`, as text otherwise, missing values last.
+    async fn filter_and_order_choose_which_contacts_come_first_and_which_never() {
+        let s = setup().await;
+        s.store
+            .put_form(
+                s.campaign,
+                serde_json::from_value(json!({"fields": [
+                    {"key": "name", "type": "text"},
+                    {"key": "score", "type": "number"},
+                    {"key": "city", "type": "text"},
+                    {"key": "tier", "type": "text"}
+                ]}))
+                .unwrap(),
+                "test",
+            )
+            .await
+            .unwrap();
+        let people = [
+            (
+                "low",
+                "030 1000001",
+                json!({"score": "2", "city": "Köln", "tier": "b"}),
+            ),
+            (
+                "high",
+                "030 1000002",
+                json!({"score": "10", "city": "Bonn", "tier": "a"}),
+            ),
+            (
+                "mid",
+                "030 1000003",
+                json!({"score": "9", "city": "Köln", "tier": "c"}),
+            ),
+            ("none", "030 1000004", json!({"city": "Köln"})),
+            (
+                "far",
+                "030 1000005",
+                json!({"score": "50", "city": "Berlin", "tier": "a"}),
+            ),
+        ];
+        for (name, phone, fields) in people {
+            let mut f = fields.as_object().unwrap().clone();
+            f.insert("name".into(), json!(name));
+            let spec: ContactSpec =
+                serde_json::from_value(json!({"fields": f, "phones": [phone]})).unwrap();
+            s.store
+                .create_contact(s.campaign, &spec, "test")
+                .await
+                .unwrap();
+        }
+        let callback: ContactSpec = serde_json::from_value(json!({
+            "fields": {"name": "callback", "score": "1", "city": "Bonn"},
+            "phones": ["030 1000006"], "attempts": 1, "follow_up_at": "2025-01-15T07:00:00Z"
+        }))
+        .unwrap();
+        s.store
+            .create_contact(s.campaign, &callback, "test")
+            .await
+            .unwrap();
+        let noon = "2025-01-15T11:00:00Z";
+        // Without settings: due callback first, then by id.
+        assert_eq!(
+            s.callable(noon).await,
+            ["callback", "low", "high", "mid", "none", "far"]
+        );
+
+        let mut task = s.store.task(s.campaign, s.task).await.unwrap().spec;
+        let mut set = |settings: serde_json::Value| {
+            task.settings = settings;
+            task.clone()
+        };
+        // Highest score first (as numbers: 10 before 9), missing last; Berlin never.
+        let spec = set(json!({"filter": {"fields": {"city": ["Köln", "Bonn"]}},
+                              "order": {"field": "score", "direction": "desc"}}));
+        s.store.update_task(s.campaign, s.task, spec).await.unwrap();
+        assert_eq!(
+            s.callable(noon).await,
+            ["callback", "high", "mid", "low", "none"]
+        );
+        // Text order ascending; the filter's text condition drops the callback (Bonn) too.
+        let spec = set(json!({"filter": {"text": "köln"}, "order": {"field": "tier"}}));
+        s.store.update_task(s.campaign, s.task, spec).await.unwrap();
+        assert_eq!(s.callable(noon).await, ["low", "mid", "none"]);
+        // A bad field name is refused, naming it.
+        let spec = set(json!({"order": {"field": "a\"b"}}));
+        let e = s
+            .store
+            .update_task(s.campaign, s.task, spec)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with("settings.order.field"), "{e}");
+    }
 }

@@ -80,3 +80,39 @@ fn check_config_takes_lists_from_the_environment_comma_separated() {
         );
     }
 }
+
+#[test]
+fn check_config_checks_the_store_url_and_masks_its_password() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/dialerd.toml");
+    let check = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dialerd"))
+            .args(["check-config", "--config"])
+            .arg(&conf)
+            .env("DIALERD__STORE__URL", url)
+            .env_remove("STATE_DIRECTORY")
+            .output()
+            .unwrap()
+    };
+    let out = check("postgres://dialerd:hunter2@db.example:5432/dialerd");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "url = \"postgres://dialerd:********@db.example:5432/dialerd\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    let out = check("mysql://db.example/dialerd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("DIALERD__STORE__URL") && stderr.contains("`store.url`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sqlite:// or postgres://"), "{stderr}");
+}

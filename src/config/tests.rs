@@ -411,3 +411,43 @@ fn env_values_keep_leading_zeros_and_plus_and_still_parse_as_numbers() {
         "{err}"
     );
 }
+
+#[test]
+fn store_url_is_checked_masked_and_needs_a_restart() {
+    assert_eq!(Config::default().store.url.expose(), "");
+    let cfg =
+        parse("[store]\nurl = \"postgres://dialerd:hunter2@db.example:5432/dialerd\"\n").unwrap();
+    assert_eq!(
+        cfg.store.url.expose(),
+        "postgres://dialerd:hunter2@db.example:5432/dialerd"
+    );
+    assert_eq!(Config::default().restart_needed(&cfg), vec!["store"]);
+    let shown = toml::to_string(&cfg).unwrap();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("url = \"postgres://dialerd:********@db.example:5432/dialerd\""),
+        "{shown}"
+    );
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+    let cfg = parse_env("", &[("DIALERD__STORE__URL", "sqlite://other.db")]).unwrap();
+    assert_eq!(cfg.store.url.expose(), "sqlite://other.db");
+    for (toml, want) in [
+        (
+            "[store]\nurl = \"mysql://db/dialerd\"\n",
+            "sqlite:// or postgres://",
+        ),
+        (
+            "[store]\nurl = \"postgres://db:5432\"\n",
+            "with the database",
+        ),
+        ("[store]\nurl = \"sqlite://\"\n", "database file"),
+        (
+            "[store]\nurl = \"postgres://db/x\"\nuri = \"\"\n",
+            "`store.uri`",
+        ),
+    ] {
+        let err = parse(toml).unwrap_err().to_string();
+        assert!(err.contains(want), "{toml}: {err}");
+        assert!(err.contains("store.ur"), "{toml}: {err}");
+    }
+}

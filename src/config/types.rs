@@ -40,6 +40,54 @@ pub struct Config {
     pub inbox: InboxConfig,
     /// Country calling rules, beside the built-in ones (France).
     pub calling_rules: Vec<CallingRuleConfig>,
+    /// Where the store is: SQLite (the default) or PostgreSQL.
+    pub store: StoreConfig,
+}
+
+/// `[store]`: the database.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`; empty: the SQLite
+    /// file `dialerd.db` in the state directory.
+    pub url: StoreUrl,
+}
+
+/// A `store.url`; its password shows as `********` in Debug and in serialised output.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+    /// The URL in clear, to connect with.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// The URL with its password masked.
+    fn masked(&self) -> String {
+        crate::store::Location::parse(&self.0)
+            .map(|l| match l {
+                crate::store::Location::Postgres(_) => l.to_string(),
+                crate::store::Location::Sqlite(_) => self.0.clone(),
+            })
+            .unwrap_or_else(|_| self.0.clone())
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.masked())
+    }
+}
+
+impl Serialize for StoreUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.masked())
+    }
 }
 
 /// `[[calling_rules]]`: when contacts whose number is of `country` may be called, judged in
@@ -224,6 +272,7 @@ impl Default for Config {
             email: EmailConfig::default(),
             inbox: InboxConfig::default(),
             calling_rules: Vec::new(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -751,6 +800,11 @@ impl Config {
         if !self.http.metrics_token.is_empty() && self.http.metrics_token.expose().len() < 16 {
             return bad("http.metrics_token", "wanted at least 16 characters");
         }
+        if !self.store.url.expose().is_empty() {
+            if let Err(e) = crate::store::Location::parse(self.store.url.expose()) {
+                return Err(("store.url".into(), e));
+            }
+        }
         if self.sip.listen.is_empty() {
             return bad(
                 "sip.listen",
@@ -1152,6 +1206,9 @@ impl Config {
         }
         if self.calling_rules != new.calling_rules {
             changed.push("calling_rules");
+        }
+        if self.store != new.store {
+            changed.push("store");
         }
         changed
     }

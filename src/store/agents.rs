@@ -76,7 +76,7 @@ pub fn check_sip_username(name: &str) -> Result<()> {
     }
 }
 
-fn login_of(row: &sqlx::sqlite::SqliteRow) -> Result<SipLogin> {
+fn login_of(row: &sqlx::any::AnyRow) -> Result<SipLogin> {
     Ok(SipLogin {
         username: row.try_get("username")?,
         realm: row.try_get("realm")?,
@@ -88,7 +88,7 @@ fn login_of(row: &sqlx::sqlite::SqliteRow) -> Result<SipLogin> {
 
 /// Applies `change` to user `user_id` inside `tx`.
 pub(super) async fn apply_change(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user_id: i64,
     change: &AgentChange,
 ) -> Result<()> {
@@ -134,8 +134,9 @@ pub(super) async fn apply_change(
         wanted.dedup();
         let mut found = Vec::new();
         for chunk in wanted.chunks(super::ID_CHUNK) {
-            let mut q =
-                sqlx::QueryBuilder::new("SELECT id FROM tasks WHERE kind = 'call' AND id IN ");
+            let mut q = super::builder::QueryBuilder::new(
+                "SELECT id FROM tasks WHERE kind = 'call' AND id IN ",
+            );
             push_in_list(&mut q, chunk);
             let ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut **tx).await?;
             found.extend(ids);
@@ -276,55 +277,55 @@ mod tests {
         store.create_task(campaign.id, spec).await.unwrap().id
     }
 
-    #[tokio::test]
-    async fn logins_and_tasks_are_kept_checked_and_go_with_their_user() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let call = task(&store, TaskKind::Call, serde_json::json!({}), "c1").await;
-        let wait = task(
-            &store,
-            TaskKind::Wait,
-            serde_json::json!({"seconds": 60}),
-            "c2",
-        )
-        .await;
-        let change = AgentChange {
-            sip: Some(Some(login("ann"))),
-            tasks: Some(vec![call, call]),
-        };
-        let ann = store
-            .create_user_with("ann", Role::Agent, None, &change)
-            .await
-            .unwrap();
-        let profile = store.agent_profile(ann.id).await.unwrap();
-        assert_eq!(profile.sip_username.as_deref(), Some("ann"));
-        assert_eq!(profile.tasks, [call]);
-        assert_eq!(store.sip_login(ann.id).await.unwrap(), Some(login("ann")));
+    crate::store::both_backends! {
+        async fn logins_and_tasks_are_kept_checked_and_go_with_their_user() {
+            let (_dir, store) = crate::store::test_support::store().await;
+            let call = task(&store, TaskKind::Call, serde_json::json!({}), "c1").await;
+            let wait = task(
+                &store,
+                TaskKind::Wait,
+                serde_json::json!({"seconds": 60}),
+                "c2",
+            )
+            .await;
+            let change = AgentChange {
+                sip: Some(Some(login("ann"))),
+                tasks: Some(vec![call, call]),
+            };
+            let ann = store
+                .create_user_with("ann", Role::Agent, None, &change)
+                .await
+                .unwrap();
+            let profile = store.agent_profile(ann.id).await.unwrap();
+            assert_eq!(profile.sip_username.as_deref(), Some("ann"));
+            assert_eq!(profile.tasks, [call]);
+            assert_eq!(store.sip_login(ann.id).await.unwrap(), Some(login("ann")));
 
-        // A taken SIP name, or a task that is no call task, stores nothing at all.
-        let clash = AgentChange {
-            sip: Some(Some(login("ann"))),
-            tasks: None,
-        };
-        let e = store
-            .create_user_with("bea", Role::Agent, None, &clash)
-            .await
-            .unwrap_err();
-        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
-        let not_call = AgentChange {
-            sip: None,
-            tasks: Some(vec![wait]),
-        };
-        let e = store.update_agent(ann.id, &not_call).await.unwrap_err();
-        assert!(
-            matches!(&e, StoreError::Invalid { field, .. } if field == "tasks"),
-            "{e}"
-        );
-        assert_eq!(store.users().await.unwrap().len(), 1);
-        assert_eq!(store.agent_tasks(ann.id).await.unwrap(), [call]);
+            // A taken SIP name, or a task that is no call task, stores nothing at all.
+            let clash = AgentChange {
+                sip: Some(Some(login("ann"))),
+                tasks: None,
+            };
+            let e = store
+                .create_user_with("bea", Role::Agent, None, &clash)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+            let not_call = AgentChange {
+                sip: None,
+                tasks: Some(vec![wait]),
+            };
+            let e = store.update_agent(ann.id, &not_call).await.unwrap_err();
+            assert!(
+                matches!(&e, StoreError::Invalid { field, .. } if field == "tasks"),
+                "{e}"
+            );
+            assert_eq!(store.users().await.unwrap().len(), 1);
+            assert_eq!(store.agent_tasks(ann.id).await.unwrap(), [call]);
 
-        store.delete_user(ann.id).await.unwrap();
-        assert!(store.sip_logins().await.unwrap().is_empty());
-        assert!(store.agent_profiles().await.unwrap().is_empty());
+            store.delete_user(ann.id).await.unwrap();
+            assert!(store.sip_logins().await.unwrap().is_empty());
+            assert!(store.agent_profiles().await.unwrap().is_empty());
+        }
     }
 }

@@ -10,14 +10,15 @@
 //! bucket over the zones inside their hours instead: the filter's conditions hold for
 //! follow-ups and fresh contacts alike; the order sorts the fresh ones (due callbacks first).
 
+use super::builder::QueryBuilder;
 use super::campaigns::{minutes, CallingHours};
 use super::contacts::{contact_of, like_pattern, Contact, COLUMNS};
 use super::forms::FieldType;
 use super::tasks::{CallFilter, CallOrder, Direction};
-use super::{push_in_list, Result, Store};
+use super::{push_in_list, Backend, Result, Store};
 use chrono::Timelike;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use std::collections::HashMap;
 
 /// Most contacts one selection may return.
@@ -36,13 +37,8 @@ pub fn inside_hours(zone: &str, from: u32, to: u32, now_ms: i64) -> bool {
     from <= minute && minute < to
 }
 
-/// The JSON path of a contact field (keys were checked to hold no quote or backslash).
-fn json_path(key: &str) -> String {
-    format!("$.\"{key}\"")
-}
-
 /// Appends `AND …` conditions for a call task's filter.
-fn push_call_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &CallFilter) {
+fn push_call_filter(q: &mut QueryBuilder<'_>, backend: Backend, f: &CallFilter) {
     if let Some(d) = &f.detail {
         q.push(" AND detail = ").push_bind(d.clone());
     }
@@ -63,9 +59,9 @@ fn push_call_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &CallFilter) {
             Value::Array(a) => a.iter().map(text).collect(),
             v => vec![text(v)],
         };
-        q.push(" AND CAST(json_extract(fields, ")
-            .push_bind(json_path(key))
-            .push(") AS TEXT) IN (");
+        q.push(" AND ");
+        backend.push_json_text(q, "fields", key);
+        q.push(" IN (");
         let mut list = q.separated(", ");
         for v in values {
             list.push_bind(v);
@@ -215,7 +211,7 @@ impl Store {
         if zones.is_empty() {
             return Ok(Vec::new());
         }
-        let start = |q: &mut QueryBuilder<'_, Sqlite>| {
+        let start = |q: &mut QueryBuilder<'_>| {
             q.push(" FROM contacts WHERE task_id = ")
                 .push_bind(task_id)
                 .push(format!(" AND {CALLABLE} AND time_zone IN ("));
@@ -225,10 +221,10 @@ impl Store {
             }
             q.push(")");
             if let Some(f) = filter {
-                push_call_filter(q, f);
+                push_call_filter(q, self.backend, f);
             }
         };
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id");
+        let mut q = QueryBuilder::new("SELECT id");
         start(&mut q);
         q.push(" AND follow_up_ms <= ")
             .push_bind(now_ms)
@@ -237,7 +233,7 @@ impl Store {
         let mut chosen: Vec<i64> = q.build_query_scalar().fetch_all(&self.reader).await?;
         let left = limit - chosen.len() as i64;
         if left > 0 {
-            let mut q = QueryBuilder::<Sqlite>::new("SELECT id");
+            let mut q = QueryBuilder::new("SELECT id");
             start(&mut q);
             q.push(" AND follow_up_ms IS NULL AND attempts = 0 ORDER BY ");
             if let Some(o) = order {
@@ -247,23 +243,21 @@ impl Store {
                     .fields
                     .iter()
                     .any(|f| f.key == o.field && f.kind == FieldType::Number);
-                let (head, tail) = if numeric {
-                    ("CAST(json_extract(fields, ", ") AS REAL)")
-                } else {
-                    ("json_extract(fields, ", ")")
+                let member = |q: &mut QueryBuilder<'_>| {
+                    if numeric {
+                        self.backend.push_json_number(q, "fields", &o.field);
+                    } else {
+                        self.backend.push_json_text(q, "fields", &o.field);
+                    }
                 };
                 // Contacts without the field last, whichever the direction.
-                q.push(head)
-                    .push_bind(json_path(&o.field))
-                    .push(tail)
-                    .push(" IS NULL, ")
-                    .push(head)
-                    .push_bind(json_path(&o.field))
-                    .push(tail)
-                    .push(match o.direction {
-                        Direction::Asc => " ASC, ",
-                        Direction::Desc => " DESC, ",
-                    });
+                member(&mut q);
+                q.push(" IS NULL, ");
+                member(&mut q);
+                q.push(match o.direction {
+                    Direction::Asc => " ASC, ",
+                    Direction::Desc => " DESC, ",
+                });
             }
             q.push("id LIMIT ").push_bind(left);
             chosen.extend(
@@ -279,8 +273,7 @@ impl Store {
     async fn read_callable(&self, chosen: &[i64]) -> Result<Vec<Contact>> {
         let mut rows: HashMap<i64, Contact> = HashMap::with_capacity(chosen.len());
         for chunk in chosen.chunks(500) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM contacts WHERE id IN "));
+            let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE id IN "));
             push_in_list(&mut q, chunk);
             for row in q.build().fetch_all(&self.reader).await? {
                 let c = contact_of(&row)?;

@@ -5,12 +5,13 @@
 //! The judgement is sans-IO (`CallingRules::reasons` takes `now` and the attempt count); the
 //! store part below counts attempts in the contacts' history and filters `next_callable`.
 
+use super::builder::QueryBuilder;
 use super::campaigns::{minutes, Day, Window};
 use super::contacts::Contact;
 use super::{push_in_list, Result, Store, StoreError, ID_CHUNK};
 use crate::config::CallingRuleConfig;
 use chrono::{Datelike, NaiveDate, Timelike};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 
 /// The rolling period of `max_attempts_30d`.
@@ -413,13 +414,16 @@ impl Store {
     pub async fn attempts_30d(&self, ids: &[i64], now_ms: i64) -> Result<HashMap<i64, u32>> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(ID_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::new(
                 "SELECT contact_id, COUNT(*) FROM contact_history WHERE at_ms > ",
             );
             q.push_bind(now_ms - THIRTY_DAYS_MS)
                 .push(" AND at_ms <= ")
                 .push_bind(now_ms)
-                .push(" AND json_extract(change, '$.op') = 'attempt' AND contact_id IN ");
+                .push(format!(
+                    " AND {} = 'attempt' AND contact_id IN ",
+                    self.backend.json_member("change", "op")
+                ));
             push_in_list(&mut q, chunk);
             q.push(" GROUP BY contact_id");
             for row in q.build().fetch_all(&self.reader).await? {
@@ -747,95 +751,95 @@ mod tests {
         assert_eq!(days_text(0b1100000), "Saturday, Sunday");
     }
 
-    #[tokio::test]
-    async fn attempts_count_over_a_rolling_30_days_in_next_callable() {
-        use crate::store::contacts::{Attempt, ContactSpec};
-        use serde_json::json;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let c = store
-            .create_campaign(&serde_json::from_value(json!({"name": "c"})).unwrap())
-            .await
-            .unwrap()
-            .id;
-        let t = store
-            .create_task(
-                c,
-                serde_json::from_value(json!({"name": "dial", "kind": "call"})).unwrap(),
-            )
-            .await
-            .unwrap()
-            .id;
-        let spec = |phone: &str| -> ContactSpec {
-            serde_json::from_value(json!({"phones": [phone], "task_id": t})).unwrap()
-        };
-        let paris = store
-            .create_contact(c, &spec("+33612345678"), "test")
-            .await
-            .unwrap();
-        assert_eq!(paris.spec.time_zone.as_deref(), Some(PARIS));
-        let berlin = store
-            .create_contact(c, &spec("+4930123456"), "test")
-            .await
-            .unwrap();
-        let attempt = |day: &str| Attempt {
-            number: "+33612345678".into(),
-            result: "$no_answer".into(),
-            sip_code: Some(480),
-            call_id: None,
-            status: "open".into(),
-            follow_up_ms: Some(at(&format!("{day}T10:00:01Z"))),
-            at_ms: at(&format!("{day}T10:00:00Z")),
-        };
-        let ids = |now: &'static str| {
-            let store = store.clone();
-            async move {
-                let got = store.next_callable(c, t, at(now), 10).await.unwrap();
-                got.iter().map(|k| k.id).collect::<Vec<_>>()
+    crate::store::both_backends! {
+        async fn attempts_count_over_a_rolling_30_days_in_next_callable() {
+            use crate::store::contacts::{Attempt, ContactSpec};
+            use serde_json::json;
+            let (_dir, store) = crate::store::test_support::store().await;
+            let c = store
+                .create_campaign(&serde_json::from_value(json!({"name": "c"})).unwrap())
+                .await
+                .unwrap()
+                .id;
+            let t = store
+                .create_task(
+                    c,
+                    serde_json::from_value(json!({"name": "dial", "kind": "call"})).unwrap(),
+                )
+                .await
+                .unwrap()
+                .id;
+            let spec = |phone: &str| -> ContactSpec {
+                serde_json::from_value(json!({"phones": [phone], "task_id": t})).unwrap()
+            };
+            let paris = store
+                .create_contact(c, &spec("+33612345678"), "test")
+                .await
+                .unwrap();
+            assert_eq!(paris.spec.time_zone.as_deref(), Some(PARIS));
+            let berlin = store
+                .create_contact(c, &spec("+4930123456"), "test")
+                .await
+                .unwrap();
+            let attempt = |day: &str| Attempt {
+                number: "+33612345678".into(),
+                result: "$no_answer".into(),
+                sip_code: Some(480),
+                call_id: None,
+                status: "open".into(),
+                follow_up_ms: Some(at(&format!("{day}T10:00:01Z"))),
+                at_ms: at(&format!("{day}T10:00:00Z")),
+            };
+            let ids = |now: &'static str| {
+                let store = store.clone();
+                async move {
+                    let got = store.next_callable(c, t, at(now), 10).await.unwrap();
+                    got.iter().map(|k| k.id).collect::<Vec<_>>()
+                }
+            };
+            for (k, day) in ["2025-12-17", "2026-01-01", "2026-01-05"]
+                .iter()
+                .enumerate()
+            {
+                for id in [paris.id, berlin.id] {
+                    store
+                        .record_attempt(c, id, &attempt(day), "dialer")
+                        .await
+                        .unwrap();
+                }
+                let counted = store
+                    .attempts_30d(&[paris.id], at("2026-01-15T10:00:00Z"))
+                    .await
+                    .unwrap();
+                assert_eq!(counted[&paris.id], k as u32 + 1);
             }
-        };
-        for (k, day) in ["2025-12-17", "2026-01-01", "2026-01-05"]
-            .iter()
-            .enumerate()
-        {
+            // Thursday 15 January, 11:00 in Paris: 3 attempts in 30 days, a 4th is allowed.
+            assert_eq!(ids("2026-01-15T10:00:00Z").await, [paris.id, berlin.id]);
             for id in [paris.id, berlin.id] {
                 store
-                    .record_attempt(c, id, &attempt(day), "dialer")
+                    .record_attempt(c, id, &attempt("2026-01-10"), "dialer")
                     .await
                     .unwrap();
             }
-            let counted = store
-                .attempts_30d(&[paris.id], at("2026-01-15T10:00:00Z"))
+            // 4 attempts in 30 days: a 5th waits; Germany has no rule.
+            assert_eq!(ids("2026-01-15T10:00:00Z").await, [berlin.id]);
+            let v = store
+                .explain_callable(c, paris.id, at("2026-01-15T10:00:00Z"))
                 .await
                 .unwrap();
-            assert_eq!(counted[&paris.id], k as u32 + 1);
+            assert!(!v.callable);
+            assert_eq!(v.reasons, ["FR: 4 attempts in 30 days"]);
+            // Friday 16 January, 10:59 in Paris: 17 December 10:00 UTC is still within 30 days.
+            assert_eq!(ids("2026-01-16T09:59:00Z").await, [berlin.id]);
+            // 11:00 in Paris: it is now 30 days old, on its 31st day, and no longer counts.
+            assert_eq!(ids("2026-01-16T10:00:00Z").await, [paris.id, berlin.id]);
+            assert!(
+                store
+                    .explain_callable(c, paris.id, at("2026-01-16T10:00:00Z"))
+                    .await
+                    .unwrap()
+                    .callable
+            );
         }
-        // Thursday 15 January, 11:00 in Paris: 3 attempts in 30 days, a 4th is allowed.
-        assert_eq!(ids("2026-01-15T10:00:00Z").await, [paris.id, berlin.id]);
-        for id in [paris.id, berlin.id] {
-            store
-                .record_attempt(c, id, &attempt("2026-01-10"), "dialer")
-                .await
-                .unwrap();
-        }
-        // 4 attempts in 30 days: a 5th waits; Germany has no rule.
-        assert_eq!(ids("2026-01-15T10:00:00Z").await, [berlin.id]);
-        let v = store
-            .explain_callable(c, paris.id, at("2026-01-15T10:00:00Z"))
-            .await
-            .unwrap();
-        assert!(!v.callable);
-        assert_eq!(v.reasons, ["FR: 4 attempts in 30 days"]);
-        // Friday 16 January, 10:59 in Paris: 17 December 10:00 UTC is still within 30 days.
-        assert_eq!(ids("2026-01-16T09:59:00Z").await, [berlin.id]);
-        // 11:00 in Paris: it is now 30 days old, on its 31st day, and no longer counts.
-        assert_eq!(ids("2026-01-16T10:00:00Z").await, [paris.id, berlin.id]);
-        assert!(
-            store
-                .explain_callable(c, paris.id, at("2026-01-16T10:00:00Z"))
-                .await
-                .unwrap()
-                .callable
-        );
     }
 }

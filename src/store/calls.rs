@@ -74,7 +74,7 @@ const COLUMNS: &str = "id, route, a_number, b_number, started_at, answered_at, e
     end_reason, recording_path, a_loss, a_jitter_s, a_mos, b_loss, b_jitter_s, b_mos, line_id, \
     contact_id, waited_ms";
 
-fn quality(row: &sqlx::sqlite::SqliteRow, side: &str) -> Result<Option<SideQuality>> {
+fn quality(row: &sqlx::any::AnyRow, side: &str) -> Result<Option<SideQuality>> {
     let loss: Option<f64> = row.try_get(format!("{side}_loss").as_str())?;
     let jitter: Option<f64> = row.try_get(format!("{side}_jitter_s").as_str())?;
     let mos: Option<f64> = row.try_get(format!("{side}_mos").as_str())?;
@@ -88,7 +88,7 @@ fn quality(row: &sqlx::sqlite::SqliteRow, side: &str) -> Result<Option<SideQuali
     })
 }
 
-fn record(row: &sqlx::sqlite::SqliteRow) -> Result<CallRecord> {
+fn record(row: &sqlx::any::AnyRow) -> Result<CallRecord> {
     Ok(CallRecord {
         id: row.try_get("id")?,
         route: row.try_get("route")?,
@@ -191,35 +191,35 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn calls_are_stored_read_back_and_listed_latest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).await.unwrap();
-        store
-            .insert_calls(&[call("older", 1_000), call("newer", 2_000)])
-            .await
-            .unwrap();
-        assert_eq!(
-            store.call("older").await.unwrap(),
-            Some(call("older", 1_000))
-        );
-        assert_eq!(store.call("missing").await.unwrap(), None);
-        let ids: Vec<String> = store
-            .recent_calls(10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        assert_eq!(ids, ["newer", "older"]);
-        assert_eq!(store.recent_calls(1).await.unwrap().len(), 1);
-        // The same id twice is refused, and a batch holding it stores nothing.
-        assert!(matches!(
+    crate::store::both_backends! {
+        async fn calls_are_stored_read_back_and_listed_latest_first() {
+            let (_dir, store) = crate::store::test_support::store().await;
             store
-                .insert_calls(&[call("third", 3_000), call("older", 3_000)])
-                .await,
-            Err(StoreError::Conflict(_))
-        ));
-        assert_eq!(store.call("third").await.unwrap(), None);
+                .insert_calls(&[call("older", 1_000), call("newer", 2_000)])
+                .await
+                .unwrap();
+            assert_eq!(
+                store.call("older").await.unwrap(),
+                Some(call("older", 1_000))
+            );
+            assert_eq!(store.call("missing").await.unwrap(), None);
+            let ids: Vec<String> = store
+                .recent_calls(10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            assert_eq!(ids, ["newer", "older"]);
+            assert_eq!(store.recent_calls(1).await.unwrap().len(), 1);
+            // The same id twice is refused, and a batch holding it stores nothing.
+            assert!(matches!(
+                store
+                    .insert_calls(&[call("third", 3_000), call("older", 3_000)])
+                    .await,
+                Err(StoreError::Conflict(_))
+            ));
+            assert_eq!(store.call("third").await.unwrap(), None);
+        }
     }
 }

@@ -201,7 +201,7 @@ const COLUMNS: &str =
     "id, name, description, status, time_zone, windows, default_region, line_id, \
                        recording, calling_from, calling_to, created_ms, updated_ms";
 
-fn campaign_of(row: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
+fn campaign_of(row: &sqlx::any::AnyRow) -> Result<Campaign> {
     let windows: String = row.try_get("windows")?;
     Ok(Campaign {
         id: row.try_get("id")?,
@@ -235,9 +235,9 @@ fn name_taken(spec: &CampaignSpec) -> impl Fn(sqlx::Error) -> StoreError + '_ {
 
 /// Binds $1..$10: the spec's columns, in table order.
 fn bind_spec<'q>(
-    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     spec: &'q CampaignSpec,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     q.bind(&spec.name)
         .bind(&spec.description)
         .bind(spec.status.as_str())
@@ -377,26 +377,26 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn round_trip_and_unique_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let mut s = spec();
-        s.default_region = Some("de".into());
-        let c = store.create_campaign(&s).await.unwrap();
-        assert_eq!(c.spec.default_region.as_deref(), Some("DE"));
-        assert!(matches!(
-            store.create_campaign(&s).await.unwrap_err(),
-            StoreError::Conflict(_)
-        ));
-        s.recording = true;
-        let u = store.update_campaign(c.id, &s).await.unwrap();
-        assert!(u.spec.recording);
-        assert_eq!(store.campaigns().await.unwrap().len(), 1);
-        store.delete_campaign(c.id).await.unwrap();
-        assert!(matches!(
-            store.campaign(c.id).await.unwrap_err(),
-            StoreError::NotFound { .. }
-        ));
+    crate::store::both_backends! {
+        async fn round_trip_and_unique_names() {
+            let (_dir, store) = crate::store::test_support::store().await;
+            let mut s = spec();
+            s.default_region = Some("de".into());
+            let c = store.create_campaign(&s).await.unwrap();
+            assert_eq!(c.spec.default_region.as_deref(), Some("DE"));
+            assert!(matches!(
+                store.create_campaign(&s).await.unwrap_err(),
+                StoreError::Conflict(_)
+            ));
+            s.recording = true;
+            let u = store.update_campaign(c.id, &s).await.unwrap();
+            assert!(u.spec.recording);
+            assert_eq!(store.campaigns().await.unwrap().len(), 1);
+            store.delete_campaign(c.id).await.unwrap();
+            assert!(matches!(
+                store.campaign(c.id).await.unwrap_err(),
+                StoreError::NotFound { .. }
+            ));
+        }
     }
 }

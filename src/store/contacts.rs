@@ -1,11 +1,12 @@
 //! Contacts: fields, numbers, place in the task flow, and the history of every change.
 
+use super::builder::QueryBuilder;
 use super::{
     now_ms, parse_time, phone, push_in_list, rfc3339, Result, Store, StoreError, ID_CHUNK,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use std::collections::HashMap;
 
 /// Statuses a contact can have inside its task.
@@ -178,7 +179,7 @@ pub struct NewContact {
 pub(crate) const COLUMNS: &str = "id, campaign_id, task_id, fields, phones, time_zone, status, detail, \
                        follow_up_ms, owner, attempts, import_id, dnc, last_result, created_ms, updated_ms";
 
-pub(crate) fn contact_of(row: &sqlx::sqlite::SqliteRow) -> Result<Contact> {
+pub(crate) fn contact_of(row: &sqlx::any::AnyRow) -> Result<Contact> {
     let fields: String = row.try_get("fields")?;
     let phones: String = row.try_get("phones")?;
     Ok(Contact {
@@ -310,7 +311,7 @@ pub(crate) fn like_pattern(text: &str) -> String {
 }
 
 /// Appends `AND …` conditions for `filter` (after a `WHERE campaign_id = …`).
-fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, filter: &ContactFilter, now: i64) {
+fn push_filter(q: &mut QueryBuilder<'_>, filter: &ContactFilter, now: i64) {
     if let Some(t) = filter.task {
         q.push(" AND task_id = ").push_bind(t);
     }
@@ -473,14 +474,14 @@ impl Store {
 
     /// Numbers among `phones` that other contacts of the campaign hold: (number, contact).
     pub(super) async fn taken_numbers(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         campaign_id: i64,
         phones: &[String],
         except: Option<i64>,
     ) -> Result<Vec<(String, i64)>> {
         let mut taken = Vec::new();
         for chunk in phones.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::new(
                 "SELECT phone, contact_id FROM contact_phones WHERE campaign_id = ",
             );
             q.push_bind(campaign_id).push(" AND phone IN ");
@@ -498,7 +499,7 @@ impl Store {
     /// Inserts contacts and their numbers in one statement each (chunked); returns their ids in
     /// the order given. Callers have made sure no number is taken.
     pub(crate) async fn insert_contacts(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         campaign_id: i64,
         task_id: i64,
         import_id: Option<i64>,
@@ -507,7 +508,7 @@ impl Store {
         let now = now_ms();
         let mut ids = Vec::with_capacity(contacts.len());
         for chunk in contacts.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::new(
                 "INSERT INTO contacts (campaign_id, task_id, fields, phones, time_zone, status, detail, \
                  attempts, import_id, import_line, created_ms, updated_ms) ",
             );
@@ -545,9 +546,8 @@ impl Store {
                 })?;
             if import_id.is_none() {
                 // Only imports keep a line number.
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "UPDATE contacts SET import_line = NULL WHERE id IN ",
-                );
+                let mut q =
+                    QueryBuilder::new("UPDATE contacts SET import_line = NULL WHERE id IN ");
                 push_in_list(&mut q, &chunk_ids);
                 q.build().execute(&mut *conn).await?;
             }
@@ -557,7 +557,7 @@ impl Store {
                 .flat_map(|(id, c)| c.phones.iter().map(move |p| (*id, p)))
                 .collect();
             for part in phones.chunks(1000) {
-                let mut q = QueryBuilder::<Sqlite>::new(
+                let mut q = QueryBuilder::new(
                     "INSERT INTO contact_phones (campaign_id, phone, contact_id) ",
                 );
                 q.push_values(part, |mut b, (id, p)| {
@@ -573,7 +573,7 @@ impl Store {
     }
 
     pub(crate) async fn record(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         contact_id: i64,
         actor: &str,
         change: Value,
@@ -583,13 +583,13 @@ impl Store {
 
     /// Adds one history entry per `(contact, change)`, all at `at`, in few statements.
     pub(crate) async fn record_many(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         actor: &str,
         at: i64,
         entries: &[(i64, Value)],
     ) -> Result<()> {
         for chunk in entries.chunks(ID_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::new(
                 "INSERT INTO contact_history (contact_id, at_ms, actor, change) ",
             );
             q.push_values(chunk, |mut b, (id, change)| {
@@ -724,9 +724,8 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO contact_phones (campaign_id, phone, contact_id) ",
-            );
+            let mut q =
+                QueryBuilder::new("INSERT INTO contact_phones (campaign_id, phone, contact_id) ");
             q.push_values(&c.phones, |mut b, p| {
                 b.push_bind(campaign_id).push_bind(p.clone()).push_bind(id);
             });
@@ -905,7 +904,7 @@ impl Store {
                     Some(Cursor::Id(id)) => id,
                     Some(_) => return Err(other_order()),
                 };
-                let mut q = QueryBuilder::<Sqlite>::new(format!(
+                let mut q = QueryBuilder::new(format!(
                     "SELECT {COLUMNS} FROM contacts WHERE campaign_id = "
                 ));
                 q.push_bind(campaign_id);
@@ -931,7 +930,7 @@ impl Store {
                     if found.len() >= want {
                         break;
                     }
-                    let mut q = QueryBuilder::<Sqlite>::new(format!(
+                    let mut q = QueryBuilder::new(format!(
                         "SELECT {COLUMNS} FROM contacts WHERE campaign_id = "
                     ));
                     q.push_bind(campaign_id);
@@ -1000,7 +999,7 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<i64>> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM contacts WHERE campaign_id = ");
+        let mut q = QueryBuilder::new("SELECT id FROM contacts WHERE campaign_id = ");
         q.push_bind(campaign_id);
         push_filter(&mut q, filter, now_ms());
         q.push(" AND id > ")
@@ -1031,7 +1030,7 @@ impl Store {
         loop {
             let now = now_ms();
             let mut tx = self.writer.begin().await?;
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::new(
                 "SELECT id, task_id, fields, phones, time_zone, status, detail, follow_up_ms, owner \
                  FROM contacts WHERE campaign_id = ",
             );
@@ -1126,8 +1125,7 @@ impl Store {
                         BulkField::Owner(_) => "owner",
                         _ => "follow_up_ms",
                     };
-                    let mut q =
-                        QueryBuilder::<Sqlite>::new(format!("UPDATE contacts SET {column} = "));
+                    let mut q = QueryBuilder::new(format!("UPDATE contacts SET {column} = "));
                     match other {
                         BulkField::Status(v) | BulkField::Detail(v) => q.push_bind(v.clone()),
                         BulkField::Owner(v) => q.push_bind(v.clone()),
@@ -1225,9 +1223,8 @@ impl Store {
             let mut tx = self.writer.begin().await?;
             let mut from: HashMap<i64, i64> = HashMap::with_capacity(batch.len());
             for chunk in batch.chunks(ID_CHUNK) {
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "SELECT id, task_id FROM contacts WHERE campaign_id = ",
-                );
+                let mut q =
+                    QueryBuilder::new("SELECT id, task_id FROM contacts WHERE campaign_id = ");
                 q.push_bind(campaign_id).push(" AND id IN ");
                 push_in_list(&mut q, chunk);
                 for row in q.build().fetch_all(&mut *tx).await? {

@@ -45,7 +45,6 @@ mod tests {
     use crate::dialer::campaign::{Campaign, CampaignConfig, ContactId, Input, Output, Persisted};
     use crate::dialer::pacing::{DialMode, PacerConfig};
     use crate::dialer::{CallId, Time};
-    use crate::store::Store;
     use std::time::Duration;
 
     fn config() -> CampaignConfig {
@@ -100,51 +99,50 @@ mod tests {
         settle(&mut core, now, &mut 0).len()
     }
 
-    #[tokio::test]
-    async fn learned_statistics_and_abandons_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dialerd.db");
-        let store = Store::open(&path).await.unwrap();
-        let (_, task) = super::super::test_support::campaign_with_call_task(
-            &store,
-            serde_json::json!({"name": "c"}),
-        )
-        .await;
-        assert!(store.dialer_state(task).await.unwrap().is_none());
-        // What a running core had learned and counted: a 20 % answer rate, ring, talk and
-        // wrap-up times, and 3 abandons in 200 live answers (epoch-millisecond times).
-        let now = Time(1_800_000_000_000);
-        let mut ledger = AbandonLedger::new();
-        for i in 0..200 {
-            ledger.record(now - Duration::from_secs(i * 60), i % 70 == 0);
+    crate::store::both_backends! {
+        async fn learned_statistics_and_abandons_survive_a_restart() {
+            let (_dir, store) = crate::store::test_support::store().await;
+            let (_, task) = crate::store::test_support::campaign_with_call_task(
+                &store,
+                serde_json::json!({"name": "c"}),
+            )
+            .await;
+            assert!(store.dialer_state(task).await.unwrap().is_none());
+            // What a running core had learned and counted: a 20 % answer rate, ring, talk and
+            // wrap-up times, and 3 abandons in 200 live answers (epoch-millisecond times).
+            let now = Time(1_800_000_000_000);
+            let mut ledger = AbandonLedger::new();
+            for i in 0..200 {
+                ledger.record(now - Duration::from_secs(i * 60), i % 70 == 0);
+            }
+            let saved = Persisted {
+                ledger,
+                stats: crate::dialer::predictive::tests::learned().snapshot(),
+            };
+            let core = Campaign::new(config(), Some(&saved)).unwrap();
+            assert_eq!(core.persisted(), saved);
+            store.save_dialer_state(task, &saved).await.unwrap();
+            store.close().await;
+
+            // The daemon restarts: the same database, opened again.
+            let store = crate::store::test_support::reopen(&store).await;
+            let loaded = store.dialer_state(task).await.unwrap().unwrap();
+            assert_eq!(loaded, saved);
+            assert_eq!(loaded.ledger.last_24h(now), core.ledger().last_24h(now));
+            // Restored, the pacer decides as the running one would have; cold, it would dial
+            // progressively (one call per ready agent) having forgotten the answer rate.
+            let warm = first_decision(Some(&loaded), now);
+            assert_eq!(warm, first_decision(Some(&saved), now));
+            assert_eq!(first_decision(None, now), 4);
+            assert!(warm > 4, "restored pacing places {warm}");
+
+            // A damaged row is refused with a clear error, not a panic.
+            sqlx::query("UPDATE dialer_state SET state = '{\"ledger\": {\"buckets\": [], \"total\": {\"live\": 5, \"abandoned\": 9}}}'")
+                .execute(&store.writer)
+                .await
+                .unwrap();
+            let err = store.dialer_state(task).await.unwrap_err();
+            assert!(err.to_string().contains("dialer_state"), "{err}");
         }
-        let saved = Persisted {
-            ledger,
-            stats: crate::dialer::predictive::tests::learned().snapshot(),
-        };
-        let core = Campaign::new(config(), Some(&saved)).unwrap();
-        assert_eq!(core.persisted(), saved);
-        store.save_dialer_state(task, &saved).await.unwrap();
-        store.close().await;
-
-        // The daemon restarts: the same file, opened again.
-        let store = Store::open(&path).await.unwrap();
-        let loaded = store.dialer_state(task).await.unwrap().unwrap();
-        assert_eq!(loaded, saved);
-        assert_eq!(loaded.ledger.last_24h(now), core.ledger().last_24h(now));
-        // Restored, the pacer decides as the running one would have; cold, it would dial
-        // progressively (one call per ready agent) having forgotten the answer rate.
-        let warm = first_decision(Some(&loaded), now);
-        assert_eq!(warm, first_decision(Some(&saved), now));
-        assert_eq!(first_decision(None, now), 4);
-        assert!(warm > 4, "restored pacing places {warm}");
-
-        // A damaged row is refused with a clear error, not a panic.
-        sqlx::query("UPDATE dialer_state SET state = '{\"ledger\": {\"buckets\": [], \"total\": {\"live\": 5, \"abandoned\": 9}}}'")
-            .execute(&store.writer)
-            .await
-            .unwrap();
-        let err = store.dialer_state(task).await.unwrap_err();
-        assert!(err.to_string().contains("dialer_state"), "{err}");
     }
 }

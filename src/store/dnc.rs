@@ -2,10 +2,11 @@
 //! contact keeps a count (`dnc`: 0 none, 1 some, 2 all of its numbers) so selecting callable
 //! contacts needs no join.
 
+use super::builder::QueryBuilder;
 use super::contacts::Contact;
 use super::{now_ms, phone, push_in_list, rfc3339, Result, Store, StoreError};
 use serde::Serialize;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use std::collections::HashMap;
 
 /// Which list.
@@ -69,13 +70,13 @@ impl Store {
     /// Recounts the do-not-call mark of the contacts holding any of `phones` (in `campaign`,
     /// or in any campaign); returns how many contacts changed.
     pub(crate) async fn refresh_dnc(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         campaign: Option<i64>,
         phones: &[String],
     ) -> Result<u64> {
         let mut changed = 0;
         for chunk in phones.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
+            let mut q = QueryBuilder::new(format!(
                 "UPDATE contacts SET dnc = (SELECT CASE WHEN COALESCE(SUM(CASE WHEN {BLOCKED} THEN 1 ELSE 0 END), 0) = 0 THEN 0 \
                  WHEN SUM(CASE WHEN {BLOCKED} THEN 1 ELSE 0 END) < COUNT(*) THEN 1 ELSE 2 END \
                  FROM contact_phones cp WHERE cp.contact_id = contacts.id) \
@@ -93,13 +94,13 @@ impl Store {
 
     /// The numbers among `phones` that are on the global list or `campaign_id`'s.
     pub(crate) async fn blocked_numbers(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         campaign_id: i64,
         phones: &[String],
     ) -> Result<Vec<String>> {
         let mut blocked = Vec::new();
         for chunk in phones.chunks(400) {
-            let mut q = QueryBuilder::<Sqlite>::new("SELECT phone FROM dnc_global WHERE phone IN ");
+            let mut q = QueryBuilder::new("SELECT phone FROM dnc_global WHERE phone IN ");
             push_in_list(&mut q, chunk);
             q.push(" UNION SELECT phone FROM dnc_campaign WHERE campaign_id = ")
                 .push_bind(campaign_id)
@@ -117,7 +118,7 @@ impl Store {
     /// Marks newly written contacts whose numbers are on a list (after an insert or a change
     /// of numbers).
     pub(crate) async fn mark_new_numbers(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         campaign_id: i64,
         phones: &[String],
     ) -> Result<()> {
@@ -140,7 +141,7 @@ impl Store {
         }
         let mut blocked: HashMap<i64, Vec<String>> = HashMap::new();
         for chunk in ids.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
+            let mut q = QueryBuilder::new(format!(
                 "SELECT cp.contact_id, cp.phone FROM contact_phones cp WHERE {BLOCKED} AND cp.contact_id IN "
             ));
             push_in_list(&mut q, chunk);
@@ -195,12 +196,12 @@ impl Store {
         limit: u32,
     ) -> Result<DncPage> {
         let mut q = match scope {
-            DncScope::Global => QueryBuilder::<Sqlite>::new(
-                "SELECT phone, added_ms, added_by FROM dnc_global WHERE 1 = 1",
-            ),
+            DncScope::Global => {
+                QueryBuilder::new("SELECT phone, added_ms, added_by FROM dnc_global WHERE 1 = 1")
+            }
             DncScope::Campaign(c) => {
                 self.campaign(c).await?;
-                let mut q = QueryBuilder::<Sqlite>::new(
+                let mut q = QueryBuilder::new(
                     "SELECT phone, added_ms, added_by FROM dnc_campaign WHERE campaign_id = ",
                 );
                 q.push_bind(c);
@@ -257,10 +258,10 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         for chunk in good.chunks(300) {
             let mut q = match scope {
-                DncScope::Global => QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO dnc_global (phone, added_ms, added_by) ",
-                ),
-                DncScope::Campaign(_) => QueryBuilder::<Sqlite>::new(
+                DncScope::Global => {
+                    QueryBuilder::new("INSERT INTO dnc_global (phone, added_ms, added_by) ")
+                }
+                DncScope::Campaign(_) => QueryBuilder::new(
                     "INSERT INTO dnc_campaign (campaign_id, phone, added_ms, added_by) ",
                 ),
             };
@@ -301,13 +302,9 @@ impl Store {
         let mut removed = 0;
         for chunk in phones.chunks(500) {
             let mut q = match scope {
-                DncScope::Global => {
-                    QueryBuilder::<Sqlite>::new("DELETE FROM dnc_global WHERE phone IN ")
-                }
+                DncScope::Global => QueryBuilder::new("DELETE FROM dnc_global WHERE phone IN "),
                 DncScope::Campaign(c) => {
-                    let mut q = QueryBuilder::<Sqlite>::new(
-                        "DELETE FROM dnc_campaign WHERE campaign_id = ",
-                    );
+                    let mut q = QueryBuilder::new("DELETE FROM dnc_campaign WHERE campaign_id = ");
                     q.push_bind(c).push(" AND phone IN ");
                     q
                 }

@@ -3,6 +3,7 @@
 //! closes it and writes it under `<state_dir>/exports/`, where it stays downloadable; the next
 //! contacts open a new file.
 
+use super::builder::QueryBuilder;
 use super::contacts::contact_of;
 use super::contacts::COLUMNS;
 use super::forms::{FieldType, Form};
@@ -17,7 +18,6 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
-use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
@@ -236,20 +236,16 @@ fn row_of(data: &str) -> Value {
 impl Store {
     /// Directory export files are written to.
     pub fn exports_dir(&self) -> PathBuf {
-        self.path
-            .parent()
-            .map(|p| p.join(EXPORTS_DIR))
-            .unwrap_or_else(|| PathBuf::from(EXPORTS_DIR))
+        self.files_dir.join(EXPORTS_DIR)
     }
 
     /// The questionnaire answers of these contacts, each as text by question id.
     async fn answer_texts(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         contact_ids: &[i64],
     ) -> Result<HashMap<i64, Map<String, Value>>> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT contact_id, answers FROM answers WHERE contact_id IN ",
-        );
+        let mut q =
+            QueryBuilder::new("SELECT contact_id, answers FROM answers WHERE contact_id IN ");
         push_in_list(&mut q, contact_ids);
         let mut out = HashMap::new();
         for row in q.build().fetch_all(&mut *conn).await? {
@@ -268,7 +264,7 @@ impl Store {
     /// Adds contacts as they are now (their status and detail from the task they leave), in
     /// the order given, to the open file of `task`, opening one when there is none.
     pub(crate) async fn export_contacts(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         contact_ids: &[i64],
         task: &Task,
         now: i64,
@@ -300,8 +296,7 @@ impl Store {
         };
         let exported_at = rfc3339(now);
         for chunk in contact_ids.chunks(ID_CHUNK) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM contacts WHERE id IN "));
+            let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE id IN "));
             push_in_list(&mut q, chunk);
             let mut answers = Self::answer_texts(conn, chunk).await?;
             let mut data: HashMap<i64, String> = HashMap::with_capacity(chunk.len());
@@ -331,7 +326,7 @@ impl Store {
                     })
                 })
                 .collect::<Result<Vec<String>>>()?;
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO export_rows (file_id, data) ");
+            let mut q = QueryBuilder::new("INSERT INTO export_rows (file_id, data) ");
             q.push_values(rows, |mut b, d| {
                 b.push_bind(file).push_bind(d);
             });

@@ -2,12 +2,12 @@
 //! final status (the task's flow rules schedule a move), and the background work that comes
 //! due (moves, waits ending, webhook deliveries). Every function takes `now`.
 
+use super::builder::QueryBuilder;
 use super::contacts::{contact_of, Contact, COLUMNS};
 use super::tasks::{EmailSettings, FlowRule, Task, TaskKind, WaitSettings, WebhookSettings};
 use super::{push_in_list, Result, Store, StoreError, ID_CHUNK};
 use serde_json::json;
 use sqlx::Row;
-use sqlx::{QueryBuilder, Sqlite};
 
 /// Rounds of due work one `apply_due` call runs (a flow loop with no delay stops here).
 const MAX_ROUNDS: usize = 20;
@@ -71,7 +71,7 @@ impl Store {
     /// export file and `success`/`$exported` (export). A few statements for the whole list,
     /// not per contact: each statement is a round trip to the database thread.
     pub(crate) async fn enter_task(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         contact_ids: &[i64],
         task: &Task,
         now: i64,
@@ -90,7 +90,7 @@ impl Store {
             }
         };
         for chunk in contact_ids.chunks(ID_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("UPDATE contacts SET task_id = ");
+            let mut q = QueryBuilder::new("UPDATE contacts SET task_id = ");
             q.push_bind(task.id)
                 .push(", status = ")
                 .push_bind(status)
@@ -115,7 +115,7 @@ impl Store {
     /// tasks only: wait and webhook tasks keep their own due work while open). Returns whether
     /// the move is due at once.
     pub(crate) async fn schedule_flow(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         contact_ids: &[i64],
         task: &Task,
         status: &str,
@@ -127,7 +127,7 @@ impl Store {
             return Ok(false);
         }
         for chunk in contact_ids.chunks(ID_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("UPDATE contacts SET action_ms = ");
+            let mut q = QueryBuilder::new("UPDATE contacts SET action_ms = ");
             q.push_bind(rule.map(|r| now + r.delay_seconds as i64 * 1000))
                 .push(", move_to = ")
                 .push_bind(rule.map(|r| r.next_task));
@@ -200,7 +200,7 @@ impl Store {
     /// Sets a final status reached by background work on contacts of `task`, records it (with
     /// `extra` in each history entry), and schedules the flow.
     async fn finish(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         ids: &[i64],
         task: &Task,
         status: &str,
@@ -209,7 +209,7 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         for chunk in ids.chunks(ID_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("UPDATE contacts SET status = ");
+            let mut q = QueryBuilder::new("UPDATE contacts SET status = ");
             q.push_bind(status)
                 .push(", detail = ")
                 .push_bind(detail)
@@ -234,7 +234,7 @@ impl Store {
     pub async fn contact_counts(&self) -> Result<Vec<(i64, i64, String, i64)>> {
         let rows = sqlx::query(
             "SELECT t.campaign_id, c.task_id, c.status, COUNT(*) FROM contacts c JOIN tasks t ON t.id = c.task_id \
-             GROUP BY c.task_id, c.status",
+             GROUP BY t.campaign_id, c.task_id, c.status",
         )
         .fetch_all(&self.reader)
         .await?;
@@ -476,9 +476,22 @@ mod race_tests {
 
     /// The flow worker and an API change both apply due moves: each contact moves once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_due_move_is_applied_once_when_two_callers_race() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+    async fn a_due_move_is_applied_once_when_two_callers_race_sqlite() {
+        a_due_move_is_applied_once_when_two_callers_race(crate::store::test_pg::Backend::Sqlite)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_due_move_is_applied_once_when_two_callers_race_postgres() {
+        a_due_move_is_applied_once_when_two_callers_race(crate::store::test_pg::Backend::Postgres)
+            .await;
+    }
+
+    async fn a_due_move_is_applied_once_when_two_callers_race(
+        backend: crate::store::test_pg::Backend,
+    ) {
+        crate::store::test_pg::set(backend);
+        let (_dir, store) = crate::store::test_support::store().await;
         let c = store
             .create_campaign(&from_value(json!({"name": "c", "default_region": "DE"})).unwrap())
             .await

@@ -288,7 +288,7 @@ const MISFITS_SHOWN: usize = 5;
 /// first rule (in the order given) that some stored value does not fit, with the first
 /// offending ids: `(index of the rule, [(id, reason)])`.
 pub(crate) async fn first_misfits(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     sql: &str,
     campaign_id: i64,
     rules: &[(String, ValueRule)],
@@ -457,7 +457,7 @@ impl Store {
     }
 
     async fn write_form(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         campaign_id: i64,
         fields: &[FormField],
         actor: &str,
@@ -479,7 +479,7 @@ impl Store {
     /// Adds the CSV columns the form does not have yet as `text` fields at its end (the contact
     /// data holds every column as text), in the import's transaction.
     pub(crate) async fn add_form_columns(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         campaign_id: i64,
         columns: &[String],
         actor: &str,

@@ -502,7 +502,7 @@ const COLUMNS: &str =
     "id, campaign_id, task_id, mode, state, started_by, started_ms, finished_ms, rows_read, \
                        inserted, bad, duplicates, removed, kept, problems";
 
-fn report_of(row: &sqlx::sqlite::SqliteRow) -> Result<ImportReport> {
+fn report_of(row: &sqlx::any::AnyRow) -> Result<ImportReport> {
     let problems: String = row.try_get("problems")?;
     let problems: Value = serde_json::from_str(&problems).unwrap_or(Value::Null);
     Ok(ImportReport {
@@ -678,6 +678,7 @@ impl Store {
         let mut failure = None;
         let mut undone = None;
         let mut next = first;
+        let mut batches = 0u64;
         while let Some(chunk) = next {
             match chunk {
                 Chunk::Failed(e) => {
@@ -695,6 +696,12 @@ impl Store {
                     read,
                 } => {
                     let mut all = problems;
+                    batches += 1;
+                    if batches.is_power_of_two() && batches >= 2 {
+                        // The duplicate check plans by the table's statistics; an import can
+                        // grow a table from nothing faster than autovacuum notices.
+                        self.backend.refresh_statistics(&self.writer).await?;
+                    }
                     match self
                         .import_batch(campaign_id, task_id, id, rows, read, &mut all)
                         .await
@@ -742,10 +749,7 @@ impl Store {
     /// Receives a whole CSV into an unnamed temporary file beside the database (gone when
     /// closed, even after a crash), checking that every quote closes; returns it rewound.
     async fn spool(&self, input: impl Read + Send + 'static) -> Result<std::fs::File> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
+        let dir = self.files_dir.clone();
         let limits = self.import_limits;
         tokio::task::spawn_blocking(move || spool_checked(input, &dir, limits))
             .await
@@ -856,7 +860,7 @@ mod tests {
     use crate::store::tasks::TaskSpec;
 
     async fn setup(dir: &std::path::Path) -> (Store, i64) {
-        let store = Store::open(&dir.join("t.db")).await.unwrap();
+        let store = crate::store::test_support::store_in(dir).await;
         let spec: CampaignSpec =
             serde_json::from_value(serde_json::json!({"name": "c", "default_region": "DE"}))
                 .unwrap();
@@ -877,69 +881,71 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn reports_bad_and_duplicate_rows_by_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, c) = setup(dir.path()).await;
-        let csv = "name,phone,mobile\nAnn,030 1234567,\nBob,030 CALLME,\nCid,,\nDan,+49 30 1234567,\nEve,0301234568,0151 23456789\nFay,1\n";
-        let r = store
-            .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(csv))
-            .await
-            .unwrap();
-        assert_eq!(
-            (r.rows, r.inserted, r.bad, r.duplicates),
-            (6, 2, 3, 1),
-            "{r:?}"
-        );
-        let lines: Vec<(u64, &str)> = r
-            .problems
-            .iter()
-            .map(|p| (p.line, p.kind.as_str()))
-            .collect();
-        assert_eq!(
-            lines,
-            [(3, "bad"), (4, "bad"), (5, "duplicate"), (7, "bad")]
-        );
-        assert!(
-            r.problems[0].reason.contains("only digits"),
-            "{:?}",
-            r.problems[0]
-        );
-        assert!(
-            r.problems[2].reason.contains("line 2"),
-            "{:?}",
-            r.problems[2]
-        );
-        // The same file again: every good row is now a duplicate of a stored contact.
-        let again = store
-            .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(csv))
-            .await
-            .unwrap();
-        assert_eq!((again.inserted, again.duplicates), (0, 3));
-        assert!(again
-            .problems
-            .iter()
-            .any(|p| p.reason.contains("already the number of contact")));
-        assert_eq!(store.imports(c).await.unwrap().len(), 2);
+    crate::store::both_backends! {
+        async fn reports_bad_and_duplicate_rows_by_line() {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, c) = setup(dir.path()).await;
+            let csv = "name,phone,mobile\nAnn,030 1234567,\nBob,030 CALLME,\nCid,,\nDan,+49 30 1234567,\nEve,0301234568,0151 23456789\nFay,1\n";
+            let r = store
+                .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(csv))
+                .await
+                .unwrap();
+            assert_eq!(
+                (r.rows, r.inserted, r.bad, r.duplicates),
+                (6, 2, 3, 1),
+                "{r:?}"
+            );
+            let lines: Vec<(u64, &str)> = r
+                .problems
+                .iter()
+                .map(|p| (p.line, p.kind.as_str()))
+                .collect();
+            assert_eq!(
+                lines,
+                [(3, "bad"), (4, "bad"), (5, "duplicate"), (7, "bad")]
+            );
+            assert!(
+                r.problems[0].reason.contains("only digits"),
+                "{:?}",
+                r.problems[0]
+            );
+            assert!(
+                r.problems[2].reason.contains("line 2"),
+                "{:?}",
+                r.problems[2]
+            );
+            // The same file again: every good row is now a duplicate of a stored contact.
+            let again = store
+                .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(csv))
+                .await
+                .unwrap();
+            assert_eq!((again.inserted, again.duplicates), (0, 3));
+            assert!(again
+                .problems
+                .iter()
+                .any(|p| p.reason.contains("already the number of contact")));
+            assert_eq!(store.imports(c).await.unwrap().len(), 2);
+        }
     }
 
-    #[tokio::test]
-    async fn a_missing_phone_column_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, c) = setup(dir.path()).await;
-        let err = store
-            .import_csv(
-                c,
-                options(ImportMode::Append),
-                std::io::Cursor::new("name,tel\nA,1\n"),
-            )
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Invalid { field, reason } if field == "phone" && reason.contains("tel")),
-            "{err}"
-        );
-        assert!(store.imports(c).await.unwrap().is_empty());
+    crate::store::both_backends! {
+        async fn a_missing_phone_column_writes_nothing() {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, c) = setup(dir.path()).await;
+            let err = store
+                .import_csv(
+                    c,
+                    options(ImportMode::Append),
+                    std::io::Cursor::new("name,tel\nA,1\n"),
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Invalid { field, reason } if field == "phone" && reason.contains("tel")),
+                "{err}"
+            );
+            assert!(store.imports(c).await.unwrap().is_empty());
+        }
     }
 
     /// Yields `data`, then fails as an upload cut off would.
@@ -962,66 +968,67 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn replace_changes_nothing_when_the_file_breaks_after_the_first_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, c) = setup(dir.path()).await;
-        let old = "name,phone,mobile\nAnn,030 1234567,\nBob,030 1234568,\n";
-        store
-            .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(old))
-            .await
-            .unwrap();
-        let before = phones(&store, c).await;
-        assert_eq!(before.len(), 2);
-        // More than two batches of new contacts, then a quote never closed.
-        let mut new = String::from("name,phone,mobile\n");
-        for n in 0..2500 {
-            new.push_str(&format!("n{n},0151 {:08},\n", 40_000_000 + n));
+    crate::store::both_backends! {
+        async fn replace_changes_nothing_when_the_file_breaks_after_the_first_batches() {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, c) = setup(dir.path()).await;
+            let old = "name,phone,mobile\nAnn,030 1234567,\nBob,030 1234568,\n";
+            store
+                .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(old))
+                .await
+                .unwrap();
+            let before = phones(&store, c).await;
+            assert_eq!(before.len(), 2);
+            // More than two batches of new contacts, then a quote never closed.
+            let mut new = String::from("name,phone,mobile\n");
+            for n in 0..2500 {
+                new.push_str(&format!("n{n},0151 {:08},\n", 40_000_000 + n));
+            }
+            let mut unclosed = new.clone();
+            unclosed.push_str("Zed,\"0151 99999999,\nYul,0151 99999998,\n");
+            let err = store
+                .import_csv(
+                    c,
+                    options(ImportMode::Replace),
+                    std::io::Cursor::new(unclosed),
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Invalid { field, reason }
+                    if field == "body" && reason.contains("line 2502") && reason.contains("nothing was removed")),
+                "{err}"
+            );
+            assert_eq!(phones(&store, c).await, before);
+            // The same rows over an upload cut off before its end.
+            let err = store
+                .import_csv(
+                    c,
+                    options(ImportMode::Replace),
+                    CutOff(std::io::Cursor::new(new.clone())),
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Invalid { field, reason }
+                    if field == "body" && reason.contains("connection reset")),
+                "{err}"
+            );
+            assert_eq!(phones(&store, c).await, before);
+            assert_eq!(
+                store.imports(c).await.unwrap().len(),
+                1,
+                "no import was started"
+            );
+            // Whole, the file replaces the old contacts.
+            let r = store
+                .import_csv(c, options(ImportMode::Replace), std::io::Cursor::new(new))
+                .await
+                .unwrap();
+            assert_eq!((r.removed, r.inserted), (2, 2500), "{r:?}");
+            let after = phones(&store, c).await;
+            assert_eq!(after.len(), 2500);
+            assert!(!after.iter().any(|p| before.contains(p)));
         }
-        let mut unclosed = new.clone();
-        unclosed.push_str("Zed,\"0151 99999999,\nYul,0151 99999998,\n");
-        let err = store
-            .import_csv(
-                c,
-                options(ImportMode::Replace),
-                std::io::Cursor::new(unclosed),
-            )
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Invalid { field, reason }
-                if field == "body" && reason.contains("line 2502") && reason.contains("nothing was removed")),
-            "{err}"
-        );
-        assert_eq!(phones(&store, c).await, before);
-        // The same rows over an upload cut off before its end.
-        let err = store
-            .import_csv(
-                c,
-                options(ImportMode::Replace),
-                CutOff(std::io::Cursor::new(new.clone())),
-            )
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Invalid { field, reason }
-                if field == "body" && reason.contains("connection reset")),
-            "{err}"
-        );
-        assert_eq!(phones(&store, c).await, before);
-        assert_eq!(
-            store.imports(c).await.unwrap().len(),
-            1,
-            "no import was started"
-        );
-        // Whole, the file replaces the old contacts.
-        let r = store
-            .import_csv(c, options(ImportMode::Replace), std::io::Cursor::new(new))
-            .await
-            .unwrap();
-        assert_eq!((r.removed, r.inserted), (2, 2500), "{r:?}");
-        let after = phones(&store, c).await;
-        assert_eq!(after.len(), 2500);
-        assert!(!after.iter().any(|p| before.contains(p)));
     }
 }

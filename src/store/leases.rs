@@ -140,102 +140,104 @@ mod tests {
     use crate::store::contacts::ContactSpec;
     use crate::store::{now_ms, test_support};
 
-    #[tokio::test]
-    async fn a_contact_read_before_an_attempt_was_written_is_not_leased_after_it() {
-        let (_dir, store) = test_support::store().await;
-        let (campaign, task) = test_support::campaign_with_call_task(
-            &store,
-            serde_json::json!({
-                "name": "c", "default_region": "DE",
-                "calling_hours": {"from": "00:00", "to": "24:00"}
-            }),
-        )
-        .await;
-        let spec: ContactSpec = serde_json::from_value(serde_json::json!({
-            "phones": ["+493012345000"], "time_zone": "Europe/Berlin"
-        }))
-        .unwrap();
-        store.create_contact(campaign, &spec, "t").await.unwrap();
-        let now = now_ms();
-        let read = store.next_callable(campaign, task, now, 10).await.unwrap();
-        assert_eq!(read.len(), 1);
-        // Meanwhile its busy attempt is written (due again in 10 minutes).
-        let busy = crate::store::contacts::Attempt {
-            number: "+493012345000".into(),
-            result: "$busy".into(),
-            sip_code: Some(486),
-            call_id: None,
-            status: "open".into(),
-            follow_up_ms: Some(now + 600_000),
-            at_ms: now,
-        };
-        store
-            .record_attempt(campaign, read[0].id, &busy, "dialer")
-            .await
-            .unwrap();
-        let leased = store
-            .lease_as_read(&read[0], campaign, task, "one", now)
-            .await
-            .unwrap();
-        assert!(
-            !leased,
-            "a contact leased from a stale read is dialled twice"
-        );
-        let fresh = store.contact(campaign, read[0].id).await.unwrap();
-        let leased = store
-            .lease_as_read(&fresh, campaign, task, "one", now + 600_000)
-            .await
-            .unwrap();
-        assert!(leased, "due again, as written");
-    }
-
-    #[tokio::test]
-    async fn a_contact_is_leased_to_one_caller_at_a_time_until_released_or_recovered() {
-        let (_dir, store) = test_support::store().await;
-        let (campaign, task) = test_support::campaign_with_call_task(
-            &store,
-            serde_json::json!({
-                "name": "c", "default_region": "DE",
-                "calling_hours": {"from": "00:00", "to": "24:00"}
-            }),
-        )
-        .await;
-        for i in 0..5 {
+    crate::store::both_backends! {
+        async fn a_contact_read_before_an_attempt_was_written_is_not_leased_after_it() {
+            let (_dir, store) = test_support::store().await;
+            let (campaign, task) = test_support::campaign_with_call_task(
+                &store,
+                serde_json::json!({
+                    "name": "c", "default_region": "DE",
+                    "calling_hours": {"from": "00:00", "to": "24:00"}
+                }),
+            )
+            .await;
             let spec: ContactSpec = serde_json::from_value(serde_json::json!({
-                "phones": [format!("+4930123450{i}")], "time_zone": "Europe/Berlin"
+                "phones": ["+493012345000"], "time_zone": "Europe/Berlin"
             }))
             .unwrap();
             store.create_contact(campaign, &spec, "t").await.unwrap();
+            let now = now_ms();
+            let read = store.next_callable(campaign, task, now, 10).await.unwrap();
+            assert_eq!(read.len(), 1);
+            // Meanwhile its busy attempt is written (due again in 10 minutes).
+            let busy = crate::store::contacts::Attempt {
+                number: "+493012345000".into(),
+                result: "$busy".into(),
+                sip_code: Some(486),
+                call_id: None,
+                status: "open".into(),
+                follow_up_ms: Some(now + 600_000),
+                at_ms: now,
+            };
+            store
+                .record_attempt(campaign, read[0].id, &busy, "dialer")
+                .await
+                .unwrap();
+            let leased = store
+                .lease_as_read(&read[0], campaign, task, "one", now)
+                .await
+                .unwrap();
+            assert!(
+                !leased,
+                "a contact leased from a stale read is dialled twice"
+            );
+            let fresh = store.contact(campaign, read[0].id).await.unwrap();
+            let leased = store
+                .lease_as_read(&fresh, campaign, task, "one", now + 600_000)
+                .await
+                .unwrap();
+            assert!(leased, "due again, as written");
         }
-        let now = now_ms();
-        // Two leasers at once get disjoint contacts, and no more than there are.
-        let (a, b) = tokio::join!(
-            store.lease_callable(campaign, task, 3, now, "one"),
-            store.lease_callable(campaign, task, 3, now, "two"),
-        );
-        let (a, b) = (a.unwrap(), b.unwrap());
-        let mut ids: Vec<i64> = a.iter().chain(&b).map(|c| c.id).collect();
-        ids.sort_unstable();
-        let n = ids.len();
-        ids.dedup();
-        assert_eq!((ids.len(), n), (5, 5), "{ids:?}");
-        let none = store.lease_callable(campaign, task, 3, now, "three");
-        assert!(none.await.unwrap().is_empty());
+    }
 
-        // A released contact can be leased again.
-        store.release_lease(ids[0]).await.unwrap();
-        let again = store.lease_callable(campaign, task, 3, now, "three");
-        let again: Vec<i64> = again.await.unwrap().iter().map(|c| c.id).collect();
-        assert_eq!(again, [ids[0]]);
+    crate::store::both_backends! {
+        async fn a_contact_is_leased_to_one_caller_at_a_time_until_released_or_recovered() {
+            let (_dir, store) = test_support::store().await;
+            let (campaign, task) = test_support::campaign_with_call_task(
+                &store,
+                serde_json::json!({
+                    "name": "c", "default_region": "DE",
+                    "calling_hours": {"from": "00:00", "to": "24:00"}
+                }),
+            )
+            .await;
+            for i in 0..5 {
+                let spec: ContactSpec = serde_json::from_value(serde_json::json!({
+                    "phones": [format!("+4930123450{i}")], "time_zone": "Europe/Berlin"
+                }))
+                .unwrap();
+                store.create_contact(campaign, &spec, "t").await.unwrap();
+            }
+            let now = now_ms();
+            // Two leasers at once get disjoint contacts, and no more than there are.
+            let (a, b) = tokio::join!(
+                store.lease_callable(campaign, task, 3, now, "one"),
+                store.lease_callable(campaign, task, 3, now, "two"),
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            let mut ids: Vec<i64> = a.iter().chain(&b).map(|c| c.id).collect();
+            ids.sort_unstable();
+            let n = ids.len();
+            ids.dedup();
+            assert_eq!((ids.len(), n), (5, 5), "{ids:?}");
+            let none = store.lease_callable(campaign, task, 3, now, "three");
+            assert!(none.await.unwrap().is_empty());
 
-        // A restart turns every lease into an `$interrupted` attempt and frees the contact.
-        assert_eq!(store.recover_leases(now).await.unwrap(), 5);
-        assert!(store.leases().await.unwrap().is_empty());
-        let c = store.contact(campaign, ids[1]).await.unwrap();
-        assert_eq!(c.spec.attempts, 1);
-        assert_eq!(c.last_result.as_deref(), Some(super::INTERRUPTED));
-        assert_eq!(c.spec.status, "open");
-        let back = store.lease_callable(campaign, task, 10, now, "four");
-        assert_eq!(back.await.unwrap().len(), 5);
+            // A released contact can be leased again.
+            store.release_lease(ids[0]).await.unwrap();
+            let again = store.lease_callable(campaign, task, 3, now, "three");
+            let again: Vec<i64> = again.await.unwrap().iter().map(|c| c.id).collect();
+            assert_eq!(again, [ids[0]]);
+
+            // A restart turns every lease into an `$interrupted` attempt and frees the contact.
+            assert_eq!(store.recover_leases(now).await.unwrap(), 5);
+            assert!(store.leases().await.unwrap().is_empty());
+            let c = store.contact(campaign, ids[1]).await.unwrap();
+            assert_eq!(c.spec.attempts, 1);
+            assert_eq!(c.last_result.as_deref(), Some(crate::store::leases::INTERRUPTED));
+            assert_eq!(c.spec.status, "open");
+            let back = store.lease_callable(campaign, task, 10, now, "four");
+            assert_eq!(back.await.unwrap().len(), 5);
+        }
     }
 }

@@ -272,7 +272,7 @@ const COLUMNS: &str = "id, number, title, language, callback_mode, inbound_polic
     max_wait_seconds, waiting_audio, missed_calls_task, status, last_outcome, last_sip_code, \
     last_attempt_ms, verified_ms, created_ms, updated_ms";
 
-fn line_of(row: &sqlx::sqlite::SqliteRow) -> Result<Line> {
+fn line_of(row: &sqlx::any::AnyRow) -> Result<Line> {
     let time = |col: &str| -> Result<Option<String>> {
         Ok(row.try_get::<Option<i64>, _>(col)?.map(rfc3339))
     };
@@ -525,7 +525,7 @@ impl Store {
 
     async fn set_line_state(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         line_id: i64,
         status: LineStatus,
         outcome: &str,
@@ -655,52 +655,52 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_spoken_code_left_untyped_expires_the_verification() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let line = store
-            .create_line(&LineSpec {
-                number: "+4930123456".into(),
-                title: String::new(),
-                language: "en".into(),
-                callback_mode: CallbackMode::External,
-                inbound_policy: InboundPolicy::Route,
-                max_wait_seconds: 60,
-                waiting_audio: WaitingAudio::Ringback,
-                missed_calls_task: None,
-            })
-            .await
-            .unwrap();
-        let now = now_ms();
-        let code = StoredCode {
-            hash: "h".into(),
-            salt: "s".into(),
-            expires_ms: now + 1_000,
-            tries: 0,
-        };
-        let attempt = store
-            .begin_verification(&line, "admin", Some(&code), 3, now - 3_600_000)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(store.expire_codes(now).await.unwrap(), 0, "still calling");
-        store
-            .finish_verification(
-                attempt,
-                line.id,
-                "code_spoken",
-                Some(200),
-                LineStatus::Verifying,
-            )
-            .await
-            .unwrap();
-        assert_eq!(store.expire_codes(now).await.unwrap(), 0, "not yet expired");
-        assert_eq!(store.expire_codes(now + 2_000).await.unwrap(), 1);
-        let after = store.line(line.id).await.unwrap();
-        assert_eq!(after.status, LineStatus::Failed);
-        assert_eq!(after.last_outcome.as_deref(), Some("code_expired"));
-        assert_eq!(store.line_code(line.id).await.unwrap(), None);
-        assert_eq!(store.expire_codes(now + 3_000).await.unwrap(), 0, "once");
+    crate::store::both_backends! {
+        async fn a_spoken_code_left_untyped_expires_the_verification() {
+            let (_dir, store) = crate::store::test_support::store().await;
+            let line = store
+                .create_line(&LineSpec {
+                    number: "+4930123456".into(),
+                    title: String::new(),
+                    language: "en".into(),
+                    callback_mode: CallbackMode::External,
+                    inbound_policy: InboundPolicy::Route,
+                    max_wait_seconds: 60,
+                    waiting_audio: WaitingAudio::Ringback,
+                    missed_calls_task: None,
+                })
+                .await
+                .unwrap();
+            let now = now_ms();
+            let code = StoredCode {
+                hash: "h".into(),
+                salt: "s".into(),
+                expires_ms: now + 1_000,
+                tries: 0,
+            };
+            let attempt = store
+                .begin_verification(&line, "admin", Some(&code), 3, now - 3_600_000)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(store.expire_codes(now).await.unwrap(), 0, "still calling");
+            store
+                .finish_verification(
+                    attempt,
+                    line.id,
+                    "code_spoken",
+                    Some(200),
+                    LineStatus::Verifying,
+                )
+                .await
+                .unwrap();
+            assert_eq!(store.expire_codes(now).await.unwrap(), 0, "not yet expired");
+            assert_eq!(store.expire_codes(now + 2_000).await.unwrap(), 1);
+            let after = store.line(line.id).await.unwrap();
+            assert_eq!(after.status, LineStatus::Failed);
+            assert_eq!(after.last_outcome.as_deref(), Some("code_expired"));
+            assert_eq!(store.line_code(line.id).await.unwrap(), None);
+            assert_eq!(store.expire_codes(now + 3_000).await.unwrap(), 0, "once");
+        }
     }
 }

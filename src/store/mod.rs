@@ -1,10 +1,29 @@
-//! The SQL store: one SQLite file in the state directory (WAL, foreign keys on), migrations
-//! embedded in the binary and applied at open, and a repository module per concept.
+//! The SQL store: by default one SQLite file in the state directory (WAL, foreign keys on),
+//! or a PostgreSQL database (`store.url`); migrations embedded in the binary and applied at
+//! open, and a repository module per concept.
 //!
-//! SQL is kept portable to PostgreSQL: `$n` placeholders, `ON CONFLICT`, `RETURNING`, epoch
-//! milliseconds for times, JSON documents as TEXT.
+//! Both backends go through sqlx's `Any` driver, so every repository function is written
+//! once. SQL is kept portable: `$n` placeholders (also in [`builder::QueryBuilder`]), `ON
+//! CONFLICT`, `RETURNING`, epoch milliseconds for times, booleans as 0/1 integers, JSON
+//! documents as TEXT, and `CAST(… AS BIGINT)` around sums (PostgreSQL sums to NUMERIC, which
+//! `Any` cannot read). What must differ is split in [`backend`], in one place:
+//!
+//! - the migrations: `migrations/` (SQLite) and `migrations/postgres/`, same versions; the
+//!   PostgreSQL set differs only in spelling (identity keys, `BIGINT` for every integer,
+//!   `DOUBLE PRECISION`, `BYTEA`);
+//! - connection set-up: SQLite's `PRAGMA`s (WAL, synchronous FULL, busy timeout);
+//! - reading a JSON member of a TEXT document: `json_extract` vs `::jsonb ->>` (a numeric
+//!   member: `CAST(… AS REAL)` vs `CAST(NULLIF(…, '') AS DOUBLE PRECISION)`);
+//! - statistics: PostgreSQL's planner needs `ANALYZE` while an import grows the contacts from
+//!   nothing (its duplicate check would otherwise scan the campaign's numbers).
+//!
+//! Portable, but only because the SQL says so: every `GROUP BY` names every selected column,
+//! text compares byte-wise (a PostgreSQL database for dialerd is created with `LC_COLLATE
+//! 'C'`), and `LIKE` patterns are matched against `LOWER(…)` with lowercased patterns.
 
 pub mod agents;
+pub mod backend;
+pub mod builder;
 pub mod callable;
 pub mod calling_rules;
 pub mod calls;
@@ -33,9 +52,13 @@ pub mod template;
 pub mod users;
 pub mod xlsx;
 
+pub use backend::{Backend, Location};
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::AnyPool;
+use sqlx::ConnectOptions;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,42 +66,79 @@ use std::time::Duration;
 /// File name of the database inside the state directory.
 pub const DB_FILE: &str = "dialerd.db";
 
-/// The migrations, embedded: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "store", include_str!("../../migrations/0001_store.sql")),
+/// The migrations, embedded: (version, description, SQLite SQL, PostgreSQL SQL).
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "store",
+        include_str!("../../migrations/0001_store.sql"),
+        include_str!("../../migrations/postgres/0001_store.sql"),
+    ),
     (
         2,
         "dialing",
         include_str!("../../migrations/0002_dialing.sql"),
+        include_str!("../../migrations/postgres/0002_dialing.sql"),
     ),
-    (3, "calls", include_str!("../../migrations/0003_calls.sql")),
-    (5, "lines", include_str!("../../migrations/0005_lines.sql")),
-    (6, "forms", include_str!("../../migrations/0006_forms.sql")),
-    (7, "inbox", include_str!("../../migrations/0007_inbox.sql")),
+    (
+        3,
+        "calls",
+        include_str!("../../migrations/0003_calls.sql"),
+        include_str!("../../migrations/postgres/0003_calls.sql"),
+    ),
+    (
+        5,
+        "lines",
+        include_str!("../../migrations/0005_lines.sql"),
+        include_str!("../../migrations/postgres/0005_lines.sql"),
+    ),
+    (
+        6,
+        "forms",
+        include_str!("../../migrations/0006_forms.sql"),
+        include_str!("../../migrations/postgres/0006_forms.sql"),
+    ),
+    (
+        7,
+        "inbox",
+        include_str!("../../migrations/0007_inbox.sql"),
+        include_str!("../../migrations/postgres/0007_inbox.sql"),
+    ),
     (
         8,
         "dialer_state",
         include_str!("../../migrations/0008_dialer_state.sql"),
+        include_str!("../../migrations/postgres/0008_dialer_state.sql"),
     ),
     (
         9,
         "agent_sip",
         include_str!("../../migrations/0009_agent_sip.sql"),
+        include_str!("../../migrations/postgres/0009_agent_sip.sql"),
     ),
     (
         11,
         "campaign_prompts",
         include_str!("../../migrations/0011_campaign_prompts.sql"),
+        include_str!("../../migrations/postgres/0011_campaign_prompts.sql"),
     ),
     (
         12,
         "contact_leases",
         include_str!("../../migrations/0012_contact_leases.sql"),
+        include_str!("../../migrations/postgres/0012_contact_leases.sql"),
     ),
     (
         13,
         "inbound",
         include_str!("../../migrations/0013_inbound.sql"),
+        include_str!("../../migrations/postgres/0013_inbound.sql"),
+    ),
+    (
+        14,
+        "callable_fresh",
+        include_str!("../../migrations/0014_callable_fresh.sql"),
+        include_str!("../../migrations/postgres/0014_callable_fresh.sql"),
     ),
 ];
 
@@ -168,9 +228,9 @@ impl StoreError {
 pub(crate) const ID_CHUNK: usize = 500;
 
 /// Appends `(v1, v2, …)` for an `IN`, each value bound.
-pub(crate) fn push_in_list<'a, T>(q: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>, values: &[T])
+pub(crate) fn push_in_list<'a, T>(q: &mut builder::QueryBuilder<'a>, values: &[T])
 where
-    T: Clone + 'a + sqlx::Encode<'a, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: Clone + 'a + sqlx::Encode<'a, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     q.push("(");
     let mut list = q.separated(", ");
@@ -184,47 +244,83 @@ where
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The open database: one connection that writes (SQLite has one writer; queuing writes here
-/// avoids busy errors) and a few that read beside it (WAL).
+/// avoids busy errors, and PostgreSQL gets the same order of writes) and a few that read
+/// beside it (WAL on SQLite).
 #[derive(Clone)]
 pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    path: PathBuf,
+    writer: AnyPool,
+    reader: AnyPool,
+    backend: Backend,
+    location: Location,
+    files_dir: PathBuf,
     import_locks: imports::ImportLocks,
     import_limits: crate::config::ImportConfig,
     calling_rules: std::sync::Arc<calling_rules::CallingRules>,
 }
 
 impl Store {
-    /// Opens (creating if needed) `path` and applies the migrations.
+    /// Opens (creating if needed) the SQLite file `path` and applies the migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Self::open_at(&Location::Sqlite(path.to_path_buf()), &dir).await
+    }
+
+    /// Opens the store at `location` (a SQLite file, created if needed, or a PostgreSQL
+    /// database) and applies the migrations; the files it writes (exports, CSV spools) go to
+    /// `files_dir`.
+    pub async fn open_at(location: &Location, files_dir: &Path) -> Result<Self> {
+        sqlx::any::install_default_drivers();
         let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
+            path: PathBuf::from(location.to_string()),
             source,
         };
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit the API acknowledges survives a power cut, not just a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_err)?;
+        let backend = location.backend();
+        let (writer_url, reader_url) = match location {
+            Location::Sqlite(path) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true);
+                (
+                    options.to_url_lossy(),
+                    options.read_only(true).to_url_lossy(),
+                )
+            }
+            Location::Postgres(url) => {
+                let url: url::Url = url.parse().map_err(|e| {
+                    open_err(sqlx::Error::Configuration(format!("not a URL: {e}").into()))
+                })?;
+                (url.clone(), url)
+            }
+        };
+        let pool = |url: url::Url, connections: u32| async move {
+            let options = AnyConnectOptions::from_url(&url)?
+                .log_statements(tracing::log::LevelFilter::Debug)
+                .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move { backend::prepare_connection(backend, conn).await })
+                })
+                .connect_with(options)
+                .await
+        };
+        let writer = pool(writer_url, 1).await.map_err(open_err)?;
         let migrator = Migrator {
             migrations: Cow::Owned(
                 MIGRATIONS
                     .iter()
-                    .map(|(version, description, sql)| {
+                    .map(|(version, description, sqlite, postgres)| {
                         Migration::new(
                             *version,
                             Cow::Borrowed(*description),
                             MigrationType::Simple,
-                            Cow::Borrowed(*sql),
+                            Cow::Borrowed(match backend {
+                                Backend::Sqlite => *sqlite,
+                                Backend::Postgres => *postgres,
+                            }),
                             false,
                         )
                     })
@@ -238,18 +334,17 @@ impl Store {
             .run(&writer)
             .await
             .map_err(|source| StoreError::Migrate {
-                path: path.to_path_buf(),
+                path: PathBuf::from(location.to_string()),
                 source,
             })?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(open_err)?;
+        backend.check_collation(&writer).await.map_err(open_err)?;
+        let reader = pool(reader_url, 4).await.map_err(open_err)?;
         let store = Self {
             writer,
             reader,
-            path: path.to_path_buf(),
+            backend,
+            location: location.clone(),
+            files_dir: files_dir.to_path_buf(),
             import_locks: imports::ImportLocks::default(),
             import_limits: crate::config::ImportConfig::default(),
             calling_rules: std::sync::Arc::new(calling_rules::CallingRules::builtin()),
@@ -274,9 +369,14 @@ impl Store {
         }
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the store is (a PostgreSQL URL shows without its password).
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The database behind the store.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Closes both pools, waiting for queries in flight.
@@ -337,16 +437,69 @@ pub fn field_of(path: &str, message: &str, prefix: &str) -> String {
     field
 }
 
+/// The throwaway PostgreSQL cluster of the integration tests, shared with the unit tests.
+#[cfg(test)]
+#[path = "../../tests/common/pg.rs"]
+pub(crate) mod test_pg;
+
+/// Runs async store tests once per backend, as `name::sqlite` and `name::postgres`; inside,
+/// [`test_support::store`] opens a store on that backend.
+#[cfg(test)]
+macro_rules! both_backends {
+    ($($(#[$attr:meta])* async fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$attr])*
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::store::test_pg::set($crate::store::test_pg::Backend::Sqlite);
+                $body
+            }
+            $(#[$attr])*
+            #[tokio::test]
+            async fn postgres() {
+                $crate::store::test_pg::set($crate::store::test_pg::Backend::Postgres);
+                $body
+            }
+        }
+    )*};
+}
+#[cfg(test)]
+pub(crate) use both_backends;
+
 /// Shared set-up of the store's unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::Store;
+    use super::test_pg::{self, Backend};
+    use super::{Location, Store};
 
-    /// A store in a fresh directory (kept alive by the returned guard).
+    /// A store in a fresh directory (kept alive by the returned guard), on the backend of the
+    /// running test (see `both_backends!`).
     pub async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("dialerd.db")).await.unwrap();
+        let store = store_in(dir.path()).await;
         (dir, store)
+    }
+
+    /// Like [`store`], its files (and SQLite database) in `dir`.
+    pub async fn store_in(dir: &std::path::Path) -> Store {
+        let location = match test_pg::current() {
+            Backend::Sqlite => Location::Sqlite(dir.join("dialerd.db")),
+            Backend::Postgres => Location::Postgres(
+                tokio::task::spawn_blocking(test_pg::database)
+                    .await
+                    .unwrap(),
+            ),
+        };
+        Store::open_at(&location, dir).await.unwrap()
+    }
+
+    /// The same database opened again (as after a restart).
+    pub async fn reopen(store: &Store) -> Store {
+        Store::open_at(store.location(), &store.files_dir)
+            .await
+            .unwrap()
     }
 
     /// A campaign from `campaign` (JSON of a `CampaignSpec`) with one call task named `dial`:
@@ -393,5 +546,51 @@ mod tests {
         let path = dir.path().join("missing/dir").join(DB_FILE);
         let err = Store::open(&path).await.err().unwrap().to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+
+    crate::store::both_backends! {
+        async fn every_migration_is_applied_once() {
+            let (_dir, store) = test_support::store().await;
+            let versions = |store: Store| async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+                )
+                .fetch_all(&store.reader)
+                .await
+                .unwrap()
+            };
+            let all: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+            assert_eq!(versions(store.clone()).await, all);
+            store.close().await;
+            // Opened again (a restart, or a second node): nothing is applied twice.
+            let again = test_support::reopen(&store).await;
+            assert_eq!(versions(again).await, all);
+        }
+    }
+
+    /// The PostgreSQL migrations say what the SQLite ones say, in PostgreSQL's spelling.
+    #[test]
+    fn postgres_migrations_are_the_sqlite_ones_respelt() {
+        let statements = |sql: &str| -> String {
+            sql.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        for (version, _, sqlite, postgres) in MIGRATIONS {
+            let respelt = statements(sqlite)
+                .replace(
+                    "INTEGER PRIMARY KEY",
+                    "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+                )
+                .replace("INTEGER", "BIGINT")
+                .replace("REAL", "DOUBLE PRECISION")
+                .replace("BLOB", "BYTEA");
+            assert_eq!(
+                respelt,
+                statements(postgres),
+                "migration {version} differs between the two sets"
+            );
+        }
     }
 }

@@ -31,7 +31,7 @@ pub struct PromptInfo {
     pub updated_by: String,
 }
 
-fn info_of(row: &sqlx::sqlite::SqliteRow) -> Result<PromptInfo> {
+fn info_of(row: &sqlx::any::AnyRow) -> Result<PromptInfo> {
     let samples: i64 = row.try_get("samples")?;
     Ok(PromptInfo {
         name: row.try_get("name")?,

@@ -533,7 +533,7 @@ impl TaskSpec {
 
 const COLUMNS: &str = "id, campaign_id, name, kind, settings, flow, created_ms, updated_ms";
 
-fn task_of(row: &sqlx::sqlite::SqliteRow) -> Result<Task> {
+fn task_of(row: &sqlx::any::AnyRow) -> Result<Task> {
     let settings: String = row.try_get("settings")?;
     let flow: String = row.try_get("flow")?;
     Ok(Task {

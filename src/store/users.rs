@@ -180,7 +180,7 @@ fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| StoreError::invalid("password", e.to_string()))
 }
 
-fn user_of(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+fn user_of(row: &sqlx::any::AnyRow) -> Result<User> {
     let role: String = row.try_get("role")?;
     Ok(User {
         id: row.try_get("id")?,
@@ -191,7 +191,7 @@ fn user_of(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
     })
 }
 
-fn token_of(row: &sqlx::sqlite::SqliteRow) -> Result<TokenInfo> {
+fn token_of(row: &sqlx::any::AnyRow) -> Result<TokenInfo> {
     Ok(TokenInfo {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -471,42 +471,44 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     async fn store(dir: &Path) -> Store {
-        Store::open(&dir.join("t.db")).await.unwrap()
+        crate::store::test_support::store_in(dir).await
     }
 
-    #[tokio::test]
-    async fn first_start_writes_a_private_admin_token_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path()).await;
-        let AdminBootstrap::Written(path) = s.ensure_admin(None, dir.path()).await.unwrap() else {
-            panic!("no token written");
-        };
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let token = std::fs::read_to_string(&path).unwrap();
-        let user = s.authenticate(token.trim()).await.unwrap().unwrap();
-        assert_eq!((user.name.as_str(), user.role), ("admin", Role::Admin));
-        assert_eq!(
-            s.ensure_admin(None, dir.path()).await.unwrap(),
-            AdminBootstrap::Existing
-        );
-        assert!(s.authenticate("wrong").await.unwrap().is_none());
+    crate::store::both_backends! {
+        async fn first_start_writes_a_private_admin_token_once() {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(dir.path()).await;
+            let AdminBootstrap::Written(path) = s.ensure_admin(None, dir.path()).await.unwrap() else {
+                panic!("no token written");
+            };
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let token = std::fs::read_to_string(&path).unwrap();
+            let user = s.authenticate(token.trim()).await.unwrap().unwrap();
+            assert_eq!((user.name.as_str(), user.role), ("admin", Role::Admin));
+            assert_eq!(
+                s.ensure_admin(None, dir.path()).await.unwrap(),
+                AdminBootstrap::Existing
+            );
+            assert!(s.authenticate("wrong").await.unwrap().is_none());
+        }
     }
 
-    #[tokio::test]
-    async fn revoked_tokens_stop_working_and_passwords_log_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path()).await;
-        let u = s
-            .create_user("ann", Role::Backoffice, Some("correct horse"))
-            .await
-            .unwrap();
-        assert!(s.login("ann", "wrong pass").await.unwrap().is_none());
-        let t = s.login("ann", "correct horse").await.unwrap().unwrap();
-        assert_eq!(s.authenticate(&t.token).await.unwrap().unwrap().id, u.id);
-        s.revoke_token(t.info.id).await.unwrap();
-        assert!(s.authenticate(&t.token).await.unwrap().is_none());
-        let dup = s.create_user("ann", Role::Agent, None).await.unwrap_err();
-        assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
+    crate::store::both_backends! {
+        async fn revoked_tokens_stop_working_and_passwords_log_in() {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(dir.path()).await;
+            let u = s
+                .create_user("ann", Role::Backoffice, Some("correct horse"))
+                .await
+                .unwrap();
+            assert!(s.login("ann", "wrong pass").await.unwrap().is_none());
+            let t = s.login("ann", "correct horse").await.unwrap().unwrap();
+            assert_eq!(s.authenticate(&t.token).await.unwrap().unwrap().id, u.id);
+            s.revoke_token(t.info.id).await.unwrap();
+            assert!(s.authenticate(&t.token).await.unwrap().is_none());
+            let dup = s.create_user("ann", Role::Agent, None).await.unwrap_err();
+            assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod agent_phone;
 pub mod api;
 pub mod dialer;
+pub mod pg;
 pub mod phone;
 pub mod rtp;
 pub mod ua;
@@ -95,6 +96,9 @@ impl Daemon {
             .env("DIALERD__STATE_DIR", dir.path().join("state"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(url) = pg::store_url(dir.path()) {
+            cmd.env("DIALERD__STORE__URL", url);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -436,4 +440,41 @@ pub fn http_post(addr: SocketAddr, path: &str, json: &str) -> (u16, String) {
             json.len()
         ),
     )
+}
+
+/// The store for a test that uses it directly, on the test's backend (see `pg`): a SQLite
+/// file in `dir`, or a database of its own in the shared PostgreSQL cluster.
+pub async fn open_store(dir: &Path) -> dialerd::store::Store {
+    use dialerd::store::{Location, Store};
+    let location = match pg::store_url(dir) {
+        None => Location::Sqlite(dir.join("t.db")),
+        Some(url) => Location::Postgres(url),
+    };
+    Store::open_at(&location, dir).await.unwrap()
+}
+
+impl Daemon {
+    /// The daemon's own store, opened beside it (its SQLite file, or its PostgreSQL database).
+    pub async fn open_store(&self) -> dialerd::store::Store {
+        use dialerd::store::{Location, Store};
+        let location = match std::fs::read_to_string(self.dir.path().join("store.url")) {
+            Ok(url) => Location::Postgres(url),
+            Err(_) => Location::Sqlite(self.dir.path().join("state/dialerd.db")),
+        };
+        Store::open_at(&location, &self.dir.path().join("state"))
+            .await
+            .unwrap()
+    }
+}
+
+impl Daemon {
+    /// An sqlx URL of the daemon's database, for a test that changes it behind its back.
+    pub fn store_url(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("store.url")).unwrap_or_else(|_| {
+            format!(
+                "sqlite://{}",
+                self.dir.path().join("state/dialerd.db").display()
+            )
+        })
+    }
 }
