@@ -90,6 +90,7 @@ async fn relay(
                 Some(LegEvent::Answered { sdp, behind_nat }) => {
                     leg_b.set_behind_nat(behind_nat);
                     leg_a.set_behind_nat(call.behind_nat);
+                    leg_a.set_encryption(call.media_encryption);
                     let accepted = sdp.as_deref().map(|s| leg_b.accept_answer(s));
                     let answer = leg_a.answer(&call.sdp);
                     match (accepted, answer) {

@@ -22,6 +22,8 @@ pub struct MediaMetrics {
     pub timeouts: IntCounter,
     /// `dialerd_call_mos`: estimated MOS per leg, at its end.
     pub mos: Histogram,
+    /// `dialerd_srtp_packets_dropped_total`: SRTP or SRTCP that failed its check.
+    pub srtp_dropped: IntCounter,
 }
 
 impl MediaMetrics {
@@ -67,6 +69,10 @@ impl MediaMetrics {
                 )
                 .buckets(vec![1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.4, 4.5]),
             )?,
+            srtp_dropped: IntCounter::new(
+                "dialerd_srtp_packets_dropped_total",
+                "SRTP and SRTCP packets dropped: failed authentication, replayed or malformed.",
+            )?,
         };
         registry.register(Box::new(packets))?;
         registry.register(Box::new(m.sessions_active.clone()))?;
@@ -75,6 +81,7 @@ impl MediaMetrics {
         registry.register(Box::new(m.jitter.clone()))?;
         registry.register(Box::new(m.timeouts.clone()))?;
         registry.register(Box::new(m.mos.clone()))?;
+        registry.register(Box::new(m.srtp_dropped.clone()))?;
         Ok(m)
     }
 }

@@ -225,6 +225,9 @@ pub struct Incoming {
     /// The caller is known to be behind NAT (its trunk's `nat`): its media may come from
     /// another address than its SDP names.
     pub behind_nat: bool,
+    /// Whether its media may be SRTP: over TLS, its trunk's `media_encryption` (or `optional`
+    /// for phones); never over UDP or TCP, where SDES keys would travel in clear.
+    pub media_encryption: crate::config::MediaEncryption,
 }
 
 /// What the layers above ask of the SIP endpoint.
