@@ -56,7 +56,7 @@ pub struct MediaLeg {
     /// SRTP contexts, when the stream is encrypted.
     srtp: Option<SrtpSession>,
     /// SRTP and SRTCP packets dropped since the last flush to the metrics.
-    srtp_dropped: u64,
+    srtp_dropped: (u64, u64),
     counted: (u64, u64),
 }
 
@@ -88,7 +88,7 @@ impl MediaLeg {
             codec: None,
             behind_nat: false,
             srtp: None,
-            srtp_dropped: 0,
+            srtp_dropped: (0, 0),
             counted: (0, 0),
         })
     }
@@ -290,7 +290,7 @@ impl MediaLeg {
                             buf[..clear.len()].copy_from_slice(&clear);
                             return Some((clear.len(), from));
                         }
-                        Err(_) => self.srtp_dropped += 1,
+                        Err(e) => self.count_srtp_drop(&e),
                     },
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
@@ -311,6 +311,14 @@ impl MediaLeg {
         }
     }
 
+    /// Counts a packet that failed its SRTP check; the first of a run is logged.
+    fn count_srtp_drop(&mut self, e: &super::srtp::SrtpError) {
+        if self.srtp_dropped.0 == 0 {
+            tracing::debug!(local = %self.local, error = %e, "SRTP packet dropped");
+        }
+        self.srtp_dropped.0 += 1;
+    }
+
     /// Hands one RTCP datagram to the session, checked and decrypted first on an SRTP leg.
     fn on_rtcp(&mut self, from: SocketAddr, datagram: &[u8]) {
         let Some(s) = self.session.as_mut() else {
@@ -320,7 +328,12 @@ impl MediaLeg {
             None => s.on_rtcp(now(), from, datagram),
             Some(srtp) => match srtp.unprotect_rtcp(datagram) {
                 Ok(clear) => s.on_rtcp(now(), from, &clear),
-                Err(_) => self.srtp_dropped += 1,
+                Err(e) => {
+                    if self.srtp_dropped.1 == 0 {
+                        tracing::debug!(local = %self.local, error = %e, "SRTCP packet dropped");
+                    }
+                    self.srtp_dropped.1 += 1;
+                }
             },
         }
     }
@@ -358,9 +371,11 @@ impl MediaLeg {
                 .inc_by(c.packets_out.saturating_sub(self.counted.1));
             self.counted = (c.packets_in, c.packets_out);
         }
-        if self.srtp_dropped > 0 {
-            self.engine.metrics().srtp_dropped.inc_by(self.srtp_dropped);
-            self.srtp_dropped = 0;
+        if self.srtp_dropped != (0, 0) {
+            let m = self.engine.metrics();
+            m.srtp_dropped.inc_by(self.srtp_dropped.0);
+            m.srtcp_dropped.inc_by(self.srtp_dropped.1);
+            self.srtp_dropped = (0, 0);
         }
     }
 }

@@ -22,8 +22,10 @@ pub struct MediaMetrics {
     pub timeouts: IntCounter,
     /// `dialerd_call_mos`: estimated MOS per leg, at its end.
     pub mos: Histogram,
-    /// `dialerd_srtp_packets_dropped_total`: SRTP or SRTCP that failed its check.
+    /// `dialerd_srtp_packets_dropped_total{kind="rtp"}`: SRTP that failed its check.
     pub srtp_dropped: IntCounter,
+    /// `dialerd_srtp_packets_dropped_total{kind="rtcp"}`: SRTCP that failed its check.
+    pub srtcp_dropped: IntCounter,
 }
 
 impl MediaMetrics {
@@ -36,7 +38,17 @@ impl MediaMetrics {
             ),
             &["direction"],
         )?;
+        let srtp_dropped = IntCounterVec::new(
+            Opts::new(
+                "dialerd_srtp_packets_dropped_total",
+                "SRTP (kind rtp) and SRTCP (kind rtcp) packets dropped on encrypted legs: failed \
+                 authentication, replayed, or not SRTP at all.",
+            ),
+            &["kind"],
+        )?;
         let m = Self {
+            srtp_dropped: srtp_dropped.with_label_values(&["rtp"]),
+            srtcp_dropped: srtp_dropped.with_label_values(&["rtcp"]),
             packets_in: packets.with_label_values(&["in"]),
             packets_out: packets.with_label_values(&["out"]),
             sessions_active: IntGauge::new(
@@ -69,10 +81,6 @@ impl MediaMetrics {
                 )
                 .buckets(vec![1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.4, 4.5]),
             )?,
-            srtp_dropped: IntCounter::new(
-                "dialerd_srtp_packets_dropped_total",
-                "SRTP and SRTCP packets dropped: failed authentication, replayed or malformed.",
-            )?,
         };
         registry.register(Box::new(packets))?;
         registry.register(Box::new(m.sessions_active.clone()))?;
@@ -81,7 +89,7 @@ impl MediaMetrics {
         registry.register(Box::new(m.jitter.clone()))?;
         registry.register(Box::new(m.timeouts.clone()))?;
         registry.register(Box::new(m.mos.clone()))?;
-        registry.register(Box::new(m.srtp_dropped.clone()))?;
+        registry.register(Box::new(srtp_dropped))?;
         Ok(m)
     }
 }

@@ -183,6 +183,19 @@ impl SrtpSession {
 
     /// An SRTCP packet checked (tag, replay) and decrypted.
     pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        // The crate hands back a packet whose E flag is clear without checking its tag; we never
+        // agree to UNENCRYPTED_SRTCP, so such a packet is refused here first.
+        let e_flag_at = match self.keys.suite {
+            Suite::AeadAes128Gcm => packet.len().checked_sub(4),
+            Suite::AesCm128HmacSha1_80 | Suite::AesCm128HmacSha1_32 => {
+                packet.len().checked_sub(4 + 10)
+            }
+        };
+        match e_flag_at {
+            Some(at) if at >= 8 && packet[at] & 0x80 != 0 => {}
+            Some(at) if at >= 8 => return Err(SrtpError::Auth),
+            _ => return Err(SrtpError::Malformed("too short for SRTCP".into())),
+        }
         self.inbound
             .decrypt_rtcp(packet)
             .map(|b| b.to_vec())

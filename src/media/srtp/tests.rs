@@ -205,3 +205,22 @@ fn suite_names_read_back() {
         "{shown}"
     );
 }
+
+#[test]
+fn srtcp_with_its_e_flag_cleared_is_refused() {
+    for suite in Suite::ALL {
+        let (mut a, mut b) = pair(suite);
+        let sr = hex("80c80006000022220000000000000000000000000000000000000000");
+        let mut wire = a.protect_rtcp(&sr).unwrap();
+        let at = match suite {
+            Suite::AeadAes128Gcm => wire.len() - 4,
+            _ => wire.len() - 14,
+        };
+        assert_ne!(wire[at] & 0x80, 0, "{suite}: E set on what we send");
+        wire[at] &= 0x7f;
+        assert_eq!(b.unprotect_rtcp(&wire), Err(SrtpError::Auth), "{suite}");
+        // A clear RTCP packet (baresip's APP "PINGPONG") is not SRTCP either.
+        let ping = hex("80cc00036c4406c050494e47504f4e47");
+        assert!(b.unprotect_rtcp(&ping).is_err(), "{suite}");
+    }
+}
