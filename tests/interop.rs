@@ -2,6 +2,8 @@
 //! daemon: a phone registers through it (Path added), and a call through it is Record-Routed
 //! both ways — SIPp's ACK follows the route set, and dialerd's BYE comes back via the proxy.
 //! baresip registers and calls the echo number over SIP over TLS (scripts/interop/baresip-tls.sh).
+//! baresip with SRTP (SDES) over TLS calls the echo number and a relay whose other leg is plain
+//! RTP (scripts/interop/baresip-srtp.sh).
 //! The rest of the interop matrix (baresip, linphonec, SIPp over TCP) is scripts/interop/.
 
 mod common;
@@ -173,4 +175,48 @@ fn baresip_registers_and_calls_the_echo_number_over_tls() {
         "{text}"
     );
     assert!(!text.contains("FAIL"), "{text}");
+}
+
+/// Runs scripts/interop/baresip-srtp.sh with baresip's `mediaenc`; every check must pass.
+fn baresip_srtp(mediaenc: &str) {
+    let free_tcp = || {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let out =
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/interop/baresip-srtp.sh"))
+            .env("DIALERD_BIN", common::bin())
+            .env("MEDIAENC", mediaenc)
+            .env("SIP_PORT", free_udp_port().to_string())
+            .env("CARRIER_PORT", free_udp_port().to_string())
+            .env("TLS_PORT", free_tcp().to_string())
+            .env("HTTP_PORT", free_tcp().to_string())
+            .output()
+            .expect("the interop script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for wanted in [
+        "PASS: baresip hears its 440 Hz tone back through SRTP",
+        "PASS: the carrier leg is plain RTP/AVP without keys",
+        "PASS: baresip hears the carrier's echo of its tone, re-encrypted",
+        "PASS: the recording's caller side is the clear tone",
+        "PASS: the recording's carrier side is the clear echo",
+    ] {
+        assert!(text.contains(wanted), "no {wanted:?} in\n{text}");
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+}
+
+#[test]
+fn baresip_srtp_savp_over_tls_to_the_echo_and_through_a_relay_to_plain_rtp() {
+    baresip_srtp("srtp-mand");
+}
+
+#[test]
+fn baresip_best_effort_srtp_in_rtp_avp_is_taken_over_tls() {
+    baresip_srtp("srtp");
 }
