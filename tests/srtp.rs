@@ -8,8 +8,10 @@ mod common;
 use common::ua::TestUa;
 use common::Daemon;
 
-const CONFIG: &str =
-    "[sip]\necho_number = \"1000\"\n[media]\nrtp_port_min = 31300\nrtp_port_max = 31309\n";
+/// INVITEs are taken from trunks only: the test UA calls from one on loopback.
+const CONFIG: &str = "[[trunks]]\nname = \"loopback\"\nhost = \"127.0.0.1\"\n\
+    inbound_from = [\"127.0.0.1\"]\nport = 5070\nkeepalive = \"0s\"\n\
+    [sip]\necho_number = \"1000\"\n[media]\nrtp_port_min = 31300\nrtp_port_max = 31309\n";
 
 #[test]
 fn rtp_savp_over_udp_is_refused_with_488() {
