@@ -65,6 +65,7 @@ async fn relay(
         sip.reject(a, 503).await;
         return "no_rtp_port".into();
     };
+    leg_b.set_encryption(sip.media_encryption_for_trunk(None));
     let dialled = sip
         .dial(Dial {
             caller_id: Some(call.from_user.clone()).filter(|c| !c.is_empty()),

@@ -2,6 +2,7 @@
 //! through a trunk or received from one; `call/` and `dialer/` drive calls only through
 //! [`SipHandle`] and the [`LegEvent`]s of each [`Leg`].
 
+use crate::config::MediaEncryption;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -285,6 +286,8 @@ pub struct SipHandle {
     next_id: Arc<AtomicU64>,
     local_addrs: Arc<[SocketAddr]>,
     trunk_addrs: Arc<[(String, SocketAddr)]>,
+    /// Each trunk's `media_encryption`, by name.
+    trunk_encryption: Arc<[(String, MediaEncryption)]>,
 }
 
 impl SipHandle {
@@ -300,6 +303,39 @@ impl SipHandle {
             next_id: Arc::new(AtomicU64::new(1)),
             local_addrs: local_addrs.into(),
             trunk_addrs: trunk_addrs.into(),
+            trunk_encryption: Arc::new([]),
+        }
+    }
+
+    /// The same handle knowing each trunk's `media_encryption`, by name.
+    pub fn with_media_encryption(mut self, trunks: Vec<(String, MediaEncryption)>) -> Self {
+        self.trunk_encryption = trunks.into();
+        self
+    }
+
+    /// Whether `dial` offers SRTP: its trunk's `media_encryption`; never for a call to an
+    /// agent's phone, whose binding may not be TLS.
+    pub fn media_encryption_for(&self, dial: &Dial) -> MediaEncryption {
+        match dial.account {
+            Some(_) => MediaEncryption::None,
+            None => self.media_encryption_for_trunk(dial.trunk.as_deref()),
+        }
+    }
+
+    /// Whether calls placed through `trunk` offer SRTP: its `media_encryption`. `None` (any
+    /// trunk) gives the setting all trunks share, and plain RTP when they differ, since the
+    /// offer is written before the endpoint picks the trunk.
+    pub fn media_encryption_for_trunk(&self, trunk: Option<&str>) -> MediaEncryption {
+        let mut of = self
+            .trunk_encryption
+            .iter()
+            .filter(|(name, _)| trunk.is_none_or(|t| t == name))
+            .map(|(_, e)| *e);
+        let first = of.next().unwrap_or_default();
+        if of.all(|e| e == first) {
+            first
+        } else {
+            MediaEncryption::None
         }
     }
 
