@@ -412,3 +412,35 @@ impl SipHandle {
 pub(crate) fn next_id(handle: &SipHandle) -> LegId {
     LegId(handle.next_id.fetch_add(1, Ordering::Relaxed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(trunks: &[(&str, MediaEncryption)]) -> SipHandle {
+        let (tx, _rx) = mpsc::channel(1);
+        SipHandle::new(tx, Vec::new(), Vec::new())
+            .with_media_encryption(trunks.iter().map(|(n, e)| (n.to_string(), *e)).collect())
+    }
+
+    #[test]
+    fn offers_follow_the_named_trunk_and_any_trunk_only_when_all_agree() {
+        use MediaEncryption::{None as Plain, Optional, Srtp};
+        let mixed = handle(&[("udp", Plain), ("tls", Srtp)]);
+        assert_eq!(mixed.media_encryption_for_trunk(Some("tls")), Srtp);
+        assert_eq!(mixed.media_encryption_for_trunk(Some("udp")), Plain);
+        assert_eq!(mixed.media_encryption_for_trunk(Some("gone")), Plain);
+        // The endpoint may pick the UDP trunk: no keys in the offer.
+        assert_eq!(mixed.media_encryption_for_trunk(None), Plain);
+        let all = handle(&[("a", Optional), ("b", Optional)]);
+        assert_eq!(all.media_encryption_for_trunk(None), Optional);
+        assert_eq!(handle(&[]).media_encryption_for_trunk(None), Plain);
+        // A call to an agent's phone never carries keys, whatever the trunks say.
+        let to_phone = Dial {
+            account: Some("agent1".into()),
+            ..Dial::new("agent1")
+        };
+        assert_eq!(all.media_encryption_for(&to_phone), Plain);
+        assert_eq!(all.media_encryption_for(&Dial::new("100")), Optional);
+    }
+}
