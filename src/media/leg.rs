@@ -115,11 +115,6 @@ impl MediaLeg {
         self.sdp.local.encryption = encryption;
     }
 
-    /// The SRTP suite in use, when the stream is encrypted.
-    pub fn srtp_suite(&self) -> Option<super::srtp::Suite> {
-        self.srtp.as_ref().map(|s| s.keys().suite)
-    }
-
     /// Answers the far end's offer: our SDP body, and the session starts.
     pub fn answer(&mut self, offer: &[u8]) -> Result<Vec<u8>, MediaError> {
         let offer = SessionDescription::parse(offer)?;
@@ -163,6 +158,9 @@ impl MediaLeg {
     fn rekey(&mut self, keys: Option<SrtpKeys>) {
         if self.srtp.as_ref().map(|s| s.keys()) == keys.as_ref() {
             return;
+        }
+        if let Some(k) = &keys {
+            tracing::debug!(local = %self.local, suite = %k.suite, "SRTP keys set");
         }
         // Negotiation only yields keys of the suite's length, which the contexts take.
         self.srtp = keys.and_then(|k| SrtpSession::new(k).ok());
