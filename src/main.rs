@@ -390,7 +390,11 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         tracing::info!(%addr, "sip listening (tls)");
     }
     let sip_tls = sip.tls.clone();
-    tracing::info!(addr = %http.local_addr()?, "http listening");
+    let http_tls = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
+        (Some(cert), Some(key)) => Some(std::sync::Arc::new(api::server::HttpTls::new(cert, key)?)),
+        _ => None,
+    };
+    tracing::info!(addr = %http.local_addr()?, tls = http_tls.is_some(), "http listening");
     // The admin listener outlives the drain so /readyz can say 503 while work finishes.
     let http_stop = tokio_util::sync::CancellationToken::new();
     let http_done = api::server::spawn(
@@ -410,6 +414,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             live,
         }),
         api::server::ConnLimits::from(&cfg.http),
+        http_tls.clone(),
         http_stop.clone().cancelled_owned(),
     )?;
 
@@ -455,6 +460,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     while signals.recv().await == Signal::Reload {
         cfg = reload(path, cfg, &log);
         reload_certificate(&cfg.sip, &sip_tls);
+        reload_http_certificate(&cfg.http, http_tls.as_deref());
     }
 
     tracing::info!(drain_timeout = ?cfg.shutdown.drain_timeout, "shutting down: draining work in progress");
@@ -508,6 +514,19 @@ fn reload_certificate(sip: &config::SipConfig, tls: &sip::transport::TlsSettings
         }
         Err(e) => {
             tracing::error!(error = %e, "sip tls certificate not reloaded; keeping the old one")
+        }
+    }
+}
+
+/// SIGHUP: the HTTPS certificate and key are read again; on error the old ones stay.
+fn reload_http_certificate(http: &config::HttpConfig, tls: Option<&api::server::HttpTls>) {
+    let (Some(tls), Some(cert), Some(key)) = (tls, &http.tls_cert, &http.tls_key) else {
+        return;
+    };
+    match tls.reload(cert, key) {
+        Ok(()) => tracing::info!(certificate = %cert.display(), "https certificate reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "https certificate not reloaded; keeping the old one")
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Kamailio (Debian's package, conf/kamailio/dialerd-proxy.cfg) as a proxy in front of the
 //! daemon: a phone registers through it (Path added), and a call through it is Record-Routed
 //! both ways — SIPp's ACK follows the route set, and dialerd's BYE comes back via the proxy.
+//! An agent's phone registered through it is called along its Path (RFC 3327).
 //! baresip registers and calls the echo number over SIP over TLS (scripts/interop/baresip-tls.sh).
 //! baresip with SRTP (SDES) over TLS calls the echo number and a relay whose other leg is plain
 //! RTP (scripts/interop/baresip-srtp.sh), and through a TLS trunk with `media_encryption =
@@ -10,7 +11,10 @@
 mod common;
 
 use common::agent_phone::{free_udp_port, register, sipp};
+use common::api::{campaign, user, Api, ADMIN, BASE};
+use common::dialer::{phone, AGENTS};
 use common::Daemon;
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -149,6 +153,43 @@ fn kamailio_in_front_passes_registers_and_record_routes_calls_both_ways() {
         bye.ends_with(&format!("from {} (udp)", d.sip)),
         "the BYE came from dialerd: {bye}"
     );
+}
+
+#[test]
+fn an_agent_phone_registered_through_kamailio_is_called_along_its_path() {
+    let d = Daemon::start_with(
+        &format!("{BASE}{AGENTS}"),
+        &[("DIALERD_ADMIN_TOKEN", ADMIN)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Kamailio::start(dir.path(), d.sip);
+    let admin = Api::new(&d, ADMIN);
+    let (_, task) = campaign(&admin, "Behind a proxy");
+    let (_, agent) = user(&admin, "agent1", "agent");
+    // SIPp is the phone; its REGISTER goes to the proxy, which adds a Path to itself.
+    let _phone = phone("agent1", "sipp-agent-secret-1", proxy.addr);
+    let (status, session) = agent.call(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    proxy.wait_log("proxy: INVITE sip:agent1@", Duration::from_secs(3));
+    assert_eq!(
+        (status, session["state"].as_str()),
+        (201, Some("paused")),
+        "{session}\n{}",
+        proxy.log_text()
+    );
+    let log = proxy.log_text();
+    let invite = log
+        .lines()
+        .find(|l| l.contains("proxy: INVITE sip:agent1@"))
+        .unwrap_or_else(|| panic!("dialerd's INVITE did not pass the proxy:\n{log}"));
+    assert!(
+        invite.contains(&format!("from {} (udp)", d.sip)),
+        "the INVITE came from dialerd: {invite}"
+    );
+    agent.ok("DELETE", "/api/v1/agent/session", None);
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! a throwaway CA: a client's OPTIONS over TLS is answered on the connection it came on, with
 //! the certificate from `sip.tls_certificate` (a renewed one after SIGHUP); a TLS trunk
 //! verifies the carrier's certificate for its name and keeps it up with OPTIONS over TLS, and a
-//! carrier whose certificate does not carry the name gets nothing.
+//! carrier whose certificate does not carry the name gets nothing. The HTTP listener speaks
+//! HTTPS with `http.tls_cert`, renewed on SIGHUP too.
 
 mod common;
 
@@ -157,9 +158,9 @@ fn tls_port(d: &Daemon) -> u16 {
         .port()
 }
 
-/// `openssl s_client` to the daemon's TLS port, verifying its certificate for `sip.test`,
-/// sending an OPTIONS; its output lines.
-fn options_over_tls(pki: &Pki, port: u16) -> (Killed, mpsc::Receiver<String>) {
+/// `openssl s_client` to `port`, verifying the certificate for `name`, sending `bytes`; its
+/// output lines.
+fn s_client(pki: &Pki, port: u16, name: &str, bytes: &[u8]) -> (Killed, mpsc::Receiver<String>) {
     let mut c = Command::new("openssl")
         .current_dir(pki.dir.path())
         .args([
@@ -169,17 +170,19 @@ fn options_over_tls(pki: &Pki, port: u16) -> (Killed, mpsc::Receiver<String>) {
             "-CAfile",
             "ca.pem",
         ])
-        .args([
-            "-verify_return_error",
-            "-verify_hostname",
-            "sip.test",
-            "-ign_eof",
-        ])
+        .args(["-verify_return_error", "-verify_hostname", name, "-ign_eof"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    c.stdin.as_mut().unwrap().write_all(bytes).unwrap();
+    let rx = lines_of(&mut c);
+    (Killed(c), rx)
+}
+
+/// An OPTIONS over TLS to the daemon's TLS port, its certificate verified for `sip.test`.
+fn options_over_tls(pki: &Pki, port: u16) -> (Killed, mpsc::Receiver<String>) {
     let local = "127.0.0.1:5999";
     let msg = format!(
         "OPTIONS sip:dialerd@127.0.0.1:{port};transport=tls SIP/2.0\r\n\
@@ -187,9 +190,7 @@ fn options_over_tls(pki: &Pki, port: u16) -> (Killed, mpsc::Receiver<String>) {
          From: <sips:probe@sip.test>;tag=tls1\r\nTo: <sips:dialerd@127.0.0.1:{port}>\r\n\
          Call-ID: tls-options-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     );
-    c.stdin.as_mut().unwrap().write_all(msg.as_bytes()).unwrap();
-    let rx = lines_of(&mut c);
-    (Killed(c), rx)
+    s_client(pki, port, "sip.test", msg.as_bytes())
 }
 
 fn start(pki: &Pki, extra: &str) -> Daemon {
@@ -310,8 +311,10 @@ fn a_carrier_that_asks_for_a_client_certificate_gets_the_trunks() {
     let d = start(&pki, &tls_trunk(&pki, port, "carrier.test"));
     assert!(until(&rx, "OPTIONS", Duration::from_secs(4)).is_none());
     drop(d);
-    // With tls_client_certificate, the keepalive gets through.
-    let (_s, port, rx) = carrier(&pki, &verify);
+    // With tls_client_certificate, the keepalive gets through, its Via offering the connection
+    // for the carrier's own requests (RFC 5923 alias): the carrier sends one back over it.
+    let with_crlf = [&verify[..], &["-crlf"]].concat();
+    let (mut s, port, rx) = carrier(&pki, &with_crlf);
     let trunk = tls_trunk(&pki, port, "carrier.test")
         + &format!(
             "tls_client_certificate = \"{}\"\ntls_client_key = \"{}\"\n",
@@ -319,10 +322,23 @@ fn a_carrier_that_asks_for_a_client_certificate_gets_the_trunks() {
             pki.path("client.key").display()
         );
     let _d = start(&pki, &trunk);
-    assert!(
-        until(&rx, "CSeq: 1 OPTIONS", Duration::from_secs(10)).is_some(),
-        "no OPTIONS through a carrier that checks client certificates"
+    let seen = until(&rx, "CSeq: 1 OPTIONS", Duration::from_secs(10))
+        .expect("no OPTIONS through a carrier that checks client certificates")
+        .join("\n");
+    let via = seen.lines().find(|l| l.starts_with("Via: ")).unwrap_or("");
+    assert!(via.ends_with(";alias"), "{seen}");
+    let request = format!(
+        "OPTIONS sip:dialerd@127.0.0.1 SIP/2.0\nVia: SIP/2.0/TLS 127.0.0.1:{port};branch=z9hG4bKback1\n\
+         Max-Forwards: 70\nFrom: <sip:carrier@carrier.test>;tag=c1\nTo: <sip:dialerd@127.0.0.1>\n\
+         Call-ID: back-1@carrier.test\nCSeq: 7 OPTIONS\nContent-Length: 0\n\n"
     );
+    let stdin = s.0.stdin.as_mut().unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let answer = until(&rx, "CSeq: 7 OPTIONS", Duration::from_secs(10))
+        .expect("the carrier's request over dialerd's connection got no answer")
+        .join("\n");
+    assert!(answer.contains("SIP/2.0 200"), "{answer}");
 }
 
 #[test]
@@ -360,4 +376,65 @@ fn check_config_names_a_missing_key_and_an_unreadable_ca() {
         pki.path("server.key").display()
     ));
     assert!(ok, "{err}");
+    // HTTPS: both files, and ones rustls takes.
+    let (ok, err) = check(&format!("[http]\ntls_cert = \"{}\"\n", cert.display()));
+    assert!(!ok && err.contains("http.tls_key"), "{err}");
+    let (ok, err) = check(&format!(
+        "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        pki.path("missing.key").display()
+    ));
+    assert!(!ok && err.contains("http.tls_cert"), "{err}");
+    let (ok, err) = check(&format!(
+        "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        pki.path("server.key").display()
+    ));
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn the_http_listener_speaks_https_with_a_certificate_that_sighup_renews() {
+    let pki = Pki::new();
+    pki.issue("web", "console", "DNS:console.test,IP:127.0.0.1");
+    let config = format!(
+        "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        pki.path("web.pem").display(),
+        pki.path("web.key").display()
+    );
+    let mut d = Daemon::start(&config);
+    let port = d.http.port();
+    let get = b"GET /agent/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let (_c, rx) = s_client(&pki, port, "console.test", get);
+    let seen = until(&rx, "HTTP/1.1 200", Duration::from_secs(10))
+        .expect("no 200 over HTTPS")
+        .join("\n");
+    assert!(seen.contains("Verify return code: 0 (ok)"), "{seen}");
+    assert!(
+        seen.contains("CN=console") || seen.contains("CN = console"),
+        "{seen}"
+    );
+
+    // Plain HTTP on the HTTPS port gets a TLS alert, no page.
+    let mut plain = std::net::TcpStream::connect(d.http).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    plain.write_all(get).unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "plain HTTP answered on the HTTPS listener"
+    );
+
+    // A renewed certificate at the same paths is presented after SIGHUP.
+    pki.issue("web", "console renewed", "DNS:console.test,IP:127.0.0.1");
+    d.signal(libc::SIGHUP);
+    d.wait_log("https certificate reloaded", Duration::from_secs(5));
+    let (_c, rx) = s_client(&pki, port, "console.test", get);
+    let seen = until(&rx, "HTTP/1.1 200", Duration::from_secs(10))
+        .expect("no 200 after renewal")
+        .join("\n");
+    assert!(seen.contains("console renewed"), "{seen}");
 }

@@ -16,17 +16,9 @@ fn serve_one(carrier: &UdpSocket, answer: bool) -> String {
     let req = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(req.starts_with("OPTIONS sip:127.0.0.1:"), "{req}");
     if answer {
-        let mut resp = String::from("SIP/2.0 200 OK\\r\\n");
-        for line in req.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
-            let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
-            if ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str()) {
-                resp.push_str(line);
-                resp.push_str("\r\n");
-            }
-        }
-        resp = resp.replace("\\r\\n", "\r\n");
-        resp.push_str("Content-Length: 0\r\n\r\n");
-        carrier.send_to(resp.as_bytes(), from).unwrap();
+        carrier
+            .send_to(common::ok_response(&req).as_bytes(), from)
+            .unwrap();
     }
     req
 }

@@ -236,11 +236,12 @@ for seed in range(1, int(os.environ["SEEDS"]) + 1):
 occ = [s["occupancy"] for s in sims]
 ab = [s["abandon_ratio"] for s in sims]
 print(f"live              placed {live_fig['placed']}, answered {answered}, abandoned {abandoned}: "
-      f"occupancy {100 * occupancy:.1f} %, abandon {100 * live_abandon:.2f} %")
+      f"occupancy {100 * occupancy:.1f} %, abandon {100 * live_abandon:.2f} %; decisions {live_fig.get('decisions')}")
 print(f"simulated         {len(sims)} seeds, placed {statistics.mean(s['calls_placed'] for s in sims):.0f}, "
       f"answered {statistics.mean(s['live_answers'] for s in sims):.0f} on average: occupancy "
       f"{100 * statistics.mean(occ):.1f} % ({100 * min(occ):.1f}-{100 * max(occ):.1f}), abandon "
-      f"{100 * statistics.mean(ab):.2f} % ({100 * min(ab):.2f}-{100 * max(ab):.2f})")
+      f"{100 * statistics.mean(ab):.2f} % ({100 * min(ab):.2f}-{100 * max(ab):.2f}); fallback decisions "
+      f"{ {k: round(statistics.mean(s['fallback_decisions'].get(k, 0) for s in sims)) for k in ('warming_up', 'abandon_cap')} }")
 d_occ = 100 * (occupancy - statistics.mean(occ))
 d_ab = 100 * (live_abandon - statistics.mean(ab))
 verdict = "agree" if abs(d_occ) <= 5 and abs(d_ab) <= 1 else "DISAGREE"

@@ -3,17 +3,21 @@
 //! `http.header_read_timeout`, a cap on connections served at once, and a bounded read
 //! buffer; `axum::serve` offers none of these. It runs on a runtime of its own, one thread at
 //! a lower CPU priority (and so are the blocking threads where passwords are hashed), so a
-//! flood of HTTP requests cannot delay SIP and media work on the main runtime.
+//! flood of HTTP requests cannot delay SIP and media work on the main runtime. With
+//! [`HttpTls`] it speaks HTTPS (rustls; the handshake must end within the header timeout).
 
 use super::ApiError;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::{rustls, TlsAcceptor};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -43,6 +47,44 @@ impl From<&crate::config::HttpConfig> for ConnLimits {
     }
 }
 
+/// The listener's certificate: HTTPS when set, replaced by [`HttpTls::reload`].
+pub struct HttpTls {
+    config: RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl HttpTls {
+    /// HTTPS with the certificate chain and key of these PEM files.
+    pub fn new(cert: &Path, key: &Path) -> Result<Self, crate::tls::TlsError> {
+        Ok(Self {
+            config: RwLock::new(Self::load(cert, key)?),
+        })
+    }
+
+    /// Reads the files again; new connections get the new certificate. On error the old one
+    /// stays.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), crate::tls::TlsError> {
+        let fresh = Self::load(cert, key)?;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, crate::tls::TlsError> {
+        let mut config = crate::tls::server_config(cert, key)?;
+        // hyper serves HTTP/1.1 here (the WebSockets upgrade from it).
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(
+            self.config
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+}
+
 /// Nice value of the HTTP threads: SIP and media (nice 0) win the CPU when both want it.
 const HTTP_NICE: libc::c_int = 10;
 
@@ -64,6 +106,7 @@ pub fn spawn(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
+    tls: Option<Arc<HttpTls>>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::sync::oneshot::Receiver<Result<(), ApiError>>, ApiError> {
     let listener = listener.into_std().map_err(ApiError::Runtime)?;
@@ -80,7 +123,7 @@ pub fn spawn(
             lower_priority();
             let done = runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener).map_err(ApiError::Runtime)?;
-                serve(listener, router, limits, stop).await
+                serve(listener, router, limits, tls, stop).await
             });
             let _ = done_tx.send(done);
         })
@@ -93,6 +136,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
+    tls: Option<Arc<HttpTls>>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -121,29 +165,16 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let stopping = stopping.clone();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         conns.spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(MAX_BUF)
-                .serve_connection(TokioIo::new(stream), service)
-                // The agents' event WebSockets take the connection over.
-                .with_upgrades();
-            tokio::pin!(conn);
-            let done = tokio::select! {
-                done = conn.as_mut() => done,
-                () = stopping.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            let Some(acceptor) = acceptor else {
+                return serve_connection(stream, peer, router, limits, stopping).await;
             };
-            if let Err(e) = done {
-                tracing::debug!(%peer, error = %e, "http connection ended");
+            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_connection(tls, peer, router, limits, stopping).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "https handshake failed"),
+                Err(_) => tracing::debug!(%peer, "https handshake timed out"),
             }
         });
     }
@@ -151,4 +182,38 @@ pub async fn serve(
     conns.close();
     conns.wait().await;
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it ends, or gracefully once `stopping`.
+async fn serve_connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    router: Router,
+    limits: ConnLimits,
+    stopping: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_BUF)
+        .serve_connection(TokioIo::new(stream), service)
+        // The agents' event WebSockets take the connection over.
+        .with_upgrades();
+    tokio::pin!(conn);
+    let done = tokio::select! {
+        done = conn.as_mut() => done,
+        () = stopping.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = done {
+        tracing::debug!(%peer, error = %e, "http connection ended");
+    }
 }

@@ -338,6 +338,7 @@ const LIST_SAMPLES: &[(&str, &str)] = &[
     ("media.codecs", "PCMA,PCMU"),
     ("sessions.pause_reasons", "coffee,lunch"),
     ("sip.digest_algorithms", "MD5,SHA-256"),
+    ("sip.dns_servers", "127.0.0.1:5353,[::1]:53"),
     ("sip.listen", "127.0.0.1:5062,[::1]:5062"),
     ("sip.tls_listen", "127.0.0.1:5061,[::1]:5061"),
 ];

@@ -290,6 +290,38 @@ pub struct HttpConfig {
     pub body_read_timeout: Duration,
     /// Connections served at once; beyond it new ones get 503 and are closed.
     pub max_connections: usize,
+    /// Certificate chain (PEM) for HTTPS on `listen`, read again on SIGHUP; unset: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl HttpConfig {
+    /// HTTPS needs a certificate and its key that rustls takes; on failure, the key at fault
+    /// and why.
+    pub fn check_tls(&self) -> Result<(), (&'static str, String)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                crate::tls::server_config(cert, key)
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (
+                            "http.tls_cert",
+                            format!("wanted a usable PEM certificate and key: {e}"),
+                        )
+                    })
+            }
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err((
+                "http.tls_cert",
+                "wanted the PEM certificate chain of http.tls_key".into(),
+            )),
+            (Some(_), None) => Err((
+                "http.tls_key",
+                "wanted the PEM private key of http.tls_cert".into(),
+            )),
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -301,6 +333,8 @@ impl Default for HttpConfig {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 256,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -382,6 +416,8 @@ pub struct SipConfig {
     /// Answer every UDP request at its source port, as if it carried `rport` (for NATed phones
     /// that do not add it); off means strict RFC 3261 §18.2.2 routing.
     pub force_rport: bool,
+    /// DNS servers for trunk host names (`ip:port`); empty: those of `/etc/resolv.conf`.
+    pub dns_servers: Vec<SocketAddr>,
     /// RFC 3261 T1: round-trip estimate, first retransmission interval.
     #[serde(with = "humantime_serde")]
     pub t1: Duration,
@@ -451,6 +487,7 @@ impl Default for SipConfig {
             min_expires: Duration::from_secs(60),
             max_expires: Duration::from_secs(3600),
             force_rport: false,
+            dns_servers: Vec::new(),
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
@@ -751,6 +788,9 @@ impl Config {
             );
         }
         if let Err((key, why)) = self.sip.check_tls() {
+            return Err((key.into(), why));
+        }
+        if let Err((key, why)) = self.http.check_tls() {
             return Err((key.into(), why));
         }
         if !(1024..=1_048_576).contains(&self.sip.max_message_size) {

@@ -28,6 +28,9 @@ pub enum SipError {
     /// The TLS certificate, key or a trunk's CA cannot be used.
     #[error("sip tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The DNS resolver could not be set up.
+    #[error("dns: {0}")]
+    Dns(#[from] dns::DnsError),
     /// A metric could not be registered.
     #[error("cannot register sip metrics: {0}")]
     Metrics(#[from] prometheus::Error),

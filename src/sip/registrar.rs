@@ -50,6 +50,9 @@ pub struct Binding {
     cseq: u32,
     /// The address the REGISTER came from: the phone's INVITEs must come from it too.
     source: IpAddr,
+    /// The proxies the REGISTER passed (RFC 3327 Path, first hop first): requests to the
+    /// contact are routed through them.
+    pub path: Vec<String>,
 }
 
 /// What to do with an INVITE from a source that is no trunk.
@@ -244,6 +247,7 @@ impl Registrar {
             return self.ok(now, req, tag, &user);
         }
 
+        let path = path_of(req);
         let mut changes = Vec::new();
         for contact in &contacts {
             let uri = contact_uri(contact);
@@ -282,6 +286,7 @@ impl Registrar {
                         call_id: call_id.clone(),
                         cseq,
                         source,
+                        path: path.clone(),
                     };
                 }
                 (None, true) => {}
@@ -291,6 +296,7 @@ impl Registrar {
                     call_id: call_id.clone(),
                     cseq,
                     source,
+                    path: path.clone(),
                 }),
             }
         }
@@ -420,8 +426,27 @@ impl Registrar {
                     b.contact
                 ))));
         }
+        // RFC 3327 §5.3: the registrar returns the Path it stored.
+        let path = path_of(req);
+        if !path.is_empty() {
+            r.headers
+                .push(Header::Other("Path".into(), path.join(", ")));
+        }
         r
     }
+}
+
+/// The Path header values of `req` (RFC 3327), one element each, in order.
+fn path_of(req: &rsip::Request) -> Vec<String> {
+    req.headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::Other(name, value) if name.eq_ignore_ascii_case("path") => Some(value),
+            _ => None,
+        })
+        .flat_map(|v| crate::sip::wire::list_elements(v).unwrap_or_default())
+        .map(str::to_string)
+        .collect()
 }
 
 fn header_value(req: &rsip::Request, name: &str) -> Option<String> {

@@ -110,8 +110,10 @@ pub struct TrunkStatus {
 pub struct Trunk {
     /// Its configuration.
     pub config: TrunkConfig,
-    /// Resolved proxy address (None: the name did not resolve; the trunk is down).
+    /// The address in use, one of `targets` (None: the name did not resolve; the trunk is down).
     pub addr: Option<SocketAddr>,
+    /// Every address the host resolved to, in RFC 3263 order: on failure the next is tried.
+    targets: Vec<SocketAddr>,
     up: bool,
     failures: u32,
     next_ping: Instant,
@@ -123,10 +125,35 @@ pub struct Trunk {
 }
 
 impl Trunk {
+    /// The target after the one in use, wrapping round; `None` with fewer than two.
+    fn next_target(&self) -> Option<SocketAddr> {
+        if self.targets.len() < 2 {
+            return None;
+        }
+        let at = self
+            .addr
+            .and_then(|a| self.targets.iter().position(|&t| t == a))
+            .unwrap_or(0);
+        Some(self.targets[(at + 1) % self.targets.len()])
+    }
+
+    /// Uses `addr` from now on: probed at once, and registered with again when registering.
+    fn move_to(&mut self, addr: SocketAddr, now: Instant) {
+        self.addr = Some(addr);
+        self.failures = 0;
+        self.next_ping = now;
+        if let Some(r) = &mut self.registration {
+            if !r.in_flight {
+                r.next = now;
+            }
+            r.until = None;
+        }
+    }
+
     /// True when `source` is this trunk: its address and port exactly (UDP source addresses
     /// are easily forged, so the port must match too), or inside an `inbound_from` network.
     fn sends_from(&self, source: SocketAddr) -> bool {
-        self.addr == Some(source)
+        self.targets.contains(&source)
             || self
                 .config
                 .inbound_from
@@ -175,39 +202,44 @@ pub struct Trunks {
 }
 
 impl Trunks {
-    /// Trunks from config with their resolved addresses; all start up and are probed at once.
-    pub fn new(configs: &[TrunkConfig], addrs: Vec<Option<SocketAddr>>, now: Instant) -> Self {
+    /// Trunks from config with their resolved addresses (in the order to try them; empty when
+    /// the host did not resolve); all start up and are probed at once.
+    pub fn new(configs: &[TrunkConfig], targets: Vec<Vec<SocketAddr>>, now: Instant) -> Self {
         let trunks = configs
             .iter()
-            .zip(addrs)
-            .map(|(c, addr)| Trunk {
-                config: c.clone(),
-                addr,
-                up: addr.is_some(),
-                failures: 0,
-                next_ping: now,
-                ping_in_flight: false,
-                active_calls: 0,
-                bucket: TokenBucket::new(c.max_cps, now),
-                registration: (c.register && addr.is_some()).then(|| Registration {
-                    in_flight: false,
-                    until: None,
-                    next: now,
+            .zip(targets)
+            .map(|(c, targets)| {
+                let addr = targets.first().copied();
+                Trunk {
+                    config: c.clone(),
+                    addr,
+                    targets,
+                    up: addr.is_some(),
                     failures: 0,
-                    call_id: String::new(),
-                    cseq: 0,
-                    digest: {
-                        let d = crate::sip::auth::DigestClient::new(
-                            c.username.clone(),
-                            c.password.expose().to_string(),
-                        );
-                        if c.realm.is_empty() {
-                            d
-                        } else {
-                            d.with_realm(c.realm.clone())
-                        }
-                    },
-                }),
+                    next_ping: now,
+                    ping_in_flight: false,
+                    active_calls: 0,
+                    bucket: TokenBucket::new(c.max_cps, now),
+                    registration: c.register.then(|| Registration {
+                        in_flight: false,
+                        until: None,
+                        next: now,
+                        failures: 0,
+                        call_id: String::new(),
+                        cseq: 0,
+                        digest: {
+                            let d = crate::sip::auth::DigestClient::new(
+                                c.username.clone(),
+                                c.password.expose().to_string(),
+                            );
+                            if c.realm.is_empty() {
+                                d
+                            } else {
+                                d.with_realm(c.realm.clone())
+                            }
+                        },
+                    }),
+                }
             })
             .collect();
         Self { trunks }
@@ -233,6 +265,7 @@ impl Trunks {
         let reg = self
             .trunks
             .iter()
+            .filter(|t| t.addr.is_some())
             .filter_map(|t| t.registration.as_ref())
             .filter(|r| !r.in_flight)
             .map(|r| r.next)
@@ -250,6 +283,9 @@ impl Trunks {
     pub fn due_registrations(&mut self, now: Instant) -> Vec<usize> {
         let mut due = Vec::new();
         for (i, t) in self.trunks.iter_mut().enumerate() {
+            if t.addr.is_none() {
+                continue;
+            }
             if let Some(r) = &mut t.registration {
                 if !r.in_flight && r.next <= now {
                     r.in_flight = true;
@@ -323,9 +359,41 @@ impl Trunks {
             t.failures += 1;
             if t.failures >= DOWN_AFTER {
                 t.up = false;
+                if let Some(next) = t.next_target() {
+                    tracing::warn!(trunk = %t.config.name, addr = %next, "trunk target not answering; trying the next one");
+                    t.move_to(next, now);
+                }
             }
         }
         was_up != t.up
+    }
+
+    /// New addresses for trunk `i` from a fresh resolution. The address in use stays when it is
+    /// still listed; otherwise the first new one is used and probed at once. An empty list (the
+    /// name no longer resolves) keeps the old addresses. Returns true when the address in use
+    /// changed.
+    pub fn set_targets(&mut self, i: usize, targets: Vec<SocketAddr>, now: Instant) -> bool {
+        let Some(t) = self.trunks.get_mut(i) else {
+            return false;
+        };
+        if targets.is_empty() {
+            return false;
+        }
+        let keep = t.addr.filter(|a| targets.contains(a));
+        t.targets = targets;
+        match keep {
+            Some(_) => false,
+            None => {
+                let first = t.targets[0];
+                t.move_to(first, now);
+                true
+            }
+        }
+    }
+
+    /// Every address trunk `i` resolved to, in the order they are tried.
+    pub fn targets(&self, i: usize) -> &[SocketAddr] {
+        self.trunks.get(i).map_or(&[], |t| &t.targets)
     }
 
     /// Picks a trunk for a new call — the named one, or the least loaded one that is up — and
@@ -402,7 +470,11 @@ impl Trunks {
     /// Every source INVITEs are taken from: the trunks' addresses and `inbound_from` networks.
     pub fn trusted_sources(&self) -> TrustedSources {
         TrustedSources {
-            addrs: self.trunks.iter().filter_map(|t| t.addr).collect(),
+            addrs: self
+                .trunks
+                .iter()
+                .flat_map(|t| t.targets.iter().copied())
+                .collect(),
             nets: self
                 .trunks
                 .iter()

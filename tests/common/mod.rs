@@ -387,6 +387,20 @@ pub fn udp_exchange(to: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Stri
     }
 }
 
+/// A bodiless 200 OK to the SIP request `req` (its Via, From, To, Call-ID and CSeq copied).
+pub fn ok_response(req: &str) -> String {
+    let mut resp = String::from("SIP/2.0 200 OK\r\n");
+    for line in req.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+        if ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str()) {
+            resp.push_str(line);
+            resp.push_str("\r\n");
+        }
+    }
+    resp.push_str("Content-Length: 0\r\n\r\n");
+    resp
+}
+
 /// A fresh OPTIONS request as a UDP client at `from_port` would send it.
 pub fn options_request(branch: &str) -> Vec<u8> {
     format!(

@@ -201,13 +201,13 @@ impl Endpoint {
                 reason,
             });
         };
-        let contact = self
+        let binding = self
             .server
             .registrar_mut()
             .lookup(account)
             .last()
-            .map(|b| b.contact.clone());
-        let Some(contact) = contact else {
+            .map(|b| (b.contact.clone(), b.path.clone()));
+        let Some((contact, path)) = binding else {
             return fail(format!("no phone is registered for {account}"));
         };
         let Some(uri) = crate::sip::wire::parse_uri(&contact) else {
@@ -218,12 +218,22 @@ impl Endpoint {
                 "the registered contact {contact} names no IP address"
             ));
         };
-        let lower = contact.to_ascii_lowercase();
-        if lower.contains("transport=tls") || lower.starts_with("sips:") || lower.contains("<sips:")
-        {
-            peer.transport = Transport::Tls;
-        } else if lower.contains("transport=tcp") {
-            peer.transport = Transport::Tcp;
+        peer.transport = transport_named(&contact).unwrap_or(peer.transport);
+        // Registered through proxies (Path): the INVITE goes to the first of them, with the
+        // path as its Route set, and reaches the contact from the last one.
+        if let Some(first) = path.first() {
+            let hop = crate::sip::wire::parse_uri(
+                first
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or(""),
+            );
+            let Some(mut hop_peer) = hop.as_ref().and_then(super::uri_peer) else {
+                return fail(format!("the registered path {first} names no IP address"));
+            };
+            hop_peer.transport = transport_named(first).unwrap_or(hop_peer.transport);
+            peer = hop_peer;
         }
         let host = uri.host_with_port.to_string();
         let display = dial
@@ -242,6 +252,9 @@ impl Endpoint {
             Ok(r) => r,
             Err(e) => return fail(format!("cannot build the INVITE: {e}")),
         };
+        for hop in path {
+            push_header(&mut invite, "Route", hop);
+        }
         for (name, value) in dial.headers {
             push_header(&mut invite, &name, value);
         }
@@ -873,4 +886,17 @@ fn sdp_of(headers: &rsip::Headers, body: &[u8]) -> Option<Vec<u8>> {
 fn push_header(req: &mut rsip::Request, name: &str, value: String) {
     req.headers
         .push(rsip::Header::Other(name.to_string(), value));
+}
+
+/// The transport a SIP URI or name-addr asks for: TLS for `sips:` or `transport=tls`, TCP for
+/// `transport=tcp`, else `None`.
+fn transport_named(uri: &str) -> Option<Transport> {
+    let lower = uri.to_ascii_lowercase();
+    if lower.contains("transport=tls") || lower.starts_with("sips:") || lower.contains("<sips:") {
+        Some(Transport::Tls)
+    } else if lower.contains("transport=tcp") {
+        Some(Transport::Tcp)
+    } else {
+        None
+    }
 }

@@ -4,6 +4,7 @@
 
 mod admission;
 mod legs;
+mod trunk_dns;
 mod trunking;
 
 use super::dialog::{DialogConfig, DialogEvent, DialogId, DialogLayer, InDialog};
@@ -17,7 +18,7 @@ use super::transport::{Inbound, Peer, TlsSettings, Transport, TransportConfig, T
 use super::trunk::{TrunkStatus, Trunks};
 use super::wire::{self, WireError};
 use super::SipError;
-use crate::config::{Config, TransportKind, TrunkConfig};
+use crate::config::Config;
 use crate::shutdown::Shutdown;
 use rsip::headers::UntypedHeader;
 use std::collections::{BTreeSet, HashMap};
@@ -104,27 +105,22 @@ pub async fn start(
     .await?;
     let local_addrs = transports.local_addrs().to_vec();
     let tls_addrs = transports.tls_addrs().to_vec();
-    let resolved = resolve_trunks(cfg_trunks).await;
-    // A TLS trunk's certificate must carry its name, and chain to its CA or a public root.
-    for (t, addr) in cfg_trunks.iter().zip(&resolved) {
-        if let (TransportKind::Tls, Some(addr)) = (t.transport, addr) {
-            let name = t.tls_server_name.as_deref().unwrap_or(&t.host);
-            let name = name.trim_matches(['[', ']']);
-            let identity = t
-                .tls_client_certificate
-                .as_deref()
-                .zip(t.tls_client_key.as_deref());
-            let client = crate::tls::client_config_with(t.tls_ca.as_deref(), identity)?;
-            if !tls.name_peer(*addr, name, client) {
-                tracing::warn!(trunk = %t.name, name, "not a name a certificate can carry; verified for the address");
-            }
-        }
-    }
+    let resolver = super::dns::Resolver::new(&cfg.dns_servers)?;
+    let (resolved, due) = trunk_dns::resolve_all(&resolver, cfg_trunks, &tls).await?;
     let trunk_addrs = cfg_trunks
         .iter()
         .zip(&resolved)
-        .filter_map(|(t, a)| Some((t.name.clone(), (*a)?)))
+        .filter_map(|(t, a)| Some((t.name.clone(), *a.first()?)))
         .collect();
+    let (trunk_dns_tx, trunk_dns) = mpsc::channel(16);
+    shutdown.spawn(trunk_dns::keep_current(
+        resolver,
+        cfg_trunks.to_vec(),
+        due,
+        tls.clone(),
+        trunk_dns_tx,
+        shutdown.token(),
+    ));
     let sip = SipHandle::new(commands_tx, local_addrs.clone(), trunk_addrs).with_media_encryption(
         cfg_trunks
             .iter()
@@ -188,6 +184,7 @@ pub async fn start(
         registers: HashMap::new(),
         commands,
         accounts,
+        trunk_dns,
         legs: HashMap::new(),
         leg_txns: HashMap::new(),
         leg_of_dialog: HashMap::new(),
@@ -220,29 +217,6 @@ pub async fn start(
     })
 }
 
-/// Each trunk's proxy address: RFC 3263 — an IP literal as is, a name with a port by A/AAAA, a
-/// name without one by SRV then A/AAAA on 5060; `None` when it does not resolve. Resolved once
-/// at start-up.
-async fn resolve_trunks(trunks: &[TrunkConfig]) -> Vec<Option<SocketAddr>> {
-    let resolver = super::dns::Resolver::from_system();
-    let mut out = Vec::new();
-    for t in trunks {
-        let transport = Transport::from(t.transport);
-        let addr = match resolver.resolve_sip(&t.host, t.port, transport).await {
-            Ok(addrs) => addrs.into_iter().next(),
-            Err(e) => {
-                tracing::warn!(trunk = %t.name, host = %t.host, error = %e, "cannot resolve trunk host; trunk down, its INVITEs refused");
-                None
-            }
-        };
-        if let Some(a) = addr {
-            tracing::info!(trunk = %t.name, host = %t.host, addr = %a, "trunk resolved");
-        }
-        out.push(addr);
-    }
-    out
-}
-
 /// The endpoint task's state.
 struct Endpoint {
     layer: TransactionLayer,
@@ -263,6 +237,8 @@ struct Endpoint {
     commands: mpsc::Receiver<LegCommand>,
     /// Changes to agents' SIP logins, applied before the SIP messages that follow them.
     accounts: mpsc::UnboundedReceiver<AccountUpdate>,
+    /// Trunks' addresses from DNS lookups made when their answers expire.
+    trunk_dns: mpsc::Receiver<trunk_dns::TrunkTargets>,
     /// Call legs by id.
     legs: HashMap<LegId, legs::LegState>,
     /// INVITE transactions of legs.
@@ -343,6 +319,7 @@ impl Endpoint {
                     self.server.registrar_mut().update_account(update);
                     self.apply_account_updates();
                 }
+                Some(update) = self.trunk_dns.recv() => self.trunk_resolved(update),
                 Some(cmd) = self.commands.recv() => {
                     self.on_leg_command(cmd);
                     for _ in 1..BATCH {

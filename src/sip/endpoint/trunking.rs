@@ -54,6 +54,18 @@ impl Endpoint {
         }
     }
 
+    /// A trunk's host resolved again: the address in use changes only when it is no longer
+    /// listed, and INVITEs are taken from the new addresses.
+    pub(super) fn trunk_resolved(&mut self, update: super::trunk_dns::TrunkTargets) {
+        if self.trunks.set_targets(update.index, update.targets, now()) {
+            let status = self.trunks.status();
+            let t = &status[update.index];
+            tracing::warn!(trunk = %t.name, addr = ?t.address, "trunk address changed in dns");
+        }
+        self.server.policy_mut().trusted = self.trunks.trusted_sources();
+        self.publish_trunks();
+    }
+
     pub(super) fn keepalive_done(&mut self, trunk: usize, answered: bool) {
         if self.trunks.keepalive_result(trunk, answered, now()) {
             let status = self.trunks.status();

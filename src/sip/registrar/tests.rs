@@ -622,3 +622,41 @@ fn an_invite_authenticated_as_someone_else_than_its_from_is_refused() {
         matches!(r.authorize_invite(t0, &inv, PHONE, "t"), InviteAuth::Refuse(x) if x.status_code.code() == 403)
     );
 }
+
+#[test]
+fn a_register_through_proxies_keeps_its_path_and_the_200_returns_it() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let mut req = register("agent1", 1, &["<sip:agent1@10.0.0.5:5060>"], Some(600));
+    // Two proxies, the outer one's Path first; one header carries a list.
+    req.headers.push(Header::Other(
+        "Path".into(),
+        "<sip:edge.example;lr>, <sip:198.51.100.7:5070;lr;transport=tcp>".into(),
+    ));
+    let resp = with_auth(&mut r, t0, req, "correct horse");
+    assert_eq!(resp.status_code.code(), 200);
+    let echoed: Vec<&str> = resp
+        .headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::Other(n, v) if n.eq_ignore_ascii_case("Path") => Some(v.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        echoed,
+        ["<sip:edge.example;lr>, <sip:198.51.100.7:5070;lr;transport=tcp>"]
+    );
+    assert_eq!(
+        r.lookup("agent1")[0].path,
+        [
+            "<sip:edge.example;lr>",
+            "<sip:198.51.100.7:5070;lr;transport=tcp>"
+        ]
+    );
+    // A refresh without Path (the phone now registers directly) forgets it.
+    let req = register("agent1", 2, &["<sip:agent1@10.0.0.5:5060>"], Some(600));
+    let resp = with_auth(&mut r, t0, req, "correct horse");
+    assert_eq!(resp.status_code.code(), 200);
+    assert!(r.lookup("agent1")[0].path.is_empty());
+}

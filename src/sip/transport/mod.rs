@@ -402,6 +402,47 @@ async fn bind_pair(
     }
 }
 
+/// A request with `;alias` (RFC 5923) added to its top Via; responses and requests that
+/// already carry it are returned as they are.
+fn via_alias(bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.starts_with(b"SIP/2.0 ") {
+        return bytes;
+    }
+    let head_end = find(&bytes, b"\r\n\r\n").unwrap_or(bytes.len());
+    let mut at = 0;
+    while let Some(i) = find(&bytes[at..head_end], b"\r\n") {
+        let start = at + i + 2;
+        let end = start + find(&bytes[start..head_end], b"\r\n").unwrap_or(head_end - start);
+        let line = &bytes[start..end];
+        let name_end = line.iter().position(|&b| b == b':').unwrap_or(0);
+        let name = line[..name_end].trim_ascii();
+        if name.eq_ignore_ascii_case(b"via") || name.eq_ignore_ascii_case(b"v") {
+            // The first value of the line is the top Via; a comma starts the next one.
+            let top_end = line.iter().position(|&b| b == b',').unwrap_or(line.len());
+            let top = &line[..top_end];
+            if top
+                .split(|&b| b == b';')
+                .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"alias"))
+            {
+                return bytes;
+            }
+            let cut = start + top.trim_ascii_end().len();
+            let mut out = Vec::with_capacity(bytes.len() + 6);
+            out.extend_from_slice(&bytes[..cut]);
+            out.extend_from_slice(b";alias");
+            out.extend_from_slice(&bytes[cut..]);
+            return out;
+        }
+        at = end;
+    }
+    bytes
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -105,6 +105,9 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite>(
         addr: from,
         transport,
     };
+    // RFC 5923: on a TLS connection we opened with a client certificate the peer has
+    // authenticated us, so our requests say `alias` and it may send its own back over it.
+    let alias = transport == Transport::Tls && queue.is_some() && t.tls.presents_certificate(from);
     let mut rx = match queue {
         Some(rx) => rx,
         None => {
@@ -135,6 +138,7 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite>(
             _ = t.stop.cancelled() => break 'conn "shutdown".to_string(),
             out = rx.recv() => match out {
                 Some(bytes) => {
+                    let bytes = if alias { super::via_alias(bytes) } else { bytes };
                     if let Err(e) = write(&mut wr, &bytes).await {
                         let _ = t.inbound.send(Inbound::SendFailed { peer, bytes }).await;
                         break 'conn format!("write failed: {e}");

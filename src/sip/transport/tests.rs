@@ -330,3 +330,25 @@ async fn datagrams_beyond_the_byte_budget_are_dropped_until_the_endpoint_catches
     let (bytes, _) = next_message(&mut rx).await;
     assert_eq!(bytes, OPTIONS.as_bytes());
 }
+
+#[test]
+fn via_alias_goes_on_the_top_via_of_requests_only() {
+    let req = b"OPTIONS sip:carrier.test SIP/2.0\r\nVia: SIP/2.0/TLS 192.0.2.1:5061;branch=z9hG4bK1;rport, SIP/2.0/TLS 192.0.2.9;branch=z9hG4bK0\r\nVia: SIP/2.0/TLS 192.0.2.8;branch=z9hG4bK2\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    let out = String::from_utf8(super::via_alias(req.to_vec())).unwrap();
+    assert!(
+        out.contains("Via: SIP/2.0/TLS 192.0.2.1:5061;branch=z9hG4bK1;rport;alias, SIP/2.0/TLS 192.0.2.9;branch=z9hG4bK0\r\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("alias").count(), 1);
+    // Already there, a compact header, a response, no Via at all.
+    let once = super::via_alias(out.clone().into_bytes());
+    assert_eq!(String::from_utf8(once).unwrap(), out);
+    let compact = b"BYE sip:a@b SIP/2.0\r\nv: SIP/2.0/TLS 192.0.2.1;branch=z9hG4bK3\r\n\r\n";
+    assert!(String::from_utf8(super::via_alias(compact.to_vec()))
+        .unwrap()
+        .contains("v: SIP/2.0/TLS 192.0.2.1;branch=z9hG4bK3;alias\r\n"));
+    let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS 192.0.2.1;branch=z9hG4bK4\r\n\r\n".to_vec();
+    assert_eq!(super::via_alias(resp.clone()), resp);
+    let bare = b"OPTIONS sip:a SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\nVia: in the body".to_vec();
+    assert_eq!(super::via_alias(bare.clone()), bare);
+}

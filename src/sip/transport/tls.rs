@@ -62,6 +62,13 @@ impl TlsSettings {
             .clone()
     }
 
+    /// Whether connecting to `addr` presents a client certificate (the peer can then
+    /// authenticate us, and RFC 5923 lets it send its requests back over our connection).
+    pub(super) fn presents_certificate(&self, addr: SocketAddr) -> bool {
+        self.client_for(addr)
+            .is_some_and(|(_, c)| c.client_auth_cert_resolver.has_certs())
+    }
+
     /// The name to verify and the settings to connect to `addr` with.
     fn client_for(&self, addr: SocketAddr) -> Option<(ServerName<'static>, Arc<ClientConfig>)> {
         if let Some(p) = self

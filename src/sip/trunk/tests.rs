@@ -48,7 +48,11 @@ fn token_bucket_limits_rate() {
 #[test]
 fn keepalives_mark_down_after_two_failures_and_up_after_one_answer() {
     let t0 = Instant::now();
-    let mut t = Trunks::new(&[cfg("a", 10, 10.0)], vec![addr()], t0);
+    let mut t = Trunks::new(
+        &[cfg("a", 10, 10.0)],
+        vec![addr().into_iter().collect()],
+        t0,
+    );
     assert_eq!(t.due_keepalives(t0), vec![(0, addr().unwrap())]);
     assert!(t.due_keepalives(t0).is_empty(), "one probe at a time");
     assert_eq!(t.poll_timeout(), None);
@@ -75,7 +79,7 @@ fn admission_prefers_least_loaded_and_respects_limits() {
     let t0 = Instant::now();
     let mut t = Trunks::new(
         &[cfg("a", 2, 100.0), cfg("b", 4, 100.0)],
-        vec![addr(), addr()],
+        vec![addr().into_iter().collect(), addr().into_iter().collect()],
         t0,
     );
     assert_eq!(t.admit_call(None, t0), Ok(0)); // a 1/2, b 0/4
@@ -94,7 +98,11 @@ fn admission_prefers_least_loaded_and_respects_limits() {
 #[test]
 fn admission_is_rate_limited_per_trunk() {
     let t0 = Instant::now();
-    let mut t = Trunks::new(&[cfg("a", 100, 1.0)], vec![addr()], t0);
+    let mut t = Trunks::new(
+        &[cfg("a", 100, 1.0)],
+        vec![addr().into_iter().collect()],
+        t0,
+    );
     assert_eq!(t.admit_call(None, t0), Ok(0));
     assert_eq!(
         t.admit_call(None, t0),
@@ -106,7 +114,7 @@ fn admission_is_rate_limited_per_trunk() {
 #[test]
 fn unresolved_trunk_is_down_and_never_probed() {
     let t0 = Instant::now();
-    let mut t = Trunks::new(&[cfg("a", 1, 1.0)], vec![None], t0);
+    let mut t = Trunks::new(&[cfg("a", 1, 1.0)], vec![vec![]], t0);
     assert_eq!(t.status()[0].state, "down");
     assert!(t.due_keepalives(t0).is_empty());
     assert_eq!(t.poll_timeout(), None);
@@ -117,7 +125,7 @@ fn keepalive_zero_means_never_probe_and_up() {
     let t0 = Instant::now();
     let mut c = cfg("a", 1, 1.0);
     c.keepalive = Duration::ZERO;
-    let mut t = Trunks::new(&[c], vec![addr()], t0);
+    let mut t = Trunks::new(&[c], vec![addr().into_iter().collect()], t0);
     assert!(t.due_keepalives(t0).is_empty());
     assert_eq!(t.poll_timeout(), None);
     assert_eq!(t.admit_call(None, t0), Ok(0));
@@ -129,7 +137,7 @@ fn registration_refreshes_at_half_life_and_backs_off_on_failure() {
     let mut c = cfg("a", 10, 10.0);
     c.register = true;
     c.username = "u".into();
-    let mut t = Trunks::new(&[c], vec![addr()], t0);
+    let mut t = Trunks::new(&[c], vec![addr().into_iter().collect()], t0);
     assert_eq!(t.due_registrations(t0), vec![0]);
     assert!(t.due_registrations(t0).is_empty(), "one REGISTER at a time");
     t.registration_result(0, Some(Duration::from_secs(600)), t0);
@@ -188,7 +196,7 @@ fn number_rules_shape_called_and_calling_numbers() {
 fn calls_are_matched_to_trunks_by_address_and_port() {
     let mut c = cfg("carrier", 1, 1.0);
     c.inbound_from = vec![crate::config::Cidr("198.51.100.0/24".parse().unwrap())];
-    let t = Trunks::new(&[c], vec![addr()], Instant::now());
+    let t = Trunks::new(&[c], vec![addr().into_iter().collect()], Instant::now());
     let trunk = addr().unwrap();
     let other_port = SocketAddr::new(trunk.ip(), trunk.port() + 1);
     assert_eq!(t.named_by_source(trunk).as_deref(), Some("carrier"));
@@ -208,4 +216,69 @@ fn calls_are_matched_to_trunks_by_address_and_port() {
     assert!(trusted.contains(trunk));
     assert!(!trusted.contains(other_port));
     assert!(trusted.contains("198.51.100.7:1".parse().unwrap()));
+}
+
+fn sock(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn a_silent_target_gives_way_to_the_next_srv_target() {
+    let t0 = Instant::now();
+    let (a, b) = (sock("192.0.2.1:5060"), sock("192.0.2.2:5070"));
+    let mut t = Trunks::new(&[cfg("carrier", 10, 10.0)], vec![vec![a, b]], t0);
+    assert_eq!(t.due_keepalives(t0), vec![(0, a)]);
+    t.keepalive_result(0, false, t0);
+    let t1 = t0 + Duration::from_secs(30);
+    assert_eq!(t.due_keepalives(t1), vec![(0, a)]);
+    assert!(t.keepalive_result(0, false, t1), "down after two");
+    // The next target is probed at once; one answer brings the trunk up on it.
+    assert_eq!(t.due_keepalives(t1), vec![(0, b)]);
+    assert_eq!(t.status()[0].address, Some(b));
+    assert!(t.keepalive_result(0, true, t1));
+    assert_eq!(t.status()[0].state, "up");
+    // Both targets are the carrier's: INVITEs from either are trunk calls.
+    assert_eq!(t.named_by_source(a).as_deref(), Some("carrier"));
+    assert!(t.trusted_sources().contains(b));
+}
+
+#[test]
+fn a_new_resolution_keeps_the_address_in_use_or_moves_to_the_first_new_one() {
+    let t0 = Instant::now();
+    let (a, b, c) = (
+        sock("192.0.2.1:5060"),
+        sock("192.0.2.2:5060"),
+        sock("192.0.2.3:5060"),
+    );
+    let mut t = Trunks::new(&[cfg("carrier", 10, 10.0)], vec![vec![a]], t0);
+    assert_eq!(t.due_keepalives(t0), vec![(0, a)]);
+    t.keepalive_result(0, true, t0);
+    assert!(!t.set_targets(0, vec![b, a], t0), "a is still listed");
+    assert_eq!(t.status()[0].address, Some(a));
+    assert!(
+        !t.set_targets(0, vec![], t0),
+        "a failed lookup keeps what worked"
+    );
+    assert_eq!(t.targets(0), [b, a]);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(t.set_targets(0, vec![c], t1));
+    assert_eq!(t.status()[0].address, Some(c));
+    assert_eq!(
+        t.due_keepalives(t1),
+        vec![(0, c)],
+        "the new address is probed at once"
+    );
+    assert_eq!(t.named_by_source(a), None);
+}
+
+#[test]
+fn a_trunk_that_resolves_late_is_probed_and_registers() {
+    let t0 = Instant::now();
+    let mut c = cfg("carrier", 10, 10.0);
+    c.register = true;
+    let mut t = Trunks::new(&[c], vec![vec![]], t0);
+    assert!(t.due_registrations(t0).is_empty());
+    assert!(t.set_targets(0, vec![sock("192.0.2.1:5060")], t0));
+    assert_eq!(t.due_registrations(t0), vec![0]);
+    assert_eq!(t.due_keepalives(t0).len(), 1);
 }

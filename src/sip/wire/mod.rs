@@ -13,6 +13,12 @@
 
 mod lex;
 mod syntax;
+/// The elements of a comma-separated header value (commas inside quotes or `<>` kept), each
+/// trimmed; `None` when one is empty.
+pub fn list_elements(value: &str) -> Option<Vec<&str>> {
+    syntax::split_commas(value).ok()
+}
+
 #[cfg(test)]
 mod tests;
 
