@@ -3,6 +3,9 @@
 //! both ways — SIPp's ACK follows the route set, and dialerd's BYE comes back via the proxy.
 //! An agent's phone registered through it is called along its Path (RFC 3327).
 //! baresip registers and calls the echo number over SIP over TLS (scripts/interop/baresip-tls.sh).
+//! baresip with SRTP (SDES) over TLS calls the echo number and a relay whose other leg is plain
+//! RTP (scripts/interop/baresip-srtp.sh), and through a TLS trunk with `media_encryption =
+//! "srtp"` to a second baresip as the carrier (scripts/interop/baresip-srtp-trunk.sh).
 //! The rest of the interop matrix (baresip, linphonec, SIPp over TCP) is scripts/interop/.
 
 mod common;
@@ -213,5 +216,92 @@ fn baresip_registers_and_calls_the_echo_number_over_tls() {
         text.contains("PASS: baresip's call to the echo number over TLS is answered"),
         "{text}"
     );
+    assert!(!text.contains("FAIL"), "{text}");
+}
+
+/// Runs scripts/interop/baresip-srtp.sh with baresip's `mediaenc`; every check must pass.
+fn baresip_srtp(mediaenc: &str) {
+    let free_tcp = || {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let out =
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/interop/baresip-srtp.sh"))
+            .env("DIALERD_BIN", common::bin())
+            .env("MEDIAENC", mediaenc)
+            .env("SIP_PORT", free_udp_port().to_string())
+            .env("CARRIER_PORT", free_udp_port().to_string())
+            .env("TLS_PORT", free_tcp().to_string())
+            .env("HTTP_PORT", free_tcp().to_string())
+            .output()
+            .expect("the interop script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for wanted in [
+        "PASS: baresip hears its 440 Hz tone back through SRTP",
+        "PASS: the carrier leg is plain RTP/AVP without keys",
+        "PASS: baresip hears the carrier's echo of its tone, re-encrypted",
+        "PASS: the recording's caller side is the clear tone",
+        "PASS: the recording's carrier side is the clear echo",
+    ] {
+        assert!(text.contains(wanted), "no {wanted:?} in\n{text}");
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+}
+
+#[test]
+fn baresip_srtp_savp_over_tls_to_the_echo_and_through_a_relay_to_plain_rtp() {
+    baresip_srtp("srtp-mand");
+}
+
+#[test]
+fn baresip_best_effort_srtp_in_rtp_avp_is_taken_over_tls() {
+    baresip_srtp("srtp");
+}
+
+#[test]
+fn baresip_srtp_phone_to_a_baresip_carrier_on_an_srtp_tls_trunk_through_the_relay() {
+    let free_tcp = || {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    // baresip takes TLS on the port after its SIP port: two free ones in a row.
+    let carrier = loop {
+        let p = free_udp_port();
+        if p < 65535
+            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            break p;
+        }
+    };
+    let out = Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/interop/baresip-srtp-trunk.sh"),
+    )
+    .env("DIALERD_BIN", common::bin())
+    .env("SIP_PORT", free_udp_port().to_string())
+    .env("CARRIER_PORT", carrier.to_string())
+    .env("TLS_PORT", free_tcp().to_string())
+    .env("HTTP_PORT", free_tcp().to_string())
+    .output()
+    .expect("the interop script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for wanted in [
+        "PASS: dialerd offers the TLS trunk RTP/SAVP with its keys",
+        "PASS: the phone hears the carrier's 880 Hz",
+        "PASS: the carrier hears the phone's 440 Hz",
+        "PASS: the recording holds both sides in clear",
+    ] {
+        assert!(text.contains(wanted), "no {wanted:?} in\n{text}");
+    }
     assert!(!text.contains("FAIL"), "{text}");
 }

@@ -5,17 +5,7 @@
 # Usage: scripts/interop/baresip-tls.sh   (after `cargo build`; KEEP=1 keeps the logs)
 . "$(dirname "$0")/lib.sh"
 TLS_PORT=${TLS_PORT:-15061}
-(
-    cd "$WORK"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
-        -subj "/CN=interop CA" -days 2 -addext basicConstraints=critical,CA:TRUE \
-        -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout sip.key -out sip.csr \
-        -subj "/CN=127.0.0.1" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1\n' >sip.ext
-    openssl x509 -req -in sip.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out sip.pem -days 2 \
-        -extfile sip.ext 2>/dev/null
-)
+tls_certs
 export DIALERD__SIP__TLS_LISTEN="127.0.0.1:$TLS_PORT"
 export DIALERD__SIP__TLS_CERTIFICATE="$WORK/sip.pem" DIALERD__SIP__TLS_PRIVATE_KEY="$WORK/sip.key"
 # baresip 1.0 knows MD5 digest only (see baresip.sh).

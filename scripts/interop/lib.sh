@@ -51,6 +51,48 @@ check() {
     if wait_for "$2" "$3" "${4:-10}"; then pass "$1"; else fail "$1 (no \"$3\" in $2)"; fi
 }
 
+# tls_certs: a throwaway CA ($WORK/ca.pem) and a certificate for 127.0.0.1 signed by it
+# ($WORK/sip.pem, key $WORK/sip.key), for the daemon's TLS listener.
+tls_certs() {
+    (
+        cd "$WORK"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+            -subj "/CN=interop CA" -days 2 -addext basicConstraints=critical,CA:TRUE \
+            -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout sip.key -out sip.csr \
+            -subj "/CN=127.0.0.1" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\n' >sip.ext
+        openssl x509 -req -in sip.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out sip.pem -days 2 \
+            -extfile sip.ext 2>/dev/null
+    )
+}
+
+# tone_hz WAV CHANNEL: the pitch of one channel (0 = left) of a 16-bit PCM WAV, from its zero
+# crossings over the samples louder than silence; 0 when it is silent. A clear tone gives its
+# frequency; noise (audio decoded from packets still encrypted) gives thousands of Hz.
+tone_hz() {
+    python3 - "$1" "$2" <<'PY'
+import array, sys, wave
+w = wave.open(sys.argv[1])
+ch, rate = w.getnchannels(), w.getframerate()
+assert w.getsampwidth() == 2, "16-bit PCM only"
+s = array.array("h", w.readframes(w.getnframes()))
+if sys.byteorder == "big":
+    s.byteswap()
+x = [v for v in s[int(sys.argv[2])::ch]]
+loud = [i for i, v in enumerate(x) if abs(v) > 500]
+if len(loud) < rate // 2:
+    print(0)
+    sys.exit()
+seg = x[loud[0] : loud[-1] + 1]
+crossings = sum(1 for a, b in zip(seg, seg[1:]) if (a < 0) != (b < 0))
+print(round(crossings / 2 / (len(seg) / rate)))
+PY
+}
+
+# near HZ WANT: true when HZ is within 5 % of WANT.
+near() { python3 -c "import sys; sys.exit(0 if abs($1 - $2) <= 0.05 * $2 else 1)"; }
+
 # start_daemon [EXTRA_TOML]: the test routes (echo 1000, prompt 1001), two agent accounts
 # (agent1, agent2) and EXTRA (trunks, ...). No trunk unless EXTRA has one, so phones' INVITEs
 # are digest-checked as agents' calls.

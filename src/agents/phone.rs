@@ -192,6 +192,7 @@ pub async fn answer(
             return report(Report::Failed(format!("no media: {e}")));
         }
     };
+    leg.set_encryption(call.media_encryption);
     match leg.answer(&call.sdp) {
         Ok(sdp) => sip.answer(id, sdp).await,
         Err(e) => {

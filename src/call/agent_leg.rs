@@ -183,8 +183,10 @@ async fn serve_agent(
         local_ip,
         sdp,
         behind_nat,
+        encryption,
     } = call.into();
-    let Some(leg) = super::answer_with_media(&sip, &media, id, local_ip, sdp, behind_nat).await
+    let Some(leg) =
+        super::answer_with_media(&sip, &media, id, local_ip, sdp, behind_nat, encryption).await
     else {
         return;
     };
@@ -206,9 +208,11 @@ async fn serve_agent(
             local_ip,
             sdp,
             behind_nat,
+            encryption,
         } = call.into();
         let Some(mut leg) =
-            super::answer_with_media(&sip, &media, cid, local_ip, sdp, behind_nat).await
+            super::answer_with_media(&sip, &media, cid, local_ip, sdp, behind_nat, encryption)
+                .await
         else {
             continue;
         };

@@ -23,10 +23,11 @@ pub fn run(
         local_ip,
         sdp,
         behind_nat,
+        encryption,
     } = call.into();
     async move {
         let Some(mut leg) =
-            super::answer_with_media(&sip, &media, id, local_ip, sdp, behind_nat).await
+            super::answer_with_media(&sip, &media, id, local_ip, sdp, behind_nat, encryption).await
         else {
             return;
         };

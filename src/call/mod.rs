@@ -11,6 +11,7 @@ pub mod record;
 pub mod relay;
 pub mod test_call;
 
+use crate::config::MediaEncryption;
 use crate::media::engine::MediaEngine;
 use crate::media::leg::MediaLeg;
 use crate::sip::leg::{Incoming, LegEvent, LegId, SipHandle};
@@ -128,6 +129,7 @@ struct Inbound {
     local_ip: std::net::IpAddr,
     sdp: Vec<u8>,
     behind_nat: bool,
+    encryption: MediaEncryption,
 }
 
 impl From<Incoming> for Inbound {
@@ -138,13 +140,15 @@ impl From<Incoming> for Inbound {
             local_ip: call.local_ip,
             sdp: call.sdp,
             behind_nat: call.behind_nat,
+            encryption: call.media_encryption,
         }
     }
 }
 
 /// Opens a media leg for an inbound call and answers it with our SDP; on failure rejects it
 /// (503 when no RTP port is free, 488 when the offer has nothing we can use) and says `None`.
-/// `behind_nat`: the caller's media may come from another address than its SDP names.
+/// `behind_nat`: the caller's media may come from another address than its SDP names;
+/// `encryption`: whether it may be SRTP (the leg came over TLS).
 /// Boxed: inlined, its state (a media leg in flight) would double every held call's task.
 fn answer_with_media<'a>(
     sip: &'a SipHandle,
@@ -153,6 +157,7 @@ fn answer_with_media<'a>(
     local_ip: std::net::IpAddr,
     sdp: Vec<u8>,
     behind_nat: bool,
+    encryption: MediaEncryption,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<MediaLeg>> + Send + 'a>> {
     Box::pin(async move {
         let mut leg = match media.open(local_ip) {
@@ -164,6 +169,7 @@ fn answer_with_media<'a>(
             }
         };
         leg.set_behind_nat(behind_nat);
+        leg.set_encryption(encryption);
         match leg.answer(&sdp) {
             Ok(answer) => {
                 sip.answer(id, answer).await;

@@ -65,6 +65,7 @@ async fn relay(
         sip.reject(a, 503).await;
         return "no_rtp_port".into();
     };
+    leg_b.set_encryption(sip.media_encryption_for_trunk(None));
     let dialled = sip
         .dial(Dial {
             caller_id: Some(call.from_user.clone()).filter(|c| !c.is_empty()),
@@ -90,6 +91,7 @@ async fn relay(
                 Some(LegEvent::Answered { sdp, behind_nat }) => {
                     leg_b.set_behind_nat(behind_nat);
                     leg_a.set_behind_nat(call.behind_nat);
+                    leg_a.set_encryption(call.media_encryption);
                     let accepted = sdp.as_deref().map(|s| leg_b.accept_answer(s));
                     let answer = leg_a.answer(&call.sdp);
                     match (accepted, answer) {

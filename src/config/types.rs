@@ -626,6 +626,33 @@ impl TryFrom<String> for TransportKind {
     }
 }
 
+/// Whether a trunk's media is encrypted: SRTP keyed by SDES (RFC 4568), over TLS trunks only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum MediaEncryption {
+    /// Plain RTP; `a=crypto` in offers is ignored.
+    #[default]
+    None,
+    /// RTP/AVP with `a=crypto` offered: SRTP when the far end takes it, else plain RTP.
+    Optional,
+    /// RTP/SAVP only: plain offers are refused with 488.
+    Srtp,
+}
+
+impl TryFrom<String> for MediaEncryption {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "none" => Ok(Self::None),
+            "optional" => Ok(Self::Optional),
+            "srtp" => Ok(Self::Srtp),
+            _ => Err(format!(
+                "\"{s}\" is not a media encryption; wanted \"srtp\", \"optional\" or \"none\""
+            )),
+        }
+    }
+}
+
 /// `[[trunks]]`: a carrier or PBX that calls go through.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -698,6 +725,9 @@ pub struct TrunkConfig {
     /// SDP names, and is latched by stream instead (off: only the SDP's address is accepted).
     #[serde(default)]
     pub nat: bool,
+    /// SRTP with SDES keys on this trunk's calls (TLS trunks only): `srtp`, `optional`, `none`.
+    #[serde(default)]
+    pub media_encryption: MediaEncryption,
 }
 
 fn default_true() -> bool {
@@ -1138,6 +1168,13 @@ impl Config {
                 return Err((
                     key("transport"),
                     "wanted \"tls\": tls_ca and tls_server_name are for TLS trunks".into(),
+                ));
+            }
+            if t.transport != TransportKind::Tls && t.media_encryption != MediaEncryption::None {
+                return Err((
+                    key("media_encryption"),
+                    "wanted \"none\": SDES keys travel in the SDP, so SRTP needs transport = \"tls\""
+                        .into(),
                 ));
             }
             if let Some(ca) = &t.tls_ca {

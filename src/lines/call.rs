@@ -54,6 +54,7 @@ pub async fn speak(
     let Ok(mut leg) = media.open(local_ip) else {
         return CallResult::new("no_rtp_port", None);
     };
+    leg.set_encryption(sip.media_encryption_for(&dial));
     let placed = sip
         .dial(Dial {
             sdp: Some(leg.offer()),
@@ -107,6 +108,7 @@ pub async fn forwarded(
     let Ok(mut leg) = media.open(local_ip) else {
         return CallResult::new("no_rtp_port", None);
     };
+    leg.set_encryption(sip.media_encryption_for(&dial));
     let (caller_id, back) = forwards.expect(&dial.to, pool, dial.caller_id.clone());
     let placed = sip
         .dial(Dial {

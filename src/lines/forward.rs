@@ -98,6 +98,7 @@ mod tests {
             sdp: Vec::new(),
             source: "127.0.0.1:5060".parse().unwrap(),
             local_ip: "127.0.0.1".parse().unwrap(),
+            media_encryption: Default::default(),
             trunk: None,
             behind_nat: false,
         }

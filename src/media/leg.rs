@@ -2,14 +2,18 @@
 //! sockets from the pool, SDP negotiation, and the timer for RTCP and dead-call detection.
 //! When the far end offers `a=rtcp-mux` (RFC 5761) the RTCP socket is closed and RTCP shares
 //! the RTP socket, so such a call holds one file descriptor instead of two.
+//! On a leg with SRTP (keys from `a=crypto`, see [`MediaLeg::set_encryption`]) packets are
+//! decrypted as they are read and encrypted as they are sent, RTCP as SRTCP likewise, so the
+//! session, the relay, the bridge and the recorder only ever see clear RTP.
 //! The call layer owns legs (one task per call) and moves packets between them.
 
 use super::codec::CodecKind;
 use super::engine::MediaEngine;
 use super::ports::{PortLease, PortPair};
 use super::rtp::{RtpSession, SessionConfig};
-use super::sdp::negotiate::{self, LocalMedia, Negotiated, SdpSession};
+use super::sdp::negotiate::{self, LocalMedia, MediaEncryption, Negotiated, SdpSession};
 use super::sdp::SessionDescription;
+use super::srtp::{SrtpKeys, SrtpSession};
 use super::MediaError;
 use crate::sip::id::random_u32;
 use std::net::SocketAddr;
@@ -49,6 +53,10 @@ pub struct MediaLeg {
     codec: Option<CodecKind>,
     /// The far end is known to be behind NAT (see [`MediaLeg::set_behind_nat`]).
     behind_nat: bool,
+    /// SRTP contexts, when the stream is encrypted.
+    srtp: Option<SrtpSession>,
+    /// SRTP and SRTCP packets dropped since the last flush to the metrics.
+    srtp_dropped: (u64, u64),
     counted: (u64, u64),
 }
 
@@ -65,6 +73,8 @@ impl MediaLeg {
         engine.metrics().sessions_active.inc();
         let mut media = LocalMedia::new(local.ip(), local.port());
         media.session_id = random_u32() as u64;
+        getrandom::fill(&mut media.srtp_key)
+            .map_err(|e| MediaError::Io(std::io::Error::other(e.to_string())))?;
         Ok(Self {
             engine,
             rtp,
@@ -77,6 +87,8 @@ impl MediaLeg {
             negotiated: None,
             codec: None,
             behind_nat: false,
+            srtp: None,
+            srtp_dropped: (0, 0),
             counted: (0, 0),
         })
     }
@@ -94,6 +106,13 @@ impl MediaLeg {
         if let Some(s) = self.session.as_mut() {
             s.set_behind_nat(on);
         }
+    }
+
+    /// Whether this leg offers and takes SRTP (SDES keys in the SDP). Anything but `None` only
+    /// on a leg signalled over TLS: over UDP or TCP the keys would travel in clear. Set it
+    /// before [`MediaLeg::offer`] or [`MediaLeg::answer`].
+    pub fn set_encryption(&mut self, encryption: MediaEncryption) {
+        self.sdp.local.encryption = encryption;
     }
 
     /// Answers the far end's offer: our SDP body, and the session starts.
@@ -129,11 +148,26 @@ impl MediaLeg {
         if let Some(s) = self.session.as_mut() {
             s.update(Some(n.remote_rtp), Some(n.remote_rtcp), n.hold, now());
         }
+        self.rekey(n.srtp.clone());
         self.negotiated = Some(n);
         Ok(())
     }
 
+    /// Starts, keeps or ends SRTP as the latest negotiation says. Same keys: the contexts (and
+    /// their rollover counters and replay windows) go on.
+    fn rekey(&mut self, keys: Option<SrtpKeys>) {
+        if self.srtp.as_ref().map(|s| s.keys()) == keys.as_ref() {
+            return;
+        }
+        if let Some(k) = &keys {
+            tracing::debug!(local = %self.local, suite = %k.suite, "SRTP keys set");
+        }
+        // Negotiation only yields keys of the suite's length, which the contexts take.
+        self.srtp = keys.and_then(|k| SrtpSession::new(k).ok());
+    }
+
     fn start(&mut self, n: Negotiated) {
+        self.rekey(n.srtp.clone());
         if n.rtcp_mux {
             // The port stays leased; only the descriptor goes.
             self.rtcp = None;
@@ -223,7 +257,13 @@ impl MediaLeg {
                 let now = now();
                 if let Some(s) = self.session.as_mut() {
                     if let (Some(pkt), Some(to)) = (s.poll_rtcp(now, SystemTime::now()), s.remote_rtcp()) {
-                        let _ = self.rtcp.as_ref().unwrap_or(&self.rtp).try_send_to(&pkt, to);
+                        let pkt = match self.srtp.as_mut() {
+                            Some(srtp) => srtp.protect_rtcp(&pkt).ok(),
+                            None => Some(pkt),
+                        };
+                        if let Some(pkt) = pkt {
+                            let _ = self.rtcp.as_ref().unwrap_or(&self.rtp).try_send_to(&pkt, to);
+                        }
                     }
                 }
                 self.flush_counters();
@@ -239,11 +279,18 @@ impl MediaLeg {
         loop {
             match self.rtp.try_recv_from(buf) {
                 Ok((n, from)) if self.rtcp.is_none() && is_rtcp(&buf[..n]) => {
-                    if let Some(s) = self.session.as_mut() {
-                        s.on_rtcp(now(), from, &buf[..n]);
-                    }
+                    self.on_rtcp(from, &buf[..n]);
                 }
-                Ok(r) => return Some(r),
+                Ok((n, from)) => match self.srtp.as_mut() {
+                    None => return Some((n, from)),
+                    Some(srtp) => match srtp.unprotect_rtp(&buf[..n]) {
+                        Ok(clear) => {
+                            buf[..clear.len()].copy_from_slice(&clear);
+                            return Some((clear.len(), from));
+                        }
+                        Err(e) => self.count_srtp_drop(&e),
+                    },
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
                 Err(_) => continue,
             }
@@ -251,25 +298,59 @@ impl MediaLeg {
     }
 
     fn recv_rtcp(&mut self) {
-        let Some(rtcp) = &self.rtcp else { return };
         let mut buf = [0u8; MAX_DATAGRAM];
         loop {
+            let Some(rtcp) = &self.rtcp else { return };
             match rtcp.try_recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    if let Some(s) = self.session.as_mut() {
-                        s.on_rtcp(now(), from, &buf[..n]);
-                    }
-                }
+                Ok((n, from)) => self.on_rtcp(from, &buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(_) => {}
             }
         }
     }
 
-    /// Sends an RTP datagram to the far end (latched address, else the SDP's).
-    pub fn send_rtp(&self, datagram: &[u8]) {
-        if let Some(to) = self.session.as_ref().and_then(|s| s.remote_rtp()) {
-            let _ = self.rtp.try_send_to(datagram, to);
+    /// Counts a packet that failed its SRTP check; the first of a run is logged.
+    fn count_srtp_drop(&mut self, e: &super::srtp::SrtpError) {
+        if self.srtp_dropped.0 == 0 {
+            tracing::debug!(local = %self.local, error = %e, "SRTP packet dropped");
+        }
+        self.srtp_dropped.0 += 1;
+    }
+
+    /// Hands one RTCP datagram to the session, checked and decrypted first on an SRTP leg.
+    fn on_rtcp(&mut self, from: SocketAddr, datagram: &[u8]) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        match self.srtp.as_mut() {
+            None => s.on_rtcp(now(), from, datagram),
+            Some(srtp) => match srtp.unprotect_rtcp(datagram) {
+                Ok(clear) => s.on_rtcp(now(), from, &clear),
+                Err(e) => {
+                    if self.srtp_dropped.1 == 0 {
+                        tracing::debug!(local = %self.local, error = %e, "SRTCP packet dropped");
+                    }
+                    self.srtp_dropped.1 += 1;
+                }
+            },
+        }
+    }
+
+    /// Sends an RTP datagram to the far end (latched address, else the SDP's), encrypted on an
+    /// SRTP leg.
+    pub fn send_rtp(&mut self, datagram: &[u8]) {
+        let Some(to) = self.session.as_ref().and_then(|s| s.remote_rtp()) else {
+            return;
+        };
+        match self.srtp.as_mut() {
+            None => {
+                let _ = self.rtp.try_send_to(datagram, to);
+            }
+            Some(srtp) => {
+                if let Ok(wire) = srtp.protect_rtp(datagram) {
+                    let _ = self.rtp.try_send_to(&wire, to);
+                }
+            }
         }
     }
 
@@ -287,6 +368,12 @@ impl MediaLeg {
             m.packets_out
                 .inc_by(c.packets_out.saturating_sub(self.counted.1));
             self.counted = (c.packets_in, c.packets_out);
+        }
+        if self.srtp_dropped != (0, 0) {
+            let m = self.engine.metrics();
+            m.srtp_dropped.inc_by(self.srtp_dropped.0);
+            m.srtcp_dropped.inc_by(self.srtp_dropped.1);
+            self.srtp_dropped = (0, 0);
         }
     }
 }

@@ -22,6 +22,10 @@ pub struct MediaMetrics {
     pub timeouts: IntCounter,
     /// `dialerd_call_mos`: estimated MOS per leg, at its end.
     pub mos: Histogram,
+    /// `dialerd_srtp_packets_dropped_total{kind="rtp"}`: SRTP that failed its check.
+    pub srtp_dropped: IntCounter,
+    /// `dialerd_srtp_packets_dropped_total{kind="rtcp"}`: SRTCP that failed its check.
+    pub srtcp_dropped: IntCounter,
 }
 
 impl MediaMetrics {
@@ -34,7 +38,17 @@ impl MediaMetrics {
             ),
             &["direction"],
         )?;
+        let srtp_dropped = IntCounterVec::new(
+            Opts::new(
+                "dialerd_srtp_packets_dropped_total",
+                "SRTP (kind rtp) and SRTCP (kind rtcp) packets dropped on encrypted legs: failed \
+                 authentication, replayed, or not SRTP at all.",
+            ),
+            &["kind"],
+        )?;
         let m = Self {
+            srtp_dropped: srtp_dropped.with_label_values(&["rtp"]),
+            srtcp_dropped: srtp_dropped.with_label_values(&["rtcp"]),
             packets_in: packets.with_label_values(&["in"]),
             packets_out: packets.with_label_values(&["out"]),
             sessions_active: IntGauge::new(
@@ -75,6 +89,7 @@ impl MediaMetrics {
         registry.register(Box::new(m.jitter.clone()))?;
         registry.register(Box::new(m.timeouts.clone()))?;
         registry.register(Box::new(m.mos.clone()))?;
+        registry.register(Box::new(srtp_dropped))?;
         Ok(m)
     }
 }

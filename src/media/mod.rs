@@ -16,6 +16,7 @@ pub mod recorder;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 
 /// Errors of the media layer.
 #[derive(Debug, thiserror::Error)]

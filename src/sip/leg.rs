@@ -2,6 +2,7 @@
 //! through a trunk or received from one; `call/` and `dialer/` drive calls only through
 //! [`SipHandle`] and the [`LegEvent`]s of each [`Leg`].
 
+use crate::config::MediaEncryption;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -225,6 +226,9 @@ pub struct Incoming {
     /// The caller is known to be behind NAT (its trunk's `nat`): its media may come from
     /// another address than its SDP names.
     pub behind_nat: bool,
+    /// Whether its media may be SRTP: over TLS, its trunk's `media_encryption` (or `optional`
+    /// for phones); never over UDP or TCP, where SDES keys would travel in clear.
+    pub media_encryption: crate::config::MediaEncryption,
 }
 
 /// What the layers above ask of the SIP endpoint.
@@ -282,6 +286,8 @@ pub struct SipHandle {
     next_id: Arc<AtomicU64>,
     local_addrs: Arc<[SocketAddr]>,
     trunk_addrs: Arc<[(String, SocketAddr)]>,
+    /// Each trunk's `media_encryption`, by name.
+    trunk_encryption: Arc<[(String, MediaEncryption)]>,
 }
 
 impl SipHandle {
@@ -297,6 +303,39 @@ impl SipHandle {
             next_id: Arc::new(AtomicU64::new(1)),
             local_addrs: local_addrs.into(),
             trunk_addrs: trunk_addrs.into(),
+            trunk_encryption: Arc::new([]),
+        }
+    }
+
+    /// The same handle knowing each trunk's `media_encryption`, by name.
+    pub fn with_media_encryption(mut self, trunks: Vec<(String, MediaEncryption)>) -> Self {
+        self.trunk_encryption = trunks.into();
+        self
+    }
+
+    /// Whether `dial` offers SRTP: its trunk's `media_encryption`; never for a call to an
+    /// agent's phone, whose binding may not be TLS.
+    pub fn media_encryption_for(&self, dial: &Dial) -> MediaEncryption {
+        match dial.account {
+            Some(_) => MediaEncryption::None,
+            None => self.media_encryption_for_trunk(dial.trunk.as_deref()),
+        }
+    }
+
+    /// Whether calls placed through `trunk` offer SRTP: its `media_encryption`. `None` (any
+    /// trunk) gives the setting all trunks share, and plain RTP when they differ, since the
+    /// offer is written before the endpoint picks the trunk.
+    pub fn media_encryption_for_trunk(&self, trunk: Option<&str>) -> MediaEncryption {
+        let mut of = self
+            .trunk_encryption
+            .iter()
+            .filter(|(name, _)| trunk.is_none_or(|t| t == name))
+            .map(|(_, e)| *e);
+        let first = of.next().unwrap_or_default();
+        if of.all(|e| e == first) {
+            first
+        } else {
+            MediaEncryption::None
         }
     }
 
@@ -372,4 +411,36 @@ impl SipHandle {
 /// Allocates leg ids inside the endpoint for inbound legs, from the same counter as the handle.
 pub(crate) fn next_id(handle: &SipHandle) -> LegId {
     LegId(handle.next_id.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(trunks: &[(&str, MediaEncryption)]) -> SipHandle {
+        let (tx, _rx) = mpsc::channel(1);
+        SipHandle::new(tx, Vec::new(), Vec::new())
+            .with_media_encryption(trunks.iter().map(|(n, e)| (n.to_string(), *e)).collect())
+    }
+
+    #[test]
+    fn offers_follow_the_named_trunk_and_any_trunk_only_when_all_agree() {
+        use MediaEncryption::{None as Plain, Optional, Srtp};
+        let mixed = handle(&[("udp", Plain), ("tls", Srtp)]);
+        assert_eq!(mixed.media_encryption_for_trunk(Some("tls")), Srtp);
+        assert_eq!(mixed.media_encryption_for_trunk(Some("udp")), Plain);
+        assert_eq!(mixed.media_encryption_for_trunk(Some("gone")), Plain);
+        // The endpoint may pick the UDP trunk: no keys in the offer.
+        assert_eq!(mixed.media_encryption_for_trunk(None), Plain);
+        let all = handle(&[("a", Optional), ("b", Optional)]);
+        assert_eq!(all.media_encryption_for_trunk(None), Optional);
+        assert_eq!(handle(&[]).media_encryption_for_trunk(None), Plain);
+        // A call to an agent's phone never carries keys, whatever the trunks say.
+        let to_phone = Dial {
+            account: Some("agent1".into()),
+            ..Dial::new("agent1")
+        };
+        assert_eq!(all.media_encryption_for(&to_phone), Plain);
+        assert_eq!(all.media_encryption_for(&Dial::new("100")), Optional);
+    }
 }

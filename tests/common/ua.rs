@@ -21,6 +21,8 @@ pub struct TestUa {
     rtcp_mux: bool,
     /// The number the INVITE called (for a CANCEL).
     number: Mutex<String>,
+    /// The offer's transport and `a=crypto` lines (RFC 4568), as written after `m=audio PORT`.
+    media_proto: (&'static str, &'static str),
 }
 
 impl TestUa {
@@ -41,7 +43,17 @@ impl TestUa {
             answer: Mutex::new(None),
             rtcp_mux: false,
             number: Mutex::new(String::new()),
+            media_proto: ("RTP/AVP", ""),
         }
+    }
+
+    /// The same UA offering `proto` (e.g. `RTP/SAVP`) with an SDES key (`a=crypto`).
+    pub fn sdes(mut self, proto: &'static str) -> Self {
+        self.media_proto = (
+            proto,
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\r\n",
+        );
+        self
     }
 
     /// The same UA offering RTCP multiplexed on its RTP port (`a=rtcp-mux`).
@@ -67,8 +79,10 @@ impl TestUa {
         let local = self.sip.local_addr().unwrap();
         let sdp = format!(
             "v=0\r\no=ua 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\n{mux}",
+             m=audio {port} {proto} {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\n{mux}{crypto}",
             mux = if self.rtcp_mux { "a=rtcp-mux\r\n" } else { "" },
+            proto = self.media_proto.0,
+            crypto = self.media_proto.1,
             port = self.rtp.local_addr().unwrap().port(),
             pt = self.codec.0,
             name = self.codec.1,

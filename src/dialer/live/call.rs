@@ -108,6 +108,7 @@ async fn place(
             return "no_media".into();
         }
     };
+    leg.set_encryption(ctx.sip.media_encryption_for(&dial));
     let dial = Dial {
         sdp: Some(leg.offer()),
         ..dial

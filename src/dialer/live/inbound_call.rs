@@ -76,6 +76,7 @@ async fn take(
         }
     };
     leg.set_behind_nat(incoming.behind_nat);
+    leg.set_encryption(incoming.media_encryption);
     let answer = match leg.answer(&incoming.sdp) {
         Ok(sdp) => sdp,
         Err(e) => {

@@ -20,6 +20,9 @@
 
 use std::time::{Duration, Instant};
 
+/// Packets a relayed packet may lag the newest and still be sent (late, reordered).
+const RELAY_FLOOR_LAG: u16 = 0x4000;
+
 use rtp_rs::{RtpPacketBuilder, Seq};
 
 use super::{duration_to_samples, samples_to_duration, MediaPacket};
@@ -267,6 +270,11 @@ impl Outbound {
                 if (src.seq.wrapping_sub(map.high_seq) as i16) > 0 {
                     map.high_seq = src.seq;
                     map.high_ts = src.timestamp;
+                    // The floor trails the newest packet by at most a quarter of the sequence
+                    // space, so a stream of over 32,768 packets never wraps round past it.
+                    if seq.wrapping_sub(map.first_seq) > RELAY_FLOOR_LAG {
+                        map.first_seq = seq.wrapping_sub(RELAY_FLOOR_LAG);
+                    }
                 }
                 Header {
                     pt,

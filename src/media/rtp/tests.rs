@@ -1547,3 +1547,27 @@ fn a_hold_we_put_on_pauses_dead_call_detection_whatever_the_sdp_says() {
     assert!(!s.is_dead(t0 + secs(630) - ms(1)));
     assert!(s.is_dead(t0 + secs(630)));
 }
+
+#[test]
+fn a_relayed_stream_longer_than_half_the_sequence_space_keeps_flowing() {
+    // 70,000 packets (23 minutes of 20 ms audio) through one mapping: none may be dropped as
+    // "before the mapping's first packet" once the sequence numbers have come round.
+    let t0 = Instant::now();
+    let mut s = RtpSession::new(config(7), t0);
+    let mut out = Vec::new();
+    let other = 0xAAAA_0002;
+    let (mut seq, mut ts) = (40_000u16, 9_000u32);
+    let mut last = None;
+    for i in 0..70_000u64 {
+        let at = t0 + ms(20 * i);
+        s.build_relayed(at, &src(other, seq, ts, i == 0, at), &[1; 160], &mut out);
+        assert!(!out.is_empty(), "packet {i} not relayed");
+        let p = parse(&out);
+        if let Some(prev) = last {
+            assert_eq!(p.seq, u16::wrapping_add(prev, 1), "packet {i}");
+        }
+        last = Some(p.seq);
+        seq = seq.wrapping_add(1);
+        ts = ts.wrapping_add(160);
+    }
+}

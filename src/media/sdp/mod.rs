@@ -14,6 +14,7 @@ mod tests;
 use std::fmt;
 use std::net::IpAddr;
 
+use super::srtp::Suite;
 pub use negotiate::{Answer, CodecPref, LocalMedia, Negotiated, SdpSession};
 
 /// Why an SDP body cannot be used.
@@ -55,6 +56,10 @@ pub enum SdpError {
     /// A codec preference that is not `NAME[/RATE[/CHANNELS]]`.
     #[error("bad codec preference {0:?}")]
     BadCodecPref(String),
+    /// Encrypted media is required (or the stream is RTP/SAVP) but no `a=crypto` line offers a
+    /// suite and key we can use.
+    #[error("no usable a=crypto")]
+    NoCrypto,
 }
 
 /// Which way media flows on a stream, as seen by the side that wrote the SDP.
@@ -203,6 +208,88 @@ pub struct Rtcp {
     pub addr: Option<IpAddr>,
 }
 
+/// An `a=crypto` line (RFC 4568 §9.1): `tag suite key-params [session-params…]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Crypto {
+    /// Tag: names the line, so the answer can say which one it took.
+    pub tag: u32,
+    /// Crypto suite as written, e.g. `AES_CM_128_HMAC_SHA1_80`.
+    pub suite: String,
+    /// Key parameters as written: `inline:KEY||SALT-base64[|lifetime][|MKI:length]`.
+    pub key_params: String,
+    /// Session parameters as written (`KDR=`, `UNENCRYPTED_SRTP`, `WSH=`, …).
+    pub session_params: Vec<String>,
+}
+
+impl Crypto {
+    /// A line offering or answering `suite` with `key` (master key then salt), no lifetime or
+    /// MKI.
+    pub fn inline(tag: u32, suite: Suite, key: &[u8]) -> Self {
+        use base64::Engine;
+        Crypto {
+            tag,
+            suite: suite.name().into(),
+            key_params: format!(
+                "inline:{}",
+                base64::engine::general_purpose::STANDARD.encode(key)
+            ),
+            session_params: Vec::new(),
+        }
+    }
+
+    /// The suite and its master key and salt, when we can run this line: a suite we know, one
+    /// `inline:` key of the suite's length without an MKI, and no session parameter that
+    /// weakens or changes the transform (only `WSH=` and `KDR=0` are taken).
+    pub fn usable(&self) -> Option<(Suite, Vec<u8>)> {
+        use base64::Engine;
+        let suite = Suite::from_name(&self.suite)?;
+        if !self
+            .session_params
+            .iter()
+            .all(|p| p.starts_with("WSH=") || p == "KDR=0")
+        {
+            return None;
+        }
+        let inline = self.key_params.strip_prefix("inline:")?;
+        if inline.contains(';') {
+            return None; // Several keys, told apart by MKI.
+        }
+        let mut parts = inline.split('|');
+        let b64 = parts.next()?;
+        // A lifetime is fine (no call lives that long); an MKI (`n:len`) is not supported.
+        if parts.any(|p| p.contains(':')) {
+            return None;
+        }
+        let e = &base64::engine::general_purpose::STANDARD;
+        let key = e
+            .decode(b64)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64))
+            .ok()?;
+        (key.len() == suite.key_salt_len()).then_some((suite, key))
+    }
+}
+
+impl fmt::Debug for Crypto {
+    /// The key stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Crypto")
+            .field("tag", &self.tag)
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for Crypto {
+    /// The attribute value, after `a=crypto:`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.tag, self.suite, self.key_params)?;
+        for p in &self.session_params {
+            write!(f, " {p}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Any other `a=` line, kept as written: `a=name` or `a=name:value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
@@ -252,6 +339,8 @@ pub struct MediaDescription {
     pub rtcp: Option<Rtcp>,
     /// `a=rtcp-mux` (RFC 5761): RTCP on the RTP port.
     pub rtcp_mux: bool,
+    /// `a=crypto` lines (RFC 4568) in the order written.
+    pub crypto: Vec<Crypto>,
     /// Every other attribute, in order.
     pub attributes: Vec<Attribute>,
 }
@@ -274,6 +363,7 @@ impl MediaDescription {
             maxptime: None,
             rtcp: None,
             rtcp_mux: false,
+            crypto: Vec::new(),
             attributes: Vec::new(),
         }
     }
@@ -303,6 +393,11 @@ impl MediaDescription {
     /// Whether the transport is plain RTP (`RTP/AVP`, or `RTP/AVPF` whose feedback is optional).
     pub fn is_plain_rtp(&self) -> bool {
         self.proto.eq_ignore_ascii_case("RTP/AVP") || self.proto.eq_ignore_ascii_case("RTP/AVPF")
+    }
+
+    /// Whether the transport is SRTP (`RTP/SAVP`, or `RTP/SAVPF` whose feedback is optional).
+    pub fn is_srtp(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/SAVP") || self.proto.eq_ignore_ascii_case("RTP/SAVPF")
     }
 
     /// The payload type of telephone-event at `clock_rate` (RFC 4733), if listed.

@@ -8,8 +8,12 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use super::super::srtp::{SrtpKeys, Suite, MAX_KEY_SALT};
+pub use crate::config::MediaEncryption;
+
 use super::{
-    static_payload, Direction, Fmtp, MediaDescription, Origin, RtpMap, SdpError, SessionDescription,
+    static_payload, Crypto, Direction, Fmtp, MediaDescription, Origin, RtpMap, SdpError,
+    SessionDescription,
 };
 
 /// Payload type we offer telephone-event on; dynamic codecs are numbered around it.
@@ -35,6 +39,12 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// `o=` sess-version; [`SdpSession`] keeps it current across re-INVITEs.
     pub session_version: u64,
+    /// Whether we offer and take SRTP. Only a leg signalled over TLS may have anything but
+    /// `None`: the keys travel in the SDP.
+    pub encryption: MediaEncryption,
+    /// Our SRTP master key and salt (random, from the driver); each suite takes its length from
+    /// the front.
+    pub srtp_key: [u8; MAX_KEY_SALT],
 }
 
 impl LocalMedia {
@@ -47,7 +57,14 @@ impl LocalMedia {
             ptime: DEFAULT_PTIME,
             session_id: 0,
             session_version: 1,
+            encryption: MediaEncryption::None,
+            srtp_key: [0; MAX_KEY_SALT],
         }
+    }
+
+    /// Our key for `suite`.
+    fn key_for(&self, suite: Suite) -> &[u8] {
+        &self.srtp_key[..suite.key_salt_len()]
     }
 
     /// Our `o=` line.
@@ -193,6 +210,8 @@ pub struct Negotiated {
     pub direction: Direction,
     /// The peer wants no media from us (sendonly, inactive or `c=0.0.0.0`): a hold.
     pub hold: bool,
+    /// SRTP suite and keys, when the stream is encrypted.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Our answer to an offer.
@@ -207,6 +226,32 @@ pub struct Answer {
 /// Whether we can take part in a stream: audio, not refused, over plain RTP.
 pub fn is_usable_audio(m: &MediaDescription) -> bool {
     m.media.eq_ignore_ascii_case("audio") && m.port != 0 && m.is_plain_rtp()
+}
+
+/// Whether we may take part in a stream under `encryption`: audio, not refused, over plain RTP,
+/// or over SRTP when encryption is allowed at all.
+fn is_takeable_audio(m: &MediaDescription, encryption: MediaEncryption) -> bool {
+    m.media.eq_ignore_ascii_case("audio")
+        && m.port != 0
+        && (m.is_plain_rtp() || (m.is_srtp() && encryption != MediaEncryption::None))
+}
+
+/// The first `a=crypto` line of an offered stream that we can run, answered under its tag with
+/// our key, and the keys both sides then use.
+fn pick_crypto(m: &MediaDescription, local: &LocalMedia) -> Option<(Crypto, SrtpKeys)> {
+    if local.encryption == MediaEncryption::None {
+        return None;
+    }
+    m.crypto.iter().find_map(|c| {
+        let (suite, remote) = c.usable()?;
+        let ours = local.key_for(suite);
+        let keys = SrtpKeys {
+            suite,
+            local: ours.to_vec(),
+            remote,
+        };
+        Some((Crypto::inline(c.tag, suite, ours), keys))
+    })
 }
 
 /// The first format of `m`, in our order of preference, that is one of our codecs.
@@ -288,22 +333,30 @@ pub fn answer(
     prefs: &[CodecPref],
 ) -> Result<Answer, SdpError> {
     let mut audio_seen = false;
+    let mut codec_seen = false;
     let mut chosen = None;
     for (i, m) in offer.media.iter().enumerate() {
-        if !is_usable_audio(m) {
+        if !is_takeable_audio(m, local.encryption) {
             continue;
         }
         audio_seen = true;
-        if let Some(codec) = pick_codec(m, prefs) {
-            chosen = Some((i, codec));
-            break;
+        let Some(codec) = pick_codec(m, prefs) else {
+            continue;
+        };
+        codec_seen = true;
+        let crypto = pick_crypto(m, local);
+        // RTP/SAVP needs a key; so does every stream when encryption is required.
+        if crypto.is_none() && (m.is_srtp() || local.encryption == MediaEncryption::Srtp) {
+            continue;
         }
+        chosen = Some((i, codec, crypto));
+        break;
     }
-    let Some((index, codec)) = chosen else {
-        return Err(if audio_seen {
-            SdpError::NoCommonCodec
-        } else {
-            SdpError::NoAudio
+    let Some((index, codec, crypto)) = chosen else {
+        return Err(match (audio_seen, codec_seen) {
+            (_, true) => SdpError::NoCrypto,
+            (true, false) => SdpError::NoCommonCodec,
+            (false, _) => SdpError::NoAudio,
         });
     };
     let m = &offer.media[index];
@@ -316,6 +369,8 @@ pub fn answer(
     let mut ours = answered_stream(m, local.port, &codec, telephone_event, ptime, direction);
     // Offered multiplexing is always taken: one socket per call instead of two.
     ours.rtcp_mux = m.rtcp_mux;
+    let (line, srtp) = crypto.unzip();
+    ours.crypto.extend(line);
 
     let mut sdp = local.session(&offer.timing);
     sdp.media = offer
@@ -335,6 +390,7 @@ pub fn answer(
             ptime,
             direction,
             hold: !peer.receives(),
+            srtp,
         },
     })
 }
@@ -387,7 +443,22 @@ fn telephone_event_map(pt: u8, clock_rate: u32) -> RtpMap {
 /// exist, dynamic ones from 96 up) and telephone-event. Preferences whose clock rate is not
 /// known are left out; when none is left, PCMU and PCMA are offered.
 pub fn offer(local: &LocalMedia, prefs: &[CodecPref]) -> SessionDescription {
-    let mut m = MediaDescription::new("audio", local.port, "RTP/AVP");
+    // Required: RTP/SAVP. Optional: RTP/AVP with keys, which a peer without SRTP reads past.
+    let proto = match local.encryption {
+        MediaEncryption::Srtp => "RTP/SAVP",
+        MediaEncryption::Optional | MediaEncryption::None => "RTP/AVP",
+    };
+    let mut m = MediaDescription::new("audio", local.port, proto);
+    if local.encryption != MediaEncryption::None {
+        // AES-CM with 80- then 32-bit tags: what every SDES peer has (RFC 4568 §6.2).
+        for (tag, suite) in [
+            (1, Suite::AesCm128HmacSha1_80),
+            (2, Suite::AesCm128HmacSha1_32),
+        ] {
+            m.crypto
+                .push(Crypto::inline(tag, suite, local.key_for(suite)));
+        }
+    }
     let mut dynamic: u8 = 96;
     for p in prefs {
         if p.name.eq_ignore_ascii_case("telephone-event") {
@@ -435,7 +506,7 @@ pub fn read_answer(offer: &SessionDescription, body: &[u8]) -> Result<Negotiated
     let index = offer
         .media
         .iter()
-        .position(is_usable_audio)
+        .position(|m| is_takeable_audio(m, MediaEncryption::Optional))
         .ok_or(SdpError::NoAudio)?;
     let ours = &offer.media[index];
     let m = answer
@@ -471,6 +542,10 @@ pub fn read_answer(offer: &SessionDescription, body: &[u8]) -> Result<Negotiated
     let peer = peer_direction(m, ip);
     // Multiplexed only if we offered it too (RFC 5761 §5.1.1).
     let mux = m.rtcp_mux && ours.rtcp_mux;
+    let srtp = answered_crypto(ours, m);
+    if srtp.is_none() && ours.is_srtp() {
+        return Err(SdpError::NoCrypto);
+    }
     Ok(Negotiated {
         telephone_event,
         remote_rtp: SocketAddr::new(ip, m.port),
@@ -480,6 +555,24 @@ pub fn read_answer(offer: &SessionDescription, body: &[u8]) -> Result<Negotiated
         direction: our_direction(peer, ours.direction),
         hold: !peer.receives(),
         codec,
+        srtp,
+    })
+}
+
+/// The keys of an answer's `a=crypto`: it must name one of our offered lines by tag and suite.
+fn answered_crypto(ours: &MediaDescription, answer: &MediaDescription) -> Option<SrtpKeys> {
+    answer.crypto.iter().find_map(|c| {
+        let offered = ours
+            .crypto
+            .iter()
+            .find(|o| o.tag == c.tag && o.suite == c.suite)?;
+        let (suite, local) = offered.usable()?;
+        let (_, remote) = c.usable()?;
+        Some(SrtpKeys {
+            suite,
+            local,
+            remote,
+        })
     })
 }
 

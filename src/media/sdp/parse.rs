@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::{
-    Attribute, Bandwidth, Direction, Fmtp, MediaDescription, Origin, Rtcp, RtpMap, SdpError,
-    SessionDescription,
+    Attribute, Bandwidth, Crypto, Direction, Fmtp, MediaDescription, Origin, Rtcp, RtpMap,
+    SdpError, SessionDescription,
 };
 
 impl SessionDescription {
@@ -176,6 +176,7 @@ fn media_attribute(m: &mut MediaDescription, attr: Attribute) -> Option<Directio
             m.rtcp_mux = true;
             Some(())
         }
+        "crypto" => parse_crypto(v).map(|c| m.crypto.push(c)),
         _ => None,
     };
     if filed.is_none() {
@@ -202,6 +203,24 @@ fn parse_rtpmap(v: &str) -> Option<RtpMap> {
         encoding: encoding.into(),
         clock_rate,
         channels,
+    })
+}
+
+/// `tag suite key-params [session-params…]` (RFC 4568 §9.1); the tag is 1–9 digits.
+fn parse_crypto(v: &str) -> Option<Crypto> {
+    let mut f = v.split_whitespace();
+    let tag = f
+        .next()
+        .filter(|t| (1..=9).contains(&t.len()))?
+        .parse()
+        .ok()?;
+    let suite = f.next()?.into();
+    let key_params = f.next()?.into();
+    Some(Crypto {
+        tag,
+        suite,
+        key_params,
+        session_params: f.map(String::from).collect(),
     })
 }
 
@@ -333,6 +352,9 @@ impl fmt::Display for MediaDescription {
         }
         if self.rtcp_mux {
             put(f, format_args!("a=rtcp-mux"))?;
+        }
+        for c in &self.crypto {
+            put(f, format_args!("a=crypto:{c}"))?;
         }
         for a in &self.attributes {
             put(f, format_args!("a={a}"))?;

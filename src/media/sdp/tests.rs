@@ -1,5 +1,6 @@
-use super::negotiate::{self, read_answer};
+use super::negotiate::{self, read_answer, MediaEncryption};
 use super::*;
+use crate::media::srtp::Suite;
 use std::net::SocketAddr;
 
 /// Asterisk 18, chan_pjsip, default codec list.
@@ -814,4 +815,272 @@ fn legacy_offer_and_answer() {
     let sd = parse(&a);
     assert!(sd.media.iter().all(|m| m.port == 0), "{a}");
     assert_eq!(sd.media.len(), 2);
+}
+
+/// baresip 1.0 with `mediaenc srtp-mand`: RTP/SAVP and both AES-CM suites.
+const BARESIP_SAVP: &str = "v=0\r\n\
+o=- 1 2 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+c=IN IP4 127.0.0.1\r\n\
+t=0 0\r\n\
+m=audio 10000 RTP/SAVP 0 8 101\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CB|2^31\r\n\
+a=sendrecv\r\n";
+
+fn secure(encryption: MediaEncryption) -> LocalMedia {
+    LocalMedia {
+        encryption,
+        srtp_key: std::array::from_fn(|i| 0xa0 + i as u8),
+        ..local()
+    }
+}
+
+fn with_media(offer: &str, m_line: &str, crypto: &[&str]) -> String {
+    let mut s = offer.replace("m=audio 10000 RTP/SAVP 0 8 101", m_line);
+    s = s
+        .lines()
+        .filter(|l| !l.starts_with("a=crypto"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    for c in crypto {
+        s.push_str(&format!("a=crypto:{c}\r\n"));
+    }
+    s
+}
+
+#[test]
+fn crypto_lines_parse_and_write_back() {
+    let sd = parse(BARESIP_SAVP);
+    let m = &sd.media[0];
+    assert!(m.is_srtp() && !m.is_plain_rtp());
+    assert_eq!(m.crypto.len(), 2);
+    assert_eq!(
+        (m.crypto[0].tag, m.crypto[0].suite.as_str()),
+        (1, "AES_CM_128_HMAC_SHA1_32")
+    );
+    let (suite, key) = m.crypto[0].usable().unwrap();
+    assert_eq!(
+        (suite, key),
+        (Suite::AesCm128HmacSha1_32, (0..30).collect())
+    );
+    // A lifetime does not stop a line; its key is still read.
+    assert_eq!(
+        m.crypto[1].usable().unwrap().1,
+        (100..130).collect::<Vec<u8>>()
+    );
+    assert!(m.attributes.iter().all(|a| a.name != "crypto"));
+    assert_eq!(parse(&sd.to_string()), sd);
+    assert!(sd.to_string().contains(
+        "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CB|2^31\r\n"
+    ));
+    // Keys never reach a log line.
+    assert!(!format!("{m:?}").contains("ZGVmZ2hp"));
+}
+
+#[test]
+fn crypto_lines_we_cannot_run_are_not_usable() {
+    let line = |v: &str| {
+        let sd = parse(&with_media(BARESIP_SAVP, "m=audio 10000 RTP/SAVP 0", &[v]));
+        sd.media[0].crypto.first().cloned()
+    };
+    let key = "inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+    for bad in [
+        format!("1 F8_128_HMAC_SHA1_80 {key}"),
+        format!("1 AES_CM_128_HMAC_SHA1_80 {key}|2^20|1:4"),
+        format!("1 AES_CM_128_HMAC_SHA1_80 {key};{key}"),
+        format!("1 AES_CM_128_HMAC_SHA1_80 {key} UNENCRYPTED_SRTP"),
+        format!("1 AES_CM_128_HMAC_SHA1_80 {key} KDR=10"),
+        // 29 octets: one short for AES-CM.
+        "1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxw=".into(),
+        // 30 octets: two too many for GCM.
+        format!("1 AEAD_AES_128_GCM {key}"),
+        "1 AES_CM_128_HMAC_SHA1_80 inline:!!notbase64!!".into(),
+        "1 AES_CM_128_HMAC_SHA1_80 srtp-key-params".into(),
+    ] {
+        let c = line(&bad).unwrap_or_else(|| panic!("{bad} should parse"));
+        assert_eq!(c.usable(), None, "{bad}");
+    }
+    assert!(line(&format!("1 AES_CM_128_HMAC_SHA1_80 {key} WSH=64"))
+        .unwrap()
+        .usable()
+        .is_some());
+    // Not a crypto line at all: kept as a plain attribute.
+    for junk in [
+        "x AES_CM_128_HMAC_SHA1_80 inline:AA==",
+        "1234567890 S K",
+        "1 ONLY",
+    ] {
+        let sd = parse(&with_media(
+            BARESIP_SAVP,
+            "m=audio 10000 RTP/SAVP 0",
+            &[junk],
+        ));
+        assert!(sd.media[0].crypto.is_empty(), "{junk}");
+        assert!(sd.media[0].attributes.iter().any(|a| a.name == "crypto"));
+    }
+}
+
+#[test]
+fn savp_offer_is_answered_with_the_first_line_we_can_run() {
+    for enc in [MediaEncryption::Optional, MediaEncryption::Srtp] {
+        let local = secure(enc);
+        let a = answer_checked(BARESIP_SAVP, &local, &CodecPref::defaults());
+        let m = &a.sdp.media[0];
+        assert_eq!(m.proto, "RTP/SAVP");
+        assert_eq!(m.crypto.len(), 1);
+        assert_eq!(
+            (m.crypto[0].tag, m.crypto[0].suite.as_str()),
+            (1, "AES_CM_128_HMAC_SHA1_32")
+        );
+        let keys = a.negotiated.srtp.clone().unwrap();
+        assert_eq!(keys.suite, Suite::AesCm128HmacSha1_32);
+        assert_eq!(keys.remote, (0..30).collect::<Vec<u8>>());
+        assert_eq!(keys.local, local.srtp_key.to_vec());
+        assert_eq!(m.crypto[0].usable().unwrap().1, keys.local);
+    }
+}
+
+#[test]
+fn gcm_is_taken_when_offered_with_a_key_of_its_length() {
+    let offer = with_media(
+        BARESIP_SAVP,
+        "m=audio 10000 RTP/SAVP 8",
+        &["7 AEAD_AES_128_GCM inline:yMnKy8zNzs/Q0dLT1NXW19jZ2tvc3d7f4OHi4w=="],
+    );
+    let local = secure(MediaEncryption::Optional);
+    let a = answer_checked(&offer, &local, &CodecPref::defaults());
+    let keys = a.negotiated.srtp.unwrap();
+    assert_eq!(keys.suite, Suite::AeadAes128Gcm);
+    assert_eq!(keys.local, local.srtp_key[..28].to_vec());
+    assert_eq!(keys.remote, (200..228).collect::<Vec<u8>>());
+    assert_eq!(a.sdp.media[0].crypto[0].tag, 7);
+}
+
+#[test]
+fn plain_legs_never_answer_crypto() {
+    // Over UDP or TCP (encryption none): RTP/SAVP is not ours to take ...
+    assert_eq!(
+        negotiate::answer(&parse(BARESIP_SAVP), &local(), &CodecPref::defaults()).unwrap_err(),
+        SdpError::NoAudio
+    );
+    // ... and crypto offered best effort in RTP/AVP is read past: plain RTP, no key sent.
+    let avp = BARESIP_SAVP.replace("RTP/SAVP", "RTP/AVP");
+    let a = answer_checked(&avp, &local(), &CodecPref::defaults());
+    assert!(a.sdp.media[0].crypto.is_empty() && a.negotiated.srtp.is_none());
+    assert!(!a.sdp.to_string().contains("crypto"));
+}
+
+#[test]
+fn required_encryption_refuses_plain_offers_and_optional_takes_them() {
+    let plain = with_media(BARESIP_SAVP, "m=audio 10000 RTP/AVP 0 8 101", &[]);
+    assert_eq!(
+        negotiate::answer(
+            &parse(&plain),
+            &secure(MediaEncryption::Srtp),
+            &CodecPref::defaults()
+        )
+        .unwrap_err(),
+        SdpError::NoCrypto
+    );
+    let a = answer_checked(
+        &plain,
+        &secure(MediaEncryption::Optional),
+        &CodecPref::defaults(),
+    );
+    assert!(a.negotiated.srtp.is_none() && a.sdp.media[0].crypto.is_empty());
+    // RTP/SAVP whose only line we cannot run: refused even when encryption is optional.
+    let f8 = with_media(
+        BARESIP_SAVP,
+        "m=audio 10000 RTP/SAVP 0",
+        &["1 F8_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd"],
+    );
+    assert_eq!(
+        negotiate::answer(
+            &parse(&f8),
+            &secure(MediaEncryption::Optional),
+            &CodecPref::defaults()
+        )
+        .unwrap_err(),
+        SdpError::NoCrypto
+    );
+    // Best-effort crypto in RTP/AVP satisfies a required policy.
+    let avp = BARESIP_SAVP.replace("RTP/SAVP", "RTP/AVP");
+    let a = answer_checked(&avp, &secure(MediaEncryption::Srtp), &CodecPref::defaults());
+    assert_eq!(a.sdp.media[0].proto, "RTP/AVP");
+    assert!(a.negotiated.srtp.is_some());
+}
+
+#[test]
+fn offers_by_policy_and_their_answers() {
+    let prefs = CodecPref::defaults();
+    let none = negotiate::offer(&local(), &prefs);
+    assert_eq!(none.media[0].proto, "RTP/AVP");
+    assert!(none.media[0].crypto.is_empty());
+
+    let opt = negotiate::offer(&secure(MediaEncryption::Optional), &prefs);
+    assert_eq!(opt.media[0].proto, "RTP/AVP");
+    let req = negotiate::offer(&secure(MediaEncryption::Srtp), &prefs);
+    assert_eq!(req.media[0].proto, "RTP/SAVP");
+    for o in [&opt, &req] {
+        let suites: Vec<&str> = o.media[0].crypto.iter().map(|c| c.suite.as_str()).collect();
+        assert_eq!(
+            suites,
+            ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"]
+        );
+        assert_eq!(parse(&o.to_string()), *o);
+    }
+
+    // The peer takes tag 2 with its own key: keys for both directions.
+    let answer = |proto: &str, crypto: &str| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             m=audio 4000 {proto} 0\r\n{crypto}"
+        )
+    };
+    let took = answer(
+        "RTP/SAVP",
+        "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CB\r\n",
+    );
+    let n = read_answer(&req, took.as_bytes()).unwrap();
+    let keys = n.srtp.unwrap();
+    assert_eq!(keys.suite, Suite::AesCm128HmacSha1_32);
+    assert_eq!(keys.local, secure(MediaEncryption::Srtp).srtp_key.to_vec());
+    assert_eq!(keys.remote, (100..130).collect::<Vec<u8>>());
+
+    // A tag we never offered, or a suite changed under our tag, is no key.
+    let stray = answer(
+        "RTP/SAVP",
+        "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CB\r\n",
+    );
+    assert_eq!(
+        read_answer(&req, stray.as_bytes()).unwrap_err(),
+        SdpError::NoCrypto
+    );
+    // Optional: a plain answer is plain RTP; required: it is refused.
+    let plain = answer("RTP/AVP", "");
+    assert!(read_answer(&opt, plain.as_bytes()).unwrap().srtp.is_none());
+    assert_eq!(
+        read_answer(&req, plain.as_bytes()).unwrap_err(),
+        SdpError::NoCrypto
+    );
+    // Crypto in an answer to a plain offer is read past.
+    assert!(
+        read_answer(&none, took.replace("RTP/SAVP", "RTP/AVP").as_bytes())
+            .unwrap()
+            .srtp
+            .is_none()
+    );
+}
+
+#[test]
+fn a_reoffer_with_the_same_keys_keeps_the_answer_and_its_version() {
+    let mut s = SdpSession::new(secure(MediaEncryption::Optional));
+    let offer = parse(BARESIP_SAVP);
+    let first = s.answer(&offer, &CodecPref::defaults()).unwrap();
+    let again = s.answer(&offer, &CodecPref::defaults()).unwrap();
+    assert_eq!(first.sdp, again.sdp);
+    assert_eq!(first.negotiated.srtp, again.negotiated.srtp);
 }

@@ -3,6 +3,7 @@
 //! [`LegEvent`]s on its own channel.
 
 use super::{now, Endpoint};
+use crate::config::MediaEncryption;
 use crate::sip::auth::{with_credentials, ClientOutcome, DigestClient};
 use crate::sip::dialog::{Body, DialogId, EndReason};
 use crate::sip::leg::{self, Dial, Failure, Incoming, Leg, LegCommand, LegEnd, LegEvent, LegId};
@@ -574,6 +575,10 @@ impl Endpoint {
             local_ip: self.transports.local_for(peer.addr).ip(),
             trunk: trunk.map(|c| c.name.clone()),
             behind_nat: trunk.is_some_and(|c| c.nat),
+            media_encryption: match peer.transport {
+                Transport::Tls => trunk.map_or(MediaEncryption::Optional, |c| c.media_encryption),
+                Transport::Udp | Transport::Tcp => MediaEncryption::None,
+            },
         };
         if let Err(e) = incoming.try_send(offer) {
             tracing::warn!(error = %e, "call layer not keeping up; refusing a call");

@@ -121,7 +121,12 @@ pub async fn start(
         trunk_dns_tx,
         shutdown.token(),
     ));
-    let sip = SipHandle::new(commands_tx, local_addrs.clone(), trunk_addrs);
+    let sip = SipHandle::new(commands_tx, local_addrs.clone(), trunk_addrs).with_media_encryption(
+        cfg_trunks
+            .iter()
+            .map(|t| (t.name.clone(), t.media_encryption))
+            .collect(),
+    );
     let trunks = Trunks::new(cfg_trunks, resolved, now());
     let trusted = trunks.trusted_sources();
     let trunk_view: TrunkView = Arc::new(RwLock::new(trunks.status()));

@@ -25,6 +25,7 @@ fn cfg(name: &str, max_calls: u32, max_cps: f64) -> TrunkConfig {
         dial_prefix: String::new(),
         send_pai: true,
         nat: false,
+        media_encryption: Default::default(),
     }
 }
 
