@@ -39,6 +39,9 @@ pub enum SessionError {
     /// The session call was not answered.
     #[error("the agent's phone did not answer the session call: {0}")]
     PhoneFailed(String),
+    /// The browser's audio leg cannot be set up.
+    #[error(transparent)]
+    WebRtc(#[from] crate::webrtc::WebRtcError),
     /// The agent-metrics gauge cannot be registered.
     #[error("cannot register agent metrics: {0}")]
     Metrics(#[from] prometheus::Error),

@@ -410,3 +410,24 @@ fn env_values_keep_leading_zeros_and_plus_and_still_parse_as_numbers() {
         "{err}"
     );
 }
+
+#[test]
+fn webrtc_addresses_parse_refuse_wildcards_and_need_a_restart() {
+    assert_eq!(
+        Config::default().webrtc.addresses,
+        vec![std::net::IpAddr::from([127, 0, 0, 1])]
+    );
+    let cfg = parse("[webrtc]\naddresses = [\"192.0.2.7\", \"2001:db8::7\"]\n").unwrap();
+    assert_eq!(cfg.webrtc.addresses.len(), 2);
+    assert_eq!(Config::default().restart_needed(&cfg), vec!["webrtc"]);
+    assert!(parse("[webrtc]\naddresses = []\n").is_ok());
+    for (toml, key) in [
+        ("[webrtc]\naddresses = [\"0.0.0.0\"]\n", "webrtc.addresses"),
+        ("[webrtc]\naddresses = [\"::\"]\n", "webrtc.addresses"),
+        ("[webrtc]\naddresses = [\"browser\"]\n", "webrtc.addresses"),
+        ("[webrtc]\nstun = \"x\"\n", "webrtc.stun"),
+    ] {
+        let err = parse(toml).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
+    }
+}

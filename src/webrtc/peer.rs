@@ -1,0 +1,306 @@
+//! One browser leg: the thin tokio driver around a sans-IO [`Rtc`] (ICE-lite, DTLS-SRTP) —
+//! its sockets (one per `webrtc.addresses` entry, from the RTP pool), its timer, and the
+//! loopback relay that hands the browser's decrypted stream to an ordinary [`MediaLeg`] and
+//! what that leg sends to the browser, packet for packet (payload type, sequence number,
+//! timestamp and marker kept; str0m puts on its SSRC and encrypts).
+//!
+//! The leg ends when the browser closes the connection (DTLS close), stops its ICE consent
+//! checks, or when the layer above drops the leg's event channel (logout, DELETE); the
+//! ordinary leg then sees its events end, as a SIP leg's BYE ends them.
+
+use super::offer::{self, Choice, Header, SeqExtender};
+use super::WebRtcError;
+use crate::media::engine::MediaEngine;
+use crate::media::leg::{MediaLeg, MAX_DATAGRAM};
+use crate::media::ports::PortLease;
+use crate::sip::leg::LegEvent;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+use str0m::change::SdpOffer;
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Frequency, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+/// The driver's clock; tokio's so paused-time tests drive it.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// An answered browser offer, not yet running.
+pub struct Peer {
+    rtc: Rtc,
+    sockets: Vec<(std::net::UdpSocket, SocketAddr)>,
+    _leases: Vec<PortLease>,
+    choice: Choice,
+}
+
+/// A running browser leg as the agent's session uses it.
+pub struct Started {
+    /// The ordinary media leg carrying the browser's stream.
+    pub media: MediaLeg,
+    /// Ends (`None`) when the browser leg is gone; dropping it ends the browser leg.
+    pub events: mpsc::UnboundedReceiver<LegEvent>,
+    /// Fires once ICE and DTLS are up; dropped unfired when the leg ends before.
+    pub connected: oneshot::Receiver<()>,
+}
+
+impl Peer {
+    /// Binds one pool port per address, offers a host candidate on each, and answers `offer`
+    /// with `choice` as the only codec (and its telephone-event).
+    pub(super) fn accept(
+        media: &MediaEngine,
+        addresses: &[IpAddr],
+        crypto: Arc<CryptoProvider>,
+        cert: DtlsCert,
+        choice: Choice,
+        offer: &str,
+    ) -> Result<(String, Peer), WebRtcError> {
+        let parsed =
+            SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Offer(e.to_string()))?;
+        let codec = choice.codec;
+        let mut cfg = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_crypto_provider(crypto)
+            .set_dtls_cert(cert)
+            .clear_codecs()
+            .enable_pcmu(codec == crate::media::codec::CodecKind::Pcmu, false)
+            .enable_pcma(codec == crate::media::codec::CodecKind::Pcma, false);
+        if let Some(e) = choice.event_pt {
+            cfg.codec_config().add_config(
+                Pt::from(e),
+                None,
+                Codec::Tele,
+                Frequency::EIGHT_KHZ,
+                None,
+                FormatParams::default(),
+            );
+        }
+        let mut rtc = cfg.build(now());
+        let mut sockets = Vec::new();
+        let mut leases = Vec::new();
+        for ip in addresses {
+            let pair = media.bind_pair(*ip)?;
+            let addr = pair
+                .rtp
+                .local_addr()
+                .map_err(crate::media::MediaError::Io)?;
+            let candidate =
+                Candidate::host(addr, "udp").map_err(|e| WebRtcError::Offer(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+            sockets.push((pair.rtp, addr));
+            // Multiplexed RTCP: the RTCP port stays leased, its socket goes.
+            leases.push(pair.lease);
+        }
+        let answer = rtc.sdp_api().accept_offer(parsed)?;
+        Ok((
+            answer.to_sdp_string(),
+            Peer {
+                rtc,
+                sockets,
+                _leases: leases,
+                choice,
+            },
+        ))
+    }
+
+    /// Opens the ordinary media leg (on loopback) the stream is handed to and spawns the
+    /// driver.
+    pub fn start(self, media: &MediaEngine) -> Result<Started, WebRtcError> {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let relay =
+            std::net::UdpSocket::bind((loopback, 0)).map_err(crate::media::MediaError::Io)?;
+        relay
+            .set_nonblocking(true)
+            .map_err(crate::media::MediaError::Io)?;
+        let relay = UdpSocket::from_std(relay).map_err(crate::media::MediaError::Io)?;
+        let relay_addr = relay.local_addr().map_err(crate::media::MediaError::Io)?;
+        let mut leg = media.open(loopback)?;
+        leg.answer(offer::plain_offer(self.choice, relay_addr).as_bytes())?;
+        let to_leg = leg.local_addr();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (connected_tx, connected) = oneshot::channel();
+        let mut sockets = Vec::new();
+        for (s, addr) in self.sockets {
+            sockets.push((
+                UdpSocket::from_std(s).map_err(crate::media::MediaError::Io)?,
+                addr,
+            ));
+        }
+        let driver = Driver {
+            rtc: self.rtc,
+            sockets,
+            _leases: self._leases,
+            relay,
+            to_leg,
+            mid: None,
+            seq: SeqExtender::default(),
+            ssrc: crate::sip::id::random_u32(),
+        };
+        tokio::spawn(driver.run(connected_tx, events_tx));
+        Ok(Started {
+            media: leg,
+            events,
+            connected,
+        })
+    }
+}
+
+struct Driver {
+    rtc: Rtc,
+    sockets: Vec<(UdpSocket, SocketAddr)>,
+    _leases: Vec<PortLease>,
+    relay: UdpSocket,
+    to_leg: SocketAddr,
+    mid: Option<Mid>,
+    seq: SeqExtender,
+    /// The SSRC of the plain stream handed to the ordinary leg.
+    ssrc: u32,
+}
+
+/// Waits until one of `sockets` has a datagram; reads it into `buf`: (socket index, length,
+/// source).
+async fn recv_any(
+    sockets: &[(UdpSocket, SocketAddr)],
+    buf: &mut [u8],
+) -> (usize, std::io::Result<(usize, SocketAddr)>) {
+    std::future::poll_fn(|cx| {
+        for (i, (s, _)) in sockets.iter().enumerate() {
+            let mut rb = tokio::io::ReadBuf::new(buf);
+            if let Poll::Ready(r) = s.poll_recv_from(cx, &mut rb) {
+                return Poll::Ready((i, r.map(|from| (rb.filled().len(), from))));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        connected: oneshot::Sender<()>,
+        events: mpsc::UnboundedSender<LegEvent>,
+    ) {
+        let mut connected = Some(connected);
+        let mut buf = vec![0u8; 2048];
+        let mut relayed = vec![0u8; MAX_DATAGRAM];
+        let mut out = Vec::with_capacity(256);
+        let why = loop {
+            let deadline = match self.drain(&mut connected, &mut out) {
+                Ok(t) => t,
+                Err(why) => break why,
+            };
+            tokio::select! {
+                _ = events.closed() => break "hung up".to_string(),
+                (i, r) = recv_any(&self.sockets, &mut buf) => {
+                    let Ok((n, source)) = r else { continue };
+                    let Ok(contents) = buf[..n].try_into() else { continue };
+                    let input = Input::Receive(now(), Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: self.sockets[i].1,
+                        contents,
+                    });
+                    if let Err(e) = self.rtc.handle_input(input) {
+                        tracing::debug!(error = %e, "browser datagram refused");
+                    }
+                }
+                r = self.relay.recv_from(&mut relayed) => {
+                    if let Ok((n, from)) = r {
+                        if from == self.to_leg {
+                            self.to_browser(&relayed[..n]);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                    if let Err(e) = self.rtc.handle_input(Input::Timeout(now())) {
+                        break format!("webrtc: {e}");
+                    }
+                }
+            }
+        };
+        tracing::info!(reason = %why, "browser audio leg ended");
+        self.rtc.disconnect();
+        // What the close leaves to send (DTLS close_notify) goes out best effort.
+        while let Ok(Output::Transmit(t)) = self.rtc.poll_output() {
+            self.transmit(&t.contents, t.source, t.destination);
+        }
+    }
+
+    /// Carries out the stack's outputs until it wants waking at the returned instant; `Err`
+    /// when the leg is over.
+    fn drain(
+        &mut self,
+        connected: &mut Option<oneshot::Sender<()>>,
+        out: &mut Vec<u8>,
+    ) -> Result<Instant, String> {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => return Ok(t),
+                Ok(Output::Transmit(t)) => self.transmit(&t.contents, t.source, t.destination),
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => {
+                        tracing::info!("browser audio leg connected");
+                        if let Some(c) = connected.take() {
+                            let _ = c.send(());
+                        }
+                    }
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        return Err("ICE consent lost".into())
+                    }
+                    Event::Closed => return Err("closed by the browser".into()),
+                    Event::MediaAdded(m) => self.mid = Some(m.mid),
+                    Event::RtpPacket(p) => {
+                        let h = Header {
+                            marker: p.header.marker,
+                            pt: *p.header.payload_type,
+                            seq: p.header.sequence_number,
+                            timestamp: p.header.timestamp,
+                        };
+                        offer::write(h, self.ssrc, &p.payload, out);
+                        let _ = self.relay.try_send_to(out, self.to_leg);
+                    }
+                    _ => {}
+                },
+                Err(e) => return Err(format!("webrtc: {e}")),
+            }
+        }
+    }
+
+    fn transmit(&self, datagram: &[u8], source: SocketAddr, to: SocketAddr) {
+        if let Some((s, _)) = self.sockets.iter().find(|(_, a)| *a == source) {
+            let _ = s.try_send_to(datagram, to);
+        }
+    }
+
+    /// One packet of the ordinary leg's stream, encrypted to the browser once it is up.
+    fn to_browser(&mut self, datagram: &[u8]) {
+        let (Some(mid), Some((h, range))) = (self.mid, offer::parse(datagram)) else {
+            return;
+        };
+        let seq = self.seq.extend(h.seq);
+        let now = now();
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return;
+        };
+        tx.write_rtp(
+            RtpWrite::new(
+                Pt::from(h.pt),
+                seq.into(),
+                h.timestamp,
+                now,
+                &datagram[range],
+            )
+            .marker(h.marker),
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! Browser audio (WebRTC) in a real headless Chromium whose microphone is a WAV file of a
+//! 440 Hz tone: the agent logs in on `/agent/` with "this browser" as the audio, goes ready,
+//! and the progressive campaign's call, answered by a SIPp carrier whose customer speaks a
+//! 1 kHz tone (PCMA), is put through to the browser (PCMU). The customer hears the browser's
+//! tone and the page hears the customer's (a WebAudio analyser on the received stream, read
+//! through WebDriver). Logout ends the browser leg and gives its ports back; a browser that
+//! goes away ends the session as a phone's hang-up does.
+
+mod common;
+
+use common::api::{Api, ADMIN};
+use common::dialer::{
+    carrier_log, config_with_agents, dialing_campaign, finished, free_udp_port, logged_carrier,
+    Customers, Sound,
+};
+use common::webdriver::{Browser, Driver};
+use common::Daemon;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Where the run leaves its screenshots of the pages.
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console")
+}
+
+/// `seconds` of a 440 Hz tone, 48 kHz mono: the browser's fake microphone.
+fn microphone_wav(path: &Path, seconds: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..seconds * 48_000 {
+        let v = (f64::from(i) * 440.0 * std::f64::consts::TAU / 48_000.0).sin();
+        w.write_sample((v * 12_000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// A browser whose microphone plays `wav`, allowed to use it without asking.
+fn browser_with_microphone<'a>(driver: &'a Driver, wav: &Path) -> Browser<'a> {
+    driver.browser_with(&[
+        "--use-fake-device-for-media-stream".into(),
+        "--use-fake-ui-for-media-stream".into(),
+        format!("--use-file-for-fake-audio-capture={}", wav.display()),
+        "--autoplay-policy=no-user-gesture-required".into(),
+        "--allow-loopback-in-peer-connection".into(),
+    ])
+}
+
+/// The page's audio figures: `{mic, heard, heardHz, state}`, or null without browser audio.
+fn levels(b: &Browser) -> Value {
+    b.run("return window.dialerdAudio()", json!([]))
+}
+
+/// A gauge of the daemon's `/metrics`.
+fn gauge(d: &Daemon, name: &str) -> f64 {
+    let (_, text) = d.get("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// An agent who signs in with a password, as the page does.
+fn agent_user(admin: &Api, name: &str, password: &str) -> i64 {
+    let u = admin.ok(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"name": name, "role": "agent", "password": password})),
+    );
+    u["id"].as_i64().unwrap()
+}
+
+fn log_in_with_browser_audio(b: &Browser, d: &Daemon, name: &str, password: &str) {
+    b.goto(&format!("http://{}/agent/", d.http));
+    b.fill("#login-name", name);
+    b.fill("#login-password", password);
+    b.click("#login-submit");
+    b.wait("the session form", WAIT, |b| b.visible("#setup-start"));
+    b.click("input[name=phone-kind][value=webrtc]");
+    b.click("#setup-start");
+    b.wait_text("#state", "PAUSED", Duration::from_secs(20));
+}
+
+#[test]
+fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_session() {
+    let carrier_port = free_udp_port();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("carrier.log");
+    let wav = logs.path().join("microphone.wav");
+    microphone_wav(&wav, 10);
+    let customers = Customers::start(&log);
+    let far = logged_carrier(
+        "dialer/carrier_talks_until_bye.xml",
+        carrier_port,
+        1,
+        customers.port,
+        &log,
+    );
+    let d = Daemon::start_with(
+        &config_with_agents(carrier_port, 0),
+        &[("DIALERD_ADMIN_TOKEN", ADMIN)],
+    );
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Browser",
+        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 120,
+               "ring_timeout_seconds": 15, "max_attempts": 1}),
+        1,
+        0,
+    );
+    let ann = agent_user(&admin, "ann", "ann-password-1");
+    let free_before = gauge(&d, "dialerd_rtp_ports_free");
+
+    let driver = Driver::start();
+    let agent = browser_with_microphone(&driver, &wav);
+    log_in_with_browser_audio(&agent, &d, "ann", "ann-password-1");
+    assert_eq!(agent.text("#reason"), "(login)");
+    assert_eq!(agent.text("#audio-phone"), "this browser");
+    assert_eq!(levels(&agent)["state"], "connected");
+    // A browser leg holds pool ports: its own and its media leg's.
+    assert!(gauge(&d, "dialerd_rtp_ports_free") < free_before);
+    // Between customers the browser hears our silence (after the join tone).
+    agent.wait("the join tone over", WAIT, |b| {
+        levels(b)["heard"].as_f64().unwrap_or(1.0) < 0.01
+    });
+    assert!(
+        levels(&agent)["mic"].as_f64().unwrap() > 0.05,
+        "the microphone plays the WAV"
+    );
+
+    agent.alt('r');
+    agent.wait_text("#state", "READY", WAIT);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    agent.wait_text("#state", "TALKING", Duration::from_secs(20));
+    let talking = unix_now();
+
+    // The page hears the customer's 1 kHz tone, transcoded from PCMA to the browser's PCMU.
+    agent.wait("the customer's tone in the browser", WAIT, |b| {
+        let l = levels(b);
+        let hz = l["heardHz"].as_f64().unwrap_or(0.0);
+        l["heard"].as_f64().unwrap_or(0.0) > 0.1 && (950.0..1050.0).contains(&hz)
+    });
+    // The customer hears the browser's 440 Hz microphone.
+    let port = carrier_log(&log)
+        .iter()
+        .find_map(|e| e.rtp.filter(|_| e.kind == "invite"))
+        .expect("the carrier logged the call");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let heard = customers.frames(port, talking, unix_now());
+        if heard.get(&Sound::Message).copied().unwrap_or(0) >= 50 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the customer did not hear the browser's tone: {heard:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    agent.screenshot(&shots().join("agent-browser-audio.png"));
+
+    // Muted on the page, the customer hears no more of the microphone.
+    agent.click("#mute");
+    std::thread::sleep(Duration::from_millis(500));
+    let muted_from = unix_now();
+    std::thread::sleep(Duration::from_secs(1));
+    let heard = customers.frames(port, muted_from, unix_now());
+    assert_eq!(heard.get(&Sound::Message), None, "muted, yet {heard:?}");
+    agent.click("#mute");
+
+    // Alt+H hangs up: the carrier gets BYE.
+    agent.alt('h');
+    agent.wait_text("#state", "WRAP-UP", WAIT);
+    finished(far, "the carrier", WAIT);
+
+    // Logout ends the browser leg: its ports go back to the pool.
+    admin.ok("DELETE", &format!("/api/v1/agents/{ann}/session"), None);
+    agent.wait_text("#state", "LOGGED OUT", WAIT);
+    let deadline = Instant::now() + WAIT;
+    while gauge(&d, "dialerd_rtp_ports_free") < free_before {
+        assert!(Instant::now() < deadline, "the browser leg kept its ports");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Again; then the browser goes away: the session ends as with a phone's hang-up.
+    agent.click("input[name=phone-kind][value=webrtc]");
+    agent.click("#setup-start");
+    agent.wait_text("#state", "PAUSED", Duration::from_secs(20));
+    agent.goto("about:blank");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let a = admin.ok("GET", "/api/v1/agents", None)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == ann)
+            .cloned()
+            .unwrap();
+        if a["state"] == "logged_out" {
+            assert_eq!(a["reason"], "leg_lost", "{a}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session outlived the browser: {a}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = task;
+}
+
+#[test]
+fn a_browser_offer_without_g711_or_without_sdp_is_refused() {
+    let d = Daemon::start_with(
+        &config_with_agents(free_udp_port(), 0),
+        &[("DIALERD_ADMIN_TOKEN", ADMIN)],
+    );
+    let admin = Api::new(&d, ADMIN);
+    let (_, task) = common::api::campaign(&admin, "Refused");
+    let (_, ann) = common::api::user(&admin, "ann", "agent");
+    let opus_only = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n\
+        a=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+        a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+        a=setup:actpass\r\na=rtcp-mux\r\na=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n";
+    let (status, body) = ann.call(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "webrtc", "sdp": opus_only})),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("PCMU"), "{body}");
+    let (status, body) = ann.call(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "webrtc"})),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "sdp", "{body}");
+    let (status, body) = ann.call(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "sip", "sdp": opus_only})),
+    );
+    assert_eq!(status, 422, "{body}");
+    // Nothing of the refused logins stays.
+    let (status, _) = ann.call("GET", "/api/v1/agent/session", None);
+    assert_eq!(status, 409);
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
