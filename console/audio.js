@@ -35,6 +35,8 @@ export class BrowserAudio {
   async offer() {
     this.mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
     this.ctx = new AudioContext();
+    // Started from the login click; a context made outside a gesture starts suspended.
+    this.ctx.resume().catch(() => {});
     this.local = this.analyse(this.mic);
     this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     for (const track of this.mic.getAudioTracks()) this.pc.addTrack(track, this.mic);

@@ -131,10 +131,9 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
     agent.wait("the join tone over", WAIT, |b| {
         levels(b)["heard"].as_f64().unwrap_or(1.0) < 0.01
     });
-    assert!(
-        levels(&agent)["mic"].as_f64().unwrap() > 0.05,
-        "the microphone plays the WAV"
-    );
+    agent.wait("the microphone's WAV on the meter", WAIT, |b| {
+        levels(b)["mic"].as_f64().unwrap_or(0.0) > 0.05
+    });
 
     agent.alt('r');
     agent.wait_text("#state", "READY", WAIT);
@@ -187,7 +186,10 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
 
     // Logout ends the browser leg: its ports go back to the pool.
     admin.ok("DELETE", &format!("/api/v1/agents/{ann}/session"), None);
-    agent.wait_text("#state", "LOGGED OUT", WAIT);
+    agent.wait("the session form again", WAIT, |b| {
+        b.visible("#setup-start")
+    });
+    assert_eq!(levels(&agent), Value::Null, "the page let go of its audio");
     let deadline = Instant::now() + WAIT;
     while gauge(&d, "dialerd_rtp_ports_free") < free_before {
         assert!(Instant::now() < deadline, "the browser leg kept its ports");

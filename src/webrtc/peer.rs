@@ -135,6 +135,7 @@ impl Peer {
             ));
         }
         let driver = Driver {
+            engine: media.clone(),
             rtc: self.rtc,
             sockets,
             _leases: self._leases,
@@ -154,6 +155,7 @@ impl Peer {
 }
 
 struct Driver {
+    engine: MediaEngine,
     rtc: Rtc,
     sockets: Vec<(UdpSocket, SocketAddr)>,
     _leases: Vec<PortLease>,
@@ -233,6 +235,10 @@ impl Driver {
         while let Ok(Output::Transmit(t)) = self.rtc.poll_output() {
             self.transmit(&t.contents, t.source, t.destination);
         }
+        // The sockets close before their ports go back to the pool.
+        self.sockets.clear();
+        self._leases.clear();
+        self.engine.update_free_ports();
     }
 
     /// Carries out the stack's outputs until it wants waking at the returned instant; `Err`
