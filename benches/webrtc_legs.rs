@@ -7,7 +7,7 @@
 //!   LEGS=100 SECONDS=30 cargo bench --bench webrtc_legs
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use common::api::{campaign, Api, ADMIN, BASE};

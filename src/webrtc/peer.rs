@@ -218,7 +218,7 @@ impl Driver {
                 r = self.relay.recv_from(&mut relayed) => {
                     if let Ok((n, from)) = r {
                         if from == self.to_leg {
-                            self.to_browser(&relayed[..n]);
+                            self.send_to_browser(&relayed[..n]);
                         }
                     }
                 }
@@ -288,7 +288,7 @@ impl Driver {
     }
 
     /// One packet of the ordinary leg's stream, encrypted to the browser once it is up.
-    fn to_browser(&mut self, datagram: &[u8]) {
+    fn send_to_browser(&mut self, datagram: &[u8]) {
         let (Some(mid), Some((h, range))) = (self.mid, offer::parse(datagram)) else {
             return;
         };
