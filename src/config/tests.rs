@@ -340,6 +340,7 @@ const LIST_SAMPLES: &[(&str, &str)] = &[
     ("sip.digest_algorithms", "MD5,SHA-256"),
     ("sip.listen", "127.0.0.1:5062,[::1]:5062"),
     ("sip.tls_listen", "127.0.0.1:5061,[::1]:5061"),
+    ("webrtc.addresses", "192.0.2.7,2001:db8::7"),
 ];
 
 /// The value at dotted `key` of the configuration as serialised.
@@ -424,7 +425,7 @@ fn webrtc_addresses_parse_refuse_wildcards_and_need_a_restart() {
     for (toml, key) in [
         ("[webrtc]\naddresses = [\"0.0.0.0\"]\n", "webrtc.addresses"),
         ("[webrtc]\naddresses = [\"::\"]\n", "webrtc.addresses"),
-        ("[webrtc]\naddresses = [\"browser\"]\n", "webrtc.addresses"),
+        ("[webrtc]\naddresses = [\"browser\"]\n", "webrtc.addresses[0]"),
         ("[webrtc]\nstun = \"x\"\n", "webrtc.stun"),
     ] {
         let err = parse(toml).unwrap_err().to_string();
