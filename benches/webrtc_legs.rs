@@ -7,7 +7,6 @@
 //!   LEGS=100 SECONDS=30 cargo bench --bench webrtc_legs
 
 #[path = "../tests/common/mod.rs"]
-#[allow(unused_imports)]
 mod common;
 
 use common::api::{campaign, Api, ADMIN, BASE};
@@ -160,8 +159,7 @@ fn main() {
     let config = format!(
         "{BASE}[media]\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\nrtp_timeout = \"0s\"\n",
         rtp_max.min(65534)
-    )
-    .replace("level = \"info\"", "level = \"warn\"");
+    );
     let d = Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
     let admin = Api::new(&d, ADMIN);
     let (_, task) = campaign(&admin, "bench");
@@ -205,7 +203,15 @@ fn main() {
     let (cpu1, rss1) = usage(pid);
     let rx1 = received.load(Ordering::Relaxed);
     let t1 = Instant::now();
-    std::thread::sleep(Duration::from_secs(seconds));
+    // RSS along the way, to tell warm-up from growth.
+    let mut trail = Vec::new();
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_secs(seconds) / 6);
+        trail.push(format!(
+            "{:.0}",
+            (usage(pid).1 as f64 - rss0 as f64) / 1024.0 / legs as f64
+        ));
+    }
     let (cpu2, rss2) = usage(pid);
     let span = t1.elapsed();
     let rx = received.load(Ordering::Relaxed) - rx1;
@@ -225,6 +231,10 @@ fn main() {
         rss0 as f64 / 1048576.0,
         (rss1 as f64 - rss0 as f64) / 1024.0 / legs as f64,
         (rss2 as f64 - rss0 as f64) / 1024.0 / legs as f64
+    );
+    println!(
+        "  daemon RSS per leg (KiB) at each sixth of the run: {}",
+        trail.join(" ")
     );
     println!(
         "  packets from the daemon per leg and second: {:.1} (50 expected)",
