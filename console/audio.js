@@ -82,7 +82,16 @@ export class BrowserAudio {
       heard: of(this.remote),
       heardHz: this.remote ? loudestHz(this.remote.analyser, this.remote.bins) : 0,
       state: this.pc ? this.pc.connectionState : "none",
+      codec: this.codec(),
     };
+  }
+
+  /** The codec dialerd answered with (`PCMU/8000`), from its SDP answer. */
+  codec() {
+    const sdp = this.pc && this.pc.remoteDescription ? this.pc.remoteDescription.sdp : "";
+    const m = /^m=audio \S+ \S+ (\d+)/m.exec(sdp);
+    const map = m && new RegExp(`^a=rtpmap:${m[1]} (\\S+)`, "m").exec(sdp);
+    return map ? map[1] : null;
   }
 
   /** Mutes (`on`) or unmutes the microphone. */

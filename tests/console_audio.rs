@@ -11,7 +11,7 @@ mod common;
 use common::api::{Api, ADMIN};
 use common::dialer::{
     carrier_log, config_with_agents, dialing_campaign, finished, free_udp_port, logged_carrier,
-    Customers, Sound,
+    Customers, Sipp, Sound,
 };
 use common::webdriver::{Browser, Driver};
 use common::Daemon;
@@ -88,86 +88,126 @@ fn log_in_with_browser_audio(b: &Browser, d: &Daemon, name: &str, password: &str
     b.wait_text("#state", "PAUSED", Duration::from_secs(20));
 }
 
+/// A daemon preferring `codecs`, a SIPp carrier whose one customer answers and talks, and a
+/// progressive campaign with that customer.
+struct Call {
+    logs: tempfile::TempDir,
+    customers: Customers,
+    far: Option<Sipp>,
+    d: Daemon,
+    admin: Api,
+    campaign: i64,
+    agent: i64,
+}
+
+impl Call {
+    fn new(codecs: &str) -> Call {
+        let carrier_port = free_udp_port();
+        let logs = tempfile::tempdir().unwrap();
+        let log = logs.path().join("carrier.log");
+        microphone_wav(&logs.path().join("microphone.wav"), 10);
+        let customers = Customers::start(&log);
+        let far = logged_carrier(
+            "dialer/carrier_talks_until_bye.xml",
+            carrier_port,
+            1,
+            customers.port,
+            &log,
+        );
+        let d = Daemon::start_with(
+            &config_with_agents(carrier_port, 0),
+            &[
+                ("DIALERD_ADMIN_TOKEN", ADMIN),
+                ("DIALERD__MEDIA__CODECS", codecs),
+            ],
+        );
+        let admin = Api::new(&d, ADMIN);
+        let (campaign, _) = dialing_campaign(
+            &admin,
+            "Browser",
+            json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 120,
+                   "ring_timeout_seconds": 15, "max_attempts": 1}),
+            1,
+            0,
+        );
+        let agent = agent_user(&admin, "ann", "ann-password-1");
+        Call {
+            logs,
+            customers,
+            far: Some(far),
+            d,
+            admin,
+            campaign,
+            agent,
+        }
+    }
+
+    fn wav(&self) -> PathBuf {
+        self.logs.path().join("microphone.wav")
+    }
+
+    /// Logs the agent in on `b` with browser audio, makes it ready and lets the campaign dial:
+    /// once talking, the page hears the customer's 1 kHz and the customer the browser's
+    /// 440 Hz. The customer's dialerd RTP port.
+    fn talk(&self, b: &Browser) -> u16 {
+        log_in_with_browser_audio(b, &self.d, "ann", "ann-password-1");
+        assert_eq!(b.text("#reason"), "(login)");
+        assert_eq!(b.text("#audio-phone"), "this browser");
+        assert_eq!(levels(b)["state"], "connected");
+        // Between customers the browser hears our silence (after the join tone).
+        b.wait("the join tone over", WAIT, |b| {
+            levels(b)["heard"].as_f64().unwrap_or(1.0) < 0.01
+        });
+        b.wait("the microphone's WAV on the meter", WAIT, |b| {
+            levels(b)["mic"].as_f64().unwrap_or(0.0) > 0.05
+        });
+        b.alt('r');
+        b.wait_text("#state", "READY", WAIT);
+        self.admin.ok(
+            "PATCH",
+            &format!("/api/v1/campaigns/{}", self.campaign),
+            Some(json!({"status": "enabled"})),
+        );
+        b.wait_text("#state", "TALKING", Duration::from_secs(20));
+        let talking = unix_now();
+        // The page hears the customer's 1 kHz tone.
+        b.wait("the customer's tone in the browser", WAIT, |b| {
+            let l = levels(b);
+            let hz = l["heardHz"].as_f64().unwrap_or(0.0);
+            l["heard"].as_f64().unwrap_or(0.0) > 0.1 && (950.0..1050.0).contains(&hz)
+        });
+        // The customer hears the browser's 440 Hz microphone.
+        let port = carrier_log(&self.logs.path().join("carrier.log"))
+            .iter()
+            .find_map(|e| e.rtp.filter(|_| e.kind == "invite"))
+            .expect("the carrier logged the call");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let heard = self.customers.frames(port, talking, unix_now());
+            if heard.get(&Sound::Message).copied().unwrap_or(0) >= 50 {
+                return port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the customer did not hear the browser's tone: {heard:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 #[test]
 fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_session() {
-    let carrier_port = free_udp_port();
-    let logs = tempfile::tempdir().unwrap();
-    let log = logs.path().join("carrier.log");
-    let wav = logs.path().join("microphone.wav");
-    microphone_wav(&wav, 10);
-    let customers = Customers::start(&log);
-    let far = logged_carrier(
-        "dialer/carrier_talks_until_bye.xml",
-        carrier_port,
-        1,
-        customers.port,
-        &log,
-    );
-    let d = Daemon::start_with(
-        &config_with_agents(carrier_port, 0),
-        &[("DIALERD_ADMIN_TOKEN", ADMIN)],
-    );
-    let admin = Api::new(&d, ADMIN);
-    let (c, task) = dialing_campaign(
-        &admin,
-        "Browser",
-        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 120,
-               "ring_timeout_seconds": 15, "max_attempts": 1}),
-        1,
-        0,
-    );
-    let ann = agent_user(&admin, "ann", "ann-password-1");
-    let free_before = gauge(&d, "dialerd_rtp_ports_free");
-
+    // PCMU to the browser, the customer on PCMA: transcoded in the bridge.
+    let mut call = Call::new("PCMU,PCMA");
+    let (d, admin, ann) = (&call.d, &call.admin, call.agent);
+    let free_before = gauge(d, "dialerd_rtp_ports_free");
     let driver = Driver::start();
-    let agent = browser_with_microphone(&driver, &wav);
-    log_in_with_browser_audio(&agent, &d, "ann", "ann-password-1");
-    assert_eq!(agent.text("#reason"), "(login)");
-    assert_eq!(agent.text("#audio-phone"), "this browser");
-    assert_eq!(levels(&agent)["state"], "connected");
+    let agent = browser_with_microphone(&driver, &call.wav());
+    let port = call.talk(&agent);
+    assert_eq!(levels(&agent)["codec"], "PCMU/8000");
     // A browser leg holds pool ports: its own and its media leg's.
-    assert!(gauge(&d, "dialerd_rtp_ports_free") < free_before);
-    // Between customers the browser hears our silence (after the join tone).
-    agent.wait("the join tone over", WAIT, |b| {
-        levels(b)["heard"].as_f64().unwrap_or(1.0) < 0.01
-    });
-    agent.wait("the microphone's WAV on the meter", WAIT, |b| {
-        levels(b)["mic"].as_f64().unwrap_or(0.0) > 0.05
-    });
-
-    agent.alt('r');
-    agent.wait_text("#state", "READY", WAIT);
-    admin.ok(
-        "PATCH",
-        &format!("/api/v1/campaigns/{c}"),
-        Some(json!({"status": "enabled"})),
-    );
-    agent.wait_text("#state", "TALKING", Duration::from_secs(20));
-    let talking = unix_now();
-
-    // The page hears the customer's 1 kHz tone, transcoded from PCMA to the browser's PCMU.
-    agent.wait("the customer's tone in the browser", WAIT, |b| {
-        let l = levels(b);
-        let hz = l["heardHz"].as_f64().unwrap_or(0.0);
-        l["heard"].as_f64().unwrap_or(0.0) > 0.1 && (950.0..1050.0).contains(&hz)
-    });
-    // The customer hears the browser's 440 Hz microphone.
-    let port = carrier_log(&log)
-        .iter()
-        .find_map(|e| e.rtp.filter(|_| e.kind == "invite"))
-        .expect("the carrier logged the call");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let heard = customers.frames(port, talking, unix_now());
-        if heard.get(&Sound::Message).copied().unwrap_or(0) >= 50 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the customer did not hear the browser's tone: {heard:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(gauge(d, "dialerd_rtp_ports_free") < free_before);
     agent.screenshot(&shots().join("agent-browser-audio.png"));
 
     // Muted on the page, the customer hears no more of the microphone.
@@ -175,14 +215,14 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
     std::thread::sleep(Duration::from_millis(500));
     let muted_from = unix_now();
     std::thread::sleep(Duration::from_secs(1));
-    let heard = customers.frames(port, muted_from, unix_now());
+    let heard = call.customers.frames(port, muted_from, unix_now());
     assert_eq!(heard.get(&Sound::Message), None, "muted, yet {heard:?}");
     agent.click("#mute");
 
     // Alt+H hangs up: the carrier gets BYE.
     agent.alt('h');
     agent.wait_text("#state", "WRAP-UP", WAIT);
-    finished(far, "the carrier", WAIT);
+    finished(call.far.take().unwrap(), "the carrier", WAIT);
 
     // Logout ends the browser leg: its ports go back to the pool.
     admin.ok("DELETE", &format!("/api/v1/agents/{ann}/session"), None);
@@ -220,7 +260,19 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = task;
+}
+
+#[test]
+fn a_browser_offering_pcma_first_in_our_order_gets_it_end_to_end() {
+    // The customer's PCMA goes to the browser as it is.
+    let mut call = Call::new("PCMA,PCMU");
+    let driver = Driver::start();
+    let agent = browser_with_microphone(&driver, &call.wav());
+    call.talk(&agent);
+    assert_eq!(levels(&agent)["codec"], "PCMA/8000");
+    agent.alt('h');
+    agent.wait_text("#state", "WRAP-UP", WAIT);
+    finished(call.far.take().unwrap(), "the carrier", WAIT);
 }
 
 #[test]

@@ -425,7 +425,10 @@ fn webrtc_addresses_parse_refuse_wildcards_and_need_a_restart() {
     for (toml, key) in [
         ("[webrtc]\naddresses = [\"0.0.0.0\"]\n", "webrtc.addresses"),
         ("[webrtc]\naddresses = [\"::\"]\n", "webrtc.addresses"),
-        ("[webrtc]\naddresses = [\"browser\"]\n", "webrtc.addresses[0]"),
+        (
+            "[webrtc]\naddresses = [\"browser\"]\n",
+            "webrtc.addresses[0]",
+        ),
         ("[webrtc]\nstun = \"x\"\n", "webrtc.stun"),
     ] {
         let err = parse(toml).unwrap_err().to_string();
