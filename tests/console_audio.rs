@@ -231,7 +231,7 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
     });
     assert_eq!(levels(&agent), Value::Null, "the page let go of its audio");
     let deadline = Instant::now() + WAIT;
-    while gauge(&d, "dialerd_rtp_ports_free") < free_before {
+    while gauge(d, "dialerd_rtp_ports_free") < free_before {
         assert!(Instant::now() < deadline, "the browser leg kept its ports");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -310,3 +310,251 @@ impl Driver {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MediaConfig, WebRtcConfig};
+    use crate::webrtc::WebRtc;
+    use std::time::Duration;
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, MediaKind};
+
+    fn engine(min: u16) -> MediaEngine {
+        let cfg = MediaConfig {
+            rtp_port_min: min,
+            rtp_port_max: min + 20,
+            ..MediaConfig::default()
+        };
+        MediaEngine::new(&cfg, &prometheus::Registry::new()).unwrap()
+    }
+
+    /// A browser stand-in: a full-ICE str0m peer offering PCMU and telephone-events.
+    struct Browser {
+        rtc: Rtc,
+        socket: UdpSocket,
+        local: SocketAddr,
+        mid: Mid,
+        up: bool,
+    }
+
+    impl Browser {
+        async fn offer() -> (Browser, String, str0m::change::SdpPendingOffer) {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let local = socket.local_addr().unwrap();
+            let mut cfg = Rtc::builder()
+                .clear_codecs()
+                .enable_pcmu(true, false)
+                .set_rtp_mode(true);
+            cfg.codec_config().add_config(
+                Pt::from(126),
+                None,
+                Codec::Tele,
+                Frequency::EIGHT_KHZ,
+                None,
+                FormatParams::default(),
+            );
+            let mut rtc = cfg.build(now());
+            rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+            let mut change = rtc.sdp_api();
+            let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+            let (offer, pending) = change.apply().unwrap();
+            let b = Browser {
+                rtc,
+                socket,
+                local,
+                mid,
+                up: false,
+            };
+            (b, offer.to_sdp_string(), pending)
+        }
+
+        /// Runs the peer until `until` holds for what it received, or `limit` passes; sends
+        /// `frames` (payload type, payload) one every 20 ms once connected.
+        async fn run(
+            &mut self,
+            limit: Duration,
+            mut frames: Vec<(u8, Vec<u8>)>,
+            mut until: impl FnMut(&[str0m::rtp::RtpPacket], bool) -> bool,
+        ) -> (Vec<str0m::rtp::RtpPacket>, bool) {
+            let deadline = now() + limit;
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 2048];
+            let mut next = now();
+            let mut seq = 0u64;
+            while now() < deadline && !until(&got, self.up) {
+                let wake = loop {
+                    match self.rtc.poll_output().unwrap() {
+                        Output::Timeout(t) => break t,
+                        Output::Transmit(t) => {
+                            let _ = self.socket.send_to(&t.contents, t.destination).await;
+                        }
+                        Output::Event(Event::Connected) => self.up = true,
+                        Output::Event(Event::RtpPacket(p)) => got.push(p),
+                        Output::Event(_) => {}
+                    }
+                };
+                let wake = wake.min(next).min(deadline);
+                let wait = wake.saturating_duration_since(now());
+                match tokio::time::timeout(wait, self.socket.recv_from(&mut buf)).await {
+                    Ok(Ok((n, source))) => {
+                        let _ = self.rtc.handle_input(Input::Receive(
+                            now(),
+                            Receive {
+                                proto: Protocol::Udp,
+                                source,
+                                destination: self.local,
+                                contents: buf[..n].try_into().unwrap(),
+                            },
+                        ));
+                    }
+                    _ => {
+                        if self.up && now() >= next && !frames.is_empty() {
+                            next += Duration::from_millis(20);
+                            let (pt, payload) = frames.remove(0);
+                            seq += 1;
+                            let mut api = self.rtc.direct_api();
+                            let tx = api.stream_tx_by_mid(self.mid, None).unwrap();
+                            tx.write_rtp(RtpWrite::new(
+                                Pt::from(pt),
+                                seq.into(),
+                                160 * seq as u32,
+                                now(),
+                                payload,
+                            ));
+                        }
+                        let _ = self.rtc.handle_input(Input::Timeout(now()));
+                    }
+                }
+            }
+            (got, self.up)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_browser_stream_is_relayed_both_ways_as_plain_rtp_and_the_leg_ends_with_its_events() {
+        let media = engine(41000);
+        let webrtc = WebRtc::new(&WebRtcConfig::default()).unwrap();
+        let (mut browser, offer, pending) = Browser::offer().await;
+        let (answer, peer) = webrtc.accept(&media, &offer).unwrap();
+        assert!(answer.contains("a=ice-lite"), "{answer}");
+        assert!(answer.contains("PCMU/8000") && answer.contains("telephone-event/8000"));
+        assert!(answer.contains("a=candidate:") && answer.contains("127.0.0.1 410"));
+        let free = media.metrics().ports_free.get();
+        let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
+        browser
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .unwrap();
+        let Started {
+            media: mut leg,
+            events,
+            connected,
+        } = peer.start(&media).unwrap();
+        assert_eq!(leg.codec(), Some(crate::media::codec::CodecKind::Pcmu));
+
+        // The browser connects and speaks: voice, then an RFC 4733 event.
+        let (_, up) = browser
+            .run(Duration::from_secs(5), vec![], |_, up| up)
+            .await;
+        assert!(up, "the browser stand-in connected");
+        connected.await.expect("the leg says it is up");
+        let frames = vec![
+            (0, vec![0x11; 160]),
+            (0, vec![0x22; 160]),
+            (126, vec![5, 0x8a, 0, 160]),
+        ];
+        browser
+            .run(Duration::from_millis(300), frames, |_, _| false)
+            .await;
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let mut plain = Vec::new();
+        while let Some((n, _)) = leg.recv_rtp(&mut buf) {
+            plain.push(offer::parse(&buf[..n]).map(|(h, r)| (h.pt, buf[r].to_vec())));
+        }
+        assert_eq!(
+            plain,
+            vec![
+                Some((0, vec![0x11; 160])),
+                Some((0, vec![0x22; 160])),
+                Some((126, vec![5, 0x8a, 0, 160]))
+            ]
+        );
+
+        // What the leg sends reaches the browser with its sequence numbers and timestamps.
+        let mut out = Vec::new();
+        for (i, seq) in [65534u16, 65535, 0].into_iter().enumerate() {
+            let h = Header {
+                marker: i == 0,
+                pt: 0,
+                seq,
+                timestamp: 1000 + 160 * i as u32,
+            };
+            offer::write(h, 42, &[0x7f; 160], &mut out);
+            leg.send_rtp(&out);
+        }
+        let (got, _) = browser
+            .run(Duration::from_secs(3), vec![], |got, _| got.len() >= 3)
+            .await;
+        let seen: Vec<(u16, u32, bool)> = got
+            .iter()
+            .map(|p| {
+                (
+                    p.header.sequence_number,
+                    p.header.timestamp,
+                    p.header.marker,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![(65534, 1000, true), (65535, 1160, false), (0, 1320, false)]
+        );
+
+        // Dropping the leg's events ends the browser leg and gives its ports back.
+        drop(events);
+        drop(leg);
+        let deadline = now() + Duration::from_secs(3);
+        while media.metrics().ports_free.get() <= free {
+            assert!(now() < deadline, "the browser leg kept its ports");
+            browser
+                .run(Duration::from_millis(50), vec![], |_, _| false)
+                .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_browser_that_closes_ends_the_leg_events() {
+        let media = engine(41100);
+        let webrtc = WebRtc::new(&WebRtcConfig::default()).unwrap();
+        let (mut browser, offer, pending) = Browser::offer().await;
+        let (answer, peer) = webrtc.accept(&media, &offer).unwrap();
+        let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
+        browser
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .unwrap();
+        let mut started = peer.start(&media).unwrap();
+        browser
+            .run(Duration::from_secs(5), vec![], |_, up| up)
+            .await;
+        started.connected.await.unwrap();
+        browser.rtc.close().unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                tokio::select! {
+                    ev = started.events.recv() => break ev.is_none(),
+                    _ = browser.run(Duration::from_millis(50), vec![], |_, _| false) => {}
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            ended,
+            Ok(true),
+            "the leg's events end when the browser closes"
+        );
+    }
+}
