@@ -1,5 +1,6 @@
-//! An agent's leg: the session call to the agent's phone, a short join tone once answered, then
-//! silence on its continuous stream until the session hangs it up or the phone leaves.
+//! An agent's leg: the session call to the agent's phone (or the agent's browser, connected
+//! with the login), a short join tone once answered, then silence on its continuous stream
+//! until the session hangs it up or the phone leaves.
 
 use super::session::Phone;
 use crate::call::agent_leg::{AgentLeg, Waited};

@@ -37,7 +37,7 @@ fn now() -> Instant {
 pub struct Peer {
     rtc: Rtc,
     sockets: Vec<(std::net::UdpSocket, SocketAddr)>,
-    _leases: Vec<PortLease>,
+    leases: Vec<PortLease>,
     choice: Choice,
 }
 
@@ -105,7 +105,7 @@ impl Peer {
             Peer {
                 rtc,
                 sockets,
-                _leases: leases,
+                leases,
                 choice,
             },
         ))
@@ -138,7 +138,7 @@ impl Peer {
             engine: media.clone(),
             rtc: self.rtc,
             sockets,
-            _leases: self._leases,
+            leases: self.leases,
             relay,
             to_leg,
             mid: None,
@@ -158,7 +158,7 @@ struct Driver {
     engine: MediaEngine,
     rtc: Rtc,
     sockets: Vec<(UdpSocket, SocketAddr)>,
-    _leases: Vec<PortLease>,
+    leases: Vec<PortLease>,
     relay: UdpSocket,
     to_leg: SocketAddr,
     mid: Option<Mid>,
@@ -237,7 +237,7 @@ impl Driver {
         }
         // The sockets close before their ports go back to the pool.
         self.sockets.clear();
-        self._leases.clear();
+        self.leases.clear();
         self.engine.update_free_ports();
     }
 
