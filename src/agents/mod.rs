@@ -1,6 +1,6 @@
 //! Agent sessions: an agent logs in on a phone that dialerd calls (or from its browser, whose
-//! WebRTC offer comes with the login) and keeps on one nailed-up leg, goes ready, pauses, logs out; its state changes are numbered events for its screen and
-//! the supervisors' queue views.
+//! WebRTC offer comes with the login) and keeps on one nailed-up leg, goes ready, pauses, logs
+//! out; its state changes are numbered events for its screen and the supervisors' queue views.
 //!
 //! [`session`] is the sans-IO state machine of one agent; [`driver`] owns the sessions, places
 //! and ends their legs ([`phone`]) and publishes their [`events`]; [`login_call`] logs agents
