@@ -4,7 +4,7 @@
 //! 1 kHz tone (PCMA), is put through to the browser (PCMU). The customer hears the browser's
 //! tone and the page hears the customer's (a WebAudio analyser on the received stream, read
 //! through WebDriver). Logout ends the browser leg and gives its ports back; a browser that
-//! goes away ends the session as a phone's hang-up does.
+//! goes away ends the session as a phone's hang-up does, one that never connects times out.
 
 mod common;
 
@@ -312,6 +312,70 @@ fn a_browser_offer_without_g711_or_without_sdp_is_refused() {
     // Nothing of the refused logins stays.
     let (status, _) = ann.call("GET", "/api/v1/agent/session", None);
     assert_eq!(status, 409);
+}
+
+#[test]
+fn a_browser_that_never_connects_is_logged_out_and_its_ports_go_back() {
+    let d = Daemon::start_with(
+        &config_with_agents(free_udp_port(), 0),
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__SESSIONS__RING_TIMEOUT", "5s"),
+        ],
+    );
+    let admin = Api::new(&d, ADMIN);
+    let (_, task) = common::api::campaign(&admin, "Silent");
+    let (_, api) = common::api::user(&admin, "ann", "agent");
+    let free_before = gauge(&d, "dialerd_rtp_ports_free");
+    // A real offer from a peer that then never sends a datagram.
+    let mut rtc = str0m::Rtc::builder()
+        .clear_codecs()
+        .enable_pcmu(true, false)
+        .build(Instant::now());
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let candidate = str0m::Candidate::host(socket.local_addr().unwrap(), "udp").unwrap();
+    rtc.add_local_candidate(candidate);
+    let mut change = rtc.sdp_api();
+    change.add_media(
+        str0m::media::MediaKind::Audio,
+        str0m::media::Direction::SendRecv,
+        None,
+        None,
+        None,
+    );
+    let (offer, _) = change.apply().unwrap();
+    let (status, body) = api.call(
+        "POST",
+        "/api/v1/agent/session",
+        Some(json!({"tasks": [task], "phone": "webrtc", "sdp": offer.to_sdp_string()})),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        (&body["state"], &body["reason"]),
+        (&json!("logged_out"), &json!("connecting"))
+    );
+    assert!(body["sdp"].as_str().unwrap().contains("a=ice-lite"));
+    assert!(gauge(&d, "dialerd_rtp_ports_free") < free_before);
+    // The connect timeout (ring timeout + 5 s) ends the session and the leg.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = api.call("GET", "/api/v1/agent/session", None);
+        if v["reason"] != "connecting" {
+            assert_eq!(
+                (&v["state"], &v["reason"]),
+                (&json!("logged_out"), &json!("timeout")),
+                "{v}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "still connecting: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + WAIT;
+    while gauge(&d, "dialerd_rtp_ports_free") < free_before {
+        assert!(Instant::now() < deadline, "the browser leg kept its ports");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn unix_now() -> f64 {
