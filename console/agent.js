@@ -127,7 +127,14 @@ async function startBrowserAudio(tasks) {
     leg.close();
     return null;
   }
-  await leg.answer(view.sdp);
+  try {
+    await leg.answer(view.sdp);
+  } catch (e) {
+    // dialerd times the session out when the audio never connects.
+    leg.close();
+    notice(`dialerd's audio answer was refused by this browser: ${e.message}`, "error");
+    return view;
+  }
   audio = leg;
   muted = false;
   $("mute").textContent = "Mute";
