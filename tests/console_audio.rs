@@ -273,6 +273,45 @@ fn a_browser_offering_pcma_first_in_our_order_gets_it_end_to_end() {
     agent.alt('h');
     agent.wait_text("#state", "WRAP-UP", WAIT);
     finished(call.far.take().unwrap(), "the carrier", WAIT);
+
+    // The call was recorded: the customer's 1 kHz on the left, the browser's 440 Hz on the right.
+    let admin = &call.admin;
+    let deadline = Instant::now() + WAIT;
+    let rec = loop {
+        let calls = admin.ok("GET", "/api/v1/calls", None);
+        let rec = calls
+            .as_array()
+            .or_else(|| calls["items"].as_array())
+            .and_then(|all| all.iter().find(|r| r["route"] == "campaign").cloned());
+        if let Some(rec) = rec.filter(|r| r["recording_path"].is_string()) {
+            break rec;
+        }
+        assert!(Instant::now() < deadline, "no recording: {calls}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut wav = hound::WavReader::open(rec["recording_path"].as_str().unwrap()).unwrap();
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks(2).map(|lr| (lr[0], lr[1])).unzip();
+    assert!(share_at(&left, 1000.0) > 0.3, "customer's side: {rec}");
+    assert!(share_at(&right, 440.0) > 0.3, "browser's side: {rec}");
+}
+
+/// The power of `pcm` (8 kHz) at `hz` (Goertzel) as a share of its whole power.
+fn share_at(pcm: &[i16], hz: f64) -> f64 {
+    let w = std::f64::consts::TAU * hz / 8000.0;
+    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    for &x in pcm {
+        let x = f64::from(x);
+        total += x * x;
+        let s = x + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    if total == 0.0 {
+        return 0.0;
+    }
+    power / (total * pcm.len() as f64 / 2.0)
 }
 
 #[test]
