@@ -3,6 +3,7 @@
 // Everything comes pushed over the agent's event WebSocket; nothing is polled.
 
 import { $, Api, EventStream, attempt, clock, el, notice, show, wallToInstant } from "./api.js";
+import { BrowserAudio } from "./audio.js";
 
 const api = new Api();
 let stream = null;
@@ -17,6 +18,9 @@ let talkMs = 0;
 let talkingSince = null;
 // Events seen: an action's answer older than the last event is not applied over it.
 let eventCount = 0;
+// The browser's audio leg, when the session's audio is this browser.
+let audio = null;
+let muted = false;
 
 const STATE_NAMES = {
   logged_out: "logged out",
@@ -73,24 +77,95 @@ $("setup-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const tasks = [...document.querySelectorAll("#setup-tasks input:checked")].map((i) => Number(i.value));
   const kind = document.querySelector("input[name=phone-kind]:checked").value;
-  const phone = kind === "sip" ? "sip" : $("setup-number").value.trim();
+  const phone = kind === "number" ? $("setup-number").value.trim() : kind;
   if (tasks.length === 0) return notice("Choose at least one task.", "warn");
   $("setup-start").disabled = true;
   const before = eventCount;
-  notice(phone === "sip" ? "Calling your SIP phone…" : `Calling ${phone}…`, "info");
-  const view = await attempt("Starting the session", () =>
-    api.call("POST", "/api/v1/agent/session", { tasks, phone }),
-  );
+  let view;
+  if (phone === "webrtc") {
+    view = await startBrowserAudio(tasks);
+  } else {
+    notice(phone === "sip" ? "Calling your SIP phone…" : `Calling ${phone}…`, "info");
+    view = await attempt("Starting the session", () =>
+      api.call("POST", "/api/v1/agent/session", { tasks, phone }),
+    );
+  }
   $("setup-start").disabled = false;
   if (!view) return;
   notice("");
-  $("audio-phone").textContent = phone === "sip" ? "your SIP phone" : phone;
+  $("audio-phone").textContent = { sip: "your SIP phone", webrtc: "this browser" }[phone] || phone;
   calls = 0;
   talkMs = 0;
   if (eventCount === before) applyView(view);
 });
 
+// ---- browser audio ----
+
+/** Connects this browser's audio as the session's leg: the offer goes with the login. */
+async function startBrowserAudio(tasks) {
+  stopBrowserAudio();
+  notice("Connecting this browser's audio…", "info");
+  const leg = new BrowserAudio((why) => {
+    if (audio !== leg) return;
+    audio = null;
+    $("webrtc-status").textContent = `Browser audio lost (${why}).`;
+    show($("webrtc-controls"), false);
+    notice("Browser audio lost: the session ends with it.", "warn");
+  });
+  let sdp;
+  try {
+    sdp = await leg.offer();
+  } catch (e) {
+    leg.close();
+    notice(`The microphone is not available: ${e.message}`, "error");
+    return null;
+  }
+  const view = await attempt("Starting the session", () =>
+    api.call("POST", "/api/v1/agent/session", { tasks, phone: "webrtc", sdp }),
+  );
+  if (!view) {
+    leg.close();
+    return null;
+  }
+  try {
+    await leg.answer(view.sdp);
+  } catch (e) {
+    // dialerd times the session out when the audio never connects.
+    leg.close();
+    notice(`dialerd's audio answer was refused by this browser: ${e.message}`, "error");
+    return view;
+  }
+  audio = leg;
+  muted = false;
+  $("mute").textContent = "Mute";
+  $("webrtc-status").textContent = "Browser audio connected.";
+  show($("webrtc-controls"), true);
+  return view;
+}
+
+function stopBrowserAudio() {
+  if (audio) audio.close();
+  audio = null;
+  show($("webrtc-controls"), false);
+}
+
+$("mute").addEventListener("click", () => {
+  if (!audio) return;
+  muted = !muted;
+  audio.mute(muted);
+  $("mute").textContent = muted ? "Unmute" : "Mute";
+});
+
+// The meters follow the audio; tests read the same figures through this hook.
+window.dialerdAudio = () => (audio ? audio.levels() : null);
+setInterval(() => {
+  const l = audio ? audio.levels() : { mic: 0, heard: 0 };
+  $("mic-level").value = l.mic;
+  $("heard-level").value = l.heard;
+}, 100);
+
 $("setup-logout").addEventListener("click", () => {
+  stopBrowserAudio();
   if (stream) stream.close();
   api.forget();
   location.reload();
@@ -118,6 +193,7 @@ function applyState(state, reason, sinceMs) {
     wrapDeadline = null;
   }
   const ended = { leg_lost: "your phone hung up or went silent", leg_failed: "your phone did not answer", timeout: "your phone did not answer in time" };
+  if (!loggedIn && reason !== "connecting") stopBrowserAudio();
   if (state === "logged_out" && was !== "logged_out" && ended[reason]) {
     notice(`Session ended: ${ended[reason]}.`, "warn");
   }

@@ -24,3 +24,4 @@ pub mod state;
 pub mod store;
 pub mod systemd;
 pub mod tls;
+pub mod webrtc;

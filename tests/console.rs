@@ -145,7 +145,9 @@ fn an_agent_takes_a_preview_call_and_records_its_result_in_the_browser_while_a_s
         agent.wait_text("#state", "PAUSED", Duration::from_secs(20));
         assert_eq!(agent.text("#reason"), "(login)");
         assert_eq!(agent.text("#audio-phone"), AGENT_NUMBER);
-        assert!(agent.text("#webrtc-slot").contains("will connect here"));
+        assert!(agent
+            .text("#webrtc-status")
+            .contains("Browser audio is off"));
 
         log_in(&boss, &d, "/supervisor/", "sue", "sue-password-1");
         row_in(&boss, ann, "paused");

@@ -13,6 +13,8 @@ use crate::media::bridge::BridgeCommand;
 use crate::media::engine::MediaEngine;
 use crate::sip::leg::{Incoming, SipHandle};
 use crate::store::users::{Role, User};
+use crate::webrtc::peer::Peer;
+use crate::webrtc::WebRtc;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -100,6 +102,8 @@ struct Entry {
     /// The agent's own call to the login number, to be answered as the session leg instead of
     /// placing one.
     inbound: Option<Incoming>,
+    /// The agent's browser leg, answered with the login, to be kept as the session leg.
+    browser: Option<Peer>,
     /// The bridge of the customer the agent talks to, to unbridge when the agent hangs up.
     bridge: Option<(CallId, mpsc::Sender<BridgeCommand>)>,
     /// The contact of the call last offered to the agent.
@@ -138,6 +142,8 @@ pub struct Agents {
     gauge: prometheus::IntGaugeVec,
     occupancy: prometheus::GaugeVec,
     campaign: Option<mpsc::UnboundedSender<(TaskId, CampaignInput)>>,
+    /// Browser audio legs; without it `phone: "webrtc"` is refused.
+    webrtc: Option<WebRtc>,
     /// The daemon's runtime: legs run there, not on the HTTP thread whose handler logs in.
     rt: tokio::runtime::Handle,
 }
@@ -183,6 +189,7 @@ impl Agents {
             gauge,
             occupancy,
             campaign: None,
+            webrtc: None,
             rt: tokio::runtime::Handle::current(),
         })
     }
@@ -195,6 +202,12 @@ impl Agents {
         tx: mpsc::UnboundedSender<(TaskId, CampaignInput)>,
     ) -> Self {
         self.campaign = Some(tx);
+        self
+    }
+
+    /// Lets agents log in with their browser's audio (`phone: "webrtc"`).
+    pub fn with_webrtc(mut self, webrtc: WebRtc) -> Self {
+        self.webrtc = Some(webrtc);
         self
     }
 
@@ -295,6 +308,48 @@ impl Agents {
             return Err(SessionError::PhoneFailed(why));
         }
         Ok(view(user.id, entry))
+    }
+
+    /// Logs `user` in to serve `tasks` with the browser whose SDP `offer` came with the login:
+    /// the SDP answer at once, and the agent's view (still connecting; it is paused, reason
+    /// `login`, when the browser's ICE and DTLS are up, or logged out again when they do not
+    /// come up within the connect timeout).
+    pub fn log_in_webrtc(
+        &self,
+        user: &User,
+        tasks: Vec<TaskId>,
+        offer: &str,
+    ) -> Result<(AgentView, String), SessionError> {
+        let webrtc = self
+            .webrtc
+            .as_ref()
+            .ok_or(crate::webrtc::WebRtcError::Off)?;
+        let connect = self.cfg.ring_timeout + Duration::from_secs(5);
+        let now = now();
+        let mut inner = self.lock();
+        if inner
+            .agents
+            .get(&user.id)
+            .is_some_and(|e| e.session.has_leg())
+        {
+            return Err(SessionError::AlreadyLoggedIn);
+        }
+        let (answer, peer) = webrtc.accept(&self.media, offer)?;
+        let entry = entry_of(&mut inner, user, connect, now);
+        entry.session.handle(
+            Input::LogIn {
+                tasks,
+                phone: Phone::WebRtc,
+            },
+            now,
+        )?;
+        entry.failure = None;
+        entry.browser = Some(peer);
+        self.apply(&mut inner, user.id, now);
+        let view = view(user.id, &inner.agents[&user.id]);
+        drop(inner);
+        self.wake.notify_one();
+        Ok((view, answer))
     }
 
     /// Logs `user` in to serve `tasks` on its own `call` to the login number from the phone
@@ -605,8 +660,27 @@ impl Agents {
                         ));
                         continue;
                     }
+                    if let Some(peer) = entry.browser.take() {
+                        let me = self.clone();
+                        self.rt.spawn(phone::run_webrtc(
+                            self.sip.clone(),
+                            self.media.clone(),
+                            peer,
+                            rx,
+                            move |r| me.leg_report(agent, generation, r),
+                        ));
+                        continue;
+                    }
                     let local_ip = self.sip.local_ip_for_trunk(None);
-                    let dial = phone::dial(&phone, self.cfg.ring_timeout, local_ip);
+                    let Some(dial) = phone::dial(&phone, self.cfg.ring_timeout, local_ip) else {
+                        // A browser login always brings its leg; without one there is none.
+                        let me = self.clone();
+                        let report = move |r| me.leg_report(agent, generation, r);
+                        self.rt.spawn(async move {
+                            report(Report::Failed("no browser offer".into()));
+                        });
+                        continue;
+                    };
                     let me = self.clone();
                     self.rt.spawn(phone::run(
                         self.sip.clone(),
@@ -718,6 +792,7 @@ fn entry_of<'a>(inner: &'a mut Inner, user: &User, connect: Duration, now: Time)
         leg: None,
         failure: None,
         inbound: None,
+        browser: None,
         bridge: None,
         contact: None,
     });

@@ -1,6 +1,6 @@
-//! Agent sessions: an agent logs in on a phone that dialerd calls and keeps on one nailed-up
-//! leg, goes ready, pauses, logs out; its state changes are numbered events for its screen and
-//! the supervisors' queue views.
+//! Agent sessions: an agent logs in on a phone that dialerd calls (or from its browser, whose
+//! WebRTC offer comes with the login) and keeps on one nailed-up leg, goes ready, pauses, logs
+//! out; its state changes are numbered events for its screen and the supervisors' queue views.
 //!
 //! [`session`] is the sans-IO state machine of one agent; [`driver`] owns the sessions, places
 //! and ends their legs ([`phone`]) and publishes their [`events`]; [`login_call`] logs agents
@@ -41,6 +41,9 @@ pub enum SessionError {
     /// The session call was not answered.
     #[error("the agent's phone did not answer the session call: {0}")]
     PhoneFailed(String),
+    /// The browser's audio leg cannot be set up.
+    #[error(transparent)]
+    WebRtc(#[from] crate::webrtc::WebRtcError),
     /// The agent-metrics gauge cannot be registered.
     #[error("cannot register agent metrics: {0}")]
     Metrics(#[from] prometheus::Error),

@@ -1,5 +1,6 @@
-//! An agent's leg: the session call to the agent's phone, a short join tone once answered, then
-//! silence on its continuous stream until the session hangs it up or the phone leaves.
+//! An agent's leg: the session call to the agent's phone (or the agent's browser, connected
+//! with the login), a short join tone once answered, then silence on its continuous stream
+//! until the session hangs it up or the phone leaves.
 
 use super::session::Phone;
 use crate::call::agent_leg::{AgentLeg, Waited};
@@ -12,6 +13,7 @@ use crate::media::prompt::{Clip, SAMPLE_RATE};
 use crate::media::recorder::Recorder;
 use crate::sip::leg::{Dial, Incoming, LegEvent, LegId, SipHandle};
 use crate::store::calls::SideQuality;
+use crate::webrtc::peer::{Peer, Started};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,9 +35,9 @@ pub fn auto_answer_headers(local_ip: IpAddr) -> Vec<(String, String)> {
 }
 
 /// The session call to `phone`: a registered SIP account with auto-answer hints, or a number
-/// through a trunk.
-pub fn dial(phone: &Phone, ring_timeout: Duration, local_ip: IpAddr) -> Dial {
-    match phone {
+/// through a trunk; `None` for a browser, which is not called (its offer came with the login).
+pub fn dial(phone: &Phone, ring_timeout: Duration, local_ip: IpAddr) -> Option<Dial> {
+    Some(match phone {
         Phone::Sip(account) => Dial {
             account: Some(account.clone()),
             display_name: Some("dialerd".into()),
@@ -47,7 +49,8 @@ pub fn dial(phone: &Phone, ring_timeout: Duration, local_ip: IpAddr) -> Dial {
             ring_timeout,
             ..Dial::new(number.clone())
         },
-    }
+        Phone::WebRtc => return None,
+    })
 }
 
 /// The join tone: two 100 ms beeps at 440 Hz, 100 ms apart.
@@ -203,6 +206,37 @@ pub async fn answer(
     keep(sip, media, id, leg, call.leg.events, control, report).await
 }
 
+/// Keeps a browser's leg: reported answered once ICE and DTLS are up (the session's connect
+/// timeout hangs up one that never connects), then kept like a phone's leg; its loss ends it
+/// as a phone's BYE does.
+pub async fn run_webrtc(
+    sip: SipHandle,
+    media: MediaEngine,
+    peer: Peer,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    report: impl Fn(Report),
+) {
+    let Started {
+        media: leg,
+        events,
+        connected,
+    } = match peer.start(&media) {
+        Ok(s) => s,
+        Err(e) => return report(Report::Failed(format!("no media: {e}"))),
+    };
+    tokio::select! {
+        up = connected => if up.is_err() {
+            return report(Report::Failed("the browser's audio did not connect".into()));
+        },
+        // Hung up before it connected: dropping the events ends the browser leg.
+        _ = control.recv() => return,
+    }
+    // A leg id of its own that the SIP endpoint does not know: its hang-ups are no-ops, and
+    // the leg ends when `keep` drops its events.
+    let id = crate::sip::leg::next_id(&sip);
+    keep(sip, media, id, leg, events, control, report).await
+}
+
 /// The answered session leg: reported, the join tone, then silence on its stream until the
 /// session hangs it up or the phone leaves.
 async fn keep(
@@ -345,7 +379,7 @@ mod tests {
     #[test]
     fn sip_phones_get_auto_answer_hints_and_numbers_go_through_a_trunk() {
         let ip: IpAddr = [10, 0, 0, 1].into();
-        let d = dial(&Phone::Sip("agent1".into()), Duration::from_secs(9), ip);
+        let d = dial(&Phone::Sip("agent1".into()), Duration::from_secs(9), ip).unwrap();
         assert_eq!(d.account.as_deref(), Some("agent1"));
         assert!(d
             .headers
@@ -359,8 +393,10 @@ mod tests {
             &Phone::Number("+4930123".into()),
             Duration::from_secs(9),
             ip,
-        );
+        )
+        .unwrap();
         assert_eq!((d.account, d.to.as_str()), (None, "+4930123"));
         assert!(d.headers.is_empty());
+        assert!(dial(&Phone::WebRtc, Duration::from_secs(9), ip).is_none());
     }
 }

@@ -41,6 +41,8 @@ pub enum Phone {
     Sip(String),
     /// A number (E.164) through a trunk.
     Number(String),
+    /// The browser the agent logs in from (WebRTC); its offer came with the login.
+    WebRtc,
 }
 
 /// What the driver tells a session.

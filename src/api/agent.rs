@@ -13,6 +13,7 @@ use crate::dialer::agent::AgentStateKind;
 use crate::dialer::live::{AgentResult, LiveError};
 use crate::store::contacts::STATUSES;
 use crate::store::users::{Role, User};
+use crate::webrtc::WebRtcError;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -30,6 +31,9 @@ type Answer<T> = Result<T, Problem>;
 struct LogIn {
     tasks: Vec<TaskId>,
     phone: String,
+    /// The browser's SDP offer, with `phone: "webrtc"`.
+    #[serde(default)]
+    sdp: Option<String>,
 }
 
 /// Body of `POST …/pause`.
@@ -58,20 +62,29 @@ impl From<SessionError> for Problem {
             | SessionError::NotLoggedIn
             | SessionError::NoSipAccount(_) => StatusCode::CONFLICT,
             SessionError::PhoneFailed(_) => StatusCode::BAD_GATEWAY,
+            SessionError::WebRtc(WebRtcError::Offer(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            SessionError::WebRtc(WebRtcError::Off) => StatusCode::CONFLICT,
+            SessionError::WebRtc(WebRtcError::Media(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            SessionError::WebRtc(_) => StatusCode::INTERNAL_SERVER_ERROR,
             SessionError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Problem::new(status, e.to_string())
     }
 }
 
-/// Logs `user` in: checks the tasks and the phone, places the session call, waits for it.
-pub async fn log_in(
-    s: &AppState,
-    user: &User,
-    body: &[u8],
-) -> Answer<(StatusCode, Json<AgentView>)> {
+/// Logs `user` in: checks the tasks and the phone, places the session call, waits for it; a
+/// browser (`webrtc`) gets the SDP answer at once and `location` to DELETE.
+pub async fn log_in(s: &AppState, user: &User, body: &[u8], location: &str) -> Answer<Response> {
     let req: LogIn = parse(body)?;
+    if req.sdp.is_some() != (req.phone == "webrtc") {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sdp: wanted the browser's SDP offer with phone \"webrtc\", and only then",
+        )
+        .field("sdp"));
+    }
     let phone = match req.phone.as_str() {
+        "webrtc" => Phone::WebRtc,
         // The store's SIP login, else an `[[agents]]` account named as the agent.
         "sip" => match s.store.sip_login(user.id).await? {
             Some(login) => Phone::Sip(login.username),
@@ -88,7 +101,7 @@ pub async fn log_in(
         _ => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "phone: wanted \"sip\" (the agent's registered phone) or a number in E.164 (+ and up to 15 digits)",
+                "phone: wanted \"sip\" (the agent's registered phone), \"webrtc\" (this browser, with its SDP offer in `sdp`) or a number in E.164 (+ and up to 15 digits)",
             )
             .field("phone"))
         }
@@ -135,8 +148,25 @@ pub async fn log_in(
     tasks.sort_unstable();
     tasks.dedup();
     tracing::info!(agent = %user.name, ?tasks, phone = %req.phone, "agent logging in");
+    if let Some(offer) = req.sdp {
+        let (view, answer) = s
+            .agents
+            .log_in_webrtc(user, tasks, &offer)
+            .map_err(|e| match e {
+                SessionError::WebRtc(WebRtcError::Offer(_)) => Problem::from(e).field("sdp"),
+                e => e.into(),
+            })?;
+        let mut body = serde_json::to_value(view).unwrap_or_default();
+        body["sdp"] = answer.into();
+        return Ok((
+            StatusCode::CREATED,
+            [(axum::http::header::LOCATION, location.to_string())],
+            Json(body),
+        )
+            .into_response());
+    }
     let view = s.agents.log_in(user, tasks, phone).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 /// Checks a pause reason against the system reasons and `sessions.pause_reasons`.
@@ -166,14 +196,11 @@ pub fn pause_input(s: &AppState, body: &[u8]) -> Answer<Input> {
 }
 
 /// `POST /api/v1/agent/session`: `{"tasks": [ids], "phone": "sip" | "+E164"}`; 201 once the
-/// phone answered (the agent is paused, reason `login`).
-pub async fn start(
-    State(s): State<AppState>,
-    caller: Caller,
-    body: Bytes,
-) -> Answer<(StatusCode, Json<AgentView>)> {
+/// phone answered (the agent is paused, reason `login`). With `"phone": "webrtc", "sdp":
+/// offer` 201 at once with the SDP answer in `sdp` (WHIP-style; `Location` to DELETE).
+pub async fn start(State(s): State<AppState>, caller: Caller, body: Bytes) -> Answer<Response> {
     let user = caller.require(AGENT_SELF)?;
-    log_in(&s, user, &body).await
+    log_in(&s, user, &body, "/api/v1/agent/session").await
 }
 
 /// `DELETE /api/v1/agent/session`: logout; a call in progress ends first, then the leg.

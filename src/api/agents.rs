@@ -65,11 +65,11 @@ pub async fn start(
     caller: Caller,
     Params(id): Params<i64>,
     body: Bytes,
-) -> Answer<(StatusCode, Json<AgentView>)> {
+) -> Answer<axum::response::Response> {
     let by = caller.require(AGENTS_SUPERVISE)?;
     let user = agent(&s, id).await?;
     tracing::info!(by = %by.name, agent = %user.name, "session started for an agent");
-    log_in(&s, &user, &body).await
+    log_in(&s, &user, &body, &format!("/api/v1/agents/{id}/session")).await
 }
 
 async fn act(s: &AppState, caller: &Caller, id: i64, input: Input) -> Answer<Json<AgentView>> {

@@ -31,6 +31,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/agent.js"),
     ),
     (
+        "audio.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/audio.js"),
+    ),
+    (
         "supervisor.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/supervisor.js"),

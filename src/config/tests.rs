@@ -341,6 +341,7 @@ const LIST_SAMPLES: &[(&str, &str)] = &[
     ("sip.dns_servers", "127.0.0.1:5353,[::1]:53"),
     ("sip.listen", "127.0.0.1:5062,[::1]:5062"),
     ("sip.tls_listen", "127.0.0.1:5061,[::1]:5061"),
+    ("webrtc.addresses", "192.0.2.7,2001:db8::7"),
 ];
 
 /// The value at dotted `key` of the configuration as serialised.
@@ -449,5 +450,29 @@ fn store_url_is_checked_masked_and_needs_a_restart() {
         let err = parse(toml).unwrap_err().to_string();
         assert!(err.contains(want), "{toml}: {err}");
         assert!(err.contains("store.ur"), "{toml}: {err}");
+    }
+}
+
+#[test]
+fn webrtc_addresses_parse_refuse_wildcards_and_need_a_restart() {
+    assert_eq!(
+        Config::default().webrtc.addresses,
+        vec![std::net::IpAddr::from([127, 0, 0, 1])]
+    );
+    let cfg = parse("[webrtc]\naddresses = [\"192.0.2.7\", \"2001:db8::7\"]\n").unwrap();
+    assert_eq!(cfg.webrtc.addresses.len(), 2);
+    assert_eq!(Config::default().restart_needed(&cfg), vec!["webrtc"]);
+    assert!(parse("[webrtc]\naddresses = []\n").is_ok());
+    for (toml, key) in [
+        ("[webrtc]\naddresses = [\"0.0.0.0\"]\n", "webrtc.addresses"),
+        ("[webrtc]\naddresses = [\"::\"]\n", "webrtc.addresses"),
+        (
+            "[webrtc]\naddresses = [\"browser\"]\n",
+            "webrtc.addresses[0]",
+        ),
+        ("[webrtc]\nstun = \"x\"\n", "webrtc.stun"),
+    ] {
+        let err = parse(toml).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
     }
 }

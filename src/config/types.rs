@@ -32,6 +32,8 @@ pub struct Config {
     pub flow: FlowConfig,
     /// Limits on the CSV files imported.
     pub import: ImportConfig,
+    /// Browser audio (WebRTC) of agents in the console.
+    pub webrtc: WebRtcConfig,
     /// Agent sessions: pause reasons, the session call.
     pub sessions: SessionsConfig,
     /// The SMTP relay e-mail tasks send through.
@@ -193,6 +195,23 @@ impl Default for ImportConfig {
     }
 }
 
+/// `[webrtc]`: the browser agents' audio legs (ICE-lite, DTLS-SRTP, rtcp-mux).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRtcConfig {
+    /// Addresses the browsers reach the daemon's media at: one host candidate each, its port
+    /// from the RTP pool. Empty: no browser audio.
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        Self {
+            addresses: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+        }
+    }
+}
+
 /// `[flow]`: background task flow, i.e. how webhook tasks reach their servers.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -268,6 +287,7 @@ impl Default for Config {
             lines: LinesConfig::default(),
             flow: FlowConfig::default(),
             import: ImportConfig::default(),
+            webrtc: WebRtcConfig::default(),
             sessions: SessionsConfig::default(),
             email: EmailConfig::default(),
             inbox: InboxConfig::default(),
@@ -1093,6 +1113,12 @@ impl Config {
                 "wanted a size in bytes between 1 and import.max_row_bytes",
             );
         }
+        if let Some(a) = self.webrtc.addresses.iter().find(|a| a.is_unspecified()) {
+            return bad(
+                "webrtc.addresses",
+                &format!("wanted addresses browsers can reach, not the wildcard {a}"),
+            );
+        }
         let e = &self.email;
         if !e.smtp_url.is_empty() {
             if !(e.smtp_url.starts_with("smtp://") || e.smtp_url.starts_with("smtps://")) {
@@ -1231,6 +1257,9 @@ impl Config {
         }
         if self.import != new.import {
             changed.push("import");
+        }
+        if self.webrtc != new.webrtc {
+            changed.push("webrtc");
         }
         if self.sessions != new.sessions {
             changed.push("sessions");

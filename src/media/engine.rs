@@ -64,6 +64,14 @@ impl MediaEngine {
         MediaLeg::new(self.clone(), pair)
     }
 
+    /// A bare RTP/RTCP socket pair from the pool on `ip`, for a leg that is not a [`MediaLeg`]
+    /// (a browser's ICE/DTLS transport); the port goes back when the pair's lease is dropped.
+    pub fn bind_pair(&self, ip: IpAddr) -> Result<super::ports::PortPair, MediaError> {
+        let pair = self.inner.pool.bind(ip)?.ok_or(MediaError::NoPorts)?;
+        self.update_free_ports();
+        Ok(pair)
+    }
+
     /// Codecs in preference order.
     pub fn prefs(&self) -> &[CodecPref] {
         &self.inner.prefs

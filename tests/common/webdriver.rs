@@ -63,16 +63,29 @@ impl Driver {
 
     /// A new headless Chromium window of 1366×768 (an agent's laptop screen).
     pub fn browser(&self) -> Browser<'_> {
+        self.browser_with(&[])
+    }
+
+    /// Like [`Driver::browser`], with more Chromium switches (fake media devices …).
+    pub fn browser_with(&self, extra: &[String]) -> Browser<'_> {
         let profile = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--window-size=1366,768".into(),
+            "--no-first-run".into(),
+            "--disable-extensions".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        args.extend_from_slice(extra);
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1366,768",
-                         "--no-first-run", "--disable-extensions",
-                         format!("--user-data-dir={}", profile.path().display())],
+                "args": args,
             },
         }}});
         let (status, v) = self.call("POST", "/session", Some(&caps));

@@ -1,0 +1,244 @@
+//! Load client for browser audio legs: starts the daemon, logs `LEGS` agents in with
+//! `phone: "webrtc"`, each from a str0m peer of its own on loopback (full ICE, DTLS-SRTP,
+//! PCMU at 50 packets a second both ways, as a browser sends), and prints the daemon's CPU and
+//! RSS per leg while they talk for `SECONDS`, and the DTLS handshakes per second at login.
+//! It reports figures and fails on nothing but a leg that never connects.
+//!
+//!   LEGS=100 SECONDS=30 cargo bench --bench webrtc_legs
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::api::{campaign, Api, ADMIN, BASE};
+use common::Daemon;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The daemon's CPU time (user + system) and RSS, from /proc.
+fn usage(pid: u32) -> (Duration, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (Duration::from_millis(ticks * 1000 / hz), rss_kb * 1024)
+}
+
+/// One browser-like peer: offers, logs agent `id` in with its offer, then talks.
+struct Peer {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    mid: Mid,
+}
+
+impl Peer {
+    async fn connect(admin: &Api, agent: i64, task: i64) -> Peer {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_pcmu(true, false)
+            .set_rtp_mode(true)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        let sdp = offer.to_sdp_string();
+        let addr = admin.addr;
+        let token = admin.token.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let api = Api { addr, token };
+            api.ok(
+                "POST",
+                &format!("/api/v1/agents/{agent}/session"),
+                Some(json!({"tasks": [task], "phone": "webrtc", "sdp": sdp})),
+            )
+        })
+        .await
+        .unwrap();
+        let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
+        rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        Peer {
+            rtc,
+            socket,
+            local,
+            mid,
+        }
+    }
+
+    /// Drives the peer: sends a PCMU frame every 20 ms once connected, counts what comes.
+    async fn run(mut self, connected: Arc<AtomicU64>, received: Arc<AtomicU64>, stop: Instant) {
+        let mut buf = vec![0u8; 2048];
+        let mut next_frame = Instant::now();
+        let mut up = false;
+        let (mut seq, mut ts) = (0u64, 0u32);
+        let payload: Arc<[u8]> = vec![0xffu8; 160].into();
+        while Instant::now() < stop {
+            let wake = loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Timeout(t) => break t,
+                    Output::Transmit(t) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                    }
+                    Output::Event(Event::Connected) => {
+                        up = true;
+                        connected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Output::Event(Event::RtpPacket(_)) => {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Output::Event(_) => {}
+                }
+            };
+            let wake = if up { wake.min(next_frame) } else { wake };
+            let wait = wake.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(wait, self.socket.recv_from(&mut buf)).await {
+                Ok(Ok((n, source))) => {
+                    let input = Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: self.local,
+                            contents: buf[..n].try_into().unwrap(),
+                        },
+                    );
+                    let _ = self.rtc.handle_input(input);
+                }
+                _ => {
+                    let now = Instant::now();
+                    if up && now >= next_frame {
+                        next_frame += Duration::from_millis(20);
+                        seq += 1;
+                        ts = ts.wrapping_add(160);
+                        if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(self.mid, None) {
+                            tx.write_rtp(RtpWrite::new(
+                                Pt::from(0),
+                                seq.into(),
+                                ts,
+                                now,
+                                payload.clone(),
+                            ));
+                        }
+                    }
+                    let _ = self.rtc.handle_input(Input::Timeout(now));
+                }
+            }
+        }
+    }
+}
+
+fn main() {
+    let legs = env_or("LEGS", 50);
+    let seconds = env_or("SECONDS", 20);
+    let (rtp_min, rtp_max) = (30000u32, 30000 + 8 * legs as u32 + 100);
+    let config = format!(
+        "{BASE}[media]\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\nrtp_timeout = \"0s\"\n",
+        rtp_max.min(65534)
+    );
+    let d = Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let admin = Api::new(&d, ADMIN);
+    let (_, task) = campaign(&admin, "bench");
+    let agents: Vec<i64> = (0..legs)
+        .map(|i| {
+            admin.ok(
+                "POST",
+                "/api/v1/users",
+                Some(json!({"name": format!("browser{i}"), "role": "agent"})),
+            )["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    let pid = d.child.id();
+    let (cpu0, rss0) = usage(pid);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let connected = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let begun = Instant::now();
+    let stop = begun + Duration::from_secs(seconds + 60 + legs / 10);
+    rt.block_on(async {
+        for id in &agents {
+            let peer = Peer::connect(&admin, *id, task).await;
+            tokio::spawn(peer.run(connected.clone(), received.clone(), stop));
+        }
+    });
+    while connected.load(Ordering::Relaxed) < legs {
+        assert!(
+            begun.elapsed() < Duration::from_secs(60 + legs / 10),
+            "{} of {legs} legs connected",
+            connected.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let login = begun.elapsed();
+    let (cpu1, rss1) = usage(pid);
+    let rx1 = received.load(Ordering::Relaxed);
+    let t1 = Instant::now();
+    // RSS along the way, to tell warm-up from growth.
+    let mut trail = Vec::new();
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_secs(seconds) / 6);
+        trail.push(format!(
+            "{:.0}",
+            (usage(pid).1 as f64 - rss0 as f64) / 1024.0 / legs as f64
+        ));
+    }
+    let (cpu2, rss2) = usage(pid);
+    let span = t1.elapsed();
+    let rx = received.load(Ordering::Relaxed) - rx1;
+    let per_leg_cpu = (cpu2 - cpu1).as_secs_f64() / span.as_secs_f64() / legs as f64 * 100.0;
+    println!("webrtc_legs: {legs} legs, PCMU 20 ms both ways, {seconds} s");
+    println!(
+        "  logins (HTTP offer/answer + ICE + DTLS): {:.1} per second ({legs} in {login:.2?}; daemon CPU {:.1} ms per login)",
+        legs as f64 / login.as_secs_f64(),
+        (cpu1 - cpu0).as_secs_f64() * 1000.0 / legs as f64
+    );
+    println!(
+        "  daemon CPU per leg: {per_leg_cpu:.3} % of a core ({:.1} % for all)",
+        per_leg_cpu * legs as f64
+    );
+    println!(
+        "  daemon RSS: {:.1} MiB idle, +{:.1} KiB per leg at login, +{:.1} KiB per leg after {seconds} s",
+        rss0 as f64 / 1048576.0,
+        (rss1 as f64 - rss0 as f64) / 1024.0 / legs as f64,
+        (rss2 as f64 - rss0 as f64) / 1024.0 / legs as f64
+    );
+    println!(
+        "  daemon RSS per leg (KiB) at each sixth of the run: {}",
+        trail.join(" ")
+    );
+    println!(
+        "  packets from the daemon per leg and second: {:.1} (50 expected)",
+        rx as f64 / legs as f64 / span.as_secs_f64()
+    );
+    rt.shutdown_background();
+}

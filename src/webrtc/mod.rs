@@ -1,0 +1,108 @@
+//! Browser audio legs (WebRTC) for agents in the console: a browser's offer is answered
+//! ICE-lite with a host candidate on each of `webrtc.addresses` (ports from the RTP pool),
+//! DTLS-SRTP and rtcp-mux, audio only, with the G.711 codec the browser offers first in our
+//! `media.codecs` order (no transcoding on the leg) and its RFC 4733 telephone-events.
+//!
+//! [`str0m`] does ICE, DTLS and SRTP sans-IO (`handle_input` / `poll_output`, as our SIP and
+//! RTP cores do); [`peer`] is its thin tokio driver. The leg hands its decrypted stream, as
+//! plain RTP over loopback, to an ordinary [`MediaLeg`](crate::media::leg::MediaLeg), so the
+//! agent's session, bridging, recording, mute, hold and the RTP timeout treat a browser
+//! exactly like a SIP phone: the browser hears our continuous stream (our SSRC, sequence and
+//! timestamps pass through), and a lost browser ends the leg as a phone's BYE does.
+
+pub mod offer;
+pub mod peer;
+
+use crate::config::WebRtcConfig;
+use crate::media::codec::CodecKind;
+use crate::media::engine::MediaEngine;
+use std::net::IpAddr;
+use std::sync::Arc;
+use str0m::config::{CryptoProvider, DtlsCert};
+
+/// Errors of the browser legs.
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    /// `webrtc.addresses` is empty.
+    #[error("browser audio is off: webrtc.addresses is empty")]
+    Off,
+    /// The browser's offer cannot be used.
+    #[error("sdp: {0}")]
+    Offer(String),
+    /// No RTP port, or a socket failed.
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
+    /// The WebRTC stack refused something.
+    #[error("webrtc: {0}")]
+    Rtc(#[from] str0m::RtcError),
+    /// No DTLS certificate could be made at start.
+    #[error("cannot make the DTLS certificate")]
+    Cert,
+}
+
+/// What every browser leg shares: the addresses, the crypto provider and one DTLS
+/// certificate (made once at start: making one per leg costs milliseconds of CPU). Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct WebRtc {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addresses: Vec<IpAddr>,
+    crypto: Arc<CryptoProvider>,
+    cert: DtlsCert,
+}
+
+impl WebRtc {
+    /// Makes the DTLS certificate.
+    pub fn new(cfg: &WebRtcConfig) -> Result<Self, WebRtcError> {
+        let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        let cert = crypto
+            .dtls_provider
+            .generate_certificate()
+            .ok_or(WebRtcError::Cert)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                addresses: cfg.addresses.clone(),
+                crypto,
+                cert,
+            }),
+        })
+    }
+
+    /// Answers a browser's SDP offer: the answer to send back, and the leg to drive with
+    /// [`peer::Peer::run`].
+    pub fn accept(
+        &self,
+        media: &MediaEngine,
+        offer: &str,
+    ) -> Result<(String, peer::Peer), WebRtcError> {
+        if self.inner.addresses.is_empty() {
+            return Err(WebRtcError::Off);
+        }
+        let prefs: Vec<CodecKind> = media
+            .prefs()
+            .iter()
+            .filter_map(|p| CodecKind::from_name(&p.name))
+            .collect();
+        let choice = offer::choose(offer, &prefs).ok_or_else(|| {
+            WebRtcError::Offer(format!(
+                "the offer has no audio in {} at 8 kHz (media.codecs)",
+                prefs
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ))
+        })?;
+        peer::Peer::accept(
+            media,
+            &self.inner.addresses,
+            self.inner.crypto.clone(),
+            self.inner.cert.clone(),
+            choice,
+            offer,
+        )
+    }
+}
