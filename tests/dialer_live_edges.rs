@@ -393,11 +393,16 @@ both_stores! {
         );
         for a in &found {
             assert_eq!(a["sip_code"], 200, "{a}");
-            let rec = admin.ok(
-                "GET",
-                &format!("/api/v1/calls/{}", a["call_id"].as_str().unwrap()),
-                None,
-            );
+            // The call record is written when the call's media ends, a moment after the attempt.
+            let path = format!("/api/v1/calls/{}", a["call_id"].as_str().unwrap());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let rec = loop {
+                match admin.call("GET", &path, None) {
+                    (200, rec) => break rec,
+                    (status, p) => assert!(Instant::now() < deadline, "{status} {p}"),
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
             assert!(rec["answered_at"].as_i64().is_some(), "{rec}");
         }
         finished(far, "carrier", Duration::from_secs(10));
