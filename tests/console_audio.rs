@@ -13,6 +13,7 @@ use common::dialer::{
     carrier_log, config_with_agents, dialing_campaign, finished, free_udp_port, logged_carrier,
     Customers, Sipp, Sound,
 };
+use common::rtp::share_at;
 use common::webdriver::{Browser, Driver};
 use common::Daemon;
 use serde_json::{json, Value};
@@ -294,24 +295,6 @@ fn a_browser_offering_pcma_first_in_our_order_gets_it_end_to_end() {
     let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks(2).map(|lr| (lr[0], lr[1])).unzip();
     assert!(share_at(&left, 1000.0) > 0.3, "customer's side: {rec}");
     assert!(share_at(&right, 440.0) > 0.3, "browser's side: {rec}");
-}
-
-/// The power of `pcm` (8 kHz) at `hz` (Goertzel) as a share of its whole power.
-fn share_at(pcm: &[i16], hz: f64) -> f64 {
-    let w = std::f64::consts::TAU * hz / 8000.0;
-    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
-    for &x in pcm {
-        let x = f64::from(x);
-        total += x * x;
-        let s = x + 2.0 * w.cos() * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-    if total == 0.0 {
-        return 0.0;
-    }
-    power / (total * pcm.len() as f64 / 2.0)
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub const AGENTS: &str = "[sip]\ndigest_algorithms = [\"MD5\"]\n\
 
 pub use super::agent_phone::free_udp_port;
 use super::agent_phone::sipp;
+use super::rtp::share_at;
 
 pub fn scenario(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("sip-scenarios/{name}"))
@@ -352,25 +353,6 @@ fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// The power of `pcm` at `hz` (Goertzel) as a share of its whole power.
-fn share_at(pcm: &[i16], hz: f64) -> f64 {
-    let w = std::f64::consts::TAU * hz / 8000.0;
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    let mut total = 0.0;
-    for &x in pcm {
-        let x = f64::from(x);
-        total += x * x;
-        let s = x + 2.0 * w.cos() * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-    if total < 1e3 * pcm.len() as f64 {
-        return 0.0;
-    }
-    power / (total * pcm.len() as f64 / 2.0)
 }
 
 /// What an RTP packet's audio sounds like (PCMU or PCMA).

@@ -113,18 +113,29 @@ pub fn pcmu_tone(hz: f64, frames: usize) -> Vec<Vec<u8>> {
 
 /// The share of a PCMU frame's energy at `hz` (Goertzel), 0 to about 1.
 pub fn tone_share(payload: &[u8], hz: f64) -> f64 {
-    let samples: Vec<f64> = payload.iter().map(|b| f64::from(ulaw(*b))).collect();
-    let energy: f64 = samples.iter().map(|s| s * s).sum();
+    let samples: Vec<i16> = payload.iter().map(|b| ulaw(*b) as i16).collect();
+    let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
     if energy < 1e6 {
         return 0.0;
     }
+    share_at(&samples, hz)
+}
+
+/// The power of `pcm` (8 kHz) at `hz` (Goertzel) as a share of its whole power; 0 for
+/// near-silence (under 1,000 of power a sample).
+pub fn share_at(pcm: &[i16], hz: f64) -> f64 {
     let w = std::f64::consts::TAU * hz / 8000.0;
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for x in &samples {
-        let s0 = x + 2.0 * w.cos() * s1 - s2;
+    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    for &x in pcm {
+        let x = f64::from(x);
+        total += x * x;
+        let s = x + 2.0 * w.cos() * s1 - s2;
         s2 = s1;
-        s1 = s0;
+        s1 = s;
+    }
+    if total < 1e3 * pcm.len() as f64 {
+        return 0.0;
     }
     let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-    2.0 * power / (samples.len() as f64 * energy)
+    power / (total * pcm.len() as f64 / 2.0)
 }
