@@ -159,9 +159,20 @@ impl Resolver {
     /// `/etc/resolv.conf` when `servers` is empty.
     pub fn new(servers: &[SocketAddr]) -> Result<Self, DnsError> {
         let provider = TokioRuntimeProvider::default();
-        let builder = if servers.is_empty() {
-            TokioResolver::builder(provider).map_err(|e| DnsError::Config(e.to_string()))?
-        } else {
+        let local = [SocketAddr::from(([127, 0, 0, 1], 53))];
+        let servers = match servers {
+            [] => match TokioResolver::builder(provider.clone()) {
+                Ok(builder) => return Self::built(builder),
+                Err(e) => {
+                    // A host without /etc/resolv.conf (a minimal container) still resolves
+                    // names in /etc/hosts, and asks a local resolver if there is one.
+                    tracing::warn!(error = %e, "no system DNS configuration; asking 127.0.0.1:53");
+                    &local[..]
+                }
+            },
+            listed => listed,
+        };
+        let builder = {
             let name_servers = servers
                 .iter()
                 .map(|s| {
@@ -180,6 +191,12 @@ impl Resolver {
                 provider,
             )
         };
+        Self::built(builder)
+    }
+
+    fn built(
+        builder: hickory_resolver::ResolverBuilder<TokioRuntimeProvider>,
+    ) -> Result<Self, DnsError> {
         let inner = builder
             .build()
             .map_err(|e| DnsError::Config(e.to_string()))?;
