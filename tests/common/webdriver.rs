@@ -173,10 +173,29 @@ impl Browser<'_> {
         self.click(&format!("{css} option[value=\"{value}\"]"));
     }
 
+    /// Reads `what` of the element matching `css` (`None` when there is none). The page
+    /// re-renders as events arrive: an element replaced between finding and reading it
+    /// (a stale reference) is found again.
+    fn read(&self, css: &str, what: &str) -> Option<Value> {
+        for _ in 0..5 {
+            let e = self.find(css)?;
+            let path = format!("/session/{}/element/{e}/{what}", self.id);
+            let (status, v) = self.driver.call("GET", &path, None);
+            if status == 200 {
+                return Some(v["value"].clone());
+            }
+            assert!(
+                v["value"]["error"] == "stale element reference",
+                "GET {what} of {css}: {v}"
+            );
+        }
+        panic!("{css} kept being replaced while read");
+    }
+
     /// The rendered text of the element ("" when hidden).
     pub fn text(&self, css: &str) -> String {
-        let e = self.element(css);
-        self.cmd("GET", &format!("/element/{e}/text"), None)
+        self.read(css, "text")
+            .unwrap_or_else(|| panic!("no element {css} on the page"))
             .as_str()
             .unwrap_or_default()
             .to_string()
@@ -184,14 +203,13 @@ impl Browser<'_> {
 
     /// Whether the element is shown.
     pub fn visible(&self, css: &str) -> bool {
-        self.find(css)
-            .is_some_and(|e| self.cmd("GET", &format!("/element/{e}/displayed"), None) == true)
+        self.read(css, "displayed") == Some(Value::Bool(true))
     }
 
     /// An attribute of the element.
     pub fn attr(&self, css: &str, name: &str) -> Option<String> {
-        let e = self.element(css);
-        self.cmd("GET", &format!("/element/{e}/attribute/{name}"), None)
+        self.read(css, &format!("attribute/{name}"))
+            .unwrap_or_else(|| panic!("no element {css} on the page"))
             .as_str()
             .map(str::to_string)
     }
