@@ -753,6 +753,7 @@ impl Agents {
                 *counts.entry((*task, e.session.state())).or_default() += 1;
             }
         }
+        let at = now();
         for task in &inner.gauge_tasks {
             let label = task.to_string();
             let (mut busy, mut present) = (0, 0);
@@ -774,11 +775,11 @@ impl Agents {
                 0.0
             };
             self.occupancy.with_label_values(&[&label]).set(ratio);
-            inner.occupancy.entry(*task).or_default().observe(
-                now(),
-                busy as usize,
-                present as usize,
-            );
+            inner
+                .occupancy
+                .entry(*task)
+                .or_default()
+                .observe(at, busy as usize, present as usize);
         }
     }
 }

@@ -254,11 +254,7 @@ impl TestUa {
             if let Ok((n, from)) = self.sip.recv_from(&mut buf) {
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
                 if text.starts_with("BYE ") {
-                    let mut ok = String::from("SIP/2.0 200 OK\r\n");
-                    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-                        ok.push_str(&format!("{name}: {}\r\n", header(&text, name)));
-                    }
-                    ok.push_str("Content-Length: 0\r\n\r\n");
+                    let ok = super::ok_response(&text);
                     self.sip.send_to(ok.as_bytes(), from).unwrap();
                     return (packets, true);
                 }
