@@ -200,6 +200,14 @@ fn an_agent_takes_a_preview_call_and_records_its_result_in_the_browser_while_a_s
             buckets[11]["occupancy"].as_f64().is_some_and(|o| o > 0.0),
             "{h}"
         );
+        for bad in ["0", "25", "x"] {
+            let (status, p) = sue.call(
+                "GET",
+                &format!("/api/v1/campaigns/{c}/dialer/history?hours={bad}"),
+                None,
+            );
+            assert_eq!((status, p["field"].as_str()), (400, Some("hours")), "{p}");
+        }
         // The queue's figures come pushed too: the driver runs, one call in flight.
         let queue = format!("#queues tr[data-task=\"{task}\"]");
         boss.wait_text(&format!("{queue} td:nth-child(2)"), "preview", WAIT);
