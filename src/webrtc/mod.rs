@@ -16,7 +16,7 @@ pub mod peer;
 use crate::config::WebRtcConfig;
 use crate::media::codec::CodecKind;
 use crate::media::engine::MediaEngine;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use str0m::config::{CryptoProvider, DtlsCert};
 
@@ -71,6 +71,25 @@ impl WebRtc {
         })
     }
 
+    /// Answers `offer` as [`WebRtc::accept`] does, with host candidates at `candidates` and
+    /// no socket bound: the offer's whole path through our parsing and str0m's, sans-IO.
+    pub fn answer_offer(
+        &self,
+        offer: &str,
+        prefs: &[CodecKind],
+        candidates: &[SocketAddr],
+    ) -> Result<String, WebRtcError> {
+        let choice = choose(offer, prefs)?;
+        let (answer, _) = peer::answer(
+            self.inner.crypto.clone(),
+            self.inner.cert.clone(),
+            choice,
+            offer,
+            candidates,
+        )?;
+        Ok(answer)
+    }
+
     /// Answers a browser's SDP offer: the answer to send back, and the leg to drive with
     /// [`peer::Peer::run`].
     pub fn accept(
@@ -86,16 +105,7 @@ impl WebRtc {
             .iter()
             .filter_map(|p| CodecKind::from_name(&p.name))
             .collect();
-        let choice = offer::choose(offer, &prefs).ok_or_else(|| {
-            WebRtcError::Offer(format!(
-                "the offer has no audio in {} at 8 kHz (media.codecs)",
-                prefs
-                    .iter()
-                    .map(|c| c.name())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ))
-        })?;
+        let choice = choose(offer, &prefs)?;
         peer::Peer::accept(
             media,
             &self.inner.addresses,
@@ -105,4 +115,18 @@ impl WebRtc {
             offer,
         )
     }
+}
+
+/// The codec of `offer` we take (see [`offer::choose`]), or why there is none.
+fn choose(offer: &str, prefs: &[CodecKind]) -> Result<offer::Choice, WebRtcError> {
+    offer::choose(offer, prefs).ok_or_else(|| {
+        WebRtcError::Offer(format!(
+            "the offer has no audio in {} at 8 kHz (media.codecs)",
+            prefs
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ))
+    })
 }

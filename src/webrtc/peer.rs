@@ -28,6 +28,46 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+/// The answer to a browser's `offer` with `choice` as the only codec (and its
+/// telephone-event) and a host candidate at each of `candidates`, and the session that
+/// answered it; sans-IO, so the offer's parsing can be fuzzed without sockets.
+pub fn answer(
+    crypto: Arc<CryptoProvider>,
+    cert: DtlsCert,
+    choice: Choice,
+    offer: &str,
+    candidates: &[SocketAddr],
+) -> Result<(String, Rtc), WebRtcError> {
+    let parsed = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Offer(e.to_string()))?;
+    let codec = choice.codec;
+    let mut cfg = Rtc::builder()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_crypto_provider(crypto)
+        .set_dtls_cert(cert)
+        .clear_codecs()
+        .enable_pcmu(codec == crate::media::codec::CodecKind::Pcmu, false)
+        .enable_pcma(codec == crate::media::codec::CodecKind::Pcma, false);
+    if let Some(e) = choice.event_pt {
+        cfg.codec_config().add_config(
+            Pt::from(e),
+            None,
+            Codec::Tele,
+            Frequency::EIGHT_KHZ,
+            None,
+            FormatParams::default(),
+        );
+    }
+    let mut rtc = cfg.build(now());
+    for addr in candidates {
+        let candidate =
+            Candidate::host(*addr, "udp").map_err(|e| WebRtcError::Offer(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+    }
+    let answer = rtc.sdp_api().accept_offer(parsed)?;
+    Ok((answer.to_sdp_string(), rtc))
+}
+
 /// The driver's clock; tokio's so paused-time tests drive it.
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -62,28 +102,6 @@ impl Peer {
         choice: Choice,
         offer: &str,
     ) -> Result<(String, Peer), WebRtcError> {
-        let parsed =
-            SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Offer(e.to_string()))?;
-        let codec = choice.codec;
-        let mut cfg = Rtc::builder()
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .set_crypto_provider(crypto)
-            .set_dtls_cert(cert)
-            .clear_codecs()
-            .enable_pcmu(codec == crate::media::codec::CodecKind::Pcmu, false)
-            .enable_pcma(codec == crate::media::codec::CodecKind::Pcma, false);
-        if let Some(e) = choice.event_pt {
-            cfg.codec_config().add_config(
-                Pt::from(e),
-                None,
-                Codec::Tele,
-                Frequency::EIGHT_KHZ,
-                None,
-                FormatParams::default(),
-            );
-        }
-        let mut rtc = cfg.build(now());
         let mut sockets = Vec::new();
         let mut leases = Vec::new();
         for ip in addresses {
@@ -92,16 +110,14 @@ impl Peer {
                 .rtp
                 .local_addr()
                 .map_err(crate::media::MediaError::Io)?;
-            let candidate =
-                Candidate::host(addr, "udp").map_err(|e| WebRtcError::Offer(e.to_string()))?;
-            rtc.add_local_candidate(candidate);
             sockets.push((pair.rtp, addr));
             // Multiplexed RTCP: the RTCP port stays leased, its socket goes.
             leases.push(pair.lease);
         }
-        let answer = rtc.sdp_api().accept_offer(parsed)?;
+        let candidates: Vec<SocketAddr> = sockets.iter().map(|(_, a)| *a).collect();
+        let (answer, rtc) = answer(crypto, cert, choice, offer, &candidates)?;
         Ok((
-            answer.to_sdp_string(),
+            answer,
             Peer {
                 rtc,
                 sockets,
@@ -428,6 +444,37 @@ mod tests {
                 }
             }
             (got, self.up)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_offer_is_answered_without_sockets_and_a_broken_one_is_refused() {
+        let webrtc = WebRtc::new(&WebRtcConfig::default()).unwrap();
+        let (_browser, offer, _pending) = Browser::offer().await;
+        let at: SocketAddr = "192.0.2.7:40002".parse().unwrap();
+        let prefs = [
+            crate::media::codec::CodecKind::Pcma,
+            crate::media::codec::CodecKind::Pcmu,
+        ];
+        let answer = webrtc.answer_offer(&offer, &prefs, &[at]).unwrap();
+        assert!(
+            answer.contains("a=ice-lite") && answer.contains("PCMU/8000"),
+            "{answer}"
+        );
+        assert!(answer.contains("192.0.2.7 40002"), "{answer}");
+        for broken in [
+            String::new(),
+            offer.replace("a=fingerprint", "a=fingerprin"),
+            offer.replace("m=audio", "m=video"),
+            offer[..offer.len() / 2].to_string(),
+        ] {
+            assert!(
+                matches!(
+                    webrtc.answer_offer(&broken, &prefs, &[at]),
+                    Err(WebRtcError::Offer(_) | WebRtcError::Rtc(_))
+                ),
+                "{broken}"
+            );
         }
     }
 
