@@ -4,7 +4,8 @@
 //! records each attempt with its SIP code and the agent's result (or `$no_result`); a power
 //! campaign with one agent abandons the customers no agent can take, and they hear the
 //! safe-harbour message before dialerd hangs up; a preview agent skips an offer and accepts
-//! the next ones.
+//! the next ones; a particular callback due is dialled for its owner once the owner is ready,
+//! and for anyone once the task's grace has passed.
 
 mod common;
 
@@ -475,5 +476,104 @@ both_stores! {
         finished(far, "carrier", Duration::from_secs(10));
         agent1.ok("DELETE", "/api/v1/agent/session", None);
         finished(ph, "agent phone", Duration::from_secs(10));
+    }
+}
+
+both_stores! {
+    fn a_particular_callback_due_is_dialled_for_its_owner_and_for_anyone_after_the_grace() {
+        let carrier_port = free_udp_port();
+        let far = carrier("dialer/carrier_talk.xml", carrier_port, 3, false);
+        let d = start(carrier_port);
+        let admin = Api::new(&d, ADMIN);
+        let grace = 8;
+        let (c, task) = dialing_campaign(
+            &admin,
+            "Particular",
+            json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 2,
+                   "particular_grace_seconds": grace}),
+            3,
+            0,
+        );
+        let mut ids: Vec<i64> = admin
+            .all_contacts(c, "", 100)
+            .iter()
+            .map(|k| k["id"].as_i64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        // Due now: `mine` is agent1's, `absent`'s owner is not logged in; `fresh` was never called.
+        let (mine, fresh, absent) = (ids[0], ids[1], ids[2]);
+        user(&admin, "agent3", "agent");
+        let due = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for (id, owner) in [(mine, "agent1"), (absent, "agent3")] {
+            admin.ok(
+                "PATCH",
+                &format!("/api/v1/campaigns/{c}/contacts/{id}"),
+                Some(json!({"owner": owner, "follow_up_at": due})),
+            );
+        }
+        let why = admin.ok(
+            "GET",
+            &format!("/api/v1/campaigns/{c}/contacts/{absent}/callable"),
+            None,
+        );
+        assert_eq!(why["callable"], false, "{why}");
+        assert!(
+            why["reasons"][0]
+                .as_str()
+                .is_some_and(|r| r.starts_with("kept for its owner agent3 until ")),
+            "{why}"
+        );
+        let (agent1, ph1) = sip_agent(&admin, &d, 1, task);
+        let (agent2, ph2) = sip_agent(&admin, &d, 2, task);
+        agent2.ok("POST", "/api/v1/agent/ready", None);
+        let started = Instant::now();
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/campaigns/{c}"),
+            Some(json!({"status": "enabled"})),
+        );
+        // Which agent first held each contact, and when.
+        let mut took: HashMap<i64, (&str, Duration)> = HashMap::new();
+        let mut owner_ready = false;
+        while took.len() < 3 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not every contact reached an agent: {took:?}"
+            );
+            if !owner_ready && started.elapsed() >= Duration::from_secs(1) {
+                agent1.ok("POST", "/api/v1/agent/ready", None);
+                owner_ready = true;
+            }
+            for (name, api) in [("agent1", &agent1), ("agent2", &agent2)] {
+                let v = api.ok("GET", "/api/v1/agent/session", None);
+                if let Some(k) = v["contact_id"].as_i64() {
+                    took.entry(k).or_insert((name, started.elapsed()));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(took[&fresh].0, "agent2", "{took:?}");
+        assert_eq!(took[&mine].0, "agent1", "the owner's callback is the owner's: {took:?}");
+        assert!(
+            took[&mine].1 < Duration::from_secs(grace),
+            "the owner got it within the grace: {took:?}"
+        );
+        assert_eq!(took[&absent].0, "agent2", "{took:?}");
+        assert!(
+            took[&absent].1 >= Duration::from_millis(grace * 1000 - 500),
+            "held for its absent owner during the grace: {took:?}"
+        );
+        let ev = events(&agent1);
+        let offered = ev
+            .iter()
+            .find(|e| e["type"] == "call.offered" && e["contact"] == mine)
+            .unwrap_or_else(|| panic!("no call.offered for the owner: {ev:?}"));
+        assert_eq!(offered["direction"], "outbound", "{offered}");
+        finished(far, "carrier", Duration::from_secs(15));
+        for a in [&agent1, &agent2] {
+            a.ok("DELETE", "/api/v1/agent/session", None);
+        }
+        finished(ph1, "agent1's phone", Duration::from_secs(10));
+        finished(ph2, "agent2's phone", Duration::from_secs(10));
     }
 }

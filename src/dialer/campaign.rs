@@ -283,6 +283,16 @@ pub struct Campaign {
     reported: Vec<AgentStateKind>,
     /// The queue's outputs being absorbed come from an agent's lost leg.
     agent_lost: bool,
+    /// Particular callbacks due, kept for their owners.
+    held: Vec<Held>,
+}
+
+/// A particular callback due, leased and kept for its owner until `until`.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    contact: ContactId,
+    owner: AgentId,
+    until: Time,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -319,6 +329,7 @@ impl Campaign {
             persist: false,
             reported: Vec::new(),
             agent_lost: false,
+            held: Vec::new(),
         })
     }
 
@@ -375,7 +386,8 @@ impl Campaign {
             (None, Some(t)) => Some(t),
             (None, None) => Some(self.next_check.max(self.lease_after)),
         };
-        [self.queue.poll_timeout(), decide]
+        let held = self.held.iter().map(|h| h.until).min();
+        [self.queue.poll_timeout(), decide, held]
             .into_iter()
             .flatten()
             .min()
@@ -386,6 +398,7 @@ impl Campaign {
     pub fn handle(&mut self, input: Input, now: Time) -> Result<(), DialerError> {
         let result = self.apply(input, now);
         self.absorb(now);
+        self.serve_held(now);
         result
     }
 
@@ -558,6 +571,102 @@ impl Campaign {
         self.queue.prefer(call, agent);
     }
 
+    /// `contact` (leased) is a particular callback due now, kept for `owner` until `until`:
+    /// placed with the owner reserved for it as soon as they are ready (offered to them in
+    /// preview), so no answered contact waits; given back unused ([`Output::Unlease`]) at
+    /// `until`, when any agent may take it.
+    pub fn hold_for_owner(
+        &mut self,
+        contact: ContactId,
+        owner: AgentId,
+        until: Time,
+        now: Time,
+    ) -> Result<(), DialerError> {
+        self.agent(owner)?;
+        self.held.push(Held {
+            contact,
+            owner,
+            until,
+        });
+        self.serve_held(now);
+        Ok(())
+    }
+
+    /// The particular callbacks held: `(contact, owner)`.
+    pub fn held(&self) -> Vec<(ContactId, AgentId)> {
+        self.held.iter().map(|h| (h.contact, h.owner)).collect()
+    }
+
+    /// Places (or offers) each held callback whose owner is ready; gives back those whose
+    /// grace ended.
+    fn serve_held(&mut self, now: Time) {
+        let mut i = 0;
+        while i < self.held.len() {
+            let h = self.held[i];
+            if now >= h.until {
+                self.held.remove(i);
+                self.outputs.push(Output::Unlease(vec![h.contact]));
+                continue;
+            }
+            let call = CallId(self.next_call);
+            match self.queue.offer_to(call, h.owner, now) {
+                Ok(Some(agent)) => {
+                    self.next_call += 1;
+                    self.held.remove(i);
+                    self.take_held(call, h.contact, agent, now);
+                }
+                Ok(None) => i += 1,
+                Err(_) => {
+                    // Cannot happen (a fresh id); the contact goes back rather than stay held.
+                    self.held.remove(i);
+                    self.outputs.push(Output::Unlease(vec![h.contact]));
+                }
+            }
+        }
+        self.absorb(now);
+    }
+
+    /// The owner is reserved for `call`: in preview they see it first, else it is placed.
+    fn take_held(&mut self, call: CallId, contact: ContactId, agent: AgentId, now: Time) {
+        let preview = self.pacer.config().mode == DialMode::Preview;
+        self.calls.insert(
+            call,
+            Call {
+                contact,
+                placed: now,
+                agent: Some(agent),
+                phase: if preview {
+                    Phase::Offered
+                } else {
+                    Phase::Ringing
+                },
+                inbound: false,
+            },
+        );
+        if preview {
+            self.outputs.push(Output::Offer {
+                call,
+                agent,
+                contact,
+            });
+            return;
+        }
+        let placed = queue::Input::Placed {
+            call,
+            agent: Some(agent),
+        };
+        if self.queue.handle(placed, now).is_err() {
+            self.calls.remove(&call);
+            self.outputs.push(Output::Unlease(vec![contact]));
+            return;
+        }
+        self.outputs.push(Output::Place {
+            call,
+            contact,
+            agent: Some(agent),
+        });
+    }
+
     /// Callers waiting for an agent now.
     pub fn waiting_inbound(&self) -> Vec<(CallId, ContactId, Time)> {
         let mut w: Vec<(CallId, ContactId, Time)> = self
@@ -578,6 +687,8 @@ impl Campaign {
             self.absorb(now);
             self.changed = Some(self.changed.map_or(now, |t| t.min(now)));
         }
+        // Owners first: the pacer then sees them reserved.
+        self.serve_held(now);
         if !self.outputs.is_empty() || self.leasing.is_some() {
             return Ok(());
         }
@@ -1078,6 +1189,8 @@ mod tests {
         Skip(u8),
         EmptyLease,
         Wait(u16),
+        /// A particular callback due for this agent.
+        Hold(u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1094,6 +1207,7 @@ mod tests {
             id.clone().prop_map(Op::Fail),
             id.clone().prop_map(Op::CustomerHangUp),
             id.clone().prop_map(Op::Bridge),
+            id.clone().prop_map(Op::Hold),
             id.clone().prop_map(Op::Bridge),
             id.clone().prop_map(Op::Accept),
             id.prop_map(Op::Skip),
@@ -1113,6 +1227,8 @@ mod tests {
         bridging: Vec<CallId>,
         placed: u64,
         recorded: std::collections::HashSet<CallId>,
+        /// Particular callbacks held and neither placed, offered nor given back yet.
+        held: std::collections::HashSet<ContactId>,
     }
 
     impl Driver {
@@ -1141,12 +1257,21 @@ mod tests {
                             core.handle(Input::Leased(contacts), now)
                                 .map_err(|e| e.to_string())?;
                         }
-                        Output::Place { call, .. } => {
+                        Output::Place { call, contact, .. } => {
                             self.placed += 1;
+                            self.held.remove(&contact);
                             self.offered.retain(|c| *c != call);
                             self.live.push(call);
                         }
-                        Output::Offer { call, .. } => self.offered.push(call),
+                        Output::Offer { call, contact, .. } => {
+                            self.held.remove(&contact);
+                            self.offered.push(call);
+                        }
+                        Output::Unlease(contacts) => {
+                            for c in contacts {
+                                self.held.remove(&c);
+                            }
+                        }
                         Output::Bridge { call, .. } => self.bridging.push(call),
                         Output::RecordAttempt { call, .. } => {
                             if !self.recorded.insert(call) {
@@ -1159,7 +1284,6 @@ mod tests {
                         | Output::Abandon(_)
                         | Output::CallBackLater(_)
                         | Output::HangUp(_)
-                        | Output::Unlease(_)
                         | Output::AgentState { .. }
                         | Output::Persist => {}
                     }
@@ -1382,6 +1506,55 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_particular_callback_is_placed_for_its_owner_once_ready_and_given_back_after_the_grace() {
+        let (mut core, agents) = callers_core(2);
+        let (owner, other) = (agents[1], agents[0]);
+        core.handle(Input::AgentPaused(owner, "break".into()), secs(0.0))
+            .unwrap();
+        callers_settle(&mut core, secs(0.0));
+        core.hold_for_owner(ContactId(5), owner, secs(60.0), secs(1.0))
+            .unwrap();
+        // The other agent is ready, the owner is not: nothing is placed for the contact.
+        assert!(callers_settle(&mut core, secs(2.0)).is_empty());
+        assert_eq!(core.held(), [(ContactId(5), owner)]);
+        core.handle(Input::AgentReady(owner), secs(5.0)).unwrap();
+        let outs = callers_settle(&mut core, secs(5.0));
+        let [Output::Place {
+            call,
+            contact: ContactId(5),
+            agent: Some(a),
+        }] = outs[..]
+        else {
+            panic!("{outs:?}")
+        };
+        assert_eq!(a, owner);
+        assert!(core.held().is_empty());
+        // Answered: straight to the owner, reserved since the placing.
+        core.handle(Input::Answered(call), secs(9.0)).unwrap();
+        assert_eq!(
+            callers_settle(&mut core, secs(9.0)),
+            [Output::Bridge { call, agent: owner }]
+        );
+        core.check_invariants().unwrap();
+
+        // An owner who stays away: the contact is given back when the grace ends.
+        core.handle(Input::AgentPaused(other, "break".into()), secs(10.0))
+            .unwrap();
+        core.hold_for_owner(ContactId(6), other, secs(30.0), secs(10.0))
+            .unwrap();
+        let outs = callers_settle(&mut core, secs(10.0));
+        assert!(
+            outs.iter().all(|o| !matches!(o, Output::Unlease(_))),
+            "{outs:?}"
+        );
+        assert_eq!(
+            callers_settle(&mut core, secs(30.0)),
+            [Output::Unlease(vec![ContactId(6)])]
+        );
+        assert!(core.held().is_empty());
+    }
+
     fn pick(v: &[CallId], i: u8) -> CallId {
         if v.is_empty() {
             CallId(999_999)
@@ -1469,6 +1642,13 @@ mod tests {
                     now = now + Duration::from_millis(u64::from(ms));
                     Ok(())
                 }
+                Op::Hold(a) => {
+                    d.contact += 1;
+                    let contact = ContactId(d.contact);
+                    d.held.insert(contact);
+                    let until = now + Duration::from_secs(20);
+                    core.hold_for_owner(contact, agent(a), until, now)
+                }
             };
             d.settle(&mut core, now)?;
             core.check_invariants()?;
@@ -1495,6 +1675,9 @@ mod tests {
             if a.state() != &AgentState::LoggedOut {
                 return Err(format!("agent {} stuck in {:?}", a.id(), a.state()));
             }
+        }
+        if !d.held.is_empty() || !core.held().is_empty() {
+            return Err(format!("callbacks still held: {:?}", d.held));
         }
         if !d.live.is_empty() || d.recorded.len() as u64 != d.placed {
             return Err(format!(

@@ -241,12 +241,31 @@ impl Queue {
     /// Offers a preview contact (as `call`) to the longest-ready agent, who is reserved for
     /// it; `None` when no agent is ready.
     pub fn offer(&mut self, call: CallId, now: Time) -> Result<Option<AgentId>, DialerError> {
+        match self.longest_ready() {
+            Some(agent) => self.offer_to(call, agent, now),
+            None if self.in_use(call) => Err(DialerError::DuplicateCall(call)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reserves `agent` for `call` (a preview offer, or a particular callback about to be
+    /// placed for its owner) when the agent is ready; `None` when not.
+    pub fn offer_to(
+        &mut self,
+        call: CallId,
+        agent: AgentId,
+        now: Time,
+    ) -> Result<Option<AgentId>, DialerError> {
         if self.in_use(call) {
             return Err(DialerError::DuplicateCall(call));
         }
-        let Some(agent) = self.longest_ready() else {
+        let ready = self
+            .agents
+            .get(agent.0 as usize)
+            .is_some_and(|a| a.state() == &AgentState::Ready);
+        if !ready {
             return Ok(None);
-        };
+        }
         self.agent_event(
             agent,
             AgentEvent::Reserve {

@@ -14,7 +14,7 @@ use super::builder::QueryBuilder;
 use super::campaigns::{minutes, CallingHours};
 use super::contacts::{contact_of, like_pattern, Contact, COLUMNS};
 use super::forms::FieldType;
-use super::tasks::{CallFilter, CallOrder, Direction};
+use super::tasks::{CallFilter, CallOrder, CallSettings, Direction};
 use super::{push_in_list, Backend, Result, Store};
 use chrono::Timelike;
 use serde_json::Value;
@@ -78,6 +78,14 @@ fn span(hours: &CallingHours) -> Result<(u32, u32)> {
     ))
 }
 
+/// `AND …` keeping out of the task's general selection the particular callbacks (follow-ups
+/// of contacts with an owner) due less than the task's grace ago: those wait for their owner
+/// ([`Store::lease_owned_due`]).
+fn owner_hold(settings: &CallSettings, now_ms: i64) -> String {
+    let cutoff = now_ms - i64::from(settings.particular_grace_seconds) * 1000;
+    format!(" AND (owner IS NULL OR follow_up_ms <= {cutoff})")
+}
+
 /// The callable part of the `contacts_callable` index's condition, as the index states it.
 const CALLABLE: &str = "status = 'open' AND dnc < 2";
 
@@ -131,6 +139,7 @@ impl Store {
             .unwrap_or_default();
         let (from, to) = span(&campaign.spec.calling_hours)?;
         let limit = limit as i64;
+        let kept = owner_hold(&settings, now_ms);
         let zones: Vec<String> = self
             .callable_zones(task_id)
             .await?
@@ -145,6 +154,7 @@ impl Store {
                     &zones,
                     settings.filter.as_ref(),
                     settings.order.as_ref(),
+                    &kept,
                     now_ms,
                     limit,
                 )
@@ -158,7 +168,7 @@ impl Store {
             let hold = self.held_by_rules(zone, now_ms);
             let rows = sqlx::query(&format!(
                 "SELECT follow_up_ms, attempts, id FROM contacts WHERE task_id = $1 AND {CALLABLE} \
-                 AND time_zone = $2 AND follow_up_ms <= $3{hold} ORDER BY follow_up_ms, attempts, id LIMIT $4"
+                 AND time_zone = $2 AND follow_up_ms <= $3{hold}{kept} ORDER BY follow_up_ms, attempts, id LIMIT $4"
             ))
             .bind(task_id)
             .bind(zone)
@@ -205,6 +215,7 @@ impl Store {
         zones: &[String],
         filter: Option<&CallFilter>,
         order: Option<&CallOrder>,
+        kept: &str,
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<i64>> {
@@ -228,6 +239,7 @@ impl Store {
         start(&mut q);
         q.push(" AND follow_up_ms <= ")
             .push_bind(now_ms)
+            .push(kept.to_string())
             .push(" ORDER BY follow_up_ms, attempts, id LIMIT ")
             .push_bind(limit);
         let mut chosen: Vec<i64> = q.build_query_scalar().fetch_all(&self.reader).await?;
@@ -267,6 +279,69 @@ impl Store {
             );
         }
         Ok(chosen)
+    }
+
+    /// Particular callbacks of `task_id` for the agents named in `owners`: contacts one of
+    /// them owns whose follow-up fell due less than the task's grace ago, callable now (calling
+    /// hours, rules, the task's filter), oldest first, at most `limit`, each leased to `lessee`
+    /// in the same step. The general selection leaves them out during the grace.
+    pub async fn lease_owned_due(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+        owners: &[String],
+        now_ms: i64,
+        limit: u32,
+        lessee: &str,
+    ) -> Result<Vec<Contact>> {
+        if owners.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let campaign = self.campaign(campaign_id).await?;
+        let settings = self
+            .task(campaign_id, task_id)
+            .await?
+            .spec
+            .call_settings()
+            .unwrap_or_default();
+        let (from, to) = span(&campaign.spec.calling_hours)?;
+        let cutoff = now_ms - i64::from(settings.particular_grace_seconds) * 1000;
+        let mut q = QueryBuilder::new("SELECT id FROM contacts WHERE task_id = ");
+        q.push_bind(task_id)
+            .push(format!(" AND {CALLABLE} AND owner IN ("));
+        let mut list = q.separated(", ");
+        for o in owners {
+            list.push_bind(o.clone());
+        }
+        q.push(") AND follow_up_ms <= ")
+            .push_bind(now_ms)
+            .push(" AND follow_up_ms > ")
+            .push_bind(cutoff);
+        if let Some(f) = &settings.filter {
+            push_call_filter(&mut q, self.backend, f);
+        }
+        q.push(" ORDER BY follow_up_ms, id LIMIT ")
+            .push_bind(i64::from(limit.min(MAX_LIMIT)));
+        let ids: Vec<i64> = q.build_query_scalar().fetch_all(&self.reader).await?;
+        let mut due = self.read_callable(&ids).await?;
+        due.retain(|c| {
+            c.spec
+                .time_zone
+                .as_deref()
+                .is_some_and(|z| inside_hours(z, from, to, now_ms))
+        });
+        let reasons = self.rule_reasons(&due, now_ms).await?;
+        let mut leased = Vec::new();
+        for (c, why) in due.into_iter().zip(reasons) {
+            if why.is_empty()
+                && self
+                    .lease_as_read(&c, campaign_id, task_id, lessee, now_ms)
+                    .await?
+            {
+                leased.push(c);
+            }
+        }
+        Ok(leased)
     }
 
     /// The chosen contacts whole, in the order given, their blocked numbers taken off.

@@ -435,7 +435,11 @@ impl Store {
     }
 
     /// The rule reasons of each contact (its callable numbers, its zone) at `now_ms`.
-    async fn rule_reasons(&self, contacts: &[Contact], now_ms: i64) -> Result<Vec<Vec<String>>> {
+    pub(super) async fn rule_reasons(
+        &self,
+        contacts: &[Contact],
+        now_ms: i64,
+    ) -> Result<Vec<Vec<String>>> {
         let rules = &self.calling_rules;
         let counted: Vec<i64> = contacts
             .iter()
@@ -524,15 +528,11 @@ impl Store {
         let blocked = c.dnc_numbers.clone();
         c.spec.phones.retain(|p| !blocked.contains(p));
         let mut reasons = Vec::new();
+        let mut grace_ms = 0;
         if let Some(t) = c.spec.task_id {
-            if self
-                .task(campaign_id, t)
-                .await?
-                .spec
-                .call_settings()
-                .is_none()
-            {
-                reasons.push(format!("task {t} is not a call task"));
+            match self.task(campaign_id, t).await?.spec.call_settings() {
+                Some(s) => grace_ms = i64::from(s.particular_grace_seconds) * 1000,
+                None => reasons.push(format!("task {t} is not a call task")),
             }
         }
         if c.spec.status != "open" {
@@ -551,6 +551,14 @@ impl Store {
             }
             (None, n) if n > 0 => reasons.push(format!("called {n} times, no follow-up set")),
             _ => {}
+        }
+        if let (Some(f), Some(owner)) = (follow_up, &c.spec.owner) {
+            if f <= now_ms && now_ms < f + grace_ms {
+                reasons.push(format!(
+                    "kept for its owner {owner} until {} (particular callback)",
+                    super::rfc3339(f + grace_ms)
+                ));
+            }
         }
         let zone = c.spec.time_zone.clone().unwrap_or_else(|| "UTC".into());
         let hours = &campaign.spec.calling_hours;

@@ -23,7 +23,7 @@ use crate::dialer::{AgentId, CallId, Time};
 use crate::media::prompt::Clip;
 use crate::store::calls::CallRecord;
 use crate::store::contacts::{Attempt, Contact};
-use crate::store::tasks::CallSettings;
+use crate::store::tasks::{CallSettings, DialMode};
 use crate::store::{now_ms, rfc3339, Store};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 mod callers;
+mod particular;
 mod placing;
 mod records;
 
@@ -151,6 +152,8 @@ pub struct Driver {
     writes: Vec<tokio::task::JoinHandle<()>>,
     /// When the figures were last refreshed.
     published: Option<Instant>,
+    /// When the store was last asked for particular callbacks due.
+    particular_checked: Option<Instant>,
 }
 
 fn now() -> Time {
@@ -237,6 +240,7 @@ impl Driver {
             saved: Instant::now(),
             writes: Vec::new(),
             published: None,
+            particular_checked: None,
         };
         for v in views.iter().filter(|v| v.tasks.contains(&task_id)) {
             let agent = AgentId(v.id as u32);
@@ -351,6 +355,7 @@ impl Driver {
     /// ever reading its call events (answers would wait, unbridged).
     async fn settle(&mut self) {
         self.arbitrate();
+        self.take_particular().await;
         let now = now();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             if let Err(e) = self.core.handle_timeout(now) {
@@ -773,8 +778,14 @@ impl Driver {
                     .call_of(user)
                     .is_some_and(|(_, c)| c.call == call && c.task == self.task_id);
                 if reserved {
+                    // Reserved before the answer: a preview, or a particular callback placed
+                    // for its owner.
+                    let direction = match self.settings.dial_mode {
+                        DialMode::Preview => "preview",
+                        _ => "outbound",
+                    };
                     if let Some(contact) = self.calls.get(&call).map(|c| ContactId(c.contact.id)) {
-                        self.offered(user, call, contact, Some("preview"));
+                        self.offered(user, call, contact, Some(direction));
                     }
                 } else {
                     let reserve = SessionInput::Reserved {

@@ -89,6 +89,23 @@ impl Driver {
             self.calls.insert(call, live);
             return self.feed(Input::Failed(call, CallEnd::Rejected(404)));
         }
+        // A particular callback placed for its owner: the owner's session is held for it
+        // (a preview agent's was at the offer). If that fails the answer finds another agent.
+        if let Some(user) = live.agent {
+            let agents = &self.ctx.calls.agents;
+            let reserved = agents
+                .call_of(user)
+                .is_some_and(|(_, c)| c.call == call && c.task == self.task_id);
+            let reserve = SessionInput::Reserved {
+                task: self.task_id,
+                call,
+            };
+            if !reserved {
+                if let Err(e) = agents.act(user, reserve) {
+                    tracing::info!(task = self.task_id, %call, agent = user, error = %e, "owner not reserved for the callback");
+                }
+            }
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         live.cmd = Some(tx);
         // A particular callback: its owner takes the answer when ready.
