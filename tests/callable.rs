@@ -350,6 +350,23 @@ both_stores_async! {
         let spec = set(json!({"filter": {"text": "köln"}, "order": {"field": "tier"}}));
         s.store.update_task(s.campaign, s.task, spec).await.unwrap();
         assert_eq!(s.callable(noon).await, ["low", "mid", "none"]);
+        // A JSON boolean field filters as `true`/`false` on both backends.
+        for (name, phone, vip) in [("vip", "030 1000007", true), ("plain", "030 1000008", false)] {
+            let spec: ContactSpec = serde_json::from_value(json!({
+                "fields": {"name": name, "city": "Köln", "vip": vip}, "phones": [phone]
+            }))
+            .unwrap();
+            s.store
+                .create_contact(s.campaign, &spec, "test")
+                .await
+                .unwrap();
+        }
+        let spec = set(json!({"filter": {"fields": {"vip": true}}}));
+        s.store.update_task(s.campaign, s.task, spec).await.unwrap();
+        assert_eq!(s.callable(noon).await, ["vip"]);
+        let spec = set(json!({"filter": {"fields": {"vip": [false]}}, "order": {"field": "vip"}}));
+        s.store.update_task(s.campaign, s.task, spec).await.unwrap();
+        assert_eq!(s.callable(noon).await, ["plain"]);
         // A bad field name is refused, naming it.
         let spec = set(json!({"order": {"field": "a\"b"}}));
         let e = s

@@ -145,9 +145,15 @@ impl Backend {
     pub(crate) fn push_json_text<'a>(self, q: &mut QueryBuilder<'a>, column: &str, key: &str) {
         match self {
             Self::Sqlite => {
-                q.push(format!("CAST(json_extract({column}, "))
-                    .push_bind(format!("$.\"{key}\""))
-                    .push(") AS TEXT)");
+                // json_extract reads a JSON boolean as 1 or 0; PostgreSQL's ->> as its text.
+                let path = format!("$.\"{key}\"");
+                q.push(format!("CASE json_type({column}, "))
+                    .push_bind(path.clone())
+                    .push(format!(
+                        ") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract({column}, "
+                    ))
+                    .push_bind(path)
+                    .push(") AS TEXT) END");
             }
             Self::Postgres => {
                 q.push(format!("({column}::jsonb ->> "))

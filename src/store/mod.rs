@@ -13,7 +13,8 @@
 //!   `DOUBLE PRECISION`, `BYTEA`);
 //! - connection set-up: SQLite's `PRAGMA`s (WAL, synchronous FULL, busy timeout);
 //! - reading a JSON member of a TEXT document: `json_extract` vs `::jsonb ->>` (a numeric
-//!   member: `CAST(… AS REAL)` vs `CAST(NULLIF(…, '') AS DOUBLE PRECISION)`);
+//!   member: `CAST(… AS REAL)` vs `CAST(NULLIF(…, '') AS DOUBLE PRECISION)`; a boolean reads
+//!   as `true`/`false` on both, through `json_type` on SQLite);
 //! - statistics: PostgreSQL's planner needs `ANALYZE` while an import grows the contacts from
 //!   nothing (its duplicate check would otherwise scan the campaign's numbers).
 //!
