@@ -629,20 +629,12 @@ impl Campaign {
     /// The owner is reserved for `call`: in preview they see it first, else it is placed.
     fn take_held(&mut self, call: CallId, contact: ContactId, agent: AgentId, now: Time) {
         let preview = self.pacer.config().mode == DialMode::Preview;
-        self.calls.insert(
-            call,
-            Call {
-                contact,
-                placed: now,
-                agent: Some(agent),
-                phase: if preview {
-                    Phase::Offered
-                } else {
-                    Phase::Ringing
-                },
-                inbound: false,
-            },
-        );
+        let phase = if preview {
+            Phase::Offered
+        } else {
+            Phase::Ringing
+        };
+        self.track(call, contact, Some(agent), phase, now);
         if preview {
             self.outputs.push(Output::Offer {
                 call,
@@ -758,16 +750,7 @@ impl Campaign {
             if lease.preview {
                 match self.queue.offer(call, now)? {
                     Some(agent) => {
-                        self.calls.insert(
-                            call,
-                            Call {
-                                contact,
-                                placed: now,
-                                agent: Some(agent),
-                                phase: Phase::Offered,
-                                inbound: false,
-                            },
-                        );
+                        self.track(call, contact, Some(agent), Phase::Offered, now);
                         self.outputs.push(Output::Offer {
                             call,
                             agent,
@@ -779,16 +762,7 @@ impl Campaign {
             } else {
                 self.queue
                     .handle(queue::Input::Placed { call, agent: None }, now)?;
-                self.calls.insert(
-                    call,
-                    Call {
-                        contact,
-                        placed: now,
-                        agent: None,
-                        phase: Phase::Ringing,
-                        inbound: false,
-                    },
-                );
+                self.track(call, contact, None, Phase::Ringing, now);
                 self.outputs.push(Output::Place {
                     call,
                     contact,
@@ -800,6 +774,25 @@ impl Campaign {
             self.outputs.push(Output::Unlease(unused));
         }
         Ok(())
+    }
+
+    /// Starts following an outbound `call` to `contact`, placed (or offered) now.
+    fn track(
+        &mut self,
+        call: CallId,
+        contact: ContactId,
+        agent: Option<AgentId>,
+        phase: Phase,
+        now: Time,
+    ) {
+        let c = Call {
+            contact,
+            placed: now,
+            agent,
+            phase,
+            inbound: false,
+        };
+        self.calls.insert(call, c);
     }
 
     /// Turns the queue's outputs into the driver's, and reports agents whose state changed.

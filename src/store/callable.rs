@@ -90,6 +90,22 @@ fn owner_hold(settings: &CallSettings, now_ms: i64) -> String {
 const CALLABLE: &str = "status = 'open' AND dnc < 2";
 
 impl Store {
+    /// A call task's settings and its campaign's calling hours (minutes of the day).
+    async fn dialling_rules(
+        &self,
+        campaign_id: i64,
+        task_id: i64,
+    ) -> Result<(CallSettings, (u32, u32))> {
+        let campaign = self.campaign(campaign_id).await?;
+        let settings = self
+            .task(campaign_id, task_id)
+            .await?
+            .spec
+            .call_settings()
+            .unwrap_or_default();
+        Ok((settings, span(&campaign.spec.calling_hours)?))
+    }
+
     /// Distinct zones of a task's callable contacts, one index probe each.
     async fn callable_zones(&self, task_id: i64) -> Result<Vec<String>> {
         let sql = format!(
@@ -130,14 +146,7 @@ impl Store {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<Contact>> {
-        let campaign = self.campaign(campaign_id).await?;
-        let settings = self
-            .task(campaign_id, task_id)
-            .await?
-            .spec
-            .call_settings()
-            .unwrap_or_default();
-        let (from, to) = span(&campaign.spec.calling_hours)?;
+        let (settings, (from, to)) = self.dialling_rules(campaign_id, task_id).await?;
         let limit = limit as i64;
         let kept = owner_hold(&settings, now_ms);
         let zones: Vec<String> = self
@@ -297,14 +306,7 @@ impl Store {
         if owners.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let campaign = self.campaign(campaign_id).await?;
-        let settings = self
-            .task(campaign_id, task_id)
-            .await?
-            .spec
-            .call_settings()
-            .unwrap_or_default();
-        let (from, to) = span(&campaign.spec.calling_hours)?;
+        let (settings, (from, to)) = self.dialling_rules(campaign_id, task_id).await?;
         let cutoff = now_ms - i64::from(settings.particular_grace_seconds) * 1000;
         let mut q = QueryBuilder::new("SELECT id FROM contacts WHERE task_id = ");
         q.push_bind(task_id)
