@@ -1,14 +1,16 @@
 //! One browser leg: the thin tokio driver around a sans-IO [`Rtc`] (ICE-lite, DTLS-SRTP) —
 //! its sockets (one per `webrtc.addresses` entry, from the RTP pool), its timer, and the
 //! loopback relay that hands the browser's decrypted stream to an ordinary [`MediaLeg`] and
-//! what that leg sends to the browser, packet for packet (payload type, sequence number,
-//! timestamp and marker kept; str0m puts on its SSRC and encrypts).
+//! what that leg sends to the browser, packet for packet (G.711: payload type, sequence
+//! number, timestamp and marker kept; Opus: through the [`Transcoder`]; str0m puts on its SSRC
+//! and encrypts).
 //!
 //! The leg ends when the browser closes the connection (DTLS close), stops its ICE consent
 //! checks, or when the layer above drops the leg's event channel (logout, DELETE); the
 //! ordinary leg then sees its events end, as a SIP leg's BYE ends them.
 
-use super::offer::{self, Choice, Header, SeqExtender};
+use super::offer::{self, BrowserCodec, Choice, Header, SeqExtender};
+use super::transcode::Transcoder;
 use super::WebRtcError;
 use crate::media::engine::MediaEngine;
 use crate::media::leg::{MediaLeg, MAX_DATAGRAM};
@@ -64,21 +66,41 @@ impl Peer {
     ) -> Result<(String, Peer), WebRtcError> {
         let parsed =
             SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Offer(e.to_string()))?;
-        let codec = choice.codec;
         let mut cfg = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_crypto_provider(crypto)
             .set_dtls_cert(cert)
-            .clear_codecs()
-            .enable_pcmu(codec == crate::media::codec::CodecKind::Pcmu, false)
-            .enable_pcma(codec == crate::media::codec::CodecKind::Pcma, false);
+            .clear_codecs();
+        let (codec, clock, channels, params) = match choice.codec {
+            BrowserCodec::Opus => (
+                Codec::Opus,
+                Frequency::FORTY_EIGHT_KHZ,
+                Some(2),
+                FormatParams {
+                    min_p_time: Some(10),
+                    use_inband_fec: Some(true),
+                    ..FormatParams::default()
+                },
+            ),
+            BrowserCodec::G711(k) => (
+                match k {
+                    crate::media::codec::CodecKind::Pcmu => Codec::PCMU,
+                    crate::media::codec::CodecKind::Pcma => Codec::PCMA,
+                },
+                Frequency::EIGHT_KHZ,
+                None,
+                FormatParams::default(),
+            ),
+        };
+        cfg.codec_config()
+            .add_config(Pt::from(choice.pt), None, codec, clock, channels, params);
         if let Some(e) = choice.event_pt {
             cfg.codec_config().add_config(
                 Pt::from(e),
                 None,
                 Codec::Tele,
-                Frequency::EIGHT_KHZ,
+                clock,
                 None,
                 FormatParams::default(),
             );
@@ -134,7 +156,13 @@ impl Peer {
                 addr,
             ));
         }
+        let opus = match self.choice.codec {
+            BrowserCodec::Opus => Some(Transcoder::new(self.choice)?),
+            BrowserCodec::G711(_) => None,
+        };
         let driver = Driver {
+            opus,
+            payload: Vec::with_capacity(MAX_DATAGRAM),
             engine: media.clone(),
             rtc: self.rtc,
             sockets,
@@ -155,6 +183,10 @@ impl Peer {
 }
 
 struct Driver {
+    /// The Opus boundary, when the browser speaks Opus.
+    opus: Option<Transcoder>,
+    /// The payload the transcoder leaves.
+    payload: Vec<u8>,
     engine: MediaEngine,
     rtc: Rtc,
     sockets: Vec<(UdpSocket, SocketAddr)>,
@@ -271,7 +303,13 @@ impl Driver {
                             seq: p.header.sequence_number,
                             timestamp: p.header.timestamp,
                         };
-                        offer::write(h, self.ssrc, &p.payload, out);
+                        match &mut self.opus {
+                            None => offer::write(h, self.ssrc, &p.payload, out),
+                            Some(t) => match t.from_browser(h, &p.payload, &mut self.payload) {
+                                Some(h) => offer::write(h, self.ssrc, &self.payload, out),
+                                None => continue,
+                            },
+                        }
                         let _ = self.relay.try_send_to(out, self.to_leg);
                     }
                     _ => {}
@@ -292,6 +330,13 @@ impl Driver {
         let (Some(mid), Some((h, range))) = (self.mid, offer::parse(datagram)) else {
             return;
         };
+        let (h, payload) = match &mut self.opus {
+            None => (h, &datagram[range]),
+            Some(t) => match t.to_browser(h, &datagram[range], &mut self.payload) {
+                Some(h) => (h, &self.payload[..]),
+                None => return,
+            },
+        };
         let seq = self.seq.extend(h.seq);
         let now = now();
         let mut api = self.rtc.direct_api();
@@ -299,14 +344,7 @@ impl Driver {
             return;
         };
         tx.write_rtp(
-            RtpWrite::new(
-                Pt::from(h.pt),
-                seq.into(),
-                h.timestamp,
-                now,
-                &datagram[range],
-            )
-            .marker(h.marker),
+            RtpWrite::new(Pt::from(h.pt), seq.into(), h.timestamp, now, payload).marker(h.marker),
         );
     }
 }
