@@ -94,6 +94,16 @@ export class BrowserAudio {
     return map ? map[1] : null;
   }
 
+  /** Stops sending RTP (every encoding inactive) while ICE and DTLS stay up: what a network
+   * that drops the media does, for tests of the reconnect. */
+  async stopSending() {
+    for (const sender of this.pc ? this.pc.getSenders() : []) {
+      const p = sender.getParameters();
+      for (const e of p.encodings || []) e.active = false;
+      await sender.setParameters(p);
+    }
+  }
+
   /** Mutes (`on`) or unmutes the microphone. */
   mute(on) {
     if (this.mic) for (const t of this.mic.getAudioTracks()) t.enabled = !on;
