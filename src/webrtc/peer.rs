@@ -378,17 +378,29 @@ mod tests {
 
     impl Browser {
         async fn offer() -> (Browser, String, str0m::change::SdpPendingOffer) {
+            Browser::offer_codec(false).await
+        }
+
+        /// Offers Opus (111) with telephone-event/48000 (110), as Chromium does, when `opus`;
+        /// PCMU with telephone-event/8000 (126) otherwise.
+        async fn offer_codec(opus: bool) -> (Browser, String, str0m::change::SdpPendingOffer) {
             let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let local = socket.local_addr().unwrap();
             let mut cfg = Rtc::builder()
                 .clear_codecs()
-                .enable_pcmu(true, false)
+                .enable_pcmu(!opus, false)
+                .enable_opus(opus, false)
                 .set_rtp_mode(true);
+            let (event, clock) = if opus {
+                (110, Frequency::FORTY_EIGHT_KHZ)
+            } else {
+                (126, Frequency::EIGHT_KHZ)
+            };
             cfg.codec_config().add_config(
-                Pt::from(126),
+                Pt::from(event),
                 None,
                 Codec::Tele,
-                Frequency::EIGHT_KHZ,
+                clock,
                 None,
                 FormatParams::default(),
             );
@@ -560,6 +572,95 @@ mod tests {
                 .run(Duration::from_millis(50), vec![], |_, _| false)
                 .await;
         }
+    }
+
+    #[tokio::test]
+    async fn an_opus_browser_is_transcoded_both_ways_with_its_48khz_events() {
+        let media = engine(41200);
+        let webrtc = WebRtc::new(&WebRtcConfig::default()).unwrap();
+        let (mut browser, offer, pending) = Browser::offer_codec(true).await;
+        let (answer, peer) = webrtc.accept(&media, &offer).unwrap();
+        assert!(answer.contains("opus/48000/2"), "{answer}");
+        assert!(answer.contains("telephone-event/48000"), "{answer}");
+        assert!(!answer.contains("PCMU"), "{answer}");
+        let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
+        browser
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .unwrap();
+        let Started {
+            media: mut leg,
+            events: _events,
+            connected,
+        } = peer.start(&media).unwrap();
+        // The media leg carries media.codecs' first G.711.
+        assert_eq!(leg.codec(), Some(crate::media::codec::CodecKind::Pcmu));
+        let (_, up) = browser
+            .run(Duration::from_secs(5), vec![], |_, up| up)
+            .await;
+        assert!(up);
+        connected.await.unwrap();
+
+        // Opus voice (20 ms at 48 kHz) and a 20 ms event from the browser.
+        let enc = audiopus::coder::Encoder::new(
+            audiopus::SampleRate::Hz48000,
+            audiopus::Channels::Mono,
+            audiopus::Application::Voip,
+        )
+        .unwrap();
+        let mut opus = vec![0u8; 1276];
+        let n = enc.encode(&[0i16; 960], &mut opus).unwrap();
+        opus.truncate(n);
+        let frames = vec![(111, opus.clone()), (110, vec![5, 0x8a, 0x03, 0xc0])];
+        browser
+            .run(Duration::from_millis(300), frames, |_, _| false)
+            .await;
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let mut plain = Vec::new();
+        while let Some((n, _)) = leg.recv_rtp(&mut buf) {
+            plain.push(offer::parse(&buf[..n]).map(|(h, r)| (h.pt, r.len(), buf[r].to_vec())));
+        }
+        assert_eq!(plain.len(), 2, "{plain:?}");
+        assert_eq!(plain[0].as_ref().map(|p| (p.0, p.1)), Some((0, 160)));
+        assert_eq!(
+            plain[1],
+            Some((offer::LEG_EVENT_PT, 4, vec![5, 0x8a, 0, 160]))
+        );
+
+        // The leg's PCMU and its 8 kHz event reach the browser as Opus and a 48 kHz event.
+        let mut out = Vec::new();
+        let sends = [
+            (0u8, vec![0xff; 160]),
+            (offer::LEG_EVENT_PT, vec![7, 0x0a, 0, 160]),
+        ];
+        for (i, (pt, payload)) in sends.iter().enumerate() {
+            let h = Header {
+                marker: false,
+                pt: *pt,
+                seq: 100 + i as u16,
+                timestamp: 8000 + 160 * i as u32,
+            };
+            offer::write(h, 42, payload, &mut out);
+            leg.send_rtp(&out);
+        }
+        let (got, _) = browser
+            .run(Duration::from_secs(3), vec![], |got, _| got.len() >= 2)
+            .await;
+        let seen: Vec<(u8, u32)> = got
+            .iter()
+            .map(|p| (*p.header.payload_type, p.header.timestamp))
+            .collect();
+        assert_eq!(seen, vec![(111, 48_000), (110, 48_960)]);
+        let mut dec =
+            audiopus::coder::Decoder::new(audiopus::SampleRate::Hz48000, audiopus::Channels::Mono)
+                .unwrap();
+        let mut pcm = [0i16; 5760];
+        let n = dec
+            .decode(Some(&got[0].payload[..]), &mut pcm[..], false)
+            .unwrap();
+        assert_eq!(n, 960, "20 ms of Opus at 48 kHz");
+        assert_eq!(got[1].payload[..], [7, 0x0a, 0x03, 0xc0]);
     }
 
     #[tokio::test]
