@@ -188,14 +188,15 @@ async function reconnectAudio(attempt, why) {
   } catch (e) {
     if (e.status !== 409) v = { state: "unknown" };
   }
-  if (v && v.state === "logged_out" && !["leg_lost", "leg_failed", "timeout"].includes(v.reason)) {
+  const live = v && (v.state !== "logged_out" || v.reason === "connecting");
+  if (v && !live && !["leg_lost", "leg_failed", "timeout"].includes(v.reason)) {
     cancelReconnect();
     audioTasks = null;
     applyView(v);
     return;
   }
   const before = eventCount;
-  const view = v && v.state !== "logged_out" ? null : await startBrowserAudio(tasks, true);
+  const view = live ? null : await startBrowserAudio(tasks, true);
   if (!reconnect || reconnect.attempt !== attempt) return;
   reconnect = null;
   if (!view) {
