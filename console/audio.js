@@ -83,7 +83,15 @@ export class BrowserAudio {
       heardHz: this.remote ? loudestHz(this.remote.analyser, this.remote.bins) : 0,
       state: this.pc ? this.pc.connectionState : "none",
       codec: this.codec(),
+      dtmf: this.canSendDtmf(),
     };
+  }
+
+  /** Whether the connection can send RFC 4733 events (a telephone-event at the codec's clock
+   * was agreed). */
+  canSendDtmf() {
+    const sender = this.pc ? this.pc.getSenders().find((s) => s.dtmf) : null;
+    return Boolean(sender && sender.dtmf.canInsertDTMF);
   }
 
   /** The codec dialerd answered with (`PCMU/8000`), from its SDP answer. */

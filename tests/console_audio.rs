@@ -54,7 +54,8 @@ fn browser_with_microphone<'a>(driver: &'a Driver, wav: &Path) -> Browser<'a> {
     ])
 }
 
-/// The page's audio figures: `{mic, heard, heardHz, state}`, or null without browser audio.
+/// The page's audio figures: `{mic, heard, heardHz, state, codec, dtmf}`, or null without
+/// browser audio.
 fn levels(b: &Browser) -> Value {
     b.run("return window.dialerdAudio()", json!([]))
 }
@@ -211,6 +212,7 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
     let agent = browser_with_microphone(&driver, &call.wav());
     let port = call.talk(&agent);
     assert_eq!(levels(&agent)["codec"], "PCMU/8000");
+    assert_eq!(levels(&agent)["dtmf"], true, "telephone-event/8000 agreed");
     // A browser leg holds pool ports: its own and its media leg's.
     assert!(gauge(d, "dialerd_rtp_ports_free") < free_before);
     agent.screenshot(&shots().join("agent-browser-audio.png"));
@@ -312,6 +314,8 @@ fn a_browser_preferring_opus_talks_through_the_transcoder_both_ways() {
     let agent = browser_with_microphone(&driver, &call.wav());
     let port = call.talk(&agent);
     assert_eq!(levels(&agent)["codec"], "opus/48000/2");
+    // Its telephone-event at 48 kHz was agreed: Chromium's RTCDTMFSender can send.
+    assert_eq!(levels(&agent)["dtmf"], true);
     agent.screenshot(&shots().join("agent-browser-audio-opus.png"));
 
     // Muted on the page, the customer hears no more of the microphone (Opus of silence).
