@@ -72,7 +72,6 @@ impl Transcoder {
     /// `None` (dropped) for another payload type or an undecodable packet.
     pub fn from_browser(&mut self, h: Header, payload: &[u8], out: &mut Vec<u8>) -> Option<Header> {
         out.clear();
-        let timestamp = self.down.map(h.timestamp);
         let pt = if h.pt == self.choice.pt {
             self.pcm.resize(MAX_SAMPLES, 0);
             let n = self
@@ -90,6 +89,8 @@ impl Transcoder {
         } else {
             return None;
         };
+        // Only packets that cross move the clock mapping.
+        let timestamp = self.down.map(h.timestamp);
         Some(Header { pt, timestamp, ..h })
     }
 
