@@ -1,10 +1,12 @@
 //! Load client for browser audio legs: starts the daemon, logs `LEGS` agents in with
 //! `phone: "webrtc"`, each from a str0m peer of its own on loopback (full ICE, DTLS-SRTP,
-//! PCMU at 50 packets a second both ways, as a browser sends), and prints the daemon's CPU and
-//! RSS per leg while they talk for `SECONDS`, and the DTLS handshakes per second at login.
+//! `CODEC` — `pcmu` or `opus` — at 50 packets a second both ways, as a browser sends), and
+//! prints the daemon's CPU and RSS per leg while they talk for `SECONDS`, and the DTLS
+//! handshakes per second at login. With Opus it also times the transcoder itself in process
+//! (a tone both ways), since the daemon's legs send silence between customers.
 //! It reports figures and fails on nothing but a leg that never connects.
 //!
-//!   LEGS=100 SECONDS=30 cargo bench --bench webrtc_legs
+//!   LEGS=100 SECONDS=30 CODEC=opus cargo bench --bench webrtc_legs
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -22,6 +24,79 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
+
+/// 20 ms of a 440 Hz tone as a browser sends it: one Opus packet (48 kHz, mono) or PCMU.
+fn voice_frame(opus: bool) -> Vec<u8> {
+    if !opus {
+        return vec![0xff; 160];
+    }
+    let enc = audiopus::coder::Encoder::new(
+        audiopus::SampleRate::Hz48000,
+        audiopus::Channels::Mono,
+        audiopus::Application::Voip,
+    )
+    .unwrap();
+    let pcm: Vec<i16> = (0..960)
+        .map(|i| {
+            ((f64::from(i) * 440.0 * std::f64::consts::TAU / 48_000.0).sin() * 12_000.0) as i16
+        })
+        .collect();
+    let mut out = vec![0u8; 1276];
+    let n = enc.encode(&pcm, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+/// CPU time of the Opus boundary of one leg for one second of voice both ways (50 frames each
+/// way: a 1 kHz tone from the leg, Opus from the browser), timed in process over `seconds`
+/// of audio.
+fn transcoder_cost(seconds: u32) -> Duration {
+    use dialerd::media::codec::CodecKind;
+    use dialerd::webrtc::offer::{BrowserCodec, Choice, Header};
+    use dialerd::webrtc::transcode::Transcoder;
+    let choice = Choice {
+        codec: BrowserCodec::Opus,
+        pt: 111,
+        event_pt: Some(110),
+        leg: CodecKind::Pcmu,
+    };
+    let mut t = Transcoder::new(choice).unwrap();
+    let mut g711 = Vec::new();
+    let pcm: Vec<i16> = (0..160)
+        .map(|i| ((f64::from(i) * 1000.0 * std::f64::consts::TAU / 8000.0).sin() * 12_000.0) as i16)
+        .collect();
+    dialerd::media::codec::g711::encode_ulaw(&pcm, &mut g711);
+    let opus = voice_frame(true);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let begun = thread_cpu();
+    for i in 0..50 * seconds {
+        let h = Header {
+            marker: false,
+            pt: 0,
+            seq: i as u16,
+            timestamp: 160 * i,
+        };
+        t.to_browser(h, &g711, &mut a).unwrap();
+        let h = Header {
+            pt: 111,
+            timestamp: 960 * i,
+            ..h
+        };
+        t.from_browser(h, &opus, &mut b).unwrap();
+    }
+    (thread_cpu() - begun) / seconds
+}
+
+/// CPU time of this thread so far (not wall time: the machine is shared).
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -55,12 +130,13 @@ struct Peer {
 }
 
 impl Peer {
-    async fn connect(admin: &Api, agent: i64, task: i64) -> Peer {
+    async fn connect(admin: &Api, agent: i64, task: i64, opus: bool) -> Peer {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = socket.local_addr().unwrap();
         let mut rtc = Rtc::builder()
             .clear_codecs()
-            .enable_pcmu(true, false)
+            .enable_pcmu(!opus, false)
+            .enable_opus(opus, false)
             .set_rtp_mode(true)
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
@@ -90,13 +166,19 @@ impl Peer {
         }
     }
 
-    /// Drives the peer: sends a PCMU frame every 20 ms once connected, counts what comes.
-    async fn run(mut self, connected: Arc<AtomicU64>, received: Arc<AtomicU64>, stop: Instant) {
+    /// Drives the peer: sends a voice frame every 20 ms once connected, counts what comes.
+    async fn run(
+        mut self,
+        frame: (u8, u32, Arc<[u8]>),
+        connected: Arc<AtomicU64>,
+        received: Arc<AtomicU64>,
+        stop: Instant,
+    ) {
+        let (pt, step, payload) = frame;
         let mut buf = vec![0u8; 2048];
         let mut next_frame = Instant::now();
         let mut up = false;
         let (mut seq, mut ts) = (0u64, 0u32);
-        let payload: Arc<[u8]> = vec![0xffu8; 160].into();
         while Instant::now() < stop {
             let wake = loop {
                 match self.rtc.poll_output().unwrap() {
@@ -134,10 +216,10 @@ impl Peer {
                     if up && now >= next_frame {
                         next_frame += Duration::from_millis(20);
                         seq += 1;
-                        ts = ts.wrapping_add(160);
+                        ts = ts.wrapping_add(step);
                         if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(self.mid, None) {
                             tx.write_rtp(RtpWrite::new(
-                                Pt::from(0),
+                                Pt::from(pt),
                                 seq.into(),
                                 ts,
                                 now,
@@ -155,6 +237,13 @@ impl Peer {
 fn main() {
     let legs = env_or("LEGS", 50);
     let seconds = env_or("SECONDS", 20);
+    let opus = std::env::var("CODEC").is_ok_and(|c| c.eq_ignore_ascii_case("opus"));
+    // str0m offers Opus as payload type 111, PCMU as 0.
+    let frame: (u8, u32, Arc<[u8]>) = if opus {
+        (111, 960, voice_frame(true).into())
+    } else {
+        (0, 160, voice_frame(false).into())
+    };
     let (rtp_min, rtp_max) = (30000u32, 30000 + 8 * legs as u32 + 100);
     let config = format!(
         "{BASE}[media]\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\nrtp_timeout = \"0s\"\n",
@@ -187,8 +276,8 @@ fn main() {
     let stop = begun + Duration::from_secs(seconds + 60 + legs / 10);
     rt.block_on(async {
         for id in &agents {
-            let peer = Peer::connect(&admin, *id, task).await;
-            tokio::spawn(peer.run(connected.clone(), received.clone(), stop));
+            let peer = Peer::connect(&admin, *id, task, opus).await;
+            tokio::spawn(peer.run(frame.clone(), connected.clone(), received.clone(), stop));
         }
     });
     while connected.load(Ordering::Relaxed) < legs {
@@ -216,7 +305,8 @@ fn main() {
     let span = t1.elapsed();
     let rx = received.load(Ordering::Relaxed) - rx1;
     let per_leg_cpu = (cpu2 - cpu1).as_secs_f64() / span.as_secs_f64() / legs as f64 * 100.0;
-    println!("webrtc_legs: {legs} legs, PCMU 20 ms both ways, {seconds} s");
+    let codec = if opus { "Opus" } else { "PCMU" };
+    println!("webrtc_legs: {legs} legs, {codec} 20 ms both ways, {seconds} s");
     println!(
         "  logins (HTTP offer/answer + ICE + DTLS): {:.1} per second ({legs} in {login:.2?}; daemon CPU {:.1} ms per login)",
         legs as f64 / login.as_secs_f64(),
@@ -241,4 +331,12 @@ fn main() {
         rx as f64 / legs as f64 / span.as_secs_f64()
     );
     rt.shutdown_background();
+    if opus {
+        let per_second = transcoder_cost(20);
+        println!(
+            "  Opus boundary in process, voice both ways: {:.0} µs of CPU per second of call, {:.2} % of a core per leg",
+            per_second.as_secs_f64() * 1e6,
+            per_second.as_secs_f64() * 100.0
+        );
+    }
 }

@@ -82,6 +82,8 @@ $("setup-form").addEventListener("submit", async (ev) => {
   $("setup-start").disabled = true;
   const before = eventCount;
   let view;
+  cancelReconnect();
+  audioTasks = null;
   if (phone === "webrtc") {
     view = await startBrowserAudio(tasks);
   } else {
@@ -101,28 +103,32 @@ $("setup-form").addEventListener("submit", async (ev) => {
 
 // ---- browser audio ----
 
-/** Connects this browser's audio as the session's leg: the offer goes with the login. */
-async function startBrowserAudio(tasks) {
+// The tasks of a session whose audio is this browser: while set, lost audio logs in again.
+let audioTasks = null;
+// The pending reconnect: {timer, attempt}.
+let reconnect = null;
+// A reconnect logged in again: the page says so once the session is up.
+let backSoon = false;
+
+/** Connects this browser's audio as the session's leg: the offer goes with the login. With
+ * `quiet`, failures are left to the caller (a reconnect says them its own way). */
+async function startBrowserAudio(tasks, quiet = false) {
   stopBrowserAudio();
-  notice("Connecting this browser's audio…", "info");
+  if (!quiet) notice("Connecting this browser's audio…", "info");
   const leg = new BrowserAudio((why) => {
     if (audio !== leg) return;
-    audio = null;
-    $("webrtc-status").textContent = `Browser audio lost (${why}).`;
-    show($("webrtc-controls"), false);
-    notice("Browser audio lost: the session ends with it.", "warn");
+    audioLost(why);
   });
   let sdp;
   try {
     sdp = await leg.offer();
   } catch (e) {
     leg.close();
-    notice(`The microphone is not available: ${e.message}`, "error");
+    if (!quiet) notice(`The microphone is not available: ${e.message}`, "error");
     return null;
   }
-  const view = await attempt("Starting the session", () =>
-    api.call("POST", "/api/v1/agent/session", { tasks, phone: "webrtc", sdp }),
-  );
+  const login = () => api.call("POST", "/api/v1/agent/session", { tasks, phone: "webrtc", sdp });
+  const view = quiet ? await login().catch(() => null) : await attempt("Starting the session", login);
   if (!view) {
     leg.close();
     return null;
@@ -132,10 +138,11 @@ async function startBrowserAudio(tasks) {
   } catch (e) {
     // dialerd times the session out when the audio never connects.
     leg.close();
-    notice(`dialerd's audio answer was refused by this browser: ${e.message}`, "error");
+    if (!quiet) notice(`dialerd's audio answer was refused by this browser: ${e.message}`, "error");
     return view;
   }
   audio = leg;
+  audioTasks = tasks;
   muted = false;
   $("mute").textContent = "Mute";
   $("webrtc-status").textContent = "Browser audio connected.";
@@ -147,6 +154,58 @@ function stopBrowserAudio() {
   if (audio) audio.close();
   audio = null;
   show($("webrtc-controls"), false);
+}
+
+/** The browser's audio is gone (its connection failed, or dialerd ended the session with
+ * `leg_lost`): says so and logs in again with the same tasks, backing off. */
+function audioLost(why) {
+  if (!audioTasks || reconnect) return;
+  stopBrowserAudio();
+  scheduleReconnect(1, why);
+}
+
+function scheduleReconnect(attempt, why) {
+  const delay = Math.min(30, 2 ** (attempt - 1));
+  $("webrtc-status").textContent = `Browser audio lost (${why}).`;
+  notice(`Browser audio lost (${why}) — reconnecting in ${delay} s (try ${attempt})…`, "warn");
+  reconnect = { attempt, timer: setTimeout(() => reconnectAudio(attempt, why), delay * 1000) };
+}
+
+function cancelReconnect() {
+  if (reconnect) clearTimeout(reconnect.timer);
+  reconnect = null;
+}
+
+async function reconnectAudio(attempt, why) {
+  const tasks = audioTasks;
+  if (!tasks || !reconnect) return;
+  notice(`Reconnecting browser audio (try ${attempt})…`, "warn");
+  // Until dialerd has ended the old session (its leg times out), a new login is refused; a
+  // session someone logged out meanwhile stays logged out.
+  let v = null;
+  try {
+    v = await api.call("GET", "/api/v1/agent/session");
+  } catch (e) {
+    if (e.status !== 409) v = { state: "unknown" };
+  }
+  const live = v && (v.state !== "logged_out" || v.reason === "connecting");
+  if (v && !live && !["leg_lost", "leg_failed", "timeout"].includes(v.reason)) {
+    cancelReconnect();
+    audioTasks = null;
+    applyView(v);
+    return;
+  }
+  const before = eventCount;
+  const view = live ? null : await startBrowserAudio(tasks, true);
+  if (!reconnect || reconnect.attempt !== attempt) return;
+  reconnect = null;
+  if (!view) {
+    scheduleReconnect(attempt + 1, why);
+    return;
+  }
+  backSoon = true;
+  notice("Browser audio reconnected: waiting for dialerd…", "info");
+  if (eventCount === before) applyView(view);
 }
 
 $("mute").addEventListener("click", () => {
@@ -165,6 +224,8 @@ setInterval(() => {
 }, 100);
 
 $("setup-logout").addEventListener("click", () => {
+  cancelReconnect();
+  audioTasks = null;
   stopBrowserAudio();
   if (stream) stream.close();
   api.forget();
@@ -193,7 +254,22 @@ function applyState(state, reason, sinceMs) {
     wrapDeadline = null;
   }
   const ended = { leg_lost: "your phone hung up or went silent", leg_failed: "your phone did not answer", timeout: "your phone did not answer in time" };
-  if (!loggedIn && reason !== "connecting") stopBrowserAudio();
+  if (!loggedIn && reason !== "connecting") {
+    if (audioTasks && reason === "leg_lost") {
+      // This browser's audio was the leg: it comes back by itself.
+      audioLost("dialerd lost the connection");
+      return;
+    }
+    // Logged out on purpose (here, by a supervisor, or the audio never connected).
+    cancelReconnect();
+    audioTasks = null;
+    backSoon = false;
+    stopBrowserAudio();
+  }
+  if (loggedIn && backSoon) {
+    backSoon = false;
+    notice("Browser audio is back: you are paused; go ready when you are.", "info");
+  }
   if (state === "logged_out" && was !== "logged_out" && ended[reason]) {
     notice(`Session ended: ${ended[reason]}.`, "warn");
   }
@@ -518,5 +594,9 @@ document.addEventListener("keydown", (e) => {
   if (!b.disabled && b.offsetParent !== null) b.click();
 });
 
-// For tests and the curious: drop the event link as a network failure would.
-window.dialerdConsole = { dropEvents: () => stream && stream.drop() };
+// For tests and the curious: drop the event link as a network failure would, or stop the
+// browser's RTP while its connection stays up.
+window.dialerdConsole = {
+  dropEvents: () => stream && stream.drop(),
+  stopAudio: () => (audio ? audio.stopSending() : null),
+};

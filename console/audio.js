@@ -83,7 +83,15 @@ export class BrowserAudio {
       heardHz: this.remote ? loudestHz(this.remote.analyser, this.remote.bins) : 0,
       state: this.pc ? this.pc.connectionState : "none",
       codec: this.codec(),
+      dtmf: this.canSendDtmf(),
     };
+  }
+
+  /** Whether the connection can send RFC 4733 events (a telephone-event at the codec's clock
+   * was agreed). */
+  canSendDtmf() {
+    const sender = this.pc ? this.pc.getSenders().find((s) => s.dtmf) : null;
+    return Boolean(sender && sender.dtmf.canInsertDTMF);
   }
 
   /** The codec dialerd answered with (`PCMU/8000`), from its SDP answer. */
@@ -92,6 +100,16 @@ export class BrowserAudio {
     const m = /^m=audio \S+ \S+ (\d+)/m.exec(sdp);
     const map = m && new RegExp(`^a=rtpmap:${m[1]} (\\S+)`, "m").exec(sdp);
     return map ? map[1] : null;
+  }
+
+  /** Stops sending RTP (every encoding inactive) while ICE and DTLS stay up: what a network
+   * that drops the media does, for tests of the reconnect. */
+  async stopSending() {
+    for (const sender of this.pc ? this.pc.getSenders() : []) {
+      const p = sender.getParameters();
+      for (const e of p.encodings || []) e.active = false;
+      await sender.setParameters(p);
+    }
   }
 
   /** Mutes (`on`) or unmutes the microphone. */

@@ -4,17 +4,19 @@
 //! call, dials, talks to the customer (a phone behind a second trunk), hangs up with a keyboard
 //! shortcut and submits the result form; the contact in the API carries it. A supervisor
 //! watches on `/supervisor/` and steers the agent; a lost event link comes back by itself.
+//! A contact calling the campaign's line back pops up as a callback, in the callback colour.
 
 mod common;
 
 use common::api::{campaign, Api, ADMIN, BASE};
 use common::phone::{Behaviour, Phone};
+use common::ua::TestUa;
 use common::webdriver::{Browser, Driver};
-use common::{http_request, Daemon};
+use common::{http_request, status_of, Daemon};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
 const AGENT_NUMBER: &str = "+4930111222";
@@ -322,6 +324,153 @@ fn an_agent_takes_a_preview_call_and_records_its_result_in_the_browser_while_a_s
         .find(|a| a["id"] == ann)
         .unwrap();
     assert_eq!(me["state"], "logged_out", "{me}");
+}
+
+/// Forward line `line` of `d` verified: its verification call to `far` comes back diverted to
+/// the access number `access`. Its id.
+fn verified_line(d: &Daemon, admin: &Api, far: &Phone, line: &str, access: &str) -> i64 {
+    let body = json!({"number": line, "language": "en", "callback_mode": "forward"});
+    let id = admin.ok("POST", "/api/v1/lines", Some(body))["id"]
+        .as_i64()
+        .unwrap();
+    admin.ok("POST", &format!("/api/v1/lines/{id}/verification"), None);
+    std::thread::scope(|s| {
+        let rings = s.spawn(|| far.serve(Behaviour::RingForever, Duration::from_secs(15)));
+        // Until the verification call is out, a call back is no verification's (404).
+        for tries in 0.. {
+            std::thread::sleep(Duration::from_millis(300));
+            let back = TestUa::new(d.sip, &format!("verify-back-{tries}"));
+            back.invite_with(
+                access,
+                &format!("Diversion: <sip:{line}@carrier.example>;reason=unconditional\r\n"),
+            );
+            let code = status_of(&back.final_response());
+            if code == 603 {
+                break;
+            }
+            assert!(code == 404 && tries < 20, "{code} after {tries} tries");
+        }
+        assert!(rings.join().unwrap().ended);
+    });
+    let deadline = Instant::now() + WAIT;
+    while admin.ok("GET", &format!("/api/v1/lines/{id}"), None)["status"] != "verified" {
+        assert!(Instant::now() < deadline, "line not verified");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    id
+}
+
+/// The computed CSS `property` of the element at `css`.
+fn style(b: &Browser, css: &str, property: &str) -> String {
+    b.run(
+        "return getComputedStyle(document.querySelector(arguments[0]))[arguments[1]]",
+        json!([css, property]),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+#[test]
+fn a_contact_calling_back_pops_up_in_the_callback_colour() {
+    const LINE: &str = "+4930555123";
+    const ACCESS: &str = "4930999111";
+    // One trunk: the agent's session call goes out on it, the caller comes in on it.
+    let far = Phone::new();
+    let config = format!(
+        "{BASE}[[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\ninbound_from = [\"127.0.0.1\"]\n\
+         port = {}\nkeepalive = \"0s\"\n[media]\nrtp_timeout = \"60s\"\n\
+         [lines]\naccess_number = \"{ACCESS}\"\nforward_timeout = \"10s\"\ncaller_id_pool = [\"+4930999201\"]\n",
+        far.port()
+    );
+    let d = Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let admin = Api::new(&d, ADMIN);
+    let line = verified_line(&d, &admin, &far, LINE, ACCESS);
+    let (c, task) = campaign(&admin, "Callbacks");
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"line_id": line, "status": "enabled",
+                    "calling_hours": {"from": "00:00", "to": "24:00"}})),
+    );
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/tasks/{task}"),
+        Some(json!({"settings": {"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 30}})),
+    );
+    // Open, due only in 2099: nothing is dialled, the contact calls in.
+    let k = admin.ok(
+        "POST",
+        &format!("/api/v1/campaigns/{c}/contacts"),
+        Some(
+            json!({"task_id": task, "phones": ["+4930123456"], "fields": {"name": "Erika Rückruf"},
+                    "follow_up_at": "2099-01-01T09:00:00Z"}),
+        ),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    person(&admin, "ann", "agent", "ann-password-1");
+
+    let driver = Driver::start();
+    let agent = driver.browser();
+    std::thread::scope(|s| {
+        let agent_leg = s.spawn(|| far.serve(Behaviour::Answer, Duration::from_secs(60)));
+        log_in(&agent, &d, "/agent/", "ann", "ann-password-1");
+        agent.wait("the session form", WAIT, |b| b.visible("#setup-start"));
+        agent.click("input[name=phone-kind][value=number]");
+        agent.fill("#setup-number", AGENT_NUMBER);
+        agent.click("#setup-start");
+        agent.wait_text("#state", "PAUSED", Duration::from_secs(20));
+        agent.alt('r');
+        agent.wait_text("#state", "READY", WAIT);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let dialer = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+            if dialer["tasks"].as_array().is_some_and(|t| !t.is_empty()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the campaign's driver is not running"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+
+        let caller = TestUa::new(d.sip, "cb-browser");
+        caller.invite_with(
+            LINE,
+            "P-Asserted-Identity: <sip:030123456@carrier.example>\r\n",
+        );
+        let ok = caller.final_response();
+        assert_eq!(status_of(&ok), 200, "{ok}");
+        agent.wait_text("#state", "TALKING", WAIT);
+        agent.wait("the callback pop", WAIT, |b| b.visible("#pop"));
+        assert_eq!(
+            agent.attr("#pop", "data-direction").as_deref(),
+            Some("callback")
+        );
+        assert_eq!(agent.text("#pop-direction"), "CALLBACK");
+        assert!(agent.text("#pop-title").contains(&format!("contact {k}")));
+        assert!(agent.text("#pop-fields").contains("Erika Rückruf"));
+        // The callback colour (--callback, #b3128c) on the pop's edge and label, a tint behind
+        // it: not the blue of an outbound call or the violet of a preview.
+        let magenta = "rgb(179, 18, 140)";
+        assert_eq!(style(&agent, "#pop", "borderLeftColor"), magenta);
+        assert_eq!(style(&agent, "#pop-direction", "backgroundColor"), magenta);
+        assert_eq!(
+            style(&agent, "#pop", "backgroundColor"),
+            "rgb(253, 240, 250)"
+        );
+        agent.screenshot(&shots().join("agent-callback.png"));
+
+        caller.bye();
+        agent.wait_text("#state", "WRAP-UP", WAIT);
+        agent.click("#logout");
+        agent.wait("the session form again", WAIT, |b| {
+            b.visible("#setup-start")
+        });
+        assert!(agent_leg.join().unwrap().ended);
+    });
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! Browser audio (WebRTC) in a real headless Chromium whose microphone is a WAV file of a
 //! 440 Hz tone: the agent logs in on `/agent/` with "this browser" as the audio, goes ready,
 //! and the progressive campaign's call, answered by a SIPp carrier whose customer speaks a
-//! 1 kHz tone (PCMA), is put through to the browser (PCMU). The customer hears the browser's
-//! tone and the page hears the customer's (a WebAudio analyser on the received stream, read
-//! through WebDriver). Logout ends the browser leg and gives its ports back; a browser that
+//! 1 kHz tone (PCMA), is put through to the browser (PCMU, PCMA, or Opus transcoded at the
+//! browser leg's boundary). The customer hears the browser's tone and the page hears the
+//! customer's (a WebAudio analyser on the received stream, read through WebDriver). Logout ends the browser leg and gives its ports back; a browser that
 //! goes away ends the session as a phone's hang-up does, one that never connects times out.
 
 mod common;
@@ -54,7 +54,8 @@ fn browser_with_microphone<'a>(driver: &'a Driver, wav: &Path) -> Browser<'a> {
     ])
 }
 
-/// The page's audio figures: `{mic, heard, heardHz, state}`, or null without browser audio.
+/// The page's audio figures: `{mic, heard, heardHz, state, codec, dtmf}`, or null without
+/// browser audio.
 fn levels(b: &Browser) -> Value {
     b.run("return window.dialerdAudio()", json!([]))
 }
@@ -89,7 +90,7 @@ fn log_in_with_browser_audio(b: &Browser, d: &Daemon, name: &str, password: &str
     b.wait_text("#state", "PAUSED", Duration::from_secs(20));
 }
 
-/// A daemon preferring `codecs`, a SIPp carrier whose one customer answers and talks, and a
+/// A daemon preferring `codecs` (`media.codecs`) and `browser` (`webrtc.codecs`), a SIPp carrier whose one customer answers and talks, and a
 /// progressive campaign with that customer.
 struct Call {
     logs: tempfile::TempDir,
@@ -102,7 +103,11 @@ struct Call {
 }
 
 impl Call {
-    fn new(codecs: &str) -> Call {
+    fn new(codecs: &str, browser: &str) -> Call {
+        Call::with_env(codecs, browser, &[])
+    }
+
+    fn with_env(codecs: &str, browser: &str, env: &[(&str, &str)]) -> Call {
         let carrier_port = free_udp_port();
         let logs = tempfile::tempdir().unwrap();
         let log = logs.path().join("carrier.log");
@@ -115,13 +120,13 @@ impl Call {
             customers.port,
             &log,
         );
-        let d = Daemon::start_with(
-            &config_with_agents(carrier_port, 0),
-            &[
-                ("DIALERD_ADMIN_TOKEN", ADMIN),
-                ("DIALERD__MEDIA__CODECS", codecs),
-            ],
-        );
+        let mut vars = vec![
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__MEDIA__CODECS", codecs),
+            ("DIALERD__WEBRTC__CODECS", browser),
+        ];
+        vars.extend_from_slice(env);
+        let d = Daemon::start_with(&config_with_agents(carrier_port, 0), &vars);
         let admin = Api::new(&d, ADMIN);
         let (campaign, _) = dialing_campaign(
             &admin,
@@ -200,13 +205,14 @@ impl Call {
 #[test]
 fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_session() {
     // PCMU to the browser, the customer on PCMA: transcoded in the bridge.
-    let mut call = Call::new("PCMU,PCMA");
+    let mut call = Call::new("PCMU,PCMA", "PCMU,PCMA,opus");
     let (d, admin, ann) = (&call.d, &call.admin, call.agent);
     let free_before = gauge(d, "dialerd_rtp_ports_free");
     let driver = Driver::start();
     let agent = browser_with_microphone(&driver, &call.wav());
     let port = call.talk(&agent);
     assert_eq!(levels(&agent)["codec"], "PCMU/8000");
+    assert_eq!(levels(&agent)["dtmf"], true, "telephone-event/8000 agreed");
     // A browser leg holds pool ports: its own and its media leg's.
     assert!(gauge(d, "dialerd_rtp_ports_free") < free_before);
     agent.screenshot(&shots().join("agent-browser-audio.png"));
@@ -266,7 +272,7 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
 #[test]
 fn a_browser_offering_pcma_first_in_our_order_gets_it_end_to_end() {
     // The customer's PCMA goes to the browser as it is.
-    let mut call = Call::new("PCMA,PCMU");
+    let mut call = Call::new("PCMA,PCMU", "PCMA,PCMU,opus");
     let driver = Driver::start();
     let agent = browser_with_microphone(&driver, &call.wav());
     call.talk(&agent);
@@ -298,10 +304,116 @@ fn a_browser_offering_pcma_first_in_our_order_gets_it_end_to_end() {
 }
 
 #[test]
-fn a_browser_offer_without_g711_or_without_sdp_is_refused() {
+fn a_browser_preferring_opus_talks_through_the_transcoder_both_ways() {
+    // Chromium offers Opus first; dialerd prefers it too. The customer speaks PCMA, the
+    // browser leg's media leg carries PCMU (media.codecs' first), Opus to the browser.
+    let mut call = Call::new("PCMU,PCMA", "opus,PCMU,PCMA");
+    let d = &call.d;
+    let free_before = gauge(d, "dialerd_rtp_ports_free");
+    let driver = Driver::start();
+    let agent = browser_with_microphone(&driver, &call.wav());
+    let port = call.talk(&agent);
+    assert_eq!(levels(&agent)["codec"], "opus/48000/2");
+    // Its telephone-event at 48 kHz was agreed: Chromium's RTCDTMFSender can send.
+    assert_eq!(levels(&agent)["dtmf"], true);
+    agent.screenshot(&shots().join("agent-browser-audio-opus.png"));
+
+    // Muted on the page, the customer hears no more of the microphone (Opus of silence).
+    agent.click("#mute");
+    std::thread::sleep(Duration::from_millis(500));
+    let muted_from = unix_now();
+    std::thread::sleep(Duration::from_secs(1));
+    let heard = call.customers.frames(port, muted_from, unix_now());
+    assert_eq!(heard.get(&Sound::Message), None, "muted, yet {heard:?}");
+    agent.click("#mute");
+
+    agent.alt('h');
+    agent.wait_text("#state", "WRAP-UP", WAIT);
+    finished(call.far.take().unwrap(), "the carrier", WAIT);
+    call.admin.ok(
+        "DELETE",
+        &format!("/api/v1/agents/{}/session", call.agent),
+        None,
+    );
+    let deadline = Instant::now() + WAIT;
+    while gauge(d, "dialerd_rtp_ports_free") < free_before {
+        assert!(Instant::now() < deadline, "the Opus leg kept its ports");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Agent `id` as the admin API lists it.
+fn agent_row(admin: &Api, id: i64) -> Value {
+    admin.ok("GET", "/api/v1/agents", None)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn browser_audio_that_dialerd_loses_comes_back_by_itself_and_a_logout_stays_out() {
+    // The browser stops its RTP with its connection up: dialerd's RTP timeout ends the leg
+    // (leg_lost), and the page logs in again with a new offer on its own.
+    let call = Call::with_env(
+        "PCMU,PCMA",
+        "opus,PCMU",
+        &[("DIALERD__MEDIA__RTP_TIMEOUT", "3s")],
+    );
+    let (admin, ann) = (&call.admin, call.agent);
+    let driver = Driver::start();
+    let agent = browser_with_microphone(&driver, &call.wav());
+    log_in_with_browser_audio(&agent, &call.d, "ann", "ann-password-1");
+    assert_eq!(levels(&agent)["codec"], "opus/48000/2");
+    let since = agent_row(admin, ann)["since"].clone();
+    agent.run("window.dialerdConsole.stopAudio()", json!([]));
+    agent.wait_text("#notice", "Browser audio lost", WAIT);
+    agent.screenshot(&shots().join("agent-audio-reconnecting.png"));
+    agent.wait_text("#notice", "Browser audio is back", Duration::from_secs(20));
+    assert_eq!(agent.text("#state"), "PAUSED");
+    assert_eq!(agent.text("#reason"), "(login)");
+    agent.wait("the new connection up", WAIT, |b| {
+        levels(b)["state"] == "connected"
+    });
+    let row = agent_row(admin, ann);
+    assert_eq!(
+        (&row["state"], &row["reason"]),
+        (&json!("paused"), &json!("login")),
+        "{row}"
+    );
+    assert_ne!(row["since"], since, "a new session: {row}");
+    // It talks again: the new leg's microphone reaches dialerd and keeps the session up past
+    // the RTP timeout.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(agent_row(admin, ann)["state"], "paused");
+    assert_eq!(agent.text("#state"), "PAUSED");
+
+    // A supervisor's logout is no loss: the page stays logged out.
+    admin.ok("DELETE", &format!("/api/v1/agents/{ann}/session"), None);
+    agent.wait("the session form again", WAIT, |b| {
+        b.visible("#setup-start")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let row = agent_row(admin, ann);
+    assert_eq!(
+        (&row["state"], &row["reason"]),
+        (&json!("logged_out"), &json!("logout")),
+        "{row}"
+    );
+    assert_eq!(levels(&agent), Value::Null, "the page let go of its audio");
+}
+
+#[test]
+fn a_browser_offer_without_our_codecs_or_without_sdp_is_refused() {
+    // With webrtc.codecs G.711 only, an Opus-only offer has nothing dialerd takes.
     let d = Daemon::start_with(
         &config_with_agents(free_udp_port(), 0),
-        &[("DIALERD_ADMIN_TOKEN", ADMIN)],
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__WEBRTC__CODECS", "PCMU,PCMA"),
+        ],
     );
     let admin = Api::new(&d, ADMIN);
     let (_, task) = common::api::campaign(&admin, "Refused");

@@ -342,6 +342,7 @@ const LIST_SAMPLES: &[(&str, &str)] = &[
     ("sip.listen", "127.0.0.1:5062,[::1]:5062"),
     ("sip.tls_listen", "127.0.0.1:5061,[::1]:5061"),
     ("webrtc.addresses", "192.0.2.7,2001:db8::7"),
+    ("webrtc.codecs", "opus,PCMU"),
 ];
 
 /// The value at dotted `key` of the configuration as serialised.
@@ -463,6 +464,9 @@ fn webrtc_addresses_parse_refuse_wildcards_and_need_a_restart() {
     assert_eq!(cfg.webrtc.addresses.len(), 2);
     assert_eq!(Config::default().restart_needed(&cfg), vec!["webrtc"]);
     assert!(parse("[webrtc]\naddresses = []\n").is_ok());
+    let cfg = parse("[webrtc]\ncodecs = [\"Opus\", \"pcma\"]\n").unwrap();
+    assert_eq!(cfg.webrtc.codecs, ["Opus", "pcma"]);
+    assert_eq!(Config::default().webrtc.codecs, ["PCMU", "PCMA", "opus"]);
     for (toml, key) in [
         ("[webrtc]\naddresses = [\"0.0.0.0\"]\n", "webrtc.addresses"),
         ("[webrtc]\naddresses = [\"::\"]\n", "webrtc.addresses"),
@@ -471,6 +475,8 @@ fn webrtc_addresses_parse_refuse_wildcards_and_need_a_restart() {
             "webrtc.addresses[0]",
         ),
         ("[webrtc]\nstun = \"x\"\n", "webrtc.stun"),
+        ("[webrtc]\ncodecs = []\n", "webrtc.codecs"),
+        ("[webrtc]\ncodecs = [\"G722\"]\n", "webrtc.codecs"),
     ] {
         let err = parse(toml).unwrap_err().to_string();
         assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");

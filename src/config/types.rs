@@ -202,12 +202,16 @@ pub struct WebRtcConfig {
     /// Addresses the browsers reach the daemon's media at: one host candidate each, its port
     /// from the RTP pool. Empty: no browser audio.
     pub addresses: Vec<std::net::IpAddr>,
+    /// The browser legs' codecs in order of preference (`opus`, `PCMU`, `PCMA`); G.711 ones
+    /// count only when `media.codecs` has them.
+    pub codecs: Vec<String>,
 }
 
 impl Default for WebRtcConfig {
     fn default() -> Self {
         Self {
             addresses: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+            codecs: vec!["PCMU".into(), "PCMA".into(), "opus".into()],
         }
     }
 }
@@ -1117,6 +1121,18 @@ impl Config {
             return bad(
                 "webrtc.addresses",
                 &format!("wanted addresses browsers can reach, not the wildcard {a}"),
+            );
+        }
+        if self.webrtc.codecs.is_empty()
+            || self
+                .webrtc
+                .codecs
+                .iter()
+                .any(|c| crate::webrtc::offer::BrowserCodec::from_name(c).is_none())
+        {
+            return bad(
+                "webrtc.codecs",
+                "wanted a list of codecs from opus, PCMU, PCMA, such as [\"opus\", \"PCMU\"]",
             );
         }
         let e = &self.email;

@@ -1,7 +1,8 @@
 //! Browser audio legs (WebRTC) for agents in the console: a browser's offer is answered
 //! ICE-lite with a host candidate on each of `webrtc.addresses` (ports from the RTP pool),
-//! DTLS-SRTP and rtcp-mux, audio only, with the G.711 codec the browser offers first in our
-//! `media.codecs` order (no transcoding on the leg) and its RFC 4733 telephone-events.
+//! DTLS-SRTP and rtcp-mux, audio only, with the first codec of `webrtc.codecs` the browser
+//! offers and its RFC 4733 telephone-events: G.711 end to end, or Opus transcoded at the
+//! boundary ([`transcode`]) to the G.711 the ordinary leg carries.
 //!
 //! [`str0m`] does ICE, DTLS and SRTP sans-IO (`handle_input` / `poll_output`, as our SIP and
 //! RTP cores do); [`peer`] is its thin tokio driver. The leg hands its decrypted stream, as
@@ -12,6 +13,7 @@
 
 pub mod offer;
 pub mod peer;
+pub mod transcode;
 
 use crate::config::WebRtcConfig;
 use crate::media::codec::CodecKind;
@@ -38,6 +40,9 @@ pub enum WebRtcError {
     /// No DTLS certificate could be made at start.
     #[error("cannot make the DTLS certificate")]
     Cert,
+    /// libopus refused to make an encoder or decoder.
+    #[error("opus: {0}")]
+    Opus(#[from] audiopus::Error),
 }
 
 /// What every browser leg shares: the addresses, the crypto provider and one DTLS
@@ -50,6 +55,7 @@ pub struct WebRtc {
 
 struct Inner {
     addresses: Vec<IpAddr>,
+    codecs: Vec<offer::BrowserCodec>,
     crypto: Arc<CryptoProvider>,
     cert: DtlsCert,
 }
@@ -65,6 +71,11 @@ impl WebRtc {
         Ok(Self {
             inner: Arc::new(Inner {
                 addresses: cfg.addresses.clone(),
+                codecs: cfg
+                    .codecs
+                    .iter()
+                    .filter_map(|c| offer::BrowserCodec::from_name(c))
+                    .collect(),
                 crypto,
                 cert,
             }),
@@ -76,10 +87,10 @@ impl WebRtc {
     pub fn answer_offer(
         &self,
         offer: &str,
-        prefs: &[CodecKind],
+        leg_codecs: &[CodecKind],
         candidates: &[SocketAddr],
     ) -> Result<String, WebRtcError> {
-        let choice = choose(offer, prefs)?;
+        let choice = self.choose(offer, leg_codecs)?;
         let (answer, _) = peer::answer(
             self.inner.crypto.clone(),
             self.inner.cert.clone(),
@@ -88,6 +99,26 @@ impl WebRtc {
             candidates,
         )?;
         Ok(answer)
+    }
+
+    /// The codec of `offer` we take (see [`offer::choose`]; the leg's G.711 codecs are
+    /// `leg_codecs`), or why there is none.
+    fn choose(&self, offer: &str, leg_codecs: &[CodecKind]) -> Result<offer::Choice, WebRtcError> {
+        offer::choose(offer, &self.inner.codecs, leg_codecs).ok_or_else(|| {
+            WebRtcError::Offer(format!(
+                "the offer has no audio in {} (webrtc.codecs, G.711 as in media.codecs)",
+                self.inner
+                    .codecs
+                    .iter()
+                    .filter(|c| match c {
+                        offer::BrowserCodec::G711(k) => leg_codecs.contains(k),
+                        offer::BrowserCodec::Opus => true,
+                    })
+                    .map(|c| c.rtpmap())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ))
+        })
     }
 
     /// Answers a browser's SDP offer: the answer to send back, and the leg to drive with
@@ -100,12 +131,12 @@ impl WebRtc {
         if self.inner.addresses.is_empty() {
             return Err(WebRtcError::Off);
         }
-        let prefs: Vec<CodecKind> = media
+        let leg_codecs: Vec<CodecKind> = media
             .prefs()
             .iter()
             .filter_map(|p| CodecKind::from_name(&p.name))
             .collect();
-        let choice = choose(offer, &prefs)?;
+        let choice = self.choose(offer, &leg_codecs)?;
         peer::Peer::accept(
             media,
             &self.inner.addresses,
@@ -115,18 +146,4 @@ impl WebRtc {
             offer,
         )
     }
-}
-
-/// The codec of `offer` we take (see [`offer::choose`]), or why there is none.
-fn choose(offer: &str, prefs: &[CodecKind]) -> Result<offer::Choice, WebRtcError> {
-    offer::choose(offer, prefs).ok_or_else(|| {
-        WebRtcError::Offer(format!(
-            "the offer has no audio in {} at 8 kHz (media.codecs)",
-            prefs
-                .iter()
-                .map(|c| c.name())
-                .collect::<Vec<_>>()
-                .join(" or ")
-        ))
-    })
 }

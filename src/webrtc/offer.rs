@@ -1,26 +1,89 @@
-//! What a browser leg carries, sans-IO: the G.711 codec taken from a browser's offer (our
-//! preference order among what it offers, so no transcoding on the leg), the plain SDP that
-//! hands that stream to an ordinary media leg, and the RTP header work of the relay between
-//! the two (plain RTP on one side, str0m's packets on the other).
+//! What a browser leg carries, sans-IO: the codec taken from a browser's offer (our
+//! preference order among what it offers: G.711 end to end, or Opus transcoded at the
+//! boundary), the plain SDP that hands the stream to an ordinary media leg, and the RTP header
+//! work of the relay between the two (plain RTP on one side, str0m's packets on the other).
 
 use crate::media::codec::CodecKind;
 use std::fmt::Write;
 use std::net::SocketAddr;
 
+/// A codec a browser leg may carry (`webrtc.codecs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserCodec {
+    /// Opus (RFC 7587): 48 kHz RTP clock, transcoded to the leg's G.711 at the boundary.
+    Opus,
+    /// A G.711 codec, carried end to end.
+    G711(CodecKind),
+}
+
+impl BrowserCodec {
+    /// From a `webrtc.codecs` name (`opus`, `PCMU`, `PCMA`; any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        if name.eq_ignore_ascii_case("opus") {
+            Some(Self::Opus)
+        } else {
+            CodecKind::from_name(&name.to_ascii_uppercase()).map(Self::G711)
+        }
+    }
+
+    /// The RTP clock rate.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Self::Opus => 48_000,
+            Self::G711(c) => c.clock_rate(),
+        }
+    }
+
+    /// The encoding name and clock as in an rtpmap (`opus/48000`, `PCMU/8000`).
+    pub fn rtpmap(self) -> String {
+        match self {
+            Self::Opus => "opus/48000".into(),
+            Self::G711(c) => format!("{}/{}", c.name(), c.clock_rate()),
+        }
+    }
+}
+
+/// The telephone-event payload type on the plain side of an Opus leg (the dynamic type most
+/// SIP devices use).
+pub const LEG_EVENT_PT: u8 = 101;
+
 /// The stream a browser leg carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice {
-    /// The voice codec.
-    pub codec: CodecKind,
+    /// The browser's voice codec.
+    pub codec: BrowserCodec,
     /// Its payload type in the browser's offer.
     pub pt: u8,
-    /// The browser's telephone-event (RFC 4733) payload type at 8 kHz, if offered.
+    /// The browser's telephone-event (RFC 4733) payload type at the codec's clock, if offered.
     pub event_pt: Option<u8>,
+    /// The G.711 codec the ordinary media leg carries: the browser's own, or what Opus is
+    /// transcoded to.
+    pub leg: CodecKind,
 }
 
-/// The codec of the browser's audio offer we take: the first of `prefs` it offers at 8 kHz,
-/// with its telephone-event at 8 kHz; `None` when it offers none of them.
-pub fn choose(offer: &str, prefs: &[CodecKind]) -> Option<Choice> {
+impl Choice {
+    /// The voice payload type on the plain side.
+    pub fn leg_pt(&self) -> u8 {
+        match self.codec {
+            BrowserCodec::Opus => self.leg.payload_type(),
+            BrowserCodec::G711(_) => self.pt,
+        }
+    }
+
+    /// The telephone-event payload type (8 kHz) on the plain side.
+    pub fn leg_event_pt(&self) -> Option<u8> {
+        match self.codec {
+            BrowserCodec::Opus => self.event_pt.map(|_| LEG_EVENT_PT),
+            BrowserCodec::G711(_) => self.event_pt,
+        }
+    }
+}
+
+/// The codec of the browser's audio offer we take: the first of `prefs` it offers, with its
+/// telephone-event at that codec's clock; G.711 ones only when in `leg_codecs` (what the
+/// ordinary leg may speak), and Opus transcoded to the first of `leg_codecs`. `None` when it
+/// offers none of them.
+pub fn choose(offer: &str, prefs: &[BrowserCodec], leg_codecs: &[CodecKind]) -> Option<Choice> {
     let mut in_audio = false;
     let mut listed: Vec<u8> = Vec::new();
     let mut maps: Vec<(u8, String)> = Vec::new();
@@ -56,19 +119,26 @@ pub fn choose(offer: &str, prefs: &[CodecKind]) -> Option<Choice> {
                 None => Some(*pt) == static_pt,
             })
     };
-    let (codec, pt) = prefs.iter().find_map(|c| {
-        let enc = format!("{}/8000", c.name().to_ascii_lowercase());
-        pt_of(&enc, Some(c.payload_type())).map(|pt| (*c, pt))
+    let first_leg = *leg_codecs.first()?;
+    let (codec, pt, leg) = prefs.iter().find_map(|c| {
+        let (static_pt, leg) = match c {
+            BrowserCodec::Opus => (None, first_leg),
+            BrowserCodec::G711(k) if leg_codecs.contains(k) => (Some(k.payload_type()), *k),
+            BrowserCodec::G711(_) => return None,
+        };
+        pt_of(&c.rtpmap().to_ascii_lowercase(), static_pt).map(|pt| (*c, pt, leg))
     })?;
     Some(Choice {
         codec,
         pt,
-        event_pt: pt_of("telephone-event/8000", None),
+        event_pt: pt_of(&format!("telephone-event/{}", codec.clock_rate()), None),
+        leg,
     })
 }
 
 /// The plain offer that opens the ordinary media leg of a browser leg: the chosen stream at
-/// `relay` (the browser leg's loopback end), rtcp-mux, so the leg negotiates exactly it.
+/// `relay` (the browser leg's loopback end; G.711 and its 8 kHz events), rtcp-mux, so the leg
+/// negotiates exactly it.
 pub fn plain_offer(choice: Choice, relay: SocketAddr) -> String {
     let (ip4, ip) = match relay {
         SocketAddr::V4(a) => ("IP4", a.ip().to_string()),
@@ -77,18 +147,18 @@ pub fn plain_offer(choice: Choice, relay: SocketAddr) -> String {
     let mut s = format!(
         "v=0\r\no=- 1 1 IN {ip4} {ip}\r\ns=-\r\nc=IN {ip4} {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP {}",
         relay.port(),
-        choice.pt
+        choice.leg_pt()
     );
-    if let Some(e) = choice.event_pt {
+    if let Some(e) = choice.leg_event_pt() {
         let _ = write!(s, " {e}");
     }
     let _ = write!(
         s,
         "\r\na=rtpmap:{} {}/8000\r\n",
-        choice.pt,
-        choice.codec.name()
+        choice.leg_pt(),
+        choice.leg.name()
     );
-    if let Some(e) = choice.event_pt {
+    if let Some(e) = choice.leg_event_pt() {
         let _ = write!(
             s,
             "a=rtpmap:{e} telephone-event/8000\r\na=fmtp:{e} 0-16\r\n"
@@ -194,35 +264,67 @@ mod tests {
         a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\n\
         a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000\r\n";
 
+    use BrowserCodec::{Opus, G711};
+    const PCMU: BrowserCodec = G711(CodecKind::Pcmu);
+    const PCMA: BrowserCodec = G711(CodecKind::Pcma);
+    const G711S: [CodecKind; 2] = CodecKind::ALL;
+
     #[test]
-    fn takes_our_first_preference_the_browser_offers_with_its_8k_events() {
-        let c = choose(CHROME, &[CodecKind::Pcma, CodecKind::Pcmu]).unwrap();
-        assert_eq!((c.codec, c.pt, c.event_pt), (CodecKind::Pcma, 8, Some(126)));
-        let c = choose(CHROME, &[CodecKind::Pcmu]).unwrap();
-        assert_eq!((c.codec, c.pt), (CodecKind::Pcmu, 0));
+    fn takes_our_first_preference_the_browser_offers_with_its_events_at_that_clock() {
+        let c = choose(CHROME, &[PCMA, PCMU], &G711S).unwrap();
+        assert_eq!((c.codec, c.pt, c.event_pt), (PCMA, 8, Some(126)));
+        assert_eq!(
+            (c.leg, c.leg_pt(), c.leg_event_pt()),
+            (CodecKind::Pcma, 8, Some(126))
+        );
+        let c = choose(CHROME, &[PCMU], &G711S).unwrap();
+        assert_eq!((c.codec, c.pt), (PCMU, 0));
+        // Opus: its 48 kHz events; the leg carries the first G.711 of media.codecs.
+        let c = choose(CHROME, &[Opus, PCMU], &[CodecKind::Pcma, CodecKind::Pcmu]).unwrap();
+        assert_eq!((c.codec, c.pt, c.event_pt), (Opus, 111, Some(110)));
+        assert_eq!(
+            (c.leg, c.leg_pt(), c.leg_event_pt()),
+            (CodecKind::Pcma, 8, Some(LEG_EVENT_PT))
+        );
+        // A G.711 the media legs do not speak is passed over.
+        let c = choose(CHROME, &[PCMA, Opus], &[CodecKind::Pcmu]).unwrap();
+        assert_eq!((c.codec, c.leg), (Opus, CodecKind::Pcmu));
+        assert_eq!(choose(CHROME, &[PCMA], &[CodecKind::Pcmu]), None);
     }
 
     #[test]
-    fn an_offer_without_g711_or_audio_is_refused() {
+    fn an_offer_without_our_codecs_or_audio_is_refused() {
         let opus = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
-        assert_eq!(choose(opus, &CodecKind::ALL), None);
+        assert_eq!(choose(opus, &[PCMU, PCMA], &G711S), None);
+        let c = choose(opus, &[PCMU, PCMA, Opus], &G711S).unwrap();
+        assert_eq!((c.codec, c.pt, c.event_pt), (Opus, 111, None));
         let video = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n";
-        assert_eq!(choose(video, &CodecKind::ALL), None);
-        assert_eq!(choose("garbage", &CodecKind::ALL), None);
+        assert_eq!(choose(video, &[PCMU, Opus], &G711S), None);
+        assert_eq!(choose("garbage", &[PCMU, Opus], &G711S), None);
+        assert_eq!(choose(CHROME, &[Opus], &[]), None);
     }
 
     #[test]
     fn static_types_count_without_rtpmap() {
-        let c = choose("m=audio 9 RTP/SAVPF 8 0\r\n", &CodecKind::ALL).unwrap();
-        assert_eq!((c.codec, c.pt, c.event_pt), (CodecKind::Pcmu, 0, None));
+        let c = choose("m=audio 9 RTP/SAVPF 8 0\r\n", &[Opus, PCMU, PCMA], &G711S).unwrap();
+        assert_eq!((c.codec, c.pt, c.event_pt), (PCMU, 0, None));
+    }
+
+    #[test]
+    fn codec_names_are_read_in_any_case() {
+        assert_eq!(BrowserCodec::from_name("OPUS"), Some(Opus));
+        assert_eq!(BrowserCodec::from_name("pcmu"), Some(PCMU));
+        assert_eq!(BrowserCodec::from_name("PCMA"), Some(PCMA));
+        assert_eq!(BrowserCodec::from_name("G722"), None);
     }
 
     #[test]
     fn the_plain_offer_names_the_chosen_stream_with_rtcp_mux() {
         let choice = Choice {
-            codec: CodecKind::Pcmu,
+            codec: PCMU,
             pt: 0,
             event_pt: Some(126),
+            leg: CodecKind::Pcmu,
         };
         let s = plain_offer(choice, "127.0.0.1:4000".parse().unwrap());
         assert!(s.contains("m=audio 4000 RTP/AVP 0 126\r\n"), "{s}");
@@ -230,6 +332,17 @@ mod tests {
         assert!(s.contains("a=rtcp-mux\r\n"));
         let parsed = crate::media::sdp::SessionDescription::parse(s.as_bytes());
         assert!(parsed.is_ok(), "{parsed:?}");
+        // Opus from the browser: the leg gets the G.711 it is transcoded to, events at 8 kHz.
+        let opus = Choice {
+            codec: Opus,
+            pt: 111,
+            event_pt: Some(110),
+            leg: CodecKind::Pcma,
+        };
+        let s = plain_offer(opus, "127.0.0.1:4000".parse().unwrap());
+        assert!(s.contains("m=audio 4000 RTP/AVP 8 101\r\n"), "{s}");
+        assert!(s.contains("a=rtpmap:8 PCMA/8000\r\n"), "{s}");
+        assert!(s.contains("a=rtpmap:101 telephone-event/8000\r\n"), "{s}");
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! One browser leg: the thin tokio driver around a sans-IO [`Rtc`] (ICE-lite, DTLS-SRTP) —
 //! its sockets (one per `webrtc.addresses` entry, from the RTP pool), its timer, and the
 //! loopback relay that hands the browser's decrypted stream to an ordinary [`MediaLeg`] and
-//! what that leg sends to the browser, packet for packet (payload type, sequence number,
-//! timestamp and marker kept; str0m puts on its SSRC and encrypts).
+//! what that leg sends to the browser, packet for packet (G.711: payload type, sequence
+//! number, timestamp and marker kept; Opus: through the [`Transcoder`]; str0m puts on its SSRC
+//! and encrypts).
 //!
 //! The leg ends when the browser closes the connection (DTLS close), stops its ICE consent
 //! checks, or when the layer above drops the leg's event channel (logout, DELETE); the
 //! ordinary leg then sees its events end, as a SIP leg's BYE ends them.
 
-use super::offer::{self, Choice, Header, SeqExtender};
+use super::offer::{self, BrowserCodec, Choice, Header, SeqExtender};
+use super::transcode::Transcoder;
 use super::WebRtcError;
 use crate::media::engine::MediaEngine;
 use crate::media::leg::{MediaLeg, MAX_DATAGRAM};
@@ -39,21 +41,41 @@ pub fn answer(
     candidates: &[SocketAddr],
 ) -> Result<(String, Rtc), WebRtcError> {
     let parsed = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Offer(e.to_string()))?;
-    let codec = choice.codec;
     let mut cfg = Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
         .set_crypto_provider(crypto)
         .set_dtls_cert(cert)
-        .clear_codecs()
-        .enable_pcmu(codec == crate::media::codec::CodecKind::Pcmu, false)
-        .enable_pcma(codec == crate::media::codec::CodecKind::Pcma, false);
+        .clear_codecs();
+    let (codec, clock, channels, params) = match choice.codec {
+        BrowserCodec::Opus => (
+            Codec::Opus,
+            Frequency::FORTY_EIGHT_KHZ,
+            Some(2),
+            FormatParams {
+                min_p_time: Some(10),
+                use_inband_fec: Some(true),
+                ..FormatParams::default()
+            },
+        ),
+        BrowserCodec::G711(k) => (
+            match k {
+                crate::media::codec::CodecKind::Pcmu => Codec::PCMU,
+                crate::media::codec::CodecKind::Pcma => Codec::PCMA,
+            },
+            Frequency::EIGHT_KHZ,
+            None,
+            FormatParams::default(),
+        ),
+    };
+    cfg.codec_config()
+        .add_config(Pt::from(choice.pt), None, codec, clock, channels, params);
     if let Some(e) = choice.event_pt {
         cfg.codec_config().add_config(
             Pt::from(e),
             None,
             Codec::Tele,
-            Frequency::EIGHT_KHZ,
+            clock,
             None,
             FormatParams::default(),
         );
@@ -150,7 +172,13 @@ impl Peer {
                 addr,
             ));
         }
+        let opus = match self.choice.codec {
+            BrowserCodec::Opus => Some(Transcoder::new(self.choice)?),
+            BrowserCodec::G711(_) => None,
+        };
         let driver = Driver {
+            opus,
+            payload: Vec::with_capacity(MAX_DATAGRAM),
             engine: media.clone(),
             rtc: self.rtc,
             sockets,
@@ -171,6 +199,10 @@ impl Peer {
 }
 
 struct Driver {
+    /// The Opus boundary, when the browser speaks Opus.
+    opus: Option<Transcoder>,
+    /// The payload the transcoder leaves.
+    payload: Vec<u8>,
     engine: MediaEngine,
     rtc: Rtc,
     sockets: Vec<(UdpSocket, SocketAddr)>,
@@ -287,7 +319,13 @@ impl Driver {
                             seq: p.header.sequence_number,
                             timestamp: p.header.timestamp,
                         };
-                        offer::write(h, self.ssrc, &p.payload, out);
+                        match &mut self.opus {
+                            None => offer::write(h, self.ssrc, &p.payload, out),
+                            Some(t) => match t.from_browser(h, &p.payload, &mut self.payload) {
+                                Some(h) => offer::write(h, self.ssrc, &self.payload, out),
+                                None => continue,
+                            },
+                        }
                         let _ = self.relay.try_send_to(out, self.to_leg);
                     }
                     _ => {}
@@ -308,6 +346,13 @@ impl Driver {
         let (Some(mid), Some((h, range))) = (self.mid, offer::parse(datagram)) else {
             return;
         };
+        let (h, payload) = match &mut self.opus {
+            None => (h, &datagram[range]),
+            Some(t) => match t.to_browser(h, &datagram[range], &mut self.payload) {
+                Some(h) => (h, &self.payload[..]),
+                None => return,
+            },
+        };
         let seq = self.seq.extend(h.seq);
         let now = now();
         let mut api = self.rtc.direct_api();
@@ -315,14 +360,7 @@ impl Driver {
             return;
         };
         tx.write_rtp(
-            RtpWrite::new(
-                Pt::from(h.pt),
-                seq.into(),
-                h.timestamp,
-                now,
-                &datagram[range],
-            )
-            .marker(h.marker),
+            RtpWrite::new(Pt::from(h.pt), seq.into(), h.timestamp, now, payload).marker(h.marker),
         );
     }
 }
@@ -356,17 +394,29 @@ mod tests {
 
     impl Browser {
         async fn offer() -> (Browser, String, str0m::change::SdpPendingOffer) {
+            Browser::offer_codec(false).await
+        }
+
+        /// Offers Opus (111) with telephone-event/48000 (110), as Chromium does, when `opus`;
+        /// PCMU with telephone-event/8000 (126) otherwise.
+        async fn offer_codec(opus: bool) -> (Browser, String, str0m::change::SdpPendingOffer) {
             let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let local = socket.local_addr().unwrap();
             let mut cfg = Rtc::builder()
                 .clear_codecs()
-                .enable_pcmu(true, false)
+                .enable_pcmu(!opus, false)
+                .enable_opus(opus, false)
                 .set_rtp_mode(true);
+            let (event, clock) = if opus {
+                (110, Frequency::FORTY_EIGHT_KHZ)
+            } else {
+                (126, Frequency::EIGHT_KHZ)
+            };
             cfg.codec_config().add_config(
-                Pt::from(126),
+                Pt::from(event),
                 None,
                 Codec::Tele,
-                Frequency::EIGHT_KHZ,
+                clock,
                 None,
                 FormatParams::default(),
             );
@@ -569,6 +619,95 @@ mod tests {
                 .run(Duration::from_millis(50), vec![], |_, _| false)
                 .await;
         }
+    }
+
+    #[tokio::test]
+    async fn an_opus_browser_is_transcoded_both_ways_with_its_48khz_events() {
+        let media = engine(41200);
+        let webrtc = WebRtc::new(&WebRtcConfig::default()).unwrap();
+        let (mut browser, offer, pending) = Browser::offer_codec(true).await;
+        let (answer, peer) = webrtc.accept(&media, &offer).unwrap();
+        assert!(answer.contains("opus/48000/2"), "{answer}");
+        assert!(answer.contains("telephone-event/48000"), "{answer}");
+        assert!(!answer.contains("PCMU"), "{answer}");
+        let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
+        browser
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .unwrap();
+        let Started {
+            media: mut leg,
+            events: _events,
+            connected,
+        } = peer.start(&media).unwrap();
+        // The media leg carries media.codecs' first G.711.
+        assert_eq!(leg.codec(), Some(crate::media::codec::CodecKind::Pcmu));
+        let (_, up) = browser
+            .run(Duration::from_secs(5), vec![], |_, up| up)
+            .await;
+        assert!(up);
+        connected.await.unwrap();
+
+        // Opus voice (20 ms at 48 kHz) and a 20 ms event from the browser.
+        let enc = audiopus::coder::Encoder::new(
+            audiopus::SampleRate::Hz48000,
+            audiopus::Channels::Mono,
+            audiopus::Application::Voip,
+        )
+        .unwrap();
+        let mut opus = vec![0u8; 1276];
+        let n = enc.encode(&[0i16; 960], &mut opus).unwrap();
+        opus.truncate(n);
+        let frames = vec![(111, opus.clone()), (110, vec![5, 0x8a, 0x03, 0xc0])];
+        browser
+            .run(Duration::from_millis(300), frames, |_, _| false)
+            .await;
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let mut plain = Vec::new();
+        while let Some((n, _)) = leg.recv_rtp(&mut buf) {
+            plain.push(offer::parse(&buf[..n]).map(|(h, r)| (h.pt, r.len(), buf[r].to_vec())));
+        }
+        assert_eq!(plain.len(), 2, "{plain:?}");
+        assert_eq!(plain[0].as_ref().map(|p| (p.0, p.1)), Some((0, 160)));
+        assert_eq!(
+            plain[1],
+            Some((offer::LEG_EVENT_PT, 4, vec![5, 0x8a, 0, 160]))
+        );
+
+        // The leg's PCMU and its 8 kHz event reach the browser as Opus and a 48 kHz event.
+        let mut out = Vec::new();
+        let sends = [
+            (0u8, vec![0xff; 160]),
+            (offer::LEG_EVENT_PT, vec![7, 0x0a, 0, 160]),
+        ];
+        for (i, (pt, payload)) in sends.iter().enumerate() {
+            let h = Header {
+                marker: false,
+                pt: *pt,
+                seq: 100 + i as u16,
+                timestamp: 8000 + 160 * i as u32,
+            };
+            offer::write(h, 42, payload, &mut out);
+            leg.send_rtp(&out);
+        }
+        let (got, _) = browser
+            .run(Duration::from_secs(3), vec![], |got, _| got.len() >= 2)
+            .await;
+        let seen: Vec<(u8, u32)> = got
+            .iter()
+            .map(|p| (*p.header.payload_type, p.header.timestamp))
+            .collect();
+        assert_eq!(seen, vec![(111, 48_000), (110, 48_960)]);
+        let mut dec =
+            audiopus::coder::Decoder::new(audiopus::SampleRate::Hz48000, audiopus::Channels::Mono)
+                .unwrap();
+        let mut pcm = [0i16; 5760];
+        let n = dec
+            .decode(Some(&got[0].payload[..]), &mut pcm[..], false)
+            .unwrap();
+        assert_eq!(n, 960, "20 ms of Opus at 48 kHz");
+        assert_eq!(got[1].payload[..], [7, 0x0a, 0x03, 0xc0]);
     }
 
     #[tokio::test]
