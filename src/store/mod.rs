@@ -47,6 +47,7 @@ pub mod permissions;
 pub mod phone;
 pub mod prompts;
 pub mod questionnaires;
+pub mod task_leases;
 pub mod tasks;
 pub mod template;
 pub mod users;
@@ -139,6 +140,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "callable_fresh",
         include_str!("../../migrations/0014_callable_fresh.sql"),
         include_str!("../../migrations/postgres/0014_callable_fresh.sql"),
+    ),
+    (
+        15,
+        "task_leases",
+        include_str!("../../migrations/0015_task_leases.sql"),
+        include_str!("../../migrations/postgres/0015_task_leases.sql"),
     ),
 ];
 
