@@ -385,3 +385,177 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
     );
     drop(phones);
 }
+
+/// Kamailio on conf/kamailio/dialerd-cluster.cfg, its log (stderr) in a file.
+struct Kamailio {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Kamailio {
+    /// Kamailio on UDP `port` of 127.0.0.1 with the dispatcher list `list`.
+    fn start(dir: &std::path::Path, port: u16, list: &str) -> Kamailio {
+        use std::process::{Command, Stdio};
+        let log = dir.join("kamailio.log");
+        let list_file = dir.join("dialerd.list");
+        std::fs::write(&list_file, list).unwrap();
+        let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("conf/kamailio/dialerd-cluster.cfg");
+        let bin = ["kamailio", "/usr/sbin/kamailio"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("-v").output().is_ok())
+            .expect("kamailio is not installed: ./scripts/test installs Debian's kamailio");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .arg("-f")
+            .arg(&cfg)
+            .args(["-DD", "-E", "-Y"])
+            .arg(dir.join("kamailio.pid"))
+            .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+            .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
+            .args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let k = Kamailio { child, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !k.log_text().contains("Listening on") {
+            assert!(
+                Instant::now() < deadline,
+                "kamailio did not start:\n{}",
+                k.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        k
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A call from a carrier to the echo number through Kamailio: the node that answered it (the
+/// port of the 200's Contact), or the status of a failure.
+fn echo_call(kamailio: std::net::SocketAddr, call_id: &str) -> Result<u16, u16> {
+    let ua = common::ua::TestUa::new(kamailio, call_id);
+    ua.invite("1000");
+    let answer = ua.final_response_without_ack();
+    let status = common::status_of(&answer);
+    if status != 200 {
+        return Err(status);
+    }
+    let contact = common::ua::header(&answer, "Contact");
+    let port = contact
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('>').split(';').next())
+        .and_then(|p| p.trim_end_matches('>').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {contact}"));
+    Ok(port)
+}
+
+#[test]
+fn kamailio_sends_carriers_and_agents_to_the_nodes_that_are_up() {
+    pg::set(Backend::Postgres);
+    let url = pg::database();
+    let k_port = free_udp_port();
+    let kamailio = std::net::SocketAddr::from(([127, 0, 0, 1], k_port));
+    // Two nodes; Kamailio is their trunk, calls to 1000 from it are echoed.
+    let start = |name: &str, rtp: u16| {
+        let config = format!(
+            "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n\
+             [sip]\ndigest_algorithms = [\"MD5\"]\necho_number = \"1000\"\n\
+             [[agents]]\nusername = \"agent1\"\npassword = \"sipp-agent-secret-1\"\n\
+             [sessions]\nring_timeout = \"10s\"\n\
+             [media]\nrtp_port_min = {rtp}\nrtp_port_max = {}\n\
+             [[trunks]]\nname = \"kamailio\"\nhost = \"127.0.0.1\"\nport = {k_port}\n\
+             keepalive = \"0s\"\n",
+            rtp + 398
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("store.url"), &url).unwrap();
+        Daemon::start_in(
+            dir,
+            &config,
+            &[
+                ("DIALERD_ADMIN_TOKEN", ADMIN),
+                ("DIALERD__NODE__NAME", name),
+            ],
+        )
+    };
+    let mut n1 = start("n1", 33000);
+    let n2 = start("n2", 33400);
+    let (p1, p2) = (n1.sip.port(), n2.sip.port());
+    let logs = tempfile::tempdir().unwrap();
+    let proxy = Kamailio::start(
+        logs.path(),
+        k_port,
+        &format!(
+            "1 sip:127.0.0.1:{p1} 0 0\n1 sip:127.0.0.1:{p2} 0 0\n\
+             2 sip:127.0.0.1:{p1} 0 10\n2 sip:127.0.0.1:{p2} 0 5\n"
+        ),
+    );
+    let admin1 = Api::new(&n1, ADMIN);
+    let admin2 = Api::new(&n2, ADMIN);
+    let (_, task) = common::api::campaign(&admin1, "Behind Kamailio");
+    let (agent, _) = user(&admin1, "agent1", "agent");
+
+    // Carriers' calls go to both nodes in turn.
+    let answered: Vec<u16> = (0..4)
+        .map(|i| {
+            echo_call(kamailio, &format!("k-before-{i}"))
+                .unwrap_or_else(|s| panic!("call {i}: {s}\n{}", proxy.log_text()))
+        })
+        .collect();
+    assert!(
+        answered.contains(&p1) && answered.contains(&p2),
+        "{answered:?}"
+    );
+
+    // The agent's phone registers through Kamailio with the first node; that node calls it
+    // along the Path to log the agent in.
+    let _phone = phone("agent1", "sipp-agent-secret-1", kamailio);
+    let session = admin1.ok(
+        "POST",
+        &format!("/api/v1/agents/{agent}/session"),
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    assert_eq!(session["state"], "paused", "{session}");
+    assert!(
+        proxy.log_text().contains("cluster: INVITE sip:agent1@"),
+        "n1's call to the phone did not pass Kamailio:\n{}",
+        proxy.log_text()
+    );
+
+    // n1 dies. Calls from carriers reach n2 only, at once or after Kamailio fails over.
+    n1.signal(libc::SIGKILL);
+    n1.wait_exit(Duration::from_secs(5)).expect("killed");
+    let killed = Instant::now();
+    for i in 0..4 {
+        let at = echo_call(kamailio, &format!("k-after-{i}"))
+            .unwrap_or_else(|s| panic!("call {i} after the kill: {s}\n{}", proxy.log_text()));
+        assert_eq!(at, p2, "call {i} after the kill");
+    }
+    println!(
+        "4 calls answered by n2 within {:?} of the kill",
+        killed.elapsed()
+    );
+    // The agent's phone registers again, now with n2, where the agent logs in again.
+    let _again = phone("agent1", "sipp-agent-secret-1", kamailio);
+    let session = admin2.ok(
+        "POST",
+        &format!("/api/v1/agents/{agent}/session"),
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    assert_eq!(session["state"], "paused", "{session}");
+}
