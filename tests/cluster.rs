@@ -188,8 +188,14 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
         std::thread::sleep(Duration::from_millis(100));
     }
     for (k, n) in nodes.iter().enumerate() {
+        let v = dialer(n);
+        assert_eq!(
+            v["held_by"],
+            json!([{"task_id": task, "node": holder}]),
+            "{v}"
+        );
         if k != h {
-            assert_eq!(dialer(n)["tasks"], json!([]), "{} dials too", n.name);
+            assert_eq!(v["tasks"], json!([]), "{} dials too", n.name);
         }
     }
 
