@@ -565,3 +565,91 @@ fn kamailio_sends_carriers_and_agents_to_the_nodes_that_are_up() {
     );
     assert_eq!(session["state"], "paused", "{session}");
 }
+
+#[test]
+fn a_node_whose_task_was_taken_over_hangs_up_its_calls_and_dials_it_no_more() {
+    pg::set(Backend::Postgres);
+    let carrier_port = free_udp_port();
+    let far = carrier("dialer/carrier_waits_for_bye.xml", carrier_port, 1, true);
+    let mut d = Daemon::start_with(
+        &config(carrier_port),
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__NODE__NAME", "n1"),
+        ],
+    );
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Taken",
+        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 2}),
+        3,
+        0,
+    );
+    let (agent, _phone) = sip_agent(&admin, &d, 1, task);
+    agent.ok("POST", "/api/v1/agent/ready", None);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    // A customer is on the line with the agent.
+    let in_flight = format!("dialerd_calls_in_flight{{task=\"{task}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, text) = d.get("/metrics");
+        let talking = admin.ok("GET", "/api/v1/agents", None)["items"][0]["state"] == "talking";
+        if talking && metric(&text, &in_flight) == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no call put through");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Another node, whose clock runs 16 s ahead, takes the task over as if n1's lease had
+    // expired.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let taken = rt.block_on(async {
+        let store = d.open_store().await;
+        let now = dialerd::store::now_ms();
+        store
+            .claim_task(task, "n2", now + 16_000, 60_000)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        taken,
+        dialerd::store::task_leases::Claim::Held {
+            from: Some("n1".into())
+        }
+    );
+    // At its next renewal n1 finds the task gone and hangs up: the carrier gets its BYE.
+    let lost = Instant::now();
+    d.try_wait_log(
+        "call task no longer this node's; its calls are hung up",
+        Duration::from_secs(8),
+    )
+    .expect("n1 did not give the task up");
+    finished(
+        far,
+        "the customer's call ends with dialerd's BYE",
+        Duration::from_secs(10),
+    );
+    println!("n1 hung up {:?} after losing the task", lost.elapsed());
+    let v = Api::new(&d, ADMIN).ok("GET", "/api/v1/nodes", None);
+    assert_eq!(v["tasks"][0]["node"], "n2", "{v}");
+    // Its agent still ready and the campaign still dialling, n1 starts no driver for it.
+    // (The stopped driver is gone within a second or two; then it must stay gone.)
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..10 {
+        let live = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+        assert_eq!(live["tasks"], json!([]), "{live}");
+        assert_eq!(
+            live["held_by"],
+            json!([{"task_id": task, "node": "n2"}]),
+            "{live}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (_, text) = d.get("/metrics");
+    assert_eq!(metric(&text, &in_flight), Some(0.0), "{text}");
+}
