@@ -83,6 +83,17 @@ impl Store {
         Ok(())
     }
 
+    /// The node holding `task_id`'s lease unexpired at `now_ms`, if any.
+    pub async fn task_holder(&self, task_id: i64, now_ms: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT node FROM task_leases WHERE task_id = $1 AND expires_ms > $2",
+        )
+        .bind(task_id)
+        .bind(now_ms)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
     /// The task leases unexpired at `now_ms`, by task.
     pub async fn task_leases(&self, now_ms: i64) -> Result<Vec<TaskLease>> {
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(
