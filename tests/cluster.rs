@@ -177,6 +177,12 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
     }
     let h = nodes.iter().position(|n| n.name == holder).unwrap();
     let other = (h + 1) % 3;
+    // The others say where the task is dialled while their agents wait.
+    let said = nodes[other].d.wait_log(
+        "call task dialled by another node; its agents here wait",
+        Duration::from_secs(5),
+    );
+    assert_eq!(said["fields"]["holder"], holder.as_str(), "{said}");
     println!("{holder} holds task {task} after {:?}", started.elapsed());
 
     // Only the holder dials: the others run no driver for the task.

@@ -69,6 +69,8 @@ pub struct Ownership {
     store: Store,
     node: String,
     held: HashMap<TaskId, Held>,
+    /// The other node last seen holding a task this node wanted (logged once per change).
+    elsewhere: HashMap<TaskId, String>,
 }
 
 impl Ownership {
@@ -78,6 +80,7 @@ impl Ownership {
             store,
             node,
             held: HashMap::new(),
+            elsewhere: HashMap::new(),
         }
     }
 
@@ -111,6 +114,7 @@ impl Ownership {
             .await
         {
             Ok(Claim::Held { from }) => {
+                self.elsewhere.remove(&task);
                 self.held.insert(
                     task,
                     Held {
@@ -129,7 +133,11 @@ impl Ownership {
             Ok(Claim::Elsewhere(node)) => {
                 if was.is_some() {
                     tracing::warn!(task, holder = %node, "call task lease lost to another node");
+                } else if self.elsewhere.get(&task) != Some(&node) {
+                    // Agents logged in here for it wait: say where the task is dialled.
+                    tracing::info!(task, holder = %node, "call task dialled by another node; its agents here wait");
                 }
+                self.elsewhere.insert(task, node.clone());
                 self.held.remove(&task);
                 Hold::Elsewhere(node)
             }
@@ -148,6 +156,11 @@ impl Ownership {
                 }
             }
         }
+    }
+
+    /// Forgets the tasks no longer wanted nor held (for the log of where tasks are dialled).
+    pub fn forget_others(&mut self, keep: &[TaskId]) {
+        self.elsewhere.retain(|t, _| keep.contains(t));
     }
 
     /// Gives up `task`'s lease (its driver has ended).

@@ -302,6 +302,7 @@ impl Supervisor {
         let mut tasks: Vec<TaskId> = wanted.keys().chain(self.running.keys()).copied().collect();
         tasks.sort_unstable();
         tasks.dedup();
+        self.ownership.forget_others(&tasks);
         let mut ours: Vec<TaskId> = Vec::new();
         for task in tasks {
             if self.keep_or_stop(task, now).await {
