@@ -263,13 +263,13 @@ fn run(path: &Path) -> anyhow::Result<()> {
 
 async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow::Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
-    let metrics = Metrics::new()?;
+    let metrics = Metrics::new(&cfg.node.resolved())?;
     let health = Health::new();
     let shutdown = Shutdown::new();
 
     state::restrict_umask();
     let state_dir = state::prepare(&state::resolve(&cfg.state_dir))?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), "dialerd starting");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), node = %cfg.node.resolved(), "dialerd starting");
 
     let store = open_store(&state_dir, &cfg.store)
         .await?
@@ -323,6 +323,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let (call_log, call_writer) = call::record::CallLog::new(store.clone(), &state_dir);
     let live_metrics = dialerd::dialer::live::metrics::LiveMetrics::register(metrics.registry())?;
     let (supervisor, live) = dialerd::dialer::live::Supervisor::new(
+        cfg.node.resolved(),
         store.clone(),
         sip.sip.clone(),
         media.clone(),

@@ -17,9 +17,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A registry holding the process collector and `dialerd_build_info`.
-    pub fn new() -> Result<Self, MetricsError> {
-        let registry = Registry::new();
+    /// A registry holding the process collector and `dialerd_build_info`; every series it
+    /// serves carries the label `node` (this node's name), so that the series of nodes
+    /// sharing one store stay apart wherever they are scraped from.
+    pub fn new(node: &str) -> Result<Self, MetricsError> {
+        let labels = std::collections::HashMap::from([("node".to_string(), node.to_string())]);
+        let registry = Registry::new_custom(None, Some(labels))?;
         // CPU, RSS, virtual memory, open and max fds, start time, threads.
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -55,14 +58,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_build_info_and_process_metrics() {
-        let text = Metrics::new().unwrap().render();
+    fn renders_build_info_and_process_metrics_labelled_with_the_node() {
+        let text = Metrics::new("n-1").unwrap().render();
         let line = format!(
-            "dialerd_build_info{{version=\"{}\"}} 1",
+            "dialerd_build_info{{version=\"{}\",node=\"n-1\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
         assert!(text.contains(&line), "{text}");
-        assert!(text.contains("process_resident_memory_bytes "), "{text}");
-        assert!(text.contains("process_open_fds "), "{text}");
+        assert!(
+            text.contains("process_resident_memory_bytes{node=\"n-1\"} "),
+            "{text}"
+        );
+        assert!(text.contains("process_open_fds{node=\"n-1\"} "), "{text}");
+        let samples = text.lines().filter(|l| !l.starts_with('#'));
+        for l in samples {
+            assert!(l.contains("node=\"n-1\""), "{l}");
+        }
     }
 }

@@ -38,10 +38,8 @@ fn agent(api: &Api, name: &str, sip_username: &str, sip_password: &str) -> i64 {
 /// `dialerd_sip_registrations_active` now.
 fn registrations(d: &Daemon) -> i64 {
     let (_, text) = d.get("/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix("dialerd_sip_registrations_active "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("no dialerd_sip_registrations_active in /metrics")
+    common::metric(&text, "dialerd_sip_registrations_active")
+        .expect("no dialerd_sip_registrations_active in /metrics") as i64
 }
 
 /// Polls `f` until it holds or `limit` passes.

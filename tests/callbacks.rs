@@ -614,3 +614,38 @@ both_stores! {
         caller.bye();
     }
 }
+
+both_stores! {
+    fn a_callback_for_a_task_another_node_dials_is_refused_with_503_for_the_proxy_to_try_the_next() {
+        let far = Phone::new();
+        let d = daemon(&far);
+        let admin = Api::new(&d, ADMIN);
+        let line = verified_line(&d, &admin, &far, json!({}));
+        let (c, task) = campaign_on(&admin, line, json!({}));
+        let k = contact(&admin, c, task, CUSTOMER, json!({}));
+        // Another node sharing the store dials the task (its lease, as that node writes it);
+        // no agent is logged in here, so this node runs no driver for it.
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let store = rt.block_on(d.open_store());
+        let now = dialerd::store::now_ms();
+        rt.block_on(store.claim_task(task, "elsewhere", now, 600_000))
+            .unwrap();
+        let caller = call_back(&d, "cb-elsewhere", CUSTOMER);
+        let answer = caller.final_response();
+        assert_eq!(status_of(&answer), 503, "{answer}");
+        let (_, text) = d.get("/metrics");
+        let series = format!("dialerd_inbound_calls_total{{line=\"{line}\",result=\"elsewhere\"}}");
+        assert_eq!(metric(&text, &series), Some(1.0), "{series}");
+        // Nothing is recorded here: the holder takes the call.
+        let got = contact_of(&admin, c, k);
+        assert_ne!(got["detail"], "$missed_callback", "{got}");
+        // Held by no node, a callback with no agent here is a missed callback, as on one node.
+        rt.block_on(store.release_task(task, "elsewhere")).unwrap();
+        let caller = call_back(&d, "cb-here", CUSTOMER);
+        let ok = caller.final_response();
+        assert_eq!(status_of(&ok), 200, "{ok}");
+        wait_for("the missed callback recorded", Duration::from_secs(10), || {
+            contact_of(&admin, c, k)["detail"] == "$missed_callback"
+        });
+    }
+}

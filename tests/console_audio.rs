@@ -63,10 +63,7 @@ fn levels(b: &Browser) -> Value {
 /// A gauge of the daemon's `/metrics`.
 fn gauge(d: &Daemon, name: &str) -> f64 {
     let (_, text) = d.get("/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    common::metric(&text, name).unwrap_or_else(|| panic!("{name} not in /metrics"))
 }
 
 /// An agent who signs in with a password, as the page does.

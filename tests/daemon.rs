@@ -9,30 +9,29 @@ const BASE: &str = "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\
 
 #[test]
 fn metrics_health_and_readiness_answer() {
-    let d = Daemon::start(BASE);
+    let d = Daemon::start_with(BASE, &[("DIALERD__NODE__NAME", "dialer-a")]);
     assert_eq!(d.get("/healthz"), (200, "ok\n".to_string()));
     assert_eq!(d.get("/readyz"), (200, "ready\n".to_string()));
     let (status, body) = d.get("/metrics");
     assert_eq!(status, 200);
     let build = format!(
-        "dialerd_build_info{{version=\"{}\"}} 1",
+        "dialerd_build_info{{version=\"{}\",node=\"dialer-a\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
     assert!(body.contains(&build), "{body}");
     for series in [
-        "process_cpu_seconds_total ",
-        "process_resident_memory_bytes ",
-        "process_open_fds ",
-        "process_start_time_seconds ",
+        "process_cpu_seconds_total{node=\"dialer-a\"} ",
+        "process_resident_memory_bytes{node=\"dialer-a\"} ",
+        "process_open_fds{node=\"dialer-a\"} ",
+        "process_start_time_seconds{node=\"dialer-a\"} ",
     ] {
         assert!(body.contains(series), "missing {series}: {body}");
     }
-    let rss: f64 = body
-        .lines()
-        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    // Every series names the node, so that those of several nodes stay apart.
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.contains("node=\"dialer-a\""), "{line}");
+    }
+    let rss = common::metric(&body, "process_resident_memory_bytes").unwrap();
     assert!(rss > 1_000_000.0, "implausible RSS {rss}");
     assert_eq!(d.get("/nope").0, 404);
 }

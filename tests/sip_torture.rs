@@ -232,12 +232,7 @@ fn every_torture_message_gets_the_expected_answer_and_the_daemon_survives() {
     .expect("daemon stopped answering after the torture corpus");
     assert_eq!(status_of(&answer), 200);
     let (_, metrics) = d.get("/metrics");
-    let parse_errors: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("dialerd_sip_parse_errors_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let parse_errors = common::metric(&metrics, "dialerd_sip_parse_errors_total").unwrap() as u64;
     assert!(
         parse_errors >= 20,
         "bad messages should be counted: {parse_errors}"

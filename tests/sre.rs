@@ -117,7 +117,11 @@ fn the_grafana_dashboard_uses_only_served_metrics() {
 fn a_daemon_reports_readiness_and_its_state_disk() {
     let d = Daemon::start("");
     let (_, metrics) = d.get("/metrics");
-    assert!(metrics.contains("dialerd_ready 1"), "{metrics}");
+    assert_eq!(
+        common::metric(&metrics, "dialerd_ready"),
+        Some(1.0),
+        "{metrics}"
+    );
     let available = common::metric(&metrics, "dialerd_state_dir_available_bytes").unwrap();
     let capacity = common::metric(&metrics, "dialerd_state_dir_capacity_bytes").unwrap();
     assert!(

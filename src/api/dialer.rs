@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 /// Longest history asked for, in hours (the occupancy is kept for a day).
 const MAX_HOURS: u32 = 24;
 
-/// `GET …/dialer`: `{"campaign_id", "dialing", "tasks": [figures of running drivers]}`.
+/// `GET …/dialer`: `{"campaign_id", "dialing", "tasks": [figures of the drivers running on
+/// this node], "held_by": [{"task_id", "node"}]}` (`held_by`: which node dials each of the
+/// campaign's call tasks, when several nodes share the store; the figures are on that node).
 pub async fn get(
     State(s): State<AppState>,
     caller: Caller,
@@ -28,10 +30,19 @@ pub async fn get(
     let campaign = s.store.campaign(id).await?;
     let tasks: Vec<i64> = s.store.tasks(id).await?.iter().map(|t| t.id).collect();
     let figures = s.live.figures(&tasks);
+    let held_by: Vec<Value> = s
+        .store
+        .task_leases(crate::store::now_ms())
+        .await?
+        .into_iter()
+        .filter(|l| tasks.contains(&l.task_id))
+        .map(|l| json!({"task_id": l.task_id, "node": l.node}))
+        .collect();
     Ok(Json(json!({
         "campaign_id": id,
         "dialing": crate::dialer::live::supervisor::dials_now(&campaign.spec, crate::store::now_ms()),
         "tasks": figures,
+        "held_by": held_by,
     })))
 }
 

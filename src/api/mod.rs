@@ -18,6 +18,7 @@ pub mod import_settings;
 pub mod lines;
 pub mod login_limit;
 pub mod metrics;
+pub mod nodes;
 pub mod openapi;
 pub mod permissions;
 pub mod problem;

@@ -6,8 +6,8 @@
 use super::body::{json, sized, JSON_LIMIT, LOGIN_LIMIT};
 use super::{
     agent, agents, auth, calls, campaign_calls, campaigns, contacts, dialer, dnc, forms,
-    import_settings, lines, metrics, openapi, permissions, prompts, questionnaires, trunks, users,
-    AppState,
+    import_settings, lines, metrics, nodes, openapi, permissions, prompts, questionnaires, trunks,
+    users, AppState,
 };
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Router};
@@ -18,6 +18,7 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
     let j = |handlers| json(JSON_LIMIT, handlers);
     vec![
         ("/api/v1/trunks".into(), get(trunks::list)),
+        ("/api/v1/nodes".into(), get(nodes::list)),
         (
             "/api/v1/trunks/{name}/test-call".into(),
             j(post(trunks::test_call)),

@@ -482,3 +482,29 @@ fn webrtc_addresses_parse_refuse_wildcards_and_need_a_restart() {
         assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
     }
 }
+
+#[test]
+fn node_name_defaults_to_the_host_name_is_checked_and_needs_a_restart() {
+    let cfg = Config::default();
+    assert_eq!(cfg.node.name, "");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = host.trim();
+    if valid_node_name(host) {
+        assert_eq!(cfg.node.resolved(), host);
+    } else {
+        assert_eq!(cfg.node.resolved(), "dialerd");
+    }
+    let named = parse("[node]\nname = \"dialer-2.example\"\n").unwrap();
+    assert_eq!(named.node.resolved(), "dialer-2.example");
+    assert_eq!(Config::default().restart_needed(&named), vec!["node"]);
+    let env = parse_env("", &[("DIALERD__NODE__NAME", "n3")]).unwrap();
+    assert_eq!(env.node.resolved(), "n3");
+    for bad in ["a b", "ünode", &"x".repeat(65), "a\"b"] {
+        let err = parse(&format!("[node]\nname = {bad:?}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node.name"), "{bad}: {err}");
+    }
+    let err = parse("[node]\nnmae = \"x\"\n").unwrap_err().to_string();
+    assert!(err.contains("node.nmae"), "{err}");
+}

@@ -44,6 +44,51 @@ pub struct Config {
     pub calling_rules: Vec<CallingRuleConfig>,
     /// Where the store is: SQLite (the default) or PostgreSQL.
     pub store: StoreConfig,
+    /// This node's name among the nodes sharing one store.
+    pub node: NodeConfig,
+}
+
+/// `[node]`: this daemon among several sharing one PostgreSQL store.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's name (1–64 letters, digits, `.`, `_`, `-`), unique among the nodes of one
+    /// store; empty: the host name.
+    pub name: String,
+}
+
+impl NodeConfig {
+    /// The name in use: `name`, else the host name (`dialerd` when it cannot be read or is not
+    /// a valid node name).
+    pub fn resolved(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        host_name()
+            .filter(|h| valid_node_name(h))
+            .unwrap_or_else(|| "dialerd".into())
+    }
+}
+
+/// Whether `name` may name a node: 1–64 ASCII letters, digits, `.`, `_` or `-` (it becomes a
+/// metrics label value and a column value, and Kamailio's configuration matches on it).
+pub fn valid_node_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// The system's host name, as `gethostname(2)` gives it.
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; the call writes at most that much.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec()).ok()
 }
 
 /// `[store]`: the database.
@@ -297,6 +342,7 @@ impl Default for Config {
             inbox: InboxConfig::default(),
             calling_rules: Vec::new(),
             store: StoreConfig::default(),
+            node: NodeConfig::default(),
         }
     }
 }
@@ -859,6 +905,12 @@ impl Config {
                 return Err(("store.url".into(), e));
             }
         }
+        if !self.node.name.is_empty() && !valid_node_name(&self.node.name) {
+            return bad(
+                "node.name",
+                "wanted 1 to 64 letters, digits, \".\", \"_\" or \"-\"",
+            );
+        }
         if self.sip.listen.is_empty() {
             return bad(
                 "sip.listen",
@@ -1291,6 +1343,9 @@ impl Config {
         }
         if self.store != new.store {
             changed.push("store");
+        }
+        if self.node != new.node {
+            changed.push("node");
         }
         changed
     }

@@ -1,7 +1,10 @@
 //! Contact leases: a contact the live dialer is calling is held by one call at a time, across
 //! call tasks and restarts. A lease is taken when the dialer picks the contact and released
-//! when its attempt is recorded (or the contact is given back unused); leases a stopped daemon
-//! left behind become `$interrupted` attempts at the next start.
+//! when its attempt is recorded (or the contact is given back unused). The owner of a lease is
+//! the node whose call holds it; leases a stopped node left behind become `$interrupted`
+//! attempts at its next start, or when another node takes their call task over
+//! ([`super::task_leases`]). The contact's primary key makes taking a lease an insert that
+//! fails for every caller but one, on any node.
 
 use super::contacts::{Attempt, Contact};
 use super::{Result, Store};
@@ -105,16 +108,67 @@ impl Store {
         .await?)
     }
 
-    /// Turns every lease left by a previous run into an `$interrupted` attempt (the contact
-    /// stays open, callable again at once) and releases it; returns how many there were.
-    pub async fn recover_leases(&self, now_ms: i64) -> Result<usize> {
-        let leases = self.leases().await?;
-        for (contact, campaign, _) in &leases {
-            let number = match self.contact(*campaign, *contact).await {
+    /// At `node`'s start: turns the leases an earlier run of `node` left, and those of tasks
+    /// no node holds (their holder gone, or leases written before task leases existed), into
+    /// `$interrupted` attempts (the contact stays open, callable again at once) and releases
+    /// them; returns how many there were. Leases of tasks another node holds are that node's.
+    pub async fn recover_leases(&self, now_ms: i64, node: &str) -> Result<usize> {
+        let left: Vec<Held> = sqlx::query_as(
+            "SELECT contact_id, campaign_id, owner FROM contact_leases cl \
+             WHERE owner = $1 OR owner = $2 \
+             OR NOT EXISTS (SELECT 1 FROM task_leases tl WHERE tl.task_id = cl.task_id \
+             AND tl.expires_ms > $3) ORDER BY contact_id",
+        )
+        .bind(node)
+        .bind(recovering(node))
+        .bind(now_ms)
+        .fetch_all(&self.writer)
+        .await?;
+        self.interrupt(left, now_ms, node).await
+    }
+
+    /// When `node` has taken `task_id` over: the contact leases other nodes left on it become
+    /// `$interrupted` attempts, as in [`Store::recover_leases`]; returns how many.
+    pub async fn recover_task_leases(
+        &self,
+        task_id: i64,
+        now_ms: i64,
+        node: &str,
+    ) -> Result<usize> {
+        let left: Vec<Held> = sqlx::query_as(
+            "SELECT contact_id, campaign_id, owner FROM contact_leases \
+             WHERE task_id = $1 AND owner <> $2 ORDER BY contact_id",
+        )
+        .bind(task_id)
+        .bind(node)
+        .fetch_all(&self.writer)
+        .await?;
+        self.interrupt(left, now_ms, node).await
+    }
+
+    /// Records each of `left` as `$interrupted` and releases it. A lease is first marked as
+    /// `node`'s to recover, only if its owner is still the one read: of two nodes recovering
+    /// one lease (a node restarting while another takes its task over) one records it, and a
+    /// node stopped half-way finishes at its next start.
+    async fn interrupt(&self, left: Vec<Held>, now_ms: i64, node: &str) -> Result<usize> {
+        let mut done = 0;
+        for (contact, campaign, owner) in left {
+            let claimed = sqlx::query(
+                "UPDATE contact_leases SET owner = $1 WHERE contact_id = $2 AND owner = $3",
+            )
+            .bind(recovering(node))
+            .bind(contact)
+            .bind(&owner)
+            .execute(&self.writer)
+            .await?;
+            if claimed.rows_affected() != 1 {
+                continue;
+            }
+            let number = match self.contact(campaign, contact).await {
                 Ok(c) => c.spec.phones.first().cloned().unwrap_or_default(),
                 // Deleted meanwhile: nothing to record.
                 Err(_) => {
-                    self.release_lease(*contact).await?;
+                    self.release_lease(contact).await?;
                     continue;
                 }
             };
@@ -127,12 +181,22 @@ impl Store {
                 follow_up_ms: Some(now_ms),
                 at_ms: now_ms,
             };
-            self.record_attempt(*campaign, *contact, &attempt, "dialer")
+            self.record_attempt(campaign, contact, &attempt, "dialer")
                 .await?;
-            self.release_lease(*contact).await?;
+            self.release_lease(contact).await?;
+            done += 1;
         }
-        Ok(leases.len())
+        Ok(done)
     }
+}
+
+/// A contact lease as recovery reads it: (contact, campaign, owner).
+type Held = (i64, i64, String);
+
+/// The owner a lease has while `node` records it as interrupted; never a node's name, since
+/// node names have no `#`.
+fn recovering(node: &str) -> String {
+    format!("{node}#recovering")
 }
 
 #[cfg(test)]
@@ -230,7 +294,7 @@ mod tests {
             assert_eq!(again, [ids[0]]);
 
             // A restart turns every lease into an `$interrupted` attempt and frees the contact.
-            assert_eq!(store.recover_leases(now).await.unwrap(), 5);
+            assert_eq!(store.recover_leases(now, "one").await.unwrap(), 5);
             assert!(store.leases().await.unwrap().is_empty());
             let c = store.contact(campaign, ids[1]).await.unwrap();
             assert_eq!(c.spec.attempts, 1);
@@ -238,6 +302,56 @@ mod tests {
             assert_eq!(c.spec.status, "open");
             let back = store.lease_callable(campaign, task, 10, now, "four");
             assert_eq!(back.await.unwrap().len(), 5);
+        }
+    }
+
+    crate::store::both_backends! {
+        async fn recovery_touches_the_nodes_own_leases_and_those_of_tasks_taken_over_once() {
+            let (_dir, store) = test_support::store().await;
+            let (campaign, task) = test_support::campaign_with_call_task(
+                &store,
+                serde_json::json!({
+                    "name": "c", "default_region": "DE",
+                    "calling_hours": {"from": "00:00", "to": "24:00"}
+                }),
+            )
+            .await;
+            for i in 0..6 {
+                let spec: ContactSpec = serde_json::from_value(serde_json::json!({
+                    "phones": [format!("+4930123450{i}")], "time_zone": "Europe/Berlin"
+                }))
+                .unwrap();
+                store.create_contact(campaign, &spec, "t").await.unwrap();
+            }
+            let now = now_ms();
+            // Node b dials the task; node a, restarting, had leased contacts on it before b
+            // took it over.
+            store.claim_task(task, "b", now, 15_000).await.unwrap();
+            let of_a = store.lease_callable(campaign, task, 2, now, "a").await.unwrap();
+            let of_b = store.lease_callable(campaign, task, 3, now, "b").await.unwrap();
+            assert_eq!((of_a.len(), of_b.len()), (2, 3));
+            assert_eq!(store.recover_leases(now, "a").await.unwrap(), 2);
+            let held: Vec<i64> = store.leases().await.unwrap().iter().map(|l| l.0).collect();
+            let mut want: Vec<i64> = of_b.iter().map(|c| c.id).collect();
+            want.sort_unstable();
+            assert_eq!(held, want, "b's calls in flight keep their leases");
+            // b dies; c takes the task over and recovers b's leases — and so does b,
+            // restarting at the same moment, on its own connections: each once.
+            let restarted_b = test_support::reopen(&store).await;
+            let later = now + 20_000;
+            let taken = store.claim_task(task, "c", later, 15_000).await.unwrap();
+            assert_eq!(taken, crate::store::task_leases::Claim::Held { from: Some("b".into()) });
+            let (by_c, by_b) = tokio::join!(
+                store.recover_task_leases(task, later, "c"),
+                restarted_b.recover_leases(later, "b"),
+            );
+            assert_eq!(by_c.unwrap() + by_b.unwrap(), 3);
+            assert!(store.leases().await.unwrap().is_empty());
+            for c in of_a.iter().chain(&of_b) {
+                let c = store.contact(campaign, c.id).await.unwrap();
+                assert_eq!(c.spec.attempts, 1, "contact {} recorded once", c.id);
+                assert_eq!(c.last_result.as_deref(), Some(crate::store::leases::INTERRUPTED));
+            }
         }
     }
 }

@@ -48,6 +48,7 @@ pub mod permissions;
 pub mod phone;
 pub mod prompts;
 pub mod questionnaires;
+pub mod task_leases;
 pub mod tasks;
 pub mod template;
 pub mod users;
@@ -140,6 +141,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "callable_fresh",
         include_str!("../../migrations/0014_callable_fresh.sql"),
         include_str!("../../migrations/postgres/0014_callable_fresh.sql"),
+    ),
+    (
+        15,
+        "task_leases",
+        include_str!("../../migrations/0015_task_leases.sql"),
+        include_str!("../../migrations/postgres/0015_task_leases.sql"),
     ),
 ];
 

@@ -423,11 +423,32 @@ pub fn status_of(resp: &str) -> u16 {
         .unwrap_or_else(|| panic!("not a SIP response: {resp:?}"))
 }
 
-/// The value of one metric series line (`name{labels}` exactly as exposed).
+/// The value of one metric series line (`name{labels}` exactly as exposed, but for the `node`
+/// label every series carries: tests/daemon.rs checks it).
 pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
+    text.lines().map(without_node).find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|r| r.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// A series line of `/metrics` without its `node="…"` label (and without `{}` when that was its
+/// only one).
+pub fn without_node(line: &str) -> String {
+    let Some(start) = line.find("node=\"") else {
+        return line.to_string();
+    };
+    let Some(len) = line[start + 6..].find('"') else {
+        return line.to_string();
+    };
+    let (mut from, mut to) = (start, start + 6 + len + 1);
+    if line[to..].starts_with(',') {
+        to += 1;
+    } else if line[..from].ends_with(',') {
+        from -= 1;
+    }
+    format!("{}{}", &line[..from], &line[to..]).replacen("{}", "", 1)
 }
 
 /// A minimal HTTP/1.1 POST of a JSON body: (status, body).

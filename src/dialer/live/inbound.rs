@@ -209,7 +209,9 @@ impl Callbacks {
     }
 
     /// Hands the caller to the driver of the contact's task; with none running (no agent
-    /// logged in, or the campaign not dialling), tells the caller they will be called back.
+    /// logged in, or the campaign not dialling), tells the caller they will be called back —
+    /// unless another node dials the task: then the call is refused with 503, for the proxy in
+    /// front of the nodes to try the next one (conf/kamailio/dialerd-cluster.cfg).
     async fn offer(
         &self,
         call: Incoming,
@@ -236,6 +238,19 @@ impl Callbacks {
             number,
             ..
         } = *offer;
+        if let Some(holder) = self.store.task_holder(task, now_ms()).await? {
+            if holder != self.live.node() {
+                tracing::info!(
+                    task,
+                    contact = contact.id,
+                    holder = %holder,
+                    "callback for a task another node dials; refused for the proxy to try the next node"
+                );
+                self.sip.reject(call.leg.id, 503).await;
+                self.count(&line, "elsewhere");
+                return Ok(());
+            }
+        }
         tracing::info!(
             task,
             contact = contact.id,

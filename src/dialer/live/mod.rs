@@ -13,6 +13,7 @@ pub mod driver;
 pub mod inbound;
 pub mod inbound_call;
 pub mod metrics;
+pub mod ownership;
 pub mod supervisor;
 pub mod trunks;
 

@@ -1,12 +1,15 @@
 //! Starts and drains the call tasks' drivers: a driver runs for each call task whose campaign
 //! dials now (`enabled`, or `automatic` inside one of its windows) while agents are logged in
-//! for it; checked every second and at every agent input. At start-up the leases a previous
-//! run left are turned into `$interrupted` attempts first.
+//! for it on this node and this node holds the task's lease ([`super::ownership`]); checked
+//! every second and at every agent input, settings read again from the store each time. At
+//! start-up the contact leases an earlier run of this node left are turned into
+//! `$interrupted` attempts first, and so are those a node left on a task taken over from it.
 
 use super::call::CallCtx;
 use super::driver::{Ctx, Driver, Msg};
 use super::inbound::InboundOffer;
 use super::metrics::LiveMetrics;
+use super::ownership::{Hold, Ownership};
 use super::trunks::TrunkRoom;
 use super::{AgentResult, Figures, LiveError};
 use crate::agents::session::TaskId;
@@ -46,6 +49,8 @@ struct Running {
 struct Shared {
     drivers: Mutex<HashMap<TaskId, mpsc::UnboundedSender<Msg>>>,
     figures: Arc<Mutex<HashMap<TaskId, Figures>>>,
+    /// This node's name.
+    node: String,
 }
 
 /// The API's handle on the running drivers; cheap to clone.
@@ -106,6 +111,11 @@ impl Live {
         })
     }
 
+    /// This node's name (`node.name`).
+    pub fn node(&self) -> &str {
+        &self.shared.node
+    }
+
     /// Whether a driver runs for `task`.
     pub fn runs(&self, task: TaskId) -> bool {
         self.driver(task).is_some()
@@ -138,11 +148,13 @@ pub struct Supervisor {
     ctx: Ctx,
     live: Live,
     running: HashMap<TaskId, Running>,
+    ownership: Ownership,
 }
 
 impl Supervisor {
-    /// A supervisor, with the handle the API uses.
+    /// A supervisor for the node `node`, with the handle the API uses.
     pub fn new(
+        node: String,
         store: Store,
         sip: SipHandle,
         media: MediaEngine,
@@ -150,14 +162,16 @@ impl Supervisor {
         log: CallLog,
         metrics: LiveMetrics,
     ) -> (Self, Live) {
-        let live = Live::default();
-        let mut nonce = [0u8; 6];
-        getrandom::fill(&mut nonce).expect("the OS random source works");
-        let owner = format!(
-            "dialerd-{}-{}",
-            std::process::id(),
-            nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let live = Live {
+            shared: Arc::new(Shared {
+                node: node.clone(),
+                ..Shared::default()
+            }),
+        };
+        // Contact leases name the node: its next start, or the node taking a task over from
+        // it, recovers them.
+        let owner = node.clone();
+        let ctx_store = store.clone();
         let ctx = Ctx {
             store: store.clone(),
             calls: CallCtx {
@@ -178,6 +192,7 @@ impl Supervisor {
                 ctx,
                 live: live.clone(),
                 running: HashMap::new(),
+                ownership: Ownership::new(ctx_store, node),
             },
             live,
         )
@@ -197,7 +212,11 @@ impl Supervisor {
         mut inputs: mpsc::UnboundedReceiver<(TaskId, Input)>,
         stop: CancellationToken,
     ) {
-        match self.store.recover_leases(now_ms()).await {
+        match self
+            .store
+            .recover_leases(now_ms(), self.ownership.node())
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 contacts = n,
@@ -222,6 +241,11 @@ impl Supervisor {
             }
             if let Err(e) = self.check().await {
                 tracing::warn!(error = %e, "campaign supervisor check failed");
+                // The store may be gone: the running drivers' leases still lapse in time.
+                let running: Vec<TaskId> = self.running.keys().copied().collect();
+                for task in running {
+                    self.keep_or_stop(task, now_ms()).await;
+                }
             }
         }
         for r in self.running.values() {
@@ -229,6 +253,10 @@ impl Supervisor {
         }
         for (_, r) in self.running.drain() {
             let _ = r.done.await;
+        }
+        // Stopped cleanly: another node may take the tasks at once.
+        for task in self.ownership.held() {
+            self.ownership.release(task).await;
         }
     }
 
@@ -269,6 +297,23 @@ impl Supervisor {
                 }
             }
         }
+        // Leases: held for the tasks wanted and those whose driver still runs (a draining
+        // driver's calls keep theirs), given up when neither.
+        let mut tasks: Vec<TaskId> = wanted.keys().chain(self.running.keys()).copied().collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        self.ownership.forget_others(&tasks);
+        let mut ours: Vec<TaskId> = Vec::new();
+        for task in tasks {
+            if self.keep_or_stop(task, now).await {
+                ours.push(task);
+            }
+        }
+        for task in self.ownership.held() {
+            if !wanted.contains_key(&task) && !self.running.contains_key(&task) {
+                self.ownership.release(task).await;
+            }
+        }
         for (task, r) in &mut self.running {
             match wanted.get(task) {
                 None => {
@@ -285,7 +330,7 @@ impl Supervisor {
             }
         }
         for (task, (campaign, settings)) in wanted {
-            if self.running.contains_key(&task) {
+            if self.running.contains_key(&task) || !ours.contains(&task) {
                 continue;
             }
             let (driver, calls) = Driver::start(self.ctx.clone(), campaign, task, &views).await?;
@@ -309,6 +354,50 @@ impl Supervisor {
             );
         }
         Ok(())
+    }
+
+    /// Holds `task`'s lease (taking or renewing it); true when this node holds it. A driver
+    /// of a task this node no longer holds is stopped.
+    async fn keep_or_stop(&mut self, task: TaskId, now: i64) -> bool {
+        match self.ownership.hold(task, now).await {
+            Hold::Held { fresh, from } => {
+                if fresh {
+                    self.recover_taken_over(task, from.as_deref(), now).await;
+                }
+                true
+            }
+            Hold::Elsewhere(_) | Hold::Lapsed => {
+                // Another node dials the task, or may soon: this node's calls must end now,
+                // not after a drain, or a contact could be on two nodes' calls.
+                if let Some(r) = self.running.get(&task) {
+                    tracing::warn!(
+                        task,
+                        "call task no longer this node's; its calls are hung up"
+                    );
+                    let _ = r.tx.send(Msg::Stop);
+                }
+                false
+            }
+        }
+    }
+
+    /// A task newly held: the contact leases other nodes left on it (their calls ended with
+    /// them) become `$interrupted` attempts before this node dials it.
+    async fn recover_taken_over(&self, task: TaskId, from: Option<&str>, now: i64) {
+        match self
+            .store
+            .recover_task_leases(task, now, self.ownership.node())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                task,
+                from = from.unwrap_or_default(),
+                contacts = n,
+                "leases of a node gone recorded as $interrupted"
+            ),
+            Err(e) => tracing::warn!(task, error = %e, "leases of a node gone not recovered"),
+        }
     }
 }
 

@@ -1,0 +1,661 @@
+//! Several nodes on one store: three dialerd daemons on loopback ports share one throwaway
+//! PostgreSQL database (tests/common/pg.rs) and one SIPp carrier; two SIPp agent phones are
+//! logged in on each node. A predictive campaign runs; one node holds its call task. A change
+//! written through another node's API reaches the holder within a second or two; the holder
+//! is SIGKILLed mid-campaign; another node takes the task over within 30 s, starting from the
+//! stored abandon ledger, and the campaign runs to its end. Afterwards no number was dialled
+//! twice at once, every call the carrier saw is an attempt in the store, and the calls the
+//! killed node had in flight are recorded `$interrupted` and were dialled again.
+//!
+//! Kamailio is not in front here: each node's agents register with that node directly.
+
+mod common;
+
+use common::api::{user, Api, ADMIN};
+use common::dialer::*;
+use common::pg::{self, Backend};
+use common::{metric, Daemon};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// A node of the test: its daemon, name and RTP port range.
+struct Node {
+    d: Daemon,
+    name: String,
+    rtp: (u16, u16),
+}
+
+fn start_node(url: &str, name: &str, carrier_port: u16) -> Node {
+    let config = config_with_agents(carrier_port, 6);
+    let port = |key: &str| -> u16 {
+        let line = config.lines().find(|l| l.starts_with(key)).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let rtp = (port("rtp_port_min"), port("rtp_port_max"));
+    let dir = tempfile::tempdir().unwrap();
+    // The kit's daemon on PostgreSQL uses the database named in its directory: the same one.
+    std::fs::write(dir.path().join("store.url"), url).unwrap();
+    let d = Daemon::start_in(
+        dir,
+        &config,
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__NODE__NAME", name),
+        ],
+    );
+    Node {
+        d,
+        name: name.into(),
+        rtp,
+    }
+}
+
+/// One call the carrier saw: whether the killed node placed it, and its events in order.
+type Placed = (bool, Vec<(String, f64)>);
+
+/// The node holding `task`'s lease, as `node`'s API says; `None` when none does.
+fn owner(node: &Node, task: i64) -> Option<String> {
+    let v = Api::new(&node.d, ADMIN).ok("GET", "/api/v1/nodes", None);
+    assert_eq!(v["node"], node.name.as_str(), "{v}");
+    v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task_id"] == task)
+        .map(|t| t["node"].as_str().unwrap().to_string())
+}
+
+/// The attempts of a contact as its history records them: their results.
+fn attempts(admin: &Api, c: i64, id: i64) -> Vec<String> {
+    let k = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None);
+    k["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["change"]["op"] == "attempt")
+        .map(|h| h["change"]["result"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Seeds the task's stored dialer state with an abandon ledger of 20 abandons in 1000 live
+/// answers over the last hours, as a node that dialled it earlier would have left it.
+fn seed_ledger(url: &str, task: i64) {
+    use dialerd::dialer::campaign::{Campaign, CampaignConfig};
+    use dialerd::dialer::Time;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dialerd::store::Location::Postgres(url.to_string());
+        let store = dialerd::store::Store::open_at(&location, dir.path())
+            .await
+            .unwrap();
+        let mut state = Campaign::new(CampaignConfig::default(), None)
+            .unwrap()
+            .persisted();
+        let now = dialerd::store::now_ms() as u64;
+        for i in 0..1000u64 {
+            state.ledger.record(Time(now - i * 50_000), i % 50 == 0);
+        }
+        store.save_dialer_state(task, &state).await.unwrap();
+        store.close().await;
+    });
+}
+
+#[test]
+fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled_twice() {
+    pg::set(Backend::Postgres);
+    let url = pg::database();
+    let contacts = 40;
+    let carrier_port = free_udp_port();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("carrier.log");
+    let customers = Customers::start(&log);
+    // More calls than contacts: the killed node's calls are placed again.
+    let _far = logged_carrier(
+        "dialer/carrier_random.xml",
+        carrier_port,
+        contacts * 3,
+        customers.port,
+        &log,
+    );
+    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| start_node(&url, n, carrier_port))
+        .collect();
+    let admin = Api::new(&nodes[0].d, ADMIN);
+    let settings = json!({
+        "queue": "sales", "dial_mode": "predictive", "abandon_target": 0.03,
+        "wrap_up_seconds": 1, "ring_timeout_seconds": 15, "max_attempts": 1
+    });
+    let (c, task) = dialing_campaign(&admin, "Cluster", settings, contacts, 0);
+    upload_safe_harbour(&admin, c, 2.0);
+    seed_ledger(&url, task);
+    // Two agents on each node, their phones registered with it.
+    let mut phones = Vec::new();
+    for (k, node) in nodes.iter().enumerate() {
+        let admin_k = Api::new(&node.d, ADMIN);
+        for i in [2 * k + 1, 2 * k + 2] {
+            let (id, _) = user(&admin, &format!("agent{i}"), "agent");
+            phones.push(phone(
+                &format!("agent{i}"),
+                &format!("sipp-agent-secret-{i}"),
+                node.d.sip,
+            ));
+            admin_k.ok(
+                "POST",
+                &format!("/api/v1/agents/{id}/session"),
+                Some(json!({"tasks": [task], "phone": "sip"})),
+            );
+            admin_k.ok("POST", &format!("/api/v1/agents/{id}/ready"), None);
+        }
+    }
+    // Enabled through the second node: the holder reads it from the store.
+    Api::new(&nodes[1].d, ADMIN).ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    let started = Instant::now();
+    let holder = loop {
+        if let Some(o) = owner(&nodes[2], task) {
+            break o;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no node took the task"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for n in &nodes {
+        assert_eq!(
+            owner(n, task).as_deref(),
+            Some(holder.as_str()),
+            "{}",
+            n.name
+        );
+    }
+    let h = nodes.iter().position(|n| n.name == holder).unwrap();
+    let other = (h + 1) % 3;
+    // The others say where the task is dialled while their agents wait.
+    let said = nodes[other].d.wait_log(
+        "call task dialled by another node; its agents here wait",
+        Duration::from_secs(5),
+    );
+    assert_eq!(said["fields"]["holder"], holder.as_str(), "{said}");
+    println!("{holder} holds task {task} after {:?}", started.elapsed());
+
+    // Only the holder dials: the others run no driver for the task.
+    let dialer =
+        |n: &Node| Api::new(&n.d, ADMIN).ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dialer(&nodes[h])["tasks"].as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the holder runs no driver");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (k, n) in nodes.iter().enumerate() {
+        let v = dialer(n);
+        assert_eq!(
+            v["held_by"],
+            json!([{"task_id": task, "node": holder}]),
+            "{v}"
+        );
+        if k != h {
+            assert_eq!(v["tasks"], json!([]), "{} dials too", n.name);
+        }
+    }
+
+    // A settings change written through another node reaches the holder.
+    let total_attempts = |admin: &Api| -> i64 {
+        admin
+            .all_contacts(c, "", 100)
+            .iter()
+            .map(|k| k["attempts"].as_i64().unwrap())
+            .sum()
+    };
+    let changed = Instant::now();
+    Api::new(&nodes[other].d, ADMIN).ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}/tasks/{task}"),
+        Some(json!({"settings": {
+            "queue": "sales", "dial_mode": "predictive", "abandon_target": 0.03,
+            "wrap_up_seconds": 2, "ring_timeout_seconds": 15, "max_attempts": 1
+        }})),
+    );
+    nodes[h].d.wait_log(
+        "call task settings changed; its driver restarts",
+        Duration::from_secs(3),
+    );
+    let picked_up = changed.elapsed();
+    println!("the holder saw the change written elsewhere after {picked_up:?}");
+    assert!(picked_up < Duration::from_millis(2500), "{picked_up:?}");
+
+    // Mid-campaign, with calls in flight, the holder is killed.
+    let in_flight = format!("dialerd_calls_in_flight{{task=\"{task}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, text) = nodes[h].d.get("/metrics");
+        let flying = metric(&text, &in_flight).unwrap_or(0.0);
+        if flying >= 1.0 && total_attempts(&admin) >= 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the campaign does not get going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nodes[h].d.signal(libc::SIGKILL);
+    let killed_at = Instant::now();
+    let killed_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    nodes[h]
+        .d
+        .wait_exit(Duration::from_secs(5))
+        .expect("killed");
+    let dead = nodes.remove(h);
+    let admin = Api::new(&nodes[0].d, ADMIN);
+
+    // Another node takes the task over within 30 s.
+    let taker = loop {
+        match owner(&nodes[0], task) {
+            Some(o) if o != dead.name => break o,
+            _ => {}
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "task {task} still not moved"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let moved = killed_at.elapsed();
+    println!(
+        "task {task} moved from {} to {taker} after {moved:?}",
+        dead.name
+    );
+    let t = nodes.iter().position(|n| n.name == taker).unwrap();
+    // It starts from the stored abandon ledger (about 20 in 1000), not from nothing.
+    let figures = loop {
+        let v = dialer(&nodes[t]);
+        if let Some(f) = v["tasks"].as_array().unwrap().first() {
+            break f.clone();
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(35),
+            "{taker} runs no driver"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let ratio = figures["abandon_ratio_24h"].as_f64().unwrap();
+    assert!((0.015..0.045).contains(&ratio), "{figures}");
+    let recovered = nodes[t].d.wait_log(
+        "leases of a node gone recorded as $interrupted",
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        recovered["fields"]["from"],
+        dead.name.as_str(),
+        "{recovered}"
+    );
+    assert!(
+        recovered["fields"]["contacts"].as_u64().unwrap() >= 1,
+        "{recovered}"
+    );
+
+    // The campaign runs to its end on the survivors.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let all = admin.all_contacts(c, "", 100);
+        if all.iter().all(|k| k["status"] != "open") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "contacts still open: {:?}",
+            all.iter()
+                .filter(|k| k["status"] == "open")
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The last calls' ends reach the carrier's log.
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The carrier's view: per number, its calls in order, each with the node that placed it.
+    let dead_rtp = dead.rtp;
+    let mut calls: BTreeMap<String, Vec<Placed>> = BTreeMap::new();
+    for e in carrier_log(&log) {
+        let list = calls.entry(e.number.clone()).or_default();
+        if e.kind == "invite" {
+            let port = e.rtp.unwrap_or(0);
+            let by_dead = (dead_rtp.0..=dead_rtp.1).contains(&port);
+            list.push((by_dead, Vec::new()));
+        }
+        list.last_mut().unwrap().1.push((e.kind, e.at));
+    }
+    let mut cut = 0;
+    for (number, list) in &calls {
+        for w in list.windows(2) {
+            let (by_dead, events) = &w[0];
+            let next_start = w[1].1[0].1;
+            let ended = events.len() > 1 || events[0].0 != "invite";
+            if *by_dead
+                && events[0].1 < killed_unix
+                && !events
+                    .iter()
+                    .any(|(k, _)| k.ends_with("bye") || k == "busy" || k == "cancelled")
+            {
+                // A call of the killed node: dialled again only after the takeover.
+                cut += 1;
+                assert!(next_start > killed_unix, "{number}: {list:?}");
+            } else {
+                assert!(ended, "{number}: {list:?}");
+                let end = events.last().unwrap().1;
+                assert!(
+                    end <= next_start,
+                    "{number} dialled twice at once: {list:?}"
+                );
+            }
+        }
+    }
+    // Every call the carrier saw is an attempt in the store; the killed node's calls in flight
+    // are `$interrupted`.
+    let mut interrupted = 0;
+    let mut by_number: HashMap<String, Vec<String>> = HashMap::new();
+    for k in admin.all_contacts(c, "", 100) {
+        let number = k["phones"][0]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('+')
+            .to_string();
+        let results = attempts(&admin, c, k["id"].as_i64().unwrap());
+        interrupted += results.iter().filter(|r| *r == "$interrupted").count();
+        by_number.insert(number, results);
+    }
+    assert_eq!(by_number.len(), contacts);
+    for (number, results) in &by_number {
+        let placed = calls.get(number).map_or(0, Vec::len);
+        let cut_short = results.iter().filter(|r| *r == "$interrupted").count();
+        assert!(
+            placed <= results.len() && results.len() <= placed + cut_short,
+            "{number}: the carrier saw {placed} calls, the store has {results:?}"
+        );
+        if cut_short > 0 {
+            assert_ne!(
+                results.last().unwrap(),
+                "$interrupted",
+                "{number}: not dialled again"
+            );
+        }
+    }
+    assert!(
+        interrupted >= 1 && cut >= 1,
+        "interrupted {interrupted}, cut {cut}"
+    );
+    println!(
+        "{contacts} contacts, {} calls, {interrupted} interrupted; moved after {moved:?}",
+        calls.values().map(Vec::len).sum::<usize>()
+    );
+    drop(phones);
+}
+
+/// Kamailio on conf/kamailio/dialerd-cluster.cfg, its log (stderr) in a file.
+struct Kamailio {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Kamailio {
+    /// Kamailio on UDP `port` of 127.0.0.1 with the dispatcher list `list`.
+    fn start(dir: &std::path::Path, port: u16, list: &str) -> Kamailio {
+        use std::process::{Command, Stdio};
+        let log = dir.join("kamailio.log");
+        let list_file = dir.join("dialerd.list");
+        std::fs::write(&list_file, list).unwrap();
+        let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("conf/kamailio/dialerd-cluster.cfg");
+        let bin = ["kamailio", "/usr/sbin/kamailio"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("-v").output().is_ok())
+            .expect("kamailio is not installed: ./scripts/test installs Debian's kamailio");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .arg("-f")
+            .arg(&cfg)
+            .args(["-DD", "-E", "-Y"])
+            .arg(dir.join("kamailio.pid"))
+            .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+            .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
+            .args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let k = Kamailio { child, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !k.log_text().contains("Listening on") {
+            assert!(
+                Instant::now() < deadline,
+                "kamailio did not start:\n{}",
+                k.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        k
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A call from a carrier to the echo number through Kamailio: the node that answered it (the
+/// port of the 200's Contact), or the status of a failure.
+fn echo_call(kamailio: std::net::SocketAddr, call_id: &str) -> Result<u16, u16> {
+    let ua = common::ua::TestUa::new(kamailio, call_id);
+    ua.invite("1000");
+    let answer = ua.final_response_without_ack();
+    let status = common::status_of(&answer);
+    if status != 200 {
+        return Err(status);
+    }
+    let contact = common::ua::header(&answer, "Contact");
+    let port = contact
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('>').split(';').next())
+        .and_then(|p| p.trim_end_matches('>').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {contact}"));
+    Ok(port)
+}
+
+#[test]
+fn kamailio_sends_carriers_and_agents_to_the_nodes_that_are_up() {
+    pg::set(Backend::Postgres);
+    let url = pg::database();
+    let k_port = free_udp_port();
+    let kamailio = std::net::SocketAddr::from(([127, 0, 0, 1], k_port));
+    // Two nodes; Kamailio is their trunk, calls to 1000 from it are echoed.
+    let start = |name: &str, rtp: u16| {
+        let config = format!(
+            "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n\
+             [sip]\ndigest_algorithms = [\"MD5\"]\necho_number = \"1000\"\n\
+             [[agents]]\nusername = \"agent1\"\npassword = \"sipp-agent-secret-1\"\n\
+             [sessions]\nring_timeout = \"10s\"\n\
+             [media]\nrtp_port_min = {rtp}\nrtp_port_max = {}\n\
+             [[trunks]]\nname = \"kamailio\"\nhost = \"127.0.0.1\"\nport = {k_port}\n\
+             keepalive = \"0s\"\n",
+            rtp + 398
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("store.url"), &url).unwrap();
+        Daemon::start_in(
+            dir,
+            &config,
+            &[
+                ("DIALERD_ADMIN_TOKEN", ADMIN),
+                ("DIALERD__NODE__NAME", name),
+            ],
+        )
+    };
+    let mut n1 = start("n1", 33000);
+    let n2 = start("n2", 33400);
+    let (p1, p2) = (n1.sip.port(), n2.sip.port());
+    let logs = tempfile::tempdir().unwrap();
+    let proxy = Kamailio::start(
+        logs.path(),
+        k_port,
+        &format!(
+            "1 sip:127.0.0.1:{p1} 0 0\n1 sip:127.0.0.1:{p2} 0 0\n\
+             2 sip:127.0.0.1:{p1} 0 10\n2 sip:127.0.0.1:{p2} 0 5\n"
+        ),
+    );
+    let admin1 = Api::new(&n1, ADMIN);
+    let admin2 = Api::new(&n2, ADMIN);
+    let (_, task) = common::api::campaign(&admin1, "Behind Kamailio");
+    let (agent, _) = user(&admin1, "agent1", "agent");
+
+    // Carriers' calls go to both nodes in turn.
+    let answered: Vec<u16> = (0..4)
+        .map(|i| {
+            echo_call(kamailio, &format!("k-before-{i}"))
+                .unwrap_or_else(|s| panic!("call {i}: {s}\n{}", proxy.log_text()))
+        })
+        .collect();
+    assert!(
+        answered.contains(&p1) && answered.contains(&p2),
+        "{answered:?}"
+    );
+
+    // The agent's phone registers through Kamailio with the first node; that node calls it
+    // along the Path to log the agent in.
+    let _phone = phone("agent1", "sipp-agent-secret-1", kamailio);
+    let session = admin1.ok(
+        "POST",
+        &format!("/api/v1/agents/{agent}/session"),
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    assert_eq!(session["state"], "paused", "{session}");
+    assert!(
+        proxy.log_text().contains("cluster: INVITE sip:agent1@"),
+        "n1's call to the phone did not pass Kamailio:\n{}",
+        proxy.log_text()
+    );
+
+    // n1 dies. Calls from carriers reach n2 only, at once or after Kamailio fails over.
+    n1.signal(libc::SIGKILL);
+    n1.wait_exit(Duration::from_secs(5)).expect("killed");
+    let killed = Instant::now();
+    for i in 0..4 {
+        let at = echo_call(kamailio, &format!("k-after-{i}"))
+            .unwrap_or_else(|s| panic!("call {i} after the kill: {s}\n{}", proxy.log_text()));
+        assert_eq!(at, p2, "call {i} after the kill");
+    }
+    println!(
+        "4 calls answered by n2 within {:?} of the kill",
+        killed.elapsed()
+    );
+    // The agent's phone registers again, now with n2, where the agent logs in again.
+    let _again = phone("agent1", "sipp-agent-secret-1", kamailio);
+    let session = admin2.ok(
+        "POST",
+        &format!("/api/v1/agents/{agent}/session"),
+        Some(json!({"tasks": [task], "phone": "sip"})),
+    );
+    assert_eq!(session["state"], "paused", "{session}");
+}
+
+#[test]
+fn a_node_whose_task_was_taken_over_hangs_up_its_calls_and_dials_it_no_more() {
+    pg::set(Backend::Postgres);
+    let carrier_port = free_udp_port();
+    let far = carrier("dialer/carrier_waits_for_bye.xml", carrier_port, 1, true);
+    let mut d = Daemon::start_with(
+        &config(carrier_port),
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__NODE__NAME", "n1"),
+        ],
+    );
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Taken",
+        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 2}),
+        3,
+        0,
+    );
+    let (agent, _phone) = sip_agent(&admin, &d, 1, task);
+    agent.ok("POST", "/api/v1/agent/ready", None);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    // A customer is on the line with the agent.
+    let in_flight = format!("dialerd_calls_in_flight{{task=\"{task}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, text) = d.get("/metrics");
+        let talking = admin.ok("GET", "/api/v1/agents", None)["items"][0]["state"] == "talking";
+        if talking && metric(&text, &in_flight) == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no call put through");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Another node, whose clock runs 16 s ahead, takes the task over as if n1's lease had
+    // expired.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let taken = rt.block_on(async {
+        let store = d.open_store().await;
+        let now = dialerd::store::now_ms();
+        store
+            .claim_task(task, "n2", now + 16_000, 60_000)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        taken,
+        dialerd::store::task_leases::Claim::Held {
+            from: Some("n1".into())
+        }
+    );
+    // At its next renewal n1 finds the task gone and hangs up: the carrier gets its BYE.
+    let lost = Instant::now();
+    d.try_wait_log(
+        "call task no longer this node's; its calls are hung up",
+        Duration::from_secs(8),
+    )
+    .expect("n1 did not give the task up");
+    finished(
+        far,
+        "the customer's call ends with dialerd's BYE",
+        Duration::from_secs(10),
+    );
+    println!("n1 hung up {:?} after losing the task", lost.elapsed());
+    let v = Api::new(&d, ADMIN).ok("GET", "/api/v1/nodes", None);
+    assert_eq!(v["tasks"][0]["node"], "n2", "{v}");
+    // Its agent still ready and the campaign still dialling, n1 starts no driver for it.
+    // (The stopped driver is gone within a second or two; then it must stay gone.)
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..10 {
+        let live = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+        assert_eq!(live["tasks"], json!([]), "{live}");
+        assert_eq!(
+            live["held_by"],
+            json!([{"task_id": task, "node": "n2"}]),
+            "{live}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (_, text) = d.get("/metrics");
+    assert_eq!(metric(&text, &in_flight), Some(0.0), "{text}");
+}
