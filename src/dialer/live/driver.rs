@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 mod callers;
+mod leasing;
 mod particular;
 mod placing;
 mod records;
@@ -154,6 +155,8 @@ pub struct Driver {
     published: Option<Instant>,
     /// When the store was last asked for particular callbacks due.
     particular_checked: Option<Instant>,
+    /// Contacts being leased by store tasks.
+    leasing: leasing::Leasing,
 }
 
 fn now() -> Time {
@@ -241,6 +244,7 @@ impl Driver {
             writes: Vec::new(),
             published: None,
             particular_checked: None,
+            leasing: leasing::Leasing::new(),
         };
         for v in views.iter().filter(|v| v.tasks.contains(&task_id)) {
             let agent = AgentId(v.id as u32);
@@ -274,9 +278,16 @@ impl Driver {
         mut calls: mpsc::UnboundedReceiver<(CallId, CallEvent)>,
     ) {
         tracing::info!(task = self.task_id, campaign = %self.campaign_name, mode = %self.figures.mode, "campaign driver started");
+        let Some(mut leased) = self.leasing.rx.take() else {
+            return;
+        };
         loop {
             self.settle().await;
-            if self.draining && self.calls.is_empty() && self.leased.is_empty() {
+            if self.draining
+                && self.calls.is_empty()
+                && self.leased.is_empty()
+                && self.leasing.out == 0
+            {
                 break;
             }
             let wait = self
@@ -291,15 +302,19 @@ impl Driver {
                 msg = msgs.recv() => match msg {
                     Some(Msg::Stop) | None => {
                         self.stop().await;
+                        self.settle_leasing(&mut leased).await;
                         break;
                     }
                     Some(msg) => self.on_msg(msg).await,
                 },
                 Some((call, ev)) = calls.recv() => self.on_call(call, ev),
+                Some(l) = leased.recv() => self.on_leased(l).await,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        self.save().await;
+        // Earlier saves first, so none lands after the last.
+        self.flush().await;
+        self.save();
         self.flush().await;
         self.ctx.calls.agents.drop_claims(self.task_id);
         self.ctx
@@ -355,7 +370,7 @@ impl Driver {
     /// ever reading its call events (answers would wait, unbridged).
     async fn settle(&mut self) {
         self.arbitrate();
-        self.take_particular().await;
+        self.take_particular();
         let now = now();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             if let Err(e) = self.core.handle_timeout(now) {
@@ -373,25 +388,26 @@ impl Driver {
             self.arbitrate();
         }
         if self.dirty && self.saved.elapsed() >= PERSIST_EVERY {
-            self.save().await;
+            self.save();
         }
         self.publish();
     }
 
-    async fn save(&mut self) {
+    /// Saves the core's state if it changed, in a task of its own (awaited with the writes),
+    /// as the store may be slow to answer.
+    fn save(&mut self) {
         if !self.dirty {
             return;
         }
         self.dirty = false;
         self.saved = Instant::now();
-        if let Err(e) = self
-            .ctx
-            .store
-            .save_dialer_state(self.task_id, &self.core.persisted())
-            .await
-        {
-            tracing::warn!(task = self.task_id, error = %e, "dialer state not saved");
-        }
+        let (store, task, state) = (self.ctx.store.clone(), self.task_id, self.core.persisted());
+        self.writes.retain(|w| !w.is_finished());
+        self.writes.push(tokio::spawn(async move {
+            if let Err(e) = store.save_dialer_state(task, &state).await {
+                tracing::warn!(task, error = %e, "dialer state not saved");
+            }
+        }));
     }
 
     /// Refreshes the figures and gauges. Those that walk every agent and waiting caller (too
@@ -675,47 +691,11 @@ impl Driver {
                     .count();
                 let free = self.ctx.trunks.free_lines();
                 let n = n.min(free.saturating_sub(u32::try_from(unheard).unwrap_or(u32::MAX)));
-                let contacts = if self.draining || n == 0 {
-                    Vec::new()
+                if self.draining || n == 0 {
+                    self.give_core(Vec::new());
                 } else {
-                    match self
-                        .ctx
-                        .store
-                        .lease_callable(
-                            self.campaign_id,
-                            self.task_id,
-                            n,
-                            now_ms(),
-                            &self.ctx.owner,
-                        )
-                        .await
-                    {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::warn!(task = self.task_id, error = %e, "cannot lease contacts");
-                            Vec::new()
-                        }
-                    }
-                };
-                let ringing = self.calls.values().any(|c| c.answered.is_none());
-                if contacts.is_empty() && !ringing {
-                    // Nothing to call here: agents shared with other tasks may serve those.
-                    for (user, id) in &self.ids {
-                        let ready = self
-                            .core
-                            .agents()
-                            .get(id.0 as usize)
-                            .is_some_and(|a| a.state().kind() == AgentStateKind::Ready);
-                        if ready {
-                            self.ctx.calls.agents.yield_claim(*user, self.task_id);
-                        }
-                    }
+                    self.lease_for_core(n);
                 }
-                let ids = contacts.iter().map(|c| ContactId(c.id)).collect();
-                for c in contacts {
-                    self.leased.insert(ContactId(c.id), c);
-                }
-                self.feed(Input::Leased(ids));
             }
             Output::Unlease(ids) => {
                 for id in ids {
@@ -736,7 +716,7 @@ impl Driver {
                                 .act(user, SessionInput::Released(call));
                         }
                     }
-                    self.release(id).await;
+                    self.release(id);
                 }
             }
             Output::Offer {
@@ -850,7 +830,7 @@ impl Driver {
             }
         }
         for id in self.leased.keys().copied().collect::<Vec<_>>() {
-            self.release(id).await;
+            self.release(id);
         }
         self.leased.clear();
     }

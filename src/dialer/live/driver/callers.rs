@@ -70,7 +70,7 @@ impl Driver {
             Err(e) => {
                 tracing::warn!(task = self.task_id, error = %e, "callback refused by the campaign core");
                 self.ctx.calls.sip.reject(incoming.leg.id, 503).await;
-                self.release(ContactId(contact.id)).await;
+                self.release(ContactId(contact.id));
                 return;
             }
         };

@@ -12,9 +12,9 @@ pub const PARTICULAR_EVERY: Duration = Duration::from_secs(2);
 const PARTICULAR_BATCH: u32 = 20;
 
 impl Driver {
-    /// Leases the particular callbacks due for the task's logged-in agents and hands each to
-    /// the core, kept for its owner until the grace ends; at most every [`PARTICULAR_EVERY`].
-    pub(super) async fn take_particular(&mut self) {
+    /// Asks the store for the particular callbacks due for the task's logged-in agents, at
+    /// most every [`PARTICULAR_EVERY`]; they come back to [`Driver::hold_for_owners`].
+    pub(super) fn take_particular(&mut self) {
         if self.draining
             || self
                 .particular_checked
@@ -24,45 +24,26 @@ impl Driver {
         }
         self.particular_checked = Some(Instant::now());
         let agents = &self.ctx.calls.agents;
-        let owners: Vec<(String, AgentId)> = self
+        let names: Vec<String> = self
             .ids
-            .iter()
-            .filter_map(|(user, id)| {
+            .keys()
+            .filter_map(|user| {
                 let v = agents.view(*user)?;
-                (v.state != AgentStateKind::LoggedOut).then_some((v.name, *id))
+                (v.state != AgentStateKind::LoggedOut).then_some(v.name)
             })
             .collect();
-        if owners.is_empty() {
-            return;
+        if !names.is_empty() {
+            self.lease_for_owners(names, PARTICULAR_BATCH);
         }
-        let names: Vec<String> = owners.iter().map(|(n, _)| n.clone()).collect();
+    }
+
+    /// Hands each particular callback leased to the core, kept for its owner until the
+    /// task's grace after its follow-up ends.
+    pub(super) async fn hold_for_owners(&mut self, due: Vec<Contact>) {
         let at = now_ms();
-        let due = match self
-            .ctx
-            .store
-            .lease_owned_due(
-                self.campaign_id,
-                self.task_id,
-                &names,
-                at,
-                PARTICULAR_BATCH,
-                &self.ctx.owner,
-            )
-            .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(task = self.task_id, error = %e, "cannot lease particular callbacks");
-                return;
-            }
-        };
         let grace = i64::from(self.settings.particular_grace_seconds) * 1000;
         for c in due {
             let id = ContactId(c.id);
-            let owner = owners
-                .iter()
-                .find(|(n, _)| Some(n.as_str()) == c.spec.owner.as_deref())
-                .map(|(_, a)| *a);
             let due_ms = c
                 .spec
                 .follow_up_at
@@ -70,9 +51,9 @@ impl Driver {
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                 .map_or(at, |t| t.timestamp_millis());
             let left = Duration::from_millis((due_ms + grace - at).max(0) as u64);
-            let Some(owner) = owner else {
+            let Some(owner) = self.agent_named(c.spec.owner.as_deref()) else {
                 // Logged out meanwhile: the contact goes to anyone after the grace.
-                self.release(id).await;
+                self.release(id);
                 continue;
             };
             self.leased.insert(id, c);
@@ -88,7 +69,7 @@ impl Driver {
                 Err(e) => {
                     tracing::warn!(task = self.task_id, contact = id.0, error = %e, "particular callback not held");
                     self.leased.remove(&id);
-                    self.release(id).await;
+                    self.release(id);
                 }
             }
         }

@@ -37,10 +37,15 @@ impl Driver {
         Ok(())
     }
 
-    pub(super) async fn release(&self, contact: ContactId) {
-        if let Err(e) = self.ctx.store.release_lease(contact.0).await {
-            tracing::warn!(task = self.task_id, contact = contact.0, error = %e, "lease not released");
-        }
+    /// Gives the contact's lease back, in a task of its own (awaited with the writes).
+    pub(super) fn release(&mut self, contact: ContactId) {
+        let (store, task) = (self.ctx.store.clone(), self.task_id);
+        self.writes.retain(|w| !w.is_finished());
+        self.writes.push(tokio::spawn(async move {
+            if let Err(e) = store.release_lease(contact.0).await {
+                tracing::warn!(task, contact = contact.0, error = %e, "lease not released");
+            }
+        }));
     }
 
     pub(super) async fn record(
