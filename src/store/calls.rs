@@ -110,10 +110,24 @@ fn record(row: &sqlx::any::AnyRow) -> Result<CallRecord> {
 impl Store {
     /// Stores finished calls, all in one transaction.
     pub async fn insert_calls(&self, calls: &[CallRecord]) -> Result<()> {
-        let q = |s: Option<SideQuality>| s.map(|q| (q.loss, q.jitter_seconds, q.mos));
+        // The qualities go as text, cast in SQL: through `Any`, sqlx 0.8 declares a NULL f64
+        // as float4, and PostgreSQL then refuses the next row's real f64 on the same prepared
+        // statement ("incorrect binary data format").
+        let text = |v: f64| Some(v.to_string());
+        let q = |s: Option<SideQuality>| match s {
+            Some(q) => (text(q.loss), text(q.jitter_seconds), text(q.mos)),
+            None => (None, None, None),
+        };
+        let f = |n: u8| format!("CAST(${n} AS DOUBLE PRECISION)");
         let insert = format!(
             "INSERT INTO calls ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {}, {}, {}, {}, {}, {}, $16, $17, $18)",
+            f(10),
+            f(11),
+            f(12),
+            f(13),
+            f(14),
+            f(15)
         );
         let mut tx = self.writer.begin().await?;
         for c in calls {
@@ -128,12 +142,12 @@ impl Store {
                 .bind(c.ended_at)
                 .bind(&c.end_reason)
                 .bind(&c.recording_path)
-                .bind(a.map(|q| q.0))
-                .bind(a.map(|q| q.1))
-                .bind(a.map(|q| q.2))
-                .bind(b.map(|q| q.0))
-                .bind(b.map(|q| q.1))
-                .bind(b.map(|q| q.2))
+                .bind(a.0)
+                .bind(a.1)
+                .bind(a.2)
+                .bind(b.0)
+                .bind(b.1)
+                .bind(b.2)
                 .bind(c.line_id)
                 .bind(c.contact_id)
                 .bind(c.waited_ms)
@@ -220,6 +234,28 @@ mod tests {
                 Err(StoreError::Conflict(_))
             ));
             assert_eq!(store.call("third").await.unwrap(), None);
+        }
+    }
+
+    crate::store::both_backends! {
+        async fn a_side_without_quality_then_one_with_it_are_both_stored() {
+            let (_dir, store) = crate::store::test_support::store().await;
+            // One statement, prepared once: a missing quality first, then a present one.
+            let mut with_b = call("with_b", 2_000);
+            with_b.b_quality = Some(SideQuality {
+                loss: 0.25,
+                jitter_seconds: 0.0125,
+                mos: 3.5,
+            });
+            store
+                .insert_calls(&[call("without_b", 1_000), with_b.clone()])
+                .await
+                .unwrap();
+            assert_eq!(store.call("with_b").await.unwrap(), Some(with_b));
+            assert_eq!(
+                store.call("without_b").await.unwrap(),
+                Some(call("without_b", 1_000))
+            );
         }
     }
 }
