@@ -162,7 +162,10 @@ say() { printf '%s\n' "$1" >&3; }
 
 # metric NAME: the value of one series on /metrics (empty when absent).
 metric() {
-    curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+    # Every series carries node="…": read it without that label.
+    curl -s "http://127.0.0.1:$HTTP_PORT/metrics" \
+        | sed -E 's/node="[^"]*",?//; s/,\}/}/; s/\{\}//' \
+        | awk -v n="$1" '$1 == n { print $2 }'
 }
 
 # check_metric NAME VALUE SECONDS WHAT: PASS once the series has VALUE.

@@ -130,6 +130,8 @@ def metrics():
         for line in r.read().decode().splitlines():
             if line and not line.startswith("#"):
                 k, v = line.rsplit(" ", 1)
+                # Every series carries node="…": keyed without it.
+                k = re.sub(r'node="[^"]*",?', "", k).replace(",}", "}").replace("{}", "")
                 out[k] = float(v)
         return out
 

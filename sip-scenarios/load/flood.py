@@ -234,7 +234,8 @@ def main():
         h = healthz_ms(http_port)
         health.append(h)
         for line in metrics(http_port).splitlines():
-            if line.startswith("dialerd_sip_transactions_active "):
+            # Every series carries node="…".
+            if line.startswith("dialerd_sip_transactions_active"):
                 peak_txns = max(peak_txns, int(float(line.split()[1])))
         time.sleep(0.5)
     for p in procs:

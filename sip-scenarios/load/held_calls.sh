@@ -31,7 +31,7 @@ DIALERD__MEDIA__RTP_PORT_MIN=10000 DIALERD__MEDIA__RTP_PORT_MAX=65000 DIALERD__M
 daemon=$!
 for _ in $(seq 50); do curl -sf "127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.1; done
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-dialogs() { curl -s "127.0.0.1:$HTTP/metrics" | awk '/^dialerd_sip_dialogs_active /{print $2}'; }
+dialogs() { curl -s "127.0.0.1:$HTTP/metrics" | awk '/^dialerd_sip_dialogs_active[ {]/{print $2}'; }
 idle=$(rss_kib $daemon)
 (cd "$work" && sipp -sf "$scenario" -i 127.0.0.1 \
    -r "$RATE" -m "$CALLS" -d "$HOLD_MS" -l "$CALLS" -max_socket 100000 -buff_size 4194304 \

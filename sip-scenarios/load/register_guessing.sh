@@ -33,7 +33,8 @@ DIALERD__LOG__LEVEL=error DIALERD__STATE_DIR="$work/state" \
 daemon=$!
 for _ in $(seq 100); do curl -sf "127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.1; done
 
-metric() { curl -s "127.0.0.1:$HTTP/metrics" | awk -v s="$1" '$1 == s {print $2}'; }
+# Every series carries node="…": read without it.
+metric() { curl -s "127.0.0.1:$HTTP/metrics" | sed -E 's/node="[^"]*",?//; s/,\}/}/; s/\{\}//' | awk -v s="$1" '$1 == s {print $2}'; }
 clk=$(getconf CLK_TCK)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 d0=$(cpu $daemon)

@@ -51,7 +51,8 @@ uas=$!
 target/release/dialerd run --config "$work/dialerd.toml" 2>"$work/dialerd.log" &
 daemon=$!
 for _ in $(seq 50); do curl -sf "127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.1; done
-metric() { curl -s "127.0.0.1:$HTTP/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+# Every series carries node="…": read without it.
+metric() { curl -s "127.0.0.1:$HTTP/metrics" | sed -E 's/node="[^"]*",?//; s/,\}/}/; s/\{\}//' | awk -v m="$1" '$1==m {print $2}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$daemon/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$daemon/status"; }
 idle=$(rss_kib)

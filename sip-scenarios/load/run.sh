@@ -57,7 +57,8 @@ else
   ok=?; failed=?; retrans=?
 fi
 elapsed=$(echo "$end - $start" | bc)
-metrics=$(curl -s "127.0.0.1:$HTTP/metrics")
+# Every series carries node="…": read without it.
+metrics=$(curl -s "127.0.0.1:$HTTP/metrics" | sed -E 's/node="[^"]*",?//; s/,\}/}/; s/\{\}//')
 printf 'rate offered      %s calls/s, %s calls, hold %s ms\n' "$RATE" "$CALLS" "$HOLD"
 printf 'calls             %s successful, %s failed, %s retransmissions (SIPp)\n' "$ok" "$failed" "$retrans"
 printf 'achieved          %.0f calls/s over %.1f s\n' "$(echo "$ok / $elapsed" | bc -l)" "$elapsed"

@@ -65,6 +65,8 @@ def metrics():
     for line in text.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
+            # Every series carries node="…": keyed without it.
+            name = re.sub(r'node="[^"]*",?', "", name).replace(",}", "}").replace("{}", "")
             out[name] = float(value)
     return out
 
