@@ -18,18 +18,21 @@ pub enum StoreDone {
     ForOwners(Vec<Contact>),
     /// An agent's field edits were checked and written (or refused): their result may be
     /// taken.
-    Fields {
-        /// The agent (user id).
-        agent: i64,
-        /// The call wrapped up.
-        call: CallId,
-        /// The result.
-        result: AgentResult,
-        /// Whether the fields were written.
-        written: Result<(), LiveError>,
-        /// The agent's answer.
-        reply: Reply,
-    },
+    Fields(Box<FieldsWritten>),
+}
+
+/// An agent's result whose field edits a store task wrote (or refused).
+pub struct FieldsWritten {
+    /// The agent (user id).
+    agent: i64,
+    /// The call wrapped up.
+    call: CallId,
+    /// The result.
+    result: AgentResult,
+    /// Whether the fields were written.
+    written: Result<(), LiveError>,
+    /// The agent's answer.
+    reply: Reply,
 }
 
 /// The driver's store tasks under way, and where they come back.
@@ -111,13 +114,13 @@ impl Driver {
         self.store_tasks.out += 1;
         tokio::spawn(async move {
             let written = write_fields(&store, campaign, contact, &result).await;
-            let _ = tx.send(StoreDone::Fields {
+            let _ = tx.send(StoreDone::Fields(Box::new(FieldsWritten {
                 agent,
                 call,
                 result,
                 written,
                 reply,
-            });
+            })));
         });
     }
 
@@ -139,20 +142,12 @@ impl Driver {
                 }
             }
             StoreDone::ForOwners(contacts) => self.hold_for_owners(contacts),
-            StoreDone::Fields {
-                written: Err(e),
-                reply,
-                ..
-            } => {
-                let _ = reply.send(Err(e));
-            }
-            StoreDone::Fields {
-                agent,
-                call,
-                result,
-                written: Ok(()),
-                reply,
-            } => self.take_result(agent, call, result, reply),
+            StoreDone::Fields(f) => match f.written {
+                Err(e) => {
+                    let _ = f.reply.send(Err(e));
+                }
+                Ok(()) => self.take_result(f.agent, f.call, f.result, f.reply),
+            },
         }
     }
 
@@ -193,8 +188,8 @@ impl Driver {
                         self.release(ContactId(c.id));
                     }
                 }
-                StoreDone::Fields { reply, .. } => {
-                    let _ = reply.send(Err(LiveError::NotInWrapUp));
+                StoreDone::Fields(f) => {
+                    let _ = f.reply.send(Err(LiveError::NotInWrapUp));
                 }
             }
         }
