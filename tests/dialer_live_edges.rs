@@ -3,7 +3,7 @@
 //! from progressive to power while it dials dials as power at once; no call is placed while
 //! the only trunk is down, and no more at once than the trunk's `max_calls`; customers who
 //! answer and hang up at once, and an answer crossing dialerd's CANCEL, leave the agent ready
-//! and each contact with one attempt.
+//! and each contact with one attempt; a store whose writer is held up holds up no agent input.
 
 mod common;
 
@@ -519,4 +519,78 @@ both_stores! {
         assert_eq!(found[0]["sip_code"], 200, "{:?}", found[0]);
         assert_eq!(found[0]["result"], "$no_result", "{:?}", found[0]);
     }
+}
+
+/// The campaign's live figures: its task's agents by state, as its driver last published them.
+fn agents_by_state(admin: &Api, c: i64) -> serde_json::Value {
+    let dialer = admin.ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+    dialer["tasks"][0]["agents_by_state"].clone()
+}
+
+#[test]
+fn a_store_whose_writer_is_held_holds_up_no_agent_input() {
+    let carrier_port = free_udp_port();
+    let d = start(carrier_port);
+    let admin = Api::new(&d, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Busy store",
+        json!({"queue": "sales", "dial_mode": "progressive"}),
+        3,
+        0,
+    );
+    // Paused at login: the driver starts without asking for contacts.
+    let (agent1, ph) = sip_agent(&admin, &d, 1, task);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agents_by_state(&admin, c)["paused"] != 1 {
+        assert!(Instant::now() < deadline, "the driver never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Another connection holds SQLite's write lock for 4 s (as a burst of writes would).
+    let db = d.dir.path().join("state/dialerd.db");
+    let mut lock = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE'); print('locked', flush=True)\n\
+             time.sleep(4); c.execute('COMMIT')",
+        )
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(lock.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    // Ready: the driver asks the store for a contact, which waits for the lock.
+    agent1.ok("POST", "/api/v1/agent/ready", None);
+    std::thread::sleep(Duration::from_millis(300));
+    // The driver still takes the agent's pause at once.
+    let paused = Instant::now();
+    agent1.ok(
+        "POST",
+        "/api/v1/agent/pause",
+        Some(json!({"reason": "break"})),
+    );
+    while agents_by_state(&admin, c)["paused"] != 1 {
+        assert!(
+            paused.elapsed() < Duration::from_secs(1),
+            "the pause waited for the store: {}",
+            agents_by_state(&admin, c)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(lock.wait().unwrap().success());
+    agent1.ok("DELETE", "/api/v1/agent/session", None);
+    finished(ph, "agent phone", Duration::from_secs(10));
 }

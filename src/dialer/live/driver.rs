@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 mod callers;
-mod leasing;
 mod particular;
 mod placing;
 mod records;
+mod store_tasks;
 
 use callers::InboundInfo;
 
@@ -136,7 +136,8 @@ pub struct Driver {
     users: HashMap<AgentId, i64>,
     leased: HashMap<ContactId, Contact>,
     calls: HashMap<CallId, LiveCall>,
-    results: HashMap<CallId, AgentResult>,
+    /// Agents' results taken, and who waits to hear that their call is written.
+    results: HashMap<CallId, (AgentResult, Option<store_tasks::Reply>)>,
     /// Agents (user ids) that were busy with another task's call when the driver started.
     busy: HashSet<i64>,
     /// Preview offers waiting for their agent: (agent's user id, contact).
@@ -155,8 +156,8 @@ pub struct Driver {
     published: Option<Instant>,
     /// When the store was last asked for particular callbacks due.
     particular_checked: Option<Instant>,
-    /// Contacts being leased by store tasks.
-    leasing: leasing::Leasing,
+    /// Store work under way in tasks of its own.
+    store_tasks: store_tasks::StoreTasks,
 }
 
 fn now() -> Time {
@@ -244,7 +245,7 @@ impl Driver {
             writes: Vec::new(),
             published: None,
             particular_checked: None,
-            leasing: leasing::Leasing::new(),
+            store_tasks: store_tasks::StoreTasks::new(),
         };
         for v in views.iter().filter(|v| v.tasks.contains(&task_id)) {
             let agent = AgentId(v.id as u32);
@@ -278,7 +279,7 @@ impl Driver {
         mut calls: mpsc::UnboundedReceiver<(CallId, CallEvent)>,
     ) {
         tracing::info!(task = self.task_id, campaign = %self.campaign_name, mode = %self.figures.mode, "campaign driver started");
-        let Some(mut leased) = self.leasing.rx.take() else {
+        let Some(mut done) = self.store_tasks.rx.take() else {
             return;
         };
         loop {
@@ -286,7 +287,7 @@ impl Driver {
             if self.draining
                 && self.calls.is_empty()
                 && self.leased.is_empty()
-                && self.leasing.out == 0
+                && self.store_tasks.out == 0
             {
                 break;
             }
@@ -302,13 +303,13 @@ impl Driver {
                 msg = msgs.recv() => match msg {
                     Some(Msg::Stop) | None => {
                         self.stop().await;
-                        self.settle_leasing(&mut leased).await;
+                        self.settle_store_tasks(&mut done).await;
                         break;
                     }
                     Some(msg) => self.on_msg(msg).await,
                 },
                 Some((call, ev)) = calls.recv() => self.on_call(call, ev),
-                Some(l) = leased.recv() => self.on_leased(l).await,
+                Some(d) = done.recv() => self.on_store_done(d).await,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -386,6 +387,18 @@ impl Driver {
                 self.carry_out(o).await;
             }
             self.arbitrate();
+        }
+        // A result whose call the core ended without an attempt to write: taken as it is.
+        let unwritten: Vec<CallId> = self
+            .results
+            .keys()
+            .filter(|c| !self.calls.contains_key(c))
+            .copied()
+            .collect();
+        for call in unwritten {
+            if let Some((_, Some(reply))) = self.results.remove(&call) {
+                let _ = reply.send(Ok(()));
+            }
         }
         if self.dirty && self.saved.elapsed() >= PERSIST_EVERY {
             self.save();
@@ -496,6 +509,38 @@ impl Driver {
         }
     }
 
+    /// Takes an agent's result for the call they wrap up (its fields written): the core ends
+    /// the wrap-up and the call is written; `reply` hears once it is.
+    fn take_result(
+        &mut self,
+        agent: i64,
+        call: CallId,
+        result: AgentResult,
+        reply: store_tasks::Reply,
+    ) {
+        let wrapping_up = self
+            .calls
+            .get(&call)
+            .is_some_and(|c| c.agent == Some(agent) && c.wrapping_up());
+        let Some(id) = self.ids.get(&agent).copied().filter(|_| wrapping_up) else {
+            // The wrap-up ran out while the fields were written.
+            let _ = reply.send(Err(LiveError::NotInWrapUp));
+            return;
+        };
+        let input = Input::WrapUpEnded {
+            agent: id,
+            call,
+            result: result.detail.clone(),
+        };
+        self.results.insert(call, (result, Some(reply)));
+        if let Err(e) = self.core.handle(input, now()) {
+            tracing::debug!(task = self.task_id, error = %e, "result refused");
+            if let Some((_, Some(reply))) = self.results.remove(&call) {
+                let _ = reply.send(Err(LiveError::NotInWrapUp));
+            }
+        }
+    }
+
     /// An agent's input, its agent named by user id, fed with the core's id for it.
     fn agent_input(&mut self, input: Input, now: Time) {
         let user_of = |a: AgentId| i64::from(a.0);
@@ -540,34 +585,20 @@ impl Driver {
                 result,
                 reply,
             } => {
-                let taken = match (self.ids.get(&agent).copied(), self.calls.get(&call)) {
-                    (Some(id), Some(c)) if c.agent == Some(agent) && c.wrapping_up() => {
-                        let contact = c.contact.id;
-                        if let Err(e) = self.write_fields(contact, &result).await {
-                            let _ = reply.send(Err(e));
-                            return;
-                        }
-                        self.results.insert(call, result.clone());
-                        let input = Input::WrapUpEnded {
-                            agent: id,
-                            call,
-                            result: result.detail,
-                        };
-                        match self.core.handle(input, now()) {
-                            Ok(()) => Ok(()),
-                            Err(e) => {
-                                tracing::debug!(task = self.task_id, error = %e, "result refused");
-                                self.results.remove(&call);
-                                Err(LiveError::NotInWrapUp)
-                            }
-                        }
+                // Taken once its fields are written, in a task of its own; the agent hears
+                // back once the call is written too.
+                let contact = match self.calls.get(&call) {
+                    Some(c) if c.agent == Some(agent) && c.wrapping_up() => c.contact.id,
+                    _ => {
+                        let _ = reply.send(Err(LiveError::NotInWrapUp));
+                        return;
                     }
-                    _ => Err(LiveError::NotInWrapUp),
                 };
-                // Recorded before the agent hears back.
-                self.settle().await;
-                self.flush().await;
-                let _ = reply.send(taken);
+                if result.fields.is_empty() {
+                    self.take_result(agent, call, result, reply);
+                } else {
+                    self.write_fields_then_take(agent, call, contact, result, reply);
+                }
             }
             Msg::Preview {
                 agent,

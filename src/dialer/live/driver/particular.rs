@@ -39,7 +39,7 @@ impl Driver {
 
     /// Hands each particular callback leased to the core, kept for its owner until the
     /// task's grace after its follow-up ends.
-    pub(super) async fn hold_for_owners(&mut self, due: Vec<Contact>) {
+    pub(super) fn hold_for_owners(&mut self, due: Vec<Contact>) {
         let at = now_ms();
         let grace = i64::from(self.settings.particular_grace_seconds) * 1000;
         for c in due {

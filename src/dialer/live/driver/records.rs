@@ -1,6 +1,7 @@
 //! What calls write on their contacts: the agent's field edits, and how ended calls are written
 //! — in tasks of their own, so the driver goes on serving calls — then the lease released.
 
+use super::store_tasks::Reply;
 use super::*;
 
 /// How an ended call is written on its contact.
@@ -12,31 +13,6 @@ pub(super) enum Written {
 }
 
 impl Driver {
-    /// Checks the agent's fields against the campaign's form and writes them to the contact.
-    pub(super) async fn write_fields(
-        &self,
-        contact: i64,
-        result: &AgentResult,
-    ) -> Result<(), LiveError> {
-        if result.fields.is_empty() {
-            return Ok(());
-        }
-        let store = &self.ctx.store;
-        let mut c = store.contact(self.campaign_id, contact).await?;
-        let mut after = c.spec.fields.clone();
-        for (k, v) in &result.fields {
-            after.insert(k.clone(), v.clone());
-        }
-        store
-            .check_result(self.campaign_id, &c.spec.fields, &after)
-            .await?;
-        c.spec.fields = after;
-        store
-            .update_contact(self.campaign_id, contact, &c.spec, &result.actor)
-            .await?;
-        Ok(())
-    }
-
     /// Gives the contact's lease back, in a task of its own (awaited with the writes).
     pub(super) fn release(&mut self, contact: ContactId) {
         let (store, task) = (self.ctx.store.clone(), self.task_id);
@@ -55,7 +31,10 @@ impl Driver {
         outcome: AttemptOutcome,
     ) {
         let live = self.calls.remove(&call);
-        let result = self.results.remove(&call);
+        let (result, reply) = match self.results.remove(&call) {
+            Some((r, reply)) => (Some(r), reply),
+            None => (None, None),
+        };
         let (number, sip_code, attempts, record_id) = match &live {
             Some(c) => (
                 c.number.clone(),
@@ -92,7 +71,7 @@ impl Driver {
         }
         if let Some(c) = live.as_ref().filter(|c| c.inbound.is_some()) {
             return self
-                .record_inbound(c, contact, &outcome, result.as_ref(), now)
+                .record_inbound(c, contact, &outcome, result.as_ref(), reply, now)
                 .await;
         }
         let d = disposition(&outcome, result.as_ref(), &self.settings, attempts, now);
@@ -114,7 +93,7 @@ impl Driver {
             .with_label_values(&[&self.campaign_id.to_string(), &d.label])
             .inc();
         tracing::info!(task = self.task_id, %call, contact = contact.0, result = %attempt.result, "attempt recorded");
-        self.write(contact, Written::Attempt(attempt), result.as_ref());
+        self.write(contact, Written::Attempt(attempt), result.as_ref(), reply);
     }
 
     /// Writes an ended call on its contact in a task of its own (the driver goes on serving
@@ -125,6 +104,7 @@ impl Driver {
         contact: ContactId,
         what: Written,
         result: Option<&AgentResult>,
+        reply: Option<Reply>,
     ) {
         let store = self.ctx.store.clone();
         let (campaign, task) = (self.campaign_id, self.task_id);
@@ -157,6 +137,10 @@ impl Driver {
             if let Err(e) = store.release_lease(contact.0).await {
                 tracing::warn!(task, contact = contact.0, error = %e, "lease not released");
             }
+            // The agent whose result this was hears back now it is written.
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
         }));
     }
 
@@ -175,10 +159,14 @@ impl Driver {
         contact: ContactId,
         outcome: &AttemptOutcome,
         result: Option<&AgentResult>,
+        reply: Option<Reply>,
         now: Time,
     ) {
         use crate::store::inbound::{InboundCall, MISSED_CALL, MISSED_CALLBACK};
         let Some(info) = c.inbound.as_ref() else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
             return;
         };
         let waited = info.waited.unwrap_or_else(|| info.since.elapsed());
@@ -220,6 +208,6 @@ impl Driver {
             .with_label_values(&[&info.line_id.to_string(), label])
             .inc();
         tracing::info!(task = self.task_id, contact = contact.0, result = %result_text, label, "inbound call recorded");
-        self.write(contact, Written::Inbound(call), result);
+        self.write(contact, Written::Inbound(call), result, reply);
     }
 }
