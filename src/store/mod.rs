@@ -15,6 +15,9 @@
 //! - reading a JSON member of a TEXT document: `json_extract` vs `::jsonb ->>` (a numeric
 //!   member: `CAST(… AS REAL)` vs `CAST(NULLIF(…, '') AS DOUBLE PRECISION)`; a boolean reads
 //!   as `true`/`false` on both, through `json_type` on SQLite);
+//! - nullable floats are bound as text and cast in SQL (`calls.rs`): through `Any`, sqlx 0.8
+//!   declares a NULL f64 as float4, and PostgreSQL then refuses a real f64 on the same
+//!   prepared statement;
 //! - statistics: PostgreSQL's planner needs `ANALYZE` while an import grows the contacts from
 //!   nothing (its duplicate check would otherwise scan the campaign's numbers).
 //!
