@@ -254,24 +254,31 @@ mod tests {
         }
     }
 
+    /// A store with a call task dialling round the clock and `n` Berlin contacts:
+    /// (its directory, the store, the campaign, the task).
+    async fn with_contacts(n: usize) -> (tempfile::TempDir, crate::store::Store, i64, i64) {
+        let (dir, store) = test_support::store().await;
+        let (campaign, task) = test_support::campaign_with_call_task(
+            &store,
+            serde_json::json!({
+                "name": "c", "default_region": "DE",
+                "calling_hours": {"from": "00:00", "to": "24:00"}
+            }),
+        )
+        .await;
+        for i in 0..n {
+            let spec: ContactSpec = serde_json::from_value(serde_json::json!({
+                "phones": [format!("+4930123450{i}")], "time_zone": "Europe/Berlin"
+            }))
+            .unwrap();
+            store.create_contact(campaign, &spec, "t").await.unwrap();
+        }
+        (dir, store, campaign, task)
+    }
+
     crate::store::both_backends! {
         async fn a_contact_is_leased_to_one_caller_at_a_time_until_released_or_recovered() {
-            let (_dir, store) = test_support::store().await;
-            let (campaign, task) = test_support::campaign_with_call_task(
-                &store,
-                serde_json::json!({
-                    "name": "c", "default_region": "DE",
-                    "calling_hours": {"from": "00:00", "to": "24:00"}
-                }),
-            )
-            .await;
-            for i in 0..5 {
-                let spec: ContactSpec = serde_json::from_value(serde_json::json!({
-                    "phones": [format!("+4930123450{i}")], "time_zone": "Europe/Berlin"
-                }))
-                .unwrap();
-                store.create_contact(campaign, &spec, "t").await.unwrap();
-            }
+            let (_dir, store, campaign, task) = with_contacts(5).await;
             let now = now_ms();
             // Two leasers at once get disjoint contacts, and no more than there are.
             let (a, b) = tokio::join!(
@@ -307,22 +314,7 @@ mod tests {
 
     crate::store::both_backends! {
         async fn recovery_touches_the_nodes_own_leases_and_those_of_tasks_taken_over_once() {
-            let (_dir, store) = test_support::store().await;
-            let (campaign, task) = test_support::campaign_with_call_task(
-                &store,
-                serde_json::json!({
-                    "name": "c", "default_region": "DE",
-                    "calling_hours": {"from": "00:00", "to": "24:00"}
-                }),
-            )
-            .await;
-            for i in 0..6 {
-                let spec: ContactSpec = serde_json::from_value(serde_json::json!({
-                    "phones": [format!("+4930123450{i}")], "time_zone": "Europe/Berlin"
-                }))
-                .unwrap();
-                store.create_contact(campaign, &spec, "t").await.unwrap();
-            }
+            let (_dir, store, campaign, task) = with_contacts(6).await;
             let now = now_ms();
             // Node b dials the task; node a, restarting, had leased contacts on it before b
             // took it over.
