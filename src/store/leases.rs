@@ -128,7 +128,8 @@ impl Store {
     }
 
     /// When `node` has taken `task_id` over: the contact leases other nodes left on it become
-    /// `$interrupted` attempts, as in [`Store::recover_leases`]; returns how many.
+    /// `$interrupted` attempts, as in [`Store::recover_leases`]; returns how many. Leases
+    /// another node is recovering already (it restarted) stay that node's.
     pub async fn recover_task_leases(
         &self,
         task_id: i64,
@@ -137,7 +138,8 @@ impl Store {
     ) -> Result<usize> {
         let left: Vec<Held> = sqlx::query_as(
             "SELECT contact_id, campaign_id, owner FROM contact_leases \
-             WHERE task_id = $1 AND owner <> $2 ORDER BY contact_id",
+             WHERE task_id = $1 AND owner <> $2 AND owner NOT LIKE '%#recovering' \
+             ORDER BY contact_id",
         )
         .bind(task_id)
         .bind(node)
