@@ -111,6 +111,28 @@ fn the_grafana_dashboard_uses_only_served_metrics() {
     let names = metric_names(exprs.iter().map(String::as_str));
     assert!(names.len() >= 20, "{names:?}");
     served(&names);
+    // Several nodes: a node variable from the served `node` label, and every selector uses it.
+    let node = dash["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "node")
+        .expect("a node variable");
+    assert!(
+        node["query"].as_str().unwrap().ends_with(", node)"),
+        "{node}"
+    );
+    for e in exprs.iter().filter(|e| e.contains('{')) {
+        assert!(e.contains(r#"node=~"$node""#), "{e}");
+    }
+    let d = Daemon::start("");
+    let (_, metrics) = d.get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("dialerd_build_info{") && l.contains("node=\"")),
+        "{metrics}"
+    );
 }
 
 #[test]
