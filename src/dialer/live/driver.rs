@@ -164,10 +164,8 @@ fn now() -> Time {
     Time(now_ms().max(0) as u64)
 }
 
-/// The core's settings for a call task, paced to the trunks' `max_cps` together when given,
-/// and never above the core's default of 10 calls per second: at higher rates the driver
-/// does not yet bridge answers fast enough (agents sat ready while customers were abandoned
-/// in the agents benchmark at 58 calls/s).
+/// The core's settings for a call task, paced to the trunks' `max_cps` together when given
+/// (the core's default of 10 calls per second when not).
 pub fn config(settings: &CallSettings, max_cps: Option<f64>) -> CampaignConfig {
     let mut queue = QueueConfig::default();
     queue.timers.wrap_up = Duration::from_secs(settings.wrap_up_seconds.into());
@@ -177,7 +175,7 @@ pub fn config(settings: &CallSettings, max_cps: Option<f64>) -> CampaignConfig {
         ..CampaignConfig::default()
     };
     if let Some(cps) = max_cps {
-        config.max_cps = config.max_cps.min(cps);
+        config.max_cps = cps;
     }
     config
 }
@@ -872,9 +870,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_core_is_paced_to_the_trunks_calls_per_second_up_to_its_default() {
+    fn the_core_is_paced_to_the_trunks_calls_per_second() {
         let settings = CallSettings::default();
-        assert_eq!(config(&settings, Some(200.0)).max_cps, 10.0);
+        assert_eq!(config(&settings, Some(200.0)).max_cps, 200.0);
         assert_eq!(config(&settings, Some(2.5)).max_cps, 2.5);
         assert_eq!(
             config(&settings, None).max_cps,
