@@ -152,6 +152,18 @@ impl Call {
     /// Logs the agent in on `b` with browser audio, makes it ready and lets the campaign dial:
     /// once talking, the page hears the customer's 1 kHz and the customer the browser's
     /// 440 Hz. The customer's dialerd RTP port.
+    /// Mutes the page for a second (the customer on `port` hears none of the microphone),
+    /// then unmutes it.
+    fn mute_silences_the_microphone(&self, b: &Browser, port: u16) {
+        b.click("#mute");
+        std::thread::sleep(Duration::from_millis(500));
+        let muted_from = unix_now();
+        std::thread::sleep(Duration::from_secs(1));
+        let heard = self.customers.frames(port, muted_from, unix_now());
+        assert_eq!(heard.get(&Sound::Message), None, "muted, yet {heard:?}");
+        b.click("#mute");
+    }
+
     fn talk(&self, b: &Browser) -> u16 {
         log_in_with_browser_audio(b, &self.d, "ann", "ann-password-1");
         assert_eq!(b.text("#reason"), "(login)");
@@ -215,13 +227,7 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
     agent.screenshot(&shots().join("agent-browser-audio.png"));
 
     // Muted on the page, the customer hears no more of the microphone.
-    agent.click("#mute");
-    std::thread::sleep(Duration::from_millis(500));
-    let muted_from = unix_now();
-    std::thread::sleep(Duration::from_secs(1));
-    let heard = call.customers.frames(port, muted_from, unix_now());
-    assert_eq!(heard.get(&Sound::Message), None, "muted, yet {heard:?}");
-    agent.click("#mute");
+    call.mute_silences_the_microphone(&agent, port);
 
     // Alt+H hangs up: the carrier gets BYE.
     agent.alt('h');
@@ -316,13 +322,7 @@ fn a_browser_preferring_opus_talks_through_the_transcoder_both_ways() {
     agent.screenshot(&shots().join("agent-browser-audio-opus.png"));
 
     // Muted on the page, the customer hears no more of the microphone (Opus of silence).
-    agent.click("#mute");
-    std::thread::sleep(Duration::from_millis(500));
-    let muted_from = unix_now();
-    std::thread::sleep(Duration::from_secs(1));
-    let heard = call.customers.frames(port, muted_from, unix_now());
-    assert_eq!(heard.get(&Sound::Message), None, "muted, yet {heard:?}");
-    agent.click("#mute");
+    call.mute_silences_the_microphone(&agent, port);
 
     agent.alt('h');
     agent.wait_text("#state", "WRAP-UP", WAIT);
