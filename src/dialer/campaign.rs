@@ -600,6 +600,10 @@ impl Campaign {
     /// Places (or offers) each held callback whose owner is ready; gives back those whose
     /// grace ended.
     fn serve_held(&mut self, now: Time) {
+        // Runs after every input: nothing to do, nothing to absorb, in the usual case.
+        if self.held.is_empty() {
+            return;
+        }
         let mut i = 0;
         while i < self.held.len() {
             let h = self.held[i];
