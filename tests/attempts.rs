@@ -125,3 +125,131 @@ both_stores_async! {
         assert_eq!(callable("2025-01-15T10:32:00Z").await, 0);
     }
 }
+
+both_stores_async! {
+    async fn attempts_written_in_one_batch_end_as_those_written_one_at_a_time() {
+        use dialerd::store::attempts::AttemptWrite;
+        let dir = tempfile::tempdir().unwrap();
+        let store = common::open_store(dir.path()).await;
+        let c = store
+            .create_campaign(
+                &serde_json::from_value(json!({"name": "c", "default_region": "DE"})).unwrap(),
+            )
+            .await
+            .unwrap()
+            .id;
+        let invalid = store
+            .create_task(
+                c,
+                serde_json::from_value(
+                    json!({"name": "bad numbers", "kind": "wait", "settings": {"seconds": 86400}}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap()
+            .id;
+        let dial = store
+            .create_task(
+                c,
+                serde_json::from_value(json!({"name": "dial", "kind": "call", "flow": [
+                    {"status": "failed", "detail": "$invalid_number", "next_task": invalid}
+                ]}))
+                .unwrap(),
+            )
+            .await
+            .unwrap()
+            .id;
+        // Two of each: one written alone, its twin in the batch.
+        let mut ids = Vec::new();
+        for n in 0..7 {
+            let spec: ContactSpec = serde_json::from_value(json!({
+                "fields": {"name": format!("c{n}")}, "phones": [format!("030 12345{n:02}")],
+                "task_id": dial
+            }))
+            .unwrap();
+            ids.push(store.create_contact(c, &spec, "test").await.unwrap().id);
+        }
+        let leased = store
+            .lease_callable(c, dial, 7, at("2025-01-15T10:00:00Z"), "node")
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 7);
+        let busy = Attempt {
+            number: "+49301234500".into(),
+            result: "$busy".into(),
+            sip_code: Some(486),
+            call_id: Some("0123456789abcdef".into()),
+            status: "open".into(),
+            follow_up_ms: Some(at("2025-01-15T10:30:00Z")),
+            at_ms: at("2025-01-15T10:00:05Z"),
+        };
+        let invalid_number = Attempt {
+            result: "$invalid_number".into(),
+            sip_code: Some(404),
+            status: "failed".into(),
+            follow_up_ms: None,
+            ..busy.clone()
+        };
+        let sale = Attempt {
+            result: "sale".into(),
+            sip_code: Some(200),
+            status: "success".into(),
+            follow_up_ms: None,
+            ..busy.clone()
+        };
+        let kinds = [busy, invalid_number, sale];
+        for (k, a) in ids[..3].iter().zip(&kinds) {
+            store.record_attempt(c, *k, a, "dialer").await.unwrap();
+            store.release_lease(*k).await.unwrap();
+        }
+        // The last contact is deleted before its attempt is written: the others still are.
+        let gone = ids[6];
+        store.delete_contact(c, gone).await.unwrap();
+        let mut batch: Vec<AttemptWrite> = ids[3..6]
+            .iter()
+            .zip(&kinds)
+            .map(|(k, a)| AttemptWrite {
+                campaign_id: c,
+                contact_id: *k,
+                attempt: a.clone(),
+            })
+            .collect();
+        batch.push(AttemptWrite {
+            campaign_id: c,
+            contact_id: gone,
+            attempt: kinds[0].clone(),
+        });
+        store.record_attempts(&batch, "dialer").await.unwrap();
+
+        assert_eq!(store.leases().await.unwrap(), vec![], "every lease released");
+        for (alone, batched) in ids[..3].iter().zip(&ids[3..6]) {
+            let (a, b) = (
+                store.contact(c, *alone).await.unwrap(),
+                store.contact(c, *batched).await.unwrap(),
+            );
+            assert_eq!(
+                (&a.spec.status, &a.spec.detail, a.spec.attempts, a.spec.task_id),
+                (&b.spec.status, &b.spec.detail, b.spec.attempts, b.spec.task_id),
+                "contact {batched} written in a batch ends as {alone} written alone"
+            );
+            assert_eq!(a.last_result, b.last_result);
+            assert_eq!(a.spec.follow_up_at, b.spec.follow_up_at);
+            let (ha, hb) = (
+                store.history(*alone).await.unwrap(),
+                store.history(*batched).await.unwrap(),
+            );
+            let changes = |h: &[dialerd::store::contacts::HistoryEntry]| {
+                h.iter()
+                    .map(|e| (e.actor.clone(), e.change.clone()))
+                    .collect::<Vec<_>>()
+            };
+            // After the creation entries, which name each contact's own fields.
+            assert_eq!(changes(&ha[1..]), changes(&hb[1..]));
+            assert!(hb.len() > 1);
+            assert_eq!(ha.last().unwrap().at, hb.last().unwrap().at);
+        }
+        let moved = store.contact(c, ids[4]).await.unwrap();
+        assert_eq!(moved.spec.task_id, Some(invalid), "the flow moved it on");
+    }
+}

@@ -333,17 +333,14 @@ impl Store {
                 .is_some_and(|z| inside_hours(z, from, to, now_ms))
         });
         let reasons = self.rule_reasons(&due, now_ms).await?;
-        let mut leased = Vec::new();
-        for (c, why) in due.into_iter().zip(reasons) {
-            if why.is_empty()
-                && self
-                    .lease_as_read(&c, campaign_id, task_id, lessee, now_ms)
-                    .await?
-            {
-                leased.push(c);
-            }
-        }
-        Ok(leased)
+        let allowed: Vec<Contact> = due
+            .into_iter()
+            .zip(reasons)
+            .filter_map(|(c, why)| why.is_empty().then_some(c))
+            .collect();
+        let want = allowed.len();
+        self.lease_each_as_read(allowed, campaign_id, task_id, lessee, now_ms, want)
+            .await
     }
 
     /// The chosen contacts whole, in the order given, their blocked numbers taken off.

@@ -46,6 +46,21 @@ pub struct Attempt {
     pub at_ms: i64,
 }
 
+impl Attempt {
+    /// The contact's history entry for it.
+    pub(crate) fn history(&self) -> Value {
+        serde_json::json!({
+            "op": "attempt",
+            "number": self.number,
+            "result": self.result,
+            "sip_code": self.sip_code,
+            "call_id": self.call_id,
+            "status": self.status,
+            "follow_up_at": self.follow_up_ms.map(rfc3339),
+        })
+    }
+}
+
 /// A stored contact.
 #[derive(Debug, Clone, Serialize)]
 pub struct Contact {
@@ -588,13 +603,26 @@ impl Store {
         at: i64,
         entries: &[(i64, Value)],
     ) -> Result<()> {
+        let timed: Vec<(i64, i64, &Value)> = entries
+            .iter()
+            .map(|(id, change)| (*id, at, change))
+            .collect();
+        Self::record_timed(conn, actor, &timed).await
+    }
+
+    /// Adds one history entry per `(contact, at, change)`, in few statements.
+    pub(crate) async fn record_timed(
+        conn: &mut sqlx::AnyConnection,
+        actor: &str,
+        entries: &[(i64, i64, &Value)],
+    ) -> Result<()> {
         for chunk in entries.chunks(ID_CHUNK) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO contact_history (contact_id, at_ms, actor, change) ",
             );
-            q.push_values(chunk, |mut b, (id, change)| {
+            q.push_values(chunk, |mut b, (id, at, change)| {
                 b.push_bind(*id)
-                    .push_bind(at)
+                    .push_bind(*at)
                     .push_bind(actor)
                     .push_bind(change.to_string());
             });
@@ -796,16 +824,7 @@ impl Store {
             at_ms: attempt.at_ms,
         };
         // At the attempt's own time: the calling rules count attempts in the last 30 days.
-        let history = serde_json::json!({
-            "op": "attempt",
-            "number": attempt.number,
-            "result": attempt.result,
-            "sip_code": attempt.sip_code,
-            "call_id": attempt.call_id,
-            "status": attempt.status,
-            "follow_up_at": attempt.follow_up_ms.map(rfc3339),
-        });
-        self.write_call(&old, &call, history, actor).await
+        self.write_call(&old, &call, attempt.history(), actor).await
     }
 
     /// Writes a call on contact `old` in one transaction: its result as `last_result` and

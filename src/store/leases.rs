@@ -40,20 +40,15 @@ impl Store {
                 .next_callable(campaign_id, task_id, now_ms, limit)
                 .await?;
             let exhausted = (candidates.len() as u32) < limit;
-            for c in candidates {
-                if leased.len() as u32 == n {
-                    break;
-                }
-                if leased.iter().any(|l| l.id == c.id) {
-                    continue;
-                }
-                let done = self
-                    .lease_as_read(&c, campaign_id, task_id, owner, now_ms)
-                    .await?;
-                if done {
-                    leased.push(c);
-                }
-            }
+            let fresh: Vec<Contact> = candidates
+                .into_iter()
+                .filter(|c| !leased.iter().any(|l| l.id == c.id))
+                .collect();
+            let want = n as usize - leased.len();
+            leased.extend(
+                self.lease_each_as_read(fresh, campaign_id, task_id, owner, now_ms, want)
+                    .await?,
+            );
             if leased.len() as u32 == n || exhausted {
                 break;
             }
@@ -61,11 +56,40 @@ impl Store {
         Ok(leased)
     }
 
-    /// Leases `c` as it was read: the primary key makes the insert the lease (a held contact
-    /// inserts nothing), and the contact must still be callable as read — an attempt written
-    /// since (its lease released just now) makes it due later, or no longer open.
-    pub(crate) async fn lease_as_read(
+    /// Leases up to `want` of `candidates`, each as it was read, in one transaction (one disk
+    /// flush for them all); returns those leased, in order. The primary key makes an insert the
+    /// lease (a held contact inserts nothing), and a contact must still be callable as read — an
+    /// attempt written since (its lease released just now) makes it due later, or no longer
+    /// open.
+    pub(crate) async fn lease_each_as_read(
         &self,
+        candidates: Vec<Contact>,
+        campaign_id: i64,
+        task_id: i64,
+        owner: &str,
+        now_ms: i64,
+        want: usize,
+    ) -> Result<Vec<Contact>> {
+        let mut leased = Vec::new();
+        if candidates.is_empty() || want == 0 {
+            return Ok(leased);
+        }
+        let mut tx = self.writer.begin().await?;
+        for c in candidates {
+            if leased.len() == want {
+                break;
+            }
+            if Self::insert_lease(&mut tx, &c, campaign_id, task_id, owner, now_ms).await? {
+                leased.push(c);
+            }
+        }
+        tx.commit().await?;
+        Ok(leased)
+    }
+
+    /// The insert that is a lease of `c` as read, if it is still callable so.
+    async fn insert_lease(
+        conn: &mut sqlx::AnyConnection,
         c: &Contact,
         campaign_id: i64,
         task_id: i64,
@@ -85,7 +109,7 @@ impl Store {
         .bind(owner)
         .bind(now_ms)
         .bind(c.spec.attempts)
-        .execute(&self.writer)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -240,19 +264,19 @@ mod tests {
                 .await
                 .unwrap();
             let leased = store
-                .lease_as_read(&read[0], campaign, task, "one", now)
+                .lease_each_as_read(read.clone(), campaign, task, "one", now, 1)
                 .await
                 .unwrap();
             assert!(
-                !leased,
+                leased.is_empty(),
                 "a contact leased from a stale read is dialled twice"
             );
             let fresh = store.contact(campaign, read[0].id).await.unwrap();
             let leased = store
-                .lease_as_read(&fresh, campaign, task, "one", now + 600_000)
+                .lease_each_as_read(vec![fresh], campaign, task, "one", now + 600_000, 1)
                 .await
                 .unwrap();
-            assert!(leased, "due again, as written");
+            assert_eq!(leased.len(), 1, "due again, as written");
         }
     }
 

@@ -26,6 +26,7 @@
 //! 'C'`), and `LIKE` patterns are matched against `LOWER(…)` with lowercased patterns.
 
 pub mod agents;
+pub mod attempts;
 pub mod backend;
 pub mod builder;
 pub mod callable;

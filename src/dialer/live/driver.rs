@@ -97,6 +97,8 @@ pub struct Ctx {
     pub figures: Arc<Mutex<HashMap<i64, Figures>>>,
     /// What the trunks can take.
     pub trunks: TrunkRoom,
+    /// Where ended calls are written on their contacts.
+    pub attempts: super::attempt_log::AttemptLog,
 }
 
 struct LiveCall {

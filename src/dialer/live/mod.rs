@@ -8,6 +8,7 @@
 //! safe-harbour message to those it abandons, and records every attempt.
 
 pub mod attempt;
+pub mod attempt_log;
 pub mod call;
 pub mod driver;
 pub mod inbound;

@@ -5,6 +5,7 @@
 //! start-up the contact leases an earlier run of this node left are turned into
 //! `$interrupted` attempts first, and so are those a node left on a task taken over from it.
 
+use super::attempt_log::AttemptLog;
 use super::call::CallCtx;
 use super::driver::{Ctx, Driver, Msg};
 use super::inbound::InboundOffer;
@@ -141,6 +142,9 @@ impl Live {
     }
 }
 
+/// The attempt log's writer, waiting to be spawned.
+type AttemptWriter = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// The supervisor: owns the drivers.
 pub struct Supervisor {
     store: Store,
@@ -149,6 +153,10 @@ pub struct Supervisor {
     live: Live,
     running: HashMap<TaskId, Running>,
     ownership: Ownership,
+    /// The drivers' attempt writer, spawned by [`Supervisor::run`]; it ends once the drivers
+    /// (which wait for their attempts to be written) and the supervisor are gone.
+    /// (In a mutex only so that the supervisor is `Sync`.)
+    attempt_writer: Mutex<Option<AttemptWriter>>,
 }
 
 impl Supervisor {
@@ -172,6 +180,7 @@ impl Supervisor {
         // it, recovers them.
         let owner = node.clone();
         let ctx_store = store.clone();
+        let (attempts, attempt_writer) = AttemptLog::new(store.clone());
         let ctx = Ctx {
             store: store.clone(),
             calls: CallCtx {
@@ -184,6 +193,7 @@ impl Supervisor {
             owner,
             figures: live.shared.figures.clone(),
             trunks: TrunkRoom::default(),
+            attempts,
         };
         (
             Self {
@@ -193,6 +203,7 @@ impl Supervisor {
                 live: live.clone(),
                 running: HashMap::new(),
                 ownership: Ownership::new(ctx_store, node),
+                attempt_writer: Mutex::new(Some(Box::pin(attempt_writer))),
             },
             live,
         )
@@ -212,6 +223,14 @@ impl Supervisor {
         mut inputs: mpsc::UnboundedReceiver<(TaskId, Input)>,
         stop: CancellationToken,
     ) {
+        let writer = self
+            .attempt_writer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(writer) = writer {
+            tokio::spawn(writer);
+        }
         match self
             .store
             .recover_leases(now_ms(), self.ownership.node())

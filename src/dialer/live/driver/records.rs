@@ -3,6 +3,7 @@
 
 use super::store_tasks::Reply;
 use super::*;
+use crate::store::attempts::AttemptWrite;
 
 /// How an ended call is written on its contact.
 pub(super) enum Written {
@@ -110,6 +111,24 @@ impl Driver {
         let (campaign, task) = (self.campaign_id, self.task_id);
         let owner = result.and_then(|r| Some((r.owner.clone()?, r.actor.clone())));
         self.writes.retain(|w| !w.is_finished());
+        let what = match (what, &owner) {
+            // Most ended calls: batched with the others' by the attempt log.
+            (Written::Attempt(attempt), None) => {
+                let written = self.ctx.attempts.write(AttemptWrite {
+                    campaign_id: campaign,
+                    contact_id: contact.0,
+                    attempt,
+                });
+                self.writes.push(tokio::spawn(async move {
+                    let _ = written.await;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                }));
+                return;
+            }
+            (what, _) => what,
+        };
         self.writes.push(tokio::spawn(async move {
             let written = match &what {
                 Written::Attempt(a) => store
