@@ -21,6 +21,9 @@ pub struct AttemptWrite {
     pub attempt: Attempt,
 }
 
+/// Where a contact's flow step goes from: (campaign, task, status, detail).
+type FlowKey = (i64, i64, String, String);
+
 /// What a contact was before a batch: its task, status and detail.
 struct Before {
     campaign_id: i64,
@@ -60,7 +63,7 @@ impl Store {
         }
         let mut history: Vec<(i64, i64, Value)> = Vec::with_capacity(writes.len());
         // One flow step per (campaign, task, status, detail) the batch ends up in.
-        let mut flows: Vec<((i64, i64, String, String), Vec<i64>)> = Vec::new();
+        let mut flows: Vec<(FlowKey, Vec<i64>)> = Vec::new();
         for w in writes {
             let (id, a) = (w.contact_id, &w.attempt);
             let Some(old) = before
