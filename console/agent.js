@@ -215,6 +215,15 @@ $("mute").addEventListener("click", () => {
   $("mute").textContent = muted ? "Unmute" : "Mute";
 });
 
+// The keypad sends tones to whom the agent talks to (an IVR's menu, an extension).
+for (const key of document.querySelectorAll("#keypad [data-digit]")) {
+  key.addEventListener("click", () => {
+    if (audio && !audio.sendDigits(key.dataset.digit)) {
+      notice("This call's audio cannot carry keypad tones.", "warn");
+    }
+  });
+}
+
 // The meters follow the audio; tests read the same figures through this hook.
 window.dialerdAudio = () => (audio ? audio.levels() : null);
 setInterval(() => {

@@ -94,6 +94,15 @@ export class BrowserAudio {
     return Boolean(sender && sender.dtmf.canInsertDTMF);
   }
 
+  /** Sends `digits` (0-9, *, #) as RFC 4733 events, 100 ms each with 70 ms between, as a
+   * phone's keypad does; false when no telephone-event was agreed. */
+  sendDigits(digits) {
+    const sender = this.pc ? this.pc.getSenders().find((s) => s.dtmf) : null;
+    if (!sender || !sender.dtmf.canInsertDTMF) return false;
+    sender.dtmf.insertDTMF(digits, 100, 70);
+    return true;
+  }
+
   /** The codec dialerd answered with (`PCMU/8000`), from its SDP answer. */
   codec() {
     const sdp = this.pc && this.pc.remoteDescription ? this.pc.remoteDescription.sdp : "";

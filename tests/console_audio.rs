@@ -164,6 +164,27 @@ impl Call {
         b.click("#mute");
     }
 
+    /// The page's keypad: 4, 2, # reach the customer on `port` as RFC 4733 events, in order.
+    fn keypad_reaches_the_customer(&self, b: &Browser, port: u16) {
+        let from = unix_now();
+        for key in ["4", "2", "#"] {
+            b.click(&format!("#keypad [data-digit='{key}']"));
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let keys = self.customers.keys(port, from);
+            if keys == [4, 2, 11] {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the customer got keys {keys:?}, not 4, 2, #"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn talk(&self, b: &Browser) -> u16 {
         log_in_with_browser_audio(b, &self.d, "ann", "ann-password-1");
         assert_eq!(b.text("#reason"), "(login)");
@@ -228,6 +249,7 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
 
     // Muted on the page, the customer hears no more of the microphone.
     call.mute_silences_the_microphone(&agent, port);
+    call.keypad_reaches_the_customer(&agent, port);
 
     // Alt+H hangs up: the carrier gets BYE.
     agent.alt('h');
@@ -323,6 +345,8 @@ fn a_browser_preferring_opus_talks_through_the_transcoder_both_ways() {
 
     // Muted on the page, the customer hears no more of the microphone (Opus of silence).
     call.mute_silences_the_microphone(&agent, port);
+    // Keys sent at 48 kHz reach the customer's 8 kHz events.
+    call.keypad_reaches_the_customer(&agent, port);
 
     agent.alt('h');
     agent.wait_text("#state", "WRAP-UP", WAIT);

@@ -333,6 +333,9 @@ pub enum Sound {
     Message,
     /// The customers' own 1 kHz voice, come back through an agent's echoing phone.
     Voice,
+    /// An RFC 4733 telephone-event (payload type 101, as the carriers' SDP answers name it):
+    /// its event code (0-9 the digits, 10 `*`, 11 `#`).
+    Digit(u8),
     /// Silence or anything else.
     Other,
 }
@@ -355,7 +358,7 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// What an RTP packet's audio sounds like (PCMU or PCMA).
+/// What an RTP packet's audio sounds like (PCMU or PCMA), or the key it carries.
 pub fn sound_of(packet: &[u8]) -> Sound {
     use dialerd::media::codec::g711::{decode_alaw, decode_ulaw};
     if packet.len() <= 12 {
@@ -365,6 +368,7 @@ pub fn sound_of(packet: &[u8]) -> Sound {
     match packet[1] & 0x7f {
         0 => decode_ulaw(&packet[12..], &mut pcm),
         8 => decode_alaw(&packet[12..], &mut pcm),
+        101 if packet.len() >= 16 => return Sound::Digit(packet[12]),
         _ => return Sound::Other,
     }
     if share_at(&pcm, 440.0) > 0.4 {
@@ -443,6 +447,20 @@ impl Customers {
             *out.entry((*p, format!("{sound:?}"))).or_default() += 1;
         }
         out
+    }
+
+    /// The keys (RFC 4733 event codes) dialerd's `port` sent since `from` (Unix s), in order,
+    /// each once however many packets carried it (so a key pressed twice in a row counts once).
+    pub fn keys(&self, port: u16, from: f64) -> Vec<u8> {
+        let mut keys: Vec<u8> = Vec::new();
+        for (p, at, sound) in self.heard.lock().unwrap().iter() {
+            if let (Sound::Digit(k), true) = (sound, *p == port && *at >= from) {
+                if keys.last() != Some(k) {
+                    keys.push(*k);
+                }
+            }
+        }
+        keys
     }
 
     /// Frames dialerd's `port` sent between `from` and `to` (Unix s), by sound.
