@@ -377,3 +377,41 @@ both_stores_async! {
         assert!(e.to_string().starts_with("settings.order.field"), "{e}");
     }
 }
+
+both_stores_async! {
+    async fn a_contact_leased_to_a_call_is_not_callable_until_its_lease_goes() {
+        let s = setup().await;
+        let berlin = json!({"phones": ["030 1234567"]});
+        let a = s.add("a", berlin.clone()).await;
+        s.add("b", json!({"phones": ["030 1234568"]})).await;
+        let noon = "2025-01-15T12:00:00Z";
+        assert_eq!(s.callable(noon).await, ["a", "b"]);
+        let leased = s
+            .store
+            .lease_callable(s.campaign, s.task, 1, at(noon), "node-1")
+            .await
+            .unwrap();
+        assert_eq!(leased.iter().map(|c| c.id).collect::<Vec<_>>(), [a]);
+        assert_eq!(s.callable(noon).await, ["b"], "a is being called");
+        let why = s
+            .store
+            .explain_callable(s.campaign, a, at(noon))
+            .await
+            .unwrap();
+        assert!(!why.callable);
+        assert_eq!(
+            why.reasons,
+            ["being called now (leased to a call of node node-1)"]
+        );
+        // The next lease takes b, not a again.
+        let next = s
+            .store
+            .lease_callable(s.campaign, s.task, 2, at(noon), "node-1")
+            .await
+            .unwrap();
+        assert_eq!(next.len(), 1);
+        assert_ne!(next[0].id, a);
+        s.store.release_lease(a).await.unwrap();
+        assert_eq!(s.callable(noon).await, ["a"]);
+    }
+}

@@ -573,6 +573,16 @@ impl Store {
             ));
         }
         reasons.extend(self.rule_reasons(&[c], now_ms).await?.remove(0));
+        let lessee: Option<String> =
+            sqlx::query_scalar("SELECT owner FROM contact_leases WHERE contact_id = $1")
+                .bind(contact_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        if let Some(node) = lessee {
+            reasons.push(format!(
+                "being called now (leased to a call of node {node})"
+            ));
+        }
         Ok(Verdict {
             at: super::rfc3339(now_ms),
             callable: reasons.is_empty(),

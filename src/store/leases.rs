@@ -28,14 +28,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut leased: Vec<Contact> = Vec::new();
-        // Others may lease the same candidates meanwhile: look further until enough or none left.
+        // The selection leaves out leased contacts, but others may lease the same candidates
+        // meanwhile: look further until enough or none left.
         for round in 0..8u32 {
-            let held: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM contact_leases WHERE task_id = $1")
-                    .bind(task_id)
-                    .fetch_one(&self.reader)
-                    .await?;
-            let limit = n.saturating_mul(round + 1).saturating_add(held as u32);
+            let limit = n.saturating_mul(round + 1);
             let candidates = self
                 .next_callable(campaign_id, task_id, now_ms, limit)
                 .await?;
