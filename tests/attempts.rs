@@ -13,39 +13,59 @@ fn at(text: &str) -> i64 {
         .timestamp_millis()
 }
 
+/// A busy attempt on `number` at 10:00:05 on 2025-01-15, due again at 10:30.
+fn busy(number: &str) -> Attempt {
+    Attempt {
+        number: number.into(),
+        result: "$busy".into(),
+        sip_code: Some(486),
+        call_id: Some("0123456789abcdef".into()),
+        status: "open".into(),
+        follow_up_ms: Some(at("2025-01-15T10:30:00Z")),
+        at_ms: at("2025-01-15T10:00:05Z"),
+    }
+}
+
+/// A campaign whose call task `dial` moves failed `$invalid_number` contacts on to a wait task
+/// `invalid`: (campaign, dial, invalid).
+async fn campaign(store: &dialerd::store::Store) -> (i64, i64, i64) {
+    let c = store
+        .create_campaign(
+            &serde_json::from_value(json!({"name": "c", "default_region": "DE"})).unwrap(),
+        )
+        .await
+        .unwrap()
+        .id;
+    let invalid = store
+        .create_task(
+            c,
+            serde_json::from_value(
+                json!({"name": "bad numbers", "kind": "wait", "settings": {"seconds": 86400}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .id;
+    let dial = store
+        .create_task(
+            c,
+            serde_json::from_value(json!({"name": "dial", "kind": "call", "flow": [
+                {"status": "failed", "detail": "$invalid_number", "next_task": invalid}
+            ]}))
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .id;
+    (c, dial, invalid)
+}
+
 both_stores_async! {
     async fn attempts_are_counted_kept_in_history_and_drive_follow_ups_and_the_flow() {
         let dir = tempfile::tempdir().unwrap();
         let store = common::open_store(dir.path()).await;
-        let c = store
-            .create_campaign(
-                &serde_json::from_value(json!({"name": "c", "default_region": "DE"})).unwrap(),
-            )
-            .await
-            .unwrap()
-            .id;
-        let invalid = store
-            .create_task(
-                c,
-                serde_json::from_value(
-                    json!({"name": "bad numbers", "kind": "wait", "settings": {"seconds": 86400}}),
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap()
-            .id;
-        let dial = store
-            .create_task(
-                c,
-                serde_json::from_value(json!({"name": "dial", "kind": "call", "flow": [
-                    {"status": "failed", "detail": "$invalid_number", "next_task": invalid}
-                ]}))
-                .unwrap(),
-            )
-            .await
-            .unwrap()
-            .id;
+        let (c, dial, invalid) = campaign(&store).await;
         let spec: ContactSpec = serde_json::from_value(json!({
             "fields": {"name": "Ada"}, "phones": ["030 1234567"], "task_id": dial
         }))
@@ -68,15 +88,7 @@ both_stores_async! {
         );
 
         // Busy: open again, to be called after the retry delay.
-        let busy = Attempt {
-            number: "+49301234567".into(),
-            result: "$busy".into(),
-            sip_code: Some(486),
-            call_id: Some("0123456789abcdef".into()),
-            status: "open".into(),
-            follow_up_ms: Some(at("2025-01-15T10:30:00Z")),
-            at_ms: at("2025-01-15T10:00:05Z"),
-        };
+        let busy = busy("+49301234567");
         let after = store.record_attempt(c, k, &busy, "dialer").await.unwrap();
         assert_eq!(after.spec.attempts, 1);
         assert_eq!(after.last_result.as_deref(), Some("$busy"));
@@ -131,35 +143,7 @@ both_stores_async! {
         use dialerd::store::attempts::AttemptWrite;
         let dir = tempfile::tempdir().unwrap();
         let store = common::open_store(dir.path()).await;
-        let c = store
-            .create_campaign(
-                &serde_json::from_value(json!({"name": "c", "default_region": "DE"})).unwrap(),
-            )
-            .await
-            .unwrap()
-            .id;
-        let invalid = store
-            .create_task(
-                c,
-                serde_json::from_value(
-                    json!({"name": "bad numbers", "kind": "wait", "settings": {"seconds": 86400}}),
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap()
-            .id;
-        let dial = store
-            .create_task(
-                c,
-                serde_json::from_value(json!({"name": "dial", "kind": "call", "flow": [
-                    {"status": "failed", "detail": "$invalid_number", "next_task": invalid}
-                ]}))
-                .unwrap(),
-            )
-            .await
-            .unwrap()
-            .id;
+        let (c, dial, invalid) = campaign(&store).await;
         // Two of each: one written alone, its twin in the batch.
         let mut ids = Vec::new();
         for n in 0..7 {
@@ -175,15 +159,7 @@ both_stores_async! {
             .await
             .unwrap();
         assert_eq!(leased.len(), 7);
-        let busy = Attempt {
-            number: "+49301234500".into(),
-            result: "$busy".into(),
-            sip_code: Some(486),
-            call_id: Some("0123456789abcdef".into()),
-            status: "open".into(),
-            follow_up_ms: Some(at("2025-01-15T10:30:00Z")),
-            at_ms: at("2025-01-15T10:00:05Z"),
-        };
+        let busy = busy("+49301234500");
         let invalid_number = Attempt {
             result: "$invalid_number".into(),
             sip_code: Some(404),
