@@ -27,25 +27,29 @@ DIALERD=${DIALERD:-target/release/dialerd}
 work=$(mktemp -d)
 chmod 755 "$work"
 mkdir "$work/pg"
-pids=()
+pids=() phones=()
 PG_STOP=true
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; $PG_STOP >/dev/null 2>&1; for f in "$work"/node*.log; do log_summary "$f" "$(basename "$f" .log)"; done; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT
 start_pg "$work/pg"
-start_carrier "$work" "$CARRIER_PORT" 56000
+start_carrier "$work" "$CARRIER_PORT" 28000
 pids+=($!)
 nodes=""
 for k in $(seq "$K"); do
     sip=$((5280 + 10 * k)) http=$((9280 + 10 * k)) phone=$((5282 + 10 * k))
-    # Ports apart from agents.sh's (5185-5187, 10000-29998, 40000, 45000): both may run at once.
-    rtp_min=$((30000 + 4000 * (k - 1))) rtp_max=$((33998 + 4000 * (k - 1)))
+    # Media ports below the kernel's ephemeral range (32768-60999), which connections may hold.
+    rtp_min=$((10000 + 4000 * (k - 1))) rtp_max=$((13998 + 4000 * (k - 1)))
     dialerd_conf "$work/node$k.toml" "$work/state$k" "$http" "$sip" "$CARRIER_PORT" "$rtp_min" "$rtp_max"
-    start_phones "$work" "$phone" $((52000 + 1000 * k)) "127.0.0.1:$sip"
-    pids+=($!)
+    start_phones "$work" "$phone" $((23000 + 1000 * k)) "127.0.0.1:$sip"
+    pids+=($!) phones+=("$!:$phone")
     DIALERD_ADMIN_TOKEN=$ADMIN DIALERD__STORE__URL=$PG_URL DIALERD__NODE__NAME=node$k \
         "$DIALERD" run --config "$work/node$k.toml" 2>"$work/node$k.log" &
     pids+=($!)
     nodes+=" node$k,127.0.0.1:$http,127.0.0.1:$sip,$phone,$!"
     wait_ready "$http" || { cat "$work/node$k.log"; exit 1; }
+done
+# A phone SIPp that could not bind its ports would leave its node's agents' logins ringing.
+for p in "${phones[@]}"; do
+    kill -0 "${p%%:*}" 2>/dev/null || { echo "the phones' SIPp on port ${p#*:} died:" >&2; cat "$work/phone_${p#*:}.out" >&2; exit 1; }
 done
 echo "benchmark         $K node(s) on one PostgreSQL, $N agents each, $MINUTES min of dialing; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at start"
 NODES=$nodes ADMIN=$ADMIN PG_URL=$PG_URL python3 sip-scenarios/load/agents/nodes.py "$N" "$MINUTES"
