@@ -1,7 +1,7 @@
 //! dialerd: a SIP telephony and predictive-dialer daemon.
 //!
 //! Layers, top to bottom: `api` (HTTP) → `dialer`, `agents`, `lines`, `inbound` → `call` →
-//! `media` → `sip` → `store`; with `config`, `http_url`, `metrics` and `shutdown` beside them.
+//! `media` → `sip` → `store`; with `config`, `http_url`, `metrics`, `node` and `shutdown` beside them.
 //! A layer never calls the one above it.
 
 pub mod agents;
@@ -17,6 +17,7 @@ pub mod logging;
 pub mod media;
 pub mod memory;
 pub mod metrics;
+pub mod node;
 pub mod shutdown;
 pub mod signal;
 pub mod sip;

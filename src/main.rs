@@ -271,10 +271,20 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let state_dir = state::prepare(&state::resolve(&cfg.state_dir))?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), state_dir = %state_dir.display(), node = %cfg.node.resolved(), "dialerd starting");
 
+    // Before the store is opened: a second daemon on this state directory stops here.
+    let state_lock = dialerd::node::StateLock::acquire(&state_dir)?;
     let store = open_store(&state_dir, &cfg.store)
         .await?
         .with_import_limits(cfg.import)
-        .with_calling_rules(CallingRules::from_config(&cfg.calling_rules)?);
+        .with_calling_rules(CallingRules::from_config(&cfg.calling_rules)?)
+        .with_timings(dialerd::store::timings::Timings::register(
+            metrics.registry(),
+        )?);
+    // Before anything is dialled: a second daemon of this name would share its leases.
+    let node = dialerd::node::Node::claim(store.clone(), cfg.node.resolved(), state_lock).await?;
+    let node_stop = tokio_util::sync::CancellationToken::new();
+    // Renewed until the drain has ended: the node's calls and leases live until then.
+    let node_beat = tokio::spawn(node.clone().heartbeat(node_stop.clone()));
     metrics
         .registry()
         .register(Box::new(dialerd::health::ReadyCollector::new(
@@ -477,6 +487,9 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     }
     http_stop.cancel();
     http_done.await??;
+    node_stop.cancel();
+    node_beat.await?;
+    node.release().await;
     store.close().await;
     tracing::info!("dialerd stopped");
     Ok(())

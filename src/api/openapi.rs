@@ -58,7 +58,7 @@ fn ops() -> Vec<Op> {
         op("get", "/console/{file}", "A script or style sheet of the console pages", "", &[], None, ("200", "text")),
         op("get", "/readyz", "Readiness: 200 when ready, 503 before and while draining", "", &[], None, ("200", "text")),
         op("get", "/api/v1/trunks", "SIP trunks and their state", DIAL, &[], None, ("200", "array")),
-        op("get", "/api/v1/nodes", "Which node dials which call task (the task leases of the nodes sharing the store), and this node's name", DIAL, &[], None, ("200", "object")),
+        op("get", "/api/v1/nodes", "The nodes that are up (name, instance, last heartbeat) and which dials which call task (the task leases of the nodes sharing the store), and this node's name", DIAL, &[], None, ("200", "object")),
         op("post", "/api/v1/trunks/{name}/test-call", "Place one test call through a trunk (a `caller_id` other than a verified line's number: admin only)", WRITE, &[], Json("TestCall"), ("200", "object")),
         op("get", "/api/v1/openapi.json", "This document", "", &[], None, ("200", "object")),
         op("post", "/api/v1/login", "A new token for a name and password", "", &[], Json("Login"), ("201", "Token")),

@@ -27,6 +27,7 @@ impl Store {
         if n == 0 {
             return Ok(Vec::new());
         }
+        let _timer = self.timings.start("lease_contacts");
         let mut leased: Vec<Contact> = Vec::new();
         // The selection leaves out leased contacts, but others may lease the same candidates
         // meanwhile: look further until enough or none left.
@@ -112,6 +113,7 @@ impl Store {
 
     /// Releases the lease of `contact_id` (a no-op when it holds none).
     pub async fn release_lease(&self, contact_id: i64) -> Result<()> {
+        let _timer = self.timings.start("release_lease");
         sqlx::query("DELETE FROM contact_leases WHERE contact_id = $1")
             .bind(contact_id)
             .execute(&self.writer)

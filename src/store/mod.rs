@@ -47,6 +47,7 @@ pub mod inbound;
 pub mod inbox;
 pub mod leases;
 pub mod lines;
+pub mod nodes;
 pub mod pdf_zip;
 pub mod permissions;
 pub mod phone;
@@ -55,6 +56,7 @@ pub mod questionnaires;
 pub mod task_leases;
 pub mod tasks;
 pub mod template;
+pub mod timings;
 pub mod users;
 pub mod xlsx;
 
@@ -151,6 +153,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "task_leases",
         include_str!("../../migrations/0015_task_leases.sql"),
         include_str!("../../migrations/postgres/0015_task_leases.sql"),
+    ),
+    (
+        16,
+        "nodes",
+        include_str!("../../migrations/0016_nodes.sql"),
+        include_str!("../../migrations/postgres/0016_nodes.sql"),
     ),
 ];
 
@@ -268,6 +276,7 @@ pub struct Store {
     import_locks: imports::ImportLocks,
     import_limits: crate::config::ImportConfig,
     calling_rules: std::sync::Arc<calling_rules::CallingRules>,
+    timings: timings::Timings,
 }
 
 impl Store {
@@ -360,6 +369,7 @@ impl Store {
             import_locks: imports::ImportLocks::default(),
             import_limits: crate::config::ImportConfig::default(),
             calling_rules: std::sync::Arc::new(calling_rules::CallingRules::builtin()),
+            timings: timings::Timings::default(),
         };
         store.interrupted_imports().await?;
         Ok(store)
@@ -379,6 +389,11 @@ impl Store {
             calling_rules: std::sync::Arc::new(rules),
             ..self
         }
+    }
+
+    /// The store timing its calls into `timings` (nothing is timed until set).
+    pub fn with_timings(self, timings: timings::Timings) -> Self {
+        Self { timings, ..self }
     }
 
     /// Where the store is (a PostgreSQL URL shows without its password).

@@ -42,6 +42,7 @@ impl Store {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<Claim> {
+        let _timer = self.timings.start("task_lease");
         let before: Option<String> =
             sqlx::query_scalar("SELECT node FROM task_leases WHERE task_id = $1")
                 .bind(task_id)

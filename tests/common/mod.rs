@@ -82,9 +82,9 @@ impl Daemon {
         Self::start_in(tempfile::tempdir().unwrap(), config, env)
     }
 
-    /// Like `start_with`, in an existing directory (its state from an earlier run kept).
-    pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Daemon {
-        let path = Self::config_path(dir.path());
+    /// The `dialerd run` command of `start_in`, its config written into `dir`.
+    fn run_command(dir: &Path, config: &str, env: &[(&str, &str)]) -> Command {
+        let path = Self::config_path(dir);
         std::fs::write(&path, config).unwrap();
         let mut cmd = command();
         cmd.arg("run")
@@ -93,16 +93,54 @@ impl Daemon {
             .env("DIALERD__HTTP__LISTEN", "127.0.0.1:0")
             .env("DIALERD__SIP__LISTEN", "127.0.0.1:0")
             .env("DIALERD__LOG__FORMAT", "json")
-            .env("DIALERD__STATE_DIR", dir.path().join("state"))
+            .env("DIALERD__STATE_DIR", dir.join("state"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(url) = pg::store_url(dir.path()) {
+        if let Some(url) = pg::store_url(dir) {
             cmd.env("DIALERD__STORE__URL", url);
         }
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
+        cmd
+    }
+
+    /// Runs the daemon as `start_in` would, for one that must refuse to start: its exit
+    /// status and stderr, once it has exited (panics when it still runs after `timeout`).
+    pub fn refused(
+        dir: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> (ExitStatus, String) {
+        let mut child = Self::run_command(dir, config, env).spawn().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the daemon still runs after {timeout:?}: {}",
+                    reader.join().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, reader.join().unwrap())
+    }
+
+    /// Like `start_with`, in an existing directory (its state from an earlier run kept).
+    pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut child = Self::run_command(dir.path(), config, env).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = channel();
         std::thread::spawn(move || {

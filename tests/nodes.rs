@@ -1,0 +1,150 @@
+//! Node names: two daemons of one `node.name` on one store would share its leases and
+//! "recover" each other's calls, so the second refuses to start, naming the name and the first
+//! one's last heartbeat; a name is free again once its holder stopped cleanly (at once) or was
+//! killed (after the expiry, or at once for its successor on the same state directory).
+
+mod common;
+
+use common::api::{Api, ADMIN};
+use common::pg::{self, Backend};
+use common::Daemon;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = "";
+
+fn start(dir: tempfile::TempDir, name: &str) -> Daemon {
+    Daemon::start_in(
+        dir,
+        CONFIG,
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__NODE__NAME", name),
+        ],
+    )
+}
+
+/// A daemon in `dir` named `name` that must refuse to start: its stderr.
+fn refused(dir: &Path, name: &str) -> String {
+    let (status, stderr) = Daemon::refused(
+        dir,
+        CONFIG,
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__NODE__NAME", name),
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!status.success(), "{status}: {stderr}");
+    // It stopped before its SIP and HTTP listeners were up: nothing was dialled.
+    assert!(!stderr.contains("sip listening"), "{stderr}");
+    stderr
+}
+
+/// A fresh directory whose daemon uses the database `url`.
+fn dir_on(url: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("store.url"), url).unwrap();
+    dir
+}
+
+/// The nodes that are up, as `d`'s API lists them: name → the node.
+fn nodes(d: &Daemon) -> std::collections::BTreeMap<String, Value> {
+    let v = Api::new(d, ADMIN).ok("GET", "/api/v1/nodes", None);
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap().to_string(), n.clone()))
+        .collect()
+}
+
+#[test]
+fn a_second_daemon_of_one_name_refuses_to_start_until_the_first_has_ended() {
+    pg::set(Backend::Postgres);
+    let url = pg::database();
+    let mut first = start(dir_on(&url), "dup");
+    let up = nodes(&first);
+    let instance = up["dup"]["instance"].as_str().unwrap().to_string();
+    assert_eq!(up["dup"]["tasks"], serde_json::json!([]), "{up:?}");
+    assert!(up["dup"]["heartbeat_at"].is_string(), "{up:?}");
+
+    // Same name, another machine (state directory): refused, naming the name, the holder and
+    // its last heartbeat.
+    let other = dir_on(&url);
+    let stderr = refused(other.path(), "dup");
+    println!("{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "node.name \"dup\" is held by another running dialerd (instance {instance}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("last heartbeat 20"), "{stderr}");
+    // The first is untouched: same instance, still renewing.
+    assert_eq!(nodes(&first)["dup"]["instance"], instance.as_str());
+
+    // Another name is fine, and listed as up without tasks; a clean stop frees it at once.
+    let mut second = start(dir_on(&url), "solo");
+    assert!(nodes(&first).contains_key("solo"));
+    second.signal(libc::SIGTERM);
+    assert!(second.wait_exit(Duration::from_secs(10)).unwrap().success());
+    assert!(!nodes(&first).contains_key("solo"));
+    let third = start(dir_on(&url), "solo");
+    drop(third);
+
+    // Killed: its row stays until it expires, so another machine is still refused ...
+    first.signal(libc::SIGKILL);
+    let killed = Instant::now();
+    assert!(first.wait_exit(Duration::from_secs(5)).is_some());
+    refused(other.path(), "dup");
+    // ... but its successor on its own state directory takes the name at once.
+    let dir = std::mem::replace(&mut first.dir, tempfile::tempdir().unwrap());
+    drop(first);
+    let mut again = start(dir, "dup");
+    let after = nodes(&again)["dup"]["instance"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(after, instance);
+    println!(
+        "restarted on its state directory {:?} after the SIGKILL",
+        killed.elapsed()
+    );
+
+    // Killed again: once its row has expired, the other machine takes the name.
+    again.signal(libc::SIGKILL);
+    let killed = Instant::now();
+    assert!(again.wait_exit(Duration::from_secs(5)).is_some());
+    std::thread::sleep(
+        (dialerd::node::EXPIRY + Duration::from_millis(200)).saturating_sub(killed.elapsed()),
+    );
+    let taken = start(other, "dup");
+    let up = nodes(&taken);
+    assert_ne!(up["dup"]["instance"], after.as_str(), "{up:?}");
+    println!(
+        "taken by another machine {:?} after the SIGKILL",
+        killed.elapsed()
+    );
+}
+
+#[test]
+fn a_second_daemon_on_one_state_directory_refuses_and_a_killed_ones_successor_starts_at_once() {
+    // SQLite, the single-node default.
+    let mut d = start(tempfile::tempdir().unwrap(), "solo");
+    let instance = nodes(&d)["solo"]["instance"].as_str().unwrap().to_string();
+    let stderr = refused(d.dir.path(), "solo");
+    assert!(
+        stderr.contains("is in use by another running dialerd (node.lock is locked)"),
+        "{stderr}"
+    );
+    d.signal(libc::SIGKILL);
+    assert!(d.wait_exit(Duration::from_secs(5)).is_some());
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    drop(d);
+    let started = Instant::now();
+    let d = start(dir, "solo");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_ne!(nodes(&d)["solo"]["instance"], instance.as_str());
+}
