@@ -41,6 +41,7 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
+        let _timer = self.timings.start("write_attempts");
         let ids: Vec<i64> = writes.iter().map(|w| w.contact_id).collect();
         let mut tx = self.writer.begin().await?;
         let mut before: HashMap<i64, Before> = HashMap::with_capacity(writes.len());
