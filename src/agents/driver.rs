@@ -429,24 +429,33 @@ impl Agents {
     /// to it at once. The claim is granted when no other task of the agent's session holds it;
     /// a refused task waits its turn, which comes when the holder yields.
     pub fn claim(&self, agent: i64, task: TaskId) -> bool {
-        let mut inner = self.lock();
-        let tasks: Vec<TaskId> = inner
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let tasks = inner
             .agents
             .get(&agent)
-            .map(|e| e.session.tasks().to_vec())
-            .unwrap_or_default();
-        let claim = inner.claims.entry(agent).or_default();
-        match claim.holder {
-            Some(h) if h != task && tasks.contains(&h) => {
-                claim.waiting.insert(task);
-                false
-            }
-            _ => {
-                claim.holder = Some(task);
-                claim.waiting.remove(&task);
-                true
-            }
-        }
+            .map_or(&[][..], |e| e.session.tasks());
+        take_claim(&mut inner.claims, agent, tasks, task)
+    }
+
+    /// Each of `agents`' session state (`None`: never logged in) and, for those ready,
+    /// whether `task` holds their claim now (taken as [`Agents::claim`] takes it): what a
+    /// driver checks of all its agents at every turn, under one lock and copying nothing.
+    pub fn claim_ready(&self, agents: &[i64], task: TaskId) -> Vec<(Option<AgentStateKind>, bool)> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        agents
+            .iter()
+            .map(|&agent| {
+                let Some(e) = inner.agents.get(&agent) else {
+                    return (None, false);
+                };
+                let state = e.session.state();
+                let may = state == AgentStateKind::Ready
+                    && take_claim(&mut inner.claims, agent, e.session.tasks(), task);
+                (Some(state), may)
+            })
+            .collect()
     }
 
     /// `task` is done with `agent` for now (a call ended, no contact to call): the claim
@@ -799,6 +808,27 @@ fn entry_of<'a>(inner: &'a mut Inner, user: &User, connect: Duration, now: Time)
     });
     entry.name = user.name.clone();
     entry
+}
+
+/// `task` asks for `agent`'s claim ([`Agents::claim`]); `tasks` are the agent's session's.
+fn take_claim(
+    claims: &mut HashMap<i64, Claim>,
+    agent: i64,
+    tasks: &[TaskId],
+    task: TaskId,
+) -> bool {
+    let claim = claims.entry(agent).or_default();
+    match claim.holder {
+        Some(h) if h != task && tasks.contains(&h) => {
+            claim.waiting.insert(task);
+            false
+        }
+        _ => {
+            claim.holder = Some(task);
+            claim.waiting.remove(&task);
+            true
+        }
+    }
 }
 
 fn view(id: i64, e: &Entry) -> AgentView {

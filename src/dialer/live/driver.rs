@@ -340,9 +340,10 @@ impl Driver {
     /// another task's call, or whose claim another task holds ([`crate::agents::Agents::claim`]),
     /// is paused here (reason `busy`) and made ready again once the claim is this task's.
     fn arbitrate(&mut self) {
-        let agents = self.ctx.calls.agents.clone();
-        for (user, id) in self.ids.clone() {
-            let session = agents.view(user).map(|v| v.state);
+        let users: Vec<(i64, AgentId)> = self.ids.iter().map(|(u, id)| (*u, *id)).collect();
+        let ids: Vec<i64> = users.iter().map(|(u, _)| *u).collect();
+        let sessions = self.ctx.calls.agents.claim_ready(&ids, self.task_id);
+        for ((user, id), (session, may)) in users.into_iter().zip(sessions) {
             if matches!(session, Some(AgentStateKind::LoggedOut) | None) {
                 self.busy.remove(&user);
                 continue;
@@ -355,7 +356,6 @@ impl Driver {
             else {
                 continue;
             };
-            let may = session == Some(AgentStateKind::Ready) && agents.claim(user, self.task_id);
             if core == AgentStateKind::Ready && !may {
                 self.busy.insert(user);
                 self.feed(Input::AgentPaused(id, BUSY.into()));
