@@ -201,12 +201,15 @@ async fn next_callable(store: &Store, url: &str, contacts: u64) {
             "due follow-ups",
             "SELECT follow_up_ms, attempts, id FROM contacts WHERE task_id = $1 AND status = 'open' \
              AND dnc < 2 AND time_zone = $2 AND follow_up_ms <= $3 \
+             AND NOT EXISTS (SELECT 1 FROM contact_leases cl WHERE cl.contact_id = contacts.id) \
              ORDER BY follow_up_ms, attempts, id LIMIT $4",
         ),
         (
             "never called",
             "SELECT id FROM contacts WHERE task_id = $1 AND status = 'open' AND dnc < 2 \
-             AND time_zone = $2 AND follow_up_ms IS NULL AND attempts = 0 ORDER BY id LIMIT $4",
+             AND time_zone = $2 AND follow_up_ms IS NULL AND attempts = 0 \
+             AND NOT EXISTS (SELECT 1 FROM contact_leases cl WHERE cl.contact_id = contacts.id) \
+             ORDER BY id LIMIT $4",
         ),
     ] {
         let plan: Vec<String> = sqlx::query_scalar(&format!(
