@@ -54,7 +54,8 @@ impl AttemptLog {
 async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Queued>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let writes: Vec<AttemptWrite> = batch.iter().map(|q| q.write.clone()).collect();
+        let (writes, written): (Vec<AttemptWrite>, Vec<oneshot::Sender<()>>) =
+            batch.drain(..).map(|q| (q.write, q.written)).unzip();
         if let Err(e) = store.record_attempts(&writes, ACTOR).await {
             // One bad attempt must not lose the others: each alone, failures logged.
             tracing::warn!(error = %e, attempts = writes.len(), "batch of attempts failed; writing each alone");
@@ -67,8 +68,8 @@ async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Queued>) {
                 }
             }
         }
-        for q in batch.drain(..) {
-            let _ = q.written.send(());
+        for w in written {
+            let _ = w.send(());
         }
     }
 }
