@@ -336,25 +336,38 @@ fn all_called_and_agent_ready(admin: &Api, c: i64, within: Duration) {
     }
 }
 
-/// The attempt recorded for each contact of `c`.
+/// The attempt recorded for each contact of `c`, once every contact has one (attempts are
+/// written by the daemon's attempt writer a moment after their call ends).
 fn attempts(admin: &Api, c: i64) -> Vec<serde_json::Value> {
-    admin
-        .all_contacts(c, "", 100)
-        .iter()
-        .map(|k| {
-            let id = k["id"].as_i64().unwrap();
-            let full = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None);
-            let found: Vec<_> = full["history"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|h| h["change"]["op"] == "attempt")
-                .map(|h| h["change"].clone())
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let each: Vec<(serde_json::Value, Vec<serde_json::Value>)> = admin
+            .all_contacts(c, "", 100)
+            .iter()
+            .map(|k| {
+                let id = k["id"].as_i64().unwrap();
+                let full = admin.ok("GET", &format!("/api/v1/campaigns/{c}/contacts/{id}"), None);
+                let found: Vec<_> = full["history"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|h| h["change"]["op"] == "attempt")
+                    .map(|h| h["change"].clone())
+                    .collect();
+                (full, found)
+            })
+            .collect();
+        if each.iter().all(|(_, found)| !found.is_empty()) || Instant::now() > deadline {
+            return each
+                .into_iter()
+                .map(|(full, found)| {
+                    assert_eq!(found.len(), 1, "{full}");
+                    found[0].clone()
+                })
                 .collect();
-            assert_eq!(found.len(), 1, "{full}");
-            found[0].clone()
-        })
-        .collect()
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 both_stores! {
