@@ -244,11 +244,18 @@ impl TestUa {
         self.sip
             .set_read_timeout(Some(Duration::from_millis(5)))
             .unwrap();
+        // Only what the daemon's media port sends: a port this UA took may have been another
+        // test's a moment ago, whose peers still send to it (a trunk's OPTIONS, say).
+        let answered = self.answer.lock().unwrap().is_some();
+        let from_daemon = answered.then(|| self.remote_rtp());
         let deadline = Instant::now() + limit;
         let mut packets = Vec::new();
         let mut buf = [0u8; 2048];
         while Instant::now() < deadline {
-            while let Ok(n) = self.rtp.recv(&mut buf) {
+            while let Ok((n, from)) = self.rtp.recv_from(&mut buf) {
+                if from_daemon.is_some_and(|d| d != from) {
+                    continue;
+                }
                 packets.push((Instant::now(), buf[..n].to_vec()));
             }
             if let Ok((n, from)) = self.sip.recv_from(&mut buf) {
