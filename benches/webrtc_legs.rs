@@ -82,7 +82,7 @@ fn transcoder_cost(seconds: u32) -> Duration {
             timestamp: 960 * i,
             ..h
         };
-        t.from_browser(h, &opus, &mut b).unwrap();
+        t.from_browser(h, &opus, &mut b, |_, _| {}).unwrap();
     }
     (thread_cpu() - begun) / seconds
 }

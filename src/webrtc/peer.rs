@@ -321,10 +321,18 @@ impl Driver {
                         };
                         match &mut self.opus {
                             None => offer::write(h, self.ssrc, &p.payload, out),
-                            Some(t) => match t.from_browser(h, &p.payload, &mut self.payload) {
-                                Some(h) => offer::write(h, self.ssrc, &self.payload, out),
-                                None => continue,
-                            },
+                            Some(t) => {
+                                let (relay, to_leg, ssrc) = (&self.relay, self.to_leg, self.ssrc);
+                                let concealed = |h, payload: &[u8]| {
+                                    let mut packet = Vec::with_capacity(12 + payload.len());
+                                    offer::write(h, ssrc, payload, &mut packet);
+                                    let _ = relay.try_send_to(&packet, to_leg);
+                                };
+                                match t.from_browser(h, &p.payload, &mut self.payload, concealed) {
+                                    Some(h) => offer::write(h, self.ssrc, &self.payload, out),
+                                    None => continue,
+                                }
+                            }
                         }
                         let _ = self.relay.try_send_to(out, self.to_leg);
                     }

@@ -3,6 +3,12 @@
 //! leg's G.711 is decoded and encoded Opus (8 kHz input, the leg's 20 ms frames) for the
 //! browser. RFC 4733 events cross with their timestamps and durations rescaled (48000 ↔ 8000).
 //! Sequence numbers and markers pass through, so each side sees one continuous stream.
+//!
+//! Opus packets lost on the way from the browser are concealed: the last frame before a packet
+//! that arrives after a gap is rebuilt from that packet's in-band FEC (we answer
+//! `useinbandfec=1`; browsers then carry a coarse copy of the previous frame), earlier ones by
+//! libopus's loss concealment, so the customer hears the voice carried over a lost packet
+//! instead of a click of silence. The leg gets those frames as the packets that were lost.
 
 use super::offer::{Choice, Header};
 use crate::media::codec::g711;
@@ -21,6 +27,9 @@ const MAX_PACKET: usize = 1276;
 const COMPLEXITY: u8 = 5;
 /// Frame sizes (samples at 8 kHz) Opus encodes: 2.5 to 60 ms.
 const FRAME_SIZES: [usize; 6] = [20, 40, 80, 160, 320, 480];
+/// Most lost packets in a row that are concealed: libopus fades its concealment to silence
+/// within about 100 ms, and a longer gap is the leg's jitter buffer's to handle.
+const MAX_CONCEALED: u16 = 5;
 
 /// Maps a browser's 48 kHz timestamps onto a running 8 kHz clock: by differences, so the
 /// 48 kHz counter wrapping (every 24.8 hours) leaves no jump.
@@ -52,6 +61,8 @@ pub struct Transcoder {
     encoder: Encoder,
     pcm: Vec<i16>,
     down: Downscale,
+    /// Sequence number and (48 kHz) timestamp of the newest Opus packet from the browser.
+    newest: Option<(u16, u32)>,
 }
 
 impl Transcoder {
@@ -65,23 +76,30 @@ impl Transcoder {
             encoder,
             pcm: Vec::with_capacity(MAX_SAMPLES),
             down: Downscale::default(),
+            newest: None,
         })
     }
 
     /// A packet from the browser as the leg takes it: its header, its payload left in `out`;
-    /// `None` (dropped) for another payload type or an undecodable packet.
-    pub fn from_browser(&mut self, h: Header, payload: &[u8], out: &mut Vec<u8>) -> Option<Header> {
+    /// `None` (dropped) for another payload type or an undecodable packet. Packets lost just
+    /// before it are first given to `lost`, concealed (header and G.711 payload each).
+    pub fn from_browser(
+        &mut self,
+        h: Header,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        mut lost: impl FnMut(Header, &[u8]),
+    ) -> Option<Header> {
         out.clear();
         let pt = if h.pt == self.choice.pt {
+            self.conceal(h, payload, out, &mut lost);
+            out.clear();
             self.pcm.resize(MAX_SAMPLES, 0);
             let n = self
                 .decoder
                 .decode(Some(payload), &mut self.pcm[..], false)
                 .ok()?;
-            match self.choice.leg {
-                CodecKind::Pcmu => g711::encode_ulaw(&self.pcm[..n], out),
-                CodecKind::Pcma => g711::encode_alaw(&self.pcm[..n], out),
-            }
+            self.encode_leg(n, out);
             self.choice.leg_pt()
         } else if Some(h.pt) == self.choice.event_pt {
             event(payload, out, |d| d / RATIO as u16)?;
@@ -92,6 +110,65 @@ impl Transcoder {
         // Only packets that cross move the clock mapping.
         let timestamp = self.down.map(h.timestamp);
         Some(Header { pt, timestamp, ..h })
+    }
+
+    /// The first `n` samples of the decoded PCM as the leg's G.711, into `out`.
+    fn encode_leg(&self, n: usize, out: &mut Vec<u8>) {
+        match self.choice.leg {
+            CodecKind::Pcmu => g711::encode_ulaw(&self.pcm[..n], out),
+            CodecKind::Pcma => g711::encode_alaw(&self.pcm[..n], out),
+        }
+    }
+
+    /// Rebuilds the Opus packets lost between the newest one and `h` (at most
+    /// [`MAX_CONCEALED`], all of the frame length their timestamps leave room for) and gives
+    /// each to `lost`: the last from `payload`'s FEC (libopus conceals when it has none), the
+    /// others by concealment. A late or repeated packet conceals nothing.
+    fn conceal(
+        &mut self,
+        h: Header,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        lost: &mut impl FnMut(Header, &[u8]),
+    ) {
+        let Some((seq, ts)) = self.newest else {
+            self.newest = Some((h.seq, h.timestamp));
+            return;
+        };
+        let ahead = h.seq.wrapping_sub(seq);
+        if ahead == 0 || ahead > MAX_CONCEALED + 1 {
+            // A repeat, a late packet, or a gap too long (or a new stream): nothing to rebuild.
+            if ahead != 0 && ahead < u16::MAX / 2 {
+                self.newest = Some((h.seq, h.timestamp));
+            }
+            return;
+        }
+        self.newest = Some((h.seq, h.timestamp));
+        let missing = ahead - 1;
+        let span = (h.timestamp.wrapping_sub(ts) / RATIO) as usize;
+        let frame = span / usize::from(ahead);
+        if missing == 0 || frame * usize::from(ahead) != span || !FRAME_SIZES.contains(&frame) {
+            return;
+        }
+        for i in 1..=missing {
+            self.pcm.resize(frame, 0);
+            let decoded = if i == missing {
+                self.decoder.decode(Some(payload), &mut self.pcm[..], true)
+            } else {
+                self.decoder.decode(None::<&[u8]>, &mut self.pcm[..], false)
+            };
+            let Ok(n) = decoded else { return };
+            out.clear();
+            self.encode_leg(n, out);
+            let at = ts.wrapping_add(u32::from(i) * frame as u32 * RATIO);
+            let header = Header {
+                marker: false,
+                pt: self.choice.leg_pt(),
+                seq: seq.wrapping_add(i),
+                timestamp: self.down.map(at),
+            };
+            lost(header, out);
+        }
     }
 
     /// A packet of the leg's stream as the browser takes it: its header, its payload left in
@@ -197,7 +274,7 @@ mod tests {
             assert_eq!((to.seq, to.marker), (h.seq, h.marker));
             assert_eq!(to.timestamp, h.timestamp.wrapping_mul(6));
             assert!(opus.len() < 160, "Opus packet of {} bytes", opus.len());
-            let from = far.from_browser(to, &opus, &mut back).unwrap();
+            let from = far.from_browser(to, &opus, &mut back, |_, _| {}).unwrap();
             assert_eq!((from.pt, from.seq), (leg.payload_type(), h.seq));
             assert_eq!(back.len(), 160);
             match leg {
@@ -226,6 +303,104 @@ mod tests {
         }
     }
 
+    /// A browser's Opus stream of `hz` (48 kHz, 20 ms packets, in-band FEC on as browsers
+    /// send it when the answer says `useinbandfec=1`), without the packets in `drop`, through
+    /// one leg's boundary: each packet the leg gets (the lost ones concealed) by sequence
+    /// number, its timestamp and decoded audio.
+    fn lossy_browser(hz: f64, drop: &[u16]) -> Vec<(u16, u32, Vec<i16>, bool)> {
+        let mut enc = Encoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip).unwrap();
+        enc.set_inband_fec(true).unwrap();
+        enc.set_packet_loss_perc(20).unwrap();
+        let mut t = Transcoder::new(choice(CodecKind::Pcmu)).unwrap();
+        let (mut opus, mut out) = (vec![0u8; MAX_PACKET], vec![]);
+        let mut got = vec![];
+        let voice: Vec<i16> = (0..48_000)
+            .map(|i| ((i as f64 * hz * std::f64::consts::TAU / 48_000.0).sin() * 12_000.0) as i16)
+            .collect();
+        for (i, frame) in voice.chunks(960).enumerate() {
+            opus.resize(MAX_PACKET, 0);
+            let n = enc.encode(frame, &mut opus).unwrap();
+            let seq = 65500u16.wrapping_add(i as u16);
+            if drop.contains(&(i as u16)) {
+                continue;
+            }
+            let h = Header {
+                marker: i == 0,
+                pt: 111,
+                seq,
+                timestamp: 3_000_000u32.wrapping_add(960 * i as u32),
+            };
+            let mut concealed = vec![];
+            let main = t
+                .from_browser(h, &opus[..n], &mut out, |h, g| {
+                    let mut pcm = vec![];
+                    g711::decode_ulaw(g, &mut pcm);
+                    concealed.push((h.seq, h.timestamp, pcm, true));
+                })
+                .unwrap();
+            got.extend(concealed);
+            let mut pcm = vec![];
+            g711::decode_ulaw(&out, &mut pcm);
+            got.push((main.seq, main.timestamp, pcm, false));
+        }
+        got
+    }
+
+    #[test]
+    fn opus_packets_lost_on_the_way_are_concealed_with_the_voice_they_carried() {
+        // One packet lost (rebuilt from the next one's FEC), then three in a row.
+        let got = lossy_browser(440.0, &[20, 30, 31, 32]);
+        let concealed: Vec<u16> = got
+            .iter()
+            .filter(|p| p.3)
+            .map(|p| p.0.wrapping_sub(65500))
+            .collect();
+        assert_eq!(concealed, [20, 30, 31, 32]);
+        // The leg sees one stream: every sequence number once, in order, timestamps 160 apart.
+        assert_eq!(got.len(), 50);
+        for (i, (seq, ts, pcm, _)) in got.iter().enumerate() {
+            assert_eq!(seq.wrapping_sub(65500), i as u16);
+            assert_eq!(ts.wrapping_sub(got[0].1), 160 * i as u32);
+            assert_eq!(pcm.len(), 160);
+        }
+        // What was lost is heard as the voice, not silence.
+        for (seq, _, pcm, _) in got.iter().filter(|p| p.3) {
+            // Concealment fades (the middle one of three is quietest); FEC rebuilds the
+            // frame itself.
+            let least = if seq.wrapping_sub(65500) == 31 {
+                0.3
+            } else {
+                0.6
+            };
+            let share = share_at(pcm, 440.0);
+            assert!(share > least, "packet {seq}: {share}");
+        }
+    }
+
+    #[test]
+    fn a_gap_too_long_or_a_late_packet_conceals_nothing() {
+        let got = lossy_browser(440.0, &[10, 11, 12, 13, 14, 15, 16]);
+        assert!(got.iter().all(|p| !p.3));
+        assert_eq!(got.len(), 43);
+        let mut t = Transcoder::new(choice(CodecKind::Pcmu)).unwrap();
+        let mut near = Transcoder::new(choice(CodecKind::Pcmu)).unwrap();
+        let (mut opus, mut out) = (vec![], vec![]);
+        let h = |seq: u16| Header {
+            marker: false,
+            pt: 111,
+            seq,
+            timestamp: 960 * u32::from(seq),
+        };
+        near.to_browser(Header { pt: 0, ..h(0) }, &[0xff; 160], &mut opus)
+            .unwrap();
+        let mut lost = 0;
+        for seq in [5, 6, 4, 6, 7] {
+            t.from_browser(h(seq), &opus, &mut out, |_, _| lost += 1)
+                .unwrap();
+        }
+        assert_eq!(lost, 0);
+    }
+
     #[test]
     fn browser_timestamps_run_on_at_8khz_over_a_wrap() {
         let mut t = Transcoder::new(choice(CodecKind::Pcmu)).unwrap();
@@ -249,7 +424,11 @@ mod tests {
                 seq: i as u16,
                 timestamp: ts,
             };
-            stamps.push(t.from_browser(h, &opus, &mut out).unwrap().timestamp);
+            stamps.push(
+                t.from_browser(h, &opus, &mut out, |_, _| {})
+                    .unwrap()
+                    .timestamp,
+            );
         }
         let first = stamps[0];
         let steps: Vec<u32> = stamps.iter().map(|s| s.wrapping_sub(first)).collect();
@@ -268,7 +447,9 @@ mod tests {
             seq: 9,
             timestamp: 48_000,
         };
-        let got = t.from_browser(h, &[5, 0x8a, 0x03, 0xc0], &mut out).unwrap();
+        let got = t
+            .from_browser(h, &[5, 0x8a, 0x03, 0xc0], &mut out, |_, _| {})
+            .unwrap();
         assert_eq!((got.pt, got.marker, got.seq), (LEG_EVENT_PT, true, 9));
         assert_eq!(out, [5, 0x8a, 0, 160]);
         let h = Header {
@@ -295,9 +476,9 @@ mod tests {
             seq: 1,
             timestamp: 960,
         };
-        assert_eq!(t.from_browser(h(111), &[], &mut out), None);
-        assert_eq!(t.from_browser(h(126), &[0; 40], &mut out), None);
-        assert_eq!(t.from_browser(h(110), &[5, 0], &mut out), None);
+        assert_eq!(t.from_browser(h(111), &[], &mut out, |_, _| {}), None);
+        assert_eq!(t.from_browser(h(126), &[0; 40], &mut out, |_, _| {}), None);
+        assert_eq!(t.from_browser(h(110), &[5, 0], &mut out, |_, _| {}), None);
         // Not an Opus frame length, another type, a short event.
         assert_eq!(t.to_browser(h(0), &[0xff; 100], &mut out), None);
         assert_eq!(t.to_browser(h(8), &[0xff; 160], &mut out), None);
@@ -313,7 +494,7 @@ mod tests {
                     x as u8
                 })
                 .collect();
-            if let Some(got) = t.from_browser(h(111), &bytes, &mut out) {
+            if let Some(got) = t.from_browser(h(111), &bytes, &mut out, |_, _| {}) {
                 assert_eq!(got.pt, 0);
                 assert!(out.len() <= MAX_SAMPLES);
             }
