@@ -276,6 +276,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let store = open_store(&state_dir, &cfg.store)
         .await?
         .with_import_limits(cfg.import)
+        .with_node(&cfg.node.resolved())
         .with_calling_rules(CallingRules::from_config(&cfg.calling_rules)?)
         .with_timings(dialerd::store::timings::Timings::register(
             metrics.registry(),

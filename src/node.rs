@@ -172,6 +172,11 @@ impl Node {
         }
         lock.write(&instance)?;
         tracing::info!(node = %name, instance = %instance, "node name taken");
+        match store.interrupted_imports(Some(&name), now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(imports = n, "imports left running marked interrupted"),
+            Err(e) => tracing::warn!(error = %e, "imports left running not marked interrupted"),
+        }
         Ok(Self {
             store,
             name,
@@ -199,6 +204,15 @@ impl Node {
                 Ok(true) => {}
                 Ok(false) => self.reclaim(now).await,
                 Err(e) => tracing::warn!(error = %e, "node heartbeat not written"),
+            }
+            // A node that died mid-import and is not started again: its imports end here.
+            match self.store.interrupted_imports(None, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    imports = n,
+                    "imports of a node no longer up marked interrupted"
+                ),
+                Err(e) => tracing::warn!(error = %e, "imports of nodes no longer up not checked"),
             }
         }
     }

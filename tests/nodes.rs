@@ -148,3 +148,95 @@ fn a_second_daemon_on_one_state_directory_refuses_and_a_killed_ones_successor_st
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_ne!(nodes(&d)["solo"]["instance"], instance.as_str());
 }
+
+/// CSV arriving as the test sends it: a read waits for the next chunk, and ends when the
+/// sender is dropped (an upload in progress, as the import sees it).
+struct Upload(std::sync::mpsc::Receiver<Vec<u8>>, Vec<u8>);
+
+impl std::io::Read for Upload {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.1.is_empty() {
+            match self.0.recv() {
+                Ok(chunk) => self.1 = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.1.len());
+        buf[..n].copy_from_slice(&self.1[..n]);
+        self.1.drain(..n);
+        Ok(n)
+    }
+}
+
+crate::both_stores_async! {
+    async fn a_starting_node_marks_interrupted_only_imports_no_running_node_has() {
+        use dialerd::store::imports::{ImportMode, ImportOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let store = common::open_store(dir.path()).await;
+        // One campaign each: a campaign runs one import at a time.
+        let mut campaigns = Vec::new();
+        for name in ["on a", "on b", "on none"] {
+            let spec = serde_json::json!({"name": name, "default_region": "DE"});
+            let c = store.create_campaign(&serde_json::from_value(spec).unwrap()).await;
+            let c = c.unwrap().id;
+            let task = serde_json::json!({"name": "dial", "kind": "call"});
+            let task = store.create_task(c, serde_json::from_value(task).unwrap()).await;
+            task.unwrap();
+            campaigns.push(c);
+        }
+        let now = dialerd::store::now_ms();
+        // Node a is up; node b's row expired a minute ago (it died).
+        store.claim_node("a", "ia", None, now, 15_000).await.unwrap();
+        store.claim_node("b", "ib", None, now - 60_000, 15_000).await.unwrap();
+        // An import in progress on a, one on b, one from a store of no node.
+        let mut uploads = Vec::new();
+        for (node, c) in ["a", "b", ""].into_iter().zip(campaigns.clone()) {
+            let s = match node {
+                "" => store.clone(),
+                n => store.clone().with_node(n),
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            // A first batch, committed with the import's row; the rest never comes.
+            let mut csv = String::from("phone\n");
+            for n in 0..dialerd::store::imports::BATCH_ROWS + 1 {
+                csv.push_str(&format!("030 {:08}\n", 10_000_000 + n));
+            }
+            tx.send(csv.into_bytes()).unwrap();
+            let options = ImportOptions {
+                mode: ImportMode::Append,
+                header: true,
+                phone_columns: vec!["phone".into()],
+                task_id: None,
+                user: "test".into(),
+            };
+            let task = tokio::spawn(async move { s.import_csv(c, options, Upload(rx, vec![])).await });
+            uploads.push((tx, task));
+        }
+        let states = || async {
+            let mut states = Vec::new();
+            for c in &campaigns {
+                let imports = store.imports(*c).await.unwrap();
+                states.push(imports.first().map(|i| i.state.clone()).unwrap_or_default());
+            }
+            states
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while states().await != ["running", "running", "running"] {
+            assert!(Instant::now() < deadline, "{:?}", states().await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A node's heartbeat: only the dead node's import ends.
+        assert_eq!(store.interrupted_imports(None, now).await.unwrap(), 1);
+        assert_eq!(states().await, ["running", "interrupted", "running"]);
+        // Node c starts: the import of no node too, never a's.
+        assert_eq!(store.interrupted_imports(Some("c"), now).await.unwrap(), 1);
+        assert_eq!(states().await, ["running", "interrupted", "interrupted"]);
+        // Node a restarts: its earlier run's import.
+        assert_eq!(store.interrupted_imports(Some("a"), now).await.unwrap(), 1);
+        assert_eq!(states().await, ["interrupted", "interrupted", "interrupted"]);
+        for (tx, task) in uploads {
+            drop(tx);
+            task.abort();
+        }
+    }
+}

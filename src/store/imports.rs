@@ -537,12 +537,26 @@ struct Tally {
 }
 
 impl Store {
-    /// Marks imports a previous run left running as interrupted (their committed batches stay).
-    pub(super) async fn interrupted_imports(&self) -> Result<()> {
-        sqlx::query("UPDATE imports SET state = 'interrupted' WHERE state = 'running'")
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+    /// Marks as interrupted (their committed batches stay) the imports left running by a node
+    /// no longer up at `now_ms` (its name row expired or gone) and, when node `restarted`
+    /// starts, by its earlier run or by no node; another running node's imports go on.
+    /// Returns how many.
+    pub async fn interrupted_imports(&self, restarted: Option<&str>, now_ms: i64) -> Result<u64> {
+        const GONE: &str = "node NOT IN (SELECT name FROM nodes WHERE expires_ms > $1)";
+        let query = match restarted {
+            None => format!(
+                "UPDATE imports SET state = 'interrupted' WHERE state = 'running' AND {GONE}"
+            ),
+            Some(_) => format!(
+                "UPDATE imports SET state = 'interrupted' WHERE state = 'running' \
+                 AND ({GONE} OR node IS NULL OR node = $2)"
+            ),
+        };
+        let mut q = sqlx::query(&query).bind(now_ms);
+        if let Some(node) = restarted {
+            q = q.bind(node);
+        }
+        Ok(q.execute(&self.writer).await?.rows_affected())
     }
 
     /// A campaign's imports, newest first.
@@ -656,8 +670,8 @@ impl Store {
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO imports (campaign_id, task_id, mode, state, started_by, started_ms, rows_read, inserted, \
-             bad, duplicates, removed, kept, problems) VALUES ($1, $2, $3, 'running', $4, $5, 0, 0, 0, 0, $6, $7, '{}') \
-             RETURNING id",
+             bad, duplicates, removed, kept, problems, node) \
+             VALUES ($1, $2, $3, 'running', $4, $5, 0, 0, 0, 0, $6, $7, '{}', $8) RETURNING id",
         )
         .bind(campaign_id)
         .bind(task_id)
@@ -666,6 +680,7 @@ impl Store {
         .bind(now_ms())
         .bind(removed)
         .bind(kept)
+        .bind(self.node.as_deref())
         .fetch_one(&mut *db)
         .await?;
         if let Some(names) = columns.get() {

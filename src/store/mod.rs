@@ -160,6 +160,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/0016_nodes.sql"),
         include_str!("../../migrations/postgres/0016_nodes.sql"),
     ),
+    (
+        18,
+        "import_nodes",
+        include_str!("../../migrations/0018_import_nodes.sql"),
+        include_str!("../../migrations/postgres/0018_import_nodes.sql"),
+    ),
 ];
 
 /// Errors of the store layer.
@@ -277,6 +283,8 @@ pub struct Store {
     import_limits: crate::config::ImportConfig,
     calling_rules: std::sync::Arc<calling_rules::CallingRules>,
     timings: timings::Timings,
+    /// The node name of the daemon using the store, written on the imports it runs.
+    node: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -370,8 +378,8 @@ impl Store {
             import_limits: crate::config::ImportConfig::default(),
             calling_rules: std::sync::Arc::new(calling_rules::CallingRules::builtin()),
             timings: timings::Timings::default(),
+            node: None,
         };
-        store.interrupted_imports().await?;
         Ok(store)
     }
 
@@ -394,6 +402,14 @@ impl Store {
     /// The store timing its calls into `timings` (nothing is timed until set).
     pub fn with_timings(self, timings: timings::Timings) -> Self {
         Self { timings, ..self }
+    }
+
+    /// The store as node `name` uses it: the imports it starts are its own.
+    pub fn with_node(self, name: &str) -> Self {
+        Self {
+            node: Some(name.into()),
+            ..self
+        }
     }
 
     /// Where the store is (a PostgreSQL URL shows without its password).

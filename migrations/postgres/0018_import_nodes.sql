@@ -1,0 +1,7 @@
+-- PostgreSQL spelling of ../0018_import_nodes.sql (the same); keep the two in step.
+-- The node running an import (its node.name; NULL for imports of earlier versions or of a
+-- store opened outside a daemon), so that a node starting up marks as interrupted only the
+-- imports it left running, or that a node no longer up left, never another running node's.
+-- Portable as 0001 explains.
+
+ALTER TABLE imports ADD COLUMN node TEXT;
