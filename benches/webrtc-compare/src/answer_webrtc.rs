@@ -192,7 +192,7 @@ pub async fn accept(sh: &Shared, offer: &str, counters: Arc<Counters>) -> Result
         }
         counters.connected.fetch_add(1, Ordering::Relaxed);
         let mut tick = tokio::time::interval(PTIME);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let (mut seq, mut ts) = (0u16, 0u32);
         let payload = bytes::Bytes::from_static(&FRAME);
         loop {

@@ -135,14 +135,15 @@ fn run() {
         per_leg_kib(up),
         up.threads
     );
-    println!("  t(s)  RSS/leg(KiB)  CPU/leg(% of a core)  pkts/leg/s answerer->client  client->answerer  threads");
+    println!("  t(s)  RSS/leg(KiB)  CPU/leg(% of a core)  pkts/leg/s: answerer sent  client got  client sent  answerer got  threads");
     let t1 = Instant::now();
-    let mut last = (
-        t1,
-        up,
-        stats(&rt, addr),
-        tally.received.load(Ordering::Relaxed),
-    );
+    let client = || {
+        (
+            tally.received.load(Ordering::Relaxed),
+            tally.sent.load(Ordering::Relaxed),
+        )
+    };
+    let mut last = (t1, up, stats(&rt, addr), client());
     let first = last;
     for k in 1..=samples {
         let due = t1 + Duration::from_secs(seconds) * k as u32 / samples as u32;
@@ -150,30 +151,56 @@ fn run() {
         let now = Instant::now();
         let u = usage(pid);
         let s = stats(&rt, addr);
-        let rx = tally.received.load(Ordering::Relaxed);
+        let rx = client();
         let span = (now - last.0).as_secs_f64();
+        let rate = |a: u64, b: u64| (a - b) as f64 / span / legs as f64;
         println!(
-            "  {:>5.0}  {:>12.0}  {:>20.3}  {:>28.1}  {:>16.1}  {:>7}",
+            "  {:>5.0}  {:>12.0}  {:>20.3}  {:>24.1}  {:>10.1}  {:>11.1}  {:>12.1}  {:>7}",
             (now - t1).as_secs_f64(),
             per_leg_kib(u),
             (u.cpu - last.1.cpu).as_secs_f64() / span / legs as f64 * 100.0,
-            (rx - last.3) as f64 / span / legs as f64,
-            (s.1 - last.2 .1) as f64 / span / legs as f64,
+            rate(s.2, last.2 .2),
+            rate(rx.0, last.3 .0),
+            rate(rx.1, last.3 .1),
+            rate(s.1, last.2 .1),
             u.threads
         );
         last = (now, u, s, rx);
     }
     let span = (last.0 - first.0).as_secs_f64();
-    let cpu = (last.1.cpu - first.1.cpu).as_secs_f64() / span / legs as f64 * 100.0;
+    let answerer_cpu = (last.1.cpu - first.1.cpu).as_secs_f64();
+    let cpu = answerer_cpu / span / legs as f64 * 100.0;
+    // Packets the answerer's stack handled: what it sent and what it received.
+    let packets = (last.2 .1 - first.2 .1) + (last.2 .2 - first.2 .2);
+    let per_packet = answerer_cpu / packets.max(1) as f64;
+    let me = usage::usage(std::process::id());
     println!(
-        "  over {span:.0} s of media: answerer CPU {cpu:.3} % of a core per leg ({:.1} % for all), RSS +{:.0} KiB per leg at setup, +{:.0} KiB at the end ({:.1} MiB in all); packets per leg and second {:.1} to the client, {:.1} to the answerer (50 each way asked); answerer says {} legs connected",
+        "  over {span:.0} s of media: answerer CPU {cpu:.3} % of a core per leg ({:.1} % for all) at {:.1} packets per leg and second sent, {:.1} received (50 each way asked)",
         cpu * legs as f64,
+        (last.2 .2 - first.2 .2) as f64 / span / legs as f64,
+        (last.2 .1 - first.2 .1) as f64 / span / legs as f64,
+    );
+    println!(
+        "  answerer CPU per packet (sent + received): {:.1} µs; at 50 + 50 packets a second that is {:.3} % of a core per leg",
+        per_packet * 1e6,
+        per_packet * 100.0 * 100.0
+    );
+    println!(
+        "  answerer RSS: +{:.0} KiB per leg at setup, +{:.0} KiB at the end ({:.1} MiB in all); it says {} legs connected",
         per_leg_kib(up),
         per_leg_kib(last.1),
         last.1.rss as f64 / 1048576.0,
-        (last.3 - first.3) as f64 / span / legs as f64,
-        (last.2 .1 - first.2 .1) as f64 / span / legs as f64,
         last.2 .0
+    );
+    println!(
+        "  client (this process, {legs} str0m peers): {:.0} % of a core over the whole run; load average {}",
+        me.cpu.as_secs_f64() / begun.elapsed().as_secs_f64() * 100.0,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let _ = child.kill();
     let _ = child.wait();
