@@ -398,6 +398,9 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
     drop(phones);
 }
 
+/// The nodes' `sip.agent_login_number`, which Kamailio routes to the agent's node.
+const LOGIN_NUMBER: &str = "1099";
+
 /// Kamailio on conf/kamailio/dialerd-cluster.cfg, its log (stderr) in a file.
 struct Kamailio {
     child: std::process::Child,
@@ -428,6 +431,11 @@ impl Kamailio {
             .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
             .args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())])
             .args(["-A", &format!("DIALERD_TOKEN=\"{token}\"")])
+            .args(["-A", &format!("AGENT_LOGIN_NUMBER=\"{LOGIN_NUMBER}\"")])
+            .args([
+                "-A",
+                &format!("LISTEN_AGENTS=udp:127.0.0.1:{}", free_udp_port()),
+            ])
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -492,6 +500,21 @@ fn holders(d: &Daemon) -> HashMap<i64, String> {
         .collect()
 }
 
+/// Whether a SIPp phone still runs, or how it ended (its stderr).
+fn phone_state(phone: &mut Sipp) -> String {
+    use std::io::Read;
+    match phone.0.try_wait().unwrap() {
+        None => "running".into(),
+        Some(status) => {
+            let mut err = String::new();
+            if let Some(mut e) = phone.0.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            format!("ended {status}: {err}")
+        }
+    }
+}
+
 /// Polls `d`'s `GET /api/v1/nodes` until `want` holds of the leases, for up to `limit`.
 fn wait_holders(
     d: &Daemon,
@@ -527,7 +550,8 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
         }
         let config = format!(
             "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n\
-             [sip]\ndigest_algorithms = [\"MD5\"]\necho_number = \"1000\"\n{agents}\
+             [sip]\ndigest_algorithms = [\"MD5\"]\necho_number = \"1000\"\n\
+             agent_login_number = \"{LOGIN_NUMBER}\"\n{agents}\
              [sessions]\nring_timeout = \"10s\"\n\
              [media]\nrtp_port_min = {rtp}\nrtp_port_max = {}\n\
              [[trunks]]\nname = \"kamailio\"\nhost = \"127.0.0.1\"\nport = {k_port}\n\
@@ -614,8 +638,10 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
         )
     };
     // Each phone registers through Kamailio, which asks a node where the agent goes: the
-    // node the rule names, where the agent logs in (the node calls the phone along its Path).
+    // node the rule names, where the agent logs in: agents 1-3 through the API (the node calls
+    // the phone along its Path), agent 4 by calling the login number through Kamailio.
     let mut phones = HashMap::new();
+    let mut login_call = None;
     for i in 1..=4u32 {
         let k = if agents[&i].1 == a { na } else { nb };
         let (status, _, said) = common::http_request(
@@ -642,11 +668,62 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
             "agent{i} not sent to {uri}:\n{}",
             proxy.log_text()
         );
-        let (status, session) = log_in(&nodes[k], i);
-        assert_eq!(
-            (status, &session["state"]),
-            (201, &json!("paused")),
-            "{session}"
+        if i < 4 {
+            let (status, session) = log_in(&nodes[k], i);
+            assert_eq!(
+                (status, &session["state"]),
+                (201, &json!("paused")),
+                "agent{i}: {session}\n{}",
+                proxy.log_text()
+            );
+            continue;
+        }
+        let call = common::agent_phone::sipp()
+            .arg("-sf")
+            .arg(scenario("proxy/login_number_record_route.xml"))
+            .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+            .args(["-mp", &free_udp_port().to_string(), "-rtp_echo"])
+            .args(["-key", "sip_user", "agent4", "-au", "agent4"])
+            .args([
+                "-ap",
+                "sipp-agent-secret-4",
+                "-s",
+                LOGIN_NUMBER,
+                "-d",
+                "120000",
+            ])
+            .args(["-m", "1", "-timeout", "150", "-nostdin"])
+            .arg(kamailio.to_string())
+            .spawn()
+            .unwrap();
+        login_call = Some(Sipp(call));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = Api::new(&nodes[k], ADMIN).ok("GET", "/api/v1/agents", None);
+            let me = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["id"] == agents[&4].0)
+                .cloned()
+                .unwrap_or_default();
+            if me["state"] == "paused" {
+                assert_eq!(me["reason"], "login", "{me}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent4 not logged in by its call: {me}\n{}",
+                proxy.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            proxy
+                .log_text()
+                .contains(&format!("cluster: INVITE for agent4 to its node {uri}")),
+            "agent4's login call not sent to {uri}:\n{}",
+            proxy.log_text()
         );
     }
     // Both campaigns dial: each task on the node of its agents, at the same time.
@@ -704,7 +781,8 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
         assert_eq!(
             logged.len(),
             1,
-            "agent{i} logged in on {logged:?}\n{}",
+            "agent{i} logged in on {logged:?}; its phone: {}\n{}",
+            phone_state(phones.get_mut(&i).unwrap()),
             proxy.log_text()
         );
         assert!(
@@ -754,6 +832,7 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
         (status, said),
         (200, format!("sip:127.0.0.1:{}", port_of(&nodes[t])))
     );
+    drop(login_call);
     drop(phones);
 }
 
