@@ -7,7 +7,10 @@
 //! twice at once, every call the carrier saw is an attempt in the store, and the calls the
 //! killed node had in flight are recorded `$interrupted` and were dialled again.
 //!
-//! Kamailio is not in front here: each node's agents register with that node directly.
+//! Kamailio is not in front there: each node's agents register with that node directly. In
+//! front of three other nodes (conf/kamailio/dialerd-cluster.cfg), it sends carriers' calls to
+//! the nodes in turn and each agent's phone to the node of its call task (it asks
+//! `GET /api/v1/nodes/route`), also after that node dies.
 
 mod common;
 
