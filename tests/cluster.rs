@@ -676,7 +676,8 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
             assert_eq!(
                 (status, &session["state"]),
                 (201, &json!("paused")),
-                "agent{i}: {session}\n{}",
+                "agent{i}: {session}; its phone: {}\n{}",
+                phone_state(phones.get_mut(&i).unwrap()),
                 proxy.log_text()
             );
             continue;
