@@ -686,7 +686,11 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
             .arg("-sf")
             .arg(scenario("proxy/login_number_record_route.xml"))
             .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
-            .args(["-mp", &free_udp_port().to_string(), "-rtp_echo"])
+            .args([
+                "-mp",
+                &common::agent_phone::free_rtp_echo_port().to_string(),
+                "-rtp_echo",
+            ])
             .args(["-key", "sip_user", "agent4", "-au", "agent4"])
             .args([
                 "-ap",
