@@ -425,25 +425,25 @@ impl Kamailio {
             .find(|b| Command::new(b).arg("-v").output().is_ok())
             .expect("kamailio is not installed: ./scripts/test installs Debian's kamailio");
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .arg("-f")
-            .arg(&cfg)
-            .args(["-DD", "-E", "-Y"])
-            .arg(dir.join("kamailio.pid"))
-            .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
-            .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
-            .args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())])
-            .args(["-A", &format!("DIALERD_TOKEN=\"{token}\"")])
-            .args(["-A", &format!("AGENT_LOGIN_NUMBER=\"{LOGIN_NUMBER}\"")])
-            .args([
-                "-A",
-                &format!("LISTEN_AGENTS=udp:127.0.0.1:{}", free_udp_port()),
-            ])
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
+        let child = common::spawn_group(
+            Command::new(bin)
+                .arg("-f")
+                .arg(&cfg)
+                .args(["-DD", "-E", "-Y"])
+                .arg(dir.join("kamailio.pid"))
+                .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+                .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
+                .args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())])
+                .args(["-A", &format!("DIALERD_TOKEN=\"{token}\"")])
+                .args(["-A", &format!("AGENT_LOGIN_NUMBER=\"{LOGIN_NUMBER}\"")])
+                .args([
+                    "-A",
+                    &format!("LISTEN_AGENTS=udp:127.0.0.1:{}", free_udp_port()),
+                ])
+                .stdin(Stdio::null())
+                .stdout(file.try_clone().unwrap())
+                .stderr(file),
+        );
         let k = Kamailio { child, log };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !k.log_text().contains("Listening on") {
@@ -464,8 +464,7 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::kill_group(&mut self.child);
     }
 }
 
