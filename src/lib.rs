@@ -18,6 +18,7 @@ pub mod media;
 pub mod memory;
 pub mod metrics;
 pub mod node;
+pub mod placement;
 pub mod shutdown;
 pub mod signal;
 pub mod sip;

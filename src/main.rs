@@ -282,7 +282,13 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
             metrics.registry(),
         )?);
     // Before anything is dialled: a second daemon of this name would share its leases.
-    let node = dialerd::node::Node::claim(store.clone(), cfg.node.resolved(), state_lock).await?;
+    let node = dialerd::node::Node::claim(
+        store.clone(),
+        cfg.node.resolved(),
+        cfg.node.sip_uri.clone(),
+        state_lock,
+    )
+    .await?;
     let node_stop = tokio_util::sync::CancellationToken::new();
     // Renewed until the drain has ended: the node's calls and leases live until then.
     let node_beat = tokio::spawn(node.clone().heartbeat(node_stop.clone()));
@@ -401,6 +407,9 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     ));
     for addr in &sip.local_addrs {
         tracing::info!(%addr, "sip listening (udp, tcp)");
+    }
+    if let Some(first) = sip.local_addrs.first() {
+        node.publish_sip_uri(cfg.node.sip_uri_for(*first)).await?;
     }
     for addr in &sip.tls_addrs {
         tracing::info!(%addr, "sip listening (tls)");

@@ -152,18 +152,32 @@ pub struct Node {
     store: Store,
     name: String,
     instance: String,
+    /// The SIP URI published in the row (written again when the name is reclaimed).
+    sip_uri: Arc<std::sync::Mutex<String>>,
     /// Held for the daemon's life (the flock goes with the file).
     _lock: Arc<StateLock>,
 }
 
 impl Node {
     /// Takes `name` in the store for a new instance of this daemon, the state directory
-    /// locked.
-    pub async fn claim(store: Store, name: String, mut lock: StateLock) -> Result<Self, NodeError> {
+    /// locked, publishing `sip_uri` (empty until [`Node::publish_sip_uri`]).
+    pub async fn claim(
+        store: Store,
+        name: String,
+        sip_uri: String,
+        mut lock: StateLock,
+    ) -> Result<Self, NodeError> {
         let instance = new_instance();
         let now = now_ms();
         match store
-            .claim_node(&name, &instance, lock.previous.as_deref(), now, ms(EXPIRY))
+            .claim_node(
+                &name,
+                &instance,
+                &sip_uri,
+                lock.previous.as_deref(),
+                now,
+                ms(EXPIRY),
+            )
             .await?
         {
             NameClaim::Held => {}
@@ -181,8 +195,19 @@ impl Node {
             store,
             name,
             instance,
+            sip_uri: Arc::new(std::sync::Mutex::new(sip_uri)),
             _lock: Arc::new(lock),
         })
+    }
+
+    /// Publishes the node's SIP URI (known once the SIP listeners are bound).
+    pub async fn publish_sip_uri(&self, sip_uri: String) -> Result<(), NodeError> {
+        *self.sip_uri.lock().expect("not poisoned") = sip_uri.clone();
+        self.store
+            .set_node_sip_uri(&self.name, &self.instance, &sip_uri)
+            .await?;
+        tracing::info!(node = %self.name, %sip_uri, "node SIP address published");
+        Ok(())
     }
 
     /// This daemon's instance id.
@@ -220,9 +245,10 @@ impl Node {
     /// The row was gone or another instance's at a renewal (this daemon stalled past the
     /// expiry): take the name again if it is free, else say loudly who has it.
     async fn reclaim(&self, now: i64) {
+        let sip_uri = self.sip_uri.lock().expect("not poisoned").clone();
         match self
             .store
-            .claim_node(&self.name, &self.instance, None, now, ms(EXPIRY))
+            .claim_node(&self.name, &self.instance, &sip_uri, None, now, ms(EXPIRY))
             .await
         {
             Ok(NameClaim::Held) => {

@@ -22,7 +22,11 @@ fn sipp(xml: &str, user: &str, password: &str, daemon: SocketAddr) -> Command {
     c.arg("-sf")
         .arg(scenario(xml))
         .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
-        .args(["-mp", &free_udp_port().to_string(), "-rtp_echo"])
+        .args([
+            "-mp",
+            &common::agent_phone::free_rtp_echo_port().to_string(),
+            "-rtp_echo",
+        ])
         .args(["-key", "sip_user", user, "-au", user, "-ap", password])
         .args(["-m", "1", "-timeout", "30", "-timeout_error", "-nostdin"])
         .arg(daemon.to_string());

@@ -21,7 +21,7 @@ const CONFIG: &str = "[sip]\ndigest_algorithms = [\"MD5\"]\n\
 
 /// SIPp as the agent's phone on `port`, answering one session call with `xml`.
 fn phone(xml: &str, port: u16, daemon: SocketAddr) -> Child {
-    let media = free_udp_port();
+    let media = common::agent_phone::free_rtp_echo_port();
     sipp()
         .arg("-sf")
         .arg(scenario(xml))

@@ -685,6 +685,13 @@ both_stores! {
             ("GET", format!("{cp}/tasks/{task}/exports"), None, WRITE),
             ("GET", format!("{cp}/tasks/{task}/exports/999"), None, WRITE),
             ("GET", "/api/v1/trunks".into(), None, DIAL),
+            ("GET", "/api/v1/nodes".into(), None, DIAL),
+            (
+                "GET",
+                "/api/v1/nodes/route?sip_user=nobody".into(),
+                None,
+                DIAL,
+            ),
             (
                 "POST",
                 "/api/v1/trunks/nosuch/test-call".into(),

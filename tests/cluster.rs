@@ -7,7 +7,10 @@
 //! twice at once, every call the carrier saw is an attempt in the store, and the calls the
 //! killed node had in flight are recorded `$interrupted` and were dialled again.
 //!
-//! Kamailio is not in front here: each node's agents register with that node directly.
+//! Kamailio is not in front there: each node's agents register with that node directly. In
+//! front of three other nodes (conf/kamailio/dialerd-cluster.cfg), it sends carriers' calls to
+//! the nodes in turn and each agent's phone to the node of its call task (it asks
+//! `GET /api/v1/nodes/route`), also after that node dies.
 
 mod common;
 
@@ -15,7 +18,7 @@ use common::api::{user, Api, ADMIN};
 use common::dialer::*;
 use common::pg::{self, Backend};
 use common::{metric, Daemon};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -398,6 +401,9 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
     drop(phones);
 }
 
+/// The nodes' `sip.agent_login_number`, which Kamailio routes to the agent's node.
+const LOGIN_NUMBER: &str = "1099";
+
 /// Kamailio on conf/kamailio/dialerd-cluster.cfg, its log (stderr) in a file.
 struct Kamailio {
     child: std::process::Child,
@@ -405,8 +411,9 @@ struct Kamailio {
 }
 
 impl Kamailio {
-    /// Kamailio on UDP `port` of 127.0.0.1 with the dispatcher list `list`.
-    fn start(dir: &std::path::Path, port: u16, list: &str) -> Kamailio {
+    /// Kamailio on UDP `port` of 127.0.0.1 with the dispatcher list `list`, asking the nodes
+    /// with the API token `token`.
+    fn start(dir: &std::path::Path, port: u16, list: &str, token: &str) -> Kamailio {
         use std::process::{Command, Stdio};
         let log = dir.join("kamailio.log");
         let list_file = dir.join("dialerd.list");
@@ -418,19 +425,25 @@ impl Kamailio {
             .find(|b| Command::new(b).arg("-v").output().is_ok())
             .expect("kamailio is not installed: ./scripts/test installs Debian's kamailio");
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .arg("-f")
-            .arg(&cfg)
-            .args(["-DD", "-E", "-Y"])
-            .arg(dir.join("kamailio.pid"))
-            .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
-            .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
-            .args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())])
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
+        let child = common::spawn_group(
+            Command::new(bin)
+                .arg("-f")
+                .arg(&cfg)
+                .args(["-DD", "-E", "-Y"])
+                .arg(dir.join("kamailio.pid"))
+                .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+                .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
+                .args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())])
+                .args(["-A", &format!("DIALERD_TOKEN=\"{token}\"")])
+                .args(["-A", &format!("AGENT_LOGIN_NUMBER=\"{LOGIN_NUMBER}\"")])
+                .args([
+                    "-A",
+                    &format!("LISTEN_AGENTS=udp:127.0.0.1:{}", free_udp_port()),
+                ])
+                .stdin(Stdio::null())
+                .stdout(file.try_clone().unwrap())
+                .stderr(file),
+        );
         let k = Kamailio { child, log };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !k.log_text().contains("Listening on") {
@@ -451,8 +464,7 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::kill_group(&mut self.child);
     }
 }
 
@@ -476,18 +488,72 @@ fn echo_call(kamailio: std::net::SocketAddr, call_id: &str) -> Result<u16, u16> 
     Ok(port)
 }
 
+/// The node holding each call task's lease, as `d`'s API says: task → node.
+fn holders(d: &Daemon) -> HashMap<i64, String> {
+    let v = Api::new(d, ADMIN).ok("GET", "/api/v1/nodes", None);
+    v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let node = t["node"].as_str().unwrap().to_string();
+            (t["task_id"].as_i64().unwrap(), node)
+        })
+        .collect()
+}
+
+/// Whether a SIPp phone still runs, or how it ended (its stderr).
+fn phone_state(phone: &mut Sipp) -> String {
+    use std::io::Read;
+    match phone.0.try_wait().unwrap() {
+        None => "running".into(),
+        Some(status) => {
+            let mut err = String::new();
+            if let Some(mut e) = phone.0.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            format!("ended {status}: {err}")
+        }
+    }
+}
+
+/// Polls `d`'s `GET /api/v1/nodes` until `want` holds of the leases, for up to `limit`.
+fn wait_holders(
+    d: &Daemon,
+    limit: Duration,
+    what: &str,
+    want: impl Fn(&HashMap<i64, String>) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = holders(d);
+        if want(&now) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: leases {now:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
-fn kamailio_sends_carriers_and_agents_to_the_nodes_that_are_up() {
+fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
     pg::set(Backend::Postgres);
     let url = pg::database();
     let k_port = free_udp_port();
     let kamailio = std::net::SocketAddr::from(([127, 0, 0, 1], k_port));
-    // Two nodes; Kamailio is their trunk, calls to 1000 from it are echoed.
+    // Three nodes; Kamailio is their trunk, calls to 1000 from it are echoed. Agents 1-4 are
+    // [[agents]] accounts on every node.
     let start = |name: &str, rtp: u16| {
+        let mut agents = String::new();
+        for i in 1..=4 {
+            agents.push_str(&format!(
+                "[[agents]]\nusername = \"agent{i}\"\npassword = \"sipp-agent-secret-{i}\"\n"
+            ));
+        }
         let config = format!(
             "[log]\nlevel = \"info\"\n[shutdown]\ndrain_timeout = \"3s\"\n\
              [sip]\ndigest_algorithms = [\"MD5\"]\necho_number = \"1000\"\n\
-             [[agents]]\nusername = \"agent1\"\npassword = \"sipp-agent-secret-1\"\n\
+             agent_login_number = \"{LOGIN_NUMBER}\"\n{agents}\
              [sessions]\nring_timeout = \"10s\"\n\
              [media]\nrtp_port_min = {rtp}\nrtp_port_max = {}\n\
              [[trunks]]\nname = \"kamailio\"\nhost = \"127.0.0.1\"\nport = {k_port}\n\
@@ -505,71 +571,276 @@ fn kamailio_sends_carriers_and_agents_to_the_nodes_that_are_up() {
             ],
         )
     };
-    let mut n1 = start("n1", 33000);
-    let n2 = start("n2", 33400);
-    let (p1, p2) = (n1.sip.port(), n2.sip.port());
+    let names = ["n1", "n2", "n3"];
+    let mut nodes: Vec<Daemon> = names
+        .iter()
+        .zip([33000, 33400, 33800])
+        .map(|(n, rtp)| start(n, rtp))
+        .collect();
+    let port_of = |d: &Daemon| d.sip.port();
+    let admin = Api::new(&nodes[0], ADMIN);
+    // Kamailio asks the nodes with a supervisor's token: the least role that may.
+    let (_, kamailio_user) = user(&admin, "kamailio", "supervisor");
+    let mut list = String::new();
+    for (k, d) in nodes.iter().enumerate() {
+        list.push_str(&format!("1 sip:127.0.0.1:{} 0 0\n", port_of(d)));
+        list.push_str(&format!(
+            "2 sip:127.0.0.1:{} 0 {} api=http://{}\n",
+            port_of(d),
+            10 - k,
+            d.http
+        ));
+    }
     let logs = tempfile::tempdir().unwrap();
-    let proxy = Kamailio::start(
-        logs.path(),
-        k_port,
-        &format!(
-            "1 sip:127.0.0.1:{p1} 0 0\n1 sip:127.0.0.1:{p2} 0 0\n\
-             2 sip:127.0.0.1:{p1} 0 10\n2 sip:127.0.0.1:{p2} 0 5\n"
-        ),
-    );
-    let admin1 = Api::new(&n1, ADMIN);
-    let admin2 = Api::new(&n2, ADMIN);
-    let (_, task) = common::api::campaign(&admin1, "Behind Kamailio");
-    let (agent, _) = user(&admin1, "agent1", "agent");
+    let proxy = Kamailio::start(logs.path(), k_port, &list, &kamailio_user.token);
 
-    // Carriers' calls go to both nodes in turn.
-    let answered: Vec<u16> = (0..4)
+    // Carriers' calls go to the nodes in turn.
+    let answered: Vec<u16> = (0..6)
         .map(|i| {
             echo_call(kamailio, &format!("k-before-{i}"))
                 .unwrap_or_else(|s| panic!("call {i}: {s}\n{}", proxy.log_text()))
         })
         .collect();
-    assert!(
-        answered.contains(&p1) && answered.contains(&p2),
-        "{answered:?}"
-    );
+    for d in &nodes {
+        assert!(answered.contains(&port_of(d)), "{answered:?}");
+    }
 
-    // The agent's phone registers through Kamailio with the first node; that node calls it
-    // along the Path to log the agent in.
-    let _phone = phone("agent1", "sipp-agent-secret-1", kamailio);
-    let session = admin1.ok(
-        "POST",
-        &format!("/api/v1/agents/{agent}/session"),
-        Some(json!({"tasks": [task], "phone": "sip"})),
+    // Two call tasks that the placement rule gives to two different nodes (with no lease
+    // yet, by rendezvous hashing of the task over the nodes up).
+    let settings = json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 1});
+    let placed = |task: i64| dialerd::placement::agent_node("", &[task], &[], &names).unwrap();
+    let (ca, a) = dialing_campaign(&admin, "Task A", settings.clone(), 3, 0);
+    let (cb, b) = (1..)
+        .map(|n| dialing_campaign(&admin, &format!("Task B{n}"), settings.clone(), 3, 0))
+        .find(|(_, t)| placed(*t) != placed(a))
+        .unwrap();
+    let node_of = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    let (na, nb) = (node_of(placed(a)), node_of(placed(b)));
+    println!(
+        "task {a} placed on {}, task {b} on {}",
+        names[na], names[nb]
     );
-    assert_eq!(session["state"], "paused", "{session}");
-    assert!(
-        proxy.log_text().contains("cluster: INVITE sip:agent1@"),
-        "n1's call to the phone did not pass Kamailio:\n{}",
-        proxy.log_text()
-    );
+    // Agents 1 and 2 serve A, 3 and 4 serve B.
+    let mut agents = HashMap::new();
+    for (i, task) in [(1, a), (2, a), (3, b), (4, b)] {
+        let (id, _) = user(&admin, &format!("agent{i}"), "agent");
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/users/{id}"),
+            Some(json!({"tasks": [task]})),
+        );
+        agents.insert(i, (id, task));
+    }
+    let log_in = |d: &Daemon, i: u32| -> (u16, Value) {
+        let (id, task) = agents[&i];
+        Api::new(d, ADMIN).call(
+            "POST",
+            &format!("/api/v1/agents/{id}/session"),
+            Some(json!({"tasks": [task], "phone": "sip"})),
+        )
+    };
+    // Each phone registers through Kamailio, which asks a node where the agent goes: the
+    // node the rule names, where the agent logs in: agents 1-3 through the API (the node calls
+    // the phone along its Path), agent 4 by calling the login number through Kamailio.
+    let mut phones = HashMap::new();
+    let mut login_call = None;
+    for i in 1..=4u32 {
+        let k = if agents[&i].1 == a { na } else { nb };
+        let (status, _, said) = common::http_request(
+            nodes[(k + 1) % 3].http,
+            "GET",
+            &format!("/api/v1/nodes/route?sip_user=agent{i}"),
+            &[("Authorization", &format!("Bearer {}", kamailio_user.token))],
+            b"",
+        );
+        let uri = format!("sip:127.0.0.1:{}", port_of(&nodes[k]));
+        assert_eq!((status, said.as_str()), (200, uri.as_str()), "agent{i}");
+        phones.insert(
+            i,
+            phone(
+                &format!("agent{i}"),
+                &format!("sipp-agent-secret-{i}"),
+                kamailio,
+            ),
+        );
+        assert!(
+            proxy
+                .log_text()
+                .contains(&format!("cluster: REGISTER for agent{i} to its node {uri}")),
+            "agent{i} not sent to {uri}:\n{}",
+            proxy.log_text()
+        );
+        if i < 4 {
+            let (status, session) = log_in(&nodes[k], i);
+            assert_eq!(
+                (status, &session["state"]),
+                (201, &json!("paused")),
+                "agent{i}: {session}; its phone: {}\n{}",
+                phone_state(phones.get_mut(&i).unwrap()),
+                proxy.log_text()
+            );
+            continue;
+        }
+        let call = common::agent_phone::sipp()
+            .arg("-sf")
+            .arg(scenario("proxy/login_number_record_route.xml"))
+            .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+            .args([
+                "-mp",
+                &common::agent_phone::free_rtp_echo_port().to_string(),
+                "-rtp_echo",
+            ])
+            .args(["-key", "sip_user", "agent4", "-au", "agent4"])
+            .args([
+                "-ap",
+                "sipp-agent-secret-4",
+                "-s",
+                LOGIN_NUMBER,
+                "-d",
+                "120000",
+            ])
+            .args(["-m", "1", "-timeout", "150", "-nostdin"])
+            .arg(kamailio.to_string())
+            .spawn()
+            .unwrap();
+        login_call = Some(Sipp(call));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = Api::new(&nodes[k], ADMIN).ok("GET", "/api/v1/agents", None);
+            let me = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["id"] == agents[&4].0)
+                .cloned()
+                .unwrap_or_default();
+            if me["state"] == "paused" {
+                assert_eq!(me["reason"], "login", "{me}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent4 not logged in by its call: {me}\n{}",
+                proxy.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            proxy
+                .log_text()
+                .contains(&format!("cluster: INVITE for agent4 to its node {uri}")),
+            "agent4's login call not sent to {uri}:\n{}",
+            proxy.log_text()
+        );
+    }
+    // Both campaigns dial: each task on the node of its agents, at the same time.
+    for c in [ca, cb] {
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/campaigns/{c}"),
+            Some(json!({"status": "enabled"})),
+        );
+    }
+    wait_holders(&nodes[0], Duration::from_secs(10), "A and B apart", |h| {
+        h.get(&a).map(String::as_str) == Some(names[na])
+            && h.get(&b).map(String::as_str) == Some(names[nb])
+    });
+    let dialer = |d: &Daemon, c: i64| {
+        Api::new(d, ADMIN).ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None)
+    };
+    assert_eq!(dialer(&nodes[na], ca)["tasks"][0]["task_id"], a);
+    assert_eq!(dialer(&nodes[nb], cb)["tasks"][0]["task_id"], b);
 
-    // n1 dies. Calls from carriers reach n2 only, at once or after Kamailio fails over.
-    n1.signal(libc::SIGKILL);
-    n1.wait_exit(Duration::from_secs(5)).expect("killed");
+    // A's node dies.
+    nodes[na].signal(libc::SIGKILL);
+    nodes[na].wait_exit(Duration::from_secs(5)).expect("killed");
     let killed = Instant::now();
-    for i in 0..4 {
+    let dead_port = port_of(&nodes[na]);
+    let survivors: Vec<usize> = (0..3).filter(|k| *k != na).collect();
+    // Carriers' calls reach the survivors only.
+    for i in 0..3 {
         let at = echo_call(kamailio, &format!("k-after-{i}"))
             .unwrap_or_else(|s| panic!("call {i} after the kill: {s}\n{}", proxy.log_text()));
-        assert_eq!(at, p2, "call {i} after the kill");
+        assert_ne!(at, dead_port, "call {i} after the kill");
     }
+    // A's phones register again through Kamailio: they reach a surviving node (the dead one's
+    // lease and name are not expired yet, so Kamailio falls back to the nodes up), and the
+    // agents log in there.
+    let mut taker = None;
+    for i in [1, 2] {
+        drop(phones.remove(&i));
+        phones.insert(
+            i,
+            phone(
+                &format!("agent{i}"),
+                &format!("sipp-agent-secret-{i}"),
+                kamailio,
+            ),
+        );
+        let mut logged = Vec::new();
+        for &k in &survivors {
+            let (status, session) = log_in(&nodes[k], i);
+            if status == 201 {
+                assert_eq!(session["state"], "paused", "{session}");
+                logged.push(k);
+            }
+        }
+        assert_eq!(
+            logged.len(),
+            1,
+            "agent{i} logged in on {logged:?}; its phone: {}\n{}",
+            phone_state(phones.get_mut(&i).unwrap()),
+            proxy.log_text()
+        );
+        assert!(
+            taker.is_none() || taker == Some(logged[0]),
+            "A's agents on two nodes"
+        );
+        taker = Some(logged[0]);
+    }
+    let t = taker.unwrap();
     println!(
-        "4 calls answered by n2 within {:?} of the kill",
+        "A's agents registered and logged in again on {} {:?} after the kill",
+        names[t],
         killed.elapsed()
     );
-    // The agent's phone registers again, now with n2, where the agent logs in again.
-    let _again = phone("agent1", "sipp-agent-secret-1", kamailio);
-    let session = admin2.ok(
-        "POST",
-        &format!("/api/v1/agents/{agent}/session"),
-        Some(json!({"tasks": [task], "phone": "sip"})),
+    // Task A is dialled again, by that node, once the dead node's lease has expired; B stays.
+    wait_holders(&nodes[t], Duration::from_secs(25), "A taken over", |h| {
+        h.get(&a).map(String::as_str) == Some(names[t])
+            && h.get(&b).map(String::as_str) == Some(names[nb])
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dialer(&nodes[t], ca)["tasks"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} runs no driver for A",
+            names[t]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "task {a} dialled again by {} {:?} after the kill",
+        names[t],
+        killed.elapsed()
     );
-    assert_eq!(session["state"], "paused", "{session}");
+    // The route now names the new holder for A's agents.
+    let (status, _, said) = common::http_request(
+        nodes[t].http,
+        "GET",
+        "/api/v1/nodes/route?sip_user=agent1",
+        &[("Authorization", &format!("Bearer {}", kamailio_user.token))],
+        b"",
+    );
+    assert_eq!(
+        (status, said),
+        (200, format!("sip:127.0.0.1:{}", port_of(&nodes[t])))
+    );
+    drop(login_call);
+    drop(phones);
 }
 
 #[test]

@@ -38,19 +38,19 @@ impl Kamailio {
             .find(|b| Command::new(b).arg("-v").output().is_ok())
             .expect("kamailio is not installed: ./scripts/test installs Debian's kamailio");
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .arg("-f")
-            .arg(&cfg)
-            .args(["-DD", "-E", "-Y"])
-            .arg(dir.join("kamailio.pid"))
-            .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
-            .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
-            .args(["-A", &format!("DIALERD=\"sip:{dialerd}\"")])
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
+        let child = common::spawn_group(
+            Command::new(bin)
+                .arg("-f")
+                .arg(&cfg)
+                .args(["-DD", "-E", "-Y"])
+                .arg(dir.join("kamailio.pid"))
+                .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+                .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
+                .args(["-A", &format!("DIALERD=\"sip:{dialerd}\"")])
+                .stdin(Stdio::null())
+                .stdout(file.try_clone().unwrap())
+                .stderr(file),
+        );
         let k = Kamailio {
             child,
             log,
@@ -83,8 +83,7 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::kill_group(&mut self.child);
     }
 }
 

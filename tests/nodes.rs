@@ -186,8 +186,8 @@ crate::both_stores_async! {
         }
         let now = dialerd::store::now_ms();
         // Node a is up; node b's row expired a minute ago (it died).
-        store.claim_node("a", "ia", None, now, 15_000).await.unwrap();
-        store.claim_node("b", "ib", None, now - 60_000, 15_000).await.unwrap();
+        store.claim_node("a", "ia", "", None, now, 15_000).await.unwrap();
+        store.claim_node("b", "ib", "", None, now - 60_000, 15_000).await.unwrap();
         // An import in progress on a, one on b, one from a store of no node.
         let mut uploads = Vec::new();
         for (node, c) in ["a", "b", ""].into_iter().zip(campaigns.clone()) {
@@ -238,5 +238,52 @@ crate::both_stores_async! {
             drop(tx);
             task.abort();
         }
+    }
+}
+
+both_stores! {
+    /// Each node publishes its SIP address, and `GET /api/v1/nodes/route` answers it as plain
+    /// text for the phones of the agents it serves (what Kamailio's http_client reads).
+    fn a_node_publishes_its_sip_address_and_the_route_names_it_for_agents() {
+        let d = Daemon::start_with(
+            "[sip]\ndigest_algorithms = [\"MD5\"]\n\
+             [[agents]]\nusername = \"desk1\"\npassword = \"sipp-agent-secret-1\"\n",
+            &[("DIALERD_ADMIN_TOKEN", ADMIN), ("DIALERD__NODE__NAME", "r1")],
+        );
+        let want = format!("sip:{}", d.sip);
+        // Published once the SIP listeners are bound (the port was chosen by the system).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while nodes(&d)["r1"]["sip_uri"] != want.as_str() {
+            assert!(Instant::now() < deadline, "{:?}", nodes(&d));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let admin = Api::new(&d, ADMIN);
+        let (_, task) = common::api::campaign(&admin, "Routed");
+        admin.ok(
+            "POST",
+            "/api/v1/users",
+            Some(serde_json::json!({"name": "ann", "role": "agent", "sip_username": "ann-phone",
+                                    "sip_password": "a-long-sip-secret", "tasks": [task]})),
+        );
+        let route = |user: &str, token: Option<&str>| {
+            let auth = token.map(|t| format!("Bearer {t}"));
+            let headers: Vec<(&str, &str)> =
+                auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+            common::http_request(d.http, "GET", &format!("/api/v1/nodes/route?sip_user={user}"), &headers, b"")
+        };
+        // An agent's phone by its SIP name, and an [[agents]] account: this node, as text.
+        for user in ["ann-phone", "desk1"] {
+            let (status, kind, body) = route(user, Some(ADMIN));
+            assert_eq!((status, body.as_str()), (200, want.as_str()), "{user}");
+            assert!(kind.starts_with("text/plain"), "{kind}");
+        }
+        // Not an agent's account: 404, which Kamailio takes as "relay as usual".
+        let (status, _, body) = route("ann", Some(ADMIN));
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("sip_user"), "{body}");
+        // A token is needed, and a role that may read the nodes.
+        assert_eq!(route("ann-phone", None).0, 401);
+        let (_, agent) = common::api::user(&admin, "bob", "agent");
+        assert_eq!(route("ann-phone", Some(&agent.token)).0, 403);
     }
 }

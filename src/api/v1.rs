@@ -19,6 +19,7 @@ fn authenticated() -> Vec<(String, MethodRouter<AppState>)> {
     vec![
         ("/api/v1/trunks".into(), get(trunks::list)),
         ("/api/v1/nodes".into(), get(nodes::list)),
+        ("/api/v1/nodes/route".into(), get(nodes::route)),
         (
             "/api/v1/trunks/{name}/test-call".into(),
             j(post(trunks::test_call)),

@@ -508,3 +508,39 @@ fn node_name_defaults_to_the_host_name_is_checked_and_needs_a_restart() {
     let err = parse("[node]\nnmae = \"x\"\n").unwrap_err().to_string();
     assert!(err.contains("node.nmae"), "{err}");
 }
+
+#[test]
+fn node_sip_uri_is_checked_and_else_derived_from_the_bound_sip_address() {
+    let bound: std::net::SocketAddr = "10.0.0.11:5071".parse().unwrap();
+    let cfg = Config::default();
+    assert_eq!(cfg.node.sip_uri, "");
+    assert_eq!(cfg.node.sip_uri_for(bound), "sip:10.0.0.11:5071");
+    let v6: std::net::SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+    assert_eq!(cfg.node.sip_uri_for(v6), "sip:[2001:db8::1]:5060");
+    let any: std::net::SocketAddr = "0.0.0.0:5060".parse().unwrap();
+    let derived = cfg.node.sip_uri_for(any);
+    assert!(
+        derived.starts_with("sip:") && derived.ends_with(":5060") && !derived.contains("0.0.0.0"),
+        "{derived}"
+    );
+    let set = parse("[node]\nsip_uri = \"sip:dialer-1.example:5060;transport=tcp\"\n").unwrap();
+    assert_eq!(
+        set.node.sip_uri_for(bound),
+        "sip:dialer-1.example:5060;transport=tcp"
+    );
+    assert_eq!(Config::default().restart_needed(&set), vec!["node"]);
+    let env = parse_env("", &[("DIALERD__NODE__SIP_URI", "sips:n3.example")]).unwrap();
+    assert_eq!(env.node.sip_uri_for(bound), "sips:n3.example");
+    for bad in [
+        "10.0.0.11:5060",
+        "sip:",
+        "sip:a b",
+        "http://x",
+        &format!("sip:{}", "x".repeat(252)),
+    ] {
+        let err = parse(&format!("[node]\nsip_uri = {bad:?}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node.sip_uri"), "{bad}: {err}");
+    }
+}

@@ -55,6 +55,10 @@ pub struct NodeConfig {
     /// The node's name (1–64 letters, digits, `.`, `_`, `-`), unique among the nodes of one
     /// store; empty: the host name.
     pub name: String,
+    /// The SIP URI a proxy in front of the nodes relays this node's agents' phones to,
+    /// published in the node's row; empty: `sip:` and the first `sip.listen` address as bound
+    /// (the host name for an unspecified address).
+    pub sip_uri: String,
 }
 
 impl NodeConfig {
@@ -68,6 +72,33 @@ impl NodeConfig {
             .filter(|h| valid_node_name(h))
             .unwrap_or_else(|| "dialerd".into())
     }
+
+    /// The SIP URI published: `sip_uri`, else one for `bound`, the first SIP address the
+    /// daemon listens on (the host name in place of an unspecified address).
+    pub fn sip_uri_for(&self, bound: SocketAddr) -> String {
+        if !self.sip_uri.is_empty() {
+            return self.sip_uri.clone();
+        }
+        let port = bound.port();
+        match bound.ip() {
+            ip if ip.is_unspecified() => {
+                let host = host_name().unwrap_or_else(|| "localhost".into());
+                format!("sip:{host}:{port}")
+            }
+            std::net::IpAddr::V4(ip) => format!("sip:{ip}:{port}"),
+            std::net::IpAddr::V6(ip) => format!("sip:[{ip}]:{port}"),
+        }
+    }
+}
+
+/// Whether `uri` may be published as a node's SIP URI: `sip:` or `sips:` and a host, printable
+/// ASCII without spaces, at most 255 characters (Kamailio compares it with its dispatcher list).
+pub fn valid_sip_uri(uri: &str) -> bool {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+        .unwrap_or("");
+    !rest.is_empty() && uri.len() <= 255 && uri.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Whether `name` may name a node: 1–64 ASCII letters, digits, `.`, `_` or `-` (it becomes a
@@ -909,6 +940,12 @@ impl Config {
             return bad(
                 "node.name",
                 "wanted 1 to 64 letters, digits, \".\", \"_\" or \"-\"",
+            );
+        }
+        if !self.node.sip_uri.is_empty() && !valid_sip_uri(&self.node.sip_uri) {
+            return bad(
+                "node.sip_uri",
+                "wanted a SIP URI such as \"sip:10.0.0.11:5060\" (printable, no spaces)",
             );
         }
         if self.sip.listen.is_empty() {

@@ -217,6 +217,45 @@ impl Store {
         .await?)
     }
 
+    /// The agent whose SIP account is `account` — its store login, else (when `by_name`: the
+    /// account is an `[[agents]]` one) the agent user named so — with its call tasks,
+    /// ascending; `None` when it is no agent's. An `[[agents]]` account without such a user
+    /// is an agent with no task.
+    pub async fn sip_account_call_tasks(
+        &self,
+        account: &str,
+        by_name: bool,
+    ) -> Result<Option<Vec<i64>>> {
+        let mut user: Option<i64> = sqlx::query_scalar(
+            "SELECT s.user_id FROM sip_accounts s JOIN users u ON u.id = s.user_id \
+             WHERE s.username = $1 AND u.role = 'agent'",
+        )
+        .bind(account)
+        .fetch_optional(&self.reader)
+        .await?;
+        if user.is_none() && by_name {
+            user = sqlx::query_scalar("SELECT id FROM users WHERE name = $1 AND role = 'agent'")
+                .bind(account)
+                .fetch_optional(&self.reader)
+                .await?;
+            if user.is_none() {
+                return Ok(Some(Vec::new()));
+            }
+        }
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        Ok(Some(
+            sqlx::query_scalar(
+                "SELECT a.task_id FROM agent_tasks a JOIN tasks t ON t.id = a.task_id \
+                 WHERE a.user_id = $1 AND t.kind = 'call' ORDER BY a.task_id",
+            )
+            .bind(user)
+            .fetch_all(&self.reader)
+            .await?,
+        ))
+    }
+
     /// What the API shows of one agent.
     pub async fn agent_profile(&self, user_id: i64) -> Result<AgentProfile> {
         let login = self.sip_login(user_id).await?;
@@ -326,6 +365,36 @@ mod tests {
             store.delete_user(ann.id).await.unwrap();
             assert!(store.sip_logins().await.unwrap().is_empty());
             assert!(store.agent_profiles().await.unwrap().is_empty());
+        }
+    }
+
+    crate::store::both_backends! {
+        async fn a_sip_account_names_its_agent_and_call_tasks() {
+            let (_dir, store) = crate::store::test_support::store().await;
+            let t1 = task(&store, TaskKind::Call, serde_json::json!({}), "c1").await;
+            let t2 = task(&store, TaskKind::Call, serde_json::json!({}), "c2").await;
+            let ann = AgentChange {
+                sip: Some(Some(login("ann-phone"))),
+                tasks: Some(vec![t2, t1]),
+            };
+            store.create_user_with("ann", Role::Agent, None, &ann).await.unwrap();
+            let bob = AgentChange { sip: None, tasks: Some(vec![t2]) };
+            store.create_user_with("bob", Role::Agent, None, &bob).await.unwrap();
+            store.create_user_with("cy", Role::Supervisor, None, &AgentChange::default()).await.unwrap();
+            let tasks = |account: &'static str, by_name| {
+                let store = store.clone();
+                async move { store.sip_account_call_tasks(account, by_name).await.unwrap() }
+            };
+            // A store login, by its SIP name (not the user's).
+            assert_eq!(tasks("ann-phone", false).await, Some(vec![t1, t2]));
+            assert_eq!(tasks("ann", false).await, None);
+            // An [[agents]] account: the agent user of that name, or an agent with no task.
+            assert_eq!(tasks("bob", true).await, Some(vec![t2]));
+            assert_eq!(tasks("bob", false).await, None);
+            assert_eq!(tasks("dee", true).await, Some(vec![]));
+            // A user that is no agent has no phone to place.
+            assert_eq!(tasks("cy", true).await, Some(vec![]));
+            assert_eq!(tasks("cy", false).await, None);
         }
     }
 }

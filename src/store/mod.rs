@@ -161,6 +161,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0016_nodes.sql"),
     ),
     (
+        17,
+        "node_sip_uri",
+        include_str!("../../migrations/0017_node_sip_uri.sql"),
+        include_str!("../../migrations/postgres/0017_node_sip_uri.sql"),
+    ),
+    (
         18,
         "import_nodes",
         include_str!("../../migrations/0018_import_nodes.sql"),

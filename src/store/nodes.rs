@@ -20,6 +20,9 @@ pub struct NodeRow {
     pub heartbeat_ms: i64,
     /// Until when the name is held without a renewal.
     pub expires_ms: i64,
+    /// The node's SIP address, where a proxy relays the phones of agents it serves (`node.sip_uri`;
+    /// empty: none published).
+    pub sip_uri: String,
 }
 
 /// What became of a claim on a node name.
@@ -31,38 +34,41 @@ pub enum NameClaim {
     Taken(NodeRow),
 }
 
-const COLUMNS: &str = "name, instance, started_ms, heartbeat_ms, expires_ms";
+const COLUMNS: &str = "name, instance, started_ms, heartbeat_ms, expires_ms, sip_uri";
 
-type Row = (String, String, i64, i64, i64);
+type Row = (String, String, i64, i64, i64, String);
 
-fn node_row((name, instance, started_ms, heartbeat_ms, expires_ms): Row) -> NodeRow {
+fn node_row((name, instance, started_ms, heartbeat_ms, expires_ms, sip_uri): Row) -> NodeRow {
     NodeRow {
         name,
         instance,
         started_ms,
         heartbeat_ms,
         expires_ms,
+        sip_uri,
     }
 }
 
 impl Store {
-    /// Takes `name` for `instance` until `now_ms + ttl_ms`: it succeeds when no row is stored,
-    /// the stored one has expired, or it is `instance`'s or `previous`'s (this daemon's
-    /// predecessor on the same state directory, known to have ended).
+    /// Takes `name` for `instance` until `now_ms + ttl_ms`, publishing its `sip_uri`: it
+    /// succeeds when no row is stored, the stored one has expired, or it is `instance`'s or
+    /// `previous`'s (this daemon's predecessor on the same state directory, known to have
+    /// ended).
     pub async fn claim_node(
         &self,
         name: &str,
         instance: &str,
+        sip_uri: &str,
         previous: Option<&str>,
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<NameClaim> {
         let done = sqlx::query(
-            "INSERT INTO nodes (name, instance, started_ms, heartbeat_ms, expires_ms) \
-             VALUES ($1, $2, $3, $3, $4) \
+            "INSERT INTO nodes (name, instance, started_ms, heartbeat_ms, expires_ms, sip_uri) \
+             VALUES ($1, $2, $3, $3, $4, $6) \
              ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, \
              started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms, \
-             expires_ms = excluded.expires_ms \
+             expires_ms = excluded.expires_ms, sip_uri = excluded.sip_uri \
              WHERE nodes.instance = excluded.instance OR nodes.instance = $5 \
              OR nodes.expires_ms <= $3",
         )
@@ -72,6 +78,7 @@ impl Store {
         .bind(now_ms.saturating_add(ttl_ms))
         // No instance id is empty, so `None` matches no row.
         .bind(previous.unwrap_or(""))
+        .bind(sip_uri)
         .execute(&self.writer)
         .await?;
         if done.rows_affected() == 1 {
@@ -91,6 +98,7 @@ impl Store {
                 started_ms: now_ms,
                 heartbeat_ms: now_ms,
                 expires_ms: now_ms,
+                sip_uri: String::new(),
             }),
         })
     }
@@ -115,6 +123,22 @@ impl Store {
         .bind(now_ms.saturating_add(ttl_ms))
         .execute(&self.writer)
         .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Publishes `sip_uri` in `name`'s row, when `instance` holds it; false otherwise.
+    pub async fn set_node_sip_uri(
+        &self,
+        name: &str,
+        instance: &str,
+        sip_uri: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query("UPDATE nodes SET sip_uri = $3 WHERE name = $1 AND instance = $2")
+            .bind(name)
+            .bind(instance)
+            .bind(sip_uri)
+            .execute(&self.writer)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -151,40 +175,47 @@ mod tests {
         async fn a_node_name_is_held_by_one_instance_until_released_or_expired() {
             let (_dir, store) = test_support::store().await;
             let t0 = 1_800_000_000_000;
-            assert_eq!(store.claim_node("n1", "a", None, t0, TTL).await.unwrap(), NameClaim::Held);
+            assert_eq!(store.claim_node("n1", "a", "sip:a.example:5060", None, t0, TTL).await.unwrap(), NameClaim::Held);
             // A second daemon of the same name is refused while the first renews.
             let NameClaim::Taken(row) =
-                store.claim_node("n1", "b", None, t0 + 5_000, TTL).await.unwrap()
+                store.claim_node("n1", "b", "sip:b.example:5060", None, t0 + 5_000, TTL).await.unwrap()
             else {
                 panic!("b took a held name");
             };
             assert_eq!((row.instance.as_str(), row.heartbeat_ms), ("a", t0));
             assert!(store.renew_node("n1", "a", t0 + 5_000, TTL).await.unwrap());
             assert!(matches!(
-                store.claim_node("n1", "b", None, t0 + TTL, TTL).await.unwrap(),
+                store.claim_node("n1", "b", "sip:b.example:5060", None, t0 + TTL, TTL).await.unwrap(),
                 NameClaim::Taken(_)
             ));
             // Another name is free, and both are listed as up.
-            assert_eq!(store.claim_node("n2", "c", None, t0, TTL).await.unwrap(), NameClaim::Held);
+            assert_eq!(store.claim_node("n2", "c", "sip:c.example:5060", None, t0, TTL).await.unwrap(), NameClaim::Held);
             let up = store.nodes_up(t0 + 5_000).await.unwrap();
             let names: Vec<_> = up.iter().map(|n| (n.name.as_str(), n.instance.as_str())).collect();
             assert_eq!(names, [("n1", "a"), ("n2", "c")]);
+            // Each publishes its SIP address.
+            assert_eq!(up[1].sip_uri, "sip:c.example:5060");
             // a's successor on its state directory takes the name at once.
             assert_eq!(
-                store.claim_node("n1", "a2", Some("a"), t0 + 6_000, TTL).await.unwrap(),
+                store.claim_node("n1", "a2", "sip:a2.example:5060", Some("a"), t0 + 6_000, TTL).await.unwrap(),
                 NameClaim::Held
             );
             // a2 stops renewing (it died): the name is free once expired, and a2 has lost it.
             let later = t0 + 6_000 + TTL;
+            assert_eq!(store.nodes_up(later - 1).await.unwrap()[0].sip_uri, "sip:a2.example:5060");
             assert_eq!(store.nodes_up(later).await.unwrap().len(), 0);
-            assert_eq!(store.claim_node("n1", "b", None, later, TTL).await.unwrap(), NameClaim::Held);
+            assert_eq!(store.claim_node("n1", "b", "sip:b.example:5060", None, later, TTL).await.unwrap(), NameClaim::Held);
             assert!(!store.renew_node("n1", "a2", later + 1, TTL).await.unwrap());
+            // The holder alone may change its SIP address.
+            assert!(!store.set_node_sip_uri("n1", "a2", "sip:x").await.unwrap());
+            assert!(store.set_node_sip_uri("n1", "b", "sip:b2.example").await.unwrap());
+            assert_eq!(store.nodes_up(later).await.unwrap()[0].sip_uri, "sip:b2.example");
             // Releasing someone else's name does nothing; the holder's release frees it.
             store.release_node("n1", "a2").await.unwrap();
             assert_eq!(store.nodes_up(later).await.unwrap()[0].instance, "b");
             store.release_node("n1", "b").await.unwrap();
             assert!(store.nodes_up(later).await.unwrap().is_empty());
-            assert_eq!(store.claim_node("n1", "d", None, later, TTL).await.unwrap(), NameClaim::Held);
+            assert_eq!(store.claim_node("n1", "d", "sip:d.example:5060", None, later, TTL).await.unwrap(), NameClaim::Held);
         }
     }
 }

@@ -18,6 +18,18 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
+/// A port for SIPp's `-mp` with `-rtp_echo`: free on 127.0.0.1 right now, and so is the port
+/// two above it, which SIPp binds too (for video); SIPp exits when it cannot.
+pub fn free_rtp_echo_port() -> u16 {
+    loop {
+        let audio = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = audio.local_addr().unwrap().port();
+        if port < u16::MAX - 2 && UdpSocket::bind(("127.0.0.1", port + 2)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A SIPp command reading nothing and printing its errors to a pipe; panics when SIPp is
 /// missing.
 pub fn sipp() -> Command {

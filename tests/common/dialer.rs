@@ -77,7 +77,11 @@ pub fn phone_on(xml: &str, args: &[&str], user: &str, password: &str, daemon: So
         .arg("-sf")
         .arg(scenario(xml))
         .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-mp", &free_udp_port().to_string(), "-rtp_echo"])
+        .args([
+            "-mp",
+            &super::agent_phone::free_rtp_echo_port().to_string(),
+            "-rtp_echo",
+        ])
         .args(["-m", "1", "-timeout", "90", "-nostdin"])
         .args(args)
         .arg(daemon.to_string())

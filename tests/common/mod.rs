@@ -310,6 +310,20 @@ pub fn http_request_bytes(
     (status, kind, body)
 }
 
+/// Spawns `cmd` in a process group of its own, so that [`kill_group`] ends the processes it
+/// forks too (Kamailio's workers outlive a SIGKILL of its main process).
+pub fn spawn_group(cmd: &mut Command) -> Child {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0).spawn().unwrap()
+}
+
+/// Ends a child spawned by [`spawn_group`] and every process of its group.
+pub fn kill_group(child: &mut Child) {
+    // SAFETY: kill(2) on the group of our own child; it touches no memory.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+}
+
 /// A command for Debian's python3, whose modules (`python3-openpyxl`, `python3-aiosmtpd`)
 /// scripts/test installs; `python3` on the PATH where there is none.
 pub fn python3() -> Command {

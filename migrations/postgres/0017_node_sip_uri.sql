@@ -1,0 +1,7 @@
+-- PostgreSQL spelling of ../0017_node_sip_uri.sql (the same); keep the two in step.
+-- Each node's SIP address (`node.sip_uri`), published in its name row so that a proxy in front
+-- of the nodes (Kamailio, asking GET /api/v1/nodes/route) can relay an agent's phone to the
+-- node that serves the agent's call tasks. Empty: a node that publishes none (not routed to).
+-- Portable as 0001 explains.
+
+ALTER TABLE nodes ADD COLUMN sip_uri TEXT NOT NULL DEFAULT '';
