@@ -748,8 +748,19 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
     let dialer = |d: &Daemon, c: i64| {
         Api::new(d, ADMIN).ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None)
     };
-    assert_eq!(dialer(&nodes[na], ca)["tasks"][0]["task_id"], a);
-    assert_eq!(dialer(&nodes[nb], cb)["tasks"][0]["task_id"], b);
+    // Each holder's driver publishes its figures a moment after it took the lease.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dialer(&nodes[na], ca)["tasks"][0]["task_id"] != a
+        || dialer(&nodes[nb], cb)["tasks"][0]["task_id"] != b
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} {}",
+            dialer(&nodes[na], ca),
+            dialer(&nodes[nb], cb)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // A's node dies.
     nodes[na].signal(libc::SIGKILL);

@@ -130,7 +130,7 @@ both_stores! {
         let mut most = 0.0f64;
         while figures(&admin)["placed"].as_u64().unwrap_or(0) < 2 {
             assert!(
-                started.elapsed() < Duration::from_secs(15),
+                started.elapsed() < Duration::from_secs(30),
                 "{}",
                 figures(&admin)
             );
