@@ -414,25 +414,15 @@ impl Kamailio {
     /// Kamailio on UDP `port` of 127.0.0.1 with the dispatcher list `list`, asking the nodes
     /// with the API token `token`.
     fn start(dir: &std::path::Path, port: u16, list: &str, token: &str) -> Kamailio {
-        use std::process::{Command, Stdio};
+        use std::process::Stdio;
         let log = dir.join("kamailio.log");
         let list_file = dir.join("dialerd.list");
         std::fs::write(&list_file, list).unwrap();
         let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("conf/kamailio/dialerd-cluster.cfg");
-        let bin = ["kamailio", "/usr/sbin/kamailio"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("-v").output().is_ok())
-            .expect("kamailio is not installed: ./scripts/test installs Debian's kamailio");
         let file = std::fs::File::create(&log).unwrap();
         let child = common::spawn_group(
-            Command::new(bin)
-                .arg("-f")
-                .arg(&cfg)
-                .args(["-DD", "-E", "-Y"])
-                .arg(dir.join("kamailio.pid"))
-                .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
-                .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
+            common::kamailio(&cfg, dir, port)
                 .args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())])
                 .args(["-A", &format!("DIALERD_TOKEN=\"{token}\"")])
                 .args(["-A", &format!("AGENT_LOGIN_NUMBER=\"{LOGIN_NUMBER}\"")])

@@ -33,19 +33,9 @@ impl Kamailio {
         let port = free_udp_port();
         let log = dir.join("kamailio.log");
         let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/kamailio/dialerd-proxy.cfg");
-        let bin = ["kamailio", "/usr/sbin/kamailio"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("-v").output().is_ok())
-            .expect("kamailio is not installed: ./scripts/test installs Debian's kamailio");
         let file = std::fs::File::create(&log).unwrap();
         let child = common::spawn_group(
-            Command::new(bin)
-                .arg("-f")
-                .arg(&cfg)
-                .args(["-DD", "-E", "-Y"])
-                .arg(dir.join("kamailio.pid"))
-                .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
-                .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")])
+            common::kamailio(&cfg, dir, port)
                 .args(["-A", &format!("DIALERD=\"sip:{dialerd}\"")])
                 .stdin(Stdio::null())
                 .stdout(file.try_clone().unwrap())

@@ -317,6 +317,24 @@ pub fn spawn_group(cmd: &mut Command) -> Child {
     cmd.process_group(0).spawn().unwrap()
 }
 
+/// Debian's Kamailio in the foreground on `cfg` (its pid file in `dir`, listening on UDP and
+/// TCP `port` of 127.0.0.1); the caller adds its `-A` defines and spawns it with
+/// [`spawn_group`].
+pub fn kamailio(cfg: &Path, dir: &Path, port: u16) -> Command {
+    let bin = ["kamailio", "/usr/sbin/kamailio"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("-v").output().is_ok())
+        .expect("kamailio is not installed: ./scripts/test installs Debian's kamailio");
+    let mut cmd = Command::new(bin);
+    cmd.arg("-f")
+        .arg(cfg)
+        .args(["-DD", "-E", "-Y"])
+        .arg(dir.join("kamailio.pid"))
+        .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+        .args(["-A", &format!("LISTEN_TCP=tcp:127.0.0.1:{port}")]);
+    cmd
+}
+
 /// Ends a child spawned by [`spawn_group`] and every process of its group.
 pub fn kill_group(child: &mut Child) {
     // SAFETY: kill(2) on the group of our own child; it touches no memory.
