@@ -323,10 +323,10 @@ impl Driver {
                             None => offer::write(h, self.ssrc, &p.payload, out),
                             Some(t) => {
                                 let (relay, to_leg, ssrc) = (&self.relay, self.to_leg, self.ssrc);
+                                // `out` is free until the packet itself is written into it.
                                 let concealed = |h, payload: &[u8]| {
-                                    let mut packet = Vec::with_capacity(12 + payload.len());
-                                    offer::write(h, ssrc, payload, &mut packet);
-                                    let _ = relay.try_send_to(&packet, to_leg);
+                                    offer::write(h, ssrc, payload, out);
+                                    let _ = relay.try_send_to(out, to_leg);
                                 };
                                 match t.from_browser(h, &p.payload, &mut self.payload, concealed) {
                                     Some(h) => offer::write(h, self.ssrc, &self.payload, out),
