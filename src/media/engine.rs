@@ -64,6 +64,12 @@ impl MediaEngine {
         MediaLeg::new(self.clone(), pair)
     }
 
+    /// A new leg on an in-process link instead of sockets, and the link's other end for the
+    /// driver that feeds it (a browser leg's WebRTC stack); it takes no port from the pool.
+    pub fn open_piped(&self) -> Result<(MediaLeg, super::pipe::PipeEnd), MediaError> {
+        MediaLeg::piped(self.clone())
+    }
+
     /// A bare RTP/RTCP socket pair from the pool on `ip`, for a leg that is not a [`MediaLeg`]
     /// (a browser's ICE/DTLS transport); the port goes back when the pair's lease is dropped.
     pub fn bind_pair(&self, ip: IpAddr) -> Result<super::ports::PortPair, MediaError> {

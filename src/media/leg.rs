@@ -5,10 +5,13 @@
 //! On a leg with SRTP (keys from `a=crypto`, see [`MediaLeg::set_encryption`]) packets are
 //! decrypted as they are read and encrypted as they are sent, RTCP as SRTCP likewise, so the
 //! session, the relay, the bridge and the recorder only ever see clear RTP.
+//! A leg fed by a driver in this process (a browser leg's WebRTC stack) takes and gives its
+//! packets over a [`pipe`](super::pipe) instead of sockets, and holds no port.
 //! The call layer owns legs (one task per call) and moves packets between them.
 
 use super::codec::CodecKind;
 use super::engine::MediaEngine;
+use super::pipe::{self, PipeEnd};
 use super::ports::{PortLease, PortPair};
 use super::rtp::{RtpSession, SessionConfig};
 use super::sdp::negotiate::{self, LocalMedia, MediaEncryption, Negotiated, SdpSession};
@@ -37,12 +40,73 @@ pub enum Input {
     Timer,
 }
 
-/// A leg's media: sockets, negotiated session, statistics.
+/// Where a leg's packets come from and go to.
+enum Wire {
+    /// Sockets from the pool; `rtcp` is `None` once RTCP is multiplexed on the RTP socket.
+    Udp {
+        rtp: UdpSocket,
+        rtcp: Option<UdpSocket>,
+    },
+    /// The in-process link to the driver feeding the leg; RTCP is that driver's business, so
+    /// the session's reports are not sent.
+    Pipe(PipeEnd),
+}
+
+impl Wire {
+    async fn rtp_readable(&self) -> std::io::Result<()> {
+        match self {
+            Wire::Udp { rtp, .. } => rtp.readable().await,
+            Wire::Pipe(p) => {
+                p.readable().await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn rtcp_readable(&self) -> std::io::Result<()> {
+        match self {
+            Wire::Udp {
+                rtcp: Some(rtcp), ..
+            } => rtcp.readable().await,
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Whether RTCP comes in on the RTP path (multiplexed).
+    fn rtcp_muxed(&self) -> bool {
+        matches!(self, Wire::Udp { rtcp: None, .. })
+    }
+
+    fn try_recv_rtp(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        match self {
+            Wire::Udp { rtp, .. } => rtp.try_recv_from(buf),
+            Wire::Pipe(p) => p
+                .try_recv(buf)
+                .map(|n| (n, pipe::ADDR))
+                .ok_or_else(|| std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn send_rtp(&self, datagram: &[u8], to: SocketAddr) {
+        match self {
+            Wire::Udp { rtp, .. } => {
+                let _ = rtp.try_send_to(datagram, to);
+            }
+            Wire::Pipe(p) => p.send(datagram),
+        }
+    }
+
+    fn send_rtcp(&self, datagram: &[u8], to: SocketAddr) {
+        if let Wire::Udp { rtp, rtcp } = self {
+            let _ = rtcp.as_ref().unwrap_or(rtp).try_send_to(datagram, to);
+        }
+    }
+}
+
+/// A leg's media: sockets (or a pipe), negotiated session, statistics.
 pub struct MediaLeg {
     engine: MediaEngine,
-    rtp: UdpSocket,
-    /// `None` once RTCP is multiplexed on the RTP socket.
-    rtcp: Option<UdpSocket>,
+    wire: Wire,
     lease: Option<PortLease>,
     local: SocketAddr,
     sdp: SdpSession,
@@ -68,18 +132,36 @@ fn now() -> Instant {
 impl MediaLeg {
     pub(super) fn new(engine: MediaEngine, pair: PortPair) -> Result<Self, MediaError> {
         let local = pair.rtp.local_addr()?;
-        let rtp = UdpSocket::from_std(pair.rtp)?;
-        let rtcp = UdpSocket::from_std(pair.rtcp)?;
-        engine.metrics().sessions_active.inc();
+        let wire = Wire::Udp {
+            rtp: UdpSocket::from_std(pair.rtp)?,
+            rtcp: Some(UdpSocket::from_std(pair.rtcp)?),
+        };
+        Self::with_wire(engine, wire, Some(pair.lease), local)
+    }
+
+    /// A leg on an in-process link: no socket and no port; the far end of its SDP is
+    /// [`pipe::ADDR`], and what it sends goes to `driver`'s end.
+    pub(super) fn piped(engine: MediaEngine) -> Result<(Self, PipeEnd), MediaError> {
+        let (leg, driver) = pipe::pair();
+        let leg = Self::with_wire(engine, Wire::Pipe(leg), None, pipe::ADDR)?;
+        Ok((leg, driver))
+    }
+
+    fn with_wire(
+        engine: MediaEngine,
+        wire: Wire,
+        lease: Option<PortLease>,
+        local: SocketAddr,
+    ) -> Result<Self, MediaError> {
         let mut media = LocalMedia::new(local.ip(), local.port());
         media.session_id = random_u32() as u64;
         getrandom::fill(&mut media.srtp_key)
             .map_err(|e| MediaError::Io(std::io::Error::other(e.to_string())))?;
+        engine.metrics().sessions_active.inc();
         Ok(Self {
             engine,
-            rtp,
-            rtcp: Some(rtcp),
-            lease: Some(pair.lease),
+            wire,
+            lease,
             local,
             sdp: SdpSession::new(media),
             offer: None,
@@ -168,9 +250,9 @@ impl MediaLeg {
 
     fn start(&mut self, n: Negotiated) {
         self.rekey(n.srtp.clone());
-        if n.rtcp_mux {
+        if let (true, Wire::Udp { rtcp, .. }) = (n.rtcp_mux, &mut self.wire) {
             // The port stays leased; only the descriptor goes.
-            self.rtcp = None;
+            *rtcp = None;
         }
         if let Some(s) = self.session.as_mut() {
             // An answer again (183 then 200): same stream, maybe a new address.
@@ -238,16 +320,11 @@ impl MediaLeg {
             }
         };
         tokio::select! {
-            r = self.rtp.readable() => match r {
+            r = self.wire.rtp_readable() => match r {
                 Ok(()) => Input::Rtp,
                 Err(_) => Input::Handled,
             },
-            r = async {
-                match &self.rtcp {
-                    Some(rtcp) => rtcp.readable().await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            r = self.wire.rtcp_readable() => {
                 if r.is_ok() {
                     self.recv_rtcp();
                 }
@@ -262,7 +339,7 @@ impl MediaLeg {
                             None => Some(pkt),
                         };
                         if let Some(pkt) = pkt {
-                            let _ = self.rtcp.as_ref().unwrap_or(&self.rtp).try_send_to(&pkt, to);
+                            self.wire.send_rtcp(&pkt, to);
                         }
                     }
                 }
@@ -277,8 +354,8 @@ impl MediaLeg {
     /// is handed to the session here.
     pub fn recv_rtp(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
         loop {
-            match self.rtp.try_recv_from(buf) {
-                Ok((n, from)) if self.rtcp.is_none() && is_rtcp(&buf[..n]) => {
+            match self.wire.try_recv_rtp(buf) {
+                Ok((n, from)) if self.wire.rtcp_muxed() && is_rtcp(&buf[..n]) => {
                     self.on_rtcp(from, &buf[..n]);
                 }
                 Ok((n, from)) => match self.srtp.as_mut() {
@@ -300,7 +377,12 @@ impl MediaLeg {
     fn recv_rtcp(&mut self) {
         let mut buf = [0u8; MAX_DATAGRAM];
         loop {
-            let Some(rtcp) = &self.rtcp else { return };
+            let Wire::Udp {
+                rtcp: Some(rtcp), ..
+            } = &self.wire
+            else {
+                return;
+            };
             match rtcp.try_recv_from(&mut buf) {
                 Ok((n, from)) => self.on_rtcp(from, &buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -343,12 +425,10 @@ impl MediaLeg {
             return;
         };
         match self.srtp.as_mut() {
-            None => {
-                let _ = self.rtp.try_send_to(datagram, to);
-            }
+            None => self.wire.send_rtp(datagram, to),
             Some(srtp) => {
-                if let Ok(wire) = srtp.protect_rtp(datagram) {
-                    let _ = self.rtp.try_send_to(&wire, to);
+                if let Ok(protected) = srtp.protect_rtp(datagram) {
+                    self.wire.send_rtp(&protected, to);
                 }
             }
         }

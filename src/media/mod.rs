@@ -1,6 +1,7 @@
 //! Media: SDP offer/answer, RTP sessions and their sockets, G.711, RFC 4733 DTMF, RTCP
 //! quality, prompts and recording. Sans-IO cores (`rtp`, `rtcp`, `dtmf`, `jitter`, `sdp`,
-//! `codec`) with thin drivers (`leg`, `engine`); the call layer moves packets between legs.
+//! `codec`) with thin drivers (`leg`, `engine`); a leg's packets go over sockets or an in-process
+//! `pipe`; the call layer moves packets between legs.
 
 pub mod bridge;
 pub mod codec;
@@ -10,6 +11,7 @@ pub mod engine;
 pub mod jitter;
 pub mod leg;
 pub mod metrics;
+pub mod pipe;
 pub mod ports;
 pub mod prompt;
 pub mod recorder;

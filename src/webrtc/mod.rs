@@ -6,7 +6,7 @@
 //!
 //! [`str0m`] does ICE, DTLS and SRTP sans-IO (`handle_input` / `poll_output`, as our SIP and
 //! RTP cores do); [`peer`] is its thin tokio driver. The leg hands its decrypted stream, as
-//! plain RTP over loopback, to an ordinary [`MediaLeg`](crate::media::leg::MediaLeg), so the
+//! plain RTP over an in-process pipe, to an ordinary [`MediaLeg`](crate::media::leg::MediaLeg), so the
 //! agent's session, bridging, recording, mute, hold and the RTP timeout treat a browser
 //! exactly like a SIP phone: the browser hears our continuous stream (our SSRC, sequence and
 //! timestamps pass through), and a lost browser ends the leg as a phone's BYE does.

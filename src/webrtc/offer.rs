@@ -137,7 +137,7 @@ pub fn choose(offer: &str, prefs: &[BrowserCodec], leg_codecs: &[CodecKind]) -> 
 }
 
 /// The plain offer that opens the ordinary media leg of a browser leg: the chosen stream at
-/// `relay` (the browser leg's loopback end; G.711 and its 8 kHz events), rtcp-mux, so the leg
+/// `relay` (the driver's end of the leg's pipe; G.711 and its 8 kHz events), rtcp-mux, so the leg
 /// negotiates exactly it.
 pub fn plain_offer(choice: Choice, relay: SocketAddr) -> String {
     let (ip4, ip) = match relay {

@@ -1,9 +1,9 @@
 //! One browser leg: the thin tokio driver around a sans-IO [`Rtc`] (ICE-lite, DTLS-SRTP) —
 //! its sockets (one per `webrtc.addresses` entry, from the RTP pool), its timer, and the
-//! loopback relay that hands the browser's decrypted stream to an ordinary [`MediaLeg`] and
-//! what that leg sends to the browser, packet for packet (G.711: payload type, sequence
-//! number, timestamp and marker kept; Opus: through the [`Transcoder`]; str0m puts on its SSRC
-//! and encrypts).
+//! in-process [`pipe`](crate::media::pipe) that hands the browser's decrypted stream to an
+//! ordinary [`MediaLeg`] and what that leg sends to the browser, packet for packet (G.711:
+//! payload type, sequence number, timestamp and marker kept; Opus: through the [`Transcoder`];
+//! str0m puts on its SSRC and encrypts).
 //!
 //! The leg ends when the browser closes the connection (DTLS close), stops its ICE consent
 //! checks, or when the layer above drops the leg's event channel (logout, DELETE); the
@@ -14,6 +14,7 @@ use super::transcode::Transcoder;
 use super::WebRtcError;
 use crate::media::engine::MediaEngine;
 use crate::media::leg::{MediaLeg, MAX_DATAGRAM};
+use crate::media::pipe::{self, PipeEnd};
 use crate::media::ports::PortLease;
 use crate::sip::leg::LegEvent;
 use std::net::{IpAddr, SocketAddr};
@@ -149,20 +150,11 @@ impl Peer {
         ))
     }
 
-    /// Opens the ordinary media leg (on loopback) the stream is handed to and spawns the
-    /// driver.
+    /// Opens the ordinary media leg (piped, in process) the stream is handed to and spawns
+    /// the driver.
     pub fn start(self, media: &MediaEngine) -> Result<Started, WebRtcError> {
-        let loopback = IpAddr::from([127, 0, 0, 1]);
-        let relay =
-            std::net::UdpSocket::bind((loopback, 0)).map_err(crate::media::MediaError::Io)?;
-        relay
-            .set_nonblocking(true)
-            .map_err(crate::media::MediaError::Io)?;
-        let relay = UdpSocket::from_std(relay).map_err(crate::media::MediaError::Io)?;
-        let relay_addr = relay.local_addr().map_err(crate::media::MediaError::Io)?;
-        let mut leg = media.open(loopback)?;
-        leg.answer(offer::plain_offer(self.choice, relay_addr).as_bytes())?;
-        let to_leg = leg.local_addr();
+        let (mut leg, relay) = media.open_piped()?;
+        leg.answer(offer::plain_offer(self.choice, pipe::ADDR).as_bytes())?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let (connected_tx, connected) = oneshot::channel();
         let mut sockets = Vec::new();
@@ -184,7 +176,6 @@ impl Peer {
             sockets,
             leases: self.leases,
             relay,
-            to_leg,
             mid: None,
             seq: SeqExtender::default(),
             ssrc: crate::sip::id::random_u32(),
@@ -207,8 +198,8 @@ struct Driver {
     rtc: Rtc,
     sockets: Vec<(UdpSocket, SocketAddr)>,
     leases: Vec<PortLease>,
-    relay: UdpSocket,
-    to_leg: SocketAddr,
+    /// The driver's end of the ordinary leg's pipe.
+    relay: PipeEnd,
     mid: Option<Mid>,
     seq: SeqExtender,
     /// The SSRC of the plain stream handed to the ordinary leg.
@@ -263,11 +254,9 @@ impl Driver {
                         tracing::debug!(error = %e, "browser datagram refused");
                     }
                 }
-                r = self.relay.recv_from(&mut relayed) => {
-                    if let Ok((n, from)) = r {
-                        if from == self.to_leg {
-                            self.send_to_browser(&relayed[..n]);
-                        }
+                _ = self.relay.readable() => {
+                    while let Some(n) = self.relay.try_recv(&mut relayed) {
+                        self.send_to_browser(&relayed[..n]);
                     }
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
@@ -322,11 +311,11 @@ impl Driver {
                         match &mut self.opus {
                             None => offer::write(h, self.ssrc, &p.payload, out),
                             Some(t) => {
-                                let (relay, to_leg, ssrc) = (&self.relay, self.to_leg, self.ssrc);
+                                let (relay, ssrc) = (&self.relay, self.ssrc);
                                 // `out` is free until the packet itself is written into it.
                                 let concealed = |h, payload: &[u8]| {
                                     offer::write(h, ssrc, payload, out);
-                                    let _ = relay.try_send_to(out, to_leg);
+                                    relay.send(out);
                                 };
                                 match t.from_browser(h, &p.payload, &mut self.payload, concealed) {
                                     Some(h) => offer::write(h, self.ssrc, &self.payload, out),
@@ -334,7 +323,7 @@ impl Driver {
                                 }
                             }
                         }
-                        let _ = self.relay.try_send_to(out, self.to_leg);
+                        self.relay.send(out);
                     }
                     _ => {}
                 },
@@ -558,6 +547,11 @@ mod tests {
             connected,
         } = peer.start(&media).unwrap();
         assert_eq!(leg.codec(), Some(crate::media::codec::CodecKind::Pcmu));
+        assert_eq!(
+            media.metrics().ports_free.get(),
+            free,
+            "the ordinary leg is fed in process: it takes no port of its own"
+        );
 
         // The browser connects and speaks: voice, then an RFC 4733 event.
         let (_, up) = browser
