@@ -13,7 +13,7 @@ mod common;
 
 use common::api::{user, Api, ADMIN};
 use common::dialer::*;
-use common::{metric, Daemon};
+use common::{metric, metric_sum, Daemon};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -348,7 +348,7 @@ fn run(shape: Shape) {
         total += set.len();
     }
     assert_eq!(total, contacts);
-    let bridged = metric(&text, "dialerd_answer_to_agent_seconds_count").unwrap_or(0.0);
+    let bridged = metric_sum(&text, "dialerd_answer_to_agent_seconds_count");
     assert_eq!(bridged as usize, heard_agent.len(), "{name}: bridged");
     let ratio = format!("dialerd_abandon_ratio{{campaign=\"{c}\",window=\"24h\"}}");
     let want = heard_message.len() as f64 / answered.len() as f64;
