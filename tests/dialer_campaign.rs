@@ -401,7 +401,7 @@ fn preview_and_progressive_campaigns_call_every_contact_and_agree_with_the_carri
             settings: json!({"dial_mode": "preview"}),
             contacts: 40,
             agents: 4,
-            limit: Duration::from_secs(100),
+            limit: Duration::from_secs(180),
             min_abandoned: 0,
         },
         Shape {
@@ -409,7 +409,7 @@ fn preview_and_progressive_campaigns_call_every_contact_and_agree_with_the_carri
             settings: json!({"dial_mode": "progressive"}),
             contacts: 120,
             agents: 10,
-            limit: Duration::from_secs(100),
+            limit: Duration::from_secs(180),
             min_abandoned: 0,
         },
     ]);
@@ -424,7 +424,7 @@ fn power_and_predictive_campaigns_abandon_only_whom_the_message_reaches() {
                              "calls_per_wrap_up_agent": 0.5}),
             contacts: 100,
             agents: 6,
-            limit: Duration::from_secs(100),
+            limit: Duration::from_secs(180),
             min_abandoned: 1,
         },
         Shape {
@@ -432,7 +432,7 @@ fn power_and_predictive_campaigns_abandon_only_whom_the_message_reaches() {
             settings: json!({"dial_mode": "predictive", "abandon_target": 0.03}),
             contacts: 150,
             agents: 8,
-            limit: Duration::from_secs(100),
+            limit: Duration::from_secs(180),
             min_abandoned: 0,
         },
     ]);
