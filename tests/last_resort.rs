@@ -12,7 +12,7 @@
 mod common;
 
 use common::api::{campaign, Api, ADMIN, BASE};
-use common::dialer::{finished, free_udp_port, rtp_ports, scenario, sip_agent, Sipp};
+use common::dialer::{free_udp_port, rtp_ports, scenario, sip_agent, Sipp};
 use common::pg::{self, Backend};
 use common::phone::{Behaviour, Phone};
 use common::ua::TestUa;
@@ -153,6 +153,30 @@ impl Cluster {
         }
     }
 
+    /// Waits for the caller `sipp` to end; panics with its complaint and Kamailio's log when
+    /// its scenario did not pass.
+    fn passes(&self, mut sipp: Sipp, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let status = loop {
+            if let Some(status) = sipp.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: SIPp still running\n{}",
+                self.proxy.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if !status.success() {
+            let mut err = String::new();
+            if let Some(mut e) = sipp.0.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("{what}: SIPp {status}: {err}\n{}", self.proxy.log_text());
+        }
+    }
+
     /// A count of `dialerd_inbound_calls_total` for the line on node `k`.
     fn inbound(&self, k: usize, result: &str) -> f64 {
         let (_, text) = self.nodes[k].get("/metrics");
@@ -253,13 +277,9 @@ fn a_callback_every_node_refuses_is_taken_as_missed_by_the_last_resort() {
     let before = cl.inbound_history(1, ann).len();
     // Ann calls back. n1 is marked down (it does not answer), n2 refuses (another node dials
     // the task), and Kamailio relays the call to n2 once more as the last resort.
-    finished(
+    cl.passes(
         callback(cl.kamailio, ANN, "Subject: callback"),
-        &format!(
-            "Ann's callback answered and hung up\n{}",
-            cl.proxy.log_text()
-        ),
-        Duration::from_secs(40),
+        "Ann's callback answered and hung up",
     );
     let took = killed.elapsed();
     let log = cl.proxy.log_text();
@@ -333,17 +353,13 @@ fn the_last_resort_header_from_a_carrier_or_a_phone_changes_nothing() {
         callback(cl.kamailio, BOB, forged),
     ];
     for (i, call) in calls.into_iter().enumerate() {
-        finished(
-            call,
-            &format!("forged callback {i}\n{}", cl.proxy.log_text()),
-            Duration::from_secs(40),
-        );
+        cl.passes(call, &format!("forged callback {i}"));
     }
     let log = cl.proxy.log_text();
     assert!(!log.contains("last resort"), "{log}");
-    assert_eq!(cl.inbound(1, "elsewhere"), 1.0, "n2 refused one call");
-    assert_eq!(cl.inbound(1, "missed"), 0.0, "n2 took a call");
-    assert_eq!(cl.inbound(0, "missed"), 2.0, "n1 took both");
+    assert_eq!(cl.inbound(1, "missed"), 0.0, "n2 took a call:\n{log}");
+    assert_eq!(cl.inbound(1, "elsewhere"), 1.0, "n2 refused one call:\n{log}");
+    assert_eq!(cl.inbound(0, "missed"), 2.0, "n1 took both:\n{log}");
     for id in [ann, bob] {
         let history = cl.inbound_history(0, id);
         assert_eq!(history.len(), 1, "{history:?}");
