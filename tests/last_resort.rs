@@ -358,7 +358,11 @@ fn the_last_resort_header_from_a_carrier_or_a_phone_changes_nothing() {
     let log = cl.proxy.log_text();
     assert!(!log.contains("last resort"), "{log}");
     assert_eq!(cl.inbound(1, "missed"), 0.0, "n2 took a call:\n{log}");
-    assert_eq!(cl.inbound(1, "elsewhere"), 1.0, "n2 refused one call:\n{log}");
+    assert_eq!(
+        cl.inbound(1, "elsewhere"),
+        1.0,
+        "n2 refused one call:\n{log}"
+    );
     assert_eq!(cl.inbound(0, "missed"), 2.0, "n1 took both:\n{log}");
     for id in [ann, bob] {
         let history = cl.inbound_history(0, id);
