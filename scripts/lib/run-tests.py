@@ -13,8 +13,8 @@ Usage: run-tests.py [JOBS]   (default: $DIALERD_TEST_JOBS, else 1)
 Builds with `cargo test --no-run`, runs every test binary (library, binary and integration
 tests) from the package root as cargo would, the slowest known first, prints each binary's
 output as it ends, whole and in cargo's own format (`running N tests`, a line per test,
-`test result:`), then the doc tests, and a summary. The
-CPU-bound simulator, the several-nodes test and the interop scripts run last, each alone.
+`test result:`), then the doc tests, and a summary. The CPU-bound simulator, the several-nodes
+and last-resort tests and the interop scripts run last, each alone.
 Exits non-zero when anything failed.
 """
 
@@ -27,9 +27,10 @@ import time
 
 # Binaries run last, one at a time with nothing beside them: the pacing simulator keeps both
 # cores busy on its own; the several-nodes test (three daemons, PostgreSQL, Kamailio) times
-# lease take-overs that a loaded machine stretches past its limits; the interop scripts pick
-# their daemon's ports before starting it, which another binary may take meanwhile.
-ALONE = ["cluster", "interop", "simulate"]
+# lease take-overs that a loaded machine stretches past its limits; the interop scripts and
+# the last-resort test (Kamailio in front of two nodes) pick ports before starting what binds
+# them, which another binary may take meanwhile.
+ALONE = ["cluster", "interop", "last_resort", "simulate"]
 
 # Binaries known to take longest, started first so the tail of the run stays short. A binary
 # missing from this list still runs (after these); a name here that no longer exists is ignored.
