@@ -204,6 +204,8 @@ both_stores! {
         // Progressive dials only for ready agents: no customer waits for one to free up.
         let ready = "dialerd_answer_to_agent_seconds_count{agent=\"ready\"}";
         assert_eq!(metric(&text, ready), Some(8.0), "{text}");
+        let read = metric(&text, "dialerd_answer_read_lag_seconds_count");
+        assert_eq!(read, Some(8.0), "every answer read by the driver: {text}");
         println!(
             "answer to agent: {bridged} calls, mean {:.1} ms",
             1000.0 * total / bridged

@@ -646,8 +646,12 @@ impl Driver {
         c.heard = true;
         match ev {
             CallEvent::Ringing => self.feed(Input::Ringing(call)),
-            CallEvent::Answered => {
-                c.answered = Some(Instant::now());
+            CallEvent::Answered(at) => {
+                c.answered = Some(at);
+                self.ctx
+                    .metrics
+                    .answer_read_lag
+                    .observe(at.elapsed().as_secs_f64());
                 c.sip_code = Some(200);
                 self.just_answered.push(call);
                 self.figures.answered += 1;
@@ -658,8 +662,10 @@ impl Driver {
                 c.cmd = None;
                 self.feed(Input::Failed(call, end));
             }
-            CallEvent::Bridged => {
+            CallEvent::Bridged(joined) => {
                 c.bridged = true;
+                // Timed where they happened (the 200 OK taken, the audio joined), not when the
+                // driver heard of them: what the customer lives through.
                 if let Some(at) = c.answered {
                     let agent = if c.agent_was_ready {
                         "ready"
@@ -670,10 +676,10 @@ impl Driver {
                         .metrics
                         .answer_to_agent
                         .with_label_values(&[agent])
-                        .observe(at.elapsed().as_secs_f64());
+                        .observe(joined.saturating_duration_since(at).as_secs_f64());
                 }
                 if let Some(i) = c.inbound.as_mut() {
-                    let waited = i.since.elapsed();
+                    let waited = joined.saturating_duration_since(i.since);
                     i.waited = Some(waited);
                     self.ctx.metrics.inbound_wait.observe(waited.as_secs_f64());
                 }

@@ -17,6 +17,9 @@ pub struct LiveMetrics {
     /// bridge; `agent="ready"` when an agent was free at the answer, `awaited` when the customer
     /// waited for one to free up (the predictive pacer plans such waits, up to 2 s).
     pub answer_to_agent: HistogramVec,
+    /// `dialerd_answer_read_lag_seconds`: from a customer's answer to its campaign driver
+    /// reading it (how far behind the driver runs).
+    pub answer_read_lag: Histogram,
     /// `dialerd_inbound_calls_total{line,result}`: callbacks and other calls to lines.
     pub inbound_calls: IntCounterVec,
     /// `dialerd_inbound_wait_seconds`: how long callers waited for an agent.
@@ -60,6 +63,15 @@ impl LiveMetrics {
             ]),
             &["agent"],
         )?;
+        let answer_read_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "dialerd_answer_read_lag_seconds",
+                "From a customer's answer to its campaign driver reading it.",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+            ]),
+        )?;
         let inbound_calls = IntCounterVec::new(
             Opts::new(
                 "dialerd_inbound_calls_total",
@@ -91,11 +103,13 @@ impl LiveMetrics {
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(abandon_ratio.clone()))?;
         registry.register(Box::new(answer_to_agent.clone()))?;
+        registry.register(Box::new(answer_read_lag.clone()))?;
         Ok(Self {
             calls,
             in_flight,
             abandon_ratio,
             answer_to_agent,
+            answer_read_lag,
             inbound_calls,
             inbound_wait,
             inbound_waiting,
