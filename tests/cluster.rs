@@ -17,7 +17,7 @@ mod common;
 use common::api::{user, Api, ADMIN};
 use common::dialer::*;
 use common::pg::{self, Backend};
-use common::{metric, Daemon};
+use common::{metric, ClusterProxy, Daemon};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -404,58 +404,20 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
 /// The nodes' `sip.agent_login_number`, which Kamailio routes to the agent's node.
 const LOGIN_NUMBER: &str = "1099";
 
-/// Kamailio on conf/kamailio/dialerd-cluster.cfg, its log (stderr) in a file.
-struct Kamailio {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Kamailio {
-    /// Kamailio on UDP `port` of 127.0.0.1 with the dispatcher list `list`, asking the nodes
-    /// with the API token `token`.
-    fn start(dir: &std::path::Path, port: u16, list: &str, token: &str) -> Kamailio {
-        use std::process::Stdio;
-        let log = dir.join("kamailio.log");
-        let list_file = dir.join("dialerd.list");
-        std::fs::write(&list_file, list).unwrap();
-        let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("conf/kamailio/dialerd-cluster.cfg");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = common::spawn_group(
-            common::kamailio(&cfg, dir, port)
-                .args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())])
-                .args(["-A", &format!("DIALERD_TOKEN=\"{token}\"")])
-                .args(["-A", &format!("AGENT_LOGIN_NUMBER=\"{LOGIN_NUMBER}\"")])
-                .args([
-                    "-A",
-                    &format!("LISTEN_AGENTS=udp:127.0.0.1:{}", free_udp_port()),
-                ])
-                .stdin(Stdio::null())
-                .stdout(file.try_clone().unwrap())
-                .stderr(file),
-        );
-        let k = Kamailio { child, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !k.log_text().contains("Listening on") {
-            assert!(
-                Instant::now() < deadline,
-                "kamailio did not start:\n{}",
-                k.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        k
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        common::kill_group(&mut self.child);
-    }
+/// Kamailio on conf/kamailio/dialerd-cluster.cfg with the dispatcher list `list` on UDP `port`
+/// of 127.0.0.1, asking the nodes with the API token `token`, and sending agents' calls to
+/// [`LOGIN_NUMBER`] to their nodes.
+fn proxy(dir: &std::path::Path, port: u16, list: &str, token: &str) -> ClusterProxy {
+    ClusterProxy::start(
+        dir,
+        port,
+        list,
+        &[
+            format!("DIALERD_TOKEN=\"{token}\""),
+            format!("AGENT_LOGIN_NUMBER=\"{LOGIN_NUMBER}\""),
+            format!("LISTEN_AGENTS=udp:127.0.0.1:{}", free_udp_port()),
+        ],
+    )
 }
 
 /// A call from a carrier to the echo number through Kamailio: the node that answered it (the
@@ -582,7 +544,7 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
         ));
     }
     let logs = tempfile::tempdir().unwrap();
-    let proxy = Kamailio::start(logs.path(), k_port, &list, &kamailio_user.token);
+    let proxy = proxy(logs.path(), k_port, &list, &kamailio_user.token);
 
     // Carriers' calls go to the nodes in turn.
     let answered: Vec<u16> = (0..6)

@@ -13,7 +13,7 @@ mod common;
 
 use common::api::{user, Api, ADMIN};
 use common::dialer::*;
-use common::{metric, Daemon};
+use common::{metric, metric_sum, Daemon};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -348,7 +348,7 @@ fn run(shape: Shape) {
         total += set.len();
     }
     assert_eq!(total, contacts);
-    let bridged = metric(&text, "dialerd_answer_to_agent_seconds_count").unwrap_or(0.0);
+    let bridged = metric_sum(&text, "dialerd_answer_to_agent_seconds_count");
     assert_eq!(bridged as usize, heard_agent.len(), "{name}: bridged");
     let ratio = format!("dialerd_abandon_ratio{{campaign=\"{c}\",window=\"24h\"}}");
     let want = heard_message.len() as f64 / answered.len() as f64;
@@ -401,7 +401,7 @@ fn preview_and_progressive_campaigns_call_every_contact_and_agree_with_the_carri
             settings: json!({"dial_mode": "preview"}),
             contacts: 40,
             agents: 4,
-            limit: Duration::from_secs(100),
+            limit: Duration::from_secs(180),
             min_abandoned: 0,
         },
         Shape {
@@ -409,7 +409,7 @@ fn preview_and_progressive_campaigns_call_every_contact_and_agree_with_the_carri
             settings: json!({"dial_mode": "progressive"}),
             contacts: 120,
             agents: 10,
-            limit: Duration::from_secs(100),
+            limit: Duration::from_secs(180),
             min_abandoned: 0,
         },
     ]);
@@ -424,7 +424,7 @@ fn power_and_predictive_campaigns_abandon_only_whom_the_message_reaches() {
                              "calls_per_wrap_up_agent": 0.5}),
             contacts: 100,
             agents: 6,
-            limit: Duration::from_secs(100),
+            limit: Duration::from_secs(180),
             min_abandoned: 1,
         },
         Shape {
@@ -432,7 +432,7 @@ fn power_and_predictive_campaigns_abandon_only_whom_the_message_reaches() {
             settings: json!({"dial_mode": "predictive", "abandon_target": 0.03}),
             contacts: 150,
             agents: 8,
-            limit: Duration::from_secs(100),
+            limit: Duration::from_secs(180),
             min_abandoned: 0,
         },
     ]);

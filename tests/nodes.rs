@@ -287,3 +287,59 @@ both_stores! {
         assert_eq!(route("ann-phone", Some(&agent.token)).0, 403);
     }
 }
+
+both_stores! {
+    /// The node answering is up, so the route finds no node up only while its own row has
+    /// lapsed (it stalled past the expiry, or its store writes failed that long) or is gone:
+    /// then 503, which Kamailio takes as "relay to the first node up"; its next heartbeat
+    /// takes the name again and the route names it once more.
+    fn the_route_answers_503_while_the_node_has_lapsed_and_names_it_after_its_heartbeat() {
+        let d = Daemon::start_with(
+            "[sip]\ndigest_algorithms = [\"MD5\"]\n\
+             [[agents]]\nusername = \"desk1\"\npassword = \"sipp-agent-secret-1\"\n",
+            &[("DIALERD_ADMIN_TOKEN", ADMIN), ("DIALERD__NODE__NAME", "r1")],
+        );
+        let want = format!("sip:{}", d.sip);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while nodes(&d)["r1"]["sip_uri"] != want.as_str() {
+            assert!(Instant::now() < deadline, "{:?}", nodes(&d));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let instance = nodes(&d)["r1"]["instance"].as_str().unwrap().to_string();
+        let route = || {
+            common::http_request(
+                d.http,
+                "GET",
+                "/api/v1/nodes/route?sip_user=desk1",
+                &[("Authorization", &format!("Bearer {ADMIN}"))],
+                b"",
+            )
+        };
+        assert_eq!(route().0, 200);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let store = rt.block_on(d.open_store());
+        // The row gone; a heartbeat (every 5 s) may take it back before the request: again.
+        let mut refused = None;
+        for _ in 0..3 {
+            rt.block_on(store.release_node("r1", &instance)).unwrap();
+            let (status, _, body) = route();
+            if status == 503 {
+                refused = Some(body);
+                break;
+            }
+        }
+        let body = refused.expect("the route never answered 503 with no node up");
+        assert!(body.contains("no node that is up"), "{body}");
+        let deadline = Instant::now() + Duration::from_secs(7);
+        loop {
+            let (status, _, body) = route();
+            if status == 200 {
+                assert_eq!(body, want);
+                break;
+            }
+            assert!(Instant::now() < deadline, "{status} {body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(nodes(&d)["r1"]["instance"], instance.as_str());
+    }
+}

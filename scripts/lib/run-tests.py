@@ -12,8 +12,9 @@ Usage: run-tests.py [JOBS]   (default: $DIALERD_TEST_JOBS, else 1)
 
 Builds with `cargo test --no-run`, runs every test binary (library, binary and integration
 tests) from the package root as cargo would, the slowest known first, prints each binary's
-result as it ends (its whole output when it fails), then the doc tests, and a summary. The
-CPU-bound simulator, the several-nodes test and the interop scripts run last, each alone.
+output as it ends, whole and in cargo's own format (`running N tests`, a line per test,
+`test result:`), then the doc tests, and a summary. The CPU-bound simulator, the several-nodes
+and last-resort tests and the interop scripts run last, each alone.
 Exits non-zero when anything failed.
 """
 
@@ -26,9 +27,10 @@ import time
 
 # Binaries run last, one at a time with nothing beside them: the pacing simulator keeps both
 # cores busy on its own; the several-nodes test (three daemons, PostgreSQL, Kamailio) times
-# lease take-overs that a loaded machine stretches past its limits; the interop scripts pick
-# their daemon's ports before starting it, which another binary may take meanwhile.
-ALONE = ["cluster", "interop", "simulate"]
+# lease take-overs that a loaded machine stretches past its limits; the interop scripts and
+# the last-resort test (Kamailio in front of two nodes) pick ports before starting what binds
+# them, which another binary may take meanwhile.
+ALONE = ["cluster", "interop", "last_resort", "simulate"]
 
 # Binaries known to take longest, started first so the tail of the run stays short. A binary
 # missing from this list still runs (after these); a name here that no longer exists is ignored.
@@ -104,13 +106,15 @@ def main():
             log.seek(0)
             output = log.read().decode("utf-8", "replace")
             log.close()
-            summary = [l for l in output.splitlines() if l.startswith("test result:")]
+            # Printed whole, as `cargo test` would, so that whoever reads the log (or parses
+            # it) sees every test that ran, not only our one-line summary.
+            print(f"     Running {label} ({os.path.relpath(path, root)})", flush=True)
+            print(output.rstrip("\n") + "\n", flush=True)
             if proc.returncode == 0:
-                print(f"ok      {label:<28} {took:6.1f} s  {' '.join(summary)}", flush=True)
+                print(f"==> ok      {label:<28} {took:6.1f} s\n", flush=True)
             else:
                 failed.append((label, output))
-                print(f"FAILED  {label:<28} {took:6.1f} s (exit {proc.returncode})", flush=True)
-                print(output, flush=True)
+                print(f"==> FAILED  {label:<28} {took:6.1f} s (exit {proc.returncode})\n", flush=True)
     doc = subprocess.run(["cargo", "test", "--doc"], cwd=root)
     if doc.returncode != 0:
         failed.append(("doc tests", ""))

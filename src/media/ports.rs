@@ -132,10 +132,25 @@ mod tests {
 
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    /// An even port starting `len` ports all free now, picked at random below the kernel's
+    /// ephemeral range: other tests running beside these bind ports of their own.
+    fn free_block(len: u16) -> u16 {
+        loop {
+            let mut r = [0u8; 2];
+            getrandom::fill(&mut r).unwrap();
+            let base = 20_000 + (u16::from_le_bytes(r) % 6_000) * 2;
+            let free = (base..base + len).all(|p| UdpSocket::bind((LOCAL, p)).is_ok());
+            if free {
+                return base;
+            }
+        }
+    }
+
     #[test]
     fn hands_out_even_ports_with_rtcp_above_and_takes_them_back() {
-        let pool = PortPool::new(41001, 41007);
-        assert_eq!(pool.size(), 3, "41002, 41004, 41006");
+        let b = free_block(8);
+        let pool = PortPool::new(b + 1, b + 7);
+        assert_eq!(pool.size(), 3, "b + 2, b + 4, b + 6");
         let a = pool.bind(LOCAL).unwrap().unwrap();
         assert_eq!(a.port() % 2, 0);
         assert_eq!(a.rtp.local_addr().unwrap().port(), a.port());
@@ -151,7 +166,8 @@ mod tests {
 
     #[test]
     fn an_empty_pool_says_none() {
-        let pool = PortPool::new(41020, 41023);
+        let b = free_block(4);
+        let pool = PortPool::new(b, b + 3);
         let a = pool.bind(LOCAL).unwrap().unwrap();
         let b = pool.bind(LOCAL).unwrap().unwrap();
         assert!(pool.bind(LOCAL).unwrap().is_none());
@@ -162,16 +178,17 @@ mod tests {
     #[test]
     fn a_pool_whose_first_ports_others_hold_still_finds_a_free_one() {
         // Twenty pairs held by another program, the twenty-first free.
+        let b = free_block(44);
         let held: Vec<UdpSocket> = (0..20)
-            .filter_map(|i| UdpSocket::bind((LOCAL, 41100 + 2 * i)).ok())
+            .filter_map(|i| UdpSocket::bind((LOCAL, b + 2 * i)).ok())
             .collect();
         assert_eq!(held.len(), 20, "test ports taken");
-        let pool = PortPool::sequential(41100, 41142);
+        let pool = PortPool::sequential(b, b + 42);
         let pair = pool
             .bind(LOCAL)
             .unwrap()
             .expect("a free pair past the held ones");
-        assert_eq!(pair.port(), 41140);
+        assert_eq!(pair.port(), b + 40);
     }
 
     #[test]
@@ -188,10 +205,11 @@ mod tests {
 
     #[test]
     fn ports_held_by_others_are_skipped() {
-        let squatter = UdpSocket::bind((LOCAL, 41040)).unwrap();
-        let pool = PortPool::new(41040, 41043);
+        let b = free_block(4);
+        let squatter = UdpSocket::bind((LOCAL, b)).unwrap();
+        let pool = PortPool::new(b, b + 3);
         let pair = pool.bind(LOCAL).unwrap().unwrap();
-        assert_eq!(pair.port(), 41042);
+        assert_eq!(pair.port(), b + 2);
         drop(squatter);
     }
 }

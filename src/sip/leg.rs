@@ -231,6 +231,11 @@ pub struct Incoming {
     pub media_encryption: crate::config::MediaEncryption,
 }
 
+/// The header a proxy in front of several nodes (conf/kamailio/dialerd-cluster.cfg) adds, with
+/// the value `1`, when it relays a call once more after every node refused it with 503: the
+/// node is to take the call whatever it dials. Trusted only from a trunk.
+pub const LAST_RESORT_HEADER: &str = "X-Dialerd-Last-Resort";
+
 /// What the layers above ask of the SIP endpoint.
 #[derive(Debug)]
 pub enum LegCommand {

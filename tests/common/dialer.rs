@@ -238,7 +238,7 @@ pub fn upload_safe_harbour(admin: &Api, c: i64, seconds: f64) {
 
 /// The next slice of RTP ports for a daemon of this test process: daemons run side by side
 /// would otherwise all start at the bottom of the same range and take each other's ports.
-fn rtp_ports() -> (u16, u16) {
+pub fn rtp_ports() -> (u16, u16) {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let slice = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 20;
     let min = 20000 + slice * 600;

@@ -335,6 +335,58 @@ pub fn kamailio(cfg: &Path, dir: &Path, port: u16) -> Command {
     cmd
 }
 
+/// Kamailio on conf/kamailio/dialerd-cluster.cfg in front of several nodes, its log (stderr) in
+/// a file; it and its workers end when it is dropped.
+pub struct ClusterProxy {
+    child: Child,
+    log: PathBuf,
+}
+
+impl ClusterProxy {
+    /// Kamailio on UDP and TCP `port` of 127.0.0.1 with the dispatcher list `list` (written
+    /// into `dir`, where its log goes too) and the further `-A` defines `defines`; returns
+    /// once it listens.
+    pub fn start(dir: &Path, port: u16, list: &str, defines: &[String]) -> ClusterProxy {
+        let log = dir.join("kamailio.log");
+        let list_file = dir.join("dialerd.list");
+        std::fs::write(&list_file, list).unwrap();
+        let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/kamailio/dialerd-cluster.cfg");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = kamailio(&cfg, dir, port);
+        cmd.args(["-A", &format!("DS_LIST=\"{}\"", list_file.display())]);
+        for d in defines {
+            cmd.args(["-A", d]);
+        }
+        let child = spawn_group(
+            cmd.stdin(Stdio::null())
+                .stdout(file.try_clone().unwrap())
+                .stderr(file),
+        );
+        let k = ClusterProxy { child, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !k.log_text().contains("Listening on") {
+            assert!(
+                Instant::now() < deadline,
+                "kamailio did not start:\n{}",
+                k.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        k
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ClusterProxy {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
 /// Ends a child spawned by [`spawn_group`] and every process of its group.
 pub fn kill_group(child: &mut Child) {
     // SAFETY: kill(2) on the group of our own child; it touches no memory.
@@ -501,6 +553,22 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
             .and_then(|r| r.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
     })
+}
+
+/// The sum of every series of metric `name` in `/metrics` text, whatever their labels.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = if rest.starts_with('{') {
+                rest.split_once("} ")?.1
+            } else {
+                rest.strip_prefix(' ')?
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
 }
 
 /// A series line of `/metrics` without its `node="…"` label (and without `{}` when that was its

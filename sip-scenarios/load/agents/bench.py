@@ -114,6 +114,24 @@ def quantile(m, q, name="dialerd_answer_to_agent_seconds", labels=""):
     return next(le for le, c in buckets if c >= q * count)
 
 
+def answer_to_agent(m):
+    """The answer-to-agent histogram's buckets {le: count} and count, summed over its `agent`
+    label (ready: an agent was free at the answer; awaited: the customer waited for one)."""
+    buckets = {}
+    for k, v in m.items():
+        if k.startswith("dialerd_answer_to_agent_seconds_bucket"):
+            le = float(re.search(r'le="([^"]+)"', k).group(1).replace("+Inf", "inf"))
+            buckets[le] = buckets.get(le, 0) + v
+    return buckets, total(m, "dialerd_answer_to_agent_seconds_count")
+
+
+def bucket_quantile(buckets, count, q):
+    """An upper bound of the q-quantile: the bucket bound it falls under."""
+    if not count:
+        return float("nan")
+    return next(le for le, c in sorted(buckets.items()) if c >= q * count)
+
+
 def tone_wav(seconds):
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
@@ -285,7 +303,7 @@ def run(node, n, minutes, c):
         peak_flight = max(peak_flight, flight)
         peak_talking = max(peak_talking, states.get("talking", 0))
         print(f"{time.time() - t0:5.0f} s  in flight {flight:5.0f}  agents {states}  "
-              f"bridged {m.get('dialerd_answer_to_agent_seconds_count', 0):.0f}  RSS {rss} KiB  "
+              f"bridged {total(m, 'dialerd_answer_to_agent_seconds_count'):.0f}  RSS {rss} KiB  "
               f"CPU {100 * (node.cpu_ticks() - c0) / hz / (time.time() - t0):.0f} %", flush=True)
     c1, t1 = node.cpu_ticks(), time.time()
     run_pps = (rtp(node.metrics()) - rtp(m0)) / (t1 - t0)
@@ -310,7 +328,7 @@ def run(node, n, minutes, c):
     placed = sum(results.values()) + int(total(m, "dialerd_calls_in_flight"))
     abandoned = result("abandoned")
     answered = result("connected") + result("no_result") + abandoned
-    bridged = m.get("dialerd_answer_to_agent_seconds_count", 0)
+    buckets, bridged = answer_to_agent(m)
     # A customer answered and neither put through to an agent nor abandoned is a lost bridge.
     lost = answered - abandoned - bridged
     in_flight = total(m, "dialerd_calls_in_flight")
@@ -320,21 +338,28 @@ def run(node, n, minutes, c):
         "SELECT count(*), count(answered_at) FROM calls WHERE route = 'campaign'").fetchone()
     lost_store = calls_answered - abandoned - bridged
     cpu = 100 * (c1 - c0) / hz / (t1 - t0)
-    p50, p99 = quantile(m, 0.5), quantile(m, 0.99)
-    fast = m.get('dialerd_answer_to_agent_seconds_bucket{le="0.1"}', 0)
+    p50, p99 = bucket_quantile(buckets, bridged, 0.5), bucket_quantile(buckets, bridged, 0.99)
+    fast = buckets.get(0.1, 0)
+    name = "dialerd_answer_to_agent_seconds"
+    ready_n = m.get(f'{name}_count{{agent="ready"}}', 0)
+    ready_p50, ready_p99 = (quantile(m, q, name, 'agent="ready",') for q in (0.5, 0.99))
+    awaited_n = m.get(f'{name}_count{{agent="awaited"}}', 0)
     print(f"results           {results} (still in flight after the stop: {in_flight:.0f})")
     print(f"dialer            {json.dumps(live)}")
     print(f"store             {calls_made} campaign calls, {calls_answered} answered: {lost_store:.0f} answered, neither bridged nor abandoned")
     print(f"peak              {peak_flight:.0f} calls in flight, {peak_talking:.0f} agents talking")
     print(f"answer to agent   {bridged:.0f} bridged, {fast:.0f} within 100 ms, p50 ≤ {1000 * p50:.0f} ms, p99 ≤ {1000 * p99:.0f} ms (the histogram's bucket bounds)")
-    hist = sorted((float(re.search(r'le="([^"]+)"', k).group(1)), int(v)) for k, v in m.items()
-                  if k.startswith("dialerd_answer_to_agent_seconds_bucket"))
-    print("histogram         " + ", ".join(f"≤{le:g} s: {v}" for le, v in hist))
+    print(f"  agent ready     {ready_n:.0f} bridged with an agent free at the answer: p50 ≤ {1000 * ready_p50:.0f} ms, p99 ≤ {1000 * ready_p99:.0f} ms")
+    print(f"  agent awaited   {awaited_n:.0f} bridged after waiting for an agent to free up (the pacer's planned wait, ≤ 2 s)")
+    lag_n = m.get("dialerd_answer_read_lag_seconds_count", 0)
+    lag50, lag99 = (quantile(m, q, "dialerd_answer_read_lag_seconds") for q in (0.5, 0.99))
+    print(f"answer read lag   {lag_n:.0f} answers read by the driver: p50 ≤ {1000 * lag50:.0f} ms, p99 ≤ {1000 * lag99:.0f} ms after the 200 OK")
+    print("histogram         " + ", ".join(f"≤{le:g} s: {v:.0f}" for le, v in sorted(buckets.items())))
     print(f"dialerd CPU       {cpu:.0f} % of one core over {t1 - t0:.0f} s of dialing ({idle_cpu:.0f} % idle with the agents logged in); {run_pps:.0f} RTP packets/s")
     print(f"dialerd RSS       {rss0} KiB with agents idle, {rss_run} KiB at the end of dialing, peak {peak_rss} KiB")
-    print("| N | minutes | CPU % | RSS MiB | RSS/agent KiB | p50 ms | p99 ms | placed | answered | abandoned | lost (metrics / store) | idle CPU % |")
-    print(f"| {n} | {minutes:g} | {cpu:.0f} | {peak_rss / 1024:.0f} | {peak_rss / n:.0f} | ≤{1000 * p50:.0f} | "
-          f"≤{1000 * p99:.0f} | {placed} | {answered:.0f} | {abandoned:.0f} | {lost:.0f} / {lost_store:.0f} | {idle_cpu:.0f} |")
+    print("| N | minutes | CPU % | RSS MiB | RSS/agent KiB | p50 / p99 ms, all | p50 / p99 ms, agent ready (calls) | placed | answered | abandoned | lost (metrics / store) | idle CPU % |")
+    print(f"| {n} | {minutes:g} | {cpu:.0f} | {peak_rss / 1024:.0f} | {peak_rss / n:.0f} | ≤{1000 * p50:.0f} / ≤{1000 * p99:.0f} | "
+          f"≤{1000 * ready_p50:.0f} / ≤{1000 * ready_p99:.0f} ({ready_n:.0f}) | {placed} | {answered:.0f} | {abandoned:.0f} | {lost:.0f} / {lost_store:.0f} | {idle_cpu:.0f} |")
 
 
 if __name__ == "__main__":

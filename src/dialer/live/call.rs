@@ -16,7 +16,7 @@ use crate::sip::leg::{Dial, Failure, LegEvent, LegId, SipHandle};
 use crate::store::calls::CallRecord;
 use crate::store::now_ms;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// How long a call refused by the trunks' `max_cps` waits before it is placed again.
@@ -42,12 +42,12 @@ pub enum CallCmd {
 pub enum CallEvent {
     /// 180/183 came.
     Ringing,
-    /// A person answered (200 OK).
-    Answered,
+    /// A person answered (200 OK), at this instant (the driver may hear of it later).
+    Answered(Instant),
     /// Never answered: how, with the final SIP status when one came.
     Failed(CallEnd, Option<u16>),
-    /// The customer is with the agent's phone task now.
-    Bridged,
+    /// The customer is with the agent's phone task now, since this instant.
+    Bridged(Instant),
     /// The agent had no leg to bridge to: the customer still waits.
     BridgeFailed,
     /// The answered customer's leg is gone; `by_customer` when they hung up.
@@ -135,7 +135,7 @@ async fn place(
                         }
                     }
                     rec.answered_at = Some(now_ms());
-                    tell(CallEvent::Answered);
+                    tell(CallEvent::Answered(Instant::now()));
                     break;
                 }
                 // The core paces to the trunks' max_cps on its own clock: a call it places
@@ -241,7 +241,7 @@ pub(super) async fn serve(
                 match ctx.agents.bridge(agent, call, handover) {
                     Ok(()) => {
                         rec.b_number = format!("agent:{agent}");
-                        tell(CallEvent::Bridged);
+                        tell(CallEvent::Bridged(Instant::now()));
                         let b = bridged(ctx, call, id, done, cmds, tell).await;
                         let Some(b) = b else {
                             return "b_lost".into();

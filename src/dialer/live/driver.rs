@@ -109,6 +109,8 @@ struct LiveCall {
     cmd: Option<mpsc::UnboundedSender<CallCmd>>,
     sip_code: Option<u16>,
     answered: Option<Instant>,
+    /// An agent was put to it in the core step that took its answer: none had to free up.
+    agent_was_ready: bool,
     /// The agent (user id) it is put through to.
     agent: Option<i64>,
     bridged: bool,
@@ -138,6 +140,8 @@ pub struct Driver {
     users: HashMap<AgentId, i64>,
     leased: HashMap<ContactId, Contact>,
     calls: HashMap<CallId, LiveCall>,
+    /// Calls answered since the last settle: an agent put to one of them was ready.
+    just_answered: Vec<CallId>,
     /// Agents' results taken, and who waits to hear that their call is written.
     results: HashMap<CallId, (AgentResult, Option<store_tasks::Reply>)>,
     /// Agents (user ids) that were busy with another task's call when the driver started.
@@ -233,6 +237,7 @@ impl Driver {
             users: HashMap::new(),
             leased: HashMap::new(),
             calls: HashMap::new(),
+            just_answered: Vec::new(),
             results: HashMap::new(),
             offers: HashMap::new(),
             busy: HashSet::new(),
@@ -388,6 +393,7 @@ impl Driver {
             }
             self.arbitrate();
         }
+        self.just_answered.clear();
         // A result whose call the core ended without an attempt to write: taken as it is.
         let unwritten: Vec<CallId> = self
             .results
@@ -640,9 +646,14 @@ impl Driver {
         c.heard = true;
         match ev {
             CallEvent::Ringing => self.feed(Input::Ringing(call)),
-            CallEvent::Answered => {
-                c.answered = Some(Instant::now());
+            CallEvent::Answered(at) => {
+                c.answered = Some(at);
+                self.ctx
+                    .metrics
+                    .answer_read_lag
+                    .observe(at.elapsed().as_secs_f64());
                 c.sip_code = Some(200);
+                self.just_answered.push(call);
                 self.figures.answered += 1;
                 self.feed(Input::Answered(call));
             }
@@ -651,16 +662,24 @@ impl Driver {
                 c.cmd = None;
                 self.feed(Input::Failed(call, end));
             }
-            CallEvent::Bridged => {
+            CallEvent::Bridged(joined) => {
                 c.bridged = true;
+                // Timed where they happened (the 200 OK taken, the audio joined), not when the
+                // driver heard of them: what the customer lives through.
                 if let Some(at) = c.answered {
+                    let agent = if c.agent_was_ready {
+                        "ready"
+                    } else {
+                        "awaited"
+                    };
                     self.ctx
                         .metrics
                         .answer_to_agent
-                        .observe(at.elapsed().as_secs_f64());
+                        .with_label_values(&[agent])
+                        .observe(joined.saturating_duration_since(at).as_secs_f64());
                 }
                 if let Some(i) = c.inbound.as_mut() {
-                    let waited = i.since.elapsed();
+                    let waited = joined.saturating_duration_since(i.since);
                     i.waited = Some(waited);
                     self.ctx.metrics.inbound_wait.observe(waited.as_secs_f64());
                 }
@@ -782,6 +801,7 @@ impl Driver {
                 };
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.agent = Some(user);
+                    c.agent_was_ready = self.just_answered.contains(&call);
                 }
                 let agents = &self.ctx.calls.agents;
                 // A preview agent is reserved for the call already.

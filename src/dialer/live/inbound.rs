@@ -6,13 +6,18 @@
 //! callers get the line's `inbound_policy` (`route` as an unknown caller, `message`, `reject`).
 //! A caller nobody can take hears that they will be called back, and their contact gets an
 //! overdue follow-up.
+//!
+//! With several nodes, a node that does not dial the task refuses the call with 503 while
+//! another dials it, for the proxy in front to try the next node; when every node refused,
+//! the proxy relays it once more with [`LAST_RESORT_HEADER`], and the node takes it as a
+//! missed callback rather than lose it.
 
 use super::metrics::LiveMetrics;
 use super::supervisor::Live;
 use crate::call::record::{self, CallLog};
 use crate::media::engine::MediaEngine;
 use crate::media::prompt::Clip;
-use crate::sip::leg::{Incoming, SipHandle};
+use crate::sip::leg::{Incoming, SipHandle, LAST_RESORT_HEADER};
 use crate::store::contacts::Contact;
 use crate::store::inbound::{InboundCall, LineTask, MISSED_CALLBACK};
 use crate::store::lines::{InboundPolicy, Line};
@@ -67,6 +72,17 @@ pub fn caller_number(call: &Incoming) -> String {
         .filter(|(n, _)| n.eq_ignore_ascii_case("P-Asserted-Identity"))
         .find_map(|(_, v)| v.split(',').find_map(uri_user))
         .unwrap_or_else(|| call.from_user.clone())
+}
+
+/// True when the proxy in front of the nodes relayed `call` as its last resort (every node
+/// refused it): [`LAST_RESORT_HEADER`] `1` from a trunk. From anybody else the header proves
+/// nothing; the proxy strips it from its carriers.
+pub fn last_resort(call: &Incoming) -> bool {
+    call.trunk.is_some()
+        && call
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case(LAST_RESORT_HEADER) && v.trim() == "1")
 }
 
 /// The user part of the first `sip:`/`sips:`/`tel:` URI in a header value.
@@ -211,7 +227,8 @@ impl Callbacks {
     /// Hands the caller to the driver of the contact's task; with none running (no agent
     /// logged in, or the campaign not dialling), tells the caller they will be called back —
     /// unless another node dials the task: then the call is refused with 503, for the proxy in
-    /// front of the nodes to try the next one (conf/kamailio/dialerd-cluster.cfg).
+    /// front of the nodes to try the next one (conf/kamailio/dialerd-cluster.cfg), but for the
+    /// proxy's last resort ([`last_resort`]), which this node takes as the missed callback.
     async fn offer(
         &self,
         call: Incoming,
@@ -238,8 +255,17 @@ impl Callbacks {
             number,
             ..
         } = *offer;
+        let last_resort = last_resort(&call);
         if let Some(holder) = self.store.task_holder(task, now_ms()).await? {
-            if holder != self.live.node() {
+            if holder != self.live.node() && last_resort {
+                // Every node refused it (the holder may have just died): missed, not lost.
+                tracing::info!(
+                    task,
+                    contact = contact.id,
+                    holder = %holder,
+                    "callback every node refused; taken here as a missed callback"
+                );
+            } else if holder != self.live.node() {
                 tracing::info!(
                     task,
                     contact = contact.id,
@@ -443,6 +469,23 @@ mod tests {
             called_numbers(&c, true),
             ["+4930555123", "004930555777", "+4930555888"]
         );
+    }
+
+    #[test]
+    fn the_last_resort_header_counts_from_a_trunk_only() {
+        let mut c = call("x", "030123", &[("x-dialerd-last-resort", " 1")]);
+        assert!(last_resort(&c));
+        c.trunk = None;
+        assert!(
+            !last_resort(&c),
+            "a phone's or anybody's header proves nothing"
+        );
+        assert!(!last_resort(&call("x", "030123", &[])));
+        assert!(!last_resort(&call(
+            "x",
+            "030123",
+            &[("X-Dialerd-Last-Resort", "0")]
+        )));
     }
 
     #[test]

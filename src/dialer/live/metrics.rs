@@ -1,6 +1,8 @@
 //! The live driver's Prometheus series.
 
-use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// The dialer's series; cheap to clone.
 #[derive(Clone)]
@@ -11,8 +13,13 @@ pub struct LiveMetrics {
     pub in_flight: IntGaugeVec,
     /// `dialerd_abandon_ratio{campaign,window}`: abandoned ÷ live, `24h` and `30d`.
     pub abandon_ratio: GaugeVec,
-    /// `dialerd_answer_to_agent_seconds`: from the customer's answer to the agent's bridge.
-    pub answer_to_agent: Histogram,
+    /// `dialerd_answer_to_agent_seconds{agent}`: from the customer's answer to the agent's
+    /// bridge; `agent="ready"` when an agent was free at the answer, `awaited` when the customer
+    /// waited for one to free up (the predictive pacer plans such waits, up to 2 s).
+    pub answer_to_agent: HistogramVec,
+    /// `dialerd_answer_read_lag_seconds`: from a customer's answer to its campaign driver
+    /// reading it (how far behind the driver runs).
+    pub answer_read_lag: Histogram,
     /// `dialerd_inbound_calls_total{line,result}`: callbacks and other calls to lines.
     pub inbound_calls: IntCounterVec,
     /// `dialerd_inbound_wait_seconds`: how long callers waited for an agent.
@@ -45,12 +52,25 @@ impl LiveMetrics {
             ),
             &["campaign", "window"],
         )?;
-        let answer_to_agent = Histogram::with_opts(
+        let answer_to_agent = HistogramVec::new(
             HistogramOpts::new(
                 "dialerd_answer_to_agent_seconds",
-                "From a customer's answer to the bridge to an agent.",
+                "From a customer's answer to the bridge to an agent; agent=ready when one was \
+                 free at the answer, awaited when the customer waited for one.",
             )
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]),
+            .buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0,
+            ]),
+            &["agent"],
+        )?;
+        let answer_read_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "dialerd_answer_read_lag_seconds",
+                "From a customer's answer to its campaign driver reading it.",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+            ]),
         )?;
         let inbound_calls = IntCounterVec::new(
             Opts::new(
@@ -83,11 +103,13 @@ impl LiveMetrics {
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(abandon_ratio.clone()))?;
         registry.register(Box::new(answer_to_agent.clone()))?;
+        registry.register(Box::new(answer_read_lag.clone()))?;
         Ok(Self {
             calls,
             in_flight,
             abandon_ratio,
             answer_to_agent,
+            answer_read_lag,
             inbound_calls,
             inbound_wait,
             inbound_waiting,

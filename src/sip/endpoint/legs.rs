@@ -551,6 +551,7 @@ impl Endpoint {
             "P-Asserted-Identity",
             "Remote-Party-ID",
             "Privacy",
+            leg::LAST_RESORT_HEADER,
         ]);
         if let Some(to) = invite.headers.iter().find_map(|h| match h {
             rsip::Header::To(t) => Some(t.value().to_string()),

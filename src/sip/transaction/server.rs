@@ -65,9 +65,12 @@ impl TransactionLayer {
             ids,
             method: key.method().to_string(),
         });
+        // A retry of a request this layer refused takes its place in the index.
+        let mut retry = false;
         if key::tag_of(&request.headers, false).is_none() {
             if let Some(other) = ids.as_ref().and_then(|ids| self.ids.get(ids)) {
-                if *other != key {
+                retry = self.txns.get(other).is_some_and(refused);
+                if *other != key && !retry {
                     // §8.2.2.2: the same request reached us by another path.
                     let tag = self.new_tag();
                     let resp = make_response(&request, 482, Some(&tag));
@@ -79,7 +82,11 @@ impl TransactionLayer {
         let invite = key.is_invite();
         let mut txn = new_server(&self.ctx, invite, dest);
         if let Some(ids) = ids {
-            self.ids.entry(ids.clone()).or_insert_with(|| key.clone());
+            if retry {
+                self.ids.insert(ids.clone(), key.clone());
+            } else {
+                self.ids.entry(ids.clone()).or_insert_with(|| key.clone());
+            }
             txn.ids = Some(ids);
         }
         if invite {
@@ -313,4 +320,13 @@ pub(super) fn on_timer(
         }
         _ => {}
     }
+}
+
+/// An INVITE server transaction that has sent a final non-2xx response: the request is done
+/// with here, so the same request again (a proxy trying this UAS once more after it refused,
+/// serial forking, RFC 3261 §16.6) is no merged request (§8.2.2.2) but a new one. A merged
+/// request arrives by another path while the first is still being answered, or after a 2xx
+/// made a dialog of it.
+fn refused(txn: &Transaction) -> bool {
+    txn.kind == Kind::InviteServer && matches!(txn.state, State::Completed | State::Confirmed)
 }

@@ -1053,6 +1053,36 @@ fn merged_request_gets_482_and_is_not_surfaced() {
 }
 
 #[test]
+fn a_request_retried_after_our_refusal_is_served_anew_but_not_after_a_2xx() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    let kamailio = udp("192.0.2.1:5060");
+    let (key, request) = incoming_invite(&mut l, t0, "z9hG4bKtry.0", kamailio);
+    l.send_response(t0 + ms(10), &key, answer(&request, 503, "uas1"))
+        .unwrap();
+    l.handle_message(t0 + ms(20), their_ack("z9hG4bKtry.0", "uas1"), kamailio);
+    transmits(&mut l);
+    // The proxy tries us once more (serial forking): same From tag, Call-ID and CSeq, its
+    // next branch, while the refused transaction still absorbs retransmissions (Timer I).
+    let (again, request) = incoming_invite(&mut l, t0 + ms(30), "z9hG4bKtry.1", kamailio);
+    assert_ne!(again, key);
+    assert_eq!(statuses(&transmits(&mut l)), vec![100]);
+    // Answered this time: the ACK of the 2xx (its own branch) finds the new transaction.
+    l.send_response(t0 + ms(40), &again, answer(&request, 200, "uas2"))
+        .unwrap();
+    transmits(&mut l);
+    l.handle_message(t0 + ms(50), their_ack("z9hG4bKtry.ack", "uas2"), kamailio);
+    assert!(
+        matches!(events(&mut l).as_slice(), [Event::Ack { .. }]),
+        "the 2xx's ACK reaches the TU"
+    );
+    // After the 2xx, the same request by yet another branch is a merged one.
+    l.handle_message(t0 + ms(60), their_invite("z9hG4bKtry.2"), kamailio);
+    assert_eq!(statuses(&transmits(&mut l)), vec![482]);
+    assert!(events(&mut l).is_empty());
+}
+
+#[test]
 fn malformed_requests_are_dropped_without_panic() {
     let mut l = layer();
     let t0 = Instant::now();

@@ -115,6 +115,7 @@ impl Driver {
                 cmd: Some(tx),
                 sip_code: None,
                 answered: None,
+                agent_was_ready: false,
                 agent: None,
                 bridged: false,
                 ended: false,

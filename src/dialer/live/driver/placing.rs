@@ -79,6 +79,7 @@ impl Driver {
             cmd: None,
             sip_code: None,
             answered: None,
+            agent_was_ready: false,
             agent: agent.and_then(|a| self.users.get(&a).copied()),
             bridged: false,
             ended: false,
