@@ -33,42 +33,13 @@ fn daemon(far: &Phone) -> Daemon {
     Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)])
 }
 
-/// Line `LINE` in forward mode, verified by its call coming back diverted to the access
-/// number, with `settings`; its id.
+/// Line `LINE` in forward mode with `settings`, verified through `d`'s access number.
 fn verified_line(d: &Daemon, admin: &Api, far: &Phone, settings: Value) -> i64 {
     let mut body = json!({"number": LINE, "language": "en", "callback_mode": "forward"});
     body.as_object_mut()
         .unwrap()
         .extend(settings.as_object().unwrap().clone());
-    let line = admin.ok("POST", "/api/v1/lines", Some(body));
-    let id = line["id"].as_i64().unwrap();
-    admin.ok("POST", &format!("/api/v1/lines/{id}/verification"), None);
-    std::thread::scope(|s| {
-        let rings = s.spawn(|| far.serve(Behaviour::RingForever, Duration::from_secs(15)));
-        // Until the verification call is out, a call back is no verification's (404).
-        let mut tries = 0;
-        loop {
-            std::thread::sleep(Duration::from_millis(300));
-            let back = TestUa::new(d.sip, &format!("verify-back-{tries}"));
-            back.invite_with(
-                ACCESS,
-                &format!("Diversion: <sip:{LINE}@carrier.example>;reason=unconditional\r\n"),
-            );
-            let code = status_of(&back.final_response());
-            tries += 1;
-            if code == 603 {
-                break;
-            }
-            assert!(code == 404 && tries < 20, "{code} after {tries} tries");
-        }
-        assert!(rings.join().unwrap().ended);
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while admin.ok("GET", &format!("/api/v1/lines/{id}"), None)["status"] != "verified" {
-        assert!(Instant::now() < deadline, "line not verified");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    id
+    common::phone::verified_line(admin, far, d.sip, body, ACCESS)
 }
 
 /// A progressive campaign showing `line`, dialling round the clock, enabled: (campaign, task).

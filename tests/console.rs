@@ -326,40 +326,6 @@ fn an_agent_takes_a_preview_call_and_records_its_result_in_the_browser_while_a_s
     assert_eq!(me["state"], "logged_out", "{me}");
 }
 
-/// Forward line `line` of `d` verified: its verification call to `far` comes back diverted to
-/// the access number `access`. Its id.
-fn verified_line(d: &Daemon, admin: &Api, far: &Phone, line: &str, access: &str) -> i64 {
-    let body = json!({"number": line, "language": "en", "callback_mode": "forward"});
-    let id = admin.ok("POST", "/api/v1/lines", Some(body))["id"]
-        .as_i64()
-        .unwrap();
-    admin.ok("POST", &format!("/api/v1/lines/{id}/verification"), None);
-    std::thread::scope(|s| {
-        let rings = s.spawn(|| far.serve(Behaviour::RingForever, Duration::from_secs(15)));
-        // Until the verification call is out, a call back is no verification's (404).
-        for tries in 0.. {
-            std::thread::sleep(Duration::from_millis(300));
-            let back = TestUa::new(d.sip, &format!("verify-back-{tries}"));
-            back.invite_with(
-                access,
-                &format!("Diversion: <sip:{line}@carrier.example>;reason=unconditional\r\n"),
-            );
-            let code = status_of(&back.final_response());
-            if code == 603 {
-                break;
-            }
-            assert!(code == 404 && tries < 20, "{code} after {tries} tries");
-        }
-        assert!(rings.join().unwrap().ended);
-    });
-    let deadline = Instant::now() + WAIT;
-    while admin.ok("GET", &format!("/api/v1/lines/{id}"), None)["status"] != "verified" {
-        assert!(Instant::now() < deadline, "line not verified");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    id
-}
-
 /// The computed CSS `property` of the element at `css`.
 fn style(b: &Browser, css: &str, property: &str) -> String {
     b.run(
@@ -385,7 +351,8 @@ fn a_contact_calling_back_pops_up_in_the_callback_colour() {
     );
     let d = Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
     let admin = Api::new(&d, ADMIN);
-    let line = verified_line(&d, &admin, &far, LINE, ACCESS);
+    let body = json!({"number": LINE, "language": "en", "callback_mode": "forward"});
+    let line = common::phone::verified_line(&admin, &far, d.sip, body, ACCESS);
     let (c, task) = campaign(&admin, "Callbacks");
     admin.ok(
         "PATCH",

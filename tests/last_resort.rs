@@ -14,7 +14,7 @@ mod common;
 use common::api::{campaign, Api, ADMIN, BASE};
 use common::dialer::{free_udp_port, rtp_ports, scenario, sip_agent, Sipp};
 use common::pg::{self, Backend};
-use common::phone::{Behaviour, Phone};
+use common::phone::Phone;
 use common::ua::TestUa;
 use common::{metric, status_of, ClusterProxy, Daemon};
 use serde_json::{json, Value};
@@ -92,7 +92,9 @@ impl Cluster {
             &["DIALERD_TOKEN=\"\"".to_string()],
         );
         let admin = Api::new(&nodes[0], ADMIN);
-        let line = verified_line(&admin, &far, kamailio);
+        let body = json!({"number": LINE, "language": "en", "callback_mode": "forward",
+                          "max_wait_seconds": 5});
+        let line = common::phone::verified_line(&admin, &far, kamailio, body, ACCESS);
         let (c, task) = campaign(&admin, "Last resort");
         admin.ok(
             "PATCH",
@@ -202,47 +204,6 @@ impl Cluster {
             .cloned()
             .collect()
     }
-}
-
-/// Line `LINE` in forward mode, verified through n1's API: its verification call rings `far`
-/// and comes back, diverted to the access number, through Kamailio (a node that placed no
-/// verification answers 404, and the next try goes to the other node).
-fn verified_line(admin: &Api, far: &Phone, kamailio: SocketAddr) -> i64 {
-    let line = admin.ok(
-        "POST",
-        "/api/v1/lines",
-        Some(
-            json!({"number": LINE, "language": "en", "callback_mode": "forward",
-                    "max_wait_seconds": 5}),
-        ),
-    );
-    let id = line["id"].as_i64().unwrap();
-    admin.ok("POST", &format!("/api/v1/lines/{id}/verification"), None);
-    std::thread::scope(|s| {
-        let rings = s.spawn(|| far.serve(Behaviour::RingForever, Duration::from_secs(15)));
-        let mut tries = 0;
-        loop {
-            std::thread::sleep(Duration::from_millis(300));
-            let back = TestUa::new(kamailio, &format!("verify-back-{tries}"));
-            back.invite_with(
-                ACCESS,
-                &format!("Diversion: <sip:{LINE}@carrier.example>;reason=unconditional\r\n"),
-            );
-            let code = status_of(&back.final_response_without_ack());
-            tries += 1;
-            if code == 603 {
-                break;
-            }
-            assert!(code == 404 && tries < 20, "{code} after {tries} tries");
-        }
-        assert!(rings.join().unwrap().ended);
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while admin.ok("GET", &format!("/api/v1/lines/{id}"), None)["status"] != "verified" {
-        assert!(Instant::now() < deadline, "line not verified");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    id
 }
 
 /// A carrier (SIPp) calling `LINE` back through Kamailio as `caller`, with the header line

@@ -1,5 +1,6 @@
 //! A called phone for tests: a UAS on real UDP sockets that a daemon's trunk points at. It
-//! answers (recording the RTP it hears until BYE), is busy, or rings until cancelled.
+//! answers (recording the RTP it hears until BYE), is busy, or rings until cancelled. And a
+//! caller-ID line verified with such a phone as the carrier's far end.
 
 use super::ua::header;
 use std::net::{SocketAddr, UdpSocket};
@@ -123,4 +124,45 @@ impl Phone {
         }
         heard
     }
+}
+
+/// A caller-ID line created with `body` (its `number` among the fields) and verified as a
+/// carrier would: its verification call rings `far` until a call back to `access` through
+/// `sip`, diverted from the line's number, answers it (603). Its id.
+pub fn verified_line(
+    admin: &super::api::Api,
+    far: &Phone,
+    sip: SocketAddr,
+    body: serde_json::Value,
+    access: &str,
+) -> i64 {
+    let number = body["number"].as_str().expect("a line number").to_string();
+    let id = admin.ok("POST", "/api/v1/lines", Some(body))["id"]
+        .as_i64()
+        .unwrap();
+    admin.ok("POST", &format!("/api/v1/lines/{id}/verification"), None);
+    std::thread::scope(|s| {
+        let rings = s.spawn(|| far.serve(Behaviour::RingForever, Duration::from_secs(15)));
+        // Until the verification call is out, a call back is no verification's (404).
+        for tries in 0.. {
+            std::thread::sleep(Duration::from_millis(300));
+            let back = super::ua::TestUa::new(sip, &format!("verify-back-{tries}"));
+            back.invite_with(
+                access,
+                &format!("Diversion: <sip:{number}@carrier.example>;reason=unconditional\r\n"),
+            );
+            let code = super::status_of(&back.final_response());
+            if code == 603 {
+                break;
+            }
+            assert!(code == 404 && tries < 20, "{code} after {tries} tries");
+        }
+        assert!(rings.join().unwrap().ended);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin.ok("GET", &format!("/api/v1/lines/{id}"), None)["status"] != "verified" {
+        assert!(Instant::now() < deadline, "line not verified");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    id
 }
