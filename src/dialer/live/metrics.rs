@@ -102,6 +102,10 @@ impl LiveMetrics {
         registry.register(Box::new(calls.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(abandon_ratio.clone()))?;
+        // Both series from the start, so dashboards and alerts see zeros, not nothing.
+        for agent in ["ready", "awaited"] {
+            answer_to_agent.with_label_values(&[agent]);
+        }
         registry.register(Box::new(answer_to_agent.clone()))?;
         registry.register(Box::new(answer_read_lag.clone()))?;
         Ok(Self {
