@@ -241,22 +241,32 @@ crate::both_stores_async! {
     }
 }
 
+/// Node `r1` with an `[[agents]]` account `desk1`, once it has published its SIP address:
+/// the daemon and that address's SIP URI.
+fn published_node() -> (Daemon, String) {
+    let d = Daemon::start_with(
+        "[sip]\ndigest_algorithms = [\"MD5\"]\n\
+         [[agents]]\nusername = \"desk1\"\npassword = \"sipp-agent-secret-1\"\n",
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__NODE__NAME", "r1"),
+        ],
+    );
+    let want = format!("sip:{}", d.sip);
+    // Published once the SIP listeners are bound (the port was chosen by the system).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while nodes(&d)["r1"]["sip_uri"] != want.as_str() {
+        assert!(Instant::now() < deadline, "{:?}", nodes(&d));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (d, want)
+}
+
 both_stores! {
     /// Each node publishes its SIP address, and `GET /api/v1/nodes/route` answers it as plain
     /// text for the phones of the agents it serves (what Kamailio's http_client reads).
     fn a_node_publishes_its_sip_address_and_the_route_names_it_for_agents() {
-        let d = Daemon::start_with(
-            "[sip]\ndigest_algorithms = [\"MD5\"]\n\
-             [[agents]]\nusername = \"desk1\"\npassword = \"sipp-agent-secret-1\"\n",
-            &[("DIALERD_ADMIN_TOKEN", ADMIN), ("DIALERD__NODE__NAME", "r1")],
-        );
-        let want = format!("sip:{}", d.sip);
-        // Published once the SIP listeners are bound (the port was chosen by the system).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while nodes(&d)["r1"]["sip_uri"] != want.as_str() {
-            assert!(Instant::now() < deadline, "{:?}", nodes(&d));
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (d, want) = published_node();
         let admin = Api::new(&d, ADMIN);
         let (_, task) = common::api::campaign(&admin, "Routed");
         admin.ok(
@@ -294,17 +304,7 @@ both_stores! {
     /// then 503, which Kamailio takes as "relay to the first node up"; its next heartbeat
     /// takes the name again and the route names it once more.
     fn the_route_answers_503_while_the_node_has_lapsed_and_names_it_after_its_heartbeat() {
-        let d = Daemon::start_with(
-            "[sip]\ndigest_algorithms = [\"MD5\"]\n\
-             [[agents]]\nusername = \"desk1\"\npassword = \"sipp-agent-secret-1\"\n",
-            &[("DIALERD_ADMIN_TOKEN", ADMIN), ("DIALERD__NODE__NAME", "r1")],
-        );
-        let want = format!("sip:{}", d.sip);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while nodes(&d)["r1"]["sip_uri"] != want.as_str() {
-            assert!(Instant::now() < deadline, "{:?}", nodes(&d));
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (d, want) = published_node();
         let instance = nodes(&d)["r1"]["instance"].as_str().unwrap().to_string();
         let route = || {
             common::http_request(

@@ -110,7 +110,13 @@ impl TestUa {
 
     /// The final response to the INVITE, not ACKed: a caller whose ACK is late or lost.
     pub fn final_response_without_ack(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.final_response_within(Duration::from_secs(10))
+            .expect("no final response to the INVITE")
+    }
+
+    /// The final response to the INVITE within `wait`, not ACKed.
+    pub fn final_response_within(&self, wait: Duration) -> Option<String> {
+        let deadline = Instant::now() + wait;
         let mut buf = [0u8; 8192];
         while Instant::now() < deadline {
             let Ok(n) = self.sip.recv(&mut buf) else {
@@ -122,9 +128,9 @@ impl TestUa {
             if code < 200 || header(&text, "CSeq").ends_with("CANCEL") {
                 continue;
             }
-            return text;
+            return Some(text);
         }
-        panic!("no final response to the INVITE");
+        None
     }
 
     /// ACKs the 2xx `ok`; the call is then up.
