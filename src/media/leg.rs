@@ -119,8 +119,8 @@ pub struct MediaLeg {
     behind_nat: bool,
     /// SRTP contexts, when the stream is encrypted.
     srtp: Option<SrtpSession>,
-    /// SRTP and SRTCP packets dropped since the last flush to the metrics.
-    srtp_dropped: (u64, u64),
+    /// Packets dropped on an encrypted leg since the last flush to the metrics.
+    srtp_dropped: SrtpDrops,
     counted: (u64, u64),
 }
 
@@ -170,7 +170,7 @@ impl MediaLeg {
             codec: None,
             behind_nat: false,
             srtp: None,
-            srtp_dropped: (0, 0),
+            srtp_dropped: SrtpDrops::default(),
             counted: (0, 0),
         })
     }
@@ -393,10 +393,10 @@ impl MediaLeg {
 
     /// Counts a packet that failed its SRTP check; the first of a run is logged.
     fn count_srtp_drop(&mut self, e: &super::srtp::SrtpError) {
-        if self.srtp_dropped.0 == 0 {
+        if self.srtp_dropped.rtp == 0 {
             tracing::debug!(local = %self.local, error = %e, "SRTP packet dropped");
         }
-        self.srtp_dropped.0 += 1;
+        self.srtp_dropped.rtp += 1;
     }
 
     /// Hands one RTCP datagram to the session, checked and decrypted first on an SRTP leg.
@@ -408,11 +408,19 @@ impl MediaLeg {
             None => s.on_rtcp(now(), from, datagram),
             Some(srtp) => match srtp.unprotect_rtcp(datagram) {
                 Ok(clear) => s.on_rtcp(now(), from, &clear),
+                // Some phones send an RTCP packet in clear beside their SRTCP (baresip's APP
+                // "PING" at call start): dropped too, but counted apart from failed checks.
+                Err(e) if super::rtcp::is_clear_compound(datagram) => {
+                    if self.srtp_dropped.rtcp_clear == 0 {
+                        tracing::debug!(local = %self.local, error = %e, "clear RTCP dropped");
+                    }
+                    self.srtp_dropped.rtcp_clear += 1;
+                }
                 Err(e) => {
-                    if self.srtp_dropped.1 == 0 {
+                    if self.srtp_dropped.rtcp == 0 {
                         tracing::debug!(local = %self.local, error = %e, "SRTCP packet dropped");
                     }
-                    self.srtp_dropped.1 += 1;
+                    self.srtp_dropped.rtcp += 1;
                 }
             },
         }
@@ -449,13 +457,22 @@ impl MediaLeg {
                 .inc_by(c.packets_out.saturating_sub(self.counted.1));
             self.counted = (c.packets_in, c.packets_out);
         }
-        if self.srtp_dropped != (0, 0) {
+        if self.srtp_dropped != SrtpDrops::default() {
             let m = self.engine.metrics();
-            m.srtp_dropped.inc_by(self.srtp_dropped.0);
-            m.srtcp_dropped.inc_by(self.srtp_dropped.1);
-            self.srtp_dropped = (0, 0);
+            m.srtp_dropped.inc_by(self.srtp_dropped.rtp);
+            m.srtcp_dropped.inc_by(self.srtp_dropped.rtcp);
+            m.srtcp_clear_dropped.inc_by(self.srtp_dropped.rtcp_clear);
+            self.srtp_dropped = SrtpDrops::default();
         }
     }
+}
+
+/// Packets an encrypted leg dropped, by kind, not yet added to the metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct SrtpDrops {
+    rtp: u64,
+    rtcp: u64,
+    rtcp_clear: u64,
 }
 
 /// Whether a datagram on a multiplexed port is RTCP: its second octet is an RTCP packet type

@@ -26,6 +26,8 @@ pub struct MediaMetrics {
     pub srtp_dropped: IntCounter,
     /// `dialerd_srtp_packets_dropped_total{kind="rtcp"}`: SRTCP that failed its check.
     pub srtcp_dropped: IntCounter,
+    /// `dialerd_srtp_packets_dropped_total{kind="rtcp_clear"}`: well-formed RTCP sent in clear.
+    pub srtcp_clear_dropped: IntCounter,
 }
 
 impl MediaMetrics {
@@ -41,14 +43,16 @@ impl MediaMetrics {
         let srtp_dropped = IntCounterVec::new(
             Opts::new(
                 "dialerd_srtp_packets_dropped_total",
-                "SRTP (kind rtp) and SRTCP (kind rtcp) packets dropped on encrypted legs: failed \
-                 authentication, replayed, or not SRTP at all.",
+                "Packets dropped on encrypted legs: SRTP (kind rtp) and SRTCP (kind rtcp) that \
+                 failed authentication, were replayed or are not SRTP at all, and well-formed RTCP \
+                 the far end sent in clear (kind rtcp_clear).",
             ),
             &["kind"],
         )?;
         let m = Self {
             srtp_dropped: srtp_dropped.with_label_values(&["rtp"]),
             srtcp_dropped: srtp_dropped.with_label_values(&["rtcp"]),
+            srtcp_clear_dropped: srtp_dropped.with_label_values(&["rtcp_clear"]),
             packets_in: packets.with_label_values(&["in"]),
             packets_out: packets.with_label_values(&["out"]),
             sessions_active: IntGauge::new(

@@ -206,6 +206,20 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Whether a datagram is RTCP in clear: version-2 RTCP packets whose lengths end exactly at its
+/// end. An SRTCP packet carries its index and tag past its (encrypted) packets, so it is not.
+pub fn is_clear_compound(buf: &[u8]) -> bool {
+    let mut pos = 0;
+    while pos + HEADER_LEN <= buf.len() {
+        let rest = &buf[pos..];
+        if rest[0] >> 6 != VERSION || !(192..=223).contains(&rest[1]) {
+            return false;
+        }
+        pos += (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1) * 4;
+    }
+    pos == buf.len() && !buf.is_empty()
+}
+
 /// Reads a compound RTCP datagram. SR, RR and SDES are returned in order; other packet types
 /// (BYE, APP, XR, feedback…) are skipped. Any malformed header or known packet is an error.
 pub fn parse_compound(buf: &[u8]) -> Result<Vec<RtcpPacket>, RtcpError> {

@@ -68,6 +68,25 @@ fn rr_round_trip_and_more_than_31_blocks_spill_into_rrs() {
 }
 
 #[test]
+fn clear_rtcp_is_told_from_anything_else() {
+    let sr = build_compound(0xdead_beef, None, &[block(1)], "dialerd@host").unwrap();
+    assert!(is_clear_compound(&sr));
+    // baresip's APP "PING" with "PONG" as data, sent in clear at call start.
+    let ping = [
+        0x80, 204, 0, 3, 0, 0, 0, 1, b'P', b'I', b'N', b'G', b'P', b'O', b'N', b'G',
+    ];
+    assert!(is_clear_compound(&ping));
+    let mut trailed = sr.clone();
+    trailed.extend_from_slice(&[0x80, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert!(!is_clear_compound(&trailed), "an SRTCP index and tag");
+    assert!(!is_clear_compound(&sr[..sr.len() - 4]), "cut short");
+    assert!(!is_clear_compound(&[]));
+    let mut rtp = ping;
+    rtp[1] = 0;
+    assert!(!is_clear_compound(&rtp), "RTP, not RTCP");
+}
+
+#[test]
 fn cumulative_lost_is_24_bit_signed_and_clamped() {
     let mut b = block(1);
     b.cumulative_lost = -0x80_0000;

@@ -86,6 +86,11 @@ fn round_trips_both_ways_on_every_suite() {
         }
         let sr = hex("80c80006000022220000000000000000000000000000000000000000");
         let wire = b.protect_rtcp(&sr).unwrap();
+        assert!(crate::media::rtcp::is_clear_compound(&sr));
+        assert!(
+            !crate::media::rtcp::is_clear_compound(&wire),
+            "{suite}: SRTCP is not taken for clear RTCP"
+        );
         assert_eq!(a.unprotect_rtcp(&wire).unwrap(), sr, "{suite} rtcp");
     }
 }
