@@ -7,7 +7,7 @@
 use crate::sip::leg::Dial;
 use crate::store::lines::LineStatus;
 use crate::store::{Store, StoreError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Ring timeout when the campaign has no call task yet (the call task default).
 const DEFAULT_RING: Duration = Duration::from_secs(25);
@@ -70,4 +70,47 @@ pub async fn dial(
         ring_timeout,
         ..Dial::new(to)
     })
+}
+
+/// How long a [`DialPlan`] serves what it read before reading it again.
+pub const PLAN_FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// The calls of one call task: the campaign, its line and the task read at most once per
+/// [`PLAN_FRESH_FOR`], rather than three reads for every call a pacing step places. A line
+/// that loses its verification stops the task's calls within that time.
+pub struct DialPlan {
+    store: Store,
+    campaign_id: i64,
+    task_id: i64,
+    /// The last plan read, and when. Held while reading, so a burst of calls reads once.
+    read: tokio::sync::Mutex<Option<(Instant, Dial)>>,
+}
+
+impl DialPlan {
+    /// The plan for the calls of `task_id` of `campaign_id`.
+    pub fn new(store: Store, campaign_id: i64, task_id: i64) -> Self {
+        Self {
+            store,
+            campaign_id,
+            task_id,
+            read: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The call to `to`, as [`dial`] builds it.
+    pub async fn dial(&self, to: &str) -> Result<Dial, CampaignCallError> {
+        let mut read = self.read.lock().await;
+        let plan = match read.as_ref() {
+            Some((at, plan)) if at.elapsed() < PLAN_FRESH_FOR => plan,
+            _ => {
+                let plan = dial(&self.store, self.campaign_id, Some(self.task_id), "").await?;
+                &read.insert((Instant::now(), plan)).1
+            }
+        };
+        Ok(Dial {
+            caller_id: plan.caller_id.clone(),
+            ring_timeout: plan.ring_timeout,
+            ..Dial::new(to)
+        })
+    }
 }

@@ -5,6 +5,7 @@
 
 use super::attempt::disposition;
 use super::call::{self, CallCmd, CallCtx, CallEvent};
+use super::hopper::Hopper;
 use super::inbound::InboundOffer;
 use super::inbound_call::{self, Sounds};
 use super::metrics::LiveMetrics;
@@ -13,6 +14,7 @@ use super::{AgentResult, Figures, LiveError, WaitingCaller};
 use crate::agents::events::EventKind;
 use crate::agents::session::Input as SessionInput;
 use crate::agents::AgentView;
+use crate::call::campaign_call::DialPlan;
 use crate::call::record;
 use crate::dialer::agent::AgentStateKind;
 use crate::dialer::campaign::{AttemptOutcome, Campaign, CampaignConfig, ContactId, Input, Output};
@@ -138,7 +140,10 @@ pub struct Driver {
     core: Campaign,
     ids: HashMap<i64, AgentId>,
     users: HashMap<AgentId, i64>,
-    leased: HashMap<ContactId, Contact>,
+    /// The contacts the driver holds leases on, not yet placed.
+    hopper: Hopper,
+    /// What the task's calls show and how long they ring.
+    dial_plan: Arc<DialPlan>,
     calls: HashMap<CallId, LiveCall>,
     /// Calls answered since the last settle: an agent put to one of them was ready.
     just_answered: Vec<CallId>,
@@ -221,6 +226,7 @@ impl Driver {
             .map(|s| vec![Clip::Audio(s.into())])
             .unwrap_or_default();
         let (events, rx) = mpsc::unbounded_channel();
+        let dial_plan = Arc::new(DialPlan::new(ctx.store.clone(), campaign_id, task_id));
         let mut d = Driver {
             figures: Figures {
                 task_id,
@@ -235,7 +241,8 @@ impl Driver {
             core,
             ids: HashMap::new(),
             users: HashMap::new(),
-            leased: HashMap::new(),
+            hopper: Hopper::new(),
+            dial_plan,
             calls: HashMap::new(),
             just_answered: Vec::new(),
             results: HashMap::new(),
@@ -291,7 +298,7 @@ impl Driver {
             self.settle().await;
             if self.draining
                 && self.calls.is_empty()
-                && self.leased.is_empty()
+                && self.hopper.is_empty()
                 && self.store_tasks.out == 0
             {
                 break;
@@ -377,6 +384,9 @@ impl Driver {
     async fn settle(&mut self) {
         self.arbitrate();
         self.take_particular();
+        for id in self.hopper.stale(Instant::now()) {
+            self.release(id);
+        }
         let now = now();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             if let Err(e) = self.core.handle_timeout(now) {
@@ -634,6 +644,9 @@ impl Driver {
                     tracing::info!(task = self.task_id, "campaign driver draining");
                 }
                 self.draining = true;
+                for id in self.hopper.empty_ahead() {
+                    self.release(id);
+                }
             }
             Msg::Stop => self.stop().await,
         }
@@ -744,12 +757,15 @@ impl Driver {
                 if self.draining || n == 0 {
                     self.give_core(Vec::new());
                 } else {
-                    self.lease_for_core(n);
+                    if let Some(ids) = self.hopper.take_for_core(n, Instant::now()) {
+                        self.give_core(ids);
+                    }
+                    self.refill();
                 }
             }
             Output::Unlease(ids) => {
                 for id in ids {
-                    self.leased.remove(&id);
+                    self.hopper.unlease(id);
                     // A preview offer skipped or lapsed: its agent is free again.
                     let lapsed: Vec<CallId> = self
                         .offers
@@ -880,10 +896,10 @@ impl Driver {
                 let _ = tx.send(CallCmd::HangUp);
             }
         }
-        for id in self.leased.keys().copied().collect::<Vec<_>>() {
+        let (given, ahead) = (self.hopper.empty_given(), self.hopper.empty_ahead());
+        for id in given.into_iter().chain(ahead) {
             self.release(id);
         }
-        self.leased.clear();
     }
 }
 

@@ -11,6 +11,7 @@ pub mod attempt;
 pub mod attempt_log;
 pub mod call;
 pub mod driver;
+pub mod hopper;
 pub mod inbound;
 pub mod inbound_call;
 pub mod metrics;

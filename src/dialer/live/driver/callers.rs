@@ -47,6 +47,8 @@ impl Driver {
             .await
         {
             Ok(true) => {}
+            // Held ahead for a call not placed yet: its lease now holds the caller's call.
+            Ok(false) if self.hopper.withdraw(ContactId(contact.id)) => {}
             // An outbound call to the contact is under way: the caller is taken all the same.
             Ok(false) => tracing::info!(
                 task = self.task_id,

@@ -56,7 +56,7 @@ impl Driver {
                 self.release(id);
                 continue;
             };
-            self.leased.insert(id, c);
+            self.hopper.give(c);
             let now = now();
             match self.core.hold_for_owner(id, owner, now + left, now) {
                 Ok(()) => {
@@ -68,7 +68,7 @@ impl Driver {
                 }
                 Err(e) => {
                     tracing::warn!(task = self.task_id, contact = id.0, error = %e, "particular callback not held");
-                    self.leased.remove(&id);
+                    self.hopper.unlease(id);
                     self.release(id);
                 }
             }

@@ -17,7 +17,7 @@ impl Driver {
             .calls
             .get(&call)
             .map(|c| &c.contact)
-            .or_else(|| self.leased.get(&contact));
+            .or_else(|| self.hopper.given(contact));
         let Some(c) = c else { return };
         let (fields, phones) = (c.spec.fields.clone(), c.spec.phones.clone());
         let kind = match direction {
@@ -47,7 +47,7 @@ impl Driver {
     }
 
     pub(super) async fn place(&mut self, call: CallId, contact: ContactId, agent: Option<AgentId>) {
-        let Some(c) = self.leased.remove(&contact) else {
+        let Some(c) = self.hopper.place(contact) else {
             tracing::warn!(task = self.task_id, %call, "placing a contact not leased");
             return self.feed(Input::Failed(call, CallEnd::Unavailable));
         };
@@ -115,12 +115,16 @@ impl Driver {
         }
         self.calls.insert(call, live);
         tracing::info!(task = self.task_id, %call, contact = contact.0, %number, "placing campaign call");
-        // The call's own task reads the campaign, line and task settings for its INVITE, so
+        // The call's own task gets the campaign, line and task settings for its INVITE, so
         // the driver goes on serving answers meanwhile; a failure comes back as its end.
-        let (store, campaign, task) = (self.ctx.store.clone(), self.campaign_id, self.task_id);
-        let (ctx, events) = (self.ctx.calls.clone(), self.events.clone());
+        let task = self.task_id;
+        let (ctx, events, plan) = (
+            self.ctx.calls.clone(),
+            self.events.clone(),
+            self.dial_plan.clone(),
+        );
         tokio::spawn(async move {
-            match crate::call::campaign_call::dial(&store, campaign, Some(task), &number).await {
+            match plan.dial(&number).await {
                 Ok(dial) => call::run(ctx, call, rec, recording, dial, rx, events).await,
                 Err(e) => {
                     tracing::warn!(task, %call, error = %e, "campaign call not placed");

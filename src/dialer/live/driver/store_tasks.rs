@@ -12,8 +12,9 @@ pub type Reply = oneshot::Sender<Result<(), LiveError>>;
 
 /// What a store task of the driver's brings back.
 pub enum StoreDone {
-    /// Contacts leased for the core's last [`Output::Lease`].
-    ForCore(Vec<Contact>),
+    /// Contacts leased for the hopper (and the core waiting on it): those leased, and how
+    /// many were asked for.
+    ForCore(Vec<Contact>, u32),
     /// Particular callbacks due, leased for their owners.
     ForOwners(Vec<Contact>),
     /// An agent's field edits were checked and written (or refused): their result may be
@@ -56,8 +57,15 @@ impl StoreTasks {
 }
 
 impl Driver {
-    /// Leases up to `n` callable contacts for the core in a task of its own.
-    pub(super) fn lease_for_core(&mut self, n: u32) {
+    /// Leases what the hopper wants, if anything, in a task of its own.
+    pub(super) fn refill(&mut self) {
+        if let Some(n) = self.hopper.refill(Instant::now()) {
+            self.lease_for_core(n);
+        }
+    }
+
+    /// Leases up to `n` callable contacts for the hopper in a task of its own.
+    fn lease_for_core(&mut self, n: u32) {
         let store = self.ctx.store.clone();
         let (campaign, task, owner) = (self.campaign_id, self.task_id, self.ctx.owner.clone());
         let tx = self.store_tasks.tx.clone();
@@ -73,7 +81,7 @@ impl Driver {
                     Vec::new()
                 }
             };
-            let _ = tx.send(StoreDone::ForCore(contacts));
+            let _ = tx.send(StoreDone::ForCore(contacts, n));
         });
     }
 
@@ -129,13 +137,24 @@ impl Driver {
     pub(super) async fn on_store_done(&mut self, done: StoreDone) {
         self.store_tasks.out = self.store_tasks.out.saturating_sub(1);
         match done {
-            StoreDone::ForCore(contacts) if self.draining => {
+            StoreDone::ForCore(contacts, asked) if self.draining => {
                 for c in contacts {
                     self.release(ContactId(c.id));
                 }
-                self.feed(Input::Leased(Vec::new()));
+                if self
+                    .hopper
+                    .filled(Vec::new(), asked, Instant::now())
+                    .is_some()
+                {
+                    self.feed(Input::Leased(Vec::new()));
+                }
             }
-            StoreDone::ForCore(contacts) => self.give_core(contacts),
+            StoreDone::ForCore(contacts, asked) => {
+                if let Some(ids) = self.hopper.filled(contacts, asked, Instant::now()) {
+                    self.give_core(ids);
+                }
+                self.refill();
+            }
             StoreDone::ForOwners(contacts) if self.draining => {
                 for c in contacts {
                     self.release(ContactId(c.id));
@@ -151,10 +170,10 @@ impl Driver {
         }
     }
 
-    /// Hands the core the contacts leased for its last lease (maybe none).
-    pub(super) fn give_core(&mut self, contacts: Vec<Contact>) {
+    /// Answers the core's last lease with these contacts of the hopper's (maybe none).
+    pub(super) fn give_core(&mut self, ids: Vec<ContactId>) {
         let ringing = self.calls.values().any(|c| c.answered.is_none());
-        if contacts.is_empty() && !ringing {
+        if ids.is_empty() && !ringing {
             // Nothing to call here: agents shared with other tasks may serve those.
             for (user, id) in &self.ids {
                 let ready = self
@@ -166,10 +185,6 @@ impl Driver {
                     self.ctx.calls.agents.yield_claim(*user, self.task_id);
                 }
             }
-        }
-        let ids = contacts.iter().map(|c| ContactId(c.id)).collect();
-        for c in contacts {
-            self.leased.insert(ContactId(c.id), c);
         }
         self.feed(Input::Leased(ids));
     }
@@ -183,7 +198,7 @@ impl Driver {
             };
             self.store_tasks.out -= 1;
             match done {
-                StoreDone::ForCore(contacts) | StoreDone::ForOwners(contacts) => {
+                StoreDone::ForCore(contacts, _) | StoreDone::ForOwners(contacts) => {
                     for c in contacts {
                         self.release(ContactId(c.id));
                     }
