@@ -114,3 +114,37 @@ impl DialPlan {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_dial_plan_reads_once_a_second_and_a_line_no_longer_verified_stops_its_calls() {
+        let (_dir, store) = crate::store::test_support::store().await;
+        let (campaign, task) =
+            crate::store::test_support::campaign_with_call_task(&store, json!({"name": "c"})).await;
+        let plan = DialPlan::new(store.clone(), campaign, task);
+        let first = plan.dial("+33612345678").await.unwrap();
+        assert_eq!(first.to, "+33612345678");
+        assert_eq!(first.caller_id, None, "no line: the trunk's caller ID");
+        assert_eq!(first.ring_timeout, DEFAULT_RING);
+        let line = store
+            .create_line(&serde_json::from_value(json!({"number": "+33198765432"})).unwrap())
+            .await
+            .unwrap();
+        let mut spec = store.campaign(campaign).await.unwrap().spec;
+        spec.line_id = Some(line.id);
+        store.update_campaign(campaign, &spec).await.unwrap();
+        let cached = plan.dial("+33612345679").await.unwrap();
+        assert_eq!(cached.to, "+33612345679");
+        assert_eq!(cached.caller_id, None, "read less than a second ago");
+        tokio::time::sleep(PLAN_FRESH_FOR).await;
+        let refused = plan.dial("+33612345679").await;
+        assert!(
+            matches!(refused, Err(CampaignCallError::LineNotVerified { .. })),
+            "{refused:?}"
+        );
+    }
+}
