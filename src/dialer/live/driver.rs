@@ -130,39 +130,59 @@ impl LiveCall {
     }
 }
 
+/// What a driver knows of its call task, read once at its start.
+struct TaskInfo {
+    id: i64,
+    campaign_id: i64,
+    campaign_name: String,
+    settings: CallSettings,
+    /// What the task's calls show and how long they ring.
+    dial_plan: Arc<DialPlan>,
+    safe_harbour: Vec<Clip>,
+    /// The campaign records its calls.
+    recording: bool,
+}
+
+/// The task's agents: their ids in the core, and who is busy elsewhere.
+#[derive(Default)]
+struct Roster {
+    /// The core's id for each agent (user id).
+    ids: HashMap<i64, AgentId>,
+    /// The user id of each of the core's agents.
+    users: HashMap<AgentId, i64>,
+    /// Agents (user ids) busy with another task's call, paused here until free.
+    busy: HashSet<i64>,
+}
+
+/// What the driver writes to the store in tasks of its own.
+struct Saving {
+    /// The core's state changed since it was last saved.
+    dirty: bool,
+    /// When the core's state was last saved.
+    saved: Instant,
+    /// Contact writes and saves under way ([`Driver::write`]).
+    writes: Vec<tokio::task::JoinHandle<()>>,
+}
+
 /// One call task's driver.
 pub struct Driver {
     ctx: Ctx,
-    campaign_id: i64,
-    campaign_name: String,
-    task_id: i64,
-    settings: CallSettings,
+    task: TaskInfo,
     core: Campaign,
-    ids: HashMap<i64, AgentId>,
-    users: HashMap<AgentId, i64>,
+    roster: Roster,
     /// The contacts the driver holds leases on, not yet placed.
     hopper: Hopper,
-    /// What the task's calls show and how long they ring.
-    dial_plan: Arc<DialPlan>,
     calls: HashMap<CallId, LiveCall>,
     /// Calls answered since the last settle: an agent put to one of them was ready.
     just_answered: Vec<CallId>,
     /// Agents' results taken, and who waits to hear that their call is written.
     results: HashMap<CallId, (AgentResult, Option<store_tasks::Reply>)>,
-    /// Agents (user ids) that were busy with another task's call when the driver started.
-    busy: HashSet<i64>,
     /// Preview offers waiting for their agent: (agent's user id, contact).
     offers: HashMap<CallId, (i64, ContactId)>,
-    safe_harbour: Vec<Clip>,
-    /// The campaign records its calls.
-    recording: bool,
     events: mpsc::UnboundedSender<(CallId, CallEvent)>,
     draining: bool,
-    dirty: bool,
-    saved: Instant,
+    saving: Saving,
     figures: Figures,
-    /// Contact writes under way ([`Driver::write`]).
-    writes: Vec<tokio::task::JoinHandle<()>>,
     /// When the figures were last refreshed.
     published: Option<Instant>,
     /// When the store was last asked for particular callbacks due.
@@ -234,27 +254,29 @@ impl Driver {
                 ..Figures::default()
             },
             ctx,
-            campaign_id,
-            campaign_name: campaign.spec.name.clone(),
-            task_id,
-            settings,
+            task: TaskInfo {
+                id: task_id,
+                campaign_id,
+                campaign_name: campaign.spec.name.clone(),
+                settings,
+                dial_plan,
+                safe_harbour,
+                recording: campaign.spec.recording,
+            },
             core,
-            ids: HashMap::new(),
-            users: HashMap::new(),
+            roster: Roster::default(),
             hopper: Hopper::new(),
-            dial_plan,
             calls: HashMap::new(),
             just_answered: Vec::new(),
             results: HashMap::new(),
             offers: HashMap::new(),
-            busy: HashSet::new(),
-            safe_harbour,
-            recording: campaign.spec.recording,
             events,
             draining: false,
-            dirty: false,
-            saved: Instant::now(),
-            writes: Vec::new(),
+            saving: Saving {
+                dirty: false,
+                saved: Instant::now(),
+                writes: Vec::new(),
+            },
             published: None,
             particular_checked: None,
             store_tasks: store_tasks::StoreTasks::new(),
@@ -270,7 +292,7 @@ impl Driver {
                 ],
                 // Busy with another task's call: paused here until its session is ready.
                 _ => {
-                    d.busy.insert(v.id);
+                    d.roster.busy.insert(v.id);
                     vec![
                         Input::AgentLoggedIn(agent),
                         Input::AgentPaused(agent, BUSY.into()),
@@ -290,7 +312,7 @@ impl Driver {
         mut msgs: mpsc::UnboundedReceiver<Msg>,
         mut calls: mpsc::UnboundedReceiver<(CallId, CallEvent)>,
     ) {
-        tracing::info!(task = self.task_id, campaign = %self.campaign_name, mode = %self.figures.mode, "campaign driver started");
+        tracing::info!(task = self.task.id, campaign = %self.task.campaign_name, mode = %self.figures.mode, "campaign driver started");
         let Some(mut done) = self.store_tasks.rx.take() else {
             return;
         };
@@ -329,35 +351,35 @@ impl Driver {
         self.flush().await;
         self.save();
         self.flush().await;
-        self.ctx.calls.agents.drop_claims(self.task_id);
+        self.ctx.calls.agents.drop_claims(self.task.id);
         self.ctx
             .metrics
             .in_flight
-            .with_label_values(&[&self.task_id.to_string()])
+            .with_label_values(&[&self.task.id.to_string()])
             .set(0);
         self.ctx
             .metrics
             .inbound_waiting
-            .with_label_values(&[&self.task_id.to_string()])
+            .with_label_values(&[&self.task.id.to_string()])
             .set(0);
         self.ctx
             .figures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.task_id);
-        tracing::info!(task = self.task_id, "campaign driver stopped");
+            .remove(&self.task.id);
+        tracing::info!(task = self.task.id, "campaign driver stopped");
     }
 
     /// Keeps the core's ready agents to those this task may offer calls now: an agent bound to
     /// another task's call, or whose claim another task holds ([`crate::agents::Agents::claim`]),
     /// is paused here (reason `busy`) and made ready again once the claim is this task's.
     fn arbitrate(&mut self) {
-        let users: Vec<(i64, AgentId)> = self.ids.iter().map(|(u, id)| (*u, *id)).collect();
+        let users: Vec<(i64, AgentId)> = self.roster.ids.iter().map(|(u, id)| (*u, *id)).collect();
         let ids: Vec<i64> = users.iter().map(|(u, _)| *u).collect();
-        let sessions = self.ctx.calls.agents.claim_ready(&ids, self.task_id);
+        let sessions = self.ctx.calls.agents.claim_ready(&ids, self.task.id);
         for ((user, id), (session, may)) in users.into_iter().zip(sessions) {
             if matches!(session, Some(AgentStateKind::LoggedOut) | None) {
-                self.busy.remove(&user);
+                self.roster.busy.remove(&user);
                 continue;
             }
             let Some(core) = self
@@ -369,9 +391,9 @@ impl Driver {
                 continue;
             };
             if core == AgentStateKind::Ready && !may {
-                self.busy.insert(user);
+                self.roster.busy.insert(user);
                 self.feed(Input::AgentPaused(id, BUSY.into()));
-            } else if core == AgentStateKind::Paused && may && self.busy.remove(&user) {
+            } else if core == AgentStateKind::Paused && may && self.roster.busy.remove(&user) {
                 self.feed(Input::AgentReady(id));
             }
         }
@@ -390,7 +412,7 @@ impl Driver {
         let now = now();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             if let Err(e) = self.core.handle_timeout(now) {
-                tracing::warn!(task = self.task_id, error = %e, "campaign core timeout");
+                tracing::warn!(task = self.task.id, error = %e, "campaign core timeout");
             }
         }
         loop {
@@ -416,7 +438,7 @@ impl Driver {
                 let _ = reply.send(Ok(()));
             }
         }
-        if self.dirty && self.saved.elapsed() >= PERSIST_EVERY {
+        if self.saving.dirty && self.saving.saved.elapsed() >= PERSIST_EVERY {
             self.save();
         }
         self.publish();
@@ -425,14 +447,14 @@ impl Driver {
     /// Saves the core's state if it changed, in a task of its own (awaited with the writes),
     /// as the store may be slow to answer.
     fn save(&mut self) {
-        if !self.dirty {
+        if !self.saving.dirty {
             return;
         }
-        self.dirty = false;
-        self.saved = Instant::now();
-        let (store, task, state) = (self.ctx.store.clone(), self.task_id, self.core.persisted());
-        self.writes.retain(|w| !w.is_finished());
-        self.writes.push(tokio::spawn(async move {
+        self.saving.dirty = false;
+        self.saving.saved = Instant::now();
+        let (store, task, state) = (self.ctx.store.clone(), self.task.id, self.core.persisted());
+        self.saving.writes.retain(|w| !w.is_finished());
+        self.saving.writes.push(tokio::spawn(async move {
             if let Err(e) = store.save_dialer_state(task, &state).await {
                 tracing::warn!(task, error = %e, "dialer state not saved");
             }
@@ -445,7 +467,7 @@ impl Driver {
         let now = now();
         let ledger = self.core.ledger();
         let (day, month) = (ledger.last_24h(now).ratio(), ledger.last_30d(now).ratio());
-        let campaign = self.campaign_id.to_string();
+        let campaign = self.task.campaign_id.to_string();
         let m = &self.ctx.metrics;
         m.abandon_ratio
             .with_label_values(&[&campaign, "24h"])
@@ -454,10 +476,10 @@ impl Driver {
             .with_label_values(&[&campaign, "30d"])
             .set(month);
         m.in_flight
-            .with_label_values(&[&self.task_id.to_string()])
+            .with_label_values(&[&self.task.id.to_string()])
             .set(self.calls.len() as i64);
         self.figures.draining = self.draining;
-        self.figures.agents = self.ids.len();
+        self.figures.agents = self.roster.ids.len();
         self.figures.calls_in_flight = self.calls.len() as u64;
         self.figures.abandon_ratio_24h = day;
         self.figures.abandon_ratio_30d = month;
@@ -472,7 +494,7 @@ impl Driver {
             .figures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(self.task_id, self.figures.clone());
+            .insert(self.task.id, self.figures.clone());
     }
 
     /// The figures that walk the agents and the waiting callers.
@@ -515,13 +537,13 @@ impl Driver {
         self.ctx
             .metrics
             .inbound_waiting
-            .with_label_values(&[&self.task_id.to_string()])
+            .with_label_values(&[&self.task.id.to_string()])
             .set(self.figures.waiting_callers.len() as i64);
     }
 
     fn feed(&mut self, input: Input) {
         if let Err(e) = self.core.handle(input, now()) {
-            tracing::debug!(task = self.task_id, error = %e, "campaign core refused an input");
+            tracing::debug!(task = self.task.id, error = %e, "campaign core refused an input");
         }
     }
 
@@ -538,7 +560,7 @@ impl Driver {
             .calls
             .get(&call)
             .is_some_and(|c| c.agent == Some(agent) && c.wrapping_up());
-        let Some(id) = self.ids.get(&agent).copied().filter(|_| wrapping_up) else {
+        let Some(id) = self.roster.ids.get(&agent).copied().filter(|_| wrapping_up) else {
             // The wrap-up ran out while the fields were written.
             let _ = reply.send(Err(LiveError::NotInWrapUp));
             return;
@@ -550,7 +572,7 @@ impl Driver {
         };
         self.results.insert(call, (result, Some(reply)));
         if let Err(e) = self.core.handle(input, now()) {
-            tracing::debug!(task = self.task_id, error = %e, "result refused");
+            tracing::debug!(task = self.task.id, error = %e, "result refused");
             if let Some((_, Some(reply))) = self.results.remove(&call) {
                 let _ = reply.send(Err(LiveError::NotInWrapUp));
             }
@@ -571,12 +593,12 @@ impl Driver {
                 return;
             }
         };
-        let id = match (self.ids.get(&user), &input) {
+        let id = match (self.roster.ids.get(&user), &input) {
             (Some(id), _) => *id,
             (None, Input::AgentLoggedIn(_)) => {
                 let id = self.core.add_agent(now);
-                self.ids.insert(user, id);
-                self.users.insert(id, user);
+                self.roster.ids.insert(user, id);
+                self.roster.users.insert(id, user);
                 id
             }
             (None, _) => return,
@@ -641,7 +663,7 @@ impl Driver {
             Msg::Inbound(offer) => self.inbound(*offer).await,
             Msg::Drain => {
                 if !self.draining {
-                    tracing::info!(task = self.task_id, "campaign driver draining");
+                    tracing::info!(task = self.task.id, "campaign driver draining");
                 }
                 self.draining = true;
                 for id in self.hopper.empty_ahead() {
@@ -711,7 +733,7 @@ impl Driver {
                 }
             }
             CallEvent::BridgeFailed => {
-                tracing::info!(task = self.task_id, %call, "agent's leg gone before the bridge");
+                tracing::info!(task = self.task.id, %call, "agent's leg gone before the bridge");
             }
             CallEvent::Gone { by_customer } => {
                 c.cmd = None;
@@ -726,7 +748,7 @@ impl Driver {
                         }
                         agents.publish(agent, EventKind::CallEnded { call: call.0 });
                         let deadline =
-                            now() + Duration::from_secs(self.settings.wrap_up_seconds.into());
+                            now() + Duration::from_secs(self.task.settings.wrap_up_seconds.into());
                         agents.publish(
                             agent,
                             EventKind::WrapUp {
@@ -791,15 +813,15 @@ impl Driver {
                 contact,
             } => {
                 // Preview: the offer is the agent's reservation; the agent accepts or skips.
-                let Some(user) = self.users.get(&agent).copied() else {
+                let Some(user) = self.roster.users.get(&agent).copied() else {
                     return self.feed(Input::PreviewSkipped(call));
                 };
                 let reserve = SessionInput::Reserved {
-                    task: self.task_id,
+                    task: self.task.id,
                     call,
                 };
                 if let Err(e) = self.ctx.calls.agents.act(user, reserve) {
-                    tracing::warn!(task = self.task_id, %call, agent = user, error = %e, "agent not reserved; offer skipped");
+                    tracing::warn!(task = self.task.id, %call, agent = user, error = %e, "agent not reserved; offer skipped");
                     return self.feed(Input::PreviewSkipped(call));
                 }
                 self.offers.insert(call, (user, contact));
@@ -812,7 +834,7 @@ impl Driver {
             } => self.place(call, contact, agent).await,
             Output::Cancel(call) => self.command(call, CallCmd::Cancel),
             Output::Bridge { call, agent } => {
-                let Some(user) = self.users.get(&agent).copied() else {
+                let Some(user) = self.roster.users.get(&agent).copied() else {
                     return;
                 };
                 if let Some(c) = self.calls.get_mut(&call) {
@@ -823,11 +845,11 @@ impl Driver {
                 // A preview agent is reserved for the call already.
                 let reserved = agents
                     .call_of(user)
-                    .is_some_and(|(_, c)| c.call == call && c.task == self.task_id);
+                    .is_some_and(|(_, c)| c.call == call && c.task == self.task.id);
                 if reserved {
                     // Reserved before the answer: a preview, or a particular callback placed
                     // for its owner.
-                    let direction = match self.settings.dial_mode {
+                    let direction = match self.task.settings.dial_mode {
                         DialMode::Preview => "preview",
                         _ => "outbound",
                     };
@@ -836,20 +858,20 @@ impl Driver {
                     }
                 } else {
                     let reserve = SessionInput::Reserved {
-                        task: self.task_id,
+                        task: self.task.id,
                         call,
                     };
                     if let Err(e) = agents.act(user, reserve) {
                         // Taken meanwhile (another task's call, a pause): the customer waits
                         // for another agent here, and the agent is busy until free again.
-                        tracing::info!(task = self.task_id, %call, agent = user, error = %e, "agent not reserved; the call waits for another");
+                        tracing::info!(task = self.task.id, %call, agent = user, error = %e, "agent not reserved; the call waits for another");
                         if let Some(c) = self.calls.get_mut(&call) {
                             c.agent = None;
                         }
                         self.feed(Input::AgentLegLost(agent));
                         self.feed(Input::AgentLoggedIn(agent));
                         self.feed(Input::AgentPaused(agent, BUSY.into()));
-                        self.busy.insert(user);
+                        self.roster.busy.insert(user);
                         return;
                     }
                     if let Some(c) = self.calls.get(&call) {
@@ -864,7 +886,7 @@ impl Driver {
                 self.command(call, CallCmd::Bridge(user));
             }
             Output::Abandon(call) => {
-                self.command(call, CallCmd::Abandon(self.safe_harbour.clone()));
+                self.command(call, CallCmd::Abandon(self.task.safe_harbour.clone()));
             }
             Output::CallBackLater(call) => {
                 let clips = self
@@ -882,9 +904,9 @@ impl Driver {
                 outcome,
             } => self.record(call, contact, outcome).await,
             Output::AgentState { agent, state } => {
-                tracing::debug!(task = self.task_id, %agent, state = state.name(), "core agent state");
+                tracing::debug!(task = self.task.id, %agent, state = state.name(), "core agent state");
             }
-            Output::Persist => self.dirty = true,
+            Output::Persist => self.saving.dirty = true,
         }
     }
 

@@ -22,7 +22,8 @@ impl Driver {
     pub(super) fn agent_named(&self, name: Option<&str>) -> Option<AgentId> {
         let name = name?;
         let agents = &self.ctx.calls.agents;
-        self.ids
+        self.roster
+            .ids
             .iter()
             .find(|(user, _)| agents.view(**user).is_some_and(|v| v.name == name))
             .map(|(_, id)| *id)
@@ -43,7 +44,7 @@ impl Driver {
         match self
             .ctx
             .store
-            .lease_contact(&contact, self.task_id, &self.ctx.owner, at)
+            .lease_contact(&contact, self.task.id, &self.ctx.owner, at)
             .await
         {
             Ok(true) => {}
@@ -51,16 +52,16 @@ impl Driver {
             Ok(false) if self.hopper.withdraw(ContactId(contact.id)) => {}
             // An outbound call to the contact is under way: the caller is taken all the same.
             Ok(false) => tracing::info!(
-                task = self.task_id,
+                task = self.task.id,
                 contact = contact.id,
                 "callback from a contact already held by a call"
             ),
             Err(e) => {
-                tracing::warn!(task = self.task_id, error = %e, "callback's contact not leased")
+                tracing::warn!(task = self.task.id, error = %e, "callback's contact not leased")
             }
         }
         let owner = self.agent_named(contact.spec.owner.as_deref());
-        let grace = Duration::from_secs(self.settings.particular_grace_seconds.into());
+        let grace = Duration::from_secs(self.task.settings.particular_grace_seconds.into());
         let max_wait = Duration::from_secs(line.spec.max_wait_seconds.into());
         let id = match self.core.inbound(
             ContactId(contact.id),
@@ -70,7 +71,7 @@ impl Driver {
         ) {
             Ok(id) => id,
             Err(e) => {
-                tracing::warn!(task = self.task_id, error = %e, "callback refused by the campaign core");
+                tracing::warn!(task = self.task.id, error = %e, "callback refused by the campaign core");
                 self.ctx.calls.sip.reject(incoming.leg.id, 503).await;
                 self.release(ContactId(contact.id));
                 return;
@@ -104,10 +105,11 @@ impl Driver {
             ..CallRecord::default()
         };
         let recording = self
+            .task
             .recording
             .then(|| self.ctx.calls.log.recording_path(&rec.id, at));
         let (tx, rx) = mpsc::unbounded_channel();
-        tracing::info!(task = self.task_id, call = %id, contact = contact.id, %number, line = line.id, "callback queued");
+        tracing::info!(task = self.task.id, call = %id, contact = contact.id, %number, line = line.id, "callback queued");
         self.calls.insert(
             id,
             LiveCall {

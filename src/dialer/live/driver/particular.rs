@@ -25,6 +25,7 @@ impl Driver {
         self.particular_checked = Some(Instant::now());
         let agents = &self.ctx.calls.agents;
         let names: Vec<String> = self
+            .roster
             .ids
             .keys()
             .filter_map(|user| {
@@ -41,7 +42,7 @@ impl Driver {
     /// task's grace after its follow-up ends.
     pub(super) fn hold_for_owners(&mut self, due: Vec<Contact>) {
         let at = now_ms();
-        let grace = i64::from(self.settings.particular_grace_seconds) * 1000;
+        let grace = i64::from(self.task.settings.particular_grace_seconds) * 1000;
         for c in due {
             let id = ContactId(c.id);
             let due_ms = c
@@ -61,13 +62,13 @@ impl Driver {
             match self.core.hold_for_owner(id, owner, now + left, now) {
                 Ok(()) => {
                     tracing::info!(
-                        task = self.task_id,
+                        task = self.task.id,
                         contact = id.0,
                         "particular callback kept for its owner"
                     )
                 }
                 Err(e) => {
-                    tracing::warn!(task = self.task_id, contact = id.0, error = %e, "particular callback not held");
+                    tracing::warn!(task = self.task.id, contact = id.0, error = %e, "particular callback not held");
                     self.hopper.unlease(id);
                     self.release(id);
                 }

@@ -23,14 +23,14 @@ impl Driver {
         let kind = match direction {
             None => EventKind::PreviewOffer {
                 call: call.0,
-                task: self.task_id,
+                task: self.task.id,
                 contact: c.id,
                 fields,
                 phones,
             },
             Some(direction) => EventKind::CallOffered {
                 call: call.0,
-                task: self.task_id,
+                task: self.task.id,
                 contact: c.id,
                 fields,
                 phones,
@@ -48,7 +48,7 @@ impl Driver {
 
     pub(super) async fn place(&mut self, call: CallId, contact: ContactId, agent: Option<AgentId>) {
         let Some(c) = self.hopper.place(contact) else {
-            tracing::warn!(task = self.task_id, %call, "placing a contact not leased");
+            tracing::warn!(task = self.task.id, %call, "placing a contact not leased");
             return self.feed(Input::Failed(call, CallEnd::Unavailable));
         };
         let number = c.spec.phones.first().cloned().unwrap_or_default();
@@ -70,6 +70,7 @@ impl Driver {
             ..CallRecord::default()
         };
         let recording = self
+            .task
             .recording
             .then(|| self.ctx.calls.log.recording_path(&rec.id, started_at));
         let mut live = LiveCall {
@@ -80,7 +81,7 @@ impl Driver {
             sip_code: None,
             answered: None,
             agent_was_ready: false,
-            agent: agent.and_then(|a| self.users.get(&a).copied()),
+            agent: agent.and_then(|a| self.roster.users.get(&a).copied()),
             bridged: false,
             ended: false,
             heard: false,
@@ -96,14 +97,14 @@ impl Driver {
             let agents = &self.ctx.calls.agents;
             let reserved = agents
                 .call_of(user)
-                .is_some_and(|(_, c)| c.call == call && c.task == self.task_id);
+                .is_some_and(|(_, c)| c.call == call && c.task == self.task.id);
             let reserve = SessionInput::Reserved {
-                task: self.task_id,
+                task: self.task.id,
                 call,
             };
             if !reserved {
                 if let Err(e) = agents.act(user, reserve) {
-                    tracing::info!(task = self.task_id, %call, agent = user, error = %e, "owner not reserved for the callback");
+                    tracing::info!(task = self.task.id, %call, agent = user, error = %e, "owner not reserved for the callback");
                 }
             }
         }
@@ -114,14 +115,14 @@ impl Driver {
             self.core.prefer(call, owner);
         }
         self.calls.insert(call, live);
-        tracing::info!(task = self.task_id, %call, contact = contact.0, %number, "placing campaign call");
+        tracing::info!(task = self.task.id, %call, contact = contact.0, %number, "placing campaign call");
         // The call's own task gets the campaign, line and task settings for its INVITE, so
         // the driver goes on serving answers meanwhile; a failure comes back as its end.
-        let task = self.task_id;
+        let task = self.task.id;
         let (ctx, events, plan) = (
             self.ctx.calls.clone(),
             self.events.clone(),
-            self.dial_plan.clone(),
+            self.task.dial_plan.clone(),
         );
         tokio::spawn(async move {
             match plan.dial(&number).await {

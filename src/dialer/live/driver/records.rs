@@ -16,9 +16,9 @@ pub(super) enum Written {
 impl Driver {
     /// Gives the contact's lease back, in a task of its own (awaited with the writes).
     pub(super) fn release(&mut self, contact: ContactId) {
-        let (store, task) = (self.ctx.store.clone(), self.task_id);
-        self.writes.retain(|w| !w.is_finished());
-        self.writes.push(tokio::spawn(async move {
+        let (store, task) = (self.ctx.store.clone(), self.task.id);
+        self.saving.writes.retain(|w| !w.is_finished());
+        self.saving.writes.push(tokio::spawn(async move {
             if let Err(e) = store.release_lease(contact.0).await {
                 tracing::warn!(task, contact = contact.0, error = %e, "lease not released");
             }
@@ -48,7 +48,7 @@ impl Driver {
         let now = now();
         // The agent's turn for this task is over: another task waiting for it comes first.
         if let Some(user) = live.as_ref().and_then(|c| c.agent) {
-            self.ctx.calls.agents.yield_claim(user, self.task_id);
+            self.ctx.calls.agents.yield_claim(user, self.task.id);
         }
         // An agent reserved for a call that never reached it is free again.
         if let (Some(user), false) = (
@@ -62,7 +62,7 @@ impl Driver {
                 .act(user, SessionInput::Released(call));
         }
         if let AttemptOutcome::Connected { agent, .. } = &outcome {
-            if let Some(user) = self.users.get(agent).copied() {
+            if let Some(user) = self.roster.users.get(agent).copied() {
                 let _ = self
                     .ctx
                     .calls
@@ -75,7 +75,13 @@ impl Driver {
                 .record_inbound(c, contact, &outcome, result.as_ref(), reply, now)
                 .await;
         }
-        let d = disposition(&outcome, result.as_ref(), &self.settings, attempts, now);
+        let d = disposition(
+            &outcome,
+            result.as_ref(),
+            &self.task.settings,
+            attempts,
+            now,
+        );
         if matches!(outcome, AttemptOutcome::Abandoned) {
             self.figures.abandoned += 1;
         }
@@ -91,9 +97,9 @@ impl Driver {
         self.ctx
             .metrics
             .calls
-            .with_label_values(&[&self.campaign_id.to_string(), &d.label])
+            .with_label_values(&[&self.task.campaign_id.to_string(), &d.label])
             .inc();
-        tracing::info!(task = self.task_id, %call, contact = contact.0, result = %attempt.result, "attempt recorded");
+        tracing::info!(task = self.task.id, %call, contact = contact.0, result = %attempt.result, "attempt recorded");
         self.write(contact, Written::Attempt(attempt), result.as_ref(), reply);
     }
 
@@ -108,9 +114,9 @@ impl Driver {
         reply: Option<Reply>,
     ) {
         let store = self.ctx.store.clone();
-        let (campaign, task) = (self.campaign_id, self.task_id);
+        let (campaign, task) = (self.task.campaign_id, self.task.id);
         let owner = result.and_then(|r| Some((r.owner.clone()?, r.actor.clone())));
-        self.writes.retain(|w| !w.is_finished());
+        self.saving.writes.retain(|w| !w.is_finished());
         let what = match (what, &owner) {
             // Most ended calls: batched with the others' by the attempt log.
             (Written::Attempt(attempt), None) => {
@@ -119,7 +125,7 @@ impl Driver {
                     contact_id: contact.0,
                     attempt,
                 });
-                self.writes.push(tokio::spawn(async move {
+                self.saving.writes.push(tokio::spawn(async move {
                     let _ = written.await;
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(()));
@@ -129,7 +135,7 @@ impl Driver {
             }
             (what, _) => what,
         };
-        self.writes.push(tokio::spawn(async move {
+        self.saving.writes.push(tokio::spawn(async move {
             let written = match &what {
                 Written::Attempt(a) => store
                     .record_attempt(campaign, contact.0, a, "dialer")
@@ -165,7 +171,7 @@ impl Driver {
 
     /// Waits for the contact writes under way.
     pub(super) async fn flush(&mut self) {
-        for w in self.writes.drain(..) {
+        for w in self.saving.writes.drain(..) {
             let _ = w.await;
         }
     }
@@ -192,7 +198,7 @@ impl Driver {
         let due = Some(now.0 as i64);
         let (status, detail, follow_up_ms, label) = match outcome {
             AttemptOutcome::Connected { .. } => {
-                let d = disposition(outcome, result, &self.settings, 0, now);
+                let d = disposition(outcome, result, &self.task.settings, 0, now);
                 (d.status, d.result, d.follow_up_ms, info.label)
             }
             AttemptOutcome::MissedCallback => {
@@ -226,7 +232,7 @@ impl Driver {
             .inbound_calls
             .with_label_values(&[&info.line_id.to_string(), label])
             .inc();
-        tracing::info!(task = self.task_id, contact = contact.0, result = %result_text, label, "inbound call recorded");
+        tracing::info!(task = self.task.id, contact = contact.0, result = %result_text, label, "inbound call recorded");
         self.write(contact, Written::Inbound(call), result, reply);
     }
 }

@@ -67,7 +67,7 @@ impl Driver {
     /// Leases up to `n` callable contacts for the hopper in a task of its own.
     fn lease_for_core(&mut self, n: u32) {
         let store = self.ctx.store.clone();
-        let (campaign, task, owner) = (self.campaign_id, self.task_id, self.ctx.owner.clone());
+        let (campaign, task, owner) = (self.task.campaign_id, self.task.id, self.ctx.owner.clone());
         let tx = self.store_tasks.tx.clone();
         self.store_tasks.out += 1;
         tokio::spawn(async move {
@@ -88,7 +88,8 @@ impl Driver {
     /// Leases, in a task of its own, the particular callbacks due for the agents named.
     pub(super) fn lease_for_owners(&mut self, owners: Vec<String>, batch: u32) {
         let store = self.ctx.store.clone();
-        let (campaign, task, lessee) = (self.campaign_id, self.task_id, self.ctx.owner.clone());
+        let (campaign, task, lessee) =
+            (self.task.campaign_id, self.task.id, self.ctx.owner.clone());
         let tx = self.store_tasks.tx.clone();
         self.store_tasks.out += 1;
         tokio::spawn(async move {
@@ -117,7 +118,7 @@ impl Driver {
         reply: Reply,
     ) {
         let store = self.ctx.store.clone();
-        let campaign = self.campaign_id;
+        let campaign = self.task.campaign_id;
         let tx = self.store_tasks.tx.clone();
         self.store_tasks.out += 1;
         tokio::spawn(async move {
@@ -175,14 +176,14 @@ impl Driver {
         let ringing = self.calls.values().any(|c| c.answered.is_none());
         if ids.is_empty() && !ringing {
             // Nothing to call here: agents shared with other tasks may serve those.
-            for (user, id) in &self.ids {
+            for (user, id) in &self.roster.ids {
                 let ready = self
                     .core
                     .agents()
                     .get(id.0 as usize)
                     .is_some_and(|a| a.state().kind() == AgentStateKind::Ready);
                 if ready {
-                    self.ctx.calls.agents.yield_claim(*user, self.task_id);
+                    self.ctx.calls.agents.yield_claim(*user, self.task.id);
                 }
             }
         }
