@@ -6,7 +6,13 @@
 //! (a tone both ways), since the daemon's legs send silence between customers.
 //! It reports figures and fails on nothing but a leg that never connects.
 //!
+//! `DAEMON_CPUS` and `CLIENT_CPUS` (CPU lists as `taskset` takes them: `0`, `0,1`, `2-3`) pin
+//! the daemon and this load client apart, so the daemon's own capacity shows: the daemon
+//! inherits its CPUs at start (its runtime sizes itself to them), the client's threads are
+//! moved after. The client's peers are driven by `CLIENT_THREADS` threads (1 unless told).
+//!
 //!   LEGS=100 SECONDS=30 CODEC=opus cargo bench --bench webrtc_legs
+//!   LEGS=500 DAEMON_CPUS=0 CLIENT_CPUS=1 cargo bench --bench webrtc_legs
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -119,6 +125,43 @@ fn usage(pid: u32) -> (Duration, u64) {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);
     (Duration::from_millis(ticks * 1000 / hz), rss_kb * 1024)
+}
+
+/// The CPUs of a `taskset`-style list (`0`, `0,1`, `2-3`).
+fn cpu_list(list: &str) -> Vec<usize> {
+    list.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .flat_map(|p| {
+            let (a, b) = p.split_once('-').unwrap_or((p, p));
+            let (a, b): (usize, usize) = (a.trim().parse().unwrap(), b.trim().parse().unwrap());
+            a..=b
+        })
+        .collect()
+}
+
+/// Pins every thread of this process to the CPUs in env `name`, when it is set; threads (and
+/// processes) started later inherit them.
+fn pin_self(name: &str) -> Option<String> {
+    let list = std::env::var(name).ok()?;
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for cpu in cpu_list(&list) {
+        // SAFETY: `set` is a valid cpu_set_t; CPU_SET checks nothing but writes inside it.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let tid: libc::pid_t = task.unwrap().file_name().to_str().unwrap().parse().unwrap();
+        // SAFETY: `set` is a valid cpu_set_t of the size given.
+        let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) };
+        assert_eq!(r, 0, "{name}={list}: {}", std::io::Error::last_os_error());
+    }
+    Some(list)
+}
+
+/// The daemon's `dialerd_rtp_packets_total` with `direction` (`in`: what its legs received).
+fn rtp_packets(d: &Daemon, direction: &str) -> u64 {
+    let series = format!("dialerd_rtp_packets_total{{direction=\"{direction}\"}}");
+    common::metric(&d.get("/metrics").1, &series).unwrap_or(0.0) as u64
 }
 
 /// One browser-like peer: offers, logs agent `id` in with its offer, then talks.
@@ -249,7 +292,10 @@ fn main() {
         "{BASE}[media]\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\nrtp_timeout = \"0s\"\n",
         rtp_max.min(65534)
     );
+    let daemon_cpus = pin_self("DAEMON_CPUS");
     let d = Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let client_cpus = pin_self("CLIENT_CPUS");
+    let client_threads = env_or("CLIENT_THREADS", 1) as usize;
     let admin = Api::new(&d, ADMIN);
     let (_, task) = campaign(&admin, "bench");
     let agents: Vec<i64> = (0..legs)
@@ -266,7 +312,7 @@ fn main() {
     let pid = d.child.id();
     let (cpu0, rss0) = usage(pid);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(client_threads)
         .enable_all()
         .build()
         .unwrap();
@@ -291,6 +337,7 @@ fn main() {
     let login = begun.elapsed();
     let (cpu1, rss1) = usage(pid);
     let rx1 = received.load(Ordering::Relaxed);
+    let in1 = rtp_packets(&d, "in");
     let t1 = Instant::now();
     // RSS along the way, to tell warm-up from growth.
     let mut trail = Vec::new();
@@ -303,10 +350,16 @@ fn main() {
     }
     let (cpu2, rss2) = usage(pid);
     let span = t1.elapsed();
+    let daemon_in = rtp_packets(&d, "in") - in1;
     let rx = received.load(Ordering::Relaxed) - rx1;
     let per_leg_cpu = (cpu2 - cpu1).as_secs_f64() / span.as_secs_f64() / legs as f64 * 100.0;
     let codec = if opus { "Opus" } else { "PCMU" };
     println!("webrtc_legs: {legs} legs, {codec} 20 ms both ways, {seconds} s");
+    println!(
+        "  daemon on CPUs {}, client on CPUs {} with {client_threads} thread(s)",
+        daemon_cpus.as_deref().unwrap_or("any"),
+        client_cpus.as_deref().unwrap_or("any")
+    );
     println!(
         "  logins (HTTP offer/answer + ICE + DTLS): {:.1} per second ({legs} in {login:.2?}; daemon CPU {:.1} ms per login)",
         legs as f64 / login.as_secs_f64(),
@@ -329,6 +382,11 @@ fn main() {
     println!(
         "  packets from the daemon per leg and second: {:.1} (50 expected)",
         rx as f64 / legs as f64 / span.as_secs_f64()
+    );
+    // The legs' counters reach the metrics at each RTCP interval: right within a few seconds.
+    println!(
+        "  packets into the daemon's legs per leg and second: {:.1} (50 sent)",
+        daemon_in as f64 / legs as f64 / span.as_secs_f64()
     );
     rt.shutdown_background();
     if opus {
