@@ -210,6 +210,8 @@ impl Peer {
     }
 
     /// Drives the peer: sends a voice frame every 20 ms once connected, counts what comes.
+    /// Kept cheap, as the client shares the machine with the daemon: one timer moved to each
+    /// wake-up, every waiting datagram read per wake-up, sends that never wait.
     async fn run(
         mut self,
         frame: (u8, u32, Arc<[u8]>),
@@ -222,12 +224,14 @@ impl Peer {
         let mut next_frame = Instant::now();
         let mut up = false;
         let (mut seq, mut ts) = (0u64, 0u32);
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
         while Instant::now() < stop {
             let wake = loop {
                 match self.rtc.poll_output().unwrap() {
                     Output::Timeout(t) => break t,
                     Output::Transmit(t) => {
-                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                        let _ = self.socket.try_send_to(&t.contents, t.destination);
                     }
                     Output::Event(Event::Connected) => {
                         up = true;
@@ -239,22 +243,30 @@ impl Peer {
                     Output::Event(_) => {}
                 }
             };
-            let wake = if up { wake.min(next_frame) } else { wake };
-            let wait = wake.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(wait, self.socket.recv_from(&mut buf)).await {
-                Ok(Ok((n, source))) => {
-                    let input = Input::Receive(
-                        Instant::now(),
-                        Receive {
-                            proto: Protocol::Udp,
-                            source,
-                            destination: self.local,
-                            contents: buf[..n].try_into().unwrap(),
-                        },
-                    );
-                    let _ = self.rtc.handle_input(input);
+            let wake = if up { wake.min(next_frame) } else { wake }.min(stop);
+            let wake = tokio::time::Instant::from_std(wake);
+            if timer.deadline() != wake {
+                timer.as_mut().reset(wake);
+            }
+            tokio::select! {
+                r = self.socket.readable() => {
+                    if r.is_err() {
+                        continue;
+                    }
+                    while let Ok((n, source)) = self.socket.try_recv_from(&mut buf) {
+                        let input = Input::Receive(
+                            Instant::now(),
+                            Receive {
+                                proto: Protocol::Udp,
+                                source,
+                                destination: self.local,
+                                contents: buf[..n].try_into().unwrap(),
+                            },
+                        );
+                        let _ = self.rtc.handle_input(input);
+                    }
                 }
-                _ => {
+                _ = &mut timer => {
                     let now = Instant::now();
                     if up && now >= next_frame {
                         next_frame += Duration::from_millis(20);
