@@ -349,7 +349,8 @@ fn main() {
     let login = begun.elapsed();
     let (cpu1, rss1) = usage(pid);
     let rx1 = received.load(Ordering::Relaxed);
-    let in1 = rtp_packets(&d, "in");
+    let (in1, out1) = (rtp_packets(&d, "in"), rtp_packets(&d, "out"));
+    let client1 = usage(std::process::id()).0;
     let t1 = Instant::now();
     // RSS along the way, to tell warm-up from growth.
     let mut trail = Vec::new();
@@ -362,7 +363,9 @@ fn main() {
     }
     let (cpu2, rss2) = usage(pid);
     let span = t1.elapsed();
+    let client_cpu = usage(std::process::id()).0 - client1;
     let daemon_in = rtp_packets(&d, "in") - in1;
+    let daemon_out = rtp_packets(&d, "out") - out1;
     let rx = received.load(Ordering::Relaxed) - rx1;
     let per_leg_cpu = (cpu2 - cpu1).as_secs_f64() / span.as_secs_f64() / legs as f64 * 100.0;
     let codec = if opus { "Opus" } else { "PCMU" };
@@ -399,6 +402,16 @@ fn main() {
     println!(
         "  packets into the daemon's legs per leg and second: {:.1} (50 sent)",
         daemon_in as f64 / legs as f64 / span.as_secs_f64()
+    );
+    // What the daemon's legs sent towards the browsers (before their WebRTC stacks): below 50,
+    // the daemon's own timers ran late; above what arrived, packets were lost on the way.
+    println!(
+        "  packets the daemon's legs sent per leg and second: {:.1} (50 expected)",
+        daemon_out as f64 / legs as f64 / span.as_secs_f64()
+    );
+    println!(
+        "  load client CPU: {:.1} % of a core (this process, its peers and the sampling)",
+        client_cpu.as_secs_f64() / span.as_secs_f64() * 100.0
     );
     rt.shutdown_background();
     if opus {
