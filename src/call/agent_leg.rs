@@ -137,8 +137,7 @@ impl AgentLeg {
 
 /// The 20 ms clock of the agent's own frames. A tick served late (a busy runtime) is followed
 /// by the next one on the 20 ms grid, not 20 ms after the late one: the stream keeps 50
-/// packets a second, and only a stall longer than a frame skips frames (whose time the stream's
-/// timestamps then leave out, as after any pause).
+/// packets a second, and only a stall longer than a frame skips frames.
 fn frame_clock() -> tokio::time::Interval {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
