@@ -6,7 +6,13 @@
 //! (a tone both ways), since the daemon's legs send silence between customers.
 //! It reports figures and fails on nothing but a leg that never connects.
 //!
+//! `DAEMON_CPUS` and `CLIENT_CPUS` (CPU lists as `taskset` takes them: `0`, `0,1`, `2-3`) pin
+//! the daemon and this load client apart, so the daemon's own capacity shows: the daemon
+//! inherits its CPUs at start (its runtime sizes itself to them), the client's threads are
+//! moved after. The client's peers are driven by `CLIENT_THREADS` threads (1 unless told).
+//!
 //!   LEGS=100 SECONDS=30 CODEC=opus cargo bench --bench webrtc_legs
+//!   LEGS=500 DAEMON_CPUS=0 CLIENT_CPUS=1 cargo bench --bench webrtc_legs
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -121,6 +127,43 @@ fn usage(pid: u32) -> (Duration, u64) {
     (Duration::from_millis(ticks * 1000 / hz), rss_kb * 1024)
 }
 
+/// The CPUs of a `taskset`-style list (`0`, `0,1`, `2-3`).
+fn cpu_list(list: &str) -> Vec<usize> {
+    list.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .flat_map(|p| {
+            let (a, b) = p.split_once('-').unwrap_or((p, p));
+            let (a, b): (usize, usize) = (a.trim().parse().unwrap(), b.trim().parse().unwrap());
+            a..=b
+        })
+        .collect()
+}
+
+/// Pins every thread of this process to the CPUs in env `name`, when it is set; threads (and
+/// processes) started later inherit them.
+fn pin_self(name: &str) -> Option<String> {
+    let list = std::env::var(name).ok()?;
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for cpu in cpu_list(&list) {
+        // SAFETY: `set` is a valid cpu_set_t; CPU_SET checks nothing but writes inside it.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let tid: libc::pid_t = task.unwrap().file_name().to_str().unwrap().parse().unwrap();
+        // SAFETY: `set` is a valid cpu_set_t of the size given.
+        let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) };
+        assert_eq!(r, 0, "{name}={list}: {}", std::io::Error::last_os_error());
+    }
+    Some(list)
+}
+
+/// The daemon's `dialerd_rtp_packets_total` with `direction` (`in`: what its legs received).
+fn rtp_packets(d: &Daemon, direction: &str) -> u64 {
+    let series = format!("dialerd_rtp_packets_total{{direction=\"{direction}\"}}");
+    common::metric(&d.get("/metrics").1, &series).unwrap_or(0.0) as u64
+}
+
 /// One browser-like peer: offers, logs agent `id` in with its offer, then talks.
 struct Peer {
     rtc: Rtc,
@@ -167,6 +210,8 @@ impl Peer {
     }
 
     /// Drives the peer: sends a voice frame every 20 ms once connected, counts what comes.
+    /// Kept cheap, as the client shares the machine with the daemon: one timer moved to each
+    /// wake-up, every waiting datagram read per wake-up, sends that never wait.
     async fn run(
         mut self,
         frame: (u8, u32, Arc<[u8]>),
@@ -179,12 +224,14 @@ impl Peer {
         let mut next_frame = Instant::now();
         let mut up = false;
         let (mut seq, mut ts) = (0u64, 0u32);
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
         while Instant::now() < stop {
             let wake = loop {
                 match self.rtc.poll_output().unwrap() {
                     Output::Timeout(t) => break t,
                     Output::Transmit(t) => {
-                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                        let _ = self.socket.try_send_to(&t.contents, t.destination);
                     }
                     Output::Event(Event::Connected) => {
                         up = true;
@@ -196,22 +243,30 @@ impl Peer {
                     Output::Event(_) => {}
                 }
             };
-            let wake = if up { wake.min(next_frame) } else { wake };
-            let wait = wake.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(wait, self.socket.recv_from(&mut buf)).await {
-                Ok(Ok((n, source))) => {
-                    let input = Input::Receive(
-                        Instant::now(),
-                        Receive {
-                            proto: Protocol::Udp,
-                            source,
-                            destination: self.local,
-                            contents: buf[..n].try_into().unwrap(),
-                        },
-                    );
-                    let _ = self.rtc.handle_input(input);
+            let wake = if up { wake.min(next_frame) } else { wake }.min(stop);
+            let wake = tokio::time::Instant::from_std(wake);
+            if timer.deadline() != wake {
+                timer.as_mut().reset(wake);
+            }
+            tokio::select! {
+                r = self.socket.readable() => {
+                    if r.is_err() {
+                        continue;
+                    }
+                    while let Ok((n, source)) = self.socket.try_recv_from(&mut buf) {
+                        let input = Input::Receive(
+                            Instant::now(),
+                            Receive {
+                                proto: Protocol::Udp,
+                                source,
+                                destination: self.local,
+                                contents: buf[..n].try_into().unwrap(),
+                            },
+                        );
+                        let _ = self.rtc.handle_input(input);
+                    }
                 }
-                _ => {
+                _ = &mut timer => {
                     let now = Instant::now();
                     if up && now >= next_frame {
                         next_frame += Duration::from_millis(20);
@@ -249,7 +304,10 @@ fn main() {
         "{BASE}[media]\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\nrtp_timeout = \"0s\"\n",
         rtp_max.min(65534)
     );
+    let daemon_cpus = pin_self("DAEMON_CPUS");
     let d = Daemon::start_with(&config, &[("DIALERD_ADMIN_TOKEN", ADMIN)]);
+    let client_cpus = pin_self("CLIENT_CPUS");
+    let client_threads = env_or("CLIENT_THREADS", 1) as usize;
     let admin = Api::new(&d, ADMIN);
     let (_, task) = campaign(&admin, "bench");
     let agents: Vec<i64> = (0..legs)
@@ -266,7 +324,7 @@ fn main() {
     let pid = d.child.id();
     let (cpu0, rss0) = usage(pid);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(client_threads)
         .enable_all()
         .build()
         .unwrap();
@@ -291,6 +349,8 @@ fn main() {
     let login = begun.elapsed();
     let (cpu1, rss1) = usage(pid);
     let rx1 = received.load(Ordering::Relaxed);
+    let (in1, out1) = (rtp_packets(&d, "in"), rtp_packets(&d, "out"));
+    let client1 = usage(std::process::id()).0;
     let t1 = Instant::now();
     // RSS along the way, to tell warm-up from growth.
     let mut trail = Vec::new();
@@ -303,10 +363,18 @@ fn main() {
     }
     let (cpu2, rss2) = usage(pid);
     let span = t1.elapsed();
+    let client_cpu = usage(std::process::id()).0 - client1;
+    let daemon_in = rtp_packets(&d, "in") - in1;
+    let daemon_out = rtp_packets(&d, "out") - out1;
     let rx = received.load(Ordering::Relaxed) - rx1;
     let per_leg_cpu = (cpu2 - cpu1).as_secs_f64() / span.as_secs_f64() / legs as f64 * 100.0;
     let codec = if opus { "Opus" } else { "PCMU" };
     println!("webrtc_legs: {legs} legs, {codec} 20 ms both ways, {seconds} s");
+    println!(
+        "  daemon on CPUs {}, client on CPUs {} with {client_threads} thread(s)",
+        daemon_cpus.as_deref().unwrap_or("any"),
+        client_cpus.as_deref().unwrap_or("any")
+    );
     println!(
         "  logins (HTTP offer/answer + ICE + DTLS): {:.1} per second ({legs} in {login:.2?}; daemon CPU {:.1} ms per login)",
         legs as f64 / login.as_secs_f64(),
@@ -329,6 +397,21 @@ fn main() {
     println!(
         "  packets from the daemon per leg and second: {:.1} (50 expected)",
         rx as f64 / legs as f64 / span.as_secs_f64()
+    );
+    // The legs' counters reach the metrics at each RTCP interval: right within a few seconds.
+    println!(
+        "  packets into the daemon's legs per leg and second: {:.1} (50 sent)",
+        daemon_in as f64 / legs as f64 / span.as_secs_f64()
+    );
+    // What the daemon's legs sent towards the browsers (before their WebRTC stacks): below 50,
+    // the daemon's own timers ran late; above what arrived, packets were lost on the way.
+    println!(
+        "  packets the daemon's legs sent per leg and second: {:.1} (50 expected)",
+        daemon_out as f64 / legs as f64 / span.as_secs_f64()
+    );
+    println!(
+        "  load client CPU: {:.1} % of a core (this process, its peers and the sampling)",
+        client_cpu.as_secs_f64() / span.as_secs_f64() * 100.0
     );
     rt.shutdown_background();
     if opus {

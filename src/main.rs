@@ -336,7 +336,7 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
     let (campaign_tx, campaign_rx) = tokio::sync::mpsc::unbounded_channel();
     let agents = agents
         .with_campaign_inputs(campaign_tx)
-        .with_webrtc(dialerd::webrtc::WebRtc::new(&cfg.webrtc)?);
+        .with_webrtc(dialerd::webrtc::WebRtc::new(&cfg.webrtc)?.with_metrics(metrics.registry())?);
     let (call_log, call_writer) = call::record::CallLog::new(store.clone(), &state_dir);
     let live_metrics = dialerd::dialer::live::metrics::LiveMetrics::register(metrics.registry())?;
     let (supervisor, live) = dialerd::dialer::live::Supervisor::new(

@@ -238,9 +238,15 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
     let mut call = Call::new("PCMU,PCMA", "PCMU,PCMA,opus");
     let (d, admin, ann) = (&call.d, &call.admin, call.agent);
     let free_before = gauge(d, "dialerd_rtp_ports_free");
+    assert_eq!(gauge(d, "dialerd_webrtc_legs_active"), 0.0);
     let driver = Driver::start();
     let agent = browser_with_microphone(&driver, &call.wav());
     let port = call.talk(&agent);
+    assert_eq!(
+        gauge(d, "dialerd_webrtc_legs_active"),
+        1.0,
+        "the browser leg is up"
+    );
     assert_eq!(levels(&agent)["codec"], "PCMU/8000");
     assert_eq!(levels(&agent)["dtmf"], true, "telephone-event/8000 agreed");
     // A browser leg holds pool ports: its own and its media leg's.
@@ -267,6 +273,19 @@ fn a_browser_agent_talks_to_a_customer_over_webrtc_and_its_leg_ends_with_the_ses
         assert!(Instant::now() < deadline, "the browser leg kept its ports");
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert_eq!(
+        gauge(d, "dialerd_webrtc_legs_active"),
+        0.0,
+        "the leg is gone"
+    );
+    assert_eq!(
+        common::metric_sum(
+            &d.get("/metrics").1,
+            "dialerd_webrtc_connect_failures_total"
+        ),
+        0.0,
+        "a leg that connected is no failure"
+    );
 
     // Again; then the browser goes away: the session ends as with a phone's hang-up.
     agent.click("input[name=phone-kind][value=webrtc]");
@@ -531,6 +550,22 @@ fn a_browser_that_never_connects_is_logged_out_and_its_ports_go_back() {
         assert!(Instant::now() < deadline, "the browser leg kept its ports");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Counted as a leg that never connected, ended from above; never as connected.
+    assert_eq!(
+        gauge(
+            &d,
+            "dialerd_webrtc_connect_failures_total{reason=\"ended\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        gauge(
+            &d,
+            "dialerd_webrtc_connect_failures_total{reason=\"error\"}"
+        ),
+        0.0
+    );
+    assert_eq!(gauge(&d, "dialerd_webrtc_legs_active"), 0.0);
 }
 
 fn unix_now() -> f64 {

@@ -54,8 +54,7 @@ impl AgentLeg {
         let mut silence = Vec::with_capacity(FRAME_SAMPLES);
         encoder.encode(&[0; FRAME_SAMPLES], &mut silence);
         let mut out = Vec::with_capacity(256);
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = frame_clock();
         tokio::pin!(next);
         loop {
             tokio::select! {
@@ -134,6 +133,15 @@ impl AgentLeg {
             }
         }
     }
+}
+
+/// The 20 ms clock of the agent's own frames. A tick served late (a busy runtime) is followed
+/// by the next one on the 20 ms grid, not 20 ms after the late one: the stream keeps 50
+/// packets a second, and only a stall longer than a frame skips frames.
+fn frame_clock() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick
 }
 
 /// Where callers to the agent test number go: the waiting line of the agent there is.
@@ -228,5 +236,28 @@ async fn serve_agent(
     customers.close();
     while let Ok(call) = customers.try_recv() {
         sip.reject(call.leg.id, 486).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_served_late_keep_fifty_a_second() {
+        let mut clock = frame_clock();
+        let begun = Instant::now();
+        let mut frames = 0;
+        while begun.elapsed() < Duration::from_secs(1) {
+            clock.tick().await;
+            frames += 1;
+            if frames % 5 == 0 {
+                // Busy for longer than a frame: the next tick is served 8 ms late.
+                tokio::time::advance(Duration::from_millis(28)).await;
+            }
+        }
+        assert_eq!(frames, 50, "one second of 20 ms frames");
     }
 }

@@ -20,6 +20,7 @@ use super::srtp::{SrtpKeys, SrtpSession};
 use super::MediaError;
 use crate::sip::id::random_u32;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
 
@@ -122,6 +123,9 @@ pub struct MediaLeg {
     /// Packets dropped on an encrypted leg since the last flush to the metrics.
     srtp_dropped: SrtpDrops,
     counted: (u64, u64),
+    /// The session's timer, kept across [`MediaLeg::input`] calls and moved when its deadline
+    /// moves: a new one per call cost a timer-wheel insertion and removal per packet.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// The driver's clock; tokio's so paused-time tests drive it.
@@ -172,6 +176,7 @@ impl MediaLeg {
             srtp: None,
             srtp_dropped: SrtpDrops::default(),
             counted: (0, 0),
+            timer: None,
         })
     }
 
@@ -313,9 +318,18 @@ impl MediaLeg {
             .as_ref()
             .and_then(|s| s.poll_timeout())
             .map(tokio::time::Instant::from_std);
+        let timer = wake.map(|at| {
+            let t = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            if t.deadline() != at {
+                t.as_mut().reset(at);
+            }
+            t.as_mut()
+        });
         let timer = async move {
-            match wake {
-                Some(at) => tokio::time::sleep_until(at).await,
+            match timer {
+                Some(t) => t.await,
                 None => std::future::pending().await,
             }
         };

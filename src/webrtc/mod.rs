@@ -11,6 +11,7 @@
 //! exactly like a SIP phone: the browser hears our continuous stream (our SSRC, sequence and
 //! timestamps pass through), and a lost browser ends the leg as a phone's BYE does.
 
+pub mod metrics;
 pub mod offer;
 pub mod peer;
 pub mod transcode;
@@ -40,6 +41,9 @@ pub enum WebRtcError {
     /// No DTLS certificate could be made at start.
     #[error("cannot make the DTLS certificate")]
     Cert,
+    /// The metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// libopus refused to make an encoder or decoder.
     #[error("opus: {0}")]
     Opus(#[from] audiopus::Error),
@@ -58,11 +62,14 @@ struct Inner {
     codecs: Vec<offer::BrowserCodec>,
     crypto: Arc<CryptoProvider>,
     cert: DtlsCert,
+    metrics: metrics::WebRtcMetrics,
 }
 
 impl WebRtc {
-    /// Makes the DTLS certificate.
+    /// Makes the DTLS certificate; the legs' metrics are kept but not exported (see
+    /// [`WebRtc::with_metrics`]).
     pub fn new(cfg: &WebRtcConfig) -> Result<Self, WebRtcError> {
+        let metrics = metrics::WebRtcMetrics::new()?;
         let crypto = Arc::new(str0m::crypto::from_feature_flags());
         let cert = crypto
             .dtls_provider
@@ -78,8 +85,15 @@ impl WebRtc {
                     .collect(),
                 crypto,
                 cert,
+                metrics,
             }),
         })
+    }
+
+    /// Exports the legs' metrics in `registry`.
+    pub fn with_metrics(self, registry: &prometheus::Registry) -> Result<Self, WebRtcError> {
+        self.inner.metrics.register(registry)?;
+        Ok(self)
     }
 
     /// Answers `offer` as [`WebRtc::accept`] does, with host candidates at `candidates` and
@@ -144,6 +158,7 @@ impl WebRtc {
             self.inner.cert.clone(),
             choice,
             offer,
+            self.inner.metrics.clone(),
         )
     }
 }

@@ -9,6 +9,7 @@
 //! checks, or when the layer above drops the leg's event channel (logout, DELETE); the
 //! ordinary leg then sees its events end, as a SIP leg's BYE ends them.
 
+use super::metrics::WebRtcMetrics;
 use super::offer::{self, BrowserCodec, Choice, Header, SeqExtender};
 use super::transcode::Transcoder;
 use super::WebRtcError;
@@ -102,6 +103,7 @@ pub struct Peer {
     sockets: Vec<(std::net::UdpSocket, SocketAddr)>,
     leases: Vec<PortLease>,
     choice: Choice,
+    metrics: WebRtcMetrics,
 }
 
 /// A running browser leg as the agent's session uses it.
@@ -124,6 +126,7 @@ impl Peer {
         cert: DtlsCert,
         choice: Choice,
         offer: &str,
+        metrics: WebRtcMetrics,
     ) -> Result<(String, Peer), WebRtcError> {
         let mut sockets = Vec::new();
         let mut leases = Vec::new();
@@ -146,6 +149,7 @@ impl Peer {
                 sockets,
                 leases,
                 choice,
+                metrics,
             },
         ))
     }
@@ -179,6 +183,7 @@ impl Peer {
             mid: None,
             seq: SeqExtender::default(),
             ssrc: crate::sip::id::random_u32(),
+            metrics: self.metrics,
         };
         tokio::spawn(driver.run(connected_tx, events_tx));
         Ok(Started {
@@ -204,6 +209,7 @@ struct Driver {
     seq: SeqExtender,
     /// The SSRC of the plain stream handed to the ordinary leg.
     ssrc: u32,
+    metrics: WebRtcMetrics,
 }
 
 /// Waits until one of `sockets` has a datagram; reads it into `buf`: (socket index, length,
@@ -234,13 +240,20 @@ impl Driver {
         let mut buf = vec![0u8; 2048];
         let mut relayed = vec![0u8; MAX_DATAGRAM];
         let mut out = Vec::with_capacity(256);
-        let why = loop {
+        // One timer for the leg's life, moved to each wake-up the stack asks for: a new one
+        // per turn cost a timer-wheel insertion and removal per packet.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let (why, from_above) = loop {
             let deadline = match self.drain(&mut connected, &mut out) {
-                Ok(t) => t,
-                Err(why) => break why,
+                Ok(t) => tokio::time::Instant::from_std(t),
+                Err(why) => break (why, false),
             };
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             tokio::select! {
-                _ = events.closed() => break "hung up".to_string(),
+                _ = events.closed() => break ("hung up".to_string(), true),
                 (i, r) = recv_any(&self.sockets, &mut buf) => {
                     let Ok((n, source)) = r else { continue };
                     let Ok(contents) = buf[..n].try_into() else { continue };
@@ -259,13 +272,20 @@ impl Driver {
                         self.send_to_browser(&relayed[..n]);
                     }
                 }
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                _ = &mut timer => {
                     if let Err(e) = self.rtc.handle_input(Input::Timeout(now())) {
-                        break format!("webrtc: {e}");
+                        break (format!("webrtc: {e}"), false);
                     }
                 }
             }
         };
+        if connected.is_none() {
+            self.metrics.legs_active.dec();
+        } else if from_above {
+            self.metrics.connect_failed_ended.inc();
+        } else {
+            self.metrics.connect_failed_error.inc();
+        }
         tracing::info!(reason = %why, "browser audio leg ended");
         self.rtc.disconnect();
         // What the close leaves to send (DTLS close_notify) goes out best effort.
@@ -293,6 +313,7 @@ impl Driver {
                     Event::Connected => {
                         tracing::info!("browser audio leg connected");
                         if let Some(c) = connected.take() {
+                            self.metrics.legs_active.inc();
                             let _ = c.send(());
                         }
                     }
