@@ -512,7 +512,7 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
              [sessions]\nring_timeout = \"10s\"\n\
              [media]\nrtp_port_min = {rtp}\nrtp_port_max = {}\n\
              [[trunks]]\nname = \"kamailio\"\nhost = \"127.0.0.1\"\nport = {k_port}\n\
-             keepalive = \"0s\"\n",
+             keepalive = \"0s\"\ncluster_proxy = true\n",
             rtp + 398
         );
         let dir = tempfile::tempdir().unwrap();
