@@ -172,6 +172,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/0018_import_nodes.sql"),
         include_str!("../../migrations/postgres/0018_import_nodes.sql"),
     ),
+    (
+        19,
+        "import_indexes",
+        include_str!("../../migrations/0019_import_indexes.sql"),
+        include_str!("../../migrations/postgres/0019_import_indexes.sql"),
+    ),
 ];
 
 /// Errors of the store layer.
