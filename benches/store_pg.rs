@@ -6,8 +6,9 @@
 //! Runs on a throwaway cluster (tests/common/pg.rs), so it needs Debian's `postgresql`
 //! (`BENCH_BACKEND=sqlite`: the import on a SQLite file instead, for comparison):
 //! `cargo bench --profile dev --bench store_pg` (or without `--profile dev` for optimised code).
-//! `BENCH_INDEXES=0018`: the import with the contacts indexes of before migration 0019 (on
-//! PostgreSQL), to compare the two on one build and one machine state.
+//! `BENCH_INDEXES=0018`: the import with the contacts indexes and contact_phones' campaign key
+//! of before migrations 0019 and 0020 (on PostgreSQL), to compare on one build and one machine
+//! state.
 //! It reports figures; it fails on no time.
 
 #[path = "../tests/common/pg.rs"]
@@ -94,15 +95,16 @@ async fn campaign(store: &Store, name: &str) -> (i64, i64) {
     (c.id, t.id)
 }
 
-/// The contacts indexes as they were before migration 0019, for `BENCH_INDEXES=0018`: the
-/// same build imports with either set.
+/// The contacts indexes, and contact_phones' key on its campaign, as they were before
+/// migrations 0019 and 0020, for `BENCH_INDEXES=0018`: the same build imports with either.
 const INDEXES_0018: &str =
     "DROP INDEX contacts_callable; DROP INDEX contacts_due; DROP INDEX contacts_task; \
     CREATE INDEX contacts_callable ON contacts (task_id, time_zone, follow_up_ms, attempts) \
       WHERE status = 'open' AND dnc < 2; \
     CREATE INDEX contacts_due ON contacts (campaign_id, follow_up_ms); \
     CREATE INDEX contacts_task ON contacts (task_id, status, follow_up_ms); \
-    CREATE INDEX contacts_import ON contacts (import_id, import_line)";
+    CREATE INDEX contacts_import ON contacts (import_id, import_line); \
+    ALTER TABLE contact_phones ADD FOREIGN KEY (campaign_id) REFERENCES campaigns (id) ON DELETE CASCADE";
 
 async fn import(store: &Store, url: &str, rows: u64) {
     if std::env::var("BENCH_INDEXES").is_ok_and(|v| v == "0018") {
@@ -112,7 +114,7 @@ async fn import(store: &Store, url: &str, rows: u64) {
             .await
             .unwrap();
         sqlx::raw_sql(INDEXES_0018).execute(&pool).await.unwrap();
-        println!("import: with the contacts indexes of migration 0018");
+        println!("import: with the contacts indexes and keys of migration 0018");
     }
     let (campaign, task) = campaign(store, "import").await;
     let peak = Arc::new(AtomicU64::new(0));
