@@ -6,6 +6,9 @@
 //! Runs on a throwaway cluster (tests/common/pg.rs), so it needs Debian's `postgresql`
 //! (`BENCH_BACKEND=sqlite`: the import on a SQLite file instead, for comparison):
 //! `cargo bench --profile dev --bench store_pg` (or without `--profile dev` for optimised code).
+//! `BENCH_INDEXES=0018`: the import with the contacts indexes and contact_phones' campaign key
+//! of before migrations 0019 and 0020 (on PostgreSQL), to compare on one build and one machine
+//! state.
 //! It reports figures; it fails on no time.
 
 #[path = "../tests/common/pg.rs"]
@@ -92,7 +95,27 @@ async fn campaign(store: &Store, name: &str) -> (i64, i64) {
     (c.id, t.id)
 }
 
-async fn import(store: &Store, rows: u64) {
+/// The contacts indexes, and contact_phones' key on its campaign, as they were before
+/// migrations 0019 and 0020, for `BENCH_INDEXES=0018`: the same build imports with either.
+const INDEXES_0018: &str =
+    "DROP INDEX contacts_callable; DROP INDEX contacts_due; DROP INDEX contacts_task; \
+    CREATE INDEX contacts_callable ON contacts (task_id, time_zone, follow_up_ms, attempts) \
+      WHERE status = 'open' AND dnc < 2; \
+    CREATE INDEX contacts_due ON contacts (campaign_id, follow_up_ms); \
+    CREATE INDEX contacts_task ON contacts (task_id, status, follow_up_ms); \
+    CREATE INDEX contacts_import ON contacts (import_id, import_line); \
+    ALTER TABLE contact_phones ADD FOREIGN KEY (campaign_id) REFERENCES campaigns (id) ON DELETE CASCADE";
+
+async fn import(store: &Store, url: &str, rows: u64) {
+    if std::env::var("BENCH_INDEXES").is_ok_and(|v| v == "0018") {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(INDEXES_0018).execute(&pool).await.unwrap();
+        println!("import: with the contacts indexes and keys of migration 0018");
+    }
     let (campaign, task) = campaign(store, "import").await;
     let peak = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -200,7 +223,7 @@ async fn next_callable(store: &Store, url: &str, contacts: u64) {
         (
             "due follow-ups",
             "SELECT follow_up_ms, attempts, id FROM contacts WHERE task_id = $1 AND status = 'open' \
-             AND dnc < 2 AND time_zone = $2 AND follow_up_ms <= $3 \
+             AND dnc < 2 AND follow_up_ms IS NOT NULL AND time_zone = $2 AND follow_up_ms <= $3 \
              AND NOT EXISTS (SELECT 1 FROM contact_leases cl WHERE cl.contact_id = contacts.id) \
              ORDER BY follow_up_ms, attempts, id LIMIT $4",
         ),
@@ -251,7 +274,7 @@ fn main() {
         .block_on(async {
             let store = Store::open_at(&location, dir.path()).await.unwrap();
             if rows > 0 {
-                import(&store, rows).await;
+                import(&store, &url, rows).await;
             }
             if contacts > 0 && !sqlite {
                 next_callable(&store, &url, contacts).await;

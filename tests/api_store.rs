@@ -515,7 +515,7 @@ both_stores! {
         );
         let k = contact["id"].as_i64().unwrap();
         let mut tokens = vec![("admin", ADMIN.to_string())];
-        for role in ["operator", "supervisor", "backoffice", "agent"] {
+        for role in ["operator", "supervisor", "backoffice", "agent", "proxy"] {
             let u = admin.ok(
                 "POST",
                 "/api/v1/users",
@@ -528,7 +528,7 @@ both_stores! {
             );
             tokens.push((role, t["token"].as_str().unwrap().to_string()));
         }
-        const ALL: &[&str] = &["admin", "operator", "supervisor", "backoffice", "agent"];
+        const ALL: &[&str] = &["admin", "operator", "supervisor", "backoffice", "agent", "proxy"];
         const READ: &[&str] = &["admin", "operator", "supervisor", "backoffice"];
         const WRITE: &[&str] = &["admin", "operator"];
         const EDIT: &[&str] = &["admin", "operator", "backoffice"];
@@ -690,7 +690,7 @@ both_stores! {
                 "GET",
                 "/api/v1/nodes/route?sip_user=nobody".into(),
                 None,
-                DIAL,
+                &["admin", "operator", "supervisor", "proxy"],
             ),
             (
                 "POST",

@@ -415,3 +415,51 @@ both_stores_async! {
         assert_eq!(s.callable(noon).await, ["a"]);
     }
 }
+
+both_stores_async! {
+    /// A zone whose callable contacts are all never called, and one whose are all follow-ups,
+    /// are both dialled: the task's zones come from the follow-ups' index and the
+    /// never-called contacts' index together (migration 0019 keeps new contacts out of the
+    /// first). A zone with only closed or called-without-follow-up contacts gives nothing.
+    async fn zones_of_only_fresh_or_only_follow_up_contacts_are_both_dialled() {
+        let s = setup().await;
+        let ny = "America/New_York";
+        let tokyo = "Asia/Tokyo";
+        s.add("b-fresh", json!({"phones": ["030 1000001"]})).await;
+        s.add(
+            "n-overdue",
+            json!({"phones": ["+1 212 555 0102"], "time_zone": ny, "attempts": 1,
+                   "follow_up_at": "2025-01-15T12:00:00Z"}),
+        )
+        .await;
+        s.add(
+            "t-called",
+            json!({"phones": ["+81 3 1234 5678"], "time_zone": tokyo, "attempts": 1}),
+        )
+        .await;
+        // 13:00 UTC: 14:00 in Berlin, 08:00 in New York, 22:00 in Tokyo.
+        let mut campaign = s.store.campaign(s.campaign).await.unwrap().spec;
+        campaign.calling_hours.from = "00:00".into();
+        campaign.calling_hours.to = "24:00".into();
+        s.store
+            .update_campaign(s.campaign, &campaign)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.callable("2025-01-15T13:00:00Z").await,
+            ["n-overdue", "b-fresh"]
+        );
+        // A Berlin follow-up and a New York newcomer: each zone now in both lists.
+        s.add(
+            "b-overdue",
+            json!({"phones": ["030 1000002"], "attempts": 1, "follow_up_at": "2025-01-15T11:00:00Z"}),
+        )
+        .await;
+        s.add("n-fresh", json!({"phones": ["+1 212 555 0101"], "time_zone": ny}))
+            .await;
+        assert_eq!(
+            s.callable("2025-01-15T13:00:00Z").await,
+            ["b-overdue", "n-overdue", "b-fresh", "n-fresh"]
+        );
+    }
+}

@@ -512,7 +512,7 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
              [sessions]\nring_timeout = \"10s\"\n\
              [media]\nrtp_port_min = {rtp}\nrtp_port_max = {}\n\
              [[trunks]]\nname = \"kamailio\"\nhost = \"127.0.0.1\"\nport = {k_port}\n\
-             keepalive = \"0s\"\n",
+             keepalive = \"0s\"\ncluster_proxy = true\n",
             rtp + 398
         );
         let dir = tempfile::tempdir().unwrap();
@@ -534,8 +534,8 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
         .collect();
     let port_of = |d: &Daemon| d.sip.port();
     let admin = Api::new(&nodes[0], ADMIN);
-    // Kamailio asks the nodes with a supervisor's token: the least role that may.
-    let (_, kamailio_user) = user(&admin, "kamailio", "supervisor");
+    // Kamailio asks the nodes with a token of role proxy: it may read the route only.
+    let (_, kamailio_user) = user(&admin, "kamailio", "proxy");
     let mut list = String::new();
     for (k, d) in nodes.iter().enumerate() {
         list.push_str(&format!("1 sip:127.0.0.1:{} 0 0\n", port_of(d)));

@@ -6,8 +6,9 @@
 //! `X-Dialerd-Last-Resort: 1`: the node takes it as a missed callback (the caller hears they
 //! will be called back; the contact's history, the call record and
 //! `dialerd_inbound_calls_total{result="missed"}` show it). The same header from a carrier
-//! (Kamailio strips it), from a carrier straight to a node (no trunk: refused) or from an
-//! agent's phone (no trunk) changes nothing.
+//! (Kamailio strips it), from a carrier straight to a node (no trunk: refused; a trunk that is
+//! not the `cluster_proxy`: refused for the task's node) or from an agent's phone (no trunk)
+//! changes nothing.
 
 mod common;
 
@@ -18,7 +19,7 @@ use common::phone::Phone;
 use common::ua::TestUa;
 use common::{metric, status_of, ClusterProxy, Daemon};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 const LINE: &str = "+4930555123";
@@ -37,13 +38,16 @@ struct Cluster {
     campaign: i64,
     task: i64,
     contacts: (i64, i64),
+    /// The SIP socket of a carrier that is a trunk of every node (`direct`), not the proxy.
+    direct: UdpSocket,
     _agent: Sipp,
     _logs: tempfile::TempDir,
 }
 
 /// A node named `name` on the store `url`: Kamailio on `k_port` is its trunk for carriers'
-/// calls; its line verification calls go out through the carrier `far`.
-fn node(url: &str, name: &str, k_port: u16, far: &Phone) -> Daemon {
+/// calls (the cluster proxy); its line verification calls go out through the carrier `far`;
+/// the carrier at `direct` is a trunk too.
+fn node(url: &str, name: &str, k_port: u16, far: &Phone, direct: u16) -> Daemon {
     let (rtp_min, rtp_max) = rtp_ports();
     let config = format!(
         "{BASE}[sip]\ndigest_algorithms = [\"MD5\"]\n\
@@ -52,7 +56,9 @@ fn node(url: &str, name: &str, k_port: u16, far: &Phone) -> Daemon {
          [sessions]\nring_timeout = \"10s\"\n\
          [media]\nrtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n\
          [[trunks]]\nname = \"kamailio\"\nhost = \"127.0.0.1\"\nport = {k_port}\nkeepalive = \"0s\"\n\
+         cluster_proxy = true\n\
          [[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {}\nkeepalive = \"0s\"\n\
+         [[trunks]]\nname = \"direct\"\nhost = \"127.0.0.1\"\nport = {direct}\nkeepalive = \"0s\"\n\
          [lines]\naccess_number = \"{ACCESS}\"\nforward_timeout = \"10s\"\ntrunk = \"carrier\"\n\
          caller_id_pool = [\"+4930999201\"]\n",
         far.port()
@@ -76,9 +82,11 @@ impl Cluster {
         let far = Phone::new();
         let k_port = free_udp_port();
         let kamailio = SocketAddr::from(([127, 0, 0, 1], k_port));
+        let direct = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let direct_port = direct.local_addr().unwrap().port();
         let nodes: Vec<Daemon> = ["n1", "n2"]
             .iter()
-            .map(|n| node(&url, n, k_port, &far))
+            .map(|n| node(&url, n, k_port, &far, direct_port))
             .collect();
         let list: String = nodes
             .iter()
@@ -150,6 +158,7 @@ impl Cluster {
             campaign: c,
             task,
             contacts,
+            direct,
             _agent: agent,
             _logs: logs,
         }
@@ -250,8 +259,14 @@ fn a_callback_every_node_refuses_is_taken_as_missed_by_the_last_resort() {
         )),
         "{log}"
     );
-    // n2 refused it first (n1's lease still held), then took it as a missed callback.
+    // n2 refused it first (n1's lease still held), then took it as a missed callback (counted
+    // once the store has it, after dialerd's BYE).
     assert_eq!(cl.inbound(1, "elsewhere"), 1.0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cl.inbound(1, "missed") < 1.0 {
+        assert!(Instant::now() < deadline, "n2 counted no missed callback");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(cl.inbound(1, "missed"), 1.0);
     let history = cl.inbound_history(1, ann);
     assert_eq!(history.len(), before + 1, "{history:?}");
@@ -324,6 +339,11 @@ fn the_last_resort_header_from_a_carrier_or_a_phone_changes_nothing() {
         1.0,
         "n2 refused one call:\n{log}"
     );
+    // Counted once the store has them, after dialerd's BYE.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cl.inbound(0, "missed") < 2.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(cl.inbound(0, "missed"), 2.0, "n1 took both:\n{log}");
     for id in [ann, bob] {
         let history = cl.inbound_history(0, id);
@@ -348,6 +368,22 @@ fn the_last_resort_header_from_a_carrier_or_a_phone_changes_nothing() {
         &format!("P-Asserted-Identity: <sip:{ANN}@carrier.example>\r\n{forged}\r\n"),
     );
     assert_eq!(status_of(&ua.final_response_without_ack()), 403);
+
+    // Straight from a carrier that is n2's trunk too, but not the cluster proxy: the header
+    // proves nothing, so n2 refuses the callback for n1, which dials the task (without the
+    // trunk's cluster_proxy check n2 took it as a missed callback: 200).
+    let ua = TestUa::on(
+        cl.direct.try_clone().unwrap(),
+        cl.nodes[1].sip,
+        "forged-trunk",
+    );
+    ua.invite_with(
+        LINE,
+        &format!("P-Asserted-Identity: <sip:{ANN}@carrier.example>\r\n{forged}\r\n"),
+    );
+    assert_eq!(status_of(&ua.final_response()), 503);
+    assert_eq!(cl.inbound(1, "elsewhere"), 2.0);
+    assert_eq!(cl.inbound(1, "missed"), 0.0);
 
     // From an agent's phone registered with n2 (it may call n2, but is no trunk), as a
     // callback forwarded to the access number: still refused for n1 to take.
@@ -374,7 +410,7 @@ fn the_last_resort_header_from_a_carrier_or_a_phone_changes_nothing() {
         "the phone's call: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(cl.inbound(1, "elsewhere"), 2.0);
+    assert_eq!(cl.inbound(1, "elsewhere"), 3.0);
     assert_eq!(cl.inbound(1, "missed"), 0.0);
     assert_eq!(cl.inbound_history(0, ann).len(), 1);
 }

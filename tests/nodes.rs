@@ -343,3 +343,75 @@ both_stores! {
         assert_eq!(nodes(&d)["r1"]["instance"], instance.as_str());
     }
 }
+
+both_stores! {
+    /// The cluster's SIP proxy gets a token of role `proxy`: it reads the route (and `/me`,
+    /// as every role), and every other route of the OpenAPI document answers it 403 — the
+    /// ones that spend money (dialling, test and verification calls) and hand out tokens
+    /// among them — and changes nothing.
+    fn a_proxy_token_reads_the_route_and_nothing_else() {
+        let (d, want) = published_node();
+        let admin = Api::new(&d, ADMIN);
+        let (c, task) = common::api::campaign(&admin, "Routed");
+        let line = admin.ok("POST", "/api/v1/lines", Some(serde_json::json!({"number": "+4930555123"})));
+        let (_, proxy) = common::api::user(&admin, "kamailio", "proxy");
+        let (status, body) = {
+            let auth = format!("Bearer {}", proxy.token);
+            let (status, _, body) = common::http_request(
+                d.http,
+                "GET",
+                "/api/v1/nodes/route?sip_user=desk1",
+                &[("Authorization", &auth)],
+                b"",
+            );
+            (status, body)
+        };
+        assert_eq!((status, body.as_str()), (200, want.as_str()));
+        assert_eq!(proxy.ok("GET", "/api/v1/me", None)["role"], "proxy");
+
+        let doc = admin.ok("GET", "/api/v1/openapi.json", None);
+        let mut wrong = Vec::new();
+        let mut tried = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            if path == "/api/v1/nodes/route" || path == "/api/v1/me" {
+                continue;
+            }
+            let url = path
+                .replace("{id}", &if path.starts_with("/api/v1/lines") {
+                    line["id"].to_string()
+                } else {
+                    c.to_string()
+                })
+                .replace("{task}", &task.to_string())
+                .replace("{name}", "x")
+                .replace("{contact}", "1")
+                .replace("{import}", "1")
+                .replace("{file}", "1");
+            assert!(!url.contains('{'), "a parameter to fill in: {url}");
+            let url = if url.ends_with("/form/preview") {
+                format!("{url}?contact=1")
+            } else {
+                url
+            };
+            for (method, op) in ops.as_object().unwrap() {
+                if op.get("security").is_none() {
+                    continue; // no token needed (login, the document, WebSockets)
+                }
+                let method = method.to_uppercase();
+                let body = (method != "GET" && method != "DELETE").then(|| serde_json::json!({}));
+                let (status, problem) = proxy.call(&method, &url, body);
+                tried += 1;
+                if status != 403 {
+                    wrong.push(format!("{method} {url}: {status} {problem}"));
+                }
+            }
+        }
+        assert!(tried > 60, "{tried} routes tried");
+        assert!(wrong.is_empty(), "{wrong:#?}");
+        // Nothing changed: the campaign is not dialling, the line not called, no token made.
+        let campaign = admin.ok("GET", &format!("/api/v1/campaigns/{c}"), None);
+        assert_eq!(campaign["status"], "disabled", "{campaign}");
+        let calls = admin.ok("GET", &format!("/api/v1/lines/{}/verifications", line["id"]), None);
+        assert_eq!(calls.as_array().map(Vec::len), Some(0), "{calls}");
+    }
+}

@@ -37,6 +37,9 @@ pub const USERS: &[Role] = &[Role::Admin];
 pub const LINES: &[Role] = &[Role::Admin, Role::Operator];
 /// Trunk status.
 pub const TRUNKS_READ: &[Role] = &[Role::Admin, Role::Operator, Role::Supervisor];
+/// Which node serves an agent's phone: also the cluster's SIP proxy, whose token may do
+/// nothing else.
+pub const NODE_ROUTE: &[Role] = &[Role::Admin, Role::Operator, Role::Supervisor, Role::Proxy];
 /// A test call through a trunk (the caller ID limited to verified lines).
 pub const TEST_CALL: &[Role] = &[Role::Admin, Role::Operator];
 /// A test call showing any caller ID, verified or not.

@@ -2,7 +2,7 @@
 //! heartbeat) and which dials which call task (the task leases), read from the store: the same
 //! answer on every node, with the name of the node that answers.
 
-use super::auth::{Caller, TRUNKS_READ};
+use super::auth::{Caller, NODE_ROUTE, TRUNKS_READ};
 use super::problem::{Problem, QueryOf};
 use super::AppState;
 use crate::store::{now_ms, rfc3339};
@@ -75,7 +75,7 @@ pub async fn route(
     caller: Caller,
     QueryOf(q): QueryOf<RouteQuery>,
 ) -> Result<Response, Problem> {
-    caller.require(TRUNKS_READ)?;
+    caller.require(NODE_ROUTE)?;
     let config_account = s.agents.is_config_account(&q.sip_user);
     let Some(tasks) = s
         .store

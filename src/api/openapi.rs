@@ -32,6 +32,7 @@ const READ: &str = "admin, operator, supervisor, backoffice";
 const WRITE: &str = "admin, operator";
 const EDIT: &str = "admin, operator, backoffice";
 const DIAL: &str = "admin, operator, supervisor";
+const ROUTE: &str = "admin, operator, supervisor, proxy";
 const AGENTS: &str = "admin, supervisor";
 const LIST: &[(&str, &str)] = &[
     ("cursor", "`next` of the previous page"),
@@ -59,7 +60,7 @@ fn ops() -> Vec<Op> {
         op("get", "/readyz", "Readiness: 200 when ready, 503 before and while draining", "", &[], None, ("200", "text")),
         op("get", "/api/v1/trunks", "SIP trunks and their state", DIAL, &[], None, ("200", "array")),
         op("get", "/api/v1/nodes", "The nodes that are up (name, instance, last heartbeat, SIP URI) and which dials which call task (the task leases of the nodes sharing the store), and this node's name", DIAL, &[], None, ("200", "object")),
-        op("get", "/api/v1/nodes/route", "The SIP URI of the node that should serve the agent whose phone registers as `sip_user`, as plain text (for Kamailio's http_client): the node holding a lease on one of the agent's call tasks (lowest task first), else the node that rendezvous hashing of the agent's lowest call task (no task: its user name) picks among the nodes up; the node's name in the `Dialerd-Node` header; 404 for an account that is no agent's", DIAL, &[("sip_user", "the phone's SIP user name")], None, ("200", "text")),
+        op("get", "/api/v1/nodes/route", "The SIP URI of the node that should serve the agent whose phone registers as `sip_user`, as plain text (for Kamailio's http_client): the node holding a lease on one of the agent's call tasks (lowest task first), else the node that rendezvous hashing of the agent's lowest call task (no task: its user name) picks among the nodes up; the node's name in the `Dialerd-Node` header; 404 for an account that is no agent's", ROUTE, &[("sip_user", "the phone's SIP user name")], None, ("200", "text")),
         op("post", "/api/v1/trunks/{name}/test-call", "Place one test call through a trunk (a `caller_id` other than a verified line's number: admin only)", WRITE, &[], Json("TestCall"), ("200", "object")),
         op("get", "/api/v1/openapi.json", "This document", "", &[], None, ("200", "object")),
         op("post", "/api/v1/login", "A new token for a name and password", "", &[], Json("Login"), ("201", "Token")),

@@ -829,6 +829,10 @@ pub struct TrunkConfig {
     /// SRTP with SDES keys on this trunk's calls (TLS trunks only): `srtp`, `optional`, `none`.
     #[serde(default)]
     pub media_encryption: MediaEncryption,
+    /// This trunk is the proxy in front of several nodes (conf/kamailio/dialerd-cluster.cfg),
+    /// not a carrier: only its calls may ask for the last resort (`X-Dialerd-Last-Resort`).
+    #[serde(default)]
+    pub cluster_proxy: bool,
 }
 
 fn default_true() -> bool {

@@ -101,6 +101,7 @@ mod tests {
             media_encryption: Default::default(),
             trunk: None,
             behind_nat: false,
+            from_cluster_proxy: false,
         }
     }
 

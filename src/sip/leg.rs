@@ -226,6 +226,9 @@ pub struct Incoming {
     /// The caller is known to be behind NAT (its trunk's `nat`): its media may come from
     /// another address than its SDP names.
     pub behind_nat: bool,
+    /// It came from a trunk marked `cluster_proxy`: the proxy in front of the nodes, whose
+    /// [`LAST_RESORT_HEADER`] is believed (a carrier's is not).
+    pub from_cluster_proxy: bool,
     /// Whether its media may be SRTP: over TLS, its trunk's `media_encryption` (or `optional`
     /// for phones); never over UDP or TCP, where SDES keys would travel in clear.
     pub media_encryption: crate::config::MediaEncryption,
@@ -233,7 +236,8 @@ pub struct Incoming {
 
 /// The header a proxy in front of several nodes (conf/kamailio/dialerd-cluster.cfg) adds, with
 /// the value `1`, when it relays a call once more after every node refused it with 503: the
-/// node is to take the call whatever it dials. Trusted only from a trunk.
+/// node is to take the call whatever it dials. Trusted only from a trunk marked
+/// `cluster_proxy`.
 pub const LAST_RESORT_HEADER: &str = "X-Dialerd-Last-Resort";
 
 /// What the layers above ask of the SIP endpoint.

@@ -2,9 +2,10 @@
 //! due or never called, and inside the campaign's calling hours in the contact's own zone.
 //!
 //! Fast at a million contacts: the task's distinct zones come from the `contacts_callable`
-//! index by a loose index scan, each zone is judged once with chrono-tz, and each zone that
-//! is inside its hours gives two index-ordered lists (overdue follow-ups, never called) that
-//! are merged here; only the chosen rows are read whole.
+//! (follow-ups) and `contacts_fresh` (never called) indexes by loose index scans, each zone
+//! is judged once with chrono-tz, and each zone that is inside its hours gives two
+//! index-ordered lists (overdue follow-ups, never called) that are merged here; only the
+//! chosen rows are read whole.
 //!
 //! A call task with `settings.filter` or `settings.order` is selected with one query per
 //! bucket over the zones inside their hours instead: the filter's conditions hold for
@@ -86,8 +87,16 @@ fn owner_hold(settings: &CallSettings, now_ms: i64) -> String {
     format!(" AND (owner IS NULL OR follow_up_ms <= {cutoff})")
 }
 
-/// The callable part of the `contacts_callable` index's condition, as the index states it.
+/// The callable part of the `contacts_callable` and `contacts_fresh` indexes' conditions, as
+/// the indexes state it.
 const CALLABLE: &str = "status = 'open' AND dnc < 2";
+
+/// The rest of `contacts_callable`'s condition: follow-ups only (migration 0019), so that a
+/// new contact does not enter it.
+const FOLLOW_UP: &str = " AND follow_up_ms IS NOT NULL";
+
+/// The rest of `contacts_fresh`'s condition: never called.
+const FRESH: &str = " AND follow_up_ms IS NULL AND attempts = 0";
 
 /// `AND …` leaving out contacts leased to a call now (one probe of the leases' key each): a
 /// dialer with thousands of calls in flight would otherwise read them all again at every lease.
@@ -111,15 +120,21 @@ impl Store {
         Ok((settings, span(&campaign.spec.calling_hours)?))
     }
 
-    /// Distinct zones of a task's callable contacts, one index probe each.
+    /// Distinct zones of a task's callable contacts (follow-ups or never called), one index
+    /// probe per zone in each of the two indexes.
     async fn callable_zones(&self, task_id: i64) -> Result<Vec<String>> {
         let sql = format!(
-            "WITH RECURSIVE z(tz) AS ( \
-               SELECT MIN(time_zone) FROM contacts WHERE task_id = $1 AND {CALLABLE} \
+            "WITH RECURSIVE d(tz) AS ( \
+               SELECT MIN(time_zone) FROM contacts WHERE task_id = $1 AND {CALLABLE}{FOLLOW_UP} \
                UNION ALL \
-               SELECT (SELECT MIN(time_zone) FROM contacts WHERE task_id = $1 AND {CALLABLE} AND time_zone > z.tz) \
-               FROM z WHERE z.tz IS NOT NULL) \
-             SELECT tz FROM z WHERE tz IS NOT NULL"
+               SELECT (SELECT MIN(time_zone) FROM contacts WHERE task_id = $1 AND {CALLABLE}{FOLLOW_UP} AND time_zone > d.tz) \
+               FROM d WHERE d.tz IS NOT NULL), \
+             f(tz) AS ( \
+               SELECT MIN(time_zone) FROM contacts WHERE task_id = $1 AND {CALLABLE}{FRESH} \
+               UNION ALL \
+               SELECT (SELECT MIN(time_zone) FROM contacts WHERE task_id = $1 AND {CALLABLE}{FRESH} AND time_zone > f.tz) \
+               FROM f WHERE f.tz IS NOT NULL) \
+             SELECT tz FROM d WHERE tz IS NOT NULL UNION SELECT tz FROM f WHERE tz IS NOT NULL ORDER BY 1"
         );
         Ok(sqlx::query_scalar(&sql)
             .bind(task_id)
@@ -181,7 +196,7 @@ impl Store {
         for zone in &zones {
             let hold = self.held_by_rules(zone, now_ms);
             let rows = sqlx::query(&format!(
-                "SELECT follow_up_ms, attempts, id FROM contacts WHERE task_id = $1 AND {CALLABLE} \
+                "SELECT follow_up_ms, attempts, id FROM contacts WHERE task_id = $1 AND {CALLABLE}{FOLLOW_UP} \
                  AND time_zone = $2 AND follow_up_ms <= $3{hold}{kept}{UNLEASED} ORDER BY follow_up_ms, attempts, id LIMIT $4"
             ))
             .bind(task_id)
@@ -198,8 +213,8 @@ impl Store {
             }
             fresh.extend(
                 sqlx::query_scalar::<_, i64>(&format!(
-                    "SELECT id FROM contacts WHERE task_id = $1 AND {CALLABLE} AND time_zone = $2 \
-                     AND follow_up_ms IS NULL AND attempts = 0{hold}{UNLEASED} ORDER BY id LIMIT $3"
+                    "SELECT id FROM contacts WHERE task_id = $1 AND {CALLABLE}{FRESH} AND time_zone = $2\
+                     {hold}{UNLEASED} ORDER BY id LIMIT $3"
                 ))
                 .bind(task_id)
                 .bind(zone)
@@ -251,7 +266,8 @@ impl Store {
         };
         let mut q = QueryBuilder::new("SELECT id");
         start(&mut q);
-        q.push(" AND follow_up_ms <= ")
+        q.push(FOLLOW_UP)
+            .push(" AND follow_up_ms <= ")
             .push_bind(now_ms)
             .push(kept.to_string())
             .push(" ORDER BY follow_up_ms, attempts, id LIMIT ")
@@ -261,7 +277,7 @@ impl Store {
         if left > 0 {
             let mut q = QueryBuilder::new("SELECT id");
             start(&mut q);
-            q.push(" AND follow_up_ms IS NULL AND attempts = 0 ORDER BY ");
+            q.push(FRESH).push(" ORDER BY ");
             if let Some(o) = order {
                 let numeric = self
                     .form(campaign_id)
@@ -320,7 +336,9 @@ impl Store {
         for o in owners {
             list.push_bind(o.clone());
         }
-        q.push(") AND follow_up_ms <= ")
+        q.push(")")
+            .push(FOLLOW_UP)
+            .push(" AND follow_up_ms <= ")
             .push_bind(now_ms)
             .push(" AND follow_up_ms > ")
             .push_bind(cutoff);

@@ -956,9 +956,15 @@ impl Store {
                     push_filter(&mut q, filter, now);
                     let by_time = bucket == 0 || bucket == 2;
                     match bucket {
-                        0 => q.push(" AND follow_up_ms <= ").push_bind(now),
+                        // Buckets by time name `follow_up_ms IS NOT NULL`, the condition of
+                        // contacts_due (migration 0019), for either database to match it.
+                        0 => q
+                            .push(" AND follow_up_ms IS NOT NULL AND follow_up_ms <= ")
+                            .push_bind(now),
                         1 => q.push(" AND follow_up_ms IS NULL AND attempts = 0"),
-                        2 => q.push(" AND follow_up_ms > ").push_bind(now),
+                        2 => q
+                            .push(" AND follow_up_ms IS NOT NULL AND follow_up_ms > ")
+                            .push_bind(now),
                         _ => q.push(" AND follow_up_ms IS NULL AND attempts > 0"),
                     };
                     match after.filter(|_| bucket == first) {

@@ -692,6 +692,8 @@ impl Store {
         let mut truncated = false;
         let mut failure = None;
         let mut undone = None;
+        // The lowest and highest id the import inserted: where its undo looks.
+        let mut span: Option<(i64, i64)> = None;
         let mut next = first;
         let mut batches = 0u64;
         while let Some(chunk) = next {
@@ -701,7 +703,7 @@ impl Store {
                     break;
                 }
                 Chunk::Malformed(e) => {
-                    undone = Some(self.undo_import(id, task_id).await?);
+                    undone = Some(self.undo_import(id, task_id, span).await?);
                     failure = Some(e);
                     break;
                 }
@@ -721,7 +723,12 @@ impl Store {
                         .import_batch(campaign_id, task_id, id, rows, read, &mut all)
                         .await
                     {
-                        Ok(()) => {}
+                        Ok(ids) => {
+                            span = match (span, ids) {
+                                (Some((lo, hi)), Some((a, b))) => Some((lo.min(a), hi.max(b))),
+                                (s, i) => s.or(i),
+                            };
+                        }
                         Err(e) => {
                             failure = Some(e);
                             break;
@@ -775,15 +782,27 @@ impl Store {
     /// are still as inserted (open, `$none`, never called, in the import's task) are deleted
     /// with their numbers and history, and its counts say so, in one transaction. Returns how
     /// many were taken out. Contacts that got results meanwhile stay (and the report's
-    /// `inserted` still counts them).
-    async fn undo_import(&self, import_id: i64, task_id: i64) -> Result<i64> {
+    /// `inserted` still counts them). `ids` is the range of ids the import inserted (none:
+    /// nothing to undo): the primary key finds them, other writers' contacts in the range are
+    /// left by their `import_id`.
+    async fn undo_import(
+        &self,
+        import_id: i64,
+        task_id: i64,
+        ids: Option<(i64, i64)>,
+    ) -> Result<i64> {
+        let Some((first, last)) = ids else {
+            return Ok(0);
+        };
         let mut db = self.writer.begin().await?;
         let undone = sqlx::query(
-            "DELETE FROM contacts WHERE import_id = $1 AND task_id = $2 AND attempts = 0 \
-             AND status = 'open' AND detail = '$none'",
+            "DELETE FROM contacts WHERE id >= $3 AND id <= $4 AND import_id = $1 AND task_id = $2 \
+             AND attempts = 0 AND status = 'open' AND detail = '$none'",
         )
         .bind(import_id)
         .bind(task_id)
+        .bind(first)
+        .bind(last)
         .execute(&mut *db)
         .await?
         .rows_affected() as i64;
@@ -797,7 +816,8 @@ impl Store {
     }
 
     /// One batch in one transaction: drops rows whose numbers the campaign (or an earlier row
-    /// of the batch) has, inserts the rest, and adds the counts to the import row.
+    /// of the batch) has, inserts the rest, and adds the counts to the import row. Returns the
+    /// lowest and highest id inserted (none when every row was dropped).
     async fn import_batch(
         &self,
         campaign_id: i64,
@@ -806,7 +826,7 @@ impl Store {
         rows: Vec<NewContact>,
         read: u64,
         problems: &mut Vec<RowProblem>,
-    ) -> Result<()> {
+    ) -> Result<Option<(i64, i64)>> {
         let mut tally = Tally {
             rows: read as i64,
             bad: problems.len() as i64,
@@ -849,7 +869,8 @@ impl Store {
             }
         }
         tally.inserted = good.len() as i64;
-        Self::insert_contacts(&mut db, campaign_id, task_id, Some(import_id), &good).await?;
+        let ids =
+            Self::insert_contacts(&mut db, campaign_id, task_id, Some(import_id), &good).await?;
         let fresh: Vec<String> = good.iter().flat_map(|r| r.phones.iter().cloned()).collect();
         Self::mark_new_numbers(&mut db, campaign_id, &fresh).await?;
         sqlx::query(
@@ -864,7 +885,11 @@ impl Store {
         .execute(&mut *db)
         .await?;
         db.commit().await?;
-        Ok(())
+        Ok(ids
+            .iter()
+            .min()
+            .zip(ids.iter().max())
+            .map(|(a, b)| (*a, *b)))
     }
 }
 

@@ -172,6 +172,18 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/0018_import_nodes.sql"),
         include_str!("../../migrations/postgres/0018_import_nodes.sql"),
     ),
+    (
+        19,
+        "import_indexes",
+        include_str!("../../migrations/0019_import_indexes.sql"),
+        include_str!("../../migrations/postgres/0019_import_indexes.sql"),
+    ),
+    (
+        20,
+        "phones_campaign_check",
+        include_str!("../../migrations/0020_phones_campaign_check.sql"),
+        include_str!("../../migrations/postgres/0020_phones_campaign_check.sql"),
+    ),
 ];
 
 /// Errors of the store layer.

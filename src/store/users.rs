@@ -21,16 +21,20 @@ pub enum Role {
     Backoffice,
     /// Its own calls only.
     Agent,
+    /// The SIP proxy in front of several nodes (Kamailio): asks which node serves an agent's
+    /// phone (`GET /api/v1/nodes/route`), nothing else.
+    Proxy,
 }
 
 impl Role {
     /// Every role, for listings and tests.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Operator,
         Role::Supervisor,
         Role::Backoffice,
         Role::Agent,
+        Role::Proxy,
     ];
 
     /// The name used in the API and the database.
@@ -41,6 +45,7 @@ impl Role {
             Role::Supervisor => "supervisor",
             Role::Backoffice => "backoffice",
             Role::Agent => "agent",
+            Role::Proxy => "proxy",
         }
     }
 

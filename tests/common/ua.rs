@@ -28,7 +28,11 @@ pub struct TestUa {
 impl TestUa {
     /// A UA that will call `target` with Call-ID `call_id`.
     pub fn new(target: SocketAddr, call_id: &str) -> Self {
-        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::on(UdpSocket::bind("127.0.0.1:0").unwrap(), target, call_id)
+    }
+
+    /// A UA sending from `sip` (a socket bound beforehand, e.g. at a trunk's address).
+    pub fn on(sip: UdpSocket, target: SocketAddr, call_id: &str) -> Self {
         sip.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();

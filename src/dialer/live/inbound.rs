@@ -75,10 +75,11 @@ pub fn caller_number(call: &Incoming) -> String {
 }
 
 /// True when the proxy in front of the nodes relayed `call` as its last resort (every node
-/// refused it): [`LAST_RESORT_HEADER`] `1` from a trunk. From anybody else the header proves
-/// nothing; the proxy strips it from its carriers.
+/// refused it): [`LAST_RESORT_HEADER`] `1` from a trunk marked `cluster_proxy`. From anybody
+/// else the header proves nothing: the proxy strips it from its carriers, but a carrier that
+/// is a node's trunk too may send straight to the node.
 pub fn last_resort(call: &Incoming) -> bool {
-    call.trunk.is_some()
+    call.from_cluster_proxy
         && call
             .headers
             .iter()
@@ -433,8 +434,9 @@ mod tests {
             source: "127.0.0.1:5060".parse().unwrap(),
             local_ip: "127.0.0.1".parse().unwrap(),
             media_encryption: Default::default(),
-            trunk: Some("carrier".into()),
+            trunk: Some("kamailio".into()),
             behind_nat: false,
+            from_cluster_proxy: true,
         }
     }
 
@@ -472,9 +474,12 @@ mod tests {
     }
 
     #[test]
-    fn the_last_resort_header_counts_from_a_trunk_only() {
+    fn the_last_resort_header_counts_from_the_cluster_proxy_only() {
         let mut c = call("x", "030123", &[("x-dialerd-last-resort", " 1")]);
         assert!(last_resort(&c));
+        c.trunk = Some("carrier".into());
+        c.from_cluster_proxy = false;
+        assert!(!last_resort(&c), "a carrier's header proves nothing");
         c.trunk = None;
         assert!(
             !last_resort(&c),

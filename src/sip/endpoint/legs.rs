@@ -576,6 +576,7 @@ impl Endpoint {
             local_ip: self.transports.local_for(peer.addr).ip(),
             trunk: trunk.map(|c| c.name.clone()),
             behind_nat: trunk.is_some_and(|c| c.nat),
+            from_cluster_proxy: trunk.is_some_and(|c| c.cluster_proxy),
             media_encryption: match peer.transport {
                 Transport::Tls => trunk.map_or(MediaEncryption::Optional, |c| c.media_encryption),
                 Transport::Udp | Transport::Tcp => MediaEncryption::None,

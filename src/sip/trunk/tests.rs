@@ -26,6 +26,7 @@ fn cfg(name: &str, max_calls: u32, max_cps: f64) -> TrunkConfig {
         send_pai: true,
         nat: false,
         media_encryption: Default::default(),
+        cluster_proxy: false,
     }
 }
 
