@@ -89,15 +89,5 @@ if [ -n "$wav" ]; then
 else
     fail "no recording of the relayed call"
 fi
-dropped=$(metric 'dialerd_srtp_packets_dropped_total{kind="rtp"}')
-if [ "${dropped:-0}" = 0 ]; then pass "no SRTP packet failed its check"; else fail "$dropped SRTP packets dropped"; fi
-# baresip sends an RTCP APP "PING" in clear when a call starts: dropped, and counted apart.
-dropped=$(metric 'dialerd_srtp_packets_dropped_total{kind="rtcp"}')
-clear=$(metric 'dialerd_srtp_packets_dropped_total{kind="rtcp_clear"}')
-if [ "${dropped:-0}" = 0 ]; then
-    pass "no SRTCP packet failed its check (${clear:-0} clear RTCP dropped)"
-else
-    fail "$dropped SRTCP packets failed their check"
-    grep -E "SRTP keys set|SRTCP packet dropped" "$WORK/dialerd.log"
-fi
+check_srtp_drops
 exit $FAILED

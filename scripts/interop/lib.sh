@@ -196,3 +196,20 @@ api_agent() {
     tok=$(api POST "/api/v1/users/$u/tokens" '{"label": "interop"}' | json token)
     echo "$t $tok"
 }
+
+# check_srtp_drops: passes when no SRTP or SRTCP packet failed its check (metrics of the daemon
+# on $HTTP_PORT); on a failure prints the SRTP lines of $WORK/dialerd.log.
+check_srtp_drops() {
+    local dropped clear
+    dropped=$(metric 'dialerd_srtp_packets_dropped_total{kind="rtp"}')
+    if [ "${dropped:-0}" = 0 ]; then pass "no SRTP packet failed its check"; else fail "$dropped SRTP packets dropped"; fi
+    # baresip sends an RTCP APP "PING" in clear when a call starts: dropped, and counted apart.
+    dropped=$(metric 'dialerd_srtp_packets_dropped_total{kind="rtcp"}')
+    clear=$(metric 'dialerd_srtp_packets_dropped_total{kind="rtcp_clear"}')
+    if [ "${dropped:-0}" = 0 ]; then
+        pass "no SRTCP packet failed its check (${clear:-0} clear RTCP dropped)"
+    else
+        fail "$dropped SRTCP packets failed their check"
+        grep -E "SRTP keys set|SRTCP packet dropped" "$WORK/dialerd.log"
+    fi
+}
