@@ -60,6 +60,17 @@ impl Setup {
             .id
     }
 
+    /// Sets the campaign's calling hours (local times in each contact's zone).
+    async fn hours(&self, from: &str, to: &str) {
+        let mut campaign = self.store.campaign(self.campaign).await.unwrap().spec;
+        campaign.calling_hours.from = from.into();
+        campaign.calling_hours.to = to.into();
+        self.store
+            .update_campaign(self.campaign, &campaign)
+            .await
+            .unwrap();
+    }
+
     async fn callable(&self, now: &str) -> Vec<String> {
         self.store
             .next_callable(self.campaign, self.task, at(now), 100)
@@ -144,12 +155,7 @@ both_stores_async! {
             .unwrap();
         assert_eq!(two.len(), 2);
         // Narrower hours on the campaign apply at once.
-        let mut campaign = s.store.campaign(s.campaign).await.unwrap().spec;
-        campaign.calling_hours.from = "09:00".into();
-        s.store
-            .update_campaign(s.campaign, &campaign)
-            .await
-            .unwrap();
+        s.hours("09:00", "21:00").await;
         assert_eq!(
             s.callable("2025-01-15T07:30:00Z").await,
             Vec::<String>::new()
@@ -438,13 +444,7 @@ both_stores_async! {
         )
         .await;
         // 13:00 UTC: 14:00 in Berlin, 08:00 in New York, 22:00 in Tokyo.
-        let mut campaign = s.store.campaign(s.campaign).await.unwrap().spec;
-        campaign.calling_hours.from = "00:00".into();
-        campaign.calling_hours.to = "24:00".into();
-        s.store
-            .update_campaign(s.campaign, &campaign)
-            .await
-            .unwrap();
+        s.hours("00:00", "24:00").await;
         assert_eq!(
             s.callable("2025-01-15T13:00:00Z").await,
             ["n-overdue", "b-fresh"]
