@@ -30,15 +30,17 @@ name = "carrier"
 host = "127.0.0.1"
 port = $5
 max_calls = 100000
-max_cps = 10000.0
+max_cps = ${TRUNK_CPS:-10000}.0
 keepalive = "0s"
 CONF
 }
 
 # start_carrier WORK PORT MEDIA_PORT: the SIPp carrier of agents/carrier.xml in the
-# background (answers 30 %, talks 5-20 s with RTP); its pid in $!.
+# background (answers 30 %, talks 5-20 s with RTP: 2 s of a 440 Hz tone in A-law, looped); its
+# pid in $!.
 start_carrier() {
-    (cd sip-scenarios/load/agents && exec sipp -sf carrier.xml -i 127.0.0.1 -p "$2" -mp "$3" \
+    sox -n -r 8000 -c 1 -e a-law -t raw "$1/customer.pcma" synth 2 sine 440 vol 0.3
+    (cd "$1" && exec sipp -sf "$OLDPWD/sip-scenarios/load/agents/carrier.xml" -i 127.0.0.1 -p "$2" -mp "$3" \
        -max_socket 100000 -buff_size 4194304 -nostdin -trace_err -error_file "$1/carrier_errors.log" \
        >"$1/carrier.out" 2>&1) &
 }
