@@ -132,6 +132,17 @@ both_stores! {
             (422, Some("settings.ring_timeout_seconds")),
             "{p}"
         );
+        // A planned wait past the 2 s rule could never be kept.
+        let (status, p) = api.call(
+            "POST",
+            &format!("/api/v1/campaigns/{c}/tasks"),
+            Some(json!({"name": "t", "kind": "call", "settings": {"planned_wait_ms": 2500}})),
+        );
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (422, Some("settings.planned_wait_ms")),
+            "{p}"
+        );
         let (status, p) = api.call("POST", &format!("/api/v1/campaigns/{c}/tasks"), Some(json!({"name": "t", "kind": "wait", "settings": {"seconds": 60}, "flow": [{"status": "success", "next_task": 999}]})));
         assert_eq!(
             (status, p["field"].as_str()),

@@ -11,6 +11,8 @@
 #   abandoned and lost bridges (answered, neither bridged nor abandoned).
 #
 #   sip-scenarios/load/agents.sh N [MINUTES=5]
+#   TRUNK_CPS=300 sip-scenarios/load/agents.sh N   (the trunk's max_cps; default 10000, no cap)
+#   PLANNED_WAIT_MS=100 sip-scenarios/load/agents.sh N   (the task's planned_wait_ms)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . sip-scenarios/load/lib.sh

@@ -113,7 +113,10 @@ impl PacerConfig {
                 r_ready: settings.calls_per_ready_agent,
                 r_wrap: settings.calls_per_wrap_up_agent,
             },
-            predictive: PredictiveConfig::with_target(settings.abandon_target),
+            predictive: PredictiveConfig {
+                wait: Duration::from_millis(settings.planned_wait_ms.into()),
+                ..PredictiveConfig::with_target(settings.abandon_target)
+            },
             ..PacerConfig::default()
         }
     }
@@ -389,6 +392,27 @@ mod tests {
         s.ringing.clear();
         let d = p.decide(&s, &stats, &AbandonLedger::new(), 100.0, Time(1_000_000));
         assert_eq!((d.cancel, d.cancel_after), (0, Duration::ZERO));
+    }
+
+    #[test]
+    fn a_task_planning_shorter_waits_places_fewer_calls_for_busy_agents() {
+        let stats = crate::dialer::predictive::tests::learned();
+        // Wrap-ups end at 10 s: these agents are free 5-7 s from now, as people answered
+        // now come in (5 s and later).
+        let mut s = snap(&[(WrapUp, 3); 10], 0);
+        s.agents.extend(snap(&[(WrapUp, 5); 10], 0).agents);
+        let place = |planned_wait_ms| {
+            let settings = CallSettings {
+                dial_mode: DialMode::Predictive,
+                planned_wait_ms,
+                ..CallSettings::default()
+            };
+            let mut p = Pacer::new(PacerConfig::for_task(&settings));
+            p.decide(&s, &stats, &AbandonLedger::new(), 100.0, Time(0))
+                .place
+        };
+        let (two_s, none) = (place(2000), place(0));
+        assert!(two_s > none, "2 s planned: {two_s} calls, none: {none}");
     }
 
     #[test]

@@ -128,6 +128,10 @@ pub struct CallSettings {
     pub calls_per_wrap_up_agent: f64,
     /// Predictive mode: highest share of abandoned calls.
     pub abandon_target: f64,
+    /// Predictive mode: the longest the pacer plans for an answered person to wait for an
+    /// agent, milliseconds (0 to the 2 s after which the call is abandoned). Shorter waits
+    /// put people through sooner and keep agents less busy.
+    pub planned_wait_ms: u32,
     /// After-call work allowed, seconds.
     pub wrap_up_seconds: u32,
     /// How long a call rings before giving up, seconds (at least 15).
@@ -186,6 +190,12 @@ pub enum Direction {
     Desc,
 }
 
+/// The longest wait the predictive pacer may plan for an answered person, in milliseconds:
+/// the wait after which a person no agent took is abandoned.
+fn planned_wait_max_ms() -> u32 {
+    crate::dialer::answer::MAX_WAIT.as_millis() as u32
+}
+
 /// Checks a field key used in a filter or order: it goes into a JSON path.
 fn check_key(at: &str, key: &str) -> Result<()> {
     if key.is_empty()
@@ -209,6 +219,7 @@ impl Default for CallSettings {
             calls_per_ready_agent: 1.0,
             calls_per_wrap_up_agent: 0.0,
             abandon_target: 0.03,
+            planned_wait_ms: planned_wait_max_ms(),
             wrap_up_seconds: 30,
             ring_timeout_seconds: 25,
             max_attempts: 5,
@@ -431,6 +442,12 @@ impl TaskSpec {
                     return Err(StoreError::invalid(
                         "settings.abandon_target",
                         "wanted a share from 0 to 1",
+                    ));
+                }
+                if c.planned_wait_ms > planned_wait_max_ms() {
+                    return Err(StoreError::invalid(
+                        "settings.planned_wait_ms",
+                        "wanted 0 to 2000 milliseconds (a person no agent took within 2 s is abandoned)",
                     ));
                 }
                 if !(c.calls_per_ready_agent >= 0.0 && c.calls_per_wrap_up_agent >= 0.0) {

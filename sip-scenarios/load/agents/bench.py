@@ -158,6 +158,8 @@ def campaign(node, name, contacts, wrap_up=WRAP_UP):
     task = node.ok("POST", f"/api/v1/campaigns/{c}/tasks", body={"name": "dial", "kind": "call", "settings": {"queue": "sales"}})["id"]
     node.ok("PATCH", f"/api/v1/campaigns/{c}", body={"calling_hours": {"from": "00:00", "to": "24:00"}})
     settings = {"queue": "sales", "dial_mode": "predictive", "wrap_up_seconds": wrap_up, "ring_timeout_seconds": 15}
+    if os.environ.get("PLANNED_WAIT_MS"):
+        settings["planned_wait_ms"] = int(os.environ["PLANNED_WAIT_MS"])
     node.ok("PATCH", f"/api/v1/campaigns/{c}/tasks/{task}", body={"settings": settings})
     # Numbers apart per campaign: several campaigns share the carrier's log.
     base = 10000000 + 1000000 * (c % 90)

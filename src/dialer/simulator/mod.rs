@@ -173,13 +173,16 @@ impl<'a> Sim<'a> {
                 r_wrap: sc.power.r_wrap,
             },
             max_lines_per_agent: sc.max_lines_per_agent,
-            predictive: if sc.hang_up_ringing_after > 0.0 {
-                PredictiveConfig {
-                    cancel_after: Some(Duration::from_secs_f64(sc.hang_up_ringing_after)),
-                    ..PredictiveConfig::with_target(sc.abandon_target)
+            predictive: PredictiveConfig {
+                wait: Duration::from_secs_f64(sc.planned_wait),
+                ..if sc.hang_up_ringing_after > 0.0 {
+                    PredictiveConfig {
+                        cancel_after: Some(Duration::from_secs_f64(sc.hang_up_ringing_after)),
+                        ..PredictiveConfig::with_target(sc.abandon_target)
+                    }
+                } else {
+                    PredictiveConfig::with_target(sc.abandon_target).never_hanging_up()
                 }
-            } else {
-                PredictiveConfig::with_target(sc.abandon_target).never_hanging_up()
             },
             ..PacerConfig::default()
         };

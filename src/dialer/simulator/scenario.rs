@@ -140,6 +140,9 @@ fn default_target() -> f64 {
 fn default_hang_up_after() -> f64 {
     super::super::outcome::MIN_RING_TIMEOUT.as_secs_f64()
 }
+fn default_planned_wait() -> f64 {
+    super::super::answer::MAX_WAIT.as_secs_f64()
+}
 fn default_wrap_up_limit() -> f64 {
     120.0
 }
@@ -201,6 +204,10 @@ pub struct Scenario {
     /// than agents (s; 0: never; else at least 15).
     #[serde(default = "default_hang_up_after")]
     pub hang_up_ringing_after: f64,
+    /// Predictive: the longest wait for an agent the pacer plans for an answered person (s,
+    /// 0 to 2), as a task's `planned_wait_ms`.
+    #[serde(default = "default_planned_wait")]
+    pub planned_wait: f64,
     /// Power-mode ratios.
     #[serde(default)]
     pub power: PowerSettings,
@@ -258,6 +265,9 @@ impl Scenario {
         if h != 0.0 && (h.is_nan() || h < default_hang_up_after()) {
             return Err("`hang_up_ringing_after`: 0 (never) or at least 15 seconds".into());
         }
+        if !(0.0..=default_planned_wait()).contains(&self.planned_wait) {
+            return Err("`planned_wait`: 0 to 2 seconds".into());
+        }
         if self.agents == 0 || self.hours <= 0.0 || self.give_up <= 0.0 || self.max_cps <= 0.0 {
             return Err("`agents`, `hours`, `give_up` and `max_cps` must be positive".into());
         }
@@ -298,6 +308,8 @@ mod tests {
         let e = Scenario::parse(&format!("{MINIMAL}\nhang_up_ringing_after = 10")).unwrap_err();
         assert!(e.contains("hang_up_ringing_after"), "{e}");
         assert!(Scenario::parse(&format!("{MINIMAL}\nhang_up_ringing_after = 0")).is_ok());
+        let e = Scenario::parse(&format!("{MINIMAL}\nplanned_wait = 3")).unwrap_err();
+        assert!(e.contains("planned_wait"), "{e}");
     }
 
     #[test]
