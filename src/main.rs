@@ -366,8 +366,18 @@ async fn serve(path: &Path, mut cfg: Config, log: logging::LogHandle) -> anyhow:
         sip.trunks.clone(),
         cfg.trunks.iter().map(|t| t.max_cps).sum(),
     );
-    // Tracked: at the drain every campaign call is hung up and the dialers' state saved.
-    shutdown.spawn(supervisor.run(campaign_rx, shutdown.token()));
+    // Tracked: at the drain every campaign call is hung up and the dialers' state saved. Once
+    // fenced, the drivers stop the same way, their writes refused by the fenced store.
+    let dialling = shutdown.token().child_token();
+    shutdown.spawn(supervisor.run(campaign_rx, dialling.clone()));
+    tokio::spawn({
+        let (fenced, health) = (node.fenced(), health.clone());
+        async move {
+            fenced.cancelled().await;
+            health.set_fenced();
+            dialling.cancel();
+        }
+    });
     // Tracked: at the drain every agent's leg is hung up.
     shutdown.spawn(agents.clone().run(shutdown.token()));
     let (access_tx, access_rx) = tokio::sync::mpsc::channel(64);

@@ -9,6 +9,14 @@
 //! that gets the lock knows the instance the file names has ended, and takes that instance's
 //! row at once. This is what lets a single node (SQLite or PostgreSQL) restart right after a
 //! crash; a daemon of the same name elsewhere (another state directory) waits for the expiry.
+//!
+//! A daemon that stalled past the expiry (stopped, swapped out, its store unreachable) may
+//! find at its next renewal that another instance has taken the name meanwhile. The task and
+//! contact leases are keyed by the name, so they are that instance's now: the stalled daemon
+//! is fenced ([`Node::fenced`], [`Store::fence`]). It stops renewing and dialling, hangs up its
+//! calls and writes nothing more on those leases (not even to release them: deleting them
+//! would free tasks the other instance dials); the other instance's start already turned the
+//! contacts it had in flight into `$interrupted` attempts.
 
 use crate::store::nodes::{NameClaim, NodeRow};
 use crate::store::{now_ms, rfc3339, Store, StoreError};
@@ -156,6 +164,8 @@ pub struct Node {
     sip_uri: Arc<std::sync::Mutex<String>>,
     /// Held for the daemon's life (the flock goes with the file).
     _lock: Arc<StateLock>,
+    /// Cancelled once another instance holds the name.
+    fenced: CancellationToken,
 }
 
 impl Node {
@@ -197,6 +207,7 @@ impl Node {
             instance,
             sip_uri: Arc::new(std::sync::Mutex::new(sip_uri)),
             _lock: Arc::new(lock),
+            fenced: CancellationToken::new(),
         })
     }
 
@@ -215,7 +226,13 @@ impl Node {
         &self.instance
     }
 
-    /// Renews the name every [`HEARTBEAT`] until `stop`.
+    /// Cancelled once this daemon is fenced: another instance holds its name. Whoever runs
+    /// its drivers stops them then (without releasing their leases).
+    pub fn fenced(&self) -> CancellationToken {
+        self.fenced.clone()
+    }
+
+    /// Renews the name every [`HEARTBEAT`] until `stop`, or until this daemon is fenced.
     pub async fn heartbeat(self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.tick().await;
@@ -227,7 +244,11 @@ impl Node {
                 .await
             {
                 Ok(true) => {}
-                Ok(false) => self.reclaim(now).await,
+                Ok(false) => {
+                    if self.reclaim(now).await {
+                        return;
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "node heartbeat not written"),
             }
             // A node that died mid-import and is not started again: its imports end here.
@@ -243,8 +264,8 @@ impl Node {
     }
 
     /// The row was gone or another instance's at a renewal (this daemon stalled past the
-    /// expiry): take the name again if it is free, else say loudly who has it.
-    async fn reclaim(&self, now: i64) {
+    /// expiry): take the name again if it is free, else fence this daemon; true when fenced.
+    async fn reclaim(&self, now: i64) -> bool {
         let sip_uri = self.sip_uri.lock().expect("not poisoned").clone();
         match self
             .store
@@ -252,12 +273,26 @@ impl Node {
             .await
         {
             Ok(NameClaim::Held) => {
-                tracing::warn!(node = %self.name, "node name had lapsed; taken again")
+                tracing::warn!(node = %self.name, "node name had lapsed; taken again");
+                false
             }
             Ok(NameClaim::Taken(row)) => {
-                tracing::error!(error = %NodeError::taken(row, now), "node name lost")
+                // Before anyone hears of it: from here on no write lands on the leases.
+                self.store.fence();
+                self.fenced.cancel();
+                tracing::error!(
+                    node = %self.name,
+                    instance = %self.instance,
+                    holder = %row.instance.clone(),
+                    error = %NodeError::taken(row, now),
+                    "node name lost to another instance: this node is fenced and dials no more"
+                );
+                true
             }
-            Err(e) => tracing::warn!(error = %e, "node heartbeat not written"),
+            Err(e) => {
+                tracing::warn!(error = %e, "node heartbeat not written");
+                false
+            }
         }
     }
 

@@ -896,3 +896,143 @@ fn a_node_whose_task_was_taken_over_hangs_up_its_calls_and_dials_it_no_more() {
     let (_, text) = d.get("/metrics");
     assert_eq!(metric(&text, &in_flight), Some(0.0), "{text}");
 }
+
+#[test]
+fn a_node_whose_name_was_taken_while_it_stalled_is_fenced_and_leaves_its_task_to_the_new_one() {
+    pg::set(Backend::Postgres);
+    let carrier_port = free_udp_port();
+    // The customers stay on the line until dialerd hangs up: one call of each instance.
+    let _far = carrier("dialer/carrier_waits_for_bye.xml", carrier_port, 3, true);
+    let mut first = Daemon::start_with(
+        &config(carrier_port),
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__NODE__NAME", "n1"),
+        ],
+    );
+    let admin = Api::new(&first, ADMIN);
+    let (c, task) = dialing_campaign(
+        &admin,
+        "Fenced",
+        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 2}),
+        3,
+        0,
+    );
+    let (agent, _phone) = sip_agent(&admin, &first, 1, task);
+    agent.ok("POST", "/api/v1/agent/ready", None);
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    let in_flight = format!("dialerd_calls_in_flight{{task=\"{task}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, text) = first.get("/metrics");
+        if metric(&text, &in_flight) == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no call put through");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The first instance stalls past the expiry of its name and task lease, with its call up.
+    first.signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    std::thread::sleep(
+        (dialerd::node::EXPIRY + Duration::from_secs(1)).saturating_sub(stopped.elapsed()),
+    );
+    // Meanwhile a daemon of the same name starts on another state directory (another machine),
+    // and its agent dials the task.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("store.url"), first.store_url()).unwrap();
+    let second = Daemon::start_in(
+        dir,
+        &config(carrier_port),
+        &[
+            ("DIALERD_ADMIN_TOKEN", ADMIN),
+            ("DIALERD__NODE__NAME", "n1"),
+        ],
+    );
+    let admin2 = Api::new(&second, ADMIN);
+    let instance2 = admin2.ok("GET", "/api/v1/nodes", None)["nodes"][0]["instance"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (agent2, _phone2) = sip_agent(&admin2, &second, 2, task);
+    agent2.ok("POST", "/api/v1/agent/ready", None);
+    let dialer =
+        |d: &Daemon| Api::new(d, ADMIN).ok("GET", &format!("/api/v1/campaigns/{c}/dialer"), None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = second.get("/metrics");
+        if metric(&text, &in_flight) == Some(1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second instance puts no call through"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!dialer(&second)["tasks"].as_array().unwrap().is_empty());
+
+    // The first wakes up: at its next renewal it finds its name taken and is fenced.
+    first.signal(libc::SIGCONT);
+    let said = first
+        .try_wait_log(
+            "node name lost to another instance: this node is fenced and dials no more",
+            Duration::from_secs(8),
+        )
+        .expect("the stalled instance was not fenced");
+    assert_eq!(said["level"], "ERROR", "{said}");
+    assert_eq!(said["fields"]["holder"], instance2.as_str(), "{said}");
+    let fenced_at = Instant::now();
+    // Its probes and metrics say so.
+    let (status, body) = first.get("/healthz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("fenced"), "{body}");
+    assert_eq!(first.get("/readyz").0, 503);
+    let (_, text) = first.get("/metrics");
+    assert_eq!(metric(&text, "dialerd_node_fenced"), Some(1.0), "{text}");
+    assert_eq!(metric(&text, "dialerd_ready"), Some(0.0), "{text}");
+    let (_, text) = second.get("/metrics");
+    assert_eq!(metric(&text, "dialerd_node_fenced"), Some(0.0), "{text}");
+    assert_eq!(second.get("/healthz").0, 200);
+
+    // Its driver is gone and its call hung up, for good; all along, the task's lease and the
+    // second instance's call's contact lease stay (the first deletes nothing of them).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(second.open_store());
+    let mut gone = None;
+    while fenced_at.elapsed() < Duration::from_secs(6) {
+        let now = dialerd::store::now_ms();
+        let leases = rt.block_on(store.task_leases(now)).unwrap();
+        assert_eq!(leases.len(), 1, "the task's lease was deleted");
+        assert_eq!((leases[0].task_id, leases[0].node.as_str()), (task, "n1"));
+        assert!(
+            !rt.block_on(store.leases()).unwrap().is_empty(),
+            "the second instance's call lost its contact's lease"
+        );
+        let idle = dialer(&first)["tasks"] == json!([]);
+        let (_, text) = first.get("/metrics");
+        let idle = idle && metric(&text, &in_flight).unwrap_or(0.0) == 0.0;
+        match gone {
+            None if idle => gone = Some(fenced_at.elapsed()),
+            Some(_) => assert!(idle, "the fenced instance dials again"),
+            None => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gone = gone.expect("the fenced instance still runs its driver");
+    println!("fenced instance idle {gone:?} after its fence was logged");
+    assert!(gone < Duration::from_secs(3), "{gone:?}");
+    // The second instance still dials the task, under the name it holds.
+    let v = admin2.ok("GET", "/api/v1/nodes", None);
+    assert_eq!(v["nodes"][0]["instance"], instance2.as_str(), "{v}");
+    assert_eq!(v["tasks"][0]["node"], "n1", "{v}");
+    assert!(!dialer(&second)["tasks"].as_array().unwrap().is_empty());
+    let (_, text) = second.get("/metrics");
+    assert_eq!(metric(&text, &in_flight), Some(1.0), "{text}");
+    drop(rt);
+}

@@ -183,12 +183,21 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
         .into_response()
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(State(s): State<AppState>) -> (StatusCode, &'static str) {
+    if s.health.is_fenced() {
+        (StatusCode::SERVICE_UNAVAILABLE, FENCED)
+    } else {
+        (StatusCode::OK, "ok\n")
+    }
 }
 
+/// What both probes answer a fenced node.
+const FENCED: &str = "fenced: another running dialerd holds this node's node.name\n";
+
 async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
-    if s.health.is_ready() {
+    if s.health.is_fenced() {
+        (StatusCode::SERVICE_UNAVAILABLE, FENCED)
+    } else if s.health.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

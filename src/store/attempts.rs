@@ -38,6 +38,7 @@ impl Store {
     /// all in one transaction. A contact deleted meanwhile (or not of the campaign named) is
     /// left out; its lease goes all the same.
     pub async fn record_attempts(&self, writes: &[AttemptWrite], actor: &str) -> Result<()> {
+        self.unfenced()?;
         if writes.is_empty() {
             return Ok(());
         }

@@ -530,7 +530,7 @@ impl Store {
             q.push_values(chunk.iter().enumerate(), |mut b, (i, c)| {
                 b.push_bind(campaign_id)
                     .push_bind(task_id)
-                    .push_bind(Value::Object(c.fields.clone()).to_string())
+                    .push_bind(serde_json::to_string(&c.fields).unwrap_or_default())
                     .push_bind(serde_json::to_string(&c.phones).unwrap_or_default())
                     .push_bind(c.time_zone.clone())
                     .push("'open', '$none', 0")

@@ -8,6 +8,7 @@ use crate::dialer::campaign::Persisted;
 impl Store {
     /// Saves (replacing) the dialer state of `task_id`.
     pub async fn save_dialer_state(&self, task_id: i64, state: &Persisted) -> Result<()> {
+        self.unfenced()?;
         let json = serde_json::to_string(state)
             .map_err(|e| StoreError::invalid("dialer_state", e.to_string()))?;
         sqlx::query(

@@ -839,7 +839,8 @@ impl Store {
             .into_iter()
             .collect();
         let mut seen: HashMap<&str, u64> = HashMap::new();
-        let mut good = Vec::with_capacity(rows.len());
+        // Rows kept, moved out once read (a clone of each row cost the writer time).
+        let mut keep = Vec::with_capacity(rows.len());
         for row in &rows {
             let line = row.line.unwrap_or(0);
             let clash = row.phones.iter().find_map(|p| {
@@ -851,6 +852,7 @@ impl Store {
                             .map(|l| format!("{p} is already on line {l}"))
                     })
             });
+            let kept = clash.is_none();
             match clash {
                 Some(reason) => {
                     tally.duplicates += 1;
@@ -864,10 +866,16 @@ impl Store {
                     for p in &row.phones {
                         seen.insert(p, line);
                     }
-                    good.push(row.clone());
                 }
             }
+            keep.push(kept);
         }
+        drop(seen);
+        let good: Vec<NewContact> = rows
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(row, kept)| kept.then_some(row))
+            .collect();
         tally.inserted = good.len() as i64;
         let ids =
             Self::insert_contacts(&mut db, campaign_id, task_id, Some(import_id), &good).await?;

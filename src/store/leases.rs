@@ -24,6 +24,7 @@ impl Store {
         now_ms: i64,
         owner: &str,
     ) -> Result<Vec<Contact>> {
+        self.unfenced()?;
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -67,6 +68,7 @@ impl Store {
         now_ms: i64,
         want: usize,
     ) -> Result<Vec<Contact>> {
+        self.unfenced()?;
         let mut leased = Vec::new();
         if candidates.is_empty() || want == 0 {
             return Ok(leased);
@@ -113,6 +115,7 @@ impl Store {
 
     /// Releases the lease of `contact_id` (a no-op when it holds none).
     pub async fn release_lease(&self, contact_id: i64) -> Result<()> {
+        self.unfenced()?;
         let _timer = self.timings.start("release_lease");
         sqlx::query("DELETE FROM contact_leases WHERE contact_id = $1")
             .bind(contact_id)
@@ -135,6 +138,7 @@ impl Store {
     /// `$interrupted` attempts (the contact stays open, callable again at once) and releases
     /// them; returns how many there were. Leases of tasks another node holds are that node's.
     pub async fn recover_leases(&self, now_ms: i64, node: &str) -> Result<usize> {
+        self.unfenced()?;
         let left: Vec<Held> = sqlx::query_as(
             "SELECT contact_id, campaign_id, owner FROM contact_leases cl \
              WHERE owner = $1 OR owner = $2 \
@@ -158,6 +162,7 @@ impl Store {
         now_ms: i64,
         node: &str,
     ) -> Result<usize> {
+        self.unfenced()?;
         let left: Vec<Held> = sqlx::query_as(
             "SELECT contact_id, campaign_id, owner FROM contact_leases \
              WHERE task_id = $1 AND owner <> $2 AND owner NOT LIKE '%#recovering' \
@@ -226,7 +231,7 @@ fn recovering(node: &str) -> String {
 #[cfg(test)]
 mod tests {
     use crate::store::contacts::ContactSpec;
-    use crate::store::{now_ms, test_support};
+    use crate::store::{now_ms, test_support, StoreError};
 
     crate::store::both_backends! {
         async fn a_contact_read_before_an_attempt_was_written_is_not_leased_after_it() {
@@ -333,6 +338,37 @@ mod tests {
             assert_eq!(c.spec.status, "open");
             let back = store.lease_callable(campaign, task, 10, now, "four");
             assert_eq!(back.await.unwrap().len(), 5);
+        }
+    }
+
+    crate::store::both_backends! {
+        async fn a_fenced_node_writes_nothing_on_the_leases_named_after_it() {
+            let (_dir, store, campaign, task) = with_contacts(4).await;
+            let now = now_ms();
+            // An instance of n1 dials the task with two contacts leased; it stalls, and a new
+            // instance of n1 (its own connections) holds the name, and so these leases, now.
+            store.claim_task(task, "n1", now, 15_000).await.unwrap();
+            let leased = store.lease_callable(campaign, task, 2, now, "n1").await.unwrap();
+            assert_eq!(leased.len(), 2);
+            let rightful = test_support::reopen(&store).await;
+            store.fence();
+            let fenced = |e: Option<StoreError>| matches!(e, Some(StoreError::Fenced));
+            let later = now + 1_000;
+            assert!(fenced(store.claim_task(task, "n1", later, 15_000).await.err()));
+            assert!(fenced(store.release_task(task, "n1").await.err()));
+            assert!(fenced(store.lease_callable(campaign, task, 2, later, "n1").await.err()));
+            assert!(fenced(store.release_lease(leased[0].id).await.err()));
+            assert!(fenced(store.recover_leases(later, "n1").await.err()));
+            assert!(fenced(store.recover_task_leases(task, later, "n1").await.err()));
+            // The rows are untouched: the task and both contacts stay held.
+            assert_eq!(rightful.task_holder(task, later).await.unwrap().as_deref(), Some("n1"));
+            assert_eq!(rightful.leases().await.unwrap().len(), 2);
+            let c = rightful.contact(campaign, leased[0].id).await.unwrap();
+            assert_eq!(c.spec.attempts, 0);
+            // The fence is the stalled instance's alone.
+            assert!(store.is_fenced() && !rightful.is_fenced());
+            rightful.release_lease(leased[0].id).await.unwrap();
+            assert_eq!(rightful.leases().await.unwrap().len(), 1);
         }
     }
 

@@ -235,6 +235,12 @@ pub enum StoreError {
     /// The password hashing task did not finish (the runtime is shutting down).
     #[error("the password hashing task failed")]
     Hashing,
+    /// This daemon's node name is held by another instance: it writes nothing under it.
+    #[error(
+        "not written: this node is fenced (another running dialerd holds its node.name and \
+         the leases named after it)"
+    )]
+    Fenced,
     /// Any other database failure.
     #[error("database error: {0}")]
     Db(sqlx::Error),
@@ -303,6 +309,8 @@ pub struct Store {
     timings: timings::Timings,
     /// The node name of the daemon using the store, written on the imports it runs.
     node: Option<std::sync::Arc<str>>,
+    /// Set once another instance holds this daemon's node name ([`Store::fence`]).
+    fenced: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -397,6 +405,7 @@ impl Store {
             calling_rules: std::sync::Arc::new(calling_rules::CallingRules::builtin()),
             timings: timings::Timings::default(),
             node: None,
+            fenced: Default::default(),
         };
         Ok(store)
     }

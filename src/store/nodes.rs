@@ -5,7 +5,8 @@
 //!
 //! Times are epoch milliseconds on the writing node's clock, as for task leases.
 
-use super::{Result, Store};
+use super::{Result, Store, StoreError};
+use std::sync::atomic::Ordering;
 
 /// A node name's row as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,28 @@ fn node_row((name, instance, started_ms, heartbeat_ms, expires_ms, sip_uri): Row
 }
 
 impl Store {
+    /// Fences this daemon (for good): another instance took its node name, and with it the
+    /// task and contact leases named after it, so from now on every write a node makes as the
+    /// holder of those leases (taking, renewing, releasing or recovering leases, recording its
+    /// calls' attempts, saving a task's dialer state) fails with [`StoreError::Fenced`]
+    /// instead of touching the other instance's rows. Shared by every clone of the store.
+    pub fn fence(&self) {
+        self.fenced.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Store::fence`] was called.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
+    /// Refuses a write made as the holder of this node's leases once fenced.
+    pub(crate) fn unfenced(&self) -> Result<()> {
+        if self.is_fenced() {
+            return Err(StoreError::Fenced);
+        }
+        Ok(())
+    }
+
     /// Takes `name` for `instance` until `now_ms + ttl_ms`, publishing its `sip_uri`: it
     /// succeeds when no row is stored, the stored one has expired, or it is `instance`'s or
     /// `previous`'s (this daemon's predecessor on the same state directory, known to have

@@ -42,6 +42,7 @@ impl Store {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<Claim> {
+        self.unfenced()?;
         let _timer = self.timings.start("task_lease");
         let before: Option<String> =
             sqlx::query_scalar("SELECT node FROM task_leases WHERE task_id = $1")
@@ -76,6 +77,7 @@ impl Store {
 
     /// Gives up `node`'s lease on `task_id` (a no-op when it holds none).
     pub async fn release_task(&self, task_id: i64, node: &str) -> Result<()> {
+        self.unfenced()?;
         sqlx::query("DELETE FROM task_leases WHERE task_id = $1 AND node = $2")
             .bind(task_id)
             .bind(node)
