@@ -43,11 +43,6 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct ContactId(pub i64);
 
-/// The decision gap the daemon and the simulator run with ([`CampaignConfig::decision_gap`]):
-/// small beside the forecast's 2 s steps, and it spares the driver a forecast for each ring,
-/// answer and end of a call when a thousand agents work.
-pub const DECISION_GAP: Duration = Duration::from_millis(50);
-
 /// A campaign core's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CampaignConfig {
@@ -61,10 +56,6 @@ pub struct CampaignConfig {
     pub max_cps: f64,
     /// How long to wait before asking for contacts again after a lease came back empty.
     pub empty_lease_backoff: Duration,
-    /// The shortest time between two decisions taken because the queue changed: with a
-    /// thousand agents a forecast costs milliseconds, and the queue changes hundreds of
-    /// times a second. Zero: decide at each change.
-    pub decision_gap: Duration,
 }
 
 impl Default for CampaignConfig {
@@ -75,7 +66,6 @@ impl Default for CampaignConfig {
             stats: StatsConfig::default(),
             max_cps: 10.0,
             empty_lease_backoff: Duration::from_secs(5),
-            decision_gap: Duration::ZERO,
         }
     }
 }
@@ -280,10 +270,8 @@ pub struct Campaign {
     next_call: u64,
     snap: Snapshot,
     outputs: Vec<Output>,
-    /// Something changed at this time: decide again (not before `decided` + the gap).
+    /// Something changed at this time: decide again.
     changed: Option<Time>,
-    /// When the last decision was taken.
-    decided: Option<Time>,
     next_check: Time,
     /// Calls the last decision asked for, while its lease is out.
     leasing: Option<Lease>,
@@ -334,7 +322,6 @@ impl Campaign {
             snap: Snapshot::default(),
             outputs: Vec::new(),
             changed: None,
-            decided: None,
             next_check: Time::ZERO,
             leasing: None,
             lease_after: Time::ZERO,
@@ -396,7 +383,7 @@ impl Campaign {
         // While a lease is out, the next decision waits for its answer.
         let decide = match (self.leasing, self.changed) {
             (Some(_), _) => None,
-            (None, Some(t)) => Some(t.max(self.next_decision())),
+            (None, Some(t)) => Some(t),
             (None, None) => Some(self.next_check.max(self.lease_after)),
         };
         let held = self.held.iter().map(|h| h.until).min();
@@ -701,22 +688,15 @@ impl Campaign {
         if !self.outputs.is_empty() || self.leasing.is_some() {
             return Ok(());
         }
-        let due = (self.changed.is_some() && now >= self.next_decision()) || now >= self.next_check;
+        let due = self.changed.is_some() || now >= self.next_check;
         if due {
             self.decide(now)?;
         }
         Ok(())
     }
 
-    /// The earliest a change may be decided on.
-    fn next_decision(&self) -> Time {
-        self.decided
-            .map_or(Time::ZERO, |t| t + self.config.decision_gap)
-    }
-
     fn decide(&mut self, now: Time) -> Result<(), DialerError> {
         self.changed = None;
-        self.decided = Some(now);
         self.queue.snapshot(now, &mut self.snap);
         let d: Decision = self.pacer.decide(
             &self.snap,
@@ -1188,31 +1168,6 @@ mod tests {
             core.drain_outputs().collect::<Vec<_>>(),
             [Output::Unlease(vec![ContactId(9)])]
         );
-    }
-
-    #[test]
-    fn changes_within_the_decision_gap_are_decided_together_after_it() {
-        let config = CampaignConfig {
-            decision_gap: Duration::from_millis(50),
-            max_cps: 100.0,
-            ..CampaignConfig::default()
-        };
-        let mut core = Campaign::new(config, None).unwrap();
-        let mut next = 0;
-        let (a, b, c) = (
-            core.add_agent(Time::ZERO),
-            core.add_agent(Time::ZERO),
-            core.add_agent(Time::ZERO),
-        );
-        core.handle(Input::AgentLoggedIn(a), Time::ZERO).unwrap();
-        assert_eq!(placed(&settle(&mut core, Time::ZERO, &mut next)).len(), 1);
-        // Two more agents within the gap: nothing placed until it has passed, then both calls.
-        core.handle(Input::AgentLoggedIn(b), secs(0.01)).unwrap();
-        assert!(placed(&settle(&mut core, secs(0.01), &mut next)).is_empty());
-        core.handle(Input::AgentLoggedIn(c), secs(0.02)).unwrap();
-        assert!(placed(&settle(&mut core, secs(0.02), &mut next)).is_empty());
-        assert_eq!(core.poll_timeout(), Some(secs(0.05)));
-        assert_eq!(placed(&settle(&mut core, secs(0.05), &mut next)).len(), 2);
     }
 
     #[derive(Debug, Clone)]

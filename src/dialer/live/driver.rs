@@ -17,9 +17,7 @@ use crate::agents::AgentView;
 use crate::call::campaign_call::DialPlan;
 use crate::call::record;
 use crate::dialer::agent::AgentStateKind;
-use crate::dialer::campaign::{
-    AttemptOutcome, Campaign, CampaignConfig, ContactId, Input, Output, DECISION_GAP,
-};
+use crate::dialer::campaign::{AttemptOutcome, Campaign, CampaignConfig, ContactId, Input, Output};
 use crate::dialer::outcome::CallEnd;
 use crate::dialer::pacing::PacerConfig;
 use crate::dialer::queue::QueueConfig;
@@ -205,7 +203,6 @@ pub fn config(settings: &CallSettings, max_cps: Option<f64>) -> CampaignConfig {
     let mut config = CampaignConfig {
         queue,
         pacer: PacerConfig::for_task(settings),
-        decision_gap: DECISION_GAP,
         ..CampaignConfig::default()
     };
     if let Some(cps) = max_cps {

@@ -18,7 +18,7 @@ pub mod scenario;
 use super::abandon::{Counts, DAY};
 use super::agent::{AgentState, AgentStateKind, AgentTimers};
 use super::campaign::{
-    AttemptOutcome, Campaign, CampaignConfig, ContactId, Decisions, Input, Output, DECISION_GAP,
+    AttemptOutcome, Campaign, CampaignConfig, ContactId, Decisions, Input, Output,
 };
 use super::outcome::CallEnd;
 use super::pacing::{DialMode, PacerConfig, PowerRatios};
@@ -194,7 +194,6 @@ impl<'a> Sim<'a> {
             pacer,
             stats: StatsConfig::default(),
             max_cps: sc.max_cps,
-            decision_gap: DECISION_GAP,
             ..CampaignConfig::default()
         };
         let mut core = Campaign::new(config, None).expect("no persisted state to refuse");
