@@ -809,38 +809,47 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
     drop(phones);
 }
 
-#[test]
-fn a_node_whose_task_was_taken_over_hangs_up_its_calls_and_dials_it_no_more() {
-    pg::set(Backend::Postgres);
-    let carrier_port = free_udp_port();
-    let far = carrier("dialer/carrier_waits_for_bye.xml", carrier_port, 1, true);
-    let mut d = Daemon::start_with(
+/// Node n1 with a progressive campaign whose one SIP agent talks to a customer of the carrier
+/// on `carrier_port`.
+struct N1 {
+    daemon: Daemon,
+    admin: Api,
+    campaign: i64,
+    task: i64,
+    /// The task's `dialerd_calls_in_flight` series.
+    in_flight: String,
+    /// The agent's API client and phone, kept for the call's life.
+    _agent: (Api, Sipp),
+}
+
+/// Starts [`N1`] with a campaign named `name` and waits until the agent talks.
+fn n1_with_a_call_up(carrier_port: u16, name: &str) -> N1 {
+    let daemon = Daemon::start_with(
         &config(carrier_port),
         &[
             ("DIALERD_ADMIN_TOKEN", ADMIN),
             ("DIALERD__NODE__NAME", "n1"),
         ],
     );
-    let admin = Api::new(&d, ADMIN);
-    let (c, task) = dialing_campaign(
+    let admin = Api::new(&daemon, ADMIN);
+    let (campaign, task) = dialing_campaign(
         &admin,
-        "Taken",
+        name,
         json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 2}),
         3,
         0,
     );
-    let (agent, _phone) = sip_agent(&admin, &d, 1, task);
+    let (agent, phone) = sip_agent(&admin, &daemon, 1, task);
     agent.ok("POST", "/api/v1/agent/ready", None);
     admin.ok(
         "PATCH",
-        &format!("/api/v1/campaigns/{c}"),
+        &format!("/api/v1/campaigns/{campaign}"),
         Some(json!({"status": "enabled"})),
     );
-    // A customer is on the line with the agent.
     let in_flight = format!("dialerd_calls_in_flight{{task=\"{task}\"}}");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, text) = d.get("/metrics");
+        let (_, text) = daemon.get("/metrics");
         let talking = admin.ok("GET", "/api/v1/agents", None)["items"][0]["state"] == "talking";
         if talking && metric(&text, &in_flight) == Some(1.0) {
             break;
@@ -848,6 +857,24 @@ fn a_node_whose_task_was_taken_over_hangs_up_its_calls_and_dials_it_no_more() {
         assert!(Instant::now() < deadline, "no call put through");
         std::thread::sleep(Duration::from_millis(100));
     }
+    N1 {
+        daemon,
+        admin,
+        campaign,
+        task,
+        in_flight,
+        _agent: (agent, phone),
+    }
+}
+
+#[test]
+fn a_node_whose_task_was_taken_over_hangs_up_its_calls_and_dials_it_no_more() {
+    pg::set(Backend::Postgres);
+    let carrier_port = free_udp_port();
+    let far = carrier("dialer/carrier_waits_for_bye.xml", carrier_port, 1, true);
+    let n1 = n1_with_a_call_up(carrier_port, "Taken");
+    let (mut d, admin, c, task, in_flight) =
+        (n1.daemon, n1.admin, n1.campaign, n1.task, n1.in_flight);
     // Another node, whose clock runs 16 s ahead, takes the task over as if n1's lease had
     // expired.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -903,38 +930,9 @@ fn a_node_whose_name_was_taken_while_it_stalled_is_fenced_and_leaves_its_task_to
     let carrier_port = free_udp_port();
     // The customers stay on the line until dialerd hangs up: one call of each instance.
     let _far = carrier("dialer/carrier_waits_for_bye.xml", carrier_port, 3, true);
-    let mut first = Daemon::start_with(
-        &config(carrier_port),
-        &[
-            ("DIALERD_ADMIN_TOKEN", ADMIN),
-            ("DIALERD__NODE__NAME", "n1"),
-        ],
-    );
-    let admin = Api::new(&first, ADMIN);
-    let (c, task) = dialing_campaign(
-        &admin,
-        "Fenced",
-        json!({"queue": "sales", "dial_mode": "progressive", "wrap_up_seconds": 2}),
-        3,
-        0,
-    );
-    let (agent, _phone) = sip_agent(&admin, &first, 1, task);
-    agent.ok("POST", "/api/v1/agent/ready", None);
-    admin.ok(
-        "PATCH",
-        &format!("/api/v1/campaigns/{c}"),
-        Some(json!({"status": "enabled"})),
-    );
-    let in_flight = format!("dialerd_calls_in_flight{{task=\"{task}\"}}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, text) = first.get("/metrics");
-        if metric(&text, &in_flight) == Some(1.0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no call put through");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let n1 = n1_with_a_call_up(carrier_port, "Fenced");
+    let (mut first, admin, c, task, in_flight) =
+        (n1.daemon, n1.admin, n1.campaign, n1.task, n1.in_flight);
 
     // The first instance stalls past the expiry of its name and task lease, with its call up.
     first.signal(libc::SIGSTOP);
@@ -988,8 +986,15 @@ fn a_node_whose_name_was_taken_while_it_stalled_is_fenced_and_leaves_its_task_to
     assert_eq!(said["level"], "ERROR", "{said}");
     assert_eq!(said["fields"]["holder"], instance2.as_str(), "{said}");
     let fenced_at = Instant::now();
-    // Its probes and metrics say so.
-    let (status, body) = first.get("/healthz");
+    // Its probes and metrics say so (set by a task of its own, a moment after the log line).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let (status, body) = loop {
+        let (status, body) = first.get("/healthz");
+        if status == 503 || Instant::now() > deadline {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("fenced"), "{body}");
     assert_eq!(first.get("/readyz").0, 503);
