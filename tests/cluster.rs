@@ -931,8 +931,7 @@ fn a_node_whose_name_was_taken_while_it_stalled_is_fenced_and_leaves_its_task_to
     // The customers stay on the line until dialerd hangs up: one call of each instance.
     let _far = carrier("dialer/carrier_waits_for_bye.xml", carrier_port, 3, true);
     let n1 = n1_with_a_call_up(carrier_port, "Fenced");
-    let (mut first, admin, c, task, in_flight) =
-        (n1.daemon, n1.admin, n1.campaign, n1.task, n1.in_flight);
+    let (mut first, c, task, in_flight) = (n1.daemon, n1.campaign, n1.task, n1.in_flight);
 
     // The first instance stalls past the expiry of its name and task lease, with its call up.
     first.signal(libc::SIGSTOP);
