@@ -39,6 +39,7 @@ CONF
 # background (answers 30 %, talks 5-20 s with RTP: 2 s of a 440 Hz tone in A-law, looped); its
 # pid in $!.
 start_carrier() {
+    command -v sox >/dev/null 2>&1 || { echo "sox not found (apt-get install sox): it makes the carrier's audio" >&2; return 1; }
     sox -n -r 8000 -c 1 -e a-law -t raw "$1/customer.pcma" synth 2 sine 440 vol 0.3
     (cd "$1" && exec sipp -sf "$OLDPWD/sip-scenarios/load/agents/carrier.xml" -i 127.0.0.1 -p "$2" -mp "$3" \
        -max_socket 100000 -buff_size 4194304 -nostdin -trace_err -error_file "$1/carrier_errors.log" \
