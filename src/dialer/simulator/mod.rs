@@ -166,6 +166,17 @@ impl<'a> Sim<'a> {
             wrap_up: Duration::from_secs_f64(sc.wrap_up_limit),
             ..AgentTimers::default()
         };
+        let hanging_up = match sc.hang_up_ringing_after {
+            h if h > 0.0 => PredictiveConfig {
+                cancel_after: Some(Duration::from_secs_f64(h)),
+                ..PredictiveConfig::with_target(sc.abandon_target)
+            },
+            _ => PredictiveConfig::with_target(sc.abandon_target).never_hanging_up(),
+        };
+        let predictive = PredictiveConfig {
+            wait: Duration::from_secs_f64(sc.planned_wait),
+            ..hanging_up
+        };
         let pacer = PacerConfig {
             mode: run.mode,
             power: PowerRatios {
@@ -173,17 +184,7 @@ impl<'a> Sim<'a> {
                 r_wrap: sc.power.r_wrap,
             },
             max_lines_per_agent: sc.max_lines_per_agent,
-            predictive: PredictiveConfig {
-                wait: Duration::from_secs_f64(sc.planned_wait),
-                ..if sc.hang_up_ringing_after > 0.0 {
-                    PredictiveConfig {
-                        cancel_after: Some(Duration::from_secs_f64(sc.hang_up_ringing_after)),
-                        ..PredictiveConfig::with_target(sc.abandon_target)
-                    }
-                } else {
-                    PredictiveConfig::with_target(sc.abandon_target).never_hanging_up()
-                }
-            },
+            predictive,
             ..PacerConfig::default()
         };
         let config = CampaignConfig {
