@@ -498,7 +498,8 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
     let kamailio = std::net::SocketAddr::from(([127, 0, 0, 1], k_port));
     // Three nodes; Kamailio is their trunk, calls to 1000 from it are echoed. Agents 1-4 are
     // [[agents]] accounts on every node.
-    let start = |name: &str, rtp: u16| {
+    let start = |name: &str| {
+        let (rtp_min, rtp_max) = rtp_ports();
         let mut agents = String::new();
         for i in 1..=4 {
             agents.push_str(&format!(
@@ -510,10 +511,9 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
              [sip]\ndigest_algorithms = [\"MD5\"]\necho_number = \"1000\"\n\
              agent_login_number = \"{LOGIN_NUMBER}\"\n{agents}\
              [sessions]\nring_timeout = \"10s\"\n\
-             [media]\nrtp_port_min = {rtp}\nrtp_port_max = {}\n\
+             [media]\nrtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n\
              [[trunks]]\nname = \"kamailio\"\nhost = \"127.0.0.1\"\nport = {k_port}\n\
-             keepalive = \"0s\"\ncluster_proxy = true\n",
-            rtp + 398
+             keepalive = \"0s\"\ncluster_proxy = true\n"
         );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("store.url"), &url).unwrap();
@@ -527,11 +527,7 @@ fn kamailio_sends_carriers_to_the_nodes_and_agents_to_the_node_of_their_task() {
         )
     };
     let names = ["n1", "n2", "n3"];
-    let mut nodes: Vec<Daemon> = names
-        .iter()
-        .zip([33000, 33400, 33800])
-        .map(|(n, rtp)| start(n, rtp))
-        .collect();
+    let mut nodes: Vec<Daemon> = names.iter().map(|n| start(n)).collect();
     let port_of = |d: &Daemon| d.sip.port();
     let admin = Api::new(&nodes[0], ADMIN);
     // Kamailio asks the nodes with a token of role proxy: it may read the route only.

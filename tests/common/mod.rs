@@ -363,14 +363,32 @@ impl ClusterProxy {
                 .stderr(file),
         );
         let k = ClusterProxy { child, log };
+        // Kamailio says "Listening on" before it binds its sockets: a request sent then is
+        // lost. It is ready once it answers an OPTIONS to itself (retransmitted as over UDP).
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let local = probe.local_addr().unwrap();
+        let options = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ready;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=ready\r\nTo: <sip:127.0.0.1:{port}>\r\n\
+             Call-ID: ready-{port}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !k.log_text().contains("Listening on") {
+        let mut buf = [0u8; 2048];
+        loop {
+            let _ = probe.send_to(options.as_bytes(), ("127.0.0.1", port));
+            if let Ok(n) = probe.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200") {
+                    break;
+                }
+            }
             assert!(
                 Instant::now() < deadline,
-                "kamailio did not start:\n{}",
+                "kamailio did not answer OPTIONS:\n{}",
                 k.log_text()
             );
-            std::thread::sleep(Duration::from_millis(50));
         }
         k
     }
