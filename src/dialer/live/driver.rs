@@ -9,6 +9,7 @@ use super::hopper::Hopper;
 use super::inbound::InboundOffer;
 use super::inbound_call::{self, Sounds};
 use super::metrics::LiveMetrics;
+use super::ownership::Term;
 use super::trunks::TrunkRoom;
 use super::{AgentResult, Figures, LiveError, WaitingCaller};
 use crate::agents::events::EventKind;
@@ -141,6 +142,16 @@ struct TaskInfo {
     safe_harbour: Vec<Clip>,
     /// The campaign records its calls.
     recording: bool,
+    /// Until when this node's lease of the task lets it dial.
+    term: Term,
+}
+
+impl TaskInfo {
+    /// Whether this node may lease and place calls for the task now: its lease, as last
+    /// renewed, has not run out (a node that stalled past it waits for the next renewal).
+    fn dials_now(&self) -> bool {
+        self.term.dials_at(now_ms())
+    }
 }
 
 /// The task's agents: their ids in the core, and who is busy elsewhere.
@@ -213,12 +224,13 @@ pub fn config(settings: &CallSettings, max_cps: Option<f64>) -> CampaignConfig {
 
 impl Driver {
     /// A driver for `task_id` of `campaign_id`, its core restored from the saved state, with
-    /// the agents of `views` that serve the task already logged in.
+    /// the agents of `views` that serve the task already logged in, dialling within `term`.
     pub async fn start(
         ctx: Ctx,
         campaign_id: i64,
         task_id: i64,
         views: &[AgentView],
+        term: Term,
     ) -> Result<(Self, mpsc::UnboundedReceiver<(CallId, CallEvent)>), LiveError> {
         let campaign = ctx.store.campaign(campaign_id).await?;
         let task = ctx.store.task(campaign_id, task_id).await?;
@@ -262,6 +274,7 @@ impl Driver {
                 dial_plan,
                 safe_harbour,
                 recording: campaign.spec.recording,
+                term,
             },
             core,
             roster: Roster::default(),
@@ -776,7 +789,7 @@ impl Driver {
                     .count();
                 let free = self.ctx.trunks.free_lines();
                 let n = n.min(free.saturating_sub(u32::try_from(unheard).unwrap_or(u32::MAX)));
-                if self.draining || n == 0 {
+                if self.draining || n == 0 || !self.task.dials_now() {
                     self.give_core(Vec::new());
                 } else {
                     if let Some(ids) = self.hopper.take_for_core(n, Instant::now()) {

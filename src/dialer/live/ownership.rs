@@ -8,11 +8,18 @@
 //! The timing lives here: [`LEASE`], [`RENEW_EVERY`], [`MARGIN`]. A node that dies loses its
 //! tasks after at most [`LEASE`]; the others look every second, so a task moves within
 //! `LEASE` plus a second or two.
+//!
+//! A node that stalls (stopped, swapped out) past its lease may wake with its driver's timers
+//! due before the next renewal tells it the task is gone. Each driver therefore reads the
+//! lease's [`Term`]: the time the last renewal holds good until ([`MARGIN`] before its expiry);
+//! past it the driver leases and places nothing until a renewal extends it.
 
 use crate::agents::session::TaskId;
 use crate::store::task_leases::Claim;
 use crate::store::Store;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a task lease lasts without renewal.
@@ -64,11 +71,30 @@ impl Held {
     }
 }
 
+/// Until when a task's lease, as last renewed by this node, lets its driver dial (epoch ms):
+/// shared between [`Ownership`], which extends it, and the task's driver, which reads it.
+#[derive(Debug, Clone, Default)]
+pub struct Term(Arc<AtomicI64>);
+
+impl Term {
+    /// Whether the lease still lets this node dial at `now_ms` (false before the first claim
+    /// and once the lease is lost).
+    pub fn dials_at(&self, now_ms: i64) -> bool {
+        now_ms < self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, until_ms: i64) {
+        self.0.store(until_ms, Ordering::Release);
+    }
+}
+
 /// This node's task leases.
 pub struct Ownership {
     store: Store,
     node: String,
     held: HashMap<TaskId, Held>,
+    /// Each task's term, as its driver reads it (kept while the task is wanted or held).
+    terms: HashMap<TaskId, Term>,
     /// The other node last seen holding a task this node wanted (logged once per change).
     elsewhere: HashMap<TaskId, String>,
 }
@@ -80,6 +106,7 @@ impl Ownership {
             store,
             node,
             held: HashMap::new(),
+            terms: HashMap::new(),
             elsewhere: HashMap::new(),
         }
     }
@@ -92,6 +119,11 @@ impl Ownership {
     /// Whether this node holds `task`'s lease (as last written).
     pub fn holds(&self, task: TaskId) -> bool {
         self.held.contains_key(&task)
+    }
+
+    /// The term of `task`'s lease, for its driver.
+    pub fn term(&mut self, task: TaskId) -> Term {
+        self.terms.entry(task).or_default().clone()
     }
 
     /// The tasks whose lease this node holds.
@@ -115,13 +147,12 @@ impl Ownership {
         {
             Ok(Claim::Held { from }) => {
                 self.elsewhere.remove(&task);
-                self.held.insert(
-                    task,
-                    Held {
-                        renewed_ms: now_ms,
-                        expires_ms: now_ms + ms(LEASE),
-                    },
-                );
+                let held = Held {
+                    renewed_ms: now_ms,
+                    expires_ms: now_ms + ms(LEASE),
+                };
+                self.held.insert(task, held);
+                self.term(task).set(held.expires_ms - ms(MARGIN));
                 if let Some(from) = &from {
                     tracing::info!(task, from = %from, node = %self.node, "call task taken over");
                 }
@@ -139,6 +170,7 @@ impl Ownership {
                 }
                 self.elsewhere.insert(task, node.clone());
                 self.held.remove(&task);
+                self.term(task).set(0);
                 Hold::Elsewhere(node)
             }
             Err(e) => {
@@ -150,6 +182,7 @@ impl Ownership {
                     },
                     Some(_) => {
                         self.held.remove(&task);
+                        self.term(task).set(0);
                         Hold::Lapsed
                     }
                     None => Hold::Lapsed,
@@ -161,10 +194,14 @@ impl Ownership {
     /// Forgets the tasks no longer wanted nor held (for the log of where tasks are dialled).
     pub fn forget_others(&mut self, keep: &[TaskId]) {
         self.elsewhere.retain(|t, _| keep.contains(t));
+        self.terms.retain(|t, _| keep.contains(t));
     }
 
     /// Gives up `task`'s lease (its driver has ended).
     pub async fn release(&mut self, task: TaskId) {
+        if let Some(term) = self.terms.get(&task) {
+            term.set(0);
+        }
         if self.held.remove(&task).is_some() {
             if let Err(e) = self.store.release_task(task, &self.node).await {
                 // It expires by itself.
@@ -191,5 +228,43 @@ mod tests {
         assert!(!h.lapsed(2 * ms(RENEW_EVERY)));
         assert!(h.lapsed(ms(LEASE) - ms(MARGIN)));
         const { assert!(2 * RENEW_EVERY.as_secs() + MARGIN.as_secs() < LEASE.as_secs()) };
+    }
+
+    #[tokio::test]
+    async fn a_driver_may_dial_until_its_lease_nears_expiry_and_not_once_another_node_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::test_support::store_in(dir.path()).await;
+        let spec = serde_json::from_value(serde_json::json!({"name": "c"})).unwrap();
+        let c = store.create_campaign(&spec).await.unwrap();
+        let t = serde_json::json!({"name": "dial", "kind": "call"});
+        let task = store
+            .create_task(c.id, serde_json::from_value(t).unwrap())
+            .await
+            .unwrap()
+            .id;
+        let mut n1 = Ownership::new(store.clone(), "n1".into());
+        let term = n1.term(task);
+        assert!(!term.dials_at(0), "no driver dials before the first claim");
+        let t0 = 1_000_000;
+        assert!(matches!(
+            n1.hold(task, t0).await,
+            Hold::Held { fresh: true, .. }
+        ));
+        assert!(term.dials_at(t0 + ms(LEASE) - ms(MARGIN) - 1));
+        // Stalled past its lease, n1 wakes: its driver may not dial before a renewal says
+        // the task is still its own.
+        let woke = t0 + ms(LEASE) + 1_000;
+        assert!(!term.dials_at(woke));
+        let mut n2 = Ownership::new(store, "n2".into());
+        assert!(matches!(n2.hold(task, woke - 500).await, Hold::Held { .. }));
+        assert_eq!(n1.hold(task, woke).await, Hold::Elsewhere("n2".into()));
+        assert!(!term.dials_at(woke));
+        // Had n1 renewed in time instead, the term moves on with each renewal.
+        assert!(n2.term(task).dials_at(woke));
+        assert!(matches!(
+            n2.hold(task, woke + ms(RENEW_EVERY)).await,
+            Hold::Held { fresh: false, .. }
+        ));
+        assert!(n2.term(task).dials_at(woke + ms(LEASE)));
     }
 }

@@ -352,7 +352,9 @@ impl Supervisor {
             if self.running.contains_key(&task) || !ours.contains(&task) {
                 continue;
             }
-            let (driver, calls) = Driver::start(self.ctx.clone(), campaign, task, &views).await?;
+            let term = self.ownership.term(task);
+            let (driver, calls) =
+                Driver::start(self.ctx.clone(), campaign, task, &views, term).await?;
             let (tx, rx) = mpsc::unbounded_channel();
             let done = tokio::spawn(driver.run(rx, calls));
             self.live

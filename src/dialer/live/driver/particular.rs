@@ -16,6 +16,7 @@ impl Driver {
     /// most every [`PARTICULAR_EVERY`]; they come back to [`Driver::hold_for_owners`].
     pub(super) fn take_particular(&mut self) {
         if self.draining
+            || !self.task.dials_now()
             || self
                 .particular_checked
                 .is_some_and(|t| t.elapsed() < PARTICULAR_EVERY)

@@ -47,6 +47,12 @@ impl Driver {
     }
 
     pub(super) async fn place(&mut self, call: CallId, contact: ContactId, agent: Option<AgentId>) {
+        if !self.task.dials_now() {
+            // Its lease ran out while this node stalled: another node may be dialling the
+            // contact now. The core hears of a call not placed.
+            tracing::warn!(task = self.task.id, %call, contact = contact.0, "call task lease past its term; call not placed");
+            return self.feed(Input::Failed(call, CallEnd::Unavailable));
+        }
         let Some(c) = self.hopper.place(contact) else {
             tracing::warn!(task = self.task.id, %call, "placing a contact not leased");
             return self.feed(Input::Failed(call, CallEnd::Unavailable));
