@@ -6,9 +6,9 @@
 //! Runs on a throwaway cluster (tests/common/pg.rs), so it needs Debian's `postgresql`
 //! (`BENCH_BACKEND=sqlite`: the import on a SQLite file instead, for comparison):
 //! `cargo bench --profile dev --bench store_pg` (or without `--profile dev` for optimised code).
-//! `BENCH_INDEXES=0018`: the import with the contacts indexes and contact_phones' campaign key
-//! of before migrations 0019 and 0020 (on PostgreSQL), to compare on one build and one machine
-//! state.
+//! `BENCH_INDEXES=0018`: the import with the contacts indexes and keys of before migrations
+//! 0019 to 0021 (on PostgreSQL); `BENCH_INDEXES=0020`: with the keys of before 0021 (a key per
+//! column, the numbers' key onto their contact), to compare on one build and one machine state.
 //! It reports figures; it fails on no time.
 
 #[path = "../tests/common/pg.rs"]
@@ -106,15 +106,27 @@ const INDEXES_0018: &str =
     CREATE INDEX contacts_import ON contacts (import_id, import_line); \
     ALTER TABLE contact_phones ADD FOREIGN KEY (campaign_id) REFERENCES campaigns (id) ON DELETE CASCADE";
 
+/// The contacts' keys as they were before migration 0021, for `BENCH_INDEXES=0020`.
+const KEYS_0020: &str = "DROP TRIGGER contacts_take_their_phones ON contacts; \
+    ALTER TABLE contacts DROP CONSTRAINT contacts_task_campaign_fkey; \
+    ALTER TABLE contacts ADD FOREIGN KEY (campaign_id) REFERENCES campaigns (id) ON DELETE CASCADE; \
+    ALTER TABLE contacts ADD FOREIGN KEY (task_id) REFERENCES tasks (id); \
+    ALTER TABLE contact_phones ADD FOREIGN KEY (contact_id) REFERENCES contacts (id) ON DELETE CASCADE";
+
 async fn import(store: &Store, url: &str, rows: u64) {
-    if std::env::var("BENCH_INDEXES").is_ok_and(|v| v == "0018") {
+    let older = match std::env::var("BENCH_INDEXES").as_deref() {
+        Ok("0018") => format!("{KEYS_0020}; {INDEXES_0018}"),
+        Ok("0020") => KEYS_0020.to_string(),
+        _ => String::new(),
+    };
+    if !older.is_empty() {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
             .connect(url)
             .await
             .unwrap();
-        sqlx::raw_sql(INDEXES_0018).execute(&pool).await.unwrap();
-        println!("import: with the contacts indexes and keys of migration 0018");
+        sqlx::raw_sql(&older).execute(&pool).await.unwrap();
+        println!("import: with the contacts indexes and keys of before migration 0021 or 0019");
     }
     let (campaign, task) = campaign(store, "import").await;
     let peak = Arc::new(AtomicU64::new(0));

@@ -1,6 +1,7 @@
 //! CSV imports: read row by row from a stream, checked, inserted in batches of 1,000 rows that
 //! each commit with the import's progress, and reported (the report is kept per campaign).
 
+use super::backend::Backend;
 use super::contacts::NewContact;
 use super::csv_strict::{Next, StrictReader, Unclosed};
 use super::{now_ms, phone, rfc3339, Result, Store, StoreError};
@@ -877,8 +878,20 @@ impl Store {
             .filter_map(|(row, kept)| kept.then_some(row))
             .collect();
         tally.inserted = good.len() as i64;
-        let ids =
-            Self::insert_contacts(&mut db, campaign_id, task_id, Some(import_id), &good).await?;
+        let span = match self.backend {
+            Backend::Postgres => {
+                Self::insert_contacts_pg(&mut db, campaign_id, task_id, import_id, &good).await?
+            }
+            Backend::Sqlite => {
+                let ids =
+                    Self::insert_contacts(&mut db, campaign_id, task_id, Some(import_id), &good)
+                        .await?;
+                ids.iter()
+                    .min()
+                    .zip(ids.iter().max())
+                    .map(|(a, b)| (*a, *b))
+            }
+        };
         let fresh: Vec<String> = good.iter().flat_map(|r| r.phones.iter().cloned()).collect();
         Self::mark_new_numbers(&mut db, campaign_id, &fresh).await?;
         sqlx::query(
@@ -893,11 +906,7 @@ impl Store {
         .execute(&mut *db)
         .await?;
         db.commit().await?;
-        Ok(ids
-            .iter()
-            .min()
-            .zip(ids.iter().max())
-            .map(|(a, b)| (*a, *b)))
+        Ok(span)
     }
 }
 
@@ -926,6 +935,49 @@ mod tests {
             phone_columns: vec!["phone".into(), "mobile".into()],
             task_id: None,
             user: "test".into(),
+        }
+    }
+
+    crate::store::both_backends! {
+        async fn imported_numbers_go_with_their_contacts_and_a_task_holding_contacts_stays() {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, c) = setup(dir.path()).await;
+            let csv = "name,phone,mobile\nAnn,030 1234567,0151 23456789\nBob,030 1234568,\n";
+            let r = store
+                .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(csv))
+                .await
+                .unwrap();
+            assert_eq!(r.inserted, 2, "{r:?}");
+            let task = store.first_task(c).await.unwrap();
+            assert!(matches!(
+                store.delete_task(c, task).await.unwrap_err(),
+                StoreError::Conflict(_)
+            ));
+            let numbers = |store: Store| async move {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM contact_phones")
+                    .fetch_one(&store.reader)
+                    .await
+                    .unwrap()
+            };
+            assert_eq!(numbers(store.clone()).await, 3);
+            // Ann deleted: her two numbers go with her, and may be imported again.
+            let ann: i64 =
+                sqlx::query_scalar("SELECT contact_id FROM contact_phones WHERE phone = $1")
+                    .bind("+49301234567")
+                    .fetch_one(&store.reader)
+                    .await
+                    .unwrap();
+            store.delete_contact(c, ann).await.unwrap();
+            assert_eq!(numbers(store.clone()).await, 1);
+            let again = store
+                .import_csv(c, options(ImportMode::Append), std::io::Cursor::new(csv))
+                .await
+                .unwrap();
+            assert_eq!((again.inserted, again.duplicates), (1, 1), "{again:?}");
+            // The campaign deleted: its contacts, numbers and task with it.
+            store.delete_campaign(c).await.unwrap();
+            assert_eq!(numbers(store.clone()).await, 0);
+            assert!(store.task(c, task).await.is_err());
         }
     }
 
