@@ -34,6 +34,10 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a node's row holds its name without a renewal.
 pub const EXPIRY: Duration = Duration::from_secs(15);
 
+/// A renewal is taken to hold the name this much less than [`EXPIRY`]: the nodes' clocks may
+/// differ by less.
+pub const MARGIN: Duration = Duration::from_secs(4);
+
 /// The lock file in the state directory: locked while a daemon runs on it, naming its instance.
 pub const LOCK_FILE: &str = "node.lock";
 
@@ -190,7 +194,7 @@ impl Node {
             )
             .await?
         {
-            NameClaim::Held => {}
+            NameClaim::Held => store.name_held_until(now + ms(EXPIRY) - ms(MARGIN)),
             // The file keeps naming the predecessor, so that a later start still knows it.
             NameClaim::Taken(row) => return Err(NodeError::taken(row, now)),
         }
@@ -243,7 +247,7 @@ impl Node {
                 .renew_node(&self.name, &self.instance, now, ms(EXPIRY))
                 .await
             {
-                Ok(true) => {}
+                Ok(true) => self.store.name_held_until(now + ms(EXPIRY) - ms(MARGIN)),
                 Ok(false) => {
                     if self.reclaim(now).await {
                         return;
@@ -273,6 +277,7 @@ impl Node {
             .await
         {
             Ok(NameClaim::Held) => {
+                self.store.name_held_until(now + ms(EXPIRY) - ms(MARGIN));
                 tracing::warn!(node = %self.name, "node name had lapsed; taken again");
                 false
             }

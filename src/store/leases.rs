@@ -373,6 +373,29 @@ mod tests {
     }
 
     crate::store::both_backends! {
+        async fn a_node_whose_name_was_not_renewed_in_time_writes_on_its_leases_only_once_renewed() {
+            let (_dir, store, campaign, task) = with_contacts(4).await;
+            let now = now_ms();
+            store.name_held_until(now + 11_000);
+            store.claim_task(task, "n1", now, 15_000).await.unwrap();
+            let leased = store.lease_callable(campaign, task, 1, now, "n1").await.unwrap();
+            // The daemon stalled past its name's renewal: on waking, its timers are due
+            // before its heartbeat, and may not write under a name another may hold by now.
+            store.name_held_until(now - 1);
+            let unrenewed = |e: Option<StoreError>| matches!(e, Some(StoreError::NameUnrenewed));
+            assert!(unrenewed(store.claim_task(task, "n1", now, 15_000).await.err()));
+            assert!(unrenewed(store.lease_callable(campaign, task, 1, now, "n1").await.err()));
+            assert!(unrenewed(store.release_lease(leased[0].id).await.err()));
+            assert_eq!(store.leases().await.unwrap().len(), 1);
+            // The heartbeat renews the name: the writes go through again.
+            store.name_held_until(now_ms() + 11_000);
+            store.claim_task(task, "n1", now, 15_000).await.unwrap();
+            store.release_lease(leased[0].id).await.unwrap();
+            assert!(store.leases().await.unwrap().is_empty());
+        }
+    }
+
+    crate::store::both_backends! {
         async fn recovery_touches_the_nodes_own_leases_and_those_of_tasks_taken_over_once() {
             let (_dir, store, campaign, task) = with_contacts(6).await;
             let now = now_ms();

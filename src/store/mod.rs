@@ -251,6 +251,14 @@ pub enum StoreError {
          the leases named after it)"
     )]
     Fenced,
+    /// This daemon's node name was not renewed in time (it stalled, or the store did not
+    /// answer): another instance may hold it by now, so it writes nothing under it until the
+    /// next renewal says it is still its own.
+    #[error(
+        "not written: this node's name was not renewed in time; writes on its leases wait \
+         for the next heartbeat"
+    )]
+    NameUnrenewed,
     /// Any other database failure.
     #[error("database error: {0}")]
     Db(sqlx::Error),
@@ -321,6 +329,9 @@ pub struct Store {
     node: Option<std::sync::Arc<str>>,
     /// Set once another instance holds this daemon's node name ([`Store::fence`]).
     fenced: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Until when this daemon's node name, as last renewed, is surely its own (epoch ms;
+    /// 0: no node, nothing checked) ([`Store::name_held_until`]).
+    name_until: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Store {
@@ -416,6 +427,7 @@ impl Store {
             timings: timings::Timings::default(),
             node: None,
             fenced: Default::default(),
+            name_until: Default::default(),
         };
         Ok(store)
     }

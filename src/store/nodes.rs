@@ -65,10 +65,24 @@ impl Store {
         self.fenced.load(Ordering::SeqCst)
     }
 
-    /// Refuses a write made as the holder of this node's leases once fenced.
+    /// Until when this daemon's node name, as last renewed, is surely still its own (epoch
+    /// ms on this node's clock): past it, writes made as the holder of its leases fail with
+    /// [`StoreError::NameUnrenewed`] until the next renewal moves it on. A daemon that stalls
+    /// past it wakes with timers due before its heartbeat; this keeps them from writing under
+    /// a name another instance may have taken meanwhile. Shared by every clone of the store.
+    pub fn name_held_until(&self, until_ms: i64) {
+        self.name_until.store(until_ms, Ordering::SeqCst);
+    }
+
+    /// Refuses a write made as the holder of this node's leases once fenced, or while its
+    /// name is not known to be its own ([`Store::name_held_until`]).
     pub(crate) fn unfenced(&self) -> Result<()> {
         if self.is_fenced() {
             return Err(StoreError::Fenced);
+        }
+        let until = self.name_until.load(Ordering::SeqCst);
+        if until > 0 && super::now_ms() >= until {
+            return Err(StoreError::NameUnrenewed);
         }
         Ok(())
     }
