@@ -10,7 +10,11 @@
 //! Kamailio is not in front there: each node's agents register with that node directly. In
 //! front of three other nodes (conf/kamailio/dialerd-cluster.cfg), it sends carriers' calls to
 //! the nodes in turn and each agent's phone to the node of its call task (it asks
-//! `GET /api/v1/nodes/route`), also after that node dies.
+//! `GET /api/v1/nodes/route`), also after that node dies. And in front of three more, with a
+//! predictive campaign whose agents' phones all register through it: the node dialling it is
+//! SIGKILLed, the agents are logged out, their phones register again through Kamailio and
+//! reach a survivor, where they log in; that node takes the task over within 30 s and the
+//! campaign ends there, no number dialled twice at once and every call an attempt.
 
 mod common;
 
@@ -243,40 +247,9 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
     println!("the holder saw the change written elsewhere after {picked_up:?}");
     assert!(picked_up < Duration::from_millis(2500), "{picked_up:?}");
 
-    // Mid-campaign, the holder is killed right after one of its agents got a customer (who
-    // talks 4.5-6 s): that call is surely cut, whatever the others are doing at that moment.
-    let holder_admin = Api::new(&nodes[h].d, ADMIN);
-    let mut seen = std::collections::HashSet::new();
-    let mut first = true;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let items = holder_admin.ok("GET", "/api/v1/agents", None)["items"].clone();
-        let talking: Vec<String> = items
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["state"] == "talking" && !a["call_id"].is_null())
-            .map(|a| a["call_id"].to_string())
-            .collect();
-        let fresh = talking.iter().any(|c| !seen.contains(c));
-        if fresh && !first && total_attempts(&admin) >= 6 {
-            break;
-        }
-        seen.extend(talking);
-        first = false;
-        assert!(Instant::now() < deadline, "the campaign does not get going");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    nodes[h].d.signal(libc::SIGKILL);
-    let killed_at = Instant::now();
-    let killed_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    nodes[h]
-        .d
-        .wait_exit(Duration::from_secs(5))
-        .expect("killed");
+    // Mid-campaign, the holder is killed.
+    let (killed_at, killed_unix) =
+        kill_on_a_new_customer(&mut nodes[h].d, || total_attempts(&admin) >= 6);
     let dead = nodes.remove(h);
     let admin = Api::new(&nodes[0].d, ADMIN);
 
@@ -326,6 +299,247 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
         "{recovered}"
     );
 
+    let (calls, interrupted) =
+        ends_without_double_dials(&admin, c, contacts, &log, dead.rtp, killed_unix);
+    println!(
+        "{contacts} contacts, {} calls, {interrupted} interrupted; moved after {moved:?}",
+        calls
+    );
+    drop(phones);
+}
+
+/// The nodes' `sip.agent_login_number`, which Kamailio routes to the agent's node.
+const LOGIN_NUMBER: &str = "1099";
+
+#[test]
+fn behind_kamailio_a_predictive_task_moves_with_its_agents_when_its_node_is_killed() {
+    pg::set(Backend::Postgres);
+    let _alone = three_nodes();
+    let url = pg::database();
+    let contacts = 30;
+    let carrier_port = free_udp_port();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("carrier.log");
+    let customers = Customers::start(&log);
+    let _far = logged_carrier(
+        "dialer/carrier_random.xml",
+        carrier_port,
+        contacts * 3,
+        customers.port,
+        &log,
+    );
+    let names = ["n1", "n2", "n3"];
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .map(|n| start_node(&url, n, carrier_port))
+        .collect();
+    let admin = Api::new(&nodes[0].d, ADMIN);
+    // Kamailio in front: the agents' phones register through it.
+    let (_, kamailio_user) = user(&admin, "kamailio", "proxy");
+    let mut list = String::new();
+    for (k, n) in nodes.iter().enumerate() {
+        let port = n.d.sip.port();
+        list.push_str(&format!("1 sip:127.0.0.1:{port} 0 0\n"));
+        list.push_str(&format!(
+            "2 sip:127.0.0.1:{port} 0 {} api=http://{}\n",
+            10 - k,
+            n.d.http
+        ));
+    }
+    let k_port = free_udp_port();
+    let kamailio = std::net::SocketAddr::from(([127, 0, 0, 1], k_port));
+    let proxy = proxy(logs.path(), k_port, &list, &kamailio_user.token);
+    let settings = json!({
+        "queue": "sales", "dial_mode": "predictive", "abandon_target": 0.03,
+        "wrap_up_seconds": 1, "ring_timeout_seconds": 15, "max_attempts": 1
+    });
+    let (c, task) = dialing_campaign(&admin, "Behind Kamailio", settings, contacts, 0);
+    upload_safe_harbour(&admin, c, 2.0);
+    // Four agents of the task: Kamailio sends their phones to the node the placement rule
+    // names for it, and they log in there.
+    let x = names
+        .iter()
+        .position(|n| *n == dialerd::placement::agent_node("", &[task], &[], &names).unwrap())
+        .unwrap();
+    let mut ids = Vec::new();
+    let mut phones = HashMap::new();
+    let register = |i: usize| {
+        phone(
+            &format!("agent{i}"),
+            &format!("sipp-agent-secret-{i}"),
+            kamailio,
+        )
+    };
+    for i in 1..=4 {
+        let (id, _) = user(&admin, &format!("agent{i}"), "agent");
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/users/{id}"),
+            Some(json!({"tasks": [task]})),
+        );
+        ids.push(id);
+        phones.insert(i, register(i));
+    }
+    let log_in = |d: &Daemon, id: i64| -> (u16, Value) {
+        Api::new(d, ADMIN).call(
+            "POST",
+            &format!("/api/v1/agents/{id}/session"),
+            Some(json!({"tasks": [task], "phone": "sip"})),
+        )
+    };
+    // Where Kamailio last sent agent i's REGISTER, as its log says.
+    let routed = |i: usize| -> String {
+        let text = proxy.log_text();
+        let line = text
+            .lines()
+            .rfind(|l| l.contains(&format!("cluster: REGISTER for agent{i} to ")))
+            .unwrap_or_else(|| panic!("agent{i}'s REGISTER not through Kamailio:\n{text}"));
+        line.to_string()
+    };
+    for i in 1..=4 {
+        let to = format!("to its node sip:127.0.0.1:{}", nodes[x].d.sip.port());
+        assert!(routed(i).contains(&to), "{}", routed(i));
+    }
+    for &id in &ids {
+        let (status, session) = log_in(&nodes[x].d, id);
+        assert_eq!(status, 201, "{session}\n{}", proxy.log_text());
+        Api::new(&nodes[x].d, ADMIN).ok("POST", &format!("/api/v1/agents/{id}/ready"), None);
+    }
+    admin.ok(
+        "PATCH",
+        &format!("/api/v1/campaigns/{c}"),
+        Some(json!({"status": "enabled"})),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while owner(&nodes[0], task).as_deref() != Some(names[x]) {
+        assert!(
+            Instant::now() < deadline,
+            "{} does not hold the task",
+            names[x]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Mid-campaign, the node is killed; its agents' sessions end with it.
+    let attempted = || {
+        admin
+            .all_contacts(c, "", 100)
+            .iter()
+            .map(|k| k["attempts"].as_i64().unwrap())
+            .sum::<i64>()
+            >= 4
+    };
+    let (killed_at, killed_unix) = kill_on_a_new_customer(&mut nodes[x].d, attempted);
+    let dead = nodes.remove(x);
+    let admin = Api::new(&nodes[0].d, ADMIN);
+    for a in admin.ok("GET", "/api/v1/agents", None)["items"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(a["state"], "logged_out", "{a}");
+    }
+    // Their phones register again through Kamailio, reach a surviving node, and the agents log
+    // in there; that node takes the task over within 30 s of the kill.
+    let mut taker = None;
+    for (n, &id) in ids.iter().enumerate() {
+        let i = n + 1;
+        drop(phones.remove(&i));
+        phones.insert(i, register(i));
+        let logged: Vec<usize> = (0..nodes.len())
+            .filter(|&k| log_in(&nodes[k].d, id).0 == 201)
+            .collect();
+        assert_eq!(
+            logged.len(),
+            1,
+            "agent{i} logged in on {logged:?}\n{}",
+            proxy.log_text()
+        );
+        assert!(
+            taker.is_none() || taker == Some(logged[0]),
+            "the agents on two nodes"
+        );
+        taker = Some(logged[0]);
+        let to = format!("sip:127.0.0.1:{}", nodes[logged[0]].d.sip.port());
+        assert!(routed(i).contains(&to), "{}", routed(i));
+        Api::new(&nodes[logged[0]].d, ADMIN).ok(
+            "POST",
+            &format!("/api/v1/agents/{id}/ready"),
+            None,
+        );
+    }
+    let t = taker.unwrap();
+    loop {
+        if owner(&nodes[t], task).as_deref() == Some(nodes[t].name.as_str()) {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "task {task} not moved to {}",
+            nodes[t].name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let moved = killed_at.elapsed();
+
+    // The campaign ends on the new node, with no number dialled twice at once.
+    let (calls, interrupted) =
+        ends_without_double_dials(&admin, c, contacts, &log, dead.rtp, killed_unix);
+    println!(
+        "{contacts} contacts, {calls} calls, {interrupted} interrupted; moved to {} after {moved:?}",
+        nodes[t].name
+    );
+    drop(phones);
+}
+
+/// Kills `holder` (SIGKILL) right after one of its agents got a customer (who talks 4.5-6 s),
+/// once `going` says the campaign got going: that call is surely cut, whatever the other
+/// calls are doing at that moment. Returns when it was killed (now, and Unix seconds).
+fn kill_on_a_new_customer(holder: &mut Daemon, going: impl Fn() -> bool) -> (Instant, f64) {
+    let holder_admin = Api::new(holder, ADMIN);
+    let mut seen = std::collections::HashSet::new();
+    let mut first = true;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let items = holder_admin.ok("GET", "/api/v1/agents", None)["items"].clone();
+        let talking: Vec<String> = items
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["state"] == "talking" && !a["call_id"].is_null())
+            .map(|a| a["call_id"].to_string())
+            .collect();
+        let fresh = talking.iter().any(|c| !seen.contains(c));
+        if fresh && !first && going() {
+            break;
+        }
+        seen.extend(talking);
+        first = false;
+        assert!(Instant::now() < deadline, "the campaign does not get going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    holder.signal(libc::SIGKILL);
+    let killed_at = Instant::now();
+    let killed_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    holder.wait_exit(Duration::from_secs(5)).expect("killed");
+    (killed_at, killed_unix)
+}
+
+/// Waits until `contacts` contacts of campaign `c` are all done, then checks the carrier's log
+/// (`log`) against the store: no number was dialled twice at once; the calls of the node
+/// killed at `killed_unix` (RTP ports `dead_rtp`) left in flight were dialled again only after
+/// the kill; every call the carrier saw is an attempt, those cut short `$interrupted`, and
+/// at least one was. Returns the calls the carrier saw and the `$interrupted` attempts.
+fn ends_without_double_dials(
+    admin: &Api,
+    c: i64,
+    contacts: usize,
+    log: &std::path::Path,
+    dead_rtp: (u16, u16),
+    killed_unix: f64,
+) -> (usize, usize) {
     // The campaign runs to its end on the survivors.
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
@@ -346,9 +560,8 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
     std::thread::sleep(Duration::from_secs(2));
 
     // The carrier's view: per number, its calls in order, each with the node that placed it.
-    let dead_rtp = dead.rtp;
     let mut calls: BTreeMap<String, Vec<Placed>> = BTreeMap::new();
-    for e in carrier_log(&log) {
+    for e in carrier_log(log) {
         let list = calls.entry(e.number.clone()).or_default();
         if e.kind == "invite" {
             let port = e.rtp.unwrap_or(0);
@@ -392,7 +605,7 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
             .unwrap()
             .trim_start_matches('+')
             .to_string();
-        let results = attempts(&admin, c, k["id"].as_i64().unwrap());
+        let results = attempts(admin, c, k["id"].as_i64().unwrap());
         interrupted += results.iter().filter(|r| *r == "$interrupted").count();
         by_number.insert(number, results);
     }
@@ -416,15 +629,8 @@ fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled
         interrupted >= 1 && cut >= 1,
         "interrupted {interrupted}, cut {cut}"
     );
-    println!(
-        "{contacts} contacts, {} calls, {interrupted} interrupted; moved after {moved:?}",
-        calls.values().map(Vec::len).sum::<usize>()
-    );
-    drop(phones);
+    (calls.values().map(Vec::len).sum(), interrupted)
 }
-
-/// The nodes' `sip.agent_login_number`, which Kamailio routes to the agent's node.
-const LOGIN_NUMBER: &str = "1099";
 
 /// Kamailio on conf/kamailio/dialerd-cluster.cfg with the dispatcher list `list` on UDP `port`
 /// of 127.0.0.1, asking the nodes with the API token `token`, and sending agents' calls to
