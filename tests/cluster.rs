@@ -67,6 +67,49 @@ fn start_node(url: &str, name: &str, carrier_port: u16) -> Node {
     }
 }
 
+/// Three nodes (n1, n2, n3) dialling through one SIPp carrier that logs every call.
+struct Dialling {
+    nodes: Vec<Node>,
+    /// Their database.
+    url: String,
+    /// The carrier's log of calls (see [`carrier_log`]).
+    log: std::path::PathBuf,
+    /// The directory of the logs (the carrier's, and Kamailio's where there is one).
+    _logs: tempfile::TempDir,
+    /// The carrier and the customers' media, kept while the test runs.
+    _far: (Sipp, Customers),
+}
+
+/// Three nodes on a new PostgreSQL database, behind one SIPp carrier
+/// (`dialer/carrier_random.xml`) that takes three calls per contact of a campaign of
+/// `contacts` (the killed node's calls are placed again).
+fn three_nodes_dialling(contacts: usize) -> Dialling {
+    pg::set(Backend::Postgres);
+    let url = pg::database();
+    let carrier_port = free_udp_port();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("carrier.log");
+    let customers = Customers::start(&log);
+    let far = logged_carrier(
+        "dialer/carrier_random.xml",
+        carrier_port,
+        contacts * 3,
+        customers.port,
+        &log,
+    );
+    let nodes = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| start_node(&url, n, carrier_port))
+        .collect();
+    Dialling {
+        nodes,
+        url,
+        log,
+        _logs: logs,
+        _far: (far, customers),
+    }
+}
+
 /// One call the carrier saw: whether the killed node placed it, and its events in order.
 type Placed = (bool, Vec<(String, f64)>);
 
@@ -120,26 +163,15 @@ fn seed_ledger(url: &str, task: i64) {
 
 #[test]
 fn a_task_moves_to_another_node_when_its_node_is_killed_and_no_number_is_dialled_twice() {
-    pg::set(Backend::Postgres);
     let _alone = three_nodes();
-    let url = pg::database();
     let contacts = 40;
-    let carrier_port = free_udp_port();
-    let logs = tempfile::tempdir().unwrap();
-    let log = logs.path().join("carrier.log");
-    let customers = Customers::start(&log);
-    // More calls than contacts: the killed node's calls are placed again.
-    let _far = logged_carrier(
-        "dialer/carrier_random.xml",
-        carrier_port,
-        contacts * 3,
-        customers.port,
-        &log,
-    );
-    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|n| start_node(&url, n, carrier_port))
-        .collect();
+    let Dialling {
+        mut nodes,
+        url,
+        log,
+        _logs,
+        _far,
+    } = three_nodes_dialling(contacts);
     let admin = Api::new(&nodes[0].d, ADMIN);
     let settings = json!({
         "queue": "sales", "dial_mode": "predictive", "abandon_target": 0.03,
@@ -313,26 +345,16 @@ const LOGIN_NUMBER: &str = "1099";
 
 #[test]
 fn behind_kamailio_a_predictive_task_moves_with_its_agents_when_its_node_is_killed() {
-    pg::set(Backend::Postgres);
     let _alone = three_nodes();
-    let url = pg::database();
     let contacts = 30;
-    let carrier_port = free_udp_port();
-    let logs = tempfile::tempdir().unwrap();
-    let log = logs.path().join("carrier.log");
-    let customers = Customers::start(&log);
-    let _far = logged_carrier(
-        "dialer/carrier_random.xml",
-        carrier_port,
-        contacts * 3,
-        customers.port,
-        &log,
-    );
+    let Dialling {
+        mut nodes,
+        log,
+        _logs: logs,
+        _far,
+        ..
+    } = three_nodes_dialling(contacts);
     let names = ["n1", "n2", "n3"];
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .map(|n| start_node(&url, n, carrier_port))
-        .collect();
     let admin = Api::new(&nodes[0].d, ADMIN);
     // Kamailio in front: the agents' phones register through it.
     let (_, kamailio_user) = user(&admin, "kamailio", "proxy");
