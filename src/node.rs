@@ -38,6 +38,11 @@ pub const EXPIRY: Duration = Duration::from_secs(15);
 /// differ by less.
 pub const MARGIN: Duration = Duration::from_secs(4);
 
+/// Until when a renewal written at `now` holds the name, for [`Store::name_held_until`].
+fn held_until(now: i64) -> i64 {
+    now + ms(EXPIRY) - ms(MARGIN)
+}
+
 /// The lock file in the state directory: locked while a daemon runs on it, naming its instance.
 pub const LOCK_FILE: &str = "node.lock";
 
@@ -194,7 +199,7 @@ impl Node {
             )
             .await?
         {
-            NameClaim::Held => store.name_held_until(now + ms(EXPIRY) - ms(MARGIN)),
+            NameClaim::Held => store.name_held_until(held_until(now)),
             // The file keeps naming the predecessor, so that a later start still knows it.
             NameClaim::Taken(row) => return Err(NodeError::taken(row, now)),
         }
@@ -247,7 +252,7 @@ impl Node {
                 .renew_node(&self.name, &self.instance, now, ms(EXPIRY))
                 .await
             {
-                Ok(true) => self.store.name_held_until(now + ms(EXPIRY) - ms(MARGIN)),
+                Ok(true) => self.store.name_held_until(held_until(now)),
                 Ok(false) => {
                     if self.reclaim(now).await {
                         return;
@@ -277,7 +282,7 @@ impl Node {
             .await
         {
             Ok(NameClaim::Held) => {
-                self.store.name_held_until(now + ms(EXPIRY) - ms(MARGIN));
+                self.store.name_held_until(held_until(now));
                 tracing::warn!(node = %self.name, "node name had lapsed; taken again");
                 false
             }

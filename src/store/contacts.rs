@@ -620,8 +620,7 @@ impl Store {
             .collect();
         let json = serde_json::to_string(&rows)
             .map_err(|e| StoreError::invalid("contacts", e.to_string()))?;
-        // The numbers' foreign key is checked at the statement's end, when the contacts
-        // inserted beside them are there.
+        // Each contact's numbers are written by the same statement, from its RETURNING row.
         let row = sqlx::query(
             "WITH input AS (SELECT * FROM json_to_recordset($4::json) AS x(f json, p json, z text, l bigint)), \
              ins AS (INSERT INTO contacts (campaign_id, task_id, fields, phones, time_zone, status, \

@@ -29,8 +29,8 @@ pub const LEASE: Duration = Duration::from_secs(15);
 pub const RENEW_EVERY: Duration = Duration::from_secs(5);
 
 /// A lease not renewed by this long before its expiry is given up (its driver stopped): the
-/// nodes' clocks may differ by less.
-pub const MARGIN: Duration = Duration::from_secs(4);
+/// nodes' clocks may differ by less (the margin a node name's renewal is held to as well).
+pub const MARGIN: Duration = crate::node::MARGIN;
 
 const fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
